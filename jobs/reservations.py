@@ -1,0 +1,32 @@
+"""Release the stock of orders that stayed unpaid too long."""
+import logging
+
+from shared.extensions import db
+from shared.services import orders
+from shared.timekeeping import utc_now
+
+from jobs.runtime import job
+
+log = logging.getLogger("orderloom.jobs")
+
+
+@job
+def release_expired_reservations(batch: int = 500) -> int:
+    """Cancel each expired unpaid order in its own transaction; returns how many were cancelled."""
+    now = utc_now()
+    cancelled = 0
+    while True:
+        ids = orders.expired_unpaid_order_ids(now, limit=batch)
+        db.session.rollback()  # end the read transaction before the per-order writes
+        if not ids:
+            break
+        round_cancelled = 0
+        for order_id in ids:
+            if orders.cancel_unpaid(order_id, now):
+                round_cancelled += 1
+            db.session.commit()
+        cancelled += round_cancelled
+        if len(ids) < batch or round_cancelled == 0:
+            break
+    log.info("job=release_expired_reservations cancelled=%s", cancelled)
+    return cancelled

@@ -1,0 +1,37 @@
+"""The worker and cron entry points, run inside an app context built by the CLI."""
+import logging
+
+from flask import current_app
+
+from jobs import queues
+from jobs.schedule import SCHEDULE
+from shared.dispatch import redis_connection, resolve
+
+log = logging.getLogger("orderloom.worker")
+
+
+def _redis():
+    connection = redis_connection()
+    if connection is None:
+        raise SystemExit(f"no Redis reachable at REDIS_URL={current_app.config.get('REDIS_URL')!r}")
+    return connection
+
+
+def run_worker(burst: bool = False, simple: bool = False) -> bool:
+    from rq import Queue, SimpleWorker, Worker
+
+    connection = _redis()
+    worker_class = SimpleWorker if simple else Worker
+    worker = worker_class([Queue(name, connection=connection) for name in queues.ALL], connection=connection)
+    log.info("worker=%s queues=%s burst=%s", worker.name, ",".join(queues.ALL), burst)
+    return worker.work(burst=burst, with_scheduler=False)
+
+
+def run_cron() -> None:
+    """Register the schedule with RQ's cron scheduler; names are stable so a restart does not duplicate."""
+    from rq.cron import CronScheduler
+
+    scheduler = CronScheduler(connection=_redis(), name="orderloom-cron")
+    for name, dotted, interval, queue in SCHEDULE:
+        scheduler.register(resolve(dotted), queue, interval=interval, name=name)
+    scheduler.start()

@@ -1,0 +1,67 @@
+"""The staff portal: orders, stock, users, audit, dashboards, and the JSON API."""
+from flask import Flask, g, jsonify, redirect, request, session, url_for
+from flask_login import current_user
+
+from shared.appcore import LANGUAGES, create_core_app
+from shared.extensions import csrf, htmx, limiter, login_manager
+from shared.web import install_edges
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = create_core_app("portal", config)
+    app.config.setdefault("SESSION_COOKIE_NAME", "orderloom_portal")
+    app.config.setdefault("MAX_CONTENT_LENGTH", 1024 * 1024)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.sign_in"
+    login_manager.session_protection = "strong"
+    install_edges(app)
+
+    from portal import api, api_docs, audit, auth, catalog, dashboard, orders, stock, users
+    from portal.templating import install_templating
+
+    for module in (auth, dashboard, orders, stock, catalog, users, audit, api_docs):
+        app.register_blueprint(module.bp)
+    app.register_blueprint(api.bp, url_prefix="/api/v1")
+    csrf.exempt(api.bp)  # bearer tokens only: the API never reads the session cookie
+    install_templating(app)
+
+    @login_manager.user_loader
+    def _load_user(user_id: str):
+        from shared.extensions import db
+        from shared.models import StaffUser
+
+        kind, _, raw_id = user_id.partition(":")
+        if kind != "staff" or not raw_id.isdigit():
+            return None
+        user = db.session.get(StaffUser, int(raw_id))
+        return user if user is not None and user.active else None
+
+    @app.before_request
+    def _viewer_preferences():
+        if current_user.is_authenticated and hasattr(current_user, "locale"):
+            g.locale, g.timezone = current_user.locale, current_user.timezone
+
+    @app.get("/healthz", endpoint="health")
+    def _health():
+        return jsonify({"status": "ok"})
+
+    @app.post("/language", endpoint="set_language")
+    def _set_language():
+        """Switch the UI language; a signed-in user's choice is kept on their account (audited)."""
+        from shared.extensions import db
+        from shared.services import staff
+        from shared.web import staff_actor
+
+        code = request.form.get("lang", "")
+        if code in LANGUAGES:
+            session["lang"] = code
+            if current_user.is_authenticated and hasattr(current_user, "role"):
+                staff.update_user(current_user, staff_actor(current_user), locale=code)
+                db.session.commit()
+        target = request.referrer or ""
+        return redirect(target if target.startswith(request.host_url) else url_for("dashboard.index"))
+
+    return app

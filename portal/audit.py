@@ -1,0 +1,94 @@
+"""The audit viewer, the chain check, and the access-log export for auditors."""
+import csv
+import io
+
+from flask import Blueprint, Response, render_template, request, stream_with_context
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal.access import requires
+from shared.extensions import db
+from shared.models import AccessLogEntry, AuditEvent
+from shared.services import audit
+from shared.web import staff_actor
+
+bp = Blueprint("audit", __name__, url_prefix="/audit")
+PAGE = 100
+
+
+def _before(query, column, raw):
+    return query.where(column < int(raw)) if raw and raw.isdigit() else query
+
+
+def _cell(value):
+    """Neutralise spreadsheet formulas (CSV injection): a leading = + - @ is prefixed with a quote."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@bp.get("/")
+@requires("audit", "view")
+def index():
+    query = select(AuditEvent).order_by(AuditEvent.seq.desc())
+    action = (request.args.get("action") or "").strip()[:64]
+    entity = (request.args.get("entity") or "").strip()[:64]
+    actor = (request.args.get("actor") or "").strip()[:120]
+    if action:
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
+    if entity:
+        query = query.where(AuditEvent.entity_id == entity)
+    if actor:
+        query = query.where(AuditEvent.actor_label == actor)
+    query = _before(query, AuditEvent.seq, request.args.get("before"))
+    events = db.session.execute(query.limit(PAGE)).scalars().all()
+    return render_template("portal/audit/index.html", events=events, action=action, entity=entity, actor=actor,
+                           next_before=events[-1].seq if len(events) == PAGE else None)
+
+
+@bp.post("/verify")
+@requires("audit", "view")
+def verify():
+    intact, checked, problem = audit.verify_chain()
+    return render_template("portal/audit/_verify.html", intact=intact, checked=checked, problem=problem)
+
+
+@bp.get("/access-log")
+@requires("access_log", "view")
+def access_log():
+    query = _before(select(AccessLogEntry).order_by(AccessLogEntry.id.desc()), AccessLogEntry.id,
+                    request.args.get("before"))
+    entries = db.session.execute(query.limit(PAGE)).scalars().all()
+    return render_template("portal/audit/access_log.html", entries=entries,
+                           next_before=entries[-1].id if len(entries) == PAGE else None)
+
+
+@bp.get("/access-log.csv")
+@requires("access_log", "view")
+def access_log_csv():
+    """The whole access log as CSV; the export itself is logged too."""
+    audit.log_access(staff_actor(current_user), "export", "access_log", "all", ["access_log"], channel="export")
+    db.session.commit()
+
+    def rows():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["id", "occurred_at_utc", "actor", "ip", "action", "entity_type", "entity_id", "fields",
+                         "channel"])
+        last_id = 0
+        while True:
+            batch = db.session.execute(select(AccessLogEntry).where(AccessLogEntry.id > last_id)
+                                       .order_by(AccessLogEntry.id).limit(1000)).scalars().all()
+            if not batch:
+                break
+            for entry in batch:
+                writer.writerow([_cell(v) for v in (entry.id, entry.occurred_at.isoformat(), entry.actor_label,
+                                                    entry.ip, entry.action, entry.entity_type, entry.entity_id,
+                                                    entry.fields, entry.channel)])
+                last_id = entry.id
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    return Response(stream_with_context(rows()), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=access-log.csv"})

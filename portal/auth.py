@@ -1,0 +1,49 @@
+"""Staff sign-in and sign-out."""
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import login_user, logout_user
+
+from portal.forms import SignInForm
+from shared.extensions import db
+from shared.services import staff
+from shared.web import client_ip
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths are followed after sign-in (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("dashboard.index")
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    form = SignInForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            user = staff.authenticate(form.username.data, form.password.data, client_ip())
+        except staff.SignInRefused as refused:
+            db.session.commit()  # keep the failure count and the audit event
+            error = _("This account is locked after repeated failures; try again later.") if refused.locked \
+                else _("Wrong username or password.")
+        else:
+            db.session.commit()
+            session.clear()
+            login_user(user)
+            session["lang"] = user.locale
+            return redirect(_safe_next(request.args.get("next")))
+    status = 401 if error else 200
+    return render_template("portal/sign_in.html", form=form, error=error), status
+
+
+@bp.post("/sign-out")
+def sign_out():
+    logout_user()
+    session.clear()
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("auth.sign_in"))

@@ -1,0 +1,47 @@
+"""The dashboard: where orders stand now, as numbers and charts."""
+from datetime import timedelta
+
+from flask import Blueprint, render_template
+from sqlalchemy import func, select
+
+from portal.access import requires
+from shared.extensions import db
+from shared.lifecycle import OPEN_STATUSES, OrderStatus
+from shared.models import Channel, Order, Sku, StockLevel
+from shared.timekeeping import utc_now
+
+bp = Blueprint("dashboard", __name__)
+
+
+def _bars(rows: list[tuple[str, int]]) -> list[dict]:
+    """Rows as bars whose width is relative to the largest (for the inline SVG charts)."""
+    peak = max((count for _, count in rows), default=0) or 1
+    return [{"label": label, "count": count, "width": round(100 * count / peak, 1)} for label, count in rows]
+
+
+@bp.get("/")
+@requires("dashboard", "view")
+def index():
+    by_status = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
+    since = utc_now() - timedelta(days=1)
+    by_channel = db.session.execute(
+        select(Channel.name, func.count(Order.id)).join(Order, Order.channel_id == Channel.id)
+        .where(Order.placed_at >= since).group_by(Channel.name).order_by(func.count(Order.id).desc())
+    ).all()
+    stuck_before = utc_now() - timedelta(hours=4)
+    stuck = db.session.execute(
+        select(func.count()).select_from(Order)
+        .where(Order.status.in_([OrderStatus.CONFIRMED, OrderStatus.ALLOCATED, OrderStatus.PICKING]),
+               Order.updated_at < stuck_before)
+    ).scalar_one()
+    totals = (select(StockLevel.sku_id, func.sum(StockLevel.on_hand - StockLevel.reserved - StockLevel.held)
+                     .label("available")).group_by(StockLevel.sku_id).subquery())
+    low_stock = db.session.execute(
+        select(Sku.code, Sku.name, totals.c.available, Sku.safety_stock).join(totals, totals.c.sku_id == Sku.id)
+        .where(totals.c.available <= Sku.safety_stock).order_by(totals.c.available).limit(10)
+    ).all()
+    status_rows = [(s.value, by_status.get(s.value, 0)) for s in OrderStatus]
+    return render_template("portal/dashboard.html", status_bars=_bars(status_rows),
+                           channel_bars=_bars([(name, count) for name, count in by_channel]),
+                           open_count=sum(by_status.get(s.value, 0) for s in OPEN_STATUSES),
+                           stuck=stuck, low_stock=low_stock)

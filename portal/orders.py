@@ -1,0 +1,124 @@
+"""Orders: the filtered list, the detail page, lifecycle actions, and revealing personal data."""
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal.access import requires
+from portal.forms import ConfirmForm, TransitionForm
+from shared.extensions import db
+from shared.lifecycle import OrderStatus
+from shared.models import AuditEvent, Channel, Reservation, Warehouse
+from shared.order_search import parse_filters, search_orders
+from shared.security.masking import may_reveal, order_contact
+from shared.services import audit, orders
+from shared.services.errors import ServiceError
+from shared.timekeeping import utc_now
+from shared.web import staff_actor
+
+bp = Blueprint("orders", __name__, url_prefix="/orders")
+PAGE_SIZE = 50
+
+
+def _zone() -> str:
+    return g.get("timezone") or "Asia/Shanghai"
+
+
+@bp.get("/")
+@requires("orders", "view")
+def index():
+    error = None
+    try:
+        filters = parse_filters(request.args, _zone())
+        rows, next_cursor = search_orders(filters, _zone(), cursor=request.args.get("cursor"), limit=PAGE_SIZE)
+    except ServiceError as refused:
+        error, rows, next_cursor, filters = refused, [], None, parse_filters({}, _zone())
+    contacts = {o.id: order_contact(o, current_user.role) for o in rows}
+    context = {
+        "orders": rows, "contacts": contacts, "next_cursor": next_cursor, "filters": filters, "error": error,
+        "statuses": list(OrderStatus), "channels": db.session.execute(select(Channel).order_by(Channel.code)).scalars(),
+        "warehouses": db.session.execute(select(Warehouse).order_by(Warehouse.code)).scalars(),
+        "args": request.args,
+    }
+    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "order-table":
+        return render_template("portal/orders/_table.html", **context)
+    return render_template("portal/orders/index.html", **context), 422 if error else 200
+
+
+def _load(order_no: str):
+    try:
+        return orders.get_order(order_no)
+    except ServiceError as refused:
+        if refused.status == 404 or refused.code in ("malformed_order_no", "order_no_check_failed"):
+            abort(404)
+        raise
+
+
+@bp.get("/<order_no>")
+@requires("orders", "view")
+def detail(order_no: str):
+    order = _load(order_no)
+    history = db.session.execute(
+        select(AuditEvent).where(AuditEvent.entity_type == "order", AuditEvent.entity_id == order.order_no)
+        .order_by(AuditEvent.seq)
+    ).scalars().all()
+    reservations = db.session.execute(
+        select(Reservation).where(Reservation.order_id == order.id).order_by(Reservation.id)
+    ).scalars().all()
+    return render_template(
+        "portal/orders/detail.html", order=order, contact=order_contact(order, current_user.role),
+        history=history, reservations=reservations, moves=orders.allowed_moves(order, current_user.role),
+        can_reveal=may_reveal(current_user.role), transition_form=TransitionForm(), payment_form=ConfirmForm(),
+        can_record_payment=current_user.role in orders.PAYMENT_ROLES and order.payment_status == "unpaid"
+        and order.status not in (OrderStatus.CANCELLED, OrderStatus.CLOSED),
+    )
+
+
+@bp.post("/<order_no>/reveal")
+@requires("orders", "view")
+def reveal(order_no: str):
+    """Show the full receiver details to a role allowed to see them; every reveal goes to the access log."""
+    order = _load(order_no)
+    if not may_reveal(current_user.role):
+        abort(403)
+    contact = order_contact(order, current_user.role, reveal=True)
+    audit.log_access(staff_actor(current_user), "reveal", "order", order.order_no,
+                     ["receiver", "phone", "address"], channel="portal")
+    db.session.commit()
+    return render_template("portal/orders/_contact.html", order=order, contact=contact, revealed=True,
+                           can_reveal=False)
+
+
+@bp.post("/<order_no>/transitions")
+@requires("orders", "edit")
+def transition(order_no: str):
+    order = _load(order_no)
+    form = TransitionForm()
+    if not form.validate_on_submit():
+        flash(_("The change was not made: %(errors)s", errors=form.errors), "error")
+        return redirect(url_for("orders.detail", order_no=order.order_no))
+    try:
+        orders.transition_order(order, form.to.data, staff_actor(current_user), form.reason.data)
+        db.session.commit()
+    except ServiceError as refused:
+        db.session.rollback()
+        flash(_("The change was not made: %(message)s", message=refused.message), "error")
+        return redirect(url_for("orders.detail", order_no=order_no)), 303
+    flash(_("Order %(no)s is now %(status)s.", no=order.order_no, status=order.status), "success")
+    return redirect(url_for("orders.detail", order_no=order.order_no), 303)
+
+
+@bp.post("/<order_no>/payment")
+@requires("orders", "view")
+def record_payment(order_no: str):
+    order = _load(order_no)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            orders.record_payment(order, utc_now(), staff_actor(current_user))
+            db.session.commit()
+            flash(_("Payment recorded."), "success")
+        except ServiceError as refused:
+            db.session.rollback()
+            flash(_("The payment was not recorded: %(message)s", message=refused.message), "error")
+    return redirect(url_for("orders.detail", order_no=order_no), 303)

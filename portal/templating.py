@@ -1,0 +1,19 @@
+"""Template helpers for the portal: money, viewer-zone time, labels, and permission checks."""
+from flask import Flask
+from flask_login import current_user
+
+from shared.dispatch import jobs_run_inline
+from shared.security.permissions import can
+from shared.templating import install_common_filters
+
+
+def install_templating(app: Flask) -> None:
+    install_common_filters(app)
+
+    @app.context_processor
+    def _portal_globals():
+        def allowed(resource: str, action: str = "view") -> bool:
+            return current_user.is_authenticated and hasattr(current_user, "role") and can(
+                current_user.role, resource, action)
+
+        return {"allowed": allowed, "jobs_inline": jobs_run_inline}

@@ -1,0 +1,91 @@
+"""Users and roles: accounts, their role, language and lock state; the permission table, read-only."""
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal.access import requires
+from portal.forms import ConfirmForm, UserCreateForm, UserEditForm
+from shared.extensions import db
+from shared.models import StaffUser
+from shared.security.permissions import FIELD_VISIBILITY, PERMISSIONS, RESOURCES, Action, Role
+from shared.services import staff
+from shared.services.errors import ServiceError
+from shared.web import staff_actor
+
+bp = Blueprint("users", __name__, url_prefix="/users")
+
+
+def _page(create_form=None, status=200):
+    users = db.session.execute(select(StaffUser).order_by(StaffUser.username)).scalars().all()
+    forms = {}
+    for user in users:
+        form = UserEditForm(prefix=f"u{user.id}", role=user.role, active=user.active, locale=user.locale)
+        forms[user.id] = form
+    return render_template("portal/users.html", users=users, edit_forms=forms, create_form=create_form or
+                           UserCreateForm(), confirm_form=ConfirmForm(), roles=list(Role), resources=RESOURCES,
+                           actions=list(Action), permissions=PERMISSIONS, visibility=FIELD_VISIBILITY), status
+
+
+@bp.get("/")
+@requires("users", "view")
+def index():
+    return _page()
+
+
+@bp.post("/")
+@requires("users", "edit")
+def create():
+    form = UserCreateForm()
+    if form.validate_on_submit():
+        try:
+            staff.create_user(form.username.data, form.password.data, form.role.data, staff_actor(current_user),
+                              display_name=form.display_name.data, locale=form.locale.data)
+            db.session.commit()
+            flash(_("User %(name)s created.", name=form.username.data), "success")
+            return redirect(url_for("users.index"), 303)
+        except ServiceError as refused:
+            db.session.rollback()
+            form.form_errors.append(refused.message)
+    return _page(form, 422)
+
+
+@bp.post("/<int:user_id>")
+@requires("users", "edit")
+def update(user_id: int):
+    user = db.get_or_404(StaffUser, user_id)
+    form = UserEditForm(prefix=f"u{user.id}")
+    if form.validate_on_submit():
+        try:
+            staff.update_user(user, staff_actor(current_user), role=form.role.data, active=form.active.data,
+                              locale=form.locale.data)
+            db.session.commit()
+            flash(_("User %(name)s saved.", name=user.username), "success")
+        except ServiceError as refused:
+            db.session.rollback()
+            flash(_("Not saved: %(message)s", message=refused.message), "error")
+    else:
+        flash(_("Not saved: %(errors)s", errors=form.errors), "error")
+    return redirect(url_for("users.index"), 303)
+
+
+@bp.post("/<int:user_id>/unlock")
+@requires("users", "edit")
+def unlock(user_id: int):
+    user = db.get_or_404(StaffUser, user_id)
+    if ConfirmForm().validate_on_submit():
+        staff.unlock_user(user, staff_actor(current_user))
+        db.session.commit()
+        flash(_("User %(name)s unlocked.", name=user.username), "success")
+    return redirect(url_for("users.index"), 303)
+
+
+@bp.post("/<int:user_id>/revoke-tokens")
+@requires("users", "edit")
+def revoke_tokens(user_id: int):
+    user = db.get_or_404(StaffUser, user_id)
+    if ConfirmForm().validate_on_submit():
+        count = staff.revoke_tokens(user, staff_actor(current_user))
+        db.session.commit()
+        flash(_("%(count)s API tokens revoked.", count=count), "success")
+    return redirect(url_for("users.index"), 303)

@@ -1,0 +1,177 @@
+"""The `orderloom` command: demo, database, users, audit, keys, worker, cron, benchmarks."""
+import sys
+
+import click
+
+from shared.actors import Actor
+
+
+def _app():
+    from shared.appcore import create_core_app
+
+    return create_core_app("orderloom.cli")
+
+
+CLI_ACTOR = Actor(id=None, label="cli", role="admin", ip=None)
+
+
+@click.group()
+def main():
+    """Orderloom: one order center for every channel."""
+
+
+@main.command()
+@click.option("--portal-port", default=5000, show_default=True)
+@click.option("--customer-port", default=5001, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--orders", "order_count", default=2000, show_default=True, help="orders to seed on first run")
+@click.option("--no-serve", is_flag=True, help="migrate and seed, print the sign-ins, then exit")
+def demo(portal_port, customer_port, host, order_count, no_serve):
+    """Migrate a SQLite database, seed realistic data, serve both apps and run background jobs."""
+    from shared import demo as demo_module
+
+    demo_module.run(host=host, portal_port=portal_port, customer_port=customer_port, order_count=order_count,
+                    serve=not no_serve)
+
+
+@main.group("db")
+def db_group():
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision):
+    """Bring the schema of DATABASE_URL up to date."""
+    from shared.database import upgrade
+
+    app = _app()
+    upgrade(app.config["SQLALCHEMY_DATABASE_URI"], revision)
+    click.echo(f"database at {revision}")
+
+
+@main.group()
+def users():
+    """Staff accounts."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", required=True, help="admin, ops_manager, customer_service, warehouse, finance, auditor")
+@click.option("--display-name", default=None)
+@click.option("--locale", default="zh_CN", show_default=True)
+def users_create(username, role, display_name, locale):
+    """Create a staff user; the password is prompted for, or read from standard input."""
+    from shared.extensions import db
+    from shared.services import staff
+    from shared.services.errors import ServiceError
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    app = _app()
+    with app.app_context():
+        try:
+            staff.create_user(username, password, role, CLI_ACTOR, display_name=display_name, locale=locale)
+            db.session.commit()
+        except ServiceError as refused:
+            raise click.ClickException(refused.message)
+    click.echo(f"created {username} ({role})")
+
+
+@users.command("token")
+@click.argument("username")
+@click.option("--days", type=click.IntRange(1, 3650), default=None, help="lifetime (default 90)")
+def users_token(username, days):
+    """Issue an API token; it is printed once, as the last line."""
+    from shared.extensions import db
+    from shared.services import staff
+    from shared.services.errors import ServiceError
+
+    app = _app()
+    with app.app_context():
+        try:
+            token = staff.issue_token(staff.get_user(username), CLI_ACTOR, days=days)
+            db.session.commit()
+        except ServiceError as refused:
+            raise click.ClickException(refused.message)
+    click.echo(f"API token for {username} (shown once; keep it secret):")
+    click.echo(token)
+
+
+@main.group()
+def audit():
+    """The audit trail."""
+
+
+@audit.command("verify")
+def audit_verify():
+    """Check the hash chain of the audit trail; exit 1 if any event was changed or removed."""
+    from shared.services.audit import verify_chain
+
+    app = _app()
+    with app.app_context():
+        intact, checked, problem = verify_chain()
+    if intact:
+        click.echo(f"audit chain intact: {checked} events")
+        return
+    click.echo(f"audit chain BROKEN after {checked} events: {problem}", err=True)
+    sys.exit(1)
+
+
+@main.group()
+def keys():
+    """Encryption keys for personal data."""
+
+
+@keys.command("new")
+def keys_new():
+    """Print a new data key; put it first in ORDERLOOM_DATA_KEYS, then run `keys rotate`."""
+    from shared.security.crypto import new_key
+
+    click.echo(new_key())
+
+
+@keys.command("rotate")
+def keys_rotate():
+    """Re-encrypt all personal data with the newest key (the first of ORDERLOOM_DATA_KEYS)."""
+    from shared.extensions import db
+    from shared.services.keys import rotate_all
+
+    app = _app()
+    with app.app_context():
+        count = rotate_all(CLI_ACTOR)
+        db.session.commit()
+    click.echo(f"re-encrypted {count} values")
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="work until the queues are empty, then exit")
+@click.option("--simple", is_flag=True, help="run jobs in this process (no fork): faster, less isolated")
+def worker(burst, simple):
+    """Run an RQ worker on the Orderloom queues (needs REDIS_URL)."""
+    from jobs.worker import run_worker
+
+    app = _app()
+    with app.app_context():
+        sys.exit(0 if run_worker(burst=burst, simple=simple) else 1)
+
+
+@main.command()
+def cron():
+    """Enqueue the periodic jobs on their schedule (needs REDIS_URL)."""
+    from jobs.worker import run_cron
+
+    app = _app()
+    with app.app_context():
+        run_cron()
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args):
+    """Benchmarks: `orderloom bench --help` lists them; figures go to docs/PERFORMANCE.md."""
+    from shared import benchmarks
+
+    sys.exit(benchmarks.main(list(args)))

@@ -1,0 +1,52 @@
+"""Configuration read from the environment, with safe demo defaults."""
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+# Demo-only keys: used when the environment gives none, and refused when ORDERLOOM_ENV=production.
+DEMO_SECRET_KEY = "orderloom-demo-secret-key-change-me"
+DEMO_DATA_KEY = "b3JkZXJsb29tLWRlbW8tZGF0YS1rZXktMzJieXRlcyE="
+DEMO_INDEX_KEY = "orderloom-demo-blind-index-key"
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{INSTANCE_DIR / 'orderloom.sqlite3'}"
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    """Build the configuration mapping from the environment, then apply explicit overrides."""
+    env = os.environ
+    config = {
+        "ENV": env.get("ORDERLOOM_ENV", "development"),
+        "SQLALCHEMY_DATABASE_URI": env.get("DATABASE_URL") or _default_database_url(),
+        "REDIS_URL": env.get("REDIS_URL", ""),
+        "SECRET_KEY": env.get("ORDERLOOM_SECRET_KEY", DEMO_SECRET_KEY),
+        "DATA_KEYS": [k.strip() for k in env.get("ORDERLOOM_DATA_KEYS", DEMO_DATA_KEY).split(",") if k.strip()],
+        "BLIND_INDEX_KEY": env.get("ORDERLOOM_INDEX_KEY", DEMO_INDEX_KEY),
+        "MERCHANT_TIMEZONE": env.get("ORDERLOOM_TIMEZONE", "Asia/Shanghai"),
+        "UNPAID_RESERVATION_MINUTES": int(env.get("ORDERLOOM_UNPAID_MINUTES", "30")),
+        "LOGIN_MAX_FAILURES": 5,
+        "LOGIN_LOCKOUT_MINUTES": 15,
+        "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
+        "GUEST_LOOKUP_LIMIT": env.get("ORDERLOOM_GUEST_LOOKUP_LIMIT", "5 per 10 minutes"),
+        "API_TOKEN_DAYS": int(env.get("ORDERLOOM_API_TOKEN_DAYS", "90")),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": env.get("ORDERLOOM_SECURE_COOKIES", "0") == "1",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SECURE": env.get("ORDERLOOM_SECURE_COOKIES", "0") == "1",
+        "PERMANENT_SESSION_LIFETIME": 8 * 3600,
+        "WTF_CSRF_TIME_LIMIT": 8 * 3600,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "JOBS_INLINE": None,  # None: decide by whether Redis answers
+        "BABEL_DEFAULT_LOCALE": "zh_CN",
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+    }
+    if overrides:
+        config.update(overrides)
+    if config["ENV"] == "production":
+        if config["SECRET_KEY"] == DEMO_SECRET_KEY or DEMO_DATA_KEY in config["DATA_KEYS"]:
+            raise RuntimeError("ORDERLOOM_SECRET_KEY and ORDERLOOM_DATA_KEYS must be set in production")
+    return config

@@ -1,0 +1,14 @@
+"""All models, imported here so that metadata and mappers are complete wherever one is used."""
+from shared.models.audit import AccessLogEntry, AuditChainHead, AuditEvent
+from shared.models.catalog import Sku, Warehouse
+from shared.models.channel import Channel, OrderNumberSequence
+from shared.models.customer import Customer, CustomerAddress
+from shared.models.order import Order, OrderLine
+from shared.models.staff import ApiToken, StaffUser
+from shared.models.stock import Reservation, StockLevel, StockMovement
+
+__all__ = [
+    "AccessLogEntry", "ApiToken", "AuditChainHead", "AuditEvent", "Channel", "Customer", "CustomerAddress",
+    "Order", "OrderLine", "OrderNumberSequence", "Reservation", "Sku", "StaffUser", "StockLevel",
+    "StockMovement", "Warehouse",
+]

@@ -1,0 +1,32 @@
+"""What is sold (SKUs) and where it is kept (warehouses)."""
+from sqlalchemy import Boolean, CheckConstraint, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.extensions import db
+from shared.models.types import UTCDateTime
+from shared.timekeeping import utc_now
+
+
+class Sku(db.Model):
+    __tablename__ = "skus"
+    __table_args__ = (CheckConstraint("safety_stock >= 0", name="safety_stock_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    safety_stock: Mapped[int] = mapped_column(Integer, default=0)
+    batch_tracked: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+
+
+class Warehouse(db.Model):
+    __tablename__ = "warehouses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    province: Mapped[str] = mapped_column(String(40))
+    city: Mapped[str] = mapped_column(String(40))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)

@@ -1,0 +1,52 @@
+"""Customers and their saved addresses; personal data is encrypted, phone and email found by blind index."""
+from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shared.extensions import db
+from shared.models.types import EncryptedText, UTCDateTime
+from shared.timekeeping import utc_now
+
+
+class Customer(db.Model):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name = mapped_column(EncryptedText, nullable=False)
+    phone = mapped_column(EncryptedText, nullable=False)
+    phone_index: Mapped[str] = mapped_column(String(64), index=True)
+    email = mapped_column(EncryptedText)
+    email_index: Mapped[str | None] = mapped_column(String(64), unique=True)
+    id_number = mapped_column(EncryptedText)
+    tier: Mapped[str] = mapped_column(String(16), default="standard")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until = mapped_column(UTCDateTime)
+    locale: Mapped[str] = mapped_column(String(8), default="zh_CN")
+    created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+
+    addresses = relationship("CustomerAddress", back_populates="customer", order_by="CustomerAddress.id")
+
+    # Flask-Login protocol for the customer site.
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return f"customer:{self.id}"
+
+
+class CustomerAddress(db.Model):
+    __tablename__ = "customer_addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    receiver = mapped_column(EncryptedText, nullable=False)
+    phone = mapped_column(EncryptedText, nullable=False)
+    province: Mapped[str] = mapped_column(String(40))
+    city: Mapped[str] = mapped_column(String(40))
+    district: Mapped[str] = mapped_column(String(40))
+    street = mapped_column(EncryptedText, nullable=False)
+    postal_code: Mapped[str | None] = mapped_column(String(12))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    customer = relationship("Customer", back_populates="addresses")

@@ -1,0 +1,81 @@
+"""Orders and their lines. Lifecycle, payment and refund are separate fields."""
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shared.extensions import db
+from shared.models.types import EncryptedText, Money, UTCDateTime
+from shared.timekeeping import utc_now
+
+
+class Order(db.Model):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "channel_order_id"),
+        CheckConstraint("total >= 0", name="total_not_negative"),
+        Index("ix_orders_placed_at_id", "placed_at", "id"),
+        Index("ix_orders_status_placed_at_id", "status", "placed_at", "id"),
+        Index("ix_orders_channel_id_placed_at_id", "channel_id", "placed_at", "id"),
+        Index("ix_orders_warehouse_id_placed_at_id", "warehouse_id", "placed_at", "id"),
+        Index("ix_orders_updated_at_id", "updated_at", "id"),
+        Index("ix_orders_channel_order_id", "channel_order_id"),
+        Index("ix_orders_receiver_phone_index", "receiver_phone_index"),
+        Index("ix_orders_customer_id_placed_at", "customer_id", "placed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_no: Mapped[str] = mapped_column(String(20), unique=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    channel_order_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    warehouse_id: Mapped[int | None] = mapped_column(ForeignKey("warehouses.id"))
+    status: Mapped[str] = mapped_column(String(20), default="pending_review")
+    status_before_hold: Mapped[str | None] = mapped_column(String(20))
+    hold_reason: Mapped[str | None] = mapped_column(String(500))
+    cancel_reason: Mapped[str | None] = mapped_column(String(500))
+    payment_status: Mapped[str] = mapped_column(String(20), default="unpaid")
+    refund_status: Mapped[str] = mapped_column(String(20), default="none")
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    goods_total = mapped_column(Money, nullable=False)
+    shipping_fee = mapped_column(Money, nullable=False)
+    discount = mapped_column(Money, nullable=False)
+    total = mapped_column(Money, nullable=False)
+    receiver_name = mapped_column(EncryptedText, nullable=False)
+    receiver_phone = mapped_column(EncryptedText, nullable=False)
+    receiver_phone_index: Mapped[str] = mapped_column(String(64))
+    province: Mapped[str] = mapped_column(String(40))
+    city: Mapped[str] = mapped_column(String(40))
+    district: Mapped[str] = mapped_column(String(40))
+    street = mapped_column(EncryptedText, nullable=False)
+    postal_code: Mapped[str | None] = mapped_column(String(12))
+    placed_at = mapped_column(UTCDateTime, nullable=False)
+    paid_at = mapped_column(UTCDateTime)
+    shipped_at = mapped_column(UTCDateTime)
+    created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+    updated_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    channel = relationship("Channel", lazy="joined")
+    customer = relationship("Customer")
+    warehouse = relationship("Warehouse")
+    lines = relationship("OrderLine", back_populates="order", order_by="OrderLine.id")
+    reservations = relationship("Reservation", order_by="Reservation.id", viewonly=True)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class OrderLine(db.Model):
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price = mapped_column(Money, nullable=False)
+    line_total = mapped_column(Money, nullable=False)
+
+    order = relationship("Order", back_populates="lines")
+    sku = relationship("Sku", lazy="joined")

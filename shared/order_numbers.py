@@ -1,0 +1,49 @@
+"""Internal order numbers: channel code + merchant-local date + daily sequence + ISO 7064 check character.
+
+Example: DY20261121000872 followed by its MOD 37,36 check character. A mistyped number fails the
+check before any database look-up.
+"""
+import re
+from datetime import date
+
+from sqlalchemy.dialects import postgresql, sqlite
+from stdnum.iso7064 import mod_37_36
+
+from shared.extensions import db
+from shared.models import OrderNumberSequence
+from shared.services.errors import ValidationFailed
+
+PATTERN = re.compile(r"^[A-Z]{2}\d{8}\d{6}[0-9A-Z]$")
+
+
+def compose(channel_code: str, local_date: date, sequence: int) -> str:
+    body = f"{channel_code}{local_date:%Y%m%d}{sequence:06d}"
+    return body + mod_37_36.calc_check_digit(body)
+
+
+def validate(value: str) -> str:
+    """Normalize and check an order number typed by a person or sent by a client."""
+    candidate = (value or "").strip().upper()
+    if not PATTERN.match(candidate):
+        raise ValidationFailed("not an order number (two letters, 8-digit date, 6-digit sequence, check character)",
+                               field="order_no", code="malformed_order_no")
+    if not mod_37_36.is_valid(candidate):
+        raise ValidationFailed("order number check character does not match: probably mistyped",
+                               field="order_no", code="order_no_check_failed")
+    return candidate
+
+
+def next_number(channel_code: str, local_date: date) -> str:
+    """Advance the channel's daily counter with one atomic upsert and compose the number."""
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = OrderNumberSequence.__table__
+    statement = insert(table).values(channel_code=channel_code, local_date=local_date, last_value=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.channel_code, table.c.local_date],
+        set_={"last_value": table.c.last_value + 1},
+    ).returning(table.c.last_value)
+    sequence = db.session.execute(statement).scalar_one()
+    if sequence > 999_999:
+        raise ValidationFailed("the channel's daily order number range is exhausted", code="sequence_exhausted")
+    return compose(channel_code, local_date, sequence)

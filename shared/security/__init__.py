@@ -1,0 +1,1 @@
+"""Security: roles and the permission table, masking, encryption, passwords, audit."""

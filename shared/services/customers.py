@@ -1,0 +1,57 @@
+"""Customers: found by the blind index of their phone, created on first order."""
+from sqlalchemy import select
+
+from shared.actors import Actor
+from shared.extensions import db
+from shared.models import Customer
+from shared.security import crypto
+from shared.security.passwords import hash_password
+from shared.services import audit
+from shared.services.errors import Conflict, ValidationFailed
+from shared.services import validation as check
+
+
+def find_by_phone(phone: str) -> Customer | None:
+    return db.session.execute(
+        select(Customer).where(Customer.phone_index == crypto.blind_index("phone", phone)).order_by(Customer.id)
+    ).scalars().first()
+
+
+def find_or_create(name: str, phone: str, email: str | None, actor: Actor) -> Customer:
+    """The customer with this phone number, or a new one."""
+    customer = find_by_phone(phone)
+    if customer is not None:
+        return customer
+    customer = Customer(name=name, phone=phone, phone_index=crypto.blind_index("phone", phone), email=email,
+                        email_index=crypto.blind_index("email", email) if email else None)
+    if email and db.session.execute(select(Customer.id).where(Customer.email_index == customer.email_index)).first():
+        customer.email, customer.email_index = None, None  # the email belongs to another account; keep it off
+    db.session.add(customer)
+    db.session.flush()
+    audit.record(actor, "customer.create", "customer", customer.id, after={"created": True})
+    return customer
+
+
+def set_password(customer: Customer, password: str, actor: Actor) -> None:
+    """Open a customer-site account (the demo and the merchant's own shop use it)."""
+    if len(password or "") < 10:
+        raise ValidationFailed("the password must have at least 10 characters", field="password")
+    if not customer.email:
+        raise Conflict("the customer has no email to sign in with", field="email")
+    customer.password_hash = hash_password(password)
+    audit.record(actor, "customer.set_password", "customer", customer.id)
+
+
+def create_account(name, phone, email, password, actor: Actor) -> Customer:
+    name = check.text(name, "name", 60)
+    phone = check.phone(phone, "phone")
+    email = check.email(email, "email")
+    if not email:
+        raise ValidationFailed("email is required", field="email", code="required")
+    if db.session.execute(select(Customer.id).where(Customer.email_index == crypto.blind_index("email", email))).first():
+        raise Conflict("an account with this email exists", field="email", code="duplicate_email")
+    customer = find_or_create(name, phone, email, actor)
+    if customer.email is None:
+        customer.email, customer.email_index = email, crypto.blind_index("email", email)
+    set_password(customer, password, actor)
+    return customer

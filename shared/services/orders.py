@@ -1,0 +1,296 @@
+"""Orders: creation with all-or-nothing reservation, the lifecycle state machine, hold, payment, expiry."""
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from flask import current_app
+from sqlalchemy import select
+
+from shared import order_numbers
+from shared.actors import SYSTEM, Actor
+from shared.extensions import db
+from shared.lifecycle import RELEASE_HOLD_ROLES, OrderStatus, Transition, find_transition, transitions_from
+from shared.models import Channel, Order, OrderLine, Reservation
+from shared.money import parse_money
+from shared.security import crypto
+from shared.services import audit, customers
+from shared.services import stock as stock_service
+from shared.services import validation as check
+from shared.services.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
+from shared.timekeeping import local_date, parse_aware, utc_now
+
+CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY", "GBP")
+MAX_LINES = 200
+PAYMENT_ROLES = frozenset({"admin", "ops_manager", "finance", "system"})
+
+
+def get_channel(code: str) -> Channel:
+    channel = db.session.execute(select(Channel).where(Channel.code == (code or "").strip().upper())).scalar_one_or_none()
+    if channel is None or not channel.active:
+        raise NotFound(f"unknown channel {code!r}", field="channel", code="unknown_channel")
+    return channel
+
+
+def get_order(order_no: str, for_update: bool = False) -> Order:
+    """Load an order by its number; the check character is verified before any look-up."""
+    number = order_numbers.validate(order_no)
+    query = select(Order).where(Order.order_no == number)
+    order = db.session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
+    if order is None:
+        raise NotFound(f"no order {number}", field="order_no", code="order_not_found")
+    return order
+
+
+def _read_lines(raw_lines) -> list[tuple]:
+    if not isinstance(raw_lines, list) or not raw_lines:
+        raise ValidationFailed("an order needs at least one line", field="lines", code="required")
+    if len(raw_lines) > MAX_LINES:
+        raise ValidationFailed(f"an order has at most {MAX_LINES} lines", field="lines")
+    lines = []
+    for index, raw in enumerate(raw_lines):
+        field = f"lines[{index}]"
+        check.mapping(raw, field)
+        sku = stock_service.get_sku(check.text(raw.get("sku"), f"{field}.sku", 64))
+        quantity = raw.get("quantity")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+            raise ValidationFailed(f"{field}.quantity must be a positive whole number", field=f"{field}.quantity",
+                                   code="invalid_quantity")
+        if quantity > 100_000:
+            raise ValidationFailed(f"{field}.quantity is too large", field=f"{field}.quantity", code="invalid_quantity")
+        unit_price = parse_money(raw.get("unit_price"), f"{field}.unit_price")
+        lines.append((sku, quantity, unit_price))
+    return lines
+
+
+def validate_order_data(data: dict) -> dict:
+    """Check a canonical order before anything is written; the first problem is reported with its field."""
+    check.mapping(data, "body")
+    channel = get_channel(check.text(data.get("channel"), "channel", 8))
+    customer = check.mapping(data.get("customer"), "customer")
+    address = check.mapping(data.get("shipping_address"), "shipping_address")
+    currency = check.text(data.get("currency"), "currency", 3).upper()
+    if currency not in CURRENCIES:
+        raise ValidationFailed(f"currency {currency!r} is not supported", field="currency", code="invalid_currency")
+    clean = {
+        "channel": channel,
+        "channel_order_id": check.text(data.get("channel_order_id"), "channel_order_id", 64),
+        "placed_at": parse_aware(data.get("placed_at") or "", "placed_at"),
+        "paid_at": parse_aware(data["paid_at"], "paid_at") if data.get("paid_at") else None,
+        "currency": currency,
+        "customer_name": check.text(customer.get("name"), "customer.name", 60),
+        "customer_phone": check.phone(customer.get("phone"), "customer.phone"),
+        "customer_email": check.email(customer.get("email"), "customer.email"),
+        "receiver": check.text(address.get("receiver"), "shipping_address.receiver", 60),
+        "receiver_phone": check.phone(address.get("phone"), "shipping_address.phone"),
+        "province": check.text(address.get("province"), "shipping_address.province", 40),
+        "city": check.text(address.get("city"), "shipping_address.city", 40),
+        "district": check.text(address.get("district"), "shipping_address.district", 40),
+        "street": check.text(address.get("street"), "shipping_address.street", 200),
+        "postal_code": check.text(address.get("postal_code"), "shipping_address.postal_code", 12, required=False),
+        "lines": _read_lines(data.get("lines")),
+        "shipping_fee": parse_money(data.get("shipping_fee", "0.00"), "shipping_fee"),
+        "discount": parse_money(data.get("discount", "0.00"), "discount"),
+    }
+    if clean["placed_at"] > utc_now() + timedelta(minutes=5):
+        raise ValidationFailed("placed_at is in the future", field="placed_at", code="future_timestamp")
+    goods = sum((price * qty for _, qty, price in clean["lines"]), Decimal("0.00"))
+    clean["goods_total"] = goods
+    clean["total"] = goods + clean["shipping_fee"] - clean["discount"]
+    if clean["total"] < 0:
+        raise ValidationFailed("the discount is larger than the order", field="discount", code="invalid_amount")
+    if clean["total"] > Decimal("9999999999.99"):
+        raise ValidationFailed("the order total is too large", field="lines", code="invalid_amount")
+    return clean
+
+
+def create_order(data: dict, actor: Actor, direct_only: bool = False) -> Order:
+    """Create an order and reserve every line, or nothing at all (the savepoint is rolled back)."""
+    clean = validate_order_data(data)
+    channel = clean["channel"]
+    if direct_only and not channel.is_direct:
+        raise ValidationFailed(f"orders of {channel.name} arrive through channel sync, not this API",
+                               field="channel", code="channel_not_direct")
+    existing = db.session.execute(
+        select(Order.order_no).where(Order.channel_id == channel.id,
+                                     Order.channel_order_id == clean["channel_order_id"])
+    ).scalar_one_or_none()
+    if existing:
+        raise Conflict(f"channel order {clean['channel_order_id']} is already order {existing}",
+                       field="channel_order_id", code="duplicate_order")
+    now = utc_now()
+    unpaid_minutes = current_app.config["UNPAID_RESERVATION_MINUTES"]
+    expires_at = None if clean["paid_at"] else now + timedelta(minutes=unpaid_minutes)
+    with db.session.begin_nested():
+        customer = customers.find_or_create(clean["customer_name"], clean["customer_phone"],
+                                            clean["customer_email"], actor)
+        order = Order(
+            order_no=order_numbers.next_number(channel.code, local_date(clean["placed_at"],
+                                                                        current_app.config["MERCHANT_TIMEZONE"])),
+            channel_id=channel.id, channel_order_id=clean["channel_order_id"], customer_id=customer.id,
+            status=OrderStatus.PENDING_REVIEW, payment_status="paid" if clean["paid_at"] else "unpaid",
+            refund_status="none", currency=clean["currency"], goods_total=clean["goods_total"],
+            shipping_fee=clean["shipping_fee"], discount=clean["discount"], total=clean["total"],
+            receiver_name=clean["receiver"], receiver_phone=clean["receiver_phone"],
+            receiver_phone_index=crypto.blind_index("phone", clean["receiver_phone"]),
+            province=clean["province"], city=clean["city"], district=clean["district"], street=clean["street"],
+            postal_code=clean["postal_code"], placed_at=clean["placed_at"], paid_at=clean["paid_at"],
+            created_at=now, updated_at=now,
+        )
+        db.session.add(order)
+        db.session.flush()
+        lines = [OrderLine(order_id=order.id, sku_id=sku.id, sku=sku, quantity=qty, unit_price=price,
+                           line_total=price * qty) for sku, qty, price in clean["lines"]]
+        db.session.add_all(lines)
+        db.session.flush()
+        warehouse_id = None
+        for line in lines:
+            reservation = stock_service.reserve_line(order, line, expires_at, preferred_warehouse_id=warehouse_id)
+            warehouse_id = warehouse_id or reservation.warehouse_id
+        order.warehouse_id = warehouse_id
+    audit.record(actor, "order.create", "order", order.order_no, after=_snapshot(order), reason=None)
+    if order.payment_status == "paid":
+        _apply(order, find_transition(order.status, OrderStatus.CONFIRMED), SYSTEM, "paid order passed auto-review")
+    return order
+
+
+def _snapshot(order: Order) -> dict:
+    return {"status": order.status, "payment_status": order.payment_status, "refund_status": order.refund_status,
+            "total": order.total, "currency": order.currency, "warehouse_id": order.warehouse_id}
+
+
+# Guards: each returns None when the move may go ahead, or the reason it may not.
+def _guard_has_lines(order: Order) -> str | None:
+    return None if order.lines else "the order has no lines"
+
+
+def _guard_is_paid(order: Order) -> str | None:
+    return None if order.payment_status == "paid" else "the order is not paid"
+
+
+def _guard_stock_reserved(order: Order) -> str | None:
+    reserved = db.session.execute(
+        select(Reservation.order_line_id).where(Reservation.order_id == order.id, Reservation.status == "active")
+    ).scalars().all()
+    missing = {line.id for line in order.lines} - set(reserved)
+    return "some lines hold no stock reservation" if missing else None
+
+
+GUARDS = {"has_lines": _guard_has_lines, "is_paid": _guard_is_paid, "stock_reserved": _guard_stock_reserved}
+
+
+def _effect_release_stock(order: Order, actor: Actor) -> None:
+    stock_service.release_reservations(order)
+
+
+def _effect_consume_stock(order: Order, actor: Actor) -> None:
+    stock_service.consume_reservations(order, actor)
+    order.shipped_at = utc_now()
+
+
+EFFECTS = {"release_stock": _effect_release_stock, "consume_stock": _effect_consume_stock}
+
+
+def _apply(order: Order, transition: Transition, actor: Actor, reason: str | None) -> Order:
+    for guard in transition.guards:
+        problem = GUARDS[guard](order)
+        if problem:
+            raise InvalidTransition(f"cannot move {order.order_no} to {transition.target}: {problem}",
+                                    field="to", code="guard_failed")
+    before = _snapshot(order)
+    for effect in transition.effects:
+        EFFECTS[effect](order, actor)
+    if transition.target == OrderStatus.ON_HOLD:
+        order.status_before_hold, order.hold_reason = order.status, reason
+    if transition.target == OrderStatus.CANCELLED:
+        order.cancel_reason, order.status_before_hold = reason, None
+    order.status = transition.target
+    order.updated_at = utc_now()
+    db.session.flush()
+    audit.record(actor, "order.transition", "order", order.order_no, before=before, after=_snapshot(order),
+                 reason=reason)
+    return order
+
+
+def transition_order(order: Order, target: str, actor: Actor, reason: str | None = None) -> Order:
+    """Fire one lifecycle transition: declared, allowed for the actor's role, guards passed, audited."""
+    reason = check.text(reason, "reason", 500, required=False)
+    try:
+        target_status = OrderStatus(target)
+    except ValueError:
+        raise ValidationFailed(f"{target!r} is not an order status", field="to", code="unknown_status")
+    if order.status == OrderStatus.ON_HOLD and target_status == order.status_before_hold:
+        return release_hold(order, actor, reason)
+    transition = find_transition(order.status, target_status)
+    if transition is None:
+        raise InvalidTransition(f"an order that is {order.status} cannot become {target_status}",
+                                field="to", code="invalid_transition")
+    if actor.role not in transition.roles:
+        raise Forbidden(f"the {actor.role} role may not move an order from {order.status} to {target_status}",
+                        field="to", code="transition_forbidden")
+    if transition.needs_reason and not reason:
+        raise ValidationFailed("this change needs a reason", field="reason", code="reason_required")
+    return _apply(order, transition, actor, reason)
+
+
+def release_hold(order: Order, actor: Actor, reason: str | None) -> Order:
+    if order.status != OrderStatus.ON_HOLD:
+        raise InvalidTransition(f"{order.order_no} is not on hold", field="to", code="invalid_transition")
+    if actor.role not in RELEASE_HOLD_ROLES:
+        raise Forbidden(f"the {actor.role} role may not release a hold", field="to", code="transition_forbidden")
+    reason = check.text(reason, "reason", 500)
+    before = _snapshot(order)
+    order.status, order.status_before_hold, order.hold_reason = order.status_before_hold, None, None
+    order.updated_at = utc_now()
+    db.session.flush()
+    audit.record(actor, "order.release_hold", "order", order.order_no, before=before, after=_snapshot(order),
+                 reason=reason)
+    return order
+
+
+def allowed_moves(order: Order, role: str) -> list[dict]:
+    """The moves a role may offer on this order: used to show only the buttons that will work."""
+    moves = [{"to": t.target.value, "needs_reason": t.needs_reason}
+             for t in transitions_from(order.status) if role in t.roles]
+    if order.status == OrderStatus.ON_HOLD and role in RELEASE_HOLD_ROLES:
+        moves.append({"to": order.status_before_hold, "needs_reason": True, "release": True})
+    return moves
+
+
+def record_payment(order: Order, paid_at: datetime, actor: Actor) -> Order:
+    """Mark an order paid (e.g. a bank transfer to the own shop); its reservation no longer expires."""
+    if actor.role not in PAYMENT_ROLES:
+        raise Forbidden(f"the {actor.role} role may not record payments", code="payment_forbidden")
+    if order.payment_status == "paid":
+        raise Conflict(f"{order.order_no} is already paid", code="already_paid")
+    if order.status in (OrderStatus.CANCELLED, OrderStatus.CLOSED):
+        raise Conflict(f"{order.order_no} is {order.status}", code="order_closed")
+    before = _snapshot(order)
+    order.payment_status, order.paid_at, order.updated_at = "paid", paid_at, utc_now()
+    for reservation in order.reservations:
+        if reservation.status == "active":
+            reservation.expires_at = None
+    db.session.flush()
+    audit.record(actor, "order.payment", "order", order.order_no, before=before, after=_snapshot(order))
+    return order
+
+
+def expired_unpaid_order_ids(now: datetime, limit: int = 500) -> list[int]:
+    """Orders whose unpaid reservation has run out, oldest first."""
+    return db.session.execute(
+        select(Reservation.order_id).join(Order, Order.id == Reservation.order_id)
+        .where(Reservation.status == "active", Reservation.expires_at <= now, Order.payment_status == "unpaid")
+        .group_by(Reservation.order_id).order_by(Reservation.order_id).limit(limit)
+    ).scalars().all()
+
+
+def cancel_unpaid(order_id: int, now: datetime) -> bool:
+    """Cancel one unpaid order whose reservation expired; False if it was paid or changed meanwhile."""
+    order = db.session.get(Order, order_id, with_for_update=True)
+    if order is None or order.payment_status != "unpaid":
+        return False
+    unpaid_minutes = current_app.config["UNPAID_RESERVATION_MINUTES"]
+    reason = f"unpaid after {unpaid_minutes} minutes: reservation released"
+    transition = find_transition(order.status, OrderStatus.CANCELLED)
+    if transition is None:
+        return False
+    _apply(order, transition, SYSTEM, reason)
+    return True

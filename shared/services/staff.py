@@ -1,0 +1,178 @@
+"""Staff users: creation, sign-in with lockout, roles, and API tokens."""
+import hashlib
+import secrets
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from shared.actors import Actor
+from shared.extensions import db
+from shared.models import ApiToken, StaffUser
+from shared.security.passwords import DUMMY_HASH, MIN_LENGTH, hash_password, needs_rehash, verify_password
+from shared.security.permissions import Role
+from shared.services import audit
+from shared.services import validation as check
+from shared.services.errors import Conflict, NotFound, ValidationFailed
+from shared.timekeeping import utc_now
+
+LOCALES = ("zh_CN", "en")
+TOKEN_PREFIX = "olt_"
+
+
+class SignInRefused(Exception):
+    def __init__(self, message: str, locked: bool = False):
+        super().__init__(message)
+        self.message, self.locked = message, locked
+
+
+def _role(value: str) -> str:
+    try:
+        return Role(value).value
+    except ValueError:
+        raise ValidationFailed(f"unknown role {value!r}; roles: {', '.join(r.value for r in Role)}",
+                               field="role", code="unknown_role")
+
+
+def _password(value: str) -> str:
+    if not isinstance(value, str) or len(value) < MIN_LENGTH:
+        raise ValidationFailed(f"the password must have at least {MIN_LENGTH} characters", field="password",
+                               code="weak_password")
+    if len(value) > 256:
+        raise ValidationFailed("the password is too long", field="password", code="weak_password")
+    return value
+
+
+def get_user(username: str) -> StaffUser:
+    user = db.session.execute(select(StaffUser).where(StaffUser.username == username)).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"no user {username!r}", field="username", code="unknown_user")
+    return user
+
+
+def create_user(username: str, password: str, role: str, actor: Actor, display_name: str | None = None,
+                locale: str = "zh_CN") -> StaffUser:
+    username = check.text(username, "username", 64)
+    if not username.replace("_", "").replace(".", "").replace("-", "").isalnum() or not username.isascii():
+        raise ValidationFailed("a username uses letters, digits, '.', '-' and '_' only", field="username")
+    role, password = _role(role), _password(password)
+    if locale not in LOCALES:
+        raise ValidationFailed(f"unknown language {locale!r}", field="locale")
+    if db.session.execute(select(StaffUser.id).where(StaffUser.username == username)).first():
+        raise Conflict(f"user {username!r} exists", field="username", code="duplicate_username")
+    user = StaffUser(username=username, display_name=check.text(display_name, "display_name", 120, False) or username,
+                     password_hash=hash_password(password), role=role, locale=locale, active=True, failed_logins=0)
+    db.session.add(user)
+    db.session.flush()
+    audit.record(actor, "user.create", "staff_user", user.username, after={"role": role, "active": True})
+    return user
+
+
+def authenticate(username: str, password: str, ip: str | None) -> StaffUser:
+    """Check a sign-in; repeated failures lock the account for a while, and every outcome is audited."""
+    user = db.session.execute(select(StaffUser).where(StaffUser.username == (username or "").strip())
+                              ).scalar_one_or_none()
+    now = utc_now()
+    if user is None:
+        verify_password(DUMMY_HASH, password or "")
+        raise SignInRefused("wrong username or password")
+    actor = Actor(id=user.id, label=user.username, role=user.role, ip=ip)
+    if user.locked_until and user.locked_until > now:
+        audit.record(actor, "user.sign_in_refused", "staff_user", user.username, reason="account locked")
+        raise SignInRefused("this account is locked after repeated failures; try again later", locked=True)
+    if not user.active or not verify_password(user.password_hash, password or ""):
+        user.failed_logins += 1
+        after = {"failed_logins": user.failed_logins}
+        if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
+            user.locked_until = now + timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"])
+            user.failed_logins = 0
+            after["locked_until"] = user.locked_until
+        audit.record(actor, "user.sign_in_failed", "staff_user", user.username, after=after)
+        raise SignInRefused("wrong username or password")
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
+    audit.record(actor, "user.sign_in", "staff_user", user.username)
+    return user
+
+
+def update_user(user: StaffUser, actor: Actor, role: str | None = None, active: bool | None = None,
+                locale: str | None = None, display_name: str | None = None) -> StaffUser:
+    before = {"role": user.role, "active": user.active, "locale": user.locale, "display_name": user.display_name}
+    if role is not None:
+        user.role = _role(role)
+    if active is not None:
+        if not active and user.id == actor.id:
+            raise Conflict("you cannot deactivate your own account", field="active")
+        user.active = bool(active)
+    if locale is not None:
+        if locale not in LOCALES:
+            raise ValidationFailed(f"unknown language {locale!r}", field="locale")
+        user.locale = locale
+    if display_name is not None:
+        user.display_name = check.text(display_name, "display_name", 120)
+    after = {"role": user.role, "active": user.active, "locale": user.locale, "display_name": user.display_name}
+    if after != before:
+        db.session.flush()
+        audit.record(actor, "user.update", "staff_user", user.username, before=before, after=after)
+    return user
+
+
+def unlock_user(user: StaffUser, actor: Actor) -> None:
+    user.failed_logins, user.locked_until = 0, None
+    audit.record(actor, "user.unlock", "staff_user", user.username)
+
+
+def set_password(user: StaffUser, password: str, actor: Actor) -> None:
+    user.password_hash = hash_password(_password(password))
+    audit.record(actor, "user.set_password", "staff_user", user.username)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(user: StaffUser, actor: Actor, days: int | None = None) -> str:
+    """Create an API token for a user; only its hash is stored, the token is returned once."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    lifetime = days or current_app.config["API_TOKEN_DAYS"]
+    record = ApiToken(user_id=user.id, token_hash=_digest(token), prefix=token[:10],
+                      expires_at=utc_now() + timedelta(days=lifetime))
+    db.session.add(record)
+    db.session.flush()
+    audit.record(actor, "user.token_issued", "staff_user", user.username,
+                 after={"token_prefix": record.prefix, "expires_at": record.expires_at})
+    return token
+
+
+class TokenRefused(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def user_for_token(token: str) -> StaffUser:
+    """The active user behind a bearer token; expired, revoked and unknown tokens are refused."""
+    if not token or not token.startswith(TOKEN_PREFIX):
+        raise TokenRefused("invalid_token", "the bearer token is not valid")
+    record = db.session.execute(select(ApiToken).where(ApiToken.token_hash == _digest(token))).scalar_one_or_none()
+    if record is None or record.revoked_at is not None:
+        raise TokenRefused("invalid_token", "the bearer token is not valid")
+    now = utc_now()
+    if record.expires_at <= now:
+        raise TokenRefused("token_expired", "the bearer token has expired")
+    if not record.user.active:
+        raise TokenRefused("invalid_token", "the token's user is deactivated")
+    if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=5):
+        record.last_used_at = now  # bounded write rate: at most one update per token per 5 minutes
+    return record.user
+
+
+def revoke_tokens(user: StaffUser, actor: Actor) -> int:
+    count = 0
+    for record in db.session.execute(select(ApiToken).where(ApiToken.user_id == user.id,
+                                                            ApiToken.revoked_at.is_(None))).scalars():
+        record.revoked_at = utc_now()
+        count += 1
+    audit.record(actor, "user.tokens_revoked", "staff_user", user.username, after={"revoked": count})
+    return count

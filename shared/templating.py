@@ -1,0 +1,43 @@
+"""Template filters both apps share."""
+from flask import Flask, g
+
+from shared import labels
+from shared.money import format_money
+from shared.timekeeping import to_zone
+
+
+def install_common_filters(app: Flask) -> None:
+    """Filters both apps use; time is shown in the viewer's zone, money with two decimals."""
+
+    @app.template_filter("money")
+    def _money(amount, currency: str = ""):
+        text = format_money(amount) or ""
+        return f"{currency} {text}".strip()
+
+    @app.template_filter("localtime")
+    def _localtime(moment, fmt: str = "%Y-%m-%d %H:%M"):
+        zone = g.get("timezone") or app.config["MERCHANT_TIMEZONE"]
+        local = to_zone(moment, zone)
+        return local.strftime(fmt) if local else ""
+
+    @app.template_filter("isotime")
+    def _isotime(moment):
+        zone = g.get("timezone") or app.config["MERCHANT_TIMEZONE"]
+        local = to_zone(moment, zone)
+        return local.isoformat() if local else ""
+
+    for name, table in (("status_label", labels.STATUS), ("payment_label", labels.PAYMENT),
+                        ("refund_label", labels.REFUND), ("role_label", labels.ROLE),
+                        ("movement_label", labels.MOVEMENT), ("customer_status_label", labels.CUSTOMER_STATUS)):
+        app.add_template_filter(lambda code, table=table: labels.label(table, code), name)
+
+    @app.template_filter("query_with")
+    def _query_with(args, **changes):
+        """The current query parameters with some replaced; None removes one (for sort and page links)."""
+        params = args.to_dict(flat=False)
+        for key, value in changes.items():
+            if value is None:
+                params.pop(key, None)
+            else:
+                params[key] = value
+        return params

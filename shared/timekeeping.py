@@ -1,0 +1,43 @@
+"""UTC-aware time: parsing what callers send, converting for display."""
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from shared.services.errors import ValidationFailed
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def parse_aware(value: str | datetime, field: str) -> datetime:
+    """Parse ISO 8601 with an offset into UTC; a timestamp without a zone is refused, never guessed."""
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationFailed(f"{field} is not an ISO 8601 timestamp", field=field, code="invalid_timestamp")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValidationFailed(f"{field} has no time zone offset", field=field, code="naive_timestamp")
+    return parsed.astimezone(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Attach UTC to a value read back from a database that drops the zone (SQLite)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def local_date(moment: datetime, zone: str) -> date:
+    """The calendar date of a moment in the given zone (e.g. the merchant's)."""
+    return as_utc(moment).astimezone(ZoneInfo(zone)).date()
+
+
+def to_zone(moment: datetime | None, zone: str) -> datetime | None:
+    """Convert a stored UTC moment to a viewer's zone for display."""
+    if moment is None:
+        return None
+    return as_utc(moment).astimezone(ZoneInfo(zone))

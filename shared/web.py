@@ -1,0 +1,72 @@
+"""What both web apps share at the edge: security headers, error pages and JSON errors, the request actor."""
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.orm.exc import StaleDataError
+
+from shared.actors import Actor
+from shared.extensions import db
+from shared.services.errors import Conflict, ServiceError
+
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "frame-ancestors 'none'; form-action 'self'; base-uri 'self'")
+
+
+def client_ip() -> str | None:
+    return request.remote_addr
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or (
+        request.accept_mimetypes.best == "application/json" and not request.headers.get("HX-Request"))
+
+
+def error_response(error: ServiceError):
+    if wants_json():
+        return jsonify(error.as_json()), error.status
+    return render_template("error.html", error=error), error.status
+
+
+def install_edges(app: Flask) -> None:
+    """Headers on every answer, and one way of turning refused operations into answers."""
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Cache-Control", "no-store")
+        if app.config.get("SESSION_COOKIE_SECURE"):
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
+
+    @app.errorhandler(ServiceError)
+    def _service_error(error: ServiceError):
+        db.session.rollback()
+        return error_response(error)
+
+    @app.errorhandler(StaleDataError)
+    def _stale(_error):
+        db.session.rollback()
+        return error_response(Conflict("someone else changed this order at the same moment; reload and retry",
+                                       code="concurrent_change"))
+
+    @app.errorhandler(CSRFError)
+    def _csrf(error):
+        db.session.rollback()
+        refused = ServiceError(f"the form expired or was not sent from this site ({error.description})",
+                               code="csrf_failed")
+        return error_response(refused)
+
+    for status, code, message in ((404, "not_found", "not found"), (405, "method_not_allowed", "method not allowed"),
+                                  (413, "too_large", "request body too large"),
+                                  (429, "rate_limited", "too many attempts; wait a few minutes")):
+        def _handler(_error, status=status, code=code, message=message):
+            error = ServiceError(message, code=code)
+            error.status = status
+            return error_response(error)
+        app.register_error_handler(status, _handler)
+
+
+def staff_actor(user) -> Actor:
+    return Actor.for_staff(user, ip=client_ip())

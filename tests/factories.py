@@ -1,0 +1,94 @@
+"""Callable fixtures that make domain objects through the services, as the product would."""
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from shared.actors import Actor
+from shared.extensions import db
+from shared.services import catalog, orders, staff, stock
+from shared.timekeeping import utc_now
+
+ADMIN = Actor(id=None, label="test-admin", role="admin", ip="127.0.0.1")
+PASSWORD = "correct-horse-battery"
+
+
+def order_payload(channel: str = "OS", channel_order_id: str | None = None, lines=None, paid: bool = True,
+                  phone: str = "13812345678", **overrides) -> dict:
+    placed = utc_now() - timedelta(minutes=5)
+    payload = {
+        "channel": channel,
+        "channel_order_id": channel_order_id or f"T{utc_now().timestamp():.6f}".replace(".", ""),
+        "placed_at": placed.isoformat(),
+        "paid_at": placed.isoformat() if paid else None,
+        "currency": "CNY",
+        "customer": {"name": "张伟", "phone": phone, "email": None},
+        "shipping_address": {"receiver": "张伟", "phone": phone, "province": "浙江省", "city": "杭州市",
+                             "district": "西湖区", "street": "文三路 90 号 3 幢 501", "postal_code": "310012"},
+        "lines": lines or [{"sku": "SKU-1", "quantity": 1, "unit_price": "59.90"}],
+        "shipping_fee": "8.00",
+        "discount": "0.00",
+    }
+    payload.update(overrides)
+    return payload
+
+
+@pytest.fixture
+def create_channel(session):
+    def make(code="OS", name="官网商城", kind="own_shop"):
+        return catalog.create_channel(code, name, kind, ADMIN)
+    return make
+
+
+@pytest.fixture
+def create_sku(session):
+    def make(code="SKU-1", name="龙井茶 250g", safety_stock=0):
+        return catalog.create_sku({"sku": code, "name": name, "safety_stock": safety_stock}, ADMIN)
+    return make
+
+
+@pytest.fixture
+def create_warehouse(session):
+    def make(code="HZ1", name="杭州仓", province="浙江省", city="杭州市"):
+        return catalog.create_warehouse({"code": code, "name": name, "province": province, "city": city}, ADMIN)
+    return make
+
+
+@pytest.fixture
+def stocked(session, create_channel, create_sku, create_warehouse):
+    """One direct channel, one warehouse and one SKU with 20 units on hand."""
+    create_channel()
+    sku = create_sku()
+    warehouse = create_warehouse()
+    stock.adjust_stock(sku.code, warehouse.code, 20, "opening stock", ADMIN, kind="receipt")
+    db.session.commit()
+    return {"sku": sku, "warehouse": warehouse}
+
+
+@pytest.fixture
+def create_order(session, stocked):
+    def make(status: str | None = None, **payload_overrides):
+        order = orders.create_order(order_payload(**payload_overrides), ADMIN)
+        path = ["confirmed", "allocated", "picking", "packed", "shipped", "completed"]
+        if status and status in path and order.status != status:
+            start = path.index(order.status) + 1 if order.status in path else 0
+            for step in path[start:path.index(status) + 1]:
+                orders.transition_order(order, step, ADMIN, reason="test")
+        elif status and status != order.status:
+            orders.transition_order(order, status, ADMIN, reason="test")
+        db.session.commit()
+        return order
+    return make
+
+
+@pytest.fixture
+def create_user(session):
+    def make(username="staff1", role="admin", password=PASSWORD, locale="en"):
+        user = staff.create_user(username, password, role, ADMIN, locale=locale)
+        db.session.commit()
+        return user
+    return make
+
+
+def money(value: str) -> Decimal:
+    return Decimal(value)
