@@ -126,6 +126,19 @@ def session(apps):
         connection.close()
 
 
+@pytest.fixture(params=BACKENDS)
+def live_apps(request, databases) -> Apps:
+    """Apps on a fresh migrated database whose commits are real: for threads, workers and browsers.
+
+    Each test gets its own database (a SQLite file or a PostgreSQL schema), so nothing needs cleaning.
+    """
+    apps = Apps(request.param, databases.create(request.param, "live"))
+    yield apps
+    for app in (apps.core, apps.portal, apps.customer):
+        with app.app_context():
+            db.engine.dispose()
+
+
 ADMIN = Actor(id=None, label="test-admin", role="admin", ip="127.0.0.1")
 
 
