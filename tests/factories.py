@@ -25,7 +25,7 @@ def order_payload(channel: str = "OS", channel_order_id: str | None = None, line
         "customer": {"name": "张伟", "phone": phone, "email": None},
         "shipping_address": {"receiver": "张伟", "phone": phone, "province": "浙江省", "city": "杭州市",
                              "district": "西湖区", "street": "文三路 90 号 3 幢 501", "postal_code": "310012"},
-        "lines": lines or [{"sku": "SKU-1", "quantity": 1, "unit_price": "59.90"}],
+        "lines": lines if lines is not None else [{"sku": "SKU-1", "quantity": 1, "unit_price": "59.90"}],
         "shipping_fee": "8.00",
         "discount": "0.00",
     }

@@ -34,7 +34,7 @@ def get_order(order_no: str, for_update: bool = False) -> Order:
     """Load an order by its number; the check character is verified before any look-up."""
     number = order_numbers.validate(order_no)
     query = select(Order).where(Order.order_no == number)
-    order = db.session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
+    order = db.session.execute(query.with_for_update(of=Order) if for_update else query).scalar_one_or_none()
     if order is None:
         raise NotFound(f"no order {number}", field="order_no", code="order_not_found")
     return order
@@ -284,7 +284,7 @@ def expired_unpaid_order_ids(now: datetime, limit: int = 500) -> list[int]:
 
 def cancel_unpaid(order_id: int, now: datetime) -> bool:
     """Cancel one unpaid order whose reservation expired; False if it was paid or changed meanwhile."""
-    order = db.session.get(Order, order_id, with_for_update=True)
+    order = db.session.execute(select(Order).where(Order.id == order_id).with_for_update(of=Order)).scalar_one_or_none()
     if order is None or order.payment_status != "unpaid":
         return False
     unpaid_minutes = current_app.config["UNPAID_RESERVATION_MINUTES"]
