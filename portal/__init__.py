@@ -41,6 +41,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     @app.before_request
     def _viewer_preferences():
+        if request.path.startswith("/api/"):
+            return  # the API never looks at the session cookie
         if current_user.is_authenticated and hasattr(current_user, "locale"):
             g.locale, g.timezone = current_user.locale, current_user.timezone
 

@@ -27,8 +27,11 @@ def acting_user():
     return current_user if current_user.is_authenticated and hasattr(current_user, "role") else None
 
 
-def requires(resource: str, action: str):
-    """Let the request through only for signed-in staff whose role may take `action` on `resource`."""
+def requires(resource: str, action: str, also=None):
+    """Let the request through only for signed-in staff whose role may take `action` on `resource`.
+
+    `also(role)` adds a check from the same table, e.g. that the role may see personal data in full.
+    """
 
     def decorate(view):
         @functools.wraps(view)
@@ -36,12 +39,13 @@ def requires(resource: str, action: str):
             user = acting_user()
             if user is None:
                 return _sign_in_required()
-            if not can(user.role, resource, action):
+            if not can(user.role, resource, action) or (also is not None and not also(user.role)):
                 return error_response(Forbidden(f"your role ({user.role}) may not {action} {resource}",
                                                 code="forbidden"))
             return view(*args, **kwargs)
 
         wrapper.required_permission = (resource, action)
+        wrapper.also_required = also
         return wrapper
 
     return decorate

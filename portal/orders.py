@@ -75,12 +75,10 @@ def detail(order_no: str):
 
 
 @bp.post("/<order_no>/reveal")
-@requires("orders", "view")
+@requires("orders", "view", also=may_reveal)
 def reveal(order_no: str):
     """Show the full receiver details to a role allowed to see them; every reveal goes to the access log."""
     order = _load(order_no)
-    if not may_reveal(current_user.role):
-        abort(403)
     contact = order_contact(order, current_user.role, reveal=True)
     audit.log_access(staff_actor(current_user), "reveal", "order", order.order_no,
                      ["receiver", "phone", "address"], channel="portal")

@@ -20,6 +20,19 @@ TEST_DATA_KEY = "dGVzdC1kYXRhLWtleS1mb3Itb3JkZXJsb29tLXRlc3Q="
 BACKENDS = ("sqlite", "postgresql")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing():
+    """Argon2 at its lowest cost in tests: the production cost (64 MiB, 3 passes) is for attackers, not CI."""
+    from argon2 import PasswordHasher
+
+    from shared.security import passwords
+
+    production = passwords._hasher
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    passwords._hasher = production
+
+
 def _pg_admin_engine():
     engine = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
     try:
