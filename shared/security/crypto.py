@@ -49,11 +49,6 @@ def decrypt(token: str) -> str:
         raise RuntimeError("personal data could not be decrypted with any configured key") from exc
 
 
-def rotate(token: str) -> str:
-    """Re-encrypt a stored value with the newest key."""
-    return _current().fernet.rotate(token.encode()).decode()
-
-
 def new_key() -> str:
     return Fernet.generate_key().decode()
 

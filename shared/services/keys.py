@@ -4,7 +4,6 @@ from sqlalchemy import select, update
 from shared.actors import Actor
 from shared.extensions import db
 from shared.models import Customer, CustomerAddress, Order
-from shared.security import crypto
 from shared.services import audit
 
 ENCRYPTED = {
@@ -15,7 +14,10 @@ ENCRYPTED = {
 
 
 def rotate_all(actor: Actor, batch: int = 1000) -> int:
-    """Read raw ciphertexts and rewrite them under the newest key, in batches; blind indexes stay valid."""
+    """Read each value (any configured key decrypts it) and write it back: the column encrypts with the newest.
+
+    Blind indexes use their own key, so look-ups keep working through a rotation.
+    """
     count = 0
     for model, fields in ENCRYPTED.items():
         table = model.__table__
@@ -28,7 +30,7 @@ def rotate_all(actor: Actor, batch: int = 1000) -> int:
             if not rows:
                 break
             for row in rows:
-                values = {f: crypto.rotate(getattr(row, f)) for f in fields if getattr(row, f) is not None}
+                values = {f: getattr(row, f) for f in fields if getattr(row, f) is not None}
                 if values:
                     db.session.execute(update(table).where(table.c.id == row.id).values(**values))
                     count += len(values)
