@@ -84,3 +84,21 @@ def test_audit_verify_command_exits_1_on_a_broken_chain(live_apps, monkeypatch):
         db.session.commit()
     broken = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert broken.returncode == 1 and "BROKEN" in broken.stderr
+
+
+def test_events_of_a_rolled_back_savepoint_are_not_sealed(stocked, create_sku):
+    """A failed order (its savepoint rolled back) leaves no audit event for the customer it did not create."""
+    from shared.services import orders
+    from shared.services.errors import InsufficientStock
+    from tests.factories import order_payload
+
+    create_sku("EMPTY-1", "无货")
+    db.session.commit()
+    before = db.session.execute(select(AuditEvent.seq)).scalars().all()
+    with pytest.raises(InsufficientStock):
+        orders.create_order(order_payload(phone="13600000000",
+                                          lines=[{"sku": "EMPTY-1", "quantity": 1, "unit_price": "1.00"}]), ADMIN)
+    stock.adjust_stock("SKU-1", "HZ1", 1, "found one", ADMIN)  # the session goes on and commits other work
+    db.session.commit()
+    actions = db.session.execute(select(AuditEvent.action).where(AuditEvent.seq.not_in(before))).scalars().all()
+    assert actions == ["stock.adjust"]

@@ -37,7 +37,9 @@ def record(actor: Actor, action: str, entity_type: str, entity_id, before: dict 
         entity_type=entity_type, entity_id=str(entity_id), before=_plain(before), after=_plain(after),
         reason=reason, seq=None, prev_hash="", hash="",
     )
-    db.session.info.setdefault(_PENDING, []).append(audit_event)
+    session = db.session()
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append((transaction, audit_event))
     return audit_event
 
 
@@ -67,7 +69,7 @@ def _seal_pending_events(session: Session) -> None:
     Sealing at commit keeps the head row locked for the shortest possible time, so concurrent
     transactions queue on it only for their commit, not for their whole work.
     """
-    pending = session.info.pop(_PENDING, None)
+    pending = [audit_event for _transaction, audit_event in session.info.pop(_PENDING, [])]
     if not pending:
         return
     head = session.execute(
@@ -84,15 +86,26 @@ def _seal_pending_events(session: Session) -> None:
     session.flush()
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_pending_events(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back_events(session: Session, previous_transaction) -> None:
+    """Forget events recorded inside a transaction or savepoint that was rolled back: they did not happen."""
+    pending = session.info.get(_PENDING)
+    if not pending:
+        return
+
+    def inside_rolled_back(transaction) -> bool:
+        while transaction is not None:
+            if transaction is previous_transaction:
+                return True
+            transaction = transaction.parent
+        return False
+
+    session.info[_PENDING] = [(t, e) for t, e in pending if not inside_rolled_back(t)]
 
 
 def verify_chain(batch: int = 5000) -> tuple[bool, int, str | None]:
     """Walk the chain in order; return (intact, events checked, description of the first break)."""
     prev, expected_seq, checked = GENESIS, 1, 0
-    last_id = 0
     while True:
         rows = db.session.execute(
             select(AuditEvent).where(AuditEvent.seq >= expected_seq).order_by(AuditEvent.seq).limit(batch)
@@ -104,7 +117,7 @@ def verify_chain(batch: int = 5000) -> tuple[bool, int, str | None]:
                 return False, checked, f"event #{expected_seq} is missing"
             if row.prev_hash != prev or event_hash(prev, row) != row.hash:
                 return False, checked, f"event #{row.seq} (id {row.id}, {row.action}) does not match its hash"
-            prev, expected_seq, checked, last_id = row.hash, expected_seq + 1, checked + 1, row.id
+            prev, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
         db.session.expunge_all()
     head = db.session.get(AuditChainHead, 1)
     if head is not None and (head.last_seq != checked or head.last_hash != prev):
