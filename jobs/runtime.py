@@ -3,7 +3,8 @@ import functools
 import logging
 import os
 
-from flask import current_app, has_app_context
+from flask import has_app_context
+from rq import get_current_job
 
 from shared.appcore import create_core_app
 from shared.extensions import db
@@ -22,12 +23,15 @@ def worker_app():
 
 
 def job(func):
-    """Run the job in the current app context (inline) or a worker's own; roll back whatever it leaves."""
+    """Run inline in the caller's app context, or in a worker in the worker's own app with a fresh session.
+
+    A forked work horse inherits the CLI's app context, so the test is "am I an RQ job", not "is there a context".
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        if has_app_context() and current_app.config.get("_pid") is None:
-            return _run(func, args, kwargs)
+        if has_app_context() and get_current_job() is None:
+            return _run(func, args, kwargs)  # inline: the caller's app context and transaction
         with worker_app().app_context():
             try:
                 return _run(func, args, kwargs)

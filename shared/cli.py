@@ -15,6 +15,13 @@ def _app():
 CLI_ACTOR = Actor(id=None, label="cli", role="admin", ip=None)
 
 
+def _log_key_values() -> None:
+    """Worker and cron log lines: time, level, logger, then the key=value message."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+
+
 @click.group()
 def main():
     """Orderloom: one order center for every channel."""
@@ -153,9 +160,10 @@ def worker(burst, simple):
     """Run an RQ worker on the Orderloom queues (needs REDIS_URL)."""
     from jobs.worker import run_worker
 
+    _log_key_values()
     app = _app()
     with app.app_context():
-        sys.exit(0 if run_worker(burst=burst, simple=simple) else 1)
+        run_worker(burst=burst, simple=simple)
 
 
 @main.command()
@@ -163,6 +171,7 @@ def cron():
     """Enqueue the periodic jobs on their schedule (needs REDIS_URL)."""
     from jobs.worker import run_cron
 
+    _log_key_values()
     app = _app()
     with app.app_context():
         run_cron()
