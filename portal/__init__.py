@@ -8,9 +8,10 @@ from shared.web import install_edges
 
 
 def create_app(config: dict | None = None) -> Flask:
-    app = create_core_app("portal", config)
-    app.config.setdefault("SESSION_COOKIE_NAME", "orderloom_portal")
-    app.config.setdefault("MAX_CONTENT_LENGTH", 1024 * 1024)
+    # Flask's defaults already hold these keys, so they are passed as overrides, not setdefault.
+    app = create_core_app("portal", {"SESSION_COOKIE_NAME": "orderloom_portal", "MAX_CONTENT_LENGTH": 1024 * 1024,
+                                     **(config or {})})
+    app.json.ensure_ascii = False
     csrf.init_app(app)
     htmx.init_app(app)
     limiter.init_app(app)

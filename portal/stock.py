@@ -48,7 +48,7 @@ def index():
                            adjust_form=adjust_form, hold_form=hold_form)
 
 
-@bp.get("/<sku_code>")
+@bp.get("/<path:sku_code>")
 @requires("stock", "view")
 def sku_detail(sku_code: str):
     sku = stock.get_sku(sku_code)

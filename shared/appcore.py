@@ -23,8 +23,14 @@ def create_core_app(name: str, config: dict | None = None) -> Flask:
     with app.app_context():
         tune_engine(db.engine)
     babel.init_app(app, locale_selector=_select_locale, timezone_selector=_select_timezone)
-    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_locale=get_locale)
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_language=current_language)
     return app
+
+
+def current_language() -> str:
+    """The code (a key of LANGUAGES) of the language this request is shown in."""
+    locale = get_locale()
+    return "zh_CN" if locale is not None and locale.language == "zh" else "en"
 
 
 def _select_locale() -> str:

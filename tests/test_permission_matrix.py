@@ -7,7 +7,7 @@ from shared.extensions import db
 from shared.security.permissions import Role, can
 from shared.services import staff
 from tests.factories import ADMIN
-from tests.portal_client import csrf_token, sign_in
+from tests.portal_client import csrf_token, english_client, sign_in
 
 
 def protected_rules(app) -> list[Rule]:
@@ -35,7 +35,7 @@ def test_role_matrix(portal, create_order, create_user, role):
     token = staff.issue_token(user, ADMIN)
     db.session.commit()
     samples = {"order_no": order.order_no, "sku_code": "SKU-1", "user_id": user.id, "sku": "SKU-1"}
-    client = portal.test_client()
+    client = english_client(portal)
     assert sign_in(client, user.username).status_code == 302
     form_token = csrf_token(client)
     checked = 0
@@ -63,12 +63,12 @@ def test_role_matrix(portal, create_order, create_user, role):
 
 @pytest.mark.parametrize("path", ["/", "/orders/", "/stock/", "/users/", "/audit/", "/audit/access-log.csv"])
 def test_anonymous_is_sent_to_sign_in(portal, path):
-    response = portal.test_client().get(path)
+    response = english_client(portal).get(path)
     assert response.status_code == 302 and "/sign-in" in response.headers["Location"]
 
 
 def test_anonymous_htmx_request_gets_hx_redirect(portal):
-    response = portal.test_client().get("/orders/", headers={"HX-Request": "true"})
+    response = english_client(portal).get("/orders/", headers={"HX-Request": "true"})
     assert response.status_code == 401 and "/sign-in" in response.headers["HX-Redirect"]
 
 

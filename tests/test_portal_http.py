@@ -5,14 +5,14 @@ from sqlalchemy import func, select
 from shared.extensions import db
 from shared.models import AccessLogEntry, AuditEvent, Order, StaffUser
 from tests.factories import PASSWORD
-from tests.portal_client import csrf_token, sign_in
+from tests.portal_client import csrf_token, english_client, sign_in
 
 
 @pytest.fixture
 def signed_in(portal, create_user):
     def make(role: str = "admin", username: str | None = None):
         user = create_user(username or f"u_{role}", role)
-        client = portal.test_client()
+        client = english_client(portal)
         assert sign_in(client, user.username).status_code == 302
         return client
     return make
@@ -20,7 +20,7 @@ def signed_in(portal, create_user):
 
 def test_sign_in_failures_lock_the_account(portal, create_user):
     user = create_user("locky", "ops_manager")
-    client = portal.test_client()
+    client = english_client(portal)
     for _ in range(5):
         assert sign_in(client, "locky", "wrong-password!").status_code == 401
     locked = sign_in(client, "locky", PASSWORD)
@@ -33,7 +33,7 @@ def test_sign_in_failures_lock_the_account(portal, create_user):
 
 def test_unknown_user_and_wrong_password_read_the_same(portal, create_user):
     create_user("known", "admin")
-    client = portal.test_client()
+    client = english_client(portal)
     unknown, wrong = sign_in(client, "nobody", "whatever-123"), sign_in(client, "known", "whatever-123")
     assert unknown.status_code == wrong.status_code == 401
     assert "Wrong username or password" in unknown.text and "Wrong username or password" in wrong.text
@@ -51,7 +51,7 @@ def test_form_post_without_csrf_token_is_refused_and_changes_nothing(signed_in, 
 
 def test_security_headers_and_cookie_flags(portal, create_user):
     create_user("hdr", "admin")
-    client = portal.test_client()
+    client = english_client(portal)
     response = sign_in(client, "hdr")
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
@@ -218,3 +218,19 @@ def test_audit_page_verifies_the_chain(signed_in, create_order):
     client = signed_in("auditor")
     result = client.post("/audit/verify", data={"csrf_token": csrf_token(client, "/audit/")})
     assert 'data-testid="chain-ok"' in result.text
+
+
+def test_portal_refuses_bodies_over_one_mebibyte_and_names_its_cookie(portal, create_user):
+    create_user("big", "admin")
+    client = english_client(portal)
+    response = sign_in(client, "big")
+    assert response.headers["Set-Cookie"].startswith("orderloom_portal=")
+    huge = client.post("/sign-in", data={"username": "x" * (1024 * 1024 + 10), "password": "y"})
+    assert huge.status_code == 413
+
+
+def test_anonymous_visitors_get_chinese_unless_they_ask_for_english(portal):
+    chinese = portal.test_client().get("/sign-in")
+    assert '<html lang="zh-CN">' in chinese.text and "登录" in chinese.text
+    english = english_client(portal).get("/sign-in")
+    assert '<html lang="en">' in english.text and "Staff sign-in" in english.text
