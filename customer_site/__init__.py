@@ -1,14 +1,53 @@
-"""The customer self-service site. Being filled in."""
-from flask import Flask
+"""The customer self-service site: sign in, track orders as a customer or a guest."""
+from flask import Flask, jsonify, redirect, render_template, request, session, url_for
 
-from shared.appcore import create_core_app
-from shared.extensions import csrf
+from shared.appcore import LANGUAGES, create_core_app
+from shared.extensions import csrf, limiter
+from shared.templating import install_common_filters
 from shared.web import install_edges
 
 
 def create_app(config: dict | None = None) -> Flask:
     app = create_core_app("customer_site", config)
-    app.config.setdefault("SESSION_COOKIE_NAME", "orderloom_customer")
+    # Flask's default config already holds SESSION_COOKIE_NAME="session", so setdefault would never apply; the
+    # name must differ from the portal's because browsers share cookies between ports of one host.
+    app.config["SESSION_COOKIE_NAME"] = (config or {}).get("SESSION_COOKIE_NAME", "orderloom_customer")
+    app.config.setdefault("MAX_CONTENT_LENGTH", 64 * 1024)
     csrf.init_app(app)
+    limiter.init_app(app)
+
+    from customer_site import auth, orders, tracking
+    from customer_site.access import customer_login, signed_in_customer
+    from customer_site.errors import install_customer_errors
+    from customer_site.forms import GuestLookupForm, SignInForm
+
+    customer_login.init_app(app)
+    customer_login.login_view = "auth.sign_in"
+    customer_login.session_protection = "strong"
     install_edges(app)
+    install_customer_errors(app)
+    install_common_filters(app)
+    for module in (auth, orders, tracking):
+        app.register_blueprint(module.bp)
+
+    @app.get("/", endpoint="index")
+    def _index():
+        """Signed-in customers go to their orders; visitors choose between signing in and tracking as a guest."""
+        if signed_in_customer() is not None:
+            return redirect(url_for("orders.index"))
+        return render_template("customer/home.html", sign_in_form=SignInForm(), lookup_form=GuestLookupForm())
+
+    @app.get("/healthz", endpoint="health")
+    def _health():
+        return jsonify({"status": "ok"})
+
+    @app.post("/language", endpoint="set_language")
+    def _set_language():
+        """Switch the UI language for this browser session."""
+        code = request.form.get("lang", "")
+        if code in LANGUAGES:
+            session["lang"] = code
+        target = request.referrer or ""
+        return redirect(target if target.startswith(request.host_url) else url_for("index"))
+
     return app

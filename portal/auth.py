@@ -1,13 +1,14 @@
 """Staff sign-in and sign-out."""
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import login_user, logout_user
 
 from portal.forms import SignInForm
-from shared.extensions import db
+from shared.extensions import db, limiter
 from shared.services import staff
+from shared.services.sign_in import SignInRefused
 from shared.web import client_ip
 
 bp = Blueprint("auth", __name__)
@@ -21,13 +22,15 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["SIGN_IN_LIMIT"], methods=["POST"])
 def sign_in():
+    """Sign in; per-address attempts are limited so nobody can lock accounts or guess passwords at speed."""
     form = SignInForm()
     error = None
     if form.validate_on_submit():
         try:
             user = staff.authenticate(form.username.data, form.password.data, client_ip())
-        except staff.SignInRefused as refused:
+        except SignInRefused as refused:
             db.session.commit()  # keep the failure count and the audit event
             error = _("This account is locked after repeated failures; try again later.") if refused.locked \
                 else _("Wrong username or password.")

@@ -30,6 +30,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "LOGIN_MAX_FAILURES": 5,
         "LOGIN_LOCKOUT_MINUTES": 15,
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
+        "SIGN_IN_LIMIT": env.get("ORDERLOOM_SIGN_IN_LIMIT", "30 per 10 minutes"),
         "GUEST_LOOKUP_LIMIT": env.get("ORDERLOOM_GUEST_LOOKUP_LIMIT", "5 per 10 minutes"),
         "API_TOKEN_DAYS": int(env.get("ORDERLOOM_API_TOKEN_DAYS", "90")),
         "SESSION_COOKIE_HTTPONLY": True,

@@ -33,6 +33,15 @@ def cheap_password_hashing():
     passwords._hasher = production
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Each test starts with empty rate-limit counters (they live in memory, shared by the test apps)."""
+    from shared.extensions import limiter
+
+    limiter.reset()
+    yield
+
+
 def _pg_admin_engine():
     engine = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
     try:

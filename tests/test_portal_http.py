@@ -234,3 +234,12 @@ def test_anonymous_visitors_get_chinese_unless_they_ask_for_english(portal):
     assert '<html lang="zh-CN">' in chinese.text and "登录" in chinese.text
     english = english_client(portal).get("/sign-in")
     assert '<html lang="en">' in english.text and "Staff sign-in" in english.text
+
+
+def test_sign_in_attempts_per_address_are_limited(portal, create_user, monkeypatch):
+    monkeypatch.setitem(portal.config, "SIGN_IN_LIMIT", "3 per 10 minutes")
+    create_user("limited", "admin")
+    client = english_client(portal)
+    statuses = [sign_in(client, f"guess{i}", "not-the-password").status_code for i in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    assert sign_in(client, "limited").status_code == 429  # even the right password waits

@@ -8,6 +8,7 @@ from shared.security import crypto
 from shared.security.passwords import hash_password
 from shared.services import audit
 from shared.services.errors import Conflict, ValidationFailed
+from shared.services.sign_in import check_password, refuse_unknown
 from shared.services import validation as check
 
 
@@ -15,6 +16,21 @@ def find_by_phone(phone: str) -> Customer | None:
     return db.session.execute(
         select(Customer).where(Customer.phone_index == crypto.blind_index("phone", phone)).order_by(Customer.id)
     ).scalars().first()
+
+
+def authenticate(email: str, password: str, ip: str | None) -> Customer:
+    """Check a customer's sign-in by email; the same lockout and audit rules as staff."""
+    email = (email or "").strip()
+    customer = None
+    if email:
+        customer = db.session.execute(
+            select(Customer).where(Customer.email_index == crypto.blind_index("email", email))
+        ).scalar_one_or_none()
+    if customer is None or not customer.password_hash:
+        refuse_unknown(password, "wrong email or password")
+    check_password(customer, password, Actor.for_customer(customer, ip=ip), "customer", customer.id,
+                   wrong_message="wrong email or password")
+    return customer
 
 
 def find_or_create(name: str, phone: str, email: str | None, actor: Actor) -> Customer:

@@ -9,21 +9,16 @@ from sqlalchemy import select
 from shared.actors import Actor
 from shared.extensions import db
 from shared.models import ApiToken, StaffUser
-from shared.security.passwords import DUMMY_HASH, MIN_LENGTH, hash_password, needs_rehash, verify_password
+from shared.security.passwords import MIN_LENGTH, hash_password
 from shared.security.permissions import Role
 from shared.services import audit
 from shared.services import validation as check
 from shared.services.errors import Conflict, NotFound, ValidationFailed
+from shared.services.sign_in import check_password, refuse_unknown
 from shared.timekeeping import utc_now
 
 LOCALES = ("zh_CN", "en")
 TOKEN_PREFIX = "olt_"
-
-
-class SignInRefused(Exception):
-    def __init__(self, message: str, locked: bool = False):
-        super().__init__(message)
-        self.message, self.locked = message, locked
 
 
 def _role(value: str) -> str:
@@ -72,27 +67,11 @@ def authenticate(username: str, password: str, ip: str | None) -> StaffUser:
     """Check a sign-in; repeated failures lock the account for a while, and every outcome is audited."""
     user = db.session.execute(select(StaffUser).where(StaffUser.username == (username or "").strip())
                               ).scalar_one_or_none()
-    now = utc_now()
     if user is None:
-        verify_password(DUMMY_HASH, password or "")
-        raise SignInRefused("wrong username or password")
+        refuse_unknown(password, "wrong username or password")
     actor = Actor(id=user.id, label=user.username, role=user.role, ip=ip)
-    if user.locked_until and user.locked_until > now:
-        audit.record(actor, "user.sign_in_refused", "staff_user", user.username, reason="account locked")
-        raise SignInRefused("this account is locked after repeated failures; try again later", locked=True)
-    if not user.active or not verify_password(user.password_hash, password or ""):
-        user.failed_logins += 1
-        after = {"failed_logins": user.failed_logins}
-        if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
-            user.locked_until = now + timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"])
-            user.failed_logins = 0
-            after["locked_until"] = user.locked_until
-        audit.record(actor, "user.sign_in_failed", "staff_user", user.username, after=after)
-        raise SignInRefused("wrong username or password")
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-    user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
-    audit.record(actor, "user.sign_in", "staff_user", user.username)
+    check_password(user, password, actor, "staff_user", user.username, allowed=user.active)
+    user.last_login_at = utc_now()
     return user
 
 

@@ -1,0 +1,143 @@
+"""Who the visitor is, and the only ways the customer site loads orders: scoped to their owner in SQL.
+
+A signed-in customer reaches orders whose customer_id is theirs; a guest reaches orders whose id was put in
+their session by a successful look-up. Anything else is a 404, whatever the URL says.
+"""
+import functools
+import hmac
+from datetime import datetime
+
+from flask import abort, jsonify, redirect, request, session, url_for
+from flask_login import LoginManager, current_user
+from sqlalchemy import literal, select, tuple_
+from sqlalchemy.orm import selectinload
+
+from shared import order_numbers
+from shared.extensions import db
+from shared.models import Customer, Order
+from shared.order_search import decode_cursor, encode_cursor
+from shared.security.crypto import normalize_phone
+from shared.services.errors import ValidationFailed
+
+# The portal owns shared.extensions.login_manager; the customer site has its own, bound in create_app.
+customer_login = LoginManager()
+GUEST_ORDERS_KEY = "guest_orders"
+MAX_GUEST_ORDERS = 20
+PAGE_SIZE = 20
+
+
+@customer_login.user_loader
+def load_customer(user_id: str) -> Customer | None:
+    """Only "customer:<id>" ids of customers who can sign in; a staff id never loads here."""
+    kind, _, raw_id = (user_id or "").partition(":")
+    if kind != "customer" or not raw_id.isdigit():
+        return None
+    customer = db.session.get(Customer, int(raw_id))
+    return customer if customer is not None and customer.password_hash else None
+
+
+def signed_in_customer() -> Customer | None:
+    return current_user if current_user.is_authenticated and isinstance(current_user, Customer) else None
+
+
+def customer_required(view):
+    """Signed-in customers only: browsers go to sign-in, htmx gets HX-Redirect, JSON clients a 401 body."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if signed_in_customer() is None:
+            return _sign_in_required()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _sign_in_required():
+    target = url_for("auth.sign_in", next=request.full_path.rstrip("?") if request.method == "GET" else None)
+    if request.headers.get("HX-Request"):
+        response = jsonify({})
+        response.headers["HX-Redirect"] = target
+        return response, 401
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify({"error": {"code": "unauthenticated", "message": "sign in first"}}), 401
+    return redirect(target)
+
+
+def _order_number_or_404(order_no: str) -> str:
+    try:
+        return order_numbers.validate(order_no)
+    except ValidationFailed:
+        abort(404)
+
+
+def _order_query():
+    return select(Order).options(selectinload(Order.lines))
+
+
+def order_for_customer_or_404(customer: Customer, order_no: str) -> Order:
+    """The customer's own order with this number; anyone else's (or none) is a 404."""
+    number = _order_number_or_404(order_no)
+    order = db.session.execute(
+        _order_query().where(Order.order_no == number, Order.customer_id == customer.id)
+    ).scalar_one_or_none()
+    if order is None:
+        abort(404)
+    return order
+
+
+def order_for_guest_or_404(session_ids, order_no: str) -> Order:
+    """An order this browser proved it may see by a guest look-up; anything else is a 404."""
+    number = _order_number_or_404(order_no)
+    ids = [i for i in (session_ids or []) if isinstance(i, int)]
+    if not ids:
+        abort(404)
+    order = db.session.execute(
+        _order_query().where(Order.order_no == number, Order.id.in_(ids))
+    ).scalar_one_or_none()
+    if order is None:
+        abort(404)
+    return order
+
+
+def orders_for_customer(customer: Customer, cursor: str | None = None, limit: int | None = None):
+    """One page of the customer's orders, newest first, and the cursor of the next page (None on the last)."""
+    limit = limit or PAGE_SIZE
+    query = select(Order).where(Order.customer_id == customer.id)
+    if cursor:
+        placed_at, last_id = decode_cursor(cursor)
+        if not isinstance(placed_at, datetime) or placed_at.tzinfo is None:
+            raise ValidationFailed("the cursor is not valid", field="cursor", code="invalid_cursor")
+        boundary = tuple_(literal(placed_at, Order.placed_at.type), literal(last_id, Order.id.type))
+        query = query.where(tuple_(Order.placed_at, Order.id) < boundary)
+    rows = db.session.execute(
+        query.order_by(Order.placed_at.desc(), Order.id.desc()).limit(limit + 1)
+    ).scalars().all()
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1].placed_at, rows[-1].id)
+
+
+def guest_lookup(order_no: str, phone_last4: str) -> int | None:
+    """The id of the order when the last four digits of its receiver phone match; None otherwise.
+
+    An unknown number and a wrong phone give the same answer, so a look-up cannot tell which orders exist.
+    Only the id leaves here: the order itself is loaded through order_for_guest_or_404.
+    """
+    row = db.session.execute(
+        select(Order.id, Order.receiver_phone).where(Order.order_no == order_numbers.validate(order_no))
+    ).first()
+    if row is None:
+        return None
+    stored = normalize_phone(row.receiver_phone)[-4:]
+    return row.id if len(stored) == 4 and hmac.compare_digest(stored, phone_last4 or "") else None
+
+
+def guest_order_ids() -> list[int]:
+    return list(session.get(GUEST_ORDERS_KEY, []))
+
+
+def remember_guest_order(order_id: int) -> None:
+    """Keep the order in this browser's session (most recent first, a bounded list)."""
+    ids = [order_id] + [i for i in guest_order_ids() if i != order_id]
+    session[GUEST_ORDERS_KEY] = ids[:MAX_GUEST_ORDERS]

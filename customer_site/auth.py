@@ -1,0 +1,63 @@
+"""Customer sign-in and sign-out."""
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import login_user, logout_user
+
+from customer_site.access import GUEST_ORDERS_KEY, signed_in_customer
+from customer_site.forms import SignInForm
+from shared.extensions import db, limiter
+from shared.services.customers import authenticate as authenticate_customer
+from shared.services.sign_in import SignInRefused
+from shared.web import client_ip
+
+bp = Blueprint("auth", __name__)
+KEPT_ACROSS_SIGN_IN = ("lang", GUEST_ORDERS_KEY)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths are followed after sign-in (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target \
+            and not urlsplit(target).netloc:
+        return target
+    return url_for("orders.index")
+
+
+def _start_session(customer) -> None:
+    """A fresh session (no fixation) that keeps the chosen language and the orders found as a guest."""
+    kept = {key: session[key] for key in KEPT_ACROSS_SIGN_IN if key in session}
+    session.clear()
+    session.update(kept)
+    login_user(customer)
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["SIGN_IN_LIMIT"], methods=["POST"])
+def sign_in():
+    """Sign in; per-address attempts are limited so nobody can lock accounts or guess passwords at speed."""
+    if signed_in_customer() is not None:
+        return redirect(url_for("orders.index"))
+    form = SignInForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            customer = authenticate_customer(form.email.data, form.password.data, client_ip())
+        except SignInRefused as refused:
+            db.session.commit()  # keep the failure count, the lock and the audit event
+            error = _("This account is locked after repeated failures; try again in a few minutes.") \
+                if refused.locked else _("Wrong email or password.")
+        else:
+            db.session.commit()
+            _start_session(customer)
+            return redirect(_safe_next(request.args.get("next")))
+    status = 401 if error else 422 if form.errors else 200
+    return render_template("customer/sign_in.html", form=form, error=error), status
+
+
+@bp.post("/sign-out")
+def sign_out():
+    logout_user()
+    session.clear()
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("index"))

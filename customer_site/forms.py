@@ -1,0 +1,42 @@
+"""Customer-site forms (Flask-WTF, so every form carries a CSRF token)."""
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Length, Regexp, ValidationError
+
+from shared import order_numbers
+from shared.services.errors import ValidationFailed
+
+ORDER_NO_ERRORS = {
+    "malformed_order_no": _l("This is not an order number. It has two letters, 14 digits and one check character, "
+                             "e.g. OS20261121000001X."),
+    "order_no_check_failed": _l("This order number does not add up: please check it for a typing mistake."),
+}
+
+
+def _stripped(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class SignInForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(_l("Enter your email.")), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(_l("Enter your password.")), Length(max=256)])
+
+
+class GuestLookupForm(FlaskForm):
+    order_no = StringField(_l("Order number"), validators=[DataRequired(_l("Enter the order number.")),
+                                                           Length(max=40)])
+    phone_last4 = StringField(_l("Last four digits of the receiver's phone"), filters=[_stripped], validators=[
+        DataRequired(_l("Enter the last four digits of the phone number.")),
+        Regexp(r"^\d{4}$", message=_l("Enter exactly four digits."))])
+
+    def validate_order_no(self, field):
+        """Check the number's shape and check character before any look-up; keep the normalized number."""
+        try:
+            field.data = order_numbers.validate(field.data)
+        except ValidationFailed as refused:
+            raise ValidationError(str(ORDER_NO_ERRORS.get(refused.code, refused.message))) from None
+
+
+class ConfirmForm(FlaskForm):
+    """An empty form: only its CSRF token matters (sign-out)."""
