@@ -1,0 +1,733 @@
+"""The demo: migrate, seed a believable merchant once, print the sign-ins, serve both apps and run the jobs.
+
+Everything is seeded through the services (create_order, transition_order, adjust_stock, ...), so the
+demo data has the same audit trail, ledger and reservations as data made by hand in the portal.
+"""
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from shared.actors import Actor
+from shared.appcore import create_core_app
+from shared.config import PROJECT_ROOT
+from shared.database import upgrade
+from shared.dispatch import jobs_run_inline, resolve
+from shared.extensions import db
+from shared.lifecycle import OrderStatus
+from shared.models import Channel, Customer, Order, Sku, StaffUser, Warehouse
+from shared.security import crypto
+from shared.services import catalog, customers, orders, staff, stock
+from shared.timekeeping import utc_now
+
+SEED_ACTOR = Actor(id=None, label="demo-seed", role="admin")
+RANDOM_SEED = 2026
+BATCH_SIZE = 100
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+# (code, name, kind, timezone, currency, share of orders, price factor against the list price)
+CHANNELS = (
+    ("TB", "淘宝/天猫", "taobao", "Asia/Shanghai", "CNY", 30, "1.00"),
+    ("JD", "京东", "jd", "Asia/Shanghai", "CNY", 18, "1.00"),
+    ("PD", "拼多多", "pinduoduo", "Asia/Shanghai", "CNY", 15, "0.88"),
+    ("DY", "抖音小店", "douyin", "Asia/Shanghai", "CNY", 15, "0.95"),
+    ("WX", "微信小程序", "wechat", "Asia/Shanghai", "CNY", 8, "0.98"),
+    ("OS", "官网商城", "own_shop", "Asia/Shanghai", "CNY", 6, "0.96"),
+    ("SF", "Shopify", "shopify", "America/Los_Angeles", "USD", 4, "0.19"),
+    ("OF", "线下门店", "offline", "Asia/Shanghai", "CNY", 4, "1.00"),
+)
+
+# (code, name, province, city, share of opening stock)
+WAREHOUSES = (
+    ("HZ1", "杭州仓", "浙江省", "杭州市", 5),
+    ("GZ1", "广州仓", "广东省", "广州市", 3),
+    ("CD1", "成都仓", "四川省", "成都市", 2),
+)
+
+# (sku, name, list price in CNY, safety stock, popularity, deliberately short of stock)
+PRODUCTS = (
+    ("TEA-001", "西湖龙井 明前特级 250g", "398.00", 20, 8, False),
+    ("TEA-002", "安溪铁观音 清香型 500g", "168.00", 20, 6, False),
+    ("TEA-003", "武夷山大红袍 礼盒装 200g", "258.00", 15, 5, True),
+    ("TEA-004", "云南普洱熟茶 357g 饼茶", "129.00", 15, 5, False),
+    ("TEA-005", "福鼎白茶 白牡丹 300g", "188.00", 15, 4, False),
+    ("TEA-006", "正山小种红茶 罐装 150g", "98.00", 20, 5, False),
+    ("TEA-007", "茉莉花茶 袋泡茶 50包", "39.90", 30, 7, False),
+    ("TEA-008", "黄山毛峰 雨前一级 250g", "119.00", 15, 3, False),
+    ("SNK-001", "每日坚果 混合果仁 750g/30袋", "139.00", 40, 10, False),
+    ("SNK-002", "临安手剥山核桃 500g", "89.00", 30, 6, False),
+    ("SNK-003", "五常稻花香大米 5kg", "79.90", 40, 7, False),
+    ("SNK-004", "云南玫瑰鲜花饼 10枚装", "36.80", 30, 6, False),
+    ("SNK-005", "重庆麻辣牛肉干 250g", "49.90", 30, 6, True),
+    ("SNK-006", "潮汕手打牛肉丸 冷冻 500g", "59.00", 20, 4, False),
+    ("SNK-007", "新疆和田大枣 特级 1kg", "68.00", 25, 5, False),
+    ("SNK-008", "京式糕点礼盒 1.2kg", "128.00", 15, 3, False),
+    ("SNK-009", "柳州螺蛳粉 原味 5袋装", "45.90", 50, 9, False),
+    ("SNK-010", "九蒸九晒黑芝麻丸 300g", "39.90", 30, 5, False),
+    ("SNK-011", "金华火腿切片 200g", "88.00", 15, 2, False),
+    ("SNK-012", "宁夏中宁枸杞 头茬 500g", "59.90", 25, 4, False),
+    ("COS-001", "玻尿酸补水保湿面膜 10片装", "69.00", 40, 9, False),
+    ("COS-002", "氨基酸温和洁面乳 120g", "59.00", 30, 7, False),
+    ("COS-003", "烟酰胺亮肤精华液 30ml", "199.00", 20, 6, True),
+    ("COS-004", "清透防晒乳 SPF50+ PA++++ 50ml", "129.00", 30, 7, False),
+    ("COS-005", "丝绒哑光口红 正红色 3.5g", "149.00", 20, 5, False),
+    ("COS-006", "温和卸妆油 200ml", "99.00", 20, 4, False),
+    ("COS-007", "桂花香护手霜 5支礼盒", "49.90", 25, 5, False),
+    ("COS-008", "无硅油控油洗发水 500ml", "69.90", 25, 5, False),
+    ("COS-009", "抗皱紧致眼霜 15g", "259.00", 10, 3, False),
+    ("COS-010", "自然色气垫BB霜 15g×2", "159.00", 15, 4, True),
+    ("APL-001", "陶瓷内胆电炖锅 1.6L", "199.00", 10, 4, False),
+    ("APL-002", "破壁豆浆机 1.2L", "599.00", 8, 3, False),
+    ("APL-003", "304不锈钢电热水壶 1.7L", "89.00", 15, 5, False),
+    ("APL-004", "智能预约电饭煲 4L", "329.00", 10, 3, False),
+    ("APL-005", "可视空气炸锅 5.5L", "299.00", 12, 5, True),
+    ("APL-006", "便携无线榨汁杯", "129.00", 15, 4, False),
+    ("APL-007", "负离子吹风机 1800W", "219.00", 10, 4, False),
+    ("APL-008", "声波电动牙刷 5档", "159.00", 15, 5, False),
+    ("APL-009", "USB静音桌面小风扇", "59.00", 20, 4, False),
+    ("APL-010", "手持蒸汽挂烫机", "169.00", 10, 3, False),
+    ("APL-011", "多功能养生壶 1.5L", "139.00", 12, 4, False),
+    ("APL-012", "上加水加湿器 4L", "149.00", 10, 3, True),
+    ("HOM-001", "景德镇陶瓷茶具套装 一壶六杯", "268.00", 8, 3, False),
+    ("HOM-002", "桑蚕丝春秋被 200×230cm", "899.00", 5, 2, False),
+    ("HOM-003", "竹纤维毛巾 4条装", "49.90", 30, 6, False),
+    ("HOM-004", "316不锈钢保温杯 500ml", "119.00", 20, 6, False),
+    ("HOM-005", "檀香香薰蜡烛 200g", "79.00", 15, 3, False),
+    ("HOM-006", "桑蚕丝真丝眼罩", "39.00", 20, 4, False),
+    ("HOM-007", "宜兴原矿朱泥紫砂壶 200ml", "458.00", 5, 2, False),
+    ("HOM-008", "天然乳胶枕 2只装", "299.00", 10, 4, False),
+)
+
+# (province, city, district, postal code, real roads of that district)
+REGIONS = (
+    ("浙江省", "杭州市", "西湖区", "310012", ("文三路", "天目山路", "古墩路")),
+    ("浙江省", "杭州市", "滨江区", "310051", ("江南大道", "滨盛路", "网商路")),
+    ("浙江省", "宁波市", "鄞州区", "315100", ("天童南路", "四明中路")),
+    ("上海市", "上海市", "浦东新区", "200120", ("张杨路", "世纪大道", "锦绣路")),
+    ("上海市", "上海市", "徐汇区", "200030", ("漕溪北路", "肇嘉浜路", "虹桥路")),
+    ("北京市", "北京市", "朝阳区", "100020", ("建国路", "朝阳北路", "望京街")),
+    ("北京市", "北京市", "海淀区", "100080", ("中关村大街", "学院路", "知春路")),
+    ("广东省", "广州市", "天河区", "510620", ("天河路", "体育西路", "黄埔大道西")),
+    ("广东省", "深圳市", "南山区", "518052", ("深南大道", "科技园南路", "南海大道")),
+    ("江苏省", "南京市", "鼓楼区", "210008", ("中山北路", "广州路", "湖南路")),
+    ("江苏省", "苏州市", "姑苏区", "215000", ("人民路", "干将西路", "十全街")),
+    ("四川省", "成都市", "武侯区", "610041", ("人民南路四段", "武侯祠大街", "科华北路")),
+    ("湖北省", "武汉市", "洪山区", "430070", ("珞喻路", "雄楚大道", "光谷大道")),
+    ("陕西省", "西安市", "雁塔区", "710061", ("小寨东路", "长安南路", "科技路")),
+    ("福建省", "厦门市", "思明区", "361001", ("中山路", "湖滨南路", "厦禾路")),
+    ("重庆市", "重庆市", "渝北区", "401120", ("金开大道", "新牌坊一路")),
+    ("湖南省", "长沙市", "岳麓区", "410006", ("麓山南路", "枫林三路")),
+    ("山东省", "青岛市", "市南区", "266001", ("香港中路", "山东路")),
+)
+COMPOUNDS = ("阳光花园", "翠苑小区", "金色家园", "锦绣华庭", "东方名苑", "滨江花园", "世纪新城", "梧桐苑", "香樟园",
+             "和平里小区")
+OFFICE_TOWERS = ("国际大厦", "创业大厦", "时代广场", "科技园A座", "金融中心")
+
+# Shopify ships abroad: (state, city, county, ZIP, area code, streets)
+US_REGIONS = (
+    ("California", "Los Angeles", "Los Angeles County", "90012", "213", ("W 1st St", "S Broadway")),
+    ("California", "San Francisco", "San Francisco County", "94103", "415", ("Mission St", "Folsom St")),
+    ("New York", "New York", "New York County", "10013", "212", ("Canal St", "Mott St")),
+    ("Washington", "Seattle", "King County", "98104", "206", ("S Jackson St", "2nd Ave")),
+    ("Texas", "Houston", "Harris County", "77002", "713", ("Main St", "Travis St")),
+)
+US_FIRST_NAMES = ("Emily", "Kevin", "Sarah", "Michael", "Jessica", "David", "Olivia", "James", "Sophia", "Daniel")
+US_LAST_NAMES = ("Chen", "Wang", "Lin", "Zhang", "Liu", "Huang", "Brown", "Wilson", "Lee", "Wu")
+
+SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何林高罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+            "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔汤")
+GIVEN_NAME_CHARACTERS = ("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超霞平刚桂英华玉萍红娥玲芬燕彬鹏辉俊宇浩然子涵欣怡梓轩"
+                         "雨萱思远嘉怡晨阳佳琪文博一鸣建国志强海燕丹婷雪梅晓东立新春花秀兰")
+MOBILE_PREFIXES = ("130", "131", "132", "133", "135", "136", "137", "138", "139", "150", "151", "152", "155", "156",
+                   "157", "158", "159", "166", "173", "176", "177", "180", "181", "182", "183", "185", "186", "187",
+                   "188", "189", "191", "198", "199")
+EMAIL_DOMAINS = ("example.com", "example.cn", "example.org")
+
+# (role, username, password, display name): one sign-in per role, printed every time the demo starts.
+STAFF = (
+    ("admin", "admin", "demo-admin-2026", "系统管理员"),
+    ("ops_manager", "ops", "demo-ops-2026", "运营经理 周敏"),
+    ("customer_service", "cs", "demo-cs-2026", "客服 林晓雨"),
+    ("warehouse", "warehouse", "demo-warehouse-2026", "仓库主管 陈刚"),
+    ("finance", "finance", "demo-finance-2026", "财务 赵静"),
+    ("auditor", "auditor", "demo-auditor-2026", "审计 孙伟"),
+)
+# Regular buyers who open a customer-site account; their seeded orders show up under "my orders".
+CUSTOMER_ACCOUNTS = (
+    ("王小雨", "xiaoyu.wang@example.com", "demo-customer-2026"),
+    ("李建国", "jianguo.li@example.com", "demo-customer-2026"),
+)
+
+FLOW = ("allocated", "picking", "packed", "shipped", "completed")
+# How often each final status appears, and how long ago (minutes) such an order was typically placed.
+FATES = {
+    "pending_review": (4, 30, 2 * 24 * 60),
+    "confirmed": (9, 5, 24 * 60),
+    "allocated": (8, 30, 36 * 60),
+    "picking": (5, 60, 48 * 60),
+    "packed": (5, 120, 60 * 60),
+    "shipped": (14, 12 * 60, 6 * 24 * 60),
+    "completed": (34, 3 * 24 * 60, 14 * 24 * 60),
+    "on_hold": (4, 60, 5 * 24 * 60),
+    "cancelled": (11, 60, 14 * 24 * 60),
+    "closed": (6, 7 * 24 * 60, 14 * 24 * 60),
+}
+HOLD_REASONS = ("收货地址不完整，待客服与买家核实", "买家要求延迟发货", "疑似刷单，待风控审核", "发票信息待补充",
+                "同一买家多笔订单，待合并发货")
+BUYER_CANCEL_REASONS = ("买家申请取消：拍错了/多拍了", "买家申请取消：不想要了",
+                        "买家申请取消：地址填写错误，已重新下单")
+PICKING_CANCEL_REASON = "拣货发现外包装破损，无可替换库存，经买家同意取消"
+UNPAID_CANCEL_REASON = "超时未支付，系统关闭交易并释放库存"
+HOLD_POOL_REASONS = ("直播间专享库存预留", "618大促活动库存预留", "质检待定，暂不可售")
+
+
+@dataclass
+class Shopper:
+    name: str
+    phone: str
+    email: str | None
+    address: dict
+    account_email: str | None = None  # set for the regulars who open a customer-site account
+
+
+@dataclass
+class OrderPlan:
+    placed_at: datetime
+    channel: str
+    shopper: Shopper
+    lines: list[tuple[str, int]]
+    fate: str
+    paid: bool = True
+    paid_later: bool = False
+    unpaid_window: int | None = None
+    route: list[tuple[str, str | None]] = field(default_factory=list)
+
+
+@dataclass
+class SeedOutcome:
+    seeded: bool
+    order_count: int
+    seconds: float = 0.0
+    statuses: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- planning (pure, seeded randomness)
+
+def chinese_name(rng: random.Random) -> str:
+    given = "".join(rng.choice(GIVEN_NAME_CHARACTERS) for _ in range(rng.choice((1, 2, 2))))
+    return rng.choice(SURNAMES) + given
+
+
+def mobile_number(rng: random.Random) -> str:
+    return rng.choice(MOBILE_PREFIXES) + f"{rng.randrange(10 ** 8):08d}"
+
+
+def street_address(rng: random.Random, roads: tuple[str, ...]) -> str:
+    road, number = rng.choice(roads), rng.randint(1, 999)
+    pattern = rng.random()
+    if pattern < 0.55:
+        return (f"{road}{number}号{rng.choice(COMPOUNDS)}{rng.randint(1, 30)}幢{rng.randint(1, 4)}单元"
+                f"{rng.randint(1, 28)}{rng.randint(1, 4):02d}室")
+    if pattern < 0.85:
+        return (f"{road}{number}号{rng.choice(COMPOUNDS)}{rng.randint(1, 20)}栋"
+                f"{rng.randint(1, 33)}{rng.randint(1, 8):02d}")
+    return f"{road}{number}号{rng.choice(OFFICE_TOWERS)}{rng.randint(2, 40)}楼{rng.randint(1, 30):02d}室"
+
+
+def domestic_shopper(rng: random.Random, name: str | None = None, with_email: bool | None = None) -> Shopper:
+    province, city, district, postal_code, roads = rng.choice(REGIONS)
+    name, phone = name or chinese_name(rng), mobile_number(rng)
+    email = None
+    if with_email if with_email is not None else rng.random() < 0.3:
+        email = f"{phone[-8:]}{rng.randint(10, 99)}@{rng.choice(EMAIL_DOMAINS)}"
+    address = {"receiver": name, "phone": phone, "province": province, "city": city, "district": district,
+               "street": street_address(rng, roads), "postal_code": postal_code}
+    return Shopper(name=name, phone=phone, email=email, address=address)
+
+
+def overseas_shopper(rng: random.Random) -> Shopper:
+    state, city, county, zip_code, area_code, streets = rng.choice(US_REGIONS)
+    name = f"{rng.choice(US_FIRST_NAMES)} {rng.choice(US_LAST_NAMES)}"
+    phone = f"+1{area_code}555{rng.randint(100, 199):04d}"  # 555-01xx numbers are reserved for fiction
+    email = f"{name.split()[0].lower()}{rng.randint(1, 999)}@example.com"
+    address = {"receiver": name, "phone": phone, "province": state, "city": city, "district": county,
+               "street": f"{rng.randint(100, 2999)} {rng.choice(streets)}, Apt {rng.randint(1, 40)}",
+               "postal_code": zip_code}
+    return Shopper(name=name, phone=phone, email=email, address=address)
+
+
+def placed_moment(rng: random.Random, now: datetime, low_minutes: float, high_minutes: float) -> datetime:
+    """A moment in the window, mostly in waking hours (China time) as real shopping is."""
+    moment = now
+    for _ in range(3):
+        moment = now - timedelta(minutes=rng.uniform(low_minutes, high_minutes))
+        if moment.astimezone(SHANGHAI).hour >= 8 or rng.random() < 0.15:
+            break
+    return moment
+
+
+def route_for(rng: random.Random, plan: OrderPlan) -> None:
+    """Decide payment and the lifecycle steps that bring the order to its fate."""
+    fate = plan.fate
+    if fate in FLOW:
+        plan.route = [(step, None) for step in FLOW[:FLOW.index(fate) + 1]]
+    elif fate == "on_hold":
+        plan.route = [(step, None) for step in FLOW[:rng.randint(0, 3)]] + [("on_hold", rng.choice(HOLD_REASONS))]
+    elif fate == "cancelled":
+        kind = rng.random()
+        if kind < 0.4:
+            plan.paid, plan.route = False, [("cancelled", UNPAID_CANCEL_REASON)]
+        elif kind < 0.85:
+            before = [(step, None) for step in FLOW[:rng.randint(0, 1)]]
+            plan.route = before + [("cancelled", rng.choice(BUYER_CANCEL_REASONS))]
+        else:
+            plan.route = [(step, None) for step in FLOW[:2]] + [("cancelled", PICKING_CANCEL_REASON)]
+    elif fate == "closed":
+        if rng.random() < 0.75:
+            plan.route = [(step, None) for step in FLOW] + [("closed", "售后期已过，订单归档")]
+        else:
+            plan.route = [("cancelled", rng.choice(BUYER_CANCEL_REASONS)), ("closed", "已取消订单归档")]
+
+
+def plan_orders(rng: random.Random, count: int, now: datetime, unpaid_minutes: int) -> list[OrderPlan]:
+    """Decide every order up front (who, where, what, how far it got), oldest first."""
+    regulars = [domestic_shopper(rng, name=name, with_email=False) for name, _email, _pw in CUSTOMER_ACCOUNTS]
+    for shopper, (_name, email, _password) in zip(regulars, CUSTOMER_ACCOUNTS, strict=True):
+        shopper.account_email = email
+    domestic = regulars + [domestic_shopper(rng) for _ in range(max(20, count * 55 // 100))]
+    overseas = [overseas_shopper(rng) for _ in range(max(5, count // 40))]
+    channel_codes = [c[0] for c in CHANNELS]
+    channel_weights = [c[5] for c in CHANNELS]
+    home_weights = [0 if c[4] != "CNY" else c[5] for c in CHANNELS]
+    fate_names = list(FATES)
+    fate_weights = [weight for weight, _low, _high in FATES.values()]
+    sku_codes = [p[0] for p in PRODUCTS]
+    sku_weights = [p[4] for p in PRODUCTS]
+    regular_every = max(10, count // 12)  # about a dozen orders each: enough to fill "my orders"
+    plans = []
+    for index in range(count):
+        # The first orders cover every status once, so even a tiny demo shows the whole lifecycle.
+        fate = fate_names[index] if index < len(fate_names) else rng.choices(fate_names, fate_weights)[0]
+        if index % regular_every < len(regulars):  # the regulars buy at home, through the Chinese channels
+            shopper = regulars[index % regular_every]
+            channel = rng.choices(channel_codes, home_weights)[0]
+        else:
+            channel = rng.choices(channel_codes, channel_weights)[0]
+            shopper = rng.choice(overseas if channel == "SF" else domestic[len(regulars):])
+        skus = set()
+        for _ in range(rng.choices((1, 2, 3), (70, 22, 8))[0]):
+            skus.add(rng.choices(sku_codes, sku_weights)[0])
+        lines = [(sku, rng.choices((1, 2, 3), (75, 18, 7))[0]) for sku in sorted(skus)]
+        plan = OrderPlan(placed_at=now, channel=channel, shopper=shopper, lines=lines, fate=fate)
+        _weight, low, high = FATES[fate]
+        if fate == "pending_review" and (index == 0 or rng.random() < 0.45):
+            # Unpaid and recent: some reservations run out while the demo runs and the job cancels them.
+            age = rng.uniform(2, max(3, unpaid_minutes - 1))
+            plan.placed_at, plan.paid = now - timedelta(minutes=age), False
+            plan.unpaid_window = max(1, round(unpaid_minutes - age))
+        else:
+            plan.placed_at = placed_moment(rng, now, low, high)
+            plan.paid_later = fate == "pending_review"  # bank transfer received, waiting for manual review
+            route_for(rng, plan)
+            if not plan.paid:
+                plan.unpaid_window = unpaid_minutes
+        plans.append(plan)
+    plans.sort(key=lambda p: p.placed_at)
+    return plans
+
+
+def units_kept(plans: list[OrderPlan]) -> dict[str, int]:
+    """Units each SKU must have for the orders that keep their stock (all but the cancelled)."""
+    kept = {p[0]: 0 for p in PRODUCTS}
+    for plan in plans:
+        if any(step == "cancelled" for step, _reason in plan.route):
+            continue
+        for sku, quantity in plan.lines:
+            kept[sku] += quantity
+    return kept
+
+
+def channel_order_id(rng: random.Random, channel: str, placed_at: datetime, serial: int) -> str:
+    """An order id in the shape each platform uses."""
+    local = placed_at.astimezone(SHANGHAI)
+    shapes = {
+        "TB": lambda: f"{rng.randint(1, 4)}{rng.randrange(10 ** 17):017d}{serial % 10}",
+        "JD": lambda: f"{rng.randint(28, 31)}{rng.randrange(10 ** 10):010d}",
+        "PD": lambda: f"{local:%y%m%d}-{rng.randrange(10 ** 15):015d}",
+        "DY": lambda: f"69{rng.randrange(10 ** 17):017d}",
+        "WX": lambda: f"wx{local:%Y%m%d%H%M%S}{rng.randrange(10 ** 4):04d}",
+        "OS": lambda: f"OS{local:%y%m%d}{rng.randrange(10 ** 5):05d}",
+        "SF": lambda: f"#{1001 + serial}",
+        "OF": lambda: f"POS-HZ01-{local:%Y%m%d}-{rng.randrange(10 ** 4):04d}",
+    }
+    return shapes[channel]()
+
+
+def channel_price(list_price: str, factor: str, currency: str) -> Decimal:
+    """The price a channel sells at: its own discount on the list price, or the list price in its currency."""
+    price = (Decimal(list_price) * Decimal(factor)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    if currency == "USD":  # shop prices abroad end in .99
+        return max(Decimal("4.99"), price.quantize(Decimal("1"), rounding=ROUND_HALF_UP) - Decimal("0.01"))
+    return price.quantize(Decimal("0.01"))
+
+
+def order_payload(rng: random.Random, plan: OrderPlan, now: datetime, serial: int, used_ids: set) -> dict:
+    """The canonical order a channel would send for this plan."""
+    code, _name, _kind, zone, currency, _share, factor = next(c for c in CHANNELS if c[0] == plan.channel)
+    prices = {p[0]: p[2] for p in PRODUCTS}
+    lines = [{"sku": sku, "quantity": qty, "unit_price": str(channel_price(prices[sku], factor, currency))}
+             for sku, qty in plan.lines]
+    goods = sum(Decimal(line["unit_price"]) * line["quantity"] for line in lines)
+    if currency == "USD":
+        shipping, discount = (Decimal("0.00") if goods >= 49 else Decimal("7.95")), Decimal("0.00")
+    else:
+        shipping = Decimal("0.00") if goods >= 99 or code == "OF" else Decimal("6.00" if code == "JD" else "8.00")
+        discount = Decimal("0.00")
+        for threshold, amount in ((299, "30.00"), (199, "20.00"), (99, "10.00")):
+            if goods >= threshold:
+                discount = Decimal(amount) if rng.random() < 0.35 else Decimal("0.00")
+                break
+    order_id = channel_order_id(rng, code, plan.placed_at, serial)
+    while order_id in used_ids:
+        order_id = channel_order_id(rng, code, plan.placed_at, serial)
+    used_ids.add(order_id)
+    placed_local = plan.placed_at.astimezone(ZoneInfo(zone))
+    paid_at = None
+    if plan.paid and not plan.paid_later:
+        paid_at = min(now, plan.placed_at + timedelta(seconds=rng.randint(20, 600))).astimezone(ZoneInfo(zone))
+    return {
+        "channel": code, "channel_order_id": order_id, "placed_at": placed_local.isoformat(timespec="seconds"),
+        "paid_at": paid_at.isoformat(timespec="seconds") if paid_at else None, "currency": currency,
+        "customer": {"name": plan.shopper.name, "phone": plan.shopper.phone, "email": plan.shopper.email},
+        "shipping_address": dict(plan.shopper.address), "lines": lines,
+        "shipping_fee": str(shipping), "discount": str(discount),
+    }
+
+
+# ---------------------------------------------------------------- seeding (through the services)
+
+def database_has_data() -> bool:
+    """True when the database already holds a merchant's data: the demo never seeds over it."""
+    return any(db.session.execute(select(model.id).limit(1)).first() is not None
+               for model in (Channel, Warehouse, Sku, Order, StaffUser))
+
+
+def open_channels_and_warehouses() -> None:
+    for code, name, kind, zone, currency, _share, _factor in CHANNELS:
+        catalog.create_channel(code, name, kind, SEED_ACTOR, timezone=zone, currency=currency)
+    for code, name, province, city, _share in WAREHOUSES:
+        catalog.create_warehouse({"code": code, "name": name, "province": province, "city": city}, SEED_ACTOR)
+
+
+def list_products(rng: random.Random) -> None:
+    for code, name, _price, safety, _popularity, short in PRODUCTS:
+        safety_stock = safety + rng.randint(20, 40) if short else safety
+        catalog.create_sku({"sku": code, "name": name, "safety_stock": safety_stock}, SEED_ACTOR)
+
+
+def split_by_warehouse(units: int) -> list[int]:
+    shares = [w[4] for w in WAREHOUSES]
+    parts = [units * share // sum(shares) for share in shares]
+    parts[0] += units - sum(parts)
+    return parts
+
+
+def stock_shelves(rng: random.Random, plans: list[OrderPlan]) -> None:
+    """Receive enough opening stock for every planned order, hold some, and book a few stocktake differences."""
+    # Each SKU ends the seed with just its spare units available: a few for the deliberately short SKUs (below
+    # their safety stock), a comfortable margin for the rest. Nine spare units is the least that guarantees some
+    # warehouse can still take a line of three, so no planned order ever fails for want of stock.
+    kept = units_kept(plans)
+    holds = {(sku, WAREHOUSES[rng.randrange(len(WAREHOUSES))][0]): rng.choice((5, 10, 20))
+             for sku in rng.sample([p[0] for p in PRODUCTS if not p[5]], 8)}
+    shrinkage = {(sku, WAREHOUSES[0][0]): rng.randint(1, 3) for sku in rng.sample([p[0] for p in PRODUCTS], 6)}
+    for code, _name, _price, _safety, popularity, short in PRODUCTS:
+        spare = rng.randint(9, 14) if short else rng.randint(60, 120) + popularity * 20
+        for (warehouse, *_), units in zip(WAREHOUSES, split_by_warehouse(kept[code] + spare), strict=True):
+            units += holds.get((code, warehouse), 0) + shrinkage.get((code, warehouse), 0)
+            first = units if popularity < 7 else units * 7 // 10  # best sellers were restocked once since
+            if first:
+                stock.adjust_stock(code, warehouse, first, "期初库存导入", SEED_ACTOR, kind="receipt")
+            if units - first:
+                purchase_order = f"PO{utc_now():%Y%m}{rng.randint(1000, 9999)}"
+                stock.adjust_stock(code, warehouse, units - first, f"采购入库 {purchase_order}", SEED_ACTOR,
+                                   kind="receipt")
+    for (code, warehouse), units in sorted(shrinkage.items()):
+        stock.adjust_stock(code, warehouse, -units, "月度盘点差异：实盘少于账面", SEED_ACTOR, kind="stocktake")
+    for (code, warehouse), units in sorted(holds.items()):
+        stock.set_held(code, warehouse, units, rng.choice(HOLD_POOL_REASONS), SEED_ACTOR)
+
+
+@contextmanager
+def unpaid_window(minutes: int | None):
+    """Hold an unpaid order's stock only for what is left of its window, as if it had arrived when placed."""
+    config = current_app.config
+    saved = config["UNPAID_RESERVATION_MINUTES"]
+    if minutes is not None:
+        config["UNPAID_RESERVATION_MINUTES"] = minutes
+    try:
+        yield
+    finally:
+        config["UNPAID_RESERVATION_MINUTES"] = saved
+
+
+def place_orders(rng: random.Random, plans: list[OrderPlan], now: datetime, report) -> None:
+    """Create each order and walk it through its lifecycle, committing every BATCH_SIZE orders."""
+    used_ids: set[str] = set()
+    started = time.perf_counter()
+    step = max(BATCH_SIZE, len(plans) // 4 // BATCH_SIZE * BATCH_SIZE)
+    for serial, plan in enumerate(plans):
+        payload = order_payload(rng, plan, now, serial, used_ids)
+        with unpaid_window(plan.unpaid_window):
+            order = orders.create_order(payload, SEED_ACTOR)
+        if plan.paid_later:
+            paid_at = min(now, plan.placed_at + timedelta(minutes=rng.randint(10, 24 * 60)))
+            orders.record_payment(order, paid_at, SEED_ACTOR)
+        for target, reason in plan.route:
+            orders.transition_order(order, target, SEED_ACTOR, reason=reason)
+        done = serial + 1
+        if done % BATCH_SIZE == 0 or done == len(plans):
+            db.session.commit()
+            if done % step == 0 or done == len(plans):
+                report(f"  orders {done:>6,}/{len(plans):,}  {time.perf_counter() - started:5.1f} s")
+
+
+def create_staff() -> None:
+    for role, username, password, display_name in STAFF:
+        staff.create_user(username, password, role, SEED_ACTOR, display_name=display_name)
+
+
+def open_customer_accounts(plans: list[OrderPlan]) -> None:
+    """Give the regular buyers a customer-site account on the phone number their orders carry."""
+    for name, email, password in CUSTOMER_ACCOUNTS:
+        shopper = next((p.shopper for p in plans if p.shopper.account_email == email), None)
+        if shopper is not None:  # a tiny demo may not have reached the second regular
+            customers.create_account(name, shopper.phone, email, password, SEED_ACTOR)
+
+
+def status_counts() -> dict[str, int]:
+    rows = db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all()
+    counts = dict(rows)
+    return {status.value: counts.get(status.value, 0) for status in OrderStatus}
+
+
+def seed_demo_data(order_count: int = 2000, report=print) -> SeedOutcome:
+    """Seed the demo merchant through the services, unless the database already holds data."""
+    if database_has_data():
+        existing = db.session.execute(select(func.count(Order.id))).scalar_one()
+        report(f"The database already holds data ({existing:,} orders): reusing it, nothing was seeded.")
+        return SeedOutcome(seeded=False, order_count=existing, statuses=status_counts())
+    started = time.perf_counter()
+    rng = random.Random(RANDOM_SEED)
+    now = utc_now()
+    plans = plan_orders(rng, order_count, now, current_app.config["UNPAID_RESERVATION_MINUTES"])
+    report(f"Seeding the demo merchant: {len(CHANNELS)} channels, {len(WAREHOUSES)} warehouses, "
+           f"{len(PRODUCTS)} SKUs, {order_count:,} orders over the last 14 days")
+    open_channels_and_warehouses()
+    list_products(rng)
+    stock_shelves(rng, plans)
+    db.session.commit()
+    report(f"  channels, warehouses, SKUs and opening stock  {time.perf_counter() - started:4.1f} s")
+    place_orders(rng, plans, now, report)
+    password_started = time.perf_counter()
+    create_staff()
+    if plans:
+        open_customer_accounts(plans)
+    db.session.commit()
+    seconds = time.perf_counter() - started
+    report(f"  staff and customer accounts  {time.perf_counter() - password_started:4.1f} s (Argon2 hashes)")
+    report(f"Seeded in {seconds:.1f} s")
+    return SeedOutcome(seeded=True, order_count=order_count, seconds=seconds, statuses=status_counts())
+
+
+# ---------------------------------------------------------------- sign-ins
+
+def sign_in_sheet(portal_url: str, customer_url: str) -> list[str]:
+    """The demo's sign-ins, looked up in the database so that missing accounts are said so."""
+    present = dict(db.session.execute(
+        select(StaffUser.username, StaffUser.role).where(StaffUser.username.in_([s[1] for s in STAFF]))
+    ).all())
+    lines = [f"Staff portal   {portal_url}/sign-in", f"  {'role':<18}{'username':<12}password"]
+    for role, username, password, _display in STAFF:
+        note = "" if present.get(username) == role else "   (not in this database)"
+        lines.append(f"  {role:<18}{username:<12}{password}{note}")
+    lines += ["", f"Customer site  {customer_url}/", f"  {'email':<28}{'password':<22}{'orders':<8}name"]
+    for name, email, password in CUSTOMER_ACCOUNTS:
+        customer = db.session.execute(
+            select(Customer).where(Customer.email_index == crypto.blind_index("email", email))
+        ).scalar_one_or_none()
+        if customer is None:
+            lines.append(f"  {email:<28}{password:<22}{'-':<8}{name} (not in this database)")
+            continue
+        count = db.session.execute(select(func.count(Order.id)).where(Order.customer_id == customer.id)).scalar_one()
+        lines.append(f"  {email:<28}{password:<22}{count:<8}{name}")
+    example = db.session.execute(
+        select(Order).where(Order.status == OrderStatus.SHIPPED, Order.currency == "CNY")
+        .order_by(Order.placed_at.desc()).limit(1)
+    ).scalar_one_or_none()
+    if example is not None:
+        lines.append(f"  guest lookup: order {example.order_no} + last 4 digits of the phone: "
+                     f"{example.receiver_phone[-4:]}")
+    return lines
+
+
+def printable_url(url: str) -> str:
+    """A database or Redis URL fit to print: any password is hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.rpartition("@")[2]
+
+
+# ---------------------------------------------------------------- serving and background jobs
+
+class ScheduledJobs(threading.Thread):
+    """Run each scheduled job at its interval inside this process: the inline mode when no Redis answers."""
+
+    def __init__(self, schedule, tick: float = 1.0):
+        super().__init__(name="orderloom-jobs", daemon=True)
+        self.schedule, self.tick = schedule, tick
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        due = {name: time.monotonic() + 2 for name, *_rest in self.schedule}
+        while not self.stopping.wait(self.tick):
+            for name, dotted, interval, _queue in self.schedule:
+                if time.monotonic() < due[name]:
+                    continue
+                due[name] = time.monotonic() + interval
+                try:
+                    result = resolve(dotted)()  # each job enters its own app context (jobs.runtime.job)
+                except Exception as failure:  # keep the loop alive; the job has logged and rolled back
+                    print(f"[jobs] {name} failed: {failure}", flush=True)
+                    continue
+                if result:
+                    print(f"[jobs] {name}: {result}", flush=True)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=15)
+
+
+def orderloom_command(*args: str) -> list[str]:
+    """The `orderloom` console script of this interpreter, or the CLI run through it."""
+    script = Path(sys.executable).parent / "orderloom"
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-c", "from shared.cli import main; main()", *args]
+
+
+def start_background_jobs(inline: bool, redis_url: str) -> tuple[ScheduledJobs | None, list[subprocess.Popen]]:
+    """Run the schedule in a thread here, or start `orderloom worker` and `orderloom cron` when Redis answers."""
+    if inline:
+        schedule = resolve("jobs.schedule.SCHEDULE")  # by dotted path: shared never imports jobs
+        why = "REDIS_URL is not set" if not redis_url else f"Redis does not answer at {printable_url(redis_url)}"
+        print(f"Background jobs: inline in this process ({why}); "
+              f"{', '.join(f'{name} every {interval} s' for name, _d, interval, _q in schedule)}")
+        runner = ScheduledJobs(schedule)
+        runner.start()
+        return runner, []
+    print(f"Background jobs: RQ on {printable_url(redis_url)}: started `orderloom worker` and `orderloom cron`")
+    workers = [subprocess.Popen(orderloom_command(part), cwd=PROJECT_ROOT) for part in ("worker", "cron")]
+    return None, workers
+
+
+def stop_background_jobs(runner: ScheduledJobs | None, workers: list[subprocess.Popen]) -> None:
+    """Stop the job thread or the worker and cron processes, gently first."""
+    if runner is not None:
+        runner.stop()
+    # Ctrl-C in a terminal reaches the worker and cron too; give them a moment to finish on their own,
+    # since a second signal would make the RQ worker abandon the job it is running.
+    grace = time.monotonic() + 3
+    while workers and any(p.poll() is None for p in workers) and time.monotonic() < grace:
+        time.sleep(0.1)
+    for process in workers:
+        if process.poll() is None:
+            process.terminate()
+    for process in workers:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _stop_on_sigterm(_signum, _frame):
+    raise KeyboardInterrupt
+
+
+def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline: bool, redis_url: str) -> None:
+    """Serve both apps from this process in threads, with the background jobs, until Ctrl-C or SIGTERM."""
+    from werkzeug.serving import make_server
+
+    from customer_site import create_app as create_customer_app
+    from portal import create_app as create_portal_app
+
+    servers = []
+    for label, factory, port in (("portal", create_portal_app, portal_port),
+                                 ("customer site", create_customer_app, customer_port)):
+        try:
+            servers.append(make_server(host, port, factory(), threaded=True))
+        except OSError as refused:
+            for server in servers:
+                server.server_close()
+            raise SystemExit(f"cannot serve the {label} on {host}:{port}: {refused}") from refused
+    threads = [threading.Thread(target=server.serve_forever, name=f"orderloom-http-{server.port}", daemon=True)
+               for server in servers]
+    for thread in threads:
+        thread.start()
+    runner, workers = start_background_jobs(inline, redis_url)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if in_main_thread else None
+    print(f"\nServing  portal        http://{host}:{portal_port}/\n"
+          f"         customer site http://{host}:{customer_port}/\nPress Ctrl-C to stop.", flush=True)
+    try:
+        while all(thread.is_alive() for thread in threads):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\nStopping the demo ...", flush=True)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        stop_background_jobs(runner, workers)
+        print("Demo stopped.", flush=True)
+
+
+def run(host: str = "127.0.0.1", portal_port: int = 5000, customer_port: int = 5001, order_count: int = 2000,
+        serve: bool = True) -> None:
+    """Migrate the demo database, seed it once, print the sign-ins, then serve both apps (unless serve is False)."""
+    app = create_core_app("orderloom.demo")
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    print(f"Orderloom demo: database {printable_url(url)}")
+    upgrade(url)
+    with app.app_context():
+        outcome = seed_demo_data(order_count, report=lambda line: print(line, flush=True))
+        if outcome.seeded or outcome.order_count:
+            print("  " + " · ".join(f"{status} {count:,}" for status, count in outcome.statuses.items()))
+        if not outcome.seeded and url.startswith("sqlite:///"):
+            print(f"  (to start over, stop the demo and delete {url.removeprefix('sqlite:///')})")
+        print()
+        for line in sign_in_sheet(f"http://{host}:{portal_port}", f"http://{host}:{customer_port}"):
+            print(line)
+        inline = jobs_run_inline() if serve else True
+        redis_url = app.config["REDIS_URL"]
+    with app.app_context():
+        db.engine.dispose()
+    if serve:
+        serve_until_stopped(host, portal_port, customer_port, inline, redis_url)

@@ -1,0 +1,118 @@
+"""The demo: seeding through the services gives consistent data once, and the CLI prints every sign-in."""
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.appcore import create_core_app
+from shared.database import upgrade
+from shared.demo import CUSTOMER_ACCOUNTS, STAFF, seed_demo_data
+from shared.extensions import db
+from shared.lifecycle import OrderStatus
+from shared.models import (AuditEvent, Channel, Customer, Order, OrderLine, Reservation, Sku, StaffUser, StockLevel,
+                           StockMovement, Warehouse)
+from shared.services.audit import verify_chain
+from shared.services.stock import ledger_on_hand
+from shared.timekeeping import utc_now
+from tests.conftest import app_config
+
+SEEDED_ORDERS = 120
+COUNTED = (AuditEvent, Channel, Customer, Order, OrderLine, Reservation, Sku, StaffUser, StockLevel, StockMovement,
+           Warehouse)
+
+
+@pytest.fixture
+def demo_app(tmp_path):
+    """A core app on a freshly migrated SQLite file whose commits are real (no rolled-back transaction)."""
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    upgrade(url)
+    app = create_core_app("demo-test", app_config(url))
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def row_counts() -> dict[str, int]:
+    return {model.__name__: db.session.execute(select(func.count()).select_from(model)).scalar_one()
+            for model in COUNTED}
+
+
+def test_demo_seed_is_complete_consistent_and_only_once(demo_app):
+    said = []
+    outcome = seed_demo_data(SEEDED_ORDERS, report=said.append)
+    assert outcome.seeded and any("Seeded in" in line for line in said)
+
+    counts = row_counts()
+    assert counts["Channel"] >= 5
+    assert counts["Warehouse"] == 3
+    assert counts["Sku"] == 50
+    assert counts["Order"] == SEEDED_ORDERS
+    statuses = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
+    assert {status.value for status in OrderStatus} <= set(statuses), statuses
+    roles = db.session.execute(select(StaffUser.role)).scalars().all()
+    assert sorted(roles) == sorted(role for role, *_rest in STAFF)
+
+    for level in db.session.execute(select(StockLevel)).scalars():
+        assert min(level.on_hand, level.reserved, level.held, level.available) >= 0, level.id
+        assert level.on_hand == ledger_on_hand(level.sku_id, level.warehouse_id)
+        active = db.session.execute(
+            select(func.coalesce(func.sum(Reservation.quantity), 0))
+            .where(Reservation.sku_id == level.sku_id, Reservation.warehouse_id == level.warehouse_id,
+                   Reservation.status == "active")
+        ).scalar_one()
+        assert level.reserved == active
+
+    intact, checked, problem = verify_chain()
+    assert intact, problem
+    assert checked == counts["AuditEvent"]
+
+    now = utc_now()
+    oldest = db.session.execute(select(func.min(Order.placed_at))).scalar_one()
+    assert oldest > now - timedelta(days=15)
+    expiring = db.session.execute(
+        select(Reservation.expires_at).join(Order, Order.id == Reservation.order_id)
+        .where(Order.payment_status == "unpaid", Reservation.status == "active")
+    ).scalars().all()
+    assert expiring, "some unpaid orders should wait for the reservation-expiry job"
+    assert all(now < moment < now + timedelta(minutes=31) for moment in expiring)
+
+    short = [sku for sku in db.session.execute(select(Sku)).scalars()
+             if sum(level.available for level in db.session.execute(
+                 select(StockLevel).where(StockLevel.sku_id == sku.id)).scalars()) <= sku.safety_stock]
+    assert 0 < len(short) < 50, "some SKUs, not all, should be short of their safety stock"
+
+    for _name, email, _password in CUSTOMER_ACCOUNTS:
+        customer = next(c for c in db.session.execute(select(Customer)).scalars() if c.email == email)
+        assert customer.password_hash
+        assert db.session.execute(select(func.count(Order.id)).where(Order.customer_id == customer.id)).scalar_one()
+
+    again = seed_demo_data(SEEDED_ORDERS, report=said.append)
+    assert not again.seeded
+    assert row_counts() == counts
+    assert "reusing it" in said[-1]
+
+
+def test_demo_command_seeds_and_prints_every_sign_in(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli-demo.sqlite3'}"
+    command = [str(Path(sys.executable).parent / "orderloom"), "demo", "--no-serve", "--orders", "60"]
+
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    for role, username, password, _display in STAFF:
+        row = next((line for line in first.stdout.splitlines() if line.split()[:1] == [role]), None)
+        assert row is not None and username in row and password in row, first.stdout
+        assert "not in this database" not in row
+    for _name, email, password in CUSTOMER_ACCOUNTS:
+        assert email in first.stdout and password in first.stdout
+    assert "guest lookup: order" in first.stdout
+
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert "reusing it" in second.stdout and "Seeding" not in second.stdout
+    assert all(username in second.stdout for _role, username, *_rest in STAFF)
