@@ -3,6 +3,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from portal.access import requires
 from portal.forms import ConfirmForm, TransitionForm
@@ -63,7 +64,8 @@ def detail(order_no: str):
         .order_by(AuditEvent.seq)
     ).scalars().all()
     reservations = db.session.execute(
-        select(Reservation).where(Reservation.order_id == order.id).order_by(Reservation.id)
+        select(Reservation).options(selectinload(Reservation.warehouse))
+        .where(Reservation.order_id == order.id).order_by(Reservation.id)
     ).scalars().all()
     return render_template(
         "portal/orders/detail.html", order=order, contact=order_contact(order, current_user.role),

@@ -4,7 +4,7 @@ from sqlalchemy import func, select
 
 from shared.extensions import db
 from shared.models import AccessLogEntry, AuditEvent, Order, StaffUser
-from tests.factories import PASSWORD
+from tests.factories import ADMIN, PASSWORD
 from tests.portal_client import csrf_token, english_client, sign_in
 
 
@@ -243,3 +243,38 @@ def test_sign_in_attempts_per_address_are_limited(portal, create_user, monkeypat
     statuses = [sign_in(client, f"guess{i}", "not-the-password").status_code for i in range(4)]
     assert statuses == [401, 401, 401, 429]
     assert sign_in(client, "limited").status_code == 429  # even the right password waits
+
+
+def test_order_list_and_detail_query_counts_do_not_grow_with_rows(signed_in, create_order, backend):
+    from sqlalchemy import event
+
+    client = signed_in("ops_manager")
+    counted: list[str] = []
+
+    def count(*_args):
+        counted.append("q")
+
+    def queries(url: str) -> int:
+        counted.clear()
+        engine = db.session.get_bind().engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert client.get(url).status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return len(counted)
+
+    from shared.services import catalog, stock as stock_service
+
+    first = create_order(lines=[{"sku": "SKU-1", "quantity": 1, "unit_price": "1.00"}])
+    few_orders, one_line = queries("/orders/"), queries(f"/orders/{first.order_no}")
+    catalog.create_warehouse({"code": "GZ1", "name": "广州仓", "province": "广东省", "city": "广州市"}, ADMIN)
+    for n in range(2, 7):
+        catalog.create_sku({"sku": f"SKU-{n}", "name": f"商品{n}"}, ADMIN)
+        stock_service.adjust_stock(f"SKU-{n}", "GZ1" if n % 2 else "HZ1", 5, "receipt", ADMIN)
+    many = create_order(lines=[{"sku": f"SKU-{n}", "quantity": 1, "unit_price": "1.00"} for n in range(1, 7)])
+    for i in range(12):
+        create_order(channel_order_id=f"N-{i}", lines=[{"sku": f"SKU-{2 + i % 5}", "quantity": 1,
+                                                         "unit_price": "1.00"}])
+    assert queries("/orders/") == few_orders
+    assert queries(f"/orders/{many.order_no}") == one_line
