@@ -11,7 +11,7 @@ PAYMENT = {"unpaid": _l("Unpaid"), "paid": _l("Paid"), "refunded": _l("Refunded"
 REFUND = {"none": _l("No refund"), "requested": _l("Refund requested"), "partial": _l("Partly refunded"),
           "refunded": _l("Refunded")}
 ROLE = {"admin": _l("Administrator"), "ops_manager": _l("Operations manager"),
-        "customer_service": _l("Customer service"), "warehouse": _l("Warehouse"), "finance": _l("Finance"),
+        "customer_service": _l("Customer service"), "warehouse": _l("Warehouse staff"), "finance": _l("Finance"),
         "auditor": _l("Auditor")}
 MOVEMENT = {"receipt": _l("Receipt"), "adjustment": _l("Adjustment"), "shipment": _l("Shipment"),
             "return": _l("Return"), "transfer_in": _l("Transfer in"), "transfer_out": _l("Transfer out"),
