@@ -16,6 +16,7 @@ ROLE = {"admin": _l("Administrator"), "ops_manager": _l("Operations manager"),
 MOVEMENT = {"receipt": _l("Receipt"), "adjustment": _l("Adjustment"), "shipment": _l("Shipment"),
             "return": _l("Return"), "transfer_in": _l("Transfer in"), "transfer_out": _l("Transfer out"),
             "stocktake": _l("Stock-take")}
+RESERVATION = {"active": _l("reserved"), "released": _l("released"), "consumed": _l("shipped from stock")}
 # What a customer reads on the status timeline, in their words rather than the warehouse's.
 CUSTOMER_STATUS = {
     "pending_review": _l("Order received"), "confirmed": _l("Order confirmed"), "allocated": _l("Being prepared"),

@@ -28,7 +28,8 @@ def install_common_filters(app: Flask) -> None:
 
     for name, table in (("status_label", labels.STATUS), ("payment_label", labels.PAYMENT),
                         ("refund_label", labels.REFUND), ("role_label", labels.ROLE),
-                        ("movement_label", labels.MOVEMENT), ("customer_status_label", labels.CUSTOMER_STATUS)):
+                        ("movement_label", labels.MOVEMENT), ("reservation_label", labels.RESERVATION),
+                        ("customer_status_label", labels.CUSTOMER_STATUS)):
         app.add_template_filter(lambda code, table=table: labels.label(table, code), name)
 
     @app.template_filter("query_with")
