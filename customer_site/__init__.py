@@ -1,20 +1,14 @@
 """The customer self-service site: sign in, track orders as a customer or a guest."""
 from flask import Flask, jsonify, redirect, render_template, request, session, url_for
 
-from shared.appcore import LANGUAGES, create_core_app
-from shared.extensions import csrf, limiter
-from shared.templating import install_common_filters
-from shared.web import install_edges
+from shared.appcore import LANGUAGES
+from shared.web import create_web_app
 
 
 def create_app(config: dict | None = None) -> Flask:
-    app = create_core_app("customer_site", config)
-    # Flask's default config already holds SESSION_COOKIE_NAME="session", so setdefault would never apply; the
-    # name must differ from the portal's because browsers share cookies between ports of one host.
-    app.config["SESSION_COOKIE_NAME"] = (config or {}).get("SESSION_COOKIE_NAME", "orderloom_customer")
-    app.config.setdefault("MAX_CONTENT_LENGTH", 64 * 1024)
-    csrf.init_app(app)
-    limiter.init_app(app)
+    # The cookie name differs from the portal's because browsers share cookies between ports of one host.
+    app = create_web_app("customer_site", {"SESSION_COOKIE_NAME": "orderloom_customer",
+                                           "MAX_CONTENT_LENGTH": 64 * 1024}, config)
 
     from customer_site import auth, orders, tracking
     from customer_site.access import customer_login, signed_in_customer
@@ -24,9 +18,7 @@ def create_app(config: dict | None = None) -> Flask:
     customer_login.init_app(app)
     customer_login.login_view = "auth.sign_in"
     customer_login.session_protection = "strong"
-    install_edges(app)
     install_customer_errors(app)
-    install_common_filters(app)
     for module in (auth, orders, tracking):
         app.register_blueprint(module.bp)
 

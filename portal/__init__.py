@@ -2,23 +2,18 @@
 from flask import Flask, g, jsonify, redirect, request, session, url_for
 from flask_login import current_user
 
-from shared.appcore import LANGUAGES, create_core_app
-from shared.extensions import csrf, htmx, limiter, login_manager
-from shared.web import install_edges
+from shared.appcore import LANGUAGES
+from shared.extensions import csrf, htmx, login_manager
+from shared.web import create_web_app
 
 
 def create_app(config: dict | None = None) -> Flask:
-    # Flask's defaults already hold these keys, so they are passed as overrides, not setdefault.
-    app = create_core_app("portal", {"SESSION_COOKIE_NAME": "orderloom_portal", "MAX_CONTENT_LENGTH": 1024 * 1024,
-                                     **(config or {})})
-    app.json.ensure_ascii = False
-    csrf.init_app(app)
+    app = create_web_app("portal", {"SESSION_COOKIE_NAME": "orderloom_portal", "MAX_CONTENT_LENGTH": 1024 * 1024},
+                         config)
     htmx.init_app(app)
-    limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.sign_in"
     login_manager.session_protection = "strong"
-    install_edges(app)
 
     from portal import api, api_docs, audit, auth, catalog, dashboard, orders, stock, users
     from portal.templating import install_templating

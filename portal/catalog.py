@@ -1,15 +1,15 @@
 """Master data: SKUs and warehouses."""
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from portal.access import requires
 from portal.forms import SkuForm, WarehouseForm
+from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.extensions import db
 from shared.models import Warehouse
 from shared.services import catalog
-from shared.services.errors import ServiceError
 from shared.web import staff_actor
 
 bp = Blueprint("catalog", __name__, url_prefix="/catalog")
@@ -24,17 +24,10 @@ def index():
 
 def _save(form, action):
     if form.validate_on_submit():
-        try:
-            action(form)
-            db.session.commit()
-            flash(_("Saved."), "success")
+        if commit_or_refuse(lambda: action(form), _("Saved.")):
             return redirect(url_for("catalog.index"), 303)
-        except ServiceError as refused:
-            db.session.rollback()
-            flash(_("Not saved: %(message)s", message=refused.message), "error")
     else:
-        flash(_("Not saved: %(errors)s", errors="; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items())),
-              "error")
+        flash_form_errors(form)
     return render_template("portal/catalog.html", sku_form=form if isinstance(form, SkuForm) else SkuForm(),
                            warehouse_form=form if isinstance(form, WarehouseForm) else WarehouseForm(),
                            warehouses=db.session.execute(select(Warehouse).order_by(Warehouse.code)).scalars().all()

@@ -1,5 +1,5 @@
 """Orders: the filtered list, the detail page, lifecycle actions, and revealing personal data."""
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -7,7 +7,9 @@ from sqlalchemy.orm import selectinload
 
 from portal.access import requires
 from portal.forms import ConfirmForm, TransitionForm
+from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.extensions import db
+from shared.labels import STATUS, label
 from shared.lifecycle import OrderStatus
 from shared.models import AuditEvent, Channel, Reservation, Warehouse
 from shared.order_search import parse_filters, search_orders
@@ -19,6 +21,10 @@ from shared.web import staff_actor
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 PAGE_SIZE = 50
+
+
+def status_label(code: str) -> str:
+    return label(STATUS, code)
 
 
 def _zone() -> str:
@@ -95,17 +101,13 @@ def transition(order_no: str):
     order = _load(order_no)
     form = TransitionForm()
     if not form.validate_on_submit():
-        flash(_("The change was not made: %(errors)s", errors=form.errors), "error")
-        return redirect(url_for("orders.detail", order_no=order.order_no))
-    try:
-        orders.transition_order(order, form.to.data, staff_actor(current_user), form.reason.data)
-        db.session.commit()
-    except ServiceError as refused:
-        db.session.rollback()
-        flash(_("The change was not made: %(message)s", message=refused.message), "error")
-        return redirect(url_for("orders.detail", order_no=order_no)), 303
-    flash(_("Order %(no)s is now %(status)s.", no=order.order_no, status=order.status), "success")
-    return redirect(url_for("orders.detail", order_no=order.order_no), 303)
+        flash_form_errors(form)
+    else:
+        commit_or_refuse(lambda: orders.transition_order(order, form.to.data, staff_actor(current_user),
+                                                         form.reason.data),
+                         _("Order %(no)s is now %(status)s.", no=order_no, status=status_label(form.to.data)),
+                         failure=_("The change was not made: %(message)s"))
+    return redirect(url_for("orders.detail", order_no=order_no), 303)
 
 
 @bp.post("/<order_no>/payment")
@@ -114,11 +116,6 @@ def record_payment(order_no: str):
     order = _load(order_no)
     form = ConfirmForm()
     if form.validate_on_submit():
-        try:
-            orders.record_payment(order, utc_now(), staff_actor(current_user))
-            db.session.commit()
-            flash(_("Payment recorded."), "success")
-        except ServiceError as refused:
-            db.session.rollback()
-            flash(_("The payment was not recorded: %(message)s", message=refused.message), "error")
+        commit_or_refuse(lambda: orders.record_payment(order, utc_now(), staff_actor(current_user)),
+                         _("Payment recorded."), failure=_("The payment was not recorded: %(message)s"))
     return redirect(url_for("orders.detail", order_no=order_no), 303)

@@ -1,15 +1,15 @@
 """Stock: levels per SKU and warehouse, low-stock flags, adjustments and holds, the movement ledger."""
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, or_, select
 
 from portal.access import requires
 from portal.forms import StockAdjustForm, StockHoldForm
+from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.extensions import db
 from shared.models import Sku, StockLevel, StockMovement, Warehouse
 from shared.services import stock
-from shared.services.errors import ServiceError
 from shared.web import staff_actor
 
 bp = Blueprint("stock", __name__, url_prefix="/stock")
@@ -61,16 +61,9 @@ def sku_detail(sku_code: str):
 def _submit(form, action):
     form.warehouse.choices = _warehouse_choices()
     if not form.validate_on_submit():
-        flash(_("Not saved: %(errors)s", errors="; ".join(f"{k}: {', '.join(v)}" for k, v in form.errors.items())),
-              "error")
+        flash_form_errors(form)
         return redirect(url_for("stock.index"), 303)
-    try:
-        action(form)
-        db.session.commit()
-        flash(_("Saved."), "success")
-    except ServiceError as refused:
-        db.session.rollback()
-        flash(_("Not saved: %(message)s", message=refused.message), "error")
+    commit_or_refuse(lambda: action(form), _("Saved."))
     return redirect(request.referrer if request.referrer and request.referrer.startswith(request.host_url)
                     else url_for("stock.index"), 303)
 

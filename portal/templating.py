@@ -4,12 +4,9 @@ from flask_login import current_user
 
 from shared.dispatch import jobs_run_inline
 from shared.security.permissions import can
-from shared.templating import install_common_filters
 
 
 def install_templating(app: Flask) -> None:
-    install_common_filters(app)
-
     @app.context_processor
     def _portal_globals():
         def allowed(resource: str, action: str = "view") -> bool:

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from portal.access import requires
 from portal.forms import ConfirmForm, UserCreateForm, UserEditForm
+from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.extensions import db
 from shared.models import StaffUser
 from shared.security.permissions import FIELD_VISIBILITY, PERMISSIONS, RESOURCES, Action, Role
@@ -56,16 +57,11 @@ def update(user_id: int):
     user = db.get_or_404(StaffUser, user_id)
     form = UserEditForm(prefix=f"u{user.id}")
     if form.validate_on_submit():
-        try:
-            staff.update_user(user, staff_actor(current_user), role=form.role.data, active=form.active.data,
-                              locale=form.locale.data)
-            db.session.commit()
-            flash(_("User %(name)s saved.", name=user.username), "success")
-        except ServiceError as refused:
-            db.session.rollback()
-            flash(_("Not saved: %(message)s", message=refused.message), "error")
+        commit_or_refuse(lambda: staff.update_user(user, staff_actor(current_user), role=form.role.data,
+                                                   active=form.active.data, locale=form.locale.data),
+                         _("User %(name)s saved.", name=user.username))
     else:
-        flash(_("Not saved: %(errors)s", errors=form.errors), "error")
+        flash_form_errors(form)
     return redirect(url_for("users.index"), 303)
 
 
@@ -74,9 +70,8 @@ def update(user_id: int):
 def unlock(user_id: int):
     user = db.get_or_404(StaffUser, user_id)
     if ConfirmForm().validate_on_submit():
-        staff.unlock_user(user, staff_actor(current_user))
-        db.session.commit()
-        flash(_("User %(name)s unlocked.", name=user.username), "success")
+        commit_or_refuse(lambda: staff.unlock_user(user, staff_actor(current_user)),
+                         _("User %(name)s unlocked.", name=user.username))
     return redirect(url_for("users.index"), 303)
 
 
@@ -87,5 +82,5 @@ def revoke_tokens(user_id: int):
     if ConfirmForm().validate_on_submit():
         count = staff.revoke_tokens(user, staff_actor(current_user))
         db.session.commit()
-        flash(_("%(count)s API tokens revoked.", count=count), "success")
+        flash(_("%(count)s API tokens revoked.", count=count), "success")  # the count is known only after the call
     return redirect(url_for("users.index"), 303)

@@ -68,5 +68,23 @@ def install_edges(app: Flask) -> None:
         app.register_error_handler(status, _handler)
 
 
+def create_web_app(name: str, defaults: dict, config: dict | None = None) -> Flask:
+    """A web app on the core: CSRF, rate limits, security headers, error answers and the shared filters.
+
+    `defaults` are passed as overrides (Flask's own defaults already hold keys such as the cookie name).
+    """
+    from shared.appcore import create_core_app
+    from shared.extensions import csrf, limiter
+    from shared.templating import install_common_filters
+
+    app = create_core_app(name, {**defaults, **(config or {})})
+    app.json.ensure_ascii = False
+    csrf.init_app(app)
+    limiter.init_app(app)
+    install_edges(app)
+    install_common_filters(app)
+    return app
+
+
 def staff_actor(user) -> Actor:
     return Actor.for_staff(user, ip=client_ip())

@@ -49,7 +49,7 @@ def _disable_guard(backend: str):
 
 
 def test_verify_detects_a_tampered_row(create_order, backend):
-    order = create_order(status="allocated")
+    create_order(status="allocated")
     _disable_guard(backend)  # someone with database access bypasses the trigger
     db.session.execute(text("UPDATE audit_events SET after = :after WHERE seq = (SELECT max(seq) FROM audit_events)"),
                        {"after": '{"status": "cancelled"}'})

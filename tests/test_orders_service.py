@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from shared import order_numbers
 from shared.actors import Actor
 from shared.extensions import db
-from shared.lifecycle import TRANSITIONS, OrderStatus
+from shared.lifecycle import TRANSITIONS
 from shared.models import AuditEvent, Order, OrderLine, Reservation, StockLevel
 from shared.services import orders, stock
 from shared.services.errors import Forbidden, InsufficientStock, InvalidTransition, NotFound, ValidationFailed

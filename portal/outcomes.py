@@ -1,0 +1,26 @@
+"""How a portal form post ends: one service call, one commit, and a message that says what happened."""
+from flask import flash
+from flask_babel import gettext as _
+
+from shared.extensions import db
+from shared.services.errors import ServiceError
+
+
+def commit_or_refuse(action, success: str, failure: str | None = None) -> bool:
+    """Run the service call and commit; a refusal rolls back, changes nothing and says why."""
+    try:
+        action()
+        db.session.commit()
+    except ServiceError as refused:
+        db.session.rollback()
+        flash((failure or _("Not saved: %(message)s")) % {"message": refused.message}, "error")
+        return False
+    flash(success, "success")
+    return True
+
+
+def flash_form_errors(form) -> None:
+    """Say which fields of a form were not filled in correctly."""
+    details = "; ".join(f"{getattr(form, name).label.text if hasattr(form, name) else name}: {', '.join(errors)}"
+                        for name, errors in form.errors.items())
+    flash(_("Not saved: %(message)s") % {"message": details}, "error")
