@@ -475,3 +475,9 @@ def test_a_staff_session_id_never_loads_a_customer(customer_app, account):
         assert access.load_customer(f"customer:{account.id}").id == account.id
         assert access.load_customer(f"staff:{account.id}") is None
         assert access.load_customer("customer:x") is None
+
+
+def test_customer_site_refuses_large_bodies_and_names_its_cookie(client, account):
+    signed = sign_in(client)
+    assert signed.headers["Set-Cookie"].startswith("orderloom_customer=")
+    assert client.post("/sign-in", data={"email": "x" * (64 * 1024 + 10), "password": "y"}).status_code == 413
