@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from shared import pending
 from shared.extensions import db
 
 log = logging.getLogger("orderloom.dispatch")
@@ -60,15 +61,10 @@ def send(dotted: str, *args, queue: str = "default", job_id: str | None = None):
 
 def after_commit(dotted: str, *args, queue: str = "default") -> None:
     """Queue a job to be sent once the current transaction has committed."""
-    db.session.info.setdefault(_AFTER_COMMIT, []).append((dotted, args, queue))
+    pending.add(db.session(), _AFTER_COMMIT, (dotted, args, queue))
 
 
 @event.listens_for(Session, "after_commit")
 def _send_queued(session: Session) -> None:
-    for dotted, args, queue in session.info.pop(_AFTER_COMMIT, []):
+    for dotted, args, queue in pending.take(session, _AFTER_COMMIT):
         send(dotted, *args, queue=queue)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_queued(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)

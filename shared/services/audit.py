@@ -7,6 +7,7 @@ from decimal import Decimal
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
+from shared import pending
 from shared.actors import Actor
 from shared.extensions import db
 from shared.models import AccessLogEntry, AuditChainHead, AuditEvent
@@ -37,9 +38,7 @@ def record(actor: Actor, action: str, entity_type: str, entity_id, before: dict 
         entity_type=entity_type, entity_id=str(entity_id), before=_plain(before), after=_plain(after),
         reason=reason, seq=None, prev_hash="", hash="",
     )
-    session = db.session()
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(_PENDING, []).append((transaction, audit_event))
+    pending.add(db.session(), _PENDING, audit_event)
     return audit_event
 
 
@@ -69,14 +68,14 @@ def _seal_pending_events(session: Session) -> None:
     Sealing at commit keeps the head row locked for the shortest possible time, so concurrent
     transactions queue on it only for their commit, not for their whole work.
     """
-    pending = [audit_event for _transaction, audit_event in session.info.pop(_PENDING, [])]
-    if not pending:
+    events = pending.take(session, _PENDING)
+    if not events:
         return
     head = session.execute(
         select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
     ).scalar_one()
     seq, prev = head.last_seq, head.last_hash
-    for audit_event in pending:
+    for audit_event in events:
         seq += 1
         audit_event.seq = seq
         audit_event.prev_hash = prev
@@ -84,23 +83,6 @@ def _seal_pending_events(session: Session) -> None:
         session.add(audit_event)
     session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(last_seq=seq, last_hash=prev))
     session.flush()
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_rolled_back_events(session: Session, previous_transaction) -> None:
-    """Forget events recorded inside a transaction or savepoint that was rolled back: they did not happen."""
-    pending = session.info.get(_PENDING)
-    if not pending:
-        return
-
-    def inside_rolled_back(transaction) -> bool:
-        while transaction is not None:
-            if transaction is previous_transaction:
-                return True
-            transaction = transaction.parent
-        return False
-
-    session.info[_PENDING] = [(t, e) for t, e in pending if not inside_rolled_back(t)]
 
 
 def verify_chain(batch: int = 5000) -> tuple[bool, int, str | None]:
