@@ -6,7 +6,9 @@ check before any database look-up.
 import re
 from datetime import date
 
+from sqlalchemy import create_engine
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from stdnum.iso7064 import mod_37_36
 
 from shared.extensions import db
@@ -33,9 +35,28 @@ def validate(value: str) -> str:
     return candidate
 
 
+_counter_engines: dict[str, Engine] = {}
+
+
+def _counter_engine(engine: Engine) -> Engine:
+    """A pool of its own for the counter: taking it from the sessions' pool could wait for a connection
+    that only a session waiting on this very counter would give back."""
+    url = engine.url.render_as_string(hide_password=False)
+    if url not in _counter_engines:
+        _counter_engines[url] = create_engine(url, pool_size=2, max_overflow=30, pool_pre_ping=True)
+    return _counter_engines[url]
+
+
 def next_number(channel_code: str, local_date: date) -> str:
-    """Advance the channel's daily counter with one atomic upsert and compose the number."""
-    dialect = db.session.get_bind().dialect.name
+    """Advance the channel's daily counter with one atomic upsert and compose the number.
+
+    On PostgreSQL the counter moves in its own short transaction: inside the order's transaction its
+    row would stay locked until the order commits, and every order of that channel and day would queue
+    behind it. Numbers are therefore unique but not gapless (a refused order leaves a gap). SQLite
+    serialises all writers anyway, so there it stays in the order's transaction.
+    """
+    bind = db.session.get_bind()
+    dialect = bind.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = OrderNumberSequence.__table__
     statement = insert(table).values(channel_code=channel_code, local_date=local_date, last_value=1)
@@ -43,7 +64,11 @@ def next_number(channel_code: str, local_date: date) -> str:
         index_elements=[table.c.channel_code, table.c.local_date],
         set_={"last_value": table.c.last_value + 1},
     ).returning(table.c.last_value)
-    sequence = db.session.execute(statement).scalar_one()
+    if dialect == "postgresql":
+        with _counter_engine(getattr(bind, "engine", bind)).begin() as connection:
+            sequence = connection.execute(statement).scalar_one()
+    else:
+        sequence = db.session.execute(statement).scalar_one()
     if sequence > 999_999:
         raise ValidationFailed("the channel's daily order number range is exhausted", code="sequence_exhausted")
     return compose(channel_code, local_date, sequence)

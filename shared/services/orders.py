@@ -103,7 +103,12 @@ def validate_order_data(data: dict) -> dict:
 
 
 def create_order(data: dict, actor: Actor, direct_only: bool = False) -> Order:
-    """Create an order and reserve every line, or nothing at all (the savepoint is rolled back)."""
+    """Create an order and reserve every line, or nothing at all (the savepoint is rolled back).
+
+    Stock rows are the contended resource, so everything that does not need them happens first and the
+    conditional reservation UPDATEs come last: a hot SKU's row stays locked only from its reservation
+    to the commit.
+    """
     clean = validate_order_data(data)
     channel = clean["channel"]
     if direct_only and not channel.is_direct:
@@ -116,9 +121,12 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False) -> Order:
     if existing:
         raise Conflict(f"channel order {clean['channel_order_id']} is already order {existing}",
                        field="channel_order_id", code="duplicate_order")
+    plans = [stock_service.plan_reservation(sku, qty) for sku, qty, _price in clean["lines"]]
+    warehouse_id = stock_service.common_warehouse(plans)
     now = utc_now()
     unpaid_minutes = current_app.config["UNPAID_RESERVATION_MINUTES"]
     expires_at = None if clean["paid_at"] else now + timedelta(minutes=unpaid_minutes)
+    auto_confirm = clean["paid_at"] is not None
     with db.session.begin_nested():
         customer = customers.find_or_create(clean["customer_name"], clean["customer_phone"],
                                             clean["customer_email"], actor)
@@ -126,7 +134,8 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False) -> Order:
             order_no=order_numbers.next_number(channel.code, local_date(clean["placed_at"],
                                                                         current_app.config["MERCHANT_TIMEZONE"])),
             channel_id=channel.id, channel_order_id=clean["channel_order_id"], customer_id=customer.id,
-            status=OrderStatus.PENDING_REVIEW, payment_status="paid" if clean["paid_at"] else "unpaid",
+            warehouse_id=warehouse_id, status=OrderStatus.PENDING_REVIEW,
+            payment_status="paid" if clean["paid_at"] else "unpaid",
             refund_status="none", currency=clean["currency"], goods_total=clean["goods_total"],
             shipping_fee=clean["shipping_fee"], discount=clean["discount"], total=clean["total"],
             receiver_name=clean["receiver"], receiver_phone=clean["receiver_phone"],
@@ -134,22 +143,29 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False) -> Order:
             province=clean["province"], city=clean["city"], district=clean["district"], street=clean["street"],
             postal_code=clean["postal_code"], placed_at=clean["placed_at"], paid_at=clean["paid_at"],
             created_at=now, updated_at=now,
+            lines=[OrderLine(sku_id=sku.id, sku=sku, quantity=qty, unit_price=price, line_total=price * qty)
+                   for sku, qty, price in clean["lines"]],
         )
+        audit.record(actor, "order.create", "order", order.order_no, after=_snapshot(order))
+        if auto_confirm:
+            _confirm_on_creation(order)
         db.session.add(order)
         db.session.flush()
-        lines = [OrderLine(order_id=order.id, sku_id=sku.id, sku=sku, quantity=qty, unit_price=price,
-                           line_total=price * qty) for sku, qty, price in clean["lines"]]
-        db.session.add_all(lines)
-        db.session.flush()
-        warehouse_id = None
-        for line in lines:
-            reservation = stock_service.reserve_line(order, line, expires_at, preferred_warehouse_id=warehouse_id)
-            warehouse_id = warehouse_id or reservation.warehouse_id
-        order.warehouse_id = warehouse_id
-    audit.record(actor, "order.create", "order", order.order_no, after=_snapshot(order), reason=None)
-    if order.payment_status == "paid":
-        _apply(order, find_transition(order.status, OrderStatus.CONFIRMED), SYSTEM, "paid order passed auto-review")
+        reserved_in = [stock_service.reserve_line(order, line, expires_at, plan)
+                       for line, plan in zip(order.lines, plans)][0].warehouse_id
+        if reserved_in != warehouse_id:  # another order took the planned stock meanwhile
+            order.warehouse_id = reserved_in
     return order
+
+
+def _confirm_on_creation(order: Order) -> None:
+    """A paid order passes auto-review: it is created confirmed, and the move is audited as the system's."""
+    transition = find_transition(OrderStatus.PENDING_REVIEW, OrderStatus.CONFIRMED)
+    assert SYSTEM.role in transition.roles and transition.guards == ("has_lines",)
+    before = _snapshot(order)
+    order.status = OrderStatus.CONFIRMED
+    audit.record(SYSTEM, "order.transition", "order", order.order_no, before=before, after=_snapshot(order),
+                 reason="paid order passed auto-review")
 
 
 def _snapshot(order: Order) -> dict:

@@ -119,35 +119,58 @@ def set_held(sku_code: str, warehouse_code: str, held, reason: str, actor: Actor
     return level
 
 
-def reserve_line(order, line, expires_at: datetime | None, preferred_warehouse_id: int | None = None) -> Reservation:
-    """Reserve one order line in one warehouse: an atomic conditional update, checked by row count.
+def _warehouses_with(sku_id: int, quantity: int) -> list[int]:
+    """Warehouses that have the quantity free now, most available first: a plain read, it takes no lock."""
+    return db.session.execute(
+        select(StockLevel.warehouse_id)
+        .where(StockLevel.sku_id == sku_id, StockLevel.on_hand - StockLevel.reserved - StockLevel.held >= quantity)
+        .order_by((StockLevel.on_hand - StockLevel.reserved - StockLevel.held).desc(), StockLevel.warehouse_id)
+    ).scalars().all()
 
-    Warehouses are tried by most available first (the order's warehouse first, when it has one);
-    the conditional UPDATE is what guarantees no oversell, the ordering only picks a likely candidate.
+
+def plan_reservation(sku: Sku, quantity: int) -> list[int]:
+    """Where a line could be reserved; an empty plan refuses the order before anything is written."""
+    warehouse_ids = _warehouses_with(sku.id, quantity)
+    if not warehouse_ids:
+        raise InsufficientStock(f"not enough stock of {sku.code}: {quantity} wanted, {available_for(sku.id)} "
+                                f"available", field="lines", code="insufficient_stock")
+    return warehouse_ids
+
+
+def common_warehouse(plans: list[list[int]]) -> int:
+    """The warehouse that can ship every line (in the first line's order of preference), else the first line's."""
+    shared = set(plans[0]).intersection(*plans[1:])
+    return next((w for w in plans[0] if w in shared), plans[0][0])
+
+
+def _take(sku_id: int, warehouse_id: int, quantity: int) -> bool:
+    """The atomic conditional reservation: true only if the units were free, checked by row count."""
+    return db.session.execute(
+        update(StockLevel)
+        .where(StockLevel.sku_id == sku_id, StockLevel.warehouse_id == warehouse_id,
+               StockLevel.on_hand - StockLevel.reserved - StockLevel.held >= quantity)
+        .values(reserved=StockLevel.reserved + quantity, updated_at=utc_now())
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+
+
+def reserve_line(order, line, expires_at: datetime | None, plan: list[int]) -> Reservation:
+    """Reserve one order line in one warehouse: the order's warehouse first, then the rest of the plan.
+
+    The plan was read without locks, so its stock may be gone; the conditional UPDATE is what prevents
+    oversell, and one fresh look at the end finds stock that arrived in another warehouse meanwhile.
     """
-    ordering = [(StockLevel.on_hand - StockLevel.reserved - StockLevel.held).desc(), StockLevel.id]
-    if preferred_warehouse_id:
-        ordering.insert(0, (StockLevel.warehouse_id == preferred_warehouse_id).desc())
-    candidates = db.session.execute(
-        select(StockLevel.id, StockLevel.warehouse_id)
-        .where(StockLevel.sku_id == line.sku_id,
-               StockLevel.on_hand - StockLevel.reserved - StockLevel.held >= line.quantity)
-        .order_by(*ordering)
-    ).all()
-    for level_id, warehouse_id in candidates:
-        taken = db.session.execute(
-            update(StockLevel)
-            .where(StockLevel.id == level_id,
-                   StockLevel.on_hand - StockLevel.reserved - StockLevel.held >= line.quantity)
-            .values(reserved=StockLevel.reserved + line.quantity, updated_at=utc_now())
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if taken == 1:
-            reservation = Reservation(order_id=order.id, order_line_id=line.id, sku_id=line.sku_id,
-                                      warehouse_id=warehouse_id, quantity=line.quantity, status="active",
-                                      expires_at=expires_at, created_at=utc_now())
-            db.session.add(reservation)
-            return reservation
+    planned = list(dict.fromkeys(w for w in (order.warehouse_id, *plan) if w is not None))
+    warehouse_id = next((w for w in planned if _take(line.sku_id, w, line.quantity)), None)
+    if warehouse_id is None:
+        fresh = [w for w in _warehouses_with(line.sku_id, line.quantity) if w not in planned]
+        warehouse_id = next((w for w in fresh if _take(line.sku_id, w, line.quantity)), None)
+    if warehouse_id is not None:
+        reservation = Reservation(order_id=order.id, order_line_id=line.id, sku_id=line.sku_id,
+                                  warehouse_id=warehouse_id, quantity=line.quantity, status="active",
+                                  expires_at=expires_at, created_at=utc_now())
+        db.session.add(reservation)
+        return reservation
     raise InsufficientStock(f"not enough stock of {line.sku.code}: {line.quantity} wanted, "
                             f"{available_for(line.sku_id)} available", field="lines", code="insufficient_stock")
 
