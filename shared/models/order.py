@@ -17,6 +17,8 @@ class Order(db.Model):
         Index("ix_orders_channel_id_placed_at_id", "channel_id", "placed_at", "id"),
         Index("ix_orders_warehouse_id_placed_at_id", "warehouse_id", "placed_at", "id"),
         Index("ix_orders_updated_at_id", "updated_at", "id"),
+        Index("ix_orders_total_id", "total", "id"),
+        Index("ix_orders_status_updated_at", "status", "updated_at"),
         Index("ix_orders_channel_order_id", "channel_order_id"),
         Index("ix_orders_receiver_phone_index", "receiver_phone_index"),
         Index("ix_orders_customer_id_placed_at", "customer_id", "placed_at"),
