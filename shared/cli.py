@@ -177,7 +177,7 @@ def cron():
         run_cron()
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench(args):
     """Benchmarks: `orderloom bench --help` lists them; figures go to docs/PERFORMANCE.md."""

@@ -43,7 +43,8 @@ def _counter_engine(engine: Engine) -> Engine:
     that only a session waiting on this very counter would give back."""
     url = engine.url.render_as_string(hide_password=False)
     if url not in _counter_engines:
-        _counter_engines[url] = create_engine(url, pool_size=2, max_overflow=30, pool_pre_ping=True)
+        _counter_engines[url] = create_engine(url, pool_size=2, max_overflow=30, pool_pre_ping=True,
+                                              isolation_level="AUTOCOMMIT")
     return _counter_engines[url]
 
 
@@ -65,8 +66,8 @@ def next_number(channel_code: str, local_date: date) -> str:
         set_={"last_value": table.c.last_value + 1},
     ).returning(table.c.last_value)
     if dialect == "postgresql":
-        with _counter_engine(getattr(bind, "engine", bind)).begin() as connection:
-            sequence = connection.execute(statement).scalar_one()
+        with _counter_engine(getattr(bind, "engine", bind)).connect() as connection:
+            sequence = connection.execute(statement).scalar_one()  # autocommit: one round trip
     else:
         sequence = db.session.execute(statement).scalar_one()
     if sequence > 999_999:

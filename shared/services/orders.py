@@ -49,7 +49,7 @@ def _read_lines(raw_lines) -> list[tuple]:
     for index, raw in enumerate(raw_lines):
         field = f"lines[{index}]"
         check.mapping(raw, field)
-        sku = stock_service.get_sku(check.text(raw.get("sku"), f"{field}.sku", 64))
+        code = check.text(raw.get("sku"), f"{field}.sku", 64)
         quantity = raw.get("quantity")
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
             raise ValidationFailed(f"{field}.quantity must be a positive whole number", field=f"{field}.quantity",
@@ -57,8 +57,9 @@ def _read_lines(raw_lines) -> list[tuple]:
         if quantity > 100_000:
             raise ValidationFailed(f"{field}.quantity is too large", field=f"{field}.quantity", code="invalid_quantity")
         unit_price = parse_money(raw.get("unit_price"), f"{field}.unit_price")
-        lines.append((sku, quantity, unit_price))
-    return lines
+        lines.append((code, quantity, unit_price))
+    skus = stock_service.get_skus([code for code, _qty, _price in lines])  # one query for every line
+    return [(skus[code], quantity, price) for code, quantity, price in lines]
 
 
 def validate_order_data(data: dict) -> dict:
@@ -133,7 +134,7 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False) -> Order:
         order = Order(
             order_no=order_numbers.next_number(channel.code, local_date(clean["placed_at"],
                                                                         current_app.config["MERCHANT_TIMEZONE"])),
-            channel_id=channel.id, channel_order_id=clean["channel_order_id"], customer_id=customer.id,
+            channel_id=channel.id, channel_order_id=clean["channel_order_id"], customer=customer,
             warehouse_id=warehouse_id, status=OrderStatus.PENDING_REVIEW,
             payment_status="paid" if clean["paid_at"] else "unpaid",
             refund_status="none", currency=clean["currency"], goods_total=clean["goods_total"],

@@ -21,6 +21,15 @@ def get_sku(code: str) -> Sku:
     return sku
 
 
+def get_skus(codes: list[str]) -> dict[str, Sku]:
+    """Several SKUs by code in one query; the first unknown code is refused by name."""
+    found = {sku.code: sku for sku in db.session.execute(select(Sku).where(Sku.code.in_(set(codes)))).scalars()}
+    for code in codes:
+        if code not in found:
+            raise NotFound(f"unknown SKU {code!r}", field="sku", code="unknown_sku")
+    return found
+
+
 def get_warehouse(code: str) -> Warehouse:
     warehouse = db.session.execute(
         select(Warehouse).where(Warehouse.code == (code or "").strip())
