@@ -1,0 +1,55 @@
+"""Smoke test of the benchmark scripts at tiny sizes, so that they keep running and keep checking for oversell."""
+import pytest
+
+from shared import benchmarks
+from tests.conftest import PG_BASE, app_config
+
+pytestmark = pytest.mark.live
+
+
+def _keys(url: str) -> dict:
+    """The suite's own keys, so the global key ring stays the one the other tests use."""
+    config = app_config(url)
+    return {key: config[key] for key in ("DATA_KEYS", "BLIND_INDEX_KEY", "SECRET_KEY")}
+
+
+@pytest.mark.parametrize("base_url", [PG_BASE, "sqlite"])
+def test_reserve_never_oversells(base_url, tmp_path):
+    url = f"sqlite:///{tmp_path / 'bench.sqlite3'}" if base_url == "sqlite" else base_url
+    with benchmarks.bench_database("reserve", url) as bench_url:
+        results = benchmarks.run_reserve(bench_url, clients=4, stock_units=12, attempts=20, repeat=1,
+                                         modes=("threads",), probe_attempts=12, overrides=_keys(bench_url))
+    assert results["ok"], results
+    for row in results["rows"]:
+        assert row["checks_passed"] and row["refused"] == [8] and row["errors"] == [0], row
+    assert all(results["contention"]["checks"].values()) and results["contention"]["lock_holds"]
+    assert results["audit_chain"]["intact"]
+
+
+def test_create_orders_keeps_stock_and_audit_consistent():
+    with benchmarks.bench_database("create-orders", PG_BASE) as url:
+        results = benchmarks.run_create_orders(url, orders=8, client_counts=(1, 2), skus=10, repeat=1,
+                                               profile_orders=3, overrides=_keys(url))
+    assert results["ok"], results
+    assert [row["created"] for row in results["rows"]] == [[8]] * len(results["rows"]) and len(results["rows"]) == 5
+    assert results["profile"]["statements_per_order"] > 0
+    assert all(results["checks"].values()) and results["audit_chain"]["intact"]
+
+
+def test_order_list_renders_pages_with_few_queries():
+    with benchmarks.bench_database("order-list", PG_BASE) as url:
+        results = benchmarks.run_order_list(url, orders=300, samples=2, repeat=1, walk_pages=3, deep_position=200,
+                                            overrides=_keys(url))
+    assert results["ok"], results
+    pages = {row["scenario"]: row for row in results["rows"]}
+    first = pages["first page"]
+    assert first["rows_shown"] == 50 and first["queries"] <= 6
+    assert "ix_orders_placed_at_id" in first["plan_summary"]["indexes"]
+    assert not first["plan_summary"]["seq_scan_orders"]
+
+
+def test_command_line_lists_benchmarks(capsys):
+    assert benchmarks.main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("reserve", "create-orders", "order-list"))
+    assert benchmarks.main(["reserve", "--stock", "5", "--attempts", "5"]) == 2
