@@ -1,7 +1,6 @@
 """The customer self-service site: sign in, track orders as a customer or a guest."""
-from flask import Flask, jsonify, redirect, render_template, request, session, url_for
+from flask import Flask, redirect, render_template, url_for
 
-from shared.appcore import LANGUAGES
 from shared.web import create_web_app
 
 
@@ -28,18 +27,5 @@ def create_app(config: dict | None = None) -> Flask:
         if signed_in_customer() is not None:
             return redirect(url_for("orders.index"))
         return render_template("customer/home.html", sign_in_form=SignInForm(), lookup_form=GuestLookupForm())
-
-    @app.get("/healthz", endpoint="health")
-    def _health():
-        return jsonify({"status": "ok"})
-
-    @app.post("/language", endpoint="set_language")
-    def _set_language():
-        """Switch the UI language for this browser session."""
-        code = request.form.get("lang", "")
-        if code in LANGUAGES:
-            session["lang"] = code
-        target = request.referrer or ""
-        return redirect(target if target.startswith(request.host_url) else url_for("index"))
 
     return app

@@ -1,15 +1,25 @@
 """The staff portal: orders, stock, users, audit, dashboards, and the JSON API."""
-from flask import Flask, g, jsonify, redirect, request, session, url_for
+from flask import Flask, g, request
 from flask_login import current_user
 
-from shared.appcore import LANGUAGES
 from shared.extensions import csrf, htmx, login_manager
 from shared.web import create_web_app
 
 
+def _remember_language(code: str) -> None:
+    """A signed-in staff member's language is kept on their account (audited)."""
+    from shared.extensions import db
+    from shared.services import staff
+    from shared.web import staff_actor
+
+    if current_user.is_authenticated and hasattr(current_user, "role"):
+        staff.update_user(current_user, staff_actor(current_user), locale=code)
+        db.session.commit()
+
+
 def create_app(config: dict | None = None) -> Flask:
     app = create_web_app("portal", {"SESSION_COOKIE_NAME": "orderloom_portal", "MAX_CONTENT_LENGTH": 1024 * 1024},
-                         config)
+                         config, home="dashboard.index", remember_language=_remember_language)
     htmx.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.sign_in"
@@ -41,25 +51,5 @@ def create_app(config: dict | None = None) -> Flask:
             return  # the API never looks at the session cookie
         if current_user.is_authenticated and hasattr(current_user, "locale"):
             g.locale, g.timezone = current_user.locale, current_user.timezone
-
-    @app.get("/healthz", endpoint="health")
-    def _health():
-        return jsonify({"status": "ok"})
-
-    @app.post("/language", endpoint="set_language")
-    def _set_language():
-        """Switch the UI language; a signed-in user's choice is kept on their account (audited)."""
-        from shared.extensions import db
-        from shared.services import staff
-        from shared.web import staff_actor
-
-        code = request.form.get("lang", "")
-        if code in LANGUAGES:
-            session["lang"] = code
-            if current_user.is_authenticated and hasattr(current_user, "role"):
-                staff.update_user(current_user, staff_actor(current_user), locale=code)
-                db.session.commit()
-        target = request.referrer or ""
-        return redirect(target if target.startswith(request.host_url) else url_for("dashboard.index"))
 
     return app

@@ -1,9 +1,10 @@
 """What both web apps share at the edge: security headers, error pages and JSON errors, the request actor."""
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.orm.exc import StaleDataError
 
 from shared.actors import Actor
+from shared.appcore import LANGUAGES
 from shared.extensions import db
 from shared.services.errors import Conflict, ServiceError
 
@@ -68,10 +69,13 @@ def install_edges(app: Flask) -> None:
         app.register_error_handler(status, _handler)
 
 
-def create_web_app(name: str, defaults: dict, config: dict | None = None) -> Flask:
-    """A web app on the core: CSRF, rate limits, security headers, error answers and the shared filters.
+def create_web_app(name: str, defaults: dict, config: dict | None = None, home: str = "index",
+                   remember_language=None) -> Flask:
+    """A web app on the core: CSRF, rate limits, security headers, error answers, shared filters,
+    a health check and the language switch.
 
     `defaults` are passed as overrides (Flask's own defaults already hold keys such as the cookie name).
+    `remember_language(code)` may keep a signed-in person's choice beyond the session.
     """
     from shared.appcore import create_core_app
     from shared.extensions import csrf, limiter
@@ -83,6 +87,22 @@ def create_web_app(name: str, defaults: dict, config: dict | None = None) -> Fla
     limiter.init_app(app)
     install_edges(app)
     install_common_filters(app)
+
+    @app.get("/healthz", endpoint="health")
+    def _health():
+        return jsonify({"status": "ok"})
+
+    @app.post("/language", endpoint="set_language")
+    def _set_language():
+        """Switch the UI language and go back where the switch was pressed (same site only)."""
+        code = request.form.get("lang", "")
+        if code in LANGUAGES:
+            session["lang"] = code
+            if remember_language is not None:
+                remember_language(code)
+        target = request.referrer or ""
+        return redirect(target if target.startswith(request.host_url) else url_for(home))
+
     return app
 
 
