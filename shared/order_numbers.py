@@ -6,7 +6,7 @@ check before any database look-up.
 import re
 from datetime import date
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from stdnum.iso7064 import mod_37_36
@@ -45,6 +45,13 @@ def _counter_engine(engine: Engine) -> Engine:
     if url not in _counter_engines:
         _counter_engines[url] = create_engine(url, pool_size=2, max_overflow=30, pool_pre_ping=True,
                                               isolation_level="AUTOCOMMIT")
+
+        @event.listens_for(engine, "engine_disposed")
+        def _dispose_counter(_engine, url=url):
+            """When the app's engine is disposed, its counter pool goes too (no idle connections left)."""
+            counter = _counter_engines.pop(url, None)
+            if counter is not None:
+                counter.dispose()
     return _counter_engines[url]
 
 

@@ -102,3 +102,14 @@ def test_events_of_a_rolled_back_savepoint_are_not_sealed(stocked, create_sku):
     db.session.commit()
     actions = db.session.execute(select(AuditEvent.action).where(AuditEvent.seq.not_in(before))).scalars().all()
     assert actions == ["stock.adjust"]
+
+
+def test_releasing_a_savepoint_does_not_seal_the_chain(stocked):
+    """Only the real commit seals: a savepoint release must not take the chain head's lock early."""
+    before = db.session.execute(select(AuditEvent.seq)).scalars().all()
+    with db.session.begin_nested():
+        stock.adjust_stock("SKU-1", "HZ1", 1, "inside a savepoint", ADMIN)
+    assert db.session.execute(select(AuditEvent.seq)).scalars().all() == before  # not sealed yet
+    db.session.commit()
+    assert len(db.session.execute(select(AuditEvent.seq)).scalars().all()) == len(before) + 1
+    assert audit.verify_chain()[0]

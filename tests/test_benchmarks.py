@@ -22,7 +22,8 @@ def test_reserve_never_oversells(base_url, tmp_path):
     assert results["ok"], results
     for row in results["rows"]:
         assert row["checks_passed"] and row["refused"] == [8] and row["errors"] == [0], row
-    assert all(results["contention"]["checks"].values()) and results["contention"]["lock_holds"]
+    assert [probe["clients"] for probe in results["lock_probes"]] == [1, 4]
+    assert all(all(probe["checks"].values()) and probe["lock_holds"] for probe in results["lock_probes"])
     assert results["audit_chain"]["intact"]
 
 

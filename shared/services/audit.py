@@ -68,6 +68,8 @@ def _seal_pending_events(session: Session) -> None:
     Sealing at commit keeps the head row locked for the shortest possible time, so concurrent
     transactions queue on it only for their commit, not for their whole work.
     """
+    if session.in_nested_transaction():
+        return  # SQLAlchemy fires this when a savepoint is released too; the chain is sealed at the real commit
     events = pending.take(session, _PENDING)
     if not events:
         return
