@@ -33,6 +33,14 @@ def order_payload(channel: str = "OS", channel_order_id: str | None = None, line
     return payload
 
 
+def open_shop(sku: str = "SKU-1", units: int = 20, sku_name: str = "龙井茶 250g") -> None:
+    """For live tests: channel OS, warehouse HZ1 and one SKU with `units` on hand (the caller commits)."""
+    catalog.create_channel("OS", "官网商城", "own_shop", ADMIN)
+    catalog.create_warehouse({"code": "HZ1", "name": "杭州仓", "province": "浙江省", "city": "杭州市"}, ADMIN)
+    catalog.create_sku({"sku": sku, "name": sku_name}, ADMIN)
+    stock.adjust_stock(sku, "HZ1", units, "opening stock", ADMIN, kind="receipt")
+
+
 @pytest.fixture
 def create_channel(session):
     def make(code="OS", name="官网商城", kind="own_shop"):

@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from shared.extensions import db
 from shared.models import AccessLogEntry
-from shared.services import catalog, orders, staff, stock
-from tests.factories import ADMIN, PASSWORD, order_payload
+from shared.services import orders, staff
+from tests.factories import ADMIN, PASSWORD, open_shop, order_payload
 from tests.live_servers import browser, portal_server  # noqa: F401  (fixtures)
 
 PHONE, MASKED_PHONE = "13812345678", "138****5678"
@@ -29,10 +29,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.live,
 def seeded(live_apps) -> str:
     """One stocked SKU, one paid order for receiver phone 13812345678, and staff cs1 and ops1; returns the order no."""
     with live_apps.core.app_context():
-        catalog.create_channel("OS", "官网商城", "own_shop", ADMIN)
-        catalog.create_warehouse({"code": "HZ1", "name": "杭州仓", "province": "浙江省", "city": "杭州市"}, ADMIN)
-        catalog.create_sku({"sku": "SKU-1", "name": "龙井茶 250g"}, ADMIN)
-        stock.adjust_stock("SKU-1", "HZ1", 20, "opening stock", ADMIN, kind="receipt")
+        open_shop()
         order = orders.create_order(order_payload(channel_order_id="B-1", phone=PHONE), ADMIN)
         staff.create_user("cs1", PASSWORD, "customer_service", ADMIN, locale="en")
         staff.create_user("ops1", PASSWORD, "ops_manager", ADMIN, locale="en")

@@ -5,9 +5,9 @@ from sqlalchemy import func, select
 
 from shared.extensions import db
 from shared.models import Order, Reservation, StockLevel
-from shared.services import audit, catalog, orders, stock
+from shared.services import audit, orders, stock
 from shared.services.errors import InsufficientStock
-from tests.factories import ADMIN, order_payload
+from tests.factories import ADMIN, open_shop, order_payload
 
 CLIENTS = 50
 UNITS = 20
@@ -16,10 +16,7 @@ UNITS = 20
 def test_fifty_parallel_orders_for_twenty_units_sell_exactly_twenty(live_apps):
     app = live_apps.core
     with app.app_context():
-        catalog.create_channel("OS", "官网商城", "own_shop", ADMIN)
-        catalog.create_sku({"sku": "HOT-1", "name": "限量礼盒"}, ADMIN)
-        catalog.create_warehouse({"code": "HZ1", "name": "杭州仓", "province": "浙江省", "city": "杭州市"}, ADMIN)
-        stock.adjust_stock("HOT-1", "HZ1", UNITS, "opening stock", ADMIN, kind="receipt")
+        open_shop("HOT-1", UNITS, "限量礼盒")
         db.session.commit()
 
     start = threading.Barrier(CLIENTS)

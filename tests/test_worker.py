@@ -15,11 +15,11 @@ from jobs.schedule import SCHEDULE
 from shared.dispatch import resolve
 from shared.extensions import db
 from shared.models import AuditEvent, Order, Reservation, StockLevel
-from shared.services import catalog, orders, stock
+from shared.services import orders
 from shared.services.audit import verify_chain
 from shared.timekeeping import utc_now
 from tests.conftest import REDIS_URL, TEST_DATA_KEY, app_config
-from tests.factories import ADMIN, order_payload
+from tests.factories import ADMIN, open_shop, order_payload
 
 JOB = "jobs.reservations.release_expired_reservations"
 WORKER_TIMEOUT = 60
@@ -65,10 +65,7 @@ def _worker_env(database_url: str) -> dict:
 def _seed(live_apps) -> dict:
     """A channel, a warehouse, 20 units of one SKU, and three orders: unpaid-expired, unpaid-current, paid."""
     with live_apps.core.app_context():
-        catalog.create_channel("OS", "官网商城", "own_shop", ADMIN)
-        catalog.create_warehouse({"code": "HZ1", "name": "杭州仓", "province": "浙江省", "city": "杭州市"}, ADMIN)
-        catalog.create_sku({"sku": "SKU-1", "name": "龙井茶 250g"}, ADMIN)
-        stock.adjust_stock("SKU-1", "HZ1", 20, "opening stock", ADMIN, kind="receipt")
+        open_shop()
         db.session.commit()
         made = {}
         for key, quantity, paid in (("expired", 2, False), ("waiting", 3, False), ("paid", 1, True)):
