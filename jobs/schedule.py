@@ -4,4 +4,11 @@ from jobs import queues
 # (name, dotted path, interval in seconds, queue)
 SCHEDULE = (
     ("release_expired_reservations", "jobs.reservations.release_expired_reservations", 60, queues.URGENT),
+    # Each channel keeps its own polling period (default 5 minutes); this asks every minute who is due.
+    ("poll_due_channels", "jobs.sync.poll_due_channels", 60, queues.SYNC),
+    ("sweep_inbox", "jobs.sync.sweep_inbox", 30, queues.SYNC),
+    ("check_sync_health", "jobs.sync.check_sync_health", 60, queues.DEFAULT),
+    # Reconciliation runs at 02:00 merchant time: checked every 10 minutes, in the merchant's zone.
+    ("reconcile_due_channels", "jobs.sync.reconcile_due_channels", 600, queues.SYNC),
+    ("deliver_outbox", "jobs.webhooks.deliver_outbox", 10, queues.DEFAULT),
 )

@@ -44,6 +44,12 @@ def load_config(overrides: dict | None = None) -> dict:
         "JOBS_INLINE": None,  # None: decide by whether Redis answers
         "BABEL_DEFAULT_LOCALE": "zh_CN",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
+        # Channel sync: inbound webhooks, alerts to a WeCom or DingTalk group robot (kind "wecom"/"dingtalk").
+        "WEBHOOK_MAX_BYTES": int(env.get("ORDERLOOM_WEBHOOK_MAX_BYTES", str(512 * 1024))),
+        "SYNC_FAILURE_RATE_ALERT": float(env.get("ORDERLOOM_SYNC_FAILURE_RATE_ALERT", "0.2")),
+        "ALERT_ROBOT_KIND": env.get("ORDERLOOM_ALERT_ROBOT_KIND", ""),
+        "ALERT_ROBOT_URL": env.get("ORDERLOOM_ALERT_ROBOT_URL", ""),
+        "ALERT_ROBOT_SECRET": env.get("ORDERLOOM_ALERT_ROBOT_SECRET", ""),
     }
     if overrides:
         config.update(overrides)

@@ -5,6 +5,7 @@ never sees a job for data that was rolled back.
 """
 import importlib
 import logging
+import time
 
 from flask import current_app
 from sqlalchemy import event
@@ -15,6 +16,7 @@ from shared.extensions import db
 
 log = logging.getLogger("orderloom.dispatch")
 _AFTER_COMMIT = "orderloom_after_commit_jobs"
+REDIS_RETRY_SECONDS = 10
 
 
 def redis_connection():
@@ -28,10 +30,13 @@ def redis_connection():
     cached = current_app.extensions.get("orderloom_redis")
     if cached is not None:
         return cached
+    if time.monotonic() < current_app.extensions.get("orderloom_redis_down_until", 0):
+        return None  # asked a moment ago and it did not answer: don't wait a second on every call
     connection = Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
     try:
         connection.ping()
     except RedisError:
+        current_app.extensions["orderloom_redis_down_until"] = time.monotonic() + REDIS_RETRY_SECONDS
         return None
     current_app.extensions["orderloom_redis"] = connection
     return connection
@@ -59,12 +64,22 @@ def send(dotted: str, *args, queue: str = "default", job_id: str | None = None):
     return Queue(queue, connection=redis_connection()).enqueue(dotted, *args, job_id=job_id)
 
 
-def after_commit(dotted: str, *args, queue: str = "default") -> None:
-    """Queue a job to be sent once the current transaction has committed."""
+def after_commit(dotted: str, *args, queue: str = "default", skip_inline: bool = False) -> None:
+    """Queue a job to be sent once the current transaction has committed.
+
+    `skip_inline`: when jobs run inline the schedule picks this work up instead (an inline job cannot run
+    inside the commit that asked for it).
+    """
+    if skip_inline and jobs_run_inline():
+        return
     pending.add(db.session(), _AFTER_COMMIT, (dotted, args, queue))
 
 
 @event.listens_for(Session, "after_commit")
 def _send_queued(session: Session) -> None:
+    sent = set()
     for dotted, args, queue in pending.take(session, _AFTER_COMMIT):
-        send(dotted, *args, queue=queue)
+        key = (dotted, repr(args), queue)
+        if key not in sent:  # e.g. "deliver the outbox" asked for by every order changed in one batch
+            sent.add(key)
+            send(dotted, *args, queue=queue)

@@ -100,3 +100,36 @@ def create_user(session):
 
 def money(value: str) -> Decimal:
     return Decimal(value)
+
+
+SYNC_SKUS = ("SKU-0001", "SKU-0002", "SKU-0003", "SKU-0004", "SKU-0005")
+
+
+def connect_channels(base_urls: dict | None = None, units: int = 100) -> dict:
+    """Every platform channel connected (webhook secret set, default status mappings), warehouse HZ1 and
+    SKU-0001..SKU-0005 with `units` each, each channel's SKU codes mapped to them. The caller commits."""
+    from shared.services import channel_settings
+    from tests.channel_payloads import CHANNELS, WEBHOOK_SECRET
+
+    catalog.create_warehouse({"code": "HZ1", "name": "杭州仓", "province": "浙江省", "city": "杭州市"}, ADMIN)
+    for code in SYNC_SKUS:
+        catalog.create_sku({"sku": code, "name": f"茶叶 {code}"}, ADMIN)
+        stock.adjust_stock(code, "HZ1", units, "opening stock", ADMIN, kind="receipt")
+    channels = {}
+    for platform, (code, name, kind) in CHANNELS.items():
+        channel = catalog.create_channel(code, name, kind, ADMIN)
+        url = (base_urls or {}).get(platform, f"http://127.0.0.1:9/{platform}")
+        channel_settings.connect(channel, ADMIN, base_url=url, app_key=f"{platform}-key",
+                                 app_secret=f"{platform}-secret", access_token=f"{platform}-token",
+                                 webhook_secret=WEBHOOK_SECRET)
+        for sku in SYNC_SKUS:
+            channel_settings.map_sku(channel, sku, sku, ADMIN)
+        channels[platform] = channel
+    return channels
+
+
+@pytest.fixture
+def sync_channels(session):
+    channels = connect_channels()
+    db.session.commit()
+    return channels

@@ -6,9 +6,14 @@ from shared.models.customer import Customer, CustomerAddress
 from shared.models.order import Order, OrderLine
 from shared.models.staff import ApiToken, StaffUser
 from shared.models.stock import Reservation, StockLevel, StockMovement
+from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, ReconciliationDifference,
+                                ReconciliationReport, SkuMapping, StatusMapping, SyncAlert, SyncRun, WebhookDelivery,
+                                WebhookRejection, WebhookSubscription)
 
 __all__ = [
     "AccessLogEntry", "ApiToken", "AuditChainHead", "AuditEvent", "Channel", "Customer", "CustomerAddress",
     "Order", "OrderLine", "OrderNumberSequence", "Reservation", "Sku", "StaffUser", "StockLevel",
-    "StockMovement", "Warehouse",
+    "StockMovement", "Warehouse", "ChannelConnection", "InboxItem", "OutboxEvent", "ReconciliationDifference",
+    "ReconciliationReport", "SkuMapping", "StatusMapping", "SyncAlert", "SyncRun", "WebhookDelivery",
+    "WebhookRejection", "WebhookSubscription",
 ]

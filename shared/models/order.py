@@ -22,6 +22,7 @@ class Order(db.Model):
         Index("ix_orders_channel_order_id", "channel_order_id"),
         Index("ix_orders_receiver_phone_index", "receiver_phone_index"),
         Index("ix_orders_customer_id_placed_at", "customer_id", "placed_at"),
+        Index("ix_orders_channel_id_platform_modified_at", "channel_id", "platform_modified_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -55,6 +56,9 @@ class Order(db.Model):
     created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
     updated_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # What the platform last said, and as of when: an older update never overwrites a newer one.
+    platform_status: Mapped[str | None] = mapped_column(String(64))
+    platform_modified_at = mapped_column(UTCDateTime)
 
     channel = relationship("Channel", lazy="joined")
     customer = relationship("Customer")

@@ -24,7 +24,8 @@ class Visibility(StrEnum):
     HIDDEN = "hidden"  # sees nothing
 
 
-RESOURCES = ("dashboard", "orders", "stock", "catalog", "customers", "users", "audit", "access_log")
+RESOURCES = ("dashboard", "orders", "stock", "catalog", "customers", "users", "audit", "access_log", "channels",
+             "webhooks")
 
 V, E, A, D = Action.VIEW, Action.EDIT, Action.APPROVE, Action.DELETE
 ALL = frozenset(Action)
@@ -38,12 +39,16 @@ PERMISSIONS: dict[Role, dict[str, frozenset[Action]]] = {
         "catalog": frozenset({V, E}),
         "customers": frozenset({V}),
         "audit": frozenset({V}),
+        # Sync health, the inbox (replay), status and SKU mappings, reconciliation, outbound webhooks.
+        "channels": frozenset({V, E}),
+        "webhooks": frozenset({V, E}),
     },
     Role.CUSTOMER_SERVICE: {
         "dashboard": frozenset({V}),
         "orders": frozenset({V, E}),
         "stock": frozenset({V}),
         "customers": frozenset({V}),
+        "channels": frozenset({V}),
     },
     Role.WAREHOUSE: {
         "dashboard": frozenset({V}),
@@ -55,6 +60,7 @@ PERMISSIONS: dict[Role, dict[str, frozenset[Action]]] = {
         "dashboard": frozenset({V}),
         "orders": frozenset({V}),
         "stock": frozenset({V}),
+        "channels": frozenset({V}),  # reconciliation reports
     },
     Role.AUDITOR: {
         "dashboard": frozenset({V}),
@@ -62,6 +68,8 @@ PERMISSIONS: dict[Role, dict[str, frozenset[Action]]] = {
         "stock": frozenset({V}),
         "audit": frozenset({V}),
         "access_log": frozenset({V}),
+        "channels": frozenset({V}),
+        "webhooks": frozenset({V}),
     },
 }
 

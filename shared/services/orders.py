@@ -12,7 +12,7 @@ from shared.lifecycle import RELEASE_HOLD_ROLES, OrderStatus, Transition, find_t
 from shared.models import Channel, Order, OrderLine, Reservation
 from shared.money import parse_money
 from shared.security import crypto
-from shared.services import audit, customers
+from shared.services import audit, customers, outbox
 from shared.services import stock as stock_service
 from shared.services import validation as check
 from shared.services.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
@@ -103,8 +103,12 @@ def validate_order_data(data: dict) -> dict:
     return clean
 
 
-def create_order(data: dict, actor: Actor, direct_only: bool = False) -> Order:
+def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: bool = True,
+                 auto_confirm: bool | None = None) -> Order:
     """Create an order and reserve every line, or nothing at all (the savepoint is rolled back).
+
+    `reserve=False` records an order first seen after it left the warehouse or was closed (channel sync);
+    `auto_confirm` defaults to "it is paid".
 
     Stock rows are the contended resource, so everything that does not need them happens first and the
     conditional reservation UPDATEs come last: a hot SKU's row stays locked only from its reservation
@@ -122,12 +126,15 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False) -> Order:
     if existing:
         raise Conflict(f"channel order {clean['channel_order_id']} is already order {existing}",
                        field="channel_order_id", code="duplicate_order")
-    plans = [stock_service.plan_reservation(sku, qty) for sku, qty, _price in clean["lines"]]
-    warehouse_id = stock_service.common_warehouse(plans)
+    plans = [stock_service.plan_reservation(sku, qty) for sku, qty, _price in clean["lines"]] if reserve else []
+    warehouse_id = stock_service.common_warehouse(plans) if reserve else None
     now = utc_now()
     unpaid_minutes = current_app.config["UNPAID_RESERVATION_MINUTES"]
-    expires_at = None if clean["paid_at"] else now + timedelta(minutes=unpaid_minutes)
-    auto_confirm = clean["paid_at"] is not None
+    # Platforms close their own unpaid orders (and tell us); only direct channels expire here.
+    expires = clean["paid_at"] is None and channel.is_direct
+    expires_at = now + timedelta(minutes=unpaid_minutes) if expires else None
+    if auto_confirm is None:
+        auto_confirm = clean["paid_at"] is not None
     with db.session.begin_nested():
         customer = customers.find_or_create(clean["customer_name"], clean["customer_phone"],
                                             clean["customer_email"], actor)
@@ -152,10 +159,12 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False) -> Order:
             _confirm_on_creation(order)
         db.session.add(order)
         db.session.flush()
-        reserved_in = [stock_service.reserve_line(order, line, expires_at, plan)
-                       for line, plan in zip(order.lines, plans)][0].warehouse_id
-        if reserved_in != warehouse_id:  # another order took the planned stock meanwhile
-            order.warehouse_id = reserved_in
+        if reserve:
+            reserved_in = [stock_service.reserve_line(order, line, expires_at, plan)
+                           for line, plan in zip(order.lines, plans)][0].warehouse_id
+            if reserved_in != warehouse_id:  # another order took the planned stock meanwhile
+                order.warehouse_id = reserved_in
+        outbox.order_event(order, "order.created")
     return order
 
 
@@ -224,6 +233,7 @@ def _apply(order: Order, transition: Transition, actor: Actor, reason: str | Non
     db.session.flush()
     audit.record(actor, "order.transition", "order", order.order_no, before=before, after=_snapshot(order),
                  reason=reason)
+    outbox.order_event(order, f"order.{order.status}")
     return order
 
 
@@ -260,6 +270,7 @@ def release_hold(order: Order, actor: Actor, reason: str | None) -> Order:
     db.session.flush()
     audit.record(actor, "order.release_hold", "order", order.order_no, before=before, after=_snapshot(order),
                  reason=reason)
+    outbox.order_event(order, "order.hold_released")
     return order
 
 
@@ -287,7 +298,43 @@ def record_payment(order: Order, paid_at: datetime, actor: Actor) -> Order:
             reservation.expires_at = None
     db.session.flush()
     audit.record(actor, "order.payment", "order", order.order_no, before=before, after=_snapshot(order))
+    outbox.order_event(order, "order.paid")
     return order
+
+
+REFUND_STATUSES = ("none", "requested", "partially_refunded", "refunded")
+
+
+def record_refund_status(order: Order, refund_status: str, actor: Actor, reason: str) -> Order:
+    """The platform's refund state (requested, partly or fully refunded), audited and announced."""
+    if refund_status not in REFUND_STATUSES:
+        raise ValidationFailed(f"{refund_status!r} is not a refund status", field="refund_status")
+    before = _snapshot(order)
+    order.refund_status, order.updated_at = refund_status, utc_now()
+    audit.record(actor, "order.refund_status", "order", order.order_no, before=before, after=_snapshot(order),
+                 reason=reason)
+    outbox.order_event(order, "order.refund_changed")
+    return order
+
+
+def record_platform_state(order: Order, status: str, actor: Actor, reason: str) -> Order:
+    """An order first seen already shipped or completed elsewhere: recorded as such, with no stock moved."""
+    if status not in (OrderStatus.SHIPPED, OrderStatus.COMPLETED) or order.reservations:
+        raise InvalidTransition(f"{order.order_no} cannot be recorded as {status}", code="invalid_transition")
+    before = _snapshot(order)
+    order.status, order.updated_at = status, utc_now()
+    audit.record(actor, "order.platform_state", "order", order.order_no, before=before, after=_snapshot(order),
+                 reason=reason)
+    outbox.order_event(order, f"order.{status}")
+    return order
+
+
+def address_changed(order: Order, actor: Actor, before: dict, after: dict, fields: list[str]) -> None:
+    """Audit an address change (personal values masked) and announce it; the caller has set the fields."""
+    order.updated_at = utc_now()
+    audit.record(actor, "order.address_change", "order", order.order_no, before=before, after=after,
+                 reason=f"changed on the platform: {', '.join(fields)}")
+    outbox.order_event(order, "order.address_changed")
 
 
 def expired_unpaid_order_ids(now: datetime, limit: int = 500) -> list[int]:

@@ -1,0 +1,79 @@
+"""Channel sync jobs: process inbox batches, poll due channels, sweep the inbox, check health, reconcile."""
+import logging
+
+from shared import dispatch
+from shared.actors import SYSTEM
+from shared.extensions import db
+from shared.services import inbox, polling, reconciliation, sync_health
+
+from jobs import queues
+from jobs.runtime import job
+
+log = logging.getLogger("orderloom.jobs")
+
+
+@job
+def process_inbox(ids: list[int]) -> dict:
+    """Claim (committed, so a crash shows as a stuck row the sweeper frees), then process in one transaction."""
+    claimed = inbox.claim(ids)
+    db.session.commit()
+    if not claimed:
+        return {}
+    tally = inbox.process(claimed)
+    db.session.commit()
+    log.info("job=process_inbox items=%s %s", len(claimed), " ".join(f"{k}={v}" for k, v in tally.items() if v))
+    return tally
+
+
+@job
+def poll_channel(channel_id: int) -> str:
+    run = polling.poll(channel_id)
+    return run.status
+
+
+@job
+def poll_due_channels() -> list[int]:
+    """Every minute: start a poll for each channel whose own period (default 5 minutes) has passed."""
+    due = polling.due_channel_ids()
+    db.session.rollback()
+    for channel_id in due:
+        dispatch.send("jobs.sync.poll_channel", channel_id, queue=queues.SYNC, job_id=f"poll-channel-{channel_id}")
+    return due
+
+
+@job
+def sweep_inbox() -> int:
+    """Re-queue rows nothing is working on: received while Redis was down, due for retry, or orphaned."""
+    ids = inbox.sweep()
+    db.session.commit()
+    inbox.queue(ids)
+    if ids:
+        log.info("job=sweep_inbox requeued=%s", len(ids))
+    return len(ids)
+
+
+@job
+def check_sync_health() -> int:
+    raised = sync_health.check()
+    db.session.commit()
+    for alert in raised:
+        sync_health.deliver(alert)
+    db.session.commit()
+    return len(raised)
+
+
+@job
+def reconcile_channel(channel_id: int, trigger: str = "schedule") -> int:
+    report = reconciliation.reconcile(channel_id, SYSTEM, trigger=trigger)
+    return report.id
+
+
+@job
+def reconcile_due_channels() -> list[int]:
+    """Every 10 minutes: after 02:00 merchant time, reconcile each channel not yet reconciled today."""
+    due = reconciliation.due_channel_ids()
+    db.session.rollback()
+    for channel_id in due:
+        dispatch.send("jobs.sync.reconcile_channel", channel_id, queue=queues.SYNC,
+                      job_id=f"reconcile-channel-{channel_id}")
+    return due

@@ -1,0 +1,75 @@
+"""Inbound channel webhooks: POST /hooks/<channel_code>, verified with the platform's own signature.
+
+Order of checks: the channel exists and takes webhooks, the body is within the size limit, it is sent as
+JSON, and the signature over the raw bytes is right. A request that fails any of them is refused and logged
+(without its body) and stores nothing. A signed payload is stored raw in the inbox before anything else,
+then processed by a job; a signed payload that is not valid JSON is kept (nothing received is lost) and
+answered 400 so the platform sends it again.
+"""
+import json
+import logging
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import select
+
+from portal.access import register_public
+from shared.channels import adapter_for, takes_webhooks
+from shared.channels.signing import verify_body_hmac
+from shared.extensions import csrf, db
+from shared.models import Channel, WebhookRejection
+from shared.services import inbox
+from shared.services.channel_settings import connection_for
+
+bp = Blueprint("hooks", __name__)
+log = logging.getLogger("orderloom.hooks")
+
+
+def _refuse(channel_code: str, status: int, reason: str, message: str, size: int = 0):
+    db.session.rollback()
+    db.session.add(WebhookRejection(channel_code=channel_code[:40], reason=reason, detail=message[:300],
+                                    remote_addr=(request.remote_addr or "")[:64], size=size))
+    db.session.commit()
+    log.warning("webhook refused channel=%s reason=%s ip=%s", channel_code[:40], reason, request.remote_addr)
+    return jsonify({"error": {"code": reason, "message": message}}), status
+
+
+@bp.post("/hooks/<channel_code>")
+@csrf.exempt
+def receive(channel_code: str):
+    channel = db.session.execute(select(Channel).where(Channel.code == channel_code.upper()[:2],
+                                                       Channel.active)).scalar_one_or_none()
+    if channel is None or len(channel_code) != 2:
+        return _refuse(channel_code, 404, "unknown_channel", f"no active channel {channel_code!r}")
+    if not takes_webhooks(channel.kind):
+        return _refuse(channel_code, 404, "no_webhooks", f"{channel.name} is synced by polling, not webhooks")
+    limit = current_app.config["WEBHOOK_MAX_BYTES"]
+    if (request.content_length or 0) > limit:
+        return _refuse(channel_code, 413, "too_large", f"the body is over {limit} bytes", request.content_length)
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        return _refuse(channel_code, 413, "too_large", f"the body is over {limit} bytes", len(body))
+    if request.mimetype != "application/json":
+        return _refuse(channel_code, 415, "unsupported_media_type", "send the order as application/json",
+                       len(body))
+    connection = connection_for(channel)
+    adapter = adapter_for(channel.kind)
+    signature = request.headers.get(adapter.webhook_signature_header)
+    if connection is None or not connection.webhook_secret:
+        return _refuse(channel_code, 401, "not_configured", f"{channel.name} has no webhook secret set", len(body))
+    if not verify_body_hmac(connection.webhook_secret, body, signature):
+        reason = "missing_signature" if not signature else "bad_signature"
+        return _refuse(channel_code, 401, reason, f"the {adapter.webhook_signature_header} header does not match",
+                       len(body))
+    item_id = inbox.receive_one(channel, "webhook", body, request.content_type or "application/json")
+    db.session.commit()
+    try:
+        json.loads(body)
+    except ValueError:
+        inbox.queue([item_id])  # processing records why, and the item waits in the failed list
+        return jsonify({"error": {"code": "invalid_json", "message": "the body is not complete JSON; it was kept",
+                                  "inbox_id": item_id}}), 400
+    inbox.queue([item_id])
+    return jsonify({"received": item_id}), 202
+
+
+register_public("hooks.receive")  # authenticated by the platform's signature, not a staff session

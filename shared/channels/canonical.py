@@ -1,0 +1,156 @@
+"""The one canonical order every adapter reads a platform's order into, and the parsing helpers they share.
+
+Adapters only translate: they never look at the database. A payload that cannot be read faithfully raises
+`PayloadProblem` with a code and the platform field, and the order goes to review instead of being guessed.
+"""
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from shared.money import CENT, parse_money
+from shared.services.errors import ValidationFailed
+
+
+class PayloadProblem(ValidationFailed):
+    """A platform payload that cannot be turned into an order as it stands; it goes to manual review."""
+
+    code = "invalid_payload"
+
+
+@dataclass(frozen=True)
+class CanonicalLine:
+    channel_sku: str
+    quantity: int
+    unit_price: Decimal
+    title: str | None = None
+
+
+@dataclass
+class CanonicalOrder:
+    channel_order_id: str
+    status_key: str
+    modified_at: datetime
+    placed_at: datetime
+    paid_at: datetime | None
+    currency: str
+    customer_name: str
+    customer_phone: str
+    receiver: str
+    receiver_phone: str
+    province: str
+    city: str
+    district: str
+    street: str
+    lines: list[CanonicalLine]
+    shipping_fee: Decimal
+    discount: Decimal
+    paid_amount: Decimal  # what the platform says the buyer pays: the sum must agree with it
+    customer_email: str | None = None
+    postal_code: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def goods_total(self) -> Decimal:
+        return sum((line.unit_price * line.quantity for line in self.lines), Decimal("0.00"))
+
+    def amount_gap(self) -> Decimal:
+        """lines − discount + shipping − paid: zero when the platform's figures add up."""
+        return self.goods_total - self.discount + self.shipping_fee - self.paid_amount
+
+
+def need(raw: dict, key: str, where: str = ""):
+    """A field the order cannot do without; missing or empty is a payload problem naming the field."""
+    if not isinstance(raw, dict):
+        raise PayloadProblem(f"{where or 'payload'} must be an object", field=where or "payload", code="invalid_type")
+    value = raw.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        name = f"{where}.{key}" if where else key
+        raise PayloadProblem(f"{name} is missing", field=name, code="missing_field")
+    return value
+
+
+def text_of(value, field_name: str, max_length: int = 200) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise PayloadProblem(f"{field_name} must be text", field=field_name, code="invalid_type")
+    text = str(value).strip()
+    if len(text) > max_length:
+        raise PayloadProblem(f"{field_name} is longer than {max_length} characters", field=field_name,
+                             code="too_long")
+    return text
+
+
+def quantity_of(value, field_name: str) -> int:
+    """Quantities are positive whole numbers; some platforms send them as strings ("2")."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise PayloadProblem(f"{field_name} must be a positive whole number, got {value!r}", field=field_name,
+                             code="invalid_quantity")
+    return value
+
+
+def yuan(value, field_name: str) -> Decimal:
+    """An amount in yuan (string or number) with at most two decimals, not negative, fitting NUMERIC(12,2)."""
+    try:
+        return parse_money(value, field_name)
+    except ValidationFailed as problem:
+        raise PayloadProblem(problem.message, field=field_name, code="invalid_amount") from None
+
+
+def fen(value, field_name: str) -> Decimal:
+    """An amount in fen (integer hundredths), as Douyin sends money."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PayloadProblem(f"{field_name} must be a whole number of fen, got {value!r}", field=field_name,
+                             code="invalid_amount")
+    return yuan(str((Decimal(value) / 100).quantize(CENT)), field_name)
+
+
+def local_time(value, zone: str, field_name: str) -> datetime:
+    """`yyyy-MM-dd HH:mm:ss` in the channel's declared zone (Taobao, JD, Pinduoduo send Beijing time)."""
+    if not isinstance(value, str):
+        raise PayloadProblem(f"{field_name} must be a yyyy-MM-dd HH:mm:ss time", field=field_name,
+                             code="invalid_timestamp")
+    try:
+        moment = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise PayloadProblem(f"{field_name} is not a yyyy-MM-dd HH:mm:ss time: {value!r}", field=field_name,
+                             code="invalid_timestamp") from None
+    return moment.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+def offset_time(value, field_name: str) -> datetime:
+    """ISO 8601 that must carry an offset (Shopify): a naive timestamp is not guessed."""
+    if not isinstance(value, str):
+        raise PayloadProblem(f"{field_name} must be an ISO 8601 time", field=field_name, code="invalid_timestamp")
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise PayloadProblem(f"{field_name} is not an ISO 8601 time: {value!r}", field=field_name,
+                             code="invalid_timestamp") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise PayloadProblem(f"{field_name} has no time zone offset: {value!r}", field=field_name,
+                             code="naive_timestamp")
+    return moment.astimezone(UTC)
+
+
+def gmt_time(value, field_name: str) -> datetime:
+    """WooCommerce `*_gmt` fields: ISO 8601 without an offset that is UTC by the field's definition."""
+    if not isinstance(value, str):
+        raise PayloadProblem(f"{field_name} must be an ISO 8601 time", field=field_name, code="invalid_timestamp")
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise PayloadProblem(f"{field_name} is not an ISO 8601 time: {value!r}", field=field_name,
+                             code="invalid_timestamp") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def unix_time(value, field_name: str) -> datetime:
+    """Unix seconds (Douyin); strings of digits are accepted, anything else is a problem."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise PayloadProblem(f"{field_name} must be unix seconds, got {value!r}", field=field_name,
+                             code="invalid_timestamp")
+    return datetime.fromtimestamp(value, UTC)

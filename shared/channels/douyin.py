@@ -1,0 +1,97 @@
+"""Douyin shop: order.searchList, unix-second times, amounts in fen."""
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from shared.channels import signing
+from shared.channels.base import Adapter, Credentials, Page, PlatformError
+from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, fen, need, quantity_of,
+                                       text_of, unix_time)
+from shared.money import CENT
+
+
+def _name(value, field_name: str) -> str:
+    """post_addr parts arrive as {"name": ...} objects."""
+    if isinstance(value, dict):
+        value = value.get("name")
+    if not value:
+        raise PayloadProblem(f"{field_name} is missing", field=field_name, code="missing_field")
+    return text_of(value, field_name, 40)
+
+
+class DouyinAdapter(Adapter):
+    kind = "douyin"
+    page_size = 100
+    default_status_map = {
+        "1": ("pending_review", "unpaid", None),
+        "105": ("confirmed", "paid", None),
+        "2": ("confirmed", "paid", None),
+        "101": ("shipped", "paid", None),
+        "3": ("shipped", "paid", None),
+        "4": ("cancelled", None, None),  # cancelled: refunded when it had been paid, derived from pay_time
+        "5": ("completed", "paid", None),
+    }
+
+    def external_id(self, raw: dict) -> str | None:
+        value = raw.get("order_id")
+        return str(value) if value is not None else None
+
+    def status_of(self, raw: dict) -> str | None:
+        return str(raw.get("order_status"))
+
+    def parse(self, raw: dict, zone: str) -> CanonicalOrder:
+        items = need(raw, "sku_order_list")
+        if not isinstance(items, list) or not items:
+            raise PayloadProblem("sku_order_list must list at least one item", field="sku_order_list",
+                                 code="no_lines")
+        lines = []
+        for index, item in enumerate(items):
+            where = f"sku_order_list[{index}]"
+            quantity = quantity_of(need(item, "item_num", where), f"{where}.item_num")
+            line_total = fen(need(item, "origin_amount", where), f"{where}.origin_amount")
+            unit = (line_total / quantity).quantize(CENT)
+            if unit * quantity != line_total:
+                raise PayloadProblem(f"{where}.origin_amount does not divide into {quantity} equal unit prices",
+                                     field=f"{where}.origin_amount", code="amounts_do_not_add_up")
+            lines.append(CanonicalLine(channel_sku=text_of(need(item, "code", where), f"{where}.code", 64),
+                                       quantity=quantity, unit_price=unit, title=item.get("product_name")))
+        address = need(raw, "post_addr")
+        pay_time = raw.get("pay_time")
+        name = text_of(need(raw, "post_receiver"), "post_receiver", 60)
+        phone = text_of(need(raw, "post_tel"), "post_tel", 32)
+        return CanonicalOrder(
+            channel_order_id=text_of(need(raw, "order_id"), "order_id", 64),
+            status_key=text_of(need(raw, "order_status"), "order_status", 8),
+            modified_at=unix_time(need(raw, "update_time"), "update_time"),
+            placed_at=unix_time(need(raw, "create_time"), "create_time"),
+            paid_at=unix_time(pay_time, "pay_time") if pay_time else None,
+            currency="CNY",
+            customer_name=name, customer_phone=phone, receiver=name, receiver_phone=phone,
+            province=_name(address.get("province"), "post_addr.province"),
+            city=_name(address.get("city"), "post_addr.city"),
+            district=_name(address.get("town"), "post_addr.town"),
+            street=text_of(" ".join(filter(None, [(address.get("street") or {}).get("name"),
+                                                   need(address, "detail", "post_addr")])), "post_addr.detail", 200),
+            lines=lines,
+            shipping_fee=fen(raw.get("post_amount", 0), "post_amount"),
+            discount=fen(raw.get("promotion_amount", 0), "promotion_amount"),
+            paid_amount=fen(need(raw, "order_amount"), "order_amount"),
+        )
+
+    def fetch_page(self, client, creds: Credentials, start, end, cursor) -> Page:
+        page = cursor or 0
+        business = {"update_time_start": int(start.timestamp()), "update_time_end": int(end.timestamp()),
+                    "page": page, "size": self.page_size, "order_by": "update_time"}
+        param_json = signing.douyin_param_json(business)
+        timestamp = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
+        method = "order.searchList"
+        params = {"app_key": creds.app_key, "method": method, "access_token": creds.access_token,
+                  "param_json": param_json, "timestamp": timestamp, "v": "2", "sign_method": "hmac-sha256",
+                  "sign": signing.douyin_sign(creds.app_key or "", method, param_json, timestamp,
+                                              creds.app_secret or "")}
+        body = self._json(client.get(f"{creds.base_url}/order/searchList", params=params))
+        if body.get("code") != 10000:
+            raise PlatformError(f"Douyin error {body.get('code')}: {body.get('msg')}")
+        data = body.get("data") or {}
+        orders = data.get("shop_order_list") or []
+        total = int(data.get("total") or 0)
+        return Page(orders, page + 1 if (page + 1) * self.page_size < total else None)

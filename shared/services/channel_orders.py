@@ -1,0 +1,191 @@
+"""One canonical order from a channel becomes an order-center create or update, or goes to review.
+
+Rules (issue 3): the platform's status is read through the channel's mapping table, never guessed; channel
+SKUs go through the SKU mapping; amounts must add up within the platform's rounding; an older update never
+overwrites a newer one (the platform's modified time decides); an address change is applied and audited while
+the parcel is not yet packed; a refund or cancellation before shipping cancels the order, which releases its
+stock. The platform does not move physical steps (allocate, pick, pack, ship): the warehouse does.
+"""
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from shared.actors import SYSTEM
+from shared.channels.base import Adapter
+from shared.channels.canonical import CanonicalOrder
+from shared.extensions import db
+from shared.lifecycle import OrderStatus
+from shared.models import Channel, Order, SkuMapping, StatusMapping
+from shared.money import format_money
+from shared.security.masking import masked_address, masked_name, masked_phone
+from shared.services import audit
+from shared.services import orders as order_service
+from shared.services.errors import ValidationFailed
+from shared.timekeeping import as_utc, utc_now
+
+S = OrderStatus
+PLATFORM_HOLD = "platform:"  # hold reasons the channel placed start with this, so the channel may lift them
+NOT_YET_PACKED = (S.PENDING_REVIEW, S.CONFIRMED, S.ALLOCATED, S.PICKING, S.ON_HOLD)
+BEFORE_SHIPPING = (S.PENDING_REVIEW, S.CONFIRMED, S.ALLOCATED, S.PICKING, S.PACKED, S.ON_HOLD)
+FINISHED = (S.CANCELLED, S.CLOSED)
+ADDRESS_FIELDS = ("receiver_name", "receiver_phone", "province", "city", "district", "street", "postal_code")
+
+
+class NeedsReview(ValidationFailed):
+    """The order cannot flow on as received; a person must look (fix a mapping, then replay)."""
+
+    code = "needs_review"
+
+
+@dataclass
+class ChannelContext:
+    """What processing a batch for one channel needs, loaded once per batch (no query per order)."""
+
+    channel: Channel
+    adapter: Adapter
+    statuses: dict[str, StatusMapping]
+    skus: dict[str, str]  # channel SKU → internal SKU code
+
+    @classmethod
+    def load(cls, channel: Channel, adapter: Adapter) -> "ChannelContext":
+        statuses = db.session.execute(select(StatusMapping).where(StatusMapping.channel_id == channel.id)).scalars()
+        skus = db.session.execute(select(SkuMapping).where(SkuMapping.channel_id == channel.id)).scalars()
+        return cls(channel, adapter, {row.platform_status: row for row in statuses},
+                   {row.channel_sku: row.sku.code for row in skus})
+
+
+def check(context: ChannelContext, canonical: CanonicalOrder) -> StatusMapping:
+    """Everything that sends an order to review, checked before anything is written."""
+    mapping = context.statuses.get(canonical.status_key)
+    if mapping is None:
+        raise NeedsReview(f"status {canonical.status_key!r} of {context.channel.name} is not in the status mapping",
+                          field="status", code="unknown_status")
+    unmapped = sorted({line.channel_sku for line in canonical.lines} - context.skus.keys())
+    if unmapped:
+        raise NeedsReview(f"channel SKU {', '.join(unmapped)} is not mapped to an internal SKU", field="sku",
+                          code="unmapped_sku")
+    gap = canonical.amount_gap()
+    if abs(gap) > context.adapter.rounding_tolerance:
+        raise NeedsReview(
+            f"amounts do not add up: lines {format_money(canonical.goods_total)} − discount "
+            f"{format_money(canonical.discount)} + shipping {format_money(canonical.shipping_fee)} ≠ paid "
+            f"{format_money(canonical.paid_amount)}", field="amounts", code="amounts_do_not_add_up")
+    return mapping
+
+
+def _payment(mapping: StatusMapping, canonical: CanonicalOrder) -> str:
+    return mapping.payment_status or ("paid" if canonical.paid_at else "unpaid")
+
+
+def _refund(mapping: StatusMapping, canonical: CanonicalOrder) -> str:
+    if mapping.refund_status:
+        return mapping.refund_status
+    # A cancellation after payment is a full refund on every platform we speak (Douyin "4", Woo "cancelled").
+    return "refunded" if mapping.lifecycle == S.CANCELLED and canonical.paid_at else "none"
+
+
+def apply(context: ChannelContext, canonical: CanonicalOrder) -> tuple[str, Order | None]:
+    """Create or update the order; returns (outcome, order). Raises NeedsReview or a ServiceError."""
+    mapping = check(context, canonical)
+    order = db.session.execute(
+        select(Order).where(Order.channel_id == context.channel.id,
+                            Order.channel_order_id == canonical.channel_order_id).with_for_update(of=Order)
+    ).scalar_one_or_none()
+    if order is None:
+        return "created", _create(context, canonical, mapping)
+    stored = as_utc(order.platform_modified_at)
+    if stored is not None and canonical.modified_at <= stored:
+        return "stale", order
+    return _update(order, canonical, mapping), order
+
+
+def _order_data(context: ChannelContext, canonical: CanonicalOrder, paid: bool) -> dict:
+    return {
+        "channel": context.channel.code, "channel_order_id": canonical.channel_order_id,
+        "placed_at": canonical.placed_at, "paid_at": (canonical.paid_at or canonical.modified_at) if paid else None,
+        "currency": canonical.currency,
+        "customer": {"name": canonical.customer_name, "phone": canonical.customer_phone,
+                     "email": canonical.customer_email},
+        "shipping_address": {"receiver": canonical.receiver, "phone": canonical.receiver_phone,
+                             "province": canonical.province, "city": canonical.city, "district": canonical.district,
+                             "street": canonical.street, "postal_code": canonical.postal_code},
+        "lines": [{"sku": context.skus[line.channel_sku], "quantity": line.quantity,
+                   "unit_price": str(line.unit_price)} for line in canonical.lines],
+        "shipping_fee": str(canonical.shipping_fee), "discount": str(canonical.discount),
+    }
+
+
+def _create(context: ChannelContext, canonical: CanonicalOrder, mapping: StatusMapping) -> Order:
+    """A first sight. Open orders reserve stock; an order first seen closed or already shipped is recorded only."""
+    paid = _payment(mapping, canonical) == "paid"
+    target = mapping.lifecycle
+    reserve = target in (S.PENDING_REVIEW, S.CONFIRMED, S.ON_HOLD)
+    order = order_service.create_order(_order_data(context, canonical, paid), SYSTEM, reserve=reserve,
+                                       auto_confirm=paid and target != S.PENDING_REVIEW)
+    order.platform_status, order.platform_modified_at = canonical.status_key, canonical.modified_at
+    order.refund_status = _refund(mapping, canonical)
+    reason = f"{PLATFORM_HOLD} {context.channel.name} status {canonical.status_key}"
+    if target == S.ON_HOLD:
+        order_service.transition_order(order, S.ON_HOLD, SYSTEM, reason)
+    elif target == S.CANCELLED:
+        order_service.transition_order(order, S.CANCELLED, SYSTEM, reason)
+    elif target in (S.SHIPPED, S.COMPLETED):
+        order_service.record_platform_state(order, target, SYSTEM, f"first seen {target} on {context.channel.name}")
+    return order
+
+
+def _address_changes(order: Order, canonical: CanonicalOrder) -> dict:
+    new = {"receiver_name": canonical.receiver, "receiver_phone": canonical.receiver_phone,
+           "province": canonical.province, "city": canonical.city, "district": canonical.district,
+           "street": canonical.street, "postal_code": canonical.postal_code}
+    return {name: value for name, value in new.items() if (getattr(order, name) or None) != (value or None)}
+
+
+def _masked_address(values: dict) -> dict:
+    """Audit rows are plain JSON: personal fields are recorded masked, never in full."""
+    return {"receiver": masked_name(values["receiver_name"]), "phone": masked_phone(values["receiver_phone"]),
+            "address": masked_address(values["province"], values["city"], values["district"])}
+
+
+def _update(order: Order, canonical: CanonicalOrder, mapping: StatusMapping) -> str:
+    changes = _address_changes(order, canonical)
+    if changes and order.status not in NOT_YET_PACKED and order.status not in FINISHED:
+        raise NeedsReview(f"the address changed on the platform after {order.order_no} was {order.status}",
+                          field="shipping_address", code="address_change_too_late")
+    before_status = (order.status, order.payment_status, order.refund_status)
+    if _payment(mapping, canonical) == "paid" and order.payment_status == "unpaid" and order.status not in FINISHED:
+        order_service.record_payment(order, canonical.paid_at or canonical.modified_at, SYSTEM)
+    if changes and order.status in NOT_YET_PACKED:
+        before = _masked_address({name: getattr(order, name) for name in ADDRESS_FIELDS})
+        for name, value in changes.items():
+            setattr(order, name, value)
+        order_service.address_changed(order, SYSTEM, before, _masked_address(
+            {name: getattr(order, name) for name in ADDRESS_FIELDS}), sorted(changes))
+    _follow_lifecycle(order, mapping.lifecycle, canonical)
+    refund = _refund(mapping, canonical)
+    if refund != order.refund_status:
+        order_service.record_refund_status(order, refund, SYSTEM, f"platform status {canonical.status_key}")
+    order.platform_status, order.platform_modified_at = canonical.status_key, canonical.modified_at
+    order.updated_at = utc_now()
+    after_status = (order.status, order.payment_status, order.refund_status)
+    return "updated" if changes or after_status != before_status else "unchanged"
+
+
+def _follow_lifecycle(order: Order, target: str, canonical: CanonicalOrder) -> None:
+    """Move the order as far as the platform's word allows: commercial changes only."""
+    reason = f"{PLATFORM_HOLD} status {canonical.status_key}"
+    if target == S.CANCELLED:
+        if order.status in BEFORE_SHIPPING:
+            order_service.transition_order(order, S.CANCELLED, SYSTEM, reason)  # releases the reservation
+        return
+    if target == S.ON_HOLD:
+        if order.status in BEFORE_SHIPPING and order.status != S.ON_HOLD:
+            order_service.transition_order(order, S.ON_HOLD, SYSTEM, reason)
+        return
+    if order.status == S.ON_HOLD and (order.hold_reason or "").startswith(PLATFORM_HOLD):
+        order_service.release_hold(order, SYSTEM, f"{PLATFORM_HOLD} resolved, status {canonical.status_key}")
+    if target in (S.CONFIRMED, S.SHIPPED, S.COMPLETED) and order.status == S.PENDING_REVIEW \
+            and order.payment_status == "paid":
+        order_service.transition_order(order, S.CONFIRMED, SYSTEM, "paid on the platform")
+    if target == S.COMPLETED and order.status == S.SHIPPED:
+        order_service.transition_order(order, S.COMPLETED, SYSTEM, "completed on the platform")

@@ -1,0 +1,303 @@
+"""The inbox: every payload received is stored raw first, then processed by a job, idempotently.
+
+States: received → processing → done | review | retry → … → dead. `review` is a payload that cannot flow on
+as it stands (unknown status, unmapped SKU, amounts that do not add up, a naive timestamp): a person fixes the
+mapping and replays it. `retry` is a failure that may pass by itself (a lock, a race, a database hiccup); it
+is retried with exponential backoff and becomes `dead` after MAX_ATTEMPTS. A crash between receipt and
+processing loses nothing: the sweeper re-queues rows left `received` or stuck in `processing`.
+"""
+import hashlib
+import json
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from shared import dispatch
+from shared.actors import Actor
+from shared.channels import adapter_for
+from shared.channels.canonical import CanonicalOrder, PayloadProblem
+from shared.extensions import db
+from shared.models import Channel, InboxItem
+from shared.services import audit
+from shared.services.channel_orders import ChannelContext, apply
+from shared.services.errors import Conflict, NotFound, ServiceError
+from shared.timekeeping import utc_now
+
+log = logging.getLogger("orderloom.inbox")
+MAX_ATTEMPTS = 5
+FIRST_RETRY_SECONDS = 5
+PROCESS_JOB = "jobs.sync.process_inbox"
+FAILED = ("review", "dead")
+STALE_RECEIVED = timedelta(seconds=30)  # a received row no job has taken by then was not queued (Redis down)
+STALE_PROCESSING = timedelta(minutes=5)  # a row processing that long belonged to a worker that died
+
+
+def content_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _external_id(channel: Channel, body: bytes) -> str | None:
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    value = adapter_for(channel.kind).external_id(raw)
+    return str(value)[:64] if value is not None else None
+
+
+def _insert():
+    return pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+
+
+def store(channel: Channel, source: str, bodies: list[bytes], content_type: str = "application/json",
+          received_at: datetime | None = None) -> list[int]:
+    """Store payloads in one multi-row statement; the same bytes twice are one row, counted twice.
+
+    Returns the ids of every row touched, new or seen before: processing skips rows already finished.
+    """
+    if not bodies:
+        return []
+    now = received_at or utc_now()
+    rows, seen = [], set()
+    for body in bodies:
+        digest = content_hash(body)
+        if digest in seen:
+            continue
+        seen.add(digest)
+        rows.append({"channel_id": channel.id, "source": source, "received_at": now, "content_hash": digest,
+                     "content_type": content_type[:100], "body": body.decode("utf-8", errors="replace"),
+                     "times_received": 1, "external_id": _external_id(channel, body), "status": "received",
+                     "attempts": 0})
+    table = InboxItem.__table__
+    statement = _insert()(table).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=["channel_id", "content_hash"],
+        set_={"times_received": table.c.times_received + 1},
+    ).returning(table.c.id)
+    return list(db.session.execute(statement).scalars())
+
+
+def queue(ids: list[int], batch: int = 200) -> None:
+    """Start processing now (the caller has committed): through RQ, or right here when jobs run inline."""
+    for start in range(0, len(ids), batch):
+        dispatch.send(PROCESS_JOB, ids[start:start + batch], queue="sync")
+
+
+def claim(ids: list[int]) -> list[int]:
+    """Mark rows as being processed; only rows that are waiting are taken, so a row is never done twice."""
+    if not ids:
+        return []
+    now = utc_now()
+    claimed = db.session.execute(
+        update(InboxItem).where(InboxItem.id.in_(ids), InboxItem.status.in_(("received", "retry")))
+        .values(status="processing", claimed_at=now, attempts=InboxItem.attempts + 1)
+        .returning(InboxItem.id)
+    ).scalars().all()
+    return sorted(claimed)
+
+
+def _parse(item: InboxItem) -> CanonicalOrder | None:
+    """None for a payload that carries no order (a webhook ping)."""
+    try:
+        raw = json.loads(item.body)
+    except ValueError as error:
+        raise PayloadProblem(f"the payload is not valid JSON ({error.msg} at position {error.pos})",
+                             code="invalid_json") from None
+    if not isinstance(raw, dict):
+        raise PayloadProblem("the payload is not a JSON object", code="invalid_json")
+    adapter = adapter_for(item.channel.kind)
+    if adapter.is_ping(raw):
+        return None
+    return adapter.parse(raw, item.channel.timezone)
+
+
+def process(ids: list[int]) -> dict:
+    """Process claimed rows in one transaction (one audit seal per batch); each order in its own savepoint.
+
+    Orders of one platform order are applied oldest modification first, so a batch holding a create and its
+    updates ends in the newest state, and an older update is skipped as stale.
+    """
+    tally = {"done": 0, "review": 0, "retry": 0, "dead": 0}
+    items = db.session.execute(select(InboxItem).where(InboxItem.id.in_(ids), InboxItem.status == "processing")
+                               .order_by(InboxItem.id)).scalars().all()
+    contexts: dict[int, ChannelContext] = {}
+    parsed = []
+    for item in items:
+        try:
+            parsed.append((item, _parse(item)))
+        except ServiceError as problem:
+            _to_review(item, problem)
+            tally["review"] += 1
+    parsed.sort(key=lambda pair: (pair[1].modified_at if pair[1] else pair[0].received_at, pair[0].id))
+    for item, canonical in parsed:
+        if canonical is None:
+            _finish(item, "ping", None, None)
+            tally["done"] += 1
+            continue
+        if item.channel_id not in contexts:
+            contexts[item.channel_id] = ChannelContext.load(item.channel, adapter_for(item.channel.kind))
+        tally[_process_one(contexts[item.channel_id], item, canonical)] += 1
+    return tally
+
+
+def _process_one(context: ChannelContext, item: InboxItem, canonical: CanonicalOrder) -> str:
+    item.external_id = canonical.channel_order_id[:64]
+    item.platform_modified_at = canonical.modified_at
+    try:
+        with db.session.begin_nested():
+            was_paid = _was_paid(context, canonical)
+            outcome, order = apply(context, canonical)
+            db.session.flush()
+    except (IntegrityError, DBAPIError) as error:  # a race with another worker, a lock timeout: try again
+        return _to_retry(item, f"{type(error).__name__}: {str(error.orig if hasattr(error, 'orig') else error)}")
+    except Conflict as problem:
+        if problem.code == "duplicate_order":  # created meanwhile by a parallel delivery: retry as an update
+            return _to_retry(item, problem.message)
+        _to_review(item, problem)
+        return "review"
+    except ServiceError as problem:
+        _to_review(item, problem)
+        return "review"
+    except Exception as error:  # a bug must not lose the payload: it is kept, retried and then dead-lettered
+        log.exception("inbox item %s failed", item.id)
+        return _to_retry(item, f"{type(error).__name__}: {error}")
+    delay = None
+    if canonical.paid_at and not was_paid and order is not None and order.payment_status == "paid":
+        delay = int((utc_now() - canonical.paid_at).total_seconds() * 1000)
+    _finish(item, outcome, order.id if order is not None else None, delay)
+    return "done"
+
+
+def _was_paid(context: ChannelContext, canonical: CanonicalOrder) -> bool:
+    """Whether the order center already knew the order as paid (to time only the first sight of payment)."""
+    from shared.models import Order
+
+    status = db.session.execute(select(Order.payment_status).where(
+        Order.channel_id == context.channel.id, Order.channel_order_id == canonical.channel_order_id)
+    ).scalar_one_or_none()
+    return status == "paid"
+
+
+def _finish(item: InboxItem, outcome: str, order_id: int | None, delay_ms: int | None) -> None:
+    item.status, item.outcome, item.order_id, item.processed_at = "done", outcome, order_id, utc_now()
+    item.error_code, item.last_error, item.next_attempt_at = None, None, None
+    item.visible_delay_ms = delay_ms
+
+
+def _to_review(item: InboxItem, problem: ServiceError) -> None:
+    item.status, item.error_code, item.processed_at = "review", problem.code[:40], utc_now()
+    where = f" [{problem.field}]" if problem.field else ""
+    item.last_error = f"{problem.message}{where}"[:1000]
+    item.next_attempt_at = None
+
+
+def _to_retry(item: InboxItem, message: str) -> str:
+    item.last_error, item.error_code = message[:1000], "processing_failed"
+    if item.attempts >= MAX_ATTEMPTS:
+        item.status, item.next_attempt_at, item.processed_at = "dead", None, utc_now()
+        return "dead"
+    item.status = "retry"
+    item.next_attempt_at = utc_now() + backoff(item.attempts)
+    return "retry"
+
+
+def backoff(attempts: int) -> timedelta:
+    """5 s, 10 s, 20 s, 40 s: doubling after each failed attempt."""
+    return timedelta(seconds=FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0))
+
+
+def sweep(now: datetime | None = None, limit: int = 2000) -> list[int]:
+    """Rows that need a job: received but never taken, due for retry, or abandoned by a dead worker."""
+    now = now or utc_now()
+    db.session.execute(update(InboxItem).where(InboxItem.status == "processing",
+                                               InboxItem.claimed_at < now - STALE_PROCESSING)
+                       .values(status="retry", next_attempt_at=now, last_error="abandoned by a worker"))
+    return db.session.execute(
+        select(InboxItem.id).where(
+            ((InboxItem.status == "received") & (InboxItem.received_at < now - STALE_RECEIVED))
+            | ((InboxItem.status == "retry") & (InboxItem.next_attempt_at <= now)))
+        .order_by(InboxItem.id).limit(limit)
+    ).scalars().all()
+
+
+def replay(item_id: int, actor: Actor) -> InboxItem:
+    """Send a failed row through processing again (after the mapping was fixed), audited."""
+    item = db.session.get(InboxItem, item_id)
+    if item is None:
+        raise NotFound(f"no inbox item {item_id}", code="inbox_item_not_found")
+    if item.status not in FAILED:
+        raise Conflict(f"inbox item {item_id} is {item.status}, only failed items are replayed",
+                       code="not_failed")
+    _reset(item, actor)
+    return item
+
+
+def replay_failed(actor: Actor, channel_id: int | None = None, limit: int = 10_000) -> list[int]:
+    query = select(InboxItem).where(InboxItem.status.in_(FAILED)).order_by(InboxItem.id).limit(limit)
+    if channel_id is not None:
+        query = query.where(InboxItem.channel_id == channel_id)
+    items = db.session.execute(query).scalars().all()
+    for item in items:
+        _reset(item, actor)
+    return [item.id for item in items]
+
+
+def _reset(item: InboxItem, actor: Actor) -> None:
+    audit.record(actor, "inbox.replay", "inbox_item", item.id,
+                 before={"status": item.status, "error_code": item.error_code, "attempts": item.attempts},
+                 after={"status": "received"})
+    item.status, item.attempts, item.next_attempt_at = "received", 0, None
+    item.error_code, item.last_error = None, None
+
+
+def get_item(item_id: int) -> InboxItem:
+    item = db.session.get(InboxItem, item_id)
+    if item is None:
+        raise NotFound(f"no inbox item {item_id}", code="inbox_item_not_found")
+    return item
+
+
+def counts_by_status(channel_id: int | None = None) -> dict[str, int]:
+    query = select(InboxItem.status, func.count()).group_by(InboxItem.status)
+    if channel_id is not None:
+        query = query.where(InboxItem.channel_id == channel_id)
+    return dict(db.session.execute(query).all())
+
+
+def receive_one(channel: Channel, source: str, body: bytes, content_type: str) -> int:
+    """Store one payload (a webhook) and return its row id."""
+    return store(channel, source, [body], content_type)[0]
+
+
+def visible_delays(channel_id: int, since: datetime) -> list[int]:
+    return db.session.execute(
+        select(InboxItem.visible_delay_ms).where(InboxItem.channel_id == channel_id,
+                                                 InboxItem.processed_at >= since,
+                                                 InboxItem.visible_delay_ms.is_not(None))
+    ).scalars().all()
+
+
+
+def import_spreadsheet(channel: Channel, filename: str, data: bytes, actor: Actor) -> list[int]:
+    """Store every order of a CSV/XLSX file in the inbox (source "import"); processing validates each one.
+
+    A file that cannot be read as a whole is refused with the reason and stores nothing.
+    """
+    from shared.channels.spreadsheet import SpreadsheetError, group_orders, read_rows
+    from shared.services.errors import ValidationFailed
+
+    try:
+        orders = group_orders(read_rows(filename, data))
+    except SpreadsheetError as problem:
+        raise ValidationFailed(str(problem), field="file", code="unreadable_file") from None
+    bodies = [json.dumps(order, ensure_ascii=False, separators=(",", ":")).encode() for order in orders]
+    ids = store(channel, "import", bodies)
+    audit.record(actor, "channel.import", "channel", channel.code,
+                 after={"file": (filename or "")[:120], "orders": len(orders), "stored": len(ids)})
+    return ids

@@ -1,0 +1,180 @@
+"""Outbound webhooks: every order change writes an outbox row in its own transaction; a job delivers it.
+
+Each delivery is a POST of the full order snapshot with the event id, signed with the subscription's secret
+(`X-Orderloom-Hmac-Sha256`: base64 HMAC-SHA256 of the raw body, as Shopify signs), retried with exponential
+backoff and kept in a delivery log.
+"""
+import fnmatch
+import json
+import time
+import uuid
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import select
+
+from shared import dispatch
+from shared.actors import Actor
+from shared.channels.signing import body_hmac_base64
+from shared.extensions import db
+from shared.models import Order, OutboxEvent, WebhookDelivery, WebhookSubscription
+from shared.money import format_money
+from shared.security.masking import masked_name, masked_phone
+from shared.services import audit
+from shared.services import validation as check
+from shared.services.errors import NotFound, ValidationFailed
+from shared.timekeeping import as_utc, utc_now
+
+MAX_ATTEMPTS = 6
+FIRST_RETRY_SECONDS = 30
+TIMEOUT_SECONDS = 5.0
+DELIVER_JOB = "jobs.webhooks.deliver_outbox"
+
+
+def _iso(moment) -> str | None:
+    return as_utc(moment).isoformat() if moment else None
+
+
+def snapshot(order: Order) -> dict:
+    """The order as a subscriber sees it. Personal data stays masked: subscribers get what they need to act."""
+    return {
+        "order_no": order.order_no, "channel": order.channel.code if order.channel else None,
+        "channel_order_id": order.channel_order_id, "status": order.status,
+        "payment_status": order.payment_status, "refund_status": order.refund_status,
+        "platform_status": order.platform_status, "currency": order.currency,
+        "goods_total": format_money(order.goods_total), "shipping_fee": format_money(order.shipping_fee),
+        "discount": format_money(order.discount), "total": format_money(order.total),
+        "receiver": {"name": masked_name(order.receiver_name), "phone": masked_phone(order.receiver_phone),
+                     "province": order.province, "city": order.city, "district": order.district},
+        "lines": [{"sku": line.sku.code, "quantity": line.quantity, "unit_price": format_money(line.unit_price)}
+                  for line in order.lines],
+        "placed_at": _iso(order.placed_at), "paid_at": _iso(order.paid_at), "updated_at": _iso(order.updated_at),
+    }
+
+
+def order_event(order: Order, event_type: str) -> OutboxEvent:
+    """Write the event in the caller's transaction; delivery starts once that transaction commits."""
+    row = OutboxEvent(event_id=str(uuid.uuid4()), event_type=event_type, order_id=order.id,
+                      payload={"event_id": None, "event": event_type, "order": snapshot(order)}, created_at=utc_now())
+    row.payload["event_id"] = row.event_id
+    db.session.add(row)
+    dispatch.after_commit(DELIVER_JOB, skip_inline=True)
+    return row
+
+
+def create_subscription(name: str, url: str, secret: str, events: str, actor: Actor) -> WebhookSubscription:
+    name = check.text(name, "name", 80)
+    url = check.text(url, "url", 500)
+    if not url.startswith(("https://", "http://")):
+        raise ValidationFailed("the URL must start with https:// or http://", field="url", code="invalid_url")
+    secret = check.text(secret, "secret", 200)
+    if len(secret) < 16:
+        raise ValidationFailed("the secret needs at least 16 characters", field="secret", code="weak_secret")
+    events = check.text(events or "order.*", "events", 200)
+    subscription = WebhookSubscription(name=name, url=url, secret=secret, events=events, active=True)
+    db.session.add(subscription)
+    db.session.flush()
+    audit.record(actor, "webhook.subscribe", "webhook_subscription", subscription.id,
+                 after={"name": name, "url": url, "events": events})
+    return subscription
+
+
+def set_active(subscription_id: int, active: bool, actor: Actor) -> WebhookSubscription:
+    subscription = db.session.get(WebhookSubscription, subscription_id)
+    if subscription is None:
+        raise NotFound("no such webhook subscription", code="subscription_not_found")
+    before = {"active": subscription.active}
+    subscription.active = active
+    audit.record(actor, "webhook.activate" if active else "webhook.deactivate", "webhook_subscription",
+                 subscription.id, before=before, after={"active": active})
+    return subscription
+
+
+def _matches(patterns: str, event_type: str) -> bool:
+    return any(fnmatch.fnmatchcase(event_type, pattern.strip()) for pattern in patterns.split(",") if pattern.strip())
+
+
+def fan_out(limit: int = 1000) -> int:
+    """Turn new outbox events into one pending delivery per matching active subscription."""
+    events = db.session.execute(select(OutboxEvent).where(OutboxEvent.fanned_out.is_(False))
+                                .order_by(OutboxEvent.id).limit(limit).with_for_update(skip_locked=True)).scalars().all()
+    if not events:
+        return 0
+    subscriptions = db.session.execute(select(WebhookSubscription).where(WebhookSubscription.active)).scalars().all()
+    now = utc_now()
+    for outbox_event in events:
+        for subscription in subscriptions:
+            if _matches(subscription.events, outbox_event.event_type):
+                db.session.add(WebhookDelivery(outbox_event_id=outbox_event.id, subscription_id=subscription.id,
+                                               status="pending", next_attempt_at=now))
+        outbox_event.fanned_out = True
+    return len(events)
+
+
+def due_delivery_ids(limit: int = 200) -> list[int]:
+    return db.session.execute(
+        select(WebhookDelivery.id).where(WebhookDelivery.status.in_(("pending", "retry")),
+                                         WebhookDelivery.next_attempt_at <= utc_now())
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit)
+    ).scalars().all()
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 60 s, 2 min, 4 min, 8 min …: doubling after each failed attempt."""
+    return timedelta(seconds=FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0))
+
+
+def signed_request(delivery: WebhookDelivery) -> tuple[bytes, dict]:
+    body = json.dumps(delivery.event.payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "X-Orderloom-Event": delivery.event.event_type,
+        "X-Orderloom-Event-Id": delivery.event.event_id,
+        "X-Orderloom-Delivery-Id": str(delivery.id),
+        "X-Orderloom-Hmac-Sha256": body_hmac_base64(delivery.subscription.secret, body),
+    }
+    return body, headers
+
+
+def deliver(delivery_id: int, client: httpx.Client) -> WebhookDelivery | None:
+    """Send one due delivery; the row is locked so two workers never send it twice."""
+    delivery = db.session.execute(
+        select(WebhookDelivery).where(WebhookDelivery.id == delivery_id,
+                                      WebhookDelivery.status.in_(("pending", "retry")))
+        .with_for_update(skip_locked=True, of=WebhookDelivery)
+    ).scalar_one_or_none()
+    if delivery is None:
+        return None
+    body, headers = signed_request(delivery)
+    started = time.perf_counter()
+    delivery.attempts += 1
+    delivery.last_attempt_at = utc_now()
+    try:
+        response = client.post(delivery.subscription.url, content=body, headers=headers, timeout=TIMEOUT_SECONDS)
+        delivery.last_status_code, delivery.last_error = response.status_code, None
+        ok = 200 <= response.status_code < 300
+        if not ok:
+            delivery.last_error = f"HTTP {response.status_code}: {response.text[:300]}"
+    except httpx.HTTPError as error:
+        ok, delivery.last_status_code, delivery.last_error = False, None, f"{type(error).__name__}: {error}"[:1000]
+    delivery.duration_ms = int((time.perf_counter() - started) * 1000)
+    if ok:
+        delivery.status, delivery.delivered_at, delivery.next_attempt_at = "delivered", utc_now(), None
+    elif delivery.attempts >= MAX_ATTEMPTS:
+        delivery.status, delivery.next_attempt_at = "dead", None
+    else:
+        delivery.status, delivery.next_attempt_at = "retry", utc_now() + backoff(delivery.attempts)
+    return delivery
+
+
+def redeliver(delivery_id: int, actor: Actor) -> WebhookDelivery:
+    """Send a dead or delivered event again (a subscriber lost it): a fresh set of attempts, audited."""
+    delivery = db.session.get(WebhookDelivery, delivery_id)
+    if delivery is None:
+        raise NotFound("no such delivery", code="delivery_not_found")
+    before = {"status": delivery.status, "attempts": delivery.attempts}
+    delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utc_now()
+    audit.record(actor, "webhook.redeliver", "webhook_delivery", delivery.id, before=before,
+                 after={"status": "pending"})
+    dispatch.after_commit(DELIVER_JOB, skip_inline=True)
+    return delivery
