@@ -1121,6 +1121,24 @@ def _write_json(name: str, results: dict, path: str | None) -> None:
     _progress(f"results written to {target}")
 
 
+def _run_sync_benchmark(name: str, url: str, args) -> dict:
+    from shared import bench_sync
+
+    if name == "ingest":
+        results = bench_sync.run_ingest(url, args.redis_url, orders=args.orders, workers=args.workers,
+                                        platform=args.platform, simple=not args.forking)
+        bench_sync.print_ingest(results)
+    elif name == "webhook-latency":
+        results = bench_sync.run_webhook_latency(url, args.redis_url, count=args.count, interval=args.interval,
+                                                 workers=args.workers)
+        bench_sync.print_webhook_latency(results)
+    else:
+        results = bench_sync.run_reconcile(url, count=args.orders, repeat=args.repeat)
+        bench_sync.print_reconcile(results)
+    results["aims"] = []
+    return results
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderloom bench", description="Orderloom benchmarks. Each one migrates a "
                                      "fresh PostgreSQL schema (or SQLite file), prints markdown tables, and drops "
@@ -1153,6 +1171,21 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--samples", type=int, default=20, help="requests per round per scenario")
     listing.add_argument("--walk-pages", type=int, default=200, help="pages to follow by next cursor")
     listing.add_argument("--deep-position", type=int, default=150_000, help="row the deep-page cursor points at")
+    redis_help = "Redis for the workers (default redis://127.0.0.1:6379/14, flushed first)"
+    ingest = commands.add_parser("ingest", parents=[common], help="orders/s from the simulator through real workers")
+    ingest.add_argument("--orders", type=int, default=100_000)
+    ingest.add_argument("--workers", type=int, default=2)
+    ingest.add_argument("--platform", default="taobao",
+                        choices=("taobao", "jd", "pinduoduo", "douyin", "shopify", "woocommerce"))
+    ingest.add_argument("--forking", action="store_true", help="forking RQ workers instead of SimpleWorker")
+    ingest.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help=redis_help)
+    latency = commands.add_parser("webhook-latency", parents=[common], help="webhook received → order visible")
+    latency.add_argument("--count", type=int, default=300)
+    latency.add_argument("--interval", type=float, default=0.05, help="seconds between webhooks")
+    latency.add_argument("--workers", type=int, default=1)
+    latency.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help=redis_help)
+    reconcile = commands.add_parser("reconcile", parents=[common], help="1,000,000 ids reconciled against the db")
+    reconcile.add_argument("--orders", type=int, default=1_000_000)
     return parser
 
 
@@ -1179,6 +1212,8 @@ def main(argv: list[str] | None = None) -> int:
                                       repeat=args.repeat, modes=modes, raw=not args.no_raw,
                                       probe_attempts=args.probe_attempts)
                 print_reserve(results)
+            elif name in ("ingest", "webhook-latency", "reconcile"):
+                results = _run_sync_benchmark(name, url, args)
             elif name == "create-orders":
                 counts = tuple(int(n) for n in args.clients.split(",") if n.strip())
                 results = run_create_orders(url, orders=args.orders, client_counts=counts, skus=args.skus,

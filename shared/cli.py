@@ -33,12 +33,39 @@ def main():
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--orders", "order_count", default=2000, show_default=True, help="orders to seed on first run")
 @click.option("--no-serve", is_flag=True, help="migrate and seed, print the sign-ins, then exit")
-def demo(portal_port, customer_port, host, order_count, no_serve):
-    """Migrate a SQLite database, seed realistic data, serve both apps and run background jobs."""
+@click.option("--simulator-port", default=5002, show_default=True, help="channel simulator port (0: no simulator)")
+def demo(portal_port, customer_port, host, order_count, no_serve, simulator_port):
+    """Migrate a SQLite database, seed realistic data, serve both apps, live channels and background jobs."""
     from shared import demo as demo_module
 
     demo_module.run(host=host, portal_port=portal_port, customer_port=customer_port, order_count=order_count,
-                    serve=not no_serve)
+                    serve=not no_serve, simulator_port=simulator_port or None)
+
+
+@main.command("simulate-channels")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8900, show_default=True)
+@click.option("--seed", default=1, show_default=True)
+@click.option("--rate", default=60.0, show_default=True, help="order events per minute")
+@click.option("--webhook", "webhooks", multiple=True, metavar="PLATFORM=URL",
+              help="push shopify or woocommerce webhooks to URL (e.g. shopify=http://127.0.0.1:5000/hooks/SF), "
+                   "signed with the simulator's webhook secret")
+@click.option("--unknown-sku-rate", default=0.0, show_default=True, help="share of orders naming an unmapped SKU")
+def simulate_channels(host, port, seed, rate, webhooks, unknown_sku_rate):
+    """Serve Taobao, JD, Pinduoduo, Douyin, Shopify and WooCommerce APIs on loopback with a live order stream."""
+    from shared.simulator import DEFAULT_CREDENTIALS
+    from shared.simulator.run import run
+
+    _log_key_values()
+    targets = {}
+    for item in webhooks:
+        platform, _, url = item.partition("=")
+        if platform not in ("shopify", "woocommerce") or not url.startswith(("http://", "https://")):
+            raise click.BadParameter(f"{item!r}: expected shopify=URL or woocommerce=URL", param_hint="--webhook")
+        targets[platform] = (url, DEFAULT_CREDENTIALS[platform]["webhook_secret"])
+    click.echo(f"channel simulator on http://{host}:{port}/<platform>; credentials: shared.simulator.DEFAULT_CREDENTIALS")
+    run(host=host, port=port, seed=seed, rate_per_minute=rate, webhook_targets=targets,
+        unknown_sku_rate=unknown_sku_rate)
 
 
 @main.group("db")

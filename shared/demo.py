@@ -47,6 +47,7 @@ CHANNELS = (
     ("WX", "微信小程序", "wechat", "Asia/Shanghai", "CNY", 8, "0.98"),
     ("OS", "官网商城", "own_shop", "Asia/Shanghai", "CNY", 6, "0.96"),
     ("SF", "Shopify", "shopify", "America/Los_Angeles", "USD", 4, "0.19"),
+    ("WC", "WooCommerce", "woocommerce", "Europe/Berlin", "EUR", 2, "0.13"),
     ("OF", "线下门店", "offline", "Asia/Shanghai", "CNY", 4, "1.00"),
 )
 
@@ -326,7 +327,7 @@ def plan_orders(rng: random.Random, count: int, now: datetime, unpaid_minutes: i
             channel = rng.choices(channel_codes, home_weights)[0]
         else:
             channel = rng.choices(channel_codes, channel_weights)[0]
-            shopper = rng.choice(overseas if channel == "SF" else domestic[len(regulars):])
+            shopper = rng.choice(overseas if channel in ("SF", "WC") else domestic[len(regulars):])
         skus = set()
         for _ in range(rng.choices((1, 2, 3), (70, 22, 8))[0]):
             skus.add(rng.choices(sku_codes, sku_weights)[0])
@@ -371,6 +372,7 @@ def channel_order_id(rng: random.Random, channel: str, placed_at: datetime, seri
         "WX": lambda: f"wx{local:%Y%m%d%H%M%S}{rng.randrange(10 ** 4):04d}",
         "OS": lambda: f"OS{local:%y%m%d}{rng.randrange(10 ** 5):05d}",
         "SF": lambda: f"#{1001 + serial}",
+        "WC": lambda: f"{5000 + serial}",
         "OF": lambda: f"POS-HZ01-{local:%Y%m%d}-{rng.randrange(10 ** 4):04d}",
     }
     return shapes[channel]()
@@ -553,6 +555,53 @@ def seed_demo_data(order_count: int = 2000, report=print) -> SeedOutcome:
     return SeedOutcome(seeded=True, order_count=order_count, seconds=seconds, statuses=status_counts())
 
 
+# ---------------------------------------------------------------- live channels (the simulator)
+
+# Demo channel code → simulated platform: polled every minute, Shopify and WooCommerce also push webhooks.
+SIMULATED = {"TB": "taobao", "JD": "jd", "PD": "pinduoduo", "DY": "douyin", "SF": "shopify", "WC": "woocommerce"}
+SIMULATOR_EVENTS_PER_MINUTE = 40
+SIMULATOR_UNKNOWN_SKU_RATE = 0.02  # a few orders name a SKU nobody mapped: they wait in the inbox for review
+
+
+def connect_simulated_channels(simulator_url: str) -> int:
+    """Point every platform channel at the channel simulator and map its SKU codes (idempotent)."""
+    from shared.services import channel_settings
+    from shared.services.orders import get_channel
+    from shared.simulator import DEFAULT_CREDENTIALS
+
+    connected = 0
+    for code, platform in SIMULATED.items():
+        channel = get_channel(code)
+        creds = DEFAULT_CREDENTIALS[platform]
+        channel_settings.connect(
+            channel, SEED_ACTOR, base_url=f"{simulator_url}/{platform}",
+            app_key=creds.get("app_key") or creds.get("consumer_key"),
+            app_secret=creds.get("app_secret") or creds.get("consumer_secret"),
+            access_token=creds.get("access_token"), webhook_secret=creds.get("webhook_secret"), poll_minutes=1)
+        mapped = {row.channel_sku for row in channel_settings.sku_mappings(channel)}
+        for sku, *_rest in PRODUCTS:
+            if sku not in mapped:
+                channel_settings.map_sku(channel, sku, sku, SEED_ACTOR)
+        connected += 1
+    return connected
+
+
+def start_simulator(host: str, port: int, portal_url: str) -> tuple[threading.Thread, threading.Event]:
+    """The six platforms on loopback, orders happening at a steady rate, webhooks pushed to the portal."""
+    from shared.simulator import DEFAULT_CREDENTIALS
+    from shared.simulator.run import run as run_simulator
+
+    stop = threading.Event()
+    targets = {platform: (f"{portal_url}/hooks/{code}", DEFAULT_CREDENTIALS[platform]["webhook_secret"])
+               for code, platform in SIMULATED.items() if platform in ("shopify", "woocommerce")}
+    thread = threading.Thread(target=run_simulator, name="orderloom-simulator", daemon=True, kwargs={
+        "host": host, "port": port, "seed": RANDOM_SEED, "rate_per_minute": SIMULATOR_EVENTS_PER_MINUTE,
+        "webhook_targets": targets, "skus": [p[0] for p in PRODUCTS],
+        "unknown_sku_rate": SIMULATOR_UNKNOWN_SKU_RATE, "stop": stop})
+    thread.start()
+    return thread, stop
+
+
 # ---------------------------------------------------------------- sign-ins
 
 def sign_in_sheet(portal_url: str, customer_url: str) -> list[str]:
@@ -669,7 +718,8 @@ def _stop_on_sigterm(_signum, _frame):
     raise KeyboardInterrupt
 
 
-def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline: bool, redis_url: str) -> None:
+def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline: bool, redis_url: str,
+                        simulator_port: int | None = None) -> None:
     """Serve both apps from this process in threads, with the background jobs, until Ctrl-C or SIGTERM."""
     from werkzeug.serving import make_server
 
@@ -689,11 +739,16 @@ def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline:
                for server in servers]
     for thread in threads:
         thread.start()
+    simulator = start_simulator(host, simulator_port, f"http://{host}:{portal_port}") if simulator_port else None
     runner, workers = start_background_jobs(inline, redis_url)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if in_main_thread else None
     print(f"\nServing  portal        http://{host}:{portal_port}/\n"
-          f"         customer site http://{host}:{customer_port}/\nPress Ctrl-C to stop.", flush=True)
+          f"         customer site http://{host}:{customer_port}/", flush=True)
+    if simulator:
+        print(f"         channel simulator http://{host}:{simulator_port}/<platform> (polled every minute; "
+              f"Shopify and WooCommerce push webhooks)", flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
     try:
         while all(thread.is_alive() for thread in threads):
             time.sleep(0.5)
@@ -706,11 +761,14 @@ def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline:
             server.shutdown()
             server.server_close()
         stop_background_jobs(runner, workers)
+        if simulator:
+            simulator[1].set()
+            simulator[0].join(timeout=10)
         print("Demo stopped.", flush=True)
 
 
 def run(host: str = "127.0.0.1", portal_port: int = 5000, customer_port: int = 5001, order_count: int = 2000,
-        serve: bool = True) -> None:
+        serve: bool = True, simulator_port: int | None = 5002) -> None:
     """Migrate the demo database, seed it once, print the sign-ins, then serve both apps (unless serve is False)."""
     app = create_core_app("orderloom.demo")
     url = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -725,9 +783,12 @@ def run(host: str = "127.0.0.1", portal_port: int = 5000, customer_port: int = 5
         print()
         for line in sign_in_sheet(f"http://{host}:{portal_port}", f"http://{host}:{customer_port}"):
             print(line)
+        if serve and simulator_port:
+            connect_simulated_channels(f"http://{host}:{simulator_port}")
+            db.session.commit()
         inline = jobs_run_inline() if serve else True
         redis_url = app.config["REDIS_URL"]
     with app.app_context():
         db.engine.dispose()
     if serve:
-        serve_until_stopped(host, portal_port, customer_port, inline, redis_url)
+        serve_until_stopped(host, portal_port, customer_port, inline, redis_url, simulator_port)

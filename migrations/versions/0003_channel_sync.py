@@ -228,6 +228,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.add_column(sa.Column('platform_status', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('tax', sa.Numeric(precision=12, scale=2), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('platform_modified_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index('ix_orders_channel_id_platform_modified_at', ['channel_id', 'platform_modified_at'],
                               unique=False)
@@ -239,6 +240,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_orders_channel_id_platform_modified_at')
         batch_op.drop_column('platform_modified_at')
         batch_op.drop_column('platform_status')
+        batch_op.drop_column('tax')
 
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_webhook_deliveries_subscription_id'))

@@ -46,6 +46,7 @@ class CanonicalOrder:
     shipping_fee: Decimal
     discount: Decimal
     paid_amount: Decimal  # what the platform says the buyer pays: the sum must agree with it
+    tax: Decimal = Decimal("0.00")  # tax charged on top of the prices (prices that include tax carry none here)
     customer_email: str | None = None
     postal_code: str | None = None
     extra: dict = field(default_factory=dict)
@@ -55,8 +56,8 @@ class CanonicalOrder:
         return sum((line.unit_price * line.quantity for line in self.lines), Decimal("0.00"))
 
     def amount_gap(self) -> Decimal:
-        """lines − discount + shipping − paid: zero when the platform's figures add up."""
-        return self.goods_total - self.discount + self.shipping_fee - self.paid_amount
+        """lines − discount + shipping + tax − paid: zero when the platform's figures add up."""
+        return self.goods_total - self.discount + self.shipping_fee + self.tax - self.paid_amount
 
 
 def need(raw: dict, key: str, where: str = ""):

@@ -1,5 +1,6 @@
 """Shopify: the orders webhook and REST orders.json; ISO 8601 times with an offset, amounts as strings."""
 import re
+from decimal import Decimal
 
 from shared.channels.base import Adapter, Credentials, Page
 from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, need, offset_time,
@@ -7,6 +8,7 @@ from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadPro
 
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 API_VERSION = "2024-10"
+ZERO = Decimal("0.00")
 
 
 def _person(first, last) -> str:
@@ -66,9 +68,8 @@ class ShopifyAdapter(Adapter):
         customer = raw.get("customer") or {}
         shipping = (((raw.get("total_shipping_price_set") or {}).get("shop_money") or {}).get("amount", "0.00"))
         tax = yuan(raw.get("total_tax", "0.00"), "total_tax")
-        if tax and not raw.get("taxes_included", False):
-            raise PayloadProblem("tax charged on top of prices is not supported: the order needs a manual check",
-                                 field="total_tax", code="tax_not_supported")
+        if raw.get("taxes_included", False):
+            tax = ZERO  # already inside the line prices
         financial = raw.get("financial_status")
         paid_at = offset_time(need(raw, "processed_at"), "processed_at") if financial in (
             "paid", "partially_refunded", "refunded") else None
@@ -96,6 +97,7 @@ class ShopifyAdapter(Adapter):
             shipping_fee=yuan(shipping, "total_shipping_price_set.shop_money.amount"),
             discount=yuan(raw.get("total_discounts", "0.00"), "total_discounts"),
             paid_amount=yuan(need(raw, "total_price"), "total_price"),
+            tax=tax,
         )
 
     def fetch_page(self, client, creds: Credentials, start, end, cursor) -> Page:

@@ -43,10 +43,10 @@ class WooCommerceAdapter(Adapter):
                                      field=f"{where}.subtotal", code="amounts_do_not_add_up")
             lines.append(CanonicalLine(channel_sku=text_of(need(item, "sku", where), f"{where}.sku", 64),
                                        quantity=quantity, unit_price=unit, title=item.get("name")))
+        # Line subtotals are before tax; the tax is added on top unless the shop enters prices with tax.
         tax = yuan(raw.get("total_tax", "0.00"), "total_tax")
-        if tax and not raw.get("prices_include_tax", False):
-            raise PayloadProblem("tax charged on top of prices is not supported: the order needs a manual check",
-                                 field="total_tax", code="tax_not_supported")
+        if raw.get("prices_include_tax", False):
+            tax = yuan("0.00", "total_tax")
         billing, shipping = raw.get("billing") or {}, need(raw, "shipping")
         receiver = " ".join(filter(None, [shipping.get("first_name"), shipping.get("last_name")])).strip()
         if not receiver:
@@ -77,6 +77,7 @@ class WooCommerceAdapter(Adapter):
             shipping_fee=yuan(raw.get("shipping_total", "0.00"), "shipping_total"),
             discount=yuan(raw.get("discount_total", "0.00"), "discount_total"),
             paid_amount=yuan(need(raw, "total"), "total"),
+            tax=tax,
         )
 
     def fetch_page(self, client, creds: Credentials, start, end, cursor) -> Page:

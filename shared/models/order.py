@@ -41,6 +41,7 @@ class Order(db.Model):
     goods_total = mapped_column(Money, nullable=False)
     shipping_fee = mapped_column(Money, nullable=False)
     discount = mapped_column(Money, nullable=False)
+    tax = mapped_column(Money, nullable=False, default=0, server_default="0")  # charged on top of the prices
     total = mapped_column(Money, nullable=False)
     receiver_name = mapped_column(EncryptedText, nullable=False)
     receiver_phone = mapped_column(EncryptedText, nullable=False)

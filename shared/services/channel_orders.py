@@ -68,8 +68,8 @@ def check(context: ChannelContext, canonical: CanonicalOrder) -> StatusMapping:
     if abs(gap) > context.adapter.rounding_tolerance:
         raise NeedsReview(
             f"amounts do not add up: lines {format_money(canonical.goods_total)} − discount "
-            f"{format_money(canonical.discount)} + shipping {format_money(canonical.shipping_fee)} ≠ paid "
-            f"{format_money(canonical.paid_amount)}", field="amounts", code="amounts_do_not_add_up")
+            f"{format_money(canonical.discount)} + shipping {format_money(canonical.shipping_fee)} + tax "
+            f"{format_money(canonical.tax)} ≠ paid {format_money(canonical.paid_amount)}", field="amounts", code="amounts_do_not_add_up")
     return mapping
 
 
@@ -112,6 +112,7 @@ def _order_data(context: ChannelContext, canonical: CanonicalOrder, paid: bool) 
         "lines": [{"sku": context.skus[line.channel_sku], "quantity": line.quantity,
                    "unit_price": str(line.unit_price)} for line in canonical.lines],
         "shipping_fee": str(canonical.shipping_fee), "discount": str(canonical.discount),
+        "tax": str(canonical.tax),
     }
 
 

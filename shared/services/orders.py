@@ -90,12 +90,13 @@ def validate_order_data(data: dict) -> dict:
         "lines": _read_lines(data.get("lines")),
         "shipping_fee": parse_money(data.get("shipping_fee", "0.00"), "shipping_fee"),
         "discount": parse_money(data.get("discount", "0.00"), "discount"),
+        "tax": parse_money(data.get("tax", "0.00"), "tax"),
     }
     if clean["placed_at"] > utc_now() + timedelta(minutes=5):
         raise ValidationFailed("placed_at is in the future", field="placed_at", code="future_timestamp")
     goods = sum((price * qty for _, qty, price in clean["lines"]), Decimal("0.00"))
     clean["goods_total"] = goods
-    clean["total"] = goods + clean["shipping_fee"] - clean["discount"]
+    clean["total"] = goods + clean["shipping_fee"] - clean["discount"] + clean["tax"]
     if clean["total"] < 0:
         raise ValidationFailed("the discount is larger than the order", field="discount", code="invalid_amount")
     if clean["total"] > Decimal("9999999999.99"):
@@ -145,7 +146,7 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
             warehouse_id=warehouse_id, status=OrderStatus.PENDING_REVIEW,
             payment_status="paid" if clean["paid_at"] else "unpaid",
             refund_status="none", currency=clean["currency"], goods_total=clean["goods_total"],
-            shipping_fee=clean["shipping_fee"], discount=clean["discount"], total=clean["total"],
+            shipping_fee=clean["shipping_fee"], discount=clean["discount"], tax=clean["tax"], total=clean["total"],
             receiver_name=clean["receiver"], receiver_phone=clean["receiver_phone"],
             receiver_phone_index=crypto.blind_index("phone", clean["receiver_phone"]),
             province=clean["province"], city=clean["city"], district=clean["district"], street=clean["street"],

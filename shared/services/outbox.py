@@ -43,7 +43,7 @@ def snapshot(order: Order) -> dict:
         "payment_status": order.payment_status, "refund_status": order.refund_status,
         "platform_status": order.platform_status, "currency": order.currency,
         "goods_total": format_money(order.goods_total), "shipping_fee": format_money(order.shipping_fee),
-        "discount": format_money(order.discount), "total": format_money(order.total),
+        "discount": format_money(order.discount), "tax": format_money(order.tax), "total": format_money(order.total),
         "receiver": {"name": masked_name(order.receiver_name), "phone": masked_phone(order.receiver_phone),
                      "province": order.province, "city": order.city, "district": order.district},
         "lines": [{"sku": line.sku.code, "quantity": line.quantity, "unit_price": format_money(line.unit_price)}

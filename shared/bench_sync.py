@@ -1,0 +1,374 @@
+"""Channel-sync benchmarks behind `orderloom bench`: ingest, webhook-to-visible latency, reconciliation.
+
+- `ingest`: the simulator serves N platform orders over HTTP; one poll job stores them page by page and real
+  `orderloom worker` processes (RQ on Redis) turn them into orders. Orders/s end to end, on PostgreSQL.
+- `webhook-latency`: signed Shopify webhooks POSTed one at a time to the portal over HTTP, a real worker
+  processing them; the time from sending to the order being visible (its inbox row done), p50/p95.
+- `reconcile`: 1,000,000 order ids on one channel; the platform's list (with known differences) compared with
+  the database and the report written, against a plain fetch-and-compare of the same ids.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from shared.actors import Actor
+from shared.config import PROJECT_ROOT
+
+ACTOR = Actor(id=None, label="bench", role="admin", ip="127.0.0.1")
+BENCH_REDIS_DB = 14
+SKUS = tuple(f"SKU-{n:04d}" for n in range(1, 51))
+WEBHOOK_SECRET = "bench-webhook-secret-0123456789"
+
+
+def _progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))]
+
+
+def _app(url: str, redis_url: str = ""):
+    from shared.appcore import create_core_app
+
+    return create_core_app("bench-sync", {
+        "SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url, "JOBS_INLINE": not redis_url,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}})
+
+
+# ------------------------------------------------------------------------------------------ reconciliation
+
+def seed_channel_orders(app, count: int, chunk: int = 20_000) -> tuple[int, datetime]:
+    """`count` orders of one Taobao channel, all changed on the platform within the last 72 hours.
+
+    Bulk rows through PostgreSQL COPY: the subject is ids and statuses, so one real ciphertext stands in for
+    every personal field.
+    """
+    from shared.extensions import db
+    from shared.models import Channel, Customer
+    from shared.security import crypto
+    from shared.services import catalog
+
+    with app.app_context():
+        channel = catalog.create_channel("TB", "天猫旗舰店", "taobao", ACTOR)
+        from shared.services import channel_settings
+
+        channel_settings.seed_status_mappings(channel)
+        now = datetime.now(UTC)
+        db.session.execute(sa.insert(Customer.__table__), [{
+            "id": 1, "name": "王伟", "phone": "13800000000", "phone_index": crypto.blind_index("phone", "13800000000"),
+            "tier": "standard", "failed_logins": 0, "locale": "zh_CN", "created_at": now}])
+        db.session.commit()
+        channel_id = db.session.execute(sa.select(Channel.id).where(Channel.code == "TB")).scalar_one()
+        cipher = crypto.encrypt("王伟")
+        phone = crypto.encrypt("13800000000")
+        index = crypto.blind_index("phone", "13800000000")
+        raw = db.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            columns = ("order_no, channel_id, channel_order_id, customer_id, status, payment_status, refund_status, "
+                       "currency, goods_total, shipping_fee, discount, total, receiver_name, receiver_phone, "
+                       "receiver_phone_index, province, city, district, street, placed_at, created_at, updated_at, "
+                       "version, platform_status, platform_modified_at")
+            for start in range(0, count, chunk):
+                with cursor.copy(f"COPY orders ({columns}) FROM STDIN") as copy:
+                    for i in range(start, min(start + chunk, count)):
+                        moment = now - timedelta(seconds=(i % 250_000))
+                        copy.write_row((f"TB{i:018d}", channel_id, f"{3_800_000_000_000 + i}", 1, "confirmed",
+                                        "paid", "none", "CNY", "99.00", "0.00", "0.00", "99.00", cipher, phone,
+                                        index, "浙江省", "杭州市", "西湖区", cipher, moment, moment, moment, 1,
+                                        "WAIT_SELLER_SEND_GOODS", moment))
+                raw.commit()
+                _progress(f"reconcile: {min(start + chunk, count):,}/{count:,} orders copied")
+        finally:
+            raw.close()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM (ANALYZE) orders")
+    return channel_id, now
+
+
+def platform_view(count: int, missing_here: int, missing_there: int, mismatched: int) -> list[dict]:
+    """The platform's list: our ids minus `missing_there`, some statuses changed, some ids we never saw."""
+    orders = []
+    for i in range(missing_there, count):
+        status = "TRADE_CLOSED" if i < missing_there + mismatched else "WAIT_SELLER_SEND_GOODS"
+        orders.append({"tid_str": f"{3_800_000_000_000 + i}", "status": status})
+    orders.extend({"tid_str": f"{9_900_000_000_000 + i}", "status": "WAIT_SELLER_SEND_GOODS"}
+                  for i in range(missing_here))
+    return orders
+
+
+def run_reconcile(url: str, count: int = 1_000_000, repeat: int = 3) -> dict:
+    from shared.channels import adapter_for
+    from shared.extensions import db
+    from shared.models import Channel, ReconciliationReport
+    from shared.services import reconciliation
+
+    if not url.startswith("postgresql"):
+        raise SystemExit("the reconcile benchmark runs on PostgreSQL")
+    app = _app(url)
+    channel_id, now = seed_channel_orders(app, count)
+    platform_orders = platform_view(count, missing_here=500, missing_there=500, mismatched=1000)
+    adapter = adapter_for("taobao")
+    baseline, full, compare_only = [], [], []
+    with app.app_context():
+        channel = db.session.get(Channel, channel_id)
+        for round_number in range(repeat):
+            started = time.perf_counter()
+            raw = db.engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute("SELECT channel_order_id, platform_status FROM orders WHERE channel_id = %s",
+                               (channel_id,))
+                ours = dict(cursor.fetchall())
+            finally:
+                raw.close()
+            theirs = {o["tid_str"]: o["status"] for o in platform_orders}
+            _ = (theirs.keys() - ours.keys(), ours.keys() - theirs.keys(),
+                 [k for k in theirs.keys() & ours.keys() if theirs[k] != ours[k]])
+            baseline.append(time.perf_counter() - started)
+
+            started = time.perf_counter()
+            platform = {adapter.external_id(o): adapter.status_of(o) for o in platform_orders}
+            report = ReconciliationReport(channel_id=channel_id, window_start=now - reconciliation.WINDOW,
+                                          window_end=now, trigger="manual", status="running",
+                                          started_at=datetime.now(UTC))
+            db.session.add(report)
+            db.session.flush()
+            compare_started = time.perf_counter()
+            rows = reconciliation.write_report(report, channel, platform)
+            report.status = "ok"
+            db.session.commit()
+            compare_only.append(time.perf_counter() - compare_started)
+            full.append(time.perf_counter() - started)
+            _progress(f"reconcile round {round_number + 1}: baseline {baseline[-1]:.2f} s, report {full[-1]:.2f} s, "
+                      f"{len(rows)} differences")
+        counts = (report.missing_here, report.missing_there, report.mismatched, report.channel_count,
+                  report.local_count)
+        db.session.remove()
+        db.engine.dispose()
+    ok = counts == (500, 500, 1000, count, count)
+    return {"benchmark": "reconcile", "ok": ok, "orders": count, "counts": counts,
+            "baseline_s": baseline, "report_s": full, "compare_and_write_s": compare_only}
+
+
+def print_reconcile(results: dict) -> None:
+    med = statistics.median
+    print(f"\n## reconcile: {results['orders']:,} ids on one channel, 72-hour window\n")
+    print("| measurement | median s | runs |\n| --- | ---: | --- |")
+    for key, label in (("baseline_s", "plain fetch-and-compare (DBAPI, sets)"),
+                       ("report_s", "reconciliation: platform map + compare + report rows written"),
+                       ("compare_and_write_s", "of which: database read, compare, differences inserted")):
+        print(f"| {label} | {med(results[key]):.2f} | {', '.join(f'{v:.2f}' for v in results[key])} |")
+    here, there, mismatched, theirs, ours = results["counts"]
+    print(f"\nreport: {theirs:,} ids there, {ours:,} here; missing here {here}, missing there {there}, "
+          f"status mismatches {mismatched} (expected 500 / 500 / 1000): {'OK' if results['ok'] else 'WRONG'}")
+    aim = med(results["report_s"]) < 3.0
+    print(f"aim: reconciliation of 1,000,000 ids < 3 s: {'met' if aim else 'MISSED'} "
+          f"({med(results['report_s']) / med(results['baseline_s']):.2f}x the plain fetch-and-compare)")
+
+
+# ------------------------------------------------------------------------------------------ ingest and latency
+
+def _worker_env(url: str, redis_url: str) -> dict:
+    env = dict(os.environ, DATABASE_URL=url, REDIS_URL=redis_url, PYTHONUNBUFFERED="1")
+    env.setdefault("ORDERLOOM_DATA_KEYS", os.environ.get("ORDERLOOM_DATA_KEYS", ""))
+    if not env["ORDERLOOM_DATA_KEYS"]:
+        env.pop("ORDERLOOM_DATA_KEYS")
+    return env
+
+
+def start_workers(url: str, redis_url: str, count: int, simple: bool) -> list[subprocess.Popen]:
+    command = [sys.executable, "-m", "shared.cli", "worker"] + (["--simple"] if simple else [])
+    return [subprocess.Popen(command, cwd=PROJECT_ROOT, env=_worker_env(url, redis_url),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]
+
+
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    for process in workers:
+        process.terminate()
+    for process in workers:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _flush_redis(redis_url: str) -> None:
+    from redis import Redis
+
+    Redis.from_url(redis_url).flushdb()
+
+
+def _connect_simulated(app, simulator, platforms: tuple[str, ...], poll_minutes: int = 60) -> dict:
+    from shared.extensions import db
+    from shared.services import catalog, channel_settings, stock
+    from shared.simulator import DEFAULT_CREDENTIALS
+
+    codes = {"taobao": ("TB", "天猫旗舰店"), "jd": ("JD", "京东"), "pinduoduo": ("PD", "拼多多"),
+             "douyin": ("DY", "抖音小店"), "shopify": ("SF", "Shopify"), "woocommerce": ("WC", "WooCommerce")}
+    with app.app_context():
+        catalog.create_warehouse({"code": "HZ1", "name": "杭州仓", "province": "浙江省", "city": "杭州市"}, ACTOR)
+        for sku in SKUS:
+            catalog.create_sku({"sku": sku, "name": f"茶 {sku}"}, ACTOR)
+            stock.adjust_stock(sku, "HZ1", 10_000_000, "bench stock", ACTOR, kind="receipt")
+        channels = {}
+        for platform in platforms:
+            code, name = codes[platform]
+            channel = catalog.create_channel(code, name, platform, ACTOR)
+            creds = DEFAULT_CREDENTIALS[platform]
+            channel_settings.connect(channel, ACTOR, base_url=simulator.url(platform),
+                                     app_key=creds.get("app_key") or creds.get("consumer_key"),
+                                     app_secret=creds.get("app_secret") or creds.get("consumer_secret"),
+                                     access_token=creds.get("access_token"), webhook_secret=WEBHOOK_SECRET,
+                                     poll_minutes=poll_minutes, polling_enabled=False)
+            for sku in SKUS:
+                channel_settings.map_sku(channel, sku, sku, ACTOR)
+            channels[platform] = channel.id
+        db.session.commit()
+    return channels
+
+
+def _counts(app) -> dict:
+    from shared.extensions import db
+    from shared.models import InboxItem
+
+    with app.app_context():
+        counts = dict(db.session.execute(sa.select(InboxItem.status, sa.func.count()).group_by(InboxItem.status)).all())
+        db.session.remove()
+    return counts
+
+
+def run_ingest(url: str, redis_url: str, orders: int = 100_000, workers: int = 2, platform: str = "taobao",
+               simple: bool = True, timeout: float = 3600) -> dict:
+    from shared import dispatch
+    from shared.simulator import ChannelSimulator
+
+    _flush_redis(redis_url)
+    simulator = ChannelSimulator(seed=7, skus=list(SKUS))
+    simulator.start()
+    app = _app(url, redis_url)
+    try:
+        channels = _connect_simulated(app, simulator, (platform,))
+        _progress(f"ingest: generating {orders:,} {platform} orders in the simulator")
+        simulator.bulk_generate(platform, orders)
+        processes = start_workers(url, redis_url, workers, simple)
+        try:
+            time.sleep(3)  # let the workers import and connect
+            started = time.perf_counter()
+            with app.app_context():
+                dispatch.send("jobs.sync.poll_channel", channels[platform], queue="sync")
+            samples = []
+            while time.perf_counter() - started < timeout:
+                counts = _counts(app)
+                finished = counts.get("done", 0) + counts.get("review", 0) + counts.get("dead", 0)
+                samples.append((time.perf_counter() - started, finished))
+                if finished >= orders and not counts.get("received") and not counts.get("processing"):
+                    break
+                time.sleep(1)
+            elapsed = time.perf_counter() - started
+        finally:
+            stop_workers(processes)
+        counts = _counts(app)
+        from shared.extensions import db
+        from shared.models import Order
+
+        with app.app_context():
+            made = db.session.execute(sa.select(sa.func.count()).select_from(Order)).scalar()
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        simulator.stop()
+    stored_by = next((t for t, n in samples if n > 0), None)
+    return {"benchmark": "ingest", "ok": made == orders and counts.get("done", 0) == orders, "orders": orders,
+            "orders_made": made, "inbox": counts, "elapsed_s": elapsed, "rate": orders / elapsed,
+            "workers": workers, "worker_kind": "SimpleWorker" if simple else "forking Worker",
+            "first_order_s": stored_by, "platform": platform}
+
+
+def print_ingest(results: dict) -> None:
+    print(f"\n## ingest: {results['orders']:,} {results['platform']} orders from the simulator, "
+          f"{results['workers']} × {results['worker_kind']}\n")
+    print("| orders made | inbox | elapsed s | orders/s |\n| ---: | --- | ---: | ---: |")
+    print(f"| {results['orders_made']:,} | {json.dumps(results['inbox'])} | {results['elapsed_s']:.1f} | "
+          f"{results['rate']:.0f} |")
+    print(f"\naim: ≥ 1,000 orders/s end to end: {'met' if results['rate'] >= 1000 else 'MISSED'}")
+
+
+def run_webhook_latency(url: str, redis_url: str, count: int = 300, interval: float = 0.05,
+                        workers: int = 1) -> dict:
+    """Signed Shopify webhooks to the portal over HTTP, one every `interval` s; visible = inbox row done."""
+    import httpx
+    from werkzeug.serving import make_server
+
+    from portal import create_app
+    from shared.extensions import db
+    from shared.models import InboxItem
+    from shared.simulator import ChannelSimulator
+    import threading
+
+    _flush_redis(redis_url)
+    simulator = ChannelSimulator(seed=9, skus=list(SKUS))
+    simulator.start()
+    app = _app(url, redis_url)
+    portal = create_app({"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": redis_url, "JOBS_INLINE": False,
+                         "RATELIMIT_STORAGE_URI": "memory://"})
+    server = make_server("127.0.0.1", 0, portal, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    target = f"http://127.0.0.1:{server.server_port}/hooks/SF"
+    processes = []
+    sent: dict[int, float] = {}
+    try:
+        _connect_simulated(app, simulator, ("shopify",))
+        processes = start_workers(url, redis_url, workers, simple=True)
+        time.sleep(3)
+        bodies = simulator.sample_orders("shopify", count)
+        from shared.channels.signing import body_hmac_base64
+
+        with httpx.Client(timeout=10) as client:
+            for raw in bodies:
+                body = json.dumps(raw, separators=(",", ":")).encode()
+                started = time.time()
+                response = client.post(target, content=body, headers={
+                    "Content-Type": "application/json", "X-Shopify-Topic": "orders/create",
+                    "X-Shopify-Hmac-Sha256": body_hmac_base64(WEBHOOK_SECRET, body)})
+                if response.status_code == 202:
+                    sent[response.json()["received"]] = started
+                time.sleep(interval)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with app.app_context():
+                rows = db.session.execute(sa.select(InboxItem.id, InboxItem.processed_at)
+                                          .where(InboxItem.status == "done")).all()
+                db.session.remove()
+            if len(rows) >= len(sent):
+                break
+            time.sleep(0.5)
+    finally:
+        stop_workers(processes)
+        server.shutdown()
+        simulator.stop()
+    delays = [(processed.timestamp() - sent[item_id]) * 1000 for item_id, processed in rows if item_id in sent]
+    with app.app_context():
+        db.engine.dispose()
+    return {"benchmark": "webhook-latency", "ok": len(delays) == count, "count": count, "visible": len(delays),
+            "p50_ms": _percentile(delays, 50), "p95_ms": _percentile(delays, 95), "max_ms": max(delays),
+            "interval_s": interval, "workers": workers}
+
+
+def print_webhook_latency(results: dict) -> None:
+    print(f"\n## webhook-latency: {results['count']} signed Shopify webhooks, one every "
+          f"{results['interval_s'] * 1000:.0f} ms, {results['workers']} SimpleWorker\n")
+    print("| visible | p50 ms | p95 ms | max ms |\n| ---: | ---: | ---: | ---: |")
+    print(f"| {results['visible']}/{results['count']} | {results['p50_ms']:.0f} | {results['p95_ms']:.0f} | "
+          f"{results['max_ms']:.0f} |")
+    print(f"\naim: p95 received → visible < 1 s: {'met' if results['p95_ms'] < 1000 else 'MISSED'}")
