@@ -14,13 +14,19 @@ log = logging.getLogger("orderloom.jobs")
 
 @job
 def process_inbox(ids: list[int]) -> dict:
-    """Claim (committed, so a crash shows as a stuck row the sweeper frees), then process in one transaction."""
+    """Claim (committed, so a crash shows as a stuck row the sweeper frees), then apply and commit each order."""
     claimed = inbox.claim(ids)
     db.session.commit()
     if not claimed:
         return {}
-    tally = inbox.process(claimed)
+    tally = {"done": 0, "review": 0, "retry": 0, "dead": 0}
+    parsed = inbox.prepare(claimed)
+    tally["review"] += len(claimed) - len(parsed)
     db.session.commit()
+    contexts = inbox.Contexts()
+    for item, canonical in parsed:
+        tally[inbox.process_one(contexts, item, canonical)] += 1
+        db.session.commit()
     log.info("job=process_inbox items=%s %s", len(claimed), " ".join(f"{k}={v}" for k, v in tally.items() if v))
     return tally
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -187,9 +188,10 @@ def _worker_env(url: str, redis_url: str) -> dict:
 
 
 def start_workers(url: str, redis_url: str, count: int, simple: bool) -> list[subprocess.Popen]:
-    command = [sys.executable, "-m", "shared.cli", "worker"] + (["--simple"] if simple else [])
+    log = open(PROJECT_ROOT / "bench-results" / "workers.log", "ab")  # noqa: SIM115  (kept open by the workers)
+    command = [str(Path(sys.executable).parent / "orderloom"), "worker"] + (["--simple"] if simple else [])
     return [subprocess.Popen(command, cwd=PROJECT_ROOT, env=_worker_env(url, redis_url),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]
+                             stdout=subprocess.DEVNULL, stderr=log) for _ in range(count)]
 
 
 def stop_workers(workers: list[subprocess.Popen]) -> None:
@@ -271,6 +273,8 @@ def run_ingest(url: str, redis_url: str, orders: int = 100_000, workers: int = 2
                 counts = _counts(app)
                 finished = counts.get("done", 0) + counts.get("review", 0) + counts.get("dead", 0)
                 samples.append((time.perf_counter() - started, finished))
+                if len(samples) % 10 == 0:
+                    _progress(f"ingest: {finished:,}/{orders:,} processed, inbox {counts}")
                 if finished >= orders and not counts.get("received") and not counts.get("processing"):
                     break
                 time.sleep(1)

@@ -64,22 +64,40 @@ def send(dotted: str, *args, queue: str = "default", job_id: str | None = None):
     return Queue(queue, connection=redis_connection()).enqueue(dotted, *args, job_id=job_id)
 
 
-def after_commit(dotted: str, *args, queue: str = "default", skip_inline: bool = False) -> None:
+def after_commit(dotted: str, *args, queue: str = "default", skip_inline: bool = False,
+                 coalesce_seconds: int = 0) -> None:
     """Queue a job to be sent once the current transaction has committed.
 
     `skip_inline`: when jobs run inline the schedule picks this work up instead (an inline job cannot run
-    inside the commit that asked for it).
+    inside the commit that asked for it). `coalesce_seconds`: send at most one such job in that many seconds
+    (e.g. "deliver the outbox" asked for by every order an ingest job commits; the schedule sweeps up after).
     """
     if skip_inline and jobs_run_inline():
         return
-    pending.add(db.session(), _AFTER_COMMIT, (dotted, args, queue))
+    pending.add(db.session(), _AFTER_COMMIT, (dotted, args, queue, coalesce_seconds))
 
 
 @event.listens_for(Session, "after_commit")
 def _send_queued(session: Session) -> None:
     sent = set()
-    for dotted, args, queue in pending.take(session, _AFTER_COMMIT):
+    for dotted, args, queue, coalesce_seconds in pending.take(session, _AFTER_COMMIT):
         key = (dotted, repr(args), queue)
-        if key not in sent:  # e.g. "deliver the outbox" asked for by every order changed in one batch
-            sent.add(key)
-            send(dotted, *args, queue=queue)
+        if key in sent:  # e.g. "deliver the outbox" asked for by every order changed in one transaction
+            continue
+        sent.add(key)
+        if coalesce_seconds and not _first_in_window(key, coalesce_seconds):
+            continue
+        send(dotted, *args, queue=queue)
+
+
+def _first_in_window(key: tuple, seconds: int) -> bool:
+    """True for the first caller in a window of `seconds` (a Redis key with NX and an expiry)."""
+    connection = redis_connection()
+    if connection is None:
+        return True
+    from redis.exceptions import RedisError
+
+    try:
+        return bool(connection.set(f"orderloom:coalesce:{':'.join(key)}", "1", nx=True, ex=seconds))
+    except RedisError:
+        return True

@@ -117,33 +117,41 @@ def _parse(item: InboxItem) -> CanonicalOrder | None:
     return adapter.parse(raw, item.channel.timezone)
 
 
-def process(ids: list[int]) -> dict:
-    """Process claimed rows in one transaction (one audit seal per batch); each order in its own savepoint.
+def prepare(ids: list[int]) -> list[tuple[InboxItem, CanonicalOrder | None]]:
+    """Read claimed rows into canonical orders, oldest platform modification first.
 
-    Orders of one platform order are applied oldest modification first, so a batch holding a create and its
-    updates ends in the newest state, and an older update is skipped as stale.
+    Orders of one platform order are then applied in the order they happened, so a batch holding a create and
+    its updates ends in the newest state, and an older update is skipped as stale. Rows that cannot be read
+    go to review here; a None order is a payload that carries none (a webhook ping).
     """
-    tally = {"done": 0, "review": 0, "retry": 0, "dead": 0}
     items = db.session.execute(select(InboxItem).where(InboxItem.id.in_(ids), InboxItem.status == "processing")
                                .order_by(InboxItem.id)).scalars().all()
-    contexts: dict[int, ChannelContext] = {}
     parsed = []
     for item in items:
         try:
             parsed.append((item, _parse(item)))
         except ServiceError as problem:
             _to_review(item, problem)
-            tally["review"] += 1
     parsed.sort(key=lambda pair: (pair[1].modified_at if pair[1] else pair[0].received_at, pair[0].id))
-    for item, canonical in parsed:
-        if canonical is None:
-            _finish(item, "ping", None, None)
-            tally["done"] += 1
-            continue
-        if item.channel_id not in contexts:
-            contexts[item.channel_id] = ChannelContext.load(item.channel, adapter_for(item.channel.kind))
-        tally[_process_one(contexts[item.channel_id], item, canonical)] += 1
-    return tally
+    return parsed
+
+
+class Contexts(dict):
+    """Channel contexts (status and SKU mappings) loaded once per batch, not once per order."""
+
+    def for_item(self, item: InboxItem) -> ChannelContext:
+        if item.channel_id not in self:
+            self[item.channel_id] = ChannelContext.load(item.channel, adapter_for(item.channel.kind))
+        return self[item.channel_id]
+
+
+def process_one(contexts: Contexts, item: InboxItem, canonical: CanonicalOrder | None) -> str:
+    """Apply one row in a savepoint; returns its new status (done, review, retry or dead). The caller commits:
+    one transaction per order keeps a hot SKU's stock row locked only for that order."""
+    if canonical is None:
+        _finish(item, "ping", None, None)
+        return "done"
+    return _process_one(contexts.for_item(item), item, canonical)
 
 
 def _process_one(context: ChannelContext, item: InboxItem, canonical: CanonicalOrder) -> str:

@@ -161,8 +161,11 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
         db.session.add(order)
         db.session.flush()
         if reserve:
-            reserved_in = [stock_service.reserve_line(order, line, expires_at, plan)
-                           for line, plan in zip(order.lines, plans)][0].warehouse_id
+            # Stock rows are locked in SKU order, so two orders naming the same SKUs never wait on each other
+            # in a circle (a deadlock).
+            pairs = sorted(zip(order.lines, plans), key=lambda pair: pair[0].sku_id)
+            reserved_in = {line.id: stock_service.reserve_line(order, line, expires_at, plan).warehouse_id
+                           for line, plan in pairs}[order.lines[0].id]
             if reserved_in != warehouse_id:  # another order took the planned stock meanwhile
                 order.warehouse_id = reserved_in
         outbox.order_event(order, "order.created")

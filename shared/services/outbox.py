@@ -58,7 +58,7 @@ def order_event(order: Order, event_type: str) -> OutboxEvent:
                       payload={"event_id": None, "event": event_type, "order": snapshot(order)}, created_at=utc_now())
     row.payload["event_id"] = row.event_id
     db.session.add(row)
-    dispatch.after_commit(DELIVER_JOB, skip_inline=True)
+    dispatch.after_commit(DELIVER_JOB, skip_inline=True, coalesce_seconds=1)
     return row
 
 
