@@ -1,11 +1,13 @@
 """Portal forms (WTForms via Flask-WTF, so every form carries a CSRF token)."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from shared.appcore import LANGUAGES
-from shared.labels import ROLE
+from shared.labels import PAYMENT, REFUND, ROLE, STATUS, label
+from shared.services.channel_settings import LIFECYCLE_TARGETS, PAYMENT_CHOICES, REFUND_CHOICES
 
 
 class SignInForm(FlaskForm):
@@ -70,3 +72,75 @@ class UserEditForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """An empty form: only its CSRF token matters (unlock, revoke tokens)."""
+
+
+# --- channels and webhooks ---------------------------------------------------------------------------------
+
+class ConnectionForm(FlaskForm):
+    """A channel's API connection. Secrets are write-only: an empty field keeps the stored value."""
+
+    base_url = StringField(_l("API address"), validators=[Optional(), Length(max=300)])
+    app_key = StringField(_l("App key"), validators=[Optional(), Length(max=120)])
+    app_secret = PasswordField(_l("App secret"), validators=[Optional(), Length(max=500)])
+    access_token = PasswordField(_l("Access token"), validators=[Optional(), Length(max=500)])
+    webhook_secret = PasswordField(_l("Webhook secret"), validators=[Optional(), Length(max=500)])
+    poll_minutes = IntegerField(_l("Poll every (minutes)"), default=5,
+                                validators=[InputRequired(), NumberRange(min=1, max=1440)])
+    polling_enabled = BooleanField(_l("Polling on"))
+
+
+def lifecycle_choices():
+    return [(str(code), label(STATUS, str(code))) for code in LIFECYCLE_TARGETS]
+
+
+def payment_choices():
+    return [(code, str(label(PAYMENT, code)) if code else str(_l("From the paid time")))
+            for code in PAYMENT_CHOICES]
+
+
+def refund_choices():
+    return [(code, str(label(REFUND, code)) if code else str(_l("Automatic")))
+            for code in REFUND_CHOICES]
+
+
+class StatusMappingForm(FlaskForm):
+    """One row of a channel's status mapping: a platform status and what it means here."""
+
+    platform_status = StringField(_l("Platform status"), validators=[DataRequired(), Length(max=64)])
+    lifecycle = SelectField(_l("Order status"), choices=lifecycle_choices, validators=[DataRequired()])
+    payment_status = SelectField(_l("Payment"), choices=payment_choices, default="")
+    refund_status = SelectField(_l("Refund"), choices=refund_choices, default="")
+    note = StringField(_l("Note"), validators=[Optional(), Length(max=200)])
+
+
+class SkuMappingForm(FlaskForm):
+    channel_sku = StringField(_l("Channel SKU"), validators=[DataRequired(), Length(max=64)])
+    sku = StringField(_l("Internal SKU"), validators=[DataRequired(), Length(max=64)])
+
+
+class SkuUnmapForm(FlaskForm):
+    channel_sku = StringField(_l("Channel SKU"), validators=[DataRequired(), Length(max=64)])
+
+
+class ReplayFailedForm(FlaskForm):
+    """Replay every failed inbox item, of one channel when a channel code is given."""
+
+    channel = StringField(_l("Channel"), validators=[Optional(), Length(max=2)])
+
+
+class ImportForm(FlaskForm):
+    channel = SelectField(_l("Channel"), validators=[DataRequired()])
+    file = FileField(_l("File (.csv or .xlsx)"), validators=[
+        FileRequired(_l("Choose a file to upload.")),
+        FileAllowed(["csv", "xlsx"], _l("Upload a .csv or .xlsx file."))])
+
+
+class WebhookSubscriptionForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=80)])
+    url = StringField(_l("URL"), validators=[DataRequired(), Length(max=500)])
+    secret = PasswordField(_l("Signing secret"), validators=[DataRequired(), Length(max=200)])
+    events = StringField(_l("Events"), default="order.*", validators=[Optional(), Length(max=200)])
+
+
+class SubscriptionStateForm(FlaskForm):
+    state = SelectField(choices=[("on", "on"), ("off", "off")], validators=[DataRequired()])

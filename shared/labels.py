@@ -28,3 +28,25 @@ CUSTOMER_STATUS = {
 
 def label(table: dict, code: str | None) -> str:
     return str(table.get(code, code or ""))
+
+
+# Channel sync, reconciliation and outbound webhooks.
+# Orders store "partially_refunded" (shared/services/orders.py REFUND_STATUSES); the table above only knew "partial".
+REFUND.setdefault("partially_refunded", _l("Partly refunded"))
+INBOX_STATUS = {"received": _l("Not processed yet"), "processing": _l("Processing"), "done": _l("Done"),
+                "review": _l("Needs review"), "retry": _l("Waiting to retry"), "dead": _l("Dead-lettered")}
+INBOX_SOURCE = {"webhook": _l("Webhook"), "poll": _l("Poll"), "import": _l("Import"), "refetch": _l("Re-fetch")}
+INBOX_OUTCOME = {"created": _l("Order created"), "updated": _l("Order updated"),
+                 "stale": _l("Older than ours, skipped"), "unchanged": _l("No change"), "ping": _l("Test ping")}
+SYNC_ALERT = {"not_syncing": _l("Not syncing"), "failure_rate": _l("Too many failures"),
+              "dead_letter": _l("Dead-lettered payloads")}
+WEBHOOK_REJECTION = {"unknown_channel": _l("Unknown channel"), "no_webhooks": _l("Channel takes no webhooks"),
+                     "too_large": _l("Body too large"), "unsupported_media_type": _l("Not JSON"),
+                     "not_configured": _l("No webhook secret set"), "missing_signature": _l("Signature missing"),
+                     "bad_signature": _l("Wrong signature")}
+RECONCILIATION_STATUS = {"running": _l("Running"), "ok": _l("Finished"), "failed": _l("Failed")}
+RECONCILIATION_TRIGGER = {"schedule": _l("Scheduled"), "manual": _l("Started by hand")}
+DIFFERENCE = {"missing_here": _l("Missing here"), "missing_there": _l("Missing on the platform"),
+              "status_mismatch": _l("Status differs")}
+DELIVERY_STATUS = {"pending": _l("Pending"), "delivered": _l("Sent"), "retry": _l("Waiting to retry"),
+                   "dead": _l("Gave up")}

@@ -288,12 +288,11 @@ def test_replay_refuses_items_that_did_not_fail(sync_channels):
 # --- failures are retried with backoff, then dead-lettered; the sweeper requeues -----------------------
 
 def test_unexpected_errors_retry_with_backoff_then_dead_letter(sync_channels, monkeypatch):
-    from shared.services import channel_orders
-
     def broken(context, canonical):
         raise RuntimeError("database went away")
 
     monkeypatch.setattr("shared.services.inbox.apply", broken)
+    monkeypatch.setattr("shared.services.bulk_orders.create_new", lambda context, entries: broken(None, None))
     [item] = ingest(sync_channels["taobao"], p.taobao())
     waits = []
     while item.status == "retry":
@@ -307,7 +306,7 @@ def test_unexpected_errors_retry_with_backoff_then_dead_letter(sync_channels, mo
     assert item.status == "dead" and item.attempts == inbox.MAX_ATTEMPTS and "database went away" in item.last_error
     assert [round(w) for w in waits] == [5, 10, 20, 40]  # at least 3 retries, doubling
     assert order_count() == 0
-    monkeypatch.setattr("shared.services.inbox.apply", channel_orders.apply)
+    monkeypatch.undo()
     inbox.replay(item.id, ADMIN)
     db.session.commit()
     process_inbox([item.id])
@@ -380,3 +379,46 @@ def test_unreadable_spreadsheets_are_refused_whole(name, data, message):
     from shared.channels.spreadsheet import SpreadsheetError, read_rows
     with pytest.raises(SpreadsheetError, match=message):
         read_rows(name, data)
+
+
+# --- the batch fast path and the one-at-a-time path give the same result ----------------------------------
+
+def _outcomes(channel) -> dict:
+    from shared.models import Reservation
+    result = {}
+    for order in db.session.execute(select(Order).where(Order.channel_id == channel.id)).scalars():
+        actions = db.session.execute(select(AuditEvent.action, AuditEvent.after).where(
+            AuditEvent.entity_type == "order", AuditEvent.entity_id == order.order_no).order_by(AuditEvent.id)).all()
+        reserved_units = db.session.execute(select(func.coalesce(func.sum(Reservation.quantity), 0)).where(
+            Reservation.order_id == order.id, Reservation.status == "active")).scalar()
+        result[order.channel_order_id] = (
+            order.status, order.payment_status, order.refund_status, order.total, order.tax, order.platform_status,
+            order.warehouse_id is None, reserved_units, order.hold_reason is None, order.cancel_reason is None,
+            [(action, after.get("status")) for action, after in actions])
+    return result
+
+
+def test_the_batch_path_and_the_one_at_a_time_path_agree(sync_channels, monkeypatch):
+    from shared.services import catalog
+    from tests.factories import SYNC_SKUS
+    twin = catalog.create_channel("TT", "天猫旗舰店", "taobao", ADMIN)
+    channel_settings.connect(twin, ADMIN, base_url="http://127.0.0.1:9/taobao")
+    for sku in SYNC_SKUS:
+        channel_settings.map_sku(twin, sku, sku, ADMIN)
+    db.session.commit()
+    payloads = [p.taobao(tid=str(1000 + n), status=status, paid=paid, sku=f"SKU-000{n % 5 + 1}")
+                for n, (status, paid) in enumerate([
+                    ("WAIT_SELLER_SEND_GOODS", True), ("WAIT_BUYER_PAY", False), ("TRADE_CLOSED", True),
+                    ("TRADE_CLOSED_BY_TAOBAO", False), ("WAIT_BUYER_CONFIRM_GOODS", True), ("TRADE_FINISHED", True),
+                    ("PAID_FORBID_CONSIGN", True)])]
+    channel_settings.set_status_mapping(sync_channels["taobao"], "PAID_FORBID_CONSIGN", "on_hold", "paid", None, ADMIN)
+    channel_settings.set_status_mapping(twin, "PAID_FORBID_CONSIGN", "on_hold", "paid", None, ADMIN)
+    db.session.commit()
+    batch_items = ingest(sync_channels["taobao"], *payloads)
+    monkeypatch.setattr(inbox, "create_in_bulk", lambda contexts, parsed: (0, parsed))
+    single_items = ingest(twin, *payloads)
+    assert {i.status for i in batch_items} == {i.status for i in single_items} == {"done"}
+    batch, single = _outcomes(sync_channels["taobao"]), _outcomes(twin)
+    assert batch == single
+    assert batch["1000"][0] == "confirmed" and batch["1002"][0] == "cancelled" and batch["1006"][0] == "on_hold"
+    assert batch["1004"][0] == "shipped" and batch["1004"][7] == 0  # recorded, no stock held

@@ -37,24 +37,37 @@ class NeedsReview(ValidationFailed):
     code = "needs_review"
 
 
+@dataclass(frozen=True)
+class Mapping:
+    """A status-mapping row as plain values: it outlives the commits of a batch without reloading."""
+
+    platform_status: str
+    lifecycle: str
+    payment_status: str | None
+    refund_status: str | None
+
+
 @dataclass
 class ChannelContext:
     """What processing a batch for one channel needs, loaded once per batch (no query per order)."""
 
     channel: Channel
     adapter: Adapter
-    statuses: dict[str, StatusMapping]
+    statuses: dict[str, Mapping]
     skus: dict[str, str]  # channel SKU → internal SKU code
+    sku_objects: dict  # internal SKU code → Sku
 
     @classmethod
     def load(cls, channel: Channel, adapter: Adapter) -> "ChannelContext":
         statuses = db.session.execute(select(StatusMapping).where(StatusMapping.channel_id == channel.id)).scalars()
-        skus = db.session.execute(select(SkuMapping).where(SkuMapping.channel_id == channel.id)).scalars()
-        return cls(channel, adapter, {row.platform_status: row for row in statuses},
-                   {row.channel_sku: row.sku.code for row in skus})
+        skus = db.session.execute(select(SkuMapping).where(SkuMapping.channel_id == channel.id)).scalars().all()
+        return cls(channel, adapter, {row.platform_status: Mapping(row.platform_status, row.lifecycle,
+                                                                   row.payment_status, row.refund_status)
+                                      for row in statuses},
+                   {row.channel_sku: row.sku.code for row in skus}, {row.sku.code: row.sku for row in skus})
 
 
-def check(context: ChannelContext, canonical: CanonicalOrder) -> StatusMapping:
+def check(context: ChannelContext, canonical: CanonicalOrder) -> Mapping:
     """Everything that sends an order to review, checked before anything is written."""
     mapping = context.statuses.get(canonical.status_key)
     if mapping is None:
@@ -73,11 +86,11 @@ def check(context: ChannelContext, canonical: CanonicalOrder) -> StatusMapping:
     return mapping
 
 
-def _payment(mapping: StatusMapping, canonical: CanonicalOrder) -> str:
+def _payment(mapping: Mapping, canonical: CanonicalOrder) -> str:
     return mapping.payment_status or ("paid" if canonical.paid_at else "unpaid")
 
 
-def _refund(mapping: StatusMapping, canonical: CanonicalOrder) -> str:
+def _refund(mapping: Mapping, canonical: CanonicalOrder) -> str:
     if mapping.refund_status:
         return mapping.refund_status
     # A cancellation after payment is a full refund on every platform we speak (Douyin "4", Woo "cancelled").
@@ -116,7 +129,7 @@ def _order_data(context: ChannelContext, canonical: CanonicalOrder, paid: bool) 
     }
 
 
-def _create(context: ChannelContext, canonical: CanonicalOrder, mapping: StatusMapping) -> Order:
+def _create(context: ChannelContext, canonical: CanonicalOrder, mapping: Mapping) -> Order:
     """A first sight. Open orders reserve stock; an order first seen closed or already shipped is recorded only."""
     paid = _payment(mapping, canonical) == "paid"
     target = mapping.lifecycle
@@ -148,7 +161,7 @@ def _masked_address(values: dict) -> dict:
             "address": masked_address(values["province"], values["city"], values["district"])}
 
 
-def _update(order: Order, canonical: CanonicalOrder, mapping: StatusMapping) -> str:
+def _update(order: Order, canonical: CanonicalOrder, mapping: Mapping) -> str:
     changes = _address_changes(order, canonical)
     if changes and order.status not in NOT_YET_PACKED and order.status not in FINISHED:
         raise NeedsReview(f"the address changed on the platform after {order.order_no} was {order.status}",

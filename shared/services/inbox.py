@@ -9,6 +9,7 @@ processing loses nothing: the sweeper re-queues rows left `received` or stuck in
 import hashlib
 import json
 import logging
+from collections import Counter
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -83,7 +84,10 @@ def store(channel: Channel, source: str, bodies: list[bytes], content_type: str 
     return list(db.session.execute(statement).scalars())
 
 
-def queue(ids: list[int], batch: int = 200) -> None:
+BATCH = 500  # rows per processing job
+
+
+def queue(ids: list[int], batch: int = BATCH) -> None:
     """Start processing now (the caller has committed): through RQ, or right here when jobs run inline."""
     for start in range(0, len(ids), batch):
         dispatch.send(PROCESS_JOB, ids[start:start + batch], queue="sync")
@@ -143,6 +147,43 @@ class Contexts(dict):
         if item.channel_id not in self:
             self[item.channel_id] = ChannelContext.load(item.channel, adapter_for(item.channel.kind))
         return self[item.channel_id]
+
+
+def reload(ids: list[int]) -> None:
+    """Refresh the batch's rows in one query after a commit expired them (not one query per row)."""
+    if ids:
+        db.session.execute(select(InboxItem).where(InboxItem.id.in_(ids))).scalars().all()
+
+
+def create_in_bulk(contexts: Contexts, parsed: list[tuple[InboxItem, CanonicalOrder | None]]) -> tuple[int, list]:
+    """Create the batch's new orders together (shared/services/bulk_orders.py); returns (created, the rest).
+
+    A platform order that appears more than once in the batch goes the one-at-a-time way, in modification order.
+    """
+    from shared.services import bulk_orders
+
+    seen = Counter((item.channel_id, canonical.channel_order_id) for item, canonical in parsed if canonical)
+    groups: dict[int, list] = {}
+    left = []
+    for item, canonical in parsed:
+        if canonical is not None and seen[(item.channel_id, canonical.channel_order_id)] == 1:
+            groups.setdefault(item.channel_id, []).append((item, canonical))
+        else:
+            left.append((item, canonical))
+    created = 0
+    for entries in groups.values():
+        made, rest = bulk_orders.create_new(contexts.for_item(entries[0][0]), entries)
+        canonical_of = {id(item): canonical for item, canonical in entries}
+        for item, order in made:
+            canonical = canonical_of[id(item)]
+            item.external_id, item.platform_modified_at = canonical.channel_order_id[:64], canonical.modified_at
+            delay = int((utc_now() - canonical.paid_at).total_seconds() * 1000) \
+                if canonical.paid_at and order.payment_status == "paid" else None
+            _finish(item, "created", order.id, delay)
+        created += len(made)
+        left += rest
+    left.sort(key=lambda pair: (pair[1].modified_at if pair[1] else pair[0].received_at, pair[0].id))
+    return created, left
 
 
 def process_one(contexts: Contexts, item: InboxItem, canonical: CanonicalOrder | None) -> str:
@@ -298,6 +339,7 @@ def import_spreadsheet(channel: Channel, filename: str, data: bytes, actor: Acto
     A file that cannot be read as a whole is refused with the reason and stores nothing.
     """
     from shared.channels.spreadsheet import SpreadsheetError, group_orders, read_rows
+    from shared.services.channel_settings import seed_status_mappings
     from shared.services.errors import ValidationFailed
 
     try:
@@ -305,6 +347,7 @@ def import_spreadsheet(channel: Channel, filename: str, data: bytes, actor: Acto
     except SpreadsheetError as problem:
         raise ValidationFailed(str(problem), field="file", code="unreadable_file") from None
     bodies = [json.dumps(order, ensure_ascii=False, separators=(",", ":")).encode() for order in orders]
+    seed_status_mappings(channel)  # "paid" and "unpaid", so a never-connected store's import is not all review
     ids = store(channel, "import", bodies)
     audit.record(actor, "channel.import", "channel", channel.code,
                  after={"file": (filename or "")[:120], "orders": len(orders), "stored": len(ids)})

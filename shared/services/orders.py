@@ -40,7 +40,7 @@ def get_order(order_no: str, for_update: bool = False) -> Order:
     return order
 
 
-def _read_lines(raw_lines) -> list[tuple]:
+def _read_lines(raw_lines, known_skus: dict | None = None) -> list[tuple]:
     if not isinstance(raw_lines, list) or not raw_lines:
         raise ValidationFailed("an order needs at least one line", field="lines", code="required")
     if len(raw_lines) > MAX_LINES:
@@ -58,14 +58,22 @@ def _read_lines(raw_lines) -> list[tuple]:
             raise ValidationFailed(f"{field}.quantity is too large", field=f"{field}.quantity", code="invalid_quantity")
         unit_price = parse_money(raw.get("unit_price"), f"{field}.unit_price")
         lines.append((code, quantity, unit_price))
-    skus = stock_service.get_skus([code for code, _qty, _price in lines])  # one query for every line
+    codes = [code for code, _qty, _price in lines]
+    if known_skus is not None and all(code in known_skus for code in codes):
+        skus = known_skus  # the caller loaded them once for a whole batch
+    else:
+        skus = stock_service.get_skus(codes)  # one query for every line
     return [(skus[code], quantity, price) for code, quantity, price in lines]
 
 
-def validate_order_data(data: dict) -> dict:
-    """Check a canonical order before anything is written; the first problem is reported with its field."""
+def validate_order_data(data: dict, channel: Channel | None = None, skus: dict | None = None) -> dict:
+    """Check a canonical order before anything is written; the first problem is reported with its field.
+
+    A batch passes its `channel` and its `skus` (code → Sku) once, instead of a look-up per order.
+    """
     check.mapping(data, "body")
-    channel = get_channel(check.text(data.get("channel"), "channel", 8))
+    if channel is None:
+        channel = get_channel(check.text(data.get("channel"), "channel", 8))
     customer = check.mapping(data.get("customer"), "customer")
     address = check.mapping(data.get("shipping_address"), "shipping_address")
     currency = check.text(data.get("currency"), "currency", 3).upper()
@@ -87,7 +95,7 @@ def validate_order_data(data: dict) -> dict:
         "district": check.text(address.get("district"), "shipping_address.district", 40),
         "street": check.text(address.get("street"), "shipping_address.street", 200),
         "postal_code": check.text(address.get("postal_code"), "shipping_address.postal_code", 12, required=False),
-        "lines": _read_lines(data.get("lines")),
+        "lines": _read_lines(data.get("lines"), skus),
         "shipping_fee": parse_money(data.get("shipping_fee", "0.00"), "shipping_fee"),
         "discount": parse_money(data.get("discount", "0.00"), "discount"),
         "tax": parse_money(data.get("tax", "0.00"), "tax"),

