@@ -18,11 +18,29 @@ log = logging.getLogger("orderloom.jobs")
 
 @job
 def process_inbox(ids: list[int]) -> dict:
-    """Claim (committed, so a crash shows as a stuck row the sweeper frees), create the batch's new orders
-    together, then apply every other row one order per transaction."""
-    started = time.perf_counter()
+    """Claim the rows (committed, so a crash shows as a stuck row the sweeper frees), then process them."""
     claimed = inbox.claim(ids)
     db.session.commit()
+    return _process_claimed(claimed)
+
+
+@job
+def drain_channel(channel_id: int) -> dict:
+    """Process a channel's waiting webhooks in batches until none are left (one job for a burst, not one each)."""
+    total: dict = {}
+    while True:
+        dispatch.release(inbox.drain_key(channel_id))  # from here on, a new webhook starts a job of its own
+        claimed = inbox.claim_received(channel_id)
+        db.session.commit()
+        if not claimed:
+            return total
+        for key, value in _process_claimed(claimed).items():
+            total[key] = total.get(key, 0) + value
+
+
+def _process_claimed(claimed: list[int]) -> dict:
+    """Create the batch's new orders together, then apply every other row one order per transaction."""
+    started = time.perf_counter()
     if not claimed:
         return {}
     tally = {"done": 0, "review": 0, "retry": 0, "dead": 0}

@@ -151,7 +151,7 @@ def _order_json(order, role: str, reveal: bool = False, detail: bool = True) -> 
         "status": order.status, "payment_status": order.payment_status, "refund_status": order.refund_status,
         "currency": order.currency, "goods_total": format_money(order.goods_total),
         "shipping_fee": format_money(order.shipping_fee), "discount": format_money(order.discount),
-        "total": format_money(order.total), "placed_at": _time(order.placed_at), "paid_at": _time(order.paid_at),
+        "tax": format_money(order.tax), "total": format_money(order.total), "platform_status": order.platform_status, "placed_at": _time(order.placed_at), "paid_at": _time(order.paid_at),
         "shipped_at": _time(order.shipped_at), "created_at": _time(order.created_at),
         "updated_at": _time(order.updated_at), "warehouse": order.warehouse.code if order.warehouse else None,
         "shipping_address": _shipping_address(order, role, reveal),

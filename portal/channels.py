@@ -18,7 +18,7 @@ from portal.forms import (ConfirmForm, ConnectionForm, ImportForm, ReplayFailedF
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared import dispatch, exports, labels
 from shared.channels import polls, takes_webhooks
-from shared.channels.spreadsheet import COLUMNS, REQUIRED
+from shared.channels.spreadsheet import COLUMNS, MAX_BYTES, REQUIRED
 from shared.extensions import db
 from shared.models import AuditEvent, Channel, InboxItem, Order, ReconciliationReport, Sku, WebhookRejection
 from shared.models.channel import DIRECT_KINDS
@@ -28,6 +28,14 @@ from shared.timekeeping import utc_now
 from shared.web import staff_actor
 
 bp = Blueprint("channels", __name__, url_prefix="/channels")
+
+
+@bp.url_value_preprocessor
+def _larger_uploads(endpoint, _values):
+    """Spreadsheets may be larger than the portal's 1 MB request limit. Set before the CSRF check reads the
+    form (URL value preprocessors run before every before_request function)."""
+    if endpoint == "channels.import_upload":
+        request.max_content_length = MAX_BYTES
 log = logging.getLogger("orderloom.portal.channels")
 CODE = "<string(length=2):code>"
 INBOX_PAGE = 50
@@ -395,7 +403,7 @@ def _import_page(form, channels: list[Channel], selected: Channel | None, status
     form.channel.choices = [(c.code, f"{c.code} · {c.name}") for c in channels]
     return render_template("portal/channels/import.html", form=form, channels=channels, selected=selected,
                            columns=COLUMNS, required=REQUIRED,
-                           max_mb=current_app.config.get("MAX_CONTENT_LENGTH", 0) / (1024 * 1024)), status
+                           max_mb=MAX_BYTES / (1024 * 1024)), status
 
 
 @bp.get("/import")

@@ -62,13 +62,12 @@ def receive(channel_code: str):
                        len(body))
     item_id = inbox.receive_one(channel, "webhook", body, request.content_type or "application/json")
     db.session.commit()
+    inbox.kick(channel.id)  # one drain job takes a burst of webhooks in batches
     try:
         json.loads(body)
-    except ValueError:
-        inbox.queue([item_id])  # processing records why, and the item waits in the failed list
+    except ValueError:  # processing records why, and the item waits in the failed list
         return jsonify({"error": {"code": "invalid_json", "message": "the body is not complete JSON; it was kept",
                                   "inbox_id": item_id}}), 400
-    inbox.queue([item_id])
     return jsonify({"received": item_id}), 202
 
 

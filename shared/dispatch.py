@@ -64,6 +64,35 @@ def send(dotted: str, *args, queue: str = "default", job_id: str | None = None):
     return Queue(queue, connection=redis_connection()).enqueue(dotted, *args, job_id=job_id)
 
 
+def send_once(dotted: str, *args, key: str, queue: str = "default", hold_seconds: int = 60) -> None:
+    """Send a job unless one sent under `key` has not yet called `release(key)` (or `hold_seconds` passed).
+
+    For "drain what has arrived" jobs: a burst of webhooks starts one job, which releases the key before
+    each round of work, so anything stored after that round began starts (or finds) a job of its own.
+    """
+    connection = None if jobs_run_inline() else redis_connection()
+    if connection is not None:
+        from redis.exceptions import RedisError
+
+        try:
+            if not connection.set(f"orderloom:once:{key}", "1", nx=True, ex=hold_seconds):
+                return
+        except RedisError:
+            pass  # no flag to check: sending an extra job is harmless, missing one is not
+    send(dotted, *args, queue=queue)
+
+
+def release(key: str) -> None:
+    connection = None if jobs_run_inline() else redis_connection()
+    if connection is not None:
+        from redis.exceptions import RedisError
+
+        try:
+            connection.delete(f"orderloom:once:{key}")
+        except RedisError:
+            pass
+
+
 def after_commit(dotted: str, *args, queue: str = "default", skip_inline: bool = False,
                  coalesce_seconds: int = 0) -> None:
     """Queue a job to be sent once the current transaction has committed.

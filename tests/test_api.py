@@ -314,6 +314,15 @@ def test_a_body_over_one_mebibyte_is_refused(api, stocked):
 
 # Orders: creation -------------------------------------------------------------------------------------------------
 
+def test_create_order_with_tax_on_top(api, stocked):
+    payload = order_payload(channel_order_id="OS-TAX", lines=[{"sku": "SKU-1", "quantity": 1, "unit_price": "100.00"}],
+                            shipping_fee="0.00", tax="13.00")
+    order = api.post("/orders", payload).get_json()
+    assert (order["tax"], order["total"], order["platform_status"]) == ("13.00", "113.00", None)
+    refused = api.post("/orders", {**payload, "channel_order_id": "OS-TAX2", "tax": "-1.00"})
+    assert refused.status_code == 422 and refused.get_json()["error"]["field"] == "tax"
+
+
 def test_create_order(api, stocked):
     payload = order_payload(channel_order_id="OS-1001", lines=[{"sku": "SKU-1", "quantity": 2, "unit_price": "59.90"}],
                             shipping_fee="8.00", discount="5.50")

@@ -54,3 +54,24 @@ def test_command_line_lists_benchmarks(capsys):
     listed = capsys.readouterr().out
     assert all(name in listed for name in ("reserve", "create-orders", "order-list"))
     assert benchmarks.main(["reserve", "--stock", "5", "--attempts", "5"]) == 2
+
+
+def test_reconcile_benchmark_finds_exactly_the_planted_differences():
+    from shared import bench_sync
+
+    with benchmarks.bench_database("reconcile", PG_BASE) as url:
+        results = bench_sync.run_reconcile(url, count=2000, repeat=1, overrides=_keys(url))
+    assert results["ok"], results
+    assert results["counts"] == (100, 100, 200, 2000, 2000)
+
+
+def test_ingest_and_webhook_latency_benchmarks_run_through_real_workers():
+    from shared import bench_sync
+    from tests.conftest import REDIS_URL
+
+    with benchmarks.bench_database("ingest", PG_BASE) as url:
+        ingest = bench_sync.run_ingest(url, REDIS_URL, orders=300, workers=1, overrides=_keys(url), timeout=120)
+    assert ingest["ok"] and ingest["orders_made"] == 300 and ingest["inbox"] == {"done": 300}, ingest
+    with benchmarks.bench_database("webhook-latency", PG_BASE) as url:
+        latency = bench_sync.run_webhook_latency(url, REDIS_URL, count=10, interval=0.01, overrides=_keys(url))
+    assert latency["ok"] and latency["visible"] == 10 and latency["p95_ms"] > 0, latency

@@ -4,6 +4,7 @@ Payloads go in as the platform sends them (tests/channel_payloads.py), are store
 the worker runs (inline here), and the order center is checked afterwards, on SQLite and PostgreSQL.
 """
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from decimal import Decimal
 
 import pytest
@@ -422,3 +423,26 @@ def test_the_batch_path_and_the_one_at_a_time_path_agree(sync_channels, monkeypa
     assert batch == single
     assert batch["1000"][0] == "confirmed" and batch["1002"][0] == "cancelled" and batch["1006"][0] == "on_hold"
     assert batch["1004"][0] == "shipped" and batch["1004"][7] == 0  # recorded, no stock held
+
+
+# --- the fixtures written from the platforms' published field definitions ---------------------------------
+
+FIXTURES = sorted((Path(__file__).parent / "fixtures" / "channels").glob("*/*.json"))
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda path: f"{path.parent.name}/{path.stem}")
+def test_every_platform_fixture_reads_into_a_canonical_order_that_adds_up(path):
+    import json
+
+    from shared.channels import adapter_for
+    adapter = adapter_for(path.parent.name)
+    canonical = adapter.parse(json.loads(path.read_text(encoding="utf-8")), "Asia/Shanghai")
+    assert canonical.status_key in adapter.default_status_map, canonical.status_key
+    assert abs(canonical.amount_gap()) <= adapter.rounding_tolerance
+    assert canonical.lines and all(line.quantity > 0 for line in canonical.lines)
+    assert canonical.placed_at.tzinfo is not None and canonical.modified_at >= canonical.placed_at
+
+
+def test_the_fixtures_cover_every_platform():
+    assert {path.parent.name for path in FIXTURES} == {"taobao", "jd", "pinduoduo", "douyin", "shopify",
+                                                      "woocommerce"}

@@ -173,3 +173,36 @@ def test_a_real_worker_polls_and_processes_through_redis(live_apps, simulator):
         assert db.session.execute(select(func.count()).select_from(InboxItem)
                                   .where(InboxItem.status != "done")).scalar() == 0
     assert REDIS_URL.endswith("/15")
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("live_apps", ["postgresql"], indirect=True)
+def test_a_burst_of_webhooks_starts_one_drain_job_that_a_real_worker_runs(live_apps):
+    """Twenty webhooks, one job in the queue: the drain takes them in batches, not one job each."""
+    from rq import Queue
+
+    from portal import create_app
+    from tests import channel_payloads as p
+    from tests.conftest import app_config
+
+    redis = _redis()
+    redis.flushdb()
+    with live_apps.core.app_context():
+        connect_channels()
+        db.session.commit()
+    portal = create_app(app_config(live_apps.url) | {"REDIS_URL": REDIS_URL, "JOBS_INLINE": False})
+    client = portal.test_client()
+    for number in range(20):
+        raw = p.body(p.shopify(order_id=7_000_000 + number))
+        assert client.post("/hooks/SH", data=raw, headers=p.signed_headers("shopify", raw)).status_code == 202
+    assert Queue(queues.SYNC, connection=redis).count == 1
+    command = [str(Path(sys.executable).parent / "orderloom"), "worker", "--burst", "--simple"]
+    finished = subprocess.run(command, env=_worker_env(live_apps.url), capture_output=True, text=True, timeout=120,
+                              cwd=Path(__file__).resolve().parent.parent)
+    assert finished.returncode == 0, finished.stderr
+    with live_apps.core.app_context():
+        statuses = db.session.execute(select(InboxItem.status, func.count()).group_by(InboxItem.status)).all()
+        assert statuses == [("done", 20)]
+        assert db.session.execute(select(func.count()).select_from(Order)).scalar() == 20
+    with portal.app_context():
+        db.engine.dispose()

@@ -313,6 +313,7 @@ def test_a_csv_upload_creates_the_orders_and_shows_progress(client_for, sync_cha
     ("orders.xlsx", b"this is not a zip file", "not a readable .xlsx file"),
     ("orders.csv", b"order,when\nA,today\n", "the header row lacks"),
     ("orders.pdf", b"%PDF-1.4", "Upload a .csv or .xlsx file."),
+    ("orders.csv", CSV.encode().replace(b"SKU-0001", b"x" * 200_000), "the CSV file cannot be read"),
 ])
 def test_an_unreadable_file_gets_a_clear_error_and_stores_nothing(client_for, sync_channels, filename, data,
                                                                    message):
@@ -320,6 +321,15 @@ def test_an_unreadable_file_gets_a_clear_error_and_stores_nothing(client_for, sy
     response = upload(client, filename, data)
     assert response.status_code == 422 and message in response.text
     assert count(InboxItem) == 0 and audit_count("channel.import") == 0
+
+
+def test_files_over_the_portal_request_limit_are_taken_up_to_the_import_limit(client_for, sync_channels):
+    client = client_for("ops_manager")
+    padded = CSV.encode() + b"\n" * (3 * 1024 * 1024)  # 3 MB of blank lines: over 1 MB, under 10 MB
+    response = upload(client, "big.csv", padded)
+    assert response.status_code == 303 and order_of(sync_channels["offline"], "OF-1001") is not None
+    response = upload(client, "huge.csv", CSV.encode() + b"\n" * (11 * 1024 * 1024))
+    assert response.status_code == 413 and count(InboxItem) == 2
 
 
 def test_customer_service_may_not_upload(client_for, sync_channels):

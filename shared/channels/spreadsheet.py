@@ -57,7 +57,10 @@ def read_rows(filename: str, data: bytes) -> list[dict]:
                 continue
         else:
             raise SpreadsheetError("the CSV file is neither UTF-8 nor GB18030 text")
-        table = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text))]
+        try:
+            table = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text))]
+        except csv.Error as error:  # a field over the size limit, a NUL byte, a broken quote
+            raise SpreadsheetError(f"the CSV file cannot be read: {error}") from None
     else:
         raise SpreadsheetError("upload a .csv or .xlsx file")
     table = [row for row in table if any(row)]

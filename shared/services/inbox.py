@@ -106,6 +106,27 @@ def claim(ids: list[int]) -> list[int]:
     return sorted(claimed)
 
 
+def claim_received(channel_id: int, limit: int = BATCH) -> list[int]:
+    """Claim the oldest rows of a channel that wait for processing (webhooks drained in batches)."""
+    waiting = select(InboxItem.id).where(InboxItem.channel_id == channel_id, InboxItem.status == "received") \
+        .order_by(InboxItem.id).limit(limit)
+    if db.engine.dialect.name == "postgresql":
+        waiting = waiting.with_for_update(skip_locked=True)  # two drains split the rows, never share one
+    return claim(db.session.execute(waiting).scalars().all())
+
+
+DRAIN_JOB = "jobs.sync.drain_channel"
+
+
+def drain_key(channel_id: int) -> str:
+    return f"drain-channel-{channel_id}"
+
+
+def kick(channel_id: int) -> None:
+    """After a webhook is committed: make sure a drain job for its channel will pick it up."""
+    dispatch.send_once(DRAIN_JOB, channel_id, key=drain_key(channel_id), queue="sync")
+
+
 def _parse(item: InboxItem) -> CanonicalOrder | None:
     """None for a payload that carries no order (a webhook ping)."""
     try:
