@@ -54,6 +54,7 @@ INBOX_SORTS = {
 
 for _name, _table in (("inbox_status_label", labels.INBOX_STATUS), ("inbox_source_label", labels.INBOX_SOURCE),
                       ("inbox_outcome_label", labels.INBOX_OUTCOME), ("sync_alert_label", labels.SYNC_ALERT),
+                      ("inbox_error_label", labels.INBOX_ERROR),
                       ("rejection_label", labels.WEBHOOK_REJECTION),
                       ("reconciliation_status_label", labels.RECONCILIATION_STATUS),
                       ("trigger_label", labels.RECONCILIATION_TRIGGER), ("difference_label", labels.DIFFERENCE)):

@@ -51,6 +51,8 @@ CHANNELS = (
     ("OF", "线下门店", "offline", "Asia/Shanghai", "CNY", 4, "1.00"),
 )
 
+DIRECT_CODES = tuple(c[0] for c in CHANNELS if c[2] in ("own_shop", "wechat", "offline"))
+
 # (code, name, province, city, share of opening stock)
 WAREHOUSES = (
     ("HZ1", "杭州仓", "浙江省", "杭州市", 5),
@@ -338,6 +340,10 @@ def plan_orders(rng: random.Random, count: int, now: datetime, unpaid_minutes: i
             # Unpaid and recent: some reservations run out while the demo runs and the job cancels them.
             age = rng.uniform(2, max(3, unpaid_minutes - 1))
             plan.placed_at, plan.paid = now - timedelta(minutes=age), False
+            if plan.channel not in DIRECT_CODES:  # platforms close their own unpaid orders; direct ones expire here
+                plan.channel = rng.choice(DIRECT_CODES)
+                if shopper in overseas:
+                    plan.shopper = rng.choice(domestic[len(regulars):])
             plan.unpaid_window = max(1, round(unpaid_minutes - age))
         else:
             plan.placed_at = placed_moment(rng, now, low, high)

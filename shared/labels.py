@@ -50,3 +50,13 @@ DIFFERENCE = {"missing_here": _l("Missing here"), "missing_there": _l("Missing o
               "status_mismatch": _l("Status differs")}
 DELIVERY_STATUS = {"pending": _l("Pending"), "delivered": _l("Sent"), "retry": _l("Waiting to retry"),
                    "dead": _l("Gave up")}
+# Why an inbox row waits for a person (the English detail from the service follows the label).
+INBOX_ERROR = {
+    "unknown_status": _l("Platform status not in the mapping"), "unmapped_sku": _l("Channel SKU not mapped"),
+    "amounts_do_not_add_up": _l("Amounts do not add up"), "invalid_amount": _l("Invalid amount"),
+    "invalid_quantity": _l("Invalid quantity"), "naive_timestamp": _l("Time without a time zone"),
+    "invalid_timestamp": _l("Unreadable time"), "invalid_json": _l("Not valid JSON"),
+    "missing_field": _l("Required field missing"), "insufficient_stock": _l("Not enough stock"),
+    "address_change_too_late": _l("Address changed after packing"), "processing_failed": _l("Processing failed"),
+    "invalid_phone": _l("Invalid phone number"), "no_lines": _l("No order lines"),
+}
