@@ -59,4 +59,5 @@ INBOX_ERROR = {
     "missing_field": _l("Required field missing"), "insufficient_stock": _l("Not enough stock"),
     "address_change_too_late": _l("Address changed after packing"), "processing_failed": _l("Processing failed"),
     "invalid_phone": _l("Invalid phone number"), "no_lines": _l("No order lines"),
+    "unreadable_payload": _l("Payload in an unexpected shape"),
 }

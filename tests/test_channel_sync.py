@@ -259,6 +259,8 @@ def test_mapping_changes_are_validated_and_audited(sync_channels):
     ("taobao", p.body(p.taobao() | {"receiver_mobile": "call me"}), "invalid_phone"),
     ("shopify", p.body(p.shopify() | {"total_tax": "2.00"}), "amounts_do_not_add_up"),  # tax not in the total
     ("taobao", b"[1, 2, 3]", "invalid_json"),
+    ("shopify", p.body(p.shopify() | {"total_shipping_price_set": ["5.00"]}), "unreadable_payload"),
+    ("jd", p.body(p.jd() | {"itemInfoList": [["SKU-0001", 1]]}), "invalid_type"),
 ])
 def test_bad_payloads_go_to_review_and_change_nothing(sync_channels, platform, payload, code):
     before = reserved("SKU-0001"), order_count()

@@ -157,6 +157,9 @@ def prepare(ids: list[int]) -> list[tuple[InboxItem, CanonicalOrder | None]]:
             parsed.append((item, _parse(item)))
         except ServiceError as problem:
             _to_review(item, problem)
+        except (TypeError, AttributeError, ValueError, KeyError) as error:  # a shape no adapter rule foresaw
+            _to_review(item, PayloadProblem(f"the payload could not be read: {type(error).__name__}: {error}",
+                                            code="unreadable_payload"))
     parsed.sort(key=lambda pair: (pair[1].modified_at if pair[1] else pair[0].received_at, pair[0].id))
     return parsed
 
