@@ -74,7 +74,7 @@ def _process_claimed(claimed: list[int]) -> dict:
 
 @job
 def poll_channel(channel_id: int) -> str:
-    run = polling.poll(channel_id)
+    run = polling.poll(channel_id, db.session.commit)
     return run.status
 
 
@@ -111,7 +111,7 @@ def check_sync_health() -> int:
 
 @job
 def reconcile_channel(channel_id: int, trigger: str = "schedule") -> int:
-    report = reconciliation.reconcile(channel_id, SYSTEM, trigger=trigger)
+    report = reconciliation.reconcile(channel_id, SYSTEM, db.session.commit, trigger=trigger)
     return report.id
 
 

@@ -63,7 +63,8 @@ def simulate_channels(host, port, seed, rate, webhooks, unknown_sku_rate):
         if platform not in ("shopify", "woocommerce") or not url.startswith(("http://", "https://")):
             raise click.BadParameter(f"{item!r}: expected shopify=URL or woocommerce=URL", param_hint="--webhook")
         targets[platform] = (url, DEFAULT_CREDENTIALS[platform]["webhook_secret"])
-    click.echo(f"channel simulator on http://{host}:{port}/<platform>; credentials: shared.simulator.DEFAULT_CREDENTIALS")
+    click.echo(f"channel simulator on http://{host}:{port}/<platform>; "
+               "credentials: shared.simulator.DEFAULT_CREDENTIALS")
     run(host=host, port=port, seed=seed, rate_per_minute=rate, webhook_targets=targets,
         unknown_sku_rate=unknown_sku_rate)
 

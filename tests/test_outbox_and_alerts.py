@@ -140,7 +140,8 @@ def test_reconciliation_reports_and_refetches_what_is_missing(sync_channels):
         p.taobao(tid="1002", created=base, status="TRADE_CLOSED", modified=base + timedelta(minutes=30)),  # behind
         p.taobao(tid="1004", created=base),  # never arrived here
     ]  # 1003 is gone from the platform's list
-    report = reconciliation.reconcile(channel.id, ADMIN, trigger="manual", platform_orders=platform_orders)
+    report = reconciliation.reconcile(channel.id, ADMIN, db.session.commit, trigger="manual",
+                                      platform_orders=platform_orders)
     assert (report.channel_count, report.local_count) == (3, 3)
     assert (report.missing_here, report.missing_there, report.mismatched, report.refetched) == (1, 1, 1, 2)
     kinds = {d.channel_order_id: d.kind for d in reconciliation.differences(report.id)}
@@ -151,7 +152,8 @@ def test_reconciliation_reports_and_refetches_what_is_missing(sync_channels):
     process_inbox(refetched)  # inline mode processed them already; the job is idempotent
     statuses = dict(db.session.execute(select(Order.channel_order_id, Order.status)).all())
     assert statuses["1004"] == "confirmed" and statuses["1002"] == "cancelled"
-    again = reconciliation.reconcile(channel.id, ADMIN, trigger="manual", platform_orders=platform_orders)
+    again = reconciliation.reconcile(channel.id, ADMIN, db.session.commit, trigger="manual",
+                                     platform_orders=platform_orders)
     assert (again.missing_here, again.mismatched) == (0, 0)
 
 

@@ -62,7 +62,8 @@ def test_a_poll_pages_through_the_platform_and_every_order_arrives_once(polled, 
     type(polling.adapter_for(channel.kind)).page_size = 3  # small pages, so paging is exercised
     try:
         # The simulator stamps changes up to the wall clock; a poll a few seconds later sees them settled.
-        run = polling.poll(channel.id, sleep=lambda s: None, now=datetime.now(UTC) + timedelta(seconds=5))
+        run = polling.poll(channel.id, db.session.commit, sleep=lambda s: None,
+                           now=datetime.now(UTC) + timedelta(seconds=5))
     finally:
         type(polling.adapter_for(channel.kind)).page_size = adapter_page
     assert run.status == "ok", run.error
@@ -75,7 +76,8 @@ def test_a_poll_pages_through_the_platform_and_every_order_arrives_once(polled, 
     assert failed == []
     assert set(here) == set(expected)
     assert {cid: o.platform_status for cid, o in here.items()} == expected
-    again = polling.poll(channel.id, sleep=lambda s: None)  # the overlap brings some back: nothing doubles
+    # The overlap brings some back: nothing doubles.
+    again = polling.poll(channel.id, db.session.commit, sleep=lambda s: None)
     assert again.status == "ok" and len(orders_of(channel)) == len(expected)
 
 
@@ -84,7 +86,7 @@ def test_a_failing_page_is_retried_with_backoff(polled, simulator):
     simulator.add_order("taobao", state="paid")
     simulator.fail_next("taobao", 2, kind="http500")
     waits = []
-    run = polling.poll(channel.id, sleep=waits.append)
+    run = polling.poll(channel.id, db.session.commit, sleep=waits.append)
     assert run.status == "ok" and waits == [0.5, 1.0] and len(orders_of(channel)) == 1
 
 
@@ -96,11 +98,12 @@ def test_after_the_retries_the_run_fails_and_the_watermark_stays(polled, simulat
     simulator.add_order("jd", state="paid")
     simulator.fail_next("jd", polling.RETRIES + 1, kind=kind)
     waits = []
-    run = polling.poll(channel.id, sleep=waits.append)
+    run = polling.poll(channel.id, db.session.commit, sleep=waits.append)
     assert run.status == "failed" and "after 3 retries" in run.error and waits == [0.5, 1.0, 2.0]
     assert connection.watermark is None and connection.consecutive_failures == 1 and connection.last_error
     assert orders_of(channel) == {}
-    assert polling.poll(channel.id, sleep=waits.append).status == "ok"  # the next poll asks for the same window
+    # The next poll asks for the same window again.
+    assert polling.poll(channel.id, db.session.commit, sleep=waits.append).status == "ok"
     assert len(orders_of(channel)) == 1 and connection.consecutive_failures == 0
 
 
@@ -109,7 +112,7 @@ def test_a_wrong_app_secret_is_refused_by_the_platform_signature_check(polled, s
     channel_settings.connect(polled[platform], ADMIN, app_secret="not-the-secret")
     db.session.commit()
     simulator.add_order(platform, state="paid")
-    run = polling.poll(polled[platform].id, sleep=lambda s: None)
+    run = polling.poll(polled[platform].id, db.session.commit, sleep=lambda s: None)
     assert run.status == "failed" and orders_of(polled[platform]) == {}
     assert any(word in run.error for word in ("signature", "签名", "sign")), run.error
 
@@ -135,11 +138,11 @@ def test_long_gaps_are_cut_into_windows_the_platform_accepts():
 def test_reconciliation_over_http_finds_and_fetches_an_order_polling_missed(polled, simulator):
     channel = polled["douyin"]
     simulator.add_order("douyin", state="paid")
-    assert polling.poll(channel.id, sleep=lambda s: None).status == "ok"
+    assert polling.poll(channel.id, db.session.commit, sleep=lambda s: None).status == "ok"
     connection = db.session.execute(select(ChannelConnection).where(
         ChannelConnection.channel_id == channel.id)).scalar_one()
     simulator.add_order("douyin", state="paid", created=datetime.now(UTC) - timedelta(hours=30))
-    report = reconciliation.reconcile(channel.id, ADMIN, trigger="manual")
+    report = reconciliation.reconcile(channel.id, ADMIN, db.session.commit, trigger="manual")
     assert report.status == "ok" and report.missing_here == 1 and report.refetched == 1
     assert len(orders_of(channel)) == 2 and connection.watermark is not None
 

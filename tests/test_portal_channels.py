@@ -63,7 +63,8 @@ def order_of(channel, channel_order_id: str) -> Order | None:
 
 
 def manual_report(channel, *platform_orders):
-    return reconciliation.reconcile(channel.id, ADMIN, trigger="manual", platform_orders=list(platform_orders))
+    return reconciliation.reconcile(channel.id, ADMIN, db.session.commit, trigger="manual",
+                                    platform_orders=list(platform_orders))
 
 
 # --- every page, both languages ------------------------------------------------------------------------------

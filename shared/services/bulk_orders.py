@@ -4,8 +4,9 @@ One order at a time costs about fifteen round trips and a commit (measured ~25 m
 a batch shares them. For the new orders of a batch this path does, in a fixed number of statements:
 one look-up of which orders already exist, one of the customers by phone index, one counter upsert per
 channel and day for a range of order numbers, one conditional reservation UPDATE per SKU for the batch's
-total (SKU order, so concurrent batches never deadlock; issued last, just before the commit), and multi-row INSERTs for customers, orders, lines,
-reservations, audit events and outbox rows. Each order is validated exactly as `create_order` validates it.
+total (in SKU order, so concurrent batches never deadlock; issued last, just before the commit), and
+multi-row INSERTs for customers, orders, lines, reservations, audit events and outbox rows. Each order is
+validated exactly as `create_order` validates it.
 
 Anything it cannot do as a whole (stock short for a SKU's total, a row a parallel worker created meanwhile)
 is left to the one-order-at-a-time path, which gives each order its own outcome.
@@ -196,7 +197,8 @@ def create_new(context: ChannelContext, entries: list[tuple[object, CanonicalOrd
         lines = [OrderLine(sku_id=sku.id, sku=sku, quantity=qty, unit_price=price, line_total=price * qty)
                  for sku, qty, price in clean["lines"]]
         order = Order(
-            order_no=numbers[index], channel_id=channel.id, channel=channel, channel_order_id=canonical.channel_order_id,
+            order_no=numbers[index], channel_id=channel.id, channel=channel,
+            channel_order_id=canonical.channel_order_id,
             customer=customers[crypto.blind_index("phone", clean["customer_phone"])],
             warehouse_id=chosen[lines[0].sku_id] if mapping.lifecycle in RESERVING else None,
             status=OrderStatus.PENDING_REVIEW,

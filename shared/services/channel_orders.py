@@ -82,7 +82,8 @@ def check(context: ChannelContext, canonical: CanonicalOrder) -> Mapping:
         raise NeedsReview(
             f"amounts do not add up: lines {format_money(canonical.goods_total)} − discount "
             f"{format_money(canonical.discount)} + shipping {format_money(canonical.shipping_fee)} + tax "
-            f"{format_money(canonical.tax)} ≠ paid {format_money(canonical.paid_amount)}", field="amounts", code="amounts_do_not_add_up")
+            f"{format_money(canonical.tax)} ≠ paid {format_money(canonical.paid_amount)}", field="amounts",
+            code="amounts_do_not_add_up")
     return mapping
 
 

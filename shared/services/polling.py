@@ -74,10 +74,14 @@ def _fetch_with_retries(fetch: Callable, sleep: Callable[[float], None]):
             delay *= 2
 
 
-def poll(channel_id: int, now: datetime | None = None, sleep: Callable[[float], None] = time.sleep,
-         kind: str = "poll", start: datetime | None = None, end: datetime | None = None,
-         transport: httpx.BaseTransport | None = None) -> SyncRun:
-    """Fetch every order modified since the watermark (minus the overlap); store, commit and queue each page."""
+def poll(channel_id: int, commit: Callable[[], None], now: datetime | None = None,
+         sleep: Callable[[float], None] = time.sleep, kind: str = "poll", start: datetime | None = None,
+         end: datetime | None = None, transport: httpx.BaseTransport | None = None) -> SyncRun:
+    """Fetch every order modified since the watermark (minus the overlap); store and queue each page.
+
+    Long work with its own checkpoints: the caller (a job) passes `commit`, called after each page, so the
+    transaction boundaries stay at the edge while a crash keeps what arrived.
+    """
     connection = db.session.execute(select(ChannelConnection).where(ChannelConnection.channel_id == channel_id)
                                     ).scalar_one_or_none()
     if connection is None:
@@ -93,7 +97,7 @@ def poll(channel_id: int, now: datetime | None = None, sleep: Callable[[float], 
                   status="running", pages=0, fetched=0, stored=0, attempt=1)
     db.session.add(run)
     connection.last_poll_at = now
-    db.session.commit()
+    commit()
     waiting: list[int] = []  # stored and committed, not yet handed to a processing job
     try:
         with httpx.Client(timeout=HTTP_TIMEOUT, transport=transport) as client:
@@ -106,7 +110,7 @@ def poll(channel_id: int, now: datetime | None = None, sleep: Callable[[float], 
                         if page.orders else []
                     run.pages, run.fetched, run.stored = run.pages + 1, run.fetched + len(page.orders), \
                         run.stored + len(ids)
-                    db.session.commit()
+                    commit()
                     waiting += ids
                     if len(waiting) >= inbox.BATCH:  # bigger jobs share their fixed costs (measured: 100 → 500)
                         inbox.queue(waiting)
@@ -117,7 +121,7 @@ def poll(channel_id: int, now: datetime | None = None, sleep: Callable[[float], 
                         break
                 if kind == "poll" and (watermark is None or window_end > watermark):
                     connection.watermark = watermark = window_end
-                db.session.commit()
+                commit()
     except PlatformError as error:
         inbox.queue(waiting)  # what was stored before the failure is processed all the same
         db.session.rollback()
@@ -126,13 +130,13 @@ def poll(channel_id: int, now: datetime | None = None, sleep: Callable[[float], 
         run.status, run.error, run.finished_at = "failed", str(error)[:1000], utc_now()
         connection.consecutive_failures += 1
         connection.last_error = str(error)[:1000]
-        db.session.commit()
+        commit()
         log.error("poll channel=%s failed: %s", channel.code, error)
         return run
     inbox.queue(waiting)
     run.status, run.finished_at = "ok", utc_now()
     connection.last_success_at, connection.consecutive_failures, connection.last_error = run.finished_at, 0, None
-    db.session.commit()
+    commit()
     log.info("poll channel=%s pages=%s fetched=%s", channel.code, run.pages, run.fetched)
     return run
 

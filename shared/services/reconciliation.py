@@ -5,6 +5,7 @@ copy here is behind) are fetched again through the inbox automatically. The comp
 ids read with one query; only differences are written, in one multi-row insert.
 """
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -63,9 +64,13 @@ def compare(platform: dict[str, str], ours: dict[str, str | None]) -> tuple[set,
     return missing_here, ours.keys() - platform.keys(), differing_ids - missing_here
 
 
-def reconcile(channel_id: int, actor: Actor, trigger: str = "schedule", now: datetime | None = None,
-              platform_orders: list[dict] | None = None, transport=None) -> ReconciliationReport:
-    """Compare, write the report, and re-fetch what is missing here or behind. `platform_orders` skips HTTP."""
+def reconcile(channel_id: int, actor: Actor, commit: Callable[[], None], trigger: str = "schedule",
+              now: datetime | None = None, platform_orders: list[dict] | None = None,
+              transport=None) -> ReconciliationReport:
+    """Compare, write the report, and re-fetch what is missing here or behind. `platform_orders` skips HTTP.
+
+    The caller passes `commit`: the running report is committed first so a failure is recorded as such.
+    """
     channel = db.session.get(Channel, channel_id)
     if channel is None:
         raise NotFound("no such channel", code="unknown_channel")
@@ -73,7 +78,7 @@ def reconcile(channel_id: int, actor: Actor, trigger: str = "schedule", now: dat
     report = ReconciliationReport(channel_id=channel_id, window_start=now - WINDOW, window_end=now, trigger=trigger,
                                   status="running", started_at=utc_now())
     db.session.add(report)
-    db.session.commit()
+    commit()
     adapter = adapter_for(channel.kind)
     try:
         if platform_orders is None:
@@ -96,14 +101,14 @@ def reconcile(channel_id: int, actor: Actor, trigger: str = "schedule", now: dat
         audit.record(actor, "channel.reconcile", "channel", channel.code,
                      after={"report": report.id, "missing_here": report.missing_here,
                             "missing_there": report.missing_there, "mismatched": report.mismatched})
-        db.session.commit()
+        commit()
         inbox.queue(ids)
     except Exception as error:
         db.session.rollback()
         report = db.session.merge(report)
         report.status, report.error, report.finished_at = "failed", f"{type(error).__name__}: {error}"[:1000], \
             utc_now()
-        db.session.commit()
+        commit()
         raise
     return report
 
