@@ -26,8 +26,9 @@ from shared.lifecycle import OrderStatus
 from shared.models import Customer, Order, OrderLine, OrderNumberSequence, Reservation, StockLevel
 from shared.security import crypto
 from shared.services import audit, outbox
-from shared.services.channel_orders import PLATFORM_HOLD, ChannelContext, _order_data, _payment, _refund, check
-from shared.services.orders import _snapshot, validate_order_data
+from shared.services.channel_orders import (PLATFORM_HOLD, ChannelContext, check, order_data, payment_of,
+                                            refund_of)
+from shared.services.orders import audit_snapshot, validate_order_data
 from shared.timekeeping import local_date, utc_now
 
 S = OrderStatus
@@ -128,9 +129,9 @@ def _settle(order: Order, target: str, paid: bool, reason: str) -> None:
     """Bring a new order to where the platform says it is, with the audit events `create_order` and the
     lifecycle would have written one call at a time."""
     def move(status: str, action: str = "order.transition", why: str = reason) -> None:
-        before = _snapshot(order)
+        before = audit_snapshot(order)
         order.status = status
-        audit.record(SYSTEM, action, "order", order.order_no, before=before, after=_snapshot(order), reason=why)
+        audit.record(SYSTEM, action, "order", order.order_no, before=before, after=audit_snapshot(order), reason=why)
 
     if paid and target != S.PENDING_REVIEW:
         move(S.CONFIRMED, why="paid order passed auto-review")
@@ -154,12 +155,12 @@ def create_new(context: ChannelContext, entries: list[tuple[object, CanonicalOrd
     left, candidates = [], []
     for item, canonical in entries:
         mapping = context.statuses.get(canonical.status_key)
-        paid = mapping is not None and _payment(mapping, canonical) == "paid"
+        paid = mapping is not None and payment_of(mapping, canonical) == "paid"
         try:
             if mapping is None or mapping.lifecycle not in BULK_TARGETS:
                 raise LookupError
             check(context, canonical)
-            clean = validate_order_data(_order_data(context, canonical, paid), channel=channel,
+            clean = validate_order_data(order_data(context, canonical, paid), channel=channel,
                                         skus=context.sku_objects)
         except Exception:  # review reasons, unusual states: the one-at-a-time path says what happened
             left.append((item, canonical))
@@ -202,7 +203,7 @@ def create_new(context: ChannelContext, entries: list[tuple[object, CanonicalOrd
             customer=customers[crypto.blind_index("phone", clean["customer_phone"])],
             warehouse_id=chosen[lines[0].sku_id] if mapping.lifecycle in RESERVING else None,
             status=OrderStatus.PENDING_REVIEW,
-            payment_status="paid" if paid else "unpaid", refund_status=_refund(mapping, canonical),
+            payment_status="paid" if paid else "unpaid", refund_status=refund_of(mapping, canonical),
             currency=clean["currency"], goods_total=clean["goods_total"], shipping_fee=clean["shipping_fee"],
             discount=clean["discount"], tax=clean["tax"], total=clean["total"], receiver_name=clean["receiver"],
             receiver_phone=clean["receiver_phone"],
@@ -211,7 +212,7 @@ def create_new(context: ChannelContext, entries: list[tuple[object, CanonicalOrd
             postal_code=clean["postal_code"], placed_at=clean["placed_at"], paid_at=clean["paid_at"],
             created_at=now, updated_at=now, platform_status=canonical.status_key,
             platform_modified_at=canonical.modified_at, lines=lines)
-        audit.record(SYSTEM, "order.create", "order", order.order_no, after=_snapshot(order))
+        audit.record(SYSTEM, "order.create", "order", order.order_no, after=audit_snapshot(order))
         _settle(order, mapping.lifecycle, paid, f"{PLATFORM_HOLD} {channel.name} status {canonical.status_key}")
         orders.append((item, order, paid))
     db.session.add_all([order for _item, order, _paid in orders])

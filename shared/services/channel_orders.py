@@ -87,11 +87,11 @@ def check(context: ChannelContext, canonical: CanonicalOrder) -> Mapping:
     return mapping
 
 
-def _payment(mapping: Mapping, canonical: CanonicalOrder) -> str:
+def payment_of(mapping: Mapping, canonical: CanonicalOrder) -> str:
     return mapping.payment_status or ("paid" if canonical.paid_at else "unpaid")
 
 
-def _refund(mapping: Mapping, canonical: CanonicalOrder) -> str:
+def refund_of(mapping: Mapping, canonical: CanonicalOrder) -> str:
     if mapping.refund_status:
         return mapping.refund_status
     # A cancellation after payment is a full refund on every platform we speak (Douyin "4", Woo "cancelled").
@@ -113,7 +113,7 @@ def apply(context: ChannelContext, canonical: CanonicalOrder) -> tuple[str, Orde
     return _update(order, canonical, mapping), order
 
 
-def _order_data(context: ChannelContext, canonical: CanonicalOrder, paid: bool) -> dict:
+def order_data(context: ChannelContext, canonical: CanonicalOrder, paid: bool) -> dict:
     return {
         "channel": context.channel.code, "channel_order_id": canonical.channel_order_id,
         "placed_at": canonical.placed_at, "paid_at": (canonical.paid_at or canonical.modified_at) if paid else None,
@@ -132,13 +132,13 @@ def _order_data(context: ChannelContext, canonical: CanonicalOrder, paid: bool) 
 
 def _create(context: ChannelContext, canonical: CanonicalOrder, mapping: Mapping) -> Order:
     """A first sight. Open orders reserve stock; an order first seen closed or already shipped is recorded only."""
-    paid = _payment(mapping, canonical) == "paid"
+    paid = payment_of(mapping, canonical) == "paid"
     target = mapping.lifecycle
     reserve = target in (S.PENDING_REVIEW, S.CONFIRMED, S.ON_HOLD)
-    order = order_service.create_order(_order_data(context, canonical, paid), SYSTEM, reserve=reserve,
+    order = order_service.create_order(order_data(context, canonical, paid), SYSTEM, reserve=reserve,
                                        auto_confirm=paid and target != S.PENDING_REVIEW)
     order.platform_status, order.platform_modified_at = canonical.status_key, canonical.modified_at
-    order.refund_status = _refund(mapping, canonical)
+    order.refund_status = refund_of(mapping, canonical)
     reason = f"{PLATFORM_HOLD} {context.channel.name} status {canonical.status_key}"
     if target == S.ON_HOLD:
         order_service.transition_order(order, S.ON_HOLD, SYSTEM, reason)
@@ -168,7 +168,7 @@ def _update(order: Order, canonical: CanonicalOrder, mapping: Mapping) -> str:
         raise NeedsReview(f"the address changed on the platform after {order.order_no} was {order.status}",
                           field="shipping_address", code="address_change_too_late")
     before_status = (order.status, order.payment_status, order.refund_status)
-    if _payment(mapping, canonical) == "paid" and order.payment_status == "unpaid" and order.status not in FINISHED:
+    if payment_of(mapping, canonical) == "paid" and order.payment_status == "unpaid" and order.status not in FINISHED:
         order_service.record_payment(order, canonical.paid_at or canonical.modified_at, SYSTEM)
     if changes and order.status in NOT_YET_PACKED:
         before = _masked_address({name: getattr(order, name) for name in ADDRESS_FIELDS})
@@ -177,7 +177,7 @@ def _update(order: Order, canonical: CanonicalOrder, mapping: Mapping) -> str:
         order_service.address_changed(order, SYSTEM, before, _masked_address(
             {name: getattr(order, name) for name in ADDRESS_FIELDS}), sorted(changes))
     _follow_lifecycle(order, mapping.lifecycle, canonical)
-    refund = _refund(mapping, canonical)
+    refund = refund_of(mapping, canonical)
     if refund != order.refund_status:
         order_service.record_refund_status(order, refund, SYSTEM, f"platform status {canonical.status_key}")
     order.platform_status, order.platform_modified_at = canonical.status_key, canonical.modified_at

@@ -163,7 +163,7 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
             lines=[OrderLine(sku_id=sku.id, sku=sku, quantity=qty, unit_price=price, line_total=price * qty)
                    for sku, qty, price in clean["lines"]],
         )
-        audit.record(actor, "order.create", "order", order.order_no, after=_snapshot(order))
+        audit.record(actor, "order.create", "order", order.order_no, after=audit_snapshot(order))
         if auto_confirm:
             _confirm_on_creation(order)
         db.session.add(order)
@@ -184,13 +184,13 @@ def _confirm_on_creation(order: Order) -> None:
     """A paid order passes auto-review: it is created confirmed, and the move is audited as the system's."""
     transition = find_transition(OrderStatus.PENDING_REVIEW, OrderStatus.CONFIRMED)
     assert SYSTEM.role in transition.roles and transition.guards == ("has_lines",)
-    before = _snapshot(order)
+    before = audit_snapshot(order)
     order.status = OrderStatus.CONFIRMED
-    audit.record(SYSTEM, "order.transition", "order", order.order_no, before=before, after=_snapshot(order),
+    audit.record(SYSTEM, "order.transition", "order", order.order_no, before=before, after=audit_snapshot(order),
                  reason="paid order passed auto-review")
 
 
-def _snapshot(order: Order) -> dict:
+def audit_snapshot(order: Order) -> dict:
     return {"status": order.status, "payment_status": order.payment_status, "refund_status": order.refund_status,
             "total": order.total, "currency": order.currency, "warehouse_id": order.warehouse_id}
 
@@ -233,7 +233,7 @@ def _apply(order: Order, transition: Transition, actor: Actor, reason: str | Non
         if problem:
             raise InvalidTransition(f"cannot move {order.order_no} to {transition.target}: {problem}",
                                     field="to", code="guard_failed")
-    before = _snapshot(order)
+    before = audit_snapshot(order)
     for effect in transition.effects:
         EFFECTS[effect](order, actor)
     if transition.target == OrderStatus.ON_HOLD:
@@ -243,7 +243,7 @@ def _apply(order: Order, transition: Transition, actor: Actor, reason: str | Non
     order.status = transition.target
     order.updated_at = utc_now()
     db.session.flush()
-    audit.record(actor, "order.transition", "order", order.order_no, before=before, after=_snapshot(order),
+    audit.record(actor, "order.transition", "order", order.order_no, before=before, after=audit_snapshot(order),
                  reason=reason)
     outbox.order_event(order, f"order.{order.status}")
     return order
@@ -276,11 +276,11 @@ def release_hold(order: Order, actor: Actor, reason: str | None) -> Order:
     if actor.role not in RELEASE_HOLD_ROLES:
         raise Forbidden(f"the {actor.role} role may not release a hold", field="to", code="transition_forbidden")
     reason = check.text(reason, "reason", 500)
-    before = _snapshot(order)
+    before = audit_snapshot(order)
     order.status, order.status_before_hold, order.hold_reason = order.status_before_hold, None, None
     order.updated_at = utc_now()
     db.session.flush()
-    audit.record(actor, "order.release_hold", "order", order.order_no, before=before, after=_snapshot(order),
+    audit.record(actor, "order.release_hold", "order", order.order_no, before=before, after=audit_snapshot(order),
                  reason=reason)
     outbox.order_event(order, "order.hold_released")
     return order
@@ -303,13 +303,13 @@ def record_payment(order: Order, paid_at: datetime, actor: Actor) -> Order:
         raise Conflict(f"{order.order_no} is already paid", code="already_paid")
     if order.status in (OrderStatus.CANCELLED, OrderStatus.CLOSED):
         raise Conflict(f"{order.order_no} is {order.status}", code="order_closed")
-    before = _snapshot(order)
+    before = audit_snapshot(order)
     order.payment_status, order.paid_at, order.updated_at = "paid", paid_at, utc_now()
     for reservation in order.reservations:
         if reservation.status == "active":
             reservation.expires_at = None
     db.session.flush()
-    audit.record(actor, "order.payment", "order", order.order_no, before=before, after=_snapshot(order))
+    audit.record(actor, "order.payment", "order", order.order_no, before=before, after=audit_snapshot(order))
     outbox.order_event(order, "order.paid")
     return order
 
@@ -321,9 +321,9 @@ def record_refund_status(order: Order, refund_status: str, actor: Actor, reason:
     """The platform's refund state (requested, partly or fully refunded), audited and announced."""
     if refund_status not in REFUND_STATUSES:
         raise ValidationFailed(f"{refund_status!r} is not a refund status", field="refund_status")
-    before = _snapshot(order)
+    before = audit_snapshot(order)
     order.refund_status, order.updated_at = refund_status, utc_now()
-    audit.record(actor, "order.refund_status", "order", order.order_no, before=before, after=_snapshot(order),
+    audit.record(actor, "order.refund_status", "order", order.order_no, before=before, after=audit_snapshot(order),
                  reason=reason)
     outbox.order_event(order, "order.refund_changed")
     return order
@@ -333,9 +333,9 @@ def record_platform_state(order: Order, status: str, actor: Actor, reason: str) 
     """An order first seen already shipped or completed elsewhere: recorded as such, with no stock moved."""
     if status not in (OrderStatus.SHIPPED, OrderStatus.COMPLETED) or order.reservations:
         raise InvalidTransition(f"{order.order_no} cannot be recorded as {status}", code="invalid_transition")
-    before = _snapshot(order)
+    before = audit_snapshot(order)
     order.status, order.updated_at = status, utc_now()
-    audit.record(actor, "order.platform_state", "order", order.order_no, before=before, after=_snapshot(order),
+    audit.record(actor, "order.platform_state", "order", order.order_no, before=before, after=audit_snapshot(order),
                  reason=reason)
     outbox.order_event(order, f"order.{status}")
     return order
