@@ -36,9 +36,11 @@ def _refuse(channel_code: str, status: int, reason: str, message: str, size: int
 @bp.post("/hooks/<channel_code>")
 @csrf.exempt
 def receive(channel_code: str):
-    channel = db.session.execute(select(Channel).where(Channel.code == channel_code.upper()[:2],
-                                                       Channel.active)).scalar_one_or_none()
-    if channel is None or len(channel_code) != 2:
+    channel = None
+    if len(channel_code) == 2:  # channel codes are two letters
+        channel = db.session.execute(select(Channel).where(Channel.code == channel_code.upper(),
+                                                           Channel.active)).scalar_one_or_none()
+    if channel is None:
         return _refuse(channel_code, 404, "unknown_channel", f"no active channel {channel_code!r}")
     if not takes_webhooks(channel.kind):
         return _refuse(channel_code, 404, "no_webhooks", f"{channel.name} is synced by polling, not webhooks")
