@@ -1,4 +1,5 @@
 """What every platform adapter provides: reading its order format, its status table, and its polling call."""
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -32,7 +33,7 @@ class PlatformError(Exception):
 StatusRow = tuple[str, str | None, str | None]
 
 
-class Adapter:
+class Adapter(ABC):
     kind: str = ""
     rounding_tolerance = Decimal("0.00")  # how far the platform's own rounding may leave the sum from "paid"
     page_size = 100
@@ -40,16 +41,17 @@ class Adapter:
     webhook_signature_header: str | None = None  # platforms that push signed webhooks
     default_status_map: dict[str, StatusRow] = {}
 
+    @abstractmethod
     def external_id(self, raw: dict) -> str | None:
         """The platform's order id, read cheaply at receipt (before full parsing) for search and grouping."""
-        raise NotImplementedError
 
+    @abstractmethod
     def parse(self, raw: dict, zone: str) -> CanonicalOrder:
-        raise NotImplementedError
+        """The platform's order as one canonical order; PayloadProblem when it cannot be read faithfully."""
 
+    @abstractmethod
     def status_of(self, raw: dict) -> str | None:
         """The status key alone, read cheaply (reconciliation compares millions of them)."""
-        raise NotImplementedError
 
     def is_ping(self, raw: dict) -> bool:
         """A webhook that carries no order (e.g. WooCommerce's test delivery)."""
@@ -58,7 +60,7 @@ class Adapter:
     def fetch_page(self, client: httpx.Client, creds: Credentials, start: datetime, end: datetime,
                    cursor) -> Page:
         """One page of orders modified in [start, end]; cursor None asks for the first page."""
-        raise NotImplementedError
+        raise PlatformError(f"{self.kind} orders are imported, not polled")
 
     @staticmethod
     def _json(response: httpx.Response) -> object:

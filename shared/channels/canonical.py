@@ -120,15 +120,19 @@ def local_time(value, zone: str, field_name: str) -> datetime:
     return moment.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
-def offset_time(value, field_name: str) -> datetime:
-    """ISO 8601 that must carry an offset (Shopify): a naive timestamp is not guessed."""
+def _iso(value, field_name: str) -> datetime:
     if not isinstance(value, str):
         raise PayloadProblem(f"{field_name} must be an ISO 8601 time", field=field_name, code="invalid_timestamp")
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise PayloadProblem(f"{field_name} is not an ISO 8601 time: {value!r}", field=field_name,
                              code="invalid_timestamp") from None
+
+
+def offset_time(value, field_name: str) -> datetime:
+    """ISO 8601 that must carry an offset (Shopify): a naive timestamp is not guessed."""
+    moment = _iso(value, field_name)
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise PayloadProblem(f"{field_name} has no time zone offset: {value!r}", field=field_name,
                              code="naive_timestamp")
@@ -137,13 +141,7 @@ def offset_time(value, field_name: str) -> datetime:
 
 def gmt_time(value, field_name: str) -> datetime:
     """WooCommerce `*_gmt` fields: ISO 8601 without an offset that is UTC by the field's definition."""
-    if not isinstance(value, str):
-        raise PayloadProblem(f"{field_name} must be an ISO 8601 time", field=field_name, code="invalid_timestamp")
-    try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise PayloadProblem(f"{field_name} is not an ISO 8601 time: {value!r}", field=field_name,
-                             code="invalid_timestamp") from None
+    moment = _iso(value, field_name)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
