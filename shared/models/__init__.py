@@ -3,6 +3,8 @@ from shared.models.audit import AccessLogEntry, AuditChainHead, AuditEvent
 from shared.models.catalog import Sku, Warehouse
 from shared.models.channel import Channel, OrderNumberSequence
 from shared.models.customer import Customer, CustomerAddress
+from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
+                                      TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
 from shared.models.staff import ApiToken, StaffUser
 from shared.models.stock import Reservation, StockLevel, StockMovement
@@ -15,5 +17,6 @@ __all__ = [
     "Order", "OrderLine", "OrderNumberSequence", "Reservation", "Sku", "StaffUser", "StockLevel",
     "StockMovement", "Warehouse", "ChannelConnection", "InboxItem", "OutboxEvent", "ReconciliationDifference",
     "ReconciliationReport", "SkuMapping", "StatusMapping", "SyncAlert", "SyncRun", "WebhookDelivery",
-    "WebhookRejection", "WebhookSubscription",
+    "WebhookRejection", "WebhookSubscription", "Bin", "CarrierAttempt", "Device", "FulfilmentAlarm", "Lot",
+    "PickTask", "ScanEvent", "Shipment", "TrackingEvent", "Wave",
 ]

@@ -16,6 +16,7 @@ class Sku(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     safety_stock: Mapped[int] = mapped_column(Integer, default=0)
     batch_tracked: Mapped[bool] = mapped_column(Boolean, default=False)
+    cold_chain: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # ships cold only
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
 
@@ -28,5 +29,7 @@ class Warehouse(db.Model):
     name: Mapped[str] = mapped_column(String(120))
     province: Mapped[str] = mapped_column(String(40))
     city: Mapped[str] = mapped_column(String(40))
+    cold_chain: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # can keep and ship cold
+    carriers: Mapped[str] = mapped_column(String(100), default="SF,YTO", server_default="SF,YTO")  # first, backups
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)

@@ -1,0 +1,458 @@
+"""Fulfilment: allocation to one warehouse, receipts into lots, waves with first-expiry-first-out pick tasks,
+and the handheld scans that pick, pack (with a waybill, falling back to a backup carrier) and load.
+
+Stock: `StockLevel` says what the merchant owns per warehouse (the ledger moves it at shipment); `Lot` says
+where those units lie (bin, batch, dates). A pick takes units out of a lot's bin; the ledger records the
+shipment when the parcel is loaded.
+"""
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from shared.actors import SYSTEM, Actor
+from shared.data.places import distance_km, locate
+from shared.extensions import db
+from shared.lifecycle import OrderStatus
+from shared.models import (Bin, CarrierAttempt, Device, Lot, Order, PickTask, Reservation, ScanEvent, Shipment, Sku,
+                           StockLevel, Warehouse, Wave)
+from shared.services import audit
+from shared.services import orders as order_service
+from shared.services import stock as stock_service
+from shared.services import validation as check
+from shared.services.errors import Conflict, Forbidden, InsufficientStock, NotFound, ValidationFailed
+from shared.timekeeping import as_utc, utc_now
+
+S = OrderStatus
+SHIP_WITHIN = timedelta(hours=24)  # the promise to ship, counted from payment
+TIER_WEIGHT = {"vip": 300, "gold": 200, "silver": 100}
+OPEN_SHIPMENT = ("allocated", "waved", "picking", "picked", "packed")
+
+
+class ScanRefused(Conflict):
+    code = "scan_refused"
+
+
+# ------------------------------------------------------------------------------------------ allocation
+
+def priority_of(order: Order, now: datetime) -> int:
+    """Higher first: customer tier, then how close the promised ship-by time is, then the order's age."""
+    paid = as_utc(order.paid_at or order.placed_at)
+    minutes_left = (paid + SHIP_WITHIN - now).total_seconds() / 60
+    urgency = max(0, int(SHIP_WITHIN.total_seconds() / 60 - minutes_left)) // 10
+    age = int((now - as_utc(order.placed_at)).total_seconds() // 600)
+    return TIER_WEIGHT.get(order.customer.tier if order.customer else "", 0) + urgency + age
+
+
+def _needs(order: Order) -> dict[int, int]:
+    needs: dict[int, int] = defaultdict(int)
+    for line in order.lines:
+        needs[line.sku_id] += line.quantity
+    return needs
+
+
+def candidate_warehouses(order: Order) -> list[tuple[Warehouse, float]]:
+    """Warehouses that can ship every line (counting the order's own reservations there), nearest first.
+
+    A cold-chain SKU rules out every warehouse that cannot keep it cold."""
+    needs = _needs(order)
+    cold = any(line.sku.cold_chain for line in order.lines)
+    free: dict[tuple[int, int], int] = {}
+    for level in db.session.execute(select(StockLevel).where(StockLevel.sku_id.in_(list(needs)))).scalars():
+        free[(level.warehouse_id, level.sku_id)] = level.available
+    for reservation in db.session.execute(select(Reservation).where(Reservation.order_id == order.id,
+                                                                    Reservation.status == "active")).scalars():
+        key = (reservation.warehouse_id, reservation.sku_id)
+        free[key] = free.get(key, 0) + reservation.quantity
+    receiver = locate(order.province, order.city)
+    found = []
+    for warehouse in db.session.execute(select(Warehouse).where(Warehouse.active).order_by(Warehouse.id)).scalars():
+        if cold and not warehouse.cold_chain:
+            continue
+        if all(free.get((warehouse.id, sku_id), 0) >= qty for sku_id, qty in needs.items()):
+            found.append((warehouse, distance_km(locate(warehouse.province, warehouse.city), receiver)))
+    return sorted(found, key=lambda pair: (pair[1], pair[0].id))
+
+
+def _move_reservations(order: Order, warehouse_id: int) -> None:
+    """Bring every active reservation of the order into one warehouse (conditional take, then release)."""
+    for reservation in db.session.execute(select(Reservation).where(
+            Reservation.order_id == order.id, Reservation.status == "active",
+            Reservation.warehouse_id != warehouse_id)).scalars().all():
+        taken = db.session.execute(
+            update(StockLevel).where(StockLevel.sku_id == reservation.sku_id, StockLevel.warehouse_id == warehouse_id,
+                                     StockLevel.on_hand - StockLevel.reserved - StockLevel.held >= reservation.quantity)
+            .values(reserved=StockLevel.reserved + reservation.quantity, updated_at=utc_now())
+            .execution_options(synchronize_session=False)).rowcount
+        if taken != 1:
+            raise InsufficientStock("the stock moved meanwhile; allocate again", code="insufficient_stock")
+        db.session.execute(
+            update(StockLevel).where(StockLevel.sku_id == reservation.sku_id,
+                                     StockLevel.warehouse_id == reservation.warehouse_id)
+            .values(reserved=StockLevel.reserved - reservation.quantity, updated_at=utc_now())
+            .execution_options(synchronize_session=False))
+        reservation.warehouse_id = warehouse_id
+
+
+def allocate(order: Order, actor: Actor, now: datetime | None = None) -> Shipment:
+    """Allocate a confirmed, paid order to the nearest warehouse that can ship all of it (one shipment).
+
+    The order row is locked and its status checked, and the database allows one open shipment per order, so
+    two clerks (or a clerk and the job) can never allocate the same order to two warehouses."""
+    now = now or utc_now()
+    db.session.refresh(order, with_for_update={"of": Order})
+    if order.status == S.ALLOCATED or db.session.execute(select(Shipment.id).where(
+            Shipment.order_id == order.id, Shipment.status.in_(OPEN_SHIPMENT))).first():
+        raise Conflict(f"{order.order_no} is already allocated", field="order_no", code="already_allocated")
+    if order.status != S.CONFIRMED:
+        raise Conflict(f"{order.order_no} is {order.status}; only confirmed orders are allocated", field="order_no",
+                       code="invalid_transition")
+    candidates = candidate_warehouses(order)
+    if not candidates:
+        cold = any(line.sku.cold_chain for line in order.lines)
+        raise Conflict(f"no {'cold-chain ' if cold else ''}warehouse holds every line of {order.order_no}",
+                       field="order_no", code="no_warehouse")
+    warehouse, distance = candidates[0]
+    with db.session.begin_nested():
+        _move_reservations(order, warehouse.id)
+        order.warehouse_id = warehouse.id
+        order_service.transition_order(order, S.ALLOCATED, actor)
+        shipment = Shipment(order_id=order.id, order=order, warehouse_id=warehouse.id, status="allocated",
+                            priority=priority_of(order, now), allocated_at=now,
+                            ship_by=as_utc(order.paid_at or order.placed_at) + SHIP_WITHIN,
+                            carrier_code=(warehouse.carriers or "SF").split(",")[0].strip())
+        db.session.add(shipment)
+        db.session.flush()
+    audit.record(actor, "shipment.allocate", "order", order.order_no,
+                 after={"warehouse": warehouse.code, "distance_km": round(distance), "priority": shipment.priority})
+    return shipment
+
+
+def allocation_queue(limit: int = 500) -> list[int]:
+    """Confirmed paid orders waiting for a warehouse, oldest first (the job allocates them)."""
+    return db.session.execute(select(Order.id).where(Order.status == S.CONFIRMED, Order.payment_status == "paid")
+                              .order_by(Order.placed_at, Order.id).limit(limit)).scalars().all()
+
+
+# ------------------------------------------------------------------------------------------ receipts and lots
+
+def receive(sku_code: str, warehouse_code: str, bin_code: str, quantity, actor: Actor, lot_no: str | None = None,
+            produced_on: date | None = None, expires_on: date | None = None, today: date | None = None) -> Lot:
+    """Units arriving into a bin: a lot (with dates when the SKU is batch-tracked) and a receipt in the ledger."""
+    sku = stock_service.get_sku(sku_code)
+    warehouse = stock_service.get_warehouse(warehouse_code)
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+        raise ValidationFailed("quantity must be a positive whole number", field="quantity", code="invalid_quantity")
+    bin_ = db.session.execute(select(Bin).where(Bin.warehouse_id == warehouse.id,
+                                                Bin.code == check.text(bin_code, "bin", 32))).scalar_one_or_none()
+    if bin_ is None:
+        raise NotFound(f"no bin {bin_code} in {warehouse.code}", field="bin", code="unknown_bin")
+    if sku.batch_tracked and (not lot_no or expires_on is None):
+        raise ValidationFailed(f"{sku.code} is batch-tracked: give the batch number and expiry date", field="lot_no",
+                               code="batch_required")
+    today = today or date.today()
+    if expires_on is not None and expires_on <= today:
+        raise ValidationFailed(f"batch {lot_no} expired on {expires_on}", field="expires_on", code="expired_batch")
+    if produced_on and expires_on and produced_on >= expires_on:
+        raise ValidationFailed("the production date is after the expiry date", field="produced_on",
+                               code="invalid_dates")
+    on_bin = db.session.execute(select(func.coalesce(func.sum(Lot.quantity), 0)).where(Lot.bin_id == bin_.id)).scalar()
+    if on_bin + quantity > bin_.capacity:
+        raise Conflict(f"bin {bin_.code} holds {bin_.capacity}; {on_bin} are in it", field="quantity",
+                       code="bin_full")
+    lot = Lot(sku_id=sku.id, warehouse_id=warehouse.id, bin_id=bin_.id, lot_no=check.text(lot_no or "-", "lot_no", 40),
+              produced_on=produced_on, expires_on=expires_on, received_at=utc_now(), quantity=quantity, allocated=0)
+    db.session.add(lot)
+    stock_service.adjust_stock(sku.code, warehouse.code, quantity, f"receipt into {bin_.code}, batch {lot.lot_no}",
+                               actor, kind="receipt")
+    db.session.flush()
+    return lot
+
+
+def near_expiry(warehouse_code: str | None = None, within_days: int = 90, today: date | None = None) -> list[Lot]:
+    today = today or date.today()
+    query = select(Lot).where(Lot.expires_on.is_not(None), Lot.expires_on <= today + timedelta(days=within_days),
+                              Lot.quantity > 0).order_by(Lot.expires_on, Lot.id)
+    if warehouse_code:
+        query = query.where(Lot.warehouse_id == stock_service.get_warehouse(warehouse_code).id)
+    return db.session.execute(query).scalars().all()
+
+
+# ------------------------------------------------------------------------------------------ waves
+
+def next_cutoff(now: datetime, hour: int = 16) -> datetime:
+    """Today's carrier cut-off in the merchant's zone, or tomorrow's once it has passed."""
+    zone = ZoneInfo(current_app.config["MERCHANT_TIMEZONE"])
+    local = now.astimezone(zone)
+    cutoff = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return (cutoff if cutoff > local else cutoff + timedelta(days=1)).astimezone(now.tzinfo)
+
+
+def plan_waves(warehouse_code: str, actor: Actor, now: datetime | None = None, limit: int = 20_000) -> list[Wave]:
+    """Group the warehouse's allocated shipments by carrier into waves for the next cut-off, highest priority first."""
+    now = now or utc_now()
+    warehouse = stock_service.get_warehouse(warehouse_code)
+    shipments = db.session.execute(
+        select(Shipment.id, Shipment.carrier_code).where(Shipment.warehouse_id == warehouse.id,
+                                                         Shipment.status == "allocated")
+        .order_by(Shipment.priority.desc(), Shipment.allocated_at, Shipment.id).limit(limit)).all()
+    by_carrier: dict[str, list[int]] = defaultdict(list)
+    for shipment_id, carrier in shipments:
+        by_carrier[carrier or "SF"].append(shipment_id)
+    cutoff = next_cutoff(now)
+    waves = []
+    for carrier, ids in sorted(by_carrier.items()):
+        wave = Wave(warehouse_id=warehouse.id, carrier_code=carrier, cutoff_at=cutoff, status="planned",
+                    order_count=len(ids), released_count=0, task_count=0, short_count=0, created_at=now)
+        db.session.add(wave)
+        db.session.flush()
+        for start in range(0, len(ids), 5000):
+            db.session.execute(update(Shipment).where(Shipment.id.in_(ids[start:start + 5000]))
+                               .values(wave_id=wave.id, status="waved").execution_options(synchronize_session=False))
+        audit.record(actor, "wave.plan", "wave", wave.id, after={"warehouse": warehouse.code, "carrier": carrier,
+                                                                  "orders": len(ids)})
+        waves.append(wave)
+    return waves
+
+
+def start_release(wave_id: int, actor: Actor) -> Wave:
+    wave = db.session.execute(select(Wave).where(Wave.id == wave_id).with_for_update(of=Wave)).scalar_one_or_none()
+    if wave is None:
+        raise NotFound("no such wave", code="wave_not_found")
+    if wave.status != "planned":
+        raise Conflict(f"wave {wave.id} is {wave.status}", code="wave_not_planned")
+    wave.status = "releasing"
+    audit.record(actor, "wave.release", "wave", wave.id, after={"orders": wave.order_count})
+    return wave
+
+
+def release_chunk(wave_id: int, today: date, limit: int = 500) -> int:
+    """Turn up to `limit` of a releasing wave's shipments into pick tasks; returns how many were handled.
+
+    Lots are taken first-expiry-first-out (first received where there is no expiry), expired lots never;
+    a shipment no lots can cover goes back to `allocated` (counted as short)."""
+    wave = db.session.get(Wave, wave_id)
+    shipments = db.session.execute(select(Shipment).where(Shipment.wave_id == wave_id, Shipment.status == "waved")
+                                   .order_by(Shipment.priority.desc(), Shipment.id).limit(limit)).scalars().all()
+    if not shipments:
+        return 0
+    sku_ids = {line.sku_id for shipment in shipments for line in shipment.order.lines}
+    lots: dict[int, list[Lot]] = defaultdict(list)
+    for lot in db.session.execute(
+            select(Lot).where(Lot.warehouse_id == wave.warehouse_id, Lot.sku_id.in_(list(sku_ids)),
+                              Lot.quantity > Lot.allocated,
+                              (Lot.expires_on.is_(None)) | (Lot.expires_on > today))
+            .order_by(Lot.sku_id, Lot.expires_on.is_(None), Lot.expires_on, Lot.received_at, Lot.id)
+            .with_for_update(of=Lot)).scalars():
+        lots[lot.sku_id].append(lot)
+    for shipment in shipments:
+        planned = []
+        for line in shipment.order.lines:
+            wanted = line.quantity
+            for lot in lots[line.sku_id]:
+                take = min(wanted, lot.quantity - lot.allocated)
+                if take > 0:
+                    planned.append((lot, take))
+                    wanted -= take
+                if wanted == 0:
+                    break
+            if wanted:
+                break
+        else:
+            for lot, take in planned:
+                lot.allocated += take
+                db.session.add(PickTask(wave_id=wave.id, shipment_id=shipment.id, sku_id=lot.sku_id, lot_id=lot.id,
+                                        bin_id=lot.bin_id, walk_order=lot.bin.walk_order, quantity=take, picked=0,
+                                        status="open"))
+            shipment.status = "picking"
+            wave.task_count += len(planned)
+            order_service.transition_order(shipment.order, S.PICKING, SYSTEM)
+            continue
+        shipment.status, shipment.wave_id = "allocated", None  # short: waits for stock and the next wave
+        wave.short_count += 1
+    wave.released_count += len(shipments)
+    return len(shipments)
+
+
+def finish_release(wave_id: int) -> Wave:
+    wave = db.session.get(Wave, wave_id)
+    wave.status, wave.released_at = "released", utc_now()
+    return wave
+
+
+def pick_list(wave_id: int) -> list[PickTask]:
+    """The wave's tasks in walking order through the bins."""
+    return db.session.execute(select(PickTask).where(PickTask.wave_id == wave_id)
+                              .order_by(PickTask.walk_order, PickTask.bin_id, PickTask.id)).scalars().all()
+
+
+# ------------------------------------------------------------------------------------------ scans
+
+def device_for_token(token: str) -> Device:
+    import hashlib
+
+    device = db.session.execute(select(Device).where(
+        Device.token_hash == hashlib.sha256(token.encode()).hexdigest(), Device.active)).scalar_one_or_none()
+    if device is None:
+        raise Forbidden("unknown or disabled device token", code="device_refused")
+    return device
+
+
+def register_device(name: str, warehouse_code: str, actor: Actor) -> tuple[Device, str]:
+    """A new handheld and its token (shown once)."""
+    import hashlib
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    device = Device(name=check.text(name, "name", 60), warehouse_id=stock_service.get_warehouse(warehouse_code).id,
+                    token_hash=hashlib.sha256(token.encode()).hexdigest(), active=True)
+    db.session.add(device)
+    db.session.flush()
+    audit.record(actor, "device.register", "device", device.id, after={"name": device.name})
+    return device, token
+
+
+def record_scan(device: Device, kind: str, payload: dict, accepted: bool, message: str,
+                shipment_id: int | None = None) -> ScanEvent:
+    event = ScanEvent(device_id=device.id, operator=str(payload.get("operator") or "")[:60] or "unknown",
+                      station=(str(payload.get("station"))[:40] if payload.get("station") else None), kind=kind,
+                      shipment_id=shipment_id, payload=payload, accepted=accepted, message=message[:300],
+                      occurred_at=utc_now())
+    db.session.add(event)
+    return event
+
+
+def _refuse(message: str, field: str | None = None):
+    raise ScanRefused(message, field=field)
+
+
+def pick(device: Device, payload: dict, today: date | None = None) -> PickTask:
+    """Pick `quantity` of the task's SKU and batch from its bin; wrong bin, SKU, batch or too many are refused."""
+    today = today or date.today()
+    task_id = payload.get("task")
+    task = db.session.execute(select(PickTask).where(PickTask.id == task_id).with_for_update(of=PickTask)
+                              ).scalar_one_or_none() if isinstance(task_id, int) and not isinstance(task_id, bool) \
+        else None
+    if task is None:
+        _refuse(f"no pick task {task_id!r}", "task")
+    shipment = db.session.get(Shipment, task.shipment_id)
+    if shipment.warehouse_id != device.warehouse_id:
+        _refuse("this task belongs to another warehouse", "task")
+    if task.status == "done":
+        _refuse(f"task {task.id} is already picked", "task")
+    if payload.get("bin") != task.bin.code:
+        _refuse(f"wrong bin: go to {task.bin.code}", "bin")
+    if payload.get("sku") != task.sku.code:
+        _refuse(f"wrong SKU: this task takes {task.sku.code}", "sku")
+    if payload.get("lot") != task.lot.lot_no:
+        _refuse(f"wrong batch: take batch {task.lot.lot_no}", "lot")
+    if task.lot.expires_on is not None and task.lot.expires_on <= today:
+        _refuse(f"batch {task.lot.lot_no} has expired: set it aside and call the supervisor", "lot")
+    quantity = payload.get("quantity")
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+        _refuse("quantity must be a positive whole number", "quantity")
+    if quantity > task.lot.quantity:
+        _refuse(f"the bin holds only {task.lot.quantity} of batch {task.lot.lot_no}", "quantity")
+    if task.picked + quantity > task.quantity:
+        _refuse(f"over-pick: the task needs {task.quantity - task.picked} more", "quantity")
+    now = utc_now()
+    task.picked += quantity
+    task.lot.quantity -= quantity
+    task.lot.allocated -= quantity
+    task.device_id, task.started_at = device.id, task.started_at or now
+    task.status = "done" if task.picked == task.quantity else "picking"
+    task.done_at = now if task.status == "done" else None
+    if shipment.picked_at is None and not db.session.execute(select(PickTask.id).where(
+            PickTask.shipment_id == shipment.id, PickTask.status != "done", PickTask.id != task.id)).first() \
+            and task.status == "done":
+        shipment.status, shipment.picked_at = "picked", now
+    return task
+
+
+def pack(device: Device, payload: dict, carriers) -> Shipment:
+    """Pack a fully picked order into a box and get its waybill (the warehouse's carriers in order)."""
+    order_no = payload.get("order")
+    try:
+        order = order_service.get_order(str(order_no or ""), for_update=True)
+    except (NotFound, ValidationFailed):
+        _refuse(f"no order {order_no!r}", "order")
+    shipment = db.session.execute(select(Shipment).where(Shipment.order_id == order.id,
+                                                         Shipment.status != "cancelled")).scalar_one_or_none()
+    if shipment is None or shipment.warehouse_id != device.warehouse_id:
+        _refuse(f"{order.order_no} is not for this warehouse", "order")
+    if shipment.status in ("packed", "shipped", "delivered"):
+        _refuse(f"{order.order_no} is packed already (box {shipment.box_code})", "order")
+    if shipment.status != "picked":
+        _refuse(f"{order.order_no} is not fully picked yet", "order")
+    box = check.text(payload.get("box"), "box", 40)
+    request_waybill(shipment, carriers)
+    shipment.status, shipment.box_code, shipment.packed_at = "packed", box, utc_now()
+    order_service.transition_order(order, S.PACKED, SYSTEM)
+    return shipment
+
+
+def request_waybill(shipment: Shipment, carriers) -> None:
+    """Ask the warehouse's carriers in order; a refusal is logged and the next carrier is asked."""
+    from shared.carriers.waybills import CarrierRefused, CarrierUnavailable, WaybillRequest
+
+    order, warehouse = shipment.order, shipment.warehouse
+    codes = [c.strip() for c in (warehouse.carriers or "SF").split(",") if c.strip()]
+    request = WaybillRequest(
+        order_code=order.order_no, carrier_code=codes[0],
+        sender={"Name": warehouse.name, "Mobile": "4000000000", "ProvinceName": warehouse.province,
+                "CityName": warehouse.city, "ExpAreaName": warehouse.city, "Address": warehouse.name},
+        receiver={"Name": order.receiver_name, "Mobile": order.receiver_phone, "ProvinceName": order.province,
+                  "CityName": order.city, "ExpAreaName": order.district, "Address": order.street},
+        goods=[(line.sku.name, line.quantity) for line in order.lines])
+    problems = []
+    for code in codes:
+        try:
+            waybill = carriers.request(replace_carrier(request, code))
+        except (CarrierRefused, CarrierUnavailable) as error:
+            outcome = "refused" if isinstance(error, CarrierRefused) else "unavailable"
+            db.session.add(CarrierAttempt(shipment_id=shipment.id, carrier_code=code, outcome=outcome,
+                                          message=str(error)[:300], occurred_at=utc_now()))
+            problems.append(f"{code}: {error}")
+            continue
+        db.session.add(CarrierAttempt(shipment_id=shipment.id, carrier_code=code, outcome="issued",
+                                      message=waybill.waybill_no, occurred_at=utc_now()))
+        shipment.carrier_code, shipment.waybill_no = code, waybill.waybill_no
+        shipment.sort_code, shipment.label_html = waybill.sort_code, waybill.label_html
+        if code != codes[0]:
+            audit.record(SYSTEM, "shipment.backup_carrier", "order", order.order_no,
+                         after={"carrier": code, "refused": problems})
+        return
+    raise ScanRefused(f"no carrier issued a waybill: {'; '.join(problems)}", field="order", code="no_waybill")
+
+
+def replace_carrier(request, code: str):
+    from dataclasses import replace
+
+    return replace(request, carrier_code=code)
+
+
+def load(device: Device, payload: dict, actor: Actor = SYSTEM) -> Shipment:
+    """Load a packed parcel onto a truck: the order ships and its stock leaves the ledger."""
+    parcel = str(payload.get("parcel") or "")
+    shipment = db.session.execute(select(Shipment).where(Shipment.waybill_no == parcel)
+                                  .with_for_update(of=Shipment)).scalar_one_or_none()
+    if shipment is None or shipment.warehouse_id != device.warehouse_id:
+        _refuse(f"no parcel {parcel!r} in this warehouse", "parcel")
+    if shipment.status != "packed":
+        _refuse(f"parcel {parcel} is {shipment.status}, not packed", "parcel")
+    shipment.truck_code = check.text(payload.get("truck"), "truck", 40)
+    shipment.status, shipment.shipped_at = "shipped", utc_now()
+    shipment.tracking_step, shipment.last_event_at = "awaiting_pickup", shipment.shipped_at
+    order_service.transition_order(shipment.order, S.SHIPPED, actor)
+    return shipment
+
+
+def shipment_for(order_id: int) -> Shipment | None:
+    return db.session.execute(select(Shipment).where(Shipment.order_id == order_id)
+                              .order_by(Shipment.id.desc())).scalars().first()
+
+
+def sku_by_code(code: str) -> Sku:
+    return stock_service.get_sku(code)

@@ -1,0 +1,200 @@
+"""Fulfilment services on both databases: allocation by stock, distance and cold chain; lots and first expiry
+first out; waves and pick lists; pick scans and their refusals."""
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.extensions import db
+from shared.models import Bin, Lot, Order, PickTask, Reservation, Shipment, StockLevel
+from shared.services import catalog, fulfilment, orders, stock
+from shared.services.errors import Conflict, Forbidden, ValidationFailed
+from tests.factories import ADMIN, order_payload
+
+TODAY = date(2026, 11, 21)
+
+
+@pytest.fixture
+def floor(session):
+    """Warehouses in Hangzhou (cold chain), Shenzhen and Chengdu; bins; SKUs; a direct channel; a handheld."""
+    catalog.create_channel("OS", "官网商城", "own_shop", ADMIN)
+    for code, name, province, city in (("HZ1", "杭州仓", "浙江省", "杭州市"), ("SZ1", "深圳仓", "广东省", "深圳市"),
+                                       ("CD1", "成都仓", "四川省", "成都市")):
+        catalog.create_warehouse({"code": code, "name": name, "province": province, "city": city}, ADMIN)
+        for walk, bin_code in enumerate(("C-03", "A-01", "B-02")):
+            db.session.add(Bin(warehouse_id=stock.get_warehouse(code).id, code=bin_code,
+                               walk_order={"A-01": 1, "B-02": 2, "C-03": 3}[bin_code], capacity=500))
+    stock.get_warehouse("HZ1").cold_chain = True
+    catalog.create_sku({"sku": "TEA", "name": "龙井茶"}, ADMIN)
+    milk = catalog.create_sku({"sku": "MILK", "name": "鲜牛奶", "batch_tracked": True}, ADMIN)
+    milk.cold_chain = True
+    db.session.flush()
+    device, token = fulfilment.register_device("PDA-07", "SZ1", ADMIN)
+    db.session.commit()
+    return {"device": device, "token": token}
+
+
+def put(sku, warehouse, bin_code, quantity, lot=None, expires=None, received_days_ago=0):
+    made = fulfilment.receive(sku, warehouse, bin_code, quantity, ADMIN, lot_no=lot, expires_on=expires,
+                              today=TODAY)
+    made.received_at = made.received_at - timedelta(days=received_days_ago)
+    return made
+
+
+def order_to(city_province, lines, number="O-1"):
+    province, city, district = city_province
+    payload = order_payload(channel_order_id=number, lines=lines)
+    payload["shipping_address"] |= {"province": province, "city": city, "district": district}
+    order = orders.create_order(payload, ADMIN)
+    db.session.commit()
+    return order
+
+
+SHENZHEN = ("广东省", "深圳市", "南山区")
+BEIJING = ("北京市", "北京市", "朝阳区")
+
+
+def test_an_order_goes_to_the_nearest_warehouse_that_holds_every_line(floor):
+    put("TEA", "HZ1", "A-01", 50)
+    put("TEA", "SZ1", "A-01", 50)
+    order = order_to(SHENZHEN, [{"sku": "TEA", "quantity": 2, "unit_price": "50.00"}])
+    shipment = fulfilment.allocate(order, ADMIN)
+    db.session.commit()
+    assert shipment.warehouse.code == "SZ1" and order.status == "allocated" and order.warehouse_id == shipment.warehouse_id
+    reservation = db.session.execute(select(Reservation).where(Reservation.order_id == order.id)).scalar_one()
+    assert reservation.warehouse_id == shipment.warehouse_id  # the reservation followed the order
+    levels = {lvl.warehouse.code: lvl.reserved for lvl in db.session.execute(select(StockLevel)).scalars()}
+    assert levels == {"HZ1": 0, "SZ1": 2}
+
+
+def test_cold_chain_lines_only_go_to_cold_warehouses(floor):
+    put("MILK", "SZ1", "A-01", 20, lot="M-1", expires=TODAY + timedelta(days=10))
+    put("MILK", "HZ1", "A-01", 20, lot="M-2", expires=TODAY + timedelta(days=10))
+    order = order_to(SHENZHEN, [{"sku": "MILK", "quantity": 1, "unit_price": "9.90"}])
+    assert fulfilment.allocate(order, ADMIN).warehouse.code == "HZ1"  # farther, but it keeps milk cold
+
+
+def test_allocating_twice_is_refused_and_changes_nothing(floor):
+    put("TEA", "SZ1", "A-01", 50)
+    order = order_to(SHENZHEN, [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"}])
+    fulfilment.allocate(order, ADMIN)
+    db.session.commit()
+    with pytest.raises(Conflict) as refused:
+        fulfilment.allocate(order, ADMIN)
+    assert refused.value.code == "already_allocated"
+    db.session.rollback()
+    assert db.session.execute(select(func.count()).select_from(Shipment)).scalar() == 1
+
+
+def test_no_warehouse_with_every_line_is_a_clear_refusal(floor):
+    put("TEA", "SZ1", "A-01", 1)
+    put("MILK", "HZ1", "A-01", 5, lot="M-1", expires=TODAY + timedelta(days=10))
+    order = order_to(BEIJING, [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"},
+                               {"sku": "MILK", "quantity": 1, "unit_price": "9.90"}])
+    with pytest.raises(Conflict) as refused:
+        fulfilment.allocate(order, ADMIN)
+    assert refused.value.code == "no_warehouse" and "cold-chain" in refused.value.message
+    db.session.rollback()
+    assert order.status == "confirmed"
+
+
+def test_receipts_of_batch_tracked_skus_need_a_batch_and_a_future_expiry(floor):
+    with pytest.raises(ValidationFailed) as refused:
+        fulfilment.receive("MILK", "HZ1", "A-01", 10, ADMIN, today=TODAY)
+    assert refused.value.code == "batch_required"
+    with pytest.raises(ValidationFailed) as refused:
+        fulfilment.receive("MILK", "HZ1", "A-01", 10, ADMIN, lot_no="OLD", expires_on=TODAY, today=TODAY)
+    assert refused.value.code == "expired_batch"
+    with pytest.raises(Conflict) as refused:
+        fulfilment.receive("TEA", "HZ1", "A-01", 501, ADMIN, today=TODAY)
+    assert refused.value.code == "bin_full"
+    assert db.session.execute(select(func.count()).select_from(Lot)).scalar() == 0
+
+
+def test_waves_pick_first_expiry_first_and_list_by_bin(floor):
+    late = put("MILK", "HZ1", "A-01", 10, lot="LATE", expires=TODAY + timedelta(days=60))
+    soon = put("MILK", "HZ1", "C-03", 3, lot="SOON", expires=TODAY + timedelta(days=5))
+    put("TEA", "HZ1", "B-02", 10)
+    first = order_to(SHENZHEN, [{"sku": "MILK", "quantity": 5, "unit_price": "9.90"},
+                                {"sku": "TEA", "quantity": 1, "unit_price": "50.00"}], "O-1")
+    fulfilment.allocate(first, ADMIN)
+    [wave] = fulfilment.plan_waves("HZ1", ADMIN)
+    fulfilment.start_release(wave.id, ADMIN)
+    assert fulfilment.release_chunk(wave.id, TODAY) == 1
+    fulfilment.finish_release(wave.id)
+    db.session.commit()
+    tasks = fulfilment.pick_list(wave.id)
+    assert [(t.bin.code, t.lot.lot_no, t.quantity) for t in tasks] == [("A-01", "LATE", 2), ("B-02", "-", 1),
+                                                                       ("C-03", "SOON", 3)]
+    assert (soon.allocated, late.allocated) == (3, 2) and first.status == "picking" and wave.status == "released"
+    near = fulfilment.near_expiry("HZ1", 30, today=TODAY)
+    assert [lot.lot_no for lot in near] == ["SOON"]
+
+
+def test_a_wave_leaves_short_orders_allocated_for_the_next_one(floor):
+    put("TEA", "SZ1", "A-01", 2)
+    order = order_to(SHENZHEN, [{"sku": "TEA", "quantity": 2, "unit_price": "50.00"}])
+    fulfilment.allocate(order, ADMIN)
+    db.session.execute(Lot.__table__.update().values(quantity=1))  # a miscount: the bin holds one
+    [wave] = fulfilment.plan_waves("SZ1", ADMIN)
+    fulfilment.start_release(wave.id, ADMIN)
+    fulfilment.release_chunk(wave.id, TODAY)
+    shipment = db.session.execute(select(Shipment)).scalar_one()
+    assert (wave.short_count, shipment.status, shipment.wave_id, order.status) == (1, "allocated", None, "allocated")
+
+
+def _released(floor, quantity=3, expires=None):
+    put("TEA", "SZ1", "A-01", 10, lot="T-9", expires=expires)
+    order = order_to(SHENZHEN, [{"sku": "TEA", "quantity": quantity, "unit_price": "50.00"}])
+    fulfilment.allocate(order, ADMIN)
+    [wave] = fulfilment.plan_waves("SZ1", ADMIN)
+    fulfilment.start_release(wave.id, ADMIN)
+    fulfilment.release_chunk(wave.id, TODAY)
+    db.session.commit()
+    return order, fulfilment.pick_list(wave.id)[0]
+
+
+@pytest.mark.parametrize("change, field, words", [
+    ({"bin": "B-02"}, "bin", "wrong bin"), ({"sku": "MILK"}, "sku", "wrong SKU"), ({"lot": "X-1"}, "lot", "wrong batch"),
+    ({"quantity": 4}, "quantity", "over-pick"), ({"quantity": 0}, "quantity", "positive"),
+    ({"task": 99999}, "task", "no pick task"),
+])
+def test_wrong_picks_are_refused_with_a_clear_message_and_change_nothing(floor, change, field, words):
+    _order, task = _released(floor)
+    payload = {"task": task.id, "bin": "A-01", "sku": "TEA", "lot": "T-9", "quantity": 3, "operator": "王五"} | change
+    with pytest.raises(fulfilment.ScanRefused) as refused:
+        fulfilment.pick(floor["device"], payload, today=TODAY)
+    assert refused.value.field == field and words in refused.value.message
+    db.session.rollback()
+    assert (task.picked, task.lot.quantity, task.status) == (0, 10, "open")
+
+
+def test_a_pick_larger_than_the_bin_holds_and_an_expired_batch_are_refused(floor):
+    _order, task = _released(floor, expires=TODAY + timedelta(days=3))
+    with pytest.raises(fulfilment.ScanRefused, match="holds only 10"):
+        fulfilment.pick(floor["device"], {"task": task.id, "bin": "A-01", "sku": "TEA", "lot": "T-9", "quantity": 11},
+                        today=TODAY)
+    db.session.rollback()
+    with pytest.raises(fulfilment.ScanRefused, match="has expired"):
+        fulfilment.pick(floor["device"], {"task": task.id, "bin": "A-01", "sku": "TEA", "lot": "T-9", "quantity": 1},
+                        today=TODAY + timedelta(days=3))
+
+
+def test_picking_in_two_scans_completes_the_task_and_the_shipment(floor):
+    order, task = _released(floor)
+    base = {"task": task.id, "bin": "A-01", "sku": "TEA", "lot": "T-9"}
+    fulfilment.pick(floor["device"], base | {"quantity": 1}, today=TODAY)
+    shipment = db.session.execute(select(Shipment)).scalar_one()
+    assert (task.status, shipment.status) == ("picking", "picking")
+    fulfilment.pick(floor["device"], base | {"quantity": 2}, today=TODAY)
+    assert (task.status, task.picked, shipment.status, task.lot.quantity) == ("done", 3, "picked", 7)
+    with pytest.raises(fulfilment.ScanRefused, match="already picked"):
+        fulfilment.pick(floor["device"], base | {"quantity": 1}, today=TODAY)
+
+
+def test_device_tokens_are_checked(floor):
+    assert fulfilment.device_for_token(floor["token"]).name == "PDA-07"
+    with pytest.raises(Forbidden):
+        fulfilment.device_for_token("not-a-token")
+    assert db.session.execute(select(func.count()).select_from(PickTask)).scalar() == 0
+    assert db.session.execute(select(func.count()).select_from(Order)).scalar() == 0
