@@ -11,4 +11,6 @@ SCHEDULE = (
     # Reconciliation runs at 02:00 merchant time: checked every 10 minutes, in the merchant's zone.
     ("reconcile_due_channels", "jobs.sync.reconcile_due_channels", 600, queues.SYNC),
     ("deliver_outbox", "jobs.webhooks.deliver_outbox", 10, queues.DEFAULT),
+    ("allocate_confirmed", "jobs.fulfilment.allocate_confirmed", 60, queues.DEFAULT),
+    ("check_fulfilment", "jobs.fulfilment.check_fulfilment", 60, queues.DEFAULT),
 )

@@ -34,6 +34,10 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.exempt(api.bp)  # bearer tokens only: the API never reads the session cookie
     app.register_blueprint(hooks.bp)
     csrf.exempt(hooks.bp)  # platforms sign their webhooks; there is no session and no form
+    from portal import scan
+
+    app.register_blueprint(scan.bp)
+    csrf.exempt(scan.bp)  # handheld devices authenticate with their own bearer token
     install_templating(app)
 
     @login_manager.user_loader

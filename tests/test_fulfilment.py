@@ -198,3 +198,40 @@ def test_device_tokens_are_checked(floor):
         fulfilment.device_for_token("not-a-token")
     assert db.session.execute(select(func.count()).select_from(PickTask)).scalar() == 0
     assert db.session.execute(select(func.count()).select_from(Order)).scalar() == 0
+
+
+# --- time limits ------------------------------------------------------------------------------------------
+
+def test_confirmed_but_not_packed_in_four_hours_raises_one_alarm_until_packed(floor):
+    from datetime import UTC, datetime
+
+    from shared.models import FulfilmentAlarm
+    from shared.services import alarms
+    put("TEA", "SZ1", "A-01", 10)
+    order = order_to(SHENZHEN, [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"}])
+    assert alarms.check(datetime.now(UTC) + timedelta(hours=3)) == []
+    as_of = datetime.now(UTC) + timedelta(hours=4, minutes=10)
+    [alarm] = alarms.check(as_of)
+    assert (alarm.kind, alarm.role, alarm.order_id) == ("not_packed_in_time", "warehouse", order.id)
+    assert order.order_no in alarm.message and alarms.check(as_of) == []  # raised once
+    orders.transition_order(order, "cancelled", ADMIN, reason="customer cancelled")
+    alarms.check(as_of)
+    db.session.refresh(alarm)
+    assert alarm.resolved_at is not None
+    assert db.session.execute(select(func.count()).select_from(FulfilmentAlarm)).scalar() == 1
+
+
+def test_picked_but_not_packed_in_twelve_minutes_goes_back_to_the_pool(floor):
+    from datetime import UTC, datetime
+
+    from shared.services import alarms
+    _order, task = _released(floor)
+    fulfilment.pick(floor["device"], {"task": task.id, "bin": "A-01", "sku": "TEA", "lot": "T-9", "quantity": 3},
+                    today=TODAY)
+    db.session.commit()
+    assert task.device_id == floor["device"].id
+    assert [a.kind for a in alarms.check(datetime.now(UTC) + timedelta(minutes=11))] == []
+    raised = alarms.check(datetime.now(UTC) + timedelta(minutes=13))
+    assert [a.kind for a in raised] == ["pick_not_packed"] and "packing pool" in raised[0].message
+    db.session.refresh(task)
+    assert task.device_id is None

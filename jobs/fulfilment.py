@@ -1,0 +1,61 @@
+"""Fulfilment jobs: allocate confirmed orders, release a wave (with progress), check time limits and stalls."""
+import logging
+from datetime import date
+
+from shared.actors import SYSTEM
+from shared.extensions import db
+from shared.models import Order
+from shared.services import alarms, fulfilment, tracking
+from shared.services.errors import ServiceError
+
+from jobs.runtime import job
+
+log = logging.getLogger("orderloom.jobs")
+
+
+@job
+def allocate_confirmed(limit: int = 500) -> dict:
+    """Every minute: allocate paid confirmed orders, one transaction each; refusals stay confirmed with a log."""
+    tally = {"allocated": 0, "refused": 0}
+    ids = fulfilment.allocation_queue(limit)
+    db.session.rollback()
+    for order_id in ids:
+        order = db.session.get(Order, order_id)
+        try:
+            fulfilment.allocate(order, SYSTEM)
+            db.session.commit()
+            tally["allocated"] += 1
+        except ServiceError as refused:
+            db.session.rollback()
+            tally["refused"] += 1
+            log.info("job=allocate_confirmed order=%s refused=%s", order_id, refused.code)
+    return tally
+
+
+@job
+def release_wave(wave_id: int, chunk: int = 500) -> int:
+    """Build the wave's pick tasks a chunk at a time, committing each, so the portal can show progress."""
+    today = date.today()
+    handled = 0
+    while True:
+        done = fulfilment.release_chunk(wave_id, today, limit=chunk)
+        db.session.commit()
+        if not done:
+            break
+        handled += done
+    fulfilment.finish_release(wave_id)
+    db.session.commit()
+    log.info("job=release_wave wave=%s shipments=%s", wave_id, handled)
+    return handled
+
+
+@job
+def check_fulfilment() -> int:
+    """Every minute: steps over their time limit, and parcels with no carrier news."""
+    raised = alarms.check()
+    stalled = tracking.find_stalled()
+    db.session.commit()
+    for alarm in raised:
+        alarms.deliver(alarm)
+    db.session.commit()
+    return len(raised) + len(stalled)

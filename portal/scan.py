@@ -1,0 +1,88 @@
+"""The scan API for handheld devices: /scan/v1, JSON, `Authorization: Bearer <device token>`.
+
+Every scan is recorded with operator, device, station and time, accepted or refused; a refusal answers 409
+with the reason and changes nothing else.
+"""
+from flask import Blueprint, current_app, g, jsonify, request
+from sqlalchemy import select
+
+from portal.access import register_public
+from shared.extensions import csrf, db
+from shared.models import PickTask, Shipment
+from shared.services import fulfilment
+from shared.services.errors import ServiceError
+
+bp = Blueprint("scan", __name__, url_prefix="/scan/v1")
+KINDS = {"pick": fulfilment.pick, "pack": None, "load": fulfilment.load}
+
+
+def carriers():
+    """The e-waybill client from configuration (the carrier simulator in the demo and the tests)."""
+    from shared.carriers.waybills import WaybillClient
+
+    config = current_app.config
+    return WaybillClient(config["CARRIER_API_URL"], config["CARRIER_BUSINESS_ID"], config["CARRIER_APP_KEY"])
+
+
+@bp.before_request
+def _device():
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    try:
+        g.device = fulfilment.device_for_token(token.strip()) if scheme.lower() == "bearer" else None
+    except ServiceError:
+        g.device = None
+    if g.device is None:
+        db.session.rollback()
+        return jsonify({"error": {"code": "device_refused", "message": "send Authorization: Bearer <device token>"}}), 401
+
+
+def _payload() -> dict:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
+
+
+@bp.post("/<kind>")
+@csrf.exempt
+def scan(kind: str):
+    if kind not in KINDS:
+        return jsonify({"error": {"code": "unknown_scan", "message": "scan pick, pack or load"}}), 404
+    payload = _payload()
+    if not payload.get("operator"):
+        return jsonify({"error": {"code": "required", "message": "operator is required", "field": "operator"}}), 422
+    try:
+        with db.session.begin_nested():
+            if kind == "pick":
+                task = fulfilment.pick(g.device, payload)
+                shipment_id, answer = task.shipment_id, {"task": task.id, "picked": task.picked,
+                                                         "remaining": task.quantity - task.picked,
+                                                         "status": task.status}
+            elif kind == "pack":
+                shipment = fulfilment.pack(g.device, payload, carriers())
+                shipment_id, answer = shipment.id, {"order": shipment.order.order_no, "carrier": shipment.carrier_code,
+                                                    "waybill": shipment.waybill_no, "sort_code": shipment.sort_code}
+            else:
+                shipment = fulfilment.load(g.device, payload)
+                shipment_id, answer = shipment.id, {"parcel": shipment.waybill_no, "truck": shipment.truck_code,
+                                                    "order": shipment.order.order_no, "status": shipment.status}
+    except ServiceError as refused:
+        fulfilment.record_scan(g.device, kind, payload, False, refused.message)
+        db.session.commit()
+        return jsonify(refused.as_json()), refused.status
+    fulfilment.record_scan(g.device, kind, payload, True, "ok", shipment_id)
+    db.session.commit()
+    return jsonify(answer), 200
+
+
+@bp.get("/tasks")
+def tasks():
+    """Open pick tasks of the device's warehouse, in walking order (what the handheld shows next)."""
+    rows = db.session.execute(
+        select(PickTask).join(Shipment, Shipment.id == PickTask.shipment_id)
+        .where(Shipment.warehouse_id == g.device.warehouse_id, PickTask.status != "done")
+        .order_by(PickTask.walk_order, PickTask.bin_id, PickTask.id).limit(200)).scalars().all()
+    return jsonify({"items": [{"task": t.id, "bin": t.bin.code, "sku": t.sku.code, "lot": t.lot.lot_no,
+                               "quantity": t.quantity - t.picked, "shipment": t.shipment_id} for t in rows]})
+
+
+register_public("scan.scan")  # device tokens, not staff sessions
+register_public("scan.tasks")

@@ -1,0 +1,93 @@
+"""Time limits on fulfilment steps: an order confirmed but not packed within 4 hours, a parcel picked but not
+packed within 12 minutes (its packing goes back to the pool). Each alarm is raised once, names the role that
+must act, is sent to the group robot when one is configured and shown in the portal, and resolves itself
+when the step happens."""
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from shared.extensions import db
+from shared.lifecycle import OrderStatus
+from shared.models import FulfilmentAlarm, Order, PickTask, Shipment
+from shared.timekeeping import as_utc, utc_now
+
+NOT_PACKED_WITHIN = timedelta(hours=4)
+PICKED_NOT_PACKED_WITHIN = timedelta(minutes=12)
+WAITING_TO_PACK = (OrderStatus.CONFIRMED, OrderStatus.ALLOCATED, OrderStatus.PICKING)
+
+
+def _open_alarm_keys(kind: str) -> set[int]:
+    column = FulfilmentAlarm.shipment_id if kind == "pick_not_packed" else FulfilmentAlarm.order_id
+    return set(db.session.execute(select(column).where(FulfilmentAlarm.kind == kind,
+                                                       FulfilmentAlarm.resolved_at.is_(None))).scalars())
+
+
+def check(now: datetime | None = None, limit: int = 1000) -> list[FulfilmentAlarm]:
+    """Raise what is overdue, resolve what has moved on; returns the alarms raised now."""
+    now = now or utc_now()
+    raised = []
+    open_orders = _open_alarm_keys("not_packed_in_time")
+    late = db.session.execute(
+        select(Order.id, Order.order_no, Order.status, func.coalesce(Order.paid_at, Order.placed_at))
+        .where(Order.status.in_(WAITING_TO_PACK), Order.payment_status == "paid",
+               func.coalesce(Order.paid_at, Order.placed_at) < now - NOT_PACKED_WITHIN)
+        .order_by(Order.id).limit(limit)).all()
+    for order_id, order_no, status, since in late:
+        if order_id not in open_orders:
+            raised.append(FulfilmentAlarm(
+                kind="not_packed_in_time", order_id=order_id, role="warehouse", raised_at=now,
+                message=f"{order_no} was confirmed at {as_utc(since):%Y-%m-%d %H:%M} UTC and is still {status}"))
+    open_shipments = _open_alarm_keys("pick_not_packed")
+    stuck = db.session.execute(select(Shipment).where(Shipment.status == "picked",
+                                                      Shipment.picked_at < now - PICKED_NOT_PACKED_WITHIN)
+                               .limit(limit)).scalars().all()
+    for shipment in stuck:
+        if shipment.id not in open_shipments:
+            # Back to the pool: whoever picked it no longer holds it; any packing station may take it.
+            db.session.execute(update(PickTask).where(PickTask.shipment_id == shipment.id).values(device_id=None))
+            raised.append(FulfilmentAlarm(
+                kind="pick_not_packed", order_id=shipment.order_id, shipment_id=shipment.id, role="warehouse",
+                raised_at=now, message=f"{shipment.order.order_no} was picked at {as_utc(shipment.picked_at):%H:%M} "
+                                       f"UTC and is not packed; it is back in the packing pool"))
+    db.session.add_all(raised)
+    _resolve_done(now)
+    db.session.flush()
+    return raised
+
+
+def _resolve_done(now: datetime) -> None:
+    """Alarms whose step has happened since."""
+    waiting = select(Order.id).where(Order.status.in_(WAITING_TO_PACK))
+    db.session.execute(update(FulfilmentAlarm).where(
+        FulfilmentAlarm.kind == "not_packed_in_time", FulfilmentAlarm.resolved_at.is_(None),
+        FulfilmentAlarm.order_id.not_in(waiting)).values(resolved_at=now).execution_options(synchronize_session=False))
+    picked = select(Shipment.id).where(Shipment.status == "picked")
+    db.session.execute(update(FulfilmentAlarm).where(
+        FulfilmentAlarm.kind == "pick_not_packed", FulfilmentAlarm.resolved_at.is_(None),
+        FulfilmentAlarm.shipment_id.not_in(picked)).values(resolved_at=now)
+        .execution_options(synchronize_session=False))
+
+
+ROLE_WORDS = {"warehouse": "仓库 Warehouse", "customer_service": "客服 Customer service", "ops_manager": "运营 Ops"}
+TITLES = {"not_packed_in_time": "超时未打包 Not packed in 4 h", "pick_not_packed": "拣货后未打包 Picked, not packed",
+          "parcel_stalled": "包裹停滞 Parcel stalled"}
+
+
+def deliver(alarm: FulfilmentAlarm) -> None:
+    """To the configured WeCom/DingTalk group robot, addressed to the role; without one, the portal shows it."""
+    from shared.notify.robots import Alert
+    from shared.notify.robots import deliver as send
+
+    kind, url = current_app.config.get("ALERT_ROBOT_KIND"), current_app.config.get("ALERT_ROBOT_URL")
+    if not kind or not url:
+        return
+    result = send(kind, url, Alert(title=TITLES.get(alarm.kind, alarm.kind),
+                                   lines=[f"@{ROLE_WORDS.get(alarm.role, alarm.role)}", alarm.message]),
+                  secret=current_app.config.get("ALERT_ROBOT_SECRET"))
+    alarm.delivered = result.ok
+
+
+def open_alarms(limit: int = 100) -> list[FulfilmentAlarm]:
+    return db.session.execute(select(FulfilmentAlarm).where(FulfilmentAlarm.resolved_at.is_(None))
+                              .order_by(FulfilmentAlarm.raised_at.desc()).limit(limit)).scalars().all()

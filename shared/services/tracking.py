@@ -1,0 +1,126 @@
+"""Carrier tracking: events from Kuaidi100 and 17TRACK (pushed or polled) kept per parcel, the parcel's one
+five-step status and exception flags recomputed from all of them, delivery completing the order, and
+stalled parcels flagged for staff and the customer."""
+import hashlib
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from shared.actors import SYSTEM
+from shared.extensions import db
+from shared.lifecycle import OrderStatus
+from shared.models import FulfilmentAlarm, Shipment, TrackingEvent
+from shared.services import orders as order_service
+from shared.services.errors import NotFound
+from shared.timekeeping import as_utc, utc_now
+
+STALL_IN_TRANSIT = timedelta(hours=4)  # no new event for this long while moving
+STALL_TOTAL = timedelta(days=3)  # or shipped this long ago and not delivered
+TRACKED = ("shipped",)  # shipments whose parcels are on their way
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def ingest(events: list, now: datetime | None = None) -> dict:
+    """Store events (duplicates ignored by the database), then recompute each touched parcel's status.
+
+    Events for a tracking number nobody knows are refused (counted and returned), never guessed onto a parcel.
+    """
+    from shared.carriers.tracking import summarize
+
+    now = now or utc_now()
+    numbers = {event.waybill_no for event in events}
+    shipments = {s.waybill_no: s for s in db.session.execute(
+        select(Shipment).where(Shipment.waybill_no.in_(list(numbers)))).scalars()}
+    rows, unknown = [], sorted(numbers - shipments.keys())
+    for event in events:
+        shipment = shipments.get(event.waybill_no)
+        if shipment is None:
+            continue
+        rows.append({"shipment_id": shipment.id, "occurred_at": event.occurred_at, "source": event.source,
+                     "raw_status": str(event.raw_status)[:40], "step": event.step, "flag": event.flag,
+                     "description": event.description[:500], "description_hash": _hash(event.description),
+                     "location": (event.location or None) and event.location[:120], "received_at": now})
+    stored = 0
+    if rows:
+        insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
+        statement = insert(TrackingEvent.__table__).values(rows).on_conflict_do_nothing(
+            index_elements=["shipment_id", "occurred_at", "source", "description_hash"])
+        stored = db.session.execute(statement).rowcount
+    touched = {shipments[e.waybill_no].id for e in events if e.waybill_no in shipments}
+    for shipment in shipments.values():
+        if shipment.id in touched:
+            _refresh(shipment, summarize, now)
+    return {"received": len(events), "stored": stored, "unknown_numbers": unknown}
+
+
+class _Stored:
+    """A stored event in the shape summarize() reads."""
+
+    def __init__(self, row: TrackingEvent):
+        self.occurred_at, self.description, self.source = as_utc(row.occurred_at), row.description, row.source
+        self.step, self.flag, self.raw_status = row.step, row.flag, row.raw_status
+
+
+def _refresh(shipment: Shipment, summarize, now: datetime) -> None:
+    rows = db.session.execute(select(TrackingEvent).where(TrackingEvent.shipment_id == shipment.id)
+                              .order_by(TrackingEvent.occurred_at, TrackingEvent.id)).scalars().all()
+    step, flags = summarize([_Stored(row) for row in rows])
+    shipment.tracking_step = step or shipment.tracking_step
+    shipment.tracking_flags = ",".join(sorted(flags)) or None
+    shipment.last_event_at = max((as_utc(row.occurred_at) for row in rows), default=shipment.last_event_at)
+    if shipment.stalled_at and shipment.last_event_at and as_utc(shipment.last_event_at) > as_utc(shipment.stalled_at):
+        shipment.stalled_at = None  # moving again
+        _resolve(shipment, "parcel_stalled", now)
+    if step == "delivered" and shipment.status == "shipped":
+        shipment.status, shipment.delivered_at = "delivered", shipment.last_event_at
+        order = shipment.order
+        if order.status == OrderStatus.SHIPPED:
+            order_service.transition_order(order, OrderStatus.COMPLETED, SYSTEM, "delivered, as the carrier reports")
+
+
+def timeline(order_id: int) -> tuple[Shipment | None, list[TrackingEvent]]:
+    shipment = db.session.execute(select(Shipment).where(Shipment.order_id == order_id)
+                                  .order_by(Shipment.id.desc())).scalars().first()
+    if shipment is None:
+        return None, []
+    events = db.session.execute(select(TrackingEvent).where(TrackingEvent.shipment_id == shipment.id)
+                                .order_by(TrackingEvent.occurred_at.desc(), TrackingEvent.id.desc())).scalars().all()
+    return shipment, events
+
+
+def find_stalled(now: datetime | None = None, in_transit: timedelta = STALL_IN_TRANSIT,
+                 total: timedelta = STALL_TOTAL) -> list[Shipment]:
+    """Parcels on their way with no new event for `in_transit`, or shipped more than `total` ago; each is flagged
+    once, with an alarm for customer service and a notice on the customer's order page."""
+    now = now or utc_now()
+    flagged = []
+    for shipment in db.session.execute(select(Shipment).where(Shipment.status.in_(TRACKED),
+                                                              Shipment.stalled_at.is_(None))).scalars():
+        last = as_utc(shipment.last_event_at or shipment.shipped_at)
+        shipped = as_utc(shipment.shipped_at)
+        if (last and now - last > in_transit) or (shipped and now - shipped > total):
+            shipment.stalled_at = now
+            db.session.add(FulfilmentAlarm(
+                kind="parcel_stalled", order_id=shipment.order_id, shipment_id=shipment.id, role="customer_service",
+                message=f"parcel {shipment.waybill_no} ({shipment.carrier_code}) of {shipment.order.order_no}: no "
+                        f"carrier event since {last:%Y-%m-%d %H:%M} UTC", raised_at=now))
+            flagged.append(shipment)
+    return flagged
+
+
+def _resolve(shipment: Shipment, kind: str, now: datetime) -> None:
+    for alarm in db.session.execute(select(FulfilmentAlarm).where(
+            FulfilmentAlarm.shipment_id == shipment.id, FulfilmentAlarm.kind == kind,
+            FulfilmentAlarm.resolved_at.is_(None))).scalars():
+        alarm.resolved_at = now
+
+
+def shipment_by_waybill(waybill_no: str) -> Shipment:
+    shipment = db.session.execute(select(Shipment).where(Shipment.waybill_no == waybill_no)).scalar_one_or_none()
+    if shipment is None:
+        raise NotFound(f"no parcel {waybill_no}", field="waybill_no", code="unknown_tracking_number")
+    return shipment
