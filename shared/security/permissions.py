@@ -25,7 +25,7 @@ class Visibility(StrEnum):
 
 
 RESOURCES = ("dashboard", "orders", "stock", "catalog", "customers", "users", "audit", "access_log", "channels",
-             "webhooks")
+             "webhooks", "fulfilment")
 
 V, E, A, D = Action.VIEW, Action.EDIT, Action.APPROVE, Action.DELETE
 ALL = frozenset(Action)
@@ -42,6 +42,8 @@ PERMISSIONS: dict[Role, dict[str, frozenset[Action]]] = {
         # Sync health, the inbox (replay), status and SKU mappings, reconciliation, outbound webhooks.
         "channels": frozenset({V, E}),
         "webhooks": frozenset({V, E}),
+        # Fulfilment board, waves (plan and release: edit), scan log, carrier scorecard, alarms, near expiry.
+        "fulfilment": frozenset({V, E}),
     },
     Role.CUSTOMER_SERVICE: {
         "dashboard": frozenset({V}),
@@ -49,12 +51,14 @@ PERMISSIONS: dict[Role, dict[str, frozenset[Action]]] = {
         "stock": frozenset({V}),
         "customers": frozenset({V}),
         "channels": frozenset({V}),
+        "fulfilment": frozenset({V}),  # where a parcel is, for the customer on the phone
     },
     Role.WAREHOUSE: {
         "dashboard": frozenset({V}),
         "orders": frozenset({V, E}),
         "stock": frozenset({V, E}),
         "catalog": frozenset({V}),
+        "fulfilment": frozenset({V, E}),
     },
     Role.FINANCE: {
         "dashboard": frozenset({V}),
@@ -70,6 +74,7 @@ PERMISSIONS: dict[Role, dict[str, frozenset[Action]]] = {
         "access_log": frozenset({V}),
         "channels": frozenset({V}),
         "webhooks": frozenset({V}),
+        "fulfilment": frozenset({V}),
     },
 }
 
