@@ -74,3 +74,67 @@ def receive(channel_code: str):
 
 
 register_public("hooks.receive")  # authenticated by the platform's signature, not a staff session
+
+
+# --- carrier tracking pushes --------------------------------------------------------------------------------
+
+def _tracking(source: str, parse) -> tuple[object, dict | None]:
+    """Verify and parse a tracking push, store its events; unknown parcels are refused, never guessed.
+
+    Returns (a refusal response, None) or (None, the ingest outcome)."""
+    from shared.carriers.tracking import TrackingPayloadError
+    from shared.services import tracking
+
+    try:
+        events = parse()
+    except TrackingPayloadError as problem:
+        code = getattr(problem, "code", "invalid_payload")
+        return _refuse(source, 401 if code == "bad_signature" else 400, code, str(problem),
+                       request.content_length or 0), None
+    outcome = tracking.ingest(events)
+    db.session.commit()
+    if outcome["unknown_numbers"]:
+        log.warning("tracking push source=%s unknown=%s", source, ",".join(outcome["unknown_numbers"]))
+    return None, outcome
+
+
+def _all_unknown(outcome: dict) -> bool:
+    """Every event of the push was for a parcel nobody here knows: refused as a whole."""
+    return bool(outcome["unknown_numbers"]) and outcome["received_known"] == 0
+
+
+@bp.post("/hooks/tracking/kuaidi100")
+@csrf.exempt
+def kuaidi100():
+    """Kuaidi100 subscription callback: form fields param and sign; answers in Kuaidi100's own shape."""
+    from shared.carriers.tracking import parse_kuaidi100_push
+
+    refused, outcome = _tracking("kuaidi100", lambda: parse_kuaidi100_push(request.form.to_dict(),
+                                                                           current_app.config["KUAIDI100_SALT"]))
+    if refused is not None:
+        return refused
+    if _all_unknown(outcome):
+        return jsonify({"result": False, "returnCode": "404",
+                        "message": f"unknown tracking number {', '.join(outcome['unknown_numbers'])}"}), 404
+    return jsonify({"result": True, "returnCode": "200", "message": "成功"})
+
+
+@bp.post("/hooks/tracking/17track")
+@csrf.exempt
+def track17():
+    """17TRACK webhook: JSON body, header `sign` = sha256(body + "/" + key)."""
+    from shared.carriers.tracking import parse_17track_push
+
+    body = request.get_data(cache=True)
+    refused, outcome = _tracking("17track", lambda: parse_17track_push(body, request.headers.get("sign"),
+                                                                       current_app.config["TRACK17_KEY"]))
+    if refused is not None:
+        return refused
+    if _all_unknown(outcome):
+        return jsonify({"error": {"code": "unknown_tracking_number",
+                                  "message": f"unknown tracking number {', '.join(outcome['unknown_numbers'])}"}}), 404
+    return jsonify({"code": 0, "stored": outcome["stored"]})
+
+
+register_public("hooks.kuaidi100")  # verified by the carrier's signature
+register_public("hooks.track17")

@@ -449,10 +449,23 @@ def load(device: Device, payload: dict, actor: Actor = SYSTEM) -> Shipment:
     return shipment
 
 
-def shipment_for(order_id: int) -> Shipment | None:
-    return db.session.execute(select(Shipment).where(Shipment.order_id == order_id)
-                              .order_by(Shipment.id.desc())).scalars().first()
+def shelve_unplaced(warehouse_code: str, bin_code: str, actor: Actor) -> int:
+    """Put stock that is on hand but in no lot (counted before bins were kept) onto a bin, one lot per SKU.
 
-
-def sku_by_code(code: str) -> Sku:
-    return stock_service.get_sku(code)
+    No ledger movement: the units were already on hand; this only says where they lie."""
+    warehouse = stock_service.get_warehouse(warehouse_code)
+    bin_ = db.session.execute(select(Bin).where(Bin.warehouse_id == warehouse.id, Bin.code == bin_code)
+                              ).scalar_one_or_none()
+    if bin_ is None:
+        raise NotFound(f"no bin {bin_code} in {warehouse.code}", field="bin", code="unknown_bin")
+    in_lots = dict(db.session.execute(select(Lot.sku_id, func.sum(Lot.quantity)).where(
+        Lot.warehouse_id == warehouse.id).group_by(Lot.sku_id)).all())
+    placed = 0
+    for level in db.session.execute(select(StockLevel).where(StockLevel.warehouse_id == warehouse.id)).scalars():
+        missing = level.on_hand - in_lots.get(level.sku_id, 0)
+        if missing > 0:
+            db.session.add(Lot(sku_id=level.sku_id, warehouse_id=warehouse.id, bin_id=bin_.id, lot_no="UNPLACED",
+                               received_at=utc_now(), quantity=missing, allocated=0))
+            placed += missing
+    audit.record(actor, "stock.shelve", "warehouse", warehouse.code, after={"bin": bin_.code, "units": placed})
+    return placed

@@ -54,7 +54,8 @@ def ingest(events: list, now: datetime | None = None) -> dict:
     for shipment in shipments.values():
         if shipment.id in touched:
             _refresh(shipment, summarize, now)
-    return {"received": len(events), "stored": stored, "unknown_numbers": unknown}
+    return {"received": len(events), "received_known": sum(1 for e in events if e.waybill_no in shipments),
+            "stored": stored, "unknown_numbers": unknown}
 
 
 class _Stored:
