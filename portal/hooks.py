@@ -85,6 +85,10 @@ def _tracking(source: str, parse) -> tuple[object, dict | None]:
     from shared.carriers.tracking import TrackingPayloadError
     from shared.services import tracking
 
+    secret = current_app.config["KUAIDI100_SALT" if source == "kuaidi100" else "TRACK17_KEY"]
+    if not secret:  # an unsigned push proves nothing: refuse until the secret is configured
+        return _refuse(source, 503, "not_configured", f"the {source} push secret is not configured",
+                       request.content_length or 0), None
     try:
         events = parse()
     except TrackingPayloadError as problem:

@@ -725,7 +725,7 @@ def _stop_on_sigterm(_signum, _frame):
 
 
 def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline: bool, redis_url: str,
-                        simulator_port: int | None = None) -> None:
+                        simulator_port: int | None = None, floor_tokens: dict | None = None) -> None:
     """Serve both apps from this process in threads, with the background jobs, until Ctrl-C or SIGTERM."""
     from werkzeug.serving import make_server
 
@@ -746,6 +746,14 @@ def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline:
     for thread in threads:
         thread.start()
     simulator = start_simulator(host, simulator_port, f"http://{host}:{portal_port}") if simulator_port else None
+    floor = carriers = None
+    if floor_tokens:
+        from shared import demo_floor
+
+        carriers = demo_floor.start_carriers(host, simulator_port + 1, f"http://{host}:{portal_port}")
+        floor = demo_floor.Floor(create_core_app("orderloom.demo.floor"), f"http://{host}:{portal_port}",
+                                 floor_tokens, SEED_ACTOR)
+        floor.start()
     runner, workers = start_background_jobs(inline, redis_url)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if in_main_thread else None
@@ -754,6 +762,9 @@ def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline:
     if simulator:
         print(f"         channel simulator http://{host}:{simulator_port}/<platform> (polled every minute; "
               f"Shopify and WooCommerce push webhooks)", flush=True)
+    if carriers:
+        print(f"         carrier simulator http://{host}:{simulator_port + 1}/ (waybills; Kuaidi100 tracking pushed "
+              f"to the portal); a demo crew picks, packs and loads every {demo_floor.FLOOR_SECONDS} s", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
     try:
         while all(thread.is_alive() for thread in threads):
@@ -767,6 +778,9 @@ def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline:
             server.shutdown()
             server.server_close()
         stop_background_jobs(runner, workers)
+        if floor:
+            floor.stop()
+            carriers[1].set()
         if simulator:
             simulator[1].set()
             simulator[0].join(timeout=10)
@@ -789,12 +803,17 @@ def run(host: str = "127.0.0.1", portal_port: int = 5000, customer_port: int = 5
         print()
         for line in sign_in_sheet(f"http://{host}:{portal_port}", f"http://{host}:{customer_port}"):
             print(line)
+        floor_tokens = None
         if serve and simulator_port:
+            from shared import demo_floor
+
             connect_simulated_channels(f"http://{host}:{simulator_port}")
+            demo_floor.configure_carriers(host, simulator_port + 1)
+            floor_tokens = demo_floor.prepare(SEED_ACTOR)
             db.session.commit()
         inline = jobs_run_inline() if serve else True
         redis_url = app.config["REDIS_URL"]
     with app.app_context():
         db.engine.dispose()
     if serve:
-        serve_until_stopped(host, portal_port, customer_port, inline, redis_url, simulator_port)
+        serve_until_stopped(host, portal_port, customer_port, inline, redis_url, simulator_port, floor_tokens)

@@ -1,0 +1,173 @@
+"""From allocation to delivery over real HTTP: handheld scans (/scan/v1) pick, pack and load; the carrier
+simulator issues waybills (a refusing carrier gives way to the backup, logged); tracking pushes in the
+Kuaidi100 and 17TRACK formats move the parcel to delivered and the order to completed."""
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.extensions import db
+from shared.models import CarrierAttempt, FulfilmentAlarm, ScanEvent, Shipment, StockMovement, TrackingEvent
+from shared.services import fulfilment, tracking
+from tests.factories import ADMIN
+from tests.live_servers import LiveServer
+from tests.test_fulfilment import SHENZHEN, TODAY, floor, order_to, put  # noqa: F401  (floor is a fixture)
+
+
+@pytest.fixture
+def carriers():
+    from shared.carriers.simulator import CarrierSimulator
+
+    simulator = CarrierSimulator(seed=5)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def portal_with_carriers(portal, carriers):
+    from shared.carriers.simulator import DEFAULT_CREDENTIALS
+
+    creds = DEFAULT_CREDENTIALS
+    saved = {k: portal.config.get(k) for k in ("CARRIER_API_URL", "CARRIER_BUSINESS_ID", "CARRIER_APP_KEY",
+                                               "KUAIDI100_SALT", "TRACK17_KEY")}
+    portal.config.update(CARRIER_API_URL=carriers.base_url, CARRIER_BUSINESS_ID=creds["kdniao"]["business_id"],
+                         CARRIER_APP_KEY=creds["kdniao"]["app_key"], KUAIDI100_SALT=creds["kuaidi100"]["salt"],
+                         TRACK17_KEY=creds["17track"]["key"])
+    yield portal
+    portal.config.update(saved)
+
+
+def status_of(order) -> str:
+    """Read afresh: each request ends its own session."""
+    from shared.models import Order
+    return db.session.execute(select(Order.status).where(Order.id == order.id)).scalar_one()
+
+
+def scan(client, token, kind, **payload):
+    return client.post(f"/scan/v1/{kind}", json={"operator": "王五", "station": "P-01"} | payload,
+                       headers={"Authorization": f"Bearer {token}"})
+
+
+def picked_order(floor):  # noqa: F811
+    put("TEA", "SZ1", "A-01", 10, lot="T-9")
+    order = order_to(SHENZHEN, [{"sku": "TEA", "quantity": 2, "unit_price": "50.00"}])
+    fulfilment.allocate(order, ADMIN)
+    [wave] = fulfilment.plan_waves("SZ1", ADMIN)
+    fulfilment.start_release(wave.id, ADMIN)
+    fulfilment.release_chunk(wave.id, TODAY)
+    db.session.commit()
+    return order, fulfilment.pick_list(wave.id)[0]
+
+
+def test_pick_pack_load_then_tracking_to_delivered(floor, portal_with_carriers, carriers):  # noqa: F811
+    order, task = picked_order(floor)
+    client, token = portal_with_carriers.test_client(), floor["token"]
+    answer = scan(client, token, "pick", task=task.id, bin="A-01", sku="TEA", lot="T-9", quantity=2)
+    assert answer.status_code == 200 and answer.get_json()["status"] == "done"
+    packed = scan(client, token, "pack", order=order.order_no, box="BOX-S")
+    assert packed.status_code == 200, packed.get_json()
+    waybill = packed.get_json()["waybill"]
+    assert packed.get_json()["carrier"] == "SF" and waybill.startswith("SF") and status_of(order) == "packed"
+    again = scan(client, token, "pack", order=order.order_no, box="BOX-S")
+    assert again.status_code == 409 and "packed already" in again.get_json()["error"]["message"]
+    loaded = scan(client, token, "load", parcel=waybill, truck="粤B-12345")
+    assert loaded.status_code == 200 and status_of(order) == "shipped"
+    shipped = db.session.execute(select(StockMovement).where(StockMovement.kind == "shipment")).scalar_one()
+    assert shipped.delta == -2 and shipped.order_id == order.id
+    scans = db.session.execute(select(ScanEvent.kind, ScanEvent.accepted, ScanEvent.operator)
+                               .order_by(ScanEvent.id)).all()
+    assert scans == [("pick", True, "王五"), ("pack", True, "王五"), ("pack", False, "王五"), ("load", True, "王五")]
+
+    server = LiveServer(portal_with_carriers)
+    try:
+        from shared.carriers.simulator import DEFAULT_CREDENTIALS
+        for kind in ("collected", "in_transit", "out_for_delivery"):
+            carriers.advance_parcel(waybill, kind)
+        carriers.push_kuaidi100(f"{server.url}/hooks/tracking/kuaidi100", DEFAULT_CREDENTIALS["kuaidi100"]["salt"],
+                                waybill)
+        shipment = db.session.execute(select(Shipment).where(Shipment.waybill_no == waybill)).scalar_one()
+        assert shipment.tracking_step == "out_for_delivery" and shipment.status == "shipped"
+        carriers.advance_parcel(waybill, "delivered")
+        carriers.push_17track(f"{server.url}/hooks/tracking/17track", DEFAULT_CREDENTIALS["17track"]["key"], waybill)
+        carriers.push_17track(f"{server.url}/hooks/tracking/17track", DEFAULT_CREDENTIALS["17track"]["key"], waybill)
+    finally:
+        server.stop()
+    db.session.expire_all()  # the pushes were handled by the server's own requests
+    shipment = db.session.execute(select(Shipment).where(Shipment.waybill_no == waybill)).scalar_one()
+    assert (shipment.tracking_step, shipment.status, status_of(order)) == ("delivered", "delivered", "completed")
+    first = db.session.execute(select(func.count()).select_from(TrackingEvent)).scalar()
+    assert first >= 4  # both sources kept; the repeated 17TRACK push added nothing new
+
+
+def test_a_refusing_carrier_gives_way_to_the_backup_and_it_is_logged(floor, portal_with_carriers, carriers):  # noqa: F811
+    order, task = picked_order(floor)
+    carriers.refuse("SF", "电子面单余额不足")
+    client, token = portal_with_carriers.test_client(), floor["token"]
+    scan(client, token, "pick", task=task.id, bin="A-01", sku="TEA", lot="T-9", quantity=2)
+    packed = scan(client, token, "pack", order=order.order_no, box="BOX-S")
+    assert packed.status_code == 200 and packed.get_json()["carrier"] == "YTO"
+    attempts = db.session.execute(select(CarrierAttempt.carrier_code, CarrierAttempt.outcome)
+                                  .order_by(CarrierAttempt.id)).all()
+    assert attempts == [("SF", "refused"), ("YTO", "issued")]
+
+
+def test_when_every_carrier_refuses_nothing_is_packed(floor, portal_with_carriers, carriers):  # noqa: F811
+    order, task = picked_order(floor)
+    carriers.refuse("SF", "电子面单余额不足")
+    carriers.refuse("YTO", "超区")
+    client, token = portal_with_carriers.test_client(), floor["token"]
+    scan(client, token, "pick", task=task.id, bin="A-01", sku="TEA", lot="T-9", quantity=2)
+    packed = scan(client, token, "pack", order=order.order_no, box="BOX-S")
+    assert packed.status_code == 409 and "no carrier issued a waybill" in packed.get_json()["error"]["message"]
+    shipment = db.session.execute(select(Shipment)).scalar_one()
+    assert (shipment.status, shipment.waybill_no, status_of(order)) == ("picked", None, "picking")
+
+
+@pytest.mark.parametrize("kind, payload, status", [
+    ("pack", {"order": "NOPE", "box": "B"}, 409), ("load", {"parcel": "SF000000000000", "truck": "T"}, 409),
+    ("teleport", {}, 404), ("pick", {"operator": ""}, 422),
+])
+def test_bad_scans_are_refused_and_logged(floor, portal_with_carriers, kind, payload, status):  # noqa: F811
+    answer = scan(portal_with_carriers.test_client(), floor["token"], kind, **payload)
+    assert answer.status_code == status and answer.get_json()["error"]["message"]
+
+
+def test_scans_need_a_device_token(floor, portal_with_carriers):  # noqa: F811
+    answer = portal_with_carriers.test_client().post("/scan/v1/pick", json={"operator": "x"},
+                                                     headers={"Authorization": "Bearer forged"})
+    assert answer.status_code == 401 and db.session.execute(select(func.count()).select_from(ScanEvent)).scalar() == 0
+
+
+def test_tracking_for_an_unknown_number_or_with_a_bad_signature_is_refused(portal_with_carriers):
+    from shared.carriers.signing import kuaidi100_push_sign
+    client = portal_with_carriers.test_client()
+    param = ('{"status":"polling","lastResult":{"message":"ok","state":"0","status":"200","ischeck":"0",'
+             '"com":"shunfeng","nu":"SF999999999999","data":[{"context":"已揽收","time":"2026-11-21 10:00:00",'
+             '"ftime":"2026-11-21 10:00:00","status":"揽收"}]}}')
+    salt = portal_with_carriers.config["KUAIDI100_SALT"]
+    unknown = client.post("/hooks/tracking/kuaidi100", data={"param": param, "sign": kuaidi100_push_sign(param, salt)})
+    assert unknown.status_code == 404 and "SF999999999999" in unknown.get_json()["message"]
+    forged = client.post("/hooks/tracking/kuaidi100", data={"param": param, "sign": "0" * 32})
+    assert forged.status_code == 401
+    assert db.session.execute(select(func.count()).select_from(TrackingEvent)).scalar() == 0
+
+
+def test_a_parcel_without_news_is_flagged_stalled_once(floor, portal_with_carriers, carriers):  # noqa: F811
+    order, task = picked_order(floor)
+    client, token = portal_with_carriers.test_client(), floor["token"]
+    scan(client, token, "pick", task=task.id, bin="A-01", sku="TEA", lot="T-9", quantity=2)
+    waybill = scan(client, token, "pack", order=order.order_no, box="B").get_json()["waybill"]
+    scan(client, token, "load", parcel=waybill, truck="T-1")
+    now = datetime.now(UTC)
+    assert tracking.find_stalled(now + timedelta(hours=3)) == []
+    [stalled] = tracking.find_stalled(now + timedelta(hours=5))
+    assert stalled.waybill_no == waybill and tracking.find_stalled(now + timedelta(hours=6)) == []
+    alarm = db.session.execute(select(FulfilmentAlarm).where(FulfilmentAlarm.kind == "parcel_stalled")).scalar_one()
+    assert alarm.role == "customer_service" and waybill in alarm.message
+
+
+def test_tracking_pushes_are_refused_while_no_secret_is_configured(portal_with_carriers):
+    portal_with_carriers.config["TRACK17_KEY"] = ""
+    answer = portal_with_carriers.test_client().post("/hooks/tracking/17track", json={"event": "TRACKING_UPDATED"})
+    assert answer.status_code == 503 and answer.get_json()["error"]["code"] == "not_configured"
