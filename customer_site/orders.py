@@ -1,9 +1,11 @@
-"""A signed-in customer's orders: the list, and each order with its status timeline."""
+"""A signed-in customer's orders: the list, and each order with its status timeline and the parcel's tracking."""
 from flask import Blueprint, render_template, request
 
 from customer_site.access import customer_required, order_for_customer_or_404, orders_for_customer, signed_in_customer
 from customer_site.timeline import order_timeline
+from shared.labels import CARRIER, CUSTOMER_TRACKING_FLAG, CUSTOMER_TRACKING_STEP, label
 from shared.security.masking import full_address, masked_address, masked_name, masked_phone
+from shared.services import tracking
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
@@ -17,9 +19,32 @@ def receiver_details(order, guest: bool) -> dict:
             "address": full_address(order.province, order.city, order.district, order.street, order.postal_code)}
 
 
+def parcel_progress(order) -> dict | None:
+    """The parcel as the customer follows it once it has left the warehouse: the carrier's five steps in their
+    words, the carrier's events (newest first), exceptions, and whether it has stalled. None before shipping."""
+    shipment, events = tracking.timeline(order.id)
+    if shipment is None or (shipment.shipped_at is None and shipment.tracking_step is None and not events):
+        return None
+    codes = list(CUSTOMER_TRACKING_STEP)
+    reached = codes.index(shipment.tracking_step) if shipment.tracking_step in codes else 0
+    steps = [{"code": code, "label": label(CUSTOMER_TRACKING_STEP, code),
+              "state": "done" if index < reached or (index == reached and code == "delivered")
+              else "current" if index == reached else "todo"} for index, code in enumerate(codes)]
+    flags = [label(CUSTOMER_TRACKING_FLAG, flag) for flag in (shipment.tracking_flags or "").split(",")
+             if flag.strip() in CUSTOMER_TRACKING_FLAG]
+    stalled = shipment.stalled_at is not None and shipment.status == "shipped"
+    return {
+        "carrier": label(CARRIER, shipment.carrier_code) if shipment.carrier_code else "",
+        "waybill_no": shipment.waybill_no, "steps": steps, "flags": flags,
+        "events": [{"at": e.occurred_at, "step": label(CUSTOMER_TRACKING_STEP, e.step) if e.step else "",
+                    "description": e.description, "location": e.location} for e in events],
+        "stalled_since": (shipment.last_event_at or shipment.shipped_at or shipment.stalled_at) if stalled else None,
+    }
+
+
 def render_order(order, guest: bool):
     return render_template("customer/order.html", order=order, timeline=order_timeline(order),
-                           receiver=receiver_details(order, guest), guest=guest)
+                           receiver=receiver_details(order, guest), guest=guest, parcel=parcel_progress(order))
 
 
 @bp.get("/")

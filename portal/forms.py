@@ -144,3 +144,11 @@ class WebhookSubscriptionForm(FlaskForm):
 
 class SubscriptionStateForm(FlaskForm):
     state = SelectField(choices=[("on", "on"), ("off", "off")], validators=[DataRequired()])
+
+
+# --- fulfilment --------------------------------------------------------------------------------------------
+
+class PlanWavesForm(FlaskForm):
+    """Plan waves for one warehouse: its allocated shipments, grouped by carrier for the next cut-off."""
+
+    warehouse = StringField(_l("Warehouse"), validators=[DataRequired(), Length(max=32)])

@@ -11,10 +11,10 @@ from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.extensions import db
 from shared.labels import STATUS, label
 from shared.lifecycle import OrderStatus
-from shared.models import AuditEvent, Channel, Reservation, Warehouse
+from shared.models import AuditEvent, CarrierAttempt, Channel, Reservation, Warehouse
 from shared.order_search import parse_filters, search_orders
 from shared.security.masking import may_reveal, order_contact
-from shared.services import audit, orders
+from shared.services import audit, orders, tracking
 from shared.services.errors import ServiceError
 from shared.timekeeping import utc_now
 from shared.web import staff_actor
@@ -73,9 +73,15 @@ def detail(order_no: str):
         select(Reservation).options(selectinload(Reservation.warehouse))
         .where(Reservation.order_id == order.id).order_by(Reservation.id)
     ).scalars().all()
+    shipment, tracking_events = tracking.timeline(order.id)
+    attempts = db.session.execute(
+        select(CarrierAttempt).where(CarrierAttempt.shipment_id == shipment.id)
+        .order_by(CarrierAttempt.occurred_at, CarrierAttempt.id)
+    ).scalars().all() if shipment is not None else []
     return render_template(
         "portal/orders/detail.html", order=order, contact=order_contact(order, current_user.role),
         history=history, reservations=reservations, moves=orders.allowed_moves(order, current_user.role),
+        shipment=shipment, tracking_events=tracking_events, attempts=attempts,
         can_reveal=may_reveal(current_user.role), transition_form=TransitionForm(), payment_form=ConfirmForm(),
         can_record_payment=current_user.role in orders.PAYMENT_ROLES and order.payment_status == "unpaid"
         and order.status not in (OrderStatus.CANCELLED, OrderStatus.CLOSED),

@@ -1139,6 +1139,19 @@ def _run_sync_benchmark(name: str, url: str, args) -> dict:
     return results
 
 
+def _run_fulfilment_benchmark(name: str, url: str, args) -> dict:
+    from shared import bench_fulfilment
+
+    if name == "allocate-wave":
+        results = bench_fulfilment.run_allocate_wave(url, orders=args.orders)
+        bench_fulfilment.print_allocate_wave(results)
+    else:
+        results = bench_fulfilment.run_tracking(url, events=args.events, http_requests=args.http_requests)
+        bench_fulfilment.print_tracking(results)
+    results["aims"] = []
+    return results
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderloom bench", description="Orderloom benchmarks. Each one migrates a "
                                      "fresh PostgreSQL schema (or SQLite file), prints markdown tables, and drops "
@@ -1186,6 +1199,11 @@ def build_parser() -> argparse.ArgumentParser:
     latency.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help=redis_help)
     reconcile = commands.add_parser("reconcile", parents=[common], help="1,000,000 ids reconciled against the db")
     reconcile.add_argument("--orders", type=int, default=1_000_000)
+    wave = commands.add_parser("allocate-wave", parents=[common], help="allocate and wave N orders, 3 warehouses")
+    wave.add_argument("--orders", type=int, default=10_000)
+    track = commands.add_parser("tracking", parents=[common], help="tracking events ingested per second")
+    track.add_argument("--events", type=int, default=20_000)
+    track.add_argument("--http-requests", type=int, default=500)
     return parser
 
 
@@ -1214,6 +1232,8 @@ def main(argv: list[str] | None = None) -> int:
                 print_reserve(results)
             elif name in ("ingest", "webhook-latency", "reconcile"):
                 results = _run_sync_benchmark(name, url, args)
+            elif name in ("allocate-wave", "tracking"):
+                results = _run_fulfilment_benchmark(name, url, args)
             elif name == "create-orders":
                 counts = tuple(int(n) for n in args.clients.split(",") if n.strip())
                 results = run_create_orders(url, orders=args.orders, client_counts=counts, skus=args.skus,

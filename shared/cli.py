@@ -42,6 +42,26 @@ def demo(portal_port, customer_port, host, order_count, no_serve, simulator_port
                     serve=not no_serve, simulator_port=simulator_port or None)
 
 
+@main.command("simulate-carriers")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8901, show_default=True)
+@click.option("--seed", default=1, show_default=True)
+@click.option("--step-seconds", default=30.0, show_default=True, help="each parcel moves one step this often")
+@click.option("--kuaidi100", "kuaidi100_url", default=None, metavar="URL",
+              help="push Kuaidi100 tracking here (e.g. http://127.0.0.1:5000/hooks/tracking/kuaidi100)")
+@click.option("--17track", "track17_url", default=None, metavar="URL", help="push 17TRACK tracking here")
+def simulate_carriers(host, port, seed, step_seconds, kuaidi100_url, track17_url):
+    """Serve an e-waybill API and Kuaidi100 / 17TRACK tracking on loopback, parcels moving on their own."""
+    from shared.carriers.simulator import DEFAULT_CREDENTIALS
+    from shared.carriers.simulator.run import run
+
+    _log_key_values()
+    click.echo(f"carrier simulator on http://{host}:{port}; credentials: shared.carriers.simulator.DEFAULT_CREDENTIALS")
+    run(host=host, port=port, seed=seed, step_seconds=step_seconds,
+        kuaidi100_target=(kuaidi100_url, DEFAULT_CREDENTIALS["kuaidi100"]["salt"]) if kuaidi100_url else None,
+        track17_target=(track17_url, DEFAULT_CREDENTIALS["17track"]["key"]) if track17_url else None)
+
+
 @main.command("simulate-channels")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8900, show_default=True)

@@ -61,3 +61,36 @@ INBOX_ERROR = {
     "invalid_phone": _l("Invalid phone number"), "no_lines": _l("No order lines"),
     "unreadable_payload": _l("Payload in an unexpected shape"),
 }
+
+# Fulfilment: shipments on the floor, waves, scans, carriers, tracking and alarms.
+SHIPMENT_STATUS = {"allocated": _l("Allocated"), "waved": _l("In a wave"), "picking": _l("Picking"),
+                   "picked": _l("Picked"), "packed": _l("Packed"), "shipped": _l("Shipped"),
+                   "delivered": _l("Delivered"), "cancelled": _l("Cancelled")}
+WAVE_STATUS = {"planned": _l("Planned"), "releasing": _l("Releasing"), "released": _l("Released"),
+               "done": _l("Done")}
+PICK_TASK_STATUS = {"open": _l("Open"), "picking": _l("Picking"), "done": _l("Picked")}
+SCAN_KIND = {"pick": _l("Pick"), "pack": _l("Pack"), "load": _l("Load")}
+CARRIER = {"SF": _l("SF Express"), "YTO": _l("YTO Express"), "ZTO": _l("ZTO Express"), "STO": _l("STO Express"),
+           "YD": _l("Yunda Express"), "JD": _l("JD Logistics"), "EMS": _l("EMS")}
+CARRIER_OUTCOME = {"issued": _l("Waybill issued"), "refused": _l("Refused"), "unavailable": _l("Not reachable")}
+FULFILMENT_ALARM = {"not_packed_in_time": _l("Not packed within 4 hours"),
+                    "pick_not_packed": _l("Picked but not packed"), "parcel_stalled": _l("Parcel stalled")}
+# The carrier's five steps, in order, as staff read them ...
+TRACKING_STEP = {"awaiting_pickup": _l("Awaiting pickup"), "in_transit": _l("In transit"),
+                 "at_local_station": _l("At the local station"), "out_for_delivery": _l("Out for delivery"),
+                 "delivered": _l("Delivered")}
+# ... and as the customer reads them.
+CUSTOMER_TRACKING_STEP = {"awaiting_pickup": _l("Waiting for the courier"), "in_transit": _l("On its way"),
+                          "at_local_station": _l("Arrived in your city"),
+                          "out_for_delivery": _l("Out for delivery"), "delivered": _l("Delivered")}
+TRACKING_FLAG = {"problem": _l("Problem parcel"), "returning": _l("Being returned"),
+                 "returned": _l("Returned to sender"), "refused": _l("Refused by the receiver"),
+                 "delivery_failed": _l("Delivery failed"), "expired": _l("Tracking expired")}
+CUSTOMER_TRACKING_FLAG = {
+    "problem": _l("The carrier reports a problem with your parcel. We are looking into it."),
+    "returning": _l("Your parcel is on its way back to us."),
+    "returned": _l("Your parcel has come back to us."),
+    "refused": _l("The parcel was refused at delivery."),
+    "delivery_failed": _l("The courier could not deliver your parcel and will try again."),
+    "expired": _l("The carrier no longer reports on this parcel. We are checking with them."),
+}

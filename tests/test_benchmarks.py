@@ -75,3 +75,14 @@ def test_ingest_and_webhook_latency_benchmarks_run_through_real_workers():
     with benchmarks.bench_database("webhook-latency", PG_BASE) as url:
         latency = bench_sync.run_webhook_latency(url, REDIS_URL, count=10, interval=0.01, overrides=_keys(url))
     assert latency["ok"] and latency["visible"] == 10 and latency["p95_ms"] > 0, latency
+
+
+def test_allocate_wave_and_tracking_benchmarks_keep_their_checks():
+    from shared import bench_fulfilment
+
+    with benchmarks.bench_database("allocate-wave", PG_BASE) as url:
+        wave = bench_fulfilment.run_allocate_wave(url, orders=40, overrides=_keys(url))
+    assert wave["ok"] and wave["shipments"] == 40 and wave["tasks"] >= 40, wave
+    with benchmarks.bench_database("tracking", PG_BASE) as url:
+        track = bench_fulfilment.run_tracking(url, events=60, http_requests=10, overrides=_keys(url))
+    assert track["ok"] and track["stored"] == 60, track

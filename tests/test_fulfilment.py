@@ -235,3 +235,18 @@ def test_picked_but_not_packed_in_twelve_minutes_goes_back_to_the_pool(floor):
     assert [a.kind for a in raised] == ["pick_not_packed"] and "packing pool" in raised[0].message
     db.session.refresh(task)
     assert task.device_id is None
+
+
+def test_a_wave_stopped_midway_can_be_released_again_and_a_released_one_cannot(floor):
+    put("TEA", "SZ1", "A-01", 10)
+    order = order_to(SHENZHEN, [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"}])
+    fulfilment.allocate(order, ADMIN)
+    [wave] = fulfilment.plan_waves("SZ1", ADMIN)
+    fulfilment.start_release(wave.id, ADMIN)
+    db.session.commit()  # the job died here
+    fulfilment.start_release(wave.id, ADMIN)
+    assert fulfilment.release_chunk(wave.id, TODAY) == 1 and fulfilment.release_chunk(wave.id, TODAY) == 0
+    fulfilment.finish_release(wave.id)
+    with pytest.raises(Conflict):
+        fulfilment.start_release(wave.id, ADMIN)
+    assert fulfilment.plan_waves("SZ1", ADMIN) == []  # nothing allocated is left to plan twice

@@ -111,6 +111,8 @@ def upgrade() -> None:
         batch_op.create_index('ix_shipments_status_warehouse_id_allocated_at', ['status', 'warehouse_id', 'allocated_at'], unique=False)
         batch_op.create_index('ix_shipments_step_last_event_at', ['tracking_step', 'last_event_at'], unique=False)
         batch_op.create_index('ix_shipments_wave_id', ['wave_id'], unique=False)
+        batch_op.create_index('ix_shipments_status_ship_by', ['status', 'ship_by'], unique=False)
+        batch_op.create_index('ix_shipments_carrier_code_shipped_at', ['carrier_code', 'shipped_at'], unique=False)
         batch_op.create_index('uq_shipments_open_order', ['order_id'], unique=True,
                               postgresql_where=sa.text("status <> 'cancelled'"),
                               sqlite_where=sa.text("status <> 'cancelled'"))
@@ -256,6 +258,8 @@ def downgrade() -> None:
     op.drop_table('carrier_attempts')
     with op.batch_alter_table('shipments', schema=None) as batch_op:
         batch_op.drop_index('uq_shipments_open_order')
+        batch_op.drop_index('ix_shipments_carrier_code_shipped_at')
+        batch_op.drop_index('ix_shipments_status_ship_by')
         batch_op.drop_index('ix_shipments_wave_id')
         batch_op.drop_index('ix_shipments_step_last_event_at')
         batch_op.drop_index('ix_shipments_status_warehouse_id_allocated_at')

@@ -79,6 +79,8 @@ class Shipment(db.Model):
         Index("ix_shipments_status_warehouse_id_allocated_at", "status", "warehouse_id", "allocated_at"),
         Index("ix_shipments_wave_id", "wave_id"),
         Index("ix_shipments_step_last_event_at", "tracking_step", "last_event_at"),
+        Index("ix_shipments_status_ship_by", "status", "ship_by"),  # the board's overdue count
+        Index("ix_shipments_carrier_code_shipped_at", "carrier_code", "shipped_at"),  # the carrier scorecard
         UniqueConstraint("waybill_no"),
         # An order is never allocated to two warehouses at once: one open shipment per order, by the database.
         Index("uq_shipments_open_order", "order_id", unique=True,

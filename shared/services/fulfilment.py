@@ -194,10 +194,12 @@ def plan_waves(warehouse_code: str, actor: Actor, now: datetime | None = None, l
     """Group the warehouse's allocated shipments by carrier into waves for the next cut-off, highest priority first."""
     now = now or utc_now()
     warehouse = stock_service.get_warehouse(warehouse_code)
-    shipments = db.session.execute(
-        select(Shipment.id, Shipment.carrier_code).where(Shipment.warehouse_id == warehouse.id,
-                                                         Shipment.status == "allocated")
-        .order_by(Shipment.priority.desc(), Shipment.allocated_at, Shipment.id).limit(limit)).all()
+    query = select(Shipment.id, Shipment.carrier_code).where(
+        Shipment.warehouse_id == warehouse.id, Shipment.status == "allocated"
+    ).order_by(Shipment.priority.desc(), Shipment.allocated_at, Shipment.id).limit(limit)
+    if db.engine.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)  # two planners at once split the shipments, never share
+    shipments = db.session.execute(query).all()
     by_carrier: dict[str, list[int]] = defaultdict(list)
     for shipment_id, carrier in shipments:
         by_carrier[carrier or "SF"].append(shipment_id)
@@ -208,9 +210,12 @@ def plan_waves(warehouse_code: str, actor: Actor, now: datetime | None = None, l
                     order_count=len(ids), released_count=0, task_count=0, short_count=0, created_at=now)
         db.session.add(wave)
         db.session.flush()
+        taken = 0
         for start in range(0, len(ids), 5000):
-            db.session.execute(update(Shipment).where(Shipment.id.in_(ids[start:start + 5000]))
-                               .values(wave_id=wave.id, status="waved").execution_options(synchronize_session=False))
+            taken += db.session.execute(
+                update(Shipment).where(Shipment.id.in_(ids[start:start + 5000]), Shipment.status == "allocated")
+                .values(wave_id=wave.id, status="waved").execution_options(synchronize_session=False)).rowcount
+        wave.order_count = taken
         audit.record(actor, "wave.plan", "wave", wave.id, after={"warehouse": warehouse.code, "carrier": carrier,
                                                                   "orders": len(ids)})
         waves.append(wave)
@@ -221,10 +226,12 @@ def start_release(wave_id: int, actor: Actor) -> Wave:
     wave = db.session.execute(select(Wave).where(Wave.id == wave_id).with_for_update(of=Wave)).scalar_one_or_none()
     if wave is None:
         raise NotFound("no such wave", code="wave_not_found")
-    if wave.status != "planned":
+    if wave.status not in ("planned", "releasing"):
         raise Conflict(f"wave {wave.id} is {wave.status}", code="wave_not_planned")
+    # A wave left "releasing" by a job that died may be released again: chunks only take unreleased shipments.
+    audit.record(actor, "wave.release" if wave.status == "planned" else "wave.resume_release", "wave", wave.id,
+                 after={"orders": wave.order_count})
     wave.status = "releasing"
-    audit.record(actor, "wave.release", "wave", wave.id, after={"orders": wave.order_count})
     return wave
 
 

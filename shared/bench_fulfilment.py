@@ -1,0 +1,218 @@
+"""Fulfilment benchmarks behind `orderloom bench`: allocate-and-wave, and tracking ingest.
+
+- `allocate-wave`: N paid confirmed orders over 3 warehouses (created through the channel batch path), then
+  the allocation job, wave planning and wave release, each timed; correctness: every order allocated once,
+  every released shipment's pick tasks cover its lines, no lot over-allocated.
+- `tracking`: 17TRACK pushes from the carrier simulator for N shipped parcels; verified, parsed and ingested in
+  batches (the service path a queue consumer runs), events/s; and the same bodies POSTed one by one to the
+  portal's webhook over HTTP, requests/s.
+"""
+import statistics
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+
+import sqlalchemy as sa
+
+from shared.actors import Actor
+
+ACTOR = Actor(id=None, label="bench", role="admin", ip="127.0.0.1")
+WAREHOUSES = (("HZ1", "杭州仓", "浙江省", "杭州市"), ("GZ1", "广州仓", "广东省", "广州市"), ("CD1", "成都仓", "四川省", "成都市"))
+PLACES = (("浙江省", "杭州市", "西湖区"), ("广东省", "深圳市", "南山区"), ("四川省", "成都市", "武侯区"),
+          ("北京市", "北京市", "朝阳区"), ("上海市", "上海市", "浦东新区"), ("湖北省", "武汉市", "洪山区"))
+
+
+def _progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _app(url: str, overrides: dict | None = None):
+    from shared.appcore import create_core_app
+
+    return create_core_app("bench-fulfilment", {
+        "SQLALCHEMY_DATABASE_URI": url, "JOBS_INLINE": True, "REDIS_URL": "", "RATELIMIT_STORAGE_URI": "memory://",
+        **(overrides or {})})
+
+
+def seed_orders(app, count: int, skus: int = 40) -> None:
+    """Warehouses with bins and lots, SKUs, and `count` paid confirmed orders (channel batch path)."""
+    import random
+
+    from shared.channels import adapter_for
+    from shared.channels.canonical import CanonicalLine, CanonicalOrder
+    from shared.extensions import db
+    from shared.models import Bin
+    from shared.services import bulk_orders, catalog, channel_settings, fulfilment
+    from shared.services.channel_orders import ChannelContext
+
+    rng = random.Random(4)
+    with app.app_context():
+        channel = catalog.create_channel("TB", "天猫旗舰店", "taobao", ACTOR)
+        channel_settings.seed_status_mappings(channel)
+        codes = [f"SKU-{n:04d}" for n in range(skus)]
+        for code in codes:
+            catalog.create_sku({"sku": code, "name": f"茶 {code}"}, ACTOR)
+            channel_settings.map_sku(channel, code, code, ACTOR)
+        for code, name, province, city in WAREHOUSES:
+            warehouse = catalog.create_warehouse({"code": code, "name": name, "province": province, "city": city},
+                                                 ACTOR)
+            for walk in range(20):
+                db.session.add(Bin(warehouse_id=warehouse.id, code=f"A-{walk:02d}", walk_order=walk,
+                                   capacity=10_000_000))
+            db.session.flush()
+            for index, sku in enumerate(codes):
+                fulfilment.receive(sku, code, f"A-{index % 20:02d}", 3 * count, ACTOR, lot_no=f"L{index}",
+                                   expires_on=date.today() + timedelta(days=200 + index))
+        db.session.commit()
+        context = ChannelContext.load(channel, adapter_for("taobao"))
+        now = datetime.now(UTC) - timedelta(hours=1)
+        for start in range(0, count, 500):
+            entries = []
+            for n in range(start, min(start + 500, count)):
+                province, city, district = rng.choice(PLACES)
+                lines = [CanonicalLine(rng.choice(codes), rng.randint(1, 2), rng.choice((59, 99, 129)) * 1)
+                         for _ in range(rng.choice((1, 1, 2)))]
+                lines = list({line.channel_sku: line for line in lines}.values())
+                goods = sum(line.unit_price * line.quantity for line in lines)
+                entries.append((SimpleNamespace(id=n), CanonicalOrder(
+                    channel_order_id=f"B{n:08d}", status_key="WAIT_SELLER_SEND_GOODS", modified_at=now,
+                    placed_at=now - timedelta(minutes=n % 600), paid_at=now, currency="CNY", customer_name="王伟",
+                    customer_phone=f"138{n:08d}", receiver="王伟", receiver_phone=f"138{n:08d}", province=province,
+                    city=city, district=district, street="幸福路 1 号", lines=lines, shipping_fee=0, discount=0,
+                    paid_amount=goods)))
+            made, left = bulk_orders.create_new(context, entries)
+            db.session.commit()
+            if left:
+                raise RuntimeError(f"{len(left)} bench orders could not be created")
+            _progress(f"allocate-wave: {min(start + 500, count):,}/{count:,} orders")
+        db.session.remove()
+
+
+def run_allocate_wave(url: str, orders: int = 10_000, overrides: dict | None = None) -> dict:
+    from jobs.fulfilment import allocate_confirmed, release_wave
+    from shared.extensions import db
+    from shared.models import Lot, Order, PickTask, Shipment, Wave
+    from shared.services import fulfilment
+
+    app = _app(url, overrides)
+    seed_orders(app, orders)
+    timings = {}
+    with app.app_context():
+        started = time.perf_counter()
+        while True:
+            tally = allocate_confirmed(limit=2000)
+            if not tally.get("allocated"):
+                break
+        timings["allocate_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        waves = []
+        for code, *_rest in WAREHOUSES:
+            waves += fulfilment.plan_waves(code, ACTOR)
+        db.session.commit()
+        timings["plan_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        for wave in waves:
+            fulfilment.start_release(wave.id, ACTOR)
+            db.session.commit()
+            release_wave(wave.id)
+        timings["release_s"] = time.perf_counter() - started
+        shipments = db.session.execute(sa.select(sa.func.count()).select_from(Shipment)).scalar()
+        picking = db.session.execute(sa.select(sa.func.count()).select_from(Shipment)
+                                     .where(Shipment.status == "picking")).scalar()
+        allocated_orders = db.session.execute(sa.select(sa.func.count()).select_from(Order)
+                                              .where(Order.status.in_(("allocated", "picking")))).scalar()
+        over = db.session.execute(sa.select(sa.func.count()).select_from(Lot)
+                                  .where(Lot.allocated > Lot.quantity)).scalar()
+        tasks = db.session.execute(sa.select(sa.func.count()).select_from(PickTask)).scalar()
+        wave_count = db.session.execute(sa.select(sa.func.count()).select_from(Wave)).scalar()
+        db.session.remove()
+        db.engine.dispose()
+    total = sum(timings.values())
+    ok = shipments == orders and allocated_orders == orders and over == 0 and picking == orders
+    return {"benchmark": "allocate-wave", "ok": ok, "orders": orders, "shipments": shipments, "picking": picking,
+            "tasks": tasks, "waves": wave_count, **timings, "total_s": total}
+
+
+def print_allocate_wave(results: dict) -> None:
+    print(f"\n## allocate-wave: {results['orders']:,} paid confirmed orders, 3 warehouses\n")
+    print("| allocate s | plan waves s | release waves s | total s | waves | pick tasks |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| {results['allocate_s']:.1f} | {results['plan_s']:.2f} | {results['release_s']:.1f} | "
+          f"{results['total_s']:.1f} | {results['waves']} | {results['tasks']:,} |")
+    print(f"\nevery order allocated once and released: {'OK' if results['ok'] else 'WRONG'}; "
+          f"aim: 10,000 orders waved in < 10 s: {'met' if results['total_s'] < 10 else 'MISSED'}")
+
+
+def run_tracking(url: str, events: int = 20_000, batch: int = 500, http_requests: int = 500,
+                 overrides: dict | None = None) -> dict:
+    import httpx
+    from werkzeug.serving import make_server
+
+    from portal import create_app
+    from shared.carriers.simulator import DEFAULT_CREDENTIALS, CarrierSimulator
+    from shared.carriers.tracking import parse_17track_push
+    from shared.extensions import db
+    from shared.models import Shipment, TrackingEvent
+    from shared.services import tracking
+
+    key = DEFAULT_CREDENTIALS["17track"]["key"]
+    simulator = CarrierSimulator(seed=3)
+    bodies = simulator.bulk_events(events)
+    signed = [simulator.signed_17track(body) for _number, body in bodies]
+    app = _app(url, overrides)
+    numbers = sorted({number for number, _body in bodies})
+    seed_orders(app, len(numbers), skus=5)  # one order per parcel: an order has one open shipment
+    with app.app_context():
+        order_ids = db.session.execute(sa.text("SELECT id FROM orders ORDER BY id")).scalars().all()
+        warehouse_id = db.session.execute(sa.text("SELECT id FROM warehouses LIMIT 1")).scalar()
+        now = datetime.now(UTC)
+        db.session.execute(sa.insert(Shipment), [
+            {"order_id": order_id, "warehouse_id": warehouse_id, "status": "shipped", "priority": 0,
+             "waybill_no": number, "allocated_at": now, "shipped_at": now - timedelta(days=2)}
+            for order_id, number in zip(order_ids, numbers, strict=True)])
+        db.session.commit()
+        started = time.perf_counter()
+        for start in range(0, len(signed), batch):
+            parsed = []
+            for raw, sign in signed[start:start + batch]:
+                parsed += parse_17track_push(raw, sign, key)
+            tracking.ingest(parsed)
+            db.session.commit()
+        service_s = time.perf_counter() - started
+        stored = db.session.execute(sa.select(sa.func.count()).select_from(TrackingEvent)).scalar()
+        db.session.remove()
+    portal = create_app({"SQLALCHEMY_DATABASE_URI": url, "JOBS_INLINE": True, "REDIS_URL": "",
+                         "RATELIMIT_STORAGE_URI": "memory://", "TRACK17_KEY": key, **(overrides or {})})
+    server = make_server("127.0.0.1", 0, portal, threaded=True)
+    import threading
+
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    latencies = []
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.server_port}", timeout=10) as client:
+            started = time.perf_counter()
+            for raw, sign in signed[:http_requests]:
+                t0 = time.perf_counter()
+                client.post("/hooks/tracking/17track", content=raw,
+                            headers={"Content-Type": "application/json", "sign": sign})
+                latencies.append(time.perf_counter() - t0)
+            http_s = time.perf_counter() - started
+    finally:
+        server.shutdown()
+    with app.app_context():
+        db.engine.dispose()
+    return {"benchmark": "tracking", "ok": stored == events, "events": events, "stored": stored,
+            "service_events_per_s": events / service_s, "http_requests_per_s": http_requests / http_s,
+            "http_p50_ms": statistics.median(latencies) * 1000}
+
+
+def print_tracking(results: dict) -> None:
+    print(f"\n## tracking: {results['events']:,} 17TRACK events (signed pushes from the carrier simulator)\n")
+    print("| path | rate |\n| --- | ---: |")
+    print(f"| verify + parse + store + recompute, batches of 500 pushes | {results['service_events_per_s']:,.0f} "
+          f"events/s |")
+    print(f"| one push per HTTP request to /hooks/tracking/17track (dev server) | "
+          f"{results['http_requests_per_s']:,.0f} requests/s (p50 {results['http_p50_ms']:.1f} ms) |")
+    print(f"\nevery event stored once: {'OK' if results['ok'] else 'WRONG'} ({results['stored']:,}); aim ≥ 2,000 "
+          f"events/s: {'met' if results['service_events_per_s'] >= 2000 else 'MISSED'} (batched service path)")
