@@ -216,3 +216,75 @@ def print_tracking(results: dict) -> None:
           f"{results['http_requests_per_s']:,.0f} requests/s (p50 {results['http_p50_ms']:.1f} ms) |")
     print(f"\nevery event stored once: {'OK' if results['ok'] else 'WRONG'} ({results['stored']:,}); aim ≥ 2,000 "
           f"events/s: {'met' if results['service_events_per_s'] >= 2000 else 'MISSED'} (batched service path)")
+
+
+def run_board(url: str, open_orders: int = 100_000, samples: int = 20, repeat: int = 3,
+              overrides: dict | None = None) -> dict:
+    """The fulfilment board at `open_orders` open shipments over 3 warehouses and every step, through the portal
+    (signed in, real templates), p50/p95 per view; orders copied in bulk (bench_sync.seed_channel_orders)."""
+    import random
+
+    from portal import create_app
+    from shared import bench_sync
+    from shared.benchmarks import BENCH_PASSWORD, _get_ms, sign_in
+    from shared.extensions import db
+    from shared.services import catalog, staff
+
+    if not url.startswith("postgresql"):
+        raise SystemExit("the board benchmark runs on PostgreSQL")
+    app = _app(url, overrides)
+    bench_sync.seed_channel_orders(app, open_orders)
+    rng = random.Random(8)
+    with app.app_context():
+        ids = []
+        for code, name, province, city in WAREHOUSES:
+            ids.append(catalog.create_warehouse({"code": code, "name": name, "province": province, "city": city},
+                                                ACTOR).id)
+        staff.create_user("bench_ops", BENCH_PASSWORD, "ops_manager", ACTOR, locale="en")
+        db.session.commit()
+        order_ids = db.session.execute(sa.text("SELECT id FROM orders ORDER BY id")).scalars().all()
+        now = datetime.now(UTC)
+        steps = ("allocated", "allocated", "waved", "picking", "picking", "picked", "packed")
+        raw = db.engine.raw_connection()
+        try:
+            with raw.cursor().copy("COPY shipments (order_id, warehouse_id, status, priority, ship_by, carrier_code, "
+                                   "allocated_at) FROM STDIN") as copy:
+                for order_id in order_ids:
+                    allocated = now - timedelta(minutes=rng.randint(1, 72 * 60))
+                    copy.write_row((order_id, rng.choice(ids), rng.choice(steps), rng.randint(0, 400),
+                                    allocated + timedelta(hours=24), rng.choice(("SF", "YTO", "ZTO")), allocated))
+            raw.commit()
+        finally:
+            raw.close()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM (ANALYZE) shipments, orders")
+        _progress(f"board: {len(order_ids):,} open shipments")
+        db.session.remove()
+    portal = create_app({"SQLALCHEMY_DATABASE_URI": url, "JOBS_INLINE": True, "REDIS_URL": "",
+                         "RATELIMIT_STORAGE_URI": "memory://", **(overrides or {})})
+    views = {"board, default": "/fulfilment/", "one warehouse": "/fulfilment/?warehouse=GZ1",
+             "one step": "/fulfilment/?step=picking", "overdue only": "/fulfilment/?overdue=1"}
+    results = {}
+    with portal.app_context():
+        client = portal.test_client()
+        sign_in(client, "bench_ops", BENCH_PASSWORD)
+        for label, path in views.items():
+            _get_ms(client, path)  # warm
+            rounds = [[_get_ms(client, path)[0] for _ in range(samples)] for _ in range(repeat)]
+            flat = sorted(value for round_ in rounds for value in round_)
+            results[label] = {"p50": statistics.median(flat), "p95": flat[int(0.95 * (len(flat) - 1))],
+                              "round_p95": [sorted(r)[int(0.95 * (len(r) - 1))] for r in rounds]}
+        db.engine.dispose()
+    with app.app_context():
+        db.engine.dispose()
+    worst = max(value["p95"] for value in results.values())
+    return {"benchmark": "board", "ok": True, "open_orders": open_orders, "views": results, "worst_p95_ms": worst}
+
+
+def print_board(results: dict) -> None:
+    print(f"\n## board: fulfilment board at {results['open_orders']:,} open shipments, 3 warehouses\n")
+    print("| view | p50 ms | p95 ms | p95 per round |\n| --- | ---: | ---: | --- |")
+    for label, value in results["views"].items():
+        print(f"| {label} | {value['p50']:.1f} | {value['p95']:.1f} | "
+              f"{', '.join(f'{v:.1f}' for v in value['round_p95'])} |")
+    print(f"\naim: board p95 < 200 ms: {'met' if results['worst_p95_ms'] < 200 else 'MISSED'}")

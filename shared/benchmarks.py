@@ -1145,6 +1145,9 @@ def _run_fulfilment_benchmark(name: str, url: str, args) -> dict:
     if name == "allocate-wave":
         results = bench_fulfilment.run_allocate_wave(url, orders=args.orders)
         bench_fulfilment.print_allocate_wave(results)
+    elif name == "board":
+        results = bench_fulfilment.run_board(url, open_orders=args.orders, samples=args.samples, repeat=args.repeat)
+        bench_fulfilment.print_board(results)
     else:
         results = bench_fulfilment.run_tracking(url, events=args.events, http_requests=args.http_requests)
         bench_fulfilment.print_tracking(results)
@@ -1204,6 +1207,9 @@ def build_parser() -> argparse.ArgumentParser:
     track = commands.add_parser("tracking", parents=[common], help="tracking events ingested per second")
     track.add_argument("--events", type=int, default=20_000)
     track.add_argument("--http-requests", type=int, default=500)
+    board = commands.add_parser("board", parents=[common], help="p50/p95 of the fulfilment board")
+    board.add_argument("--orders", type=int, default=100_000, help="open shipments to seed")
+    board.add_argument("--samples", type=int, default=20)
     return parser
 
 
@@ -1232,7 +1238,7 @@ def main(argv: list[str] | None = None) -> int:
                 print_reserve(results)
             elif name in ("ingest", "webhook-latency", "reconcile"):
                 results = _run_sync_benchmark(name, url, args)
-            elif name in ("allocate-wave", "tracking"):
+            elif name in ("allocate-wave", "tracking", "board"):
                 results = _run_fulfilment_benchmark(name, url, args)
             elif name == "create-orders":
                 counts = tuple(int(n) for n in args.clients.split(",") if n.strip())
