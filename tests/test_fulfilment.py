@@ -250,3 +250,60 @@ def test_a_wave_stopped_midway_can_be_released_again_and_a_released_one_cannot(f
     with pytest.raises(Conflict):
         fulfilment.start_release(wave.id, ADMIN)
     assert fulfilment.plan_waves("SZ1", ADMIN) == []  # nothing allocated is left to plan twice
+
+
+# --- stock operations ---------------------------------------------------------------------------------------
+
+def as_role(role: str, label: str):
+    from shared.actors import Actor
+    return Actor(id=None, label=label, role=role, ip="127.0.0.1")
+
+
+def test_a_stock_take_adjusts_only_after_a_manager_approves(floor):
+    from shared.models import StockMovement
+    from shared.services import stock_ops
+    put("TEA", "SZ1", "A-01", 10)
+    counter, manager = as_role("warehouse", "counter1"), as_role("ops_manager", "boss1")
+    take = stock_ops.start_stock_take("SZ1", counter)
+    stock_ops.record_count(take.id, "TEA", 8, counter)
+    with pytest.raises(Conflict):  # not submitted: nothing to approve yet
+        stock_ops.decide(take.id, True, manager)
+    stock_ops.submit(take.id, counter)
+    with pytest.raises(Forbidden):  # the warehouse may count, not approve
+        stock_ops.decide(take.id, True, counter)
+    level = db.session.execute(select(StockLevel).where(StockLevel.sku.has(code="TEA"))).scalar_one()
+    assert level.on_hand == 10 and take.status == "submitted"
+    stock_ops.decide(take.id, True, manager)
+    db.session.refresh(level)
+    movement = db.session.execute(select(StockMovement).where(StockMovement.kind == "stocktake")).scalar_one()
+    assert (level.on_hand, movement.delta, take.status, take.decided_by) == (8, -2, "approved", "boss1")
+
+
+def test_a_rejected_stock_take_needs_a_reason_and_changes_no_stock(floor):
+    from shared.services import stock_ops
+    put("TEA", "SZ1", "A-01", 10)
+    counter, manager = as_role("warehouse", "counter1"), as_role("ops_manager", "boss1")
+    take = stock_ops.start_stock_take("SZ1", counter)
+    stock_ops.record_count(take.id, "TEA", 3, counter)
+    stock_ops.submit(take.id, counter)
+    with pytest.raises(ValidationFailed):
+        stock_ops.decide(take.id, False, manager)
+    stock_ops.decide(take.id, False, manager, note="count again: shelf B was missed")
+    level = db.session.execute(select(StockLevel).where(StockLevel.sku.has(code="TEA"))).scalar_one()
+    assert level.on_hand == 10 and take.status == "rejected"
+
+
+def test_transfers_move_free_stock_only_and_write_both_movements(floor):
+    from shared.models import StockMovement
+    from shared.services import stock_ops
+    put("TEA", "SZ1", "A-01", 10)
+    order_to(SHENZHEN, [{"sku": "TEA", "quantity": 7, "unit_price": "50.00"}])  # 7 reserved in SZ1
+    with pytest.raises(Conflict):
+        stock_ops.transfer("TEA", "SZ1", "CD1", 4, "rebalance", ADMIN)
+    db.session.rollback()
+    stock_ops.transfer("TEA", "SZ1", "CD1", 3, "rebalance", ADMIN)
+    kinds = db.session.execute(select(StockMovement.kind, StockMovement.delta).where(
+        StockMovement.kind.in_(("transfer_out", "transfer_in"))).order_by(StockMovement.id)).all()
+    assert kinds == [("transfer_out", -3), ("transfer_in", 3)]
+    with pytest.raises(ValidationFailed):
+        stock_ops.transfer("TEA", "SZ1", "SZ1", 1, "nothing", ADMIN)

@@ -171,3 +171,48 @@ def test_tracking_pushes_are_refused_while_no_secret_is_configured(portal_with_c
     portal_with_carriers.config["TRACK17_KEY"] = ""
     answer = portal_with_carriers.test_client().post("/hooks/tracking/17track", json={"event": "TRACKING_UPDATED"})
     assert answer.status_code == 503 and answer.get_json()["error"]["code"] == "not_configured"
+
+
+def test_events_out_of_time_order_or_duplicated_end_in_the_right_state(floor, portal_with_carriers, carriers):  # noqa: F811
+    from shared.carriers.tracking import TrackingEvent as Event
+    order, task = picked_order(floor)
+    client, token = portal_with_carriers.test_client(), floor["token"]
+    scan(client, token, "pick", task=task.id, bin="A-01", sku="TEA", lot="T-9", quantity=2)
+    waybill = scan(client, token, "pack", order=order.order_no, box="B").get_json()["waybill"]
+    scan(client, token, "load", parcel=waybill, truck="T-1")
+    db.session.expire_all()  # the scans ran in their own requests
+    base = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
+
+    def event(hours, step, text):
+        return Event(waybill, "SF", base + timedelta(hours=hours), text, None, "kuaidi100", "0", step, None)
+
+    delivered, collected, moving = event(30, "delivered", "已签收"), event(1, "in_transit", "已揽收"), \
+        event(5, "in_transit", "运输中")
+    outcome = tracking.ingest([delivered, collected])
+    assert outcome["stored"] == 2
+    again = tracking.ingest([moving, collected, delivered])  # late, duplicated and repeated
+    assert again["stored"] == 1
+    shipment = db.session.execute(select(Shipment).where(Shipment.waybill_no == waybill)).scalar_one()
+    assert shipment.tracking_step == "delivered" and shipment.status == "delivered" and status_of(order) == "completed"
+    assert db.session.execute(select(func.count()).select_from(TrackingEvent)).scalar() == 3
+
+
+def test_a_returned_item_is_restocked_only_after_inspection(floor, portal_with_carriers, carriers):  # noqa: F811
+    from shared.services import stock_ops
+    from shared.services.errors import Conflict, ValidationFailed
+    order, task = picked_order(floor)
+    with pytest.raises(Conflict):  # not shipped: nothing can come back
+        stock_ops.restock_return(order.order_no, "TEA", "SZ1", 1, True, ADMIN)
+    client, token = portal_with_carriers.test_client(), floor["token"]
+    scan(client, token, "pick", task=task.id, bin="A-01", sku="TEA", lot="T-9", quantity=2)
+    waybill = scan(client, token, "pack", order=order.order_no, box="B").get_json()["waybill"]
+    scan(client, token, "load", parcel=waybill, truck="T-1")
+    db.session.expire_all()
+    with pytest.raises(ValidationFailed):
+        stock_ops.restock_return(order.order_no, "TEA", "SZ1", 3, True, ADMIN)
+    with pytest.raises(ValidationFailed):  # a failed inspection needs its reason
+        stock_ops.restock_return(order.order_no, "TEA", "SZ1", 1, False, ADMIN)
+    stock_ops.restock_return(order.order_no, "TEA", "SZ1", 1, False, ADMIN, note="外包装破损，报废")
+    stock_ops.restock_return(order.order_no, "TEA", "SZ1", 1, True, ADMIN)
+    returned = db.session.execute(select(StockMovement).where(StockMovement.kind == "return")).scalars().all()
+    assert [(m.delta, m.order_id) for m in returned] == [(1, order.id)]

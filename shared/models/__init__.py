@@ -4,7 +4,7 @@ from shared.models.catalog import Sku, Warehouse
 from shared.models.channel import Channel, OrderNumberSequence
 from shared.models.customer import Customer, CustomerAddress
 from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
-                                      TrackingEvent, Wave)
+                                      StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
 from shared.models.staff import ApiToken, StaffUser
 from shared.models.stock import Reservation, StockLevel, StockMovement
@@ -18,5 +18,5 @@ __all__ = [
     "StockMovement", "Warehouse", "ChannelConnection", "InboxItem", "OutboxEvent", "ReconciliationDifference",
     "ReconciliationReport", "SkuMapping", "StatusMapping", "SyncAlert", "SyncRun", "WebhookDelivery",
     "WebhookRejection", "WebhookSubscription", "Bin", "CarrierAttempt", "Device", "FulfilmentAlarm", "Lot",
-    "PickTask", "ScanEvent", "Shipment", "TrackingEvent", "Wave",
+    "PickTask", "ScanEvent", "Shipment", "StockTake", "StockTakeLine", "TrackingEvent", "Wave",
 ]

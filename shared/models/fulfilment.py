@@ -235,3 +235,40 @@ class FulfilmentAlarm(db.Model):
     resolved_at = mapped_column(UTCDateTime)
     delivered: Mapped[bool] = mapped_column(Boolean, default=False)
 
+
+
+class StockTake(db.Model):
+    """A count of one warehouse: counted figures per SKU, then a manager's approval before any adjustment."""
+
+    __tablename__ = "stock_takes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouses.id"))
+    status: Mapped[str] = mapped_column(String(12), default="counting")  # counting, submitted, approved, rejected
+    started_by: Mapped[str] = mapped_column(String(120))
+    started_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decided_at = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(String(500))
+
+    warehouse = relationship("Warehouse", lazy="joined")
+    lines = relationship("StockTakeLine", order_by="StockTakeLine.id", back_populates="stock_take")
+
+
+class StockTakeLine(db.Model):
+    __tablename__ = "stock_take_lines"
+    __table_args__ = (UniqueConstraint("stock_take_id", "sku_id"),
+                      CheckConstraint("counted IS NULL OR counted >= 0", name="counted_not_negative"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stock_take_id: Mapped[int] = mapped_column(ForeignKey("stock_takes.id"))
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
+    expected: Mapped[int] = mapped_column(Integer)  # on hand when the count started
+    counted: Mapped[int | None] = mapped_column(Integer)
+
+    sku = relationship("Sku", lazy="joined")
+    stock_take = relationship("StockTake", back_populates="lines")
+
+    @property
+    def variance(self) -> int | None:
+        return None if self.counted is None else self.counted - self.expected

@@ -79,7 +79,7 @@ def _reason(reason: str | None) -> str:
 
 
 def adjust_stock(sku_code: str, warehouse_code: str, delta, reason: str, actor: Actor,
-                 kind: str = "adjustment") -> StockMovement:
+                 kind: str = "adjustment", order_id: int | None = None) -> StockMovement:
     """Change on-hand stock by delta with one conditional update; the level never goes below what is promised."""
     sku, warehouse = get_sku(sku_code), get_warehouse(warehouse_code)
     delta = _check_quantity(delta, "delta", allow_negative=True)
@@ -98,7 +98,7 @@ def adjust_stock(sku_code: str, warehouse_code: str, delta, reason: str, actor: 
             f"(on hand {level.on_hand}, reserved {level.reserved}, held {level.held})",
             field="delta", code="stock_below_zero")
     movement = StockMovement(sku_id=sku.id, warehouse_id=warehouse.id, delta=delta, on_hand_after=result[0],
-                             kind=kind, reason=reason, actor_id=actor.id, created_at=utc_now())
+                             kind=kind, reason=reason, actor_id=actor.id, order_id=order_id, created_at=utc_now())
     db.session.add(movement)
     db.session.flush()
     audit.record(actor, "stock.adjust", "stock", f"{sku.code}@{warehouse.code}",
