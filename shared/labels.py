@@ -74,7 +74,8 @@ CARRIER = {"SF": _l("SF Express"), "YTO": _l("YTO Express"), "ZTO": _l("ZTO Expr
            "YD": _l("Yunda Express"), "JD": _l("JD Logistics"), "EMS": _l("EMS")}
 CARRIER_OUTCOME = {"issued": _l("Waybill issued"), "refused": _l("Refused"), "unavailable": _l("Not reachable")}
 FULFILMENT_ALARM = {"not_packed_in_time": _l("Not packed within 4 hours"),
-                    "pick_not_packed": _l("Picked but not packed"), "parcel_stalled": _l("Parcel stalled")}
+                    "pick_not_packed": _l("Picked but not packed"), "parcel_stalled": _l("Parcel stalled"),
+                    "low_stock": _l("Below safety stock")}
 # The carrier's five steps, in order, as staff read them ...
 TRACKING_STEP = {"awaiting_pickup": _l("Awaiting pickup"), "in_transit": _l("In transit"),
                  "at_local_station": _l("At the local station"), "out_for_delivery": _l("Out for delivery"),

@@ -307,3 +307,20 @@ def test_transfers_move_free_stock_only_and_write_both_movements(floor):
     assert kinds == [("transfer_out", -3), ("transfer_in", 3)]
     with pytest.raises(ValidationFailed):
         stock_ops.transfer("TEA", "SZ1", "SZ1", 1, "nothing", ADMIN)
+
+
+def test_falling_to_safety_stock_alerts_purchasing_once_until_restocked(floor):
+    from datetime import UTC, datetime
+
+    from shared.services import alarms
+    put("TEA", "SZ1", "A-01", 12)
+    stock.get_sku("TEA").safety_stock = 10
+    order_to(SHENZHEN, [{"sku": "TEA", "quantity": 3, "unit_price": "50.00"}])  # 9 free
+    now = datetime.now(UTC)
+    [alarm] = [a for a in alarms.check(now) if a.kind == "low_stock"]
+    assert alarm.role == "ops_manager" and "TEA" in alarm.message and "9 free" in alarm.message
+    assert [a for a in alarms.check(now) if a.kind == "low_stock"] == []
+    put("TEA", "SZ1", "B-02", 20)
+    alarms.check(now)
+    db.session.refresh(alarm)
+    assert alarm.resolved_at is not None

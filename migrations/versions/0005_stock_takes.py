@@ -1,4 +1,4 @@
-"""Stock-takes: counted figures per SKU and a manager's approval before any adjustment.
+"""Stock-takes (counted figures per SKU, a manager's approval before any adjustment); what an alarm is about.
 
 Revision ID: 0005
 Revises: 0004
@@ -39,8 +39,12 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_stock_take_lines')),
     sa.UniqueConstraint('stock_take_id', 'sku_id', name=op.f('uq_stock_take_lines_stock_take_id_sku_id'))
     )
+    with op.batch_alter_table('fulfilment_alarms', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('subject', sa.String(length=80), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('fulfilment_alarms', schema=None) as batch_op:
+        batch_op.drop_column('subject')
     op.drop_table('stock_take_lines')
     op.drop_table('stock_takes')

@@ -226,7 +226,8 @@ class FulfilmentAlarm(db.Model):
                       Index("ix_fulfilment_alarms_shipment_id", "shipment_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(30))  # not_packed_in_time, pick_not_packed, parcel_stalled
+    kind: Mapped[str] = mapped_column(String(30))  # not_packed_in_time, pick_not_packed, parcel_stalled, low_stock
+    subject: Mapped[str | None] = mapped_column(String(80))  # what it is about when not an order, e.g. sku:TEA
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     shipment_id: Mapped[int | None] = mapped_column(ForeignKey("shipments.id"))
     role: Mapped[str] = mapped_column(String(20))

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
-from shared.models import FulfilmentAlarm, Order, PickTask, Shipment
+from shared.models import FulfilmentAlarm, Order, PickTask, Shipment, Sku, StockLevel
 from shared.timekeeping import as_utc, utc_now
 
 NOT_PACKED_WITHIN = timedelta(hours=4)
@@ -50,10 +50,32 @@ def check(now: datetime | None = None, limit: int = 1000) -> list[FulfilmentAlar
                 kind="pick_not_packed", order_id=shipment.order_id, shipment_id=shipment.id, role="warehouse",
                 raised_at=now, message=f"{shipment.order.order_no} was picked at {as_utc(shipment.picked_at):%H:%M} "
                                        f"UTC and is not packed; it is back in the packing pool"))
+    raised += _low_stock(now)
     db.session.add_all(raised)
     _resolve_done(now)
     db.session.flush()
     return raised
+
+
+def _low_stock(now: datetime) -> list[FulfilmentAlarm]:
+    """SKUs whose free stock over all warehouses fell to their safety stock: one alarm for purchasing (the ops
+    manager; there is no purchasing role yet) until stock is back above it."""
+    free = func.sum(StockLevel.on_hand - StockLevel.reserved - StockLevel.held)
+    short = db.session.execute(
+        select(Sku.id, Sku.code, Sku.name, Sku.safety_stock, free).join(StockLevel, StockLevel.sku_id == Sku.id)
+        .where(Sku.active, Sku.safety_stock > 0).group_by(Sku.id, Sku.code, Sku.name, Sku.safety_stock)
+        .having(free <= Sku.safety_stock)).all()
+    open_keys = set(db.session.execute(select(FulfilmentAlarm.subject).where(
+        FulfilmentAlarm.kind == "low_stock", FulfilmentAlarm.resolved_at.is_(None))).scalars())
+    now_short = {f"sku:{code}" for _id, code, *_rest in short}
+    db.session.execute(update(FulfilmentAlarm).where(
+        FulfilmentAlarm.kind == "low_stock", FulfilmentAlarm.resolved_at.is_(None),
+        FulfilmentAlarm.subject.not_in(now_short or {""})).values(resolved_at=now)
+        .execution_options(synchronize_session=False))
+    return [FulfilmentAlarm(kind="low_stock", subject=f"sku:{code}", role="ops_manager", raised_at=now,
+                            message=f"{code} {name}: {available} free against a safety stock of {safety}; "
+                                    f"time to reorder")
+            for _id, code, name, safety, available in short if f"sku:{code}" not in open_keys]
 
 
 def _resolve_done(now: datetime) -> None:
@@ -71,7 +93,7 @@ def _resolve_done(now: datetime) -> None:
 
 ROLE_WORDS = {"warehouse": "仓库 Warehouse", "customer_service": "客服 Customer service", "ops_manager": "运营 Ops"}
 TITLES = {"not_packed_in_time": "超时未打包 Not packed in 4 h", "pick_not_packed": "拣货后未打包 Picked, not packed",
-          "parcel_stalled": "包裹停滞 Parcel stalled"}
+          "parcel_stalled": "包裹停滞 Parcel stalled", "low_stock": "低于安全库存 Below safety stock"}
 
 
 def deliver(alarm: FulfilmentAlarm) -> None:
