@@ -59,3 +59,19 @@ def check_fulfilment() -> int:
         alarms.deliver(alarm)
     db.session.commit()
     return len(raised) + len(stalled)
+
+
+@job
+def poll_tracking() -> dict:
+    """Every 10 minutes: ask Kuaidi100 about parcels no push has mentioned for 2 hours."""
+    from flask import current_app
+
+    from shared.carriers.tracking import Kuaidi100Client
+
+    config = current_app.config
+    if not config.get("KUAIDI100_CUSTOMER") or not config.get("KUAIDI100_KEY"):
+        return {"asked": 0, "skipped": "Kuaidi100 query credentials are not configured"}
+    with Kuaidi100Client(config["KUAIDI100_API_URL"], config["KUAIDI100_CUSTOMER"], config["KUAIDI100_KEY"]) as client:
+        outcome = tracking.poll_quiet(client)
+    db.session.commit()
+    return outcome

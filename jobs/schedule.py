@@ -13,4 +13,5 @@ SCHEDULE = (
     ("deliver_outbox", "jobs.webhooks.deliver_outbox", 10, queues.DEFAULT),
     ("allocate_confirmed", "jobs.fulfilment.allocate_confirmed", 60, queues.DEFAULT),
     ("check_fulfilment", "jobs.fulfilment.check_fulfilment", 60, queues.DEFAULT),
+    ("poll_tracking", "jobs.fulfilment.poll_tracking", 600, queues.SYNC),
 )

@@ -55,6 +55,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "CARRIER_BUSINESS_ID": env.get("ORDERLOOM_CARRIER_BUSINESS_ID", ""),
         "CARRIER_APP_KEY": env.get("ORDERLOOM_CARRIER_APP_KEY", ""),
         "KUAIDI100_SALT": env.get("ORDERLOOM_KUAIDI100_SALT", ""),
+        "KUAIDI100_API_URL": env.get("ORDERLOOM_KUAIDI100_API_URL", "https://poll.kuaidi100.com"),
+        "KUAIDI100_CUSTOMER": env.get("ORDERLOOM_KUAIDI100_CUSTOMER", ""),
+        "KUAIDI100_KEY": env.get("ORDERLOOM_KUAIDI100_KEY", ""),
         "TRACK17_KEY": env.get("ORDERLOOM_TRACK17_KEY", ""),
     }
     if overrides:

@@ -216,3 +216,24 @@ def test_a_returned_item_is_restocked_only_after_inspection(floor, portal_with_c
     stock_ops.restock_return(order.order_no, "TEA", "SZ1", 1, True, ADMIN)
     returned = db.session.execute(select(StockMovement).where(StockMovement.kind == "return")).scalars().all()
     assert [(m.delta, m.order_id) for m in returned] == [(1, order.id)]
+
+
+def test_parcels_without_pushes_are_asked_about_and_a_missed_push_loses_nothing(floor, portal_with_carriers,  # noqa: F811
+                                                                                carriers):
+    from shared.carriers.simulator import DEFAULT_CREDENTIALS
+    from shared.carriers.tracking import Kuaidi100Client
+    order, task = picked_order(floor)
+    client, token = portal_with_carriers.test_client(), floor["token"]
+    scan(client, token, "pick", task=task.id, bin="A-01", sku="TEA", lot="T-9", quantity=2)
+    waybill = scan(client, token, "pack", order=order.order_no, box="B").get_json()["waybill"]
+    scan(client, token, "load", parcel=waybill, truck="T-1")
+    db.session.expire_all()
+    carriers.advance_parcel(waybill, "collected")
+    carriers.advance_parcel(waybill, "in_transit")  # the carrier never pushed these
+    creds = DEFAULT_CREDENTIALS["kuaidi100"]
+    with Kuaidi100Client(carriers.base_url, creds["customer"], creds["key"]) as kuaidi100:
+        assert tracking.poll_quiet(kuaidi100)["asked"] == 0  # loaded just now: not quiet yet
+        outcome = tracking.poll_quiet(kuaidi100, now=datetime.now(UTC) + timedelta(hours=3))
+    assert outcome["asked"] == 1 and outcome["stored"] == 2 and outcome["failed"] == []
+    shipment = db.session.execute(select(Shipment).where(Shipment.waybill_no == waybill)).scalar_one()
+    assert shipment.tracking_step == "in_transit"

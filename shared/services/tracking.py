@@ -132,3 +132,27 @@ def shipment_by_waybill(waybill_no: str) -> Shipment:
     if shipment is None:
         raise NotFound(f"no parcel {waybill_no}", field="waybill_no", code="unknown_tracking_number")
     return shipment
+
+
+POLL_AFTER = timedelta(hours=2)  # a parcel no push has mentioned for this long is asked about
+
+
+def poll_quiet(client, now: datetime | None = None, limit: int = 200) -> dict:
+    """Ask Kuaidi100 about shipped parcels nobody has pushed news of lately (a missed push loses nothing)."""
+    from shared.carriers.tracking import TrackingQueryError
+
+    now = now or utc_now()
+    quiet = db.session.execute(
+        select(Shipment).where(
+            Shipment.status.in_(TRACKED), Shipment.waybill_no.is_not(None),
+            (Shipment.last_event_at.is_(None)) | (Shipment.last_event_at < now - POLL_AFTER))
+        .order_by(Shipment.last_event_at).limit(limit)).scalars().all()
+    events, failed = [], []
+    for shipment in quiet:
+        waybill_no = shipment.waybill_no
+        try:  # SF and ZTO answer only with the receiver's phone
+            events += client.query(shipment.carrier_code or "SF", waybill_no, phone=shipment.order.receiver_phone)
+        except TrackingQueryError as error:
+            failed.append(f"{waybill_no}: {error}")
+    outcome = ingest(events, now) if events else {"stored": 0}
+    return {"asked": len(quiet), "stored": outcome["stored"], "failed": failed}
