@@ -2,7 +2,8 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
-from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import (BooleanField, DateField, IntegerField, PasswordField, RadioField, SelectField, StringField,
+                     TextAreaField)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from shared.appcore import LANGUAGES
@@ -152,3 +153,56 @@ class PlanWavesForm(FlaskForm):
     """Plan waves for one warehouse: its allocated shipments, grouped by carrier for the next cut-off."""
 
     warehouse = StringField(_l("Warehouse"), validators=[DataRequired(), Length(max=32)])
+
+
+# --- stock operations --------------------------------------------------------------------------------------
+# Warehouse choices are filled in by the view (the active warehouses); the services check everything again.
+
+class ReceiptForm(FlaskForm):
+    """Units arriving into a bin, with the batch number and dates of batch-tracked SKUs."""
+
+    sku = StringField(_l("SKU"), validators=[DataRequired(), Length(max=64)])
+    warehouse = SelectField(_l("Warehouse"), validators=[DataRequired()])
+    bin = StringField(_l("Bin"), validators=[DataRequired(), Length(max=32)])
+    quantity = IntegerField(_l("Quantity"), validators=[InputRequired(), NumberRange(min=1)])
+    lot_no = StringField(_l("Batch number"), validators=[Optional(), Length(max=40)])
+    produced_on = DateField(_l("Production date"), validators=[Optional()])
+    expires_on = DateField(_l("Expiry date"), validators=[Optional()])
+
+
+class TransferForm(FlaskForm):
+    sku = StringField(_l("SKU"), validators=[DataRequired(), Length(max=64)])
+    from_warehouse = SelectField(_l("From warehouse"), validators=[DataRequired()])
+    to_warehouse = SelectField(_l("To warehouse"), validators=[DataRequired()])
+    quantity = IntegerField(_l("Quantity"), validators=[InputRequired(), NumberRange(min=1)])
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
+
+
+class ReturnForm(FlaskForm):
+    """A returned item after inspection: back on the shelf when it passed, written off (with a note) when not."""
+
+    order_no = StringField(_l("Order number"), validators=[DataRequired(), Length(max=32)])
+    sku = StringField(_l("SKU"), validators=[DataRequired(), Length(max=64)])
+    warehouse = SelectField(_l("Warehouse"), validators=[DataRequired()])
+    quantity = IntegerField(_l("Quantity"), validators=[InputRequired(), NumberRange(min=1)])
+    passed_inspection = RadioField(_l("Inspection"), choices=[("yes", _l("Passed: back on the shelf")),
+                                                              ("no", _l("Failed: written off"))],
+                                   validators=[InputRequired()])
+    note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=500)])
+
+
+class StartStockTakeForm(FlaskForm):
+    warehouse = SelectField(_l("Warehouse"), validators=[DataRequired()])
+
+
+class CountForm(FlaskForm):
+    """One counted figure of a stock-take (a SKU not on the sheet is added as found)."""
+
+    sku = StringField(_l("SKU"), validators=[DataRequired(), Length(max=64)])
+    counted = IntegerField(_l("Counted"), validators=[InputRequired(), NumberRange(min=0)])
+
+
+class StockTakeDecisionForm(FlaskForm):
+    """A manager's approval or rejection of a submitted count; a rejection says why."""
+
+    note = TextAreaField(_l("Note (required to reject)"), validators=[Optional(), Length(max=500)])

@@ -95,3 +95,7 @@ CUSTOMER_TRACKING_FLAG = {
     "delivery_failed": _l("The courier could not deliver your parcel and will try again."),
     "expired": _l("The carrier no longer reports on this parcel. We are checking with them."),
 }
+
+# Stock operations: stock-takes, counted, submitted, then approved or rejected by a manager.
+STOCK_TAKE_STATUS = {"counting": _l("Counting"), "submitted": _l("Waiting for approval"), "approved": _l("Approved"),
+                     "rejected": _l("Rejected")}

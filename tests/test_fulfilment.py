@@ -324,3 +324,50 @@ def test_falling_to_safety_stock_alerts_purchasing_once_until_restocked(floor):
     alarms.check(now)
     db.session.refresh(alarm)
     assert alarm.resolved_at is not None
+
+
+# --- allocation in batches gives what one at a time gives ----------------------------------------------------
+
+def _allocation_of(order) -> tuple:
+    shipment = db.session.execute(select(Shipment).where(Shipment.order_id == order.id)).scalar_one_or_none()
+    reserved_in = sorted({r.warehouse.code for r in db.session.execute(
+        select(Reservation).where(Reservation.order_id == order.id, Reservation.status == "active")).scalars()})
+    return (order.status, shipment.warehouse.code if shipment else None, reserved_in)
+
+
+def test_batch_allocation_agrees_with_one_at_a_time(floor):
+    put("TEA", "HZ1", "A-01", 30)
+    put("TEA", "SZ1", "A-01", 3)
+    put("MILK", "HZ1", "B-02", 30, lot="M-1", expires=TODAY + timedelta(days=30))
+    put("MILK", "SZ1", "B-02", 30, lot="M-2", expires=TODAY + timedelta(days=30))
+    cases = [(SHENZHEN, [{"sku": "TEA", "quantity": 2, "unit_price": "50.00"}]),       # near, has it
+             (SHENZHEN, [{"sku": "TEA", "quantity": 2, "unit_price": "50.00"}]),       # near is short now: far
+             (SHENZHEN, [{"sku": "MILK", "quantity": 1, "unit_price": "9.90"}]),       # cold: HZ1 only
+             (BEIJING, [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"},
+                        {"sku": "MILK", "quantity": 1, "unit_price": "9.90"}])]
+    one, batch = [], []
+    for number, (place, lines) in enumerate(cases):
+        one.append(order_to(place, lines, f"ONE-{number}"))
+    for order in one:
+        fulfilment.allocate(order, ADMIN)
+    expected = [_allocation_of(order) for order in one]
+    db.session.rollback()  # undo: the same orders, now in one batch
+    batch = one
+    shipments, left = fulfilment.allocate_many([o.id for o in batch], ADMIN)
+    assert left == [] and len(shipments) == len(cases)
+    assert [_allocation_of(order) for order in batch] == expected
+    assert [e[1] for e in expected] == ["SZ1", "HZ1", "HZ1", "HZ1"]
+    levels = {(lvl.warehouse.code, lvl.sku.code): lvl.reserved for lvl in db.session.execute(select(StockLevel))
+              .scalars()}
+    assert levels[("SZ1", "TEA")] == 2 and levels[("HZ1", "TEA")] == 3 and levels[("SZ1", "MILK")] == 0
+    again, left = fulfilment.allocate_many([o.id for o in batch], ADMIN)
+    assert again == [] and left == sorted(o.id for o in batch)  # already allocated: nothing twice
+
+
+def test_batch_allocation_leaves_what_no_warehouse_can_ship(floor):
+    put("TEA", "SZ1", "A-01", 1)
+    fits = order_to(SHENZHEN, [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"}], "FIT")
+    put("MILK", "SZ1", "B-02", 5, lot="M-1", expires=TODAY + timedelta(days=30))
+    cold = order_to(SHENZHEN, [{"sku": "MILK", "quantity": 1, "unit_price": "9.90"}], "COLD")  # no cold warehouse holds it
+    shipments, left = fulfilment.allocate_many([fits.id, cold.id], ADMIN)
+    assert [s.order_id for s in shipments] == [fits.id] and left == [cold.id] and cold.status == "confirmed"

@@ -249,6 +249,29 @@ def _apply(order: Order, transition: Transition, actor: Actor, reason: str | Non
     return order
 
 
+def transition_many(orders: list[Order], target: str, actor: Actor, reason: str | None = None,
+                    guards_checked: bool = False) -> None:
+    """One lifecycle move for many orders with one flush (allocation and wave release in batches).
+
+    Only for declared moves without effects; a move with guards needs the caller to have checked them for
+    every order (`guards_checked`), as the batch allocation does from the rows it already holds."""
+    now = utc_now()
+    for order in orders:
+        transition = find_transition(order.status, target)
+        if transition is None:
+            raise InvalidTransition(f"an order that is {order.status} cannot become {target}", field="to",
+                                    code="invalid_transition")
+        if actor.role not in transition.roles:
+            raise Forbidden(f"the {actor.role} role may not move an order to {target}", code="transition_forbidden")
+        if transition.effects or (transition.guards and not guards_checked):
+            raise ValueError(f"{order.status} → {target} has guards or effects: move these orders one at a time")
+        before = audit_snapshot(order)
+        order.status, order.updated_at = transition.target, now
+        audit.record(actor, "order.transition", "order", order.order_no, before=before, after=audit_snapshot(order),
+                     reason=reason)
+        outbox.order_event(order, f"order.{order.status}")
+
+
 def transition_order(order: Order, target: str, actor: Actor, reason: str | None = None) -> Order:
     """Fire one lifecycle transition: declared, allowed for the actor's role, guards passed, audited."""
     reason = check.text(reason, "reason", 500, required=False)
