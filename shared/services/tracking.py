@@ -38,29 +38,39 @@ def ingest(events: list, now: datetime | None = None) -> dict:
     shipments = {s.waybill_no: s for s in db.session.execute(
         select(Shipment).options(lazyload(Shipment.order), lazyload(Shipment.warehouse))
         .where(Shipment.waybill_no.in_(list(numbers)))).scalars()}
-    rows, unknown = [], sorted(numbers - shipments.keys())
+    unknown = sorted(numbers - shipments.keys())
+    # What each touched parcel already has, in one query: pushes repeat a parcel's whole history, so most
+    # events of a push are known, and only the new ones are written.
+    by_shipment: dict[int, list] = {shipment.id: [] for shipment in shipments.values()}
+    known = set()
+    if by_shipment:
+        for row in db.session.execute(select(TrackingEvent).where(TrackingEvent.shipment_id.in_(list(by_shipment)))
+                                      .order_by(TrackingEvent.occurred_at, TrackingEvent.id)).scalars():
+            by_shipment[row.shipment_id].append(_Stored(row))
+            known.add((row.shipment_id, as_utc(row.occurred_at), row.source, row.description_hash))
+    rows = []
     for event in events:
         shipment = shipments.get(event.waybill_no)
         if shipment is None:
             continue
+        key = (shipment.id, event.occurred_at, event.source, _hash(event.description))
+        if key in known:
+            continue
+        known.add(key)
         rows.append({"shipment_id": shipment.id, "occurred_at": event.occurred_at, "source": event.source,
                      "raw_status": str(event.raw_status)[:40], "step": event.step, "flag": event.flag,
-                     "description": event.description[:500], "description_hash": _hash(event.description),
+                     "description": event.description[:500], "description_hash": key[3],
                      "location": (event.location or None) and event.location[:120], "received_at": now})
+        by_shipment[shipment.id].append(event)
     stored = 0
     if rows:
         insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
         # Parameter sets, not one VALUES clause built per call: compiling a 5,000-row VALUES costs more than
-        # sending it. RETURNING says which rows were new (duplicates are skipped by the unique key).
+        # sending it. ON CONFLICT still guards against a parallel push of the same event; RETURNING counts.
         statement = insert(TrackingEvent.__table__).on_conflict_do_nothing(
             index_elements=["shipment_id", "occurred_at", "source", "description_hash"]
         ).returning(TrackingEvent.__table__.c.id)
         stored = len(db.session.execute(statement, rows).all())
-    by_shipment: dict[int, list[TrackingEvent]] = {shipment.id: [] for shipment in shipments.values()}
-    if by_shipment:  # every touched parcel's events in one query, not one query per parcel
-        for row in db.session.execute(select(TrackingEvent).where(TrackingEvent.shipment_id.in_(list(by_shipment)))
-                                      .order_by(TrackingEvent.occurred_at, TrackingEvent.id)).scalars():
-            by_shipment[row.shipment_id].append(row)
     for shipment in shipments.values():
         _refresh(shipment, by_shipment[shipment.id], summarize, now)
     return {"received": len(events), "received_known": sum(1 for e in events if e.waybill_no in shipments),
@@ -75,8 +85,8 @@ class _Stored:
         self.step, self.flag, self.raw_status = row.step, row.flag, row.raw_status
 
 
-def _refresh(shipment: Shipment, rows: list[TrackingEvent], summarize, now: datetime) -> None:
-    step, flags = summarize([_Stored(row) for row in rows])
+def _refresh(shipment: Shipment, rows: list, summarize, now: datetime) -> None:
+    step, flags = summarize(rows)
     shipment.tracking_step = step or shipment.tracking_step
     shipment.tracking_flags = ",".join(sorted(flags)) or None
     shipment.last_event_at = max((as_utc(row.occurred_at) for row in rows), default=shipment.last_event_at)
