@@ -472,9 +472,15 @@ def pick(device: Device, payload: dict, today: date | None = None) -> PickTask:
     if task.picked + quantity > task.quantity:
         _refuse(f"over-pick: the task needs {task.quantity - task.picked} more", "quantity")
     now = utc_now()
+    # One atomic update of the lot: two handhelds picking from the same bin never lose each other's units.
+    taken = db.session.execute(
+        update(Lot).where(Lot.id == task.lot_id, Lot.quantity >= quantity, Lot.allocated >= quantity)
+        .values(quantity=Lot.quantity - quantity, allocated=Lot.allocated - quantity)
+        .execution_options(synchronize_session=False)).rowcount
+    if taken != 1:
+        _refuse(f"the bin no longer holds {quantity} of batch {task.lot.lot_no}", "quantity")
+    db.session.expire(task.lot, ["quantity", "allocated"])
     task.picked += quantity
-    task.lot.quantity -= quantity
-    task.lot.allocated -= quantity
     task.device_id, task.started_at = device.id, task.started_at or now
     task.status = "done" if task.picked == task.quantity else "picking"
     task.done_at = now if task.status == "done" else None
