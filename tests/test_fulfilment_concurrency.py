@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from shared.extensions import db
-from shared.models import Bin, Lot, PickTask, Shipment
+from shared.models import Bin, Lot, Order, PickTask, Shipment
 from shared.services import catalog, fulfilment, orders, stock
 from tests.factories import ADMIN, order_payload
 
@@ -94,3 +94,42 @@ def test_six_handhelds_picking_one_bin_at_once_lose_no_unit(live_apps):
         assert (lot.quantity, lot.allocated) == (0, 0)
         assert db.session.execute(select(func.count()).select_from(PickTask).where(PickTask.status == "done")
                                   ).scalar() == CLIENTS
+
+
+def test_a_real_worker_allocates_and_releases_a_wave_through_redis(live_apps):
+    """`orderloom worker --burst` runs the allocation job and a wave release sent through RQ."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from rq import Queue
+
+    from jobs import queues
+    from tests.test_worker import _redis, _worker_env
+
+    app = live_apps.core
+    made, _device = _floor(app, CLIENTS)
+    redis = _redis()
+    redis.flushdb()
+    Queue(queues.DEFAULT, connection=redis).enqueue("jobs.fulfilment.allocate_confirmed")
+    command = [str(Path(sys.executable).parent / "orderloom"), "worker", "--burst", "--simple"]
+    root = Path(__file__).resolve().parent.parent
+    finished = subprocess.run(command, env=_worker_env(live_apps.url), capture_output=True, text=True, timeout=120,
+                              cwd=root)
+    assert finished.returncode == 0, finished.stderr
+    with app.app_context():
+        assert db.session.execute(select(func.count()).select_from(Shipment)).scalar() == CLIENTS
+        [wave] = fulfilment.plan_waves("SZ1", ADMIN)
+        fulfilment.start_release(wave.id, ADMIN)
+        db.session.commit()
+        wave_id = wave.id
+    Queue(queues.DEFAULT, connection=redis).enqueue("jobs.fulfilment.release_wave", wave_id)
+    finished = subprocess.run(command, env=_worker_env(live_apps.url), capture_output=True, text=True, timeout=120,
+                              cwd=root)
+    assert finished.returncode == 0, finished.stderr
+    with app.app_context():
+        from shared.models import Wave
+        wave = db.session.get(Wave, wave_id)
+        assert (wave.status, wave.released_count, wave.task_count) == ("released", CLIENTS, CLIENTS)
+        assert db.session.execute(select(func.count()).select_from(Order)
+                                  .where(Order.status == "picking")).scalar() == CLIENTS
