@@ -241,7 +241,9 @@ def _sheet(take: StockTake) -> list[dict]:
 
 
 def _take_page(take: StockTake, count_form=None, decision_form=None, row_errors: dict | None = None,
-               status: int = 200):
+               refused: list[str] | None = None, status: int = 200):
+    """The stock-take: the count sheet, and for approvers the variance report. `refused` says at the top why a post
+    changed nothing when no field of a form on the page can carry the reason."""
     rows = _sheet(take)
     variances = [row for row in rows if row["line"].variance]
     return render_template(
@@ -249,6 +251,7 @@ def _take_page(take: StockTake, count_form=None, decision_form=None, row_errors:
         variances=len(variances), net=sum(row["line"].variance for row in variances),
         count_form=count_form or CountForm(formdata=None), row_errors=row_errors or {},
         decision_form=decision_form or StockTakeDecisionForm(formdata=None), confirm_form=ConfirmForm(),
+        refused=refused or [],
         started_by_me=take.started_by == current_user.username), status
 
 
@@ -282,12 +285,14 @@ def count(take_id: int):
         return render_template("portal/stock_ops/_count_row.html", take=take, row=row, error=error,
                                count_form=CountForm(formdata=None))
     if saved:
-        flash(_("Counted %(counted)s of %(sku)s.", counted=form.counted.data, sku=code), "success")
+        flash(_("%(sku)s: %(counted)s counted.", counted=form.counted.data, sku=code), "success")
         return redirect(url_for("stock_ops.stock_take", take_id=take.id,
                                 _anchor=f"line-{row['line'].id}" if row else None), 303)
     if row is not None:
         return _take_page(take, row_errors={row["line"].id: error}, status=422)
-    return _take_page(take, count_form=form, status=422)  # a SKU found that was not on the sheet
+    if take.status == "counting":
+        return _take_page(take, count_form=form, status=422)  # a SKU found that was not on the sheet
+    return _take_page(take, refused=[error], status=422)  # the sheet takes no more counts: no form to show it on
 
 
 @bp.post("/takes/<int:take_id>/submit")
@@ -309,7 +314,7 @@ def _decide(take_id: int, approve: bool):
         flash(_("Stock-take %(id)s approved: the variances are now stock-take movements in the ledger.", id=take.id)
               if approve else _("Stock-take %(id)s rejected: nothing was adjusted.", id=take.id), "success")
         return redirect(url_for("stock_ops.stock_take", take_id=take.id), 303)
-    return _take_page(take, decision_form=form, status=422)
+    return _take_page(take, decision_form=form, refused=form.form_errors, status=422)
 
 
 @bp.post("/takes/<int:take_id>/approve")
