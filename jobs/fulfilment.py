@@ -1,6 +1,5 @@
 """Fulfilment jobs: allocate confirmed orders, release a wave (with progress), check time limits and stalls."""
 import logging
-from datetime import date
 
 from shared.actors import SYSTEM
 from shared.extensions import db
@@ -43,7 +42,7 @@ def allocate_confirmed(limit: int = 500) -> dict:
 @job
 def release_wave(wave_id: int, chunk: int = 500) -> int:
     """Build the wave's pick tasks a chunk at a time, committing each, so the portal can show progress."""
-    today = date.today()
+    today = fulfilment.merchant_today()
     handled = 0
     while True:
         done = fulfilment.release_chunk(wave_id, today, limit=chunk)

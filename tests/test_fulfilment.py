@@ -371,3 +371,28 @@ def test_batch_allocation_leaves_what_no_warehouse_can_ship(floor):
     cold = order_to(SHENZHEN, [{"sku": "MILK", "quantity": 1, "unit_price": "9.90"}], "COLD")  # no cold warehouse holds it
     shipments, left = fulfilment.allocate_many([fits.id, cold.id], ADMIN)
     assert [s.order_id for s in shipments] == [fits.id] and left == [cold.id] and cold.status == "confirmed"
+
+
+def test_whoever_entered_counts_may_not_approve_them(floor):
+    from shared.services import stock_ops
+    put("TEA", "SZ1", "A-01", 10)
+    starter, counting_manager, other = as_role("warehouse", "w1"), as_role("ops_manager", "m1"), \
+        as_role("ops_manager", "m2")
+    take = stock_ops.start_stock_take("SZ1", starter)
+    stock_ops.record_count(take.id, "TEA", 9, counting_manager)
+    stock_ops.submit(take.id, starter)
+    with pytest.raises(Forbidden):
+        stock_ops.decide(take.id, True, counting_manager)
+    stock_ops.decide(take.id, True, other)
+    assert take.status == "approved"
+
+
+def test_transferred_units_travel_with_their_batch_and_can_be_picked_there(floor):
+    from shared.services import stock_ops
+    put("MILK", "HZ1", "A-01", 6, lot="M-7", expires=TODAY + timedelta(days=40))
+    stock_ops.transfer("MILK", "HZ1", "SZ1", 4, "rebalance", ADMIN)
+    lots = {(lot.warehouse_id, lot.lot_no): lot.quantity for lot in db.session.execute(select(Lot)).scalars()}
+    hz, sz = stock.get_warehouse("HZ1").id, stock.get_warehouse("SZ1").id
+    assert lots == {(hz, "M-7"): 2, (sz, "M-7"): 4}
+    moved = db.session.execute(select(Lot).where(Lot.warehouse_id == sz)).scalar_one()
+    assert moved.expires_on == TODAY + timedelta(days=40) and moved.bin.code == "A-01"  # the first bin walked

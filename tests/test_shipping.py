@@ -237,3 +237,19 @@ def test_parcels_without_pushes_are_asked_about_and_a_missed_push_loses_nothing(
     assert outcome["asked"] == 1 and outcome["stored"] == 2 and outcome["failed"] == []
     shipment = db.session.execute(select(Shipment).where(Shipment.waybill_no == waybill)).scalar_one()
     assert shipment.tracking_step == "in_transit"
+
+
+def test_a_return_cannot_bring_back_more_than_was_sold(floor, portal_with_carriers, carriers):  # noqa: F811
+    from shared.services import stock_ops
+    from shared.services.errors import NotFound, ValidationFailed
+    order, task = picked_order(floor)
+    client, token = portal_with_carriers.test_client(), floor["token"]
+    scan(client, token, "pick", task=task.id, bin="A-01", sku="TEA", lot="T-9", quantity=2)
+    waybill = scan(client, token, "pack", order=order.order_no, box="B").get_json()["waybill"]
+    scan(client, token, "load", parcel=waybill, truck="T-1")
+    db.session.expire_all()
+    stock_ops.restock_return(order.order_no, "TEA", "SZ1", 2, True, ADMIN)
+    with pytest.raises(ValidationFailed, match="came back already"):
+        stock_ops.restock_return(order.order_no, "TEA", "SZ1", 1, True, ADMIN)
+    with pytest.raises(NotFound):
+        stock_ops.restock_return(order.order_no, "TEA", "NOWHERE", 1, False, ADMIN, note="x")

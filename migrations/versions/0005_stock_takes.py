@@ -33,6 +33,7 @@ def upgrade() -> None:
     sa.Column('sku_id', sa.Integer(), nullable=False),
     sa.Column('expected', sa.Integer(), nullable=False),
     sa.Column('counted', sa.Integer(), nullable=True),
+    sa.Column('counted_by', sa.String(length=120), nullable=True),
     sa.CheckConstraint('counted IS NULL OR counted >= 0', name=op.f('ck_stock_take_lines_counted_not_negative')),
     sa.ForeignKeyConstraint(['sku_id'], ['skus.id'], name=op.f('fk_stock_take_lines_sku_id_skus')),
     sa.ForeignKeyConstraint(['stock_take_id'], ['stock_takes.id'], name=op.f('fk_stock_take_lines_stock_take_id_stock_takes')),
@@ -41,9 +42,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('fulfilment_alarms', schema=None) as batch_op:
         batch_op.add_column(sa.Column('subject', sa.String(length=80), nullable=True))
+    with op.batch_alter_table('stock_movements', schema=None) as batch_op:
+        batch_op.create_index('ix_stock_movements_kind_id', ['kind', 'id'], unique=False)
+        batch_op.create_index('ix_stock_movements_warehouse_id_id', ['warehouse_id', 'id'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('stock_movements', schema=None) as batch_op:
+        batch_op.drop_index('ix_stock_movements_warehouse_id_id')
+        batch_op.drop_index('ix_stock_movements_kind_id')
     with op.batch_alter_table('fulfilment_alarms', schema=None) as batch_op:
         batch_op.drop_column('subject')
     op.drop_table('stock_take_lines')

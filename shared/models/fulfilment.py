@@ -266,6 +266,7 @@ class StockTakeLine(db.Model):
     sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
     expected: Mapped[int] = mapped_column(Integer)  # on hand when the count started
     counted: Mapped[int | None] = mapped_column(Integer)
+    counted_by: Mapped[str | None] = mapped_column(String(120))
 
     sku = relationship("Sku", lazy="joined")
     stock_take = relationship("StockTake", back_populates="lines")

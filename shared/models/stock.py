@@ -70,6 +70,8 @@ class StockMovement(db.Model):
     __table_args__ = (
         CheckConstraint("delta <> 0", name="delta_not_zero"),
         Index("ix_stock_movements_sku_id_warehouse_id", "sku_id", "warehouse_id", "id"),
+        Index("ix_stock_movements_kind_id", "kind", "id"),  # the stock-operations page lists by kind
+        Index("ix_stock_movements_warehouse_id_id", "warehouse_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

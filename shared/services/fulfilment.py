@@ -254,7 +254,7 @@ def receive(sku_code: str, warehouse_code: str, bin_code: str, quantity, actor: 
     if sku.batch_tracked and (not lot_no or expires_on is None):
         raise ValidationFailed(f"{sku.code} is batch-tracked: give the batch number and expiry date", field="lot_no",
                                code="batch_required")
-    today = today or date.today()
+    today = today or merchant_today()
     if expires_on is not None and expires_on <= today:
         raise ValidationFailed(f"batch {lot_no} expired on {expires_on}", field="expires_on", code="expired_batch")
     if produced_on and expires_on and produced_on >= expires_on:
@@ -273,8 +273,13 @@ def receive(sku_code: str, warehouse_code: str, bin_code: str, quantity, actor: 
     return lot
 
 
+def merchant_today() -> date:
+    """Expiry dates are the merchant's calendar days, whatever zone the server runs in."""
+    return utc_now().astimezone(ZoneInfo(current_app.config["MERCHANT_TIMEZONE"])).date()
+
+
 def near_expiry(warehouse_code: str | None = None, within_days: int = 90, today: date | None = None) -> list[Lot]:
-    today = today or date.today()
+    today = today or merchant_today()
     query = select(Lot).where(Lot.expires_on.is_not(None), Lot.expires_on <= today + timedelta(days=within_days),
                               Lot.quantity > 0).order_by(Lot.expires_on, Lot.id)
     if warehouse_code:
@@ -444,7 +449,7 @@ def _refuse(message: str, field: str | None = None):
 
 def pick(device: Device, payload: dict, today: date | None = None) -> PickTask:
     """Pick `quantity` of the task's SKU and batch from its bin; wrong bin, SKU, batch or too many are refused."""
-    today = today or date.today()
+    today = today or merchant_today()
     task_id = payload.get("task")
     task = db.session.execute(select(PickTask).where(PickTask.id == task_id).with_for_update(of=PickTask)
                               ).scalar_one_or_none() if isinstance(task_id, int) and not isinstance(task_id, bool) \

@@ -32,6 +32,39 @@ def transfer(sku_code: str, from_code: str, to_code: str, quantity, reason: str,
                                kind="transfer_out")
     stock_service.adjust_stock(sku_code, to_code, quantity, f"transfer from {from_code}: {reason}", actor,
                                kind="transfer_in")
+    _move_lots(stock_service.get_sku(sku_code), stock_service.get_warehouse(from_code),
+               stock_service.get_warehouse(to_code), quantity)
+
+
+def _move_lots(sku, source, destination, quantity: int) -> None:
+    """The units go with their batches: out of the source's lots first expiry first (never units promised to a
+    released pick), into the destination's first bin with the same batch number and dates."""
+    from sqlalchemy import update
+
+    from shared.models import Bin, Lot
+
+    receiving = db.session.execute(select(Bin).where(Bin.warehouse_id == destination.id)
+                                   .order_by(Bin.walk_order, Bin.id).limit(1)).scalar_one_or_none()
+    if receiving is None:
+        raise ValidationFailed(f"{destination.code} has no bin to receive into", field="to", code="unknown_bin")
+    lots = db.session.execute(
+        select(Lot).where(Lot.sku_id == sku.id, Lot.warehouse_id == source.id, Lot.quantity > Lot.allocated)
+        .order_by(Lot.expires_on.is_(None), Lot.expires_on, Lot.received_at, Lot.id).with_for_update(of=Lot)
+    ).scalars().all()
+    left = quantity
+    for lot in lots:
+        take = min(left, lot.quantity - lot.allocated)
+        db.session.execute(update(Lot).where(Lot.id == lot.id).values(quantity=Lot.quantity - take)
+                           .execution_options(synchronize_session=False))
+        db.session.add(Lot(sku_id=sku.id, warehouse_id=destination.id, bin_id=receiving.id, lot_no=lot.lot_no,
+                           produced_on=lot.produced_on, expires_on=lot.expires_on, received_at=utc_now(),
+                           quantity=take, allocated=0))
+        left -= take
+        if left == 0:
+            break
+    if left:  # counted stock never put on a bin travels as such, and is placed on arrival
+        db.session.add(Lot(sku_id=sku.id, warehouse_id=destination.id, bin_id=receiving.id, lot_no="UNPLACED",
+                           received_at=utc_now(), quantity=left, allocated=0))
 
 
 def start_stock_take(warehouse_code: str, actor: Actor) -> StockTake:
@@ -67,7 +100,7 @@ def record_count(take_id: int, sku_code: str, counted, actor: Actor) -> StockTak
     if line is None:
         line = StockTakeLine(stock_take_id=take.id, sku_id=sku.id, expected=0)  # found where none was expected
         db.session.add(line)
-    line.counted = _count(counted, "counted")
+    line.counted, line.counted_by = _count(counted, "counted"), actor.label
     audit.record(actor, "stock_take.count", "stock_take", take.id, after={"sku": sku.code, "counted": line.counted})
     db.session.flush()
     return line
@@ -89,7 +122,7 @@ def decide(take_id: int, approve: bool, actor: Actor, note: str | None = None) -
     if actor.role not in APPROVERS:
         raise Forbidden(f"the {actor.role} role may not approve a stock-take", code="approval_forbidden")
     take = _take(take_id, "submitted")
-    if take.started_by == actor.label:
+    if actor.label == take.started_by or actor.label in {line.counted_by for line in take.lines}:
         raise Forbidden("the person who counted may not approve the count", code="approval_forbidden")
     take.decided_by, take.decided_at = actor.label, utc_now()
     take.note = check.text(note, "note", 500, required=not approve)
@@ -102,6 +135,23 @@ def decide(take_id: int, approve: bool, actor: Actor, note: str | None = None) -
     take.status = "approved" if approve else "rejected"
     audit.record(actor, f"stock_take.{take.status}", "stock_take", take.id, reason=take.note)
     return take
+
+
+def _returned(order: Order, sku_code: str) -> int:
+    """Units of a SKU of this order already dealt with: restocked (the ledger) or written off (the audit trail)."""
+    from sqlalchemy import func
+
+    from shared.models import AuditEvent, Sku, StockMovement
+
+    restocked = db.session.execute(select(func.coalesce(func.sum(StockMovement.delta), 0)).join(
+        Sku, Sku.id == StockMovement.sku_id).where(StockMovement.order_id == order.id, StockMovement.kind == "return",
+                                                  Sku.code == sku_code)).scalar()
+    events = db.session.execute(select(AuditEvent.after).where(
+        AuditEvent.entity_type == "order", AuditEvent.entity_id == order.order_no,
+        AuditEvent.action == "stock.return_inspected")).scalars().all()
+    written_off = sum(int(after.get("quantity", 0)) for after in events
+                      if after and after.get("sku") == sku_code and not after.get("restocked"))
+    return restocked + written_off
 
 
 def restock_return(order_no: str, sku_code: str, warehouse_code: str, quantity, passed_inspection: bool,
@@ -118,6 +168,11 @@ def restock_return(order_no: str, sku_code: str, warehouse_code: str, quantity, 
                                code="more_than_sold")
     if order.status not in ("shipped", "completed", "closed"):
         raise Conflict(f"{order.order_no} is {order.status}: only shipped orders come back", code="not_shipped")
+    stock_service.get_warehouse(warehouse_code)  # an unknown warehouse is refused, restocked or not
+    already = _returned(order, sku.code)
+    if already + quantity > sold:
+        raise ValidationFailed(f"{order.order_no} sold {sold} of {sku.code} and {already} came back already",
+                               field="quantity", code="more_than_sold")
     if passed_inspection:
         stock_service.adjust_stock(sku.code, warehouse_code, quantity, f"return of {order.order_no}, inspected",
                                    actor, kind="return", order_id=order.id)
