@@ -13,7 +13,7 @@ from shared.services import fulfilment
 from shared.services.errors import ServiceError
 
 bp = Blueprint("scan", __name__, url_prefix="/scan/v1")
-KINDS = {"pick": fulfilment.pick, "pack": None, "load": fulfilment.load}
+KINDS = ("pick", "pack", "load")
 
 
 def carriers():

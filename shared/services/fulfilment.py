@@ -5,7 +5,10 @@ Stock: `StockLevel` says what the merchant owns per warehouse (the ledger moves 
 where those units lie (bin, batch, dates). A pick takes units out of a lot's bin; the ledger records the
 shipment when the parcel is loaded.
 """
+import hashlib
+import secrets
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -410,8 +413,6 @@ def pick_list(wave_id: int) -> list[PickTask]:
 # ------------------------------------------------------------------------------------------ scans
 
 def device_for_token(token: str) -> Device:
-    import hashlib
-
     device = db.session.execute(select(Device).where(
         Device.token_hash == hashlib.sha256(token.encode()).hexdigest(), Device.active)).scalar_one_or_none()
     if device is None:
@@ -421,9 +422,6 @@ def device_for_token(token: str) -> Device:
 
 def register_device(name: str, warehouse_code: str, actor: Actor) -> tuple[Device, str]:
     """A new handheld and its token (shown once)."""
-    import hashlib
-    import secrets
-
     token = secrets.token_urlsafe(32)
     device = Device(name=check.text(name, "name", 60), warehouse_id=stock_service.get_warehouse(warehouse_code).id,
                     token_hash=hashlib.sha256(token.encode()).hexdigest(), active=True)
@@ -534,7 +532,7 @@ def request_waybill(shipment: Shipment, carriers) -> None:
     problems = []
     for code in codes:
         try:
-            waybill = carriers.request(replace_carrier(request, code))
+            waybill = carriers.request(replace(request, carrier_code=code))
         except (CarrierRefused, CarrierUnavailable) as error:
             outcome = "refused" if isinstance(error, CarrierRefused) else "unavailable"
             db.session.add(CarrierAttempt(shipment_id=shipment.id, carrier_code=code, outcome=outcome,
@@ -550,12 +548,6 @@ def request_waybill(shipment: Shipment, carriers) -> None:
                          after={"carrier": code, "refused": problems})
         return
     raise ScanRefused(f"no carrier issued a waybill: {'; '.join(problems)}", field="order", code="no_waybill")
-
-
-def replace_carrier(request, code: str):
-    from dataclasses import replace
-
-    return replace(request, carrier_code=code)
 
 
 def load(device: Device, payload: dict, actor: Actor = SYSTEM) -> Shipment:
