@@ -21,9 +21,9 @@ from decimal import Decimal
 import httpx
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request
 
+from shared.loopback import LoopbackServing
 from shared.simulator import control, endpoints
 from shared.simulator.book import OrderBook
 from shared.simulator.formats import (PLATFORMS, STATES, WEBHOOK_PLATFORMS, Address, OrderLine, SimOrder, build,
@@ -73,12 +73,6 @@ PLATFORM_HANDLERS = {"taobao": endpoints.taobao, "jd": endpoints.jd, "pinduoduo"
                      "douyin": endpoints.douyin, "shopify": endpoints.shopify, "woocommerce": endpoints.woocommerce}
 
 
-class QuietRequestHandler(WSGIRequestHandler):
-    """No access log line per request: a benchmark makes thousands."""
-
-    def log_request(self, code="-", size="-"):
-        pass
-
 
 def _check_platform(platform: str) -> None:
     if platform not in PLATFORMS:
@@ -91,8 +85,10 @@ def _aware(moment: datetime, name: str) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
-class ChannelSimulator:
+class ChannelSimulator(LoopbackServing):
     """Fake Taobao, JD, Pinduoduo, Douyin, Shopify and WooCommerce order APIs, deterministic for a seed."""
+
+    thread_name = "channel-simulator"
 
     def __init__(self, credentials: dict | None = None, seed=1, skus=None, *, start: datetime | None = None,
                  realtime: bool = False, unknown_sku_rate: float = 0.0):
@@ -114,32 +110,9 @@ class ChannelSimulator:
         self._failures: dict[str, deque] = {platform: deque() for platform in PLATFORMS}
         self._platform_rng = random.Random(f"{seed}:platforms")
         self._bulk_calls = 0
-        self._stopping = threading.Event()
-        self._server = None
-        self._thread = None
-        self.base_url: str | None = None
+        self._init_serving()
 
     # ------------------------------------------------------------ serving
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on host:port (0: a free port) from a background thread; returns the base URL."""
-        if self._server is not None:
-            raise RuntimeError("the simulator is already serving")
-        self._stopping.clear()
-        self._server = make_server(host, port, self.wsgi_app, threaded=True, request_handler=QuietRequestHandler)
-        self.base_url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="channel-simulator", daemon=True)
-        self._thread.start()
-        return self.base_url
-
-    def stop(self) -> None:
-        """Stop serving; requests held by a simulated timeout are released."""
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
 
     def url(self, platform: str) -> str:
         """A channel's base URL, e.g. http://127.0.0.1:PORT/taobao."""
@@ -366,10 +339,3 @@ class ChannelSimulator:
         return new_delivery(platform, order_id, kind, body)
 
     # ------------------------------------------------------------ context manager
-    def __enter__(self) -> "ChannelSimulator":
-        if self._server is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()

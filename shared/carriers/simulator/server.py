@@ -22,11 +22,11 @@ from urllib.parse import urlencode
 import httpx
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from shared.carriers.signing import kuaidi100_push_sign, track17_sign
 from shared.carriers.simulator import endpoints
+from shared.loopback import LoopbackServing
 from shared.carriers.simulator.formats import (CARRIERS, DEFAULT_RECEIVER, DEFAULT_SENDER, FINAL_KINDS, JOURNEY, KINDS,
                                                SimEvent, event_text, json_bytes, kuaidi100_push_param,
                                                print_template, sort_code, track17_event, track17_push_body,
@@ -53,12 +53,6 @@ URL_MAP = Map([
 HANDLERS = {"kdniao": endpoints.eorder, "kuaidi100": endpoints.kuaidi100_query,
             "17track": endpoints.track17_gettrackinfo}
 
-
-class QuietRequestHandler(WSGIRequestHandler):
-    """No access log line per request: a benchmark makes thousands."""
-
-    def log_request(self, code="-", size="-"):
-        pass
 
 
 @dataclass(frozen=True)
@@ -150,8 +144,10 @@ def _check_carrier(carrier_code: str) -> None:
         raise ValueError(f"unknown carrier {carrier_code!r}; one of {', '.join(CARRIERS)}")
 
 
-class CarrierSimulator:
+class CarrierSimulator(LoopbackServing):
     """Fake KDNiao e-waybills, Kuaidi100 and 17TRACK tracking, deterministic for a seed and a sequence of calls."""
+
+    thread_name = "carrier-simulator"
 
     def __init__(self, seed=1, credentials: dict | None = None, *, start: datetime | None = None,
                  realtime: bool = False):
@@ -172,32 +168,9 @@ class CarrierSimulator:
         self._failures: dict[str, deque] = {service: deque() for service in SERVICES}
         self._pushed: dict[tuple[str, str], dict[str, int]] = {}  # (format, target) → waybill → events delivered
         self._bulk_calls = 0
-        self._stopping = threading.Event()
-        self._server = None
-        self._thread = None
-        self.base_url: str | None = None
+        self._init_serving()
 
     # ------------------------------------------------------------ serving
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on host:port (0: a free port) from a background thread; returns the base URL."""
-        if self._server is not None:
-            raise RuntimeError("the simulator is already serving")
-        self._stopping.clear()
-        self._server = make_server(host, port, self.wsgi_app, threaded=True, request_handler=QuietRequestHandler)
-        self.base_url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="carrier-simulator", daemon=True)
-        self._thread.start()
-        return self.base_url
-
-    def stop(self) -> None:
-        """Stop serving; requests held by a simulated timeout are released."""
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
 
     def wsgi_app(self, environ, start_response):
         request = Request(environ)
@@ -452,10 +425,3 @@ class CarrierSimulator:
             return bodies
 
     # ------------------------------------------------------------ context manager
-    def __enter__(self) -> "CarrierSimulator":
-        if self._server is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
