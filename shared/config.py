@@ -51,6 +51,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "ALERT_ROBOT_URL": env.get("ORDERLOOM_ALERT_ROBOT_URL", ""),
         "ALERT_ROBOT_SECRET": env.get("ORDERLOOM_ALERT_ROBOT_SECRET", ""),
         # Fulfilment: the e-waybill service (KDNiao-style), tracking push secrets.
+        "SPLIT_SHIPMENTS": env.get("ORDERLOOM_SPLIT_SHIPMENTS", "0") == "1",  # split an order over warehouses
         "CARRIER_API_URL": env.get("ORDERLOOM_CARRIER_API_URL", "http://127.0.0.1:5003"),
         "CARRIER_BUSINESS_ID": env.get("ORDERLOOM_CARRIER_BUSINESS_ID", ""),
         "CARRIER_APP_KEY": env.get("ORDERLOOM_CARRIER_APP_KEY", ""),

@@ -253,3 +253,58 @@ def test_a_return_cannot_bring_back_more_than_was_sold(floor, portal_with_carrie
         stock_ops.restock_return(order.order_no, "TEA", "SZ1", 1, True, ADMIN)
     with pytest.raises(NotFound):
         stock_ops.restock_return(order.order_no, "TEA", "NOWHERE", 1, False, ADMIN, note="x")
+
+
+def test_where_configured_an_order_splits_into_parcels_and_ships_when_the_last_one_leaves(
+        floor, portal_with_carriers, carriers, apps):  # noqa: F811
+    from shared.carriers.simulator import DEFAULT_CREDENTIALS
+    from shared.carriers.waybills import WaybillClient
+    from shared.services.errors import Conflict
+    put("TEA", "SZ1", "A-01", 5, lot="T-1")
+    put("MILK", "HZ1", "A-01", 5, lot="M-1", expires=TODAY + timedelta(days=20))
+    lines = [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"}, {"sku": "MILK", "quantity": 2, "unit_price": "9.90"}]
+    order = order_to(("广东省", "广州市", "天河区"), lines, "SPLIT-1")
+    with pytest.raises(Conflict, match="no cold-chain warehouse"):
+        fulfilment.allocate(order, ADMIN)  # not configured: no warehouse holds both lines
+    db.session.rollback()
+    apps.core.config["SPLIT_SHIPMENTS"] = True
+    try:
+        fulfilment.allocate(order, ADMIN)
+        db.session.commit()
+    finally:
+        apps.core.config["SPLIT_SHIPMENTS"] = False
+    parcels = {s.warehouse.code: s for s in db.session.execute(select(Shipment)).scalars()}
+    assert sorted(parcels) == ["HZ1", "SZ1"] and order.status == "allocated"
+    assert [line.sku.code for line in fulfilment.lines_of(parcels["SZ1"])] == ["TEA"]
+    with pytest.raises(Conflict):
+        fulfilment.allocate(order, ADMIN)  # still never twice
+    db.session.rollback()
+    hz_device, _token = fulfilment.register_device("PDA-HZ", "HZ1", ADMIN)
+    devices = {"SZ1": floor["device"], "HZ1": hz_device}
+    creds = DEFAULT_CREDENTIALS["kdniao"]
+    client = WaybillClient(carriers.base_url, creds["business_id"], creds["app_key"])
+    for code in ("SZ1", "HZ1"):
+        [wave] = fulfilment.plan_waves(code, ADMIN)
+        fulfilment.start_release(wave.id, ADMIN)
+        fulfilment.release_chunk(wave.id, TODAY)
+        for task in fulfilment.pick_list(wave.id):
+            fulfilment.pick(devices[code], {"task": task.id, "bin": task.bin.code, "sku": task.sku.code,
+                                            "lot": task.lot.lot_no, "quantity": task.quantity}, today=TODAY)
+    assert order.status == "picking"
+    fulfilment.pack(devices["SZ1"], {"order": order.order_no, "box": "B1"}, client)
+    assert order.status == "picking"  # one parcel of two is packed
+    fulfilment.pack(devices["HZ1"], {"order": order.order_no, "box": "B2"}, client)
+    assert order.status == "packed"
+    fulfilment.load(devices["SZ1"], {"parcel": parcels["SZ1"].waybill_no, "truck": "T1"})
+    assert order.status == "packed"
+    fulfilment.load(devices["HZ1"], {"parcel": parcels["HZ1"].waybill_no, "truck": "T2"})
+    assert order.status == "shipped"
+    shipped = db.session.execute(select(func.sum(StockMovement.delta)).where(StockMovement.kind == "shipment",
+                                                                            StockMovement.order_id == order.id)).scalar()
+    assert shipped == -3
+    from shared.carriers.tracking import TrackingEvent as Event
+    now = datetime.now(UTC)
+    tracking.ingest([Event(parcels["SZ1"].waybill_no, "SF", now, "已签收", None, "kuaidi100", "3", "delivered", None)])
+    assert order.status == "shipped"  # one parcel of two delivered
+    tracking.ingest([Event(parcels["HZ1"].waybill_no, "SF", now, "已签收", None, "kuaidi100", "3", "delivered", None)])
+    assert order.status == "completed"

@@ -88,6 +88,7 @@ def upgrade() -> None:
     sa.Column('waybill_no', sa.String(length=40), nullable=True),
     sa.Column('sort_code', sa.String(length=40), nullable=True),
     sa.Column('label_html', sa.Text(), nullable=True),
+    sa.Column('line_ids', sa.JSON(), nullable=True),
     sa.Column('wave_id', sa.Integer(), nullable=True),
     sa.Column('box_code', sa.String(length=40), nullable=True),
     sa.Column('truck_code', sa.String(length=40), nullable=True),
@@ -113,7 +114,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_shipments_wave_id', ['wave_id'], unique=False)
         batch_op.create_index('ix_shipments_status_ship_by', ['status', 'ship_by'], unique=False)
         batch_op.create_index('ix_shipments_carrier_code_shipped_at', ['carrier_code', 'shipped_at'], unique=False)
-        batch_op.create_index('uq_shipments_open_order', ['order_id'], unique=True,
+        batch_op.create_index('uq_shipments_open_order', ['order_id', 'warehouse_id'], unique=True,
                               postgresql_where=sa.text("status <> 'cancelled'"),
                               sqlite_where=sa.text("status <> 'cancelled'"))
 

@@ -82,8 +82,9 @@ class Shipment(db.Model):
         Index("ix_shipments_status_ship_by", "status", "ship_by"),  # the board's overdue count
         Index("ix_shipments_carrier_code_shipped_at", "carrier_code", "shipped_at"),  # the carrier scorecard
         UniqueConstraint("waybill_no"),
-        # An order is never allocated to two warehouses at once: one open shipment per order, by the database.
-        Index("uq_shipments_open_order", "order_id", unique=True,
+        # An order is never allocated twice: one open shipment per order and warehouse, by the database (one in
+        # all unless the merchant allows split shipments; the order's row lock and status do the rest).
+        Index("uq_shipments_open_order", "order_id", "warehouse_id", unique=True,
               postgresql_where=text("status <> 'cancelled'"), sqlite_where=text("status <> 'cancelled'")),
     )
 
@@ -98,6 +99,7 @@ class Shipment(db.Model):
     waybill_no: Mapped[str | None] = mapped_column(String(40))
     sort_code: Mapped[str | None] = mapped_column(String(40))
     label_html = mapped_column(Text)
+    line_ids = mapped_column(JSON)  # the order lines this parcel carries when split; None: every line
     wave_id: Mapped[int | None] = mapped_column(ForeignKey("waves.id"))
     box_code: Mapped[str | None] = mapped_column(String(40))
     truck_code: Mapped[str | None] = mapped_column(String(40))

@@ -79,11 +79,13 @@ def candidate_warehouses(order: Order) -> list[tuple[Warehouse, float]]:
     return sorted(found, key=lambda pair: (pair[1], pair[0].id))
 
 
-def _move_reservations(order: Order, warehouse_id: int) -> None:
-    """Bring every active reservation of the order into one warehouse (conditional take, then release)."""
+def _move_reservations(order: Order, warehouse_id: int, line_ids: set[int] | None = None) -> None:
+    """Bring the order's active reservations (of `line_ids`, or all) into one warehouse: take, then release."""
     for reservation in db.session.execute(select(Reservation).where(
             Reservation.order_id == order.id, Reservation.status == "active",
             Reservation.warehouse_id != warehouse_id)).scalars().all():
+        if line_ids is not None and reservation.order_line_id not in line_ids:
+            continue
         taken = db.session.execute(
             update(StockLevel).where(StockLevel.sku_id == reservation.sku_id, StockLevel.warehouse_id == warehouse_id,
                                      StockLevel.on_hand - StockLevel.reserved - StockLevel.held >= reservation.quantity)
@@ -113,6 +115,8 @@ def allocate(order: Order, actor: Actor, now: datetime | None = None) -> Shipmen
         raise Conflict(f"{order.order_no} is {order.status}; only confirmed orders are allocated", field="order_no",
                        code="invalid_transition")
     candidates = candidate_warehouses(order)
+    if not candidates and current_app.config.get("SPLIT_SHIPMENTS"):
+        return _allocate_split(order, actor, now)
     if not candidates:
         cold = any(line.sku.cold_chain for line in order.lines)
         raise Conflict(f"no {'cold-chain ' if cold else ''}warehouse holds every line of {order.order_no}",
@@ -131,6 +135,70 @@ def allocate(order: Order, actor: Actor, now: datetime | None = None) -> Shipmen
     audit.record(actor, "shipment.allocate", "order", order.order_no,
                  after={"warehouse": warehouse.code, "distance_km": round(distance), "priority": shipment.priority})
     return shipment
+
+
+def _allocate_split(order: Order, actor: Actor, now: datetime) -> Shipment:
+    """Where the merchant allows it: each line from the nearest warehouse that holds that line (cold lines only
+    from cold warehouses), one shipment per warehouse. Returns the first; all are on the order."""
+    cold_skus = {line.sku_id for line in order.lines if line.sku.cold_chain}
+    free: dict[tuple[int, int], int] = {}
+    for level in db.session.execute(select(StockLevel).where(
+            StockLevel.sku_id.in_([line.sku_id for line in order.lines]))).scalars():
+        free[(level.warehouse_id, level.sku_id)] = level.available
+    held = {r.order_line_id: r for r in db.session.execute(select(Reservation).where(
+        Reservation.order_id == order.id, Reservation.status == "active")).scalars()}
+    receiver = locate(order.province, order.city)
+    warehouses = db.session.execute(select(Warehouse).where(Warehouse.active).order_by(Warehouse.id)).scalars().all()
+    plan: dict[int, list] = defaultdict(list)  # warehouse id → lines
+    for line in order.lines:
+        own = held.get(line.id)
+        options = []
+        for warehouse in warehouses:
+            if line.sku_id in cold_skus and not warehouse.cold_chain:
+                continue
+            mine = own.quantity if own is not None and own.warehouse_id == warehouse.id else 0
+            if free.get((warehouse.id, line.sku_id), 0) + mine >= line.quantity:
+                options.append((distance_km(locate(warehouse.province, warehouse.city), receiver), warehouse.id))
+        if not options:
+            raise Conflict(f"no warehouse holds line {line.sku.code} of {order.order_no}", field="order_no",
+                           code="no_warehouse")
+        _distance, warehouse_id = min(options)
+        if own is None or own.warehouse_id != warehouse_id:
+            free[(warehouse_id, line.sku_id)] = free.get((warehouse_id, line.sku_id), 0) - line.quantity
+        plan[warehouse_id].append(line)
+    by_id = {w.id: w for w in warehouses}
+    shipments = []
+    with db.session.begin_nested():
+        for warehouse_id, lines in plan.items():
+            _move_reservations(order, warehouse_id, line_ids={line.id for line in lines})
+        order.warehouse_id = next(iter(plan))
+        order_service.transition_order(order, S.ALLOCATED, actor)
+        for warehouse_id, lines in plan.items():
+            warehouse = by_id[warehouse_id]
+            shipments.append(Shipment(
+                order_id=order.id, order=order, warehouse_id=warehouse_id, status="allocated",
+                priority=priority_of(order, now), allocated_at=now, line_ids=[line.id for line in lines],
+                ship_by=as_utc(order.paid_at or order.placed_at) + SHIP_WITHIN,
+                carrier_code=(warehouse.carriers or "SF").split(",")[0].strip()))
+        db.session.add_all(shipments)
+        db.session.flush()
+    audit.record(actor, "shipment.allocate_split", "order", order.order_no,
+                 after={"parcels": [{"warehouse": by_id[w].code, "lines": [line.sku.code for line in lines]}
+                                    for w, lines in plan.items()]})
+    return shipments[0]
+
+
+def lines_of(shipment: Shipment) -> list:
+    """The order lines a parcel carries: all of them, or its share when the order was split."""
+    if shipment.line_ids is None:
+        return list(shipment.order.lines)
+    wanted = set(shipment.line_ids)
+    return [line for line in shipment.order.lines if line.id in wanted]
+
+
+def _open_parcels(order_id: int) -> list[Shipment]:
+    return db.session.execute(select(Shipment).where(Shipment.order_id == order_id,
+                                                     Shipment.status != "cancelled")).scalars().all()
 
 
 class BatchConflict(Exception):
@@ -358,7 +426,7 @@ def release_chunk(wave_id: int, today: date, limit: int = 500) -> int:
                                    .order_by(Shipment.priority.desc(), Shipment.id).limit(limit)).scalars().all()
     if not shipments:
         return 0
-    sku_ids = {line.sku_id for shipment in shipments for line in shipment.order.lines}
+    sku_ids = {line.sku_id for shipment in shipments for line in lines_of(shipment)}
     lots: dict[int, list[Lot]] = defaultdict(list)
     for lot in db.session.execute(
             select(Lot).where(Lot.warehouse_id == wave.warehouse_id, Lot.sku_id.in_(list(sku_ids)),
@@ -370,7 +438,7 @@ def release_chunk(wave_id: int, today: date, limit: int = 500) -> int:
     to_floor = []
     for shipment in shipments:
         planned = []
-        for line in shipment.order.lines:
+        for line in lines_of(shipment):
             wanted = line.quantity
             for lot in lots[line.sku_id]:
                 take = min(wanted, lot.quantity - lot.allocated)
@@ -389,7 +457,8 @@ def release_chunk(wave_id: int, today: date, limit: int = 500) -> int:
                                         status="open"))
             shipment.status = "picking"
             wave.task_count += len(planned)
-            to_floor.append(shipment.order)
+            if shipment.order.status == S.ALLOCATED and shipment.order not in to_floor:
+                to_floor.append(shipment.order)  # a split order goes to picking with its first parcel
             continue
         shipment.status, shipment.wave_id = "allocated", None  # short: waits for stock and the next wave
         wave.short_count += 1
@@ -501,9 +570,10 @@ def pack(device: Device, payload: dict, carriers) -> Shipment:
         order = order_service.get_order(str(order_no or ""), for_update=True)
     except (NotFound, ValidationFailed):
         _refuse(f"no order {order_no!r}", "order")
-    shipment = db.session.execute(select(Shipment).where(Shipment.order_id == order.id,
-                                                         Shipment.status != "cancelled")).scalar_one_or_none()
-    if shipment is None or shipment.warehouse_id != device.warehouse_id:
+    shipment = db.session.execute(select(Shipment).where(
+        Shipment.order_id == order.id, Shipment.warehouse_id == device.warehouse_id,
+        Shipment.status != "cancelled")).scalar_one_or_none()
+    if shipment is None:
         _refuse(f"{order.order_no} is not for this warehouse", "order")
     if shipment.status in ("packed", "shipped", "delivered"):
         _refuse(f"{order.order_no} is packed already (box {shipment.box_code})", "order")
@@ -512,7 +582,8 @@ def pack(device: Device, payload: dict, carriers) -> Shipment:
     box = check.text(payload.get("box"), "box", 40)
     request_waybill(shipment, carriers)
     shipment.status, shipment.box_code, shipment.packed_at = "packed", box, utc_now()
-    order_service.transition_order(order, S.PACKED, SYSTEM)
+    if all(parcel.status in ("packed", "shipped", "delivered") for parcel in _open_parcels(order.id)):
+        order_service.transition_order(order, S.PACKED, SYSTEM)  # a split order: when its last parcel is packed
     return shipment
 
 
@@ -522,13 +593,16 @@ def request_waybill(shipment: Shipment, carriers) -> None:
 
     order, warehouse = shipment.order, shipment.warehouse
     codes = [c.strip() for c in (warehouse.carriers or "SF").split(",") if c.strip()]
+    # The e-waybill API answers the same order code with the same waybill (a retry is safe); each parcel of a
+    # split order is an order of its own there.
+    order_code = order.order_no if shipment.line_ids is None else f"{order.order_no}-{shipment.id}"
     request = WaybillRequest(
-        order_code=order.order_no, carrier_code=codes[0],
+        order_code=order_code, carrier_code=codes[0],
         sender={"Name": warehouse.name, "Mobile": "4000000000", "ProvinceName": warehouse.province,
                 "CityName": warehouse.city, "ExpAreaName": warehouse.city, "Address": warehouse.name},
         receiver={"Name": order.receiver_name, "Mobile": order.receiver_phone, "ProvinceName": order.province,
                   "CityName": order.city, "ExpAreaName": order.district, "Address": order.street},
-        goods=[(line.sku.name, line.quantity) for line in order.lines])
+        goods=[(line.sku.name, line.quantity) for line in lines_of(shipment)])
     problems = []
     for code in codes:
         try:
@@ -562,7 +636,9 @@ def load(device: Device, payload: dict, actor: Actor = SYSTEM) -> Shipment:
     shipment.truck_code = check.text(payload.get("truck"), "truck", 40)
     shipment.status, shipment.shipped_at = "shipped", utc_now()
     shipment.tracking_step, shipment.last_event_at = "awaiting_pickup", shipment.shipped_at
-    order_service.transition_order(shipment.order, S.SHIPPED, actor)
+    if all(parcel.status in ("shipped", "delivered") for parcel in _open_parcels(shipment.order_id)) \
+            and shipment.order.status == S.PACKED:
+        order_service.transition_order(shipment.order, S.SHIPPED, actor)  # the stock leaves with the last parcel
     return shipment
 
 

@@ -96,7 +96,9 @@ def _refresh(shipment: Shipment, rows: list, summarize, now: datetime) -> None:
     if step == "delivered" and shipment.status == "shipped":
         shipment.status, shipment.delivered_at = "delivered", shipment.last_event_at
         order = shipment.order
-        if order.status == OrderStatus.SHIPPED:
+        parcels = db.session.execute(select(Shipment.status).where(Shipment.order_id == order.id,
+                                                                   Shipment.status != "cancelled")).scalars().all()
+        if order.status == OrderStatus.SHIPPED and all(status == "delivered" for status in parcels):
             order_service.transition_order(order, OrderStatus.COMPLETED, SYSTEM, "delivered, as the carrier reports")
 
 
