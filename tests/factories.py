@@ -1,4 +1,5 @@
 """Callable fixtures that make domain objects through the services, as the product would."""
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
@@ -133,3 +134,34 @@ def sync_channels(session):
     channels = connect_channels()
     db.session.commit()
     return channels
+
+
+@pytest.fixture
+def client_for(portal, create_user):
+    """A portal test client signed in as a new user of the given role and language."""
+    from tests.portal_client import english_client, sign_in
+
+    def make(role: str, locale: str = "en"):
+        user = create_user(f"{role}_{locale}", role, locale=locale)
+        client = english_client(portal)
+        assert sign_in(client, user.username).status_code == 302
+        return client
+    return make
+
+
+@contextmanager
+def count_queries():
+    """Collect the SQL statements sent on the test connection (which the request sessions share)."""
+    from sqlalchemy import event
+
+    statements = []
+
+    def _record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    bind = db.session.get_bind()
+    event.listen(bind, "before_cursor_execute", _record)
+    try:
+        yield statements
+    finally:
+        event.remove(bind, "before_cursor_execute", _record)

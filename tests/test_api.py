@@ -1,18 +1,17 @@
 """The JSON API /api/v1: bearer tokens, each endpoint's answers, refusals that change nothing, masking, OpenAPI."""
 import json
 import re
-from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from shared import models, order_numbers
 from shared.extensions import db
 from shared.models import AccessLogEntry, ApiToken, AuditEvent, Order, Sku, StockLevel, Warehouse
 from shared.services import staff, stock
 from shared.timekeeping import utc_now
-from tests.factories import ADMIN, PASSWORD, order_payload
+from tests.factories import ADMIN, PASSWORD, count_queries, order_payload
 
 PHONE, MASKED_PHONE, STREET = "13812345678", "138****5678", "文三路 90 号 3 幢 501"
 COUNTED = (models.Order, models.OrderLine, models.Reservation, models.Customer, models.StockMovement, models.Sku,
@@ -92,22 +91,6 @@ def assert_error(response, status: int, code: str, field: str | None = None) -> 
     if field:
         assert error.get("field") == field, error
     return error
-
-
-@contextmanager
-def count_queries():
-    """Collect the SQL statements sent on the test connection (which the request sessions share)."""
-    statements = []
-
-    def _record(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
-    bind = db.session.get_bind()
-    event.listen(bind, "before_cursor_execute", _record)
-    try:
-        yield statements
-    finally:
-        event.remove(bind, "before_cursor_execute", _record)
 
 
 def spec() -> dict:

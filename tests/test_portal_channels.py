@@ -15,19 +15,9 @@ from shared.models import (AccessLogEntry, AuditEvent, InboxItem, Order, SkuMapp
 from shared.services import inbox, reconciliation
 from tests import channel_payloads as p
 from tests.factories import ADMIN
-from tests.portal_client import csrf_token, english_client, sign_in
+from tests.portal_client import csrf_token
 
 UNMAPPED = "TB-TEA-NEW"
-
-
-@pytest.fixture
-def client_for(portal, create_user):
-    def make(role: str, locale: str = "en"):
-        user = create_user(f"{role}_{locale}", role, locale=locale)
-        client = english_client(portal)
-        assert sign_in(client, user.username).status_code == 302
-        return client
-    return make
 
 
 def ingest(channel, *bodies, source="poll") -> list[InboxItem]:

@@ -2,19 +2,18 @@
 scorecard, near expiry, labels), tracking on the staff order page and on the customer site, by role and in both
 languages."""
 import re
-from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from shared.extensions import db
 from shared.models import (AccessLogEntry, AuditEvent, Bin, CarrierAttempt, FulfilmentAlarm, PickTask, ScanEvent,
                            Shipment, TrackingEvent, Wave)
 from shared.services import catalog, customers, fulfilment, orders, stock
 from shared.timekeeping import utc_now
-from tests.factories import ADMIN, order_payload
-from tests.portal_client import csrf_token, english_client, sign_in
+from tests.factories import ADMIN, count_queries, order_payload
+from tests.portal_client import csrf_token
 
 TODAY = date.today()  # the release job and near_expiry() use the real date
 OWN_PHONE = "13900001111"
@@ -78,38 +77,12 @@ def tracked(shipment: Shipment, hours_ago: float, description: str, step: str, f
     return row
 
 
-@pytest.fixture
-def client_for(portal, create_user):
-    def make(role: str, locale: str = "en"):
-        user = create_user(f"{role}_{locale}", role, locale=locale)
-        client = english_client(portal)
-        assert sign_in(client, user.username).status_code == 302
-        return client
-    return make
-
-
 def post(client, url: str, data: dict | None = None, page: str = "/fulfilment/waves"):
     return client.post(url, data={"csrf_token": csrf_token(client, page), **(data or {})})
 
 
 def count(model, *where) -> int:
     return db.session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
-
-
-@contextmanager
-def count_queries():
-    """The SQL statements sent on the test connection (which the request sessions share)."""
-    statements = []
-
-    def _record(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
-    bind = db.session.get_bind()
-    event.listen(bind, "before_cursor_execute", _record)
-    try:
-        yield statements
-    finally:
-        event.remove(bind, "before_cursor_execute", _record)
 
 
 def released_wave(floor) -> Wave:

@@ -10,7 +10,7 @@ from shared.extensions import db
 from shared.models import AuditEvent, Bin, Lot, StockLevel, StockMovement, StockTake, StockTakeLine
 from shared.services import catalog, fulfilment, orders, stock, stock_ops
 from tests.factories import ADMIN, order_payload
-from tests.portal_client import csrf_token, english_client, sign_in
+from tests.portal_client import csrf_token
 
 TODAY = date.today()  # receive() judges expiry by the real date
 TEA_IN_HZ1 = 487  # a figure that appears nowhere else on the pages, so its absence says something
@@ -32,16 +32,6 @@ def floor(session):
     fulfilment.receive("TEA", "HZ1", "B-02", TEA_IN_HZ1, ADMIN)
     fulfilment.receive("MILK", "HZ1", "A-01", MILK_IN_HZ1, ADMIN, lot_no="M-1", expires_on=TODAY + timedelta(days=30))
     db.session.commit()
-
-
-@pytest.fixture
-def client_for(portal, create_user):
-    def make(role: str, locale: str = "en"):
-        user = create_user(f"{role}_{locale}", role, locale=locale)
-        client = english_client(portal)
-        assert sign_in(client, user.username).status_code == 302
-        return client
-    return make
 
 
 def post(client, url: str, data: dict | None = None, page: str = "/stock-ops/", **kwargs):
