@@ -1,13 +1,12 @@
 """Fulfilment jobs: allocate confirmed orders, release a wave (with progress), check time limits and stalls."""
 import logging
 
+from jobs.runtime import job
 from shared.actors import SYSTEM
 from shared.extensions import db
 from shared.models import Order
-from shared.services import alarms, fulfilment, tracking
+from shared.services import alarms, allocation, lots, tracking, waves
 from shared.services.errors import ServiceError
-
-from jobs.runtime import job
 
 log = logging.getLogger("orderloom.jobs")
 
@@ -17,19 +16,19 @@ def allocate_confirmed(limit: int = 500) -> dict:
     """Every minute: allocate paid confirmed orders in batches; what a batch cannot take goes one at a time,
     and refusals stay confirmed with a log line."""
     tally = {"allocated": 0, "refused": 0}
-    ids = fulfilment.allocation_queue(limit)
+    ids = allocation.allocation_queue(limit)
     db.session.rollback()
     try:
-        shipments, ids = fulfilment.allocate_many(ids, SYSTEM)
+        shipments, ids = allocation.allocate_many(ids, SYSTEM)
         db.session.commit()
         tally["allocated"] += len(shipments)
-    except fulfilment.BatchConflict as conflict:
+    except allocation.BatchConflict as conflict:
         db.session.rollback()
         log.info("job=allocate_confirmed batch gave way: %s", conflict)
     for order_id in ids:
         order = db.session.get(Order, order_id)
         try:
-            fulfilment.allocate(order, SYSTEM)
+            allocation.allocate(order, SYSTEM)
             db.session.commit()
             tally["allocated"] += 1
         except ServiceError as refused:
@@ -42,15 +41,15 @@ def allocate_confirmed(limit: int = 500) -> dict:
 @job
 def release_wave(wave_id: int, chunk: int = 500) -> int:
     """Build the wave's pick tasks a chunk at a time, committing each, so the portal can show progress."""
-    today = fulfilment.merchant_today()
+    today = lots.merchant_today()
     handled = 0
     while True:
-        done = fulfilment.release_chunk(wave_id, today, limit=chunk)
+        done = waves.release_chunk(wave_id, today, limit=chunk)
         db.session.commit()
         if not done:
             break
         handled += done
-    fulfilment.finish_release(wave_id)
+    waves.finish_release(wave_id)
     db.session.commit()
     log.info("job=release_wave wave=%s shipments=%s", wave_id, handled)
     return handled

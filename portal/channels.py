@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
 from portal.access import requires
-from portal.dashboard import _bars as chart_bars
+from portal.dashboard import bar_chart as chart_bars
 from portal.forms import (ConfirmForm, ConnectionForm, ImportForm, ReplayFailedForm, SkuMappingForm, SkuUnmapForm,
                           StatusMappingForm, lifecycle_choices, payment_choices, refund_choices)
 from portal.outcomes import commit_or_refuse, flash_form_errors

@@ -13,7 +13,7 @@ from shared.timekeeping import utc_now
 bp = Blueprint("dashboard", __name__)
 
 
-def _bars(rows: list[tuple[str, int]]) -> list[dict]:
+def bar_chart(rows: list[tuple[str, int]]) -> list[dict]:
     """Rows as bars whose width is relative to the largest (for the inline SVG charts)."""
     peak = max((count for _, count in rows), default=0) or 1
     return [{"label": label, "count": count, "width": round(100 * count / peak, 1)} for label, count in rows]
@@ -41,7 +41,7 @@ def index():
         .where(totals.c.available <= Sku.safety_stock).order_by(totals.c.available).limit(10)
     ).all()
     status_rows = [(s.value, by_status.get(s.value, 0)) for s in OrderStatus]
-    return render_template("portal/dashboard.html", status_bars=_bars(status_rows),
-                           channel_bars=_bars([(name, count) for name, count in by_channel]),
+    return render_template("portal/dashboard.html", status_bars=bar_chart(status_rows),
+                           channel_bars=bar_chart([(name, count) for name, count in by_channel]),
                            open_count=sum(by_status.get(s.value, 0) for s in OPEN_STATUSES),
                            stuck=stuck, low_stock=low_stock)

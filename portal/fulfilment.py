@@ -11,16 +11,17 @@ from sqlalchemy import Interval, and_, case, func, literal, or_, select, tuple_,
 from sqlalchemy.orm import joinedload
 
 from portal.access import requires
-from portal.dashboard import _bars as chart_bars
+from portal.dashboard import bar_chart as chart_bars
 from portal.forms import ConfirmForm, PlanWavesForm
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared import dispatch, labels
 from shared.extensions import db
-from shared.models import (CarrierAttempt, Device, FulfilmentAlarm, Order, PickTask, ScanEvent, Shipment, Warehouse,
-                           Wave)
+from shared.models import CarrierAttempt, Device, FulfilmentAlarm, Order, PickTask, ScanEvent, Shipment, Warehouse, Wave
 from shared.order_search import decode_cursor, encode_cursor
 from shared.security.masking import may_reveal, order_contact
-from shared.services import alarms, audit, fulfilment
+from shared.services import alarms, audit
+from shared.services import lots as lot_service
+from shared.services import waves as wave_service
 from shared.services.errors import ServiceError, ValidationFailed
 from shared.timekeeping import as_utc, utc_now
 from shared.web import staff_actor
@@ -212,7 +213,7 @@ def plan():
         flash_form_errors(form)
         return redirect(target, 303)
     try:
-        planned = fulfilment.plan_waves(code, staff_actor(current_user))
+        planned = wave_service.plan_waves(code, staff_actor(current_user))
         db.session.commit()
     except ServiceError as refused:
         db.session.rollback()
@@ -237,7 +238,7 @@ def release(wave_id: int):
         abort(404)
     target = url_for("fulfilment.waves", warehouse=code)
     if ConfirmForm().validate_on_submit() and commit_or_refuse(
-            lambda: fulfilment.start_release(wave_id, staff_actor(current_user)),
+            lambda: wave_service.start_release(wave_id, staff_actor(current_user)),
             _("Wave %(id)s is being released to the floor.", id=wave_id), failure=_("Not released: %(message)s")):
         try:
             dispatch.send("jobs.fulfilment.release_wave", wave_id, queue="default")
@@ -257,7 +258,7 @@ def wave_progress(wave_id: int):
 
 def _pick_list(wave_id: int) -> tuple[Wave, list[PickTask], dict[int, str]]:
     wave = db.get_or_404(Wave, wave_id)
-    tasks = fulfilment.pick_list(wave.id)
+    tasks = wave_service.pick_list(wave.id)
     order_nos = dict(db.session.execute(
         select(Shipment.id, Order.order_no).join(Order, Order.id == Shipment.order_id)
         .where(Shipment.id.in_(select(PickTask.shipment_id).where(PickTask.wave_id == wave.id)))).all())
@@ -374,7 +375,7 @@ def expiry():
     warehouse = _chosen(warehouses, request.args.get("warehouse"))
     days = request.args.get("days", type=int)
     days = EXPIRY_DAYS if days is None or not 1 <= days <= MAX_EXPIRY_DAYS else days
-    lots = fulfilment.near_expiry(warehouse.code if warehouse else None, within_days=days)
+    lots = lot_service.near_expiry(warehouse.code if warehouse else None, within_days=days)
     return render_template("portal/fulfilment/expiry.html", lots=lots, warehouses=warehouses, warehouse=warehouse,
                            by_id={w.id: w for w in warehouses}, days=days, max_days=MAX_EXPIRY_DAYS,
                            today=date.today())

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from portal.access import register_public
 from shared.extensions import csrf, db
 from shared.models import PickTask, Shipment
-from shared.services import fulfilment
+from shared.services import scans
 from shared.services.errors import ServiceError
 
 bp = Blueprint("scan", __name__, url_prefix="/scan/v1")
@@ -28,7 +28,7 @@ def carriers():
 def _device():
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     try:
-        g.device = fulfilment.device_for_token(token.strip()) if scheme.lower() == "bearer" else None
+        g.device = scans.device_for_token(token.strip()) if scheme.lower() == "bearer" else None
     except ServiceError:
         g.device = None
     if g.device is None:
@@ -52,23 +52,23 @@ def scan(kind: str):
     try:
         with db.session.begin_nested():
             if kind == "pick":
-                task = fulfilment.pick(g.device, payload)
+                task = scans.pick(g.device, payload)
                 shipment_id, answer = task.shipment_id, {"task": task.id, "picked": task.picked,
                                                          "remaining": task.quantity - task.picked,
                                                          "status": task.status}
             elif kind == "pack":
-                shipment = fulfilment.pack(g.device, payload, carriers())
+                shipment = scans.pack(g.device, payload, carriers())
                 shipment_id, answer = shipment.id, {"order": shipment.order.order_no, "carrier": shipment.carrier_code,
                                                     "waybill": shipment.waybill_no, "sort_code": shipment.sort_code}
             else:
-                shipment = fulfilment.load(g.device, payload)
+                shipment = scans.load(g.device, payload)
                 shipment_id, answer = shipment.id, {"parcel": shipment.waybill_no, "truck": shipment.truck_code,
                                                     "order": shipment.order.order_no, "status": shipment.status}
     except ServiceError as refused:
-        fulfilment.record_scan(g.device, kind, payload, False, refused.message)
+        scans.record_scan(g.device, kind, payload, False, refused.message)
         db.session.commit()
         return jsonify(refused.as_json()), refused.status
-    fulfilment.record_scan(g.device, kind, payload, True, "ok", shipment_id)
+    scans.record_scan(g.device, kind, payload, True, "ok", shipment_id)
     db.session.commit()
     return jsonify(answer), 200
 

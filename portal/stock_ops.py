@@ -10,13 +10,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from portal.access import requires
-from portal.forms import (ConfirmForm, CountForm, ReceiptForm, ReturnForm, StartStockTakeForm, StockTakeDecisionForm,
-                          TransferForm)
+from portal.forms import (
+    ConfirmForm,
+    CountForm,
+    ReceiptForm,
+    ReturnForm,
+    StartStockTakeForm,
+    StockTakeDecisionForm,
+    TransferForm,
+)
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared import labels
 from shared.extensions import db
 from shared.models import Bin, Lot, Order, Sku, StaffUser, StockMovement, StockTake, StockTakeLine, Warehouse
-from shared.services import fulfilment, stock_ops
+from shared.services import lots, stock_ops
 from shared.services.errors import ServiceError
 from shared.timekeeping import utc_now
 from shared.web import staff_actor
@@ -146,7 +153,7 @@ def receipt_form():
 @requires("stock", "edit")
 def receive():
     form = _with_warehouses(ReceiptForm())
-    if _saved(form, lambda: fulfilment.receive(
+    if _saved(form, lambda: lots.receive(
             _text(form.sku.data), form.warehouse.data, _text(form.bin.data), form.quantity.data,
             staff_actor(current_user), lot_no=_text(form.lot_no.data) or None, produced_on=form.produced_on.data,
             expires_on=form.expires_on.data)):

@@ -1,7 +1,7 @@
 """Smoke test of the benchmark scripts at tiny sizes, so that they keep running and keep checking for oversell."""
 import pytest
 
-from shared import benchmarks
+from devtools.bench import orders as benchmarks
 from tests.conftest import PG_BASE, app_config
 
 pytestmark = pytest.mark.live
@@ -57,7 +57,7 @@ def test_command_line_lists_benchmarks(capsys):
 
 
 def test_reconcile_benchmark_finds_exactly_the_planted_differences():
-    from shared import bench_sync
+    from devtools.bench import sync as bench_sync
 
     with benchmarks.bench_database("reconcile", PG_BASE) as url:
         results = bench_sync.run_reconcile(url, count=2000, repeat=1, overrides=_keys(url))
@@ -66,7 +66,7 @@ def test_reconcile_benchmark_finds_exactly_the_planted_differences():
 
 
 def test_ingest_and_webhook_latency_benchmarks_run_through_real_workers():
-    from shared import bench_sync
+    from devtools.bench import sync as bench_sync
     from tests.conftest import REDIS_URL
 
     with benchmarks.bench_database("ingest", PG_BASE) as url:
@@ -78,7 +78,7 @@ def test_ingest_and_webhook_latency_benchmarks_run_through_real_workers():
 
 
 def test_allocate_wave_and_tracking_benchmarks_keep_their_checks():
-    from shared import bench_fulfilment
+    from devtools.bench import fulfilment as bench_fulfilment
 
     with benchmarks.bench_database("allocate-wave", PG_BASE) as url:
         wave = bench_fulfilment.run_allocate_wave(url, orders=40, overrides=_keys(url))

@@ -27,8 +27,8 @@ from shared.carriers import (FLAGS, STEPS, CarrierRefused, CarrierUnavailable, K
                              summarize)
 from shared.carriers.signing import (verify_kdniao_data_sign, verify_kuaidi100_poll_sign,
                                      verify_kuaidi100_push_sign, verify_track17_sign)
-from shared.carriers.simulator import DEFAULT_CREDENTIALS, CarrierSimulator
-from shared.carriers.simulator.run import run as run_simulator
+from devtools.simulators.carriers import DEFAULT_CREDENTIALS, CarrierSimulator
+from devtools.simulators.carriers.run import run as run_simulator
 from tests.robot_receiver import RobotReceiver
 
 FIXTURES = Path(__file__).parent / "fixtures" / "carriers"

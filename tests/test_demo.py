@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from shared.appcore import create_core_app
 from shared.database import upgrade
-from shared.demo import CUSTOMER_ACCOUNTS, STAFF, seed_demo_data
+from devtools.demo.seed import CUSTOMER_ACCOUNTS, STAFF, seed_demo_data
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
 from shared.models.channel import DIRECT_KINDS

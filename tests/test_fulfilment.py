@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from shared.extensions import db
 from shared.models import Bin, Lot, Order, PickTask, Reservation, Shipment, StockLevel
-from shared.services import catalog, fulfilment, orders, stock
+from shared.services import allocation, catalog, lots, orders, scans, stock, waves
 from shared.services.errors import Conflict, Forbidden, ValidationFailed
 from tests.factories import ADMIN, order_payload
 
@@ -29,13 +29,13 @@ def floor(session):
     milk = catalog.create_sku({"sku": "MILK", "name": "鲜牛奶", "batch_tracked": True}, ADMIN)
     milk.cold_chain = True
     db.session.flush()
-    device, token = fulfilment.register_device("PDA-07", "SZ1", ADMIN)
+    device, token = scans.register_device("PDA-07", "SZ1", ADMIN)
     db.session.commit()
     return {"device": device, "token": token}
 
 
 def put(sku, warehouse, bin_code, quantity, lot=None, expires=None, received_days_ago=0):
-    made = fulfilment.receive(sku, warehouse, bin_code, quantity, ADMIN, lot_no=lot, expires_on=expires,
+    made = lots.receive(sku, warehouse, bin_code, quantity, ADMIN, lot_no=lot, expires_on=expires,
                               today=TODAY)
     made.received_at = made.received_at - timedelta(days=received_days_ago)
     return made
@@ -58,7 +58,7 @@ def test_an_order_goes_to_the_nearest_warehouse_that_holds_every_line(floor):
     put("TEA", "HZ1", "A-01", 50)
     put("TEA", "SZ1", "A-01", 50)
     order = order_to(SHENZHEN, [{"sku": "TEA", "quantity": 2, "unit_price": "50.00"}])
-    shipment = fulfilment.allocate(order, ADMIN)
+    shipment = allocation.allocate(order, ADMIN)
     db.session.commit()
     assert shipment.warehouse.code == "SZ1" and order.status == "allocated" and order.warehouse_id == shipment.warehouse_id
     reservation = db.session.execute(select(Reservation).where(Reservation.order_id == order.id)).scalar_one()
@@ -71,16 +71,16 @@ def test_cold_chain_lines_only_go_to_cold_warehouses(floor):
     put("MILK", "SZ1", "A-01", 20, lot="M-1", expires=TODAY + timedelta(days=10))
     put("MILK", "HZ1", "A-01", 20, lot="M-2", expires=TODAY + timedelta(days=10))
     order = order_to(SHENZHEN, [{"sku": "MILK", "quantity": 1, "unit_price": "9.90"}])
-    assert fulfilment.allocate(order, ADMIN).warehouse.code == "HZ1"  # farther, but it keeps milk cold
+    assert allocation.allocate(order, ADMIN).warehouse.code == "HZ1"  # farther, but it keeps milk cold
 
 
 def test_allocating_twice_is_refused_and_changes_nothing(floor):
     put("TEA", "SZ1", "A-01", 50)
     order = order_to(SHENZHEN, [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"}])
-    fulfilment.allocate(order, ADMIN)
+    allocation.allocate(order, ADMIN)
     db.session.commit()
     with pytest.raises(Conflict) as refused:
-        fulfilment.allocate(order, ADMIN)
+        allocation.allocate(order, ADMIN)
     assert refused.value.code == "already_allocated"
     db.session.rollback()
     assert db.session.execute(select(func.count()).select_from(Shipment)).scalar() == 1
@@ -92,7 +92,7 @@ def test_no_warehouse_with_every_line_is_a_clear_refusal(floor):
     order = order_to(BEIJING, [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"},
                                {"sku": "MILK", "quantity": 1, "unit_price": "9.90"}])
     with pytest.raises(Conflict) as refused:
-        fulfilment.allocate(order, ADMIN)
+        allocation.allocate(order, ADMIN)
     assert refused.value.code == "no_warehouse" and "cold-chain" in refused.value.message
     db.session.rollback()
     assert order.status == "confirmed"
@@ -100,13 +100,13 @@ def test_no_warehouse_with_every_line_is_a_clear_refusal(floor):
 
 def test_receipts_of_batch_tracked_skus_need_a_batch_and_a_future_expiry(floor):
     with pytest.raises(ValidationFailed) as refused:
-        fulfilment.receive("MILK", "HZ1", "A-01", 10, ADMIN, today=TODAY)
+        lots.receive("MILK", "HZ1", "A-01", 10, ADMIN, today=TODAY)
     assert refused.value.code == "batch_required"
     with pytest.raises(ValidationFailed) as refused:
-        fulfilment.receive("MILK", "HZ1", "A-01", 10, ADMIN, lot_no="OLD", expires_on=TODAY, today=TODAY)
+        lots.receive("MILK", "HZ1", "A-01", 10, ADMIN, lot_no="OLD", expires_on=TODAY, today=TODAY)
     assert refused.value.code == "expired_batch"
     with pytest.raises(Conflict) as refused:
-        fulfilment.receive("TEA", "HZ1", "A-01", 501, ADMIN, today=TODAY)
+        lots.receive("TEA", "HZ1", "A-01", 501, ADMIN, today=TODAY)
     assert refused.value.code == "bin_full"
     assert db.session.execute(select(func.count()).select_from(Lot)).scalar() == 0
 
@@ -117,28 +117,28 @@ def test_waves_pick_first_expiry_first_and_list_by_bin(floor):
     put("TEA", "HZ1", "B-02", 10)
     first = order_to(SHENZHEN, [{"sku": "MILK", "quantity": 5, "unit_price": "9.90"},
                                 {"sku": "TEA", "quantity": 1, "unit_price": "50.00"}], "O-1")
-    fulfilment.allocate(first, ADMIN)
-    [wave] = fulfilment.plan_waves("HZ1", ADMIN)
-    fulfilment.start_release(wave.id, ADMIN)
-    assert fulfilment.release_chunk(wave.id, TODAY) == 1
-    fulfilment.finish_release(wave.id)
+    allocation.allocate(first, ADMIN)
+    [wave] = waves.plan_waves("HZ1", ADMIN)
+    waves.start_release(wave.id, ADMIN)
+    assert waves.release_chunk(wave.id, TODAY) == 1
+    waves.finish_release(wave.id)
     db.session.commit()
-    tasks = fulfilment.pick_list(wave.id)
+    tasks = waves.pick_list(wave.id)
     assert [(t.bin.code, t.lot.lot_no, t.quantity) for t in tasks] == [("A-01", "LATE", 2), ("B-02", "-", 1),
                                                                        ("C-03", "SOON", 3)]
     assert (soon.allocated, late.allocated) == (3, 2) and first.status == "picking" and wave.status == "released"
-    near = fulfilment.near_expiry("HZ1", 30, today=TODAY)
+    near = lots.near_expiry("HZ1", 30, today=TODAY)
     assert [lot.lot_no for lot in near] == ["SOON"]
 
 
 def test_a_wave_leaves_short_orders_allocated_for_the_next_one(floor):
     put("TEA", "SZ1", "A-01", 2)
     order = order_to(SHENZHEN, [{"sku": "TEA", "quantity": 2, "unit_price": "50.00"}])
-    fulfilment.allocate(order, ADMIN)
+    allocation.allocate(order, ADMIN)
     db.session.execute(Lot.__table__.update().values(quantity=1))  # a miscount: the bin holds one
-    [wave] = fulfilment.plan_waves("SZ1", ADMIN)
-    fulfilment.start_release(wave.id, ADMIN)
-    fulfilment.release_chunk(wave.id, TODAY)
+    [wave] = waves.plan_waves("SZ1", ADMIN)
+    waves.start_release(wave.id, ADMIN)
+    waves.release_chunk(wave.id, TODAY)
     shipment = db.session.execute(select(Shipment)).scalar_one()
     assert (wave.short_count, shipment.status, shipment.wave_id, order.status) == (1, "allocated", None, "allocated")
 
@@ -146,12 +146,12 @@ def test_a_wave_leaves_short_orders_allocated_for_the_next_one(floor):
 def _released(floor, quantity=3, expires=None):
     put("TEA", "SZ1", "A-01", 10, lot="T-9", expires=expires)
     order = order_to(SHENZHEN, [{"sku": "TEA", "quantity": quantity, "unit_price": "50.00"}])
-    fulfilment.allocate(order, ADMIN)
-    [wave] = fulfilment.plan_waves("SZ1", ADMIN)
-    fulfilment.start_release(wave.id, ADMIN)
-    fulfilment.release_chunk(wave.id, TODAY)
+    allocation.allocate(order, ADMIN)
+    [wave] = waves.plan_waves("SZ1", ADMIN)
+    waves.start_release(wave.id, ADMIN)
+    waves.release_chunk(wave.id, TODAY)
     db.session.commit()
-    return order, fulfilment.pick_list(wave.id)[0]
+    return order, waves.pick_list(wave.id)[0]
 
 
 @pytest.mark.parametrize("change, field, words", [
@@ -162,8 +162,8 @@ def _released(floor, quantity=3, expires=None):
 def test_wrong_picks_are_refused_with_a_clear_message_and_change_nothing(floor, change, field, words):
     _order, task = _released(floor)
     payload = {"task": task.id, "bin": "A-01", "sku": "TEA", "lot": "T-9", "quantity": 3, "operator": "王五"} | change
-    with pytest.raises(fulfilment.ScanRefused) as refused:
-        fulfilment.pick(floor["device"], payload, today=TODAY)
+    with pytest.raises(scans.ScanRefused) as refused:
+        scans.pick(floor["device"], payload, today=TODAY)
     assert refused.value.field == field and words in refused.value.message
     db.session.rollback()
     assert (task.picked, task.lot.quantity, task.status) == (0, 10, "open")
@@ -171,31 +171,31 @@ def test_wrong_picks_are_refused_with_a_clear_message_and_change_nothing(floor, 
 
 def test_a_pick_larger_than_the_bin_holds_and_an_expired_batch_are_refused(floor):
     _order, task = _released(floor, expires=TODAY + timedelta(days=3))
-    with pytest.raises(fulfilment.ScanRefused, match="holds only 10"):
-        fulfilment.pick(floor["device"], {"task": task.id, "bin": "A-01", "sku": "TEA", "lot": "T-9", "quantity": 11},
+    with pytest.raises(scans.ScanRefused, match="holds only 10"):
+        scans.pick(floor["device"], {"task": task.id, "bin": "A-01", "sku": "TEA", "lot": "T-9", "quantity": 11},
                         today=TODAY)
     db.session.rollback()
-    with pytest.raises(fulfilment.ScanRefused, match="has expired"):
-        fulfilment.pick(floor["device"], {"task": task.id, "bin": "A-01", "sku": "TEA", "lot": "T-9", "quantity": 1},
+    with pytest.raises(scans.ScanRefused, match="has expired"):
+        scans.pick(floor["device"], {"task": task.id, "bin": "A-01", "sku": "TEA", "lot": "T-9", "quantity": 1},
                         today=TODAY + timedelta(days=3))
 
 
 def test_picking_in_two_scans_completes_the_task_and_the_shipment(floor):
     order, task = _released(floor)
     base = {"task": task.id, "bin": "A-01", "sku": "TEA", "lot": "T-9"}
-    fulfilment.pick(floor["device"], base | {"quantity": 1}, today=TODAY)
+    scans.pick(floor["device"], base | {"quantity": 1}, today=TODAY)
     shipment = db.session.execute(select(Shipment)).scalar_one()
     assert (task.status, shipment.status) == ("picking", "picking")
-    fulfilment.pick(floor["device"], base | {"quantity": 2}, today=TODAY)
+    scans.pick(floor["device"], base | {"quantity": 2}, today=TODAY)
     assert (task.status, task.picked, shipment.status, task.lot.quantity) == ("done", 3, "picked", 7)
-    with pytest.raises(fulfilment.ScanRefused, match="already picked"):
-        fulfilment.pick(floor["device"], base | {"quantity": 1}, today=TODAY)
+    with pytest.raises(scans.ScanRefused, match="already picked"):
+        scans.pick(floor["device"], base | {"quantity": 1}, today=TODAY)
 
 
 def test_device_tokens_are_checked(floor):
-    assert fulfilment.device_for_token(floor["token"]).name == "PDA-07"
+    assert scans.device_for_token(floor["token"]).name == "PDA-07"
     with pytest.raises(Forbidden):
-        fulfilment.device_for_token("not-a-token")
+        scans.device_for_token("not-a-token")
     assert db.session.execute(select(func.count()).select_from(PickTask)).scalar() == 0
     assert db.session.execute(select(func.count()).select_from(Order)).scalar() == 0
 
@@ -226,7 +226,7 @@ def test_picked_but_not_packed_in_twelve_minutes_goes_back_to_the_pool(floor):
 
     from shared.services import alarms
     _order, task = _released(floor)
-    fulfilment.pick(floor["device"], {"task": task.id, "bin": "A-01", "sku": "TEA", "lot": "T-9", "quantity": 3},
+    scans.pick(floor["device"], {"task": task.id, "bin": "A-01", "sku": "TEA", "lot": "T-9", "quantity": 3},
                     today=TODAY)
     db.session.commit()
     assert task.device_id == floor["device"].id
@@ -240,16 +240,16 @@ def test_picked_but_not_packed_in_twelve_minutes_goes_back_to_the_pool(floor):
 def test_a_wave_stopped_midway_can_be_released_again_and_a_released_one_cannot(floor):
     put("TEA", "SZ1", "A-01", 10)
     order = order_to(SHENZHEN, [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"}])
-    fulfilment.allocate(order, ADMIN)
-    [wave] = fulfilment.plan_waves("SZ1", ADMIN)
-    fulfilment.start_release(wave.id, ADMIN)
+    allocation.allocate(order, ADMIN)
+    [wave] = waves.plan_waves("SZ1", ADMIN)
+    waves.start_release(wave.id, ADMIN)
     db.session.commit()  # the job died here
-    fulfilment.start_release(wave.id, ADMIN)
-    assert fulfilment.release_chunk(wave.id, TODAY) == 1 and fulfilment.release_chunk(wave.id, TODAY) == 0
-    fulfilment.finish_release(wave.id)
+    waves.start_release(wave.id, ADMIN)
+    assert waves.release_chunk(wave.id, TODAY) == 1 and waves.release_chunk(wave.id, TODAY) == 0
+    waves.finish_release(wave.id)
     with pytest.raises(Conflict):
-        fulfilment.start_release(wave.id, ADMIN)
-    assert fulfilment.plan_waves("SZ1", ADMIN) == []  # nothing allocated is left to plan twice
+        waves.start_release(wave.id, ADMIN)
+    assert waves.plan_waves("SZ1", ADMIN) == []  # nothing allocated is left to plan twice
 
 
 # --- stock operations ---------------------------------------------------------------------------------------
@@ -349,18 +349,18 @@ def test_batch_allocation_agrees_with_one_at_a_time(floor):
     for number, (place, lines) in enumerate(cases):
         one.append(order_to(place, lines, f"ONE-{number}"))
     for order in one:
-        fulfilment.allocate(order, ADMIN)
+        allocation.allocate(order, ADMIN)
     expected = [_allocation_of(order) for order in one]
     db.session.rollback()  # undo: the same orders, now in one batch
     batch = one
-    shipments, left = fulfilment.allocate_many([o.id for o in batch], ADMIN)
+    shipments, left = allocation.allocate_many([o.id for o in batch], ADMIN)
     assert left == [] and len(shipments) == len(cases)
     assert [_allocation_of(order) for order in batch] == expected
     assert [e[1] for e in expected] == ["SZ1", "HZ1", "HZ1", "HZ1"]
     levels = {(lvl.warehouse.code, lvl.sku.code): lvl.reserved for lvl in db.session.execute(select(StockLevel))
               .scalars()}
     assert levels[("SZ1", "TEA")] == 2 and levels[("HZ1", "TEA")] == 3 and levels[("SZ1", "MILK")] == 0
-    again, left = fulfilment.allocate_many([o.id for o in batch], ADMIN)
+    again, left = allocation.allocate_many([o.id for o in batch], ADMIN)
     assert again == [] and left == sorted(o.id for o in batch)  # already allocated: nothing twice
 
 
@@ -369,7 +369,7 @@ def test_batch_allocation_leaves_what_no_warehouse_can_ship(floor):
     fits = order_to(SHENZHEN, [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"}], "FIT")
     put("MILK", "SZ1", "B-02", 5, lot="M-1", expires=TODAY + timedelta(days=30))
     cold = order_to(SHENZHEN, [{"sku": "MILK", "quantity": 1, "unit_price": "9.90"}], "COLD")  # no cold warehouse holds it
-    shipments, left = fulfilment.allocate_many([fits.id, cold.id], ADMIN)
+    shipments, left = allocation.allocate_many([fits.id, cold.id], ADMIN)
     assert [s.order_id for s in shipments] == [fits.id] and left == [cold.id] and cold.status == "confirmed"
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from shared.extensions import db
 from shared.models import Bin, Lot, Order, PickTask, Shipment
-from shared.services import catalog, fulfilment, orders, stock
+from shared.services import allocation, catalog, lots, orders, scans, stock, waves
 from tests.factories import ADMIN, order_payload
 
 pytestmark = [pytest.mark.live, pytest.mark.parametrize("live_apps", ["postgresql"], indirect=True)]
@@ -22,7 +22,7 @@ def _floor(app, orders_wanted: int) -> tuple[list[int], int]:
         db.session.add(Bin(warehouse_id=stock.get_warehouse("SZ1").id, code="A-01", walk_order=1, capacity=1000))
         catalog.create_sku({"sku": "TEA", "name": "龙井茶"}, ADMIN)
         db.session.flush()
-        fulfilment.receive("TEA", "SZ1", "A-01", orders_wanted, ADMIN, lot_no="T-1",
+        lots.receive("TEA", "SZ1", "A-01", orders_wanted, ADMIN, lot_no="T-1",
                            expires_on=date.today() + timedelta(days=100))
         made = []
         for number in range(orders_wanted):
@@ -30,9 +30,9 @@ def _floor(app, orders_wanted: int) -> tuple[list[int], int]:
                                                       lines=[{"sku": "TEA", "quantity": 1, "unit_price": "9.00"}]),
                                         ADMIN)
             made.append(order.id)
-        _device, token = fulfilment.register_device("PDA-1", "SZ1", ADMIN)
+        _device, token = scans.register_device("PDA-1", "SZ1", ADMIN)
         db.session.commit()
-        return made, fulfilment.device_for_token(token).id
+        return made, scans.device_for_token(token).id
 
 
 def _in_parallel(app, work) -> list[str]:
@@ -63,7 +63,7 @@ def _in_parallel(app, work) -> list[str]:
 def test_six_allocators_at_once_allocate_each_order_once(live_apps):
     app = live_apps.core
     made, _device = _floor(app, CLIENTS)
-    outcomes = _in_parallel(app, lambda n: len(fulfilment.allocate_many(made, ADMIN)[0]))
+    outcomes = _in_parallel(app, lambda n: len(allocation.allocate_many(made, ADMIN)[0]))
     with app.app_context():
         assert db.session.execute(select(func.count()).select_from(Shipment)).scalar() == CLIENTS
         assert sum(o for o in outcomes if isinstance(o, int)) == CLIENTS, outcomes
@@ -74,17 +74,17 @@ def test_six_handhelds_picking_one_bin_at_once_lose_no_unit(live_apps):
     made, device_id = _floor(app, CLIENTS)
     with app.app_context():
         for order_id in made:
-            fulfilment.allocate(db.session.get(orders.Order, order_id), ADMIN)
-        [wave] = fulfilment.plan_waves("SZ1", ADMIN)
-        fulfilment.start_release(wave.id, ADMIN)
-        fulfilment.release_chunk(wave.id, date.today())
+            allocation.allocate(db.session.get(orders.Order, order_id), ADMIN)
+        [wave] = waves.plan_waves("SZ1", ADMIN)
+        waves.start_release(wave.id, ADMIN)
+        waves.release_chunk(wave.id, date.today())
         db.session.commit()
-        tasks = [task.id for task in fulfilment.pick_list(wave.id)]
+        tasks = [task.id for task in waves.pick_list(wave.id)]
 
     def pick(number: int) -> str:
         from shared.models import Device
         device = db.session.get(Device, device_id)
-        fulfilment.pick(device, {"task": tasks[number], "bin": "A-01", "sku": "TEA", "lot": "T-1", "quantity": 1})
+        scans.pick(device, {"task": tasks[number], "bin": "A-01", "sku": "TEA", "lot": "T-1", "quantity": 1})
         return "picked"
 
     outcomes = _in_parallel(app, pick)
@@ -119,8 +119,8 @@ def test_a_real_worker_allocates_and_releases_a_wave_through_redis(live_apps):
     assert finished.returncode == 0, finished.stderr
     with app.app_context():
         assert db.session.execute(select(func.count()).select_from(Shipment)).scalar() == CLIENTS
-        [wave] = fulfilment.plan_waves("SZ1", ADMIN)
-        fulfilment.start_release(wave.id, ADMIN)
+        [wave] = waves.plan_waves("SZ1", ADMIN)
+        waves.start_release(wave.id, ADMIN)
         db.session.commit()
         wave_id = wave.id
     Queue(queues.DEFAULT, connection=redis).enqueue("jobs.fulfilment.release_wave", wave_id)

@@ -12,7 +12,7 @@ from jobs import queues
 from shared.extensions import db
 from shared.models import ChannelConnection, InboxItem, Order, SyncRun
 from shared.services import channel_settings, polling, reconciliation
-from shared.simulator import DEFAULT_CREDENTIALS, ChannelSimulator
+from devtools.simulators.channels import DEFAULT_CREDENTIALS, ChannelSimulator
 from tests.conftest import REDIS_URL
 from tests.factories import ADMIN, SYNC_SKUS, connect_channels
 from tests.test_worker import _redis, _worker_env

@@ -8,9 +8,19 @@ import pytest
 from sqlalchemy import func, select
 
 from shared.extensions import db
-from shared.models import (AccessLogEntry, AuditEvent, Bin, CarrierAttempt, FulfilmentAlarm, PickTask, ScanEvent,
-                           Shipment, TrackingEvent, Wave)
-from shared.services import catalog, customers, fulfilment, orders, stock
+from shared.models import (
+    AccessLogEntry,
+    AuditEvent,
+    Bin,
+    CarrierAttempt,
+    FulfilmentAlarm,
+    PickTask,
+    ScanEvent,
+    Shipment,
+    TrackingEvent,
+    Wave,
+)
+from shared.services import allocation, catalog, customers, lots, orders, scans, stock, waves
 from shared.timekeeping import utc_now
 from tests.factories import ADMIN, count_queries, order_payload
 from tests.portal_client import csrf_token
@@ -34,13 +44,13 @@ def floor(session):
     catalog.create_sku({"sku": "TEA", "name": "龙井茶"}, ADMIN)
     catalog.create_sku({"sku": "MILK", "name": "鲜牛奶", "batch_tracked": True}, ADMIN)
     db.session.flush()
-    device, _token = fulfilment.register_device("PDA-07", "HZ1", ADMIN)
+    device, _token = scans.register_device("PDA-07", "HZ1", ADMIN)
     db.session.commit()
     return {"device": device}
 
 
 def put(sku, warehouse, bin_code, quantity, lot=None, expires=None):
-    made = fulfilment.receive(sku, warehouse, bin_code, quantity, ADMIN, lot_no=lot, expires_on=expires)
+    made = lots.receive(sku, warehouse, bin_code, quantity, ADMIN, lot_no=lot, expires_on=expires)
     db.session.commit()
     return made
 
@@ -50,7 +60,7 @@ def allocated(number: str, lines=None, phone: str = "13812345678") -> Shipment:
     order = orders.create_order(order_payload(channel_order_id=number, phone=phone,
                                               lines=lines or [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"}]),
                                 ADMIN)
-    shipment = fulfilment.allocate(order, ADMIN)
+    shipment = allocation.allocate(order, ADMIN)
     db.session.commit()
     return shipment
 
@@ -92,8 +102,8 @@ def released_wave(floor) -> Wave:
     put("TEA", "HZ1", "B-02", 10)
     allocated("W-1", [{"sku": "MILK", "quantity": 5, "unit_price": "9.90"},
                       {"sku": "TEA", "quantity": 1, "unit_price": "50.00"}])
-    [wave] = fulfilment.plan_waves("HZ1", ADMIN)
-    fulfilment.start_release(wave.id, ADMIN)
+    [wave] = waves.plan_waves("HZ1", ADMIN)
+    waves.start_release(wave.id, ADMIN)
     db.session.commit()
     from jobs.fulfilment import release_wave
 
@@ -107,7 +117,7 @@ def released_wave(floor) -> Wave:
 def test_pages_render_for_warehouse_and_ops_in_english_and_chinese(client_for, floor):
     wave = released_wave(floor)
     shipment = db.session.execute(select(Shipment)).scalar_one()
-    fulfilment.record_scan(floor["device"], "pick", {"operator": "王五", "bin": "B-02"}, False, "wrong bin: go to A-01")
+    scans.record_scan(floor["device"], "pick", {"operator": "王五", "bin": "B-02"}, False, "wrong bin: go to A-01")
     db.session.commit()
     pages = ["/fulfilment/", "/fulfilment/?step=all&overdue=1", "/fulfilment/waves", "/fulfilment/waves?warehouse=HZ1",
              f"/fulfilment/waves/{wave.id}", f"/fulfilment/waves/{wave.id}/print",
@@ -149,7 +159,7 @@ def test_customer_service_views_the_board_but_cannot_plan_or_release(client_for,
     assert waves_page.status_code == 200 and 'data-testid="plan-HZ1"' not in waves_page.text
     assert post(client, "/fulfilment/waves/plan", {"warehouse": "HZ1"}).status_code == 403
     assert count(Wave) == 0 and shipment.status == "allocated"
-    [wave] = fulfilment.plan_waves("HZ1", ADMIN)
+    [wave] = waves.plan_waves("HZ1", ADMIN)
     db.session.commit()
     assert 'data-testid="release-' not in client.get("/fulfilment/waves").text
     assert post(client, f"/fulfilment/waves/{wave.id}/release").status_code == 403
@@ -190,8 +200,8 @@ def test_planning_and_releasing_through_the_pages_creates_pick_tasks(client_for,
 def test_the_progress_partial_polls_while_a_wave_releases(client_for, floor):
     put("TEA", "HZ1", "A-01", 10)
     allocated("R-1")
-    [wave] = fulfilment.plan_waves("HZ1", ADMIN)
-    fulfilment.start_release(wave.id, ADMIN)
+    [wave] = waves.plan_waves("HZ1", ADMIN)
+    waves.start_release(wave.id, ADMIN)
     db.session.commit()
     client = client_for("ops_manager")
     progress = client.get(f"/fulfilment/waves/{wave.id}/progress", headers={"HX-Request": "true"}).text
@@ -217,9 +227,9 @@ def test_the_pick_list_walks_the_bins_in_order(client_for, floor):
 
 def test_the_scan_log_shows_a_refused_scans_message(client_for, floor):
     device = floor["device"]
-    fulfilment.record_scan(device, "pick", {"operator": "王五", "bin": "B-02", "task": 7}, False,
+    scans.record_scan(device, "pick", {"operator": "王五", "bin": "B-02", "task": 7}, False,
                            "wrong bin: go to A-01")
-    fulfilment.record_scan(device, "load", {"operator": "赵六", "parcel": "<b>P-1</b>"}, False,
+    scans.record_scan(device, "load", {"operator": "赵六", "parcel": "<b>P-1</b>"}, False,
                            "no parcel '<b>P-1</b>' in this warehouse")
     db.session.commit()
     client = client_for("customer_service")
@@ -236,7 +246,7 @@ def test_the_scan_log_pages_by_cursor(client_for, floor, monkeypatch):
 
     monkeypatch.setattr(pages, "SCANS_PAGE", 2)
     for n in range(5):
-        fulfilment.record_scan(floor["device"], "pick", {"operator": f"op{n}"}, True, f"scan number {n}")
+        scans.record_scan(floor["device"], "pick", {"operator": f"op{n}"}, True, f"scan number {n}")
         db.session.flush()
         db.session.execute(ScanEvent.__table__.update().where(ScanEvent.message == f"scan number {n}")
                            .values(occurred_at=utc_now() - timedelta(minutes=10 - n)))

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from shared.extensions import db
 from shared.models import AuditEvent, Bin, Lot, StockLevel, StockMovement, StockTake, StockTakeLine
-from shared.services import catalog, fulfilment, orders, stock, stock_ops
+from shared.services import catalog, lots, orders, stock, stock_ops
 from tests.factories import ADMIN, order_payload
 from tests.portal_client import csrf_token
 
@@ -29,8 +29,8 @@ def floor(session):
     catalog.create_sku({"sku": "TEA", "name": "龙井茶"}, ADMIN)
     catalog.create_sku({"sku": "MILK", "name": "鲜牛奶", "batch_tracked": True}, ADMIN)
     db.session.flush()
-    fulfilment.receive("TEA", "HZ1", "B-02", TEA_IN_HZ1, ADMIN)
-    fulfilment.receive("MILK", "HZ1", "A-01", MILK_IN_HZ1, ADMIN, lot_no="M-1", expires_on=TODAY + timedelta(days=30))
+    lots.receive("TEA", "HZ1", "B-02", TEA_IN_HZ1, ADMIN)
+    lots.receive("MILK", "HZ1", "A-01", MILK_IN_HZ1, ADMIN, lot_no="M-1", expires_on=TODAY + timedelta(days=30))
     db.session.commit()
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from shared.extensions import db
 from shared.models import CarrierAttempt, FulfilmentAlarm, ScanEvent, Shipment, StockMovement, TrackingEvent
-from shared.services import fulfilment, tracking
+from shared.services import allocation, scans, tracking, waves
 from tests.factories import ADMIN
 from tests.live_servers import LiveServer
 from tests.test_fulfilment import SHENZHEN, TODAY, floor, order_to, put  # noqa: F401  (floor is a fixture)
@@ -16,7 +16,7 @@ from tests.test_fulfilment import SHENZHEN, TODAY, floor, order_to, put  # noqa:
 
 @pytest.fixture
 def carriers():
-    from shared.carriers.simulator import CarrierSimulator
+    from devtools.simulators.carriers import CarrierSimulator
 
     simulator = CarrierSimulator(seed=5)
     simulator.start()
@@ -26,7 +26,7 @@ def carriers():
 
 @pytest.fixture
 def portal_with_carriers(portal, carriers):
-    from shared.carriers.simulator import DEFAULT_CREDENTIALS
+    from devtools.simulators.carriers import DEFAULT_CREDENTIALS
 
     creds = DEFAULT_CREDENTIALS
     saved = {k: portal.config.get(k) for k in ("CARRIER_API_URL", "CARRIER_BUSINESS_ID", "CARRIER_APP_KEY",
@@ -52,12 +52,12 @@ def scan(client, token, kind, **payload):
 def picked_order(floor):  # noqa: F811
     put("TEA", "SZ1", "A-01", 10, lot="T-9")
     order = order_to(SHENZHEN, [{"sku": "TEA", "quantity": 2, "unit_price": "50.00"}])
-    fulfilment.allocate(order, ADMIN)
-    [wave] = fulfilment.plan_waves("SZ1", ADMIN)
-    fulfilment.start_release(wave.id, ADMIN)
-    fulfilment.release_chunk(wave.id, TODAY)
+    allocation.allocate(order, ADMIN)
+    [wave] = waves.plan_waves("SZ1", ADMIN)
+    waves.start_release(wave.id, ADMIN)
+    waves.release_chunk(wave.id, TODAY)
     db.session.commit()
-    return order, fulfilment.pick_list(wave.id)[0]
+    return order, waves.pick_list(wave.id)[0]
 
 
 def test_pick_pack_load_then_tracking_to_delivered(floor, portal_with_carriers, carriers):  # noqa: F811
@@ -81,7 +81,7 @@ def test_pick_pack_load_then_tracking_to_delivered(floor, portal_with_carriers, 
 
     server = LiveServer(portal_with_carriers)
     try:
-        from shared.carriers.simulator import DEFAULT_CREDENTIALS
+        from devtools.simulators.carriers import DEFAULT_CREDENTIALS
         for kind in ("collected", "in_transit", "out_for_delivery"):
             carriers.advance_parcel(waybill, kind)
         carriers.push_kuaidi100(f"{server.url}/hooks/tracking/kuaidi100", DEFAULT_CREDENTIALS["kuaidi100"]["salt"],
@@ -220,7 +220,7 @@ def test_a_returned_item_is_restocked_only_after_inspection(floor, portal_with_c
 
 def test_parcels_without_pushes_are_asked_about_and_a_missed_push_loses_nothing(floor, portal_with_carriers,  # noqa: F811
                                                                                 carriers):
-    from shared.carriers.simulator import DEFAULT_CREDENTIALS
+    from devtools.simulators.carriers import DEFAULT_CREDENTIALS
     from shared.carriers.tracking import Kuaidi100Client
     order, task = picked_order(floor)
     client, token = portal_with_carriers.test_client(), floor["token"]
@@ -257,7 +257,7 @@ def test_a_return_cannot_bring_back_more_than_was_sold(floor, portal_with_carrie
 
 def test_where_configured_an_order_splits_into_parcels_and_ships_when_the_last_one_leaves(
         floor, portal_with_carriers, carriers, apps):  # noqa: F811
-    from shared.carriers.simulator import DEFAULT_CREDENTIALS
+    from devtools.simulators.carriers import DEFAULT_CREDENTIALS
     from shared.carriers.waybills import WaybillClient
     from shared.services.errors import Conflict
     put("TEA", "SZ1", "A-01", 5, lot="T-1")
@@ -265,39 +265,39 @@ def test_where_configured_an_order_splits_into_parcels_and_ships_when_the_last_o
     lines = [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"}, {"sku": "MILK", "quantity": 2, "unit_price": "9.90"}]
     order = order_to(("广东省", "广州市", "天河区"), lines, "SPLIT-1")
     with pytest.raises(Conflict, match="no cold-chain warehouse"):
-        fulfilment.allocate(order, ADMIN)  # not configured: no warehouse holds both lines
+        allocation.allocate(order, ADMIN)  # not configured: no warehouse holds both lines
     db.session.rollback()
     apps.core.config["SPLIT_SHIPMENTS"] = True
     try:
-        fulfilment.allocate(order, ADMIN)
+        allocation.allocate(order, ADMIN)
         db.session.commit()
     finally:
         apps.core.config["SPLIT_SHIPMENTS"] = False
     parcels = {s.warehouse.code: s for s in db.session.execute(select(Shipment)).scalars()}
     assert sorted(parcels) == ["HZ1", "SZ1"] and order.status == "allocated"
-    assert [line.sku.code for line in fulfilment.lines_of(parcels["SZ1"])] == ["TEA"]
+    assert [line.sku.code for line in allocation.lines_of(parcels["SZ1"])] == ["TEA"]
     with pytest.raises(Conflict):
-        fulfilment.allocate(order, ADMIN)  # still never twice
+        allocation.allocate(order, ADMIN)  # still never twice
     db.session.rollback()
-    hz_device, _token = fulfilment.register_device("PDA-HZ", "HZ1", ADMIN)
+    hz_device, _token = scans.register_device("PDA-HZ", "HZ1", ADMIN)
     devices = {"SZ1": floor["device"], "HZ1": hz_device}
     creds = DEFAULT_CREDENTIALS["kdniao"]
     client = WaybillClient(carriers.base_url, creds["business_id"], creds["app_key"])
     for code in ("SZ1", "HZ1"):
-        [wave] = fulfilment.plan_waves(code, ADMIN)
-        fulfilment.start_release(wave.id, ADMIN)
-        fulfilment.release_chunk(wave.id, TODAY)
-        for task in fulfilment.pick_list(wave.id):
-            fulfilment.pick(devices[code], {"task": task.id, "bin": task.bin.code, "sku": task.sku.code,
+        [wave] = waves.plan_waves(code, ADMIN)
+        waves.start_release(wave.id, ADMIN)
+        waves.release_chunk(wave.id, TODAY)
+        for task in waves.pick_list(wave.id):
+            scans.pick(devices[code], {"task": task.id, "bin": task.bin.code, "sku": task.sku.code,
                                             "lot": task.lot.lot_no, "quantity": task.quantity}, today=TODAY)
     assert order.status == "picking"
-    fulfilment.pack(devices["SZ1"], {"order": order.order_no, "box": "B1"}, client)
+    scans.pack(devices["SZ1"], {"order": order.order_no, "box": "B1"}, client)
     assert order.status == "picking"  # one parcel of two is packed
-    fulfilment.pack(devices["HZ1"], {"order": order.order_no, "box": "B2"}, client)
+    scans.pack(devices["HZ1"], {"order": order.order_no, "box": "B2"}, client)
     assert order.status == "packed"
-    fulfilment.load(devices["SZ1"], {"parcel": parcels["SZ1"].waybill_no, "truck": "T1"})
+    scans.load(devices["SZ1"], {"parcel": parcels["SZ1"].waybill_no, "truck": "T1"})
     assert order.status == "packed"
-    fulfilment.load(devices["HZ1"], {"parcel": parcels["HZ1"].waybill_no, "truck": "T2"})
+    scans.load(devices["HZ1"], {"parcel": parcels["HZ1"].waybill_no, "truck": "T2"})
     assert order.status == "shipped"
     shipped = db.session.execute(select(func.sum(StockMovement.delta)).where(StockMovement.kind == "shipment",
                                                                             StockMovement.order_id == order.id)).scalar()

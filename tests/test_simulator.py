@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from shared.channels.signing import douyin_param_json, douyin_sign, jd_sign, pdd_sign, top_sign, verify_body_hmac
-from shared.simulator import DEFAULT_CREDENTIALS, PLATFORMS, ChannelSimulator
-from shared.simulator.stream import DEFAULT_SKUS
+from devtools.simulators.channels import DEFAULT_CREDENTIALS, PLATFORMS, ChannelSimulator
+from devtools.simulators.channels.stream import DEFAULT_SKUS
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 START = datetime(2025, 11, 10, 16, 0, tzinfo=UTC)  # 2025-11-11 00:00 in Beijing
@@ -792,7 +792,7 @@ def test_fixture_ids_are_distinct_except_the_address_change_pair():
 # ------------------------------------------------------------------------- the long-running simulator
 
 def test_run_serves_advances_and_pushes_webhooks_with_one_log_line_per_batch(receiver, caplog):
-    from shared.simulator.run import run
+    from devtools.simulators.channels.run import run
 
     stop = threading.Event()
     caplog.set_level("INFO", logger="orderloom.simulator")

@@ -4,8 +4,8 @@ on loopback with each platform's own signing and JSON, as docs/CARRIERS.md descr
 
 Used by tests and benchmarks (`CarrierSimulator`) and by `orderloom simulate-carriers` (`run`).
 """
-from shared.carriers.simulator.formats import CARRIERS, JOURNEY, KINDS, SimEvent
-from shared.carriers.simulator.server import DEFAULT_CREDENTIALS, CarrierSimulator, IssuedWaybill, PushResult
+from devtools.simulators.carriers.formats import CARRIERS, JOURNEY, KINDS, SimEvent
+from devtools.simulators.carriers.server import DEFAULT_CREDENTIALS, CarrierSimulator, IssuedWaybill, PushResult
 
 __all__ = ["CARRIERS", "DEFAULT_CREDENTIALS", "JOURNEY", "KINDS", "CarrierSimulator", "IssuedWaybill", "PushResult",
            "SimEvent"]

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import httpx
 
 from shared.channels.signing import body_hmac_base64
-from shared.simulator.formats import WEBHOOK_PLATFORMS
+from devtools.simulators.channels.formats import WEBHOOK_PLATFORMS
 
 TOPICS = {"shopify": {"created": "orders/create", "updated": "orders/updated"},
           "woocommerce": {"created": "order.created", "updated": "order.updated"}}

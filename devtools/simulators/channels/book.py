@@ -8,7 +8,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.simulator.formats import (SimOrder, build, created_of, is_listed, modified_of, order_id_of,
+from devtools.simulators.channels.formats import (SimOrder, build, created_of, is_listed, modified_of, order_id_of,
                                       shopify_open_state, shopify_open_state_of, status_key_for_state, status_key_of)
 
 HIGHEST = chr(0x10FFFF)  # sorts after every order id, to close a bisect range

@@ -36,7 +36,7 @@ def main():
 @click.option("--simulator-port", default=5002, show_default=True, help="channel simulator port (0: no simulator)")
 def demo(portal_port, customer_port, host, order_count, no_serve, simulator_port):
     """Migrate a SQLite database, seed realistic data, serve both apps, live channels and background jobs."""
-    from shared import demo as demo_module
+    from devtools.demo import seed as demo_module
 
     demo_module.run(host=host, portal_port=portal_port, customer_port=customer_port, order_count=order_count,
                     serve=not no_serve, simulator_port=simulator_port or None)
@@ -52,11 +52,11 @@ def demo(portal_port, customer_port, host, order_count, no_serve, simulator_port
 @click.option("--17track", "track17_url", default=None, metavar="URL", help="push 17TRACK tracking here")
 def simulate_carriers(host, port, seed, step_seconds, kuaidi100_url, track17_url):
     """Serve an e-waybill API and Kuaidi100 / 17TRACK tracking on loopback, parcels moving on their own."""
-    from shared.carriers.simulator import DEFAULT_CREDENTIALS
-    from shared.carriers.simulator.run import run
+    from devtools.simulators.carriers import DEFAULT_CREDENTIALS
+    from devtools.simulators.carriers.run import run
 
     _log_key_values()
-    click.echo(f"carrier simulator on http://{host}:{port}; credentials: shared.carriers.simulator.DEFAULT_CREDENTIALS")
+    click.echo(f"carrier simulator on http://{host}:{port}; credentials: devtools.simulators.carriers.DEFAULT_CREDENTIALS")
     run(host=host, port=port, seed=seed, step_seconds=step_seconds,
         kuaidi100_target=(kuaidi100_url, DEFAULT_CREDENTIALS["kuaidi100"]["salt"]) if kuaidi100_url else None,
         track17_target=(track17_url, DEFAULT_CREDENTIALS["17track"]["key"]) if track17_url else None)
@@ -73,8 +73,8 @@ def simulate_carriers(host, port, seed, step_seconds, kuaidi100_url, track17_url
 @click.option("--unknown-sku-rate", default=0.0, show_default=True, help="share of orders naming an unmapped SKU")
 def simulate_channels(host, port, seed, rate, webhooks, unknown_sku_rate):
     """Serve Taobao, JD, Pinduoduo, Douyin, Shopify and WooCommerce APIs on loopback with a live order stream."""
-    from shared.simulator import DEFAULT_CREDENTIALS
-    from shared.simulator.run import run
+    from devtools.simulators.channels import DEFAULT_CREDENTIALS
+    from devtools.simulators.channels.run import run
 
     _log_key_values()
     targets = {}
@@ -84,7 +84,7 @@ def simulate_channels(host, port, seed, rate, webhooks, unknown_sku_rate):
             raise click.BadParameter(f"{item!r}: expected shopify=URL or woocommerce=URL", param_hint="--webhook")
         targets[platform] = (url, DEFAULT_CREDENTIALS[platform]["webhook_secret"])
     click.echo(f"channel simulator on http://{host}:{port}/<platform>; "
-               "credentials: shared.simulator.DEFAULT_CREDENTIALS")
+               "credentials: devtools.simulators.channels.DEFAULT_CREDENTIALS")
     run(host=host, port=port, seed=seed, rate_per_minute=rate, webhook_targets=targets,
         unknown_sku_rate=unknown_sku_rate)
 
@@ -229,6 +229,6 @@ def cron():
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench(args):
     """Benchmarks: `orderloom bench --help` lists them; figures go to docs/PERFORMANCE.md."""
-    from shared import benchmarks
+    from devtools.bench import orders as benchmarks
 
     sys.exit(benchmarks.main(list(args)))

@@ -23,14 +23,14 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request
 
-from shared.loopback import LoopbackServing
-from shared.simulator import control, endpoints
-from shared.simulator.book import OrderBook
-from shared.simulator.formats import (PLATFORMS, STATES, WEBHOOK_PLATFORMS, Address, OrderLine, SimOrder, build,
+from devtools.simulators.loopback import LoopbackServing
+from devtools.simulators.channels import control, endpoints
+from devtools.simulators.channels.book import OrderBook
+from devtools.simulators.channels.formats import (PLATFORMS, STATES, WEBHOOK_PLATFORMS, Address, OrderLine, SimOrder, build,
                                       order_id_of)
-from shared.simulator.stream import (PAID_ON_ARRIVAL, Catalog, Event, OrderFactory, PlatformStream, StreamClock,
+from devtools.simulators.channels.stream import (PAID_ON_ARRIVAL, Catalog, Event, OrderFactory, PlatformStream, StreamClock,
                                      historical_orders, settle_times)
-from shared.simulator.webhooks import DeliveryResult, WebhookOutbox, new_delivery, send, signed_headers
+from devtools.simulators.channels.webhooks import DeliveryResult, WebhookOutbox, new_delivery, send, signed_headers
 
 # The credentials the simulated platforms accept unless told otherwise. Pinduoduo's client_id/client_secret are
 # stored as app_key/app_secret, like the other open platforms'.

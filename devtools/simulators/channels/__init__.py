@@ -3,7 +3,7 @@ real HTTP on loopback with each platform's own signing, JSON shapes and paging, 
 
 Used by tests and benchmarks (`ChannelSimulator`) and by `orderloom simulate-channels` (`run`).
 """
-from shared.simulator.formats import PLATFORMS, STATES, Address, OrderLine, SimOrder
-from shared.simulator.server import DEFAULT_CREDENTIALS, ChannelSimulator
+from devtools.simulators.channels.formats import PLATFORMS, STATES, Address, OrderLine, SimOrder
+from devtools.simulators.channels.server import DEFAULT_CREDENTIALS, ChannelSimulator
 
 __all__ = ["DEFAULT_CREDENTIALS", "PLATFORMS", "STATES", "Address", "ChannelSimulator", "OrderLine", "SimOrder"]

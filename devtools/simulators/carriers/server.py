@@ -25,9 +25,9 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from shared.carriers.signing import kuaidi100_push_sign, track17_sign
-from shared.carriers.simulator import endpoints
-from shared.loopback import LoopbackServing
-from shared.carriers.simulator.formats import (CARRIERS, DEFAULT_RECEIVER, DEFAULT_SENDER, FINAL_KINDS, JOURNEY, KINDS,
+from devtools.simulators.carriers import endpoints
+from devtools.simulators.loopback import LoopbackServing
+from devtools.simulators.carriers.formats import (CARRIERS, DEFAULT_RECEIVER, DEFAULT_SENDER, FINAL_KINDS, JOURNEY, KINDS,
                                                SimEvent, event_text, json_bytes, kuaidi100_push_param,
                                                print_template, sort_code, track17_event, track17_push_body,
                                                track17_track_info, utc_text, waybill_number)

@@ -573,7 +573,7 @@ def connect_simulated_channels(simulator_url: str) -> int:
     """Point every platform channel at the channel simulator and map its SKU codes (idempotent)."""
     from shared.services import channel_settings
     from shared.services.orders import get_channel
-    from shared.simulator import DEFAULT_CREDENTIALS
+    from devtools.simulators.channels import DEFAULT_CREDENTIALS
 
     connected = 0
     for code, platform in SIMULATED.items():
@@ -594,8 +594,8 @@ def connect_simulated_channels(simulator_url: str) -> int:
 
 def start_simulator(host: str, port: int, portal_url: str) -> tuple[threading.Thread, threading.Event]:
     """The six platforms on loopback, orders happening at a steady rate, webhooks pushed to the portal."""
-    from shared.simulator import DEFAULT_CREDENTIALS
-    from shared.simulator.run import run as run_simulator
+    from devtools.simulators.channels import DEFAULT_CREDENTIALS
+    from devtools.simulators.channels.run import run as run_simulator
 
     stop = threading.Event()
     targets = {platform: (f"{portal_url}/hooks/{code}", DEFAULT_CREDENTIALS[platform]["webhook_secret"])
@@ -682,7 +682,7 @@ def orderloom_command(*args: str) -> list[str]:
     script = Path(sys.executable).parent / "orderloom"
     if script.exists():
         return [str(script), *args]
-    return [sys.executable, "-c", "from shared.cli import main; main()", *args]
+    return [sys.executable, "-c", "from cli import main; main()", *args]
 
 
 def start_background_jobs(inline: bool, redis_url: str) -> tuple[ScheduledJobs | None, list[subprocess.Popen]]:
@@ -748,7 +748,7 @@ def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline:
     simulator = start_simulator(host, simulator_port, f"http://{host}:{portal_port}") if simulator_port else None
     floor = carriers = None
     if floor_tokens:
-        from shared import demo_floor
+        from devtools.demo import floor as demo_floor
 
         carriers = demo_floor.start_carriers(host, simulator_port + 1, f"http://{host}:{portal_port}")
         floor = demo_floor.Floor(create_core_app("orderloom.demo.floor"), f"http://{host}:{portal_port}",
@@ -805,7 +805,7 @@ def run(host: str = "127.0.0.1", portal_port: int = 5000, customer_port: int = 5
             print(line)
         floor_tokens = None
         if serve and simulator_port:
-            from shared import demo_floor
+            from devtools.demo import floor as demo_floor
 
             connect_simulated_channels(f"http://{host}:{simulator_port}")
             demo_floor.configure_carriers(host, simulator_port + 1)

@@ -226,7 +226,7 @@ def _flush_redis(redis_url: str) -> None:
 def _connect_simulated(app, simulator, platforms: tuple[str, ...], poll_minutes: int = 60) -> dict:
     from shared.extensions import db
     from shared.services import catalog, channel_settings, stock
-    from shared.simulator import DEFAULT_CREDENTIALS
+    from devtools.simulators.channels import DEFAULT_CREDENTIALS
 
     codes = {"taobao": ("TB", "天猫旗舰店"), "jd": ("JD", "京东"), "pinduoduo": ("PD", "拼多多"),
              "douyin": ("DY", "抖音小店"), "shopify": ("SF", "Shopify"), "woocommerce": ("WC", "WooCommerce")}
@@ -265,7 +265,7 @@ def _counts(app) -> dict:
 def run_ingest(url: str, redis_url: str, orders: int = 100_000, workers: int = 2, platform: str = "taobao",
                simple: bool = True, timeout: float = 3600, overrides: dict | None = None) -> dict:
     from shared import dispatch
-    from shared.simulator import ChannelSimulator
+    from devtools.simulators.channels import ChannelSimulator
 
     _flush_redis(redis_url)
     simulator = ChannelSimulator(seed=7, skus=list(SKUS))
@@ -329,7 +329,7 @@ def run_webhook_latency(url: str, redis_url: str, count: int = 300, interval: fl
     from portal import create_app
     from shared.extensions import db
     from shared.models import InboxItem
-    from shared.simulator import ChannelSimulator
+    from devtools.simulators.channels import ChannelSimulator
 
     _flush_redis(redis_url)
     simulator = ChannelSimulator(seed=9, skus=list(SKUS))

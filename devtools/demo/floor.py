@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from shared.extensions import db
 from shared.models import Bin, Order, Shipment, Warehouse
-from shared.services import fulfilment
+from shared.services import lots, scans, waves
 from shared.timekeeping import utc_now
 
 log = logging.getLogger("orderloom.demo.floor")
@@ -21,7 +21,7 @@ CARRIER_STEP_SECONDS = 20
 
 def configure_carriers(host: str, port: int) -> None:
     """Point the apps (created after this) at the carrier simulator, through the environment they read."""
-    from shared.carriers.simulator import DEFAULT_CREDENTIALS
+    from devtools.simulators.carriers import DEFAULT_CREDENTIALS
 
     os.environ.setdefault("ORDERLOOM_CARRIER_API_URL", f"http://{host}:{port}")
     os.environ.setdefault("ORDERLOOM_CARRIER_BUSINESS_ID", DEFAULT_CREDENTIALS["kdniao"]["business_id"])
@@ -41,10 +41,10 @@ def prepare(actor) -> dict[str, str]:
             if code not in existing:
                 db.session.add(Bin(warehouse_id=warehouse.id, code=code, walk_order=walk, capacity=100_000))
         db.session.flush()
-        fulfilment.shelve_unplaced(warehouse.code, BINS[0], actor)
+        lots.shelve_unplaced(warehouse.code, BINS[0], actor)
         if index == 0:
             warehouse.cold_chain = True
-        _device, token = fulfilment.register_device(f"PDA-{warehouse.code}-{utc_now():%H%M%S}", warehouse.code, actor)
+        _device, token = scans.register_device(f"PDA-{warehouse.code}-{utc_now():%H%M%S}", warehouse.code, actor)
         tokens[warehouse.code] = token
     return tokens
 
@@ -72,8 +72,8 @@ class Floor(threading.Thread):
         from shared import dispatch
 
         for code in self.tokens:
-            for wave in fulfilment.plan_waves(code, self.actor):
-                fulfilment.start_release(wave.id, self.actor)
+            for wave in waves.plan_waves(code, self.actor):
+                waves.start_release(wave.id, self.actor)
                 db.session.commit()
                 dispatch.send("jobs.fulfilment.release_wave", wave.id, queue="default")
         db.session.commit()
@@ -110,8 +110,8 @@ class Floor(threading.Thread):
 def start_carriers(host: str, port: int, portal_url: str) -> tuple[threading.Thread, threading.Event]:
     """The carrier simulator: waybills for the pack scans, parcels moving a step every few seconds, Kuaidi100
     pushes to the portal's tracking hook."""
-    from shared.carriers.simulator import DEFAULT_CREDENTIALS
-    from shared.carriers.simulator.run import run
+    from devtools.simulators.carriers import DEFAULT_CREDENTIALS
+    from devtools.simulators.carriers.run import run
 
     stop = threading.Event()
     thread = threading.Thread(target=run, name="orderloom-carriers", daemon=True, kwargs={

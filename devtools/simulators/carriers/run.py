@@ -4,7 +4,7 @@ import logging
 import threading
 from collections import Counter
 
-from shared.carriers.simulator.server import CarrierSimulator
+from devtools.simulators.carriers.server import CarrierSimulator
 
 log = logging.getLogger("orderloom.simulator")
 

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from werkzeug.wrappers import Request, Response
 
 from shared.channels.signing import constant_time_equal, douyin_sign, jd_sign, pdd_sign, top_sign
-from shared.simulator.formats import SHOPIFY_SHOP_ZONE, WOOCOMMERCE_SITE_ZONE, parse_beijing, parse_iso
+from devtools.simulators.channels.formats import SHOPIFY_SHOP_ZONE, WOOCOMMERCE_SITE_ZONE, parse_beijing, parse_iso
 
 TOP_BAD_SIGNATURE = {"error_response": {"code": 25, "msg": "Invalid signature", "sub_code": "isv.invalid-signature"}}
 JD_BAD_SIGNATURE = {"error_response": {"code": "19", "zh_desc": "签名无效", "en_desc": "Invalid signature"}}

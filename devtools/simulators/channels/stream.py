@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from shared.simulator.formats import (BEIJING, CENT, PAID_STATES, PLATFORMS, STATES, Address, OrderLine, SimOrder,
+from devtools.simulators.channels.formats import (BEIJING, CENT, PAID_STATES, PLATFORMS, STATES, Address, OrderLine, SimOrder,
                                       is_listed)
 
 DEFAULT_SKUS = tuple(f"SKU-{number:04d}" for number in range(1, 51))

@@ -43,7 +43,7 @@ def seed_orders(app, count: int, skus: int = 40) -> None:
     from shared.channels.canonical import CanonicalLine, CanonicalOrder
     from shared.extensions import db
     from shared.models import Bin
-    from shared.services import bulk_orders, catalog, channel_settings, fulfilment
+    from shared.services import bulk_orders, catalog, channel_settings, lots
     from shared.services.channel_orders import ChannelContext
 
     rng = random.Random(4)
@@ -62,7 +62,7 @@ def seed_orders(app, count: int, skus: int = 40) -> None:
                                    capacity=10_000_000))
             db.session.flush()
             for index, sku in enumerate(codes):
-                fulfilment.receive(sku, code, f"A-{index % 20:02d}", 3 * count, ACTOR, lot_no=f"L{index}",
+                lots.receive(sku, code, f"A-{index % 20:02d}", 3 * count, ACTOR, lot_no=f"L{index}",
                                    expires_on=date.today() + timedelta(days=200 + index))
         db.session.commit()
         context = ChannelContext.load(channel, adapter_for("taobao"))
@@ -93,7 +93,7 @@ def run_allocate_wave(url: str, orders: int = 10_000, overrides: dict | None = N
     from jobs.fulfilment import allocate_confirmed, release_wave
     from shared.extensions import db
     from shared.models import Lot, Order, PickTask, Shipment, Wave
-    from shared.services import fulfilment
+    from shared.services import waves
 
     app = _app(url, overrides)
     seed_orders(app, orders)
@@ -106,14 +106,14 @@ def run_allocate_wave(url: str, orders: int = 10_000, overrides: dict | None = N
                 break
         timings["allocate_s"] = time.perf_counter() - started
         started = time.perf_counter()
-        waves = []
+        planned = []
         for code, *_rest in WAREHOUSES:
-            waves += fulfilment.plan_waves(code, ACTOR)
+            planned += waves.plan_waves(code, ACTOR)
         db.session.commit()
         timings["plan_s"] = time.perf_counter() - started
         started = time.perf_counter()
-        for wave in waves:
-            fulfilment.start_release(wave.id, ACTOR)
+        for wave in planned:
+            waves.start_release(wave.id, ACTOR)
             db.session.commit()
             release_wave(wave.id)
         timings["release_s"] = time.perf_counter() - started
@@ -149,8 +149,8 @@ def run_tracking(url: str, events: int = 20_000, batch: int = 500, http_requests
     import httpx
     from werkzeug.serving import make_server
 
+    from devtools.simulators.carriers import DEFAULT_CREDENTIALS, CarrierSimulator
     from portal import create_app
-    from shared.carriers.simulator import DEFAULT_CREDENTIALS, CarrierSimulator
     from shared.carriers.tracking import parse_17track_push
     from shared.extensions import db
     from shared.models import Shipment, TrackingEvent
@@ -224,9 +224,9 @@ def run_board(url: str, open_orders: int = 100_000, samples: int = 20, repeat: i
     (signed in, real templates), p50/p95 per view; orders copied in bulk (bench_sync.seed_channel_orders)."""
     import random
 
+    from devtools.bench import sync as bench_sync
+    from devtools.bench.orders import BENCH_PASSWORD, get_ms, sign_in
     from portal import create_app
-    from shared import bench_sync
-    from shared.benchmarks import BENCH_PASSWORD, _get_ms, sign_in
     from shared.extensions import db
     from shared.services import catalog, staff
 
@@ -269,8 +269,8 @@ def run_board(url: str, open_orders: int = 100_000, samples: int = 20, repeat: i
         client = portal.test_client()
         sign_in(client, "bench_ops", BENCH_PASSWORD)
         for label, path in views.items():
-            _get_ms(client, path)  # warm
-            rounds = [[_get_ms(client, path)[0] for _ in range(samples)] for _ in range(repeat)]
+            get_ms(client, path)  # warm
+            rounds = [[get_ms(client, path)[0] for _ in range(samples)] for _ in range(repeat)]
             flat = sorted(value for round_ in rounds for value in round_)
             results[label] = {"p50": statistics.median(flat), "p95": flat[int(0.95 * (len(flat) - 1))],
                               "round_p95": [sorted(r)[int(0.95 * (len(r) - 1))] for r in rounds]}

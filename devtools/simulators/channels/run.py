@@ -5,8 +5,8 @@ import threading
 import time
 from collections import Counter
 
-from shared.simulator.formats import WEBHOOK_PLATFORMS
-from shared.simulator.server import ChannelSimulator
+from devtools.simulators.channels.formats import WEBHOOK_PLATFORMS
+from devtools.simulators.channels.server import ChannelSimulator
 
 log = logging.getLogger("orderloom.simulator")
 

@@ -915,7 +915,7 @@ def sign_in(client, username: str, password: str) -> None:
         raise RuntimeError(f"sign-in failed with {answer.status_code}")
 
 
-def _get_ms(client, url: str) -> tuple[float, str]:
+def get_ms(client, url: str) -> tuple[float, str]:
     started = time.perf_counter()
     answer = client.get(url)
     elapsed = 1000 * (time.perf_counter() - started)
@@ -1017,12 +1017,12 @@ def run_order_list(url: str, orders: int = 200_000, samples: int = 20, repeat: i
         for label, target in scenarios:
             _progress(f"order-list: {label}")
             for _ in range(3):
-                _get_ms(client, target)  # warm caches and the connection pool
-            rounds = [[_get_ms(client, target)[0] for _ in range(samples)] for _ in range(repeat)]
+                get_ms(client, target)  # warm caches and the connection pool
+            rounds = [[get_ms(client, target)[0] for _ in range(samples)] for _ in range(repeat)]
             captured.clear()
             event.listen(engine, "before_cursor_execute", capture)
             try:
-                _, page = _get_ms(client, target)
+                _, page = get_ms(client, target)
             finally:
                 event.remove(engine, "before_cursor_execute", capture)
             rows_shown = len(re.findall(r'<td><a href="/orders/[A-Z]{2}\d{14}', page))
@@ -1041,7 +1041,7 @@ def run_order_list(url: str, orders: int = 200_000, samples: int = 20, repeat: i
         for _ in range(repeat):
             target, timings = "/orders/", []
             for _ in range(walk_pages):
-                elapsed, page = _get_ms(client, target)
+                elapsed, page = get_ms(client, target)
                 timings.append(elapsed)
                 target = _next_link(page)
                 if target is None:
@@ -1050,7 +1050,7 @@ def run_order_list(url: str, orders: int = 200_000, samples: int = 20, repeat: i
         results["rows"].insert(2, {"scenario": f"walk: next cursor, pages 1–{len(walk_rounds[0])}", "url": "(walk)",
                                    "queries": None, "rows_shown": None, "plan": [], "plan_summary": {},
                                    **_latency([v for r in walk_rounds for v in r], walk_rounds)})
-        # Correctness: every page answered 200 (_get_ms raises otherwise), the first page is full, and each
+        # Correctness: every page answered 200 (get_ms raises otherwise), the first page is full, and each
         # scenario's orders query was seen and explained. Rare filters may match nothing in a tiny data set.
         results["ok"] = results["rows"][0]["rows_shown"] == min(50, orders) and all(
             r["plan"] for r in results["rows"] if r["queries"] is not None)
@@ -1122,7 +1122,7 @@ def _write_json(name: str, results: dict, path: str | None) -> None:
 
 
 def _run_sync_benchmark(name: str, url: str, args) -> dict:
-    from shared import bench_sync
+    from devtools.bench import sync as bench_sync
 
     if name == "ingest":
         results = bench_sync.run_ingest(url, args.redis_url, orders=args.orders, workers=args.workers,
@@ -1140,7 +1140,7 @@ def _run_sync_benchmark(name: str, url: str, args) -> dict:
 
 
 def _run_fulfilment_benchmark(name: str, url: str, args) -> dict:
-    from shared import bench_fulfilment
+    from devtools.bench import fulfilment as bench_fulfilment
 
     if name == "allocate-wave":
         results = bench_fulfilment.run_allocate_wave(url, orders=args.orders)

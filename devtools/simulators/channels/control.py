@@ -17,7 +17,7 @@ from datetime import datetime
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from shared.simulator.endpoints import json_response
+from devtools.simulators.channels.endpoints import json_response
 
 RULES = [
     Rule("/_sim/health", endpoint="health", methods=["GET"]),

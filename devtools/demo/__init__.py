@@ -1,0 +1,1 @@
+"""The demo: seeded data and a floor crew moving orders."""

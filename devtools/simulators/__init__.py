@@ -1,0 +1,1 @@
+"""Loopback simulators of the channel platforms and carriers."""

@@ -1,0 +1,297 @@
+"""Allocation: a paid confirmed order goes to the nearest warehouse that can ship it (or, where configured, one
+parcel per warehouse), its reservations moving with it; one order at a time or a whole batch."""
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from shared.actors import Actor
+from shared.data.places import distance_km, locate
+from shared.extensions import db
+from shared.lifecycle import OrderStatus
+from shared.models import Order, Reservation, Shipment, Sku, StockLevel, Warehouse
+from shared.services import audit
+from shared.services import orders as order_service
+from shared.services.errors import Conflict, InsufficientStock
+from shared.timekeeping import as_utc, utc_now
+
+S = OrderStatus
+
+
+SHIP_WITHIN = timedelta(hours=24)  # the promise to ship, counted from payment
+TIER_WEIGHT = {"vip": 300, "gold": 200, "silver": 100}
+OPEN_SHIPMENT = ("allocated", "waved", "picking", "picked", "packed")
+
+
+def priority_of(order: Order, now: datetime) -> int:
+    """Higher first: customer tier, then how close the promised ship-by time is, then the order's age."""
+    paid = as_utc(order.paid_at or order.placed_at)
+    minutes_left = (paid + SHIP_WITHIN - now).total_seconds() / 60
+    urgency = max(0, int(SHIP_WITHIN.total_seconds() / 60 - minutes_left)) // 10
+    age = int((now - as_utc(order.placed_at)).total_seconds() // 600)
+    return TIER_WEIGHT.get(order.customer.tier if order.customer else "", 0) + urgency + age
+
+
+def _needs(order: Order) -> dict[int, int]:
+    needs: dict[int, int] = defaultdict(int)
+    for line in order.lines:
+        needs[line.sku_id] += line.quantity
+    return needs
+
+
+def candidate_warehouses(order: Order) -> list[tuple[Warehouse, float]]:
+    """Warehouses that can ship every line (counting the order's own reservations there), nearest first.
+
+    A cold-chain SKU rules out every warehouse that cannot keep it cold."""
+    needs = _needs(order)
+    cold = any(line.sku.cold_chain for line in order.lines)
+    free: dict[tuple[int, int], int] = {}
+    for level in db.session.execute(select(StockLevel).where(StockLevel.sku_id.in_(list(needs)))).scalars():
+        free[(level.warehouse_id, level.sku_id)] = level.available
+    for reservation in db.session.execute(select(Reservation).where(Reservation.order_id == order.id,
+                                                                    Reservation.status == "active")).scalars():
+        key = (reservation.warehouse_id, reservation.sku_id)
+        free[key] = free.get(key, 0) + reservation.quantity
+    receiver = locate(order.province, order.city)
+    found = []
+    for warehouse in db.session.execute(select(Warehouse).where(Warehouse.active).order_by(Warehouse.id)).scalars():
+        if cold and not warehouse.cold_chain:
+            continue
+        if all(free.get((warehouse.id, sku_id), 0) >= qty for sku_id, qty in needs.items()):
+            found.append((warehouse, distance_km(locate(warehouse.province, warehouse.city), receiver)))
+    return sorted(found, key=lambda pair: (pair[1], pair[0].id))
+
+
+def _move_reservations(order: Order, warehouse_id: int, line_ids: set[int] | None = None) -> None:
+    """Bring the order's active reservations (of `line_ids`, or all) into one warehouse: take, then release."""
+    for reservation in db.session.execute(select(Reservation).where(
+            Reservation.order_id == order.id, Reservation.status == "active",
+            Reservation.warehouse_id != warehouse_id)).scalars().all():
+        if line_ids is not None and reservation.order_line_id not in line_ids:
+            continue
+        taken = db.session.execute(
+            update(StockLevel).where(StockLevel.sku_id == reservation.sku_id, StockLevel.warehouse_id == warehouse_id,
+                                     StockLevel.on_hand - StockLevel.reserved - StockLevel.held >= reservation.quantity)
+            .values(reserved=StockLevel.reserved + reservation.quantity, updated_at=utc_now())
+            .execution_options(synchronize_session=False)).rowcount
+        if taken != 1:
+            raise InsufficientStock("the stock moved meanwhile; allocate again", code="insufficient_stock")
+        db.session.execute(
+            update(StockLevel).where(StockLevel.sku_id == reservation.sku_id,
+                                     StockLevel.warehouse_id == reservation.warehouse_id)
+            .values(reserved=StockLevel.reserved - reservation.quantity, updated_at=utc_now())
+            .execution_options(synchronize_session=False))
+        reservation.warehouse_id = warehouse_id
+
+
+def allocate(order: Order, actor: Actor, now: datetime | None = None) -> Shipment:
+    """Allocate a confirmed, paid order to the nearest warehouse that can ship all of it (one shipment).
+
+    The order row is locked and its status checked, and the database allows one open shipment per order, so
+    two clerks (or a clerk and the job) can never allocate the same order to two warehouses."""
+    now = now or utc_now()
+    db.session.refresh(order, with_for_update={"of": Order})
+    if order.status == S.ALLOCATED or db.session.execute(select(Shipment.id).where(
+            Shipment.order_id == order.id, Shipment.status.in_(OPEN_SHIPMENT))).first():
+        raise Conflict(f"{order.order_no} is already allocated", field="order_no", code="already_allocated")
+    if order.status != S.CONFIRMED:
+        raise Conflict(f"{order.order_no} is {order.status}; only confirmed orders are allocated", field="order_no",
+                       code="invalid_transition")
+    candidates = candidate_warehouses(order)
+    if not candidates and current_app.config.get("SPLIT_SHIPMENTS"):
+        return _allocate_split(order, actor, now)
+    if not candidates:
+        cold = any(line.sku.cold_chain for line in order.lines)
+        raise Conflict(f"no {'cold-chain ' if cold else ''}warehouse holds every line of {order.order_no}",
+                       field="order_no", code="no_warehouse")
+    warehouse, distance = candidates[0]
+    with db.session.begin_nested():
+        _move_reservations(order, warehouse.id)
+        order.warehouse_id = warehouse.id
+        order_service.transition_order(order, S.ALLOCATED, actor)
+        shipment = Shipment(order_id=order.id, order=order, warehouse_id=warehouse.id, status="allocated",
+                            priority=priority_of(order, now), allocated_at=now,
+                            ship_by=as_utc(order.paid_at or order.placed_at) + SHIP_WITHIN,
+                            carrier_code=(warehouse.carriers or "SF").split(",")[0].strip())
+        db.session.add(shipment)
+        db.session.flush()
+    audit.record(actor, "shipment.allocate", "order", order.order_no,
+                 after={"warehouse": warehouse.code, "distance_km": round(distance), "priority": shipment.priority})
+    return shipment
+
+
+def _allocate_split(order: Order, actor: Actor, now: datetime) -> Shipment:
+    """Where the merchant allows it: each line from the nearest warehouse that holds that line (cold lines only
+    from cold warehouses), one shipment per warehouse. Returns the first; all are on the order."""
+    cold_skus = {line.sku_id for line in order.lines if line.sku.cold_chain}
+    free: dict[tuple[int, int], int] = {}
+    for level in db.session.execute(select(StockLevel).where(
+            StockLevel.sku_id.in_([line.sku_id for line in order.lines]))).scalars():
+        free[(level.warehouse_id, level.sku_id)] = level.available
+    held = {r.order_line_id: r for r in db.session.execute(select(Reservation).where(
+        Reservation.order_id == order.id, Reservation.status == "active")).scalars()}
+    receiver = locate(order.province, order.city)
+    warehouses = db.session.execute(select(Warehouse).where(Warehouse.active).order_by(Warehouse.id)).scalars().all()
+    plan: dict[int, list] = defaultdict(list)  # warehouse id → lines
+    for line in order.lines:
+        own = held.get(line.id)
+        options = []
+        for warehouse in warehouses:
+            if line.sku_id in cold_skus and not warehouse.cold_chain:
+                continue
+            mine = own.quantity if own is not None and own.warehouse_id == warehouse.id else 0
+            if free.get((warehouse.id, line.sku_id), 0) + mine >= line.quantity:
+                options.append((distance_km(locate(warehouse.province, warehouse.city), receiver), warehouse.id))
+        if not options:
+            raise Conflict(f"no warehouse holds line {line.sku.code} of {order.order_no}", field="order_no",
+                           code="no_warehouse")
+        _distance, warehouse_id = min(options)
+        if own is None or own.warehouse_id != warehouse_id:
+            free[(warehouse_id, line.sku_id)] = free.get((warehouse_id, line.sku_id), 0) - line.quantity
+        plan[warehouse_id].append(line)
+    by_id = {w.id: w for w in warehouses}
+    shipments = []
+    with db.session.begin_nested():
+        for warehouse_id, lines in plan.items():
+            _move_reservations(order, warehouse_id, line_ids={line.id for line in lines})
+        order.warehouse_id = next(iter(plan))
+        order_service.transition_order(order, S.ALLOCATED, actor)
+        for warehouse_id, lines in plan.items():
+            warehouse = by_id[warehouse_id]
+            shipments.append(Shipment(
+                order_id=order.id, order=order, warehouse_id=warehouse_id, status="allocated",
+                priority=priority_of(order, now), allocated_at=now, line_ids=[line.id for line in lines],
+                ship_by=as_utc(order.paid_at or order.placed_at) + SHIP_WITHIN,
+                carrier_code=(warehouse.carriers or "SF").split(",")[0].strip()))
+        db.session.add_all(shipments)
+        db.session.flush()
+    audit.record(actor, "shipment.allocate_split", "order", order.order_no,
+                 after={"parcels": [{"warehouse": by_id[w].code, "lines": [line.sku.code for line in lines]}
+                                    for w, lines in plan.items()]})
+    return shipments[0]
+
+
+def lines_of(shipment: Shipment) -> list:
+    """The order lines a parcel carries: all of them, or its share when the order was split."""
+    if shipment.line_ids is None:
+        return list(shipment.order.lines)
+    wanted = set(shipment.line_ids)
+    return [line for line in shipment.order.lines if line.id in wanted]
+
+
+def open_parcels(order_id: int) -> list[Shipment]:
+    return db.session.execute(select(Shipment).where(Shipment.order_id == order_id,
+                                                     Shipment.status != "cancelled")).scalars().all()
+
+
+class BatchConflict(Exception):
+    """The batch cannot be allocated as a whole (stock moved meanwhile): allocate its orders one at a time."""
+
+
+def allocate_many(order_ids: list[int], actor: Actor, now: datetime | None = None) -> tuple[list[Shipment], list[int]]:
+    """Allocate many paid confirmed orders with a fixed number of statements: rows locked and read once, the
+    warehouse chosen in memory as `allocate` chooses it, reservations moved with one conditional UPDATE per
+    SKU and warehouse (in key order, so batches never deadlock), the lifecycle moved with one flush.
+
+    Returns (shipments, ids left for the one-at-a-time path: no warehouse fits, or not allocatable now)."""
+    from sqlalchemy.orm import selectinload
+
+    now = now or utc_now()
+    orders = db.session.execute(
+        select(Order).options(selectinload(Order.lines), selectinload(Order.customer))
+        .where(Order.id.in_(order_ids), Order.status == S.CONFIRMED, Order.payment_status == "paid")
+        .order_by(Order.id).with_for_update(of=Order)).scalars().all()
+    taken = set(db.session.execute(select(Shipment.order_id).where(
+        Shipment.order_id.in_([o.id for o in orders]), Shipment.status.in_(OPEN_SHIPMENT))).scalars())
+    left = sorted(set(order_ids) - {o.id for o in orders if o.id not in taken})
+    orders = [o for o in orders if o.id not in taken]
+    if not orders:
+        return [], left
+    sku_ids = {line.sku_id for order in orders for line in order.lines}
+    cold_skus = set(db.session.execute(select(Sku.id).where(Sku.id.in_(list(sku_ids)), Sku.cold_chain)).scalars())
+    free = {(lvl.warehouse_id, lvl.sku_id): lvl.available for lvl in db.session.execute(
+        select(StockLevel).where(StockLevel.sku_id.in_(list(sku_ids)))).scalars()}
+    reservations: dict[int, list[Reservation]] = defaultdict(list)
+    for reservation in db.session.execute(select(Reservation).where(
+            Reservation.order_id.in_([o.id for o in orders]), Reservation.status == "active")).scalars():
+        reservations[reservation.order_id].append(reservation)
+    warehouses = db.session.execute(select(Warehouse).where(Warehouse.active).order_by(Warehouse.id)).scalars().all()
+    places = {w.id: locate(w.province, w.city) for w in warehouses}
+    delta: dict[tuple[int, int], int] = defaultdict(int)  # reserved change per (warehouse, sku)
+    chosen_for: dict[int, tuple[Warehouse, float]] = {}
+    for order in orders:
+        held = reservations[order.id]
+        if {line.id for line in order.lines} - {r.order_line_id for r in held}:
+            left.append(order.id)  # a line holds no reservation: the one-at-a-time path says why
+            continue
+        needs = _needs(order)
+        cold = any(sku_id in cold_skus for sku_id in needs)
+        receiver = locate(order.province, order.city)
+        best = None
+        for warehouse in warehouses:
+            if cold and not warehouse.cold_chain:
+                continue
+            own = defaultdict(int)
+            for r in held:
+                if r.warehouse_id == warehouse.id:
+                    own[r.sku_id] += r.quantity
+            if all(free.get((warehouse.id, sku_id), 0) + own[sku_id] >= qty for sku_id, qty in needs.items()):
+                distance = distance_km(places[warehouse.id], receiver)
+                if best is None or (distance, warehouse.id) < (best[1], best[0].id):
+                    best = (warehouse, distance)
+        if best is None:
+            left.append(order.id)
+            continue
+        warehouse = best[0]
+        for r in held:
+            if r.warehouse_id != warehouse.id:
+                free[(warehouse.id, r.sku_id)] = free.get((warehouse.id, r.sku_id), 0) - r.quantity
+                free[(r.warehouse_id, r.sku_id)] = free.get((r.warehouse_id, r.sku_id), 0) + r.quantity
+                delta[(warehouse.id, r.sku_id)] += r.quantity
+                delta[(r.warehouse_id, r.sku_id)] -= r.quantity
+                r.warehouse_id = warehouse.id
+        chosen_for[order.id] = best
+    for (warehouse_id, sku_id), change in sorted(delta.items()):
+        if change > 0:
+            moved = db.session.execute(
+                update(StockLevel).where(StockLevel.sku_id == sku_id, StockLevel.warehouse_id == warehouse_id,
+                                         StockLevel.on_hand - StockLevel.reserved - StockLevel.held >= change)
+                .values(reserved=StockLevel.reserved + change, updated_at=now)
+                .execution_options(synchronize_session=False)).rowcount
+            if moved != 1:
+                raise BatchConflict(f"stock of SKU {sku_id} moved meanwhile")
+        elif change < 0:
+            db.session.execute(update(StockLevel).where(StockLevel.sku_id == sku_id,
+                                                        StockLevel.warehouse_id == warehouse_id)
+                               .values(reserved=StockLevel.reserved + change, updated_at=now)
+                               .execution_options(synchronize_session=False))
+    allocated = [o for o in orders if o.id in chosen_for]
+    for order in allocated:
+        order.warehouse_id = chosen_for[order.id][0].id
+    # is_paid and stock_reserved were checked above from the rows this batch holds locked.
+    order_service.transition_many(allocated, S.ALLOCATED, actor, guards_checked=True)
+    shipments = []
+    for order in allocated:
+        warehouse, distance = chosen_for[order.id]
+        shipments.append(Shipment(
+            order_id=order.id, order=order, warehouse_id=warehouse.id, status="allocated",
+            priority=priority_of(order, now), allocated_at=now,
+            ship_by=as_utc(order.paid_at or order.placed_at) + SHIP_WITHIN,
+            carrier_code=(warehouse.carriers or "SF").split(",")[0].strip()))
+        audit.record(actor, "shipment.allocate", "order", order.order_no,
+                     after={"warehouse": warehouse.code, "distance_km": round(distance),
+                            "priority": shipments[-1].priority})
+    db.session.add_all(shipments)
+    db.session.flush()
+    return shipments, sorted(left)
+
+
+def allocation_queue(limit: int = 500) -> list[int]:
+    """Confirmed paid orders waiting for a warehouse, oldest first (the job allocates them)."""
+    return db.session.execute(select(Order.id).where(Order.status == S.CONFIRMED, Order.payment_status == "paid")
+                              .order_by(Order.placed_at, Order.id).limit(limit)).scalars().all()
+
+
+# ------------------------------------------------------------------------------------------ receipts and lots
+
