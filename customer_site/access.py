@@ -5,17 +5,15 @@ their session by a successful look-up. Anything else is a 404, whatever the URL 
 """
 import functools
 import hmac
-from datetime import datetime
 
 from flask import abort, jsonify, redirect, request, session, url_for
 from flask_login import LoginManager, current_user
-from sqlalchemy import literal, select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from shared import order_numbers
+from shared import order_numbers, paging
 from shared.extensions import db
 from shared.models import Customer, Order
-from shared.order_search import decode_cursor, encode_cursor
 from shared.security.crypto import normalize_phone
 from shared.services.errors import ValidationFailed
 
@@ -103,19 +101,7 @@ def orders_for_customer(customer: Customer, cursor: str | None = None, limit: in
     """One page of the customer's orders, newest first, and the cursor of the next page (None on the last)."""
     limit = limit or PAGE_SIZE
     query = select(Order).where(Order.customer_id == customer.id)
-    if cursor:
-        placed_at, last_id = decode_cursor(cursor)
-        if not isinstance(placed_at, datetime) or placed_at.tzinfo is None:
-            raise ValidationFailed("the cursor is not valid", field="cursor", code="invalid_cursor")
-        boundary = tuple_(literal(placed_at, Order.placed_at.type), literal(last_id, Order.id.type))
-        query = query.where(tuple_(Order.placed_at, Order.id) < boundary)
-    rows = db.session.execute(
-        query.order_by(Order.placed_at.desc(), Order.id.desc()).limit(limit + 1)
-    ).scalars().all()
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].placed_at, rows[-1].id)
+    return paging.page(db.session, query, Order.placed_at, Order.id, cursor, limit, descending=True)
 
 
 def guest_lookup(order_no: str, phone_last4: str) -> int | None:

@@ -4,19 +4,17 @@ from flask import Blueprint, render_template, request
 from customer_site.access import customer_required, order_for_customer_or_404, orders_for_customer, signed_in_customer
 from customer_site.timeline import order_timeline
 from shared.labels import CARRIER, CUSTOMER_TRACKING_FLAG, CUSTOMER_TRACKING_STEP, label
-from shared.security.masking import full_address, masked_address, masked_name, masked_phone
+from shared.security.masking import order_contact
 from shared.services import tracking
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 
 
 def receiver_details(order, guest: bool) -> dict:
-    """The receiver as shown here: the phone is always masked; a guest also sees name and address masked."""
-    if guest:
-        return {"name": masked_name(order.receiver_name), "phone": masked_phone(order.receiver_phone),
-                "address": masked_address(order.province, order.city, order.district)}
-    return {"name": order.receiver_name, "phone": masked_phone(order.receiver_phone),
-            "address": full_address(order.province, order.city, order.district, order.street, order.postal_code)}
+    """The receiver as shown here, from the permission table: a signed-in customer sees name and address in full
+    and the phone masked; a guest sees all three masked."""
+    contact = order_contact(order, "guest" if guest else "customer", reveal=not guest)
+    return {"name": contact["receiver"], "phone": contact["phone"], "address": contact["address"]}
 
 
 def parcel_progress(order) -> dict | None:

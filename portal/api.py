@@ -10,13 +10,11 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from portal.access import requires
 from shared.extensions import db
-from shared.money import format_money
+from shared.order_payloads import iso_time, order_payload
 from shared.order_search import parse_filters, search_orders
-from shared.security.masking import order_contact, shown_value
 from shared.security.permissions import Visibility, visibility
 from shared.services import audit, catalog, orders, staff, stock
 from shared.services.errors import ServiceError, ValidationFailed
-from shared.timekeeping import as_utc
 from shared.web import staff_actor
 
 bp = Blueprint("api", __name__)
@@ -84,10 +82,6 @@ def _actor():
     return staff_actor(g.api_user)
 
 
-def _time(moment) -> str | None:
-    return None if moment is None else as_utc(moment).isoformat()
-
-
 def _created(body: dict, location: str | None = None):
     response = jsonify(body)
     if location:
@@ -102,7 +96,7 @@ def create_warehouse():
     warehouse = catalog.create_warehouse(_json_body(), _actor())
     db.session.commit()
     return _created({"code": warehouse.code, "name": warehouse.name, "province": warehouse.province,
-                     "city": warehouse.city, "active": warehouse.active, "created_at": _time(warehouse.created_at)})
+                     "city": warehouse.city, "active": warehouse.active, "created_at": iso_time(warehouse.created_at)})
 
 
 @bp.post("/skus")
@@ -112,7 +106,7 @@ def create_sku():
     sku = catalog.create_sku(_json_body(), _actor())
     db.session.commit()
     return _created({"sku": sku.code, "name": sku.name, "safety_stock": sku.safety_stock,
-                     "batch_tracked": sku.batch_tracked, "active": sku.active, "created_at": _time(sku.created_at)},
+                     "batch_tracked": sku.batch_tracked, "active": sku.active, "created_at": iso_time(sku.created_at)},
                     url_for("api.stock_level", sku_code=sku.code))
 
 
@@ -126,7 +120,7 @@ def adjust_stock():
     db.session.commit()
     return _created({"id": movement.id, "sku": movement.sku.code, "warehouse": movement.warehouse.code,
                      "delta": movement.delta, "on_hand_after": movement.on_hand_after, "kind": movement.kind,
-                     "reason": movement.reason, "created_at": _time(movement.created_at)},
+                     "reason": movement.reason, "created_at": iso_time(movement.created_at)},
                     url_for("api.stock_level", sku_code=movement.sku.code))
 
 
@@ -137,43 +131,13 @@ def stock_level(sku_code: str):
     return jsonify(stock.stock_summary(stock.get_sku(sku_code)))
 
 
-def _shipping_address(order, role: str, reveal: bool) -> dict:
-    contact = order_contact(order, role, reveal=reveal)
-    whole = reveal and visibility(role, "address") is Visibility.FULL
-    contact.update(street=order.street if whole else None, postal_code=order.postal_code if whole else None)
-    return contact
-
-
-def _order_json(order, role: str, reveal: bool = False, detail: bool = True) -> dict:
-    """An order as the role may see it; list items (detail=False) carry neither lines nor the customer."""
-    body = {
-        "order_no": order.order_no, "channel": order.channel.code, "channel_order_id": order.channel_order_id,
-        "status": order.status, "payment_status": order.payment_status, "refund_status": order.refund_status,
-        "currency": order.currency, "goods_total": format_money(order.goods_total),
-        "shipping_fee": format_money(order.shipping_fee), "discount": format_money(order.discount),
-        "tax": format_money(order.tax), "total": format_money(order.total), "platform_status": order.platform_status,
-        "placed_at": _time(order.placed_at), "paid_at": _time(order.paid_at),
-        "shipped_at": _time(order.shipped_at), "created_at": _time(order.created_at),
-        "updated_at": _time(order.updated_at), "warehouse": order.warehouse.code if order.warehouse else None,
-        "shipping_address": _shipping_address(order, role, reveal),
-    }
-    if detail:
-        customer = order.customer
-        body["customer"] = {field: shown_value(role, field, getattr(customer, field), reveal)
-                            for field in ("name", "phone", "email")}
-        body["lines"] = [{"sku": line.sku.code, "name": line.sku.name, "quantity": line.quantity,
-                          "unit_price": format_money(line.unit_price), "line_total": format_money(line.line_total)}
-                         for line in order.lines]
-    return body
-
-
 @bp.post("/orders")
 @requires("orders", "edit")
 def create_order():
     """Create an order of a direct channel and reserve its stock, all or nothing."""
     order = orders.create_order(_json_body(), _actor(), direct_only=True)
     db.session.commit()
-    return _created(_order_json(order, g.api_user.role), url_for("api.order_detail", order_no=order.order_no))
+    return _created(order_payload(order, g.api_user.role), url_for("api.order_detail", order_no=order.order_no))
 
 
 @bp.get("/orders")
@@ -189,7 +153,7 @@ def list_orders():
         raise ValidationFailed("limit must be a whole number", field="limit", code="invalid_limit")
     rows, next_cursor = search_orders(filters, zone, cursor=args.get("cursor"), limit=int(raw_limit))
     role = g.api_user.role
-    return jsonify({"items": [_order_json(order, role, detail=False) for order in rows], "next_cursor": next_cursor})
+    return jsonify({"items": [order_payload(order, role, detail=False) for order in rows], "next_cursor": next_cursor})
 
 
 @bp.get("/orders/<order_no>")
@@ -198,7 +162,7 @@ def order_detail(order_no: str):
     """One order; personal data in full where the role may see it, and every such view is access-logged."""
     order = orders.get_order(order_no)
     role = g.api_user.role
-    body = _order_json(order, role, reveal=True)
+    body = order_payload(order, role, reveal=True)
     revealed = [field for field in REVEALED_FIELDS if visibility(role, field) is Visibility.FULL]
     if revealed:
         audit.log_access(_actor(), "view", "order", order.order_no, revealed, channel="api")
@@ -214,4 +178,4 @@ def transition_order(order_no: str):
     order = orders.get_order(order_no, for_update=True)
     orders.transition_order(order, data.get("to"), _actor(), data.get("reason"))
     db.session.commit()
-    return jsonify(_order_json(order, g.api_user.role))
+    return jsonify(order_payload(order, g.api_user.role))

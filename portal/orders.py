@@ -14,6 +14,7 @@ from shared.lifecycle import OrderStatus
 from shared.models import AuditEvent, CarrierAttempt, Channel, Reservation, Warehouse
 from shared.order_search import parse_filters, search_orders
 from shared.security.masking import may_reveal, order_contact
+from shared.security.permissions import can
 from shared.services import audit, orders, tracking
 from shared.services.errors import ServiceError
 from shared.timekeeping import utc_now
@@ -83,7 +84,7 @@ def detail(order_no: str):
         history=history, reservations=reservations, moves=orders.allowed_moves(order, current_user.role),
         shipment=shipment, tracking_events=tracking_events, attempts=attempts,
         can_reveal=may_reveal(current_user.role), transition_form=TransitionForm(), payment_form=ConfirmForm(),
-        can_record_payment=current_user.role in orders.PAYMENT_ROLES and order.payment_status == "unpaid"
+        can_record_payment=can(current_user.role, "payments", "edit") and order.payment_status == "unpaid"
         and order.status not in (OrderStatus.CANCELLED, OrderStatus.CLOSED),
     )
 
@@ -117,7 +118,7 @@ def transition(order_no: str):
 
 
 @bp.post("/<order_no>/payment")
-@requires("orders", "view")
+@requires("payments", "edit")
 def record_payment(order_no: str):
     order = _load(order_no)
     form = ConfirmForm()

@@ -2,7 +2,7 @@
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from shared.security.permissions import Role
+from shared.security.permissions import SYSTEM_ROLE, Role
 
 
 class OrderStatus(StrEnum):
@@ -22,7 +22,7 @@ S = OrderStatus
 OPS = frozenset({Role.ADMIN, Role.OPS_MANAGER})
 SERVICE = OPS | {Role.CUSTOMER_SERVICE}
 FLOOR = OPS | {Role.WAREHOUSE}
-SYSTEM = "system"  # jobs and channel sync act as the system
+SYSTEM = SYSTEM_ROLE  # jobs and channel sync act as the system
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     ),
 )
 
-# Releasing a hold returns the order to where it was; it is declared apart because its target is dynamic.
-RELEASE_HOLD_ROLES = SERVICE | {SYSTEM}
+# Releasing a hold returns the order to where it was; its target is dynamic, so who may is the permission
+# table's `holds` / approve entry (shared.security.permissions), not a transition here.
 
 _BY_PAIR = {(t.source, t.target): t for t in TRANSITIONS}
 

@@ -12,7 +12,7 @@ from customer_site import access
 from shared import order_numbers
 from shared.extensions import db, limiter
 from shared.models import AuditEvent, Customer
-from shared.order_search import encode_cursor
+from shared.paging import encode_cursor
 from shared.services import customers, orders
 from shared.timekeeping import utc_now
 from tests.factories import ADMIN, order_payload

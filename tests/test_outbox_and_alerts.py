@@ -38,7 +38,7 @@ def test_every_order_change_writes_an_outbox_row_in_the_same_transaction(create_
     db.session.commit()
     event = db.session.execute(select(OutboxEvent).where(OutboxEvent.event_type == "order.cancelled")).scalar_one()
     assert event.payload["order"]["status"] == "cancelled" and event.payload["event_id"] == event.event_id
-    assert event.payload["order"]["receiver"]["phone"] == "138****5678"  # subscribers get masked contacts
+    assert event.payload["order"]["shipping_address"]["phone"] == "138****5678"  # subscribers get masked contacts
 
 
 def test_deliveries_are_signed_and_logged(create_order):

@@ -968,7 +968,7 @@ def run_order_list(url: str, orders: int = 200_000, samples: int = 20, repeat: i
     from portal import create_app
     from shared.extensions import db
     from shared.models import Order
-    from shared.order_search import encode_cursor
+    from shared.paging import encode_cursor
     from shared.services import catalog, staff
     from shared.timekeeping import local_date, utc_now
 

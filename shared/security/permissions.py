@@ -24,8 +24,10 @@ class Visibility(StrEnum):
     HIDDEN = "hidden"  # sees nothing
 
 
+# `payments`: record a payment by hand (e.g. a bank transfer); `holds`: release an order on hold back to where it
+# was. `stock` approve covers stock-takes: turning a count into an adjustment.
 RESOURCES = ("dashboard", "orders", "stock", "catalog", "customers", "users", "audit", "access_log", "channels",
-             "webhooks", "fulfilment")
+             "webhooks", "fulfilment", "payments", "holds")
 
 V, E, A, D = Action.VIEW, Action.EDIT, Action.APPROVE, Action.DELETE
 ALL = frozenset(Action)
@@ -44,6 +46,8 @@ PERMISSIONS: dict[Role, dict[str, frozenset[Action]]] = {
         "webhooks": frozenset({V, E}),
         # Fulfilment board, waves (plan and release: edit), scan log, carrier scorecard, alarms, near expiry.
         "fulfilment": frozenset({V, E}),
+        "payments": frozenset({E}),
+        "holds": frozenset({A}),
     },
     Role.CUSTOMER_SERVICE: {
         "dashboard": frozenset({V}),
@@ -52,6 +56,7 @@ PERMISSIONS: dict[Role, dict[str, frozenset[Action]]] = {
         "customers": frozenset({V}),
         "channels": frozenset({V}),
         "fulfilment": frozenset({V}),  # where a parcel is, for the customer on the phone
+        "holds": frozenset({A}),  # the customer called back: the order goes on
     },
     Role.WAREHOUSE: {
         "dashboard": frozenset({V}),
@@ -65,6 +70,7 @@ PERMISSIONS: dict[Role, dict[str, frozenset[Action]]] = {
         "orders": frozenset({V}),
         "stock": frozenset({V}),
         "channels": frozenset({V}),  # reconciliation reports
+        "payments": frozenset({E}),
     },
     Role.AUDITOR: {
         "dashboard": frozenset({V}),
@@ -92,16 +98,38 @@ FIELD_VISIBILITY: dict[Role, dict[str, Visibility]] = {
 }
 
 
+# Jobs and channel sync act as `system` (never a staff role: no user can be given it).
+SYSTEM_ROLE = "system"
+SYSTEM_PERMISSIONS: dict[str, frozenset[Action]] = {
+    "payments": frozenset({E}),  # a platform or the carrier says the order is paid
+    "holds": frozenset({A}),  # a platform's refund request resolved: the hold it caused is lifted
+}
+
+
 def can(role: str, resource: str, action: str) -> bool:
     """Whether a role may take an action on a resource; unknown roles may do nothing."""
     try:
+        if role == SYSTEM_ROLE:
+            return Action(action) in SYSTEM_PERMISSIONS.get(resource, frozenset())
         return Action(action) in PERMISSIONS[Role(role)].get(resource, frozenset())
     except ValueError:
         return False
 
 
+# Readers who are not staff, in the same table: outbound webhook subscribers get what they need to act; a signed-in
+# customer sees their own name and address in full (never the whole phone); a guest look-up sees everything masked.
+AUDIENCE_VISIBILITY: dict[str, dict[str, Visibility]] = {
+    "subscriber": {"name": M, "phone": M, "address": M, "email": M, "id_number": H},
+    "customer": {"name": F, "phone": M, "address": F, "email": M, "id_number": H},
+    "guest": {"name": M, "phone": M, "address": M, "email": M, "id_number": H},
+}
+
+
 def visibility(role: str, field: str) -> Visibility:
+    """What a staff role or another audience (AUDIENCE_VISIBILITY) sees of a personal field; unknown: hidden."""
     try:
         return FIELD_VISIBILITY[Role(role)][field]
-    except (ValueError, KeyError):
+    except ValueError:
+        return AUDIENCE_VISIBILITY.get(role, {}).get(field, Visibility.HIDDEN)
+    except KeyError:
         return Visibility.HIDDEN

@@ -8,10 +8,11 @@ from sqlalchemy import select
 from shared import order_numbers
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
-from shared.lifecycle import RELEASE_HOLD_ROLES, OrderStatus, Transition, find_transition, transitions_from
+from shared.lifecycle import OrderStatus, Transition, find_transition, transitions_from
 from shared.models import Channel, Order, OrderLine, Reservation
 from shared.money import parse_money
 from shared.security import crypto
+from shared.security.permissions import can
 from shared.services import audit, customers, outbox
 from shared.services import stock as stock_service
 from shared.services import validation as check
@@ -20,7 +21,6 @@ from shared.timekeeping import local_date, parse_aware, utc_now
 
 CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY", "GBP")
 MAX_LINES = 200
-PAYMENT_ROLES = frozenset({"admin", "ops_manager", "finance", "system"})
 
 
 def get_channel(code: str) -> Channel:
@@ -296,7 +296,7 @@ def transition_order(order: Order, target: str, actor: Actor, reason: str | None
 def release_hold(order: Order, actor: Actor, reason: str | None) -> Order:
     if order.status != OrderStatus.ON_HOLD:
         raise InvalidTransition(f"{order.order_no} is not on hold", field="to", code="invalid_transition")
-    if actor.role not in RELEASE_HOLD_ROLES:
+    if not can(actor.role, "holds", "approve"):
         raise Forbidden(f"the {actor.role} role may not release a hold", field="to", code="transition_forbidden")
     reason = check.text(reason, "reason", 500)
     before = audit_snapshot(order)
@@ -313,14 +313,14 @@ def allowed_moves(order: Order, role: str) -> list[dict]:
     """The moves a role may offer on this order: used to show only the buttons that will work."""
     moves = [{"to": t.target.value, "needs_reason": t.needs_reason}
              for t in transitions_from(order.status) if role in t.roles]
-    if order.status == OrderStatus.ON_HOLD and role in RELEASE_HOLD_ROLES:
+    if order.status == OrderStatus.ON_HOLD and can(role, "holds", "approve"):
         moves.append({"to": order.status_before_hold, "needs_reason": True, "release": True})
     return moves
 
 
 def record_payment(order: Order, paid_at: datetime, actor: Actor) -> Order:
     """Mark an order paid (e.g. a bank transfer to the own shop); its reservation no longer expires."""
-    if actor.role not in PAYMENT_ROLES:
+    if not can(actor.role, "payments", "edit"):
         raise Forbidden(f"the {actor.role} role may not record payments", code="payment_forbidden")
     if order.payment_status == "paid":
         raise Conflict(f"{order.order_no} is already paid", code="already_paid")

@@ -18,12 +18,11 @@ from shared.actors import Actor
 from shared.channels.signing import body_hmac_base64
 from shared.extensions import db
 from shared.models import Order, OutboxEvent, WebhookDelivery, WebhookSubscription
-from shared.money import format_money
-from shared.security.masking import masked_name, masked_phone
+from shared.order_payloads import order_payload
 from shared.services import audit
 from shared.services import validation as check
 from shared.services.errors import NotFound, ValidationFailed
-from shared.timekeeping import as_utc, utc_now
+from shared.timekeeping import utc_now
 
 MAX_ATTEMPTS = 6
 FIRST_RETRY_SECONDS = 30
@@ -31,25 +30,9 @@ TIMEOUT_SECONDS = 5.0
 DELIVER_JOB = "jobs.webhooks.deliver_outbox"
 
 
-def _iso(moment) -> str | None:
-    return as_utc(moment).isoformat() if moment else None
-
-
 def snapshot(order: Order) -> dict:
-    """The order as a subscriber sees it. Personal data stays masked: subscribers get what they need to act."""
-    return {
-        "order_no": order.order_no, "channel": order.channel.code if order.channel else None,
-        "channel_order_id": order.channel_order_id, "status": order.status,
-        "payment_status": order.payment_status, "refund_status": order.refund_status,
-        "platform_status": order.platform_status, "currency": order.currency,
-        "goods_total": format_money(order.goods_total), "shipping_fee": format_money(order.shipping_fee),
-        "discount": format_money(order.discount), "tax": format_money(order.tax), "total": format_money(order.total),
-        "receiver": {"name": masked_name(order.receiver_name), "phone": masked_phone(order.receiver_phone),
-                     "province": order.province, "city": order.city, "district": order.district},
-        "lines": [{"sku": line.sku.code, "quantity": line.quantity, "unit_price": format_money(line.unit_price)}
-                  for line in order.lines],
-        "placed_at": _iso(order.placed_at), "paid_at": _iso(order.paid_at), "updated_at": _iso(order.updated_at),
-    }
+    """The order as a subscriber sees it (personal data masked): the API's order serializer, one for both."""
+    return order_payload(order, "subscriber")
 
 
 def order_event(order: Order, event_type: str) -> OutboxEvent:

@@ -6,13 +6,12 @@ from sqlalchemy import select
 from shared.actors import Actor
 from shared.extensions import db
 from shared.models import Order, StockLevel, StockTake, StockTakeLine
+from shared.security.permissions import can
 from shared.services import audit
 from shared.services import stock as stock_service
 from shared.services import validation as check
 from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.timekeeping import utc_now
-
-APPROVERS = frozenset({"admin", "ops_manager"})  # who may turn a count into an adjustment
 
 
 def _count(value, field: str, positive: bool = False) -> int:
@@ -119,7 +118,7 @@ def submit(take_id: int, actor: Actor) -> StockTake:
 
 def decide(take_id: int, approve: bool, actor: Actor, note: str | None = None) -> StockTake:
     """A manager approves (each variance becomes a stock-take movement in the ledger) or rejects the count."""
-    if actor.role not in APPROVERS:
+    if not can(actor.role, "stock", "approve"):  # the permission table: who turns counts into adjustments
         raise Forbidden(f"the {actor.role} role may not approve a stock-take", code="approval_forbidden")
     take = _take(take_id, "submitted")
     if actor.label == take.started_by or actor.label in {line.counted_by for line in take.lines}:

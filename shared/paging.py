@@ -1,0 +1,106 @@
+"""Keyset paging, the one way long lists are paged: `(sort column, id)` row-value comparisons, never OFFSET.
+
+A cursor is the sort value and id of the last row shown, base64url JSON. A cursor that does not decode, or whose
+value is not of the sort column's kind (a number where a time is sorted, a time without a zone), is refused with
+422 `invalid_cursor` before any query runs.
+"""
+import base64
+import binascii
+import json
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import and_, literal, tuple_
+
+from shared.services.errors import ValidationFailed
+
+MAX_CURSOR_LENGTH = 200
+
+
+def encode_cursor(value, row_id: int) -> str:
+    if isinstance(value, datetime):
+        value = {"t": value.isoformat()}
+    elif isinstance(value, Decimal):
+        value = {"d": str(value)}
+    raw = json.dumps([value, row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _invalid() -> ValidationFailed:
+    return ValidationFailed("the cursor is not valid", field="cursor", code="invalid_cursor")
+
+
+def decode_cursor(cursor: str):
+    """(value, id) of a cursor; ValidationFailed for anything that is not one of ours."""
+    if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_LENGTH:
+        raise _invalid()
+    try:
+        value, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(value, dict) and "t" in value:
+            value = datetime.fromisoformat(value["t"])
+        elif isinstance(value, dict) and "d" in value:
+            value = Decimal(value["d"])
+        if not isinstance(row_id, int) or isinstance(row_id, bool) or not 0 < row_id < 2 ** 63:
+            raise ValueError
+        return value, row_id
+    except (ValueError, TypeError, InvalidOperation, binascii.Error, UnicodeDecodeError, RecursionError):
+        raise _invalid() from None
+
+
+def _fits(value, column) -> bool:
+    """Whether a decoded cursor value can be compared with the sort column."""
+    column_type = column.type
+    column_type = getattr(column_type, "impl_instance", column_type)  # a TypeDecorator: the type it stores as
+    try:
+        kind = column_type.python_type
+    except NotImplementedError:
+        kind = str
+    if kind is datetime:
+        return isinstance(value, datetime) and value.tzinfo is not None
+    if kind is Decimal:
+        return isinstance(value, Decimal) and value.is_finite()
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def after(cursor: str | None, column, id_column, descending: bool = False, bound_column: bool = False):
+    """The condition that continues a list ordered by (column, id) after the cursor's row; None without a cursor.
+
+    `bound_column` adds a plain bound on the sort column, so an index on that column alone can start at the
+    cursor (used where the id is not part of the index)."""
+    if not cursor:
+        return None
+    value, last_id = decode_cursor(cursor)
+    if not _fits(value, column):
+        raise _invalid()
+    position = tuple_(column, id_column)
+    boundary = tuple_(literal(value, column.type), literal(last_id, id_column.type))
+    condition = position < boundary if descending else position > boundary
+    if bound_column:
+        return and_(column <= value if descending else column >= value, condition)
+    return condition
+
+
+def ordered(query, column, id_column, descending: bool = False):
+    return query.order_by(column.desc() if descending else column.asc(),
+                          id_column.desc() if descending else id_column.asc())
+
+
+def next_cursor(rows: list, limit: int, value_of) -> tuple[list, str | None]:
+    """Cut a fetched `limit + 1` rows to the page and say where the next page starts (None on the last)."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    value, row_id = value_of(rows[-1])
+    return rows, encode_cursor(value, row_id)
+
+
+def page(session, query, column, id_column, cursor: str | None, limit: int, descending: bool = False,
+         bound_column: bool = False) -> tuple[list, str | None]:
+    """One page of `query` (scalars) ordered by (column, id) after the cursor, and the next page's cursor."""
+    condition = after(cursor, column, id_column, descending, bound_column)
+    if condition is not None:
+        query = query.where(condition)
+    rows = session.execute(ordered(query, column, id_column, descending).limit(limit + 1)).scalars().all()
+    return next_cursor(rows, limit, lambda row: (getattr(row, column.key), getattr(row, id_column.key)))
