@@ -14,6 +14,7 @@ from shared.models import (ChannelConnection, InboxItem, Order, OutboxEvent, Rec
                            WebhookDelivery)
 from shared.services import inbox, orders, outbox, reconciliation
 from shared.services.errors import ValidationFailed
+from shared.timekeeping import utc_now
 from tests import channel_payloads as p
 from tests.factories import ADMIN
 from tests.robot_receiver import RobotReceiver
@@ -172,3 +173,20 @@ def test_reconciliation_runs_once_a_day_after_two_in_the_morning_merchant_time(s
 def test_outbox_rows_count_one_per_change(sync_channels):
     ingest(sync_channels["taobao"], p.taobao())
     assert db.session.execute(select(func.count()).select_from(OutboxEvent)).scalar() == 1
+
+
+def test_reconciliation_compares_ids_with_tabs_backslashes_and_missing_statuses_exactly(create_order):
+    """Both sides become COPY-text lines; an id or status with characters COPY escapes must not look different."""
+    awkward = ["A\\B", "TAB\tID", "LINE\nBREAK", "plain-1"]
+    orders = [create_order(channel_order_id=external) for external in awkward]
+    for order, status in zip(orders, ("WAIT", "WAIT\\X", None, "DONE")):
+        order.platform_status, order.platform_modified_at = status, utc_now()
+    db.session.flush()
+    since = utc_now() - timedelta(hours=1)
+    ours = reconciliation.local_lines(orders[0].channel_id, since)
+    same = {"A\\B": "WAIT", "TAB\tID": "WAIT\\X", "LINE\nBREAK": None, "plain-1": "DONE"}
+    assert reconciliation.compare(reconciliation.item_lines(same), ours) == (set(), set(), set())
+    changed = {**same, "TAB\tID": "OTHER", "NEW\\ONE": "WAIT"}
+    del changed["plain-1"]
+    assert reconciliation.compare(reconciliation.item_lines(changed), ours) == ({"NEW\\ONE"}, {"plain-1"},
+                                                                                {"TAB\tID"})
