@@ -125,6 +125,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("chain_mac", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("key_id", sa.String(length=16), nullable=True))
     op.execute("UPDATE audit_events SET chain_mac = hash, key_id = 'sha256'")
+    op.drop_index("ix_audit_events_entity", table_name="audit_events")
+    op.create_index("ix_audit_events_entity", "audit_events", ["entity_type", "entity_id", "id"])
     with op.batch_alter_table("audit_events") as batch:
         batch.drop_constraint("uq_audit_events_seq", type_="unique")
         batch.alter_column("seq", existing_type=sa.Integer(), nullable=True)
@@ -168,6 +170,8 @@ def downgrade() -> None:
         batch.add_column(sa.Column("prev_hash", sa.String(length=64), nullable=False, server_default=""))
         batch.add_column(sa.Column("hash", sa.String(length=64), nullable=False, server_default=""))
     op.execute("UPDATE audit_events SET hash = COALESCE(chain_mac, ''), seq = COALESCE(seq, -id)")
+    op.drop_index("ix_audit_events_entity", table_name="audit_events")
+    op.create_index("ix_audit_events_entity", "audit_events", ["entity_type", "entity_id", "seq"])
     with op.batch_alter_table("audit_events") as batch:
         batch.alter_column("seq", existing_type=sa.Integer(), nullable=False)
         batch.create_unique_constraint("uq_audit_events_seq", ["seq"])

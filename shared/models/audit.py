@@ -32,7 +32,7 @@ class Sealed:
 
 class AuditEvent(Sealed, db.Model):
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_entity", "entity_type", "entity_id", "seq"),
+    __table_args__ = (Index("ix_audit_events_entity", "entity_type", "entity_id", "id"),  # history in commit order
                       *Sealed.seal_indexes("audit_events"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
