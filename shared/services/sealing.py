@@ -349,10 +349,10 @@ class _Walk:
     macs_wanted: dict[int, str | None] = field(default_factory=dict)
 
 
-def _verify_row(chained: ChainedLog, row, walk: _Walk, ring: dict, legacy_seq: int, upcoming) -> Problem | None:
+def _verify_row(chained: ChainedLog, row, walk: _Walk, ring: dict, state: AuditSeal, upcoming) -> Problem | None:
     """Check one sealed row against the chain so far; None if it is sound."""
     seq = row["seq"]
-    if row["key_id"] == LEGACY_KEY_ID and chained.name == "audit" and seq <= legacy_seq:
+    if row["key_id"] == LEGACY_KEY_ID and chained.name == "audit" and seq <= state.legacy_seq:
         if legacy_hash(walk.prev, row) != row["chain_mac"]:
             return Problem(EDITED, seq, f"event #{seq} (id {row['id']}) does not match its legacy hash")
         return None
@@ -379,8 +379,9 @@ def _verify_row(chained: ChainedLog, row, walk: _Walk, ring: dict, legacy_seq: i
         if _chains_on(chained, following, row["chain_mac"], ring, (following or {}).get("seq", 0) + 1):
             return Problem(DELETED, seq, f"#{seq} (id {row['id']}) does not follow #{seq - 1}: an event before it "
                                          f"was removed and the later ones renumbered")
-    elif _chains_on(chained, following, walk.prev, ring, seq):
-        # Neither MAC holds, and the next row chains on as if this one were not there: this one was slipped in.
+    elif _chains_on(chained, following, walk.prev, ring, seq) or (following is None and seq == state.last_seq + 1):
+        # Neither MAC holds, and the next row chains on as if this one were not there (or the head ends just
+        # before it): this one was slipped in.
         return Problem(INSERTED, seq, f"#{seq} (id {row['id']}) was inserted into the chain")
     return Problem(KEY_MISMATCH, seq, f"#{seq} (id {row['id']}) does not match its MACs under the configured key: "
                                       f"the chain was rewritten or recomputed without the key")
@@ -440,7 +441,7 @@ def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000
             problem = Problem(DELETED, missing, f"#{missing}" + (f" to #{row['seq'] - 1}" if row["seq"] > missing + 1
                                                                  else "") + " is missing from the chain")
             break
-        problem = _verify_row(chained, row, walk, ring, state.legacy_seq, upcoming)
+        problem = _verify_row(chained, row, walk, ring, state, upcoming)
         if problem is not None:
             break
         walk.seq, walk.prev = row["seq"], row["chain_mac"]
