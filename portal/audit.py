@@ -42,9 +42,8 @@ def _event_query():
     return query, {"action": action, "entity": entity, "actor": actor}
 
 
-def _shown(event) -> dict:
-    """One event as this reader may see it: personal fields hidden to the role are hidden here too."""
-    role = current_user.role
+def _shown(event, role: str) -> dict:
+    """One event as a reader of `role` may see it: personal fields hidden to the role are hidden here too."""
     return {"event": event, "before": audit.visible_values(event.before, event.entity_type, role),
             "after": audit.visible_values(event.after, event.entity_type, role)}
 
@@ -56,7 +55,7 @@ def index():
     query = _before(query, AuditEvent.id, request.args.get("before"))
     events = db.session.execute(query.limit(PAGE)).scalars().all()
     windows = [sealing.unsealed_window(name) for name in sealing.LOGS]
-    return render_template("portal/audit/index.html", rows=[_shown(e) for e in events], windows=windows, **filters,
+    return render_template("portal/audit/index.html", rows=[_shown(e, current_user.role) for e in events], windows=windows, **filters,
                            next_before=events[-1].id if len(events) == PAGE else None)
 
 
@@ -77,6 +76,7 @@ def verify():
 def events_csv():
     """The filtered events as CSV, personal fields as the reader may see them; the export is access-logged."""
     query, filters = _event_query()
+    role = current_user.role
     audit.log_access(staff_actor(current_user), "export", "audit_events", filters["entity"] or "all", ["audit"],
                      channel="export")
     db.session.commit()
@@ -93,7 +93,7 @@ def events_csv():
             if not batch:
                 break
             for event in batch:
-                shown = _shown(event)
+                shown = _shown(event, role)
                 writer.writerow([_cell(v) for v in (
                     event.seq, event.id, event.occurred_at.isoformat(), event.actor_label, event.ip, event.action,
                     event.entity_type, event.entity_id,
@@ -103,7 +103,8 @@ def events_csv():
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
-            db.session.expunge_all()
+            for event in batch:
+                db.session.expunge(event)
         yield buffer.getvalue()
 
     return Response(stream_with_context(rows()), mimetype="text/csv",

@@ -1,5 +1,6 @@
 """The audit trail: every edit recorded with actor and IP, append-only, written without a lock, sealed into a keyed
 chain, verifiable. (The tamper matrix is in test_audit_tamper.py.)"""
+import json
 import os
 import subprocess
 import sys
@@ -154,4 +155,59 @@ def test_commit_writes_events_unsealed_in_one_insert_without_touching_the_chain_
     assert audit.verify_chain()[0]
     db.session.expire_all()
     assert all(r.seq is not None for r in db.session.execute(select(AuditEvent)).scalars())
+    assert sealing.unsealed_window("audit").count == 0
+
+
+ADDRESS_BEFORE = {"receiver": "张*", "phone": "173****5372", "address": "浙江省 杭州市 西湖区"}
+ADDRESS_AFTER = {"receiver": "李*", "phone": "139****0001", "address": "浙江省 杭州市 滨江区"}
+
+
+def _address_change_event(create_sku):
+    from shared.actors import SYSTEM
+
+    create_sku("TEA-9", "西湖龙井")
+    audit.record(SYSTEM, "order.address_change", "order", "SO-AUDIT-1", before=ADDRESS_BEFORE, after=ADDRESS_AFTER,
+                 reason="changed on the platform")
+    db.session.commit()
+
+
+def test_auditor_sees_hidden_fields_as_hidden_on_the_audit_page_and_export(client_for, create_sku):
+    """The auditor's visibility is hidden for names, phones and addresses: not even the masked copies show."""
+    _address_change_event(create_sku)
+    auditor = client_for("auditor")
+    for page in (auditor.get("/audit/"), auditor.get("/audit/events.csv?entity=SO-AUDIT-1")):
+        body = page.get_data(as_text=True)
+        assert page.status_code == 200
+        for value in (*ADDRESS_BEFORE.values(), *ADDRESS_AFTER.values()):
+            assert value not in body and json.dumps(value)[1:-1] not in body
+        assert "[hidden]" in body and "SO-AUDIT-1" in body
+    assert "西湖龙井" in auditor.get("/audit/").get_data(as_text=True)  # a SKU's name is no person's name
+
+
+def test_roles_that_may_see_masked_values_still_see_them_in_the_audit_trail(client_for, create_sku):
+    _address_change_event(create_sku)
+    body = client_for("admin").get("/audit/events.csv?entity=SO-AUDIT-1").get_data(as_text=True)
+    assert "173****5372" in body and "[hidden]" not in body
+    lines = body.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("seq,id,occurred_at_utc")
+
+
+def test_audit_export_is_itself_access_logged(client_for, create_sku):
+    from shared.models import AccessLogEntry
+
+    _address_change_event(create_sku)
+    client_for("auditor").get("/audit/events.csv").get_data()
+    entry = db.session.execute(select(AccessLogEntry).order_by(AccessLogEntry.id.desc()).limit(1)).scalar_one()
+    assert (entry.action, entry.entity_type, entry.channel) == ("export", "audit_events", "export")
+
+
+def test_audit_page_shows_the_unsealed_window_and_verify_seals_it(client_for, create_sku):
+    _address_change_event(create_sku)
+    admin = client_for("admin")
+    page = admin.get("/audit/").get_data(as_text=True)
+    assert "Waiting to be sealed:" in page and "unsealed" in page
+    html = admin.get("/audit/").get_data(as_text=True)
+    token = html.split('name="csrf_token" value="')[1].split('"')[0]
+    verified = admin.post("/audit/verify", data={"csrf_token": token}).get_data(as_text=True)
+    assert verified.count('data-testid="chain-ok"') == 3 and "chain-broken" not in verified
     assert sealing.unsealed_window("audit").count == 0
