@@ -161,18 +161,99 @@ def audit():
 
 
 @audit.command("verify")
-def audit_verify():
-    """Check the hash chain of the audit trail; exit 1 if any event was changed or removed."""
-    from shared.services.audit import verify_chain
+@click.option("--log", "log_name", type=click.Choice(("audit", "access", "stock", "all")), default="all",
+              show_default=True, help="which chain: audit events, the access log, the stock ledger, or all")
+def audit_verify(log_name):
+    """Seal what waits, then check each chain and its signed checkpoints; exit 1 naming the first problem."""
+    from shared.extensions import db
+    from shared.services import sealing
+
+    logs = None if log_name == "all" else (log_name,)
+    app = _app()
+    with app.app_context():
+        try:
+            sealing.seal_all(commit=db.session.commit, logs=logs)
+        except sealing.SealRefused as refused:
+            db.session.rollback()
+            click.echo(f"sealer refused: {refused}", err=True)
+        reports = sealing.verify_all(logs=logs)
+        path = sealing.checkpoint_path()
+    broken = False
+    for report in reports:
+        window = report.window
+        waiting = (f"; {window.count} unsealed, oldest {window.oldest_age_s:.1f} s old" if window and window.count
+                   else "; 0 unsealed")
+        legacy = f" ({report.legacy} in the legacy sha256 chain)" if report.legacy else ""
+        if report.intact:
+            click.echo(f"{report.log} chain intact: {report.checked} events{legacy}, "
+                       f"{report.checkpoints} checkpoints checked{waiting}")
+        else:
+            broken = True
+            where = f" at #{report.problem.seq}" if report.problem.seq is not None else ""
+            click.echo(f"{report.log} chain BROKEN after {report.checked} events{where}: {report.problem}", err=True)
+    click.echo(f"checkpoints: {path}")
+    if broken:
+        sys.exit(1)
+
+
+@audit.command("checkpoint")
+def audit_checkpoint():
+    """Seal, then append a signed checkpoint of every chain to the checkpoint file (and send it where configured)."""
+    from shared.extensions import db
+    from shared.services import sealing
 
     app = _app()
     with app.app_context():
-        intact, checked, problem = verify_chain()
-    if intact:
-        click.echo(f"audit chain intact: {checked} events")
+        try:
+            sealing.seal_all(commit=db.session.commit)
+            lines = sealing.write_checkpoints()
+            db.session.commit()
+        except sealing.SealRefused as refused:
+            raise click.ClickException(f"{refused}")
+        sent = sealing.publish_checkpoints(lines)
+        path = sealing.checkpoint_path()
+    for line in lines:
+        click.echo(f"{line['log']}: #{line['seq']} {line['mac']}")
+    click.echo(f"written to {path}" + "".join(f"; sent to the {where}: {'ok' if ok else 'FAILED'}"
+                                             for where, ok in sent.items()))
+
+
+@audit.command("new-key")
+def audit_new_key():
+    """Print a new audit key: put it first in ORDERLOOM_AUDIT_KEYS and keep the old ones after it."""
+    from shared.services.sealing import key_id_of, new_audit_key
+
+    key = new_audit_key()
+    click.echo(f"key id {key_id_of(key)}")
+    click.echo(key)
+
+
+@db_group.command("grant-app-role")
+@click.argument("role")
+@click.option("--schema", default="public", show_default=True)
+@click.option("--print-sql", is_flag=True, help="print the statements instead of running them")
+def db_grant_app_role(role, schema, print_sql):
+    """Let ROLE (an existing PostgreSQL role) use Orderloom without rewriting the audit chains."""
+    from sqlalchemy import create_engine
+
+    from shared.security.app_role import app_role_sql
+
+    try:
+        statements = app_role_sql(role, schema)
+    except ValueError as refused:
+        raise click.BadParameter(str(refused))
+    if print_sql:
+        click.echo(";\n".join(statements) + ";")
         return
-    click.echo(f"audit chain BROKEN after {checked} events: {problem}", err=True)
-    sys.exit(1)
+    app = _app()
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    if engine.dialect.name != "postgresql":
+        raise click.ClickException("database roles are a PostgreSQL feature; SQLite has triggers only")
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+    engine.dispose()
+    click.echo(f"{role} may now read and add to the chained logs of {schema}, and fill their seal columns once")
 
 
 @main.group()

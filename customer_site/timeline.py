@@ -43,7 +43,7 @@ def status_times(order: Order) -> tuple[dict[str, datetime], dict[str, datetime]
         select(AuditEvent.occurred_at, AuditEvent.after)
         .where(AuditEvent.entity_type == "order", AuditEvent.entity_id == order.order_no,
                AuditEvent.action.in_(STATUS_ACTIONS))
-        .order_by(AuditEvent.seq, AuditEvent.id)
+        .order_by(AuditEvent.id)
     ).all()
     first: dict[str, datetime] = {}
     last: dict[str, datetime] = {}

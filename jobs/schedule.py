@@ -3,6 +3,9 @@ from jobs import queues
 
 # (name, dotted path, interval in seconds, queue)
 SCHEDULE = (
+    # The audit chains: unsealed rows are chained every second (the window a verify reports), checkpointed daily.
+    ("seal_audit_logs", "jobs.audit.seal_audit_logs", 1, queues.URGENT),
+    ("write_audit_checkpoint", "jobs.audit.write_audit_checkpoint", 86400, queues.DEFAULT),
     ("release_expired_reservations", "jobs.reservations.release_expired_reservations", 60, queues.URGENT),
     # Each channel keeps its own polling period (default 5 minutes); this asks every minute who is due.
     ("poll_due_channels", "jobs.sync.poll_due_channels", 60, queues.SYNC),
@@ -15,3 +18,7 @@ SCHEDULE = (
     ("check_fulfilment", "jobs.fulfilment.check_fulfilment", 60, queues.DEFAULT),
     ("poll_tracking", "jobs.fulfilment.poll_tracking", 600, queues.SYNC),
 )
+
+# Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,
+# and the next one (a second later) finds the log free again.
+TIMEOUTS = {"seal_audit_logs": 30, "write_audit_checkpoint": 300}

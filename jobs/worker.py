@@ -4,7 +4,7 @@ import logging
 from flask import current_app
 
 from jobs import queues
-from jobs.schedule import SCHEDULE
+from jobs.schedule import SCHEDULE, TIMEOUTS
 from shared.dispatch import redis_connection, resolve
 
 log = logging.getLogger("orderloom.worker")
@@ -33,5 +33,5 @@ def run_cron() -> None:
 
     scheduler = CronScheduler(connection=_redis(), name="orderloom-cron")
     for name, dotted, interval, queue in SCHEDULE:
-        scheduler.register(resolve(dotted), queue, interval=interval, name=name)
+        scheduler.register(resolve(dotted), queue, interval=interval, name=name, job_timeout=TIMEOUTS.get(name))
     scheduler.start()

@@ -239,7 +239,7 @@ def _detail_page(item: InboxItem, payload: dict | None = None):
         if item.order_id else None
     history = db.session.execute(
         select(AuditEvent).where(AuditEvent.entity_type == "inbox_item", AuditEvent.entity_id == str(item.id))
-        .order_by(AuditEvent.seq)).scalars().all()
+        .order_by(AuditEvent.id)).scalars().all()
     return render_template("portal/channels/inbox_item.html", item=item, order_no=order_no, history=history,
                            payload=payload, confirm_form=ConfirmForm())
 

@@ -68,7 +68,7 @@ def detail(order_no: str):
     order = _load(order_no)
     history = db.session.execute(
         select(AuditEvent).where(AuditEvent.entity_type == "order", AuditEvent.entity_id == order.order_no)
-        .order_by(AuditEvent.seq)
+        .order_by(AuditEvent.id)
     ).scalars().all()
     reservations = db.session.execute(
         select(Reservation).options(selectinload(Reservation.warehouse))

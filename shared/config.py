@@ -9,6 +9,7 @@ INSTANCE_DIR = PROJECT_ROOT / "instance"
 DEMO_SECRET_KEY = "orderloom-demo-secret-key-change-me"
 DEMO_DATA_KEY = "b3JkZXJsb29tLWRlbW8tZGF0YS1rZXktMzJieXRlcyE="
 DEMO_INDEX_KEY = "orderloom-demo-blind-index-key"
+DEMO_AUDIT_KEY = "orderloom-demo-audit-key-change-me-in-production"  # signs the audit chains, not data
 
 
 def _default_database_url() -> str:
@@ -25,6 +26,12 @@ def load_config(overrides: dict | None = None) -> dict:
         "SECRET_KEY": env.get("ORDERLOOM_SECRET_KEY", DEMO_SECRET_KEY),
         "DATA_KEYS": [k.strip() for k in env.get("ORDERLOOM_DATA_KEYS", DEMO_DATA_KEY).split(",") if k.strip()],
         "BLIND_INDEX_KEY": env.get("ORDERLOOM_INDEX_KEY", DEMO_INDEX_KEY),
+        # The audit chains (audit events, access log, stock ledger): MAC keys newest first, kept apart from the data
+        # keys; signed checkpoints appended to a file outside the database (default: one per database, in instance/).
+        "AUDIT_KEYS": [k.strip() for k in env.get("ORDERLOOM_AUDIT_KEYS", DEMO_AUDIT_KEY).split(",") if k.strip()],
+        "AUDIT_CHECKPOINT_PATH": env.get("ORDERLOOM_AUDIT_CHECKPOINTS", ""),
+        "AUDIT_CHECKPOINT_URL": env.get("ORDERLOOM_AUDIT_CHECKPOINT_URL", ""),
+        "AUDIT_CHECKPOINT_TO_ROBOT": env.get("ORDERLOOM_AUDIT_CHECKPOINT_TO_ROBOT", "1") == "1",
         "MERCHANT_TIMEZONE": env.get("ORDERLOOM_TIMEZONE", "Asia/Shanghai"),
         "UNPAID_RESERVATION_MINUTES": int(env.get("ORDERLOOM_UNPAID_MINUTES", "30")),
         "LOGIN_MAX_FAILURES": 5,
@@ -66,4 +73,6 @@ def load_config(overrides: dict | None = None) -> dict:
     if config["ENV"] == "production":
         if config["SECRET_KEY"] == DEMO_SECRET_KEY or DEMO_DATA_KEY in config["DATA_KEYS"]:
             raise RuntimeError("ORDERLOOM_SECRET_KEY and ORDERLOOM_DATA_KEYS must be set in production")
+        if not config["AUDIT_KEYS"] or DEMO_AUDIT_KEY in config["AUDIT_KEYS"]:
+            raise RuntimeError("ORDERLOOM_AUDIT_KEYS must be set in production (the demo audit key is public)")
     return config

@@ -1,14 +1,18 @@
-"""The audit trail: every edit recorded with actor and IP, append-only, hash-chained, verifiable."""
+"""The audit trail: every edit recorded with actor and IP, append-only, written without a lock, sealed into a keyed
+chain, verifiable. (The tamper matrix is in test_audit_tamper.py.)"""
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, text
 
 from shared.extensions import db
-from shared.models import AuditEvent
-from shared.services import audit, stock
+from shared.models import AuditEvent, AuditSeal
+from shared.services import audit, sealing, stock
 from shared.services.errors import Conflict
 from tests.factories import ADMIN
 
@@ -18,8 +22,14 @@ def test_events_chain_and_verify(create_order):
     intact, checked, problem = audit.verify_chain()
     assert intact and problem is None and checked >= 7
     events = db.session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars().all()
-    assert events[0].prev_hash == audit.GENESIS
-    assert all(later.prev_hash == earlier.hash for earlier, later in zip(events, events[1:]))
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert [e.id for e in events] == sorted(e.id for e in events)  # sealed in commit (id) order
+    key_id, key = sealing.newest_key()
+    chained, prev = sealing.LOGS["audit"], audit.GENESIS
+    for e in events:  # each chain MAC is the keyed MAC of the one before, this position and this row's MAC
+        assert e.key_id == key_id and e.chain_mac == sealing.chain_mac(chained, e.seq, e.id, prev, e.row_mac, key)
+        prev = e.chain_mac
+    assert db.session.get(AuditSeal, "audit").last_mac == prev
     assert {e.ip for e in events if e.actor_label == "test-admin"} == {"127.0.0.1"}
     assert {e.actor_label for e in events if e.ip is None} == {"system"}  # auto-review of the paid order
 
@@ -33,39 +43,43 @@ def test_refused_action_writes_no_audit_event(stocked):
 
 
 def test_database_refuses_update_and_delete_of_audit_events(create_order):
-    for statement in ("UPDATE audit_events SET reason = 'edited'", "DELETE FROM audit_events"):
+    audit.verify_chain()  # seal them, so that the refused update below is of sealed rows too
+    for statement in ("UPDATE audit_events SET reason = 'edited'", "DELETE FROM audit_events",
+                      "UPDATE audit_events SET seq = seq + 1000", "UPDATE audit_events SET chain_mac = 'x'"):
         with pytest.raises(Exception) as refused:
             with db.session.begin_nested():
                 db.session.execute(text(statement))
         assert "append-only" in str(refused.value)
 
 
-def _disable_guard(backend: str):
+def _disable_guard(backend: str, table: str = "audit_events"):
     if backend == "postgresql":
-        db.session.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+        db.session.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
     else:
-        db.session.execute(text("DROP TRIGGER audit_events_no_update"))
-        db.session.execute(text("DROP TRIGGER audit_events_no_delete"))
+        db.session.execute(text(f"DROP TRIGGER {table}_no_update"))
+        db.session.execute(text(f"DROP TRIGGER {table}_no_delete"))
 
 
 def test_verify_detects_a_tampered_row(create_order, backend):
     create_order(status="allocated")
+    audit.verify_chain()
     _disable_guard(backend)  # someone with database access bypasses the trigger
     db.session.execute(text("UPDATE audit_events SET after = :after WHERE seq = (SELECT max(seq) FROM audit_events)"),
                        {"after": '{"status": "cancelled"}'})
     intact, checked, problem = audit.verify_chain()
-    assert not intact and "does not match its hash" in problem
+    assert not intact and problem.startswith("edited:") and "no longer matches its MAC" in problem
 
 
 def test_verify_detects_a_deleted_row(create_order, backend):
     create_order(status="allocated")
+    audit.verify_chain()
     _disable_guard(backend)
     db.session.execute(text("DELETE FROM audit_events WHERE seq = 2"))
     intact, _checked, problem = audit.verify_chain()
-    assert not intact and "#2 is missing" in problem
+    assert not intact and problem.startswith("deleted:") and "#2 is missing" in problem
 
 
-def test_audit_verify_command_exits_1_on_a_broken_chain(live_apps, monkeypatch):
+def test_audit_verify_command_exits_1_on_a_broken_chain(live_apps, tmp_path):
     from tests.conftest import TEST_DATA_KEY
 
     with live_apps.core.app_context():
@@ -74,16 +88,18 @@ def test_audit_verify_command_exits_1_on_a_broken_chain(live_apps, monkeypatch):
         catalog.create_sku({"sku": "A-1", "name": "测试"}, stock_actor)
         catalog.create_sku({"sku": "A-2", "name": "测试二"}, stock_actor)
         db.session.commit()
-    env = {"DATABASE_URL": live_apps.url, "ORDERLOOM_DATA_KEYS": TEST_DATA_KEY, "PATH": "/usr/bin:/bin"}
+    env = {"DATABASE_URL": live_apps.url, "ORDERLOOM_DATA_KEYS": TEST_DATA_KEY, "PATH": "/usr/bin:/bin",
+           "ORDERLOOM_AUDIT_CHECKPOINTS": str(tmp_path / "checkpoints.jsonl"), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     command = [str(Path(sys.executable).parent / "orderloom"), "audit", "verify"]
     ok = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    assert ok.returncode == 0 and "intact: 2 events" in ok.stdout
+    assert ok.returncode == 0 and "audit chain intact: 2 events" in ok.stdout, ok.stderr
+    assert "stock chain intact" in ok.stdout and "access chain intact" in ok.stdout
     with live_apps.core.app_context():
         _disable_guard(live_apps.backend)
         db.session.execute(text("UPDATE audit_events SET actor_label = 'someone-else' WHERE seq = 1"))
         db.session.commit()
     broken = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    assert broken.returncode == 1 and "BROKEN" in broken.stderr
+    assert broken.returncode == 1 and "audit chain BROKEN after 0 events at #1: edited" in broken.stderr
 
 
 def test_events_of_a_rolled_back_savepoint_are_not_sealed(stocked, create_sku):
@@ -94,22 +110,104 @@ def test_events_of_a_rolled_back_savepoint_are_not_sealed(stocked, create_sku):
 
     create_sku("EMPTY-1", "无货")
     db.session.commit()
-    before = db.session.execute(select(AuditEvent.seq)).scalars().all()
+    before = db.session.execute(select(AuditEvent.id)).scalars().all()
     with pytest.raises(InsufficientStock):
         orders.create_order(order_payload(phone="13600000000",
                                           lines=[{"sku": "EMPTY-1", "quantity": 1, "unit_price": "1.00"}]), ADMIN)
     stock.adjust_stock("SKU-1", "HZ1", 1, "found one", ADMIN)  # the session goes on and commits other work
     db.session.commit()
-    actions = db.session.execute(select(AuditEvent.action).where(AuditEvent.seq.not_in(before))).scalars().all()
+    actions = db.session.execute(select(AuditEvent.action).where(AuditEvent.id.not_in(before))).scalars().all()
     assert actions == ["stock.adjust"]
 
 
-def test_releasing_a_savepoint_does_not_seal_the_chain(stocked):
-    """Only the real commit seals: a savepoint release must not take the chain head's lock early."""
-    before = db.session.execute(select(AuditEvent.seq)).scalars().all()
+def test_releasing_a_savepoint_does_not_write_the_events(stocked):
+    """Only the real commit writes a transaction's events (a savepoint release is not a commit)."""
+    before = db.session.execute(select(AuditEvent.id)).scalars().all()
     with db.session.begin_nested():
         stock.adjust_stock("SKU-1", "HZ1", 1, "inside a savepoint", ADMIN)
-    assert db.session.execute(select(AuditEvent.seq)).scalars().all() == before  # not sealed yet
+    assert db.session.execute(select(AuditEvent.id)).scalars().all() == before  # not written yet
     db.session.commit()
-    assert len(db.session.execute(select(AuditEvent.seq)).scalars().all()) == len(before) + 1
+    assert len(db.session.execute(select(AuditEvent.id)).scalars().all()) == len(before) + 1
     assert audit.verify_chain()[0]
+
+
+def test_commit_writes_events_unsealed_in_one_insert_without_touching_the_chain_head(stocked, apps):
+    """The commit path appends rows with their row MAC and no chain position; it never reads or locks the head."""
+    statements = []
+
+    def remember(_conn, _cursor, statement, *_args):
+        statements.append(" ".join(statement.split()).lower())
+
+    sa_event.listen(db.engine, "before_cursor_execute", remember)
+    try:
+        stock.adjust_stock("SKU-1", "HZ1", 1, "one", ADMIN)
+        stock.adjust_stock("SKU-1", "HZ1", 1, "two", ADMIN)
+        db.session.commit()
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", remember)
+    assert not [s for s in statements if "audit_seals" in s or "for update" in s or "advisory" in s]
+    inserts = [s for s in statements if s.startswith("insert into audit_events")]
+    assert len(inserts) == 1 and inserts[0].count("(") >= 3  # both events in one multi-row INSERT
+    rows = db.session.execute(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(2)).scalars().all()
+    assert all(r.seq is None and r.chain_mac is None and r.row_mac and r.key_id for r in rows)
+    window = sealing.unsealed_window("audit")
+    assert window.count >= 2 and window.oldest_age_s is not None
+    assert audit.verify_chain()[0]
+    db.session.expire_all()
+    assert all(r.seq is not None for r in db.session.execute(select(AuditEvent)).scalars())
+    assert sealing.unsealed_window("audit").count == 0
+
+
+ADDRESS_BEFORE = {"receiver": "张*", "phone": "173****5372", "address": "浙江省 杭州市 西湖区"}
+ADDRESS_AFTER = {"receiver": "李*", "phone": "139****0001", "address": "浙江省 杭州市 滨江区"}
+
+
+def _address_change_event(create_sku):
+    from shared.actors import SYSTEM
+
+    create_sku("TEA-9", "西湖龙井")
+    audit.record(SYSTEM, "order.address_change", "order", "SO-AUDIT-1", before=ADDRESS_BEFORE, after=ADDRESS_AFTER,
+                 reason="changed on the platform")
+    db.session.commit()
+
+
+def test_auditor_sees_hidden_fields_as_hidden_on_the_audit_page_and_export(client_for, create_sku):
+    """The auditor's visibility is hidden for names, phones and addresses: not even the masked copies show."""
+    _address_change_event(create_sku)
+    auditor = client_for("auditor")
+    for page in (auditor.get("/audit/"), auditor.get("/audit/events.csv?entity=SO-AUDIT-1")):
+        body = page.get_data(as_text=True)
+        assert page.status_code == 200
+        for value in (*ADDRESS_BEFORE.values(), *ADDRESS_AFTER.values()):
+            assert value not in body and json.dumps(value)[1:-1] not in body
+        assert "[hidden]" in body and "SO-AUDIT-1" in body
+    assert "西湖龙井" in auditor.get("/audit/").get_data(as_text=True)  # a SKU's name is no person's name
+
+
+def test_roles_that_may_see_masked_values_still_see_them_in_the_audit_trail(client_for, create_sku):
+    _address_change_event(create_sku)
+    body = client_for("admin").get("/audit/events.csv?entity=SO-AUDIT-1").get_data(as_text=True)
+    assert "173****5372" in body and "[hidden]" not in body
+    lines = body.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("seq,id,occurred_at_utc")
+
+
+def test_audit_export_is_itself_access_logged(client_for, create_sku):
+    from shared.models import AccessLogEntry
+
+    _address_change_event(create_sku)
+    client_for("auditor").get("/audit/events.csv").get_data()
+    entry = db.session.execute(select(AccessLogEntry).order_by(AccessLogEntry.id.desc()).limit(1)).scalar_one()
+    assert (entry.action, entry.entity_type, entry.channel) == ("export", "audit_events", "export")
+
+
+def test_audit_page_shows_the_unsealed_window_and_verify_seals_it(client_for, create_sku):
+    _address_change_event(create_sku)
+    admin = client_for("admin")
+    page = admin.get("/audit/").get_data(as_text=True)
+    assert "Waiting to be sealed:" in page and "unsealed" in page
+    html = admin.get("/audit/").get_data(as_text=True)
+    token = html.split('name="csrf_token" value="')[1].split('"')[0]
+    verified = admin.post("/audit/verify", data={"csrf_token": token}).get_data(as_text=True)
+    assert verified.count('data-testid="chain-ok"') == 3 and "chain-broken" not in verified
+    assert sealing.unsealed_window("audit").count == 0

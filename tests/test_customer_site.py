@@ -77,7 +77,7 @@ def look_up(client, order_no: str, last4: str):
 def audit_actions(entity_id) -> list[str]:
     return db.session.execute(select(AuditEvent.action).where(AuditEvent.entity_type == "customer",
                                                              AuditEvent.entity_id == str(entity_id))
-                              .order_by(AuditEvent.seq)).scalars().all()
+                              .order_by(AuditEvent.id)).scalars().all()
 
 
 def reload(customer: Customer) -> Customer:

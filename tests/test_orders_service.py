@@ -108,7 +108,7 @@ def test_lifecycle_to_shipped_consumes_stock_and_ledger_reproduces_level(create_
     assert order.shipped_at is not None
     statuses = [e.after["status"] for e in db.session.execute(
         select(AuditEvent).where(AuditEvent.entity_id == order.order_no, AuditEvent.action == "order.transition")
-        .order_by(AuditEvent.seq)).scalars()]
+        .order_by(AuditEvent.id)).scalars()]
     assert statuses == ["confirmed", "allocated", "picking", "packed", "shipped"]
 
 
@@ -172,7 +172,7 @@ def test_hold_and_release_need_reasons_and_return_to_previous_state(create_order
     assert order.status == "allocated" and order.status_before_hold is None
     db.session.commit()  # audit events take their place in the hash chain at commit
     actions = db.session.execute(select(AuditEvent.action).where(AuditEvent.entity_id == order.order_no)
-                                 .order_by(AuditEvent.seq)).scalars().all()
+                                 .order_by(AuditEvent.id)).scalars().all()
     assert actions[-2:] == ["order.transition", "order.release_hold"]
 
 

@@ -1,5 +1,5 @@
 """All models, imported here so that metadata and mappers are complete wherever one is used."""
-from shared.models.audit import AccessLogEntry, AuditChainHead, AuditEvent
+from shared.models.audit import AccessLogEntry, AuditEvent, AuditSeal
 from shared.models.catalog import Sku, Warehouse
 from shared.models.channel import Channel, OrderNumberSequence
 from shared.models.customer import Customer, CustomerAddress
@@ -13,7 +13,7 @@ from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, Recon
                                 WebhookRejection, WebhookSubscription)
 
 __all__ = [
-    "AccessLogEntry", "ApiToken", "AuditChainHead", "AuditEvent", "Channel", "Customer", "CustomerAddress",
+    "AccessLogEntry", "ApiToken", "AuditEvent", "AuditSeal", "Channel", "Customer", "CustomerAddress",
     "Order", "OrderLine", "OrderNumberSequence", "Reservation", "Sku", "StaffUser", "StockLevel",
     "StockMovement", "Warehouse", "ChannelConnection", "InboxItem", "OutboxEvent", "ReconciliationDifference",
     "ReconciliationReport", "SkuMapping", "StatusMapping", "SyncAlert", "SyncRun", "WebhookDelivery",

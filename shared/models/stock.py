@@ -3,6 +3,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Uniq
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
+from shared.models.audit import Sealed
 from shared.models.types import UTCDateTime
 from shared.timekeeping import utc_now
 
@@ -63,8 +64,8 @@ class Reservation(db.Model):
 MOVEMENT_KINDS = ("receipt", "adjustment", "shipment", "return", "transfer_in", "transfer_out", "stocktake")
 
 
-class StockMovement(db.Model):
-    """One row per change of on-hand stock; never updated or deleted (a trigger refuses it)."""
+class StockMovement(Sealed, db.Model):
+    """One row per change of on-hand stock; never updated or deleted (a trigger refuses it), sealed into a chain."""
 
     __tablename__ = "stock_movements"
     __table_args__ = (
@@ -72,6 +73,7 @@ class StockMovement(db.Model):
         Index("ix_stock_movements_sku_id_warehouse_id", "sku_id", "warehouse_id", "id"),
         Index("ix_stock_movements_kind_id", "kind", "id"),  # the stock-operations page lists by kind
         Index("ix_stock_movements_warehouse_id_id", "warehouse_id", "id"),
+        *Sealed.seal_indexes("stock_movements"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,20 +1,27 @@
-"""Audit events: appended with the action, and chained by hash at commit so that tampering shows."""
-import hashlib
+"""Audit events and access-log rows: appended with the action, MACed with the audit key, chained later by the sealer.
+
+The commit path takes no lock: a transaction's events are written at commit in one multi-row INSERT, each with
+an HMAC of its content but no place in the chain; `shared.services.sealing` numbers and chains them (a job
+every second, and `audit verify`). Readers see personal values in before/after only as their role may.
+"""
 import json
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, insert
 from sqlalchemy.orm import Session
 
 from shared import pending
 from shared.actors import Actor
 from shared.extensions import db
-from shared.models import AccessLogEntry, AuditChainHead, AuditEvent
+from shared.models import AccessLogEntry, AuditEvent
+from shared.security.permissions import Visibility, visibility
+from shared.services import sealing
 from shared.timekeeping import utc_now
 
-GENESIS = "0" * 64
+GENESIS = sealing.GENESIS
 _PENDING = "orderloom_pending_audit"
+INSERT_CHUNK = 1000  # rows per multi-row INSERT (SQLite allows 32,766 bound values per statement)
 
 
 def _plain(value):
@@ -30,80 +37,81 @@ def _plain(value):
     return value
 
 
+def _as_stored(value):
+    """The value exactly as it comes back from a JSON column (keys as strings, tuples as lists), so its MAC holds."""
+    return None if value is None else json.loads(json.dumps(_plain(value), ensure_ascii=False))
+
+
 def record(actor: Actor, action: str, entity_type: str, entity_id, before: dict | None = None,
-           after: dict | None = None, reason: str | None = None) -> AuditEvent:
-    """Add an audit event to the current transaction; its place in the chain is fixed at commit."""
-    audit_event = AuditEvent(
-        occurred_at=utc_now(), actor_id=actor.id, actor_label=actor.label, ip=actor.ip, action=action,
-        entity_type=entity_type, entity_id=str(entity_id), before=_plain(before), after=_plain(after),
-        reason=reason, seq=None, prev_hash="", hash="",
-    )
-    pending.add(db.session(), _PENDING, audit_event)
-    return audit_event
+           after: dict | None = None, reason: str | None = None) -> dict:
+    """Add an audit event to the current transaction: written at commit (dropped on rollback), sealed after."""
+    values = {
+        "occurred_at": utc_now(), "actor_id": actor.id, "actor_label": actor.label, "ip": actor.ip, "action": action,
+        "entity_type": entity_type, "entity_id": str(entity_id), "before": _as_stored(before),
+        "after": _as_stored(after), "reason": reason,
+    }
+    pending.add(db.session(), _PENDING, values)
+    return values
 
 
 def log_access(actor: Actor, action: str, entity_type: str, entity_id, fields: list[str], channel: str) -> None:
-    """Write who saw which personal fields of what, and through which door."""
-    db.session.add(AccessLogEntry(
-        occurred_at=utc_now(), actor_id=actor.id, actor_label=actor.label, ip=actor.ip, action=action,
-        entity_type=entity_type, entity_id=str(entity_id), fields=",".join(sorted(fields)), channel=channel,
-    ))
-
-
-def event_hash(prev_hash: str, audit_event: AuditEvent) -> str:
-    payload = {
-        "seq": audit_event.seq, "occurred_at": audit_event.occurred_at.isoformat(), "actor_id": audit_event.actor_id,
-        "actor_label": audit_event.actor_label, "ip": audit_event.ip, "action": audit_event.action,
-        "entity_type": audit_event.entity_type, "entity_id": audit_event.entity_id, "before": audit_event.before,
-        "after": audit_event.after, "reason": audit_event.reason,
-    }
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+    """Write who saw which personal fields of what, and through which door (MACed now, chained by the sealer)."""
+    values = {"occurred_at": utc_now(), "actor_id": actor.id, "actor_label": actor.label, "ip": actor.ip,
+              "action": action, "entity_type": entity_type, "entity_id": str(entity_id),
+              "fields": ",".join(sorted(fields)), "channel": channel}
+    db.session.add(AccessLogEntry(**sealing.stamp(sealing.LOGS["access"], values)))
 
 
 @event.listens_for(Session, "before_commit")
 def _seal_pending_events(session: Session) -> None:
-    """Lock the chain head, number and hash this transaction's events, and write them.
+    """Write this transaction's audit events, each with its row MAC, in one multi-row INSERT; no lock is taken.
 
-    Sealing at commit keeps the head row locked for the shortest possible time, so concurrent
-    transactions queue on it only for their commit, not for their whole work.
+    (The name is kept from when events were chained here; benchmarks switch this listener off by it.)
     """
     if session.in_nested_transaction():
-        return  # SQLAlchemy fires this when a savepoint is released too; the chain is sealed at the real commit
+        return  # SQLAlchemy fires this when a savepoint is released too; events are written at the real commit
     events = pending.take(session, _PENDING)
     if not events:
         return
-    head = session.execute(
-        select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
-    ).scalar_one()
-    seq, prev = head.last_seq, head.last_hash
-    for audit_event in events:
-        seq += 1
-        audit_event.seq = seq
-        audit_event.prev_hash = prev
-        audit_event.hash = prev = event_hash(prev, audit_event)
-        session.add(audit_event)
-    session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(last_seq=seq, last_hash=prev))
-    session.flush()
+    session.flush()  # the rows an event names (a new staff user, say) go first
+    chained = sealing.LOGS["audit"]
+    rows = [sealing.stamp(chained, dict(values)) for values in events]
+    for start in range(0, len(rows), INSERT_CHUNK):
+        session.execute(insert(AuditEvent.__table__).values(rows[start:start + INSERT_CHUNK]))
 
 
-def verify_chain(batch: int = 5000) -> tuple[bool, int, str | None]:
-    """Walk the chain in order; return (intact, events checked, description of the first break)."""
-    prev, expected_seq, checked = GENESIS, 1, 0
-    while True:
-        rows = db.session.execute(
-            select(AuditEvent).where(AuditEvent.seq >= expected_seq).order_by(AuditEvent.seq).limit(batch)
-        ).scalars().all()
-        if not rows:
-            break
-        for row in rows:
-            if row.seq != expected_seq:
-                return False, checked, f"event #{expected_seq} is missing"
-            if row.prev_hash != prev or event_hash(prev, row) != row.hash:
-                return False, checked, f"event #{row.seq} (id {row.id}, {row.action}) does not match its hash"
-            prev, expected_seq, checked = row.hash, expected_seq + 1, checked + 1
-        db.session.expunge_all()
-    head = db.session.get(AuditChainHead, 1)
-    if head is not None and (head.last_seq != checked or head.last_hash != prev):
-        return False, checked, f"the chain ends at #{checked} but the head says #{head.last_seq}"
-    return True, checked, None
+def verify_chain() -> tuple[bool, int, str | None]:
+    """Seal what is waiting, then verify the audit-event chain: (intact, events checked, the first problem).
+
+    Sealing happens in the caller's transaction: commit to keep it. `sealing.verify_all` checks every log.
+    """
+    sealing.seal_all(commit=db.session.flush, logs=("audit",))
+    report = sealing.verify_all(logs=("audit",))[0]
+    return report.intact, report.checked, None if report.intact else str(report.problem)
+
+
+# Which keys of an event's before/after hold which personal field. "name" is a person's name only on the
+# entities that belong to a person; elsewhere (a SKU, a warehouse) it is a thing's name.
+PERSONAL_KEYS = {"phone": "phone", "receiver_phone": "phone", "customer_phone": "phone", "mobile": "phone",
+                 "receiver": "name", "receiver_name": "name", "customer_name": "name",
+                 "address": "address", "street": "address", "shipping_address": "address",
+                 "email": "email", "id_number": "id_number"}
+PERSON_ENTITIES = {"order", "customer", "customer_address", "invoice_profile", "after_sale"}
+HIDDEN = "[hidden]"
+
+
+def visible_values(values, entity_type: str, role: str):
+    """Before/after as a reader of `role` may see them: a field hidden to the role shows as [hidden], whatever
+    the event stored (masked copies included)."""
+    if not isinstance(values, dict):
+        return values
+    shown = {}
+    for key, value in values.items():
+        field = PERSONAL_KEYS.get(key) or ("name" if key == "name" and entity_type in PERSON_ENTITIES else None)
+        if field is not None and value not in (None, "") and visibility(role, field) is Visibility.HIDDEN:
+            shown[key] = HIDDEN
+        elif isinstance(value, dict):
+            shown[key] = visible_values(value, entity_type, role)
+        else:
+            shown[key] = value
+    return shown

@@ -1,0 +1,641 @@
+"""Keyed chains over the append-only logs (audit events, access log, stock ledger): sealing and verifying.
+
+One mechanism for every log. The commit path only appends rows, each with an HMAC of its content (row_mac)
+when the writer can make one; no row is locked. A sealer (a job every second, and `audit verify`) then takes
+the unsealed rows of a log in id order and gives each the next sequence number and a chain MAC,
+HMAC(key, log | seq | id | previous chain MAC | row_mac). Only one sealer per log runs at a time: a
+PostgreSQL advisory lock, then the log's head row in `audit_seals` (locked, and updated only if it still
+says what the sealer read); on SQLite the single writer lock does the same.
+
+Verifying walks a chain in sequence order and names the first problem: an edited row (content no longer
+matches its row MAC), a deleted one (a gap in the sequence, or an id gap among audit events), an inserted
+one (no row MAC, or a row the chain does not account for), a truncated chain (shorter than the head or a
+checkpoint says), a head reset or missing, a key mismatch (MACs made without a configured key, e.g. the
+whole chain recomputed), and a checkpoint mismatch (a signed checkpoint outside the database that the chain
+no longer contains). Keys come from ORDERLOOM_AUDIT_KEYS (newest first); every row records the id of the
+key that sealed it, so old rows still verify after rotation while their key stays in the list.
+"""
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import Table, bindparam, func, select, text, update
+
+from shared.extensions import db
+from shared.models import AccessLogEntry, AuditEvent, AuditSeal, StockMovement
+from shared.timekeeping import utc_now
+
+log = logging.getLogger("orderloom.audit")
+
+GENESIS = "0" * 64
+LEGACY_KEY_ID = "sha256"  # audit events chained before keyed sealing (migration 0006): unkeyed hash chain
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# An id missing among audit events is a deletion once every later event is this old (a younger gap may be a
+# transaction still committing: ids are drawn when a transaction writes, not when it commits).
+ID_GAP_GRACE = timedelta(minutes=10)
+
+# The kinds of problem verify names.
+EDITED, DELETED, INSERTED, TRUNCATED = "edited", "deleted", "inserted", "truncated"
+HEAD_RESET, HEAD_MISSING, KEY_MISMATCH = "head reset", "head missing", "key mismatch"
+CHECKPOINT_MISMATCH, CHECKPOINT_MISSING = "checkpoint mismatch", "checkpoint missing"
+
+
+@dataclass(frozen=True)
+class ChainedLog:
+    """One append-only table kept as a chain: which columns its MAC covers, in a fixed order."""
+
+    name: str
+    model: type
+    fields: tuple[str, ...]
+    row_mac_required: bool  # True: every row must be written with its row MAC (the application always does)
+    time_field: str
+    id_gaps_are_deletions: bool = False  # True when rows are written only at commit, so ids have no holes
+
+    @property
+    def table(self) -> Table:
+        return self.model.__table__
+
+
+LOGS: dict[str, ChainedLog] = {
+    "audit": ChainedLog("audit", AuditEvent, ("occurred_at", "actor_id", "actor_label", "ip", "action", "entity_type",
+                                              "entity_id", "before", "after", "reason"),
+                        row_mac_required=True, time_field="occurred_at", id_gaps_are_deletions=True),
+    "access": ChainedLog("access", AccessLogEntry, ("occurred_at", "actor_id", "actor_label", "ip", "action",
+                                                    "entity_type", "entity_id", "fields", "channel"),
+                         row_mac_required=False, time_field="occurred_at"),
+    # Stock movements are written by the stock services in their own statements; the sealer MACs those
+    # written without one, so a ledger row is protected from its sealing (about a second) on.
+    "stock": ChainedLog("stock", StockMovement, ("sku_id", "warehouse_id", "delta", "on_hand_after", "kind", "reason",
+                                                 "order_id", "actor_id", "created_at"),
+                        row_mac_required=False, time_field="created_at"),
+}
+
+
+class SealRefused(Exception):
+    """The sealer will not extend a chain whose head does not match its last sealed row."""
+
+
+# ---------------------------------------------------------------------------------------------- keys
+
+
+def key_id_of(key: str) -> str:
+    """A short public name for a key: who sealed a row, without revealing the key."""
+    return hashlib.sha256(b"orderloom-audit-key:" + key.encode()).hexdigest()[:12]
+
+
+@lru_cache(maxsize=8)
+def _ring(keys: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
+    if not keys:
+        raise RuntimeError("no audit key configured: set ORDERLOOM_AUDIT_KEYS")
+    return tuple((key_id_of(k), k.encode()) for k in keys)
+
+
+def key_ring() -> tuple[tuple[str, bytes], ...]:
+    """(key id, key) pairs, newest first, from ORDERLOOM_AUDIT_KEYS."""
+    return _ring(tuple(current_app.config["AUDIT_KEYS"]))
+
+
+def newest_key() -> tuple[str, bytes]:
+    return key_ring()[0]
+
+
+def keys_by_id() -> dict[str, bytes]:
+    return dict(key_ring())
+
+
+def new_audit_key() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
+# ---------------------------------------------------------------------------------------------- MACs
+
+
+def _text(value) -> str:
+    """The canonical text of one field value: the same whether it comes from Python or back from the database."""
+    if value is None:
+        return "~"
+    if isinstance(value, str):
+        return f"s{len(value)}:{value}"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return f"i{value}"
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        micros = (value - EPOCH) // timedelta(microseconds=1)
+        return f"d{micros}"
+    if isinstance(value, Decimal):
+        return f"n{value}"
+    dumped = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return f"j{len(dumped)}:{dumped}"
+
+
+def content_message(chained: ChainedLog, values) -> bytes:
+    """What a row MAC covers: the log's name and its fields in order (values: a mapping or a row)."""
+    return (chained.name + "|" + "|".join(_text(values[name]) for name in chained.fields)).encode()
+
+
+def row_mac(chained: ChainedLog, values, key: bytes) -> str:
+    return hmac.digest(key, content_message(chained, values), "sha256").hex()
+
+
+def chain_mac(chained: ChainedLog, seq: int, row_id: int, prev: str, digest: str | None, key: bytes) -> str:
+    message = f"{chained.name}|{seq}|{row_id}|{prev}|{digest or '~'}".encode()
+    return hmac.digest(key, message, "sha256").hex()
+
+
+def head_mac(state: AuditSeal, key: bytes) -> str:
+    message = (f"head|{state.log}|{state.last_seq}|{state.last_mac}|{state.legacy_seq}|{state.checkpoints}"
+               f"|{state.key_id}").encode()
+    return hmac.digest(key, message, "sha256").hex()
+
+
+def legacy_hash(prev: str, row) -> str:
+    """The unkeyed sha256 chain of audit events sealed before migration 0006 (kept verifiable, never extended)."""
+    payload = {
+        "seq": row["seq"], "occurred_at": row["occurred_at"].isoformat(), "actor_id": row["actor_id"],
+        "actor_label": row["actor_label"], "ip": row["ip"], "action": row["action"],
+        "entity_type": row["entity_type"], "entity_id": row["entity_id"], "before": row["before"],
+        "after": row["after"], "reason": row["reason"],
+    }
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256((prev + canonical).encode()).hexdigest()
+
+
+def stamp(chained: ChainedLog, values: dict) -> dict:
+    """Give a row about to be written its row MAC and key id (values is changed and returned)."""
+    key_id, key = newest_key()
+    values["row_mac"], values["key_id"] = row_mac(chained, values, key), key_id
+    return values
+
+
+# ---------------------------------------------------------------------------------------------- sealing
+
+# Tests set this to stop a sealer between its row updates and its head update, as a crash would.
+_after_rows_hook = None
+
+
+_BUSY = object()
+
+
+def _take_log(chained: ChainedLog):
+    """Become the one sealer of this log for the current transaction: its head row, None if the head is missing,
+    or _BUSY when another sealer has the log (PostgreSQL; on SQLite BEGIN IMMEDIATE already holds the writer lock).
+    """
+    session = db.session
+    if session.get_bind().dialect.name == "postgresql":
+        got = session.execute(select(func.pg_try_advisory_xact_lock(func.hashtext(f"orderloom-seal-{chained.name}"))))
+        if not got.scalar():
+            return _BUSY
+    return session.execute(select(AuditSeal).where(AuditSeal.log == chained.name).with_for_update()).scalar_one_or_none()
+
+
+def _refuse_bad_head(chained: ChainedLog, state: AuditSeal | None) -> None:
+    """Refuse to extend a chain whose head was reset or whose last row does not match it."""
+    if state is None or state.last_mac is None:
+        raise SealRefused(f"{chained.name}: the chain head (audit_seals row) is missing; run `orderloom audit verify`")
+    table = chained.table
+    last = db.session.execute(select(table.c.seq, table.c.chain_mac).where(table.c.seq.is_not(None))
+                              .order_by(table.c.seq.desc()).limit(1)).first()
+    last_seq, last_mac = (last[0], last[1]) if last else (0, GENESIS)
+    if (last_seq, last_mac) != (state.last_seq, state.last_mac):
+        raise SealRefused(f"{chained.name}: the head says #{state.last_seq} but the chain ends at #{last_seq}; "
+                          f"run `orderloom audit verify`")
+    if state.head_mac is not None:
+        key = keys_by_id().get(state.key_id or "")
+        if key is None or not hmac.compare_digest(head_mac(state, key), state.head_mac):
+            raise SealRefused(f"{chained.name}: the head row was changed outside the sealer")
+
+
+def _write_head(state: AuditSeal, read_seq: int, **changes) -> None:
+    """Move the head, only if it still says what this sealer read (a second sealer cannot fork the chain)."""
+    for name, value in changes.items():
+        setattr(state, name, value)
+    state.key_id, key = newest_key()
+    state.head_mac = head_mac(state, key)
+    values = {name: getattr(state, name) for name in ("last_seq", "last_mac", "sealed_at", "checkpoints",
+                                                      "checkpoint_at", "key_id", "head_mac")}
+    db.session.expire(state)
+    moved = db.session.execute(update(AuditSeal).where(AuditSeal.log == state.log, AuditSeal.last_seq == read_seq)
+                               .values(**values).execution_options(synchronize_session=False))
+    if moved.rowcount != 1:
+        raise SealRefused(f"{state.log}: another sealer moved the head meanwhile")
+
+
+def seal_batch(log_name: str, limit: int = 5000) -> int | None:
+    """Seal up to `limit` unsealed rows of one log in id order, in the caller's transaction (the caller commits).
+
+    Returns how many rows were sealed, or None when another sealer holds the log.
+    """
+    chained = LOGS[log_name]
+    table = chained.table
+    state = _take_log(chained)
+    if state is _BUSY:
+        return None
+    _refuse_bad_head(chained, state)
+    columns = [table.c.id, table.c.row_mac, table.c.key_id, *(table.c[name] for name in chained.fields)]
+    rows = db.session.execute(select(*columns).where(table.c.seq.is_(None)).order_by(table.c.id)
+                              .limit(limit)).mappings().all()
+    if not rows:
+        return 0
+    ring = keys_by_id()
+    newest_id, newest = newest_key()
+    seq, prev, read_seq = state.last_seq, state.last_mac, state.last_seq
+    seals = []
+    for row in rows:
+        seq += 1
+        key_id = row["key_id"] if row["key_id"] in ring else newest_id
+        key = ring[key_id]
+        digest = row["row_mac"]
+        if digest is None and not chained.row_mac_required:
+            digest = row_mac(chained, row, key)  # a row its writer did not MAC: protected from now on
+        prev = chain_mac(chained, seq, row["id"], prev, digest, key)
+        seals.append({"b_id": row["id"], "b_seq": seq, "b_row_mac": digest, "b_chain_mac": prev, "b_key_id": key_id})
+    statement = (update(table).where(table.c.id == bindparam("b_id"), table.c.seq.is_(None))
+                 .values(seq=bindparam("b_seq"), row_mac=bindparam("b_row_mac"), chain_mac=bindparam("b_chain_mac"),
+                         key_id=bindparam("b_key_id")))
+    result = db.session.connection().execute(statement, seals)
+    if db.session.get_bind().dialect.supports_sane_multi_rowcount and result.rowcount != len(seals):
+        raise SealRefused(f"{log_name}: {len(seals) - result.rowcount} rows were sealed by someone else meanwhile")
+    if _after_rows_hook is not None:
+        _after_rows_hook(log_name, seals)
+    _write_head(state, read_seq, last_seq=seq, last_mac=prev, sealed_at=utc_now())
+    return len(seals)
+
+
+def seal_all(commit, limit: int = 5000, logs=None) -> dict[str, int | None]:
+    """Seal every log until nothing is left, committing (by calling `commit`) after each batch."""
+    sealed: dict[str, int | None] = {}
+    for name in logs or LOGS:
+        total = 0
+        while True:
+            count = seal_batch(name, limit)
+            commit()
+            if count is None:
+                total = None if total == 0 else total
+                break
+            total += count
+            if count < limit:
+                break
+        sealed[name] = total
+    return sealed
+
+
+@dataclass
+class Window:
+    """The rows of one log not sealed yet: how many, and how long the oldest has waited."""
+
+    log: str
+    count: int
+    oldest_age_s: float | None
+
+
+def unsealed_window(log_name: str) -> Window:
+    chained = LOGS[log_name]
+    table = chained.table
+    count, oldest = db.session.execute(select(func.count(), func.min(table.c[chained.time_field]))
+                                       .where(table.c.seq.is_(None))).one()
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    age = max(0.0, (utc_now() - oldest).total_seconds()) if oldest is not None else None
+    return Window(log_name, count, age)
+
+
+# ---------------------------------------------------------------------------------------------- verifying
+
+
+@dataclass
+class Problem:
+    kind: str
+    seq: int | None
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}"
+
+
+@dataclass
+class Report:
+    log: str
+    checked: int = 0
+    checkpoints: int = 0
+    problem: Problem | None = None
+    window: Window | None = None
+    legacy: int = 0
+
+    @property
+    def intact(self) -> bool:
+        return self.problem is None
+
+
+@dataclass
+class _Walk:
+    """The state of one chain walk."""
+
+    seq: int = 0
+    prev: str = GENESIS
+    macs_wanted: dict[int, str | None] = field(default_factory=dict)
+
+
+def _verify_row(chained: ChainedLog, row, walk: _Walk, ring: dict, state: AuditSeal, upcoming) -> Problem | None:
+    """Check one sealed row against the chain so far; None if it is sound."""
+    seq = row["seq"]
+    if row["key_id"] == LEGACY_KEY_ID and chained.name == "audit" and seq <= state.legacy_seq:
+        if legacy_hash(walk.prev, row) != row["chain_mac"]:
+            return Problem(EDITED, seq, f"event #{seq} (id {row['id']}) does not match its legacy hash")
+        return None
+    key = ring.get(row["key_id"] or "")
+    if key is None:
+        return Problem(KEY_MISMATCH, seq, f"#{seq} (id {row['id']}) was sealed with key {row['key_id']!r}, which is "
+                                          f"not in ORDERLOOM_AUDIT_KEYS")
+    digest = row["row_mac"]
+    if digest is None and chained.row_mac_required:
+        return Problem(INSERTED, seq, f"#{seq} (id {row['id']}) has no row MAC: it was not written by the "
+                                      f"application")
+    content_ok = digest is not None and hmac.compare_digest(row_mac(chained, row, key), digest)
+    chain_ok = row["chain_mac"] is not None and hmac.compare_digest(
+        chain_mac(chained, seq, row["id"], walk.prev, digest, key), row["chain_mac"])
+    if content_ok and chain_ok:
+        return None
+    if chain_ok:
+        return Problem(EDITED, seq, f"#{seq} (id {row['id']}) was changed after it was written: its content no "
+                                    f"longer matches its MAC")
+    following = upcoming()
+    if content_ok:
+        # A genuine row out of place: if the next row chains onto it as it was sealed, rows before it were removed
+        # and the rest renumbered; otherwise its chain MAC itself was recomputed.
+        if _chains_on(chained, following, row["chain_mac"], ring, (following or {}).get("seq", 0) + 1):
+            return Problem(DELETED, seq, f"#{seq} (id {row['id']}) does not follow #{seq - 1}: an event before it "
+                                         f"was removed and the later ones renumbered")
+    elif _chains_on(chained, following, walk.prev, ring, seq) or (following is None and seq == state.last_seq + 1):
+        # Neither MAC holds, and the next row chains on as if this one were not there (or the head ends just
+        # before it): this one was slipped in.
+        return Problem(INSERTED, seq, f"#{seq} (id {row['id']}) was inserted into the chain")
+    return Problem(KEY_MISMATCH, seq, f"#{seq} (id {row['id']}) does not match its MACs under the configured key: "
+                                      f"the chain was rewritten or recomputed without the key")
+
+
+def _chains_on(chained: ChainedLog, row, prev: str, ring: dict, *seqs: int) -> bool:
+    """Whether a row's chain MAC holds on top of `prev`, at its own sequence number or one of `seqs`."""
+    if row is None or row["chain_mac"] is None or ring.get(row["key_id"] or "") is None:
+        return False
+    key = ring[row["key_id"]]
+    return any(hmac.compare_digest(chain_mac(chained, s, row["id"], prev, row["row_mac"], key), row["chain_mac"])
+               for s in {row["seq"], *seqs})
+
+
+def _rows(chained: ChainedLog, batch: int):
+    """The sealed rows in sequence order, streamed in keyset batches."""
+    table = chained.table
+    columns = [table.c.id, table.c.seq, table.c.row_mac, table.c.chain_mac, table.c.key_id,
+               *(table.c[name] for name in chained.fields if name not in ("id", "seq"))]
+    last = 0
+    while True:
+        chunk = db.session.execute(select(*columns).where(table.c.seq > last).order_by(table.c.seq)
+                                   .limit(batch)).mappings().all()
+        if not chunk:
+            return
+        yield from chunk
+        last = chunk[-1]["seq"]
+
+
+def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000) -> Report:
+    """Walk one chain, then hold it against its head and its checkpoints; the report names the first problem."""
+    chained = LOGS[log_name]
+    report = Report(log_name, window=unsealed_window(log_name))
+    state = db.session.get(AuditSeal, log_name)
+    if state is None or state.last_mac is None:
+        report.problem = Problem(HEAD_MISSING, None, f"the {log_name} chain head (audit_seals row) is missing")
+        return report
+    ring = keys_by_id()
+    mine = [c for c in (checkpoints or []) if c.get("log") == log_name]
+    problem = _check_checkpoint_signatures(mine, ring)
+    walk = _Walk(macs_wanted={c["seq"]: None for c in mine})
+    rows = _rows(chained, batch)
+    ahead = []
+
+    def upcoming():
+        if not ahead:
+            ahead.append(next(rows, None))
+        return ahead[0]
+
+    ids_seen = [] if chained.id_gaps_are_deletions else None
+    while problem is None:
+        row = ahead.pop() if ahead else next(rows, None)
+        if row is None:
+            break
+        if row["seq"] != walk.seq + 1:
+            missing = walk.seq + 1
+            problem = Problem(DELETED, missing, f"#{missing}" + (f" to #{row['seq'] - 1}" if row["seq"] > missing + 1
+                                                                 else "") + " is missing from the chain")
+            break
+        problem = _verify_row(chained, row, walk, ring, state, upcoming)
+        if problem is not None:
+            break
+        walk.seq, walk.prev = row["seq"], row["chain_mac"]
+        if walk.seq in walk.macs_wanted:
+            walk.macs_wanted[walk.seq] = walk.prev
+        if row["key_id"] == LEGACY_KEY_ID:
+            report.legacy += 1
+        if ids_seen is not None:
+            ids_seen.append((row["id"], row[chained.time_field]))
+    report.checked = walk.seq
+    if problem is None:
+        problem = _check_head(state, walk, ring)
+    if problem is None:
+        problem = _check_checkpoints(log_name, mine, walk, state)
+    if problem is None and ids_seen is not None:
+        problem = _check_id_gaps(chained, ids_seen)
+    report.checkpoints = len(mine)
+    report.problem = problem
+    return report
+
+
+def _check_head(state: AuditSeal, walk: _Walk, ring: dict) -> Problem | None:
+    if state.head_mac is not None:
+        key = ring.get(state.key_id or "")
+        if key is None:
+            return Problem(KEY_MISMATCH, state.last_seq, f"the {state.log} head was sealed with key "
+                                                         f"{state.key_id!r}, which is not configured")
+        if not hmac.compare_digest(head_mac(state, key), state.head_mac):
+            return Problem(HEAD_RESET, state.last_seq, f"the {state.log} head row was changed outside the sealer "
+                                                       f"(it says #{state.last_seq})")
+    elif state.last_seq != state.legacy_seq or state.checkpoints:
+        return Problem(HEAD_RESET, state.last_seq, f"the {state.log} head has lost its MAC (it says #{state.last_seq})")
+    if walk.seq < state.last_seq:
+        return Problem(TRUNCATED, walk.seq + 1, f"the {state.log} chain ends at #{walk.seq} but its head says "
+                                                f"#{state.last_seq}")
+    if walk.seq > state.last_seq or walk.prev != state.last_mac:
+        return Problem(HEAD_RESET, state.last_seq, f"the {state.log} head says #{state.last_seq} but the chain goes "
+                                                   f"on to #{walk.seq}")
+    return None
+
+
+def _check_id_gaps(chained: ChainedLog, ids_seen: list) -> Problem | None:
+    """Audit events are written at commit only, so an id missing between old events was deleted before sealing."""
+    table = chained.table
+    ids_seen.extend(db.session.execute(select(table.c.id, table.c[chained.time_field])
+                                       .where(table.c.seq.is_(None))).all())
+    if not ids_seen:
+        return None
+    ids_seen.sort()
+    settled = utc_now() - ID_GAP_GRACE
+    for (earlier, _), (later, later_time) in zip(ids_seen, ids_seen[1:]):
+        if later != earlier + 1:
+            when = later_time if later_time.tzinfo else later_time.replace(tzinfo=UTC)
+            if when <= settled:
+                return Problem(DELETED, None, f"{chained.name} rows with ids {earlier + 1}..{later - 1} are missing: "
+                                              f"deleted before they were sealed")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_signature(line: dict, key: bytes) -> str:
+    body = {k: v for k, v in line.items() if k != "sig"}
+    return hmac.digest(key, json.dumps(body, sort_keys=True, separators=(",", ":")).encode(), "sha256").hex()
+
+
+def _check_checkpoint_signatures(mine: list[dict], ring: dict) -> Problem | None:
+    for number, line in enumerate(mine, start=1):
+        key = ring.get(line.get("key_id") or "")
+        if key is None:
+            return Problem(KEY_MISMATCH, line.get("seq"), f"{line.get('log')} checkpoint {number} is signed with key "
+                                                          f"{line.get('key_id')!r}, which is not configured")
+        if not isinstance(line.get("seq"), int) or not hmac.compare_digest(checkpoint_signature(line, key),
+                                                                           str(line.get("sig", ""))):
+            return Problem(CHECKPOINT_MISMATCH, line.get("seq"), f"{line.get('log')} checkpoint {number} "
+                                                                 f"({line.get('at')}) was edited: its signature fails")
+    return None
+
+
+def _check_checkpoints(log_name: str, mine: list[dict], walk: _Walk, state: AuditSeal) -> Problem | None:
+    for line in mine:
+        if line["seq"] > walk.seq:
+            return Problem(TRUNCATED, walk.seq + 1, f"the {log_name} chain ends at #{walk.seq} but the checkpoint of "
+                                                    f"{line['at']} saw #{line['seq']}")
+        if line["seq"] == 0:
+            continue
+        if walk.macs_wanted.get(line["seq"]) != line["mac"]:
+            return Problem(CHECKPOINT_MISMATCH, line["seq"], f"#{line['seq']} of the {log_name} chain is not what the "
+                                                             f"checkpoint of {line['at']} saw: the chain was rewritten")
+    if len(mine) < state.checkpoints:
+        return Problem(CHECKPOINT_MISSING, None, f"{state.checkpoints} {log_name} checkpoints were written but "
+                                                 f"{len(mine)} are in {checkpoint_path()}")
+    return None
+
+
+def checkpoint_path() -> Path:
+    """The checkpoint file: ORDERLOOM_AUDIT_CHECKPOINTS, or one per database in the instance folder."""
+    configured = current_app.config.get("AUDIT_CHECKPOINT_PATH")
+    if configured:
+        return Path(configured)
+    url = db.engine.url.render_as_string(hide_password=True)
+    return Path(current_app.instance_path) / f"audit-checkpoints-{hashlib.sha256(url.encode()).hexdigest()[:10]}.jsonl"
+
+
+class CheckpointFileError(Exception):
+    """The checkpoint file cannot be read as checkpoints."""
+
+
+def read_checkpoints() -> list[dict]:
+    path = checkpoint_path()
+    if not path.exists():
+        return []
+    lines = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            line = None
+        if not isinstance(line, dict):
+            raise CheckpointFileError(f"line {number} of {path} is not a checkpoint")
+        lines.append(line)
+    return lines
+
+
+def write_checkpoints(now: datetime | None = None) -> list[dict]:
+    """Sign (sequence, head MAC, time) of every log and append them to the checkpoint file; the caller commits.
+
+    The file is written before the heads count it, so a failed commit leaves one checkpoint too many (harmless,
+    it is still checked), never one missing.
+    """
+    now = now or utc_now()
+    key_id, key = newest_key()
+    database = db.engine.url.render_as_string(hide_password=True)
+    lines, states = [], []
+    for name in LOGS:
+        state = _BUSY
+        for _attempt in range(50):
+            state = _take_log(LOGS[name])
+            if state is not _BUSY:
+                break
+            time.sleep(0.1)
+        if state is _BUSY:
+            raise SealRefused(f"{name}: a sealer held the log for 5 s; try again")
+        _refuse_bad_head(LOGS[name], state)
+        line = {"log": name, "seq": state.last_seq, "mac": state.last_mac, "at": now.isoformat(),
+                "database": database, "key_id": key_id}
+        line["sig"] = checkpoint_signature(line, key)
+        lines.append(line)
+        states.append(state)
+    path = checkpoint_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as out:
+        for line in lines:
+            out.write(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    for state in states:
+        _write_head(state, state.last_seq, checkpoints=state.checkpoints + 1, checkpoint_at=now)
+    return lines
+
+
+def verify_all(logs=None) -> list[Report]:
+    """Verify the chosen logs (default all) against the checkpoint file."""
+    try:
+        checkpoints = read_checkpoints()
+    except CheckpointFileError as unreadable:
+        return [Report(name, problem=Problem(CHECKPOINT_MISMATCH, None, str(unreadable))) for name in logs or LOGS]
+    return [verify_log(name, checkpoints) for name in logs or LOGS]
+
+
+def publish_checkpoints(lines: list[dict]) -> dict[str, bool]:
+    """Send checkpoints where the database cannot reach them: the alert robot and/or an external URL.
+
+    Best effort and after the commit: the file is the record; a failed send is logged, not raised.
+    """
+    import httpx
+
+    from shared.notify import robots
+
+    config, sent = current_app.config, {}
+    summary = [f"{line['log']}: #{line['seq']} {line['mac'][:16]}… sig {line['sig'][:16]}…" for line in lines]
+    if config.get("AUDIT_CHECKPOINT_TO_ROBOT") and config.get("ALERT_ROBOT_KIND") and config.get("ALERT_ROBOT_URL"):
+        alert = robots.Alert(title=f"Orderloom audit checkpoint {lines[0]['at'] if lines else ''}", lines=summary,
+                             severity="info")
+        sent["robot"] = robots.deliver(config["ALERT_ROBOT_KIND"], config["ALERT_ROBOT_URL"], alert,
+                                       secret=config.get("ALERT_ROBOT_SECRET") or None).ok
+    if config.get("AUDIT_CHECKPOINT_URL"):
+        try:
+            response = httpx.post(config["AUDIT_CHECKPOINT_URL"], json={"checkpoints": lines}, timeout=5.0)
+            sent["url"] = response.is_success
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            log.warning("audit_checkpoint=send_failed error=%r", exc)
+            sent["url"] = False
+    return sent

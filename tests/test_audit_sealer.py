@@ -1,0 +1,271 @@
+"""The sealer under faults, with real commits: a crash mid-batch, sealers racing each other and the writers,
+the periodic job, the CLI, and the database role the app runs as."""
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import text
+
+from shared.extensions import db
+from shared.services import audit, catalog, sealing, stock
+from tests.conftest import TEST_DATA_KEY
+from tests.factories import ADMIN
+
+TABLES = {"audit": "audit_events", "access": "access_log", "stock": "stock_movements"}
+
+
+@pytest.fixture
+def live(live_apps, tmp_path):
+    """A live database with a warehouse and a SKU, and a checkpoint file of its own."""
+    live_apps.core.config["AUDIT_CHECKPOINT_PATH"] = str(tmp_path / "checkpoints.jsonl")
+    with live_apps.core.app_context():
+        catalog.create_warehouse({"code": "HZ1", "name": "杭州仓", "province": "浙江省", "city": "杭州市"}, ADMIN)
+        catalog.create_sku({"sku": "SKU-1", "name": "龙井茶"}, ADMIN)
+        db.session.commit()
+    return live_apps
+
+
+def _write(count: int) -> None:
+    for n in range(count):
+        stock.adjust_stock("SKU-1", "HZ1", 1, f"unit {n}", ADMIN)
+        audit.log_access(ADMIN, "reveal", "order", f"SO-{n}", ["phone"], channel="portal")
+        db.session.commit()
+
+
+def _chain_state(table: str) -> tuple[list[int], int]:
+    """(sequence numbers in order, rows still unsealed), read fresh."""
+    db.session.rollback()
+    seqs = db.session.execute(text(f"SELECT seq FROM {table} WHERE seq IS NOT NULL ORDER BY seq")).scalars().all()
+    unsealed = db.session.execute(text(f"SELECT count(*) FROM {table} WHERE seq IS NULL")).scalar()
+    return seqs, unsealed
+
+
+def test_sealer_crash_mid_batch_reruns_and_seals_exactly_once(live, monkeypatch):
+    with live.core.app_context():
+        _write(7)
+        batches = []
+
+        def crash_on_second_batch(log, seals):
+            batches.append((log, len(seals)))
+            if log == "audit" and len(batches) == 2:
+                raise RuntimeError("sealer killed between its row updates and its head update")
+
+        monkeypatch.setattr(sealing, "_after_rows_hook", crash_on_second_batch)
+        with pytest.raises(RuntimeError, match="killed"):
+            sealing.seal_all(commit=db.session.commit, limit=3)
+        db.session.rollback()
+        seqs, unsealed = _chain_state("audit_events")
+        assert seqs == [1, 2, 3] and unsealed > 0  # the first batch stands, the crashed one left no trace
+        assert db.session.get(sealing.AuditSeal, "audit").last_seq == 3
+        monkeypatch.setattr(sealing, "_after_rows_hook", None)
+        sealing.seal_all(commit=db.session.commit, limit=3)
+        seqs, unsealed = _chain_state("audit_events")
+        total = db.session.execute(text("SELECT count(*) FROM audit_events")).scalar()
+        assert seqs == list(range(1, total + 1)) and unsealed == 0
+        assert all(report.intact for report in sealing.verify_all()), sealing.verify_all()
+
+
+CRASHING_SEALER = """
+import os, sys
+from shared.appcore import create_core_app
+from shared.extensions import db
+from shared.services import sealing
+
+def die(log, seals):
+    if log == "stock":
+        os._exit(9)  # a real crash: no rollback, no clean-up, the connection just drops
+
+sealing._after_rows_hook = die
+app = create_core_app("crash", {"SQLALCHEMY_DATABASE_URI": os.environ["DATABASE_URL"]})
+with app.app_context():
+    sealing.seal_all(commit=db.session.commit, limit=2)
+"""
+
+
+def test_sealer_process_killed_mid_batch(live):
+    with live.core.app_context():
+        _write(5)
+    env = {**os.environ, "DATABASE_URL": live.url, "ORDERLOOM_DATA_KEYS": TEST_DATA_KEY}
+    crashed = subprocess.run([sys.executable, "-c", CRASHING_SEALER], env=env, capture_output=True, text=True,
+                             timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert crashed.returncode == 9, crashed.stderr
+    with live.core.app_context():
+        seqs, unsealed = _chain_state("stock_movements")
+        assert seqs == [] and unsealed == 5  # the killed sealer's batch rolled back with its connection
+        assert _chain_state("audit_events")[1] == 0  # the logs it had finished stay sealed
+        sealing.seal_all(commit=db.session.commit)
+        assert _chain_state("stock_movements") == ([1, 2, 3, 4, 5], 0)
+        assert all(report.intact for report in sealing.verify_all())
+
+
+def test_two_sealers_at_once_one_wins_no_fork(live, monkeypatch):
+    with live.core.app_context():
+        _write(6)
+    inside, release, results, errors = threading.Event(), threading.Event(), {}, []
+
+    def hold(log, seals):
+        if threading.current_thread().name == "first" and log == "audit":
+            inside.set()
+            release.wait(30)
+
+    monkeypatch.setattr(sealing, "_after_rows_hook", hold)
+
+    def run(name):
+        try:
+            with live.core.app_context():
+                results[name] = sealing.seal_all(commit=db.session.commit)
+                db.session.remove()
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    first = threading.Thread(target=run, args=("first",), name="first")
+    first.start()
+    assert inside.wait(30)
+    second = threading.Thread(target=run, args=("second",), name="second")
+    second.start()
+    second.join(2)  # PostgreSQL: the second finds the audit log taken and moves on; SQLite: it waits its turn
+    release.set()
+    first.join(60)
+    second.join(60)
+    assert not errors, errors
+    assert results["first"]["audit"] > 0 and not results["second"]["audit"]  # one sealed them, the other none
+    with live.core.app_context():
+        for table in TABLES.values():
+            seqs, unsealed = _chain_state(table)
+            assert seqs == list(range(1, len(seqs) + 1)) and unsealed == 0, table
+        assert all(report.intact for report in sealing.verify_all())
+
+
+def test_sealers_racing_the_writers_keep_one_chain(live):
+    """Three sealers in a loop while four writers commit: every row sealed once, in one unbroken chain per log."""
+    stop, errors = threading.Event(), []
+
+    def writer(n):
+        try:
+            with live.core.app_context():
+                for i in range(8):
+                    audit.record(ADMIN, "test.write", "thing", f"{n}-{i}")
+                    audit.log_access(ADMIN, "reveal", "order", f"{n}-{i}", ["phone"], channel="api")
+                    db.session.commit()
+                db.session.remove()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    def sealer():
+        try:
+            with live.core.app_context():
+                while not stop.is_set():
+                    sealing.seal_all(commit=db.session.commit, limit=5)
+                db.session.remove()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    sealers = [threading.Thread(target=sealer) for _ in range(3)]
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in sealers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join(120)
+    stop.set()
+    for thread in sealers:
+        thread.join(120)
+    assert not errors, errors
+    with live.core.app_context():
+        sealing.seal_all(commit=db.session.commit)
+        for table in ("audit_events", "access_log"):
+            seqs, unsealed = _chain_state(table)
+            total = db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+            assert seqs == list(range(1, total + 1)) and unsealed == 0
+        assert all(report.intact for report in sealing.verify_all())
+
+
+def test_seal_job_seals_and_anchors_a_new_chain_with_its_first_checkpoint(live):
+    from jobs.audit import seal_audit_logs, write_audit_checkpoint
+
+    with live.core.app_context():
+        _write(2)
+        sealed = seal_audit_logs()
+        assert sealed["audit"] >= 4 and sealed["stock"] == 2 and sealed["access"] == 2
+        path = sealing.checkpoint_path()
+        assert len(path.read_text().splitlines()) == 3  # the first checkpoint of each log, written unasked
+        seal_audit_logs()
+        assert len(path.read_text().splitlines()) == 3  # ... once
+        lines = write_audit_checkpoint()
+        assert [line["log"] for line in lines] == ["audit", "access", "stock"]
+        reports = sealing.verify_all()
+        assert all(r.intact and r.checkpoints == 2 for r in reports), reports
+
+
+def test_schedule_seals_every_second_with_its_own_timeout():
+    from jobs.schedule import SCHEDULE, TIMEOUTS
+
+    entries = {name: (dotted, interval) for name, dotted, interval, _queue in SCHEDULE}
+    assert entries["seal_audit_logs"] == ("jobs.audit.seal_audit_logs", 1)
+    assert entries["write_audit_checkpoint"] == ("jobs.audit.write_audit_checkpoint", 86400)
+    assert 0 < TIMEOUTS["seal_audit_logs"] < 180 and TIMEOUTS["write_audit_checkpoint"] > 0
+
+
+def _orderloom(live, tmp_path, *args):
+    env = {"DATABASE_URL": live.url, "ORDERLOOM_DATA_KEYS": TEST_DATA_KEY, "PATH": "/usr/bin:/bin",
+           "ORDERLOOM_AUDIT_CHECKPOINTS": str(tmp_path / "cli-checkpoints.jsonl"),
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-c", "from cli import main; main()", *args], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+
+
+def test_cli_checkpoint_then_verify_each_log_and_a_missing_checkpoint_file(live, tmp_path):
+    with live.core.app_context():
+        _write(2)
+    made = _orderloom(live, tmp_path, "audit", "checkpoint")
+    assert made.returncode == 0, made.stderr
+    assert "stock: #2 " in made.stdout and "access: #2 " in made.stdout
+    verified = _orderloom(live, tmp_path, "audit", "verify", "--log", "stock")
+    assert verified.returncode == 0 and "stock chain intact: 2 events, 1 checkpoints checked; 0 unsealed" in \
+        verified.stdout, verified.stdout + verified.stderr
+    (tmp_path / "cli-checkpoints.jsonl").unlink()
+    broken = _orderloom(live, tmp_path, "audit", "verify")
+    assert broken.returncode == 1 and "audit chain BROKEN" in broken.stderr
+    assert "checkpoint missing: 1 audit checkpoints were written but 0 are in" in broken.stderr
+
+
+def test_app_role_may_add_and_seal_but_never_rewrite(live, tmp_path):
+    from shared.security.app_role import app_role_sql
+
+    if live.backend == "sqlite":  # no roles in SQLite: the command says so instead of pretending
+        refused = _orderloom(live, tmp_path, "db", "grant-app-role", "orderloom_app")
+        assert refused.returncode == 1 and "PostgreSQL feature" in refused.stderr
+        return
+    role = f"orderloom_app_{uuid.uuid4().hex[:8]}"
+    with pytest.raises(ValueError):
+        app_role_sql("app; DROP TABLE audit_events", "public")
+    engine = sa.create_engine(live.url)
+    try:
+        with engine.connect() as connection:
+            schema = connection.execute(text("SELECT current_schema()")).scalar()
+            connection.rollback()
+            transaction = connection.begin()
+            connection.execute(text(f"CREATE ROLE {role}"))
+            for statement in app_role_sql(role, schema):
+                connection.exec_driver_sql(statement)
+            connection.execute(text(f"SET LOCAL ROLE {role}"))
+            connection.execute(text("INSERT INTO access_log (occurred_at, actor_label, action, entity_type, "
+                                    "entity_id, fields, channel) VALUES (now(), 'app', 'view', 'order', 'SO-1', "
+                                    "'phone', 'api')"))
+            connection.execute(text("UPDATE access_log SET seq = 1, chain_mac = 'c', row_mac = 'r', key_id = 'k' "
+                                    "WHERE seq IS NULL"))  # the sealer's one fill
+            for statement in ("DELETE FROM access_log", "TRUNCATE access_log", "UPDATE access_log SET fields = 'x'",
+                              "DELETE FROM audit_seals", "UPDATE stock_movements SET reason = 'x'",
+                              "TRUNCATE audit_events", "ALTER TABLE audit_events DISABLE TRIGGER USER"):
+                savepoint = connection.begin_nested()
+                with pytest.raises(sa.exc.DBAPIError) as denied:
+                    connection.execute(text(statement))
+                assert "permission denied" in str(denied.value) or "must be owner" in str(denied.value), statement
+                savepoint.rollback()
+            transaction.rollback()
+    finally:
+        engine.dispose()
