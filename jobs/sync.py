@@ -43,7 +43,7 @@ def _process_claimed(claimed: list[int]) -> dict:
     started = time.perf_counter()
     if not claimed:
         return {}
-    tally = {"done": 0, "review": 0, "retry": 0, "dead": 0}
+    tally = {"done": 0, "review": 0, "waiting": 0, "retry": 0, "dead": 0}
     parsed = inbox.prepare(claimed)
     tally["review"] += len(claimed) - len(parsed)
     db.session.commit()
@@ -66,6 +66,11 @@ def _process_claimed(claimed: list[int]) -> dict:
     for item, canonical in left:
         tally[inbox.process_one(contexts, item, canonical)] += 1
         db.session.commit()
+    if contexts.woken:  # refunds that waited for an order created in this batch: applied now, in this job
+        woken = inbox.claim(contexts.woken)
+        db.session.commit()
+        for key, value in _process_claimed(woken).items():
+            tally[key] = tally.get(key, 0) + value
     log.info("job=process_inbox items=%s bulk=%s %s ms_read=%.0f ms_bulk=%.0f ms_single=%.0f", len(claimed), created,
              " ".join(f"{k}={v}" for k, v in tally.items() if v), (read - started) * 1000, (bulk - read) * 1000,
              (time.perf_counter() - bulk) * 1000)

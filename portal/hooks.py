@@ -5,6 +5,14 @@ JSON, and the signature over the raw bytes is right. A request that fails any of
 (without its body) and stores nothing. A signed payload is stored raw in the inbox before anything else,
 then processed by a job; a signed payload that is not valid JSON is kept (nothing received is lost) and
 answered 400 so the platform sends it again.
+
+The platform's topic header (`X-Shopify-Topic`, `X-WC-Webhook-Topic`) is stored with the body: processing reads the
+body as the topic says (an order, a deletion, a refund, or a topic that changes no order and is only recorded).
+WooCommerce's test delivery when a webhook is saved (the unsigned form body `webhook_id=N`) is answered 200 and
+logged, and stores nothing: it carries nothing and proves nothing.
+
+Carrier tracking pushes (/hooks/tracking/...) go through an inbox of their own the same way: verified, stored raw,
+answered, then processed in batches by a job (shared/services/tracking.py).
 """
 import json
 import logging
@@ -15,6 +23,8 @@ from sqlalchemy import select
 from portal.access import register_public
 from shared.channels import adapter_for, takes_webhooks
 from shared.channels.signing import verify_body_hmac
+from shared.channels.topics import (DELIVERY_HEADERS, IGNORED, TOPIC_HEADERS, UNKNOWN, is_woocommerce_ping,
+                                   topic_meaning)
 from shared.extensions import csrf, db
 from shared.models import Channel, WebhookRejection
 from shared.services import inbox
@@ -50,6 +60,9 @@ def receive(channel_code: str):
     body = request.stream.read(limit + 1)
     if len(body) > limit:
         return _refuse(channel_code, 413, "too_large", f"the body is over {limit} bytes", len(body))
+    if is_woocommerce_ping(channel.kind, body) and not request.headers.get(TOPIC_HEADERS["woocommerce"]):
+        log.info("webhook ping channel=%s %s ip=%s", channel.code, body.decode()[:40], request.remote_addr)
+        return jsonify({"ping": True}), 200  # WooCommerce saves the webhook only when its ping gets exactly 200
     if request.mimetype != "application/json":
         return _refuse(channel_code, 415, "unsupported_media_type", "send the order as application/json",
                        len(body))
@@ -62,7 +75,9 @@ def receive(channel_code: str):
         reason = "missing_signature" if not signature else "bad_signature"
         return _refuse(channel_code, 401, reason, f"the {adapter.webhook_signature_header} header does not match",
                        len(body))
-    item_id = inbox.receive_one(channel, "webhook", body, request.content_type or "application/json")
+    topic = (request.headers.get(TOPIC_HEADERS.get(channel.kind, "")) or "").strip() or None
+    item_id = inbox.receive_one(channel, "webhook", body, request.content_type or "application/json", topic=topic,
+                                delivery_id=request.headers.get(DELIVERY_HEADERS.get(channel.kind, "")))
     db.session.commit()
     inbox.kick(channel.id)  # one drain job takes a burst of webhooks in batches
     try:
@@ -70,6 +85,9 @@ def receive(channel_code: str):
     except ValueError:  # processing records why, and the item waits in the failed list
         return jsonify({"error": {"code": "invalid_json", "message": "the body is not complete JSON; it was kept",
                                   "inbox_id": item_id}}), 400
+    meaning = topic_meaning(channel.kind, topic)
+    if meaning in (IGNORED, UNKNOWN):  # recorded, changes nothing: acknowledged as done
+        return jsonify({"received": item_id, "topic": topic, "ignored": True}), 200
     return jsonify({"received": item_id}), 202
 
 
