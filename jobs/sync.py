@@ -1,4 +1,5 @@
-"""Channel sync jobs: process inbox batches, poll due channels, sweep the inbox, check health, reconcile."""
+"""Channel sync jobs: process inbox batches, poll due channels, sweep the inbox, check health, reconcile; and drain the
+carrier tracking-push inbox in batches."""
 import logging
 import time
 
@@ -7,7 +8,7 @@ from sqlalchemy.exc import DBAPIError
 from shared import dispatch
 from shared.actors import SYSTEM
 from shared.extensions import db
-from shared.services import inbox, polling, reconciliation, sync_health
+from shared.services import inbox, polling, reconciliation, sync_health, tracking
 from shared.services.bulk_orders import BatchConflict
 
 from jobs import queues
@@ -43,7 +44,7 @@ def _process_claimed(claimed: list[int]) -> dict:
     started = time.perf_counter()
     if not claimed:
         return {}
-    tally = {"done": 0, "review": 0, "retry": 0, "dead": 0}
+    tally = {"done": 0, "review": 0, "waiting": 0, "retry": 0, "dead": 0}
     parsed = inbox.prepare(claimed)
     tally["review"] += len(claimed) - len(parsed)
     db.session.commit()
@@ -66,6 +67,11 @@ def _process_claimed(claimed: list[int]) -> dict:
     for item, canonical in left:
         tally[inbox.process_one(contexts, item, canonical)] += 1
         db.session.commit()
+    if contexts.woken:  # refunds that waited for an order created in this batch: applied now, in this job
+        woken = inbox.claim(contexts.woken)
+        db.session.commit()
+        for key, value in _process_claimed(woken).items():
+            tally[key] = tally.get(key, 0) + value
     log.info("job=process_inbox items=%s bulk=%s %s ms_read=%.0f ms_bulk=%.0f ms_single=%.0f", len(claimed), created,
              " ".join(f"{k}={v}" for k, v in tally.items() if v), (read - started) * 1000, (bulk - read) * 1000,
              (time.perf_counter() - bulk) * 1000)
@@ -90,13 +96,50 @@ def poll_due_channels() -> list[int]:
 
 @job
 def sweep_inbox() -> int:
-    """Re-queue rows nothing is working on: received while Redis was down, due for retry, or orphaned."""
+    """Re-queue rows nothing is working on: received while Redis was down, due for retry, or orphaned; the same for
+    tracking pushes."""
     ids = inbox.sweep()
+    pushes = tracking.sweep_pushes()
     db.session.commit()
     inbox.queue(ids)
-    if ids:
-        log.info("job=sweep_inbox requeued=%s", len(ids))
-    return len(ids)
+    for start in range(0, len(pushes), tracking.BATCH):
+        dispatch.send("jobs.sync.process_tracking", pushes[start:start + tracking.BATCH], queue=queues.SYNC)
+    if ids or pushes:
+        log.info("job=sweep_inbox requeued=%s tracking_requeued=%s", len(ids), len(pushes))
+    return len(ids) + len(pushes)
+
+
+@job
+def drain_tracking() -> dict:
+    """Process waiting tracking pushes in batches until none are left (one job for a burst of pushes)."""
+    total: dict = {}
+    while True:
+        dispatch.release(tracking.DRAIN_KEY)  # from here on, a new push starts a job of its own
+        claimed = tracking.claim_received()
+        db.session.commit()
+        if not claimed:
+            return total
+        for key, value in _process_pushes(claimed).items():
+            total[key] = total.get(key, 0) + value
+
+
+@job
+def process_tracking(ids: list[int]) -> dict:
+    """Claim the given pushes (retries, replays), then process them."""
+    claimed = tracking.claim(ids)
+    db.session.commit()
+    return _process_pushes(claimed)
+
+
+def _process_pushes(claimed: list[int]) -> dict:
+    if not claimed:
+        return {}
+    started = time.perf_counter()
+    tally = tracking.process_pushes(claimed)
+    db.session.commit()
+    log.info("job=process_tracking pushes=%s %s ms=%.0f", len(claimed),
+             " ".join(f"{k}={v}" for k, v in sorted(tally.items())), (time.perf_counter() - started) * 1000)
+    return tally
 
 
 @job

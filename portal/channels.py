@@ -57,7 +57,8 @@ for _name, _table in (("inbox_status_label", labels.INBOX_STATUS), ("inbox_sourc
                       ("inbox_error_label", labels.INBOX_ERROR),
                       ("rejection_label", labels.WEBHOOK_REJECTION),
                       ("reconciliation_status_label", labels.RECONCILIATION_STATUS),
-                      ("trigger_label", labels.RECONCILIATION_TRIGGER), ("difference_label", labels.DIFFERENCE)):
+                      ("trigger_label", labels.RECONCILIATION_TRIGGER), ("difference_label", labels.DIFFERENCE),
+                      ("tracking_source_label", labels.TRACKING_SOURCE)):
     bp.add_app_template_filter(lambda code, table=_table: labels.label(table, code), _name)
 
 # What a platform's status words mean, where the word alone does not say it (the mapping table shows these).
@@ -303,6 +304,36 @@ def replay_failed():
     inbox.queue(ids)
     flash(_("Failed items sent through processing again: %(count)s.", count=len(ids)), "success")
     return redirect(target, 303)
+
+
+# --- carrier tracking pushes ------------------------------------------------------------------------------
+
+@bp.get("/inbox/tracking")
+@requires("channels", "view")
+def tracking_inbox():
+    """Carrier tracking pushes as stored (the body is not loaded), failed ones first by default."""
+    from shared.services import tracking
+
+    status = request.args.get("status") or "failed"
+    if status not in ("failed", "all", *labels.INBOX_STATUS):
+        status = "failed"
+    return render_template("portal/channels/tracking_inbox.html", status=status,
+                           pushes=tracking.recent_pushes(None if status == "all" else status, limit=200),
+                           counts=tracking.push_counts(), confirm_form=ConfirmForm())
+
+
+@bp.post("/inbox/tracking/<int:item_id>/replay")
+@requires("channels", "edit")
+def replay_tracking(item_id: int):
+    from shared.services import tracking
+
+    tracking.get_push(item_id)  # a missing push is a 404 before anything else
+    if ConfirmForm().validate_on_submit() and commit_or_refuse(
+            lambda: tracking.replay_push(item_id, staff_actor(current_user)),
+            _("Tracking push %(id)s was sent through processing again.", id=item_id),
+            failure=_("Not replayed: %(message)s")):
+        dispatch.send("jobs.sync.process_tracking", [item_id], queue="sync")
+    return redirect(url_for("channels.tracking_inbox", status=request.args.get("status") or None), 303)
 
 
 # --- channel settings and mappings -------------------------------------------------------------------------

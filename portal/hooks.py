@@ -5,6 +5,14 @@ JSON, and the signature over the raw bytes is right. A request that fails any of
 (without its body) and stores nothing. A signed payload is stored raw in the inbox before anything else,
 then processed by a job; a signed payload that is not valid JSON is kept (nothing received is lost) and
 answered 400 so the platform sends it again.
+
+The platform's topic header (`X-Shopify-Topic`, `X-WC-Webhook-Topic`) is stored with the body: processing reads the
+body as the topic says (an order, a deletion, a refund, or a topic that changes no order and is only recorded).
+WooCommerce's test delivery when a webhook is saved (the unsigned form body `webhook_id=N`) is answered 200 and
+logged, and stores nothing: it carries nothing and proves nothing.
+
+Carrier tracking pushes (/hooks/tracking/...) go through an inbox of their own the same way: verified, stored raw,
+answered, then processed in batches by a job (shared/services/tracking.py).
 """
 import json
 import logging
@@ -15,6 +23,8 @@ from sqlalchemy import select
 from portal.access import register_public
 from shared.channels import adapter_for, takes_webhooks
 from shared.channels.signing import verify_body_hmac
+from shared.channels.topics import (DELIVERY_HEADERS, IGNORED, TOPIC_HEADERS, UNKNOWN, is_woocommerce_ping,
+                                   topic_meaning)
 from shared.extensions import csrf, db
 from shared.models import Channel, WebhookRejection
 from shared.services import inbox
@@ -50,6 +60,9 @@ def receive(channel_code: str):
     body = request.stream.read(limit + 1)
     if len(body) > limit:
         return _refuse(channel_code, 413, "too_large", f"the body is over {limit} bytes", len(body))
+    if is_woocommerce_ping(channel.kind, body) and not request.headers.get(TOPIC_HEADERS["woocommerce"]):
+        log.info("webhook ping channel=%s %s ip=%s", channel.code, body.decode()[:40], request.remote_addr)
+        return jsonify({"ping": True}), 200  # WooCommerce saves the webhook only when its ping gets exactly 200
     if request.mimetype != "application/json":
         return _refuse(channel_code, 415, "unsupported_media_type", "send the order as application/json",
                        len(body))
@@ -62,7 +75,9 @@ def receive(channel_code: str):
         reason = "missing_signature" if not signature else "bad_signature"
         return _refuse(channel_code, 401, reason, f"the {adapter.webhook_signature_header} header does not match",
                        len(body))
-    item_id = inbox.receive_one(channel, "webhook", body, request.content_type or "application/json")
+    topic = (request.headers.get(TOPIC_HEADERS.get(channel.kind, "")) or "").strip() or None
+    item_id = inbox.receive_one(channel, "webhook", body, request.content_type or "application/json", topic=topic,
+                                delivery_id=request.headers.get(DELIVERY_HEADERS.get(channel.kind, "")))
     db.session.commit()
     inbox.kick(channel.id)  # one drain job takes a burst of webhooks in batches
     try:
@@ -70,6 +85,9 @@ def receive(channel_code: str):
     except ValueError:  # processing records why, and the item waits in the failed list
         return jsonify({"error": {"code": "invalid_json", "message": "the body is not complete JSON; it was kept",
                                   "inbox_id": item_id}}), 400
+    meaning = topic_meaning(channel.kind, topic)
+    if meaning in (IGNORED, UNKNOWN):  # recorded, changes nothing: acknowledged as done
+        return jsonify({"received": item_id, "topic": topic, "ignored": True}), 200
     return jsonify({"received": item_id}), 202
 
 
@@ -78,66 +96,55 @@ register_public("hooks.receive")  # authenticated by the platform's signature, n
 
 # --- carrier tracking pushes --------------------------------------------------------------------------------
 
-def _tracking(source: str, parse) -> tuple[object, dict | None]:
-    """Verify and parse a tracking push, store its events; unknown parcels are refused, never guessed.
-
-    Returns (a refusal response, None) or (None, the ingest outcome)."""
+def _tracking_push(source: str, verify):
+    """Verify a tracking push and store it raw in the tracking inbox; a job processes it. Returns (refusal, None) or
+    (None, the stored row id). Nothing is stored for a push that is unsigned, forged or too large."""
     from shared.carriers.tracking import TrackingPayloadError
     from shared.services import tracking
 
     secret = current_app.config["KUAIDI100_SALT" if source == "kuaidi100" else "TRACK17_KEY"]
+    size = request.content_length or 0
     if not secret:  # an unsigned push proves nothing: refuse until the secret is configured
-        return _refuse(source, 503, "not_configured", f"the {source} push secret is not configured",
-                       request.content_length or 0), None
+        return _refuse(source, 503, "not_configured", f"the {source} push secret is not configured", size), None
+    limit = current_app.config["WEBHOOK_MAX_BYTES"]
+    body = request.get_data(cache=True)
+    if size > limit or len(body) > limit:
+        return _refuse(source, 413, "too_large", f"the body is over {limit} bytes", len(body)), None
     try:
-        events = parse()
+        verify(body)
     except TrackingPayloadError as problem:
-        code = getattr(problem, "code", "invalid_payload")
-        return _refuse(source, 401 if code == "bad_signature" else 400, code, str(problem),
-                       request.content_length or 0), None
-    outcome = tracking.ingest(events)
+        return _refuse(source, 401 if problem.code == "bad_signature" else 400, problem.code, str(problem),
+                       len(body)), None
+    push_id = tracking.receive_push(source, body, request.content_type or "")
     db.session.commit()
-    if outcome["unknown_numbers"]:
-        log.warning("tracking push source=%s unknown=%s", source, ",".join(outcome["unknown_numbers"]))
-    return None, outcome
-
-
-def _all_unknown(outcome: dict) -> bool:
-    """Every event of the push was for a parcel nobody here knows: refused as a whole."""
-    return bool(outcome["unknown_numbers"]) and outcome["received_known"] == 0
+    tracking.kick()  # one drain job takes a burst of pushes in batches
+    return None, push_id
 
 
 @bp.post("/hooks/tracking/kuaidi100")
 @csrf.exempt
 def kuaidi100():
-    """Kuaidi100 subscription callback: form fields param and sign; answers in Kuaidi100's own shape."""
-    from shared.carriers.tracking import parse_kuaidi100_push
+    """Kuaidi100 subscription callback: form fields param and sign; answers in Kuaidi100's own shape once stored."""
+    from shared.carriers.tracking import verify_kuaidi100_push
 
-    refused, outcome = _tracking("kuaidi100", lambda: parse_kuaidi100_push(request.form.to_dict(),
-                                                                           current_app.config["KUAIDI100_SALT"]))
+    refused, push_id = _tracking_push(
+        "kuaidi100", lambda body: verify_kuaidi100_push(request.form.to_dict(), current_app.config["KUAIDI100_SALT"]))
     if refused is not None:
         return refused
-    if _all_unknown(outcome):
-        return jsonify({"result": False, "returnCode": "404",
-                        "message": f"unknown tracking number {', '.join(outcome['unknown_numbers'])}"}), 404
-    return jsonify({"result": True, "returnCode": "200", "message": "成功"})
+    return jsonify({"result": True, "returnCode": "200", "message": "成功", "received": push_id})
 
 
 @bp.post("/hooks/tracking/17track")
 @csrf.exempt
 def track17():
-    """17TRACK webhook: JSON body, header `sign` = sha256(body + "/" + key)."""
-    from shared.carriers.tracking import parse_17track_push
+    """17TRACK webhook: JSON body, header `sign` = sha256(body + "/" + key); answered once stored."""
+    from shared.carriers.tracking import verify_17track_push
 
-    body = request.get_data(cache=True)
-    refused, outcome = _tracking("17track", lambda: parse_17track_push(body, request.headers.get("sign"),
-                                                                       current_app.config["TRACK17_KEY"]))
+    refused, push_id = _tracking_push(
+        "17track", lambda body: verify_17track_push(body, request.headers.get("sign"), current_app.config["TRACK17_KEY"]))
     if refused is not None:
         return refused
-    if _all_unknown(outcome):
-        return jsonify({"error": {"code": "unknown_tracking_number",
-                                  "message": f"unknown tracking number {', '.join(outcome['unknown_numbers'])}"}}), 404
-    return jsonify({"code": 0, "stored": outcome["stored"]})
+    return jsonify({"code": 0, "received": push_id})
 
 
 register_public("hooks.kuaidi100")  # verified by the carrier's signature

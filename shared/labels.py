@@ -34,10 +34,18 @@ def label(table: dict, code: str | None) -> str:
 # Orders store "partially_refunded" (shared/services/orders.py REFUND_STATUSES); the table above only knew "partial".
 REFUND.setdefault("partially_refunded", _l("Partly refunded"))
 INBOX_STATUS = {"received": _l("Not processed yet"), "processing": _l("Processing"), "done": _l("Done"),
-                "review": _l("Needs review"), "retry": _l("Waiting to retry"), "dead": _l("Dead-lettered")}
+                "review": _l("Needs review"), "retry": _l("Waiting to retry"), "dead": _l("Dead-lettered"),
+                "waiting": _l("Waiting for its order")}
 INBOX_SOURCE = {"webhook": _l("Webhook"), "poll": _l("Poll"), "import": _l("Import"), "refetch": _l("Re-fetch")}
 INBOX_OUTCOME = {"created": _l("Order created"), "updated": _l("Order updated"),
-                 "stale": _l("Older than ours, skipped"), "unchanged": _l("No change"), "ping": _l("Test ping")}
+                 "stale": _l("Older than ours, skipped"), "unchanged": _l("No change"), "ping": _l("Test ping"),
+                 "ignored": _l("Topic changes no order, recorded"), "unknown_topic": _l("Unknown topic, recorded"),
+                 "cancelled": _l("Order cancelled (deleted on the platform)"),
+                 "recorded": _l("Deletion recorded (already shipped)"), "not_here": _l("Not an order of ours"),
+                 "refunded": _l("Refund applied"),
+                 "stored": _l("Tracking events stored"), "nothing_new": _l("No new tracking events"),
+                 "no_events": _l("Push without events")}
+TRACKING_SOURCE = {"kuaidi100": _l("Kuaidi100"), "17track": _l("17TRACK")}
 SYNC_ALERT = {"not_syncing": _l("Not syncing"), "failure_rate": _l("Too many failures"),
               "dead_letter": _l("Dead-lettered payloads")}
 WEBHOOK_REJECTION = {"unknown_channel": _l("Unknown channel"), "no_webhooks": _l("Channel takes no webhooks"),
@@ -60,6 +68,11 @@ INBOX_ERROR = {
     "address_change_too_late": _l("Address changed after packing"), "processing_failed": _l("Processing failed"),
     "invalid_phone": _l("Invalid phone number"), "no_lines": _l("No order lines"),
     "unreadable_payload": _l("Payload in an unexpected shape"),
+    "order_not_here": _l("Its order has not arrived yet"),
+    "restored_after_cancel": _l("Restored on the platform after we cancelled it"),
+    "currency_mismatch": _l("Currency differs from the order"),
+    "unknown_tracking_number": _l("No parcel with this tracking number"),
+    "invalid_field": _l("Field in an unexpected shape"),
 }
 
 # Fulfilment: shipments on the floor, waves, scans, carriers, tracking and alarms.

@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from shared.extensions import db
-from shared.models import CarrierAttempt, FulfilmentAlarm, ScanEvent, Shipment, StockMovement, TrackingEvent
+from shared.models import (CarrierAttempt, FulfilmentAlarm, ScanEvent, Shipment, StockMovement, TrackingEvent,
+                           TrackingPush)
 from shared.services import allocation, scans, tracking, waves
 from tests.factories import ADMIN
 from tests.live_servers import LiveServer
@@ -139,7 +140,7 @@ def test_scans_need_a_device_token(floor, portal_with_carriers):  # noqa: F811
     assert answer.status_code == 401 and db.session.execute(select(func.count()).select_from(ScanEvent)).scalar() == 0
 
 
-def test_tracking_for_an_unknown_number_or_with_a_bad_signature_is_refused(portal_with_carriers):
+def test_tracking_for_an_unknown_number_is_kept_for_review_and_a_bad_signature_is_refused(portal_with_carriers):
     from shared.carriers.signing import kuaidi100_push_sign
     client = portal_with_carriers.test_client()
     param = ('{"status":"polling","lastResult":{"message":"ok","state":"0","status":"200","ischeck":"0",'
@@ -147,10 +148,14 @@ def test_tracking_for_an_unknown_number_or_with_a_bad_signature_is_refused(porta
              '"ftime":"2026-11-21 10:00:00","status":"揽收"}]}}')
     salt = portal_with_carriers.config["KUAIDI100_SALT"]
     unknown = client.post("/hooks/tracking/kuaidi100", data={"param": param, "sign": kuaidi100_push_sign(param, salt)})
-    assert unknown.status_code == 404 and "SF999999999999" in unknown.get_json()["message"]
+    assert unknown.status_code == 200 and unknown.get_json()["result"] is True  # stored: Kuaidi100 need not resend
+    push = db.session.get(TrackingPush, unknown.get_json()["received"])
+    assert (push.status, push.error_code, push.waybill_no) == ("review", "unknown_tracking_number", "SF999999999999")
+    assert "SF999999999999" in push.last_error
     forged = client.post("/hooks/tracking/kuaidi100", data={"param": param, "sign": "0" * 32})
     assert forged.status_code == 401
     assert db.session.execute(select(func.count()).select_from(TrackingEvent)).scalar() == 0
+    assert db.session.execute(select(func.count()).select_from(TrackingPush)).scalar() == 1  # the forged one: none
 
 
 def test_a_parcel_without_news_is_flagged_stalled_once(floor, portal_with_carriers, carriers):  # noqa: F811

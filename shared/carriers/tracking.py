@@ -18,7 +18,14 @@ resultv2=4; the free text of `context` is not searched for the receiver's city.
 17TRACK: the newest event takes `latest_status` (status and sub_status); older events take their own `sub_status`,
 else their `stage` (milestone key: PickedUp, Departure, Arrival, AvailableForPickup, ...); events with neither (stage
 null) move nothing. AvailableForPickup is "at local station". See TRACK17_STATUSES, TRACK17_SUB_STATUSES and
-TRACK17_STAGES.
+TRACK17_STAGES. Two push shapes are read (docs/CARRIERS.md): the v2.2/v2.4 `data.track_info` (events in
+`tracking.providers[].events`, plus `latest_event`, which is the only event when a push carries no provider events),
+and the older v1 `data.track` (`z0` the latest event, `z1`/`z2` the origin and destination carriers' events, `e` the
+parcel's status code; event times carry no zone and are read in the carrier's zone: Beijing for our carriers, an
+unknown carrier's time is refused, never guessed).
+
+Pushes are verified at receipt (`verify_kuaidi100_push`, `verify_17track_push`) and read later from the tracking inbox
+(`read_kuaidi100_push`, `read_17track_push`); `parse_*_push` do both at once.
 
 summarize(): duplicates (same time, description and source) count once; events are taken in time order; the step is
 the latest step seen, except that once delivered it stays delivered; flags accumulate, a delivered event clears the
@@ -127,6 +134,10 @@ TRACK17_STAGES = {
     "Returning": (None, "returning"),
     "Returned": (None, "returned"),
 }
+# 17TRACK v1 `track.e` (the parcel's status code) → the v2 status it became.
+TRACK17_V1_STATUSES = {0: "NotFound", 10: "InTransit", 20: "Expired", 30: "AvailableForPickup", 35: "DeliveryFailure",
+                       40: "Delivered", 50: "Exception"}
+TRACK17_V1_TIME_FORMAT = "%Y-%m-%d %H:%M"
 TRACK17_MAX_NUMBERS = 40  # numbers per gettrackinfo request
 TRACK17_NOT_REGISTERED = -18019902
 TRACK17_NO_INFO_YET = -18019909
@@ -289,17 +300,30 @@ def _kuaidi100_events(result: dict, what: str) -> list[TrackingEvent]:
     return events
 
 
-def parse_kuaidi100_push(form: dict[str, str], salt: str) -> list[TrackingEvent]:
-    """A Kuaidi100 subscription push (form fields `param` and `sign`) as events, oldest first; the sign is checked
-    before anything is read. A push without data (e.g. status=abort, 3天查询无记录) gives no events."""
+def verify_kuaidi100_push(form: dict[str, str], salt: str) -> None:
+    """Raise TrackingPayloadError unless the push's `sign` is md5(param + salt)."""
     _check_secret(salt, "Kuaidi100 salt")
     param = form.get("param")
     if param is None:
         raise TrackingPayloadError("missing_field", "form field param is missing")
     if not verify_kuaidi100_push_sign(param, salt, form.get("sign")):
         raise TrackingPayloadError("bad_signature", "sign is not md5(param + salt)")
+
+
+def read_kuaidi100_push(form: dict[str, str]) -> list[TrackingEvent]:
+    """A verified Kuaidi100 push (form fields) as events, oldest first; no data (status=abort) gives none."""
+    param = form.get("param")
+    if param is None:
+        raise TrackingPayloadError("missing_field", "form field param is missing")
     body = _object(_loads(param, "param"), "param")
     return _kuaidi100_events(_object(body.get("lastResult"), "param.lastResult"), "lastResult")
+
+
+def parse_kuaidi100_push(form: dict[str, str], salt: str) -> list[TrackingEvent]:
+    """A Kuaidi100 subscription push (form fields `param` and `sign`) as events, oldest first; the sign is checked
+    before anything is read. A push without data (e.g. status=abort, 3天查询无记录) gives no events."""
+    verify_kuaidi100_push(form, salt)
+    return read_kuaidi100_push(form)
 
 
 def parse_kuaidi100_poll(answer: dict) -> list[TrackingEvent]:
@@ -387,6 +411,13 @@ def _track17_events(number: str, carrier_key, track_info: dict, what: str) -> li
             if not when:
                 raise TrackingPayloadError("missing_field", f"{where}.time_utc is missing")
             entries.append((_iso_time(when, f"{where}.time_utc"), len(entries), event))
+    latest_event = track_info.get("latest_event")
+    if isinstance(latest_event, dict) and (latest_event.get("time_utc") or latest_event.get("time_iso")):
+        when = _iso_time(latest_event.get("time_utc") or latest_event.get("time_iso"), f"{what}.latest_event.time_utc")
+        text = str(latest_event.get("description") or "").strip()
+        if not any(moment == when and str(event.get("description") or "").strip() == text
+                   for moment, _index, event in entries):  # a push with only the latest event still has it
+            entries.append((when, len(entries), latest_event))
     entries.sort(key=lambda item: (item[0], -item[1]))  # each provider lists newest first
     events = []
     for position, (occurred_at, _index, event) in enumerate(entries):
@@ -404,19 +435,94 @@ def _track17_events(number: str, carrier_key, track_info: dict, what: str) -> li
     return events
 
 
-def parse_17track_push(raw_body: bytes, headers_sign: str | None, key: str) -> list[TrackingEvent]:
-    """A 17TRACK webhook (raw body and its `sign` header) as events, oldest first; the sign is checked before the
-    body is read. Notifications other than TRACKING_UPDATED (e.g. TRACKING_STOPPED) carry no events: []."""
+def _track17_v1_time(text, zone: ZoneInfo | None, what: str) -> datetime:
+    """A v1 event time `yyyy-MM-dd HH:mm` (the carrier's local time, no zone) as aware UTC."""
+    if zone is None:
+        raise TrackingPayloadError("invalid_timestamp", f"{what} {text!r} has no zone and the carrier's zone is unknown")
+    try:
+        moment = datetime.strptime(str(text).strip(), TRACK17_V1_TIME_FORMAT)
+    except ValueError:
+        raise TrackingPayloadError("invalid_timestamp", f"{what} {text!r} is not yyyy-MM-dd HH:mm") from None
+    return moment.replace(tzinfo=zone).astimezone(UTC)
+
+
+def _track17_v1_events(number: str, carrier_key, track: dict, what: str) -> list[TrackingEvent]:
+    """The older `track` shape: z1 (origin carrier) and z2 (destination carrier) events, newest first, z0 the
+    latest; `e` the parcel's status, which only the newest event takes (v1 events carry no status of their own)."""
+    carrier_key = carrier_key if carrier_key is not None else track.get("w1")
+    carrier = _track17_carrier(carrier_key)
+    zone = BEIJING if carrier in TRACK17_CARRIER_KEYS else None  # our carriers are domestic, in Beijing time
+    try:
+        status = TRACK17_V1_STATUSES[int(track.get("e") or 0)]
+    except (TypeError, ValueError, KeyError):
+        raise TrackingPayloadError("unknown_status", f"{what}.e {track.get('e')!r} is not a 17TRACK v1 status") from None
+    raw = []
+    for group in ("z1", "z2"):
+        for index, event in enumerate(_list(track.get(group), f"{what}.{group}")):
+            raw.append((f"{what}.{group}[{index}]", _object(event, f"{what}.{group}[{index}]")))
+    if not raw and isinstance(track.get("z0"), dict) and track["z0"].get("a"):
+        raw.append((f"{what}.z0", track["z0"]))
+    entries, seen = [], set()
+    for where, event in raw:
+        when = _track17_v1_time(event.get("a"), zone, f"{where}.a")
+        text = str(event.get("z") or "").strip()
+        if (when, text) in seen:  # the destination carrier may repeat the origin carrier's last event
+            continue
+        seen.add((when, text))
+        entries.append((when, len(entries), event))
+    entries.sort(key=lambda item: (item[0], -item[1]))
+    events = []
+    for position, (occurred_at, _index, event) in enumerate(entries):
+        newest = position == len(entries) - 1
+        step, flag = TRACK17_STATUSES[status] if newest else (None, None)
+        events.append(TrackingEvent(
+            waybill_no=number, carrier=carrier, occurred_at=occurred_at, description=str(event.get("z") or "").strip(),
+            location=_optional_text(event.get("c")) or _optional_text(event.get("d")), source="17track",
+            raw_status=f"v1:{track.get('e')}" if newest else "", step=step, flag=flag))
+    return events
+
+
+def verify_17track_push(raw_body: bytes, headers_sign: str | None, key: str) -> None:
+    """Raise TrackingPayloadError unless the `sign` header is sha256(body + "/" + key)."""
     _check_secret(key, "17TRACK security key")
     if not verify_track17_sign(raw_body, key, headers_sign):
         raise TrackingPayloadError("bad_signature", "sign is not sha256(body + '/' + key)")
+
+
+def read_17track_push(raw_body: bytes | str) -> list[TrackingEvent]:
+    """A verified 17TRACK webhook body as events, oldest first, in either shape (`track_info` or the older
+    `track`). Notifications other than TRACKING_UPDATED (e.g. TRACKING_STOPPED) carry no events: []."""
     body = _object(_loads(raw_body, "body"), "body")
     if body.get("event") != "TRACKING_UPDATED":
         return []
     data = _object(body.get("data"), "data")
     number = _text(data, "number", "data")
+    if data.get("track_info") is None and data.get("track") is not None:
+        return _track17_v1_events(number, data.get("carrier"), _object(data.get("track"), "data.track"), "data.track")
     return _track17_events(number, data.get("carrier"), _object(data.get("track_info"), "data.track_info"),
                            "data.track_info")
+
+
+def parse_17track_push(raw_body: bytes, headers_sign: str | None, key: str) -> list[TrackingEvent]:
+    """A 17TRACK webhook (raw body and its `sign` header) as events, oldest first; the sign is checked before the
+    body is read."""
+    verify_17track_push(raw_body, headers_sign, key)
+    return read_17track_push(raw_body)
+
+
+def push_waybill_no(source: str, body: str) -> str | None:
+    """The tracking number a stored push is about, read cheaply for search (None when it cannot be read)."""
+    try:
+        if source == "kuaidi100":
+            from urllib.parse import parse_qs
+
+            param = json.loads(parse_qs(body).get("param", ["{}"])[0])
+            value = (param.get("lastResult") or {}).get("nu")
+        else:
+            value = (json.loads(body).get("data") or {}).get("number")
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return str(value)[:64] if value else None
 
 
 def parse_17track_poll(answer: dict) -> tuple[list[TrackingEvent], list[RejectedNumber]]:

@@ -8,9 +8,9 @@ from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAla
 from shared.models.order import Order, OrderLine
 from shared.models.staff import ApiToken, StaffUser
 from shared.models.stock import Reservation, StockLevel, StockMovement
-from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, ReconciliationDifference,
-                                ReconciliationReport, SkuMapping, StatusMapping, SyncAlert, SyncRun, WebhookDelivery,
-                                WebhookRejection, WebhookSubscription)
+from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, PlatformRefund, ReconciliationDifference,
+                                ReconciliationReport, SkuMapping, StatusMapping, SyncAlert, SyncRun, TrackingPush,
+                                WebhookDelivery, WebhookRejection, WebhookSubscription)
 
 __all__ = [
     "AccessLogEntry", "ApiToken", "AuditEvent", "AuditSeal", "Channel", "Customer", "CustomerAddress",
@@ -19,4 +19,5 @@ __all__ = [
     "ReconciliationReport", "SkuMapping", "StatusMapping", "SyncAlert", "SyncRun", "WebhookDelivery",
     "WebhookRejection", "WebhookSubscription", "Bin", "CarrierAttempt", "Device", "FulfilmentAlarm", "Lot",
     "PickTask", "ScanEvent", "Shipment", "StockTake", "StockTakeLine", "TrackingEvent", "Wave",
+    "PlatformRefund", "TrackingPush",
 ]

@@ -3,7 +3,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
-from shared.models.types import EncryptedText, UTCDateTime
+from shared.models.types import EncryptedText, Money, UTCDateTime
 from shared.timekeeping import utc_now
 
 
@@ -60,11 +60,63 @@ class InboxItem(db.Model):
     claimed_at = mapped_column(UTCDateTime)
     processed_at = mapped_column(UTCDateTime)
     platform_modified_at = mapped_column(UTCDateTime)
-    outcome: Mapped[str | None] = mapped_column(String(40))  # created, updated, stale, unchanged
+    outcome: Mapped[str | None] = mapped_column(String(40))  # created, updated, stale, unchanged, ignored, ...
+    topic: Mapped[str | None] = mapped_column(String(64))  # the platform's webhook topic header, as received
     visible_delay_ms: Mapped[int | None] = mapped_column(Integer)  # platform paid-at to visible here
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
 
     channel = relationship("Channel", lazy="joined")
+
+
+class PlatformRefund(db.Model):
+    """One refund the platform reported (Shopify refunds/create), applied to its order once: the refunded total of
+    an order is the sum of these."""
+
+    __tablename__ = "platform_refunds"
+    __table_args__ = (UniqueConstraint("channel_id", "platform_refund_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    platform_refund_id: Mapped[str] = mapped_column(String(64))
+    amount = mapped_column(Money, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3))
+    refunded_at = mapped_column(UTCDateTime, nullable=False)
+    note: Mapped[str | None] = mapped_column(String(500))
+    inbox_item_id: Mapped[int | None] = mapped_column(ForeignKey("inbox_items.id"))
+    created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+
+
+class TrackingPush(db.Model):
+    """One carrier tracking push (Kuaidi100 or 17TRACK) as received, verified and stored before it is processed.
+
+    The same states as the channel inbox (received, processing, done, review, retry, dead); the body is encrypted
+    (a push may carry a courier's or receiver's phone)."""
+
+    __tablename__ = "tracking_pushes"
+    __table_args__ = (
+        UniqueConstraint("source", "content_hash"),
+        Index("ix_tracking_pushes_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_tracking_pushes_waybill_no", "waybill_no"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(12))  # kuaidi100, 17track
+    received_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(100))
+    body = mapped_column(EncryptedText, nullable=False)
+    times_received: Mapped[int] = mapped_column(Integer, default=1)
+    waybill_no: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    next_attempt_at = mapped_column(UTCDateTime)
+    claimed_at = mapped_column(UTCDateTime)
+    processed_at = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(40))  # stored, nothing_new, no_events
+    events_stored: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class WebhookRejection(db.Model):

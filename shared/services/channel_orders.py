@@ -7,20 +7,22 @@ the parcel is not yet packed; a refund or cancellation before shipping cancels t
 stock. The platform does not move physical steps (allocate, pick, pack, ship): the warehouse does.
 """
 from dataclasses import dataclass
+from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from shared.actors import SYSTEM
 from shared.channels.base import Adapter
 from shared.channels.canonical import CanonicalOrder
+from shared.channels.topics import PlatformDeletion, PlatformRefundNotice
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
-from shared.models import Channel, Order, SkuMapping, StatusMapping
-from shared.money import format_money
+from shared.models import Channel, Order, PlatformRefund, SkuMapping, StatusMapping
+from shared.money import CENT, format_money
 from shared.security.masking import masked_address, masked_name, masked_phone
 from shared.services import audit
 from shared.services import orders as order_service
-from shared.services.errors import ValidationFailed
+from shared.services.errors import ServiceError, ValidationFailed
 from shared.timekeeping import as_utc, utc_now
 
 S = OrderStatus
@@ -35,6 +37,17 @@ class NeedsReview(ValidationFailed):
     """The order cannot flow on as received; a person must look (fix a mapping, then replay)."""
 
     code = "needs_review"
+
+
+class WaitingForOrder(ServiceError):
+    """A payload about an order that has not arrived yet (a refund before its order): kept, and replayed by itself
+    when the order arrives."""
+
+    status = 409
+    code = "order_not_here"
+
+
+PLATFORM_DELETED = "platform: deleted on"  # the cancel reason of an order the platform deleted
 
 
 @dataclass(frozen=True)
@@ -176,7 +189,7 @@ def _update(order: Order, canonical: CanonicalOrder, mapping: Mapping) -> str:
             setattr(order, name, value)
         order_service.address_changed(order, SYSTEM, before, _masked_address(
             {name: getattr(order, name) for name in ADDRESS_FIELDS}), sorted(changes))
-    _follow_lifecycle(order, mapping.lifecycle, canonical)
+    _follow_lifecycle(order, mapping.lifecycle, f"status {canonical.status_key}")
     refund = refund_of(mapping, canonical)
     if refund != order.refund_status:
         order_service.record_refund_status(order, refund, SYSTEM, f"platform status {canonical.status_key}")
@@ -186,9 +199,10 @@ def _update(order: Order, canonical: CanonicalOrder, mapping: Mapping) -> str:
     return "updated" if changes or after_status != before_status else "unchanged"
 
 
-def _follow_lifecycle(order: Order, target: str, canonical: CanonicalOrder) -> None:
+def _follow_lifecycle(order: Order, target: str, why: str) -> None:
     """Move the order as far as the platform's word allows: commercial changes only."""
-    reason = f"{PLATFORM_HOLD} status {canonical.status_key}"
+    reason = f"{PLATFORM_HOLD} {why}"
+    status_key = why.removeprefix("status ")
     if target == S.CANCELLED:
         if order.status in BEFORE_SHIPPING:
             order_service.transition_order(order, S.CANCELLED, SYSTEM, reason)  # releases the reservation
@@ -198,9 +212,93 @@ def _follow_lifecycle(order: Order, target: str, canonical: CanonicalOrder) -> N
             order_service.transition_order(order, S.ON_HOLD, SYSTEM, reason)
         return
     if order.status == S.ON_HOLD and (order.hold_reason or "").startswith(PLATFORM_HOLD):
-        order_service.release_hold(order, SYSTEM, f"{PLATFORM_HOLD} resolved, status {canonical.status_key}")
+        order_service.release_hold(order, SYSTEM, f"{PLATFORM_HOLD} resolved, status {status_key}")
     if target in (S.CONFIRMED, S.SHIPPED, S.COMPLETED) and order.status == S.PENDING_REVIEW \
             and order.payment_status == "paid":
         order_service.transition_order(order, S.CONFIRMED, SYSTEM, "paid on the platform")
     if target == S.COMPLETED and order.status == S.SHIPPED:
         order_service.transition_order(order, S.COMPLETED, SYSTEM, "completed on the platform")
+
+
+def _locked_order(context: ChannelContext, channel_order_id: str) -> Order | None:
+    return db.session.execute(
+        select(Order).where(Order.channel_id == context.channel.id, Order.channel_order_id == channel_order_id)
+        .with_for_update(of=Order)).scalar_one_or_none()
+
+
+def apply_deletion(context: ChannelContext, deletion: PlatformDeletion) -> tuple[str, Order | None]:
+    """The platform deleted or trashed the order. Not yet shipped: cancelled with the platform's reason, which
+    releases its stock (a merchant deletes an order they will not ship). Shipped or completed: the parcel is gone
+    already, so the deletion is only recorded (audited). An order we never had: nothing to do."""
+    order = _locked_order(context, deletion.channel_order_id)
+    if order is None:
+        return "not_here", None
+    reason = f"{PLATFORM_DELETED} {context.channel.name} ({deletion.topic})"
+    if order.status in FINISHED:
+        return "unchanged", order
+    if order.status in BEFORE_SHIPPING:
+        order_service.transition_order(order, S.CANCELLED, SYSTEM, reason)  # releases the reservation
+        order.updated_at = utc_now()
+        return "cancelled", order
+    audit.record(SYSTEM, "order.platform_deleted", "order", order.order_no, reason=reason,
+                 after={"status": order.status, "topic": deletion.topic})
+    return "recorded", order
+
+
+def check_restored(context: ChannelContext, canonical: CanonicalOrder) -> None:
+    """An order back from the platform's trash. If we cancelled it when it was trashed (its stock released, maybe
+    sold since), it is not silently re-opened: a person decides (re-enter it, or cancel it on the platform).
+    Otherwise the restored order is applied like any update (or created, if it is new here)."""
+    order = db.session.execute(select(Order).where(
+        Order.channel_id == context.channel.id, Order.channel_order_id == canonical.channel_order_id)
+    ).scalar_one_or_none()
+    mapping = context.statuses.get(canonical.status_key)
+    if order is None or order.status != S.CANCELLED or not (order.cancel_reason or "").startswith(PLATFORM_DELETED):
+        return
+    if mapping is not None and mapping.lifecycle == S.CANCELLED:
+        return
+    raise NeedsReview(f"{order.order_no} was cancelled here when {context.channel.name} deleted it (its stock was "
+                      f"released); the platform restored it as {canonical.status_key!r}: re-enter it or cancel it on "
+                      f"the platform", field="status", code="restored_after_cancel")
+
+
+def apply_refund(context: ChannelContext, notice: PlatformRefundNotice, inbox_item_id: int | None = None
+                 ) -> tuple[str, Order]:
+    """One platform refund, applied once (by its refund id): the order's refund status follows the refunded total
+    (partially or fully refunded); a full refund before shipping cancels the order and releases its stock, the
+    same rule as a platform status that says refunded. After shipping only the refund status changes (the goods
+    come back through after-sales). A refund for an order not here yet raises WaitingForOrder."""
+    order = _locked_order(context, notice.channel_order_id)
+    if order is None:
+        raise WaitingForOrder(f"refund {notice.refund_id} is for {context.channel.name} order "
+                              f"{notice.channel_order_id}, which has not arrived yet; it is applied when it does",
+                              field="order_id")
+    if notice.currency and notice.currency != order.currency:
+        raise NeedsReview(f"refund {notice.refund_id} is in {notice.currency}, {order.order_no} in {order.currency}",
+                          field="currency", code="currency_mismatch")
+    seen = db.session.execute(select(PlatformRefund.id).where(
+        PlatformRefund.channel_id == context.channel.id, PlatformRefund.platform_refund_id == notice.refund_id)
+    ).scalar_one_or_none()
+    if seen is not None:
+        return "unchanged", order
+    db.session.add(PlatformRefund(channel_id=context.channel.id, order_id=order.id, platform_refund_id=notice.refund_id,
+                                  amount=notice.amount, currency=order.currency, refunded_at=notice.refunded_at,
+                                  note=notice.note, inbox_item_id=inbox_item_id))
+    db.session.flush()
+    refunded = refunded_total(order)
+    full = refunded >= order.total
+    status = "refunded" if full else ("partially_refunded" if refunded > 0 else order.refund_status)
+    reason = f"refund {notice.refund_id} of {format_money(notice.amount)} {order.currency} on {context.channel.name}"
+    if status != order.refund_status:
+        order_service.record_refund_status(order, status, SYSTEM, reason)
+    if full and order.status in BEFORE_SHIPPING:
+        _follow_lifecycle(order, S.CANCELLED, f"refunded in full ({reason})")
+    order.updated_at = utc_now()
+    return "refunded", order
+
+
+def refunded_total(order: Order) -> Decimal:
+    """What the platform has refunded of an order so far: the sum of its refunds."""
+    total = db.session.execute(select(func.coalesce(func.sum(PlatformRefund.amount), 0))
+                               .where(PlatformRefund.order_id == order.id)).scalar_one()
+    return Decimal(str(total)).quantize(CENT)

@@ -1,10 +1,17 @@
 """The inbox: every payload received is stored raw first, then processed by a job, idempotently.
 
-States: received → processing → done | review | retry → … → dead. `review` is a payload that cannot flow on
-as it stands (unknown status, unmapped SKU, amounts that do not add up, a naive timestamp): a person fixes the
-mapping and replays it. `retry` is a failure that may pass by itself (a lock, a race, a database hiccup); it
-is retried with exponential backoff and becomes `dead` after MAX_ATTEMPTS. A crash between receipt and
-processing loses nothing: the sweeper re-queues rows left `received` or stuck in `processing`.
+States: received → processing → done | review | waiting | retry → … → dead. `review` is a payload that cannot
+flow on as it stands (unknown status, unmapped SKU, amounts that do not add up, a naive timestamp): a person fixes
+the mapping and replays it. `waiting` is a payload about an order that has not arrived yet (a refund webhook
+before its order): it is replayed by itself when the order arrives (and can be replayed by hand). `retry` is a
+failure that may pass by itself (a lock, a race, a database hiccup); it is retried with exponential backoff and
+becomes `dead` after MAX_ATTEMPTS. A crash between receipt and processing loses nothing: the sweeper re-queues
+rows left `received` or stuck in `processing`.
+
+Webhooks carry their platform's topic (`topic`, shared/channels/topics.py): an order topic is a whole order, a
+deletion or a refund is applied as such, and a topic that carries no order change is recorded as `ignored`
+(done, never review). The state helpers here (claim, retry, review, sweep, replay) also drive the carrier
+tracking-push inbox (shared/services/tracking.py), which has the same states.
 """
 import hashlib
 import json
@@ -20,11 +27,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from shared import dispatch
 from shared.actors import Actor
 from shared.channels import adapter_for
+from shared.channels import topics
 from shared.channels.canonical import CanonicalOrder, PayloadProblem
 from shared.extensions import db
-from shared.models import Channel, InboxItem
+from shared.models import Channel, InboxItem, Order
 from shared.services import audit
-from shared.services.channel_orders import ChannelContext, apply
+from shared.services.channel_orders import (ChannelContext, WaitingForOrder, apply, apply_deletion, apply_refund,
+                                            check_restored)
 from shared.services.errors import Conflict, NotFound, ServiceError
 from shared.timekeeping import utc_now
 
@@ -33,22 +42,33 @@ MAX_ATTEMPTS = 5
 FIRST_RETRY_SECONDS = 5
 PROCESS_JOB = "jobs.sync.process_inbox"
 FAILED = ("review", "dead")
+REPLAYABLE = (*FAILED, "waiting")  # what a person may send through processing again
 STALE_RECEIVED = timedelta(seconds=30)  # a received row no job has taken by then was not queued (Redis down)
 STALE_PROCESSING = timedelta(minutes=5)  # a row processing that long belonged to a worker that died
 
 
-def content_hash(body: bytes) -> str:
+def content_hash(body: bytes, topic: str | None = None, delivery_id: str | None = None, kind: str = "") -> str:
+    """The bytes' hash: the same order body twice is one row whatever brought it (webhook, poll, re-fetch). A body
+    that carries no state of its own (a deletion is only an id, an ignored topic) is hashed with its topic and the
+    platform's delivery id, so a second deletion after a restore is a row of its own, a platform retry is not."""
+    if topic and not topics.carries_state(topics.topic_meaning(kind, topic)):
+        return hashlib.sha256(f"{topic}\n{delivery_id or ''}\n".encode() + body).hexdigest()
     return hashlib.sha256(body).hexdigest()
 
 
-def _external_id(channel: Channel, body: bytes) -> str | None:
+def _external_id(channel: Channel, body: bytes, topic: str | None = None) -> str | None:
+    """The platform order the payload is about (for search, and to find a refund waiting for its order)."""
     try:
         raw = json.loads(body)
     except ValueError:
         return None
     if not isinstance(raw, dict):
         return None
-    value = adapter_for(channel.kind).external_id(raw)
+    meaning = topics.topic_meaning(channel.kind, topic)
+    if meaning in (topics.REFUND, topics.IGNORED, topics.UNKNOWN):
+        value = raw.get("order_id")  # a refund's or a fulfilment's own id is not an order id
+    else:
+        value = adapter_for(channel.kind).external_id(raw)
     return str(value)[:64] if value is not None else None
 
 
@@ -57,24 +77,26 @@ def _insert():
 
 
 def store(channel: Channel, source: str, bodies: list[bytes], content_type: str = "application/json",
-          received_at: datetime | None = None) -> list[int]:
+          received_at: datetime | None = None, topic: str | None = None, delivery_id: str | None = None) -> list[int]:
     """Store payloads in one multi-row statement; the same bytes twice are one row, counted twice.
 
+    `topic` is the webhook's topic header as received (None for polls and imports: those are whole orders).
     Returns the ids of every row touched, new or seen before: processing skips rows already finished.
     """
     if not bodies:
         return []
     now = received_at or utc_now()
+    topic = topic[:64] if topic else None
     rows, seen = [], set()
     for body in bodies:
-        digest = content_hash(body)
+        digest = content_hash(body, topic, delivery_id, channel.kind)
         if digest in seen:
             continue
         seen.add(digest)
         rows.append({"channel_id": channel.id, "source": source, "received_at": now, "content_hash": digest,
                      "content_type": content_type[:100], "body": body.decode("utf-8", errors="replace"),
-                     "times_received": 1, "external_id": _external_id(channel, body), "status": "received",
-                     "attempts": 0})
+                     "times_received": 1, "external_id": _external_id(channel, body, topic), "status": "received",
+                     "attempts": 0, "topic": topic})
     table = InboxItem.__table__
     statement = _insert()(table).values(rows)
     statement = statement.on_conflict_do_update(
@@ -93,15 +115,15 @@ def queue(ids: list[int], batch: int = BATCH) -> None:
         dispatch.send(PROCESS_JOB, ids[start:start + batch], queue="sync")
 
 
-def claim(ids: list[int]) -> list[int]:
+def claim(ids: list[int], model=InboxItem) -> list[int]:
     """Mark rows as being processed; only rows that are waiting are taken, so a row is never done twice."""
     if not ids:
         return []
     now = utc_now()
     claimed = db.session.execute(
-        update(InboxItem).where(InboxItem.id.in_(ids), InboxItem.status.in_(("received", "retry")))
-        .values(status="processing", claimed_at=now, attempts=InboxItem.attempts + 1)
-        .returning(InboxItem.id)
+        update(model).where(model.id.in_(ids), model.status.in_(("received", "retry")))
+        .values(status="processing", claimed_at=now, attempts=model.attempts + 1)
+        .returning(model.id)
     ).scalars().all()
     return sorted(claimed)
 
@@ -127,8 +149,13 @@ def kick(channel_id: int) -> None:
     dispatch.send_once(DRAIN_JOB, channel_id, key=drain_key(channel_id), queue="sync")
 
 
-def _parse(item: InboxItem) -> CanonicalOrder | None:
-    """None for a payload that carries no order (a webhook ping)."""
+def _parse(item: InboxItem):
+    """What the payload says, by its topic: a CanonicalOrder (marked when restored from the trash), a deletion, a
+    refund, an ignored topic, or None for a payload that carries nothing (a webhook ping)."""
+    kind = item.channel.kind
+    meaning = topics.topic_meaning(kind, item.topic)
+    if meaning in (topics.IGNORED, topics.UNKNOWN):  # acknowledged and recorded; the body is not read at all
+        return topics.IgnoredTopic(item.topic or "", meaning)
     try:
         raw = json.loads(item.body)
     except ValueError as error:
@@ -136,10 +163,24 @@ def _parse(item: InboxItem) -> CanonicalOrder | None:
                              code="invalid_json") from None
     if not isinstance(raw, dict):
         raise PayloadProblem("the payload is not a JSON object", code="invalid_json")
-    adapter = adapter_for(item.channel.kind)
+    adapter = adapter_for(kind)
     if adapter.is_ping(raw):
         return None
-    return adapter.parse(raw, item.channel.timezone)
+    if meaning == topics.DELETED:
+        return topics.read_deletion(raw, item.topic or "")
+    if meaning == topics.REFUND:
+        return topics.read_refund(kind, raw)
+    canonical = adapter.parse(raw, item.channel.timezone)
+    if meaning == topics.RESTORED:
+        canonical.extra["restored"] = True
+    return canonical
+
+
+def _when(pair) -> tuple:
+    """Apply a batch oldest platform change first: an order's modified time, a refund's time, else receipt."""
+    item, parsed = pair
+    moment = getattr(parsed, "modified_at", None) or getattr(parsed, "refunded_at", None) or item.received_at
+    return (moment, item.id)
 
 
 def prepare(ids: list[int]) -> list[tuple[InboxItem, CanonicalOrder | None]]:
@@ -160,12 +201,17 @@ def prepare(ids: list[int]) -> list[tuple[InboxItem, CanonicalOrder | None]]:
         except (TypeError, AttributeError, ValueError, KeyError) as error:  # a shape no adapter rule foresaw
             _to_review(item, PayloadProblem(f"the payload could not be read: {type(error).__name__}: {error}",
                                             code="unreadable_payload"))
-    parsed.sort(key=lambda pair: (pair[1].modified_at if pair[1] else pair[0].received_at, pair[0].id))
+    parsed.sort(key=_when)
     return parsed
 
 
 class Contexts(dict):
-    """Channel contexts (status and SKU mappings) loaded once per batch, not once per order."""
+    """Channel contexts (status and SKU mappings) loaded once per batch, not once per order; `woken` collects the
+    waiting rows an order created in the batch set free (the job processes them next)."""
+
+    def __init__(self):
+        super().__init__()
+        self.woken: list[int] = []
 
     def for_item(self, item: InboxItem) -> ChannelContext:
         if item.channel_id not in self:
@@ -186,11 +232,14 @@ def create_in_bulk(contexts: Contexts, parsed: list[tuple[InboxItem, CanonicalOr
     """
     from shared.services import bulk_orders
 
-    seen = Counter((item.channel_id, canonical.channel_order_id) for item, canonical in parsed if canonical)
+    def whole(canonical) -> bool:
+        return isinstance(canonical, CanonicalOrder) and not canonical.extra.get("restored")
+
+    seen = Counter((item.channel_id, canonical.channel_order_id) for item, canonical in parsed if whole(canonical))
     groups: dict[int, list] = {}
     left = []
     for item, canonical in parsed:
-        if canonical is not None and seen[(item.channel_id, canonical.channel_order_id)] == 1:
+        if whole(canonical) and seen[(item.channel_id, canonical.channel_order_id)] == 1:
             groups.setdefault(item.channel_id, []).append((item, canonical))
         else:
             left.append((item, canonical))
@@ -204,19 +253,72 @@ def create_in_bulk(contexts: Contexts, parsed: list[tuple[InboxItem, CanonicalOr
             delay = int((utc_now() - canonical.paid_at).total_seconds() * 1000) \
                 if canonical.paid_at and order.payment_status == "paid" else None
             _finish(item, "created", order.id, delay)
+            contexts.woken += wake_waiting(item.channel_id, canonical.channel_order_id)
         created += len(made)
         left += rest
-    left.sort(key=lambda pair: (pair[1].modified_at if pair[1] else pair[0].received_at, pair[0].id))
+    left.sort(key=_when)
     return created, left
 
 
-def process_one(contexts: Contexts, item: InboxItem, canonical: CanonicalOrder | None) -> str:
-    """Apply one row in a savepoint; returns its new status (done, review, retry or dead). The caller commits:
-    one transaction per order keeps a hot SKU's stock row locked only for that order."""
+def process_one(contexts: Contexts, item: InboxItem, canonical) -> str:
+    """Apply one row in a savepoint; returns its new status (done, review, waiting, retry or dead). The caller
+    commits: one transaction per order keeps a hot SKU's stock row locked only for that order."""
     if canonical is None:
         _finish(item, "ping", None, None)
         return "done"
-    return _process_one(contexts.for_item(item), item, canonical)
+    if isinstance(canonical, topics.IgnoredTopic):
+        if canonical.meaning == topics.UNKNOWN:
+            log.warning("inbox item %s: unknown topic %r of channel %s, recorded, nothing changed", item.id,
+                        canonical.topic, item.channel_id)
+        _finish(item, "ignored" if canonical.meaning == topics.IGNORED else "unknown_topic", None, None)
+        return "done"
+    context = contexts.for_item(item)
+    if isinstance(canonical, topics.PlatformDeletion):
+        item.external_id = canonical.channel_order_id[:64]
+        return _guarded(item, lambda: apply_deletion(context, canonical))
+    if isinstance(canonical, topics.PlatformRefundNotice):
+        item.external_id = canonical.channel_order_id[:64]
+        return _guarded(item, lambda: apply_refund(context, canonical, item.id))
+    status = _process_one(context, item, canonical)
+    if status == "done" and item.outcome == "created":
+        contexts.woken += wake_waiting(item.channel_id, canonical.channel_order_id)
+    return status
+
+
+def _guarded(item: InboxItem, action) -> str:
+    """Run an order-changing action in a savepoint and record its outcome on the row, as for whole orders."""
+    try:
+        with db.session.begin_nested():
+            outcome, order = action()
+            db.session.flush()
+    except WaitingForOrder as problem:
+        _to_waiting(item, problem)
+        return "waiting"
+    except (IntegrityError, DBAPIError) as error:  # a race with another worker (the same refund twice): again
+        return _to_retry(item, f"{type(error).__name__}: {str(error.orig if hasattr(error, 'orig') else error)}")
+    except ServiceError as problem:
+        _to_review(item, problem)
+        return "review"
+    except Exception as error:  # a bug must not lose the payload
+        log.exception("inbox item %s failed", item.id)
+        return _to_retry(item, f"{type(error).__name__}: {error}")
+    _finish(item, outcome, order.id if order is not None else None, None)
+    return "done"
+
+
+def _to_waiting(item: InboxItem, problem: ServiceError) -> None:
+    item.status, item.error_code, item.processed_at = "waiting", problem.code[:40], utc_now()
+    item.last_error, item.next_attempt_at = problem.message[:1000], None
+
+
+def wake_waiting(channel_id: int, channel_order_id: str) -> list[int]:
+    """The order a waiting row was about has arrived: hand the row back to processing (audited by the order's
+    arrival, not by a person). Returns the rows set free."""
+    return list(db.session.execute(
+        update(InboxItem).where(InboxItem.channel_id == channel_id, InboxItem.external_id == channel_order_id[:64],
+                                InboxItem.status == "waiting")
+        .values(status="received", attempts=0, error_code=None, last_error=None)
+        .returning(InboxItem.id)).scalars())
 
 
 def _process_one(context: ChannelContext, item: InboxItem, canonical: CanonicalOrder) -> str:
@@ -224,6 +326,8 @@ def _process_one(context: ChannelContext, item: InboxItem, canonical: CanonicalO
     item.platform_modified_at = canonical.modified_at
     try:
         with db.session.begin_nested():
+            if canonical.extra.get("restored"):
+                check_restored(context, canonical)
             was_paid = _was_paid(context, canonical)
             outcome, order = apply(context, canonical)
             db.session.flush()
@@ -285,30 +389,39 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0))
 
 
-def sweep(now: datetime | None = None, limit: int = 2000) -> list[int]:
-    """Rows that need a job: received but never taken, due for retry, or abandoned by a dead worker."""
+def sweep(now: datetime | None = None, limit: int = 2000, model=InboxItem) -> list[int]:
+    """Rows that need a job: received but never taken, due for retry, or abandoned by a dead worker. For the channel
+    inbox also the waiting rows whose order has arrived by another way (an API call, an import)."""
     now = now or utc_now()
-    db.session.execute(update(InboxItem).where(InboxItem.status == "processing",
-                                               InboxItem.claimed_at < now - STALE_PROCESSING)
+    db.session.execute(update(model).where(model.status == "processing", model.claimed_at < now - STALE_PROCESSING)
                        .values(status="retry", next_attempt_at=now, last_error="abandoned by a worker"))
+    if model is InboxItem:
+        arrived = select(Order.id).where(Order.channel_id == InboxItem.channel_id,
+                                         Order.channel_order_id == InboxItem.external_id).exists()
+        db.session.execute(update(InboxItem).where(InboxItem.status == "waiting", arrived)
+                           .values(status="retry", next_attempt_at=now, attempts=0)
+                           .execution_options(synchronize_session=False))
     return db.session.execute(
-        select(InboxItem.id).where(
-            ((InboxItem.status == "received") & (InboxItem.received_at < now - STALE_RECEIVED))
-            | ((InboxItem.status == "retry") & (InboxItem.next_attempt_at <= now)))
-        .order_by(InboxItem.id).limit(limit)
+        select(model.id).where(
+            ((model.status == "received") & (model.received_at < now - STALE_RECEIVED))
+            | ((model.status == "retry") & (model.next_attempt_at <= now)))
+        .order_by(model.id).limit(limit)
     ).scalars().all()
 
 
 def replay(item_id: int, actor: Actor) -> InboxItem:
-    """Send a failed row through processing again (after the mapping was fixed), audited."""
+    """Send a failed (or waiting) row through processing again (after the mapping was fixed), audited."""
     item = db.session.get(InboxItem, item_id)
     if item is None:
         raise NotFound(f"no inbox item {item_id}", code="inbox_item_not_found")
-    if item.status not in FAILED:
-        raise Conflict(f"inbox item {item_id} is {item.status}, only failed items are replayed",
-                       code="not_failed")
+    check_replayable(item, f"inbox item {item_id}")
     _reset(item, actor)
     return item
+
+
+def check_replayable(item, what: str) -> None:
+    if item.status not in REPLAYABLE:
+        raise Conflict(f"{what} is {item.status}, only failed or waiting items are replayed", code="not_failed")
 
 
 def replay_failed(actor: Actor, channel_id: int | None = None, limit: int = 10_000) -> list[int]:
@@ -321,8 +434,8 @@ def replay_failed(actor: Actor, channel_id: int | None = None, limit: int = 10_0
     return [item.id for item in items]
 
 
-def _reset(item: InboxItem, actor: Actor) -> None:
-    audit.record(actor, "inbox.replay", "inbox_item", item.id,
+def _reset(item, actor: Actor, entity: str = "inbox_item") -> None:
+    audit.record(actor, "inbox.replay", entity, item.id,
                  before={"status": item.status, "error_code": item.error_code, "attempts": item.attempts},
                  after={"status": "received"})
     item.status, item.attempts, item.next_attempt_at = "received", 0, None
@@ -343,9 +456,10 @@ def counts_by_status(channel_id: int | None = None) -> dict[str, int]:
     return dict(db.session.execute(query).all())
 
 
-def receive_one(channel: Channel, source: str, body: bytes, content_type: str) -> int:
-    """Store one payload (a webhook) and return its row id."""
-    return store(channel, source, [body], content_type)[0]
+def receive_one(channel: Channel, source: str, body: bytes, content_type: str, topic: str | None = None,
+                delivery_id: str | None = None) -> int:
+    """Store one payload (a webhook, with its topic header) and return its row id."""
+    return store(channel, source, [body], content_type, topic=topic, delivery_id=delivery_id)[0]
 
 
 def visible_delays(channel_id: int, since: datetime) -> list[int]:
