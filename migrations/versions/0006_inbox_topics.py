@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 
 revision = "0006_inbox_topics"
-down_revision = "0005"
+down_revision = "0006_audit_seal"
 branch_labels = None
 depends_on = None
 
