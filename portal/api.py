@@ -14,7 +14,7 @@ from shared.money import format_money
 from shared.order_search import parse_filters, search_orders
 from shared.security.masking import order_contact, shown_value
 from shared.security.permissions import Visibility, visibility
-from shared.services import audit, catalog, orders, staff, stock
+from shared.services import audit, catalog, orders, platform_privacy, staff, stock
 from shared.services.errors import ServiceError, ValidationFailed
 from shared.timekeeping import as_utc
 from shared.web import staff_actor
@@ -137,9 +137,16 @@ def stock_level(sku_code: str):
     return jsonify(stock.stock_summary(stock.get_sku(sku_code)))
 
 
-def _shipping_address(order, role: str, reveal: bool) -> dict:
-    contact = order_contact(order, role, reveal=reveal)
+def _shipping_address(order, role: str, reveal: bool, contact: dict | None = None) -> dict:
+    """The receiver as the role may see it; platform-encrypted orders show the platform's masks unless `contact`
+    holds what the platform's decrypt API answered (POST .../reveal)."""
+    contact = dict(contact) if contact is not None else order_contact(order, role, reveal=reveal)
     whole = reveal and visibility(role, "address") is Visibility.FULL
+    if order.platform_protected:
+        contact.update(street=contact.get("street") if whole else None,
+                       postal_code=order.postal_code if whole else None, platform_encrypted=True)
+        contact.pop("platform_masked", None)
+        return contact
     contact.update(street=order.street if whole else None, postal_code=order.postal_code if whole else None)
     return contact
 
@@ -204,6 +211,23 @@ def order_detail(order_no: str):
         audit.log_access(_actor(), "view", "order", order.order_no, revealed, channel="api")
         db.session.commit()
     return jsonify(body)
+
+
+@bp.post("/orders/<order_no>/reveal")
+@requires("orders", "view")
+def reveal_order(order_no: str):
+    """The receiver in full, for a role with full visibility; a platform-encrypted order is decrypted by the
+    platform's own API for this answer only. Every reveal (and every refused decrypt) is access-logged."""
+    order = orders.get_order(order_no)
+    try:
+        contact = platform_privacy.reveal_contact(order, _actor(), "api")
+    except platform_privacy.DecryptFailed:
+        db.session.commit()  # keep the access-log row of the attempt; the order is unchanged
+        raise
+    db.session.commit()
+    address = _shipping_address(order, g.api_user.role, True, contact)
+    return jsonify({"order_no": order.order_no, "shipping_address": address,
+                    "decrypted_by_platform": order.platform_protected})
 
 
 @bp.post("/orders/<order_no>/transitions")
