@@ -55,7 +55,7 @@ def ciphertext_of(order: Order) -> dict:
     return json.loads(order.platform_ciphertext) if order.platform_ciphertext else {}
 
 
-def _connection(order: Order) -> ChannelConnection:
+def connection_of(order: Order) -> ChannelConnection:
     connection = db.session.execute(
         select(ChannelConnection).where(ChannelConnection.channel_id == order.channel_id)).scalar_one_or_none()
     if connection is None or not connection.base_url:
@@ -69,7 +69,7 @@ def decrypt(order: Order, actor: Actor, door: str, purpose: str = "reveal",
     """The plain receiver of one platform-encrypted order, from the platform's decrypt API, access-logged.
 
     `door` is where it was asked (portal, api, label, waybill); `purpose` names the access-log action."""
-    connection = _connection(order)
+    connection = connection_of(order)
     adapter = adapter_for(order.channel.kind)
     request = DecryptRequest(order.channel_order_id, ciphertext_of(order))
     entity = order.order_no
