@@ -14,6 +14,7 @@ from shared.models import AccessLogEntry, Customer, InboxItem, Order
 from shared.services import platform_privacy, polling, scans
 from devtools.simulators.channels import ChannelSimulator
 from tests.factories import SYNC_SKUS
+from tests.channel_payloads import beijing
 from tests.portal_client import csrf_token, english_client, sign_in
 from tests.test_api import ApiClient
 from tests.test_channel_sync import ingest, order_of
@@ -30,7 +31,16 @@ DECRYPT_API = {"taobao": "taobao.top.oaid.decrypt", "jd": "jingdong.jos.order.oa
 
 
 def fixture(platform: str) -> dict:
-    return json.loads((FIXTURES / platform / "encrypted_paid.json").read_text())
+    """The published-shape fixture with its times moved to a few minutes ago (the inbox measures how long a
+    payment took to become visible, and a 2025 time would not fit that figure)."""
+    raw = json.loads((FIXTURES / platform / "encrypted_paid.json").read_text())
+    recent = datetime.now(UTC) - timedelta(minutes=3)
+    names = {"taobao": ("created", "pay_time", "modified"), "jd": ("orderStartTime", "paymentConfirmTime", "modified"),
+             "pinduoduo": ("created_time", "pay_time", "updated_at"),
+             "douyin": ("create_time", "pay_time", "update_time")}[platform]
+    for name in names:
+        raw[name] = int(recent.timestamp()) if platform == "douyin" else beijing(recent)
+    return raw
 
 
 def key_of(platform: str, raw: dict) -> str:
