@@ -12,7 +12,7 @@ from portal.access import requires
 from shared.extensions import db
 from shared.money import format_money
 from shared.order_search import parse_filters, search_orders
-from shared.security.masking import order_contact, shown_value
+from shared.security.masking import may_reveal, order_contact, shown_value
 from shared.security.permissions import Visibility, visibility
 from shared.services import audit, catalog, orders, platform_privacy, staff, stock
 from shared.services.errors import ServiceError, ValidationFailed
@@ -214,7 +214,7 @@ def order_detail(order_no: str):
 
 
 @bp.post("/orders/<order_no>/reveal")
-@requires("orders", "view")
+@requires("orders", "view", also=may_reveal)
 def reveal_order(order_no: str):
     """The receiver in full, for a role with full visibility; a platform-encrypted order is decrypted by the
     platform's own API for this answer only. Every reveal (and every refused decrypt) is access-logged."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
+from shared.actors import Actor
 from shared.carriers.waybills import WaybillRequest
 from shared.extensions import db
 from shared.models import AccessLogEntry, Customer, InboxItem, Order
@@ -186,13 +187,17 @@ def test_api_reveal_returns_the_plain_receiver_and_logs_it(polled_order, simulat
     assert access_actions(order.order_no)[-1] == "reveal:platform_decrypt"
 
 
-def test_customer_service_reveal_is_refused_and_nothing_is_called(polled_order, simulator, signed_in, api_as):
+def test_customer_service_reveal_is_refused_and_nothing_is_called(polled_order, simulator, signed_in, api_as, portal):
     order, _plain = polled_order("douyin")
     client = signed_in("customer_service")
     form = csrf_token(client, f"/orders/{order.order_no}")
     assert client.post(f"/orders/{order.order_no}/reveal", data={"csrf_token": form}).status_code == 403
     answer = api_as("customer_service").post(f"/orders/{order.order_no}/reveal")
-    assert answer.status_code == 403 and answer.get_json()["error"]["code"] == "reveal_not_allowed"
+    assert answer.status_code == 403 and answer.get_json()["error"]["code"] == "forbidden"
+    # The service refuses on its own too (any caller: the label, a job), before the platform is called.
+    cs = Actor(id=None, label="cs", role="customer_service", ip="127.0.0.1")
+    with portal.test_request_context(), pytest.raises(platform_privacy.RevealNotAllowed):
+        platform_privacy.reveal_contact(order, cs, "api")
     assert simulator.privacy_call_count("douyin") == 0
     assert access_actions(order.order_no) == []
 
@@ -277,3 +282,64 @@ def test_plain_text_payloads_stay_supported(sync_channels):
     [item] = ingest(sync_channels["douyin"], raw)
     order = order_of(sync_channels["douyin"], added.id)
     assert item.status == "done" and not order.platform_protected and order.receiver_name == raw["post_receiver"]
+
+
+# ------------------------------------------------------------------------- the floor: pack and label
+
+def test_a_douyin_order_packs_with_a_ciphertext_e_waybill_and_its_label_decrypts_once(
+        polled_order, simulator, portal, signed_in):
+    from datetime import date
+
+    from shared.models import Bin, Lot, Shipment
+    from shared.services import allocation, lots, stock, waves
+
+    order, plain = polled_order("douyin")
+    warehouse = stock.get_warehouse("HZ1")
+    db.session.add(Bin(warehouse_id=warehouse.id, code="A-01", walk_order=1, capacity=10_000))
+    db.session.flush()
+    for line in order.lines:
+        lots.receive(line.sku.code, "HZ1", "A-01", line.quantity, ADMIN, lot_no=f"L-{line.sku.code}",
+                     today=date.today())
+    _device, token = scans.register_device("PDA-09", "HZ1", ADMIN)
+    db.session.commit()
+    allocation.allocate(order, ADMIN)
+    [wave] = waves.plan_waves("HZ1", ADMIN)
+    waves.start_release(wave.id, ADMIN)
+    waves.release_chunk(wave.id, date.today())
+    db.session.commit()
+    client, headers = portal.test_client(), {"Authorization": f"Bearer {token}"}
+    for task in waves.pick_list(wave.id):
+        lot = db.session.get(Lot, task.lot_id)
+        picked = client.post("/scan/v1/pick", headers=headers, json={
+            "operator": "王五", "station": "P-01", "task": task.id, "bin": "A-01", "sku": lot.sku.code,
+            "lot": lot.lot_no, "quantity": task.quantity})
+        assert picked.status_code == 200, picked.get_json()
+    packed = client.post("/scan/v1/pack", headers=headers,
+                         json={"operator": "王五", "station": "P-01", "order": order.order_no, "box": "BOX-S"})
+    assert packed.status_code == 200, packed.get_json()
+    [(_api, sent)] = [call for call in simulator.privacy_calls["douyin"] if call[0] == "logistics.newCreateOrder"]
+    ciphertext = json.loads(order.platform_ciphertext)
+    assert sent["receiver_info"]["contact"]["name"] == ciphertext["encrypt_post_receiver"]
+    assert sent["receiver_info"]["address"]["detail_address"] == ciphertext["encrypt_detail"]
+    assert plain["post_receiver"] not in json.dumps(sent, ensure_ascii=False)
+    assert simulator.privacy_call_count("douyin", "order.batchDecrypt") == 0 and access_actions(order.order_no) == []
+    shipment = db.session.execute(select(Shipment).where(Shipment.order_id == order.id)).scalar_one()
+    assert shipment.waybill_no == packed.get_json()["waybill"]
+    # Printing the label shows the receiver in full: the platform decrypts it once, and that is logged.
+    label = signed_in("warehouse").get(f"/fulfilment/shipments/{shipment.id}/label")
+    assert label.status_code == 200 and plain["post_receiver"] in label.text
+    assert simulator.privacy_call_count("douyin", "order.batchDecrypt") == 1
+    assert access_actions(order.order_no) == ["print_label:platform_decrypt"]
+
+
+def test_guest_tracking_never_matches_digits_a_platform_mask_does_not_hold(sync_channels):
+    from customer_site.access import guest_lookup
+
+    jd, taobao = fixture("jd"), fixture("taobao")
+    ingest(sync_channels["jd"], jd)
+    ingest(sync_channels["taobao"], taobao)
+    jd_order = order_of(sync_channels["jd"], jd["orderId"])
+    taobao_order = order_of(sync_channels["taobao"], taobao["tid_str"])
+    assert jd_order.receiver_phone == "136*******5"
+    assert guest_lookup(jd_order.order_no, "1365") is None  # the mask's digits are not the phone's last four
+    assert guest_lookup(taobao_order.order_no, "5432") == taobao_order.id  # "*******5432" keeps them
