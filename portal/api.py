@@ -206,7 +206,9 @@ def order_detail(order_no: str):
     order = orders.get_order(order_no)
     role = g.api_user.role
     body = _order_json(order, role, reveal=True)
-    revealed = [field for field in REVEALED_FIELDS if visibility(role, field) is Visibility.FULL]
+    revealed = [field for field in REVEALED_FIELDS if visibility(role, field) is Visibility.FULL
+                # a platform-encrypted receiver is shown masked here (POST .../reveal decrypts it)
+                and not (order.platform_protected and field in ("name", "phone", "address"))]
     if revealed:
         audit.log_access(_actor(), "view", "order", order.order_no, revealed, channel="api")
         db.session.commit()

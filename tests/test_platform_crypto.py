@@ -176,7 +176,11 @@ def test_api_reveal_returns_the_plain_receiver_and_logs_it(polled_order, simulat
     order, plain = polled_order("pinduoduo")
     listed = api_as("admin").get(f"/orders/{order.order_no}").get_json()["shipping_address"]
     assert listed["receiver"] == order.receiver_name and listed["platform_encrypted"] is True
+    assert listed["street"] is None and plain["receiver_name"] not in json.dumps(listed, ensure_ascii=False)
     assert simulator.privacy_call_count("pinduoduo") == 0
+    logged = db.session.execute(select(AccessLogEntry.fields).where(AccessLogEntry.entity_id == order.order_no)
+                                ).scalars().all()
+    assert all("phone" not in fields for fields in logged)  # the masks were shown: nothing revealed, none logged
     answer = api_as("ops_manager").post(f"/orders/{order.order_no}/reveal")
     assert answer.status_code == 200, answer.text
     body = answer.get_json()
