@@ -115,7 +115,9 @@ def guest_lookup(order_no: str, phone_last4: str) -> int | None:
     ).first()
     if row is None:
         return None
-    stored = normalize_phone(row.receiver_phone)[-4:]
+    # A platform's masked phone (136*******5, 1********35) keeps fewer than four trailing digits: its digits are
+    # not the phone's last four, so such an order cannot be found this way (the platform's own page tracks it).
+    stored = normalize_phone(row.receiver_phone.rsplit("*", 1)[-1])[-4:]
     return row.id if len(stored) == 4 and hmac.compare_digest(stored, phone_last4 or "") else None
 
 

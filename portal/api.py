@@ -10,10 +10,11 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 
 from portal.access import requires
 from shared.extensions import db
-from shared.order_payloads import iso_time, order_payload
+from shared.order_payloads import iso_time, order_payload, shipping_address
 from shared.order_search import parse_filters, search_orders
+from shared.security.masking import may_reveal
 from shared.security.permissions import Visibility, visibility
-from shared.services import audit, catalog, orders, staff, stock
+from shared.services import audit, catalog, orders, platform_privacy, staff, stock
 from shared.services.errors import ServiceError, ValidationFailed
 from shared.web import staff_actor
 
@@ -163,11 +164,30 @@ def order_detail(order_no: str):
     order = orders.get_order(order_no)
     role = g.api_user.role
     body = order_payload(order, role, reveal=True)
-    revealed = [field for field in REVEALED_FIELDS if visibility(role, field) is Visibility.FULL]
+    revealed = [field for field in REVEALED_FIELDS if visibility(role, field) is Visibility.FULL
+                # a platform-encrypted receiver is shown masked here (POST .../reveal decrypts it)
+                and not (order.platform_protected and field in ("name", "phone", "address"))]
     if revealed:
         audit.log_access(_actor(), "view", "order", order.order_no, revealed, channel="api")
         db.session.commit()
     return jsonify(body)
+
+
+@bp.post("/orders/<order_no>/reveal")
+@requires("orders", "view", also=may_reveal)
+def reveal_order(order_no: str):
+    """The receiver in full, for a role with full visibility; a platform-encrypted order is decrypted by the
+    platform's own API for this answer only. Every reveal (and every refused decrypt) is access-logged."""
+    order = orders.get_order(order_no)
+    try:
+        contact = platform_privacy.reveal_contact(order, _actor(), "api")
+    except platform_privacy.DecryptFailed:
+        db.session.commit()  # keep the access-log row of the attempt; the order is unchanged
+        raise
+    db.session.commit()
+    address = shipping_address(order, g.api_user.role, True, contact)
+    return jsonify({"order_no": order.order_no, "shipping_address": address,
+                    "decrypted_by_platform": order.platform_protected})
 
 
 @bp.post("/orders/<order_no>/transitions")

@@ -18,7 +18,8 @@ from shared import dispatch, labels, paging
 from shared.extensions import db
 from shared.models import CarrierAttempt, Device, FulfilmentAlarm, Order, PickTask, ScanEvent, Shipment, Warehouse, Wave
 from shared.security.masking import may_reveal, order_contact
-from shared.services import alarms, audit
+from shared.services import platform_privacy
+from shared.services import alarms
 from shared.services import lots as lot_service
 from shared.services import waves as wave_service
 from shared.services.errors import ServiceError
@@ -375,8 +376,9 @@ def label(shipment_id: int):
     order = shipment.order
     contact = None
     if shipment.waybill_no:
-        contact = order_contact(order, current_user.role, reveal=True)
-        audit.log_access(staff_actor(current_user), "print_label", "order", order.order_no,
-                         ["receiver", "phone", "address"], channel="portal")
+        try:
+            contact = platform_privacy.reveal_contact(order, staff_actor(current_user), "portal", "print_label")
+        except platform_privacy.DecryptFailed as failed:
+            contact = dict(order_contact(order, current_user.role), error=failed.message)
         db.session.commit()
     return render_template("portal/fulfilment/label.html", shipment=shipment, order=order, contact=contact)

@@ -15,7 +15,7 @@ from shared.models import AuditEvent, CarrierAttempt, Channel, Reservation, Ware
 from shared.order_search import parse_filters, search_orders
 from shared.security.masking import may_reveal, order_contact
 from shared.security.permissions import can
-from shared.services import audit, orders, tracking
+from shared.services import orders, platform_privacy, tracking
 from shared.services.errors import ServiceError
 from shared.timekeeping import utc_now
 from shared.web import staff_actor
@@ -94,12 +94,15 @@ def detail(order_no: str):
 def reveal(order_no: str):
     """Show the full receiver details to a role allowed to see them; every reveal goes to the access log."""
     order = _load(order_no)
-    contact = order_contact(order, current_user.role, reveal=True)
-    audit.log_access(staff_actor(current_user), "reveal", "order", order.order_no,
-                     ["receiver", "phone", "address"], channel="portal")
+    try:
+        contact = platform_privacy.reveal_contact(order, staff_actor(current_user), "portal")
+    except platform_privacy.DecryptFailed as failed:
+        db.session.commit()  # the failed attempt stays in the access log; the order itself is unchanged
+        return render_template("portal/orders/_contact.html", order=order, contact=order_contact(
+            order, current_user.role), revealed=False, can_reveal=False, reveal_error=failed.message), failed.status
     db.session.commit()
     return render_template("portal/orders/_contact.html", order=order, contact=contact, revealed=True,
-                           can_reveal=False)
+                           can_reveal=False, decrypted=order.platform_protected)
 
 
 @bp.post("/<order_no>/transitions")

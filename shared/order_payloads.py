@@ -13,10 +13,18 @@ def iso_time(moment) -> str | None:
     return None if moment is None else as_utc(moment).isoformat()
 
 
-def shipping_address(order, audience: str, reveal: bool = False) -> dict:
-    """The receiver as the audience may see it; street and postal code only where the whole address is shown."""
-    contact = order_contact(order, audience, reveal=reveal)
+def shipping_address(order, audience: str, reveal: bool = False, contact: dict | None = None) -> dict:
+    """The receiver as the audience may see it; street and postal code only where the whole address is shown.
+
+    A platform-encrypted order shows the platform's masks unless `contact` holds what the platform's decrypt API
+    answered (a reveal)."""
+    contact = dict(contact) if contact is not None else order_contact(order, audience, reveal=reveal)
     whole = reveal and visibility(audience, "address") is Visibility.FULL
+    if getattr(order, "platform_protected", False):
+        contact.update(street=contact.get("street") if whole else None,
+                       postal_code=order.postal_code if whole else None, platform_encrypted=True)
+        contact.pop("platform_masked", None)
+        return contact
     contact.update(street=order.street if whole else None, postal_code=order.postal_code if whole else None)
     return contact
 

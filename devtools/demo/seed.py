@@ -761,7 +761,9 @@ def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline:
           f"         customer site http://{host}:{customer_port}/", flush=True)
     if simulator:
         print(f"         channel simulator http://{host}:{simulator_port}/<platform> (polled every minute; "
-              f"Shopify and WooCommerce push webhooks)", flush=True)
+              f"Shopify and WooCommerce push webhooks; Taobao, JD, Pinduoduo and Douyin send the receiver as "
+              f"platform ciphertext: reveal decrypts through the simulated platform, logged; Cainiao, Pinduoduo "
+              f"and Douyin waybills take the ciphertext)", flush=True)
     if carriers:
         print(f"         carrier simulator http://{host}:{simulator_port + 1}/ (waybills; Kuaidi100 tracking pushed "
               f"to the portal); a demo crew picks, packs and loads every {demo_floor.FLOOR_SECONDS} s", flush=True)

@@ -59,6 +59,9 @@ class WaybillRequest:
     goods: list  # [(name, quantity), ...]
     parcels: int = 1
     weight_kg: Decimal | None = None
+    # A platform's own e-waybill (菜鸟 / 拼多多 / 抖音电子面单): {"kind", "order_id", "oaid"?}; the receiver fields
+    # then hold the platform's ciphertext (or, for Taobao, its masks with the OAID), never plain text.
+    platform: dict | None = None
 
     def __post_init__(self):
         if not str(self.order_code or "").strip():

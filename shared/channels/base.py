@@ -29,6 +29,26 @@ class PlatformError(Exception):
     """The platform answered with an error (bad signature, throttled, server error): the poll is retried."""
 
 
+class DecryptRefused(Exception):
+    """The platform's decrypt API answered and refused (quota used up, order closed, no permission, bad cipher)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DecryptRequest:
+    """One order's ciphertext for the platform's batch decrypt API (field name → value, as received)."""
+
+    order_id: str
+    ciphertext: dict
+
+
+# What a decrypt answers per order: {"receiver", "phone", "street"} in plain text.
+Plain = dict
+
+
 # (lifecycle target, payment status or None to derive from paid_at, refund status or None for "none")
 StatusRow = tuple[str, str | None, str | None]
 
@@ -61,6 +81,13 @@ class Adapter(ABC):
                    cursor) -> Page:
         """One page of orders modified in [start, end]; cursor None asks for the first page."""
         raise PlatformError(f"{self.kind} orders are imported, not polled")
+
+    def decrypt(self, client: httpx.Client, creds: Credentials, requests: list[DecryptRequest]) -> dict[str, Plain]:
+        """Plain receiver fields per order id, through the platform's own (signed, batch) decrypt API.
+
+        DecryptRefused when the platform says no; PlatformError or an httpx error when there is no usable answer.
+        """
+        raise DecryptRefused(f"{self.kind} sends no encrypted buyer fields")
 
     @staticmethod
     def _json(response: httpx.Response) -> object:

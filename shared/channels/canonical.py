@@ -26,6 +26,20 @@ class CanonicalLine:
     title: str | None = None
 
 
+@dataclass(frozen=True)
+class PlatformProtected:
+    """Buyer fields the platform sent as its own ciphertext (淘宝 OAID, 京东 加密字段, 拼多多 密文, 抖店 encrypt_*).
+
+    The order keeps them exactly as received (`ciphertext`, field name → value) and carries the platform's masked
+    forms in its receiver fields; only the platform's decrypt API turns them into plain text. `buyer_key` is the
+    platform's pseudonymous key of the buyer or address (OAID, JD `desen_mobile`, `open_address_id`): equal keys
+    are the same buyer, so orders can be matched without plain text.
+    """
+
+    ciphertext: dict
+    buyer_key: str | None = None
+
+
 @dataclass
 class CanonicalOrder:
     channel_order_id: str
@@ -50,6 +64,7 @@ class CanonicalOrder:
     customer_email: str | None = None
     postal_code: str | None = None
     extra: dict = field(default_factory=dict)
+    protected: PlatformProtected | None = None  # set when the buyer fields are platform ciphertext
 
     @property
     def goods_total(self) -> Decimal:

@@ -3,10 +3,15 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from shared.channels import signing
-from shared.channels.base import Adapter, Credentials, Page, PlatformError
-from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, fen, need, quantity_of,
-                                       text_of, unix_time)
+from shared.channels.base import Adapter, Credentials, DecryptRefused, Page, PlatformError
+from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, PlatformProtected, fen, need,
+                                       quantity_of, text_of, unix_time)
+from shared.channels.privacy import buyer_key_of, ciphertext_of, masked_text
 from shared.money import CENT
+
+
+DECRYPT_METHOD = "order.batchDecrypt"
+PLAIN_OF = {"encrypt_post_receiver": "receiver", "encrypt_post_tel": "phone", "encrypt_detail": "street"}
 
 
 def _name(value, field_name: str) -> str:
@@ -56,8 +61,8 @@ class DouyinAdapter(Adapter):
                                        quantity=quantity, unit_price=unit, title=item.get("product_name")))
         address = need(raw, "post_addr")
         pay_time = raw.get("pay_time")
-        name = text_of(need(raw, "post_receiver"), "post_receiver", 60)
-        phone = text_of(need(raw, "post_tel"), "post_tel", 32)
+        receiver = self._receiver(raw, address)
+        name, phone = receiver["name"], receiver["phone"]
         return CanonicalOrder(
             channel_order_id=text_of(need(raw, "order_id"), "order_id", 64),
             status_key=text_of(need(raw, "order_status"), "order_status", 8),
@@ -69,13 +74,32 @@ class DouyinAdapter(Adapter):
             province=_name(address.get("province"), "post_addr.province"),
             city=_name(address.get("city"), "post_addr.city"),
             district=_name(address.get("town"), "post_addr.town"),
-            street=text_of(" ".join(filter(None, [(address.get("street") or {}).get("name"),
-                                                   need(address, "detail", "post_addr")])), "post_addr.detail", 200),
+            street=receiver["street"], protected=receiver["protected"],
             lines=lines,
             shipping_fee=fen(raw.get("post_amount", 0), "post_amount"),
             discount=fen(raw.get("promotion_amount", 0), "promotion_amount"),
             paid_amount=fen(need(raw, "order_amount"), "order_amount"),
         )
+
+    @staticmethod
+    def _receiver(raw: dict, address: dict) -> dict:
+        """Plain post_* fields, or the encrypt_* ciphertext (`##…#1##`, `$$…$1$$`) with the mask_* forms."""
+        street_name = (address.get("street") or {}).get("name") if isinstance(address.get("street"), dict) else None
+        if "encrypt_post_receiver" not in raw and "encrypt_post_tel" not in raw:
+            return {"name": text_of(need(raw, "post_receiver"), "post_receiver", 60),
+                    "phone": text_of(need(raw, "post_tel"), "post_tel", 32),
+                    "street": text_of(" ".join(filter(None, [street_name, need(address, "detail", "post_addr")])),
+                                      "post_addr.detail", 200), "protected": None}
+        ciphertext = {"encrypt_post_receiver": ciphertext_of(raw, "encrypt_post_receiver"),
+                      "encrypt_post_tel": ciphertext_of(raw, "encrypt_post_tel"),
+                      "encrypt_detail": ciphertext_of(address, "encrypt_detail", "post_addr")}
+        masked_address = raw.get("mask_post_addr") if isinstance(raw.get("mask_post_addr"), dict) else {}
+        detail = masked_text(masked_address.get("detail"), "mask_post_addr.detail", 200)
+        return {"name": masked_text(raw.get("mask_post_receiver"), "mask_post_receiver"),
+                "phone": masked_text(raw.get("mask_post_tel"), "mask_post_tel", 32),
+                "street": " ".join(filter(None, [street_name, detail])),
+                "protected": PlatformProtected(ciphertext, buyer_key_of(raw.get("open_address_id"),
+                                                                        raw.get("doudian_open_id")))}
 
     def fetch_page(self, client, creds: Credentials, start, end, cursor) -> Page:
         page = cursor or 0
@@ -95,3 +119,35 @@ class DouyinAdapter(Adapter):
         orders = data.get("shop_order_list") or []
         total = int(data.get("total") or 0)
         return Page(orders, page + 1 if (page + 1) * self.page_size < total else None)
+
+    def decrypt(self, client, creds: Credentials, requests) -> dict:
+        """order.batchDecrypt: cipher_infos of (auth_id = order id, cipher_text), at most 50 per call."""
+        infos = [{"auth_id": request.order_id, "cipher_text": request.ciphertext[name]}
+                 for request in requests for name in PLAIN_OF if request.ciphertext.get(name)]
+        param_json = signing.douyin_param_json({"cipher_infos": infos})
+        timestamp = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
+        params = {"app_key": creds.app_key, "method": DECRYPT_METHOD, "access_token": creds.access_token,
+                  "param_json": param_json, "timestamp": timestamp, "v": "2", "sign_method": "hmac-sha256",
+                  "sign": signing.douyin_sign(creds.app_key or "", DECRYPT_METHOD, param_json, timestamp,
+                                              creds.app_secret or "")}
+        body = self._json(client.post(f"{creds.base_url}/order/batchDecrypt", data=params))
+        if body.get("code") != 10000:
+            raise DecryptRefused(f"Douyin {body.get('code')}: {body.get('sub_msg') or body.get('msg')}")
+        data = body.get("data") or {}
+        custom = data.get("custom_err") or {}
+        if custom.get("err_code") not in (0, None):
+            raise DecryptRefused(f"Douyin {custom.get('err_code')}: {custom.get('err_msg')}")
+        answers = {(str(item.get("auth_id")), item.get("cipher_text")): item for item in data.get("decrypt_infos") or []
+                   if isinstance(item, dict)}
+        plain = {}
+        for request in requests:
+            values = {}
+            for name, target in PLAIN_OF.items():
+                item = answers.get((request.order_id, request.ciphertext.get(name)))
+                if item is None:
+                    raise DecryptRefused(f"Douyin returned no {name} for order {request.order_id}")
+                if item.get("err_no") not in (0, None):
+                    raise DecryptRefused(f"Douyin {item.get('err_no')}: {item.get('err_msg')}")
+                values[target] = str(item.get("decrypt_text") or "")
+            plain[request.order_id] = values
+        return plain

@@ -4,11 +4,14 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from shared.channels import signing
-from shared.channels.base import Adapter, Credentials, Page, PlatformError
-from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, local_time, need,
-                                       quantity_of, text_of, yuan)
+from shared.channels.base import Adapter, Credentials, DecryptRefused, Page, PlatformError
+from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, PlatformProtected, local_time,
+                                       need, quantity_of, text_of, yuan)
+from shared.channels.privacy import NO_MASK, buyer_key_of, ciphertext_of, is_ciphertext, masked_text
 from shared.channels.taobao import top_time
 
+DECRYPT_METHOD = "jingdong.jos.order.oaid.decrypt"
+DECRYPT_RESPONSE = "jingdong_jos_order_oaid_decrypt_responce"  # JD's own spelling, as in every JOS answer
 STATES = "WAIT_SELLER_STOCK_OUT,WAIT_GOODS_RECEIVE_CONFIRM,FINISHED_L,TRADE_CANCELED,LOCKED"
 
 
@@ -44,6 +47,7 @@ class JdAdapter(Adapter):
                 title=item.get("skuName"),
             ))
         paid = raw.get("paymentConfirmTime")
+        receiver = self._receiver(consignee)
         return CanonicalOrder(
             channel_order_id=text_of(need(raw, "orderId"), "orderId", 64),
             status_key=text_of(need(raw, "orderState"), "orderState", 64),
@@ -51,19 +55,38 @@ class JdAdapter(Adapter):
             placed_at=local_time(need(raw, "orderStartTime"), zone, "orderStartTime"),
             paid_at=local_time(paid, zone, "paymentConfirmTime") if paid else None,
             currency="CNY",
-            customer_name=text_of(need(consignee, "fullname", "consigneeInfo"), "consigneeInfo.fullname", 60),
-            customer_phone=text_of(need(consignee, "mobile", "consigneeInfo"), "consigneeInfo.mobile", 32),
-            receiver=text_of(need(consignee, "fullname", "consigneeInfo"), "consigneeInfo.fullname", 60),
-            receiver_phone=text_of(need(consignee, "mobile", "consigneeInfo"), "consigneeInfo.mobile", 32),
+            customer_name=receiver["name"], customer_phone=receiver["phone"], receiver=receiver["name"],
+            receiver_phone=receiver["phone"], protected=receiver["protected"],
             province=text_of(need(consignee, "province", "consigneeInfo"), "consigneeInfo.province", 40),
             city=text_of(need(consignee, "city", "consigneeInfo"), "consigneeInfo.city", 40),
             district=text_of(need(consignee, "county", "consigneeInfo"), "consigneeInfo.county", 40),
-            street=text_of(need(consignee, "fullAddress", "consigneeInfo"), "consigneeInfo.fullAddress", 200),
+            street=receiver["street"],
             lines=lines,
             shipping_fee=yuan(raw.get("freightPrice", "0.00"), "freightPrice"),
             discount=yuan(raw.get("sellerDiscount", "0.00"), "sellerDiscount"),
             paid_amount=yuan(need(raw, "orderPayment"), "orderPayment"),
         )
+
+    @staticmethod
+    def _receiver(consignee: dict) -> dict:
+        """Plain consignee fields, or JD's 加密字段: fullname / fullAddress / telephone as base64 ciphertext, mobile
+        masked (136*******5), desen_mobile the platform's hash of the phone and oaid the receiver's open id."""
+        protected = any(key in consignee for key in ("desen_mobile", "oaid"))
+        if not protected and not is_ciphertext(consignee.get("fullname")):
+            return {"name": text_of(need(consignee, "fullname", "consigneeInfo"), "consigneeInfo.fullname", 60),
+                    "phone": text_of(need(consignee, "mobile", "consigneeInfo"), "consigneeInfo.mobile", 32),
+                    "street": text_of(need(consignee, "fullAddress", "consigneeInfo"), "consigneeInfo.fullAddress",
+                                      200), "protected": None}
+        ciphertext = {"fullname": ciphertext_of(consignee, "fullname", "consigneeInfo"),
+                      "fullAddress": ciphertext_of(consignee, "fullAddress", "consigneeInfo")}
+        for key in ("telephone", "mobile", "oaid", "desen_mobile"):
+            if consignee.get(key):
+                ciphertext[key] = str(consignee[key])
+        mobile = consignee.get("mobile")
+        phone = masked_text(mobile, "consigneeInfo.mobile", 32) if mobile and "*" in str(mobile) else NO_MASK
+        return {"name": NO_MASK, "phone": phone, "street": NO_MASK,
+                "protected": PlatformProtected(ciphertext, buyer_key_of(consignee.get("desen_mobile"),
+                                                                        consignee.get("oaid")))}
 
     def fetch_page(self, client, creds: Credentials, start, end, cursor) -> Page:
         page = cursor or 1
@@ -85,3 +108,34 @@ class JdAdapter(Adapter):
         orders = result.get("orderInfoList") or []
         total = int(result.get("orderTotal") or 0)
         return Page(orders, page + 1 if page * self.page_size < total else None)
+
+    def decrypt(self, client, creds: Credentials, requests) -> dict:
+        """jingdong.jos.order.oaid.decrypt (getReceiverInfoListReqVO.orderInfos: orderId + oaid), one batch."""
+        infos = [{"orderId": request.order_id, "oaid": request.ciphertext.get("oaid")} for request in requests]
+        if any(not info["oaid"] for info in infos):
+            raise DecryptRefused("the order carries no oaid to decrypt")
+        business = {"getReceiverInfoListReqVO": {"orderType": "POP", "appName": "orderloom", "orderInfos": infos,
+                                                 "scenesType": "1001"}}
+        params = {
+            "method": DECRYPT_METHOD, "app_key": creds.app_key, "access_token": creds.access_token,
+            "timestamp": top_time(datetime.now(ZoneInfo("Asia/Shanghai"))), "v": "2.0", "sign_method": "md5",
+            "360buy_param_json": json.dumps(business, separators=(",", ":"), ensure_ascii=False),
+        }
+        params["sign"] = signing.jd_sign(params, creds.app_secret or "")
+        body = self._json(client.post(f"{creds.base_url}/routerjson", data=params))
+        if "error_response" in body:
+            error = body["error_response"]
+            raise DecryptRefused(f"JD {error.get('code')}: {error.get('zh_desc') or error.get('en_desc')}")
+        answer = (body.get(DECRYPT_RESPONSE) or {}).get("returnType") or {}
+        if not answer.get("success"):
+            raise DecryptRefused(f"JD {answer.get('code')}: {answer.get('msg') or 'decrypt refused'}")
+        found = {str(item.get("orderId")): item for item in answer.get("data") or [] if isinstance(item, dict)}
+        plain = {}
+        for request in requests:
+            item = found.get(request.order_id)
+            if item is None:
+                raise DecryptRefused(f"JD returned no receiver for order {request.order_id}")
+            plain[request.order_id] = {"receiver": str(item.get("consName") or ""),
+                                       "phone": str(item.get("consMobilePhone") or item.get("consTelephone") or ""),
+                                       "street": str(item.get("consAddress") or "")}
+        return plain

@@ -1,14 +1,19 @@
 """Pinduoduo: pdd.order.list.increment.get, Beijing-time `yyyy-MM-dd HH:mm:ss`, yuan as JSON numbers."""
+import json
 import time
 from datetime import timedelta
 from decimal import Decimal
 
 from shared.channels import signing
-from shared.channels.base import Adapter, Credentials, Page, PlatformError
-from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, local_time, need,
-                                       quantity_of, text_of, yuan)
+from shared.channels.base import Adapter, Credentials, DecryptRefused, Page, PlatformError
+from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, PlatformProtected, local_time,
+                                       need, quantity_of, text_of, yuan)
+from shared.channels.privacy import buyer_key_of, ciphertext_of, is_ciphertext, masked_text
 
 _SHIPPED, _RECEIVED = "2", "3"
+DECRYPT_TYPE = "pdd.open.decrypt.batch"
+# Which ciphertext field of an order stands for which plain receiver field.
+PLAIN_OF = {"receiver_name": "receiver", "receiver_phone": "phone", "address": "street"}
 
 
 def _status_map() -> dict:
@@ -54,8 +59,8 @@ class PinduoduoAdapter(Adapter):
         order_status = text_of(need(raw, "order_status"), "order_status", 8)
         refund_status = text_of(need(raw, "refund_status"), "refund_status", 8)
         paid = raw.get("pay_time")
-        name = text_of(need(raw, "receiver_name"), "receiver_name", 60)
-        phone = text_of(need(raw, "receiver_phone"), "receiver_phone", 32)
+        receiver = self._receiver(raw)
+        name, phone = receiver["name"], receiver["phone"]
         return CanonicalOrder(
             channel_order_id=text_of(need(raw, "order_sn"), "order_sn", 64),
             status_key=f"{order_status}/{refund_status}",
@@ -67,12 +72,28 @@ class PinduoduoAdapter(Adapter):
             province=text_of(need(raw, "province"), "province", 40),
             city=text_of(need(raw, "city"), "city", 40),
             district=text_of(need(raw, "town"), "town", 40),
-            street=text_of(need(raw, "address"), "address", 200),
+            street=receiver["street"], protected=receiver["protected"],
             lines=lines,
             shipping_fee=yuan(raw.get("postage", 0), "postage"),
             discount=yuan(raw.get("discount_amount", 0), "discount_amount"),
             paid_amount=yuan(need(raw, "pay_amount"), "pay_amount"),
         )
+
+    @staticmethod
+    def _receiver(raw: dict) -> dict:
+        """Plain receiver fields, or Pinduoduo's 密文 (`~…~`, phones `$…$`) with their `*_mask` forms."""
+        fields = ("receiver_name", "receiver_phone", "address")
+        if "receiver_name_mask" not in raw and not any(is_ciphertext(raw.get(name)) for name in fields):
+            return {"name": text_of(need(raw, "receiver_name"), "receiver_name", 60),
+                    "phone": text_of(need(raw, "receiver_phone"), "receiver_phone", 32),
+                    "street": text_of(need(raw, "address"), "address", 200), "protected": None}
+        ciphertext = {name: ciphertext_of(raw, name) for name in fields}
+        if raw.get("receiver_address"):
+            ciphertext["receiver_address"] = raw["receiver_address"]
+        return {"name": masked_text(raw.get("receiver_name_mask"), "receiver_name_mask"),
+                "phone": masked_text(raw.get("receiver_phone_mask"), "receiver_phone_mask", 32),
+                "street": masked_text(raw.get("address_mask"), "address_mask", 200),
+                "protected": PlatformProtected(ciphertext, buyer_key_of(raw.get("open_address_id")))}
 
     def fetch_page(self, client, creds: Credentials, start, end, cursor) -> Page:
         page = cursor or 1
@@ -90,3 +111,34 @@ class PinduoduoAdapter(Adapter):
             raise PlatformError(f"PDD error {error.get('error_code')}: {error.get('error_msg')}")
         answer = body.get("order_list_get_response") or {}
         return Page(answer.get("order_list") or [], page + 1 if answer.get("has_next") else None)
+
+    def decrypt(self, client, creds: Credentials, requests) -> dict:
+        """pdd.open.decrypt.batch: data_list of (data_tag = order_sn, encrypted_data), at most 100 per call."""
+        data_list = [{"data_tag": request.order_id, "encrypted_data": request.ciphertext[name]}
+                     for request in requests for name in PLAIN_OF if request.ciphertext.get(name)]
+        params = {
+            "type": DECRYPT_TYPE, "client_id": creds.app_key, "access_token": creds.access_token,
+            "timestamp": str(int(time.time())), "data_type": "JSON", "version": "V1",
+            "data_list": json.dumps(data_list, separators=(",", ":"), ensure_ascii=False),
+        }
+        params["sign"] = signing.pdd_sign(params, creds.app_secret or "")
+        body = self._json(client.post(f"{creds.base_url}/api/router", data=params))
+        if "error_response" in body:
+            error = body["error_response"]
+            raise DecryptRefused(f"PDD {error.get('error_code')}: {error.get('error_msg')} {error.get('sub_msg') or ''}"
+                                 .strip())
+        answers = {(str(item.get("data_tag")), item.get("encrypted_data")): item for item in
+                   (body.get("open_decrypt_batch_response") or {}).get("data_decrypt_list") or []
+                   if isinstance(item, dict)}
+        plain = {}
+        for request in requests:
+            values = {}
+            for name, target in PLAIN_OF.items():
+                item = answers.get((request.order_id, request.ciphertext.get(name)))
+                if item is None:
+                    raise DecryptRefused(f"PDD returned no {name} for order {request.order_id}")
+                if item.get("error_code") not in (0, None):
+                    raise DecryptRefused(f"PDD {item.get('error_code')}: {item.get('error_msg')}")
+                values[target] = str(item.get("decrypted_data") or "")
+            plain[request.order_id] = values
+        return plain

@@ -1,15 +1,20 @@
 """Taobao/Tmall: TOP trades (taobao.trades.sold.increment.get), Beijing-time `yyyy-MM-dd HH:mm:ss`, yuan strings."""
+import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from shared.channels import signing
-from shared.channels.base import Adapter, Credentials, Page, PlatformError
-from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, local_time, need,
-                                       quantity_of, text_of, yuan)
+from shared.channels.base import Adapter, Credentials, DecryptRefused, Page, PlatformError
+from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, PlatformProtected, local_time,
+                                       need, quantity_of, text_of, yuan)
+from shared.channels.privacy import buyer_key_of, is_ciphertext, masked_text
 
 FIELDS = ("tid,tid_str,status,created,modified,pay_time,buyer_nick,receiver_name,receiver_mobile,receiver_state,"
           "receiver_city,receiver_district,receiver_town,receiver_address,receiver_zip,total_fee,post_fee,"
-          "discount_fee,payment,orders")
+          "discount_fee,payment,orders,oaid")
+
+
+DECRYPT_METHOD = "taobao.top.oaid.decrypt"
 
 
 def top_time(moment: datetime) -> str:
@@ -52,6 +57,7 @@ class TaobaoAdapter(Adapter):
                 title=item.get("title"),
             ))
         pay_time = raw.get("pay_time")
+        receiver = self._receiver(raw)
         return CanonicalOrder(
             channel_order_id=tid,
             status_key=text_of(need(raw, "status"), "status", 64),
@@ -59,21 +65,39 @@ class TaobaoAdapter(Adapter):
             placed_at=local_time(need(raw, "created"), zone, "created"),
             paid_at=local_time(pay_time, zone, "pay_time") if pay_time else None,
             currency="CNY",
-            customer_name=text_of(raw.get("buyer_nick") or need(raw, "receiver_name"), "buyer_nick", 60),
-            customer_phone=text_of(need(raw, "receiver_mobile"), "receiver_mobile", 32),
-            receiver=text_of(need(raw, "receiver_name"), "receiver_name", 60),
-            receiver_phone=text_of(need(raw, "receiver_mobile"), "receiver_mobile", 32),
+            customer_name=text_of(raw.get("buyer_nick") or receiver["name"], "buyer_nick", 60),
+            customer_phone=receiver["phone"], receiver=receiver["name"], receiver_phone=receiver["phone"],
             province=text_of(need(raw, "receiver_state"), "receiver_state", 40),
             city=text_of(need(raw, "receiver_city"), "receiver_city", 40),
             district=text_of(need(raw, "receiver_district"), "receiver_district", 40),
-            street=text_of(" ".join(filter(None, [raw.get("receiver_town"), need(raw, "receiver_address")])),
-                           "receiver_address", 200),
+            street=receiver["street"], protected=receiver["protected"],
             postal_code=raw.get("receiver_zip") or None,
             lines=lines,
             shipping_fee=yuan(raw.get("post_fee", "0.00"), "post_fee"),
             discount=yuan(raw.get("discount_fee", "0.00"), "discount_fee"),
             paid_amount=yuan(need(raw, "payment"), "payment"),
         )
+
+    @staticmethod
+    def _receiver(raw: dict) -> dict:
+        """Plain receiver fields, or (an OAID trade) the masked ones TOP sends with the OAID that stands for them."""
+        oaid = raw.get("oaid")
+        fields = ("receiver_name", "receiver_mobile", "receiver_address")
+        if not oaid and not any(is_ciphertext(raw.get(name)) for name in fields):
+            street = text_of(" ".join(filter(None, [raw.get("receiver_town"), need(raw, "receiver_address")])),
+                             "receiver_address", 200)
+            return {"name": text_of(need(raw, "receiver_name"), "receiver_name", 60),
+                    "phone": text_of(need(raw, "receiver_mobile"), "receiver_mobile", 32), "street": street,
+                    "protected": None}
+        ciphertext = {name: raw[name] for name in (*fields, "receiver_phone") if raw.get(name)}
+        if oaid:
+            ciphertext["oaid"] = str(oaid)
+        town = text_of(raw.get("receiver_town") or "", "receiver_town", 60)
+        return {"name": masked_text(raw.get("receiver_name"), "receiver_name"),
+                "phone": masked_text(raw.get("receiver_mobile"), "receiver_mobile", 32),
+                "street": " ".join(filter(None, [town, masked_text(raw.get("receiver_address"), "receiver_address",
+                                                                   200)])),
+                "protected": PlatformProtected(ciphertext, buyer_key_of(oaid))}
 
     def fetch_page(self, client, creds: Credentials, start, end, cursor) -> Page:
         page_no = cursor or 1
@@ -91,3 +115,33 @@ class TaobaoAdapter(Adapter):
         answer = body.get("trades_sold_increment_get_response") or {}
         trades = (answer.get("trades") or {}).get("trade") or []
         return Page(trades, page_no + 1 if answer.get("has_next") else None)
+
+    def decrypt(self, client, creds: Credentials, requests) -> dict:
+        """taobao.top.oaid.decrypt: up to 20 (tid, oaid) pairs per call, the receivers in plain text."""
+        queries = [{"tid": request.order_id, "oaid": request.ciphertext.get("oaid")} for request in requests]
+        if any(not query["oaid"] for query in queries):
+            raise DecryptRefused("the trade carries no OAID to decrypt")
+        params = {
+            "method": DECRYPT_METHOD, "app_key": creds.app_key, "session": creds.access_token,
+            "timestamp": top_time(datetime.now(ZoneInfo("Asia/Shanghai"))), "format": "json", "v": "2.0",
+            "sign_method": "md5", "query_list": json.dumps(queries, separators=(",", ":"), ensure_ascii=False),
+        }
+        params["sign"] = signing.top_sign(params, creds.app_secret or "")
+        body = self._json(client.post(f"{creds.base_url}/router/rest", data=params))
+        if "error_response" in body:
+            error = body["error_response"]
+            raise DecryptRefused(f"TOP {error.get('code')} {error.get('sub_code') or ''}: "
+                                 f"{error.get('sub_msg') or error.get('msg')}".strip())
+        receivers = (body.get("top_oaid_decrypt_response") or {}).get("receiver_list") or {}
+        if isinstance(receivers, dict):  # TOP's JSON wraps lists: {"receiver_list": {"receiver": [...]}}
+            receivers = receivers.get("receiver") or []
+        found = {str(item.get("tid")): item for item in receivers if isinstance(item, dict)}
+        plain = {}
+        for request in requests:
+            item = found.get(request.order_id)
+            if item is None:
+                raise DecryptRefused(f"TOP returned no receiver for trade {request.order_id}")
+            plain[request.order_id] = {
+                "receiver": str(item.get("name") or ""), "phone": str(item.get("mobile") or item.get("phone") or ""),
+                "street": " ".join(filter(None, [item.get("town"), item.get("address_detail")]))}
+        return plain

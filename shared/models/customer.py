@@ -17,6 +17,9 @@ class Customer(db.Model):
     email = mapped_column(EncryptedText)
     email_index: Mapped[str | None] = mapped_column(String(64), unique=True)
     id_number = mapped_column(EncryptedText)
+    # "<platform>:<key>" for a buyer known only by the platform's pseudonymous key (OAID, open_address_id...);
+    # phone_index then holds the keyed hash of it, so orders of one buyer find one customer without plain text.
+    platform_buyer_key: Mapped[str | None] = mapped_column(String(220), index=True)
     tier: Mapped[str] = mapped_column(String(16), default="standard")
     password_hash: Mapped[str | None] = mapped_column(String(255))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)

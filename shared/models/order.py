@@ -23,6 +23,7 @@ class Order(db.Model):
         Index("ix_orders_receiver_phone_index", "receiver_phone_index"),
         Index("ix_orders_customer_id_placed_at", "customer_id", "placed_at"),
         Index("ix_orders_channel_id_platform_modified_at", "channel_id", "platform_modified_at"),
+        Index("ix_orders_channel_id_platform_buyer_key", "channel_id", "platform_buyer_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -60,6 +61,16 @@ class Order(db.Model):
     # What the platform last said, and as of when: an older update never overwrites a newer one.
     platform_status: Mapped[str | None] = mapped_column(String(64))
     platform_modified_at = mapped_column(UTCDateTime)
+    # Buyer fields the platform sent as its own ciphertext (JSON: field → value as received), encrypted at rest
+    # like all personal data; the receiver columns then hold the platform's masked forms. Plain text comes only
+    # from the platform's decrypt API, when a person with full visibility reveals or a label needs it.
+    platform_ciphertext = mapped_column(EncryptedText)
+    # The platform's pseudonymous buyer/address key (OAID, JD desen_mobile, open_address_id), as given.
+    platform_buyer_key: Mapped[str | None] = mapped_column(String(200))
+
+    @property
+    def platform_protected(self) -> bool:
+        return self.platform_ciphertext is not None
 
     channel = relationship("Channel", lazy="joined")
     customer = relationship("Customer")

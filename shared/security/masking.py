@@ -57,8 +57,14 @@ def shown_value(role: str, field: str, value: str | None, reveal: bool = False) 
     return MASKERS[field](value)
 
 
-def order_contact(order, role: str, reveal: bool = False) -> dict:
-    """The receiver of an order as a role may see it; `reveal` asks for full values where the role may."""
+def order_contact(order, role: str, reveal: bool = False, plain: dict | None = None) -> dict:
+    """The receiver of an order as a role may see it; `reveal` asks for full values where the role may.
+
+    An order whose buyer fields are platform ciphertext holds only the platform's masked forms: those are shown
+    as the platform wrote them, and full values exist only in `plain`, what the platform's decrypt API answered
+    (`shared.services.platform_privacy`)."""
+    if getattr(order, "platform_protected", False):
+        return _protected_contact(order, role, plain if reveal else None)
     address_level = visibility(role, "address")
     if address_level is Visibility.HIDDEN:
         address = HIDDEN_TEXT
@@ -74,6 +80,37 @@ def order_contact(order, role: str, reveal: bool = False) -> dict:
         "city": order.city if address_level is not Visibility.HIDDEN else HIDDEN_TEXT,
         "district": order.district if address_level is not Visibility.HIDDEN else HIDDEN_TEXT,
     }
+
+
+def _protected_contact(order, role: str, plain: dict | None) -> dict:
+    def shown(field: str, masked: str, value_key: str) -> str:
+        level = visibility(role, field)
+        if level is Visibility.HIDDEN:
+            return HIDDEN_TEXT
+        if level is Visibility.FULL and plain:
+            return plain.get(value_key) or ""
+        return masked or ""
+
+    address_level = visibility(role, "address")
+    if address_level is Visibility.HIDDEN:
+        address = HIDDEN_TEXT
+    elif address_level is Visibility.FULL and plain:
+        address = full_address(order.province, order.city, order.district, plain.get("street") or "",
+                               order.postal_code)
+    else:
+        address = f"{order.province} {order.city} {order.district} {order.street}"
+    contact = {
+        "receiver": shown("name", order.receiver_name, "receiver"),
+        "phone": shown("phone", order.receiver_phone, "phone"),
+        "address": address,
+        "province": order.province if address_level is not Visibility.HIDDEN else HIDDEN_TEXT,
+        "city": order.city if address_level is not Visibility.HIDDEN else HIDDEN_TEXT,
+        "district": order.district if address_level is not Visibility.HIDDEN else HIDDEN_TEXT,
+        "platform_masked": plain is None,
+    }
+    if plain and address_level is Visibility.FULL:
+        contact["street"] = plain.get("street") or ""
+    return contact
 
 
 def may_reveal(role: str) -> bool:

@@ -24,8 +24,8 @@ from shared.channels.canonical import CanonicalOrder
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
 from shared.models import Customer, Order, OrderLine, OrderNumberSequence, Reservation, StockLevel
-from shared.security import crypto
 from shared.services import audit, outbox
+from shared.services.customers import buyer_key_label, contact_index, protected_columns
 from shared.services.channel_orders import (PLATFORM_HOLD, ChannelContext, check, order_data, payment_of,
                                             refund_of)
 from shared.services.orders import audit_snapshot, validate_order_data
@@ -105,17 +105,18 @@ def _reserve_totals(chosen: dict[int, int], totals: dict[int, int]) -> None:
 
 def _customers(cleaned: list[dict]) -> dict[str, Customer]:
     """Existing customers by phone index, and new ones (each audited) for phones seen for the first time."""
-    indexes = {crypto.blind_index("phone", clean["customer_phone"]) for clean in cleaned}
+    indexes = {contact_index(clean["customer_phone"], clean["protected"]) for clean in cleaned}
     found: dict[str, Customer] = {}
     for customer in db.session.execute(select(Customer).where(Customer.phone_index.in_(list(indexes)))
                                        .order_by(Customer.id)).scalars():
         found.setdefault(customer.phone_index, customer)
     created = []
     for clean in cleaned:
-        index = crypto.blind_index("phone", clean["customer_phone"])
+        index = contact_index(clean["customer_phone"], clean["protected"])
         if index not in found:
             # An email is kept off a new customer here: checking its uniqueness would cost a query per order.
-            found[index] = Customer(name=clean["customer_name"], phone=clean["customer_phone"], phone_index=index)
+            found[index] = Customer(name=clean["customer_name"], phone=clean["customer_phone"], phone_index=index,
+                                    platform_buyer_key=buyer_key_label(clean["protected"]))
             created.append(found[index])
     if created:
         db.session.add_all(created)
@@ -200,14 +201,15 @@ def create_new(context: ChannelContext, entries: list[tuple[object, CanonicalOrd
         order = Order(
             order_no=numbers[index], channel_id=channel.id, channel=channel,
             channel_order_id=canonical.channel_order_id,
-            customer=customers[crypto.blind_index("phone", clean["customer_phone"])],
+            customer=customers[contact_index(clean["customer_phone"], clean["protected"])],
             warehouse_id=chosen[lines[0].sku_id] if mapping.lifecycle in RESERVING else None,
             status=OrderStatus.PENDING_REVIEW,
             payment_status="paid" if paid else "unpaid", refund_status=refund_of(mapping, canonical),
             currency=clean["currency"], goods_total=clean["goods_total"], shipping_fee=clean["shipping_fee"],
             discount=clean["discount"], tax=clean["tax"], total=clean["total"], receiver_name=clean["receiver"],
             receiver_phone=clean["receiver_phone"],
-            receiver_phone_index=crypto.blind_index("phone", clean["receiver_phone"]),
+            receiver_phone_index=contact_index(clean["receiver_phone"], clean["protected"]),
+            **protected_columns(clean["protected"]),
             province=clean["province"], city=clean["city"], district=clean["district"], street=clean["street"],
             postal_code=clean["postal_code"], placed_at=clean["placed_at"], paid_at=clean["paid_at"],
             created_at=now, updated_at=now, platform_status=canonical.status_key,

@@ -20,7 +20,7 @@ from shared.lifecycle import OrderStatus
 from shared.models import Channel, Order, PlatformRefund, SkuMapping, StatusMapping
 from shared.money import CENT, format_money
 from shared.security.masking import masked_address, masked_name, masked_phone
-from shared.services import audit
+from shared.services import customers
 from shared.services import orders as order_service
 from shared.services.errors import ServiceError, ValidationFailed
 from shared.timekeeping import as_utc, utc_now
@@ -30,7 +30,8 @@ PLATFORM_HOLD = "platform:"  # hold reasons the channel placed start with this, 
 NOT_YET_PACKED = (S.PENDING_REVIEW, S.CONFIRMED, S.ALLOCATED, S.PICKING, S.ON_HOLD)
 BEFORE_SHIPPING = (S.PENDING_REVIEW, S.CONFIRMED, S.ALLOCATED, S.PICKING, S.PACKED, S.ON_HOLD)
 FINISHED = (S.CANCELLED, S.CLOSED)
-ADDRESS_FIELDS = ("receiver_name", "receiver_phone", "province", "city", "district", "street", "postal_code")
+ADDRESS_FIELDS = ("receiver_name", "receiver_phone", "province", "city", "district", "street", "postal_code",
+                  "platform_ciphertext", "platform_buyer_key")
 
 
 class NeedsReview(ValidationFailed):
@@ -140,7 +141,19 @@ def order_data(context: ChannelContext, canonical: CanonicalOrder, paid: bool) -
                    "unit_price": str(line.unit_price)} for line in canonical.lines],
         "shipping_fee": str(canonical.shipping_fee), "discount": str(canonical.discount),
         "tax": str(canonical.tax),
+        "platform_protected": protected_of(context, canonical),
     }
+
+
+def protected_of(context: ChannelContext, canonical: CanonicalOrder) -> dict | None:
+    """The platform's ciphertext and buyer key, as the order services take them (None for plain payloads)."""
+    return protected_of_kind(context.channel.kind, canonical)
+
+
+def protected_of_kind(kind: str, canonical: CanonicalOrder) -> dict | None:
+    if canonical.protected is None:
+        return None
+    return {"kind": kind, "ciphertext": canonical.protected.ciphertext, "buyer_key": canonical.protected.buyer_key}
 
 
 def _create(context: ChannelContext, canonical: CanonicalOrder, mapping: Mapping) -> Order:
@@ -162,10 +175,14 @@ def _create(context: ChannelContext, canonical: CanonicalOrder, mapping: Mapping
     return order
 
 
-def _address_changes(order: Order, canonical: CanonicalOrder) -> dict:
+def _address_changes(order: Order, canonical: CanonicalOrder, kind: str) -> dict:
+    """Changed receiver fields; for platform ciphertext, a new ciphertext or buyer key is a new address too."""
+    columns = customers.protected_columns(protected_of_kind(kind, canonical))
     new = {"receiver_name": canonical.receiver, "receiver_phone": canonical.receiver_phone,
            "province": canonical.province, "city": canonical.city, "district": canonical.district,
-           "street": canonical.street, "postal_code": canonical.postal_code}
+           "street": canonical.street, "postal_code": canonical.postal_code,
+           "platform_ciphertext": columns.get("platform_ciphertext"),
+           "platform_buyer_key": columns.get("platform_buyer_key")}
     return {name: value for name, value in new.items() if (getattr(order, name) or None) != (value or None)}
 
 
@@ -176,7 +193,7 @@ def _masked_address(values: dict) -> dict:
 
 
 def _update(order: Order, canonical: CanonicalOrder, mapping: Mapping) -> str:
-    changes = _address_changes(order, canonical)
+    changes = _address_changes(order, canonical, order.channel.kind)
     if changes and order.status not in NOT_YET_PACKED and order.status not in FINISHED:
         raise NeedsReview(f"the address changed on the platform after {order.order_no} was {order.status}",
                           field="shipping_address", code="address_change_too_late")

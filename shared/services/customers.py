@@ -1,4 +1,6 @@
-"""Customers: found by the blind index of their phone, created on first order."""
+"""Customers: found by the blind index of their phone (or of the platform's buyer key), created on first order."""
+import json
+
 from sqlalchemy import select
 
 from shared.actors import Actor
@@ -33,13 +35,43 @@ def authenticate(email: str, password: str, ip: str | None) -> Customer:
     return customer
 
 
-def find_or_create(name: str, phone: str, email: str | None, actor: Actor) -> Customer:
-    """The customer with this phone number, or a new one."""
-    customer = find_by_phone(phone)
+def buyer_key_label(protected: dict | None) -> str | None:
+    """"<platform>:<key>" for a buyer the platform names only by its pseudonymous key."""
+    if not protected or not protected.get("buyer_key"):
+        return None
+    return f"{protected['kind']}:{protected['buyer_key']}"
+
+
+def contact_index(phone: str, protected: dict | None) -> str:
+    """The keyed hash orders and customers are matched by: the phone's, or, when the platform sent ciphertext,
+    the platform's buyer key (a masked phone such as 136*******5 is shared by many buyers and matches nothing)."""
+    if not protected:
+        return crypto.blind_index("phone", phone)
+    label = buyer_key_label(protected)
+    if label is None:  # no key: the ciphertext of the phone stands for the buyer on this platform
+        ciphertext = protected.get("ciphertext") or {}
+        label = f"{protected['kind']}:" + json.dumps(ciphertext, sort_keys=True, ensure_ascii=False)
+    return crypto.blind_index("platform_buyer", label)
+
+
+def protected_columns(protected: dict | None) -> dict:
+    """The order columns that keep a platform's ciphertext as received, and its buyer key as given."""
+    if not protected:
+        return {}
+    return {"platform_ciphertext": json.dumps(protected["ciphertext"], ensure_ascii=False, sort_keys=True),
+            "platform_buyer_key": protected.get("buyer_key")}
+
+
+def find_or_create(name: str, phone: str, email: str | None, actor: Actor, protected: dict | None = None) -> Customer:
+    """The customer with this phone number (or platform buyer key), or a new one."""
+    index = contact_index(phone, protected)
+    customer = db.session.execute(
+        select(Customer).where(Customer.phone_index == index).order_by(Customer.id)).scalars().first()
     if customer is not None:
         return customer
-    customer = Customer(name=name, phone=phone, phone_index=crypto.blind_index("phone", phone), email=email,
-                        email_index=crypto.blind_index("email", email) if email else None)
+    customer = Customer(name=name, phone=phone, phone_index=index, email=email,
+                        email_index=crypto.blind_index("email", email) if email else None,
+                        platform_buyer_key=buyer_key_label(protected))
     if email and db.session.execute(select(Customer.id).where(Customer.email_index == customer.email_index)).first():
         customer.email, customer.email_index = None, None  # the email belongs to another account; keep it off
     db.session.add(customer)

@@ -11,7 +11,6 @@ from shared.extensions import db
 from shared.lifecycle import OrderStatus, Transition, find_transition, transitions_from
 from shared.models import Channel, Order, OrderLine, Reservation
 from shared.money import parse_money
-from shared.security import crypto
 from shared.security.permissions import can
 from shared.services import audit, customers, outbox
 from shared.services import stock as stock_service
@@ -79,6 +78,10 @@ def validate_order_data(data: dict, channel: Channel | None = None, skus: dict |
     currency = check.text(data.get("currency"), "currency", 3).upper()
     if currency not in CURRENCIES:
         raise ValidationFailed(f"currency {currency!r} is not supported", field="currency", code="invalid_currency")
+    protected = data.get("platform_protected")
+    # Platform ciphertext arrives with the platform's masked forms in place of the phones ("136*******5"):
+    # they are shown, never dialled, so they are checked as text, not as phone numbers.
+    phone_of = (lambda value, name: check.text(value, name, 32)) if protected else check.phone
     clean = {
         "channel": channel,
         "channel_order_id": check.text(data.get("channel_order_id"), "channel_order_id", 64),
@@ -86,10 +89,10 @@ def validate_order_data(data: dict, channel: Channel | None = None, skus: dict |
         "paid_at": parse_aware(data["paid_at"], "paid_at") if data.get("paid_at") else None,
         "currency": currency,
         "customer_name": check.text(customer.get("name"), "customer.name", 60),
-        "customer_phone": check.phone(customer.get("phone"), "customer.phone"),
+        "customer_phone": phone_of(customer.get("phone"), "customer.phone"),
         "customer_email": check.email(customer.get("email"), "customer.email"),
         "receiver": check.text(address.get("receiver"), "shipping_address.receiver", 60),
-        "receiver_phone": check.phone(address.get("phone"), "shipping_address.phone"),
+        "receiver_phone": phone_of(address.get("phone"), "shipping_address.phone"),
         "province": check.text(address.get("province"), "shipping_address.province", 40),
         "city": check.text(address.get("city"), "shipping_address.city", 40),
         "district": check.text(address.get("district"), "shipping_address.district", 40),
@@ -99,6 +102,7 @@ def validate_order_data(data: dict, channel: Channel | None = None, skus: dict |
         "shipping_fee": parse_money(data.get("shipping_fee", "0.00"), "shipping_fee"),
         "discount": parse_money(data.get("discount", "0.00"), "discount"),
         "tax": parse_money(data.get("tax", "0.00"), "tax"),
+        "protected": protected or None,  # {"kind", "ciphertext", "buyer_key"} from channel sync only
     }
     if clean["placed_at"] > utc_now() + timedelta(minutes=5):
         raise ValidationFailed("placed_at is in the future", field="placed_at", code="future_timestamp")
@@ -146,7 +150,7 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
         auto_confirm = clean["paid_at"] is not None
     with db.session.begin_nested():
         customer = customers.find_or_create(clean["customer_name"], clean["customer_phone"],
-                                            clean["customer_email"], actor)
+                                            clean["customer_email"], actor, protected=clean["protected"])
         order = Order(
             order_no=order_numbers.next_number(channel.code, local_date(clean["placed_at"],
                                                                         current_app.config["MERCHANT_TIMEZONE"])),
@@ -156,8 +160,8 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
             refund_status="none", currency=clean["currency"], goods_total=clean["goods_total"],
             shipping_fee=clean["shipping_fee"], discount=clean["discount"], tax=clean["tax"], total=clean["total"],
             receiver_name=clean["receiver"], receiver_phone=clean["receiver_phone"],
-            receiver_phone_index=crypto.blind_index("phone", clean["receiver_phone"]),
-            province=clean["province"], city=clean["city"], district=clean["district"], street=clean["street"],
+            receiver_phone_index=customers.contact_index(clean["receiver_phone"], clean["protected"]),
+            **customers.protected_columns(clean["protected"]), province=clean["province"], city=clean["city"], district=clean["district"], street=clean["street"],
             postal_code=clean["postal_code"], placed_at=clean["placed_at"], paid_at=clean["paid_at"],
             created_at=now, updated_at=now,
             lines=[OrderLine(sku_id=sku.id, sku=sku, quantity=qty, unit_price=price, line_total=price * qty)

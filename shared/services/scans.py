@@ -158,6 +158,8 @@ def request_waybill(shipment: Shipment, carriers) -> None:
         receiver={"Name": order.receiver_name, "Mobile": order.receiver_phone, "ProvinceName": order.province,
                   "CityName": order.city, "ExpAreaName": order.district, "Address": order.street},
         goods=[(line.sku.name, line.quantity) for line in lines_of(shipment)])
+    if order.platform_protected:
+        request, carriers = _protected_request(order, request, carriers)
     problems = []
     for code in codes:
         try:
@@ -177,6 +179,29 @@ def request_waybill(shipment: Shipment, carriers) -> None:
                          after={"carrier": code, "refused": problems})
         return
     raise ScanRefused(f"no carrier issued a waybill: {'; '.join(problems)}", field="order", code="no_waybill")
+
+
+def _protected_request(order, request, carriers):
+    """A platform-encrypted receiver: the platform's own e-waybill takes the ciphertext (never decrypted);
+    any other e-waybill service needs the plain receiver, decrypted by the platform for it (access-logged)."""
+    from shared.carriers import platform_waybills
+    from shared.services import platform_privacy
+    from shared.services.polling import credentials
+
+    kind = order.channel.kind
+    ciphertext = platform_privacy.ciphertext_of(order)
+    if kind in platform_privacy.CIPHERTEXT_WAYBILLS:
+        connection = platform_privacy.connection_of(order)
+        client = platform_waybills.PlatformWaybillClient(kind, credentials(connection))
+        fields = {"kind": kind, "order_id": order.channel_order_id, "oaid": ciphertext.get("oaid")}
+        return replace(request, receiver=platform_waybills.receiver_fields(kind, ciphertext, order),
+                       platform=fields), client
+    try:
+        plain = platform_privacy.waybill_receiver(order, SYSTEM)
+    except platform_privacy.DecryptFailed as failed:
+        raise ScanRefused(failed.message, field="order", code=failed.code) from None
+    return replace(request, receiver={**request.receiver, "Name": plain["receiver"], "Mobile": plain["phone"],
+                                      "Address": plain["street"]}), carriers
 
 
 def load(device: Device, payload: dict, actor: Actor = SYSTEM) -> Shipment:

@@ -30,8 +30,9 @@ class Listing:
 
 
 class OrderBook:
-    def __init__(self, platform: str):
+    def __init__(self, platform: str, encrypted: bool = True):
         self.platform = platform
+        self.encrypted = encrypted  # buyer fields as platform ciphertext (the default), or plain text
         self._listings: dict[str, Listing] = {}
         self._index: list[tuple[int, str]] = []  # (modified_ts, order_id) of listed orders, sorted
         self._cache: dict[Hashable, list[Listing]] = {}
@@ -46,7 +47,7 @@ class OrderBook:
 
     def render(self, listing: Listing) -> dict:
         """The platform's JSON for a listing: raw orders exactly as stored."""
-        return listing.raw if listing.raw is not None else build(self.platform, listing.order)
+        return listing.raw if listing.raw is not None else build(self.platform, listing.order, self.encrypted)
 
     # -- writes
     def put_order(self, order: SimOrder) -> Listing:

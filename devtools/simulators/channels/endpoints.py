@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from werkzeug.wrappers import Request, Response
 
 from shared.channels.signing import constant_time_equal, douyin_sign, jd_sign, pdd_sign, top_sign
+from devtools.simulators.channels import decrypt
 from devtools.simulators.channels.formats import SHOPIFY_SHOP_ZONE, WOOCOMMERCE_SITE_ZONE, parse_beijing, parse_iso
 
 TOP_BAD_SIGNATURE = {"error_response": {"code": 25, "msg": "Invalid signature", "sub_code": "isv.invalid-signature"}}
@@ -127,6 +128,8 @@ def taobao(sim, request: Request) -> Response:
         return json_response(TOP_BAD_SIGNATURE)  # also when sign_method is not md5: only md5 is simulated
     if params.get("session") != credentials["access_token"]:
         return _top_error(27, "Invalid session", "invalid-sessionkey")
+    if params.get("method") in decrypt.TOP_APIS:
+        return decrypt.TOP_APIS[params["method"]](sim, params)
     if params.get("method") != TAOBAO_METHOD:
         return _top_error(22, "Invalid method")
     try:
@@ -172,6 +175,8 @@ def jd(sim, request: Request) -> Response:
         return json_response(JD_BAD_SIGNATURE)
     if params.get("access_token") != credentials["access_token"]:
         return _jd_error("19", "token已过期或者不存在，请重新授权访问", "Invalid access_token")
+    if params.get("method") in decrypt.JD_APIS:
+        return decrypt.JD_APIS[params["method"]](sim, params)
     if params.get("method") != JD_METHOD:
         return _jd_error("15", "不存在的方法名", "Invalid Method")
     try:
@@ -223,6 +228,8 @@ def pinduoduo(sim, request: Request) -> Response:
         return json_response(PDD_BAD_SIGNATURE)
     if params.get("access_token") != credentials["access_token"]:
         return _pdd_error(10019, "access_token已过期")
+    if params.get("type") in decrypt.PDD_APIS:
+        return decrypt.PDD_APIS[params["type"]](sim, params)
     if params.get("type") != PDD_TYPE:
         return _pdd_error(10001, "接口不存在", f"type={params.get('type')}")
     try:
@@ -275,7 +282,10 @@ def douyin(sim, request: Request) -> Response:
         return json_response(DOUYIN_BAD_SIGNATURE)
     if params.get("access_token") != credentials["access_token"]:
         return _douyin_error(30002, "access_token已过期", "isv.access-token-expired", "access_token无效或已过期")
-    if params.get("method") != DOUYIN_METHOD:
+    method = params.get("method") or ""
+    if method in decrypt.DOUYIN_APIS and request.path.endswith("/" + method.replace(".", "/")):
+        return decrypt.DOUYIN_APIS[method](sim, params)
+    if params.get("method") != DOUYIN_METHOD or not request.path.endswith("/order/searchList"):
         return _douyin_error(40003, "参数不合法", "isv.parameter-invalid", "method与请求路径不一致")
     try:
         business = json.loads(params.get("param_json") or "{}")

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from devtools.simulators.channels.privacy import protect
+
 PLATFORMS = ("taobao", "jd", "pinduoduo", "douyin", "shopify", "woocommerce")
 WEBHOOK_PLATFORMS = ("shopify", "woocommerce")
 STATES = ("unpaid", "paid", "shipped", "completed", "cancelled_unpaid", "refunding", "refunded")
@@ -476,9 +478,11 @@ BUILDERS = {"taobao": taobao_trade, "jd": jd_order, "pinduoduo": pinduoduo_order
             "shopify": shopify_order, "woocommerce": woocommerce_order}
 
 
-def build(platform: str, order: SimOrder) -> dict:
-    """The platform's JSON for a simulated order."""
-    return BUILDERS[platform](order)
+def build(platform: str, order: SimOrder, encrypted: bool = True) -> dict:
+    """The platform's JSON for a simulated order; the Chinese platforms' buyer fields encrypted as they are today
+    (devtools/simulators/channels/privacy.py), or in plain text with `encrypted=False`."""
+    raw = BUILDERS[platform](order)
+    return protect(platform, raw, order) if encrypted else raw
 
 
 # ---------------------------------------------------------------- reading raw platform JSON back

@@ -14,15 +14,17 @@ log = logging.getLogger("orderloom.simulator")
 def run(host: str = "127.0.0.1", port: int = 8900, seed=1, rate_per_minute: float = 60.0,
         webhook_targets: dict[str, tuple[str, str]] | None = None, *, batch_seconds: float = 5.0,
         credentials: dict | None = None, skus=None, unknown_sku_rate: float = 0.0,
-        stop: threading.Event | None = None) -> None:
+        stop: threading.Event | None = None, encrypted: bool = True) -> None:
     """Serve until interrupted (or `stop` is set), applying `rate_per_minute` stream events spread over batches of
-    `batch_seconds`, then pushing webhooks: webhook_targets maps "shopify"/"woocommerce" to (url, secret)."""
+    `batch_seconds`, then pushing webhooks: webhook_targets maps "shopify"/"woocommerce" to (url, secret).
+    The Chinese platforms serve encrypted buyer fields unless `encrypted` is False."""
     targets = webhook_targets or {}
     unknown = set(targets) - set(WEBHOOK_PLATFORMS)
     if unknown:
         raise ValueError(f"only {', '.join(WEBHOOK_PLATFORMS)} send webhooks, not {', '.join(sorted(unknown))}")
     stop = stop or threading.Event()
-    simulator = ChannelSimulator(credentials, seed=seed, skus=skus, realtime=True, unknown_sku_rate=unknown_sku_rate)
+    simulator = ChannelSimulator(credentials, seed=seed, skus=skus, realtime=True, unknown_sku_rate=unknown_sku_rate,
+                                 encrypted=encrypted)
     base_url = simulator.start(host, port)
     log.info("simulate=started base_url=%s seed=%s rate_per_minute=%s webhook_targets=%s", base_url, seed,
              rate_per_minute, ",".join(f"{platform}:{url}" for platform, (url, _secret) in targets.items()) or "-")

@@ -65,6 +65,8 @@ URL_MAP = Map([
     Rule("/jd/routerjson", endpoint="jd", methods=["GET", "POST"]),
     Rule("/pinduoduo/api/router", endpoint="pinduoduo", methods=["POST"]),
     Rule("/douyin/order/searchList", endpoint="douyin", methods=["GET", "POST"]),
+    Rule("/douyin/order/batchDecrypt", endpoint="douyin", methods=["GET", "POST"]),
+    Rule("/douyin/logistics/newCreateOrder", endpoint="douyin", methods=["GET", "POST"]),
     Rule("/shopify/admin/api/<version>/orders.json", endpoint="shopify", methods=["GET"]),
     Rule("/woocommerce/wp-json/wc/v3/orders", endpoint="woocommerce", methods=["GET"]),
     *control.RULES,
@@ -91,10 +93,12 @@ class ChannelSimulator(LoopbackServing):
     thread_name = "channel-simulator"
 
     def __init__(self, credentials: dict | None = None, seed=1, skus=None, *, start: datetime | None = None,
-                 realtime: bool = False, unknown_sku_rate: float = 0.0):
+                 realtime: bool = False, unknown_sku_rate: float = 0.0, encrypted: bool = True):
         """`start` is where simulated time begins (default: two hours before now, so that history and stream
         both fall inside a poller's first 24-hour window); with `realtime` the stream reads the wall clock
-        instead. `unknown_sku_rate` is the share of lines carrying a SKU code that is not in `skus`."""
+        instead. `unknown_sku_rate` is the share of lines carrying a SKU code that is not in `skus`. With `encrypted`
+        (the default) Taobao, JD, Pinduoduo and Douyin serve their buyer fields as platform ciphertext, as they do
+        today, and answer their decrypt and e-waybill APIs; `encrypted=False` serves plain-text payloads."""
         self.credentials = {platform: {**DEFAULT_CREDENTIALS[platform], **(credentials or {}).get(platform, {})}
                             for platform in PLATFORMS}
         self.seed = seed
@@ -105,7 +109,11 @@ class ChannelSimulator(LoopbackServing):
         self.factories = {platform: OrderFactory(platform, self.catalog, unknown_sku_rate) for platform in PLATFORMS}
         self.streams = {platform: PlatformStream(platform, self.factories[platform], self.clock, seed)
                         for platform in PLATFORMS}
-        self.books = {platform: OrderBook(platform) for platform in PLATFORMS}
+        self.encrypted = encrypted
+        self.books = {platform: OrderBook(platform, encrypted) for platform in PLATFORMS}
+        # Every decrypt / e-waybill request received, per platform: (api, business parameters), for tests.
+        self.privacy_calls: dict[str, list[tuple[str, object]]] = {platform: [] for platform in PLATFORMS}
+        self._decrypt_refusals: dict[str, deque] = {platform: deque() for platform in PLATFORMS}
         self.outbox = WebhookOutbox()
         self._failures: dict[str, deque] = {platform: deque() for platform in PLATFORMS}
         self._platform_rng = random.Random(f"{seed}:platforms")
@@ -153,6 +161,34 @@ class ChannelSimulator(LoopbackServing):
             raise ValueError(f"kind must be one of {', '.join(FAILURE_KINDS)}")
         with self.lock:
             self._failures[platform].extend([(kind, delay)] * count)
+
+    def refuse_decrypt(self, platform: str, count: int = 1, reason: str = "") -> None:
+        """The next `count` decrypt requests to the platform are refused with the platform's own refusal
+        (quota used up, by default). Use fail_next(kind="timeout") for a decrypt that does not answer."""
+        _check_platform(platform)
+        with self.lock:
+            self._decrypt_refusals[platform].extend([reason] * count)
+
+    def take_decrypt_refusal(self, platform: str) -> str | None:
+        with self.lock:
+            queue = self._decrypt_refusals[platform]
+            return queue.popleft() if queue else None
+
+    def record_privacy_call(self, platform: str, api: str, business) -> None:
+        with self.lock:
+            self.privacy_calls[platform].append((api, business))
+
+    def privacy_call_count(self, platform: str, api: str | None = None) -> int:
+        with self.lock:
+            return sum(1 for name, _ in self.privacy_calls[platform] if api is None or name == api)
+
+    def plain_receiver(self, platform: str, order_id: str) -> dict | None:
+        """The plain-text JSON of an order the simulator generated (what the decrypt APIs answer from)."""
+        with self.lock:
+            listing = self.books[platform].get(str(order_id))
+            if listing is None or listing.order is None:
+                return None
+            return build(platform, listing.order, encrypted=False)
 
     def _take_failure(self, platform: str):
         with self.lock:
@@ -269,7 +305,7 @@ class ChannelSimulator(LoopbackServing):
                 settle_times(order, rng, now, factory.english)
                 orders.append(order)
             self.books[platform].put_many(orders)
-            return [json.loads(json.dumps(build(platform, order))) for order in orders]
+            return [json.loads(json.dumps(build(platform, order, self.encrypted))) for order in orders]
 
     def _bulk_rng(self, platform: str) -> random.Random:
         """A fresh generator per bulk call, so bulk orders never shift the stream's own sequence."""
@@ -301,7 +337,7 @@ class ChannelSimulator(LoopbackServing):
         if kind == "duplicate":
             self.outbox.redeliver(platform, order.id)
             return
-        body = json.dumps(build(platform, order), ensure_ascii=False, separators=(",", ":")).encode()
+        body = json.dumps(build(platform, order, self.encrypted), ensure_ascii=False, separators=(",", ":")).encode()
         self.outbox.record(new_delivery(platform, order.id, "created" if kind == "new" else "updated", body))
 
     def push_webhooks(self, platform: str, target_url: str, secret: str | None = None,
