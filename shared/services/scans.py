@@ -46,8 +46,11 @@ def device_for_token(token: str) -> Device:
 
 def register_device(name: str, warehouse_code: str, actor: Actor) -> tuple[Device, str]:
     """A new handheld and its token (shown once)."""
+    name = check.text(name, "name", 60)
+    if db.session.execute(select(Device.id).where(Device.name == name)).first():
+        raise Conflict(f"a handheld named {name} exists", field="name", code="duplicate_device")
     token = secrets.token_urlsafe(32)
-    device = Device(name=check.text(name, "name", 60), warehouse_id=stock_service.get_warehouse(warehouse_code).id,
+    device = Device(name=name, warehouse_id=stock_service.get_warehouse(warehouse_code).id,
                     token_hash=hashlib.sha256(token.encode()).hexdigest(), active=True)
     db.session.add(device)
     db.session.flush()
