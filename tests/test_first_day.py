@@ -452,3 +452,18 @@ def test_the_first_day_path_of_the_readme_works_on_an_empty_database(backend, tm
             with admin.connect() as connection:
                 connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             admin.dispose()
+
+
+@pytest.mark.parametrize("missing", ["ORDERLOOM_SECRET_KEY", "ORDERLOOM_DATA_KEYS", "ORDERLOOM_INDEX_KEY"])
+def test_production_refuses_to_start_with_a_demo_key(monkeypatch, missing):
+    from shared.config import load_config
+    from shared.security.crypto import new_key
+
+    env = {"ORDERLOOM_ENV": "production", "ORDERLOOM_SECRET_KEY": "s" * 48, "ORDERLOOM_DATA_KEYS": new_key(),
+           "ORDERLOOM_INDEX_KEY": "i" * 48}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert load_config()["ENV"] == "production"
+    monkeypatch.delenv(missing)
+    with pytest.raises(RuntimeError, match=missing):
+        load_config()
