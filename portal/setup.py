@@ -72,7 +72,7 @@ def missing_steps() -> list[Step]:
     skus = count(select(func.count()).select_from(Sku).where(Sku.active))
     stocked = count(select(func.count()).select_from(StockLevel).where(StockLevel.on_hand > 0))
     channels = db.session.execute(select(Channel).where(Channel.active).order_by(Channel.code)).scalars().all()
-    unconnected, unmapped = [], []
+    unconnected, failing, unmapped = [], [], []
     for channel in channels:
         connection = db.session.execute(select(ChannelConnection).where(
             ChannelConnection.channel_id == channel.id)).scalar_one_or_none()
@@ -80,6 +80,8 @@ def missing_steps() -> list[Step]:
         if (needs_api and (connection is None or not connection.base_url or not connection.app_secret)) or \
                 (needs_hook and (connection is None or not connection.webhook_secret)):
             unconnected.append(channel.code)
+        elif needs_api and connection.consecutive_failures:
+            failing.append(channel.code)  # set, but the platform refuses or cannot be reached
         statuses = count(select(func.count()).select_from(StatusMapping).where(StatusMapping.channel_id == channel.id))
         mapped = count(select(func.count()).select_from(SkuMapping).where(SkuMapping.channel_id == channel.id))
         if not statuses or (needs_api and not mapped):
@@ -102,11 +104,12 @@ def missing_steps() -> list[Step]:
         Step("channel", _("A sales channel"), bool(channels), _("%(count)s in use", count=len(channels)),
              url_for("setup.new_channel"), _("Add a channel")),
         Step("connection", _("Every platform channel connected (API secret, webhook secret)"),
-             bool(channels) and not unconnected,
+             bool(channels) and not unconnected and not failing,
              _("Not connected: %(codes)s", codes=", ".join(unconnected)) if unconnected else
+             _("Connected, but the last polls failed: %(codes)s", codes=", ".join(failing)) if failing else
              _("Every channel can be reached"),
-             url_for("channels.settings", code=unconnected[0], _anchor="connection") if unconnected else None,
-             _("Set the connection")),
+             url_for("channels.settings", code=(unconnected or failing)[0], _anchor="connection")
+             if unconnected or failing else None, _("Set the connection")),
         Step("mappings", _("Status and SKU mappings"), bool(channels) and not unmapped,
              _("Missing mappings: %(codes)s", codes=", ".join(unmapped)) if unmapped else _("Every channel is mapped"),
              url_for("setup.channel", code=unmapped[0]) if unmapped else None, _("Map or import")),

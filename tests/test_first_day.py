@@ -275,6 +275,12 @@ def test_getting_started_lists_what_is_missing_with_links_then_shows_it_done(cli
     db.session.commit()
     page = admin.get("/setup/").get_data(as_text=True)
     assert 'data-testid="step-connection" data-done="yes"' in page
+    channel_settings.connection_for(channel).consecutive_failures = 3  # the platform refuses the key
+    db.session.commit()
+    page = admin.get("/setup/").get_data(as_text=True)
+    assert 'data-testid="step-connection" data-done="no"' in page and "the last polls failed: TM" in page
+    channel_settings.connection_for(channel).consecutive_failures = 0
+    db.session.commit()
     assert 'data-testid="step-mappings" data-done="yes"' in page
     assert 'data-testid="step-worker" data-done="no"' in page  # the tests run jobs inline
 

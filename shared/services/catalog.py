@@ -55,21 +55,6 @@ def update_sku(sku: Sku, actor: Actor, safety_stock=None, name=None) -> Sku:
     return sku
 
 
-def create_warehouse(data: dict, actor: Actor) -> Warehouse:
-    check.mapping(data, "body")
-    code = check.text(data.get("code"), "code", 32)
-    if not code.replace("-", "").replace("_", "").isalnum() or not code.isascii():
-        raise ValidationFailed("a warehouse code uses letters, digits, '-' and '_'", field="code")
-    values = {f: check.text(data.get(f), f, 120 if f == "name" else 40) for f in ("name", "province", "city")}
-    if db.session.execute(select(Warehouse.id).where(Warehouse.code == code)).first():
-        raise Conflict(f"warehouse {code} exists", field="code", code="duplicate_warehouse")
-    warehouse = Warehouse(code=code, active=True, **values)
-    db.session.add(warehouse)
-    db.session.flush()
-    audit.record(actor, "warehouse.create", "warehouse", code, after=values)
-    return warehouse
-
-
 def _carriers(value) -> str:
     """The carriers a warehouse asks for a waybill, first choice first, then the backups: "SF,YTO"."""
     if isinstance(value, str):
