@@ -473,3 +473,16 @@ def test_production_refuses_to_start_with_a_demo_key(monkeypatch, missing):
     monkeypatch.delenv(missing)
     with pytest.raises(RuntimeError, match=missing):
         load_config()
+
+
+def test_a_warehouse_is_created_with_its_carriers_and_cold_chain(api):
+    answer = call(api, "post", "/warehouses", {"code": "SH1", "name": "上海冷库", "province": "上海市",
+                                               "city": "上海市", "carriers": ["SF", "JD"], "cold_chain": True})
+    assert answer.status_code == 201, answer.get_json()
+    made = stock.get_warehouse("SH1")
+    assert (made.carriers, made.cold_chain) == ("SF,JD", True)
+    before = counts()
+    refused = call(api, "post", "/warehouses", {"code": "SH2", "name": "x", "province": "上海市", "city": "上海市",
+                                                "carriers": ["UPS"]})
+    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "unknown_carrier"
+    assert counts() == before
