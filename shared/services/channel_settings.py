@@ -225,6 +225,8 @@ def import_mappings(channel: Channel, filename: str, data: bytes, actor: Actor) 
                 problems.append((line, f"{row.get('payment_status')!r} is not a payment status"))
             if row.get("refund_status", "").strip() not in REFUND_CHOICES:
                 problems.append((line, f"{row.get('refund_status')!r} is not a refund status"))
+            if len(row.get("note", "")) > 200:
+                problems.append((line, "note is longer than 200 characters"))
     if problems:
         raise MappingImportRefused(sorted(problems))
     for _line, row in rows:
