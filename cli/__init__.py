@@ -1,4 +1,4 @@
-"""The `orderloom` command: demo, database, users, audit, keys, worker, cron, benchmarks."""
+"""The `orderloom` command: demo, database, users, channels, audit, keys, worker, cron, benchmarks."""
 import sys
 
 import click
@@ -153,6 +153,48 @@ def users_token(username, days):
             raise click.ClickException(refused.message)
     click.echo(f"API token for {username} (shown once; keep it secret):")
     click.echo(token)
+
+
+@main.group()
+def channels():
+    """Sales channels."""
+
+
+@channels.command("create")
+@click.argument("code")
+@click.option("--name", required=True, help="the shop's name as staff know it")
+@click.option("--kind", required=True, help="taobao, jd, pinduoduo, douyin, wechat, own_shop, shopify, woocommerce, "
+                                            "offline")
+@click.option("--timezone", default="Asia/Shanghai", show_default=True, help="the zone the platform's times are in")
+@click.option("--currency", default="CNY", show_default=True)
+def channels_create(code, name, kind, timezone, currency):
+    """Create a channel with a two-letter CODE (the prefix of its order numbers)."""
+    from shared.extensions import db
+    from shared.services import catalog
+    from shared.services.errors import ServiceError
+
+    app = _app()
+    with app.app_context():
+        try:
+            channel = catalog.create_channel(code, name, kind, CLI_ACTOR, timezone=timezone, currency=currency)
+            db.session.commit()
+        except ServiceError as refused:
+            raise click.ClickException(refused.message)
+        click.echo(f"created channel {channel.code} ({channel.kind}, {channel.timezone}, {channel.currency})")
+
+
+@channels.command("list")
+def channels_list():
+    """Every channel: code, kind, zone, currency, whether it is connected."""
+    from shared.services import catalog, channel_settings
+
+    app = _app()
+    with app.app_context():
+        for channel in catalog.all_channels():
+            connection = channel_settings.connection_for(channel)
+            state = "connected" if connection is not None and connection.base_url else "not connected"
+            click.echo(f"{channel.code}\t{channel.kind}\t{channel.timezone}\t{channel.currency}\t"
+                       f"{'active' if channel.active else 'inactive'}\t{state}\t{channel.name}")
 
 
 @main.group()

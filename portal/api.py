@@ -14,7 +14,7 @@ from shared.order_payloads import iso_time, order_payload, shipping_address
 from shared.order_search import parse_filters, search_orders
 from shared.security.masking import may_reveal
 from shared.security.permissions import Visibility, visibility
-from shared.services import audit, catalog, orders, platform_privacy, staff, stock
+from shared.services import audit, catalog, channel_settings, orders, platform_privacy, staff, stock
 from shared.services.errors import ServiceError, ValidationFailed
 from shared.web import staff_actor
 
@@ -199,3 +199,129 @@ def transition_order(order_no: str):
     orders.transition_order(order, data.get("to"), _actor(), data.get("reason"))
     db.session.commit()
     return jsonify(order_payload(order, g.api_user.role))
+
+
+# --- first-day set-up: channels, their connection and mappings, warehouse carriers and bins ------------------
+
+def _channel_json(channel) -> dict:
+    """A channel and its connection; secrets are never sent back, only whether each is set and its last chars."""
+    connection = channel_settings.connection_for(channel)
+    body = {"code": channel.code, "name": channel.name, "kind": channel.kind, "timezone": channel.timezone,
+            "currency": channel.currency, "active": channel.active, "created_at": iso_time(channel.created_at),
+            "connection": None}
+    if connection is not None:
+        body["connection"] = {
+            "base_url": connection.base_url, "app_key": connection.app_key, "poll_minutes": connection.poll_minutes,
+            "polling_enabled": connection.polling_enabled, "last_success_at": iso_time(connection.last_success_at),
+            **{name: channel_settings.secret_hint(getattr(connection, name)) for name in channel_settings.SECRETS}}
+    return body
+
+
+@bp.get("/channels")
+@requires("channels", "view")
+def list_channels():
+    """Every channel with its connection (secrets shown as set or not, never in full)."""
+    return jsonify({"items": [_channel_json(channel) for channel in catalog.all_channels()]})
+
+
+@bp.post("/channels")
+@requires("channels", "edit")
+def create_channel():
+    """Create a sales channel: a two-letter code, a name and its platform kind."""
+    data = _json_body()
+    channel = catalog.create_channel(data.get("code"), data.get("name"), data.get("kind"), _actor(),
+                                     timezone=data.get("timezone") or "Asia/Shanghai",
+                                     currency=data.get("currency") or "CNY")
+    db.session.commit()
+    return _created(_channel_json(channel), url_for("api.channel_detail", code=channel.code))
+
+
+@bp.get("/channels/<code>")
+@requires("channels", "view")
+def channel_detail(code: str):
+    return jsonify(_channel_json(catalog.get_channel(code)))
+
+
+@bp.patch("/channels/<code>")
+@requires("channels", "edit")
+def update_channel(code: str):
+    """Change a channel's name, time zone, currency or whether it is used."""
+    channel = catalog.update_channel(catalog.get_channel(code), _json_body(), _actor())
+    db.session.commit()
+    return jsonify(_channel_json(channel))
+
+
+@bp.put("/channels/<code>/connection")
+@requires("channels", "edit")
+def connect_channel(code: str):
+    """Set the platform connection: API address, app key, secrets (stored encrypted), polling."""
+    channel = catalog.get_channel(code)
+    data = _json_body()
+    unknown = sorted(set(data) - set(channel_settings.CONNECTION_FIELDS))
+    if unknown:
+        raise ValidationFailed(f"{unknown[0]} is not a connection setting", field=unknown[0], code="unknown_field")
+    channel_settings.connect(channel, _actor(), **data)
+    db.session.commit()
+    return jsonify(_channel_json(channel))
+
+
+@bp.post("/channels/<code>/sku-mappings")
+@requires("channels", "edit")
+def map_channel_sku(code: str):
+    """Map what the platform calls a SKU to one of ours."""
+    channel = catalog.get_channel(code)
+    data = _json_body()
+    row = channel_settings.map_sku(channel, data.get("channel_sku"), data.get("sku"), _actor())
+    db.session.commit()
+    return _created({"channel": channel.code, "channel_sku": row.channel_sku, "sku": row.sku.code})
+
+
+@bp.put("/channels/<code>/status-mappings/<platform_status>")
+@requires("channels", "edit")
+def map_channel_status(code: str, platform_status: str):
+    """What a platform status means here: lifecycle target, payment and refund state."""
+    channel = catalog.get_channel(code)
+    data = _json_body()
+    row = channel_settings.set_status_mapping(channel, platform_status, data.get("lifecycle"),
+                                              data.get("payment_status"), data.get("refund_status"), _actor(),
+                                              note=data.get("note"))
+    db.session.commit()
+    return jsonify({"channel": channel.code, "platform_status": row.platform_status, "lifecycle": row.lifecycle,
+                    "payment_status": row.payment_status, "refund_status": row.refund_status, "note": row.note})
+
+
+def _warehouse_json(warehouse) -> dict:
+    codes = [code for code in (warehouse.carriers or "").split(",") if code]
+    return {"code": warehouse.code, "name": warehouse.name, "province": warehouse.province, "city": warehouse.city,
+            "carriers": codes, "backup_carriers": codes[1:], "cold_chain": warehouse.cold_chain,
+            "active": warehouse.active, "bins": len(catalog.bins_of(warehouse))}
+
+
+@bp.patch("/warehouses/<code>")
+@requires("catalog", "edit")
+def update_warehouse(code: str):
+    """Change a warehouse: name, place, carriers (first choice, then backups), cold chain, active."""
+    warehouse = catalog.update_warehouse(stock.get_warehouse(code), _json_body(), _actor())
+    db.session.commit()
+    return jsonify(_warehouse_json(warehouse))
+
+
+def _bin_json(warehouse, row) -> dict:
+    return {"warehouse": warehouse.code, "code": row.code, "walk_order": row.walk_order, "capacity": row.capacity}
+
+
+@bp.get("/warehouses/<code>/bins")
+@requires("catalog", "view")
+def list_bins(code: str):
+    warehouse = stock.get_warehouse(code)
+    return jsonify({"items": [_bin_json(warehouse, row) for row in catalog.bins_of(warehouse)]})
+
+
+@bp.post("/warehouses/<code>/bins")
+@requires("catalog", "edit")
+def create_bin(code: str):
+    """A storage location in a warehouse: `{"code", "walk_order"?, "capacity"?}`."""
+    warehouse = stock.get_warehouse(code)
+    row = catalog.create_bin(warehouse, _json_body(), _actor())
+    db.session.commit()
+    return _created(_bin_json(warehouse, row))

@@ -206,3 +206,53 @@ class StockTakeDecisionForm(FlaskForm):
     """A manager's approval or rejection of a submitted count; a rejection says why."""
 
     note = TextAreaField(_l("Note (required to reject)"), validators=[Optional(), Length(max=500)])
+
+
+# --- first day: channels, warehouses, bins, mapping imports ---------------------------------------------------
+
+def channel_kind_choices():
+    from shared.models.channel import CHANNEL_KINDS
+
+    return [(kind, kind) for kind in CHANNEL_KINDS]
+
+
+class ChannelForm(FlaskForm):
+    """A new sales channel; its connection and mappings are set on its settings page afterwards."""
+
+    code = StringField(_l("Code (two letters)"), validators=[DataRequired(), Length(min=2, max=2)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=80)])
+    kind = SelectField(_l("Platform"), choices=channel_kind_choices, validators=[DataRequired()])
+    timezone = StringField(_l("Time zone"), default="Asia/Shanghai", validators=[DataRequired(), Length(max=40)])
+    currency = StringField(_l("Currency"), default="CNY", validators=[DataRequired(), Length(min=3, max=3)])
+
+
+class ChannelDetailsForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=80)])
+    timezone = StringField(_l("Time zone"), validators=[DataRequired(), Length(max=40)])
+    currency = StringField(_l("Currency"), validators=[DataRequired(), Length(min=3, max=3)])
+    active = BooleanField(_l("In use"))
+
+
+class MappingImportForm(FlaskForm):
+    file = FileField(_l("File (.csv or .xlsx)"), validators=[
+        FileRequired(_l("Choose a file to upload.")),
+        FileAllowed(["csv", "xlsx"], _l("Upload a .csv or .xlsx file."))])
+
+
+class WarehouseEditForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    province = StringField(_l("Province"), validators=[DataRequired(), Length(max=40)])
+    city = StringField(_l("City"), validators=[DataRequired(), Length(max=40)])
+    carriers = StringField(_l("Carriers (first choice, then backups)"), validators=[DataRequired(), Length(max=100)])
+    cold_chain = BooleanField(_l("Keeps and ships cold chain goods"))
+    active = BooleanField(_l("In use"))
+
+
+class BinForm(FlaskForm):
+    code = StringField(_l("Bin code"), validators=[DataRequired(), Length(max=32)])
+    walk_order = IntegerField(_l("Walk order"), default=0, validators=[InputRequired(), NumberRange(min=0)])
+    capacity = IntegerField(_l("Capacity (units)"), default=10_000, validators=[InputRequired(), NumberRange(min=1)])
+
+
+class DeviceForm(FlaskForm):
+    name = StringField(_l("Handheld name"), validators=[DataRequired(), Length(max=60)])

@@ -21,6 +21,7 @@ def commit_or_refuse(action, success: str, failure: str | None = None) -> bool:
 
 def flash_form_errors(form) -> None:
     """Say which fields of a form were not filled in correctly."""
-    details = "; ".join(f"{getattr(form, name).label.text if hasattr(form, name) else name}: {', '.join(errors)}"
+    details = "; ".join(f"{getattr(form, name).label.text if hasattr(form, name) else name}: "
+                        f"{', '.join(str(error) for error in errors)}"  # lazy messages (FileRequired) too
                         for name, errors in form.errors.items())
     flash(_("Not saved: %(message)s") % {"message": details}, "error")

@@ -49,7 +49,15 @@ def scan(kind: str):
     payload = _payload()
     if not payload.get("operator"):
         return jsonify({"error": {"code": "required", "message": "operator is required", "field": "operator"}}), 422
+    actor = scans.scan_actor(g.device, payload, request.remote_addr)
     try:
+        if kind == "pack":
+            plan = scans.plan_pack(g.device, payload)
+            # End the read transaction before the carrier is asked: no row (and, on SQLite, no write lock) is held
+            # during the HTTP call; apply_pack locks the order and checks again.
+            db.session.commit()
+            with carriers() as client:
+                answers = scans.ask_carriers(plan, client)
         with db.session.begin_nested():
             if kind == "pick":
                 task = scans.pick(g.device, payload)
@@ -57,11 +65,11 @@ def scan(kind: str):
                                                          "remaining": task.quantity - task.picked,
                                                          "status": task.status}
             elif kind == "pack":
-                shipment = scans.pack(g.device, payload, carriers())
+                shipment = scans.apply_pack(g.device, plan, answers, actor)
                 shipment_id, answer = shipment.id, {"order": shipment.order.order_no, "carrier": shipment.carrier_code,
                                                     "waybill": shipment.waybill_no, "sort_code": shipment.sort_code}
             else:
-                shipment = scans.load(g.device, payload)
+                shipment = scans.load(g.device, payload, actor)
                 shipment_id, answer = shipment.id, {"parcel": shipment.waybill_no, "truck": shipment.truck_code,
                                                     "order": shipment.order.order_no, "status": shipment.status}
     except ServiceError as refused:

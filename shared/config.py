@@ -71,8 +71,10 @@ def load_config(overrides: dict | None = None) -> dict:
     if overrides:
         config.update(overrides)
     if config["ENV"] == "production":
-        if config["SECRET_KEY"] == DEMO_SECRET_KEY or DEMO_DATA_KEY in config["DATA_KEYS"]:
-            raise RuntimeError("ORDERLOOM_SECRET_KEY and ORDERLOOM_DATA_KEYS must be set in production")
+        if config["SECRET_KEY"] == DEMO_SECRET_KEY or DEMO_DATA_KEY in config["DATA_KEYS"] \
+                or config["BLIND_INDEX_KEY"] == DEMO_INDEX_KEY:
+            raise RuntimeError("ORDERLOOM_SECRET_KEY, ORDERLOOM_DATA_KEYS and ORDERLOOM_INDEX_KEY must be set in "
+                               "production")
         if not config["AUDIT_KEYS"] or DEMO_AUDIT_KEY in config["AUDIT_KEYS"]:
             raise RuntimeError("ORDERLOOM_AUDIT_KEYS must be set in production (the demo audit key is public)")
     return config

@@ -6,6 +6,10 @@ from sqlalchemy.engine import Engine
 
 from shared.config import PROJECT_ROOT
 
+# How long a writer waits for SQLite's one write lock before "database is locked". Every transaction takes the lock
+# at BEGIN, so no code may hold a transaction across a network call (see scans.plan_pack / ask_carriers).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
 
 def tune_engine(engine: Engine) -> None:
     """SQLite: WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE so writers queue instead of failing.
@@ -20,9 +24,10 @@ def tune_engine(engine: Engine) -> None:
     def _on_connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # The busy timeout first: switching the journal mode may itself have to wait for another process.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor the writer them
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 

@@ -14,8 +14,8 @@ from devtools.demo.seed import CUSTOMER_ACCOUNTS, STAFF, seed_demo_data
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
 from shared.models.channel import DIRECT_KINDS
-from shared.models import (AuditEvent, Channel, Customer, Order, OrderLine, Reservation, Sku, StaffUser, StockLevel,
-                           StockMovement, Warehouse)
+from shared.models import (AuditEvent, Channel, Customer, Order, OrderLine, Reservation, Shipment, Sku, StaffUser,
+                           StockLevel, StockMovement, Warehouse)
 from shared.services.audit import verify_chain
 from shared.services.stock import ledger_on_hand
 from shared.timekeeping import utc_now
@@ -54,7 +54,13 @@ def test_demo_seed_is_complete_consistent_and_only_once(demo_app):
     assert counts["Sku"] == 50
     assert counts["Order"] == SEEDED_ORDERS
     statuses = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
-    assert {status.value for status in OrderStatus} <= set(statuses), statuses
+    # Picking and packed orders come from the floor crew (devtools/demo/floor.py) working the allocated ones.
+    assert {status.value for status in OrderStatus} - {"picking", "packed"} <= set(statuses), statuses
+    assert statuses.get("allocated", 0) >= 3
+    assert not {"picking", "packed"} & set(statuses), "no order on the floor without a parcel behind it"
+    parcelless = db.session.execute(select(func.count()).select_from(Order).where(
+        Order.status == "allocated", ~select(Shipment.id).where(Shipment.order_id == Order.id).exists())).scalar()
+    assert parcelless == 0
     roles = db.session.execute(select(StaffUser.role)).scalars().all()
     assert sorted(roles) == sorted(role for role, *_rest in STAFF)
 
@@ -100,6 +106,27 @@ def test_demo_seed_is_complete_consistent_and_only_once(demo_app):
     assert not again.seeded
     assert row_counts() == counts
     assert "reusing it" in said[-1]
+
+
+def test_the_floor_takes_the_seeded_allocated_orders_through_waves_to_picking(demo_app):
+    from devtools.demo import floor
+    from devtools.demo.seed import SEED_ACTOR
+    from shared.services import waves
+    from shared.services.lots import merchant_today
+
+    seed_demo_data(SEEDED_ORDERS, report=lambda _line: None)
+    floor.prepare(SEED_ACTOR)
+    db.session.commit()
+    allocated = db.session.execute(select(func.count()).select_from(Order).where(Order.status == "allocated")).scalar()
+    released = 0
+    for warehouse in db.session.execute(select(Warehouse)).scalars().all():
+        for wave in waves.plan_waves(warehouse.code, SEED_ACTOR):
+            waves.start_release(wave.id, SEED_ACTOR)
+            waves.release_chunk(wave.id, merchant_today())
+            released += len(waves.pick_list(wave.id))
+    db.session.commit()
+    picking = db.session.execute(select(func.count()).select_from(Order).where(Order.status == "picking")).scalar()
+    assert allocated and released and picking == allocated  # every seeded floor order got pick tasks
 
 
 def test_demo_command_seeds_and_prints_every_sign_in(tmp_path):

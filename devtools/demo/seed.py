@@ -175,6 +175,7 @@ CUSTOMER_ACCOUNTS = (
 )
 
 FLOW = ("allocated", "picking", "packed", "shipped", "completed")
+ON_THE_FLOOR = ("allocated", "picking", "packed")  # seeded as allocated with a shipment; the floor moves them on
 # How often each final status appears, and how long ago (minutes) such an order was typically placed.
 FATES = {
     "pending_review": (4, 30, 2 * 24 * 60),
@@ -288,7 +289,10 @@ def route_for(rng: random.Random, plan: OrderPlan) -> None:
     if fate in FLOW:
         plan.route = [(step, None) for step in FLOW[:FLOW.index(fate) + 1]]
     elif fate == "on_hold":
-        plan.route = [(step, None) for step in FLOW[:rng.randint(0, 3)]] + [("on_hold", rng.choice(HOLD_REASONS))]
+        # Held before it reached the floor: a hold released later goes back to confirmed and is allocated then
+        # (an order held in picking with no parcel behind it would never move again).
+        rng.randint(0, 3)  # keeps the random sequence, so every other order is seeded as before
+        plan.route = [("on_hold", rng.choice(HOLD_REASONS))]
     elif fate == "cancelled":
         kind = rng.random()
         if kind < 0.4:
@@ -505,12 +509,29 @@ def place_orders(rng: random.Random, plans: list[OrderPlan], now: datetime, repo
             paid_at = min(now, plan.placed_at + timedelta(minutes=rng.randint(10, 24 * 60)))
             orders.record_payment(order, paid_at, SEED_ACTOR)
         for target, reason in plan.route:
+            if plan.fate in ON_THE_FLOOR and target == OrderStatus.ALLOCATED:
+                allocate_for_the_floor(order)
+                break
             orders.transition_order(order, target, SEED_ACTOR, reason=reason)
         done = serial + 1
         if done % BATCH_SIZE == 0 or done == len(plans):
             db.session.commit()
             if done % step == 0 or done == len(plans):
                 report(f"  orders {done:>6,}/{len(plans):,}  {time.perf_counter() - started:5.1f} s")
+
+
+def allocate_for_the_floor(order: Order) -> None:
+    """An order that is on the warehouse floor is seeded as allocated with a real shipment (the service does it);
+    the demo's floor crew then waves, picks, packs and loads it, so picking and packed orders appear within the
+    first shifts and every one of them has a parcel that moves on. One no warehouse can ship whole stays confirmed
+    for the allocation job."""
+    from shared.services import allocation
+    from shared.services.errors import Conflict
+
+    try:
+        allocation.allocate(order, SEED_ACTOR)
+    except Conflict:
+        pass
 
 
 def create_staff() -> None:

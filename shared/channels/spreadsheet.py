@@ -36,7 +36,12 @@ def _cell(value) -> str:
 
 
 def read_rows(filename: str, data: bytes) -> list[dict]:
-    """Rows as dicts keyed by the header, from .csv (UTF-8, with or without BOM, or GB18030) or .xlsx."""
+    """Order rows as dicts keyed by the header, from .csv (UTF-8, with or without BOM, or GB18030) or .xlsx."""
+    return [row for _line, row in read_table(filename, data, REQUIRED)]
+
+
+def read_table(filename: str, data: bytes, required: tuple[str, ...]) -> list[tuple[int, dict]]:
+    """(line number in the file, row keyed by the lower-cased header) for every non-empty row after the header."""
     if len(data) > MAX_BYTES:
         raise SpreadsheetError(f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB")
     name = (filename or "").lower()
@@ -63,16 +68,16 @@ def read_rows(filename: str, data: bytes) -> list[dict]:
             raise SpreadsheetError(f"the CSV file cannot be read: {error}") from None
     else:
         raise SpreadsheetError("upload a .csv or .xlsx file")
-    table = [row for row in table if any(row)]
+    table = [(line, row) for line, row in enumerate(table, start=1) if any(row)]
     if not table:
         raise SpreadsheetError("the file is empty")
-    header = [cell.strip().lower() for cell in table[0]]
-    missing = [column for column in REQUIRED if column not in header]
+    header = [cell.strip().lower() for cell in table[0][1]]
+    missing = [column for column in required if column not in header]
     if missing:
         raise SpreadsheetError(f"the header row lacks: {', '.join(missing)}")
     if len(table) - 1 > MAX_ROWS:
         raise SpreadsheetError(f"at most {MAX_ROWS} rows per file")
-    return [dict(zip(header, row + [""] * (len(header) - len(row)))) for row in table[1:]]
+    return [(line, dict(zip(header, row + [""] * (len(header) - len(row))))) for line, row in table[1:]]
 
 
 def group_orders(rows: list[dict]) -> list[dict]:

@@ -225,7 +225,8 @@ class FulfilmentAlarm(db.Model):
 
     __tablename__ = "fulfilment_alarms"
     __table_args__ = (Index("ix_fulfilment_alarms_kind_resolved_at", "kind", "resolved_at"),
-                      Index("ix_fulfilment_alarms_shipment_id", "shipment_id"))
+                      Index("ix_fulfilment_alarms_shipment_id", "shipment_id"),
+                      Index("ix_fulfilment_alarms_order_id_kind", "order_id", "kind"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(30))  # not_packed_in_time, pick_not_packed, parcel_stalled, low_stock
@@ -266,7 +267,7 @@ class StockTakeLine(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     stock_take_id: Mapped[int] = mapped_column(ForeignKey("stock_takes.id"))
     sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
-    expected: Mapped[int] = mapped_column(Integer)  # on hand when the count started
+    expected: Mapped[int] = mapped_column(Integer)  # on hand when the shelf was counted (at start until then)
     counted: Mapped[int | None] = mapped_column(Integer)
     counted_by: Mapped[str | None] = mapped_column(String(120))
 

@@ -17,39 +17,39 @@ PICKED_NOT_PACKED_WITHIN = timedelta(minutes=12)
 WAITING_TO_PACK = (OrderStatus.CONFIRMED, OrderStatus.ALLOCATED, OrderStatus.PICKING)
 
 
-def _open_alarm_keys(kind: str) -> set[int]:
-    column = FulfilmentAlarm.shipment_id if kind == "pick_not_packed" else FulfilmentAlarm.order_id
-    return set(db.session.execute(select(column).where(FulfilmentAlarm.kind == kind,
-                                                       FulfilmentAlarm.resolved_at.is_(None))).scalars())
+def _no_open_alarm(kind: str, column):
+    """NOT EXISTS an unresolved alarm of this kind for the row: the anti-join is done by the database, so the
+    limit applies to rows that still need an alarm (however many alarms are already open)."""
+    key = FulfilmentAlarm.shipment_id if kind == "pick_not_packed" else FulfilmentAlarm.order_id
+    return ~select(FulfilmentAlarm.id).where(FulfilmentAlarm.kind == kind, FulfilmentAlarm.resolved_at.is_(None),
+                                             key == column).exists()
 
 
 def check(now: datetime | None = None, limit: int = 1000) -> list[FulfilmentAlarm]:
     """Raise what is overdue, resolve what has moved on; returns the alarms raised now."""
     now = now or utc_now()
     raised = []
-    open_orders = _open_alarm_keys("not_packed_in_time")
     late = db.session.execute(
         select(Order.id, Order.order_no, Order.status, func.coalesce(Order.paid_at, Order.placed_at))
         .where(Order.status.in_(WAITING_TO_PACK), Order.payment_status == "paid",
-               func.coalesce(Order.paid_at, Order.placed_at) < now - NOT_PACKED_WITHIN)
+               func.coalesce(Order.paid_at, Order.placed_at) < now - NOT_PACKED_WITHIN,
+               _no_open_alarm("not_packed_in_time", Order.id))
         .order_by(Order.id).limit(limit)).all()
     for order_id, order_no, status, since in late:
-        if order_id not in open_orders:
-            raised.append(FulfilmentAlarm(
-                kind="not_packed_in_time", order_id=order_id, role="warehouse", raised_at=now,
-                message=f"{order_no} was confirmed at {as_utc(since):%Y-%m-%d %H:%M} UTC and is still {status}"))
-    open_shipments = _open_alarm_keys("pick_not_packed")
+        raised.append(FulfilmentAlarm(
+            kind="not_packed_in_time", order_id=order_id, role="warehouse", raised_at=now,
+            message=f"{order_no} was confirmed at {as_utc(since):%Y-%m-%d %H:%M} UTC and is still {status}"))
     stuck = db.session.execute(select(Shipment).where(Shipment.status == "picked",
-                                                      Shipment.picked_at < now - PICKED_NOT_PACKED_WITHIN)
-                               .limit(limit)).scalars().all()
+                                                      Shipment.picked_at < now - PICKED_NOT_PACKED_WITHIN,
+                                                      _no_open_alarm("pick_not_packed", Shipment.id))
+                               .order_by(Shipment.id).limit(limit)).scalars().all()
     for shipment in stuck:
-        if shipment.id not in open_shipments:
-            # Back to the pool: whoever picked it no longer holds it; any packing station may take it.
-            db.session.execute(update(PickTask).where(PickTask.shipment_id == shipment.id).values(device_id=None))
-            raised.append(FulfilmentAlarm(
-                kind="pick_not_packed", order_id=shipment.order_id, shipment_id=shipment.id, role="warehouse",
-                raised_at=now, message=f"{shipment.order.order_no} was picked at {as_utc(shipment.picked_at):%H:%M} "
-                                       f"UTC and is not packed; it is back in the packing pool"))
+        # Back to the pool: whoever picked it no longer holds it; any packing station may take it.
+        db.session.execute(update(PickTask).where(PickTask.shipment_id == shipment.id).values(device_id=None))
+        raised.append(FulfilmentAlarm(
+            kind="pick_not_packed", order_id=shipment.order_id, shipment_id=shipment.id, role="warehouse",
+            raised_at=now, message=f"{shipment.order.order_no} was picked at {as_utc(shipment.picked_at):%H:%M} "
+                                   f"UTC and is not packed; it is back in the packing pool"))
     raised += _low_stock(now)
     db.session.add_all(raised)
     _resolve_done(now)

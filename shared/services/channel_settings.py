@@ -18,6 +18,17 @@ PAYMENT_CHOICES = ("", "paid", "unpaid")  # "" derives payment from the platform
 REFUND_CHOICES = ("", "requested", "partially_refunded", "refunded")  # "" is none (or refunded if cancelled paid)
 
 
+SECRETS = ("app_secret", "access_token", "webhook_secret")
+CONNECTION_FIELDS = ("base_url", "app_key", *SECRETS, "poll_minutes", "polling_enabled")
+
+
+def secret_hint(value: str | None) -> dict:
+    """What may be shown of a stored secret: whether it is set and, for a long one, its last four characters."""
+    if not value:
+        return {"set": False}
+    return {"set": True, "ends_with": value[-4:] if len(value) >= 16 else None}
+
+
 def connection_for(channel: Channel) -> ChannelConnection | None:
     return db.session.execute(
         select(ChannelConnection).where(ChannelConnection.channel_id == channel.id)).scalar_one_or_none()
@@ -145,3 +156,86 @@ def unmap_sku(channel: Channel, channel_sku: str, actor: Actor) -> None:
     audit.record(actor, "channel.sku_unmap", "channel", channel.code,
                  before={"channel_sku": channel_sku, "sku": row.sku.code})
     db.session.delete(row)
+
+
+SKU_MAPPING_COLUMNS = ("channel_sku", "sku")
+STATUS_MAPPING_COLUMNS = ("platform_status", "lifecycle", "payment_status", "refund_status", "note")
+
+
+class MappingImportRefused(ValidationFailed):
+    """A mapping file with bad rows: every bad row is named with its line number and nothing is applied."""
+
+    code = "mapping_import_refused"
+
+    def __init__(self, problems: list[tuple[int, str]]):
+        self.problems = problems
+        shown = "; ".join(f"line {line}: {problem}" for line, problem in problems[:20])
+        more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+        super().__init__(f"{len(problems)} rows refused, nothing imported: {shown}{more}", field="file")
+
+    def as_json(self) -> dict:
+        body = super().as_json()
+        body["error"]["rows"] = [{"line": line, "message": problem} for line, problem in self.problems]
+        return body
+
+
+def import_mappings(channel: Channel, filename: str, data: bytes, actor: Actor) -> dict:
+    """SKU mappings (columns channel_sku, sku) or status mappings (platform_status, lifecycle, payment_status?,
+    refund_status?, note?) from a .csv or .xlsx file: every row is checked first, and one bad row (an unknown
+    SKU, a key named twice, a status a channel may not set) refuses the whole file with line numbers."""
+    from shared.channels.spreadsheet import SpreadsheetError, read_table
+    from shared.models import Sku
+
+    try:
+        rows = read_table(filename, data, ())
+    except SpreadsheetError as error:
+        raise ValidationFailed(str(error), field="file", code="unreadable_file") from None
+    header = set(rows[0][1]) if rows else set()
+    kind = "sku" if {"channel_sku", "sku"} <= header else "status" if {"platform_status", "lifecycle"} <= header \
+        else None
+    if kind is None:
+        raise ValidationFailed("the header row needs channel_sku and sku (SKU mappings) or platform_status and "
+                               "lifecycle (status mappings)", field="file", code="unknown_mapping_file")
+    key_column = "channel_sku" if kind == "sku" else "platform_status"
+    problems: list[tuple[int, str]] = []
+    first_line: dict[str, int] = {}
+    for line, row in rows:
+        key = row.get(key_column, "").strip()
+        if not key:
+            problems.append((line, f"{key_column} is empty"))
+        elif len(key) > 64:
+            problems.append((line, f"{key_column} is longer than 64 characters"))
+        elif key in first_line:
+            problems.append((line, f"{key} is also on line {first_line[key]}"))
+        else:
+            first_line[key] = line
+    if kind == "sku":
+        wanted = {row.get("sku", "").strip() for _line, row in rows}
+        known = set(db.session.execute(select(Sku.code).where(Sku.code.in_(wanted - {""})))
+                    .scalars()) if wanted - {""} else set()
+        for line, row in rows:
+            code = row.get("sku", "").strip()
+            if code not in known:
+                problems.append((line, f"unknown SKU {code!r}" if code else "sku is empty"))
+    else:
+        for line, row in rows:
+            if row.get("lifecycle", "").strip() not in LIFECYCLE_TARGETS:
+                problems.append((line, f"{row.get('lifecycle', '')!r} is not a status a channel may set"))
+            if row.get("payment_status", "").strip() not in PAYMENT_CHOICES:
+                problems.append((line, f"{row.get('payment_status')!r} is not a payment status"))
+            if row.get("refund_status", "").strip() not in REFUND_CHOICES:
+                problems.append((line, f"{row.get('refund_status')!r} is not a refund status"))
+            if len(row.get("note", "")) > 200:
+                problems.append((line, "note is longer than 200 characters"))
+    if problems:
+        raise MappingImportRefused(sorted(problems))
+    for _line, row in rows:
+        if kind == "sku":
+            map_sku(channel, row["channel_sku"], row["sku"], actor)
+        else:
+            set_status_mapping(channel, row["platform_status"], row["lifecycle"].strip(),
+                               row.get("payment_status", "").strip(), row.get("refund_status", "").strip(), actor,
+                               note=row.get("note") or None)
+    audit.record(actor, "channel.mapping_import", "channel", channel.code,
+                 after={"kind": kind, "rows": len(rows), "file": (filename or "")[:120]})
+    return {"kind": kind, "rows": len(rows)}

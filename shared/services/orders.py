@@ -369,7 +369,10 @@ def record_platform_state(order: Order, status: str, actor: Actor, reason: str) 
 
 
 def address_changed(order: Order, actor: Actor, before: dict, after: dict, fields: list[str]) -> None:
-    """Audit an address change (personal values masked) and announce it; the caller has set the fields."""
+    """Audit an address change (personal values masked) and announce it; the caller has set the fields.
+
+    The phone's blind index follows the phone here, so a search by the new number finds the order."""
+    order.receiver_phone_index = crypto.blind_index("phone", order.receiver_phone)
     order.updated_at = utc_now()
     audit.record(actor, "order.address_change", "order", order.order_no, before=before, after=after,
                  reason=f"changed on the platform: {', '.join(fields)}")

@@ -2,7 +2,7 @@
 carrier) and load. Every scan is recorded; the ledger records the shipment when the parcel is loaded."""
 import hashlib
 import secrets
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 
 from sqlalchemy import select, update
@@ -46,8 +46,11 @@ def device_for_token(token: str) -> Device:
 
 def register_device(name: str, warehouse_code: str, actor: Actor) -> tuple[Device, str]:
     """A new handheld and its token (shown once)."""
+    name = check.text(name, "name", 60)
+    if db.session.execute(select(Device.id).where(Device.name == name)).first():
+        raise Conflict(f"a handheld named {name} exists", field="name", code="duplicate_device")
     token = secrets.token_urlsafe(32)
-    device = Device(name=check.text(name, "name", 60), warehouse_id=stock_service.get_warehouse(warehouse_code).id,
+    device = Device(name=name, warehouse_id=stock_service.get_warehouse(warehouse_code).id,
                     token_hash=hashlib.sha256(token.encode()).hexdigest(), active=True)
     db.session.add(device)
     db.session.flush()
@@ -118,36 +121,110 @@ def pick(device: Device, payload: dict, today: date | None = None) -> PickTask:
     return task
 
 
-def pack(device: Device, payload: dict, carriers) -> Shipment:
-    """Pack a fully picked order into a box and get its waybill (the warehouse's carriers in order)."""
-    order_no = payload.get("order")
-    try:
-        order = order_service.get_order(str(order_no or ""), for_update=True)
-    except (NotFound, ValidationFailed):
-        _refuse(f"no order {order_no!r}", "order")
+def scan_actor(device: Device, payload: dict, ip: str | None = None) -> Actor:
+    """Who a scan is done by: the operator named on the handheld, at that device (warehouse role)."""
+    operator = str(payload.get("operator") or "")[:50].strip() or "unknown"
+    return Actor(id=None, label=f"{operator}@{device.name}", role="warehouse", ip=ip)
+
+
+@dataclass(frozen=True)
+class PackPlan:
+    """What packing needs from the database before the carrier is asked; no row is locked while it is held."""
+
+    shipment_id: int
+    order_no: str
+    box: str
+    carriers: tuple[str, ...]  # first choice, then the backups
+    request: object  # a shared.carriers.waybills.WaybillRequest
+    platform_client: object | None = None  # the platform's own e-waybill, for a platform-encrypted receiver
+
+
+@dataclass(frozen=True)
+class CarrierAnswer:
+    carrier_code: str
+    outcome: str  # issued, refused, unavailable
+    message: str
+    waybill: object = None  # a shared.carriers.waybills.Waybill when issued
+
+
+def _packable(device: Device, order) -> Shipment:
     shipment = db.session.execute(select(Shipment).where(
-        Shipment.order_id == order.id, Shipment.warehouse_id == device.warehouse_id,
-        Shipment.status != "cancelled")).scalar_one_or_none()
+        Shipment.order_id == order.id, Shipment.warehouse_id == device.warehouse_id, Shipment.status != "cancelled")
+        .execution_options(populate_existing=True)).scalar_one_or_none()
     if shipment is None:
         _refuse(f"{order.order_no} is not for this warehouse", "order")
     if shipment.status in ("packed", "shipped", "delivered"):
         _refuse(f"{order.order_no} is packed already (box {shipment.box_code})", "order")
     if shipment.status != "picked":
         _refuse(f"{order.order_no} is not fully picked yet", "order")
-    box = check.text(payload.get("box"), "box", 40)
-    request_waybill(shipment, carriers)
-    shipment.status, shipment.box_code, shipment.packed_at = "packed", box, utc_now()
-    if all(parcel.status in ("packed", "shipped", "delivered") for parcel in open_parcels(order.id)):
-        order_service.transition_order(order, S.PACKED, SYSTEM)  # a split order: when its last parcel is packed
     return shipment
 
 
-def request_waybill(shipment: Shipment, carriers) -> None:
-    """Ask the warehouse's carriers in order; a refusal is logged and the next carrier is asked."""
-    from shared.carriers.waybills import CarrierRefused, CarrierUnavailable, WaybillRequest
+def plan_pack(device: Device, payload: dict) -> PackPlan:
+    """Check that the order may be packed here and build its waybill request; reads only, locks nothing."""
+    order_no = payload.get("order")
+    try:
+        order = order_service.get_order(str(order_no or ""))
+    except (NotFound, ValidationFailed):
+        _refuse(f"no order {order_no!r}", "order")
+    shipment = _packable(device, order)
+    box = check.text(payload.get("box"), "box", 40)
+    codes, request = waybill_request(shipment)
+    platform_client = None
+    if order.platform_protected:  # ciphertext for the platform's e-waybill; else decrypted by the platform, logged
+        request, platform_client = _protected_request(order, request, None)
+    return PackPlan(shipment_id=shipment.id, order_no=order.order_no, box=box, carriers=codes, request=request,
+                    platform_client=platform_client)
+
+
+def ask_carriers(plan: PackPlan, carriers) -> list[CarrierAnswer]:
+    """The HTTP calls to the e-waybill API, first choice first, until one issues: no database access here, so
+    the caller runs this outside any transaction (a slow carrier holds no lock)."""
+    from shared.carriers.waybills import CarrierRefused, CarrierUnavailable
+
+    answers = []
+    carriers = plan.platform_client or carriers
+    for code in plan.carriers:
+        try:
+            waybill = carriers.request(replace(plan.request, carrier_code=code))
+        except (CarrierRefused, CarrierUnavailable) as error:
+            outcome = "refused" if isinstance(error, CarrierRefused) else "unavailable"
+            answers.append(CarrierAnswer(code, outcome, str(error)[:300]))
+            continue
+        answers.append(CarrierAnswer(code, "issued", waybill.waybill_no, waybill))
+        break
+    return answers
+
+
+def apply_pack(device: Device, plan: PackPlan, answers: list[CarrierAnswer], actor: Actor) -> Shipment:
+    """Lock the order, check again that nobody packed it meanwhile, and record the carriers' answers."""
+    order = order_service.get_order(plan.order_no, for_update=True)
+    shipment = _packable(device, order)
+    if shipment.id != plan.shipment_id:
+        _refuse(f"{order.order_no} changed while the carrier was asked: scan it again", "order")
+    record_waybill(shipment, answers, actor)
+    shipment.status, shipment.box_code, shipment.packed_at = "packed", plan.box, utc_now()
+    if all(parcel.status in ("packed", "shipped", "delivered") for parcel in open_parcels(order.id)):
+        order_service.transition_order(order, S.PACKED, actor)  # a split order: when its last parcel is packed
+    return shipment
+
+
+def pack(device: Device, payload: dict, carriers, actor: Actor = SYSTEM) -> Shipment:
+    """Pack a fully picked order into a box and get its waybill (the warehouse's carriers in order).
+
+    The carrier is asked between reading and locking, so the order row is not locked during the HTTP call. A
+    caller that holds a transaction open across the call (SQLite takes its write lock at BEGIN) should call
+    plan_pack, end the transaction, ask_carriers, then apply_pack, as the scan API does."""
+    plan = plan_pack(device, payload)
+    return apply_pack(device, plan, ask_carriers(plan, carriers), actor)
+
+
+def waybill_request(shipment: Shipment):
+    """The warehouse's carriers (first choice, then backups) and the e-waybill request for this parcel."""
+    from shared.carriers.waybills import WaybillRequest
 
     order, warehouse = shipment.order, shipment.warehouse
-    codes = [c.strip() for c in (warehouse.carriers or "SF").split(",") if c.strip()]
+    codes = tuple(c.strip() for c in (warehouse.carriers or "SF").split(",") if c.strip())
     # The e-waybill API answers the same order code with the same waybill (a retry is safe); each parcel of a
     # split order is an order of its own there.
     order_code = order.order_no if shipment.line_ids is None else f"{order.order_no}-{shipment.id}"
@@ -158,25 +235,24 @@ def request_waybill(shipment: Shipment, carriers) -> None:
         receiver={"Name": order.receiver_name, "Mobile": order.receiver_phone, "ProvinceName": order.province,
                   "CityName": order.city, "ExpAreaName": order.district, "Address": order.street},
         goods=[(line.sku.name, line.quantity) for line in lines_of(shipment)])
-    if order.platform_protected:
-        request, carriers = _protected_request(order, request, carriers)
+    return codes, request
+
+
+def record_waybill(shipment: Shipment, answers: list[CarrierAnswer], actor: Actor) -> None:
+    """Log every carrier's answer; the issued waybill goes on the parcel, or the pack is refused."""
     problems = []
-    for code in codes:
-        try:
-            waybill = carriers.request(replace(request, carrier_code=code))
-        except (CarrierRefused, CarrierUnavailable) as error:
-            outcome = "refused" if isinstance(error, CarrierRefused) else "unavailable"
-            db.session.add(CarrierAttempt(shipment_id=shipment.id, carrier_code=code, outcome=outcome,
-                                          message=str(error)[:300], occurred_at=utc_now()))
-            problems.append(f"{code}: {error}")
+    for answer in answers:
+        db.session.add(CarrierAttempt(shipment_id=shipment.id, carrier_code=answer.carrier_code,
+                                      outcome=answer.outcome, message=answer.message, occurred_at=utc_now()))
+        if answer.waybill is None:
+            problems.append(f"{answer.carrier_code}: {answer.message}")
             continue
-        db.session.add(CarrierAttempt(shipment_id=shipment.id, carrier_code=code, outcome="issued",
-                                      message=waybill.waybill_no, occurred_at=utc_now()))
-        shipment.carrier_code, shipment.waybill_no = code, waybill.waybill_no
+        waybill = answer.waybill
+        shipment.carrier_code, shipment.waybill_no = answer.carrier_code, waybill.waybill_no
         shipment.sort_code, shipment.label_html = waybill.sort_code, waybill.label_html
-        if code != codes[0]:
-            audit.record(SYSTEM, "shipment.backup_carrier", "order", order.order_no,
-                         after={"carrier": code, "refused": problems})
+        if problems:
+            audit.record(actor, "shipment.backup_carrier", "order", shipment.order.order_no,
+                         after={"carrier": answer.carrier_code, "refused": problems})
         return
     raise ScanRefused(f"no carrier issued a waybill: {'; '.join(problems)}", field="order", code="no_waybill")
 

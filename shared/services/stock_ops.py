@@ -99,8 +99,16 @@ def record_count(take_id: int, sku_code: str, counted, actor: Actor) -> StockTak
     if line is None:
         line = StockTakeLine(stock_take_id=take.id, sku_id=sku.id, expected=0)  # found where none was expected
         db.session.add(line)
+    # The book figure to compare with is the one at the moment the shelf is counted, not when the sheet was
+    # started: stock shipped or received meanwhile is already in the ledger and must not be adjusted twice.
+    on_hand = db.session.execute(select(StockLevel.on_hand).where(
+        StockLevel.sku_id == sku.id, StockLevel.warehouse_id == take.warehouse_id)).scalar_one_or_none() or 0
+    started_with = line.expected
+    line.expected = on_hand
     line.counted, line.counted_by = _count(counted, "counted"), actor.label
-    audit.record(actor, "stock_take.count", "stock_take", take.id, after={"sku": sku.code, "counted": line.counted})
+    audit.record(actor, "stock_take.count", "stock_take", take.id,
+                 after={"sku": sku.code, "counted": line.counted, "expected": on_hand,
+                        "expected_at_start": started_with})
     db.session.flush()
     return line
 
