@@ -7,7 +7,7 @@ Create Date: 2026-12-02 06:20:00
 from alembic import op
 
 revision = "0006_first_day"
-down_revision = "0005"
+down_revision = "0006_platform_ciphertext"
 branch_labels = None
 depends_on = None
 
