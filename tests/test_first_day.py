@@ -375,6 +375,7 @@ def cli(args: list[str], env: dict, stdin: str = "") -> subprocess.CompletedProc
 def operator_env(url: str, data_key: str) -> dict:
     return {"DATABASE_URL": url, "ORDERLOOM_ENV": "production", "ORDERLOOM_SECRET_KEY": "first-day-" + "k" * 40,
             "ORDERLOOM_DATA_KEYS": data_key, "ORDERLOOM_INDEX_KEY": "first-day-index-key-" + "i" * 20,
+            "ORDERLOOM_AUDIT_KEYS": "first-day-audit-key-" + "a" * 28,
             "PYTHONPATH": str(PROJECT_ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "REDIS_URL": ""}
 
 
@@ -460,13 +461,14 @@ def test_the_first_day_path_of_the_readme_works_on_an_empty_database(backend, tm
             admin.dispose()
 
 
-@pytest.mark.parametrize("missing", ["ORDERLOOM_SECRET_KEY", "ORDERLOOM_DATA_KEYS", "ORDERLOOM_INDEX_KEY"])
+@pytest.mark.parametrize("missing", ["ORDERLOOM_SECRET_KEY", "ORDERLOOM_DATA_KEYS", "ORDERLOOM_INDEX_KEY",
+                                     "ORDERLOOM_AUDIT_KEYS"])
 def test_production_refuses_to_start_with_a_demo_key(monkeypatch, missing):
     from shared.config import load_config
     from shared.security.crypto import new_key
 
     env = {"ORDERLOOM_ENV": "production", "ORDERLOOM_SECRET_KEY": "s" * 48, "ORDERLOOM_DATA_KEYS": new_key(),
-           "ORDERLOOM_INDEX_KEY": "i" * 48}
+           "ORDERLOOM_INDEX_KEY": "i" * 48, "ORDERLOOM_AUDIT_KEYS": "a" * 48}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert load_config()["ENV"] == "production"
