@@ -423,6 +423,7 @@ def test_the_first_day_path_of_the_readme_works_on_an_empty_database(backend, tm
 
         app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": env["ORDERLOOM_SECRET_KEY"],
                           "DATA_KEYS": [data_key], "BLIND_INDEX_KEY": env["ORDERLOOM_INDEX_KEY"], "ENV": "production",
+                          "AUDIT_KEYS": [env["ORDERLOOM_AUDIT_KEYS"]],
                           "JOBS_INLINE": True, "REDIS_URL": "", "RATELIMIT_STORAGE_URI": "memory://",
                           "TESTING": True})
         client, headers = app.test_client(), {"Authorization": f"Bearer {token}"}
