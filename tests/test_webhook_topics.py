@@ -220,6 +220,19 @@ def test_a_partial_refund_changes_the_refund_status_only_and_counts_once(portal,
     assert count(PlatformRefund) == 2
 
 
+def test_a_refund_webhook_never_moves_the_refund_status_back(portal, sync_channels):
+    client = portal.test_client()
+    send(client, "shopify/orders_create.json")
+    refunded = body_of("shopify/orders_create.json") | {"financial_status": "refunded",
+                                                         "updated_at": "2025-11-10T12:40:00-05:00"}
+    send(client, "shopify/orders_updated.json", body=refunded)  # the platform's status says refunded in full
+    order_id = refunded["id"]
+    assert order_of("shopify", order_id).refund_status == "refunded"
+    item = item_of(send(client, "shopify/refunds_create_partial.json"))  # one of its refunds, arriving late
+    assert item.outcome == "refunded" and count(PlatformRefund) == 1
+    assert order_of("shopify", order_id).refund_status == "refunded"
+
+
 def test_a_refund_for_an_order_not_here_waits_and_is_applied_when_the_order_arrives(portal, sync_channels,
                                                                                      client_for):
     client = portal.test_client()
