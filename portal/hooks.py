@@ -107,8 +107,10 @@ def _tracking_push(source: str, verify):
     if not secret:  # an unsigned push proves nothing: refuse until the secret is configured
         return _refuse(source, 503, "not_configured", f"the {source} push secret is not configured", size), None
     limit = current_app.config["WEBHOOK_MAX_BYTES"]
+    if size > limit:  # refused before the body is read
+        return _refuse(source, 413, "too_large", f"the body is over {limit} bytes", size), None
     body = request.get_data(cache=True)
-    if size > limit or len(body) > limit:
+    if len(body) > limit:
         return _refuse(source, 413, "too_large", f"the body is over {limit} bytes", len(body)), None
     try:
         verify(body)

@@ -266,3 +266,33 @@ def test_a_real_worker_drains_tracking_pushes_in_batches(live_apps):
         assert count(TrackingEvent) == 7 * len(numbers)
         assert set(db.session.execute(select(Order.status)).scalars()) == {"completed"}
     assert redis.llen("rq:queue:sync") == 0
+
+
+# --- the carrier simulator pushes every shape -------------------------------------------------------------
+
+@pytest.mark.parametrize("shape, stored, step", [("track_info", 4, "delivered"), ("latest_event", 1, "delivered"),
+                                                 ("v1", 4, "delivered")])
+def test_the_carrier_simulator_pushes_each_17track_shape_over_http(portal, shape, stored, step):
+    from devtools.simulators.carriers import CarrierSimulator
+    from tests.live_servers import LiveServer
+
+    simulator = CarrierSimulator(seed=11)
+    simulator.start()
+    saved = portal.config.get("TRACK17_KEY")
+    portal.config["TRACK17_KEY"] = simulator.credentials["17track"]["key"]
+    server = LiveServer(portal)
+    try:
+        waybill = simulator.add_parcel("SF")
+        for kind in ("collected", "in_transit", "out_for_delivery", "delivered"):
+            simulator.advance_parcel(waybill, kind)
+        order, shipment = shipped_parcel(waybill)
+        [result] = simulator.push_17track(f"{server.url}/hooks/tracking/17track", waybill_no=waybill, shape=shape)
+        assert result.accepted and result.status == 200
+    finally:
+        server.stop()
+        simulator.stop()
+        portal.config["TRACK17_KEY"] = saved
+    db.session.expire_all()
+    push = db.session.execute(select(TrackingPush)).scalar_one()
+    assert (push.status, push.events_stored) == ("done", stored)
+    assert fresh(Shipment, shipment.id).tracking_step == step and fresh(Order, order.id).status == "completed"

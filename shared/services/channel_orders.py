@@ -49,6 +49,7 @@ class WaitingForOrder(ServiceError):
 
 
 PLATFORM_DELETED = "platform: deleted on"  # the cancel reason of an order the platform deleted
+REFUND_ORDER = ("none", "requested", "partially_refunded", "refunded")  # a refund webhook only moves it forward
 
 
 @dataclass(frozen=True)
@@ -305,6 +306,8 @@ def apply_refund(context: ChannelContext, notice: PlatformRefundNotice, inbox_it
     refunded = refunded_total(order)
     full = refunded >= order.total
     status = "refunded" if full else ("partially_refunded" if refunded > 0 else order.refund_status)
+    if REFUND_ORDER.index(status) < REFUND_ORDER.index(order.refund_status):
+        status = order.refund_status  # the platform's status already said more (a refund webhook still on its way)
     reason = f"refund {notice.refund_id} of {format_money(notice.amount)} {order.currency} on {context.channel.name}"
     if status != order.refund_status:
         order_service.record_refund_status(order, status, SYSTEM, reason)

@@ -250,8 +250,8 @@ def create_in_bulk(contexts: Contexts, parsed: list[tuple[InboxItem, CanonicalOr
         for item, order in made:
             canonical = canonical_of[id(item)]
             item.external_id, item.platform_modified_at = canonical.channel_order_id[:64], canonical.modified_at
-            delay = int((utc_now() - canonical.paid_at).total_seconds() * 1000) \
-                if canonical.paid_at and order.payment_status == "paid" else None
+            delay = visible_delay_ms(canonical.paid_at) if canonical.paid_at and order.payment_status == "paid" \
+                else None
             _finish(item, "created", order.id, delay)
             contexts.woken += wake_waiting(item.channel_id, canonical.channel_order_id)
         created += len(made)
@@ -346,9 +346,17 @@ def _process_one(context: ChannelContext, item: InboxItem, canonical: CanonicalO
         return _to_retry(item, f"{type(error).__name__}: {error}")
     delay = None
     if canonical.paid_at and not was_paid and order is not None and order.payment_status == "paid":
-        delay = int((utc_now() - canonical.paid_at).total_seconds() * 1000)
+        delay = visible_delay_ms(canonical.paid_at)
     _finish(item, outcome, order.id if order is not None else None, delay)
     return "done"
+
+
+MAX_DELAY_MS = 2**31 - 1  # the column is a 32-bit integer: an order paid weeks before it reached us is capped
+
+
+def visible_delay_ms(paid_at: datetime) -> int:
+    """Milliseconds from the platform's payment to the order being visible here (capped to what the column holds)."""
+    return max(-MAX_DELAY_MS, min(int((utc_now() - paid_at).total_seconds() * 1000), MAX_DELAY_MS))
 
 
 def _was_paid(context: ChannelContext, canonical: CanonicalOrder) -> bool:

@@ -7,7 +7,8 @@ import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared.carriers.tracking import BEIJING, KUAIDI100_COMPANIES, KUAIDI100_STATES, TRACK17_CARRIER_KEYS
+from shared.carriers.tracking import (BEIJING, KUAIDI100_COMPANIES, KUAIDI100_STATES, TRACK17_CARRIER_KEYS,
+                                     TRACK17_V1_STATUSES)
 from shared.carriers.waybills import CARRIER_NAMES
 
 CARRIERS = tuple(CARRIER_NAMES)
@@ -249,7 +250,30 @@ def track17_track_info(carrier_code: str, sender: dict, receiver: dict, event_di
     }
 
 
-def track17_push_body(waybill_no: str, carrier_code: str, track_info: dict) -> dict:
+TRACK17_SHAPES = ("track_info", "latest_event", "v1")  # what push_17track can send; track_info is today's
+
+
+def track17_push_body(waybill_no: str, carrier_code: str, track_info: dict, shape: str = "track_info",
+                      events: list[SimEvent] | None = None) -> dict:
+    """A TRACKING_UPDATED push. `track_info` (default): 17TRACK's current v2.2/v2.4 shape, the whole history in
+    `tracking.providers[0].events` plus `latest_event`; `latest_event`: the same with no provider events, only the
+    latest one; `v1`: the older `data.track` shape (z0/z1 events, `e` status code, carrier-local times)."""
+    if shape == "v1":
+        return {"event": "TRACKING_UPDATED", "data": {"number": waybill_no, "tag": None,
+                                                      "track": track17_v1_track(carrier_code, events or [])}}
+    if shape == "latest_event":
+        track_info = dict(track_info, tracking={**track_info["tracking"], "providers": [
+            {**provider, "events": []} for provider in track_info["tracking"]["providers"]]})
     return {"event": "TRACKING_UPDATED",
             "data": {"number": waybill_no, "carrier": TRACK17_CARRIER_KEYS[carrier_code], "param": None, "tag": None,
                      "track_info": track_info}}
+
+
+def track17_v1_track(carrier_code: str, events: list[SimEvent]) -> dict:
+    """The v1 `track` object: events newest first as {a: "yyyy-MM-dd HH:mm" Beijing time, c: location, z: text}."""
+    v1_codes = {status: code for code, status in TRACK17_V1_STATUSES.items()}
+    rendered = [{"a": event.occurred_at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M"), "b": None, "c": event.city,
+                 "d": "", "z": event.description} for event in reversed(events)]
+    status = TRACK17_KIND_STATES[events[-1].kind][0] if events else "NotFound"
+    return {"b": 301, "c": 301, "e": v1_codes[status], "f": -1, "w1": TRACK17_CARRIER_KEYS[carrier_code], "w2": 0,
+            "is1": 1, "is2": 0, "z0": rendered[0] if rendered else {}, "z1": rendered, "z2": [], "z9": [], "yt": ""}

@@ -365,9 +365,10 @@ class CarrierSimulator(LoopbackServing):
         return results
 
     def push_17track(self, target_url: str, key: str | None = None, waybill_no: str | None = None, *,
-                     timeout: float = 10.0) -> list[PushResult]:
+                     timeout: float = 10.0, shape: str = "track_info") -> list[PushResult]:
         """POST 17TRACK TRACKING_UPDATED webhooks (JSON body, `sign` header) to target_url, chosen as in
-        push_kuaidi100; any 2xx answer counts as accepted."""
+        push_kuaidi100; any 2xx answer counts as accepted. `shape` (formats.TRACK17_SHAPES): the current
+        `track_info` by default, or `latest_event` / `v1` to exercise the other shapes 17TRACK sends."""
         with self.lock:
             synced_at = self.now_text()
             bodies = []
@@ -375,8 +376,8 @@ class CarrierSimulator(LoopbackServing):
                 track_info = track17_track_info(parcel.carrier_code, parcel.sender, parcel.receiver,
                                                 parcel.track17_events(), [event.kind for event in parcel.events],
                                                 synced_at)
-                raw, sign = self.signed_17track(track17_push_body(parcel.waybill_no, parcel.carrier_code, track_info),
-                                                key)
+                raw, sign = self.signed_17track(track17_push_body(parcel.waybill_no, parcel.carrier_code, track_info,
+                                                                  shape, list(parcel.events)), key)
                 bodies.append((parcel.waybill_no, len(parcel.events), raw, sign))
         results = []
         with httpx.Client(timeout=timeout) as client:
