@@ -176,10 +176,10 @@ def _recompute(log: str, key: bytes, key_id: str, edit_seq: int | None = None) -
         db.session.execute(text(f"UPDATE {table} SET {CONTENT[log]} = 'rewritten' WHERE seq = :seq"), {"seq": edit_seq})
     prev = sealing.GENESIS
     for row in list(sealing._rows(chained, 1000)):
-        digest = sealing.row_mac(chained, row, key)
-        prev = sealing.chain_mac(chained, row["seq"], row["id"], prev, digest, key)
+        digest = sealing.row_mac(chained, row[sealing.FIELDS:], key)
+        prev = sealing.chain_mac(chained, row.seq, row.id, prev, digest, key)
         db.session.execute(text(f"UPDATE {table} SET row_mac = :r, chain_mac = :c, key_id = :k WHERE id = :id"),
-                           {"r": digest, "c": prev, "k": key_id, "id": row["id"]})
+                           {"r": digest, "c": prev, "k": key_id, "id": row.id})
     state = db.session.get(sealing.AuditSeal, log)
     state.last_mac, state.key_id = prev, key_id
     state.head_mac = sealing.head_mac(state, key)

@@ -28,10 +28,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import BigInteger, Table, Text, bindparam, cast, extract, func, select, update
 
 from shared.extensions import db
 from shared.models import AccessLogEntry, AuditEvent, AuditSeal, StockMovement
+from shared.models.types import UTCDateTime
 from shared.timekeeping import utc_now
 
 log = logging.getLogger("orderloom.audit")
@@ -59,16 +60,22 @@ class ChainedLog:
     row_mac_required: bool  # True: every row must be written with its row MAC (the application always does)
     time_field: str
     id_gaps_are_deletions: bool = False  # True when rows are written only at commit, so ids have no holes
+    json_fields: tuple[str, ...] = ()
 
     @property
     def table(self) -> Table:
         return self.model.__table__
 
+    @property
+    def time_index(self) -> int:
+        return FIELDS + self.fields.index(self.time_field)
+
 
 LOGS: dict[str, ChainedLog] = {
     "audit": ChainedLog("audit", AuditEvent, ("occurred_at", "actor_id", "actor_label", "ip", "action", "entity_type",
                                               "entity_id", "before", "after", "reason"),
-                        row_mac_required=True, time_field="occurred_at", id_gaps_are_deletions=True),
+                        row_mac_required=True, time_field="occurred_at", id_gaps_are_deletions=True,
+                        json_fields=("before", "after")),
     "access": ChainedLog("access", AccessLogEntry, ("occurred_at", "actor_id", "actor_label", "ip", "action",
                                                     "entity_type", "entity_id", "fields", "channel"),
                          row_mac_required=False, time_field="occurred_at"),
@@ -122,33 +129,41 @@ def new_audit_key() -> str:
 
 
 def _text(value) -> str:
-    """The canonical text of one field value: the same whether it comes from Python or back from the database."""
+    """The canonical text of one field value, tagged by kind; fields keep fixed positions, so no two rows collide."""
     if value is None:
         return "~"
     if isinstance(value, str):
         return f"s{len(value)}:{value}"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, int):
-        return f"i{value}"
-    if isinstance(value, datetime):
+    if isinstance(value, datetime):  # the instant in microseconds, as PostgreSQL hands it to verify directly
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        micros = (value - EPOCH) // timedelta(microseconds=1)
-        return f"d{micros}"
-    if isinstance(value, Decimal):
-        return f"n{value}"
-    dumped = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return f"j{len(dumped)}:{dumped}"
+        return f"i{(value - EPOCH) // timedelta(microseconds=1)}"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (int, Decimal)):
+        return f"i{value}"
+    raise TypeError(f"no canonical text for {type(value).__name__}")
 
 
-def content_message(chained: ChainedLog, values) -> bytes:
-    """What a row MAC covers: the log's name and its fields in order (values: a mapping or a row)."""
-    return (chained.name + "|" + "|".join(_text(values[name]) for name in chained.fields)).encode()
+def stored_json(value) -> str:
+    """A JSON column's text exactly as SQLAlchemy writes it (and both databases keep it): what a row MAC covers, so
+    verify reads the text back instead of parsing and re-serialising every event."""
+    return json.dumps(value)
 
 
-def row_mac(chained: ChainedLog, values, key: bytes) -> str:
-    return hmac.digest(key, content_message(chained, values), "sha256").hex()
+def canonical_fields(chained: ChainedLog, values) -> tuple:
+    """A row's MACed fields, in order, in stored form, from the Python values about to be written."""
+    return tuple(stored_json(values[name]) if name in chained.json_fields else values[name]
+                 for name in chained.fields)
+
+
+def content_message(chained: ChainedLog, fields) -> bytes:
+    """What a row MAC covers: the log's name and its fields (in stored form, see `_columns`) in order."""
+    return (chained.name + "|" + "|".join(map(_text, fields))).encode()
+
+
+def row_mac(chained: ChainedLog, fields, key: bytes) -> str:
+    return hmac.digest(key, content_message(chained, fields), "sha256").hex()
 
 
 def chain_mac(chained: ChainedLog, seq: int, row_id: int, prev: str, digest: str | None, key: bytes) -> str:
@@ -164,12 +179,12 @@ def head_mac(state: AuditSeal, key: bytes) -> str:
 
 def legacy_hash(prev: str, row) -> str:
     """The unkeyed sha256 chain of audit events sealed before migration 0006 (kept verifiable, never extended)."""
-    payload = {
-        "seq": row["seq"], "occurred_at": row["occurred_at"].isoformat(), "actor_id": row["actor_id"],
-        "actor_label": row["actor_label"], "ip": row["ip"], "action": row["action"],
-        "entity_type": row["entity_type"], "entity_id": row["entity_id"], "before": row["before"],
-        "after": row["after"], "reason": row["reason"],
-    }
+    values = dict(zip(LOGS["audit"].fields, row[FIELDS:], strict=True))
+    when = values["occurred_at"]
+    when = EPOCH + timedelta(microseconds=when) if isinstance(when, int) else when.replace(tzinfo=when.tzinfo or UTC)
+    payload = {**values, "seq": row.seq, "occurred_at": when.isoformat(),
+               "before": json.loads(values["before"]) if values["before"] is not None else None,
+               "after": json.loads(values["after"]) if values["after"] is not None else None}
     canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256((prev + canonical).encode()).hexdigest()
 
@@ -177,7 +192,7 @@ def legacy_hash(prev: str, row) -> str:
 def stamp(chained: ChainedLog, values: dict) -> dict:
     """Give a row about to be written its row MAC and key id (values is changed and returned)."""
     key_id, key = newest_key()
-    values["row_mac"], values["key_id"] = row_mac(chained, values, key), key_id
+    values["row_mac"], values["key_id"] = row_mac(chained, canonical_fields(chained, values), key), key_id
     return values
 
 
@@ -245,24 +260,23 @@ def seal_batch(log_name: str, limit: int = 5000) -> int | None:
     if state is _BUSY:
         return None
     _refuse_bad_head(chained, state)
-    columns = [table.c.id, table.c.row_mac, table.c.key_id, *(table.c[name] for name in chained.fields)]
-    rows = db.session.execute(select(*columns).where(table.c.seq.is_(None)).order_by(table.c.id)
-                              .limit(limit)).mappings().all()
+    rows = db.session.execute(select(*_columns(chained)).where(table.c.seq.is_(None)).order_by(table.c.id)
+                              .limit(limit)).all()
     if not rows:
         return 0
     ring = keys_by_id()
-    newest_id, newest = newest_key()
+    newest_id = newest_key()[0]
     seq, prev, read_seq = state.last_seq, state.last_mac, state.last_seq
     seals = []
     for row in rows:
         seq += 1
-        key_id = row["key_id"] if row["key_id"] in ring else newest_id
+        key_id = row.key_id if row.key_id in ring else newest_id
         key = ring[key_id]
-        digest = row["row_mac"]
+        digest = row.row_mac
         if digest is None and not chained.row_mac_required:
-            digest = row_mac(chained, row, key)  # a row its writer did not MAC: protected from now on
-        prev = chain_mac(chained, seq, row["id"], prev, digest, key)
-        seals.append({"b_id": row["id"], "b_seq": seq, "b_row_mac": digest, "b_chain_mac": prev, "b_key_id": key_id})
+            digest = row_mac(chained, row[FIELDS:], key)  # a row its writer did not MAC: protected from now on
+        prev = chain_mac(chained, seq, row.id, prev, digest, key)
+        seals.append({"b_id": row.id, "b_seq": seq, "b_row_mac": digest, "b_chain_mac": prev, "b_key_id": key_id})
     statement = (update(table).where(table.c.id == bindparam("b_id"), table.c.seq.is_(None))
                  .values(seq=bindparam("b_seq"), row_mac=bindparam("b_row_mac"), chain_mac=bindparam("b_chain_mac"),
                          key_id=bindparam("b_key_id")))
@@ -351,64 +365,82 @@ class _Walk:
 
 def _verify_row(chained: ChainedLog, row, walk: _Walk, ring: dict, state: AuditSeal, upcoming) -> Problem | None:
     """Check one sealed row against the chain so far; None if it is sound."""
-    seq = row["seq"]
-    if row["key_id"] == LEGACY_KEY_ID and chained.name == "audit" and seq <= state.legacy_seq:
-        if legacy_hash(walk.prev, row) != row["chain_mac"]:
-            return Problem(EDITED, seq, f"event #{seq} (id {row['id']}) does not match its legacy hash")
+    seq = row.seq
+    if row.key_id == LEGACY_KEY_ID and chained.name == "audit" and seq <= state.legacy_seq:
+        if legacy_hash(walk.prev, row) != row.chain_mac:
+            return Problem(EDITED, seq, f"event #{seq} (id {row.id}) does not match its legacy hash")
         return None
-    key = ring.get(row["key_id"] or "")
+    key = ring.get(row.key_id or "")
     if key is None:
-        return Problem(KEY_MISMATCH, seq, f"#{seq} (id {row['id']}) was sealed with key {row['key_id']!r}, which is "
+        return Problem(KEY_MISMATCH, seq, f"#{seq} (id {row.id}) was sealed with key {row.key_id!r}, which is "
                                           f"not in ORDERLOOM_AUDIT_KEYS")
-    digest = row["row_mac"]
+    digest = row.row_mac
     if digest is None and chained.row_mac_required:
-        return Problem(INSERTED, seq, f"#{seq} (id {row['id']}) has no row MAC: it was not written by the "
+        return Problem(INSERTED, seq, f"#{seq} (id {row.id}) has no row MAC: it was not written by the "
                                       f"application")
-    content_ok = digest is not None and hmac.compare_digest(row_mac(chained, row, key), digest)
-    chain_ok = row["chain_mac"] is not None and hmac.compare_digest(
-        chain_mac(chained, seq, row["id"], walk.prev, digest, key), row["chain_mac"])
+    content_ok = digest is not None and hmac.compare_digest(row_mac(chained, row[FIELDS:], key), digest)
+    chain_ok = row.chain_mac is not None and hmac.compare_digest(
+        chain_mac(chained, seq, row.id, walk.prev, digest, key), row.chain_mac)
     if content_ok and chain_ok:
         return None
     if chain_ok:
-        return Problem(EDITED, seq, f"#{seq} (id {row['id']}) was changed after it was written: its content no "
+        return Problem(EDITED, seq, f"#{seq} (id {row.id}) was changed after it was written: its content no "
                                     f"longer matches its MAC")
     following = upcoming()
     if content_ok:
         # A genuine row out of place: if the next row chains onto it as it was sealed, rows before it were removed
         # and the rest renumbered; otherwise its chain MAC itself was recomputed.
-        if _chains_on(chained, following, row["chain_mac"], ring, (following or {}).get("seq", 0) + 1):
-            return Problem(DELETED, seq, f"#{seq} (id {row['id']}) does not follow #{seq - 1}: an event before it "
+        if following is not None and _chains_on(chained, following, row.chain_mac, ring, following.seq + 1):
+            return Problem(DELETED, seq, f"#{seq} (id {row.id}) does not follow #{seq - 1}: an event before it "
                                          f"was removed and the later ones renumbered")
     elif _chains_on(chained, following, walk.prev, ring, seq) or (following is None and seq == state.last_seq + 1):
         # Neither MAC holds, and the next row chains on as if this one were not there (or the head ends just
         # before it): this one was slipped in.
-        return Problem(INSERTED, seq, f"#{seq} (id {row['id']}) was inserted into the chain")
-    return Problem(KEY_MISMATCH, seq, f"#{seq} (id {row['id']}) does not match its MACs under the configured key: "
+        return Problem(INSERTED, seq, f"#{seq} (id {row.id}) was inserted into the chain")
+    return Problem(KEY_MISMATCH, seq, f"#{seq} (id {row.id}) does not match its MACs under the configured key: "
                                       f"the chain was rewritten or recomputed without the key")
 
 
 def _chains_on(chained: ChainedLog, row, prev: str, ring: dict, *seqs: int) -> bool:
     """Whether a row's chain MAC holds on top of `prev`, at its own sequence number or one of `seqs`."""
-    if row is None or row["chain_mac"] is None or ring.get(row["key_id"] or "") is None:
+    if row is None or row.chain_mac is None or ring.get(row.key_id or "") is None:
         return False
-    key = ring[row["key_id"]]
-    return any(hmac.compare_digest(chain_mac(chained, s, row["id"], prev, row["row_mac"], key), row["chain_mac"])
-               for s in {row["seq"], *seqs})
+    key = ring[row.key_id]
+    return any(hmac.compare_digest(chain_mac(chained, s, row.id, prev, row.row_mac, key), row.chain_mac)
+               for s in {row.seq, *seqs})
+
+
+FIELDS = 5  # a fetched row: id, seq, row_mac, chain_mac, key_id, then the log's fields in stored form
+
+
+def _columns(chained: ChainedLog) -> list:
+    """The columns a sealer or verifier reads, the MACed fields in stored form: JSON as its text, and on
+    PostgreSQL time as microseconds since 1970 (no datetime objects to build for a million rows)."""
+    table = chained.table
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    fields = []
+    for name in chained.fields:
+        column = table.c[name]
+        if name in chained.json_fields:
+            column = cast(column, Text)
+        elif isinstance(column.type, UTCDateTime) and postgres:
+            column = cast(extract("epoch", column) * 1_000_000, BigInteger)
+        fields.append(column.label(name))
+    return [table.c.id, table.c.seq, table.c.row_mac, table.c.chain_mac, table.c.key_id, *fields]
 
 
 def _rows(chained: ChainedLog, batch: int):
     """The sealed rows in sequence order, streamed in keyset batches."""
     table = chained.table
-    columns = [table.c.id, table.c.seq, table.c.row_mac, table.c.chain_mac, table.c.key_id,
-               *(table.c[name] for name in chained.fields if name not in ("id", "seq"))]
+    columns = _columns(chained)
     last = 0
     while True:
         chunk = db.session.execute(select(*columns).where(table.c.seq > last).order_by(table.c.seq)
-                                   .limit(batch)).mappings().all()
+                                   .limit(batch)).all()
         if not chunk:
             return
         yield from chunk
-        last = chunk[-1]["seq"]
+        last = chunk[-1].seq
 
 
 def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000) -> Report:
@@ -436,21 +468,21 @@ def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000
         row = ahead.pop() if ahead else next(rows, None)
         if row is None:
             break
-        if row["seq"] != walk.seq + 1:
+        if row.seq != walk.seq + 1:
             missing = walk.seq + 1
-            problem = Problem(DELETED, missing, f"#{missing}" + (f" to #{row['seq'] - 1}" if row["seq"] > missing + 1
+            problem = Problem(DELETED, missing, f"#{missing}" + (f" to #{row.seq - 1}" if row.seq > missing + 1
                                                                  else "") + " is missing from the chain")
             break
         problem = _verify_row(chained, row, walk, ring, state, upcoming)
         if problem is not None:
             break
-        walk.seq, walk.prev = row["seq"], row["chain_mac"]
+        walk.seq, walk.prev = row.seq, row.chain_mac
         if walk.seq in walk.macs_wanted:
             walk.macs_wanted[walk.seq] = walk.prev
-        if row["key_id"] == LEGACY_KEY_ID:
+        if row.key_id == LEGACY_KEY_ID:
             report.legacy += 1
         if ids_seen is not None:
-            ids_seen.append((row["id"], row[chained.time_field]))
+            ids_seen.append((row.id, row[chained.time_index]))
     report.checked = walk.seq
     if problem is None:
         problem = _check_head(state, walk, ring)
@@ -486,15 +518,16 @@ def _check_head(state: AuditSeal, walk: _Walk, ring: dict) -> Problem | None:
 def _check_id_gaps(chained: ChainedLog, ids_seen: list) -> Problem | None:
     """Audit events are written at commit only, so an id missing between old events was deleted before sealing."""
     table = chained.table
-    ids_seen.extend(db.session.execute(select(table.c.id, table.c[chained.time_field])
-                                       .where(table.c.seq.is_(None))).all())
+    ids_seen.extend((row.id, row[chained.time_index]) for row in db.session.execute(
+        select(*_columns(chained)).where(table.c.seq.is_(None))))
     if not ids_seen:
         return None
     ids_seen.sort()
     settled = utc_now() - ID_GAP_GRACE
     for (earlier, _), (later, later_time) in zip(ids_seen, ids_seen[1:]):
         if later != earlier + 1:
-            when = later_time if later_time.tzinfo else later_time.replace(tzinfo=UTC)
+            when = EPOCH + timedelta(microseconds=later_time) if isinstance(later_time, int) else \
+                later_time.replace(tzinfo=later_time.tzinfo or UTC)
             if when <= settled:
                 return Problem(DELETED, None, f"{chained.name} rows with ids {earlier + 1}..{later - 1} are missing: "
                                               f"deleted before they were sealed")
