@@ -15,12 +15,16 @@ whole chain recomputed), and a checkpoint mismatch (a signed checkpoint outside 
 no longer contains). Keys come from ORDERLOOM_AUDIT_KEYS (newest first); every row records the id of the
 key that sealed it, so old rows still verify after rotation while their key stays in the list.
 """
+import csv
 import hashlib
 import hmac
+import io
 import json
 import logging
 import os
+import secrets
 import time
+from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,7 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import BigInteger, Table, Text, bindparam, cast, extract, func, select, update
+from sqlalchemy import BigInteger, Integer, Table, Text, bindparam, cast, extract, func, select, update
 
 from shared.extensions import db
 from shared.models import AccessLogEntry, AuditEvent, AuditSeal, StockMovement
@@ -162,19 +166,35 @@ def content_message(chained: ChainedLog, fields) -> bytes:
     return (chained.name + "|" + "|".join(map(_text, fields))).encode()
 
 
+@lru_cache(maxsize=16)
+def _pads(key: bytes):
+    """HMAC-SHA256's inner and outer states for a key, computed once: each MAC then costs two hash copies
+    instead of a new HMAC object (the difference is half of verify's time over a million rows)."""
+    block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    return (hashlib.sha256(bytes(b ^ 0x36 for b in block)), hashlib.sha256(bytes(b ^ 0x5C for b in block)))
+
+
+def mac(key: bytes, message: bytes) -> str:
+    """HMAC-SHA256 of message under key, as hex (the same value hmac.new(key, message, sha256) gives)."""
+    inner, outer = _pads(key)
+    inner, outer = inner.copy(), outer.copy()
+    inner.update(message)
+    outer.update(inner.digest())
+    return outer.hexdigest()
+
+
 def row_mac(chained: ChainedLog, fields, key: bytes) -> str:
-    return hmac.digest(key, content_message(chained, fields), "sha256").hex()
+    return mac(key, content_message(chained, fields))
 
 
 def chain_mac(chained: ChainedLog, seq: int, row_id: int, prev: str, digest: str | None, key: bytes) -> str:
-    message = f"{chained.name}|{seq}|{row_id}|{prev}|{digest or '~'}".encode()
-    return hmac.digest(key, message, "sha256").hex()
+    return mac(key, f"{chained.name}|{seq}|{row_id}|{prev}|{digest or '~'}".encode())
 
 
 def head_mac(state: AuditSeal, key: bytes) -> str:
     message = (f"head|{state.log}|{state.last_seq}|{state.last_mac}|{state.legacy_seq}|{state.checkpoints}"
                f"|{state.key_id}").encode()
-    return hmac.digest(key, message, "sha256").hex()
+    return mac(key, message)
 
 
 def legacy_hash(prev: str, row) -> str:
@@ -431,6 +451,9 @@ def _columns(chained: ChainedLog) -> list:
 
 def _rows(chained: ChainedLog, batch: int):
     """The sealed rows in sequence order, streamed in keyset batches."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        yield from _rows_by_copy(chained, batch)
+        return
     table = chained.table
     columns = _columns(chained)
     last = 0
@@ -441,6 +464,40 @@ def _rows(chained: ChainedLog, batch: int):
             return
         yield from chunk
         last = chunk[-1].seq
+
+
+@lru_cache(maxsize=8)
+def _row_type(name: str):
+    return namedtuple(f"{name.title()}Row", ["id", "seq", "row_mac", "chain_mac", "key_id", *LOGS[name].fields])
+
+
+def _rows_by_copy(chained: ChainedLog, batch: int):
+    """PostgreSQL: the same rows through COPY ... TO STDOUT as CSV, which psycopg hands over without building a
+    Python value per cell; integers are converted back, the rest is the stored text. The NULL marker is new for
+    each walk, so no stored value can pass for a NULL."""
+    table = chained.table
+    columns = _columns(chained)
+    integer = [isinstance(column.type, Integer) for column in columns]
+    make = _row_type(chained.name)
+    null = f"NULL-{secrets.token_hex(12)}"
+    connection = db.session.connection()
+    driver = connection.connection.driver_connection
+    last = 0
+    while True:
+        query = select(*columns).where(table.c.seq > last).order_by(table.c.seq).limit(batch)
+        sql = str(query.compile(connection.engine, compile_kwargs={"literal_binds": True}))
+        data = bytearray()
+        with driver.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv, NULL '{null}')") as copy:
+            for chunk in copy:
+                data += chunk
+        if not data:
+            return
+        row = None
+        for values in csv.reader(io.StringIO(data.decode())):
+            row = make(*[None if value == null else int(value) if whole else value
+                         for value, whole in zip(values, integer, strict=True)])
+            yield row
+        last = row.seq
 
 
 def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000) -> Report:
@@ -539,7 +596,7 @@ def _check_id_gaps(chained: ChainedLog, ids_seen: list) -> Problem | None:
 
 def checkpoint_signature(line: dict, key: bytes) -> str:
     body = {k: v for k, v in line.items() if k != "sig"}
-    return hmac.digest(key, json.dumps(body, sort_keys=True, separators=(",", ":")).encode(), "sha256").hex()
+    return mac(key, json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
 
 
 def _check_checkpoint_signatures(mine: list[dict], ring: dict) -> Problem | None:
