@@ -175,7 +175,7 @@ def _recompute(log: str, key: bytes, key_id: str, edit_seq: int | None = None) -
     if edit_seq is not None:
         db.session.execute(text(f"UPDATE {table} SET {CONTENT[log]} = 'rewritten' WHERE seq = :seq"), {"seq": edit_seq})
     prev = sealing.GENESIS
-    for row in list(sealing._rows(chained, 1000)):
+    for row in list(sealing.sealed_rows(chained, 1000)):
         digest = sealing.row_mac(chained, row[sealing.FIELDS:], key)
         prev = sealing.chain_mac(chained, row.seq, row.id, prev, digest, key)
         db.session.execute(text(f"UPDATE {table} SET row_mac = :r, chain_mac = :c, key_id = :k WHERE id = :id"),
@@ -361,6 +361,6 @@ def test_rows_read_for_verify_give_the_macs_they_were_written_with(chains):
     for log in LOGS:
         chained = sealing.LOGS[log]
         key = sealing.newest_key()[1]
-        rows = list(sealing._rows(chained, 2))  # small batches: the keyset paging is walked too
+        rows = list(sealing.sealed_rows(chained, 2))  # small batches: the keyset paging is walked too
         assert [row.seq for row in rows] == list(range(1, len(rows) + 1))
         assert all(sealing.row_mac(chained, row[sealing.FIELDS:], key) == row.row_mac for row in rows)

@@ -110,7 +110,7 @@ def _profile(app) -> dict:
     with app.app_context():
         key = sealing.newest_key()[1]
         started = time.perf_counter()
-        rows = list(sealing._rows(chained, 20_000))
+        rows = list(sealing.sealed_rows(chained, 20_000))
         fetch_s = time.perf_counter() - started
         started = time.perf_counter()
         for row in rows:

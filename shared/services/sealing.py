@@ -15,10 +15,8 @@ whole chain recomputed), and a checkpoint mismatch (a signed checkpoint outside 
 no longer contains). Keys come from ORDERLOOM_AUDIT_KEYS (newest first); every row records the id of the
 key that sealed it, so old rows still verify after rotation while their key stays in the list.
 """
-import csv
 import hashlib
 import hmac
-import io
 import json
 import logging
 import os
@@ -32,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import BigInteger, Integer, Table, Text, bindparam, cast, extract, func, select, update
+from sqlalchemy import BigInteger, Table, Text, bindparam, cast, extract, func, select, update
 
 from shared.extensions import db
 from shared.models import AccessLogEntry, AuditEvent, AuditSeal, StockMovement
@@ -124,8 +122,7 @@ def keys_by_id() -> dict[str, bytes]:
 
 
 def new_audit_key() -> str:
-    import secrets
-
+    
     return secrets.token_urlsafe(32)
 
 
@@ -452,7 +449,7 @@ def _columns(chained: ChainedLog) -> list:
 def _rows(chained: ChainedLog, batch: int):
     """The sealed rows in sequence order, streamed in keyset batches."""
     if db.session.get_bind().dialect.name == "postgresql":
-        yield from _rows_by_copy(chained, batch)
+        yield from _rows_by_cursor(chained, batch)
         return
     table = chained.table
     columns = _columns(chained)
@@ -471,33 +468,35 @@ def _row_type(name: str):
     return namedtuple(f"{name.title()}Row", ["id", "seq", "row_mac", "chain_mac", "key_id", *LOGS[name].fields])
 
 
-def _rows_by_copy(chained: ChainedLog, batch: int):
-    """PostgreSQL: the same rows through COPY ... TO STDOUT as CSV, which psycopg hands over without building a
-    Python value per cell; integers are converted back, the rest is the stored text. The NULL marker is new for
-    each walk, so no stored value can pass for a NULL."""
+def _rows_by_cursor(chained: ChainedLog, batch: int):
+    """PostgreSQL: the same rows as plain tuples from one server-side cursor, `batch` rows per round trip,
+    without SQLAlchemy's per-row objects (a third of verify's time over a million rows)."""
     table = chained.table
-    columns = _columns(chained)
-    integer = [isinstance(column.type, Integer) for column in columns]
-    make = _row_type(chained.name)
-    null = f"NULL-{secrets.token_hex(12)}"
+    query = select(*_columns(chained)).where(table.c.seq.is_not(None)).order_by(table.c.seq)
     connection = db.session.connection()
-    driver = connection.connection.driver_connection
-    last = 0
-    while True:
-        query = select(*columns).where(table.c.seq > last).order_by(table.c.seq).limit(batch)
-        sql = str(query.compile(connection.engine, compile_kwargs={"literal_binds": True}))
-        data = bytearray()
-        with driver.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv, NULL '{null}')") as copy:
-            for chunk in copy:
-                data += chunk
-        if not data:
-            return
-        row = None
-        for values in csv.reader(io.StringIO(data.decode())):
-            row = make(*[None if value == null else int(value) if whole else value
-                         for value, whole in zip(values, integer, strict=True)])
-            yield row
-        last = row.seq
+    sql = str(query.compile(connection.engine, compile_kwargs={"literal_binds": True}))
+    with connection.connection.driver_connection.cursor(name=f"verify_{chained.name}_{secrets.token_hex(4)}") \
+            as cursor:
+        cursor.itersize = batch
+        cursor.execute(sql)
+        yield from cursor
+
+
+def sealed_rows(chained: ChainedLog, batch: int = 5000):
+    """The sealed rows in sequence order, each with named fields (id, seq, row_mac, chain_mac, key_id, ...)."""
+    make = _row_type(chained.name)
+    for row in _rows(chained, batch):
+        yield make(*row)
+
+
+def _sound(chained: ChainedLog, row, prev: str, ring: dict) -> bool:
+    """The common case, checked fast on a plain tuple: a keyed row whose two MACs hold on top of `prev`."""
+    key = ring.get(row[4])
+    digest = row[2]
+    if key is None or digest is None:
+        return False
+    return (mac(key, content_message(chained, row[FIELDS:])) == digest
+            and mac(key, f"{chained.name}|{row[1]}|{row[0]}|{prev}|{digest}".encode()) == row[3])
 
 
 def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000) -> Report:
@@ -513,18 +512,28 @@ def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000
     problem = _check_checkpoint_signatures(mine, ring)
     walk = _Walk(macs_wanted={c["seq"]: None for c in mine})
     rows = _rows(chained, batch)
+    make = _row_type(log_name)
     ahead = []
 
     def upcoming():
         if not ahead:
             ahead.append(next(rows, None))
-        return ahead[0]
+        return None if ahead[0] is None else make(*ahead[0])
 
     ids_seen = [] if chained.id_gaps_are_deletions else None
+    time_index = chained.time_index
     while problem is None:
         row = ahead.pop() if ahead else next(rows, None)
         if row is None:
             break
+        if row[1] == walk.seq + 1 and _sound(chained, row, walk.prev, ring):
+            walk.seq, walk.prev = row[1], row[3]
+            if walk.seq in walk.macs_wanted:
+                walk.macs_wanted[walk.seq] = walk.prev
+            if ids_seen is not None:
+                ids_seen.append((row[0], row[time_index]))
+            continue
+        row = make(*row)  # something is off, or a legacy row: the full check names it
         if row.seq != walk.seq + 1:
             missing = walk.seq + 1
             problem = Problem(DELETED, missing, f"#{missing}" + (f" to #{row.seq - 1}" if row.seq > missing + 1
