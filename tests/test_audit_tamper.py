@@ -364,3 +364,19 @@ def test_rows_read_for_verify_give_the_macs_they_were_written_with(chains):
         rows = list(sealing.sealed_rows(chained, 2))  # small batches: the keyset paging is walked too
         assert [row.seq for row in rows] == list(range(1, len(rows) + 1))
         assert all(sealing.row_mac(chained, row[sealing.FIELDS:], key) == row.row_mac for row in rows)
+
+
+def test_checkpoints_are_sent_to_the_alert_robot_and_the_checkpoint_url(chains, apps, monkeypatch):
+    from tests.robot_receiver import RobotReceiver
+
+    with RobotReceiver(answer={"errcode": 0, "errmsg": "ok"}) as robot, RobotReceiver(answer={"ok": True}) as sink:
+        monkeypatch.setitem(apps.core.config, "ALERT_ROBOT_KIND", "wecom")
+        monkeypatch.setitem(apps.core.config, "ALERT_ROBOT_URL", robot.url + "/cgi-bin/webhook/send?key=k")
+        monkeypatch.setitem(apps.core.config, "AUDIT_CHECKPOINT_URL", sink.url + "/checkpoints")
+        lines = sealing.write_checkpoints()
+        db.session.commit()
+        assert sealing.publish_checkpoints(lines) == {"robot": True, "url": True}
+        assert sink.requests[0].json == {"checkpoints": lines}
+        sent_text = json.dumps(robot.requests[0].json, ensure_ascii=False)
+        assert all(f"#{line['seq']}" in sent_text and line["mac"][:16] in sent_text for line in lines)
+    assert all(r.intact and r.checkpoints == 2 for r in sealing.verify_all())
