@@ -228,7 +228,10 @@ def _take_log(chained: ChainedLog):
     """
     session = db.session
     if session.get_bind().dialect.name == "postgresql":
-        got = session.execute(select(func.pg_try_advisory_xact_lock(func.hashtext(f"orderloom-seal-{chained.name}"))))
+        # Advisory locks are per database, not per schema: the schema is part of the key, so two installations
+        # (or test runs) in one database never take each other's sealer lock.
+        key = func.hashtext(func.concat("orderloom-seal-", func.current_schema(), "-", chained.name))
+        got = session.execute(select(func.pg_try_advisory_xact_lock(key)))
         if not got.scalar():
             return _BUSY
     return session.execute(select(AuditSeal).where(AuditSeal.log == chained.name).with_for_update()).scalar_one_or_none()
