@@ -269,3 +269,45 @@ def test_app_role_may_add_and_seal_but_never_rewrite(live, tmp_path):
             transaction.rollback()
     finally:
         engine.dispose()
+
+
+def test_a_sealer_of_another_installation_never_blocks_this_one(live, databases, monkeypatch):
+    """Two installations in one PostgreSQL database (schemas) or two SQLite files: each has its own sealer lock."""
+    from shared.appcore import create_core_app
+    from tests.conftest import app_config
+
+    other = create_core_app("other", app_config(databases.create(live.backend, "other")))
+    with other.app_context():
+        audit.record(ADMIN, "test.other", "thing", "1")
+        db.session.commit()
+    with live.core.app_context():
+        _write(2)
+    inside, release, errors = threading.Event(), threading.Event(), []
+
+    def hold(log, seals):
+        if threading.current_thread().name == "other":
+            inside.set()
+            release.wait(30)
+
+    monkeypatch.setattr(sealing, "_after_rows_hook", hold)
+
+    def seal_other():
+        try:
+            with other.app_context():
+                sealing.seal_all(commit=db.session.commit, logs=("audit",))
+                db.session.remove()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    thread = threading.Thread(target=seal_other, name="other")
+    thread.start()
+    try:
+        assert inside.wait(30)  # the other installation's sealer holds its audit log
+        with live.core.app_context():
+            assert sealing.seal_all(commit=db.session.commit, logs=("audit",))["audit"] > 0
+    finally:
+        release.set()
+        thread.join(60)
+    assert not errors, errors
+    with other.app_context():
+        db.engine.dispose()
