@@ -311,3 +311,44 @@ def test_a_sealer_of_another_installation_never_blocks_this_one(live, databases,
     assert not errors, errors
     with other.app_context():
         db.engine.dispose()
+
+
+def test_verify_while_the_sealer_seals_reports_no_false_alarm(live):
+    """PostgreSQL: verify reads the head before and after its walk, so a sealer moving the head meanwhile is no
+    'head reset'. SQLite: verify holds the writer lock for its walk, so no sealer can move the head at all."""
+    import sqlite3
+
+    outcome = {}
+    with live.core.app_context():
+        _write(3)
+        sealing.seal_all(commit=db.session.commit)
+        original = sealing._rows
+
+        def sealer_runs_then_rows(chained, batch):
+            """The head was read; now, before the chain is read, another sealer moves it on."""
+            if live.backend == "sqlite":
+                other = sqlite3.connect(live.url.removeprefix("sqlite:///"), timeout=0.2)
+                try:
+                    other.execute("BEGIN IMMEDIATE")
+                    outcome["other writer"] = "got the lock"
+                except sqlite3.OperationalError as refused:
+                    outcome["other writer"] = str(refused)
+                finally:
+                    other.close()
+            else:
+                with live.core.app_context():  # another session: the cron's sealer, committing more rows
+                    _write(1)
+                    outcome["sealed meanwhile"] = sealing.seal_all(commit=db.session.commit)["audit"]
+                    db.session.remove()
+            yield from original(chained, batch)
+
+        sealing._rows = sealer_runs_then_rows
+        try:
+            reports = sealing.verify_all()
+        finally:
+            sealing._rows = original
+        assert all(r.intact for r in reports), [str(r.problem) for r in reports]
+    if live.backend == "sqlite":
+        assert set(outcome.values()) == {"database is locked"}
+    else:
+        assert outcome["sealed meanwhile"] > 0

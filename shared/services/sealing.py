@@ -383,7 +383,7 @@ class _Walk:
     macs_wanted: dict[int, str | None] = field(default_factory=dict)
 
 
-def _verify_row(chained: ChainedLog, row, walk: _Walk, ring: dict, state: AuditSeal, upcoming) -> Problem | None:
+def _verify_row(chained: ChainedLog, row, walk: _Walk, ring: dict, state: "_Head", upcoming) -> Problem | None:
     """Check one sealed row against the chain so far; None if it is sound."""
     seq = row.seq
     if row.key_id == LEGACY_KEY_ID and chained.name == "audit" and seq <= state.legacy_seq:
@@ -506,7 +506,7 @@ def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000
     """Walk one chain, then hold it against its head and its checkpoints; the report names the first problem."""
     chained = LOGS[log_name]
     report = Report(log_name, window=unsealed_window(log_name))
-    state = db.session.get(AuditSeal, log_name)
+    state = _read_head(log_name)
     if state is None or state.last_mac is None:
         report.problem = Problem(HEAD_MISSING, None, f"the {log_name} chain head (audit_seals row) is missing")
         return report
@@ -564,23 +564,60 @@ def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000
     return report
 
 
-def _check_head(state: AuditSeal, walk: _Walk, ring: dict) -> Problem | None:
-    if state.head_mac is not None:
-        key = ring.get(state.key_id or "")
-        if key is None:
-            return Problem(KEY_MISMATCH, state.last_seq, f"the {state.log} head was sealed with key "
-                                                         f"{state.key_id!r}, which is not configured")
-        if not hmac.compare_digest(head_mac(state, key), state.head_mac):
-            return Problem(HEAD_RESET, state.last_seq, f"the {state.log} head row was changed outside the sealer "
-                                                       f"(it says #{state.last_seq})")
-    elif state.last_seq != state.legacy_seq or state.checkpoints:
-        return Problem(HEAD_RESET, state.last_seq, f"the {state.log} head has lost its MAC (it says #{state.last_seq})")
+@dataclass(frozen=True)
+class _Head:
+    """What a head row said when it was read (a copy, so a later read cannot change it)."""
+
+    log: str
+    last_seq: int
+    last_mac: str | None
+    legacy_seq: int
+    checkpoints: int
+    key_id: str | None
+    head_mac: str | None
+
+
+def _read_head(log_name: str) -> _Head | None:
+    row = db.session.execute(select(AuditSeal.log, AuditSeal.last_seq, AuditSeal.last_mac, AuditSeal.legacy_seq,
+                                    AuditSeal.checkpoints, AuditSeal.key_id, AuditSeal.head_mac)
+                             .where(AuditSeal.log == log_name)).first()
+    return None if row is None else _Head(*row)
+
+
+def _check_head(state: _Head, walk: _Walk, ring: dict) -> Problem | None:
+    """Hold the walked chain against its head. A sealer may have moved the head while the chain was read
+    (PostgreSQL reads each statement at its own moment), so the head is read again after the walk: the chain
+    must reach the head as it was before the walk and may not go beyond the head as it is after it."""
+    after = _read_head(state.log) or state
+    for head in (state, after):
+        problem = _check_head_mac(head, ring)
+        if problem is not None:
+            return problem
     if walk.seq < state.last_seq:
         return Problem(TRUNCATED, walk.seq + 1, f"the {state.log} chain ends at #{walk.seq} but its head says "
                                                 f"#{state.last_seq}")
-    if walk.seq > state.last_seq or walk.prev != state.last_mac:
-        return Problem(HEAD_RESET, state.last_seq, f"the {state.log} head says #{state.last_seq} but the chain goes "
-                                                   f"on to #{walk.seq}")
+    if walk.seq > after.last_seq:
+        return Problem(HEAD_RESET, after.last_seq, f"the {state.log} head says #{after.last_seq} but the chain "
+                                                   f"goes on to #{walk.seq}")
+    for head in (state, after):
+        if walk.seq == head.last_seq and walk.prev != head.last_mac:
+            return Problem(HEAD_RESET, head.last_seq, f"the {state.log} head's MAC for #{head.last_seq} is not "
+                                                      f"the chain's")
+    return None
+
+
+def _check_head_mac(head: _Head, ring: dict) -> Problem | None:
+    if head.head_mac is not None:
+        key = ring.get(head.key_id or "")
+        if key is None:
+            return Problem(KEY_MISMATCH, head.last_seq, f"the {head.log} head was sealed with key "
+                                                        f"{head.key_id!r}, which is not configured")
+        if not hmac.compare_digest(head_mac(head, key), head.head_mac):
+            return Problem(HEAD_RESET, head.last_seq, f"the {head.log} head row was changed outside the sealer "
+                                                      f"(it says #{head.last_seq})")
+    elif head.last_seq != head.legacy_seq or head.checkpoints:
+        return Problem(HEAD_RESET, head.last_seq, f"the {head.log} head has lost its MAC (it says "
+                                                  f"#{head.last_seq})")
     return None
 
 
@@ -624,7 +661,7 @@ def _check_checkpoint_signatures(mine: list[dict], ring: dict) -> Problem | None
     return None
 
 
-def _check_checkpoints(log_name: str, mine: list[dict], walk: _Walk, state: AuditSeal) -> Problem | None:
+def _check_checkpoints(log_name: str, mine: list[dict], walk: _Walk, state: "_Head") -> Problem | None:
     for line in mine:
         if line["seq"] > walk.seq:
             return Problem(TRUNCATED, walk.seq + 1, f"the {log_name} chain ends at #{walk.seq} but the checkpoint of "
