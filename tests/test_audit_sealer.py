@@ -352,3 +352,66 @@ def test_verify_while_the_sealer_seals_reports_no_false_alarm(live):
         assert set(outcome.values()) == {"database is locked"}
     else:
         assert outcome["sealed meanwhile"] > 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_keeps_the_old_sha256_chain_verifiable_and_chains_on_from_it(backend, tmp_path):
+    """Events sealed by the old unkeyed chain (before 0006) verify as they were; new events chain on from them."""
+    import hashlib
+    import json as json_module
+    from datetime import UTC, datetime
+
+    from shared.appcore import create_core_app
+    from shared.database import upgrade
+    from tests.conftest import PG_BASE, app_config
+
+    if backend == "sqlite":
+        url, admin, schema = f"sqlite:///{tmp_path / 'old.sqlite3'}", None, None
+    else:
+        schema = f"t_upgrade_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        admin = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    try:
+        upgrade(url, "0005")
+        engine = sa.create_engine(url)
+        prev = "0" * 64
+        with engine.begin() as connection:
+            for seq in (1, 2, 3):
+                when = datetime(2026, 11, 1, 8, seq, tzinfo=UTC)
+                event = {"seq": seq, "occurred_at": when.isoformat(), "actor_id": None, "actor_label": "system",
+                         "ip": None, "action": "order.transition", "entity_type": "order", "entity_id": f"SO-{seq}",
+                         "before": {"status": "confirmed"}, "after": {"status": "allocated"}, "reason": None}
+                canonical = json_module.dumps(event, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+                digest = hashlib.sha256((prev + canonical).encode()).hexdigest()
+                connection.execute(text(
+                    "INSERT INTO audit_events (seq, occurred_at, actor_label, action, entity_type, entity_id, before, "
+                    "after, prev_hash, hash) VALUES (:seq, :at, 'system', 'order.transition', 'order', :entity, "
+                    ":before, :after, :prev, :hash)"),
+                    {"seq": seq, "at": when if backend == "postgresql" else when.replace(tzinfo=None),
+                     "entity": f"SO-{seq}", "before": '{"status": "confirmed"}', "after": '{"status": "allocated"}',
+                     "prev": prev, "hash": digest})
+                prev = digest
+            connection.execute(text("UPDATE audit_chain_head SET last_seq = 3, last_hash = :h"), {"h": prev})
+        engine.dispose()
+        upgrade(url)
+        app = create_core_app("upgrade", app_config(url))
+        with app.app_context():
+            audit.record(ADMIN, "test.after_upgrade", "thing", "1")
+            db.session.commit()
+            sealing.seal_all(commit=db.session.commit)
+            report = sealing.verify_all(logs=("audit",))[0]
+            assert report.intact and report.checked == 4 and report.legacy == 3, report
+            db.session.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER" if backend == "postgresql" else
+                                    "DROP TRIGGER audit_events_no_update"))
+            db.session.execute(text("UPDATE audit_events SET entity_id = 'SO-X' WHERE seq = 2"))
+            problem = sealing.verify_all(logs=("audit",))[0].problem
+            assert (problem.kind, problem.seq) == (sealing.EDITED, 2) and "legacy hash" in problem.detail
+            db.session.rollback()
+            db.engine.dispose()
+    finally:
+        if admin is not None:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            admin.dispose()
