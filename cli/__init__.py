@@ -202,6 +202,9 @@ def audit():
     """The audit trail."""
 
 
+STALLED_SEALER_S = 60
+
+
 @audit.command("verify")
 @click.option("--log", "log_name", type=click.Choice(("audit", "access", "stock", "all")), default="all",
               show_default=True, help="which chain: audit events, the access log, the stock ledger, or all")
@@ -234,6 +237,10 @@ def audit_verify(log_name):
             where = f" at #{report.problem.seq}" if report.problem.seq is not None else ""
             click.echo(f"{report.log} chain BROKEN after {report.checked} events{where}: {report.problem}", err=True)
     click.echo(f"checkpoints: {path}")
+    stalled = [r for r in reports if r.window and r.window.count and r.window.oldest_age_s > STALLED_SEALER_S]
+    for report in stalled:  # the window should stay about a second wide while `orderloom cron` runs
+        click.echo(f"WARNING: {report.log} rows have waited {report.window.oldest_age_s:.0f} s to be sealed: is "
+                   f"`orderloom cron` (the seal_audit_logs job) running?", err=True)
     if broken:
         sys.exit(1)
 

@@ -269,3 +269,149 @@ def test_app_role_may_add_and_seal_but_never_rewrite(live, tmp_path):
             transaction.rollback()
     finally:
         engine.dispose()
+
+
+def test_a_sealer_of_another_installation_never_blocks_this_one(live, databases, monkeypatch):
+    """Two installations in one PostgreSQL database (schemas) or two SQLite files: each has its own sealer lock."""
+    from shared.appcore import create_core_app
+    from tests.conftest import app_config
+
+    other = create_core_app("other", app_config(databases.create(live.backend, "other")))
+    with other.app_context():
+        audit.record(ADMIN, "test.other", "thing", "1")
+        db.session.commit()
+    with live.core.app_context():
+        _write(2)
+    inside, release, errors = threading.Event(), threading.Event(), []
+
+    def hold(log, seals):
+        if threading.current_thread().name == "other":
+            inside.set()
+            release.wait(30)
+
+    monkeypatch.setattr(sealing, "_after_rows_hook", hold)
+
+    def seal_other():
+        try:
+            with other.app_context():
+                sealing.seal_all(commit=db.session.commit, logs=("audit",))
+                db.session.remove()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    thread = threading.Thread(target=seal_other, name="other")
+    thread.start()
+    try:
+        assert inside.wait(30)  # the other installation's sealer holds its audit log
+        with live.core.app_context():
+            assert sealing.seal_all(commit=db.session.commit, logs=("audit",))["audit"] > 0
+    finally:
+        release.set()
+        thread.join(60)
+    assert not errors, errors
+    with other.app_context():
+        db.engine.dispose()
+
+
+def test_verify_while_the_sealer_seals_reports_no_false_alarm(live):
+    """PostgreSQL: verify reads the head before and after its walk, so a sealer moving the head meanwhile is no
+    'head reset'. SQLite: verify holds the writer lock for its walk, so no sealer can move the head at all."""
+    import sqlite3
+
+    outcome = {}
+    with live.core.app_context():
+        _write(3)
+        sealing.seal_all(commit=db.session.commit)
+        original = sealing._rows
+
+        def sealer_runs_then_rows(chained, batch):
+            """The head was read; now, before the chain is read, another sealer moves it on."""
+            if live.backend == "sqlite":
+                other = sqlite3.connect(live.url.removeprefix("sqlite:///"), timeout=0.2)
+                try:
+                    other.execute("BEGIN IMMEDIATE")
+                    outcome["other writer"] = "got the lock"
+                except sqlite3.OperationalError as refused:
+                    outcome["other writer"] = str(refused)
+                finally:
+                    other.close()
+            else:
+                with live.core.app_context():  # another session: the cron's sealer, committing more rows
+                    _write(1)
+                    outcome["sealed meanwhile"] = sealing.seal_all(commit=db.session.commit)["audit"]
+                    db.session.remove()
+            yield from original(chained, batch)
+
+        sealing._rows = sealer_runs_then_rows
+        try:
+            reports = sealing.verify_all()
+        finally:
+            sealing._rows = original
+        assert all(r.intact for r in reports), [str(r.problem) for r in reports]
+    if live.backend == "sqlite":
+        assert set(outcome.values()) == {"database is locked"}
+    else:
+        assert outcome["sealed meanwhile"] > 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_keeps_the_old_sha256_chain_verifiable_and_chains_on_from_it(backend, tmp_path):
+    """Events sealed by the old unkeyed chain (before 0006) verify as they were; new events chain on from them."""
+    import hashlib
+    import json as json_module
+    from datetime import UTC, datetime
+
+    from shared.appcore import create_core_app
+    from shared.database import upgrade
+    from tests.conftest import PG_BASE, app_config
+
+    if backend == "sqlite":
+        url, admin, schema = f"sqlite:///{tmp_path / 'old.sqlite3'}", None, None
+    else:
+        schema = f"t_upgrade_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        admin = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    try:
+        upgrade(url, "0005")
+        engine = sa.create_engine(url)
+        prev = "0" * 64
+        with engine.begin() as connection:
+            for seq in (1, 2, 3):
+                when = datetime(2026, 11, 1, 8, seq, tzinfo=UTC)
+                event = {"seq": seq, "occurred_at": when.isoformat(), "actor_id": None, "actor_label": "system",
+                         "ip": None, "action": "order.transition", "entity_type": "order", "entity_id": f"SO-{seq}",
+                         "before": {"status": "confirmed"}, "after": {"status": "allocated"}, "reason": None}
+                canonical = json_module.dumps(event, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+                digest = hashlib.sha256((prev + canonical).encode()).hexdigest()
+                connection.execute(text(
+                    "INSERT INTO audit_events (seq, occurred_at, actor_label, action, entity_type, entity_id, before, "
+                    "after, prev_hash, hash) VALUES (:seq, :at, 'system', 'order.transition', 'order', :entity, "
+                    ":before, :after, :prev, :hash)"),
+                    {"seq": seq, "at": when if backend == "postgresql" else when.replace(tzinfo=None),
+                     "entity": f"SO-{seq}", "before": '{"status": "confirmed"}', "after": '{"status": "allocated"}',
+                     "prev": prev, "hash": digest})
+                prev = digest
+            connection.execute(text("UPDATE audit_chain_head SET last_seq = 3, last_hash = :h"), {"h": prev})
+        engine.dispose()
+        upgrade(url)
+        app = create_core_app("upgrade", app_config(url))
+        with app.app_context():
+            audit.record(ADMIN, "test.after_upgrade", "thing", "1")
+            db.session.commit()
+            sealing.seal_all(commit=db.session.commit)
+            report = sealing.verify_all(logs=("audit",))[0]
+            assert report.intact and report.checked == 4 and report.legacy == 3, report
+            db.session.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER" if backend == "postgresql" else
+                                    "DROP TRIGGER audit_events_no_update"))
+            db.session.execute(text("UPDATE audit_events SET entity_id = 'SO-X' WHERE seq = 2"))
+            problem = sealing.verify_all(logs=("audit",))[0].problem
+            assert (problem.kind, problem.seq) == (sealing.EDITED, 2) and "legacy hash" in problem.detail
+            db.session.rollback()
+            db.engine.dispose()
+    finally:
+        if admin is not None:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            admin.dispose()

@@ -86,3 +86,13 @@ def test_allocate_wave_and_tracking_benchmarks_keep_their_checks():
     with benchmarks.bench_database("tracking", PG_BASE) as url:
         track = bench_fulfilment.run_tracking(url, events=60, http_requests=10, overrides=_keys(url))
     assert track["ok"] and track["stored"] == 60, track
+
+
+def test_audit_verify_benchmark_at_toy_size():
+    from devtools.bench import audit as bench_audit
+
+    with benchmarks.bench_database("audit-verify", PG_BASE) as url:
+        results = bench_audit.run_audit_verify(url, events=300, unsealed=40, repeat=1, progress=lambda _m: None)
+    assert results["ok"], results["problems"]
+    assert results["commit_path"]["sealed"] == 40 and results["profile"]["rows"] == 300
+    assert results["aims"][0]["met"] is False  # 300 events say nothing about the 1,000,000-event aim

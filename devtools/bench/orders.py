@@ -1207,6 +1207,10 @@ def build_parser() -> argparse.ArgumentParser:
     track = commands.add_parser("tracking", parents=[common], help="tracking events ingested per second")
     track.add_argument("--events", type=int, default=20_000)
     track.add_argument("--http-requests", type=int, default=500)
+    verify = commands.add_parser("audit-verify", parents=[common], help="seconds to verify N sealed audit events")
+    verify.add_argument("--events", type=int, default=1_000_000)
+    verify.add_argument("--unsealed", type=int, default=20_000,
+                        help="of them, written through the commit path and sealed by the real sealer (timed)")
     board = commands.add_parser("board", parents=[common], help="p50/p95 of the fulfilment board")
     board.add_argument("--orders", type=int, default=100_000, help="open shipments to seed")
     board.add_argument("--samples", type=int, default=20)
@@ -1240,6 +1244,12 @@ def main(argv: list[str] | None = None) -> int:
                 results = _run_sync_benchmark(name, url, args)
             elif name in ("allocate-wave", "tracking", "board"):
                 results = _run_fulfilment_benchmark(name, url, args)
+            elif name == "audit-verify":
+                from devtools.bench import audit as bench_audit
+
+                results = bench_audit.run_audit_verify(url, events=args.events, unsealed=args.unsealed,
+                                                       repeat=args.repeat, progress=_progress)
+                bench_audit.print_audit_verify(results)
             elif name == "create-orders":
                 counts = tuple(int(n) for n in args.clients.split(",") if n.strip())
                 results = run_create_orders(url, orders=args.orders, client_counts=counts, skus=args.skus,

@@ -20,7 +20,9 @@ import hmac
 import json
 import logging
 import os
+import secrets
 import time
+from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,10 +30,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import BigInteger, Table, Text, bindparam, cast, extract, func, select, update
 
 from shared.extensions import db
 from shared.models import AccessLogEntry, AuditEvent, AuditSeal, StockMovement
+from shared.models.types import UTCDateTime
 from shared.timekeeping import utc_now
 
 log = logging.getLogger("orderloom.audit")
@@ -59,16 +62,22 @@ class ChainedLog:
     row_mac_required: bool  # True: every row must be written with its row MAC (the application always does)
     time_field: str
     id_gaps_are_deletions: bool = False  # True when rows are written only at commit, so ids have no holes
+    json_fields: tuple[str, ...] = ()
 
     @property
     def table(self) -> Table:
         return self.model.__table__
 
+    @property
+    def time_index(self) -> int:
+        return FIELDS + self.fields.index(self.time_field)
+
 
 LOGS: dict[str, ChainedLog] = {
     "audit": ChainedLog("audit", AuditEvent, ("occurred_at", "actor_id", "actor_label", "ip", "action", "entity_type",
                                               "entity_id", "before", "after", "reason"),
-                        row_mac_required=True, time_field="occurred_at", id_gaps_are_deletions=True),
+                        row_mac_required=True, time_field="occurred_at", id_gaps_are_deletions=True,
+                        json_fields=("before", "after")),
     "access": ChainedLog("access", AccessLogEntry, ("occurred_at", "actor_id", "actor_label", "ip", "action",
                                                     "entity_type", "entity_id", "fields", "channel"),
                          row_mac_required=False, time_field="occurred_at"),
@@ -113,8 +122,7 @@ def keys_by_id() -> dict[str, bytes]:
 
 
 def new_audit_key() -> str:
-    import secrets
-
+    
     return secrets.token_urlsafe(32)
 
 
@@ -122,54 +130,78 @@ def new_audit_key() -> str:
 
 
 def _text(value) -> str:
-    """The canonical text of one field value: the same whether it comes from Python or back from the database."""
+    """The canonical text of one field value, tagged by kind; fields keep fixed positions, so no two rows collide."""
     if value is None:
         return "~"
     if isinstance(value, str):
         return f"s{len(value)}:{value}"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, int):
-        return f"i{value}"
-    if isinstance(value, datetime):
+    if isinstance(value, datetime):  # the instant in microseconds, as PostgreSQL hands it to verify directly
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        micros = (value - EPOCH) // timedelta(microseconds=1)
-        return f"d{micros}"
-    if isinstance(value, Decimal):
-        return f"n{value}"
-    dumped = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return f"j{len(dumped)}:{dumped}"
+        return f"i{(value - EPOCH) // timedelta(microseconds=1)}"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (int, Decimal)):
+        return f"i{value}"
+    raise TypeError(f"no canonical text for {type(value).__name__}")
 
 
-def content_message(chained: ChainedLog, values) -> bytes:
-    """What a row MAC covers: the log's name and its fields in order (values: a mapping or a row)."""
-    return (chained.name + "|" + "|".join(_text(values[name]) for name in chained.fields)).encode()
+def stored_json(value) -> str:
+    """A JSON column's text exactly as SQLAlchemy writes it (and both databases keep it): what a row MAC covers, so
+    verify reads the text back instead of parsing and re-serialising every event."""
+    return json.dumps(value)
 
 
-def row_mac(chained: ChainedLog, values, key: bytes) -> str:
-    return hmac.digest(key, content_message(chained, values), "sha256").hex()
+def canonical_fields(chained: ChainedLog, values) -> tuple:
+    """A row's MACed fields, in order, in stored form, from the Python values about to be written."""
+    return tuple(stored_json(values[name]) if name in chained.json_fields else values[name]
+                 for name in chained.fields)
+
+
+def content_message(chained: ChainedLog, fields) -> bytes:
+    """What a row MAC covers: the log's name and its fields (in stored form, see `_columns`) in order."""
+    return (chained.name + "|" + "|".join(map(_text, fields))).encode()
+
+
+@lru_cache(maxsize=16)
+def _pads(key: bytes):
+    """HMAC-SHA256's inner and outer states for a key, computed once: each MAC then costs two hash copies
+    instead of a new HMAC object (the difference is half of verify's time over a million rows)."""
+    block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    return (hashlib.sha256(bytes(b ^ 0x36 for b in block)), hashlib.sha256(bytes(b ^ 0x5C for b in block)))
+
+
+def mac(key: bytes, message: bytes) -> str:
+    """HMAC-SHA256 of message under key, as hex (the same value hmac.new(key, message, sha256) gives)."""
+    inner, outer = _pads(key)
+    inner, outer = inner.copy(), outer.copy()
+    inner.update(message)
+    outer.update(inner.digest())
+    return outer.hexdigest()
+
+
+def row_mac(chained: ChainedLog, fields, key: bytes) -> str:
+    return mac(key, content_message(chained, fields))
 
 
 def chain_mac(chained: ChainedLog, seq: int, row_id: int, prev: str, digest: str | None, key: bytes) -> str:
-    message = f"{chained.name}|{seq}|{row_id}|{prev}|{digest or '~'}".encode()
-    return hmac.digest(key, message, "sha256").hex()
+    return mac(key, f"{chained.name}|{seq}|{row_id}|{prev}|{digest or '~'}".encode())
 
 
 def head_mac(state: AuditSeal, key: bytes) -> str:
     message = (f"head|{state.log}|{state.last_seq}|{state.last_mac}|{state.legacy_seq}|{state.checkpoints}"
                f"|{state.key_id}").encode()
-    return hmac.digest(key, message, "sha256").hex()
+    return mac(key, message)
 
 
 def legacy_hash(prev: str, row) -> str:
     """The unkeyed sha256 chain of audit events sealed before migration 0006 (kept verifiable, never extended)."""
-    payload = {
-        "seq": row["seq"], "occurred_at": row["occurred_at"].isoformat(), "actor_id": row["actor_id"],
-        "actor_label": row["actor_label"], "ip": row["ip"], "action": row["action"],
-        "entity_type": row["entity_type"], "entity_id": row["entity_id"], "before": row["before"],
-        "after": row["after"], "reason": row["reason"],
-    }
+    values = dict(zip(LOGS["audit"].fields, row[FIELDS:], strict=True))
+    when = values["occurred_at"]
+    when = EPOCH + timedelta(microseconds=when) if isinstance(when, int) else when.replace(tzinfo=when.tzinfo or UTC)
+    payload = {**values, "seq": row.seq, "occurred_at": when.isoformat(),
+               "before": json.loads(values["before"]) if values["before"] is not None else None,
+               "after": json.loads(values["after"]) if values["after"] is not None else None}
     canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256((prev + canonical).encode()).hexdigest()
 
@@ -177,7 +209,7 @@ def legacy_hash(prev: str, row) -> str:
 def stamp(chained: ChainedLog, values: dict) -> dict:
     """Give a row about to be written its row MAC and key id (values is changed and returned)."""
     key_id, key = newest_key()
-    values["row_mac"], values["key_id"] = row_mac(chained, values, key), key_id
+    values["row_mac"], values["key_id"] = row_mac(chained, canonical_fields(chained, values), key), key_id
     return values
 
 
@@ -196,7 +228,10 @@ def _take_log(chained: ChainedLog):
     """
     session = db.session
     if session.get_bind().dialect.name == "postgresql":
-        got = session.execute(select(func.pg_try_advisory_xact_lock(func.hashtext(f"orderloom-seal-{chained.name}"))))
+        # Advisory locks are per database, not per schema: the schema is part of the key, so two installations
+        # (or test runs) in one database never take each other's sealer lock.
+        key = func.hashtext(func.concat("orderloom-seal-", func.current_schema(), "-", chained.name))
+        got = session.execute(select(func.pg_try_advisory_xact_lock(key)))
         if not got.scalar():
             return _BUSY
     return session.execute(select(AuditSeal).where(AuditSeal.log == chained.name).with_for_update()).scalar_one_or_none()
@@ -245,24 +280,23 @@ def seal_batch(log_name: str, limit: int = 5000) -> int | None:
     if state is _BUSY:
         return None
     _refuse_bad_head(chained, state)
-    columns = [table.c.id, table.c.row_mac, table.c.key_id, *(table.c[name] for name in chained.fields)]
-    rows = db.session.execute(select(*columns).where(table.c.seq.is_(None)).order_by(table.c.id)
-                              .limit(limit)).mappings().all()
+    rows = db.session.execute(select(*_columns(chained)).where(table.c.seq.is_(None)).order_by(table.c.id)
+                              .limit(limit)).all()
     if not rows:
         return 0
     ring = keys_by_id()
-    newest_id, newest = newest_key()
+    newest_id = newest_key()[0]
     seq, prev, read_seq = state.last_seq, state.last_mac, state.last_seq
     seals = []
     for row in rows:
         seq += 1
-        key_id = row["key_id"] if row["key_id"] in ring else newest_id
+        key_id = row.key_id if row.key_id in ring else newest_id
         key = ring[key_id]
-        digest = row["row_mac"]
+        digest = row.row_mac
         if digest is None and not chained.row_mac_required:
-            digest = row_mac(chained, row, key)  # a row its writer did not MAC: protected from now on
-        prev = chain_mac(chained, seq, row["id"], prev, digest, key)
-        seals.append({"b_id": row["id"], "b_seq": seq, "b_row_mac": digest, "b_chain_mac": prev, "b_key_id": key_id})
+            digest = row_mac(chained, row[FIELDS:], key)  # a row its writer did not MAC: protected from now on
+        prev = chain_mac(chained, seq, row.id, prev, digest, key)
+        seals.append({"b_id": row.id, "b_seq": seq, "b_row_mac": digest, "b_chain_mac": prev, "b_key_id": key_id})
     statement = (update(table).where(table.c.id == bindparam("b_id"), table.c.seq.is_(None))
                  .values(seq=bindparam("b_seq"), row_mac=bindparam("b_row_mac"), chain_mac=bindparam("b_chain_mac"),
                          key_id=bindparam("b_key_id")))
@@ -349,73 +383,130 @@ class _Walk:
     macs_wanted: dict[int, str | None] = field(default_factory=dict)
 
 
-def _verify_row(chained: ChainedLog, row, walk: _Walk, ring: dict, state: AuditSeal, upcoming) -> Problem | None:
+def _verify_row(chained: ChainedLog, row, walk: _Walk, ring: dict, state: "_Head", upcoming) -> Problem | None:
     """Check one sealed row against the chain so far; None if it is sound."""
-    seq = row["seq"]
-    if row["key_id"] == LEGACY_KEY_ID and chained.name == "audit" and seq <= state.legacy_seq:
-        if legacy_hash(walk.prev, row) != row["chain_mac"]:
-            return Problem(EDITED, seq, f"event #{seq} (id {row['id']}) does not match its legacy hash")
+    seq = row.seq
+    if row.key_id == LEGACY_KEY_ID and chained.name == "audit" and seq <= state.legacy_seq:
+        if legacy_hash(walk.prev, row) != row.chain_mac:
+            return Problem(EDITED, seq, f"event #{seq} (id {row.id}) does not match its legacy hash")
         return None
-    key = ring.get(row["key_id"] or "")
+    key = ring.get(row.key_id or "")
     if key is None:
-        return Problem(KEY_MISMATCH, seq, f"#{seq} (id {row['id']}) was sealed with key {row['key_id']!r}, which is "
+        return Problem(KEY_MISMATCH, seq, f"#{seq} (id {row.id}) was sealed with key {row.key_id!r}, which is "
                                           f"not in ORDERLOOM_AUDIT_KEYS")
-    digest = row["row_mac"]
+    digest = row.row_mac
     if digest is None and chained.row_mac_required:
-        return Problem(INSERTED, seq, f"#{seq} (id {row['id']}) has no row MAC: it was not written by the "
+        return Problem(INSERTED, seq, f"#{seq} (id {row.id}) has no row MAC: it was not written by the "
                                       f"application")
-    content_ok = digest is not None and hmac.compare_digest(row_mac(chained, row, key), digest)
-    chain_ok = row["chain_mac"] is not None and hmac.compare_digest(
-        chain_mac(chained, seq, row["id"], walk.prev, digest, key), row["chain_mac"])
+    content_ok = digest is not None and hmac.compare_digest(row_mac(chained, row[FIELDS:], key), digest)
+    chain_ok = row.chain_mac is not None and hmac.compare_digest(
+        chain_mac(chained, seq, row.id, walk.prev, digest, key), row.chain_mac)
     if content_ok and chain_ok:
         return None
     if chain_ok:
-        return Problem(EDITED, seq, f"#{seq} (id {row['id']}) was changed after it was written: its content no "
+        return Problem(EDITED, seq, f"#{seq} (id {row.id}) was changed after it was written: its content no "
                                     f"longer matches its MAC")
     following = upcoming()
     if content_ok:
         # A genuine row out of place: if the next row chains onto it as it was sealed, rows before it were removed
         # and the rest renumbered; otherwise its chain MAC itself was recomputed.
-        if _chains_on(chained, following, row["chain_mac"], ring, (following or {}).get("seq", 0) + 1):
-            return Problem(DELETED, seq, f"#{seq} (id {row['id']}) does not follow #{seq - 1}: an event before it "
+        if following is not None and _chains_on(chained, following, row.chain_mac, ring, following.seq + 1):
+            return Problem(DELETED, seq, f"#{seq} (id {row.id}) does not follow #{seq - 1}: an event before it "
                                          f"was removed and the later ones renumbered")
     elif _chains_on(chained, following, walk.prev, ring, seq) or (following is None and seq == state.last_seq + 1):
         # Neither MAC holds, and the next row chains on as if this one were not there (or the head ends just
         # before it): this one was slipped in.
-        return Problem(INSERTED, seq, f"#{seq} (id {row['id']}) was inserted into the chain")
-    return Problem(KEY_MISMATCH, seq, f"#{seq} (id {row['id']}) does not match its MACs under the configured key: "
+        return Problem(INSERTED, seq, f"#{seq} (id {row.id}) was inserted into the chain")
+    return Problem(KEY_MISMATCH, seq, f"#{seq} (id {row.id}) does not match its MACs under the configured key: "
                                       f"the chain was rewritten or recomputed without the key")
 
 
 def _chains_on(chained: ChainedLog, row, prev: str, ring: dict, *seqs: int) -> bool:
     """Whether a row's chain MAC holds on top of `prev`, at its own sequence number or one of `seqs`."""
-    if row is None or row["chain_mac"] is None or ring.get(row["key_id"] or "") is None:
+    if row is None or row.chain_mac is None or ring.get(row.key_id or "") is None:
         return False
-    key = ring[row["key_id"]]
-    return any(hmac.compare_digest(chain_mac(chained, s, row["id"], prev, row["row_mac"], key), row["chain_mac"])
-               for s in {row["seq"], *seqs})
+    key = ring[row.key_id]
+    return any(hmac.compare_digest(chain_mac(chained, s, row.id, prev, row.row_mac, key), row.chain_mac)
+               for s in {row.seq, *seqs})
+
+
+FIELDS = 5  # a fetched row: id, seq, row_mac, chain_mac, key_id, then the log's fields in stored form
+
+
+def _columns(chained: ChainedLog) -> list:
+    """The columns a sealer or verifier reads, the MACed fields in stored form: JSON as its text, and on
+    PostgreSQL time as microseconds since 1970 (no datetime objects to build for a million rows)."""
+    table = chained.table
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    fields = []
+    for name in chained.fields:
+        column = table.c[name]
+        if name in chained.json_fields:
+            column = cast(column, Text)
+        elif isinstance(column.type, UTCDateTime) and postgres:
+            column = cast(extract("epoch", column) * 1_000_000, BigInteger)
+        fields.append(column.label(name))
+    return [table.c.id, table.c.seq, table.c.row_mac, table.c.chain_mac, table.c.key_id, *fields]
 
 
 def _rows(chained: ChainedLog, batch: int):
     """The sealed rows in sequence order, streamed in keyset batches."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        yield from _rows_by_cursor(chained, batch)
+        return
     table = chained.table
-    columns = [table.c.id, table.c.seq, table.c.row_mac, table.c.chain_mac, table.c.key_id,
-               *(table.c[name] for name in chained.fields if name not in ("id", "seq"))]
+    columns = _columns(chained)
     last = 0
     while True:
         chunk = db.session.execute(select(*columns).where(table.c.seq > last).order_by(table.c.seq)
-                                   .limit(batch)).mappings().all()
+                                   .limit(batch)).all()
         if not chunk:
             return
         yield from chunk
-        last = chunk[-1]["seq"]
+        last = chunk[-1].seq
+
+
+@lru_cache(maxsize=8)
+def _row_type(name: str):
+    return namedtuple(f"{name.title()}Row", ["id", "seq", "row_mac", "chain_mac", "key_id", *LOGS[name].fields])
+
+
+def _rows_by_cursor(chained: ChainedLog, batch: int):
+    """PostgreSQL: the same rows as plain tuples from one server-side cursor, `batch` rows per round trip,
+    without SQLAlchemy's per-row objects (a third of verify's time over a million rows)."""
+    table = chained.table
+    query = select(*_columns(chained)).where(table.c.seq.is_not(None)).order_by(table.c.seq)
+    connection = db.session.connection()
+    sql = str(query.compile(connection.engine, compile_kwargs={"literal_binds": True}))
+    with connection.connection.driver_connection.cursor(name=f"verify_{chained.name}_{secrets.token_hex(4)}") \
+            as cursor:
+        cursor.itersize = batch
+        cursor.execute(sql)
+        yield from cursor
+
+
+def sealed_rows(chained: ChainedLog, batch: int = 5000):
+    """The sealed rows in sequence order, each with named fields (id, seq, row_mac, chain_mac, key_id, ...)."""
+    make = _row_type(chained.name)
+    for row in _rows(chained, batch):
+        yield make(*row)
+
+
+def _sound(chained: ChainedLog, row, prev: str, ring: dict) -> bool:
+    """The common case, checked fast on a plain tuple: a keyed row whose two MACs hold on top of `prev`."""
+    key = ring.get(row[4])
+    digest = row[2]
+    if key is None or digest is None:
+        return False
+    return (mac(key, content_message(chained, row[FIELDS:])) == digest
+            and mac(key, f"{chained.name}|{row[1]}|{row[0]}|{prev}|{digest}".encode()) == row[3])
 
 
 def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000) -> Report:
     """Walk one chain, then hold it against its head and its checkpoints; the report names the first problem."""
     chained = LOGS[log_name]
     report = Report(log_name, window=unsealed_window(log_name))
-    state = db.session.get(AuditSeal, log_name)
+    state = _read_head(log_name)
     if state is None or state.last_mac is None:
         report.problem = Problem(HEAD_MISSING, None, f"the {log_name} chain head (audit_seals row) is missing")
         return report
@@ -424,33 +515,43 @@ def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000
     problem = _check_checkpoint_signatures(mine, ring)
     walk = _Walk(macs_wanted={c["seq"]: None for c in mine})
     rows = _rows(chained, batch)
+    make = _row_type(log_name)
     ahead = []
 
     def upcoming():
         if not ahead:
             ahead.append(next(rows, None))
-        return ahead[0]
+        return None if ahead[0] is None else make(*ahead[0])
 
     ids_seen = [] if chained.id_gaps_are_deletions else None
+    time_index = chained.time_index
     while problem is None:
         row = ahead.pop() if ahead else next(rows, None)
         if row is None:
             break
-        if row["seq"] != walk.seq + 1:
+        if row[1] == walk.seq + 1 and _sound(chained, row, walk.prev, ring):
+            walk.seq, walk.prev = row[1], row[3]
+            if walk.seq in walk.macs_wanted:
+                walk.macs_wanted[walk.seq] = walk.prev
+            if ids_seen is not None:
+                ids_seen.append((row[0], row[time_index]))
+            continue
+        row = make(*row)  # something is off, or a legacy row: the full check names it
+        if row.seq != walk.seq + 1:
             missing = walk.seq + 1
-            problem = Problem(DELETED, missing, f"#{missing}" + (f" to #{row['seq'] - 1}" if row["seq"] > missing + 1
+            problem = Problem(DELETED, missing, f"#{missing}" + (f" to #{row.seq - 1}" if row.seq > missing + 1
                                                                  else "") + " is missing from the chain")
             break
         problem = _verify_row(chained, row, walk, ring, state, upcoming)
         if problem is not None:
             break
-        walk.seq, walk.prev = row["seq"], row["chain_mac"]
+        walk.seq, walk.prev = row.seq, row.chain_mac
         if walk.seq in walk.macs_wanted:
             walk.macs_wanted[walk.seq] = walk.prev
-        if row["key_id"] == LEGACY_KEY_ID:
+        if row.key_id == LEGACY_KEY_ID:
             report.legacy += 1
         if ids_seen is not None:
-            ids_seen.append((row["id"], row[chained.time_field]))
+            ids_seen.append((row.id, row[chained.time_index]))
     report.checked = walk.seq
     if problem is None:
         problem = _check_head(state, walk, ring)
@@ -463,38 +564,76 @@ def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000
     return report
 
 
-def _check_head(state: AuditSeal, walk: _Walk, ring: dict) -> Problem | None:
-    if state.head_mac is not None:
-        key = ring.get(state.key_id or "")
-        if key is None:
-            return Problem(KEY_MISMATCH, state.last_seq, f"the {state.log} head was sealed with key "
-                                                         f"{state.key_id!r}, which is not configured")
-        if not hmac.compare_digest(head_mac(state, key), state.head_mac):
-            return Problem(HEAD_RESET, state.last_seq, f"the {state.log} head row was changed outside the sealer "
-                                                       f"(it says #{state.last_seq})")
-    elif state.last_seq != state.legacy_seq or state.checkpoints:
-        return Problem(HEAD_RESET, state.last_seq, f"the {state.log} head has lost its MAC (it says #{state.last_seq})")
+@dataclass(frozen=True)
+class _Head:
+    """What a head row said when it was read (a copy, so a later read cannot change it)."""
+
+    log: str
+    last_seq: int
+    last_mac: str | None
+    legacy_seq: int
+    checkpoints: int
+    key_id: str | None
+    head_mac: str | None
+
+
+def _read_head(log_name: str) -> _Head | None:
+    row = db.session.execute(select(AuditSeal.log, AuditSeal.last_seq, AuditSeal.last_mac, AuditSeal.legacy_seq,
+                                    AuditSeal.checkpoints, AuditSeal.key_id, AuditSeal.head_mac)
+                             .where(AuditSeal.log == log_name)).first()
+    return None if row is None else _Head(*row)
+
+
+def _check_head(state: _Head, walk: _Walk, ring: dict) -> Problem | None:
+    """Hold the walked chain against its head. A sealer may have moved the head while the chain was read
+    (PostgreSQL reads each statement at its own moment), so the head is read again after the walk: the chain
+    must reach the head as it was before the walk and may not go beyond the head as it is after it."""
+    after = _read_head(state.log) or state
+    for head in (state, after):
+        problem = _check_head_mac(head, ring)
+        if problem is not None:
+            return problem
     if walk.seq < state.last_seq:
         return Problem(TRUNCATED, walk.seq + 1, f"the {state.log} chain ends at #{walk.seq} but its head says "
                                                 f"#{state.last_seq}")
-    if walk.seq > state.last_seq or walk.prev != state.last_mac:
-        return Problem(HEAD_RESET, state.last_seq, f"the {state.log} head says #{state.last_seq} but the chain goes "
-                                                   f"on to #{walk.seq}")
+    if walk.seq > after.last_seq:
+        return Problem(HEAD_RESET, after.last_seq, f"the {state.log} head says #{after.last_seq} but the chain "
+                                                   f"goes on to #{walk.seq}")
+    for head in (state, after):
+        if walk.seq == head.last_seq and walk.prev != head.last_mac:
+            return Problem(HEAD_RESET, head.last_seq, f"the {state.log} head's MAC for #{head.last_seq} is not "
+                                                      f"the chain's")
+    return None
+
+
+def _check_head_mac(head: _Head, ring: dict) -> Problem | None:
+    if head.head_mac is not None:
+        key = ring.get(head.key_id or "")
+        if key is None:
+            return Problem(KEY_MISMATCH, head.last_seq, f"the {head.log} head was sealed with key "
+                                                        f"{head.key_id!r}, which is not configured")
+        if not hmac.compare_digest(head_mac(head, key), head.head_mac):
+            return Problem(HEAD_RESET, head.last_seq, f"the {head.log} head row was changed outside the sealer "
+                                                      f"(it says #{head.last_seq})")
+    elif head.last_seq != head.legacy_seq or head.checkpoints:
+        return Problem(HEAD_RESET, head.last_seq, f"the {head.log} head has lost its MAC (it says "
+                                                  f"#{head.last_seq})")
     return None
 
 
 def _check_id_gaps(chained: ChainedLog, ids_seen: list) -> Problem | None:
     """Audit events are written at commit only, so an id missing between old events was deleted before sealing."""
     table = chained.table
-    ids_seen.extend(db.session.execute(select(table.c.id, table.c[chained.time_field])
-                                       .where(table.c.seq.is_(None))).all())
+    ids_seen.extend((row.id, row[chained.time_index]) for row in db.session.execute(
+        select(*_columns(chained)).where(table.c.seq.is_(None))))
     if not ids_seen:
         return None
     ids_seen.sort()
     settled = utc_now() - ID_GAP_GRACE
     for (earlier, _), (later, later_time) in zip(ids_seen, ids_seen[1:]):
         if later != earlier + 1:
-            when = later_time if later_time.tzinfo else later_time.replace(tzinfo=UTC)
+            when = EPOCH + timedelta(microseconds=later_time) if isinstance(later_time, int) else \
+                later_time.replace(tzinfo=later_time.tzinfo or UTC)
             if when <= settled:
                 return Problem(DELETED, None, f"{chained.name} rows with ids {earlier + 1}..{later - 1} are missing: "
                                               f"deleted before they were sealed")
@@ -506,7 +645,7 @@ def _check_id_gaps(chained: ChainedLog, ids_seen: list) -> Problem | None:
 
 def checkpoint_signature(line: dict, key: bytes) -> str:
     body = {k: v for k, v in line.items() if k != "sig"}
-    return hmac.digest(key, json.dumps(body, sort_keys=True, separators=(",", ":")).encode(), "sha256").hex()
+    return mac(key, json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
 
 
 def _check_checkpoint_signatures(mine: list[dict], ring: dict) -> Problem | None:
@@ -522,7 +661,7 @@ def _check_checkpoint_signatures(mine: list[dict], ring: dict) -> Problem | None
     return None
 
 
-def _check_checkpoints(log_name: str, mine: list[dict], walk: _Walk, state: AuditSeal) -> Problem | None:
+def _check_checkpoints(log_name: str, mine: list[dict], walk: _Walk, state: "_Head") -> Problem | None:
     for line in mine:
         if line["seq"] > walk.seq:
             return Problem(TRUNCATED, walk.seq + 1, f"the {log_name} chain ends at #{walk.seq} but the checkpoint of "
