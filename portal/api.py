@@ -11,11 +11,12 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from portal.access import requires
 from shared.extensions import db
 from shared.money import format_money
-from shared.order_search import parse_filters, search_orders
+from shared.order_search import MAX_LIMIT, parse_filters, search_orders
 from shared.security.masking import order_contact, shown_value
 from shared.security.permissions import Visibility, visibility
 from shared.services import audit, catalog, orders, staff, stock
 from shared.services.errors import ServiceError, ValidationFailed
+from shared.services.validation import check_types, parameter, whole_number
 from shared.timekeeping import as_utc
 from shared.web import staff_actor
 
@@ -24,6 +25,21 @@ DEFAULT_LIMIT = 50
 MAX_BODY = 1024 * 1024  # bytes; MAX_CONTENT_LENGTH, when configured, takes precedence
 DEFAULT_SORT = "updated_asc"  # sync clients follow updated_since in the order changes happened
 REVEALED_FIELDS = ("name", "phone", "address", "email")
+# The type of every field each body may carry, checked before any service sees a value (check_types).
+WAREHOUSE_BODY = {"code": "text", "name": "text", "province": "text", "city": "text"}
+SKU_BODY = {"sku": "text", "name": "text", "safety_stock": "integer", "batch_tracked": "boolean"}
+ADJUSTMENT_BODY = {"sku": "text", "warehouse": "text", "delta": "integer", "reason": "text"}
+ORDER_BODY = {
+    "channel": "text", "channel_order_id": "text", "placed_at": "text", "paid_at": "text", "currency": "text",
+    "customer": {"name": "text", "phone": "text", "email": "text"},
+    "shipping_address": {"receiver": "text", "phone": "text", "province": "text", "city": "text",
+                         "district": "text", "street": "text", "postal_code": "text"},
+    "lines": [{"sku": "text", "quantity": "integer", "unit_price": "money"}],
+    "shipping_fee": "money", "discount": "money", "tax": "money",
+}
+TRANSITION_BODY = {"to": "text", "reason": "text"}
+LIST_PARAMETERS = ("status", "channel", "warehouse", "updated_since", "date_from", "date_to", "q", "sort", "cursor",
+                   "limit")
 
 
 class UnreadableBody(ServiceError):
@@ -66,8 +82,9 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _json_body() -> dict:
-    """The request body as a JSON object; floats are read as Decimal so no amount is ever rounded."""
+def _json_body(schema: dict) -> dict:
+    """The request body as a JSON object whose fields have the types `schema` names; floats are read as Decimal
+    so no amount is ever rounded."""
     raw = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413 before anything is read
     if not request.is_json:
         raise NotJson("send the body as JSON with Content-Type: application/json")
@@ -77,7 +94,7 @@ def _json_body() -> dict:
         raise UnreadableBody(f"the body is not valid JSON ({str(exc)[:120]})") from exc
     if not isinstance(data, dict):
         raise ValidationFailed("the body must be a JSON object", field="body", code="invalid_type")
-    return data
+    return check_types(data, schema)
 
 
 def _actor():
@@ -99,7 +116,7 @@ def _created(body: dict, location: str | None = None):
 @requires("catalog", "edit")
 def create_warehouse():
     """Create a warehouse."""
-    warehouse = catalog.create_warehouse(_json_body(), _actor())
+    warehouse = catalog.create_warehouse(_json_body(WAREHOUSE_BODY), _actor())
     db.session.commit()
     return _created({"code": warehouse.code, "name": warehouse.name, "province": warehouse.province,
                      "city": warehouse.city, "active": warehouse.active, "created_at": _time(warehouse.created_at)})
@@ -109,7 +126,7 @@ def create_warehouse():
 @requires("catalog", "edit")
 def create_sku():
     """Create a SKU."""
-    sku = catalog.create_sku(_json_body(), _actor())
+    sku = catalog.create_sku(_json_body(SKU_BODY), _actor())
     db.session.commit()
     return _created({"sku": sku.code, "name": sku.name, "safety_stock": sku.safety_stock,
                      "batch_tracked": sku.batch_tracked, "active": sku.active, "created_at": _time(sku.created_at)},
@@ -120,7 +137,7 @@ def create_sku():
 @requires("stock", "edit")
 def adjust_stock():
     """Change on-hand stock through the movement ledger."""
-    data = _json_body()
+    data = _json_body(ADJUSTMENT_BODY)
     movement = stock.adjust_stock(data.get("sku"), data.get("warehouse"), data.get("delta"), data.get("reason"),
                                   _actor())
     db.session.commit()
@@ -134,7 +151,7 @@ def adjust_stock():
 @requires("stock", "view")
 def stock_level(sku_code: str):
     """The stock figure of one SKU, per warehouse and in total."""
-    return jsonify(stock.stock_summary(stock.get_sku(sku_code)))
+    return jsonify(stock.stock_summary(stock.get_sku(parameter(sku_code, "sku", 64))))
 
 
 def _shipping_address(order, role: str, reveal: bool) -> dict:
@@ -171,7 +188,7 @@ def _order_json(order, role: str, reveal: bool = False, detail: bool = True) -> 
 @requires("orders", "edit")
 def create_order():
     """Create an order of a direct channel and reserve its stock, all or nothing."""
-    order = orders.create_order(_json_body(), _actor(), direct_only=True)
+    order = orders.create_order(_json_body(ORDER_BODY), _actor(), direct_only=True)
     db.session.commit()
     return _created(_order_json(order, g.api_user.role), url_for("api.order_detail", order_no=order.order_no))
 
@@ -181,13 +198,14 @@ def create_order():
 def list_orders():
     """One page of orders (masked personal data), oldest change first unless another sort is asked for."""
     args = request.args.copy()
+    for name in LIST_PARAMETERS:  # text of bounded length without control characters, before any is used
+        for value in args.getlist(name):
+            parameter(value, name)
     args.setdefault("sort", DEFAULT_SORT)
     zone = current_app.config["MERCHANT_TIMEZONE"]
     filters = parse_filters(args, zone)
-    raw_limit = args.get("limit") or str(DEFAULT_LIMIT)
-    if not (raw_limit.isascii() and raw_limit.isdigit()):
-        raise ValidationFailed("limit must be a whole number", field="limit", code="invalid_limit")
-    rows, next_cursor = search_orders(filters, zone, cursor=args.get("cursor"), limit=int(raw_limit))
+    limit = whole_number(args.get("limit"), "limit", 1, MAX_LIMIT, DEFAULT_LIMIT)
+    rows, next_cursor = search_orders(filters, zone, cursor=args.get("cursor"), limit=limit)
     role = g.api_user.role
     return jsonify({"items": [_order_json(order, role, detail=False) for order in rows], "next_cursor": next_cursor})
 
@@ -196,7 +214,7 @@ def list_orders():
 @requires("orders", "view")
 def order_detail(order_no: str):
     """One order; personal data in full where the role may see it, and every such view is access-logged."""
-    order = orders.get_order(order_no)
+    order = orders.get_order(parameter(order_no, "order_no", 64))
     role = g.api_user.role
     body = _order_json(order, role, reveal=True)
     revealed = [field for field in REVEALED_FIELDS if visibility(role, field) is Visibility.FULL]
@@ -210,8 +228,8 @@ def order_detail(order_no: str):
 @requires("orders", "edit")
 def transition_order(order_no: str):
     """Move an order along its lifecycle."""
-    data = _json_body()
-    order = orders.get_order(order_no, for_update=True)
+    data = _json_body(TRANSITION_BODY)
+    order = orders.get_order(parameter(order_no, "order_no", 64), for_update=True)
     orders.transition_order(order, data.get("to"), _actor(), data.get("reason"))
     db.session.commit()
     return jsonify(_order_json(order, g.api_user.role))

@@ -6,7 +6,6 @@ JSON, and the signature over the raw bytes is right. A request that fails any of
 then processed by a job; a signed payload that is not valid JSON is kept (nothing received is lost) and
 answered 400 so the platform sends it again.
 """
-import json
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
@@ -14,6 +13,7 @@ from sqlalchemy import select
 
 from portal.access import register_public
 from shared.channels import adapter_for, takes_webhooks
+from shared.channels.canonical import PayloadProblem
 from shared.channels.signing import verify_body_hmac
 from shared.extensions import csrf, db
 from shared.models import Channel, WebhookRejection
@@ -64,12 +64,18 @@ def receive(channel_code: str):
                        len(body))
     item_id = inbox.receive_one(channel, "webhook", body, request.content_type or "application/json")
     db.session.commit()
-    inbox.kick(channel.id)  # one drain job takes a burst of webhooks in batches
     try:
-        json.loads(body)
-    except ValueError:  # processing records why, and the item waits in the failed list
-        return jsonify({"error": {"code": "invalid_json", "message": "the body is not complete JSON; it was kept",
-                                  "inbox_id": item_id}}), 400
+        inbox.kick(channel.id)  # one drain job takes a burst of webhooks in batches
+    except Exception:  # noqa: BLE001  (stored and committed: the sweeper processes it; the platform must not resend)
+        log.exception("webhook stored but not started channel=%s inbox_id=%s", channel.code, item_id)
+        db.session.rollback()
+    try:
+        inbox.read_json(body)
+    except PayloadProblem as problem:  # processing records why, and the item waits in the failed list
+        if problem.code == "invalid_json":  # perhaps cut off on the way: asking for it again may help
+            return jsonify({"error": {"code": "invalid_json", "message": "the body is not complete JSON; it was kept",
+                                      "inbox_id": item_id}}), 400
+        return jsonify({"received": item_id, "review": problem.code}), 202  # sending it again would not help
     return jsonify({"received": item_id}), 202
 
 

@@ -3,7 +3,7 @@ import base64
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -24,6 +24,7 @@ SORTS = {
     "updated_desc": (Order.updated_at, True), "updated_asc": (Order.updated_at, False),
 }
 MAX_LIMIT = 200
+EARLIEST_DATE, LATEST_DATE = date(1970, 1, 1), date(9998, 12, 31)
 
 
 @dataclass
@@ -54,8 +55,11 @@ def parse_filters(args, zone: str) -> OrderFilters:
         raw = args.get(name)
         if raw:
             try:
-                setattr(filters, name, date.fromisoformat(raw))
-            except ValueError:
+                day = date.fromisoformat(raw)
+                if not EARLIEST_DATE <= day <= LATEST_DATE:  # the next day and the zone shift must stay in range
+                    raise ValueError
+                setattr(filters, name, day)
+            except (ValueError, TypeError):
                 raise ValidationFailed(f"{name} must be a date like 2026-11-21", field=name, code="invalid_date")
     if args.get("updated_since"):
         filters.updated_since = parse_aware(args.get("updated_since"), "updated_since")
@@ -73,18 +77,35 @@ def encode_cursor(value, order_id: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str):
+MAX_CURSOR_LENGTH = 512
+MAX_ID = 2 ** 63 - 1  # BIGINT: a larger id would overflow in the database, not just match nothing
+
+
+def decode_cursor(cursor: str, expect: type | None = None):
+    """(value, id) of a cursor made by encode_cursor; anything else, crafted or truncated, is a 422 on `cursor`.
+
+    `expect`: the type the value must have (datetime or Decimal), so a cursor of one sort cannot be used with
+    another (a number compared with a timestamp fails in the database, not here)."""
     try:
+        if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError
         value, order_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if isinstance(value, dict) and "t" in value:
             value = datetime.fromisoformat(value["t"])
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError  # encode_cursor writes aware times only
+            value.astimezone(UTC)  # out of range once in UTC (year 1 or 9999): OverflowError
         elif isinstance(value, dict) and "d" in value:
             value = Decimal(value["d"])
-        if not isinstance(order_id, int):
+            if not value.is_finite() or abs(value) >= 10 ** 12:
+                raise ValueError
+        if isinstance(order_id, bool) or not isinstance(order_id, int) or not 0 <= order_id <= MAX_ID:
+            raise ValueError
+        if expect is not None and not isinstance(value, expect):
             raise ValueError
         return value, order_id
-    except (ValueError, TypeError, json.JSONDecodeError):
-        raise ValidationFailed("the cursor is not valid", field="cursor", code="invalid_cursor")
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        raise ValidationFailed("the cursor is not valid", field="cursor", code="invalid_cursor") from None
 
 
 def _search_condition(q: str):
@@ -123,7 +144,7 @@ def search_orders(filters: OrderFilters, zone: str, cursor: str | None = None, l
     if filters.q:
         query = query.where(_search_condition(filters.q))
     if cursor:
-        value, last_id = decode_cursor(cursor)
+        value, last_id = decode_cursor(cursor, column.type.python_type)
         # A row-value comparison walks the (column, id) index directly on PostgreSQL and SQLite.
         position = tuple_(column, Order.id)
         boundary = tuple_(literal(value, column.type), literal(last_id, Order.id.type))

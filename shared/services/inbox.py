@@ -41,10 +41,39 @@ def content_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def _external_id(channel: Channel, body: bytes) -> str | None:
+MAX_DEPTH = 64  # levels of nested objects and lists; platforms' orders use fewer than ten
+
+
+def read_json(body: bytes | str):
+    """The JSON value of a payload, or PayloadProblem saying why it cannot be read: `invalid_json` (not JSON,
+    e.g. cut off) or `too_deep` (nested deeper than MAX_DEPTH; Python's parser would raise RecursionError)."""
     try:
         raw = json.loads(body)
-    except ValueError:
+    except RecursionError:
+        raise PayloadProblem(f"the payload is nested deeper than {MAX_DEPTH} levels", code="too_deep") from None
+    except ValueError as error:
+        where = f"{error.msg} at position {error.pos}" if isinstance(error, json.JSONDecodeError) else str(error)
+        raise PayloadProblem(f"the payload is not valid JSON ({where[:200]})", code="invalid_json") from None
+    if _deeper_than(raw, MAX_DEPTH):
+        raise PayloadProblem(f"the payload is nested deeper than {MAX_DEPTH} levels", code="too_deep")
+    return raw
+
+
+def _deeper_than(value, limit: int) -> bool:
+    """Whether objects and lists nest more than `limit` levels (walked without recursion)."""
+    level = [value]  # the values `depth` levels down; a container among them at level `limit` is one too many
+    for _depth in range(limit):
+        level = [child for item in level if isinstance(item, dict | list)
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return False
+    return any(isinstance(item, dict | list) for item in level)
+
+
+def _external_id(channel: Channel, body: bytes) -> str | None:
+    try:
+        raw = read_json(body)
+    except PayloadProblem:
         return None
     if not isinstance(raw, dict):
         return None
@@ -129,11 +158,7 @@ def kick(channel_id: int) -> None:
 
 def _parse(item: InboxItem) -> CanonicalOrder | None:
     """None for a payload that carries no order (a webhook ping)."""
-    try:
-        raw = json.loads(item.body)
-    except ValueError as error:
-        raise PayloadProblem(f"the payload is not valid JSON ({error.msg} at position {error.pos})",
-                             code="invalid_json") from None
+    raw = read_json(item.body)
     if not isinstance(raw, dict):
         raise PayloadProblem("the payload is not a JSON object", code="invalid_json")
     adapter = adapter_for(item.channel.kind)
