@@ -38,8 +38,9 @@ ORDER_BODY = {
     "shipping_fee": "money", "discount": "money", "tax": "money",
 }
 TRANSITION_BODY = {"to": "text", "reason": "text"}
-LIST_PARAMETERS = ("status", "channel", "warehouse", "updated_since", "date_from", "date_to", "q", "sort", "cursor",
-                   "limit")
+# Query parameters of the order list and the longest text each may be (cursor and limit have rules of their own).
+LIST_PARAMETERS = {"status": 40, "channel": 40, "warehouse": 64, "updated_since": 64, "date_from": 32, "date_to": 32,
+                   "q": 200, "sort": 40, "cursor": 100_000, "limit": 100_000}
 
 
 class UnreadableBody(ServiceError):
@@ -198,9 +199,9 @@ def create_order():
 def list_orders():
     """One page of orders (masked personal data), oldest change first unless another sort is asked for."""
     args = request.args.copy()
-    for name in LIST_PARAMETERS:  # text of bounded length without control characters, before any is used
+    for name, longest in LIST_PARAMETERS.items():  # bounded text without control characters, before any is used
         for value in args.getlist(name):
-            parameter(value, name)
+            parameter(value, name, longest)
     args.setdefault("sort", DEFAULT_SORT)
     zone = current_app.config["MERCHANT_TIMEZONE"]
     filters = parse_filters(args, zone)

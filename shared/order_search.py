@@ -144,7 +144,7 @@ def search_orders(filters: OrderFilters, zone: str, cursor: str | None = None, l
     if filters.q:
         query = query.where(_search_condition(filters.q))
     if cursor:
-        value, last_id = decode_cursor(cursor, column.type.python_type)
+        value, last_id = decode_cursor(cursor, Decimal if column.type.python_type is Decimal else datetime)
         # A row-value comparison walks the (column, id) index directly on PostgreSQL and SQLite.
         position = tuple_(column, Order.id)
         boundary = tuple_(literal(value, column.type), literal(last_id, Order.id.type))

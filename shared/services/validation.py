@@ -71,6 +71,12 @@ KINDS = {
 # The code a wrong type is refused with: numbers keep the code their own rules use (the API's documented codes).
 KIND_CODES = {"integer": "invalid_quantity", "money": "invalid_amount"}
 MAX_LIST_ITEMS = 500
+MUST_BE = N_("%(field)s must be %(kind)s")
+HAS_CONTROL = N_("%(field)s contains control characters")
+TOO_LONG = N_("%(field)s is longer than %(limit)s characters")
+TOO_MANY = N_("%(field)s has more than %(limit)s items")
+NOT_WHOLE = N_("%(field)s must be a whole number")
+OUT_OF_RANGE = N_("%(field)s must be between %(low)s and %(high)s")
 
 
 def _is_kind(value, kind: str) -> bool:
@@ -92,7 +98,7 @@ def check_types(data, schema: dict, path: str = "") -> dict:
     is a 422 naming it, e.g. `lines[2].quantity`, so nothing is changed.
     """
     if not isinstance(data, dict):
-        raise ValidationFailed(say("%(field)s must be %(kind)s", field=path or "body", kind=say(KINDS["object"])),
+        raise ValidationFailed(say(MUST_BE, field=path or "body", kind=say(KINDS["object"])),
                                field=path or "body", code="invalid_type")
     for name, spec in schema.items():
         value = data.get(name)
@@ -103,10 +109,10 @@ def check_types(data, schema: dict, path: str = "") -> dict:
             check_types(value, spec, field)
         elif isinstance(spec, list):
             if not isinstance(value, list):
-                raise ValidationFailed(say("%(field)s must be %(kind)s", field=field, kind=say(KINDS["list"])),
+                raise ValidationFailed(say(MUST_BE, field=field, kind=say(KINDS["list"])),
                                        field=field, code="invalid_type")
             if len(value) > MAX_LIST_ITEMS:
-                raise ValidationFailed(say("%(field)s has more than %(limit)s items", field=field,
+                raise ValidationFailed(say(TOO_MANY, field=field,
                                            limit=MAX_LIST_ITEMS), field=field, code="too_many")
             for index, item in enumerate(value):
                 if isinstance(spec[0], dict):
@@ -120,10 +126,10 @@ def check_types(data, schema: dict, path: str = "") -> dict:
 
 def _check_value(value, kind: str, field: str) -> None:
     if not _is_kind(value, kind):
-        raise ValidationFailed(say("%(field)s must be %(kind)s", field=field, kind=say(KINDS[kind])),
+        raise ValidationFailed(say(MUST_BE, field=field, kind=say(KINDS[kind])),
                                field=field, code=KIND_CODES.get(kind, "invalid_type"))
     if isinstance(value, str) and _CONTROL.search(value):
-        raise ValidationFailed(say("%(field)s contains control characters", field=field), field=field,
+        raise ValidationFailed(say(HAS_CONTROL, field=field), field=field,
                                code="invalid_characters")
 
 
@@ -132,13 +138,13 @@ def parameter(value, field: str, max_length: int = 200) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ValidationFailed(say("%(field)s must be %(kind)s", field=field, kind=say(KINDS["text"])),
+        raise ValidationFailed(say(MUST_BE, field=field, kind=say(KINDS["text"])),
                                field=field, code="invalid_type")
     if len(value) > max_length:
-        raise ValidationFailed(say("%(field)s is longer than %(limit)s characters", field=field, limit=max_length),
+        raise ValidationFailed(say(TOO_LONG, field=field, limit=max_length),
                                field=field, code="too_long")
     if _CONTROL.search(value):
-        raise ValidationFailed(say("%(field)s contains control characters", field=field), field=field,
+        raise ValidationFailed(say(HAS_CONTROL, field=field), field=field,
                                code="invalid_characters")
     return value
 
@@ -148,9 +154,9 @@ def whole_number(value, field: str, low: int, high: int, default: int) -> int:
     if value is None or value == "":
         return default
     if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9):
-        raise ValidationFailed(say("%(field)s must be a whole number", field=field), field=field,
+        raise ValidationFailed(say(NOT_WHOLE, field=field), field=field,
                                code=f"invalid_{field}")
     if not low <= int(value) <= high:
-        raise ValidationFailed(say("%(field)s must be between %(low)s and %(high)s", field=field, low=low, high=high),
+        raise ValidationFailed(say(OUT_OF_RANGE, field=field, low=low, high=high),
                                field=field, code="invalid")
     return int(value)
