@@ -334,7 +334,7 @@ def test_error_messages_follow_accept_language(portal):
     assert any("\u4e00" <= char <= "\u9fff" for char in chinese["message"])
 
 
-def test_a_body_over_the_limit_is_a_json_413(api, stocked):
+def test_a_body_over_the_limit_is_a_json_413(api, stocked):  # noqa: F811
     before = state()
     answer = api.post("/orders", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
                       headers={"Content-Type": "application/json"})
@@ -351,7 +351,7 @@ def break_it(monkeypatch, portal, module, name: str) -> None:
     monkeypatch.setitem(portal.config, "PROPAGATE_EXCEPTIONS", False)
 
 
-def test_a_bug_in_the_api_is_a_json_500_without_internals(portal, api, stocked, monkeypatch):
+def test_a_bug_in_the_api_is_a_json_500_without_internals(portal, api, stocked, monkeypatch):  # noqa: F811
     from shared.services import stock
 
     break_it(monkeypatch, portal, stock, "stock_summary")
@@ -400,12 +400,12 @@ def cursor(value) -> str:
     ("updated_since=0001-01-01T00:00:00%2B08:00", "invalid_timestamp", "updated_since"),
     ("status=lost", "unknown_status", "status"),
 ])
-def test_crafted_paging_and_filter_parameters_are_422_with_the_field(api, create_order, query, code, field):
+def test_crafted_paging_and_filter_parameters_are_422_with_the_field(api, create_order, query, code, field):  # noqa: F811
     create_order()
     assert_error(api.get(f"/orders?{query}"), 422, code, field)
 
 
-def test_cursors_made_by_the_api_still_page_through_every_sort(api, create_order):
+def test_cursors_made_by_the_api_still_page_through_every_sort(api, create_order):  # noqa: F811
     for n in range(3):
         create_order(channel_order_id=f"P-{n}")
     for sort in ("updated_asc", "placed_desc", "total_desc"):
@@ -419,7 +419,7 @@ def test_cursors_made_by_the_api_still_page_through_every_sort(api, create_order
 
 
 @pytest.mark.parametrize("path, field", [("/stock/SKU%00", "sku"), ("/orders/OL%00", "order_no")])
-def test_path_parameters_with_control_characters_are_422(api, stocked, path, field):
+def test_path_parameters_with_control_characters_are_422(api, stocked, path, field):  # noqa: F811
     assert_error(api.get(path), 422, "invalid_characters", field)
 
 
@@ -445,7 +445,7 @@ ADJUSTMENT = {"sku": "SKU-1", "warehouse": "HZ1", "delta": 1, "reason": "盘盈"
     ("/skus", {"sku": "SKU-9", "name": "x", "safety_stock": "3"}, "invalid_quantity", "safety_stock"),
     ("/orders", {"channel": ["OS"]}, "invalid_type", "channel"),
 ])
-def test_fields_of_the_wrong_type_are_422_and_change_nothing(api, stocked, path, body, code, field):
+def test_fields_of_the_wrong_type_are_422_and_change_nothing(api, stocked, path, body, code, field):  # noqa: F811
     before = state()
     assert_error(api.post(path, body), 422, code, field)
     assert state() == before
@@ -462,7 +462,7 @@ def test_fields_of_the_wrong_type_are_422_and_change_nothing(api, stocked, path,
     (lambda o: o.update(placed_at=20261121), "invalid_type", "placed_at"),
     (lambda o: o.update(shipping_fee=True), "invalid_amount", "shipping_fee"),
 ])
-def test_order_fields_of_the_wrong_type_are_422_and_change_nothing(api, stocked, change, code, field):
+def test_order_fields_of_the_wrong_type_are_422_and_change_nothing(api, stocked, change, code, field):  # noqa: F811
     from tests.factories import order_payload
 
     body = order_payload()
@@ -472,14 +472,14 @@ def test_order_fields_of_the_wrong_type_are_422_and_change_nothing(api, stocked,
     assert state() == before
 
 
-def test_a_transition_with_a_non_text_target_is_422(api, create_order):
+def test_a_transition_with_a_non_text_target_is_422(api, create_order):  # noqa: F811
     order_no = create_order().order_no
     before = state()
     assert_error(api.post(f"/orders/{order_no}/transitions", {"to": ["confirmed"]}), 422, "invalid_type", "to")
     assert state() == before
 
 
-def test_type_errors_are_said_in_the_callers_language(api, stocked):
+def test_type_errors_are_said_in_the_callers_language(api, stocked):  # noqa: F811
     english = api.post("/stock/adjustments", ADJUSTMENT | {"sku": 1}, headers={"Accept-Language": "en"})
     chinese = api.post("/stock/adjustments", ADJUSTMENT | {"sku": 1}, headers={"Accept-Language": "zh-CN"})
     assert english.get_json()["error"]["message"] == "sku must be text"
