@@ -507,3 +507,28 @@ def test_a_nested_body_within_the_depth_limit_still_flows(portal, sync_channels)
     response = signed_webhook(portal.test_client(), order)
     assert response.status_code == 202 and "review" not in response.get_json()
     assert db.session.get(InboxItem, response.get_json()["received"]).status == "done"
+
+
+@pytest.mark.parametrize("kind, payload, code, field", [
+    ("pick", {"task": "1"}, "invalid_type", "task"),
+    ("pick", {"task": 1, "bin": ["A-01"]}, "invalid_type", "bin"),
+    ("pick", {"task": 1, "quantity": "2"}, "invalid_quantity", "quantity"),
+    ("pack", {"order": {"no": 1}, "box": "B"}, "invalid_type", "order"),
+    ("load", {"parcel": "SF1\u0000", "truck": "T-1"}, "invalid_characters", "parcel"),
+    ("load", {"parcel": "SF1", "truck": "T-1", "station": 5}, "invalid_type", "station"),
+])
+def test_scan_fields_of_the_wrong_type_are_422_and_record_nothing(floor, portal, kind, payload, code,  # noqa: F811
+                                                                   field):
+    from shared.models import ScanEvent
+
+    answer = portal.test_client().post(f"/scan/v1/{kind}", json={"operator": "王五"} | payload,
+                                       headers={"Authorization": f"Bearer {floor['token']}"})
+    assert_error(answer, 422, code, field)
+    assert count(ScanEvent) == 0
+
+
+def test_a_deeply_nested_scan_body_is_refused_not_a_500(floor, portal):  # noqa: F811
+    raw = b'{"operator": "x", "n": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    answer = portal.test_client().post("/scan/v1/pick", data=raw, headers={
+        "Authorization": f"Bearer {floor['token']}", "Content-Type": "application/json"})
+    assert_error(answer, 422, "required", "operator")

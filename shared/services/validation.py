@@ -65,7 +65,8 @@ def say(msgid: str, **params) -> str:
 # What each kind of JSON value is called in an error message. Numbers arrive as int or Decimal (the API parses
 # floats as Decimal); whether a number is whole, positive or in range is the service's rule, not the type's.
 KINDS = {
-    "text": N_("text"), "integer": N_("a number"), "money": N_("an amount (text such as \"12.50\", or a number)"),
+    "text": N_("text"), "integer": N_("a number"), "id": N_("a whole number"),
+    "money": N_("an amount (text such as \"12.50\", or a number)"),
     "boolean": N_("true or false"), "object": N_("an object"), "list": N_("a list"),
 }
 # The code a wrong type is refused with: numbers keep the code their own rules use (the API's documented codes).
@@ -82,8 +83,9 @@ OUT_OF_RANGE = N_("%(field)s must be between %(low)s and %(high)s")
 def _is_kind(value, kind: str) -> bool:
     from decimal import Decimal
 
-    number = isinstance(value, int | Decimal) and not isinstance(value, bool)
-    return {"text": isinstance(value, str), "integer": number, "money": number or isinstance(value, str),
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    number = whole or isinstance(value, Decimal)
+    return {"text": isinstance(value, str), "integer": number, "id": whole, "money": number or isinstance(value, str),
             "boolean": isinstance(value, bool), "object": isinstance(value, dict),
             "list": isinstance(value, list)}[kind]
 
@@ -91,7 +93,7 @@ def _is_kind(value, kind: str) -> bool:
 def check_types(data, schema: dict, path: str = "") -> dict:
     """Check every field of a JSON object named in `schema` has the right type; the one helper for API bodies.
 
-    `schema` maps a field to a kind ("text", "integer", "money", "boolean", "object", "list"), to a nested schema
+    `schema` maps a field to a kind ("text", "integer", "id", "money", "boolean", "object", "list"), to a nested schema
     (an object), or to a one-element list holding the schema of each item. Missing and null fields pass (whether
     a field is required is the service's rule, with its own message); fields not named are ignored. Text is also
     refused when it holds control characters (a NUL byte fails in PostgreSQL, not here). The first wrong field
