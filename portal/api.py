@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask_babel import lazy_gettext as _l
 
 from portal.access import requires
 from shared.extensions import db
@@ -72,8 +73,14 @@ def _authenticate():
     g.api_user = user
 
 
+# Refusals of the token, in the caller's language (Accept-Language); other codes keep the service's message.
+TOKEN_MESSAGES = {"unauthenticated": _l("Send the header Authorization: Bearer <token>."),
+                  "invalid_token": _l("The bearer token is not valid."),
+                  "token_expired": _l("The bearer token has expired.")}
+
+
 def _unauthorized(code: str, message: str):
-    response = jsonify({"error": {"code": code, "message": message}})
+    response = jsonify({"error": {"code": code, "message": str(TOKEN_MESSAGES.get(code, message))}})
     challenge = 'Bearer realm="orderloom"' if code == "unauthenticated" else 'Bearer error="invalid_token"'
     response.headers["WWW-Authenticate"] = challenge
     return response, 401

@@ -141,10 +141,8 @@ def install_edges(app: Flask) -> None:
 
     @app.errorhandler(500)
     def _internal(error):
-        """A bug: logged with its traceback, answered without one (JSON for machine callers)."""
+        """A bug (Flask has logged it with its traceback): answered without internals, JSON for machine callers."""
         _rollback_quietly()
-        original = getattr(error, "original_exception", None)
-        log.error("unhandled error path=%s", request.path, exc_info=original)
         return error_response(edge_error(500))
 
 

@@ -334,6 +334,17 @@ def test_error_messages_follow_accept_language(portal):
     assert any("\u4e00" <= char <= "\u9fff" for char in chinese["message"])
 
 
+@pytest.mark.parametrize("authorization, code", [(None, "unauthenticated"), ("Bearer olt_forged", "invalid_token")])
+def test_token_refusals_follow_accept_language(portal, authorization, code):
+    headers = {"Authorization": authorization} if authorization else {}
+    said = {language: portal.test_client().get("/api/v1/orders", headers=headers | {"Accept-Language": language})
+            for language in ("en", "zh-CN")}
+    errors = {language: answer.get_json()["error"] for language, answer in said.items()}
+    assert {answer.status_code for answer in said.values()} == {401}
+    assert errors["en"]["code"] == errors["zh-CN"]["code"] == code
+    assert errors["en"]["message"].isascii() and not errors["zh-CN"]["message"].isascii()
+
+
 def test_a_body_over_the_limit_is_a_json_413(api, stocked):  # noqa: F811
     before = state()
     answer = api.post("/orders", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
