@@ -7,15 +7,17 @@ import json
 from decimal import Decimal
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask_babel import lazy_gettext as _l
 
 from portal.access import requires
 from shared.extensions import db
 from shared.order_payloads import iso_time, order_payload, shipping_address
-from shared.order_search import parse_filters, search_orders
+from shared.order_search import MAX_LIMIT, parse_filters, search_orders
 from shared.security.masking import may_reveal
 from shared.security.permissions import Visibility, visibility
 from shared.services import audit, catalog, channel_settings, orders, platform_privacy, staff, stock
 from shared.services.errors import ServiceError, ValidationFailed
+from shared.services.validation import check_types, parameter, whole_number
 from shared.web import staff_actor
 
 bp = Blueprint("api", __name__)
@@ -23,6 +25,22 @@ DEFAULT_LIMIT = 50
 MAX_BODY = 1024 * 1024  # bytes; MAX_CONTENT_LENGTH, when configured, takes precedence
 DEFAULT_SORT = "updated_asc"  # sync clients follow updated_since in the order changes happened
 REVEALED_FIELDS = ("name", "phone", "address", "email")
+# The type of every field each body may carry, checked before any service sees a value (check_types).
+WAREHOUSE_BODY = {"code": "text", "name": "text", "province": "text", "city": "text"}
+SKU_BODY = {"sku": "text", "name": "text", "safety_stock": "integer", "batch_tracked": "boolean"}
+ADJUSTMENT_BODY = {"sku": "text", "warehouse": "text", "delta": "integer", "reason": "text"}
+ORDER_BODY = {
+    "channel": "text", "channel_order_id": "text", "placed_at": "text", "paid_at": "text", "currency": "text",
+    "customer": {"name": "text", "phone": "text", "email": "text"},
+    "shipping_address": {"receiver": "text", "phone": "text", "province": "text", "city": "text",
+                         "district": "text", "street": "text", "postal_code": "text"},
+    "lines": [{"sku": "text", "quantity": "integer", "unit_price": "money"}],
+    "shipping_fee": "money", "discount": "money", "tax": "money",
+}
+TRANSITION_BODY = {"to": "text", "reason": "text"}
+# Query parameters of the order list and the longest text each may be (cursor and limit have rules of their own).
+LIST_PARAMETERS = {"status": 40, "channel": 40, "warehouse": 64, "updated_since": 64, "date_from": 32, "date_to": 32,
+                   "q": 200, "sort": 40, "cursor": 100_000, "limit": 100_000}
 
 
 class UnreadableBody(ServiceError):
@@ -54,8 +72,14 @@ def _authenticate():
     g.api_user = user
 
 
+# Refusals of the token, in the caller's language (Accept-Language); other codes keep the service's message.
+TOKEN_MESSAGES = {"unauthenticated": _l("Send the header Authorization: Bearer <token>."),
+                  "invalid_token": _l("The bearer token is not valid."),
+                  "token_expired": _l("The bearer token has expired.")}
+
+
 def _unauthorized(code: str, message: str):
-    response = jsonify({"error": {"code": code, "message": message}})
+    response = jsonify({"error": {"code": code, "message": str(TOKEN_MESSAGES.get(code, message))}})
     challenge = 'Bearer realm="orderloom"' if code == "unauthenticated" else 'Bearer error="invalid_token"'
     response.headers["WWW-Authenticate"] = challenge
     return response, 401
@@ -65,8 +89,9 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _json_body() -> dict:
-    """The request body as a JSON object; floats are read as Decimal so no amount is ever rounded."""
+def _json_body(schema: dict) -> dict:
+    """The request body as a JSON object whose fields have the types `schema` names; floats are read as Decimal
+    so no amount is ever rounded."""
     raw = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413 before anything is read
     if not request.is_json:
         raise NotJson("send the body as JSON with Content-Type: application/json")
@@ -76,7 +101,7 @@ def _json_body() -> dict:
         raise UnreadableBody(f"the body is not valid JSON ({str(exc)[:120]})") from exc
     if not isinstance(data, dict):
         raise ValidationFailed("the body must be a JSON object", field="body", code="invalid_type")
-    return data
+    return check_types(data, schema)
 
 
 def _actor():
@@ -94,7 +119,7 @@ def _created(body: dict, location: str | None = None):
 @requires("catalog", "edit")
 def create_warehouse():
     """Create a warehouse."""
-    warehouse = catalog.create_warehouse(_json_body(), _actor())
+    warehouse = catalog.create_warehouse(_json_body(WAREHOUSE_BODY), _actor())
     db.session.commit()
     return _created({"code": warehouse.code, "name": warehouse.name, "province": warehouse.province,
                      "city": warehouse.city, "active": warehouse.active, "created_at": iso_time(warehouse.created_at)})
@@ -104,7 +129,7 @@ def create_warehouse():
 @requires("catalog", "edit")
 def create_sku():
     """Create a SKU."""
-    sku = catalog.create_sku(_json_body(), _actor())
+    sku = catalog.create_sku(_json_body(SKU_BODY), _actor())
     db.session.commit()
     return _created({"sku": sku.code, "name": sku.name, "safety_stock": sku.safety_stock,
                      "batch_tracked": sku.batch_tracked, "active": sku.active, "created_at": iso_time(sku.created_at)},
@@ -115,7 +140,7 @@ def create_sku():
 @requires("stock", "edit")
 def adjust_stock():
     """Change on-hand stock through the movement ledger."""
-    data = _json_body()
+    data = _json_body(ADJUSTMENT_BODY)
     movement = stock.adjust_stock(data.get("sku"), data.get("warehouse"), data.get("delta"), data.get("reason"),
                                   _actor())
     db.session.commit()
@@ -129,14 +154,14 @@ def adjust_stock():
 @requires("stock", "view")
 def stock_level(sku_code: str):
     """The stock figure of one SKU, per warehouse and in total."""
-    return jsonify(stock.stock_summary(stock.get_sku(sku_code)))
+    return jsonify(stock.stock_summary(stock.get_sku(parameter(sku_code, "sku", 64))))
 
 
 @bp.post("/orders")
 @requires("orders", "edit")
 def create_order():
     """Create an order of a direct channel and reserve its stock, all or nothing."""
-    order = orders.create_order(_json_body(), _actor(), direct_only=True)
+    order = orders.create_order(_json_body(ORDER_BODY), _actor(), direct_only=True)
     db.session.commit()
     return _created(order_payload(order, g.api_user.role), url_for("api.order_detail", order_no=order.order_no))
 
@@ -146,13 +171,14 @@ def create_order():
 def list_orders():
     """One page of orders (masked personal data), oldest change first unless another sort is asked for."""
     args = request.args.copy()
+    for name, longest in LIST_PARAMETERS.items():  # bounded text without control characters, before any is used
+        for value in args.getlist(name):
+            parameter(value, name, longest)
     args.setdefault("sort", DEFAULT_SORT)
     zone = current_app.config["MERCHANT_TIMEZONE"]
     filters = parse_filters(args, zone)
-    raw_limit = args.get("limit") or str(DEFAULT_LIMIT)
-    if not (raw_limit.isascii() and raw_limit.isdigit()):
-        raise ValidationFailed("limit must be a whole number", field="limit", code="invalid_limit")
-    rows, next_cursor = search_orders(filters, zone, cursor=args.get("cursor"), limit=int(raw_limit))
+    limit = whole_number(args.get("limit"), "limit", 1, MAX_LIMIT, DEFAULT_LIMIT)
+    rows, next_cursor = search_orders(filters, zone, cursor=args.get("cursor"), limit=limit)
     role = g.api_user.role
     return jsonify({"items": [order_payload(order, role, detail=False) for order in rows], "next_cursor": next_cursor})
 
@@ -161,7 +187,7 @@ def list_orders():
 @requires("orders", "view")
 def order_detail(order_no: str):
     """One order; personal data in full where the role may see it, and every such view is access-logged."""
-    order = orders.get_order(order_no)
+    order = orders.get_order(parameter(order_no, "order_no", 64))
     role = g.api_user.role
     body = order_payload(order, role, reveal=True)
     revealed = [field for field in REVEALED_FIELDS if visibility(role, field) is Visibility.FULL
@@ -194,8 +220,8 @@ def reveal_order(order_no: str):
 @requires("orders", "edit")
 def transition_order(order_no: str):
     """Move an order along its lifecycle."""
-    data = _json_body()
-    order = orders.get_order(order_no, for_update=True)
+    data = _json_body(TRANSITION_BODY)
+    order = orders.get_order(parameter(order_no, "order_no", 64), for_update=True)
     orders.transition_order(order, data.get("to"), _actor(), data.get("reason"))
     db.session.commit()
     return jsonify(order_payload(order, g.api_user.role))

@@ -14,7 +14,6 @@ logged, and stores nothing: it carries nothing and proves nothing.
 Carrier tracking pushes (/hooks/tracking/...) go through an inbox of their own the same way: verified, stored raw,
 answered, then processed in batches by a job (shared/services/tracking.py).
 """
-import json
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
@@ -22,9 +21,9 @@ from sqlalchemy import select
 
 from portal.access import register_public
 from shared.channels import adapter_for, takes_webhooks
+from shared.channels.canonical import PayloadProblem
 from shared.channels.signing import verify_body_hmac
-from shared.channels.topics import (DELIVERY_HEADERS, IGNORED, TOPIC_HEADERS, UNKNOWN, is_woocommerce_ping,
-                                   topic_meaning)
+from shared.channels.topics import DELIVERY_HEADERS, IGNORED, TOPIC_HEADERS, UNKNOWN, is_woocommerce_ping, topic_meaning
 from shared.extensions import csrf, db
 from shared.models import Channel, WebhookRejection
 from shared.services import inbox
@@ -79,15 +78,21 @@ def receive(channel_code: str):
     item_id = inbox.receive_one(channel, "webhook", body, request.content_type or "application/json", topic=topic,
                                 delivery_id=request.headers.get(DELIVERY_HEADERS.get(channel.kind, "")))
     db.session.commit()
-    inbox.kick(channel.id)  # one drain job takes a burst of webhooks in batches
     try:
-        json.loads(body)
-    except ValueError:  # processing records why, and the item waits in the failed list
-        return jsonify({"error": {"code": "invalid_json", "message": "the body is not complete JSON; it was kept",
-                                  "inbox_id": item_id}}), 400
+        inbox.kick(channel.id)  # one drain job takes a burst of webhooks in batches
+    except Exception:  # noqa: BLE001  (stored and committed: the sweeper processes it; the platform must not resend)
+        log.exception("webhook stored but not started channel=%s inbox_id=%s", channel.code, item_id)
+        db.session.rollback()
     meaning = topic_meaning(channel.kind, topic)
-    if meaning in (IGNORED, UNKNOWN):  # recorded, changes nothing: acknowledged as done
+    if meaning in (IGNORED, UNKNOWN):  # recorded, changes nothing: acknowledged as done (the body is not read)
         return jsonify({"received": item_id, "topic": topic, "ignored": True}), 200
+    try:
+        inbox.read_json(body)
+    except PayloadProblem as problem:  # processing records why, and the item waits in the failed list
+        if problem.code == "invalid_json":  # perhaps cut off on the way: asking for it again may help
+            return jsonify({"error": {"code": "invalid_json", "message": "the body is not complete JSON; it was kept",
+                                      "inbox_id": item_id}}), 400
+        return jsonify({"received": item_id, "review": problem.code}), 202  # sending it again would not help
     return jsonify({"received": item_id}), 202
 
 

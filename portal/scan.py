@@ -11,6 +11,7 @@ from shared.extensions import csrf, db
 from shared.models import PickTask, Shipment
 from shared.services import scans
 from shared.services.errors import ServiceError
+from shared.services.validation import check_types
 
 bp = Blueprint("scan", __name__, url_prefix="/scan/v1")
 KINDS = ("pick", "pack", "load")
@@ -36,9 +37,20 @@ def _device():
         return jsonify({"error": {"code": "device_refused", "message": "send Authorization: Bearer <device token>"}}), 401
 
 
+# Every field a scan may carry and its type: checked before use, and only these are kept in the scan record.
+SCAN_BODY = {"operator": "text", "station": "text", "task": "id", "bin": "text", "sku": "text", "lot": "text",
+             "quantity": "integer", "order": "text", "box": "text", "parcel": "text", "truck": "text"}
+
+
 def _payload() -> dict:
-    body = request.get_json(silent=True)
-    return body if isinstance(body, dict) else {}
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested too deeply for the parser: as unreadable as any other non-JSON body
+        body = None
+    if not isinstance(body, dict):
+        return {}
+    check_types(body, SCAN_BODY)
+    return {name: body[name] for name in SCAN_BODY if name in body}
 
 
 @bp.post("/<kind>")

@@ -21,6 +21,7 @@ SORTS = {
     "updated_desc": (Order.updated_at, True), "updated_asc": (Order.updated_at, False),
 }
 MAX_LIMIT = 200
+EARLIEST_DATE, LATEST_DATE = date(1970, 1, 1), date(9998, 12, 31)
 
 
 @dataclass
@@ -51,8 +52,11 @@ def parse_filters(args, zone: str) -> OrderFilters:
         raw = args.get(name)
         if raw:
             try:
-                setattr(filters, name, date.fromisoformat(raw))
-            except ValueError:
+                day = date.fromisoformat(raw)
+                if not EARLIEST_DATE <= day <= LATEST_DATE:  # the next day and the zone shift must stay in range
+                    raise ValueError
+                setattr(filters, name, day)
+            except (ValueError, TypeError):
                 raise ValidationFailed(f"{name} must be a date like 2026-11-21", field=name, code="invalid_date")
     if args.get("updated_since"):
         filters.updated_since = parse_aware(args.get("updated_since"), "updated_since")

@@ -7,14 +7,15 @@ value is not of the sort column's kind (a number where a time is sorted, a time 
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import and_, literal, tuple_
 
 from shared.services.errors import ValidationFailed
 
-MAX_CURSOR_LENGTH = 200
+MAX_CURSOR_LENGTH = 512
+MAX_ID = 2 ** 63 - 1  # BIGINT: a larger id would overflow in the database, not just match nothing
 
 
 def encode_cursor(value, row_id: int) -> str:
@@ -38,12 +39,18 @@ def decode_cursor(cursor: str):
         value, row_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if isinstance(value, dict) and "t" in value:
             value = datetime.fromisoformat(value["t"])
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError  # encode_cursor writes aware times only
+            value.astimezone(UTC)  # out of range once in UTC (year 1 or 9999): OverflowError
         elif isinstance(value, dict) and "d" in value:
             value = Decimal(value["d"])
-        if not isinstance(row_id, int) or isinstance(row_id, bool) or not 0 < row_id < 2 ** 63:
+            if not value.is_finite() or abs(value) >= 10 ** 12:
+                raise ValueError
+        if isinstance(row_id, bool) or not isinstance(row_id, int) or not 0 <= row_id <= MAX_ID:
             raise ValueError
         return value, row_id
-    except (ValueError, TypeError, InvalidOperation, binascii.Error, UnicodeDecodeError, RecursionError):
+    except (ValueError, TypeError, OverflowError, InvalidOperation, binascii.Error, UnicodeDecodeError,
+            RecursionError):
         raise _invalid() from None
 
 

@@ -21,7 +21,10 @@ def parse_aware(value: str | datetime, field: str) -> datetime:
             raise ValidationFailed(f"{field} is not an ISO 8601 timestamp", field=field, code="invalid_timestamp")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValidationFailed(f"{field} has no time zone offset", field=field, code="naive_timestamp")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+08:00 is before year 1 in UTC
+        raise ValidationFailed(f"{field} is out of range", field=field, code="invalid_timestamp") from None
 
 
 def as_utc(value: datetime | None) -> datetime | None:

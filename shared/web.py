@@ -1,13 +1,20 @@
 """What both web apps share at the edge: security headers, error pages and JSON errors, the request actor."""
+import logging
+
 from flask import Flask, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import HTTPException
 
 from shared.actors import Actor
 from shared.appcore import LANGUAGES
 from shared.extensions import db
 from shared.services.errors import Conflict, ServiceError
 
+log = logging.getLogger("orderloom.web")
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'self'")
 
@@ -16,8 +23,27 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
+# Machine callers: the JSON API, the handhelds' scan API and the platforms' webhooks always get JSON errors.
+JSON_PREFIXES = ("/api/", "/scan/", "/hooks/")
+# A database that does not answer (down, restarting, out of connections, locked past the busy timeout): 503 and
+# "try again", never a 500. Errors the database raises about the statement itself stay bugs (500).
+DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError)
+RETRY_AFTER_SECONDS = 5
+# Errors the edge answers itself, by HTTP status: (code, message in the viewer's language).
+EDGE_ERRORS = {
+    400: ("bad_request", _l("The request could not be read.")),
+    404: ("not_found", _l("Not found.")),
+    405: ("method_not_allowed", _l("This method is not allowed here.")),
+    413: ("too_large", _l("The request body is too large.")),
+    415: ("unsupported_media_type", _l("This content type is not accepted here.")),
+    429: ("rate_limited", _l("Too many attempts; wait a few minutes.")),
+    500: ("internal_error", _l("Something went wrong on our side; it has been logged. Try again later.")),
+    503: ("database_unavailable", _l("The database is not answering; try again in a moment.")),
+}
+
+
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or (
+    return request.path.startswith(JSON_PREFIXES) or (
         request.accept_mimetypes.best == "application/json" and not request.headers.get("HX-Request"))
 
 
@@ -25,6 +51,33 @@ def error_response(error: ServiceError):
     if wants_json():
         return jsonify(error.as_json()), error.status
     return render_template("error.html", error=error), error.status
+
+
+def edge_error(status: int, code: str | None = None) -> ServiceError:
+    """The refusal the edge itself answers with `status` (its message in the request's language)."""
+    default_code, message = EDGE_ERRORS.get(status, (f"http_{status}", _l("The request was refused.")))
+    error = ServiceError(str(message), code=code or default_code)
+    error.status = status
+    return error
+
+
+def _rollback_quietly() -> None:
+    """Roll back after a failure; a database that is gone cannot even roll back, and that must not hide the answer."""
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001  (the connection is dead: the pool discards it)
+        log.warning("rollback failed after an error", exc_info=True)
+
+
+def database_status() -> str:
+    """"up" when the database answers a trivial query now, else "down"."""
+    try:
+        db.session.execute(text("SELECT 1"))
+        db.session.rollback()
+        return "up"
+    except DATABASE_DOWN + (sa_exc.DBAPIError,):
+        _rollback_quietly()
+        return "down"
 
 
 def install_edges(app: Flask) -> None:
@@ -59,14 +112,38 @@ def install_edges(app: Flask) -> None:
                                code="csrf_failed")
         return error_response(refused)
 
-    for status, code, message in ((404, "not_found", "not found"), (405, "method_not_allowed", "method not allowed"),
-                                  (413, "too_large", "request body too large"),
-                                  (429, "rate_limited", "too many attempts; wait a few minutes")):
-        def _handler(_error, status=status, code=code, message=message):
-            error = ServiceError(message, code=code)
-            error.status = status
-            return error_response(error)
+    def _database_down(error):
+        _rollback_quietly()
+        log.error("database unavailable path=%s error=%s", request.path, str(error).splitlines()[0][:300])
+        refused = edge_error(503)
+        if wants_json():
+            response = jsonify(refused.as_json())
+        else:  # the plain page: the layout would ask the database who is signed in
+            response = app.response_class(refused.message, mimetype="text/plain")
+        response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    for kind in DATABASE_DOWN:
+        app.register_error_handler(kind, _database_down)
+
+    for status in (404, 405, 413, 429):
+        def _handler(_error, status=status):
+            return error_response(edge_error(status))
         app.register_error_handler(status, _handler)
+
+    @app.errorhandler(HTTPException)
+    def _other_http(error: HTTPException):
+        """Any other refusal werkzeug raises (400, 415, 501...): JSON for machine callers, werkzeug's page otherwise."""
+        if error.code is None or error.code < 400 or not wants_json():
+            return error
+        return error_response(edge_error(error.code))
+
+    @app.errorhandler(500)
+    def _internal(error):
+        """A bug (Flask has logged it with its traceback): answered without internals, JSON for machine callers."""
+        _rollback_quietly()
+        return error_response(edge_error(500))
 
 
 def create_web_app(name: str, defaults: dict, config: dict | None = None, home: str = "index",
@@ -90,7 +167,18 @@ def create_web_app(name: str, defaults: dict, config: dict | None = None, home: 
 
     @app.get("/healthz", endpoint="health")
     def _health():
-        return jsonify({"status": "ok"})
+        """For load balancers and monitors: 503 when the database does not answer (the app cannot serve);
+        Redis down is "degraded", 200: jobs then run inline or wait for the sweeper, and nothing is refused."""
+        from shared.dispatch import redis_status
+
+        parts = {"database": database_status(), "redis": redis_status(fresh=True)}
+        down = [part for part, state in parts.items() if state == "down"]
+        status = "unavailable" if parts["database"] == "down" else "degraded" if down else "ok"
+        response = jsonify({"status": status, "down": down, **parts})
+        response.status_code = 503 if status == "unavailable" else 200
+        if status == "unavailable":
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.post("/language", endpoint="set_language")
     def _set_language():

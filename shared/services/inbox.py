@@ -26,14 +26,19 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from shared import dispatch
 from shared.actors import Actor
-from shared.channels import adapter_for
-from shared.channels import topics
+from shared.channels import adapter_for, topics
 from shared.channels.canonical import CanonicalOrder, PayloadProblem
 from shared.extensions import db
 from shared.models import Channel, InboxItem, Order
 from shared.services import audit
-from shared.services.channel_orders import (ChannelContext, WaitingForOrder, apply, apply_deletion, apply_refund,
-                                            check_restored)
+from shared.services.channel_orders import (
+    ChannelContext,
+    WaitingForOrder,
+    apply,
+    apply_deletion,
+    apply_refund,
+    check_restored,
+)
 from shared.services.errors import Conflict, NotFound, ServiceError
 from shared.timekeeping import utc_now
 
@@ -56,11 +61,40 @@ def content_hash(body: bytes, topic: str | None = None, delivery_id: str | None 
     return hashlib.sha256(body).hexdigest()
 
 
+MAX_DEPTH = 64  # levels of nested objects and lists; platforms' orders use fewer than ten
+
+
+def read_json(body: bytes | str):
+    """The JSON value of a payload, or PayloadProblem saying why it cannot be read: `invalid_json` (not JSON,
+    e.g. cut off) or `too_deep` (nested deeper than MAX_DEPTH; Python's parser would raise RecursionError)."""
+    try:
+        raw = json.loads(body)
+    except RecursionError:
+        raise PayloadProblem(f"the payload is nested deeper than {MAX_DEPTH} levels", code="too_deep") from None
+    except ValueError as error:
+        where = f"{error.msg} at position {error.pos}" if isinstance(error, json.JSONDecodeError) else str(error)
+        raise PayloadProblem(f"the payload is not valid JSON ({where[:200]})", code="invalid_json") from None
+    if _deeper_than(raw, MAX_DEPTH):
+        raise PayloadProblem(f"the payload is nested deeper than {MAX_DEPTH} levels", code="too_deep")
+    return raw
+
+
+def _deeper_than(value, limit: int) -> bool:
+    """Whether objects and lists nest more than `limit` levels (walked without recursion)."""
+    level = [value]  # the values `depth` levels down; a container among them at level `limit` is one too many
+    for _depth in range(limit):
+        level = [child for item in level if isinstance(item, dict | list)
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return False
+    return any(isinstance(item, dict | list) for item in level)
+
+
 def _external_id(channel: Channel, body: bytes, topic: str | None = None) -> str | None:
     """The platform order the payload is about (for search, and to find a refund waiting for its order)."""
     try:
-        raw = json.loads(body)
-    except ValueError:
+        raw = read_json(body)
+    except PayloadProblem:
         return None
     if not isinstance(raw, dict):
         return None
@@ -156,11 +190,7 @@ def _parse(item: InboxItem):
     meaning = topics.topic_meaning(kind, item.topic)
     if meaning in (topics.IGNORED, topics.UNKNOWN):  # acknowledged and recorded; the body is not read at all
         return topics.IgnoredTopic(item.topic or "", meaning)
-    try:
-        raw = json.loads(item.body)
-    except ValueError as error:
-        raise PayloadProblem(f"the payload is not valid JSON ({error.msg} at position {error.pos})",
-                             code="invalid_json") from None
+    raw = read_json(item.body)
     if not isinstance(raw, dict):
         raise PayloadProblem("the payload is not a JSON object", code="invalid_json")
     adapter = adapter_for(kind)

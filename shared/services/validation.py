@@ -42,3 +42,123 @@ def mapping(value, field: str) -> dict:
     if not isinstance(value, dict):
         raise ValidationFailed(f"{field} must be an object", field=field, code="invalid_type")
     return value
+
+
+# --- JSON bodies and query parameters: types checked before any field is used ----------------------------------
+
+def N_(msgid: str) -> str:
+    """Mark a message for translation where it is defined; it is translated when said (see say)."""
+    return msgid
+
+
+def say(msgid: str, **params) -> str:
+    """A message in the request's language; outside a request (workers, the CLI) in English."""
+    from flask import has_request_context
+
+    if has_request_context():
+        from flask_babel import gettext
+
+        return gettext(msgid, **params)
+    return msgid % params if params else msgid
+
+
+# What each kind of JSON value is called in an error message. Numbers arrive as int or Decimal (the API parses
+# floats as Decimal); whether a number is whole, positive or in range is the service's rule, not the type's.
+KINDS = {
+    "text": N_("text"), "integer": N_("a number"), "id": N_("a whole number"),
+    "money": N_("an amount (text such as \"12.50\", or a number)"),
+    "boolean": N_("true or false"), "object": N_("an object"), "list": N_("a list"),
+}
+# The code a wrong type is refused with: numbers keep the code their own rules use (the API's documented codes).
+KIND_CODES = {"integer": "invalid_quantity", "money": "invalid_amount"}
+MAX_LIST_ITEMS = 500
+MUST_BE = N_("%(field)s must be %(kind)s")
+HAS_CONTROL = N_("%(field)s contains control characters")
+TOO_LONG = N_("%(field)s is longer than %(limit)s characters")
+TOO_MANY = N_("%(field)s has more than %(limit)s items")
+NOT_WHOLE = N_("%(field)s must be a whole number")
+OUT_OF_RANGE = N_("%(field)s must be between %(low)s and %(high)s")
+
+
+def _is_kind(value, kind: str) -> bool:
+    from decimal import Decimal
+
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    number = whole or isinstance(value, Decimal)
+    return {"text": isinstance(value, str), "integer": number, "id": whole, "money": number or isinstance(value, str),
+            "boolean": isinstance(value, bool), "object": isinstance(value, dict),
+            "list": isinstance(value, list)}[kind]
+
+
+def check_types(data, schema: dict, path: str = "") -> dict:
+    """Check every field of a JSON object named in `schema` has the right type; the one helper for API bodies.
+
+    `schema` maps a field to a kind ("text", "integer", "id", "money", "boolean", "object", "list"), to a nested schema
+    (an object), or to a one-element list holding the schema of each item. Missing and null fields pass (whether
+    a field is required is the service's rule, with its own message); fields not named are ignored. Text is also
+    refused when it holds control characters (a NUL byte fails in PostgreSQL, not here). The first wrong field
+    is a 422 naming it, e.g. `lines[2].quantity`, so nothing is changed.
+    """
+    if not isinstance(data, dict):
+        raise ValidationFailed(say(MUST_BE, field=path or "body", kind=say(KINDS["object"])),
+                               field=path or "body", code="invalid_type")
+    for name, spec in schema.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        field = f"{path}.{name}" if path else name
+        if isinstance(spec, dict):
+            check_types(value, spec, field)
+        elif isinstance(spec, list):
+            if not isinstance(value, list):
+                raise ValidationFailed(say(MUST_BE, field=field, kind=say(KINDS["list"])),
+                                       field=field, code="invalid_type")
+            if len(value) > MAX_LIST_ITEMS:
+                raise ValidationFailed(say(TOO_MANY, field=field,
+                                           limit=MAX_LIST_ITEMS), field=field, code="too_many")
+            for index, item in enumerate(value):
+                if isinstance(spec[0], dict):
+                    check_types(item, spec[0], f"{field}[{index}]")
+                else:
+                    _check_value(item, spec[0], f"{field}[{index}]")
+        else:
+            _check_value(value, spec, field)
+    return data
+
+
+def _check_value(value, kind: str, field: str) -> None:
+    if not _is_kind(value, kind):
+        raise ValidationFailed(say(MUST_BE, field=field, kind=say(KINDS[kind])),
+                               field=field, code=KIND_CODES.get(kind, "invalid_type"))
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValidationFailed(say(HAS_CONTROL, field=field), field=field,
+                               code="invalid_characters")
+
+
+def parameter(value, field: str, max_length: int = 200) -> str | None:
+    """A query or path parameter: None when absent, else text of bounded length without control characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationFailed(say(MUST_BE, field=field, kind=say(KINDS["text"])),
+                               field=field, code="invalid_type")
+    if len(value) > max_length:
+        raise ValidationFailed(say(TOO_LONG, field=field, limit=max_length),
+                               field=field, code="too_long")
+    if _CONTROL.search(value):
+        raise ValidationFailed(say(HAS_CONTROL, field=field), field=field,
+                               code="invalid_characters")
+    return value
+
+
+def whole_number(value, field: str, low: int, high: int, default: int) -> int:
+    """A query parameter that must be a whole number from `low` to `high` (e.g. a page size)."""
+    if value is None or value == "":
+        return default
+    if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9):
+        raise ValidationFailed(say(NOT_WHOLE, field=field), field=field,
+                               code=f"invalid_{field}")
+    if not low <= int(value) <= high:
+        raise ValidationFailed(say(OUT_OF_RANGE, field=field, low=low, high=high),
+                               field=field, code="invalid")
+    return int(value)
