@@ -26,7 +26,7 @@ MAX_BODY = 1024 * 1024  # bytes; MAX_CONTENT_LENGTH, when configured, takes prec
 DEFAULT_SORT = "updated_asc"  # sync clients follow updated_since in the order changes happened
 REVEALED_FIELDS = ("name", "phone", "address", "email")
 # The type of every field each body may carry, checked before any service sees a value (check_types).
-WAREHOUSE_BODY = {"code": "text", "name": "text", "province": "text", "city": "text"}
+WAREHOUSE_BODY = {"code": "text", "name": "text", "province": "text", "city": "text", "cold_chain": "boolean"}
 SKU_BODY = {"sku": "text", "name": "text", "safety_stock": "integer", "batch_tracked": "boolean"}
 ADJUSTMENT_BODY = {"sku": "text", "warehouse": "text", "delta": "integer", "reason": "text"}
 ORDER_BODY = {
@@ -38,6 +38,16 @@ ORDER_BODY = {
     "shipping_fee": "money", "discount": "money", "tax": "money",
 }
 TRANSITION_BODY = {"to": "text", "reason": "text"}
+CHANNEL_BODY = {"code": "text", "name": "text", "kind": "text", "timezone": "text", "currency": "text"}
+CHANNEL_UPDATE_BODY = {"name": "text", "timezone": "text", "currency": "text", "active": "boolean"}
+CONNECTION_BODY = {"base_url": "text", "app_key": "text", "app_secret": "text", "access_token": "text",
+                   "webhook_secret": "text", "poll_minutes": "integer", "polling_enabled": "boolean"}
+SKU_MAPPING_BODY = {"channel_sku": "text", "sku": "text", "key_kind": "text"}
+STATUS_MAPPING_BODY = {"lifecycle": "text", "payment_status": "text", "refund_status": "text", "note": "text"}
+# carriers may be a list of codes or one comma-separated text: the service reads either
+WAREHOUSE_UPDATE_BODY = {"name": "text", "province": "text", "city": "text", "cold_chain": "boolean",
+                         "active": "boolean"}
+BIN_BODY = {"code": "text", "walk_order": "integer", "capacity": "integer"}
 # Query parameters of the order list and the longest text each may be (cursor and limit have rules of their own).
 LIST_PARAMETERS = {"status": 40, "channel": 40, "warehouse": 64, "updated_since": 64, "date_from": 32, "date_to": 32,
                    "q": 200, "sort": 40, "cursor": 100_000, "limit": 100_000}
@@ -254,7 +264,7 @@ def list_channels():
 @requires("channels", "edit")
 def create_channel():
     """Create a sales channel: a two-letter code, a name and its platform kind."""
-    data = _json_body()
+    data = _json_body(CHANNEL_BODY)
     channel = catalog.create_channel(data.get("code"), data.get("name"), data.get("kind"), _actor(),
                                      timezone=data.get("timezone") or "Asia/Shanghai",
                                      currency=data.get("currency") or "CNY")
@@ -272,7 +282,7 @@ def channel_detail(code: str):
 @requires("channels", "edit")
 def update_channel(code: str):
     """Change a channel's name, time zone, currency or whether it is used."""
-    channel = catalog.update_channel(catalog.get_channel(code), _json_body(), _actor())
+    channel = catalog.update_channel(catalog.get_channel(code), _json_body(CHANNEL_UPDATE_BODY), _actor())
     db.session.commit()
     return jsonify(_channel_json(channel))
 
@@ -282,7 +292,7 @@ def update_channel(code: str):
 def connect_channel(code: str):
     """Set the platform connection: API address, app key, secrets (stored encrypted), polling."""
     channel = catalog.get_channel(code)
-    data = _json_body()
+    data = _json_body(CONNECTION_BODY)
     unknown = sorted(set(data) - set(channel_settings.CONNECTION_FIELDS))
     if unknown:
         raise ValidationFailed(f"{unknown[0]} is not a connection setting", field=unknown[0], code="unknown_field")
@@ -296,7 +306,7 @@ def connect_channel(code: str):
 def map_channel_sku(code: str):
     """Map what the platform calls a SKU to one of ours."""
     channel = catalog.get_channel(code)
-    data = _json_body()
+    data = _json_body(SKU_MAPPING_BODY)
     row = channel_settings.map_sku(channel, data.get("channel_sku"), data.get("sku"), _actor())
     db.session.commit()
     return _created({"channel": channel.code, "channel_sku": row.channel_sku, "sku": row.sku.code})
@@ -307,7 +317,7 @@ def map_channel_sku(code: str):
 def map_channel_status(code: str, platform_status: str):
     """What a platform status means here: lifecycle target, payment and refund state."""
     channel = catalog.get_channel(code)
-    data = _json_body()
+    data = _json_body(STATUS_MAPPING_BODY)
     row = channel_settings.set_status_mapping(channel, platform_status, data.get("lifecycle"),
                                               data.get("payment_status"), data.get("refund_status"), _actor(),
                                               note=data.get("note"))
@@ -327,7 +337,7 @@ def _warehouse_json(warehouse) -> dict:
 @requires("catalog", "edit")
 def update_warehouse(code: str):
     """Change a warehouse: name, place, carriers (first choice, then backups), cold chain, active."""
-    warehouse = catalog.update_warehouse(stock.get_warehouse(code), _json_body(), _actor())
+    warehouse = catalog.update_warehouse(stock.get_warehouse(code), _json_body(WAREHOUSE_UPDATE_BODY), _actor())
     db.session.commit()
     return jsonify(_warehouse_json(warehouse))
 
@@ -348,6 +358,6 @@ def list_bins(code: str):
 def create_bin(code: str):
     """A storage location in a warehouse: `{"code", "walk_order"?, "capacity"?}`."""
     warehouse = stock.get_warehouse(code)
-    row = catalog.create_bin(warehouse, _json_body(), _actor())
+    row = catalog.create_bin(warehouse, _json_body(BIN_BODY), _actor())
     db.session.commit()
     return _created(_bin_json(warehouse, row))
