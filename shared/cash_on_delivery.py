@@ -7,6 +7,7 @@ because the buyer pays the courier at the door. Adapters only report the platfor
 """
 from sqlalchemy import or_
 
+from shared.lifecycle import OrderStatus
 from shared.models import Order
 
 
@@ -15,6 +16,14 @@ def payment_status(cash_on_delivery: bool, cash_collected: bool, otherwise: str)
     if cash_on_delivery:
         return "paid" if cash_collected else "unpaid"
     return otherwise
+
+
+def lifecycle(target: str, mapped_payment: str | None) -> str:
+    """Where a cash-on-delivery order goes: a status mapped to "review while unpaid" (Shopify `pending`) means
+    "awaiting the cash at the door" for it, so it is confirmed and fulfilled instead of waiting for payment."""
+    if target == OrderStatus.PENDING_REVIEW and mapped_payment == "unpaid":
+        return OrderStatus.CONFIRMED
+    return target
 
 
 def may_ship(order: Order) -> bool:

@@ -159,7 +159,9 @@ def create_new(context: ChannelContext, entries: list[tuple[object, CanonicalOrd
         try:
             if mapping is None or mapping.lifecycle not in BULK_TARGETS:
                 raise LookupError
-            check(context, canonical)
+            mapping = check(context, canonical)  # cash on delivery may move the lifecycle target
+            if mapping.lifecycle not in BULK_TARGETS:
+                raise LookupError
             clean = validate_order_data(order_data(context, canonical, paid), channel=channel,
                                         skus=context.sku_objects)
         except Exception:  # review reasons, unusual states: the one-at-a-time path says what happened

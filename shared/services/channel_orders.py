@@ -6,7 +6,7 @@ overwrites a newer one (the platform's modified time decides); an address change
 the parcel is not yet packed; a refund or cancellation before shipping cancels the order, which releases its
 stock. The platform does not move physical steps (allocate, pick, pack, ship): the warehouse does.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 
@@ -82,6 +82,8 @@ def check(context: ChannelContext, canonical: CanonicalOrder) -> Mapping:
     if mapping is None:
         raise NeedsReview(f"status {canonical.status_key!r} of {context.channel.name} is not in the status mapping",
                           field="status", code="unknown_status")
+    if canonical.cash_on_delivery:
+        mapping = replace(mapping, lifecycle=cash_on_delivery.lifecycle(mapping.lifecycle, mapping.payment_status))
     unmapped = sorted({line.describe() for line in canonical.lines if context.sku_for(line) is None})
     if unmapped:
         raise NeedsReview(f"channel SKU {', '.join(unmapped)} is not mapped to an internal SKU", field="sku",
