@@ -211,7 +211,8 @@ def test_the_mapping_page_maps_by_variant_id_and_removes_it(client_for, sync_cha
     mapped = client.post("/channels/SH/sku-mappings", data={"csrf_token": token, "key_kind": "variant",
                                                              "channel_sku": "40000000000201", "sku": "SKU-0002"})
     assert mapped.status_code == 303
-    row = db.session.execute(select(SkuMapping).where(SkuMapping.key_kind == "variant")).scalar_one()
+    row = db.session.execute(select(SkuMapping).where(SkuMapping.key_kind == "variant",
+                                                      SkuMapping.channel_sku == "40000000000201")).scalar_one()
     assert (row.channel_sku, row.sku.code) == ("40000000000201", "SKU-0002")
     page = client.get("/channels/SH").get_data(as_text=True)
     assert "Platform variant id" in page and "40000000000201" in page
@@ -222,7 +223,7 @@ def test_the_mapping_page_maps_by_variant_id_and_removes_it(client_for, sync_cha
                                                                      "channel_sku": "40000000000201"})
     assert removed.status_code == 303
     assert db.session.execute(select(func.count()).select_from(SkuMapping)
-                              .where(SkuMapping.key_kind == "variant")).scalar() == 0
+                              .where(SkuMapping.channel_sku == "40000000000201")).scalar() == 0
 
 
 # --- amounts that truly do not add up still go to review, the gap named ------------------------------------

@@ -26,6 +26,9 @@ class ShopifyAdapter(Adapter):
         "pending/unfulfilled": ("pending_review", "unpaid", None),
         "authorized/unfulfilled": ("pending_review", "unpaid", None),
         "partially_paid/unfulfilled": ("pending_review", "unpaid", None),
+        # Cash on delivery stays "pending" while it is fulfilled and delivered, until the shop marks it paid.
+        "pending/partial": ("shipped", "unpaid", None),
+        "pending/fulfilled": ("shipped", "unpaid", None),
         "paid/unfulfilled": ("confirmed", "paid", None),
         "paid/partial": ("shipped", "paid", None),
         "paid/fulfilled": ("shipped", "paid", None),
