@@ -6,6 +6,7 @@ stored raw, processed by the worker's job, and must become an order whose stored
 own paid figure; amounts that truly disagree still go to review with the gap named.
 """
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from shared.services.orders import GUARDS
 from tests import channel_payloads as p
 from tests.factories import ADMIN
 from tests.portal_client import csrf_token
+from tests.test_fulfilment import floor  # noqa: F401  (a fixture)
+from tests.test_shipping import carriers, portal_with_carriers  # noqa: F401  (fixtures)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "channels"
 D = Decimal
@@ -294,3 +297,37 @@ def test_the_api_carries_fees_and_cash_on_delivery(sync_channels, portal, create
                                     headers={"Authorization": f"Bearer {token}"}).get_json()
     assert (body["fees"], body["tax"], body["total"], body["cash_on_delivery"], body["payment_status"]) == (
         "10.00", "3.67", "66.15", True, "unpaid")
+
+
+def test_the_carriers_delivery_is_the_payment_of_a_cash_on_delivery_order(floor, portal_with_carriers):  # noqa: F811
+    from shared.carriers.tracking import TrackingEvent as Event
+    from shared.services import allocation, orders, tracking, waves
+    from tests.test_fulfilment import SHENZHEN, TODAY, put
+    from tests.test_shipping import scan, status_of
+    from tests.factories import order_payload
+
+    put("TEA", "SZ1", "A-01", 10, lot="T-9")
+    payload = order_payload(channel_order_id="COD-1", lines=[{"sku": "TEA", "quantity": 2, "unit_price": "50.00"}],
+                            paid=False)
+    payload["shipping_address"] |= dict(zip(("province", "city", "district"), SHENZHEN))
+    payload["cash_on_delivery"] = True
+    order = orders.create_order(payload, ADMIN)
+    orders.transition_order(order, "confirmed", ADMIN, "COD: the courier collects")
+    allocation.allocate(order, ADMIN)  # unpaid, and allocated all the same
+    [wave] = waves.plan_waves("SZ1", ADMIN)
+    waves.start_release(wave.id, ADMIN)
+    waves.release_chunk(wave.id, TODAY)
+    db.session.commit()
+    task = waves.pick_list(wave.id)[0]
+    client, token = portal_with_carriers.test_client(), floor["token"]
+    scan(client, token, "pick", task=task.id, bin="A-01", sku="TEA", lot="T-9", quantity=2)
+    waybill = scan(client, token, "pack", order=order.order_no, box="B").get_json()["waybill"]
+    scan(client, token, "load", parcel=waybill, truck="T-1")
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).payment_status == "unpaid"
+    delivered_at = datetime.now(UTC).replace(microsecond=0)
+    tracking.ingest([Event(waybill, "SF", delivered_at, "已签收", None, "kuaidi100", "3", "delivered", None)])
+    db.session.commit()
+    db.session.expire_all()
+    settled = db.session.get(Order, order.id)
+    assert settled.payment_status == "paid" and status_of(order) == "completed"

@@ -19,7 +19,6 @@ from shared.lifecycle import OrderStatus
 from shared.models import Channel, Order, SkuMapping, StatusMapping
 from shared.money import format_money
 from shared.security.masking import masked_address, masked_name, masked_phone
-from shared.services import audit
 from shared.services import orders as order_service
 from shared.services.errors import ValidationFailed
 from shared.timekeeping import as_utc, utc_now

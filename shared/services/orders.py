@@ -142,7 +142,8 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
     now = utc_now()
     unpaid_minutes = current_app.config["UNPAID_RESERVATION_MINUTES"]
     # Platforms close their own unpaid orders (and tell us); only direct channels expire here.
-    expires = clean["paid_at"] is None and channel.is_direct
+    # (a cash-on-delivery order is paid at the door: it holds its stock until then)
+    expires = clean["paid_at"] is None and channel.is_direct and not clean["cash_on_delivery"]
     expires_at = now + timedelta(minutes=unpaid_minutes) if expires else None
     if auto_confirm is None:
         auto_confirm = clean["paid_at"] is not None
