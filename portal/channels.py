@@ -403,7 +403,7 @@ def save_sku_mapping(code: str):
     channel = _channel(code)
     form = SkuMappingForm()
     if _saved(form, lambda: channel_settings.map_sku(channel, form.channel_sku.data, form.sku.data,
-                                                     staff_actor(current_user))):
+                                                     staff_actor(current_user), key_kind=form.key_kind.data)):
         flash(_("Channel SKU %(channel_sku)s now maps to %(sku)s.", channel_sku=form.channel_sku.data,
                 sku=form.sku.data), "success")
         return redirect(url_for("channels.settings", code=channel.code, _anchor="sku-mappings"), 303)
@@ -417,7 +417,7 @@ def remove_sku_mapping(code: str):
     form = SkuUnmapForm()
     if form.validate_on_submit():
         commit_or_refuse(lambda: channel_settings.unmap_sku(channel, form.channel_sku.data,
-                                                            staff_actor(current_user)),
+                                                            staff_actor(current_user), key_kind=form.key_kind.data),
                          _("The mapping of %(channel_sku)s was removed.", channel_sku=form.channel_sku.data))
     else:
         flash_form_errors(form)

@@ -114,12 +114,20 @@ class StatusMappingForm(FlaskForm):
     note = StringField(_l("Note"), validators=[Optional(), Length(max=200)])
 
 
+MAPPING_KEY_CHOICES = [("code", _l("Merchant code")), ("variant", _l("Platform variant id")),
+                       ("product", _l("Platform product id"))]
+
+
 class SkuMappingForm(FlaskForm):
+    """A mapping keyed by the merchant's code on the platform, or by the platform's variant or product id."""
+
+    key_kind = SelectField(_l("Key"), choices=MAPPING_KEY_CHOICES, default="code")
     channel_sku = StringField(_l("Channel SKU"), validators=[DataRequired(), Length(max=64)])
     sku = StringField(_l("Internal SKU"), validators=[DataRequired(), Length(max=64)])
 
 
 class SkuUnmapForm(FlaskForm):
+    key_kind = SelectField(_l("Key"), choices=MAPPING_KEY_CHOICES, default="code")
     channel_sku = StringField(_l("Channel SKU"), validators=[DataRequired(), Length(max=64)])
 
 

@@ -109,6 +109,7 @@ SYNC_SKUS = ("SKU-0001", "SKU-0002", "SKU-0003", "SKU-0004", "SKU-0005")
 def connect_channels(base_urls: dict | None = None, units: int = 100) -> dict:
     """Every platform channel connected (webhook secret set, default status mappings), warehouse HZ1 and
     SKU-0001..SKU-0005 with `units` each, each channel's SKU codes mapped to them. The caller commits."""
+    from devtools.simulators.channels.formats import PLATFORMS, mapping_key_for
     from shared.services import channel_settings
     from tests.channel_payloads import CHANNELS, WEBHOOK_SECRET
 
@@ -125,6 +126,9 @@ def connect_channels(base_urls: dict | None = None, units: int = 100) -> dict:
                                  webhook_secret=WEBHOOK_SECRET)
         for sku in SYNC_SKUS:
             channel_settings.map_sku(channel, sku, sku, ADMIN)
+            if platform in PLATFORMS:  # lines that show no merchant code are mapped by the platform variant id
+                kind, value = mapping_key_for(platform, sku)
+                channel_settings.map_sku(channel, value, sku, ADMIN, key_kind=kind)
         channels[platform] = channel
     return channels
 

@@ -122,7 +122,8 @@ def test_ops_manager_maps_the_sku_through_the_page_replays_and_the_order_appears
     event = db.session.execute(select(AuditEvent).where(AuditEvent.action == "channel.sku_mapping",
                                                         AuditEvent.entity_id == "TB")
                                .order_by(AuditEvent.id.desc())).scalars().first()
-    assert event.actor_label == "ops_manager_en" and event.after == {"channel_sku": UNMAPPED, "sku": "SKU-0002"}
+    assert event.actor_label == "ops_manager_en" and event.after == {"key_kind": "code", "channel_sku": UNMAPPED,
+                                                                     "sku": "SKU-0002"}
     replayed = post(client, f"/channels/inbox/{failed_item.id}/replay", page="/channels/inbox")
     assert replayed.status_code == 303
     db.session.refresh(failed_item)
@@ -262,7 +263,7 @@ def test_removing_a_sku_mapping_is_audited(client_for, sync_channels):
     removed = post(client, "/channels/TB/sku-mappings/remove", {"channel_sku": "SKU-0005"}, "/channels/TB",
                    follow_redirects=True)
     assert "The mapping of SKU-0005 was removed." in removed.text
-    assert count(SkuMapping, SkuMapping.channel_id == sync_channels["taobao"].id) == 4
+    assert count(SkuMapping, SkuMapping.channel_id == sync_channels["taobao"].id, SkuMapping.key_kind == "code") == 4
     assert audit_count("channel.sku_unmap") == 1
 
 

@@ -227,6 +227,7 @@ def _connect_simulated(app, simulator, platforms: tuple[str, ...], poll_minutes:
     from shared.extensions import db
     from shared.services import catalog, channel_settings, stock
     from devtools.simulators.channels import DEFAULT_CREDENTIALS
+    from devtools.simulators.channels.formats import mapping_key_for
 
     codes = {"taobao": ("TB", "天猫旗舰店"), "jd": ("JD", "京东"), "pinduoduo": ("PD", "拼多多"),
              "douyin": ("DY", "抖音小店"), "shopify": ("SF", "Shopify"), "woocommerce": ("WC", "WooCommerce")}
@@ -247,6 +248,8 @@ def _connect_simulated(app, simulator, platforms: tuple[str, ...], poll_minutes:
                                      poll_minutes=poll_minutes, polling_enabled=False)
             for sku in SKUS:
                 channel_settings.map_sku(channel, sku, sku, ACTOR)
+                kind, value = mapping_key_for(platform, sku)  # lines that show no merchant code
+                channel_settings.map_sku(channel, value, sku, ACTOR, key_kind=kind)
             channels[platform] = channel.id
         db.session.commit()
     return channels

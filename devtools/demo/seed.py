@@ -595,6 +595,7 @@ def connect_simulated_channels(simulator_url: str) -> int:
     from shared.services import channel_settings
     from shared.services.orders import get_channel
     from devtools.simulators.channels import DEFAULT_CREDENTIALS
+    from devtools.simulators.channels.formats import mapping_key_for
 
     connected = 0
     for code, platform in SIMULATED.items():
@@ -605,10 +606,12 @@ def connect_simulated_channels(simulator_url: str) -> int:
             app_key=creds.get("app_key") or creds.get("consumer_key"),
             app_secret=creds.get("app_secret") or creds.get("consumer_secret"),
             access_token=creds.get("access_token"), webhook_secret=creds.get("webhook_secret"), poll_minutes=1)
-        mapped = {row.channel_sku for row in channel_settings.sku_mappings(channel)}
+        mapped = {(row.key_kind, row.channel_sku) for row in channel_settings.sku_mappings(channel)}
         for sku, *_rest in PRODUCTS:
-            if sku not in mapped:
-                channel_settings.map_sku(channel, sku, sku, SEED_ACTOR)
+            # Lines whose listing shows no merchant code are mapped by the platform's variant id.
+            for kind, value in (("code", sku), mapping_key_for(platform, sku)):
+                if (kind, value) not in mapped:
+                    channel_settings.map_sku(channel, value, sku, SEED_ACTOR, key_kind=kind)
         connected += 1
     return connected
 

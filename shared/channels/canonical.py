@@ -5,7 +5,7 @@ Adapters only translate: they never look at the database. A payload that cannot 
 """
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from shared.money import CENT, parse_money
@@ -20,10 +20,36 @@ class PayloadProblem(ValidationFailed):
 
 @dataclass(frozen=True)
 class CanonicalLine:
+    """One order line. `channel_sku` is the merchant's own code ("" when the platform line carries none); the
+    platform's variant and product ids let such a line be mapped all the same (see `mapping_keys`)."""
+
     channel_sku: str
     quantity: int
     unit_price: Decimal
     title: str | None = None
+    variant_id: str | None = None  # Shopify variant_id, WooCommerce variation_id, Taobao sku_id, JD skuId, ...
+    product_id: str | None = None  # Shopify product_id, WooCommerce product_id, Taobao num_iid, JD wareId, ...
+    discount: Decimal = Decimal("0.00")  # the platform's own allocation of discounts to this line
+    paid: Decimal | None = None  # what the platform says this line costs after discounts (Taobao divide_order_fee)
+
+    @property
+    def goods(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+    def mapping_keys(self) -> list[tuple[str, str]]:
+        """(key kind, value) in the order a mapping is looked up: merchant code, then variant, then product."""
+        keys = [("code", self.channel_sku)] if self.channel_sku else []
+        keys += [(kind, value) for kind, value in (("variant", self.variant_id), ("product", self.product_id))
+                 if value]
+        return keys
+
+    def describe(self) -> str:
+        """How a person finds this line on the platform: its code, or its platform ids when it has none."""
+        if self.channel_sku:
+            return self.channel_sku
+        ids = [f"{kind} {value}" for kind, value in (("variant", self.variant_id), ("product", self.product_id))
+               if value]
+        return f"({', '.join(ids) or 'no code, no platform id'}{', ' + self.title if self.title else ''})"
 
 
 @dataclass(frozen=True)
@@ -61,18 +87,82 @@ class CanonicalOrder:
     discount: Decimal
     paid_amount: Decimal  # what the platform says the buyer pays: the sum must agree with it
     tax: Decimal = Decimal("0.00")  # tax charged on top of the prices (prices that include tax carry none here)
+    fees: Decimal = Decimal("0.00")  # other charges the buyer pays: WooCommerce fee lines, Shopify tips, COD fees
     customer_email: str | None = None
     postal_code: str | None = None
+    # True when the platform allocates its discounts to lines: the lines' discounts must then add up too.
+    discounts_per_line: bool = False
+    unallocated_discount: Decimal = Decimal("0.00")  # the part of `discount` no line carries (e.g. on shipping)
+    # Cash on delivery: the platform's flag, and whether the platform or the carrier says the cash came in.
+    # `shared.services.channel_orders.payment_of` is the one place that turns these into a payment status.
+    cash_on_delivery: bool = False
+    cash_collected: bool = False
     extra: dict = field(default_factory=dict)
     protected: PlatformProtected | None = None  # set when the buyer fields are platform ciphertext
 
     @property
     def goods_total(self) -> Decimal:
-        return sum((line.unit_price * line.quantity for line in self.lines), Decimal("0.00"))
+        return sum((line.goods for line in self.lines), Decimal("0.00"))
 
     def amount_gap(self) -> Decimal:
-        """lines − discount + shipping + tax − paid: zero when the platform's figures add up."""
-        return self.goods_total - self.discount + self.shipping_fee + self.tax - self.paid_amount
+        """goods − discount + shipping + fees + tax − paid: zero when the platform's figures add up."""
+        return self.goods_total - self.discount + self.shipping_fee + self.fees + self.tax - self.paid_amount
+
+    def line_problems(self) -> list[str]:
+        """Where the platform's per-line figures disagree with its order figures (empty when they agree)."""
+        problems = []
+        if self.discounts_per_line:
+            allocated = sum((line.discount for line in self.lines), self.unallocated_discount)
+            if allocated != self.discount:
+                problems.append(f"line discounts {allocated:.2f} ≠ order discount {self.discount:.2f}")
+        for line in self.lines:
+            if line.paid is not None and line.goods - line.discount != line.paid:
+                problems.append(f"line {line.describe()}: {line.goods:.2f} − discount {line.discount:.2f} ≠ "
+                                f"paid {line.paid:.2f}")
+        return problems
+
+
+def entries(items: list, where: str):
+    """(path, entry) for each entry of a platform list; an entry that is not an object is a payload problem."""
+    for index, item in enumerate(items):
+        path = f"{where}[{index}]"
+        if not isinstance(item, dict):
+            raise PayloadProblem(f"{path} must be an object", field=path, code="invalid_type")
+        yield path, item
+
+
+def signed_yuan(value, field_name: str) -> Decimal:
+    """An amount that may be negative (a price adjustment, a negative fee), with at most two decimals."""
+    try:
+        return parse_money(value, field_name, allow_negative=True)
+    except ValidationFailed as problem:
+        raise PayloadProblem(problem.message, field=field_name, code="invalid_amount") from None
+
+
+def float_yuan(value, field_name: str) -> Decimal:
+    """Yuan as a JSON number (Pinduoduo): binary noise (59.699999999999996) is rounded half up to the cent, as
+    the platform rounds; anything that is not a number is a problem."""
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        value = Decimal(repr(value)).quantize(CENT, ROUND_HALF_UP)
+    return yuan(value, field_name)
+
+
+def total_of(items, key: str, where: str, read=None) -> Decimal:
+    """The sum of one amount over a platform list (fee lines, coupon lines, promotion details)."""
+    read = read or yuan
+    if items in (None, ""):
+        return Decimal("0.00")
+    if not isinstance(items, list):
+        raise PayloadProblem(f"{where} must be a list", field=where, code="invalid_type")
+    return sum((read(need(item, key, f"{where}[{index}]"), f"{where}[{index}].{key}")
+                for index, item in enumerate(items)), Decimal("0.00"))
+
+
+def platform_id(value) -> str | None:
+    """A platform's numeric or text id as text; 0, "" and None mean "none" (WooCommerce variation_id 0)."""
+    if value is None or isinstance(value, bool) or value in (0, "0", ""):
+        return None
+    return str(value).strip() or None
 
 
 def need(raw: dict, key: str, where: str = ""):

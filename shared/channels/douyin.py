@@ -1,13 +1,34 @@
 """Douyin shop: order.searchList, unix-second times, amounts in fen."""
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from shared.channels import signing
 from shared.channels.base import Adapter, Credentials, DecryptRefused, Page, PlatformError
-from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, PlatformProtected, fen, need,
-                                       quantity_of, text_of, unix_time)
+from shared.channels.canonical import (
+    CanonicalLine,
+    CanonicalOrder,
+    PayloadProblem,
+    PlatformProtected,
+    entries,
+    fen,
+    need,
+    platform_id,
+    quantity_of,
+    text_of,
+    unix_time,
+)
 from shared.channels.privacy import buyer_key_of, ciphertext_of, masked_text
 from shared.money import CENT
+
+ZERO = Decimal("0.00")
+
+
+def fen_signed(value, field_name: str) -> Decimal:
+    """A fen amount that may be negative (modify_amount: the seller's price change)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        return -fen(-value, field_name)
+    return fen(value, field_name)
 
 
 DECRYPT_METHOD = "order.batchDecrypt"
@@ -44,25 +65,40 @@ class DouyinAdapter(Adapter):
         return str(raw.get("order_status"))
 
     def parse(self, raw: dict, zone: str) -> CanonicalOrder:
+        """Fen. pay_amount = Σ origin_amount − promotion_amount (shop + platform + talent) − promotion_pay_amount
+        (the payment channel's promotion) + post_amount (+ modify_amount, the seller's price change). Each SKU
+        order carries its own promotion_amount and promotion_pay_amount (coupon_amount is the coupon share
+        inside promotion_amount), so discounts are allocated per line."""
         items = need(raw, "sku_order_list")
         if not isinstance(items, list) or not items:
             raise PayloadProblem("sku_order_list must list at least one item", field="sku_order_list",
                                  code="no_lines")
-        lines = []
-        for index, item in enumerate(items):
-            where = f"sku_order_list[{index}]"
+        lines, per_line = [], False
+        for where, item in entries(items, "sku_order_list"):
             quantity = quantity_of(need(item, "item_num", where), f"{where}.item_num")
             line_total = fen(need(item, "origin_amount", where), f"{where}.origin_amount")
             unit = (line_total / quantity).quantize(CENT)
             if unit * quantity != line_total:
                 raise PayloadProblem(f"{where}.origin_amount does not divide into {quantity} equal unit prices",
                                      field=f"{where}.origin_amount", code="amounts_do_not_add_up")
-            lines.append(CanonicalLine(channel_sku=text_of(need(item, "code", where), f"{where}.code", 64),
-                                       quantity=quantity, unit_price=unit, title=item.get("product_name")))
+            per_line = per_line or "promotion_amount" in item
+            discount = (fen(item.get("promotion_amount", 0), f"{where}.promotion_amount")
+                        + fen(item.get("promotion_pay_amount", 0), f"{where}.promotion_pay_amount"))
+            code = item.get("code") or item.get("out_sku_id") or ""
+            lines.append(CanonicalLine(channel_sku=text_of(code, f"{where}.code", 64) if code else "",
+                                       quantity=quantity, unit_price=unit, title=item.get("product_name"),
+                                       variant_id=platform_id(item.get("sku_id")),
+                                       product_id=platform_id(item.get("product_id")), discount=discount))
+        modify = fen_signed(raw.get("modify_amount", 0), "modify_amount")
+        discount = (fen(raw.get("promotion_amount", 0), "promotion_amount")
+                    + fen(raw.get("promotion_pay_amount", 0), "promotion_pay_amount"))
+        if modify < 0:  # the seller lowered the price
+            discount -= modify
         address = need(raw, "post_addr")
         pay_time = raw.get("pay_time")
         receiver = self._receiver(raw, address)
         name, phone = receiver["name"], receiver["phone"]
+        cash_on_delivery = raw.get("pay_type") == 0  # 0 货到付款, 1 微信, 2 支付宝, ...
         return CanonicalOrder(
             channel_order_id=text_of(need(raw, "order_id"), "order_id", 64),
             status_key=text_of(need(raw, "order_status"), "order_status", 8),
@@ -77,8 +113,13 @@ class DouyinAdapter(Adapter):
             street=receiver["street"], protected=receiver["protected"],
             lines=lines,
             shipping_fee=fen(raw.get("post_amount", 0), "post_amount"),
-            discount=fen(raw.get("promotion_amount", 0), "promotion_amount"),
-            paid_amount=fen(need(raw, "order_amount"), "order_amount"),
+            discount=discount,
+            fees=modify if modify > 0 else ZERO,
+            # pay_amount is what the buyer pays; older payloads without it carry order_amount only.
+            paid_amount=fen(raw["pay_amount"] if "pay_amount" in raw else need(raw, "order_amount"), "pay_amount"),
+            discounts_per_line=per_line and modify >= 0,
+            cash_on_delivery=cash_on_delivery,
+            cash_collected=cash_on_delivery and str(raw.get("order_status")) == "5",
         )
 
     @staticmethod

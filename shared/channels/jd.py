@@ -1,17 +1,30 @@
 """JD: POP orders (jingdong.pop.order.enSearch), Beijing-time `yyyy-MM-dd HH:mm:ss`, yuan strings."""
 import json
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from shared.channels import signing
 from shared.channels.base import Adapter, Credentials, DecryptRefused, Page, PlatformError
-from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, PlatformProtected, local_time,
-                                       need, quantity_of, text_of, yuan)
+from shared.channels.canonical import (
+    CanonicalLine,
+    CanonicalOrder,
+    PayloadProblem,
+    PlatformProtected,
+    entries,
+    local_time,
+    need,
+    platform_id,
+    quantity_of,
+    text_of,
+    yuan,
+)
 from shared.channels.privacy import NO_MASK, buyer_key_of, ciphertext_of, is_ciphertext, masked_text
 from shared.channels.taobao import top_time
 
 DECRYPT_METHOD = "jingdong.jos.order.oaid.decrypt"
 DECRYPT_RESPONSE = "jingdong_jos_order_oaid_decrypt_responce"  # JD's own spelling, as in every JOS answer
+ZERO = Decimal("0.00")
 STATES = "WAIT_SELLER_STOCK_OUT,WAIT_GOODS_RECEIVE_CONFIRM,FINISHED_L,TRADE_CANCELED,LOCKED"
 
 
@@ -33,21 +46,39 @@ class JdAdapter(Adapter):
         return raw.get("orderState")
 
     def parse(self, raw: dict, zone: str) -> CanonicalOrder:
+        """orderPayment = orderTotalPrice − discounts + freightPrice. couponDetailList names every discount
+        (seller's and JD's, per SKU when it has a skuId); without it, sellerDiscount is the whole discount."""
         consignee = need(raw, "consigneeInfo")
         items = need(raw, "itemInfoList")
         if not isinstance(items, list) or not items:
             raise PayloadProblem("itemInfoList must list at least one item", field="itemInfoList", code="no_lines")
+        coupons = raw.get("couponDetailList")
+        if coupons not in (None, "") and not isinstance(coupons, list):
+            raise PayloadProblem("couponDetailList must be a list", field="couponDetailList", code="invalid_type")
+        by_sku: dict[str, Decimal] = {}
+        for index, coupon in enumerate(coupons or []):
+            amount = yuan(need(coupon, "couponPrice", f"couponDetailList[{index}]"),
+                          f"couponDetailList[{index}].couponPrice")
+            sku_id = platform_id(coupon.get("skuId")) or ""
+            by_sku[sku_id] = by_sku.get(sku_id, ZERO) + amount
         lines = []
-        for index, item in enumerate(items):
-            where = f"itemInfoList[{index}]"
+        for where, item in entries(items, "itemInfoList"):
+            code = item.get("outerSkuId") or ""
+            sku_id = platform_id(item.get("skuId"))
             lines.append(CanonicalLine(
-                channel_sku=text_of(need(item, "outerSkuId", where), f"{where}.outerSkuId", 64),
+                channel_sku=text_of(code, f"{where}.outerSkuId", 64) if code else "",
                 quantity=quantity_of(need(item, "itemTotal", where), f"{where}.itemTotal"),
                 unit_price=yuan(need(item, "jdPrice", where), f"{where}.jdPrice"),
-                title=item.get("skuName"),
+                title=item.get("skuName"), variant_id=sku_id, product_id=platform_id(item.get("wareId")),
+                discount=by_sku.pop(sku_id, ZERO) if sku_id else ZERO,
             ))
+        if coupons:
+            discount = sum((line.discount for line in lines), ZERO) + sum(by_sku.values(), ZERO)
+        else:
+            discount = yuan(raw.get("sellerDiscount", "0.00"), "sellerDiscount")
         paid = raw.get("paymentConfirmTime")
         receiver = self._receiver(consignee)
+        cash_on_delivery = str(raw.get("payType") or "").startswith("1-")  # "1-货到付款"
         return CanonicalOrder(
             channel_order_id=text_of(need(raw, "orderId"), "orderId", 64),
             status_key=text_of(need(raw, "orderState"), "orderState", 64),
@@ -63,8 +94,12 @@ class JdAdapter(Adapter):
             street=receiver["street"],
             lines=lines,
             shipping_fee=yuan(raw.get("freightPrice", "0.00"), "freightPrice"),
-            discount=yuan(raw.get("sellerDiscount", "0.00"), "sellerDiscount"),
+            discount=discount,
             paid_amount=yuan(need(raw, "orderPayment"), "orderPayment"),
+            discounts_per_line=bool(coupons), unallocated_discount=sum(by_sku.values(), ZERO),
+            cash_on_delivery=cash_on_delivery,
+            cash_collected=cash_on_delivery and raw.get("orderState") == "FINISHED_L",
+            extra={"seller_discount": raw.get("sellerDiscount"), "seller_price": raw.get("orderSellerPrice")},
         )
 
     @staticmethod

@@ -6,14 +6,27 @@ from decimal import Decimal
 
 from shared.channels import signing
 from shared.channels.base import Adapter, Credentials, DecryptRefused, Page, PlatformError
-from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, PlatformProtected, local_time,
-                                       need, quantity_of, text_of, yuan)
+from shared.channels.canonical import (
+    CanonicalLine,
+    CanonicalOrder,
+    PayloadProblem,
+    PlatformProtected,
+    entries,
+    float_yuan,
+    local_time,
+    need,
+    platform_id,
+    quantity_of,
+    text_of,
+)
 from shared.channels.privacy import buyer_key_of, ciphertext_of, is_ciphertext, masked_text
 
 _SHIPPED, _RECEIVED = "2", "3"
 DECRYPT_TYPE = "pdd.open.decrypt.batch"
 # Which ciphertext field of an order stands for which plain receiver field.
 PLAIN_OF = {"receiver_name": "receiver", "receiver_phone": "phone", "address": "street"}
+# Who gave each discount: the shop, Pinduoduo, and the group leader's free order (团长免单).
+DISCOUNT_PARTS = ("seller_discount", "platform_discount", "capital_free_discount")
 
 
 def _status_map() -> dict:
@@ -44,23 +57,32 @@ class PinduoduoAdapter(Adapter):
         return f"{raw.get('order_status')}/{raw.get('refund_status')}"
 
     def parse(self, raw: dict, zone: str) -> CanonicalOrder:
+        """pay_amount = goods_amount − (seller_discount + platform_discount + capital_free_discount) + postage,
+        yuan as JSON numbers; discount_amount is that same sum where the breakdown is absent."""
         items = need(raw, "item_list")
         if not isinstance(items, list) or not items:
             raise PayloadProblem("item_list must list at least one item", field="item_list", code="no_lines")
         lines = []
-        for index, item in enumerate(items):
-            where = f"item_list[{index}]"
+        for where, item in entries(items, "item_list"):
+            # outer_id is the SKU's merchant code; a goods without specs has only outer_goods_id.
+            code = item.get("outer_id") or item.get("outer_goods_id") or ""
             lines.append(CanonicalLine(
-                channel_sku=text_of(need(item, "outer_id", where), f"{where}.outer_id", 64),
+                channel_sku=text_of(code, f"{where}.outer_id", 64) if code else "",
                 quantity=quantity_of(need(item, "goods_count", where), f"{where}.goods_count"),
-                unit_price=yuan(need(item, "goods_price", where), f"{where}.goods_price"),
-                title=item.get("goods_name"),
+                unit_price=float_yuan(need(item, "goods_price", where), f"{where}.goods_price"),
+                title=item.get("goods_name"), variant_id=platform_id(item.get("sku_id")),
+                product_id=platform_id(item.get("goods_id")),
             ))
         order_status = text_of(need(raw, "order_status"), "order_status", 8)
         refund_status = text_of(need(raw, "refund_status"), "refund_status", 8)
         paid = raw.get("pay_time")
         receiver = self._receiver(raw)
         name, phone = receiver["name"], receiver["phone"]
+        parts = [key for key in DISCOUNT_PARTS if raw.get(key) is not None]
+        if parts:
+            discount = sum((float_yuan(raw[key], key) for key in parts), Decimal("0.00"))
+        else:
+            discount = float_yuan(raw.get("discount_amount", 0), "discount_amount")
         return CanonicalOrder(
             channel_order_id=text_of(need(raw, "order_sn"), "order_sn", 64),
             status_key=f"{order_status}/{refund_status}",
@@ -74,9 +96,10 @@ class PinduoduoAdapter(Adapter):
             district=text_of(need(raw, "town"), "town", 40),
             street=receiver["street"], protected=receiver["protected"],
             lines=lines,
-            shipping_fee=yuan(raw.get("postage", 0), "postage"),
-            discount=yuan(raw.get("discount_amount", 0), "discount_amount"),
-            paid_amount=yuan(need(raw, "pay_amount"), "pay_amount"),
+            shipping_fee=float_yuan(raw.get("postage", 0), "postage"),
+            discount=discount,
+            paid_amount=float_yuan(need(raw, "pay_amount"), "pay_amount"),
+            extra={key: raw.get(key) for key in DISCOUNT_PARTS + ("discount_amount",) if raw.get(key) is not None},
         )
 
     @staticmethod

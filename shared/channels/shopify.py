@@ -3,12 +3,15 @@ import re
 from decimal import Decimal
 
 from shared.channels.base import Adapter, Credentials, Page
-from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, need, offset_time,
-                                       quantity_of, text_of, yuan)
+from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, entries, need, offset_time,
+                                       platform_id, quantity_of, text_of, total_of, yuan)
 
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 API_VERSION = "2024-10"
 ZERO = Decimal("0.00")
+PAID = ("paid", "partially_refunded", "refunded")  # financial statuses after the money came in
+# Shopify's manual payment method for cash on delivery is named "Cash on Delivery (COD)"; older shops "cod".
+COD_GATEWAYS = frozenset({"cash on delivery (cod)", "cash on delivery", "cod"})
 
 
 def _person(first, last) -> str:
@@ -23,6 +26,9 @@ class ShopifyAdapter(Adapter):
         "pending/unfulfilled": ("pending_review", "unpaid", None),
         "authorized/unfulfilled": ("pending_review", "unpaid", None),
         "partially_paid/unfulfilled": ("pending_review", "unpaid", None),
+        # Cash on delivery stays "pending" while it is fulfilled and delivered, until the shop marks it paid.
+        "pending/partial": ("shipped", "unpaid", None),
+        "pending/fulfilled": ("shipped", "unpaid", None),
         "paid/unfulfilled": ("confirmed", "paid", None),
         "paid/partial": ("shipped", "paid", None),
         "paid/fulfilled": ("shipped", "paid", None),
@@ -52,30 +58,47 @@ class ShopifyAdapter(Adapter):
         return self.status_key(raw)
 
     def parse(self, raw: dict, zone: str) -> CanonicalOrder:
+        """total_price = Σ price × quantity − total_discounts + Σ shipping_lines.price + total_tax (unless
+        taxes_included) + total_tip_received. total_discounts is the sum of every line's discount_allocations
+        and the shipping lines' discount_allocations, so discounts are allocated per line."""
         items = need(raw, "line_items")
         if not isinstance(items, list) or not items:
             raise PayloadProblem("line_items must list at least one item", field="line_items", code="no_lines")
-        lines = []
-        for index, item in enumerate(items):
-            where = f"line_items[{index}]"
+        lines, per_line = [], False
+        for where, item in entries(items, "line_items"):
+            allocations = item.get("discount_allocations")
+            per_line = per_line or allocations is not None
+            code = item.get("sku") or ""
             lines.append(CanonicalLine(
-                channel_sku=text_of(need(item, "sku", where), f"{where}.sku", 64),
+                channel_sku=text_of(code, f"{where}.sku", 64) if code else "",
                 quantity=quantity_of(need(item, "quantity", where), f"{where}.quantity"),
                 unit_price=yuan(need(item, "price", where), f"{where}.price"),
-                title=item.get("title"),
+                title=item.get("title"), variant_id=platform_id(item.get("variant_id")),
+                product_id=platform_id(item.get("product_id")),
+                discount=total_of(allocations, "amount", f"{where}.discount_allocations"),
             ))
         address = need(raw, "shipping_address")
         customer = raw.get("customer") or {}
-        shipping = (((raw.get("total_shipping_price_set") or {}).get("shop_money") or {}).get("amount", "0.00"))
+        shipping_lines = raw.get("shipping_lines")
+        if isinstance(shipping_lines, list) and shipping_lines:
+            shipping = total_of(shipping_lines, "price", "shipping_lines")
+            shipping_discount = sum((total_of(line.get("discount_allocations"), "amount",
+                                              f"shipping_lines[{index}].discount_allocations")
+                                     for index, line in enumerate(shipping_lines)), ZERO)
+        else:
+            amount = ((raw.get("total_shipping_price_set") or {}).get("shop_money") or {}).get("amount", "0.00")
+            shipping, shipping_discount = yuan(amount, "total_shipping_price_set.shop_money.amount"), ZERO
         tax = yuan(raw.get("total_tax", "0.00"), "total_tax")
         if raw.get("taxes_included", False):
             tax = ZERO  # already inside the line prices
         financial = raw.get("financial_status")
-        paid_at = offset_time(need(raw, "processed_at"), "processed_at") if financial in (
-            "paid", "partially_refunded", "refunded") else None
+        paid_at = offset_time(need(raw, "processed_at"), "processed_at") if financial in PAID else None
         receiver = text_of(need(address, "name", "shipping_address"), "shipping_address.name", 60)
         receiver_phone = text_of(need(address, "phone", "shipping_address"), "shipping_address.phone", 32)
         city = text_of(need(address, "city", "shipping_address"), "shipping_address.city", 40)
+        gateways = [raw.get("gateway")] + list(raw.get("payment_gateway_names") or [])
+        cash_on_delivery = any(isinstance(name, str) and name.strip().lower() in COD_GATEWAYS for name in gateways)
+        discount = yuan(raw.get("total_discounts", "0.00"), "total_discounts")
         return CanonicalOrder(
             channel_order_id=text_of(need(raw, "id"), "id", 64),
             status_key=self.status_key(raw),
@@ -94,10 +117,18 @@ class ShopifyAdapter(Adapter):
             street=text_of(need(address, "address1", "shipping_address"), "shipping_address.address1", 200),
             postal_code=address.get("zip") or None,
             lines=lines,
-            shipping_fee=yuan(shipping, "total_shipping_price_set.shop_money.amount"),
-            discount=yuan(raw.get("total_discounts", "0.00"), "total_discounts"),
+            shipping_fee=shipping,
+            discount=discount,
+            fees=yuan(raw.get("total_tip_received") or "0.00", "total_tip_received"),
             paid_amount=yuan(need(raw, "total_price"), "total_price"),
             tax=tax,
+            discounts_per_line=per_line,
+            unallocated_discount=shipping_discount,  # a shipping discount belongs to no line
+            cash_on_delivery=cash_on_delivery,
+            cash_collected=cash_on_delivery and financial in PAID,
+            extra={"current_total_price": raw.get("current_total_price"), "taxes_included": raw.get("taxes_included"),
+                   "tax_lines": [{"title": line.get("title"), "price": line.get("price"), "rate": line.get("rate")}
+                                 for line in raw.get("tax_lines") or [] if isinstance(line, dict)]},
         )
 
     def fetch_page(self, client, creds: Credentials, start, end, cursor) -> Page:

@@ -1,17 +1,32 @@
 """Taobao/Tmall: TOP trades (taobao.trades.sold.increment.get), Beijing-time `yyyy-MM-dd HH:mm:ss`, yuan strings."""
 import json
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from shared.channels import signing
 from shared.channels.base import Adapter, Credentials, DecryptRefused, Page, PlatformError
-from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, PlatformProtected, local_time,
-                                       need, quantity_of, text_of, yuan)
+from shared.channels.canonical import (
+    CanonicalLine,
+    CanonicalOrder,
+    PayloadProblem,
+    PlatformProtected,
+    entries,
+    local_time,
+    need,
+    platform_id,
+    quantity_of,
+    signed_yuan,
+    text_of,
+    total_of,
+    yuan,
+)
 from shared.channels.privacy import buyer_key_of, is_ciphertext, masked_text
 
 FIELDS = ("tid,tid_str,status,created,modified,pay_time,buyer_nick,receiver_name,receiver_mobile,receiver_state,"
           "receiver_city,receiver_district,receiver_town,receiver_address,receiver_zip,total_fee,post_fee,"
-          "discount_fee,payment,orders,oaid")
+          "discount_fee,adjust_fee,payment,type,cod_status,buyer_cod_fee,promotion_details,orders,oaid")
+ZERO = Decimal("0.00")
 
 
 DECRYPT_METHOD = "taobao.top.oaid.decrypt"
@@ -43,21 +58,46 @@ class TaobaoAdapter(Adapter):
         return raw.get("status")
 
     def parse(self, raw: dict, zone: str) -> CanonicalOrder:
+        """Amounts per TOP's order amount rules: each sub-order costs price × num − discount_fee (item-level
+        promotions) + adjust_fee (the seller's price change) − part_mjz_discount (its share of shop-level
+        promotions) = divide_order_fee; the trade's payment is the sum of those plus post_fee."""
         tid = text_of(need(raw, "tid_str") if raw.get("tid_str") else need(raw, "tid"), "tid", 64)
         items = need(need(raw, "orders"), "order", "orders")
         if not isinstance(items, list) or not items:
             raise PayloadProblem("orders.order must list at least one item", field="orders.order", code="no_lines")
-        lines = []
-        for index, item in enumerate(items):
-            where = f"orders.order[{index}]"
+        lines, adjustments = [], []
+        for where, item in entries(items, "orders.order"):
+            quantity = quantity_of(need(item, "num", where), f"{where}.num")
+            price = yuan(need(item, "price", where), f"{where}.price")
+            adjust = signed_yuan(item.get("adjust_fee") or "0.00", f"{where}.adjust_fee")
+            discount = (yuan(item.get("discount_fee") or "0.00", f"{where}.discount_fee")
+                        + yuan(item.get("part_mjz_discount") or "0.00", f"{where}.part_mjz_discount"))
+            if adjust < 0:  # the seller lowered the price: a discount like any other
+                discount, adjust = discount - adjust, ZERO
+            adjustments.append(adjust)
+            divided = item.get("divide_order_fee")
+            # An item without SKU variants has no outer_sku_id: its merchant code is the item's outer_iid.
+            code = item.get("outer_sku_id") or item.get("outer_iid") or ""
             lines.append(CanonicalLine(
-                channel_sku=text_of(need(item, "outer_sku_id", where), f"{where}.outer_sku_id", 64),
-                quantity=quantity_of(need(item, "num", where), f"{where}.num"),
-                unit_price=yuan(need(item, "price", where), f"{where}.price"),
-                title=item.get("title"),
+                channel_sku=text_of(code, f"{where}.outer_sku_id", 64) if code else "",
+                quantity=quantity, unit_price=price, title=item.get("title"),
+                variant_id=platform_id(item.get("sku_id")), product_id=platform_id(item.get("num_iid")),
+                discount=discount,
+                paid=None if divided in (None, "") else yuan(divided, f"{where}.divide_order_fee") - adjust,
             ))
+        promotions = (raw.get("promotion_details") or {}).get("promotion_detail") or []
+        item_level = any(item.get("divide_order_fee") not in (None, "")
+                         or any(str(item.get(key) or "0").strip() not in ("0", "0.0", "0.00")
+                                for key in ("part_mjz_discount", "discount_fee")) for item in items)
+        if item_level:
+            discount = sum((line.discount for line in lines), ZERO)
+        else:  # an older trade without the per-item split: the trade's own discount_fee
+            discount = yuan(raw.get("discount_fee") or "0.00", "discount_fee")
+            if discount == ZERO and promotions:
+                discount = total_of(promotions, "discount_fee", "promotion_details.promotion_detail")
         pay_time = raw.get("pay_time")
         receiver = self._receiver(raw)
+        cash_on_delivery = raw.get("type") == "cod"
         return CanonicalOrder(
             channel_order_id=tid,
             status_key=text_of(need(raw, "status"), "status", 64),
@@ -74,8 +114,17 @@ class TaobaoAdapter(Adapter):
             postal_code=raw.get("receiver_zip") or None,
             lines=lines,
             shipping_fee=yuan(raw.get("post_fee", "0.00"), "post_fee"),
-            discount=yuan(raw.get("discount_fee", "0.00"), "discount_fee"),
+            discount=discount,
+            # A seller's price increase and the buyer's COD service fee are charges on top of the goods.
+            fees=sum(adjustments, ZERO) + yuan(raw.get("buyer_cod_fee") or "0.00", "buyer_cod_fee"),
             paid_amount=yuan(need(raw, "payment"), "payment"),
+            discounts_per_line=item_level,
+            cash_on_delivery=cash_on_delivery,
+            # cod_status SIGN_IN: the carrier delivered and took the cash; a finished trade is settled.
+            cash_collected=cash_on_delivery and (raw.get("cod_status") == "SIGN_IN"
+                                                 or raw.get("status") == "TRADE_FINISHED"),
+            extra={"promotions": [{"name": p.get("promotion_name"), "discount": p.get("discount_fee")}
+                                  for p in promotions if isinstance(p, dict)]},
         )
 
     @staticmethod

@@ -1,8 +1,12 @@
 """WooCommerce: REST API v3 orders and order webhooks; `*_gmt` times are UTC by definition."""
+from decimal import Decimal
+
 from shared.channels.base import Adapter, Credentials, Page, PlatformError
-from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, gmt_time, need,
-                                       quantity_of, text_of, yuan)
+from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, entries, gmt_time, need,
+                                       platform_id, quantity_of, signed_yuan, text_of, total_of, yuan)
 from shared.money import CENT
+
+ZERO = Decimal("0.00")
 
 
 class WooCommerceAdapter(Adapter):
@@ -29,24 +33,37 @@ class WooCommerceAdapter(Adapter):
         return raw.get("status")
 
     def parse(self, raw: dict, zone: str) -> CanonicalOrder:
+        """total = Σ line subtotal − discount_total + shipping_total + Σ fee_lines.total + total_tax. WooCommerce
+        stores every line amount without tax whatever prices_include_tax says, so total_tax always adds; each
+        line's subtotal − total is its share of the coupons (coupon_lines), so discounts are allocated per
+        line. A fee line may be negative (a discount entered as a fee)."""
         items = need(raw, "line_items")
         if not isinstance(items, list) or not items:
             raise PayloadProblem("line_items must list at least one item", field="line_items", code="no_lines")
-        lines = []
-        for index, item in enumerate(items):
-            where = f"line_items[{index}]"
+        lines, per_line = [], True
+        for where, item in entries(items, "line_items"):
             quantity = quantity_of(need(item, "quantity", where), f"{where}.quantity")
             subtotal = yuan(need(item, "subtotal", where), f"{where}.subtotal")  # the line before discounts
             unit = (subtotal / quantity).quantize(CENT)
             if unit * quantity != subtotal:
                 raise PayloadProblem(f"{where}.subtotal does not divide into {quantity} equal unit prices",
                                      field=f"{where}.subtotal", code="amounts_do_not_add_up")
-            lines.append(CanonicalLine(channel_sku=text_of(need(item, "sku", where), f"{where}.sku", 64),
-                                       quantity=quantity, unit_price=unit, title=item.get("name")))
-        # Line subtotals are before tax; the tax is added on top unless the shop enters prices with tax.
+            if item.get("total") in (None, ""):
+                per_line, line_discount = False, ZERO
+            else:
+                line_discount = subtotal - yuan(item["total"], f"{where}.total")
+            code = item.get("sku") or ""
+            lines.append(CanonicalLine(channel_sku=text_of(code, f"{where}.sku", 64) if code else "",
+                                       quantity=quantity, unit_price=unit, title=item.get("name"),
+                                       variant_id=platform_id(item.get("variation_id")),
+                                       product_id=platform_id(item.get("product_id")),
+                                       discount=line_discount))
         tax = yuan(raw.get("total_tax", "0.00"), "total_tax")
-        if raw.get("prices_include_tax", False):
-            tax = yuan("0.00", "total_tax")
+        fees = total_of(raw.get("fee_lines"), "total", "fee_lines", read=signed_yuan)
+        discount = yuan(raw.get("discount_total", "0.00"), "discount_total")
+        if fees < 0:  # a negative fee is how WooCommerce shops enter a cart discount by hand
+            discount, fees = discount - fees, ZERO
+            per_line = False
         billing, shipping = raw.get("billing") or {}, need(raw, "shipping")
         receiver = " ".join(filter(None, [shipping.get("first_name"), shipping.get("last_name")])).strip()
         if not receiver:
@@ -57,6 +74,7 @@ class WooCommerceAdapter(Adapter):
             raise PayloadProblem("shipping.phone is missing", field="shipping.phone", code="missing_field")
         city = text_of(need(shipping, "city", "shipping"), "shipping.city", 40)
         paid = raw.get("date_paid_gmt")
+        cash_on_delivery = raw.get("payment_method") == "cod"
         return CanonicalOrder(
             channel_order_id=text_of(need(raw, "id"), "id", 64),
             status_key=text_of(need(raw, "status"), "status", 30),
@@ -75,9 +93,19 @@ class WooCommerceAdapter(Adapter):
             postal_code=shipping.get("postcode") or None,
             lines=lines,
             shipping_fee=yuan(raw.get("shipping_total", "0.00"), "shipping_total"),
-            discount=yuan(raw.get("discount_total", "0.00"), "discount_total"),
+            discount=discount,
+            fees=fees,
             paid_amount=yuan(need(raw, "total"), "total"),
             tax=tax,
+            discounts_per_line=per_line,
+            cash_on_delivery=cash_on_delivery,
+            # WooCommerce sets date_paid when a COD order reaches "processing", before any cash is taken: only
+            # "completed" (the shop confirms delivery and payment) says the cash came in.
+            cash_collected=cash_on_delivery and raw.get("status") == "completed",
+            extra={"fee_lines": [{"name": fee.get("name"), "total": fee.get("total")}
+                                 for fee in raw.get("fee_lines") or [] if isinstance(fee, dict)],
+                   "coupons": [line.get("code") for line in raw.get("coupon_lines") or [] if isinstance(line, dict)],
+                   "prices_include_tax": raw.get("prices_include_tax", False)},
         )
 
     def fetch_page(self, client, creds: Credentials, start, end, cursor) -> Page:

@@ -1,5 +1,5 @@
 """Orders and their lines. Lifecycle, payment and refund are separate fields."""
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
@@ -43,6 +43,10 @@ class Order(db.Model):
     shipping_fee = mapped_column(Money, nullable=False)
     discount = mapped_column(Money, nullable=False)
     tax = mapped_column(Money, nullable=False, default=0, server_default="0")  # charged on top of the prices
+    # Other charges the buyer pays (WooCommerce fee lines, a COD service fee, a Shopify tip).
+    fees = mapped_column(Money, nullable=False, default=0, server_default="0")
+    # The buyer pays the courier: unpaid until the cash is collected, shipped all the same (cash_on_delivery.py).
+    cash_on_delivery: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     total = mapped_column(Money, nullable=False)
     receiver_name = mapped_column(EncryptedText, nullable=False)
     receiver_phone = mapped_column(EncryptedText, nullable=False)

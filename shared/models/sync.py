@@ -149,15 +149,20 @@ class StatusMapping(db.Model):
     updated_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
 
 
+MAPPING_KEY_KINDS = ("code", "variant", "product")  # merchant code, platform variant id, platform product id
+
+
 class SkuMapping(db.Model):
-    """A channel's SKU code (what the platform sends) → an internal SKU."""
+    """What the platform sends for a line → an internal SKU. The key is the merchant's code on the platform
+    (`key_kind` "code"), or, for lines without one, the platform's variant id or product id."""
 
     __tablename__ = "channel_sku_mappings"
-    __table_args__ = (UniqueConstraint("channel_id", "channel_sku"),)
+    __table_args__ = (UniqueConstraint("channel_id", "key_kind", "channel_sku"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
-    channel_sku: Mapped[str] = mapped_column(String(64))
+    key_kind: Mapped[str] = mapped_column(String(10), default="code", server_default="code")
+    channel_sku: Mapped[str] = mapped_column(String(64))  # the key's value: a code, or a platform id
     sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"), index=True)
     created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
 

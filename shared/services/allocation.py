@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
+from shared import cash_on_delivery
 from shared.actors import Actor
 from shared.data.places import distance_km, locate
 from shared.extensions import db
@@ -200,7 +201,7 @@ def allocate_many(order_ids: list[int], actor: Actor, now: datetime | None = Non
     now = now or utc_now()
     orders = db.session.execute(
         select(Order).options(selectinload(Order.lines), selectinload(Order.customer))
-        .where(Order.id.in_(order_ids), Order.status == S.CONFIRMED, Order.payment_status == "paid")
+        .where(Order.id.in_(order_ids), Order.status == S.CONFIRMED, cash_on_delivery.may_ship_clause())
         .order_by(Order.id).with_for_update(of=Order)).scalars().all()
     taken = set(db.session.execute(select(Shipment.order_id).where(
         Shipment.order_id.in_([o.id for o in orders]), Shipment.status.in_(OPEN_SHIPMENT))).scalars())
@@ -289,7 +290,7 @@ def allocate_many(order_ids: list[int], actor: Actor, now: datetime | None = Non
 
 def allocation_queue(limit: int = 500) -> list[int]:
     """Confirmed paid orders waiting for a warehouse, oldest first (the job allocates them)."""
-    return db.session.execute(select(Order.id).where(Order.status == S.CONFIRMED, Order.payment_status == "paid")
+    return db.session.execute(select(Order.id).where(Order.status == S.CONFIRMED, cash_on_delivery.may_ship_clause())
                               .order_by(Order.placed_at, Order.id).limit(limit)).scalars().all()
 
 

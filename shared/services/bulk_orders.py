@@ -18,7 +18,7 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from shared import order_numbers
+from shared import cash_on_delivery, order_numbers
 from shared.actors import SYSTEM
 from shared.channels.canonical import CanonicalOrder
 from shared.extensions import db
@@ -126,7 +126,7 @@ def _customers(cleaned: list[dict]) -> dict[str, Customer]:
     return found
 
 
-def _settle(order: Order, target: str, paid: bool, reason: str) -> None:
+def _settle(order: Order, target: str, ships: bool, reason: str) -> None:
     """Bring a new order to where the platform says it is, with the audit events `create_order` and the
     lifecycle would have written one call at a time."""
     def move(status: str, action: str = "order.transition", why: str = reason) -> None:
@@ -134,7 +134,7 @@ def _settle(order: Order, target: str, paid: bool, reason: str) -> None:
         order.status = status
         audit.record(SYSTEM, action, "order", order.order_no, before=before, after=audit_snapshot(order), reason=why)
 
-    if paid and target != S.PENDING_REVIEW:
+    if ships and target != S.PENDING_REVIEW:
         move(S.CONFIRMED, why="paid order passed auto-review")
     if target == S.ON_HOLD:
         order.status_before_hold, order.hold_reason = order.status, reason
@@ -160,7 +160,9 @@ def create_new(context: ChannelContext, entries: list[tuple[object, CanonicalOrd
         try:
             if mapping is None or mapping.lifecycle not in BULK_TARGETS:
                 raise LookupError
-            check(context, canonical)
+            mapping = check(context, canonical)  # cash on delivery may move the lifecycle target
+            if mapping.lifecycle not in BULK_TARGETS:
+                raise LookupError
             clean = validate_order_data(order_data(context, canonical, paid), channel=channel,
                                         skus=context.sku_objects)
         except Exception:  # review reasons, unusual states: the one-at-a-time path says what happened
@@ -206,7 +208,8 @@ def create_new(context: ChannelContext, entries: list[tuple[object, CanonicalOrd
             status=OrderStatus.PENDING_REVIEW,
             payment_status="paid" if paid else "unpaid", refund_status=refund_of(mapping, canonical),
             currency=clean["currency"], goods_total=clean["goods_total"], shipping_fee=clean["shipping_fee"],
-            discount=clean["discount"], tax=clean["tax"], total=clean["total"], receiver_name=clean["receiver"],
+            discount=clean["discount"], tax=clean["tax"], fees=clean["fees"], total=clean["total"],
+            cash_on_delivery=clean["cash_on_delivery"], receiver_name=clean["receiver"],
             receiver_phone=clean["receiver_phone"],
             receiver_phone_index=contact_index(clean["receiver_phone"], clean["protected"]),
             **protected_columns(clean["protected"]),
@@ -215,7 +218,7 @@ def create_new(context: ChannelContext, entries: list[tuple[object, CanonicalOrd
             created_at=now, updated_at=now, platform_status=canonical.status_key,
             platform_modified_at=canonical.modified_at, lines=lines)
         audit.record(SYSTEM, "order.create", "order", order.order_no, after=audit_snapshot(order))
-        _settle(order, mapping.lifecycle, paid, f"{PLATFORM_HOLD} {channel.name} status {canonical.status_key}")
+        _settle(order, mapping.lifecycle, cash_on_delivery.may_ship(order), f"{PLATFORM_HOLD} {channel.name} status {canonical.status_key}")
         orders.append((item, order, paid))
     db.session.add_all([order for _item, order, _paid in orders])
     db.session.flush()  # multi-row INSERTs (SQLAlchemy's insertmanyvalues), ids returned

@@ -6,21 +6,22 @@ overwrites a newer one (the platform's modified time decides); an address change
 the parcel is not yet packed; a refund or cancellation before shipping cancels the order, which releases its
 stock. The platform does not move physical steps (allocate, pick, pack, ship): the warehouse does.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from shared import cash_on_delivery
 from shared.actors import SYSTEM
 from shared.channels.base import Adapter
-from shared.channels.canonical import CanonicalOrder
+from shared.channels.canonical import CanonicalLine, CanonicalOrder
 from shared.channels.topics import PlatformDeletion, PlatformRefundNotice
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
 from shared.models import Channel, Order, PlatformRefund, SkuMapping, StatusMapping
 from shared.money import CENT, format_money
 from shared.security.masking import masked_address, masked_name, masked_phone
-from shared.services import customers
+from shared.services import audit, customers
 from shared.services import orders as order_service
 from shared.services.errors import ServiceError, ValidationFailed
 from shared.timekeeping import as_utc, utc_now
@@ -69,7 +70,7 @@ class ChannelContext:
     channel: Channel
     adapter: Adapter
     statuses: dict[str, Mapping]
-    skus: dict[str, str]  # channel SKU → internal SKU code
+    skus: dict[tuple[str, str], str]  # (key kind, value) → internal SKU code
     sku_objects: dict  # internal SKU code → Sku
 
     @classmethod
@@ -79,7 +80,15 @@ class ChannelContext:
         return cls(channel, adapter, {row.platform_status: Mapping(row.platform_status, row.lifecycle,
                                                                    row.payment_status, row.refund_status)
                                       for row in statuses},
-                   {row.channel_sku: row.sku.code for row in skus}, {row.sku.code: row.sku for row in skus})
+                   {(row.key_kind, row.channel_sku): row.sku.code for row in skus},
+                   {row.sku.code: row.sku for row in skus})
+
+    def sku_for(self, line: CanonicalLine) -> str | None:
+        """The internal SKU of a line: by the merchant's code, else the platform variant id, else the product id."""
+        for key in line.mapping_keys():
+            if key in self.skus:
+                return self.skus[key]
+        return None
 
 
 def check(context: ChannelContext, canonical: CanonicalOrder) -> Mapping:
@@ -88,22 +97,32 @@ def check(context: ChannelContext, canonical: CanonicalOrder) -> Mapping:
     if mapping is None:
         raise NeedsReview(f"status {canonical.status_key!r} of {context.channel.name} is not in the status mapping",
                           field="status", code="unknown_status")
-    unmapped = sorted({line.channel_sku for line in canonical.lines} - context.skus.keys())
+    if canonical.cash_on_delivery:
+        mapping = replace(mapping, lifecycle=cash_on_delivery.lifecycle(mapping.lifecycle, mapping.payment_status))
+    unmapped = sorted({line.describe() for line in canonical.lines if context.sku_for(line) is None})
     if unmapped:
         raise NeedsReview(f"channel SKU {', '.join(unmapped)} is not mapped to an internal SKU", field="sku",
                           code="unmapped_sku")
     gap = canonical.amount_gap()
-    if abs(gap) > context.adapter.rounding_tolerance:
+    tolerance = context.adapter.rounding_tolerance
+    if abs(gap) > tolerance:
         raise NeedsReview(
-            f"amounts do not add up: lines {format_money(canonical.goods_total)} − discount "
-            f"{format_money(canonical.discount)} + shipping {format_money(canonical.shipping_fee)} + tax "
-            f"{format_money(canonical.tax)} ≠ paid {format_money(canonical.paid_amount)}", field="amounts",
-            code="amounts_do_not_add_up")
+            f"amounts do not add up: goods {format_money(canonical.goods_total)} − discount "
+            f"{format_money(canonical.discount)} + shipping {format_money(canonical.shipping_fee)} + fees "
+            f"{format_money(canonical.fees)} + tax {format_money(canonical.tax)} = "
+            f"{format_money(canonical.paid_amount + gap)} ≠ paid {format_money(canonical.paid_amount)} "
+            f"(gap {format_money(gap)})", field="amounts", code="amounts_do_not_add_up")
+    problems = canonical.line_problems()
+    if problems and tolerance == 0:
+        raise NeedsReview(f"amounts do not add up per line: {'; '.join(problems)}", field="amounts",
+                          code="amounts_do_not_add_up")
     return mapping
 
 
 def payment_of(mapping: Mapping, canonical: CanonicalOrder) -> str:
-    return mapping.payment_status or ("paid" if canonical.paid_at else "unpaid")
+    """The status mapping's word on payment, or the platform's paid time; cash on delivery by its own rule."""
+    return cash_on_delivery.payment_status(canonical.cash_on_delivery, canonical.cash_collected,
+                                           mapping.payment_status or ("paid" if canonical.paid_at else "unpaid"))
 
 
 def refund_of(mapping: Mapping, canonical: CanonicalOrder) -> str:
@@ -138,10 +157,10 @@ def order_data(context: ChannelContext, canonical: CanonicalOrder, paid: bool) -
         "shipping_address": {"receiver": canonical.receiver, "phone": canonical.receiver_phone,
                              "province": canonical.province, "city": canonical.city, "district": canonical.district,
                              "street": canonical.street, "postal_code": canonical.postal_code},
-        "lines": [{"sku": context.skus[line.channel_sku], "quantity": line.quantity,
+        "lines": [{"sku": context.sku_for(line), "quantity": line.quantity,
                    "unit_price": str(line.unit_price)} for line in canonical.lines],
         "shipping_fee": str(canonical.shipping_fee), "discount": str(canonical.discount),
-        "tax": str(canonical.tax),
+        "tax": str(canonical.tax), "fees": str(canonical.fees), "cash_on_delivery": canonical.cash_on_delivery,
         "platform_protected": protected_of(context, canonical),
     }
 
@@ -162,8 +181,9 @@ def _create(context: ChannelContext, canonical: CanonicalOrder, mapping: Mapping
     paid = payment_of(mapping, canonical) == "paid"
     target = mapping.lifecycle
     reserve = target in (S.PENDING_REVIEW, S.CONFIRMED, S.ON_HOLD)
+    ships = paid or canonical.cash_on_delivery  # a COD order is fulfilled unpaid: the courier takes the cash
     order = order_service.create_order(order_data(context, canonical, paid), SYSTEM, reserve=reserve,
-                                       auto_confirm=paid and target != S.PENDING_REVIEW)
+                                       auto_confirm=ships and target != S.PENDING_REVIEW)
     order.platform_status, order.platform_modified_at = canonical.status_key, canonical.modified_at
     order.refund_status = refund_of(mapping, canonical)
     reason = f"{PLATFORM_HOLD} {context.channel.name} status {canonical.status_key}"
@@ -232,7 +252,7 @@ def _follow_lifecycle(order: Order, target: str, why: str) -> None:
     if order.status == S.ON_HOLD and (order.hold_reason or "").startswith(PLATFORM_HOLD):
         order_service.release_hold(order, SYSTEM, f"{PLATFORM_HOLD} resolved, status {status_key}")
     if target in (S.CONFIRMED, S.SHIPPED, S.COMPLETED) and order.status == S.PENDING_REVIEW \
-            and order.payment_status == "paid":
+            and cash_on_delivery.may_ship(order):
         order_service.transition_order(order, S.CONFIRMED, SYSTEM, "paid on the platform")
     if target == S.COMPLETED and order.status == S.SHIPPED:
         order_service.transition_order(order, S.COMPLETED, SYSTEM, "completed on the platform")

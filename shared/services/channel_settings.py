@@ -6,6 +6,7 @@ from shared.channels import adapter_for
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
 from shared.models import Channel, ChannelConnection, SkuMapping, StatusMapping
+from shared.models.sync import MAPPING_KEY_KINDS
 from shared.services import audit
 from shared.services import stock as stock_service
 from shared.services import validation as check
@@ -127,34 +128,60 @@ def set_status_mapping(channel: Channel, platform_status: str, lifecycle: str, p
     return row
 
 
+KEY_KIND_LABELS = {"code": "merchant code", "variant": "platform variant id", "product": "platform product id"}
+
+
 def sku_mappings(channel: Channel) -> list[SkuMapping]:
     return db.session.execute(select(SkuMapping).where(SkuMapping.channel_id == channel.id)
-                              .order_by(SkuMapping.channel_sku)).scalars().all()
+                              .order_by(SkuMapping.key_kind, SkuMapping.channel_sku)).scalars().all()
 
 
-def map_sku(channel: Channel, channel_sku: str, sku_code: str, actor: Actor) -> SkuMapping:
-    channel_sku = check.text(channel_sku, "channel_sku", 64)
+def _key_kind(key_kind: str | None) -> str:
+    kind = key_kind or "code"
+    if kind not in MAPPING_KEY_KINDS:
+        raise ValidationFailed(f"{kind!r} is not a mapping key: use a merchant code, a platform variant id or a "
+                               "platform product id", field="key_kind", code="invalid_key_kind")
+    return kind
+
+
+def _key_value(value, kind: str) -> str:
+    text = check.text(value, "channel_sku", 64)
+    if kind != "code" and not text.isdigit():  # every platform's variant and product ids are digits
+        raise ValidationFailed(f"a platform {kind} id is digits only, not {text!r}", field="channel_sku",
+                               code="invalid_platform_id")
+    return text
+
+
+def _mapping_row(channel: Channel, kind: str, value: str) -> SkuMapping | None:
+    return db.session.execute(select(SkuMapping).where(SkuMapping.channel_id == channel.id,
+                                                       SkuMapping.key_kind == kind,
+                                                       SkuMapping.channel_sku == value)).scalar_one_or_none()
+
+
+def map_sku(channel: Channel, channel_sku: str, sku_code: str, actor: Actor, key_kind: str = "code") -> SkuMapping:
+    """Map what a platform line carries (its merchant code, or its variant or product id) to an internal SKU."""
+    kind = _key_kind(key_kind)
+    channel_sku = _key_value(channel_sku, kind)
     sku = stock_service.get_sku(check.text(sku_code, "sku", 64))
-    row = db.session.execute(select(SkuMapping).where(SkuMapping.channel_id == channel.id,
-                                                      SkuMapping.channel_sku == channel_sku)).scalar_one_or_none()
-    before = {"sku": row.sku.code} if row else None
+    row = _mapping_row(channel, kind, channel_sku)
+    before = {"key_kind": kind, "channel_sku": channel_sku, "sku": row.sku.code} if row else None
     if row is None:
-        row = SkuMapping(channel_id=channel.id, channel_sku=channel_sku)
+        row = SkuMapping(channel_id=channel.id, key_kind=kind, channel_sku=channel_sku)
         db.session.add(row)
     row.sku_id, row.sku = sku.id, sku
     db.session.flush()
     audit.record(actor, "channel.sku_mapping", "channel", channel.code, before=before,
-                 after={"channel_sku": channel_sku, "sku": sku.code})
+                 after={"key_kind": kind, "channel_sku": channel_sku, "sku": sku.code})
     return row
 
 
-def unmap_sku(channel: Channel, channel_sku: str, actor: Actor) -> None:
-    row = db.session.execute(select(SkuMapping).where(SkuMapping.channel_id == channel.id,
-                                                      SkuMapping.channel_sku == channel_sku)).scalar_one_or_none()
+def unmap_sku(channel: Channel, channel_sku: str, actor: Actor, key_kind: str = "code") -> None:
+    kind = _key_kind(key_kind)
+    row = _mapping_row(channel, kind, channel_sku)
     if row is None:
         raise NotFound(f"{channel_sku} is not mapped", field="channel_sku", code="mapping_not_found")
     audit.record(actor, "channel.sku_unmap", "channel", channel.code,
-                 before={"channel_sku": channel_sku, "sku": row.sku.code})
+                 before={"key_kind": kind, "channel_sku": channel_sku, "sku": row.sku.code})
     db.session.delete(row)
 
 

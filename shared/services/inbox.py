@@ -399,10 +399,15 @@ def _was_paid(context: ChannelContext, canonical: CanonicalOrder) -> bool:
     return status == "paid"
 
 
+MAX_VISIBLE_DELAY_MS = 7 * 24 * 3600 * 1000
+
+
 def _finish(item: InboxItem, outcome: str, order_id: int | None, delay_ms: int | None) -> None:
     item.status, item.outcome, item.order_id, item.processed_at = "done", outcome, order_id, utc_now()
     item.error_code, item.last_error, item.next_attempt_at = None, None, None
-    item.visible_delay_ms = delay_ms
+    # A delay is "how long a paid order took to become visible": an order first seen days later (a re-fetch of
+    # old history) is no such figure, and would overflow the INTEGER column past 24.8 days.
+    item.visible_delay_ms = delay_ms if delay_ms is None or delay_ms <= MAX_VISIBLE_DELAY_MS else None
 
 
 def _to_review(item: InboxItem, problem: ServiceError) -> None:

@@ -5,7 +5,7 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import select
 
-from shared import order_numbers
+from shared import cash_on_delivery, order_numbers
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
 from shared.lifecycle import OrderStatus, Transition, find_transition, transitions_from
@@ -104,12 +104,14 @@ def validate_order_data(data: dict, channel: Channel | None = None, skus: dict |
         "discount": parse_money(data.get("discount", "0.00"), "discount"),
         "tax": parse_money(data.get("tax", "0.00"), "tax"),
         "protected": protected or None,  # {"kind", "ciphertext", "buyer_key"} from channel sync only
+        "fees": parse_money(data.get("fees", "0.00"), "fees"),
+        "cash_on_delivery": data.get("cash_on_delivery") is True,
     }
     if clean["placed_at"] > utc_now() + timedelta(minutes=5):
         raise ValidationFailed("placed_at is in the future", field="placed_at", code="future_timestamp")
     goods = sum((price * qty for _, qty, price in clean["lines"]), Decimal("0.00"))
     clean["goods_total"] = goods
-    clean["total"] = goods + clean["shipping_fee"] - clean["discount"] + clean["tax"]
+    clean["total"] = goods + clean["shipping_fee"] - clean["discount"] + clean["fees"] + clean["tax"]
     if clean["total"] < 0:
         raise ValidationFailed("the discount is larger than the order", field="discount", code="invalid_amount")
     if clean["total"] > Decimal("9999999999.99"):
@@ -145,7 +147,8 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
     now = utc_now()
     unpaid_minutes = current_app.config["UNPAID_RESERVATION_MINUTES"]
     # Platforms close their own unpaid orders (and tell us); only direct channels expire here.
-    expires = clean["paid_at"] is None and channel.is_direct
+    # (a cash-on-delivery order is paid at the door: it holds its stock until then)
+    expires = clean["paid_at"] is None and channel.is_direct and not clean["cash_on_delivery"]
     expires_at = now + timedelta(minutes=unpaid_minutes) if expires else None
     if auto_confirm is None:
         auto_confirm = clean["paid_at"] is not None
@@ -159,10 +162,12 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
             warehouse_id=warehouse_id, status=OrderStatus.PENDING_REVIEW,
             payment_status="paid" if clean["paid_at"] else "unpaid",
             refund_status="none", currency=clean["currency"], goods_total=clean["goods_total"],
-            shipping_fee=clean["shipping_fee"], discount=clean["discount"], tax=clean["tax"], total=clean["total"],
-            receiver_name=clean["receiver"], receiver_phone=clean["receiver_phone"],
+            shipping_fee=clean["shipping_fee"], discount=clean["discount"], tax=clean["tax"], fees=clean["fees"],
+            total=clean["total"], cash_on_delivery=clean["cash_on_delivery"], receiver_name=clean["receiver"],
+            receiver_phone=clean["receiver_phone"],
             receiver_phone_index=customers.contact_index(clean["receiver_phone"], clean["protected"]),
-            **customers.protected_columns(clean["protected"]), province=clean["province"], city=clean["city"], district=clean["district"], street=clean["street"],
+            **customers.protected_columns(clean["protected"]), province=clean["province"], city=clean["city"],
+            district=clean["district"], street=clean["street"],
             postal_code=clean["postal_code"], placed_at=clean["placed_at"], paid_at=clean["paid_at"],
             created_at=now, updated_at=now,
             lines=[OrderLine(sku_id=sku.id, sku=sku, quantity=qty, unit_price=price, line_total=price * qty)
@@ -206,7 +211,7 @@ def _guard_has_lines(order: Order) -> str | None:
 
 
 def _guard_is_paid(order: Order) -> str | None:
-    return None if order.payment_status == "paid" else "the order is not paid"
+    return None if cash_on_delivery.may_ship(order) else "the order is not paid"
 
 
 def _guard_stock_reserved(order: Order) -> str | None:

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import defer, lazyload
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import defer, lazyload
 
-from shared import dispatch
+from shared import cash_on_delivery, dispatch
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
@@ -115,6 +115,9 @@ def _refresh(shipment: Shipment, rows: list, summarize, now: datetime) -> None:
         order = shipment.order
         parcels = db.session.execute(select(Shipment.status).where(Shipment.order_id == order.id,
                                                                    Shipment.status != "cancelled")).scalars().all()
+        if all(status == "delivered" for status in parcels) and cash_on_delivery.collected_on_delivery(order):
+            # The carrier hands over a COD parcel only against the cash: its delivery is the payment.
+            order_service.record_payment(order, as_utc(shipment.delivered_at) or now, SYSTEM)
         if order.status == OrderStatus.SHIPPED and all(status == "delivered" for status in parcels):
             order_service.transition_order(order, OrderStatus.COMPLETED, SYSTEM, "delivered, as the carrier reports")
 

@@ -86,7 +86,7 @@ class OrderBook:
     def _listing_for(self, order: SimOrder) -> Listing:
         listed = is_listed(self.platform, order.state)
         return Listing(order.id, int(order.modified.timestamp()), int(order.created.timestamp()),
-                       status_key_for_state(self.platform, order.state) if listed else "",
+                       status_key_for_state(self.platform, order.state, order.cash_on_delivery) if listed else "",
                        shopify_open_state(order.state) if self.platform == "shopify" else "open", listed,
                        order=order)
 

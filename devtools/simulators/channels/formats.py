@@ -36,6 +36,9 @@ class OrderLine:
     quantity: int
     unit_price: Decimal
     spec: str = ""  # e.g. "颜色分类:白色;尺码:L"
+    # False: the platform line carries no merchant code (an item without SKU variants, a code never entered);
+    # the order center then maps it by the platform's variant or product id (`mapping_key_for`).
+    code_shown: bool = True
 
     @property
     def total(self) -> Decimal:
@@ -74,6 +77,11 @@ class SimOrder:
     discount: Decimal = ZERO
     tax: Decimal = ZERO
     taxes_included: bool = False
+    fees: Decimal = ZERO  # WooCommerce fee lines (a COD fee), a Shopify tip: charged on top, in the paid figure
+    cash_on_delivery: bool = False  # the buyer pays the courier: the platform reports it unpaid until then
+    # The share of `discount` the platform shows as the shop's order-level promotion (Taobao part_mjz_discount,
+    # Pinduoduo platform_discount); the rest is item-level (Taobao discount_fee, Pinduoduo seller_discount).
+    shop_discount_share: Decimal = ZERO
     currency: str = "CNY"
     email: str = ""
     number: int = 0  # the buyer-facing order number (Shopify "#1001", WooCommerce "number")
@@ -85,7 +93,11 @@ class SimOrder:
 
     def paid_amount(self) -> Decimal:
         tax = ZERO if self.taxes_included else self.tax
-        return self.goods_total() + self.shipping - self.discount + tax
+        return self.goods_total() + self.shipping - self.discount + self.fees + tax
+
+    def cash_collected(self) -> bool:
+        """A COD order's cash is in once it is completed (the courier handed it over)."""
+        return self.state == "completed"
 
 
 # ---------------------------------------------------------------- status tables (CHANNELS.md "status key")
@@ -128,7 +140,22 @@ def is_listed(platform: str, state: str) -> bool:
     return True
 
 
-def status_key_for_state(platform: str, state: str) -> str:
+def shopify_financial(state: str, cash_on_delivery: bool = False) -> str:
+    """Shopify's financial_status: a COD order stays `pending` until it is completed (the cash is in)."""
+    financial = SHOPIFY_STATUS[state][0]
+    if cash_on_delivery and state in ("paid", "shipped"):
+        return "pending"
+    return financial
+
+
+def paid_time(order: "SimOrder") -> datetime | None:
+    """When the platform says the buyer paid: a COD order only once the courier handed the cash over."""
+    if order.cash_on_delivery:
+        return order.closed if order.cash_collected() else None
+    return order.paid
+
+
+def status_key_for_state(platform: str, state: str, cash_on_delivery: bool = False) -> str:
     """The CHANNELS.md status key the platform's JSON carries for a neutral state."""
     if platform == "taobao":
         return TAOBAO_STATUS[state]
@@ -139,7 +166,8 @@ def status_key_for_state(platform: str, state: str) -> str:
     if platform == "douyin":
         return str(DOUYIN_STATUS[state])
     if platform == "shopify":
-        financial, fulfillment, cancelled, _closed = SHOPIFY_STATUS[state]
+        _financial, fulfillment, cancelled, _closed = SHOPIFY_STATUS[state]
+        financial = shopify_financial(state, cash_on_delivery)
         return f"cancelled/{financial}" if cancelled else f"{financial}/{fulfillment or 'unfulfilled'}"
     if platform == "woocommerce":
         return WOOCOMMERCE_STATUS[state]
@@ -216,6 +244,26 @@ def platform_number(code: str, salt: str, low: int, span: int) -> int:
     return low + zlib.crc32(f"{salt}:{code}".encode()) % span
 
 
+def platform_ids(platform: str, code: str) -> tuple[str, str]:
+    """(variant id, product id) the platform gives a merchant SKU code's listing, as the builders emit them."""
+    salts = {"taobao": (("taobao-sku", 5_000_000_000_000, 999_999_999_999),
+                        ("taobao-item", 600_000_000_000, 99_999_999_999)),
+             "jd": (("jd-sku", 10_000_000_000, 89_999_999_999), ("jd-ware", 100_000_000_000, 899_999_999_999)),
+             "pinduoduo": (("pdd-sku", 1_000_000_000_000, 8_999_999_999_999),
+                           ("pdd-goods", 100_000_000_000, 899_999_999_999)),
+             "douyin": (("douyin-sku", 1_700_000_000_000_000, 99_999_999_999_999),
+                        ("douyin-product", 3_500_000_000_000_000_000, 99_999_999_999_999_999)),
+             "shopify": (("shopify-variant", 40_000_000_000_000, 9_999_999_999_999),
+                         ("shopify-product", 8_000_000_000_000, 999_999_999_999)),
+             "woocommerce": (("woo-variation", 10_000, 89_990_000), ("woo-product", 10, 9_990))}[platform]
+    return tuple(str(platform_number(code, salt, low, span)) for salt, low, span in salts)
+
+
+def mapping_key_for(platform: str, code: str) -> tuple[str, str]:
+    """What a merchant maps for a line of this SKU that shows no merchant code: (key kind, platform id)."""
+    return "variant", platform_ids(platform, code)[0]
+
+
 def _split_name(full_name: str) -> tuple[str, str]:
     first, _, last = full_name.partition(" ")
     return first, last
@@ -228,10 +276,14 @@ def taobao_trade(order: SimOrder) -> dict:
     receiver = order.receiver
     status = TAOBAO_STATUS[order.state]
     refund_status = TAOBAO_REFUND.get(order.state, "NO_REFUND")
+    paid = paid_time(order)
+    totals = [line.total for line in order.lines]
+    item_discounts = allocate(order.discount - order.shop_discount_share, totals)
+    shop_shares = allocate(order.shop_discount_share, totals)
     trade = {
-        "tid": int(order.id), "tid_str": order.id, "type": "fixed", "status": status,
-        "created": beijing_text(order.created), "modified": beijing_text(order.modified),
-        "pay_time": beijing_text(order.paid) if order.paid else None,
+        "tid": int(order.id), "tid_str": order.id, "type": "cod" if order.cash_on_delivery else "fixed",
+        "status": status, "created": beijing_text(order.created), "modified": beijing_text(order.modified),
+        "pay_time": beijing_text(paid) if paid else None,
         "consign_time": beijing_text(order.shipped) if order.shipped else None,
         "end_time": beijing_text(order.closed) if order.closed else None,
         "buyer_nick": order.buyer,
@@ -242,22 +294,40 @@ def taobao_trade(order: SimOrder) -> dict:
         "total_fee": money_text(order.goods_total()), "post_fee": money_text(order.shipping),
         "discount_fee": money_text(order.discount), "adjust_fee": "0.00", "payment": money_text(order.paid_amount()),
     }
+    if order.cash_on_delivery:  # the courier collects; SIGN_IN once the buyer signed and paid
+        trade["cod_status"] = "SIGN_IN" if order.cash_collected() else "ACCEPTED_BY_COMPANY"
+        trade["cod_fee"], trade["buyer_cod_fee"] = "0.00", "0.00"
     trade = {key: value for key, value in trade.items() if value is not None}
-    trade["orders"] = {"order": [_taobao_sub_order(order, index, line, status, refund_status)
-                                 for index, line in enumerate(order.lines)]}
+    promotions = [{"id": int(order.id), "promotion_name": name, "discount_fee": money_text(amount)}
+                  for name, amount in (("单品优惠", order.discount - order.shop_discount_share),
+                                       ("店铺满减", order.shop_discount_share)) if amount]
+    if promotions:
+        trade["promotion_details"] = {"promotion_detail": promotions}
+    trade["orders"] = {"order": [_taobao_sub_order(order, index, line, status, refund_status, item, shop)
+                                 for index, (line, item, shop) in enumerate(zip(order.lines, item_discounts,
+                                                                                shop_shares))]}
     return trade
 
 
-def _taobao_sub_order(order: SimOrder, index: int, line: OrderLine, status: str, refund_status: str) -> dict:
+def _taobao_sub_order(order: SimOrder, index: int, line: OrderLine, status: str, refund_status: str,
+                      item_discount: Decimal, shop_share: Decimal) -> dict:
+    """TOP's sub-order amounts: total_fee = payment = price × num − discount_fee (item-level promotions);
+    divide_order_fee = that − part_mjz_discount (its share of the shop's promotions)."""
     oid = int(order.id) + index  # a single-item trade's oid equals its tid, as on Taobao
-    return {
+    variant_id, item_id = platform_ids("taobao", line.sku)
+    sub = {
         "oid": oid, "oid_str": str(oid), "status": status, "refund_status": refund_status,
-        "num_iid": platform_number(line.sku, "taobao-item", 600_000_000_000, 99_999_999_999),
-        "sku_id": str(platform_number(line.sku, "taobao-sku", 5_000_000_000_000, 999_999_999_999)),
-        "outer_sku_id": line.sku, "title": line.title, "sku_properties_name": line.spec,
-        "num": line.quantity, "price": money_text(line.unit_price), "total_fee": money_text(line.total),
-        "discount_fee": "0.00", "adjust_fee": "0.00",
+        "num_iid": int(item_id), "sku_id": variant_id, "outer_sku_id": line.sku,
+        "title": line.title, "sku_properties_name": line.spec,
+        "num": line.quantity, "price": money_text(line.unit_price), "total_fee": money_text(line.total - item_discount),
+        "payment": money_text(line.total - item_discount), "discount_fee": money_text(item_discount),
+        "adjust_fee": "0.00", "part_mjz_discount": money_text(shop_share),
+        "divide_order_fee": money_text(line.total - item_discount - shop_share),
     }
+    if not line.code_shown:  # an item without SKU variants: no sku_id, the merchant code is the item's outer_iid
+        del sub["sku_id"], sub["outer_sku_id"]
+        sub["outer_iid"], sub["sku_properties_name"] = line.sku, ""
+    return sub
 
 
 def jd_order(order: SimOrder) -> dict:
@@ -276,20 +346,26 @@ def jd_order(order: SimOrder) -> dict:
     if receiver.town:
         consignee["town"] = receiver.town
     return {
-        "orderId": order.id, "venderId": "10086001", "orderType": "22", "payType": "4-在线支付",
+        "orderId": order.id, "venderId": "10086001", "orderType": "22",
+        "payType": "1-货到付款" if order.cash_on_delivery else "4-在线支付",
         "orderState": state, "orderStateRemark": JD_STATE_REMARK[state], "pin": order.buyer,
         "orderStartTime": beijing_text(order.created), "modified": beijing_text(order.modified),
-        "paymentConfirmTime": beijing_text(order.paid) if order.paid else "",
+        "paymentConfirmTime": beijing_text(paid_time(order)) if paid_time(order) else "",
         "orderEndTime": beijing_text(order.closed) if order.closed else "",
         "orderTotalPrice": money_text(order.goods_total()), "freightPrice": money_text(order.shipping),
         "sellerDiscount": money_text(order.discount),
         "orderSellerPrice": money_text(order.goods_total() - order.discount),
         "orderPayment": money_text(order.paid_amount()),
         "waybill": order.tracking_number, "consigneeInfo": consignee,
+        # Every discount, by who gave it and on which SKU: here the seller's own, allocated to the lines.
+        "couponDetailList": [{"orderId": order.id, "skuId": platform_ids("jd", line.sku)[0],
+                              "couponType": "30-单品促销优惠", "couponPrice": money_text(part)}
+                             for line, part in zip(order.lines, allocate(order.discount,
+                                                                         [line.total for line in order.lines]))
+                             if part],
         "itemInfoList": [{
-            "skuId": str(platform_number(line.sku, "jd-sku", 10_000_000_000, 89_999_999_999)),
-            "wareId": str(platform_number(line.sku, "jd-ware", 100_000_000_000, 899_999_999_999)),
-            "outerSkuId": line.sku, "skuName": f"{line.title} {line.spec}".strip(),
+            "skuId": platform_ids("jd", line.sku)[0], "wareId": platform_ids("jd", line.sku)[1],
+            "outerSkuId": line.sku if line.code_shown else "", "skuName": f"{line.title} {line.spec}".strip(),
             "itemTotal": str(line.quantity), "jdPrice": money_text(line.unit_price),
         } for line in order.lines],
     }
@@ -311,16 +387,18 @@ def pinduoduo_order(order: SimOrder) -> dict:
         "receive_time": beijing_text(order.closed) if order.state == "completed" and order.closed else "",
         "updated_at": beijing_text(order.modified),
         "goods_amount": yuan_number(order.goods_total()), "discount_amount": yuan_number(order.discount),
-        "seller_discount": yuan_number(order.discount), "platform_discount": 0, "capital_free_discount": 0,
+        # discount_amount = seller_discount + platform_discount + capital_free_discount
+        "seller_discount": yuan_number(order.discount - order.shop_discount_share),
+        "platform_discount": yuan_number(order.shop_discount_share), "capital_free_discount": 0,
         "postage": yuan_number(order.shipping), "pay_amount": yuan_number(order.paid_amount()),
         "receiver_name": receiver.name, "receiver_phone": receiver.phone, "country": "中国",
         "province": receiver.province, "city": receiver.city, "town": receiver.district, "address": detail,
         "receiver_address": f"{receiver.province}{receiver.city}{receiver.district}{detail}",
         "tracking_number": order.tracking_number,
         "item_list": [{
-            "goods_id": platform_number(line.sku, "pdd-goods", 100_000_000_000, 899_999_999_999),
-            "sku_id": platform_number(line.sku, "pdd-sku", 1_000_000_000_000, 8_999_999_999_999),
-            "outer_id": line.sku,
+            "goods_id": int(platform_ids("pinduoduo", line.sku)[1]),
+            "sku_id": int(platform_ids("pinduoduo", line.sku)[0]),
+            "outer_id": line.sku if line.code_shown else "", "outer_goods_id": "",
             "goods_name": line.title, "goods_spec": line.spec, "goods_count": line.quantity,
             "goods_price": yuan_number(line.unit_price),
         } for line in order.lines],
@@ -335,15 +413,20 @@ def douyin_order(order: SimOrder) -> dict:
                   "refunded": {"after_sale_status": 12, "refund_status": 3}}.get(
         order.state, {"after_sale_status": 0, "refund_status": 0})
     paid_fen = fen(order.paid_amount())
+    paid = paid_time(order)
+    promotions = allocate(order.discount, [line.total for line in order.lines])
+    freight = allocate(order.shipping, [line.total for line in order.lines])
     return {
         "order_id": order.id, "shop_id": 80_012_345, "order_status": status,
         "order_status_desc": DOUYIN_STATUS_DESC[status], "order_type": 0, "biz": 2,
         "create_time": unix_seconds(order.created), "update_time": unix_seconds(order.modified),
-        "pay_time": unix_seconds(order.paid) if order.paid else 0,
+        "pay_type": 0 if order.cash_on_delivery else 1,  # 0 货到付款, 1 微信
+        "pay_time": unix_seconds(paid) if paid else 0,
         "ship_time": unix_seconds(order.shipped) if order.shipped else 0,
         "finish_time": unix_seconds(order.closed) if order.closed else 0,
         "order_amount": paid_fen, "pay_amount": paid_fen, "post_amount": fen(order.shipping),
-        "promotion_amount": fen(order.discount),
+        "promotion_amount": fen(order.discount), "promotion_shop_amount": fen(order.discount),
+        "promotion_platform_amount": 0, "promotion_talent_amount": 0, "promotion_pay_amount": 0,
         "post_receiver": receiver.name, "post_tel": receiver.phone,
         "post_addr": {
             "province": {"name": receiver.province}, "city": {"name": receiver.city},
@@ -354,19 +437,21 @@ def douyin_order(order: SimOrder) -> dict:
         "sku_order_list": [{
             "order_id": str(int(order.id) + 1 + index), "parent_order_id": order.id,
             "order_status": status, "order_status_desc": DOUYIN_STATUS_DESC[status],
-            "product_id": str(platform_number(line.sku, "douyin-product", 3_500_000_000_000_000_000,
-                                              99_999_999_999_999_999)),
-            "sku_id": platform_number(line.sku, "douyin-sku", 1_700_000_000_000_000, 99_999_999_999_999),
-            "code": line.sku, "product_name": line.title, "spec": [{"name": "规格", "value": line.spec}],
+            "product_id": platform_ids("douyin", line.sku)[1],
+            "sku_id": int(platform_ids("douyin", line.sku)[0]),
+            "code": line.sku if line.code_shown else "", "product_name": line.title,
+            "spec": [{"name": "规格", "value": line.spec}],
             "item_num": line.quantity, "origin_amount": fen(line.total), "goods_price": fen(line.unit_price),
-            "after_sale_info": after_sale,
-        } for index, line in enumerate(order.lines)],
+            "promotion_amount": fen(part), "coupon_amount": fen(part), "promotion_pay_amount": 0,
+            "post_amount": fen(post), "pay_amount": fen(line.total - part + post), "after_sale_info": after_sale,
+        } for index, (line, part, post) in enumerate(zip(order.lines, promotions, freight))],
     }
 
 
 def shopify_order(order: SimOrder) -> dict:
     """A Shopify REST Admin order (2024-10), as orders.json lists it and webhooks carry it."""
-    financial, fulfillment, cancelled, closed = SHOPIFY_STATUS[order.state]
+    _financial, fulfillment, cancelled, closed = SHOPIFY_STATUS[order.state]
+    financial = shopify_financial(order.state, order.cash_on_delivery)
     receiver = order.receiver
     first, last = _split_name(order.buyer)
     goods = order.goods_total()
@@ -399,7 +484,10 @@ def shopify_order(order: SimOrder) -> dict:
         "total_tax": money_text(order.tax), "taxes_included": order.taxes_included,
         "tax_lines": [{"title": "Sales Tax", "price": money_text(order.tax), "rate": order.notes.get("tax_rate", 0)}]
         if order.tax else [],
-        "total_price": money_text(order.paid_amount()),
+        "total_tip_received": money_text(order.fees),
+        "total_price": money_text(order.paid_amount()), "current_total_price": money_text(order.paid_amount()),
+        "gateway": "Cash on Delivery (COD)" if order.cash_on_delivery else "shopify_payments",
+        "payment_gateway_names": ["Cash on Delivery (COD)" if order.cash_on_delivery else "shopify_payments"],
         "discount_codes": [{"code": order.notes.get("discount_code", "SAVE"), "amount": money_text(order.discount),
                             "type": "fixed_amount"}] if order.discount else [],
         "customer": {"id": platform_number(order.email, "shopify-customer", 7_000_000_000_000, 999_999_999_999),
@@ -408,11 +496,12 @@ def shopify_order(order: SimOrder) -> dict:
         "shipping_lines": [{"title": "Standard Shipping", "code": "STANDARD", "price": shipping}],
         "line_items": [{
             "id": int(order.id) * 10 + index,
-            "variant_id": platform_number(line.sku, "shopify-variant", 40_000_000_000_000, 9_999_999_999_999),
-            "product_id": platform_number(line.sku, "shopify-product", 8_000_000_000_000, 999_999_999_999),
-            "sku": line.sku, "title": line.title, "variant_title": line.spec or None,
+            "variant_id": int(platform_ids("shopify", line.sku)[0]),
+            "product_id": int(platform_ids("shopify", line.sku)[1]),
+            "sku": line.sku if line.code_shown else None, "title": line.title, "variant_title": line.spec or None,
             "quantity": line.quantity, "price": money_text(line.unit_price),
-            "total_discount": "0.00", "discount_allocations": [{"amount": money_text(part)}] if part else [],
+            "total_discount": "0.00",
+            "discount_allocations": [{"amount": money_text(part), "discount_application_index": 0}] if part else [],
             "fulfillment_status": fulfillment, "taxable": True,
         } for index, (line, part) in enumerate(zip(order.lines, line_discounts))],
     }
@@ -453,21 +542,26 @@ def woocommerce_order(order: SimOrder) -> dict:
         "shipping": {"first_name": to_first, "last_name": to_last, "company": "", "address_1": receiver.street,
                      "address_2": receiver.town, "city": receiver.city, "state": receiver.province_code,
                      "postcode": receiver.postal_code, "country": receiver.country_code, "phone": receiver.phone},
-        "payment_method": "stripe", "payment_method_title": "Credit Card (Stripe)",
-        "transaction_id": f"pi_sim{number}" if order.paid else "",
+        # WooCommerce sets date_paid on a COD order as it reaches "processing", before any cash is taken.
+        "payment_method": "cod" if order.cash_on_delivery else "stripe",
+        "payment_method_title": "Cash on delivery" if order.cash_on_delivery else "Credit Card (Stripe)",
+        "transaction_id": f"pi_sim{number}" if order.paid and not order.cash_on_delivery else "",
         "line_items": [{
             "id": number * 10 + index, "name": line.title,
-            "product_id": platform_number(line.sku, "woo-product", 10, 9_990), "variation_id": 0,
+            "product_id": int(platform_ids("woocommerce", line.sku)[1]),
+            "variation_id": int(platform_ids("woocommerce", line.sku)[0]),
             "quantity": line.quantity, "tax_class": "",
             "subtotal": money_text(line.total), "subtotal_tax": money_text(tax),
             "total": money_text(total), "total_tax": money_text(tax), "taxes": [],
-            "sku": line.sku,
+            "sku": line.sku if line.code_shown else "",
             "price": float(line.unit_price),  # WooCommerce sends the unit price as a JSON number, not a string
         } for index, (line, total, tax) in enumerate(zip(order.lines, line_totals, line_taxes))],
         "tax_lines": [{"id": number * 10 + 7, "rate_code": "US-TAX-1", "label": "Tax", "compound": False,
                        "tax_total": money_text(order.tax), "shipping_tax_total": "0.00"}] if order.tax else [],
         "shipping_lines": [{"id": number * 10 + 8, "method_title": "Flat rate", "method_id": "flat_rate",
                             "total": money_text(order.shipping), "total_tax": "0.00"}],
+        "fee_lines": [{"id": number * 10 + 5, "name": "Cash on delivery fee", "tax_class": "", "tax_status": "none",
+                       "total": money_text(order.fees), "total_tax": "0.00", "taxes": []}] if order.fees else [],
         "coupon_lines": [{"id": number * 10 + 6, "code": order.notes.get("discount_code", "save"),
                           "discount": money_text(order.discount), "discount_tax": "0.00"}] if order.discount else [],
         "refunds": refunds if order.state == "refunded" else [],

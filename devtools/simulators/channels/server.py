@@ -300,7 +300,8 @@ class ChannelSimulator(LoopbackServing):
             factory, rng, now = self.factories[platform], self._bulk_rng(platform), self.clock.current
             orders = []
             for _ in range(count):
-                order = factory.new_order(rng, now - timedelta(seconds=ADDED_LOOKBACK[state]))
+                # Samples are sent by hand as paid orders (webhook benchmarks): never cash on delivery.
+                order = factory.new_order(rng, now - timedelta(seconds=ADDED_LOOKBACK[state]), prepaid=True)
                 order.state = state
                 settle_times(order, rng, now, factory.english)
                 orders.append(order)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from devtools.simulators.channels.formats import (BEIJING, CENT, PAID_STATES, PLATFORMS, STATES, Address, OrderLine, SimOrder,
-                                      is_listed)
+from devtools.simulators.channels.formats import (BEIJING, CENT, PAID_STATES, PLATFORMS, STATES, ZERO, Address,
+                                                  OrderLine, SimOrder, is_listed)
 
 DEFAULT_SKUS = tuple(f"SKU-{number:04d}" for number in range(1, 51))
 ONE_SECOND = timedelta(seconds=1)
@@ -99,6 +99,12 @@ US_STREETS = ("Market St", "Atlantic Ave", "Congress Ave", "Pine St", "Burnside 
 CN_SHIPPING = tuple(Decimal(text) for text in ("0.00", "0.00", "0.00", "6.00", "8.00", "10.00", "12.00"))
 CN_COUPONS = tuple(Decimal(text) for text in ("5.00", "10.00", "20.00", "30.00"))
 US_SHIPPING = tuple(Decimal(text) for text in ("0.00", "4.99", "7.99", "9.99"))
+CN_SHOP_PROMOTIONS = tuple(Decimal(text) for text in ("3.00", "5.00", "4.50"))
+US_TIPS = tuple(Decimal(text) for text in ("1.00", "2.00", "5.00"))
+WOO_COD_FEE = Decimal("2.00")
+COD_RATE = 0.08  # cash on delivery: unpaid until the courier hands the cash over
+COD_PLATFORMS = frozenset({"taobao", "jd", "douyin"})  # Pinduoduo has no cash on delivery
+NO_CODE_RATE = 0.05  # lines whose listing shows no merchant code
 
 
 class OrderFactory:
@@ -164,11 +170,13 @@ class OrderFactory:
             if self.unknown_sku_rate and rng.random() < self.unknown_sku_rate:
                 code = self.catalog.unknown_code(rng)
             if self.english:
-                lines.append(OrderLine(code, item.title_en, rng.choice((1, 1, 1, 2, 3)), item.price_usd,
-                                       item.spec_en))
+                line = OrderLine(code, item.title_en, rng.choice((1, 1, 1, 2, 3)), item.price_usd, item.spec_en)
             else:
-                lines.append(OrderLine(code, item.title_zh, rng.choice((1, 1, 1, 2, 3)), item.price_cny,
-                                       item.spec_zh))
+                line = OrderLine(code, item.title_zh, rng.choice((1, 1, 1, 2, 3)), item.price_cny, item.spec_zh)
+            # Some listings carry no merchant code on the platform (an item without variants, a code never
+            # entered): the order center maps those lines by the platform's variant id.
+            line.code_shown = rng.random() >= NO_CODE_RATE
+            lines.append(line)
         return lines
 
     def _amounts(self, rng: random.Random, order: SimOrder) -> None:
@@ -188,13 +196,25 @@ class OrderFactory:
             else:
                 order.tax = (taxable * rate).quantize(CENT, ROUND_HALF_UP)
             order.notes["tax_rate"] = float(rate)
+            if self.platform == "woocommerce" and rng.random() < COD_RATE:
+                order.cash_on_delivery, order.fees = True, WOO_COD_FEE  # a fee line the buyer pays the shop
+            elif self.platform == "shopify":
+                order.cash_on_delivery = rng.random() < COD_RATE
+                if not order.cash_on_delivery and rng.random() < 0.15:
+                    order.fees = rng.choice(US_TIPS)  # total_tip_received
             return
         order.shipping = rng.choice(CN_SHIPPING)
         if goods >= 99 and rng.random() < 0.35:
             order.discount = min(rng.choice(CN_COUPONS), goods - CENT)
+            # Part of it is the shop's order-level promotion (满减, 平台券), shown apart from item promotions.
+            if rng.random() < 0.5:
+                order.shop_discount_share = min(rng.choice(CN_SHOP_PROMOTIONS), order.discount)
+        if self.platform in COD_PLATFORMS and rng.random() < COD_RATE:
+            order.cash_on_delivery = True
 
-    def new_order(self, rng: random.Random, created: datetime) -> SimOrder:
-        """An order just placed at `created`, unpaid, with its lines and amounts."""
+    def new_order(self, rng: random.Random, created: datetime, prepaid: bool = False) -> SimOrder:
+        """An order just placed at `created`, unpaid, with its lines and amounts; `prepaid` rules out cash on
+        delivery (an order that is to be paid online)."""
         order_id, number = self.next_id(rng, created)
         receiver = self.new_receiver(rng)
         buyer, email = self._buyer(rng, receiver)
@@ -204,6 +224,9 @@ class OrderFactory:
         order = SimOrder(id=order_id, created=created, modified=created, lines=lines, receiver=receiver,
                          buyer=buyer, email=email, number=number)
         self._amounts(rng, order)
+        if prepaid and order.cash_on_delivery:
+            order.cash_on_delivery = False
+            order.fees = ZERO if self.platform == "woocommerce" else order.fees  # the COD fee goes with it
         return order
 
 
