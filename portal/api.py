@@ -307,7 +307,8 @@ def map_channel_sku(code: str):
     """Map what the platform calls a SKU to one of ours."""
     channel = catalog.get_channel(code)
     data = _json_body(SKU_MAPPING_BODY)
-    row = channel_settings.map_sku(channel, data.get("channel_sku"), data.get("sku"), _actor())
+    row = channel_settings.map_sku(channel, data.get("channel_sku"), data.get("sku"), _actor(),
+                                   key_kind=data.get("key_kind") or "code")
     db.session.commit()
     return _created({"channel": channel.code, "channel_sku": row.channel_sku, "sku": row.sku.code})
 

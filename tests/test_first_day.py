@@ -198,6 +198,20 @@ def test_a_sku_mapping_csv_is_imported_whole_and_audited(shop):
     assert actions.count("channel.sku_mapping") == 2 and "channel.mapping_import" in actions
 
 
+def test_a_mapping_import_keys_rows_by_variant_id_and_refuses_a_bad_id_with_its_line(shop):
+    good = "channel_sku,sku,key_kind\r\n5566-A,TEA-1,\r\n4471,TEA-2,variant\r\n4471,TEA-1,product\r\n".encode()
+    assert channel_settings.import_mappings(shop, "map.csv", good, ADMIN) == {"kind": "sku", "rows": 3}
+    db.session.commit()
+    keyed = {(row.key_kind, row.channel_sku, row.sku.code) for row in channel_settings.sku_mappings(shop)}
+    assert keyed == {("code", "5566-A", "TEA-1"), ("variant", "4471", "TEA-2"), ("product", "4471", "TEA-1")}
+    before = counts()
+    bad = "channel_sku,sku,key_kind\r\n9001,TEA-1,variant\r\nV-9,TEA-2,variant\r\n9001,TEA-2,colour\r\n".encode()
+    with pytest.raises(channel_settings.MappingImportRefused) as refused:
+        channel_settings.import_mappings(shop, "map.csv", bad, ADMIN)
+    assert [line for line, _problem in refused.value.problems] == [3, 4]  # digits only; an unknown key kind
+    assert counts() == before
+
+
 def test_a_status_mapping_xlsx_is_imported(shop):
     from openpyxl import Workbook
 

@@ -225,17 +225,24 @@ def import_mappings(channel: Channel, filename: str, data: bytes, actor: Actor) 
                                "lifecycle (status mappings)", field="file", code="unknown_mapping_file")
     key_column = "channel_sku" if kind == "sku" else "platform_status"
     problems: list[tuple[int, str]] = []
-    first_line: dict[str, int] = {}
+    first_line: dict[tuple[str, str], int] = {}
     for line, row in rows:
         key = row.get(key_column, "").strip()
+        # An optional key_kind column: code (the default), variant or product id, as on the mapping page.
+        key_kind = (row.get("key_kind") or "code").strip() if kind == "sku" else ""
         if not key:
             problems.append((line, f"{key_column} is empty"))
         elif len(key) > 64:
             problems.append((line, f"{key_column} is longer than 64 characters"))
-        elif key in first_line:
-            problems.append((line, f"{key} is also on line {first_line[key]}"))
+        elif (key_kind, key) in first_line:
+            problems.append((line, f"{key} is also on line {first_line[key_kind, key]}"))
         else:
-            first_line[key] = line
+            first_line[key_kind, key] = line
+            if kind == "sku":
+                try:
+                    _key_value(key, _key_kind(key_kind))
+                except ValidationFailed as refused:
+                    problems.append((line, str(refused)))
     if kind == "sku":
         wanted = {row.get("sku", "").strip() for _line, row in rows}
         known = set(db.session.execute(select(Sku.code).where(Sku.code.in_(wanted - {""})))
@@ -258,7 +265,7 @@ def import_mappings(channel: Channel, filename: str, data: bytes, actor: Actor) 
         raise MappingImportRefused(sorted(problems))
     for _line, row in rows:
         if kind == "sku":
-            map_sku(channel, row["channel_sku"], row["sku"], actor)
+            map_sku(channel, row["channel_sku"], row["sku"], actor, key_kind=(row.get("key_kind") or "code").strip())
         else:
             set_status_mapping(channel, row["platform_status"], row["lifecycle"].strip(),
                                row.get("payment_status", "").strip(), row.get("refund_status", "").strip(), actor,
