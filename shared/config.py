@@ -37,7 +37,12 @@ def load_config(overrides: dict | None = None) -> dict:
         "LOGIN_MAX_FAILURES": 5,
         "LOGIN_LOCKOUT_MINUTES": 15,
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
+        # Failed sign-ins per address and site (successes never count); Redis down -> counted in memory.
         "SIGN_IN_LIMIT": env.get("ORDERLOOM_SIGN_IN_LIMIT", "30 per 10 minutes"),
+        "STAFF_SIGN_IN_LIMIT": env.get("ORDERLOOM_STAFF_SIGN_IN_LIMIT", ""),
+        "CUSTOMER_SIGN_IN_LIMIT": env.get("ORDERLOOM_CUSTOMER_SIGN_IN_LIMIT", ""),
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
         "GUEST_LOOKUP_LIMIT": env.get("ORDERLOOM_GUEST_LOOKUP_LIMIT", "5 per 10 minutes"),
         "API_TOKEN_DAYS": int(env.get("ORDERLOOM_API_TOKEN_DAYS", "90")),
         "SESSION_COOKIE_HTTPONLY": True,

@@ -101,7 +101,7 @@ def test_sign_in_with_email_and_password(client, account):
 def test_wrong_password_is_refused_and_counted(client, account):
     response = sign_in(client, password="wrong-password-123")
     assert response.status_code == 401
-    assert "Wrong email or password." in response.text
+    assert "Wrong email or password" in response.text
     assert reload(account).failed_logins == 1
     assert "customer.sign_in_failed" in audit_actions(account.id)
     follow = client.get("/orders/")
@@ -112,7 +112,7 @@ def test_unknown_email_gets_the_same_answer_as_a_wrong_password(client, account)
     unknown = sign_in(client, email="nobody@example.com")
     wrong = sign_in(client, password="wrong-password-123")
     assert unknown.status_code == wrong.status_code == 401
-    assert "Wrong email or password." in unknown.text and "Wrong email or password." in wrong.text
+    assert "Wrong email or password" in unknown.text and "Wrong email or password" in wrong.text
 
 
 def test_five_failures_lock_the_account_for_a_while(client, account, customer_app):
