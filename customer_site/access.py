@@ -30,8 +30,13 @@ def load_customer(user_id: str) -> Customer | None:
     kind, _, raw_id = (user_id or "").partition(":")
     if kind != "customer" or not raw_id.isdigit():
         return None
+    from shared.security import sessions
+
     customer = db.session.get(Customer, int(raw_id))
-    return customer if customer is not None and customer.password_hash else None
+    if customer is None or not customer.password_hash or not sessions.still_valid(session, customer):
+        session.pop("_user_id", None)  # ended on the server; a guest's looked-up orders stay
+        return None
+    return customer
 
 
 def signed_in_customer() -> Customer | None:

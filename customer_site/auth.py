@@ -7,8 +7,11 @@ from flask_login import login_user, logout_user
 
 from customer_site.access import GUEST_ORDERS_KEY, signed_in_customer
 from customer_site.forms import SignInForm
+from shared.actors import Actor
 from shared.extensions import db
+from shared.security import sessions
 from shared.services.customers import authenticate as authenticate_customer
+from shared.services.customers import end_sessions
 from shared.services.sign_in import SignInRefused, limit_failed_sign_ins
 from shared.web import client_ip
 
@@ -30,6 +33,7 @@ def _start_session(customer) -> None:
     session.clear()
     session.update(kept)
     login_user(customer)
+    sessions.start(session, customer)
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
@@ -58,6 +62,11 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
+    """Sign out: every session of this customer ends on the server too."""
+    customer = signed_in_customer()
+    if customer is not None:
+        end_sessions(customer, Actor.for_customer(customer, ip=client_ip()))
+        db.session.commit()
     logout_user()
     session.clear()
     flash(_("You are signed out."), "info")

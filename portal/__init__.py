@@ -1,5 +1,5 @@
 """The staff portal: orders, stock, users, audit, dashboards, and the JSON API."""
-from flask import Flask, g, request
+from flask import Flask, g, request, session
 from flask_login import current_user
 
 from shared.extensions import csrf, htmx, login_manager
@@ -50,8 +50,13 @@ def create_app(config: dict | None = None) -> Flask:
         kind, _, raw_id = user_id.partition(":")
         if kind != "staff" or not raw_id.isdigit():
             return None
+        from shared.security import sessions
+
         user = db.session.get(StaffUser, int(raw_id))
-        return user if user is not None and user.active else None
+        if user is None or not user.active or not sessions.still_valid(session, user):
+            session.clear()  # ended on the server (signed out elsewhere, timed out, role changed): sign in again
+            return None
+        return user
 
     @app.before_request
     def _viewer_preferences():

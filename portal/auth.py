@@ -3,13 +3,14 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 
 from portal.forms import SignInForm
 from shared.extensions import db
+from shared.security import sessions
 from shared.services import staff
 from shared.services.sign_in import SignInRefused, limit_failed_sign_ins
-from shared.web import client_ip
+from shared.web import client_ip, staff_actor
 
 bp = Blueprint("auth", __name__)
 
@@ -39,6 +40,7 @@ def sign_in():
             db.session.commit()
             session.clear()
             login_user(user)
+            sessions.start(session, user)
             session["lang"] = user.locale
             return redirect(_safe_next(request.args.get("next")))
     status = 401 if error else 200
@@ -47,6 +49,10 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
+    """Sign out: every session of this user ends on the server too, so a copied cookie is worth nothing."""
+    if current_user.is_authenticated and hasattr(current_user, "role"):
+        staff.end_sessions(current_user, staff_actor(current_user), reason="sign_out")
+        db.session.commit()
     logout_user()
     session.clear()
     flash(_("You are signed out."), "info")

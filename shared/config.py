@@ -45,12 +45,16 @@ def load_config(overrides: dict | None = None) -> dict:
         "RATELIMIT_SWALLOW_ERRORS": True,
         "GUEST_LOOKUP_LIMIT": env.get("ORDERLOOM_GUEST_LOOKUP_LIMIT", "5 per 10 minutes"),
         "API_TOKEN_DAYS": int(env.get("ORDERLOOM_API_TOKEN_DAYS", "90")),
+        "API_TOKENS_PER_USER": int(env.get("ORDERLOOM_API_TOKENS_PER_USER", "5")),  # live tokens at once
+        "DEVICE_TOKEN_DAYS": int(env.get("ORDERLOOM_DEVICE_TOKEN_DAYS", "90")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env.get("ORDERLOOM_SECURE_COOKIES", "0") == "1",
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SECURE": env.get("ORDERLOOM_SECURE_COOKIES", "0") == "1",
         "PERMANENT_SESSION_LIFETIME": 8 * 3600,
+        "SESSION_IDLE_MINUTES": int(env.get("ORDERLOOM_SESSION_IDLE_MINUTES", "30")),  # shared.security.sessions
+        "SESSION_ABSOLUTE_HOURS": int(env.get("ORDERLOOM_SESSION_ABSOLUTE_HOURS", "12")),
         "WTF_CSRF_TIME_LIMIT": 8 * 3600,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "JOBS_INLINE": None,  # None: decide by whether Redis answers

@@ -471,7 +471,12 @@ def test_each_kind_of_caller_is_told_to_sign_in_its_own_way(client):
 
 
 def test_a_staff_session_id_never_loads_a_customer(customer_app, account):
+    from flask import session as browser_session
+
+    from shared.security import sessions
+
     with customer_app.test_request_context():
+        sessions.start(browser_session, account)
         assert access.load_customer(f"customer:{account.id}").id == account.id
         assert access.load_customer(f"staff:{account.id}") is None
         assert access.load_customer("customer:x") is None
