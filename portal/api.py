@@ -7,11 +7,12 @@ import json
 from decimal import Decimal
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
+from werkzeug.datastructures import MultiDict
 
 from portal.access import requires
 from shared.extensions import db
 from shared.order_payloads import iso_time, order_payload
-from shared.order_search import parse_filters, search_orders
+from shared.order_search import SearchRefused, parse_filters, personal_values_in_query, search_orders
 from shared.security.permissions import Visibility, visibility
 from shared.services import audit, catalog, orders, staff, stock
 from shared.services.errors import ServiceError, ValidationFailed
@@ -22,6 +23,8 @@ DEFAULT_LIMIT = 50
 MAX_BODY = 1024 * 1024  # bytes; MAX_CONTENT_LENGTH, when configured, takes precedence
 DEFAULT_SORT = "updated_asc"  # sync clients follow updated_since in the order changes happened
 REVEALED_FIELDS = ("name", "phone", "address", "email")
+SEARCH_FIELDS = ("q", "phone_last4", "status", "channel", "warehouse", "updated_since", "date_from", "date_to", "sort",
+                 "cursor", "limit")
 
 
 class UnreadableBody(ServiceError):
@@ -140,20 +143,52 @@ def create_order():
     return _created(order_payload(order, g.api_user.role), url_for("api.order_detail", order_no=order.order_no))
 
 
+def _order_page(args):
+    """One page of orders for these filters; a personal-value search is checked, limited and access-logged."""
+    args.setdefault("sort", DEFAULT_SORT)
+    zone = current_app.config["MERCHANT_TIMEZONE"]
+    filters = parse_filters(args, zone)
+    raw_limit = str(args.get("limit") or DEFAULT_LIMIT)
+    if not (raw_limit.isascii() and raw_limit.isdigit()):
+        raise ValidationFailed("limit must be a whole number", field="limit", code="invalid_limit")
+    try:
+        rows, next_cursor = search_orders(filters, zone, cursor=args.get("cursor"), limit=int(raw_limit),
+                                          viewer=_actor(), door="api")
+    except SearchRefused:
+        db.session.commit()  # keep the access-log entry of the refusal (and the alarm of an unusual rate)
+        raise
+    role = g.api_user.role
+    body = {"items": [order_payload(order, role, detail=False) for order in rows], "next_cursor": next_cursor}
+    db.session.commit()  # after serializing (a commit expires the rows): the access-log entry of the search
+    return jsonify(body)
+
+
 @bp.get("/orders")
 @requires("orders", "view")
 def list_orders():
     """One page of orders (masked personal data), oldest change first unless another sort is asked for."""
-    args = request.args.copy()
-    args.setdefault("sort", DEFAULT_SORT)
-    zone = current_app.config["MERCHANT_TIMEZONE"]
-    filters = parse_filters(args, zone)
-    raw_limit = args.get("limit") or str(DEFAULT_LIMIT)
-    if not (raw_limit.isascii() and raw_limit.isdigit()):
-        raise ValidationFailed("limit must be a whole number", field="limit", code="invalid_limit")
-    rows, next_cursor = search_orders(filters, zone, cursor=args.get("cursor"), limit=int(raw_limit))
-    role = g.api_user.role
-    return jsonify({"items": [order_payload(order, role, detail=False) for order in rows], "next_cursor": next_cursor})
+    if personal_values_in_query(request.args):
+        raise ValidationFailed("a phone number is never sent in the address: POST /api/v1/orders/search",
+                               field="q", code="personal_value_in_url")
+    return _order_page(request.args.copy())
+
+
+@bp.post("/orders/search")
+@requires("orders", "view")
+def search_orders_by_body():
+    """The same page of orders, with the filters in a JSON body: the way to search by a phone."""
+    data = _json_body()
+    args = MultiDict()
+    for key, value in data.items():
+        if key not in SEARCH_FIELDS:
+            raise ValidationFailed(f"unknown search field {key!r}", field=key, code="unknown_field")
+        values = value if key == "status" and isinstance(value, list) else [value]
+        for item in values:
+            if item is not None and not isinstance(item, (str, int)) or isinstance(item, bool):
+                raise ValidationFailed(f"{key} must be text", field=key, code="invalid_type")
+            if item is not None:
+                args.add(key, str(item))
+    return _order_page(args)
 
 
 @bp.get("/orders/<order_no>")
