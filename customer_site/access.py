@@ -4,7 +4,6 @@ A signed-in customer reaches orders whose customer_id is theirs; a guest reaches
 their session by a successful look-up. Anything else is a 404, whatever the URL says.
 """
 import functools
-import hmac
 
 from flask import abort, jsonify, redirect, request, session, url_for
 from flask_login import LoginManager, current_user
@@ -14,7 +13,8 @@ from sqlalchemy.orm import selectinload
 from shared import order_numbers, paging
 from shared.extensions import db
 from shared.models import Customer, Order
-from shared.security.crypto import normalize_phone
+from shared.actors import Actor
+from shared.services import guest_lookup as guest_lookup_service
 from shared.services.errors import ValidationFailed
 
 # The portal owns shared.extensions.login_manager; the customer site has its own, bound in create_app.
@@ -109,19 +109,14 @@ def orders_for_customer(customer: Customer, cursor: str | None = None, limit: in
     return paging.page(db.session, query, Order.placed_at, Order.id, cursor, limit, descending=True)
 
 
-def guest_lookup(order_no: str, phone_last4: str) -> int | None:
+def guest_lookup(order_no: str, phone_last4: str, ip: str | None = None) -> int | None:
     """The id of the order when the last four digits of its receiver phone match; None otherwise.
 
-    An unknown number and a wrong phone give the same answer, so a look-up cannot tell which orders exist.
-    Only the id leaves here: the order itself is loaded through order_for_guest_or_404.
+    An unknown number, a wrong phone and an order whose look-up is locked after repeated wrong tries give the
+    same answer, so a look-up cannot tell which orders exist. Only the id leaves here: the order itself is
+    loaded through order_for_guest_or_404. The caller commits (the count of wrong tries).
     """
-    row = db.session.execute(
-        select(Order.id, Order.receiver_phone).where(Order.order_no == order_numbers.validate(order_no))
-    ).first()
-    if row is None:
-        return None
-    stored = normalize_phone(row.receiver_phone)[-4:]
-    return row.id if len(stored) == 4 and hmac.compare_digest(stored, phone_last4 or "") else None
+    return guest_lookup_service.check(order_no, phone_last4, Actor(id=None, label="guest", role="guest", ip=ip))
 
 
 def guest_order_ids() -> list[int]:

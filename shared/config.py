@@ -61,6 +61,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "BABEL_DEFAULT_LOCALE": "zh_CN",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         # Channel sync: inbound webhooks, alerts to a WeCom or DingTalk group robot (kind "wecom"/"dingtalk").
+        # Refused webhook/tracking requests (shared.services.knocking): hourly limits and how long rows are kept.
+        "REFUSED_PER_ADDRESS_PER_HOUR": int(env.get("ORDERLOOM_REFUSED_PER_ADDRESS_PER_HOUR", "120")),
+        "REFUSED_GLOBAL_PER_HOUR": int(env.get("ORDERLOOM_REFUSED_GLOBAL_PER_HOUR", "5000")),
+        "REJECTION_KEEP_DAYS": int(env.get("ORDERLOOM_REJECTION_KEEP_DAYS", "7")),
+        "ROLLUP_KEEP_DAYS": int(env.get("ORDERLOOM_ROLLUP_KEEP_DAYS", "90")),
         "WEBHOOK_MAX_BYTES": int(env.get("ORDERLOOM_WEBHOOK_MAX_BYTES", str(512 * 1024))),
         "SYNC_FAILURE_RATE_ALERT": float(env.get("ORDERLOOM_SYNC_FAILURE_RATE_ALERT", "0.2")),
         "ALERT_ROBOT_KIND": env.get("ORDERLOOM_ALERT_ROBOT_KIND", ""),

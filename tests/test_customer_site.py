@@ -371,10 +371,10 @@ def test_guest_lookup_is_rate_limited(client, create_order, customer_app):
 
 
 def test_rate_limit_counts_per_remote_address(client, create_order):
-    order = create_order(phone=OWN_PHONE)
-    for _ in range(5):
-        look_up(client, order.order_no, "0000")
-    assert look_up(client, order.order_no, "0000").status_code == 429
+    order, decoy = create_order(phone=OWN_PHONE), create_order(phone=OTHER_PHONE)
+    for _ in range(5):  # wrong tries at another order: this order's own count (5 lock it) stays at zero
+        look_up(client, decoy.order_no, "0000")
+    assert look_up(client, decoy.order_no, "0000").status_code == 429
     token = csrf_token(client, "/track/")
     other = client.post("/track/", data={"order_no": order.order_no, "phone_last4": OWN_PHONE[-4:],
                                          "csrf_token": token}, environ_base={"REMOTE_ADDR": "10.0.0.9"})

@@ -273,3 +273,29 @@ def test_a_user_holds_at_most_five_live_api_tokens(portal, create_user):
     assert db.session.scalar(select(func.count()).select_from(ApiToken).where(ApiToken.user_id == user.id)) == 5
     staff.revoke_tokens(user, ADMIN)
     assert staff.issue_token(user, ADMIN).startswith("olt_")
+
+
+def test_the_migration_fills_normalised_keys_and_never_merges_two_accounts(live_apps):
+    """Accounts made before 0006_accounts: 'Boss' keeps its name and key; a later 'boss' gets a key nobody can
+    type until an admin renames it, so the upgrade neither fails nor lets one account take over another."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from shared.database import alembic_config
+
+    config = alembic_config(live_apps.url)
+    command.downgrade(config, "0006_inbox_topics")
+    engine = create_engine(live_apps.url)
+    try:
+        with engine.begin() as connection:
+            for username in ("Boss", "boss"):
+                connection.execute(text(
+                    "INSERT INTO staff_users (username, display_name, password_hash, role, locale, timezone, active, "
+                    "failed_logins, created_at) VALUES (:u, :u, 'x', 'admin', 'en', 'UTC', true, 0, CURRENT_TIMESTAMP)"),
+                    {"u": username})
+        command.upgrade(config, "head")
+        with engine.connect() as connection:
+            keys = dict(connection.execute(text("SELECT username, username_key FROM staff_users ORDER BY id")).all())
+    finally:
+        engine.dispose()
+    assert keys["Boss"] == "boss" and keys["boss"].startswith("boss#duplicate-")
