@@ -198,6 +198,66 @@ def channels_list():
 
 
 @main.group()
+def devices():
+    """Handheld scanners and their tokens."""
+
+
+@devices.command("list")
+def devices_list():
+    """Every device with its warehouse, token expiry, last use and state."""
+    from shared.services import devices as device_service
+
+    app = _app()
+    with app.app_context():
+        rows = device_service.list_devices()
+        click.echo(f"{'name':<24}{'warehouse':<12}{'expires (UTC)':<19}{'last used (UTC)':<19}state")
+        for device in rows:
+            expires = f"{device.expires_at:%Y-%m-%d %H:%M}" if device.expires_at else "-"
+            used = f"{device.last_used_at:%Y-%m-%d %H:%M}" if device.last_used_at else "-"
+            click.echo(f"{device.name:<24}{device.warehouse.code:<12}{expires:<19}{used:<19}"
+                       f"{device_service.state(device)}")
+
+
+@devices.command("register")
+@click.argument("name")
+@click.option("--warehouse", required=True, help="warehouse code")
+@click.option("--days", type=click.IntRange(1, 366), default=None, help="token lifetime (default 90)")
+def devices_register(name, warehouse, days):
+    """Register a handheld; its token is printed once, as the last line."""
+    from shared.extensions import db
+    from shared.services import devices as device_service
+    from shared.services.errors import ServiceError
+
+    app = _app()
+    with app.app_context():
+        try:
+            device, token = device_service.register_device(name, warehouse, CLI_ACTOR, days=days)
+            db.session.commit()
+        except ServiceError as refused:
+            raise click.ClickException(refused.message)
+        click.echo(f"device {device.name} registered until {device.expires_at:%Y-%m-%d} (token shown once):")
+    click.echo(token)
+
+
+@devices.command("revoke")
+@click.argument("name")
+def devices_revoke(name):
+    """Revoke a device's token at once (a lost or retired handheld)."""
+    from shared.extensions import db
+    from shared.services import devices as device_service
+    from shared.services.errors import ServiceError
+
+    app = _app()
+    with app.app_context():
+        try:
+            device_service.revoke_device(device_service.get_device(name), CLI_ACTOR)
+            db.session.commit()
+        except ServiceError as refused:
+            raise click.ClickException(refused.message)
+    click.echo(f"device {name} revoked")
+
+
+@main.group()
 def audit():
     """The audit trail."""
 

@@ -4,7 +4,6 @@ A signed-in customer reaches orders whose customer_id is theirs; a guest reaches
 their session by a successful look-up. Anything else is a 404, whatever the URL says.
 """
 import functools
-import hmac
 
 from flask import abort, jsonify, redirect, request, session, url_for
 from flask_login import LoginManager, current_user
@@ -14,7 +13,8 @@ from sqlalchemy.orm import selectinload
 from shared import order_numbers, paging
 from shared.extensions import db
 from shared.models import Customer, Order
-from shared.security.crypto import normalize_phone
+from shared.actors import Actor
+from shared.services import guest_lookup as guest_lookup_service
 from shared.services.errors import ValidationFailed
 
 # The portal owns shared.extensions.login_manager; the customer site has its own, bound in create_app.
@@ -30,8 +30,13 @@ def load_customer(user_id: str) -> Customer | None:
     kind, _, raw_id = (user_id or "").partition(":")
     if kind != "customer" or not raw_id.isdigit():
         return None
+    from shared.security import sessions
+
     customer = db.session.get(Customer, int(raw_id))
-    return customer if customer is not None and customer.password_hash else None
+    if customer is None or not customer.password_hash or not sessions.still_valid(session, customer):
+        session.pop("_user_id", None)  # ended on the server; a guest's looked-up orders stay
+        return None
+    return customer
 
 
 def signed_in_customer() -> Customer | None:
@@ -104,21 +109,14 @@ def orders_for_customer(customer: Customer, cursor: str | None = None, limit: in
     return paging.page(db.session, query, Order.placed_at, Order.id, cursor, limit, descending=True)
 
 
-def guest_lookup(order_no: str, phone_last4: str) -> int | None:
+def guest_lookup(order_no: str, phone_last4: str, ip: str | None = None) -> int | None:
     """The id of the order when the last four digits of its receiver phone match; None otherwise.
 
-    An unknown number and a wrong phone give the same answer, so a look-up cannot tell which orders exist.
-    Only the id leaves here: the order itself is loaded through order_for_guest_or_404.
+    An unknown number, a wrong phone and an order whose look-up is locked after repeated wrong tries give the
+    same answer, so a look-up cannot tell which orders exist. Only the id leaves here: the order itself is
+    loaded through order_for_guest_or_404. The caller commits (the count of wrong tries).
     """
-    row = db.session.execute(
-        select(Order.id, Order.receiver_phone).where(Order.order_no == order_numbers.validate(order_no))
-    ).first()
-    if row is None:
-        return None
-    # A platform's masked phone (136*******5, 1********35) keeps fewer than four trailing digits: its digits are
-    # not the phone's last four, so such an order cannot be found this way (the platform's own page tracks it).
-    stored = normalize_phone(row.receiver_phone.rsplit("*", 1)[-1])[-4:]
-    return row.id if len(stored) == 4 and hmac.compare_digest(stored, phone_last4 or "") else None
+    return guest_lookup_service.check(order_no, phone_last4, Actor(id=None, label="guest", role="guest", ip=ip))
 
 
 def guest_order_ids() -> list[int]:

@@ -1,15 +1,18 @@
 """Customer sign-in and sign-out."""
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import login_user, logout_user
 
 from customer_site.access import GUEST_ORDERS_KEY, signed_in_customer
 from customer_site.forms import SignInForm
-from shared.extensions import db, limiter
+from shared.actors import Actor
+from shared.extensions import db
+from shared.security import sessions
 from shared.services.customers import authenticate as authenticate_customer
-from shared.services.sign_in import SignInRefused
+from shared.services.customers import end_sessions
+from shared.services.sign_in import SignInRefused, limit_failed_sign_ins
 from shared.web import client_ip
 
 bp = Blueprint("auth", __name__)
@@ -30,12 +33,13 @@ def _start_session(customer) -> None:
     session.clear()
     session.update(kept)
     login_user(customer)
+    sessions.start(session, customer)
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["SIGN_IN_LIMIT"], methods=["POST"])
+@limit_failed_sign_ins("customer")
 def sign_in():
-    """Sign in; per-address attempts are limited so nobody can lock accounts or guess passwords at speed."""
+    """Sign in; failed attempts per address are limited so nobody can guess passwords at speed."""
     if signed_in_customer() is not None:
         return redirect(url_for("orders.index"))
     form = SignInForm()
@@ -43,10 +47,11 @@ def sign_in():
     if form.validate_on_submit():
         try:
             customer = authenticate_customer(form.email.data, form.password.data, client_ip())
-        except SignInRefused as refused:
+        except SignInRefused:
             db.session.commit()  # keep the failure count, the lock and the audit event
-            error = _("This account is locked after repeated failures; try again in a few minutes.") \
-                if refused.locked else _("Wrong email or password.")
+            # One answer for an unknown email, a wrong password and a locked account: it names no account.
+            error = _("Wrong email or password, or the account is locked after repeated failures; "
+                      "try again in a few minutes.")
         else:
             db.session.commit()
             _start_session(customer)
@@ -57,6 +62,11 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
+    """Sign out: every session of this customer ends on the server too."""
+    customer = signed_in_customer()
+    if customer is not None:
+        end_sessions(customer, Actor.for_customer(customer, ip=client_ip()))
+        db.session.commit()
     logout_user()
     session.clear()
     flash(_("You are signed out."), "info")

@@ -1,12 +1,12 @@
 """Guest order tracking: order number plus the last four digits of the receiver's phone, rate limited."""
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 
 from customer_site.access import guest_lookup, guest_order_ids, order_for_guest_or_404, remember_guest_order
 from customer_site.forms import GuestLookupForm
 from customer_site.orders import render_order
-from shared.extensions import limiter
+from shared.extensions import db, limiter
 
 bp = Blueprint("tracking", __name__, url_prefix="/track")
 
@@ -21,7 +21,8 @@ def lookup():
     form = GuestLookupForm()
     error = None
     if form.validate_on_submit():
-        order_id = guest_lookup(form.order_no.data, form.phone_last4.data)
+        order_id = guest_lookup(form.order_no.data, form.phone_last4.data, request.remote_addr)
+        db.session.commit()  # the order's count of wrong tries (5 lock its guest look-up for an hour)
         if order_id is not None:
             remember_guest_order(order_id)
             return redirect(url_for(".order", order_no=form.order_no.data))

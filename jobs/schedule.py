@@ -17,6 +17,8 @@ SCHEDULE = (
     ("allocate_confirmed", "jobs.fulfilment.allocate_confirmed", 60, queues.DEFAULT),
     ("check_fulfilment", "jobs.fulfilment.check_fulfilment", 60, queues.DEFAULT),
     ("poll_tracking", "jobs.fulfilment.poll_tracking", 600, queues.SYNC),
+    # Refused webhook/tracking requests: counted per hour as they come, detail rows pruned hourly.
+    ("prune_refused_requests", "jobs.knocking.prune_refused_requests", 3600, queues.DEFAULT),
 )
 
 # Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,

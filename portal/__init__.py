@@ -1,5 +1,5 @@
 """The staff portal: orders, stock, users, audit, dashboards, and the JSON API."""
-from flask import Flask, g, request
+from flask import Flask, g, request, session
 from flask_login import current_user
 
 from shared.extensions import csrf, htmx, login_manager
@@ -25,12 +25,12 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.login_view = "auth.sign_in"
     login_manager.session_protection = "strong"
 
-    from portal import (api, api_docs, audit, auth, catalog, channels, dashboard, fulfilment, hooks, orders, setup,
-                        stock, stock_ops, users, webhooks)
+    from portal import (api, api_docs, audit, auth, catalog, channels, dashboard, devices, fulfilment, hooks, orders,
+                        setup, stock, stock_ops, users, webhooks)
     from portal.templating import install_templating
 
-    for module in (auth, dashboard, orders, stock, stock_ops, catalog, channels, setup, fulfilment, webhooks, users,
-                   audit, api_docs):
+    for module in (auth, dashboard, orders, stock, stock_ops, catalog, channels, setup, fulfilment, devices, webhooks,
+                   users, audit, api_docs):
         app.register_blueprint(module.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     csrf.exempt(api.bp)  # bearer tokens only: the API never reads the session cookie
@@ -50,8 +50,13 @@ def create_app(config: dict | None = None) -> Flask:
         kind, _, raw_id = user_id.partition(":")
         if kind != "staff" or not raw_id.isdigit():
             return None
+        from shared.security import sessions
+
         user = db.session.get(StaffUser, int(raw_id))
-        return user if user is not None and user.active else None
+        if user is None or not user.active or not sessions.still_valid(session, user):
+            session.clear()  # ended on the server (signed out elsewhere, timed out, role changed): sign in again
+            return None
+        return user
 
     @app.before_request
     def _viewer_preferences():

@@ -8,11 +8,12 @@ from decimal import Decimal
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 from flask_babel import lazy_gettext as _l
+from werkzeug.datastructures import MultiDict
 
 from portal.access import requires
 from shared.extensions import db
 from shared.order_payloads import iso_time, order_payload, shipping_address
-from shared.order_search import MAX_LIMIT, parse_filters, search_orders
+from shared.order_search import MAX_LIMIT, SearchRefused, parse_filters, personal_values_in_query, search_orders
 from shared.security.masking import may_reveal
 from shared.security.permissions import Visibility, visibility
 from shared.services import audit, catalog, channel_settings, orders, platform_privacy, staff, stock
@@ -50,7 +51,9 @@ WAREHOUSE_UPDATE_BODY = {"name": "text", "province": "text", "city": "text", "co
 BIN_BODY = {"code": "text", "walk_order": "integer", "capacity": "integer"}
 # Query parameters of the order list and the longest text each may be (cursor and limit have rules of their own).
 LIST_PARAMETERS = {"status": 40, "channel": 40, "warehouse": 64, "updated_since": 64, "date_from": 32, "date_to": 32,
-                   "q": 200, "sort": 40, "cursor": 100_000, "limit": 100_000}
+                   "q": 200, "phone_last4": 8, "sort": 40, "cursor": 100_000, "limit": 100_000}
+SEARCH_FIELDS = ("q", "phone_last4", "status", "channel", "warehouse", "updated_since", "date_from", "date_to", "sort",
+                 "cursor", "limit")
 
 
 class UnreadableBody(ServiceError):
@@ -176,11 +179,8 @@ def create_order():
     return _created(order_payload(order, g.api_user.role), url_for("api.order_detail", order_no=order.order_no))
 
 
-@bp.get("/orders")
-@requires("orders", "view")
-def list_orders():
-    """One page of orders (masked personal data), oldest change first unless another sort is asked for."""
-    args = request.args.copy()
+def _order_page(args):
+    """One page of orders for these filters; a personal-value search is checked, limited and access-logged."""
     for name, longest in LIST_PARAMETERS.items():  # bounded text without control characters, before any is used
         for value in args.getlist(name):
             parameter(value, name, longest)
@@ -188,9 +188,44 @@ def list_orders():
     zone = current_app.config["MERCHANT_TIMEZONE"]
     filters = parse_filters(args, zone)
     limit = whole_number(args.get("limit"), "limit", 1, MAX_LIMIT, DEFAULT_LIMIT)
-    rows, next_cursor = search_orders(filters, zone, cursor=args.get("cursor"), limit=limit)
+    try:
+        rows, next_cursor = search_orders(filters, zone, cursor=args.get("cursor"), limit=limit,
+                                          viewer=_actor(), door="api")
+    except SearchRefused:
+        db.session.commit()  # keep the access-log entry of the refusal (and the alarm of an unusual rate)
+        raise
     role = g.api_user.role
-    return jsonify({"items": [order_payload(order, role, detail=False) for order in rows], "next_cursor": next_cursor})
+    body = {"items": [order_payload(order, role, detail=False) for order in rows], "next_cursor": next_cursor}
+    db.session.commit()  # after serializing (a commit expires the rows): the access-log entry of the search
+    return jsonify(body)
+
+
+@bp.get("/orders")
+@requires("orders", "view")
+def list_orders():
+    """One page of orders (masked personal data), oldest change first unless another sort is asked for."""
+    if personal_values_in_query(request.args):
+        raise ValidationFailed("a phone number is never sent in the address: POST /api/v1/orders/search",
+                               field="q", code="personal_value_in_url")
+    return _order_page(request.args.copy())
+
+
+@bp.post("/orders/search")
+@requires("orders", "view")
+def search_orders_by_body():
+    """The same page of orders, with the filters in a JSON body: the way to search by a phone."""
+    data = _json_body({})  # every field is checked below: text (a list of texts for status)
+    args = MultiDict()
+    for key, value in data.items():
+        if key not in SEARCH_FIELDS:
+            raise ValidationFailed(f"unknown search field {key!r}", field=key, code="unknown_field")
+        values = value if key == "status" and isinstance(value, list) else [value]
+        for item in values:
+            if item is not None and not isinstance(item, (str, int)) or isinstance(item, bool):
+                raise ValidationFailed(f"{key} must be text", field=key, code="invalid_type")
+            if item is not None:
+                args.add(key, str(item))
+    return _order_page(args)
 
 
 @bp.get("/orders/<order_no>")

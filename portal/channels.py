@@ -22,7 +22,7 @@ from shared.channels.spreadsheet import COLUMNS, MAX_BYTES, REQUIRED
 from shared.extensions import db
 from shared.models import AuditEvent, Channel, InboxItem, Order, ReconciliationReport, Sku, WebhookRejection
 from shared.models.channel import DIRECT_KINDS
-from shared.services import audit, channel_settings, inbox, orders, reconciliation, sync_health
+from shared.services import audit, channel_settings, inbox, knocking, orders, reconciliation, sync_health
 from shared.services.errors import ServiceError
 from shared.timekeeping import utc_now
 from shared.web import staff_actor
@@ -155,7 +155,8 @@ def index():
                 and row["connection"].base_url}
     return render_template("portal/channels/index.html", rows=rows, syncable=syncable,
                            bars=chart_bars([(row["channel"].name, row["orders_today"]) for row in rows]),
-                           alerts=sync_health.open_alerts(50), rejections=rejections, confirm_form=ConfirmForm())
+                           alerts=sync_health.open_alerts(50), rejections=rejections, confirm_form=ConfirmForm(),
+                           refused_hours=knocking.hourly_summary(24))
 
 
 def _start_job(code: str, dotted: str, extra: tuple, started: str):

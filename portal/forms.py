@@ -62,7 +62,7 @@ class UserCreateForm(FlaskForm):
     display_name = StringField(_l("Display name"), validators=[Optional(), Length(max=120)])
     role = SelectField(_l("Role"), choices=role_choices, validators=[DataRequired()])
     locale = SelectField(_l("Language"), choices=list(LANGUAGES.items()))
-    password = PasswordField(_l("Initial password"), validators=[DataRequired(), Length(min=10, max=256)])
+    password = PasswordField(_l("Initial password"), validators=[DataRequired(), Length(max=256)])  # the policy is the service's
 
 
 class UserEditForm(FlaskForm):

@@ -25,8 +25,8 @@ from shared.channels.canonical import PayloadProblem
 from shared.channels.signing import verify_body_hmac
 from shared.channels.topics import DELIVERY_HEADERS, IGNORED, TOPIC_HEADERS, UNKNOWN, is_woocommerce_ping, topic_meaning
 from shared.extensions import csrf, db
-from shared.models import Channel, WebhookRejection
-from shared.services import inbox
+from shared.models import Channel
+from shared.services import inbox, knocking
 from shared.services.channel_settings import connection_for
 
 bp = Blueprint("hooks", __name__)
@@ -34,12 +34,28 @@ log = logging.getLogger("orderloom.hooks")
 
 
 def _refuse(channel_code: str, status: int, reason: str, message: str, size: int = 0):
+    """Refuse, count the refusal per hour and address, and keep its row while under the limits."""
     db.session.rollback()
-    db.session.add(WebhookRejection(channel_code=channel_code[:40], reason=reason, detail=message[:300],
-                                    remote_addr=(request.remote_addr or "")[:64], size=size))
+    kept = knocking.record_refusal(channel_code, reason, message, request.remote_addr, size or 0)
     db.session.commit()
-    log.warning("webhook refused channel=%s reason=%s ip=%s", channel_code[:40], reason, request.remote_addr)
+    if kept:  # past the limit the roll-up counts on, and the log stays quiet too
+        log.warning("webhook refused channel=%s reason=%s ip=%s", channel_code[:40], reason, request.remote_addr)
     return jsonify({"error": {"code": reason, "message": message}}), status
+
+
+@bp.before_request
+def _too_many_refusals():
+    """An address (or the whole site) that collected too many refusals this hour is answered 429 at once,
+    before a body is read or a channel looked up."""
+    scope = knocking.over_limit(request.remote_addr or "")
+    if scope is not None:
+        knocking.record_refusal(request.path.removeprefix("/hooks/")[:40], f"rate_limited_{scope}",
+                                "too many refused requests", request.remote_addr, request.content_length or 0)
+        db.session.commit()
+        response = jsonify({"error": {"code": "rate_limited",
+                                      "message": "too many refused requests from here; try again later"}})
+        response.headers["Retry-After"] = "3600"
+        return response, 429
 
 
 @bp.post("/hooks/<channel_code>")

@@ -1,5 +1,5 @@
 """Orders: the filtered list, the detail page, lifecycle actions, and revealing personal data."""
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -12,9 +12,9 @@ from shared.extensions import db
 from shared.labels import STATUS, label
 from shared.lifecycle import OrderStatus
 from shared.models import AuditEvent, CarrierAttempt, Channel, Reservation, Warehouse
-from shared.order_search import parse_filters, search_orders
+from shared.order_search import SearchRefused, parse_filters, personal_values_in_query, search_orders
 from shared.security.masking import may_reveal, order_contact
-from shared.security.permissions import can
+from shared.security.permissions import Visibility, can, visibility
 from shared.services import orders, platform_privacy, tracking
 from shared.services.errors import ServiceError
 from shared.timekeeping import utc_now
@@ -32,25 +32,70 @@ def _zone() -> str:
     return g.get("timezone") or "Asia/Shanghai"
 
 
-@bp.get("/")
+PERSONAL_PARAMS = ("q", "phone_last4")
+
+
+class PersonalValueInAddress(ServiceError):
+    status = 422
+    code = "personal_value_in_url"
+
+
+@bp.route("/", methods=["GET", "POST"])
 @requires("orders", "view")
 def index():
-    error = None
+    """The order list. The filter form is POSTed, so a phone typed into the search box never appears in an
+    address (browser history, proxy and server logs); a search without personal values answers with the
+    bookmarkable GET address of the same list."""
+    posted = request.method == "POST"
+    values = request.form if posted else request.args
+    error, personal = None, None
     try:
-        filters = parse_filters(request.args, _zone())
-        rows, next_cursor = search_orders(filters, _zone(), cursor=request.args.get("cursor"), limit=PAGE_SIZE)
+        if not posted and personal_values_in_query(request.args):
+            raise PersonalValueInAddress("search by phone with the search form: a phone number is never sent in "
+                                         "the address", field="q")
+        filters = parse_filters(values, _zone())
+        personal = filters.personal_kind()
+        if posted and personal is None and not request.headers.get("HX-Request"):
+            kept = {k: [v for v in vs if v] for k, vs in values.to_dict(flat=False).items() if k != "csrf_token"}
+            return redirect(url_for("orders.index", **{k: vs for k, vs in kept.items() if vs}), 303)
+        rows, next_cursor = search_orders(filters, _zone(), cursor=values.get("cursor"), limit=PAGE_SIZE,
+                                          viewer=staff_actor(current_user), door="portal")
     except ServiceError as refused:
+        if isinstance(refused, SearchRefused):
+            db.session.commit()  # the refusal is logged, and an alarm raised when the rate is unusual
+        else:
+            db.session.rollback()
         error, rows, next_cursor, filters = refused, [], None, parse_filters({}, _zone())
+    response = _list_page(rows, next_cursor, filters, error, values, personal, posted)
+    db.session.commit()  # after rendering (a commit expires the rows): the access-log entry of the search
+    return response
+
+
+def _list_page(rows, next_cursor, filters, error, values, personal, posted):
     contacts = {o.id: order_contact(o, current_user.role) for o in rows}
+    # Links (sort, pages) carry the filters in the address, so never a personal value; the next page of a
+    # personal-value search is a POST form carrying them in its body.
+    link_args = values.copy()
+    for key in ("csrf_token",) + (PERSONAL_PARAMS if personal else ()):
+        link_args.pop(key, None)
     context = {
         "orders": rows, "contacts": contacts, "next_cursor": next_cursor, "filters": filters, "error": error,
         "statuses": list(OrderStatus), "channels": db.session.execute(select(Channel).order_by(Channel.code)).scalars(),
         "warehouses": db.session.execute(select(Warehouse).order_by(Warehouse.code)).scalars(),
-        "args": request.args,
+        "args": link_args, "form_values": values, "personal_search": personal,
+        "can_search_phone": may_search_phone(current_user.role), "confirm_form": ConfirmForm(),
     }
+    status = 422 if error is not None and error.status in (400, 422) else error.status if error else 200
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "order-table":
-        return render_template("portal/orders/_table.html", **context)
-    return render_template("portal/orders/index.html", **context), 422 if error else 200
+        response = make_response(render_template("portal/orders/_table.html", **context), status)
+        if posted and personal is None and error is None:
+            response.headers["HX-Push-Url"] = url_for("orders.index", **link_args.to_dict(flat=False))
+        return response
+    return make_response(render_template("portal/orders/index.html", **context), status)
+
+
+def may_search_phone(role: str) -> bool:
+    return visibility(role, "phone") is not Visibility.HIDDEN
 
 
 def _load(order_no: str):

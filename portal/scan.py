@@ -34,7 +34,9 @@ def _device():
         g.device = None
     if g.device is None:
         db.session.rollback()
-        return jsonify({"error": {"code": "device_refused", "message": "send Authorization: Bearer <device token>"}}), 401
+        return jsonify({"error": {"code": "device_refused",
+                                  "message": "send Authorization: Bearer <device token> of an active device"}}), 401
+    db.session.commit()  # when the token was last used (written at most every few minutes)
 
 
 # Every field a scan may carry and its type: checked before use, and only these are kept in the scan record.

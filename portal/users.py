@@ -84,3 +84,14 @@ def revoke_tokens(user_id: int):
         db.session.commit()
         flash(_("%(count)s API tokens revoked.", count=count), "success")  # the count is known only after the call
     return redirect(url_for("users.index"), 303)
+
+
+@bp.post("/<int:user_id>/sign-out-everywhere")
+@requires("users", "edit")
+def end_sessions(user_id: int):
+    """End every session of the user at once, wherever they are signed in (a lost laptop, a leaver)."""
+    user = db.get_or_404(StaffUser, user_id)
+    if ConfirmForm().validate_on_submit():
+        commit_or_refuse(lambda: staff.end_sessions(user, staff_actor(current_user)),
+                         _("Every session of %(name)s has ended.", name=user.username))
+    return redirect(url_for("users.index"), 303)

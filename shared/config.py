@@ -37,21 +37,35 @@ def load_config(overrides: dict | None = None) -> dict:
         "LOGIN_MAX_FAILURES": 5,
         "LOGIN_LOCKOUT_MINUTES": 15,
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL") or "memory://",
+        # Failed sign-ins per address and site (successes never count); Redis down -> counted in memory.
         "SIGN_IN_LIMIT": env.get("ORDERLOOM_SIGN_IN_LIMIT", "30 per 10 minutes"),
+        "STAFF_SIGN_IN_LIMIT": env.get("ORDERLOOM_STAFF_SIGN_IN_LIMIT", ""),
+        "CUSTOMER_SIGN_IN_LIMIT": env.get("ORDERLOOM_CUSTOMER_SIGN_IN_LIMIT", ""),
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
         "GUEST_LOOKUP_LIMIT": env.get("ORDERLOOM_GUEST_LOOKUP_LIMIT", "5 per 10 minutes"),
         "API_TOKEN_DAYS": int(env.get("ORDERLOOM_API_TOKEN_DAYS", "90")),
+        "API_TOKENS_PER_USER": int(env.get("ORDERLOOM_API_TOKENS_PER_USER", "5")),  # live tokens at once
+        "DEVICE_TOKEN_DAYS": int(env.get("ORDERLOOM_DEVICE_TOKEN_DAYS", "90")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": env.get("ORDERLOOM_SECURE_COOKIES", "0") == "1",
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SECURE": env.get("ORDERLOOM_SECURE_COOKIES", "0") == "1",
         "PERMANENT_SESSION_LIFETIME": 8 * 3600,
+        "SESSION_IDLE_MINUTES": int(env.get("ORDERLOOM_SESSION_IDLE_MINUTES", "30")),  # shared.security.sessions
+        "SESSION_ABSOLUTE_HOURS": int(env.get("ORDERLOOM_SESSION_ABSOLUTE_HOURS", "12")),
         "WTF_CSRF_TIME_LIMIT": 8 * 3600,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "JOBS_INLINE": None,  # None: decide by whether Redis answers
         "BABEL_DEFAULT_LOCALE": "zh_CN",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         # Channel sync: inbound webhooks, alerts to a WeCom or DingTalk group robot (kind "wecom"/"dingtalk").
+        # Refused webhook/tracking requests (shared.services.knocking): hourly limits and how long rows are kept.
+        "REFUSED_PER_ADDRESS_PER_HOUR": int(env.get("ORDERLOOM_REFUSED_PER_ADDRESS_PER_HOUR", "120")),
+        "REFUSED_GLOBAL_PER_HOUR": int(env.get("ORDERLOOM_REFUSED_GLOBAL_PER_HOUR", "5000")),
+        "REJECTION_KEEP_DAYS": int(env.get("ORDERLOOM_REJECTION_KEEP_DAYS", "7")),
+        "ROLLUP_KEEP_DAYS": int(env.get("ORDERLOOM_ROLLUP_KEEP_DAYS", "90")),
         "WEBHOOK_MAX_BYTES": int(env.get("ORDERLOOM_WEBHOOK_MAX_BYTES", str(512 * 1024))),
         "SYNC_FAILURE_RATE_ALERT": float(env.get("ORDERLOOM_SYNC_FAILURE_RATE_ALERT", "0.2")),
         "ALERT_ROBOT_KIND": env.get("ORDERLOOM_ALERT_ROBOT_KIND", ""),

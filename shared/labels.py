@@ -51,7 +51,9 @@ SYNC_ALERT = {"not_syncing": _l("Not syncing"), "failure_rate": _l("Too many fai
 WEBHOOK_REJECTION = {"unknown_channel": _l("Unknown channel"), "no_webhooks": _l("Channel takes no webhooks"),
                      "too_large": _l("Body too large"), "unsupported_media_type": _l("Not JSON"),
                      "not_configured": _l("No webhook secret set"), "missing_signature": _l("Signature missing"),
-                     "bad_signature": _l("Wrong signature")}
+                     "bad_signature": _l("Wrong signature"),
+                     "rate_limited_address": _l("Too many refusals from this address"),
+                     "rate_limited_global": _l("Too many refusals overall")}
 RECONCILIATION_STATUS = {"running": _l("Running"), "ok": _l("Finished"), "failed": _l("Failed")}
 RECONCILIATION_TRIGGER = {"schedule": _l("Scheduled"), "manual": _l("Started by hand")}
 DIFFERENCE = {"missing_here": _l("Missing here"), "missing_there": _l("Missing on the platform"),

@@ -1,19 +1,36 @@
-"""Finding orders: filters and keyset pagination that stay fast at millions of rows (no OFFSET, no COUNT)."""
+"""Finding orders: filters and keyset pagination that stay fast at millions of rows (no OFFSET, no COUNT).
+
+Search by a personal value must not be an oracle (see docs/SECURITY.md, "Search and personal data"):
+
+- a role that sees phones masked cannot search by a full phone (else it could try the 10,000 middle digits of
+  a masked `173****5372` and read the answer); it searches by the masked form it already sees, or by the last
+  four digits together with an order number or channel order id;
+- every search by a personal value is written to the access log as its kind (never the value) with the number
+  of orders found;
+- personal-value searches are limited per user (PERSONAL_SEARCH_LIMIT in PERSONAL_SEARCH_WINDOW, counted in the
+  access log, so the limit holds with Redis down and across processes); reaching it raises an alarm for the
+  auditor and an audit event;
+- personal values travel in request bodies: a query string that carries one is refused, and `redact()` takes
+  phone-like digits out of server log lines.
+"""
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from shared import order_numbers, paging
+from shared.actors import Actor
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
-from shared.models import Channel, Order, Warehouse
+from shared.models import AccessLogEntry, Channel, FulfilmentAlarm, Order, Warehouse
 from shared.security import crypto
-from shared.services.errors import ValidationFailed
-from shared.timekeeping import parse_aware
+from shared.security.permissions import Visibility, visibility
+from shared.services import audit
+from shared.services.errors import ServiceError, ValidationFailed
+from shared.timekeeping import parse_aware, utc_now
 
 SORTS = {
     "placed_desc": (Order.placed_at, True), "placed_asc": (Order.placed_at, False),
@@ -33,7 +50,15 @@ class OrderFilters:
     date_to: date | None = None
     updated_since: datetime | None = None
     q: str | None = None
+    phone_last4: str | None = None  # with an order number or channel order id in q: "is this the caller's order?"
     sort: str = "placed_desc"
+
+    def personal_kind(self) -> str | None:
+        """Which personal value this search uses ("phone", "phone_masked", "phone_last4"), or None."""
+        kind = _kind_of(self.q) if self.q else None
+        if kind in ("phone", "phone_masked"):
+            return kind
+        return "phone_last4" if self.phone_last4 else None
 
 
 def parse_filters(args, zone: str) -> OrderFilters:
@@ -47,7 +72,7 @@ def parse_filters(args, zone: str) -> OrderFilters:
         raise ValidationFailed(f"unknown sort {sort!r}", field="sort")
     filters = OrderFilters(statuses=statuses, channel=(args.get("channel") or "").strip().upper() or None,
                            warehouse=(args.get("warehouse") or "").strip() or None, q=(args.get("q") or "").strip()
-                           or None, sort=sort)
+                           or None, phone_last4=(args.get("phone_last4") or "").strip() or None, sort=sort)
     for name in ("date_from", "date_to"):
         raw = args.get(name)
         if raw:
@@ -62,25 +87,157 @@ def parse_filters(args, zone: str) -> OrderFilters:
         filters.updated_since = parse_aware(args.get("updated_since"), "updated_since")
     if filters.q and len(filters.q) > 64:
         raise ValidationFailed("search text is too long", field="q")
+    if filters.phone_last4 is not None:
+        if not re.fullmatch(r"\d{4}", filters.phone_last4):
+            raise ValidationFailed("phone_last4 is the last four digits of the phone", field="phone_last4",
+                                   code="invalid_phone_last4")
+        if not filters.q or _kind_of(filters.q) not in ("order_no", "channel_order_id", "digits"):
+            raise ValidationFailed("search by the last four digits together with an order number or a channel "
+                                   "order id", field="phone_last4", code="phone_last4_needs_order")
     return filters
 
 
-def _search_condition(q: str):
-    """Order number, channel order id, or a phone number (through its blind index)."""
-    upper = q.upper()
-    if order_numbers.PATTERN.match(upper):
-        return Order.order_no == order_numbers.validate(upper)
-    digits = re.sub(r"[\s\-+]", "", q)
+MASKED_PHONE = re.compile(r"(\d{3})\*{4}(\d{4})")  # the masked form every role sees: 173****5372
+MOBILE = re.compile(r"1[3-9]\d{9}")  # a mainland mobile number: never a channel order id
+PERSONAL_SEARCH_LIMIT = 30
+PERSONAL_SEARCH_WINDOW = timedelta(minutes=10)
+SEARCH_ACTIONS = ("search", "search_refused")
+
+
+class SearchRefused(ServiceError):
+    """A search by a personal value this role or this moment does not allow; the refusal is access-logged."""
+
+    status = 403
+    code = "search_not_allowed"
+
+
+class SearchRateLimited(SearchRefused):
+    status = 429
+    code = "search_rate_limited"
+
+
+def _digits(q: str) -> str:
+    return re.sub(r"[\s\-+()]", "", q)
+
+
+def _kind_of(q: str) -> str:
+    """order_no, phone_masked, phone (a mobile number), digits (a channel order id, or a phone for roles that
+    may see phones) or channel_order_id."""
+    if order_numbers.PATTERN.match(q.upper()):
+        return "order_no"
+    compact = _digits(q)
+    if MASKED_PHONE.fullmatch(compact):
+        return "phone_masked"
+    if compact.isdigit() and MOBILE.fullmatch(crypto.normalize_phone(compact)):
+        return "phone"
+    if compact.isdigit() and 7 <= len(compact) <= 20:
+        return "digits"
+    return "channel_order_id"
+
+
+def _masked_candidates(q: str) -> list[str]:
+    """The blind indexes of every phone that shows as this masked form (10,000 for an 11-digit mobile):
+    the server enumerates what the role may already see, so the answer tells it nothing new."""
+    head, tail = MASKED_PHONE.fullmatch(_digits(q)).groups()
+    return [crypto.blind_index("phone", f"{head}{middle:04d}{tail}") for middle in range(10_000)]
+
+
+def _search_condition(q: str, role: str | None):
+    """Order number, channel order id, or a phone (through its blind index) as the role may search it."""
+    kind = _kind_of(q)
+    if kind == "order_no":
+        return Order.order_no == order_numbers.validate(q.upper())
+    if kind == "phone_masked":
+        return Order.receiver_phone_index.in_(_masked_candidates(q))
+    phone_allowed = role is not None and visibility(role, "phone") is Visibility.FULL
+    if kind == "phone":
+        if not phone_allowed:
+            raise SearchRefused("your role sees phone numbers masked: search by the masked form (e.g. 173****5372) "
+                                "or by the last four digits with an order number", field="q")
+        return Order.receiver_phone_index == crypto.blind_index("phone", _digits(q))
     conditions = [Order.channel_order_id == q]
-    if digits.isdigit() and 7 <= len(digits) <= 20:
-        conditions.append(Order.receiver_phone_index == crypto.blind_index("phone", digits))
+    if kind == "digits" and phone_allowed:
+        conditions.append(Order.receiver_phone_index == crypto.blind_index("phone", _digits(q)))
     return or_(*conditions)
 
 
-def search_orders(filters: OrderFilters, zone: str, cursor: str | None = None, limit: int = 50):
-    """One page of orders and the cursor of the next page (None on the last)."""
+def personal_values_in_query(args) -> str | None:
+    """The kind of personal value a query string carries (it would land in access logs), or None."""
+    q = (args.get("q") or "").strip()
+    if args.get("phone_last4"):
+        return "phone_last4"
+    kind = _kind_of(q) if q else None
+    return kind if kind in ("phone", "phone_masked") else None
+
+
+REDACTED_DIGITS = re.compile(r"(?<![0-9])(?:\+?86)?1[3-9][0-9]{9}(?![0-9])|[0-9]{3}(?:\*|%2A){4}[0-9]{4}",
+                             re.IGNORECASE)
+REDACTED_PARAMS = re.compile(r"((?:^|[?&])(?:q|phone_last4|phone)=)[^&\s\"]*")
+
+
+def redact(line: str) -> str:
+    """A log line without phone numbers, masked phones or the values of the search parameters."""
+    return REDACTED_DIGITS.sub("[phone]", REDACTED_PARAMS.sub(r"\1[redacted]", line))
+
+
+def _recent_personal_searches(actor: Actor, now: datetime) -> int:
+    who = AccessLogEntry.actor_id == actor.id if actor.id is not None else AccessLogEntry.actor_label == actor.label
+    return db.session.execute(select(func.count(AccessLogEntry.id)).where(
+        who, AccessLogEntry.action.in_(SEARCH_ACTIONS),
+        AccessLogEntry.occurred_at >= now - PERSONAL_SEARCH_WINDOW)).scalar_one()
+
+
+def _raise_rate_alarm(actor: Actor, count: int, now: datetime) -> None:
+    """Once per user and hour: an alarm the auditor sees, and an audit event."""
+    subject = f"search:{actor.label}:{now:%Y%m%d%H}"[:80]
+    if db.session.execute(select(FulfilmentAlarm.id).where(FulfilmentAlarm.kind == "search_rate",
+                                                           FulfilmentAlarm.subject == subject)).first():
+        return
+    message = (f"{actor.label} ({actor.role}, {actor.ip or 'no address'}) searched orders by personal values "
+               f"{count} times in {int(PERSONAL_SEARCH_WINDOW.total_seconds() // 60)} minutes; further searches "
+               f"are refused for now")
+    db.session.add(FulfilmentAlarm(kind="search_rate", subject=subject, role="auditor", raised_at=now,
+                                   message=message[:500]))
+    audit.record(actor, "search.rate_exceeded", "staff_user", actor.label, after={"searches": count})
+
+
+def check_personal_search(filters: OrderFilters, viewer: Actor | None, door: str) -> str | None:
+    """Refuse a personal-value search the viewer may not make now; returns its kind (None: not personal)."""
+    kind = filters.personal_kind()
+    if kind is None:
+        return None
+    if viewer is None:
+        raise SearchRefused("a search by a personal value needs a signed-in user", field="q")
+    now = utc_now()
+    count = _recent_personal_searches(viewer, now)
+    if count >= PERSONAL_SEARCH_LIMIT:
+        audit.log_access(viewer, "search_refused", "orders", f"by:{kind}", ["phone"], channel=door)
+        _raise_rate_alarm(viewer, count + 1, now)
+        raise SearchRateLimited(f"too many searches by personal values; wait "
+                                f"{int(PERSONAL_SEARCH_WINDOW.total_seconds() // 60)} minutes", field="q")
+    if visibility(viewer.role, "phone") is Visibility.HIDDEN:
+        # A role that sees no phone at all learns something from any phone search, even by the masked form.
+        audit.log_access(viewer, "search_refused", "orders", f"by:{kind}", ["phone"], channel=door)
+        raise SearchRefused("your role does not see phone numbers and cannot search by them", field="q")
+    if kind == "phone" and visibility(viewer.role, "phone") is not Visibility.FULL:
+        audit.log_access(viewer, "search_refused", "orders", f"by:{kind}", ["phone"], channel=door)
+        _search_condition(filters.q, viewer.role)  # raises the refusal with its explanation
+    return kind
+
+
+def _matches_last4(rows: list[Order], last4: str) -> list[Order]:
+    return [order for order in rows if crypto.normalize_phone(order.receiver_phone or "")[-4:] == last4]
+
+
+def search_orders(filters: OrderFilters, zone: str, cursor: str | None = None, limit: int = 50,
+                  viewer: Actor | None = None, door: str = "portal"):
+    """One page of orders and the cursor of the next page (None on the last).
+
+    `viewer` is who searches: it decides which personal values may be searched, and a search by one is
+    access-logged (`door`: portal or api) and counted against the viewer's limit. The caller commits."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    kind = check_personal_search(filters, viewer, door)
     column, descending = SORTS[filters.sort]
     query = select(Order).options(selectinload(Order.warehouse))
     if filters.statuses:
@@ -99,5 +256,11 @@ def search_orders(filters: OrderFilters, zone: str, cursor: str | None = None, l
     if filters.updated_since:
         query = query.where(Order.updated_at >= filters.updated_since)
     if filters.q:
-        query = query.where(_search_condition(filters.q))
-    return paging.page(db.session, query, column, Order.id, cursor, limit, descending)
+        query = query.where(_search_condition(filters.q, viewer.role if viewer else None))
+    rows, next_cursor = paging.page(db.session, query, column, Order.id, cursor, limit, descending)
+    if filters.phone_last4:
+        # q named one order (or one channel order id): compare the last four digits with what is stored.
+        rows = _matches_last4(rows, filters.phone_last4)
+    if kind is not None:
+        audit.log_access(viewer, "search", "orders", f"by:{kind}; found:{len(rows)}", ["phone"], channel=door)
+    return rows, next_cursor

@@ -146,6 +146,23 @@ def install_edges(app: Flask) -> None:
         return error_response(edge_error(500))
 
 
+class RedactPersonalValues(logging.Filter):
+    """Request log lines (werkzeug's, gunicorn's access log) without phone numbers or search values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from shared.order_search import redact
+
+        record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
+def install_log_redaction() -> None:
+    for name in ("werkzeug", "gunicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactPersonalValues) for f in logger.filters):
+            logger.addFilter(RedactPersonalValues())
+
+
 def create_web_app(name: str, defaults: dict, config: dict | None = None, home: str = "index",
                    remember_language=None) -> Flask:
     """A web app on the core: CSRF, rate limits, security headers, error answers, shared filters,
@@ -164,6 +181,7 @@ def create_web_app(name: str, defaults: dict, config: dict | None = None, home: 
     limiter.init_app(app)
     install_edges(app)
     install_common_filters(app)
+    install_log_redaction()
 
     @app.get("/healthz", endpoint="health")
     def _health():

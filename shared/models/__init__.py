@@ -2,7 +2,7 @@
 from shared.models.audit import AccessLogEntry, AuditEvent, AuditSeal
 from shared.models.catalog import Sku, Warehouse
 from shared.models.channel import Channel, OrderNumberSequence
-from shared.models.customer import Customer, CustomerAddress
+from shared.models.customer import Customer, CustomerAddress, GuestLookupLock
 from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
@@ -10,7 +10,7 @@ from shared.models.staff import ApiToken, StaffUser
 from shared.models.stock import Reservation, StockLevel, StockMovement
 from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, PlatformRefund, ReconciliationDifference,
                                 ReconciliationReport, SkuMapping, StatusMapping, SyncAlert, SyncRun, TrackingPush,
-                                WebhookDelivery, WebhookRejection, WebhookSubscription)
+                                WebhookDelivery, WebhookRejection, WebhookRejectionRollup, WebhookSubscription)
 
 __all__ = [
     "AccessLogEntry", "ApiToken", "AuditEvent", "AuditSeal", "Channel", "Customer", "CustomerAddress",
@@ -19,5 +19,5 @@ __all__ = [
     "ReconciliationReport", "SkuMapping", "StatusMapping", "SyncAlert", "SyncRun", "WebhookDelivery",
     "WebhookRejection", "WebhookSubscription", "Bin", "CarrierAttempt", "Device", "FulfilmentAlarm", "Lot",
     "PickTask", "ScanEvent", "Shipment", "StockTake", "StockTakeLine", "TrackingEvent", "Wave",
-    "PlatformRefund", "TrackingPush",
+    "PlatformRefund", "TrackingPush", "GuestLookupLock", "WebhookRejectionRollup",
 ]

@@ -26,6 +26,7 @@ class Customer(db.Model):
     locked_until = mapped_column(UTCDateTime)
     locale: Mapped[str] = mapped_column(String(8), default="zh_CN")
     created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+    session_generation: Mapped[int] = mapped_column(Integer, default=0)  # raised to end every session
 
     addresses = relationship("CustomerAddress", back_populates="customer", order_by="CustomerAddress.id")
 
@@ -53,3 +54,16 @@ class CustomerAddress(db.Model):
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
 
     customer = relationship("Customer", back_populates="addresses")
+
+
+class GuestLookupLock(db.Model):
+    """Wrong last-four tries at one order's guest look-up: five within the window lock it for an hour, from
+    every address at once (a per-address limit alone lets many addresses guess one order)."""
+
+    __tablename__ = "guest_lookup_locks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at = mapped_column(UTCDateTime, nullable=False)
+    locked_until = mapped_column(UTCDateTime)

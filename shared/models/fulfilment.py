@@ -159,6 +159,10 @@ class Device(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+    expires_at = mapped_column(UTCDateTime)  # a token stops working then; registering gives it a lifetime
+    revoked_at = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(120))
+    last_used_at = mapped_column(UTCDateTime)
 
     warehouse = relationship("Warehouse", lazy="joined")
 

@@ -12,6 +12,8 @@ class StaffUser(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
+    # NFKC + casefold of the username: "Victim" and "ｖｉｃｔｉｍ" are one account (shared.security.accounts).
+    username_key: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(120))
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(32))
@@ -21,6 +23,8 @@ class StaffUser(db.Model):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until = mapped_column(UTCDateTime)
     last_login_at = mapped_column(UTCDateTime)
+    # Raised to end every session of the user at once (sign-out, password or role change, "sign out everywhere").
+    session_generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
 
     # Flask-Login protocol for the portal.

@@ -123,6 +123,7 @@ class WebhookRejection(db.Model):
     """A request to /hooks/<channel> that was refused before storage (bad signature, size, type, channel)."""
 
     __tablename__ = "webhook_rejections"
+    __table_args__ = (Index("ix_webhook_rejections_remote_addr_received_at", "remote_addr", "received_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel_code: Mapped[str] = mapped_column(String(40))
@@ -131,6 +132,21 @@ class WebhookRejection(db.Model):
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer, default=0)
     received_at = mapped_column(UTCDateTime, default=utc_now, nullable=False, index=True)
+
+
+class WebhookRejectionRollup(db.Model):
+    """Refused webhook and tracking requests counted per hour, source address, door and reason: what stays
+    once the individual rejection rows are pruned (shared.services.knocking)."""
+
+    __tablename__ = "webhook_rejection_rollups"
+    __table_args__ = (UniqueConstraint("hour", "channel_code", "remote_addr", "reason"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hour = mapped_column(UTCDateTime, nullable=False, index=True)
+    channel_code: Mapped[str] = mapped_column(String(40))
+    remote_addr: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(40))
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class StatusMapping(db.Model):

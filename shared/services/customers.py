@@ -7,7 +7,8 @@ from shared.actors import Actor
 from shared.extensions import db
 from shared.models import Customer
 from shared.security import crypto
-from shared.security.passwords import hash_password
+from shared.security import sessions
+from shared.security.passwords import hash_password, policy_problem
 from shared.services import audit
 from shared.services.errors import Conflict, ValidationFailed
 from shared.services.sign_in import check_password, refuse_unknown
@@ -80,14 +81,26 @@ def find_or_create(name: str, phone: str, email: str | None, actor: Actor, prote
     return customer
 
 
+def _check_password(password, email: str) -> None:
+    problem = policy_problem(password, email)
+    if problem:
+        raise ValidationFailed(problem, field="password", code="weak_password")
+
+
 def set_password(customer: Customer, password: str, actor: Actor) -> None:
-    """Open a customer-site account (the demo and the merchant's own shop use it)."""
-    if len(password or "") < 10:
-        raise ValidationFailed("the password must have at least 10 characters", field="password")
+    """Open a customer-site account or change its password; every earlier session of the customer ends."""
     if not customer.email:
         raise Conflict("the customer has no email to sign in with", field="email")
+    _check_password(password, customer.email)
     customer.password_hash = hash_password(password)
+    sessions.end_all(customer)
     audit.record(actor, "customer.set_password", "customer", customer.id)
+
+
+def end_sessions(customer: Customer, actor: Actor, reason: str = "sign_out") -> None:
+    """End every session of the customer, wherever its cookie is."""
+    sessions.end_all(customer)
+    audit.record(actor, f"customer.{reason}", "customer", customer.id)
 
 
 def create_account(name, phone, email, password, actor: Actor) -> Customer:
@@ -96,6 +109,7 @@ def create_account(name, phone, email, password, actor: Actor) -> Customer:
     email = check.email(email, "email")
     if not email:
         raise ValidationFailed("email is required", field="email", code="required")
+    _check_password(password, email)  # before anything is written: a refusal leaves no half-made customer
     if db.session.execute(select(Customer.id).where(Customer.email_index == crypto.blind_index("email", email))).first():
         raise Conflict("an account with this email exists", field="email", code="duplicate_email")
     customer = find_or_create(name, phone, email, actor)

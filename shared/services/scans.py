@@ -1,7 +1,5 @@
 """Handheld scans: devices, pick (a unit out of a lot's bin), pack (with a waybill, falling back to a backup
 carrier) and load. Every scan is recorded; the ledger records the shipment when the parcel is loaded."""
-import hashlib
-import secrets
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -20,10 +18,11 @@ from shared.models import (
 )
 from shared.services import audit
 from shared.services import orders as order_service
-from shared.services import stock as stock_service
 from shared.services import validation as check
 from shared.services.allocation import open_parcels, lines_of
-from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
+# Device tokens live in shared.services.devices (lifetime, revocation); callers keep using these names.
+from shared.services.devices import device_for_token, register_device  # noqa: F401
+from shared.services.errors import Conflict, NotFound, ValidationFailed
 from shared.services.lots import merchant_today
 from shared.timekeeping import utc_now
 
@@ -35,28 +34,6 @@ class ScanRefused(Conflict):
 
 
 # ------------------------------------------------------------------------------------------ allocation
-
-def device_for_token(token: str) -> Device:
-    device = db.session.execute(select(Device).where(
-        Device.token_hash == hashlib.sha256(token.encode()).hexdigest(), Device.active)).scalar_one_or_none()
-    if device is None:
-        raise Forbidden("unknown or disabled device token", code="device_refused")
-    return device
-
-
-def register_device(name: str, warehouse_code: str, actor: Actor) -> tuple[Device, str]:
-    """A new handheld and its token (shown once)."""
-    name = check.text(name, "name", 60)
-    if db.session.execute(select(Device.id).where(Device.name == name)).first():
-        raise Conflict(f"a handheld named {name} exists", field="name", code="duplicate_device")
-    token = secrets.token_urlsafe(32)
-    device = Device(name=name, warehouse_id=stock_service.get_warehouse(warehouse_code).id,
-                    token_hash=hashlib.sha256(token.encode()).hexdigest(), active=True)
-    db.session.add(device)
-    db.session.flush()
-    audit.record(actor, "device.register", "device", device.id, after={"name": device.name})
-    return device, token
-
 
 def record_scan(device: Device, kind: str, payload: dict, accepted: bool, message: str,
                 shipment_id: int | None = None) -> ScanEvent:

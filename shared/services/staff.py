@@ -1,15 +1,16 @@
-"""Staff users: creation, sign-in with lockout, roles, and API tokens."""
+"""Staff users: creation, sign-in with lockout, sessions, roles, and API tokens."""
 import hashlib
 import secrets
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from shared.actors import Actor
 from shared.extensions import db
 from shared.models import ApiToken, StaffUser
-from shared.security.passwords import MIN_LENGTH, hash_password
+from shared.security import sessions
+from shared.security.passwords import hash_password, policy_problem
 from shared.security.permissions import Role
 from shared.services import audit
 from shared.services import validation as check
@@ -29,17 +30,19 @@ def _role(value: str) -> str:
                                field="role", code="unknown_role")
 
 
-def _password(value: str) -> str:
-    if not isinstance(value, str) or len(value) < MIN_LENGTH:
-        raise ValidationFailed(f"the password must have at least {MIN_LENGTH} characters", field="password",
-                               code="weak_password")
-    if len(value) > 256:
-        raise ValidationFailed("the password is too long", field="password", code="weak_password")
+def _password(value: str, username: str) -> str:
+    problem = policy_problem(value, username)
+    if problem:
+        raise ValidationFailed(problem, field="password", code="weak_password")
     return value
 
 
+def _by_name(username: str):
+    return select(StaffUser).where(StaffUser.username_key == check.username_key(username)[:64])
+
+
 def get_user(username: str) -> StaffUser:
-    user = db.session.execute(select(StaffUser).where(StaffUser.username == username)).scalar_one_or_none()
+    user = db.session.execute(_by_name(username or "")).scalar_one_or_none()
     if user is None:
         raise NotFound(f"no user {username!r}", field="username", code="unknown_user")
     return user
@@ -47,16 +50,16 @@ def get_user(username: str) -> StaffUser:
 
 def create_user(username: str, password: str, role: str, actor: Actor, display_name: str | None = None,
                 locale: str = "zh_CN") -> StaffUser:
-    username = check.text(username, "username", 64)
-    if not username.replace("_", "").replace(".", "").replace("-", "").isalnum() or not username.isascii():
-        raise ValidationFailed("a username uses letters, digits, '.', '-' and '_' only", field="username")
-    role, password = _role(role), _password(password)
+    username, key = check.username(username)
+    role, password = _role(role), _password(password, username)
     if locale not in LOCALES:
         raise ValidationFailed(f"unknown language {locale!r}", field="locale")
-    if db.session.execute(select(StaffUser.id).where(StaffUser.username == username)).first():
+    if db.session.execute(select(StaffUser.id).where(StaffUser.username_key == key)).first():
+        # "Victim", "victim" and "ｖｉｃｔｉｍ" are one name: nobody can open a look-alike of an account.
         raise Conflict(f"user {username!r} exists", field="username", code="duplicate_username")
-    user = StaffUser(username=username, display_name=check.text(display_name, "display_name", 120, False) or username,
-                     password_hash=hash_password(password), role=role, locale=locale, active=True, failed_logins=0)
+    user = StaffUser(username=username, username_key=key, password_hash=hash_password(password), role=role,
+                     display_name=check.text(display_name, "display_name", 120, False) or username, locale=locale,
+                     active=True, failed_logins=0, session_generation=0)
     db.session.add(user)
     db.session.flush()
     audit.record(actor, "user.create", "staff_user", user.username, after={"role": role, "active": True})
@@ -65,8 +68,7 @@ def create_user(username: str, password: str, role: str, actor: Actor, display_n
 
 def authenticate(username: str, password: str, ip: str | None) -> StaffUser:
     """Check a sign-in; repeated failures lock the account for a while, and every outcome is audited."""
-    user = db.session.execute(select(StaffUser).where(StaffUser.username == (username or "").strip())
-                              ).scalar_one_or_none()
+    user = db.session.execute(_by_name((username or "")[:200])).scalar_one_or_none()
     if user is None:
         refuse_unknown(password, "wrong username or password")
     actor = Actor(id=user.id, label=user.username, role=user.role, ip=ip)
@@ -92,6 +94,9 @@ def update_user(user: StaffUser, actor: Actor, role: str | None = None, active: 
         user.display_name = check.text(display_name, "display_name", 120)
     after = {"role": user.role, "active": user.active, "locale": user.locale, "display_name": user.display_name}
     if after != before:
+        if after["role"] != before["role"] or not after["active"]:
+            sessions.end_all(user)  # a session keeps no power its account no longer has
+            after["sessions_ended"] = True
         db.session.flush()
         audit.record(actor, "user.update", "staff_user", user.username, before=before, after=after)
     return user
@@ -103,16 +108,36 @@ def unlock_user(user: StaffUser, actor: Actor) -> None:
 
 
 def set_password(user: StaffUser, password: str, actor: Actor) -> None:
-    user.password_hash = hash_password(_password(password))
-    audit.record(actor, "user.set_password", "staff_user", user.username)
+    """A new password; every session of the user ends (whoever knew the old one is signed out)."""
+    user.password_hash = hash_password(_password(password, user.username))
+    sessions.end_all(user)
+    audit.record(actor, "user.set_password", "staff_user", user.username, after={"sessions_ended": True})
+
+
+def end_sessions(user: StaffUser, actor: Actor, reason: str = "sign_out_everywhere") -> None:
+    """End every session of the user at once, wherever its cookie is (sign-out, or an admin's decision)."""
+    sessions.end_all(user)
+    audit.record(actor, f"user.{reason}", "staff_user", user.username,
+                 after={"session_generation": user.session_generation})
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def active_token_count(user: StaffUser) -> int:
+    return db.session.execute(select(func.count(ApiToken.id)).where(
+        ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None), ApiToken.expires_at > utc_now())).scalar_one()
+
+
 def issue_token(user: StaffUser, actor: Actor, days: int | None = None) -> str:
-    """Create an API token for a user; only its hash is stored, the token is returned once."""
+    """Create an API token for a user; only its hash is stored, the token is returned once.
+
+    A user holds at most API_TOKENS_PER_USER live tokens: a leaked account cannot mint tokens without end."""
+    ceiling = current_app.config.get("API_TOKENS_PER_USER", 5)
+    if active_token_count(user) >= ceiling:
+        raise Conflict(f"{user.username} already has {ceiling} live API tokens; revoke one first",
+                       field="username", code="too_many_tokens")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     lifetime = days or current_app.config["API_TOKEN_DAYS"]
     record = ApiToken(user_id=user.id, token_hash=_digest(token), prefix=token[:10],

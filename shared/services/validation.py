@@ -1,5 +1,13 @@
-"""Checks for text that people and channels send: length, control characters, phone and email shape."""
+"""Checks for text that people and channels send: length, control characters, phone and email shape, codes
+and usernames.
+
+Codes (SKU, warehouse, bin, channel) are identifiers people type, print on labels and compare: each kind has
+one documented character set (CODE_RULES, and docs/SECURITY.md), checked after NFKC, so a full-width
+"ＴＥＡ" is the same code as "TEA" (and collides with it), while right-to-left overrides, zero-width
+characters, spaces and markup are refused outright. Every service that takes a code calls `code()`.
+"""
 import re
+import unicodedata
 
 from shared.services.errors import ValidationFailed
 
@@ -162,3 +170,56 @@ def whole_number(value, field: str, low: int, high: int, default: int) -> int:
         raise ValidationFailed(say(OUT_OF_RANGE, field=field, low=low, high=high),
                                field=field, code="invalid")
     return int(value)
+
+
+# --- codes and usernames: one character set per kind, after NFKC ---------------------------------------------
+
+# kind -> (pattern after NFKC, maximum length, what a person is told)
+CODE_RULES: dict[str, tuple[re.Pattern, int, str]] = {
+    "sku": (re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*"), 64,
+            "a SKU code uses letters A-Z, digits, '.', '_', '-' and '/', and starts with a letter or digit"),
+    "warehouse": (re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*"), 32,
+                  "a warehouse code uses letters A-Z, digits, '-' and '_', and starts with a letter or digit"),
+    "bin": (re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*"), 32,
+            "a bin code uses letters A-Z, digits, '.', '-' and '_', and starts with a letter or digit"),
+    "channel": (re.compile(r"[A-Z]{2}"), 2, "a channel code is two letters A-Z, e.g. TM"),
+}
+
+
+# The API's error codes as they were before the rules were one.
+CODE_ERRORS = {"sku": "invalid_sku", "channel": "invalid_channel_code", "bin": "invalid_bin"}
+
+
+def code(value, field: str, kind: str) -> str:
+    """A code of one kind, NFKC-normalised (channel codes upper-cased), or a clear refusal."""
+    pattern, max_length, rule = CODE_RULES[kind]
+    if value is not None and not isinstance(value, str):
+        raise ValidationFailed(f"{field} must be text", field=field, code="invalid_type")
+    normalised = unicodedata.normalize("NFKC", value or "").strip()
+    if kind == "channel":
+        normalised = normalised.upper()
+    if not normalised:
+        raise ValidationFailed(f"{field} is required", field=field, code="required")
+    if len(normalised) > max_length:
+        raise ValidationFailed(f"{field} is longer than {max_length} characters", field=field, code="too_long")
+    if not pattern.fullmatch(normalised):
+        raise ValidationFailed(rule, field=field, code=CODE_ERRORS.get(kind, "invalid"))
+    return normalised
+
+
+USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+def username_key(value: str) -> str:
+    """The form two usernames are compared in: NFKC, case-folded, NFKC again (Unicode's NFKC_Casefold idea)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value or "").casefold()).strip()
+
+
+def username(value, field: str = "username") -> tuple[str, str]:
+    """A new username as shown (NFKC) and its comparison key; letters a-z, digits, '.', '-' and '_'."""
+    shown = unicodedata.normalize("NFKC", text(value, field, 64))
+    key = username_key(shown)
+    if not shown.isascii() or not USERNAME.fullmatch(key):
+        raise ValidationFailed("a username uses letters, digits, '.', '-' and '_' only", field=field,
+                               code="invalid_username")
+    return shown, key
