@@ -183,3 +183,35 @@ def print_ceiling(results: dict) -> None:
     print(markdown_table(["variant", "clients", "seconds per run", "orders/s median (min–max)", "failed"],
                          [[r["variant"], r["clients"], r["seconds"], _rate_cell(r["orders_per_s"]), r["failed"]]
                           for r in results["rows"]]))
+
+
+def repeat_with_ceiling(name: str, base_url: str | None, repeat: int, run_once, figure, clients: int = 8,
+                        seconds: int = 10, overrides: dict | None = None) -> dict:
+    """Run a throughput benchmark `repeat` times, each in a fresh schema, and measure the ceiling (many SKUs)
+    in that same schema right after it: every figure beside the ceiling of its own run, as a ratio."""
+    from devtools.bench.orders import _progress, bench_database, spread
+
+    runs = []
+    for rep in range(repeat):
+        with bench_database(f"{name}-{rep}", base_url) as url:
+            _progress(f"{name}: run {rep + 1}/{repeat}")
+            result = run_once(url)
+            _progress(f"{name}: ceiling for run {rep + 1}/{repeat}")
+            roof = run_pgbench(url, prepare(url, overrides=overrides), False, clients, seconds)
+            runs.append({"result": result, "figure": figure(result), "ceiling_per_s": roof["orders_per_s"]})
+    figures, roofs = [r["figure"] for r in runs], [r["ceiling_per_s"] for r in runs]
+    return {"benchmark": name, "runs": runs, "figure": spread(figures), "ceiling_per_s": spread(roofs),
+            "ratio": ratio_summary(figures, roofs), "ok": all(r["result"]["ok"] for r in runs)}
+
+
+def print_with_ceiling(results: dict, unit: str) -> None:
+    from devtools.bench.orders import _rate_cell, markdown_table
+
+    print(f"\n### {results['benchmark']} beside the ceiling (pgbench, minimal order writes, 8 clients, same schema)\n")
+    print(markdown_table(["run", unit, "ceiling orders/s", "ratio", "checks"],
+                         [[i + 1, f"{r['figure']:,.0f}", f"{r['ceiling_per_s']:,.0f}",
+                           f"{r['figure'] / r['ceiling_per_s']:.3f}" if r["ceiling_per_s"] else "-",
+                           "ok" if r["result"]["ok"] else "FAILED"] for i, r in enumerate(results["runs"])]))
+    ratio = results["ratio"]
+    print(f"\nmedian {_rate_cell(results['figure'])} {unit}, ceiling {_rate_cell(results['ceiling_per_s'])}: "
+          f"ratio {ratio['median']:.3f} ({ratio['min']:.3f}–{ratio['max']:.3f})")
