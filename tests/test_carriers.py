@@ -712,13 +712,11 @@ def test_same_seed_same_waybills():
     assert CarrierSimulator(seed=43, start=START).add_parcel("SF") != numbers[0][0]
 
 
-def test_bulk_events_are_quick_and_each_adds_one_event():
+def test_bulk_events_each_add_one_event():
+    # Speed is measured by `orderloom bench tracking`, never asserted here (a loaded machine would fail it).
     sim = CarrierSimulator(seed=3, start=START)
-    started = time.perf_counter()
     bodies = sim.bulk_events(20_000)
-    elapsed = time.perf_counter() - started
     assert len(bodies) == 20_000
-    assert elapsed < 5, f"20,000 bodies took {elapsed:.2f} s"
     seen = set()
     for number, body in bodies[:600]:
         raw, sign = sim.signed_17track(body)

@@ -5,7 +5,8 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy import event
+from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 
 from shared import order_numbers
 from shared.actors import SYSTEM, Actor
@@ -166,6 +167,43 @@ def insert_new_orders(orders: list[Order]) -> None:
         make_transient_to_detached(order)
         db.session.add(order)
     db.session.add_all(lines)
+    session = db.session()
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_ATTACHED, []).append((transaction, [*orders, *lines]))
+
+
+# Objects attached as already persistent are not forgotten by a rollback as new ones are: a savepoint or a
+# transaction that rolls back their INSERTs must take them out of the session too (their ids may come again).
+_ATTACHED = "orderloom_attached_rows"
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, previous_transaction) -> None:
+    if not session.info.get(_ATTACHED):
+        return
+
+    def inside_rolled_back(transaction) -> bool:
+        while transaction is not None:
+            if transaction is previous_transaction:
+                return True
+            transaction = transaction.parent
+        return False
+
+    kept = []
+    for transaction, objects in session.info[_ATTACHED]:
+        if inside_rolled_back(transaction):
+            for obj in objects:
+                if obj in session:
+                    session.expunge(obj)
+        else:
+            kept.append((transaction, objects))
+    session.info[_ATTACHED] = kept
+
+
+@event.listens_for(Session, "after_commit")
+def _attached_rows_committed(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(_ATTACHED, None)
 
 
 def insert_reservations(rows: list[dict]) -> None:
@@ -251,7 +289,9 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
                 # other in a circle (a deadlock).
                 rows = []
                 for line, plan in sorted(zip(order.lines, plans), key=lambda pair: pair[0].sku_id):
-                    taken = stock_service.place_line(line.sku_id, line.quantity, [warehouse_id, *plan], now)
+                    # The order's warehouse first where the plan saw the line there, then the rest of the plan.
+                    preferred = [warehouse_id, *plan] if warehouse_id in plan else plan
+                    taken = stock_service.place_line(line.sku_id, line.quantity, preferred, now)
                     if taken is None:
                         raise InsufficientStock(
                             f"not enough stock of {line.sku.code}: {line.quantity} wanted, "
@@ -466,6 +506,40 @@ def expired_unpaid_order_ids(now: datetime, limit: int = 500) -> list[int]:
         .where(Reservation.status == "active", Reservation.expires_at <= now, Order.payment_status == "unpaid")
         .group_by(Reservation.order_id).order_by(Reservation.order_id).limit(limit)
     ).scalars().all()
+
+
+def cancel_unpaid_many(order_ids: list[int], now: datetime) -> int:
+    """Cancel expired unpaid orders as one set; returns how many were cancelled.
+
+    Rows are locked in id order (on PostgreSQL skipping any another worker holds: the next run takes them),
+    re-checked (paid meanwhile: left alone), released with one statement per (SKU, warehouse) for the whole
+    set (the `release_stock` effect of the cancel transition), and each order moved through the transition
+    table with its audit event and outbox row."""
+    if not order_ids:
+        return 0
+    query = (select(Order).options(selectinload(Order.lines))
+             .where(Order.id.in_(list(order_ids)), Order.payment_status == "unpaid").order_by(Order.id))
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    found = db.session.execute(query.with_for_update(of=Order, skip_locked=postgres)).scalars().all()
+    movable = []
+    for order in found:
+        transition = find_transition(order.status, OrderStatus.CANCELLED)
+        if transition is not None and SYSTEM.role in transition.roles and not transition.guards \
+                and set(transition.effects) <= {"release_stock"}:
+            movable.append((order, transition))
+    if not movable:
+        return 0
+    reason = f"unpaid after {current_app.config['UNPAID_RESERVATION_MINUTES']} minutes: reservation released"
+    stock_service.release_for_orders([order.id for order, _t in movable], now)
+    for order, transition in movable:
+        before = audit_snapshot(order)
+        order.cancel_reason, order.status_before_hold = reason, None
+        order.status, order.updated_at = transition.target, now
+        audit.record(SYSTEM, "order.transition", "order", order.order_no, before=before, after=audit_snapshot(order),
+                     reason=reason)
+        outbox.order_event(order, f"order.{order.status}")
+    db.session.flush()
+    return len(movable)
 
 
 def cancel_unpaid(order_id: int, now: datetime) -> bool:
