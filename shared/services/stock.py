@@ -2,7 +2,7 @@
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.actors import Actor
@@ -140,26 +140,28 @@ def set_held(sku_code: str, warehouse_code: str, held, reason: str, actor: Actor
 Key = tuple[int, int]  # (sku_id, warehouse_id)
 
 
-def _reserve_statement(sku_id: int, warehouse_id: int, quantity: int, now):
-    """THE conditional reservation: it succeeds only if the units are free, which the row count says."""
-    return (update(StockLevel)
-            .where(StockLevel.sku_id == sku_id, StockLevel.warehouse_id == warehouse_id,
-                   StockLevel.available >= quantity)
-            .values(reserved=StockLevel.reserved + quantity, updated_at=now)
-            .execution_options(synchronize_session=False))
+# THE conditional reservation: it succeeds only if the units are free, which the row count says. Built once.
+RESERVE = (update(StockLevel)
+           .where(StockLevel.sku_id == bindparam("sku_id_"), StockLevel.warehouse_id == bindparam("warehouse_id_"),
+                  StockLevel.available >= bindparam("quantity_"))
+           .values(reserved=StockLevel.reserved + bindparam("quantity_"), updated_at=bindparam("now_"))
+           .execution_options(synchronize_session=False))
+RELEASE = (update(StockLevel)
+           .where(StockLevel.sku_id == bindparam("sku_id_"), StockLevel.warehouse_id == bindparam("warehouse_id_"))
+           .values(reserved=StockLevel.reserved - bindparam("quantity_"), updated_at=bindparam("now_"))
+           .execution_options(synchronize_session=False))
 
 
 def take(sku_id: int, warehouse_id: int, quantity: int, now=None) -> bool:
     """Reserve `quantity` units of one SKU in one warehouse; False (and nothing changed) if they are not free."""
-    return db.session.execute(_reserve_statement(sku_id, warehouse_id, quantity, now or utc_now())).rowcount == 1
+    return db.session.execute(RESERVE, {"sku_id_": sku_id, "warehouse_id_": warehouse_id, "quantity_": quantity,
+                                        "now_": now or utc_now()}).rowcount == 1
 
 
 def give_back(sku_id: int, warehouse_id: int, quantity: int, now=None) -> None:
     """Release `quantity` reserved units of one SKU in one warehouse."""
-    db.session.execute(update(StockLevel)
-                       .where(StockLevel.sku_id == sku_id, StockLevel.warehouse_id == warehouse_id)
-                       .values(reserved=StockLevel.reserved - quantity, updated_at=now or utc_now())
-                       .execution_options(synchronize_session=False))
+    db.session.execute(RELEASE, {"sku_id_": sku_id, "warehouse_id_": warehouse_id, "quantity_": quantity,
+                                 "now_": now or utc_now()})
 
 
 def totals_of(items) -> dict[Key, int]:
