@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy import event
 from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 
-from shared import order_numbers
+from shared import order_numbers, pending
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
 from shared.lifecycle import RELEASE_HOLD_ROLES, OrderStatus, Transition, find_transition, transitions_from
@@ -181,17 +181,9 @@ _ATTACHED = "orderloom_attached_rows"
 def _forget_rolled_back(session: Session, previous_transaction) -> None:
     if not session.info.get(_ATTACHED):
         return
-
-    def inside_rolled_back(transaction) -> bool:
-        while transaction is not None:
-            if transaction is previous_transaction:
-                return True
-            transaction = transaction.parent
-        return False
-
     kept = []
     for transaction, objects in session.info[_ATTACHED]:
-        if inside_rolled_back(transaction):
+        if pending.within(transaction, previous_transaction):
             for obj in objects:
                 if obj in session:
                     session.expunge(obj)
