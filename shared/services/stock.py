@@ -108,6 +108,35 @@ def adjust_stock(sku_code: str, warehouse_code: str, delta, reason: str, actor: 
     return movement
 
 
+def adjust_many(warehouse: Warehouse, changes: dict[Sku, tuple[int, str]], actor: Actor, kind: str) -> int:
+    """Many on-hand changes in one warehouse (a stock-take's variances): one conditional UPDATE per SKU in the
+    system's lock order, one multi-row INSERT into the ledger, an audit event per SKU. A change that would take
+    a level below what is promised refuses the whole set (the caller rolls back). `changes`: SKU → (delta,
+    reason). Returns rows changed."""
+    now = utc_now()
+    movements = []
+    for sku in sorted((sku for sku, (delta, _r) in changes.items() if delta), key=lambda sku: sku.id):
+        delta = _check_quantity(changes[sku][0], "delta", allow_negative=True)
+        reason = _reason(changes[sku][1])
+        level = _level_row(sku.id, warehouse.id)
+        on_hand_after = db.session.execute(
+            update(StockLevel).where(StockLevel.id == level.id, StockLevel.available + delta >= 0)
+            .values(on_hand=StockLevel.on_hand + delta, updated_at=now).returning(StockLevel.on_hand)
+            .execution_options(synchronize_session=False)).scalar_one_or_none()
+        if on_hand_after is None:
+            raise Conflict(f"stock of {sku.code} in {warehouse.code} cannot go below what is reserved or held",
+                           field="delta", code="stock_below_zero")
+        db.session.expire(level)
+        movements.append({"sku_id": sku.id, "warehouse_id": warehouse.id, "delta": delta,
+                          "on_hand_after": on_hand_after, "kind": kind, "reason": reason, "actor_id": actor.id,
+                          "order_id": None, "created_at": now})
+        audit.record(actor, "stock.adjust", "stock", f"{sku.code}@{warehouse.code}",
+                     before={"on_hand": on_hand_after - delta}, after={"on_hand": on_hand_after}, reason=reason)
+    if movements:
+        db.session.execute(insert(StockMovement), movements)
+    return len(movements)
+
+
 def set_held(sku_code: str, warehouse_code: str, held, reason: str, actor: Actor) -> StockLevel:
     """Set aside stock (e.g. a promotion pool) so that it cannot be sold; never more than is free."""
     sku, warehouse = get_sku(sku_code), get_warehouse(warehouse_code)
