@@ -223,7 +223,7 @@ def _order_loop(payloads: list[dict], barrier) -> dict:
 
 
 def _raw_reserve_loop(engine, level_id: int, attempts: int, barrier, style: str) -> dict:
-    """Only the atomic conditional UPDATE of reserve_line, one per transaction, through Core or a bare DBAPI cursor."""
+    """Only the atomic conditional UPDATE of stock.take, one per transaction, through Core or a bare DBAPI cursor."""
     from shared.models import StockLevel
     from shared.timekeeping import utc_now
 

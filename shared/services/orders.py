@@ -536,13 +536,4 @@ def cancel_unpaid_many(order_ids: list[int], now: datetime) -> int:
 
 def cancel_unpaid(order_id: int, now: datetime) -> bool:
     """Cancel one unpaid order whose reservation expired; False if it was paid or changed meanwhile."""
-    order = db.session.execute(select(Order).where(Order.id == order_id).with_for_update(of=Order)).scalar_one_or_none()
-    if order is None or order.payment_status != "unpaid":
-        return False
-    unpaid_minutes = current_app.config["UNPAID_RESERVATION_MINUTES"]
-    reason = f"unpaid after {unpaid_minutes} minutes: reservation released"
-    transition = find_transition(order.status, OrderStatus.CANCELLED)
-    if transition is None:
-        return False
-    _apply(order, transition, SYSTEM, reason)
-    return True
+    return cancel_unpaid_many([order_id], now) == 1

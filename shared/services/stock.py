@@ -1,6 +1,5 @@
 """Stock: adjustments through the ledger, atomic reservations, release and consumption."""
 from collections import defaultdict
-from datetime import datetime
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -270,11 +269,6 @@ def plan_lines(lines: list[tuple[Sku, int]]) -> list[list[int]]:
     return plans
 
 
-def plan_reservation(sku: Sku, quantity: int) -> list[int]:
-    """Where a line could be reserved; an empty plan refuses the order before anything is written."""
-    return plan_lines([(sku, quantity)])[0]
-
-
 def common_warehouse(plans: list[list[int]]) -> int:
     """The warehouse that can ship every line (in the first line's order of preference), else the first line's."""
     shared = set(plans[0]).intersection(*plans[1:])
@@ -292,19 +286,6 @@ def place_line(sku_id: int, quantity: int, preferred: list[int], now=None) -> in
         fresh = [w for w in _warehouses_with(sku_id, quantity) if w not in planned]
         warehouse_id = next((w for w in fresh if take(sku_id, w, quantity, now)), None)
     return warehouse_id
-
-
-def reserve_line(order, line, expires_at: datetime | None, plan: list[int]) -> Reservation:
-    """Reserve one order line of a loaded order (the order's warehouse first, then the plan) and record it."""
-    warehouse_id = place_line(line.sku_id, line.quantity, [order.warehouse_id, *plan])
-    if warehouse_id is None:
-        raise InsufficientStock(f"not enough stock of {line.sku.code}: {line.quantity} wanted, "
-                                f"{available_for(line.sku_id)} available", field="lines", code="insufficient_stock")
-    reservation = Reservation(order_id=order.id, order_line_id=line.id, sku_id=line.sku_id,
-                              warehouse_id=warehouse_id, quantity=line.quantity, status="active",
-                              expires_at=expires_at, created_at=utc_now())
-    db.session.add(reservation)
-    return reservation
 
 
 def available_for(sku_id: int) -> int:
