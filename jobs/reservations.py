@@ -12,19 +12,17 @@ log = logging.getLogger("orderloom.jobs")
 
 @job
 def release_expired_reservations(batch: int = 500) -> int:
-    """Cancel each expired unpaid order in its own transaction; returns how many were cancelled."""
+    """Cancel expired unpaid orders a batch per transaction (stock released per SKU and warehouse, not per
+    order); returns how many were cancelled."""
     now = utc_now()
     cancelled = 0
     while True:
         ids = orders.expired_unpaid_order_ids(now, limit=batch)
-        db.session.rollback()  # end the read transaction before the per-order writes
+        db.session.rollback()  # end the read transaction before the writes
         if not ids:
             break
-        round_cancelled = 0
-        for order_id in ids:
-            if orders.cancel_unpaid(order_id, now):
-                round_cancelled += 1
-            db.session.commit()
+        round_cancelled = orders.cancel_unpaid_many(ids, now)
+        db.session.commit()
         cancelled += round_cancelled
         if len(ids) < batch or round_cancelled == 0:
             break

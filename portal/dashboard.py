@@ -34,7 +34,7 @@ def index():
         .where(Order.status.in_([OrderStatus.CONFIRMED, OrderStatus.ALLOCATED, OrderStatus.PICKING]),
                Order.updated_at < stuck_before)
     ).scalar_one()
-    totals = (select(StockLevel.sku_id, func.sum(StockLevel.on_hand - StockLevel.reserved - StockLevel.held)
+    totals = (select(StockLevel.sku_id, func.sum(StockLevel.available)
                      .label("available")).group_by(StockLevel.sku_id).subquery())
     low_stock = db.session.execute(
         select(Sku.code, Sku.name, totals.c.available, Sku.safety_stock).join(totals, totals.c.sku_id == Sku.id)

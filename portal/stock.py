@@ -31,7 +31,7 @@ def index():
     per_sku = (select(StockLevel.sku_id,
                       func.sum(StockLevel.on_hand).label("on_hand"), func.sum(StockLevel.reserved).label("reserved"),
                       func.sum(StockLevel.held).label("held"),
-                      func.sum(StockLevel.on_hand - StockLevel.reserved - StockLevel.held).label("available"))
+                      func.sum(StockLevel.available).label("available"))
                .group_by(StockLevel.sku_id).subquery())
     query = (select(Sku, per_sku.c.on_hand, per_sku.c.reserved, per_sku.c.held, per_sku.c.available)
              .outerjoin(per_sku, per_sku.c.sku_id == Sku.id))

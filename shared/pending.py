@@ -23,15 +23,17 @@ def take(session: Session, key: str) -> list:
     return [item for _transaction, item in session.info.pop(key, [])]
 
 
+def within(transaction, rolled_back) -> bool:
+    """Whether `transaction` is the transaction (or savepoint) that rolled back, or one nested inside it."""
+    while transaction is not None:
+        if transaction is rolled_back:
+            return True
+        transaction = transaction.parent
+    return False
+
+
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_rolled_back(session: Session, previous_transaction) -> None:
-    def inside_rolled_back(transaction) -> bool:
-        while transaction is not None:
-            if transaction is previous_transaction:
-                return True
-            transaction = transaction.parent
-        return False
-
     for key in _KEYS:
         if session.info.get(key):
-            session.info[key] = [(t, item) for t, item in session.info[key] if not inside_rolled_back(t)]
+            session.info[key] = [(t, item) for t, item in session.info[key] if not within(t, previous_transaction)]

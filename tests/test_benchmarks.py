@@ -96,3 +96,21 @@ def test_audit_verify_benchmark_at_toy_size():
     assert results["ok"], results["problems"]
     assert results["commit_path"]["sealed"] == 40 and results["profile"]["rows"] == 300
     assert results["aims"][0]["met"] is False  # 300 events say nothing about the 1,000,000-event aim
+
+
+def test_ceiling_and_api_benchmarks_run_at_toy_size():
+    """pgbench's minimal order writes and the API on gunicorn beside it: correctness only, never speed."""
+    from devtools.bench import api as bench_api
+    from devtools.bench import ceiling
+
+    with benchmarks.bench_database("ceiling", PG_BASE) as url:
+        roof = ceiling.run_ceiling(url, clients=2, seconds=1, repeat=1, skus=20, overrides=_keys(url))
+    assert roof["ok"] and [row["variant"] for row in roof["rows"]] == ["many", "hot"], roof
+    assert all(row["orders_per_s"]["median"] > 0 for row in roof["rows"])
+    with benchmarks.bench_database("api", PG_BASE) as url:
+        hot = bench_api.run_api(url, clients=2, orders=20, repeat=1, hot=True, skus=20, workers=2,
+                                ceiling_seconds=1, overrides=_keys(url))
+    assert hot["ok"], hot
+    [run] = hot["runs"]
+    assert (run["ok"], run["insufficient"], run["errors"]) == (18, 2, 0) and all(run["checks"].values())
+    assert 0 < hot["ratio"]["median"] and hot["audit_chain"]["intact"]

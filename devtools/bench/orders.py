@@ -223,7 +223,7 @@ def _order_loop(payloads: list[dict], barrier) -> dict:
 
 
 def _raw_reserve_loop(engine, level_id: int, attempts: int, barrier, style: str) -> dict:
-    """Only the atomic conditional UPDATE of reserve_line, one per transaction, through Core or a bare DBAPI cursor."""
+    """Only the atomic conditional UPDATE of stock.take, one per transaction, through Core or a bare DBAPI cursor."""
     from shared.models import StockLevel
     from shared.timekeeping import utc_now
 
@@ -1164,6 +1164,38 @@ def _run_fulfilment_benchmark(name: str, url: str, args) -> dict:
     return results
 
 
+@contextmanager
+def _nothing():
+    yield None
+
+
+def _run_beside_ceiling(name: str, args) -> dict:
+    """ingest or tracking, --repeat times in fresh schemas, each beside a ceiling run in the same schema."""
+    from devtools.bench import ceiling
+
+    if name == "ingest":
+        from devtools.bench import sync as bench_sync
+
+        def once(url):
+            return bench_sync.run_ingest(url, args.redis_url, orders=args.orders, workers=args.workers,
+                                         platform=args.platform, simple=not args.forking)
+        results = ceiling.repeat_with_ceiling(name, args.database_url, args.repeat, once, lambda r: r["rate"])
+        ceiling.print_with_ceiling(results, "orders/s")
+        aim = ("≥ 1,500 orders/s ingested (median)", results["figure"]["median"] >= 1500)
+    else:
+        from devtools.bench import fulfilment as bench_fulfilment
+
+        def once(url):
+            return bench_fulfilment.run_tracking(url, events=args.events, http_requests=args.http_requests)
+        results = ceiling.repeat_with_ceiling(name, args.database_url, args.repeat, once,
+                                              lambda r: r["service_events_per_s"])
+        ceiling.print_with_ceiling(results, "events/s")
+        aim = ("≥ 5,000 tracking events/s (median)", results["figure"]["median"] >= 5000)
+    results["aims"] = [{"aim": aim[0], "measured": f"{results['figure']['median']:,.0f}/s, ratio "
+                        f"{results['ratio']['median']:.3f}", "met": aim[1]}]
+    return results
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderloom bench", description="Orderloom benchmarks. Each one migrates a "
                                      "fresh PostgreSQL schema (or SQLite file), prints markdown tables, and drops "
@@ -1172,6 +1204,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--database-url", default=None, help=f"PostgreSQL database to make the bench schema in "
                         f"(default {DEFAULT_BASE_URL}), or sqlite:///NEW_FILE")
     common.add_argument("--repeat", type=int, default=3, help="repetitions of every measurement (default 3)")
+    track_roof = "also measure the ceiling after each run and report the ratio (runs --repeat times)"
     common.add_argument("--json", nargs="?", const="", default=None, metavar="PATH",
                         help="also write the results as JSON (default path bench-results/<name>.json)")
     commands = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK")
@@ -1220,6 +1253,19 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--events", type=int, default=1_000_000)
     verify.add_argument("--unsealed", type=int, default=20_000,
                         help="of them, written through the commit path and sealed by the real sealer (timed)")
+    track.add_argument("--ceiling", action="store_true", help=track_roof)
+    roof = commands.add_parser("ceiling", parents=[common], help="pgbench: the minimal writes of one order, the "
+                               "machine's ceiling (many SKUs and one hot SKU)")
+    roof.add_argument("--clients", type=int, default=8)
+    roof.add_argument("--seconds", type=int, default=10, help="seconds per pgbench run")
+    roof.add_argument("--skus", type=int, default=2000)
+    api = commands.add_parser("api", parents=[common], help="POST /api/v1/orders on gunicorn, beside the ceiling")
+    api.add_argument("--clients", type=int, default=8)
+    api.add_argument("--orders", type=int, default=2000, help="orders per run")
+    api.add_argument("--workers", type=int, default=None, help="gunicorn sync workers (default: --clients)")
+    api.add_argument("--hot", action="store_true", help="every order takes one unit of one hot SKU (stock 90 %%)")
+    api.add_argument("--ceiling-seconds", type=int, default=10)
+    ingest.add_argument("--ceiling", action="store_true", help=track_roof)
     board = commands.add_parser("board", parents=[common], help="p50/p95 of the fulfilment board")
     board.add_argument("--orders", type=int, default=100_000, help="open shipments to seed")
     board.add_argument("--samples", type=int, default=20)
@@ -1242,8 +1288,28 @@ def main(argv: list[str] | None = None) -> int:
     _progress(f"{name} on {_database_label(args.database_url)}")
     load_before, version = os.getloadavg(), code_version()
     try:
-        with bench_database(name, args.database_url) as url:
-            if name == "reserve":
+        if name in ("ingest", "tracking") and args.ceiling:
+            results = _run_beside_ceiling(name, args)
+        else:
+            results = None
+        with (bench_database(name, args.database_url) if results is None else _nothing()) as url:
+            if results is not None:
+                pass
+            elif name == "ceiling":
+                from devtools.bench import ceiling
+
+                results = ceiling.run_ceiling(url, clients=args.clients, seconds=args.seconds, repeat=args.repeat,
+                                              skus=args.skus)
+                ceiling.print_ceiling(results)
+                results["aims"] = []
+            elif name == "api":
+                from devtools.bench import api as bench_api
+
+                results = bench_api.run_api(url, clients=args.clients, orders=args.orders, repeat=args.repeat,
+                                            hot=args.hot, workers=args.workers,
+                                            ceiling_seconds=args.ceiling_seconds)
+                bench_api.print_api(results)
+            elif name == "reserve":
                 modes = ("threads", "processes") if args.mode == "both" else (args.mode,)
                 results = run_reserve(url, clients=args.clients, stock_units=args.stock, attempts=args.attempts,
                                       repeat=args.repeat, modes=modes, raw=not args.no_raw,
@@ -1271,6 +1337,13 @@ def main(argv: list[str] | None = None) -> int:
                 print_order_list(results)
     except UsageError as refused:
         print(f"orderloom bench: {refused}", file=sys.stderr)
+        return 2
+    except Exception as unavailable:
+        from devtools.bench.ceiling import CeilingUnavailable
+
+        if not isinstance(unavailable, CeilingUnavailable):
+            raise
+        print(f"orderloom bench: {unavailable}", file=sys.stderr)
         return 2
     print_aims(results)
     results["database"] = _database_label(args.database_url)

@@ -1,5 +1,6 @@
 """Stock per SKU and warehouse, reservations held by orders, and the append-only movement ledger."""
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
@@ -9,7 +10,10 @@ from shared.timekeeping import utc_now
 
 
 class StockLevel(db.Model):
-    """available = on_hand - reserved - held; the database itself refuses any row where that is negative."""
+    """available = on_hand - reserved - held; the database itself refuses any row where that is negative.
+
+    `available` is the one definition of the figure: a number on a loaded row, the same SQL expression in a
+    query (`StockLevel.available >= q`, `func.sum(StockLevel.available)`)."""
 
     __tablename__ = "stock_levels"
     __table_args__ = (
@@ -31,7 +35,7 @@ class StockLevel(db.Model):
     sku = relationship("Sku")
     warehouse = relationship("Warehouse")
 
-    @property
+    @hybrid_property
     def available(self) -> int:
         return self.on_hand - self.reserved - self.held
 

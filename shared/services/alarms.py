@@ -60,7 +60,7 @@ def check(now: datetime | None = None, limit: int = 1000) -> list[FulfilmentAlar
 def _low_stock(now: datetime) -> list[FulfilmentAlarm]:
     """SKUs whose free stock over all warehouses fell to their safety stock: one alarm for purchasing (the ops
     manager; there is no purchasing role yet) until stock is back above it."""
-    free = func.sum(StockLevel.on_hand - StockLevel.reserved - StockLevel.held)
+    free = func.sum(StockLevel.available)
     short = db.session.execute(
         select(Sku.id, Sku.code, Sku.name, Sku.safety_stock, free).join(StockLevel, StockLevel.sku_id == Sku.id)
         .where(Sku.active, Sku.safety_stock > 0).group_by(Sku.id, Sku.code, Sku.name, Sku.safety_stock)

@@ -4,16 +4,17 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from shared import cash_on_delivery
 from shared.actors import Actor
 from shared.data.places import distance_km, locate
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
-from shared.models import Order, Reservation, Shipment, Sku, StockLevel, Warehouse
+from shared.models import Order, Reservation, Shipment, Sku, Warehouse
 from shared.services import audit
 from shared.services import orders as order_service
+from shared.services import stock as stock_service
 from shared.services.errors import Conflict, InsufficientStock
 from shared.timekeeping import as_utc, utc_now
 
@@ -47,9 +48,7 @@ def candidate_warehouses(order: Order) -> list[tuple[Warehouse, float]]:
     A cold-chain SKU rules out every warehouse that cannot keep it cold."""
     needs = _needs(order)
     cold = any(line.sku.cold_chain for line in order.lines)
-    free: dict[tuple[int, int], int] = {}
-    for level in db.session.execute(select(StockLevel).where(StockLevel.sku_id.in_(list(needs)))).scalars():
-        free[(level.warehouse_id, level.sku_id)] = level.available
+    free = {(w, s): f for (s, w), f in stock_service.free_stock(needs).items()}
     for reservation in db.session.execute(select(Reservation).where(Reservation.order_id == order.id,
                                                                     Reservation.status == "active")).scalars():
         key = (reservation.warehouse_id, reservation.sku_id)
@@ -66,24 +65,10 @@ def candidate_warehouses(order: Order) -> list[tuple[Warehouse, float]]:
 
 def _move_reservations(order: Order, warehouse_id: int, line_ids: set[int] | None = None) -> None:
     """Bring the order's active reservations (of `line_ids`, or all) into one warehouse: take, then release."""
-    for reservation in db.session.execute(select(Reservation).where(
-            Reservation.order_id == order.id, Reservation.status == "active",
-            Reservation.warehouse_id != warehouse_id)).scalars().all():
-        if line_ids is not None and reservation.order_line_id not in line_ids:
-            continue
-        taken = db.session.execute(
-            update(StockLevel).where(StockLevel.sku_id == reservation.sku_id, StockLevel.warehouse_id == warehouse_id,
-                                     StockLevel.on_hand - StockLevel.reserved - StockLevel.held >= reservation.quantity)
-            .values(reserved=StockLevel.reserved + reservation.quantity, updated_at=utc_now())
-            .execution_options(synchronize_session=False)).rowcount
-        if taken != 1:
-            raise InsufficientStock("the stock moved meanwhile; allocate again", code="insufficient_stock")
-        db.session.execute(
-            update(StockLevel).where(StockLevel.sku_id == reservation.sku_id,
-                                     StockLevel.warehouse_id == reservation.warehouse_id)
-            .values(reserved=StockLevel.reserved - reservation.quantity, updated_at=utc_now())
-            .execution_options(synchronize_session=False))
-        reservation.warehouse_id = warehouse_id
+    held = [r for r in stock_service.active_reservations([order.id])
+            if line_ids is None or r.order_line_id in line_ids]
+    if stock_service.move_reservations(held, {r.id: warehouse_id for r in held}):
+        raise InsufficientStock("the stock moved meanwhile; allocate again", code="insufficient_stock")
 
 
 def allocate(order: Order, actor: Actor, now: datetime | None = None) -> Shipment:
@@ -126,10 +111,7 @@ def _allocate_split(order: Order, actor: Actor, now: datetime) -> Shipment:
     """Where the merchant allows it: each line from the nearest warehouse that holds that line (cold lines only
     from cold warehouses), one shipment per warehouse. Returns the first; all are on the order."""
     cold_skus = {line.sku_id for line in order.lines if line.sku.cold_chain}
-    free: dict[tuple[int, int], int] = {}
-    for level in db.session.execute(select(StockLevel).where(
-            StockLevel.sku_id.in_([line.sku_id for line in order.lines]))).scalars():
-        free[(level.warehouse_id, level.sku_id)] = level.available
+    free = {(w, s): f for (s, w), f in stock_service.free_stock(line.sku_id for line in order.lines).items()}
     held = {r.order_line_id: r for r in db.session.execute(select(Reservation).where(
         Reservation.order_id == order.id, Reservation.status == "active")).scalars()}
     receiver = locate(order.province, order.city)
@@ -211,15 +193,15 @@ def allocate_many(order_ids: list[int], actor: Actor, now: datetime | None = Non
         return [], left
     sku_ids = {line.sku_id for order in orders for line in order.lines}
     cold_skus = set(db.session.execute(select(Sku.id).where(Sku.id.in_(list(sku_ids)), Sku.cold_chain)).scalars())
-    free = {(lvl.warehouse_id, lvl.sku_id): lvl.available for lvl in db.session.execute(
-        select(StockLevel).where(StockLevel.sku_id.in_(list(sku_ids)))).scalars()}
+    free = {(w, s): f for (s, w), f in stock_service.free_stock(sku_ids).items()}
     reservations: dict[int, list[Reservation]] = defaultdict(list)
     for reservation in db.session.execute(select(Reservation).where(
             Reservation.order_id.in_([o.id for o in orders]), Reservation.status == "active")).scalars():
         reservations[reservation.order_id].append(reservation)
     warehouses = db.session.execute(select(Warehouse).where(Warehouse.active).order_by(Warehouse.id)).scalars().all()
     places = {w.id: locate(w.province, w.city) for w in warehouses}
-    delta: dict[tuple[int, int], int] = defaultdict(int)  # reserved change per (warehouse, sku)
+    target: dict[int, int] = {}  # reservation id → warehouse it moves to
+    moving: list[Reservation] = []
     chosen_for: dict[int, tuple[Warehouse, float]] = {}
     for order in orders:
         held = reservations[order.id]
@@ -249,24 +231,13 @@ def allocate_many(order_ids: list[int], actor: Actor, now: datetime | None = Non
             if r.warehouse_id != warehouse.id:
                 free[(warehouse.id, r.sku_id)] = free.get((warehouse.id, r.sku_id), 0) - r.quantity
                 free[(r.warehouse_id, r.sku_id)] = free.get((r.warehouse_id, r.sku_id), 0) + r.quantity
-                delta[(warehouse.id, r.sku_id)] += r.quantity
-                delta[(r.warehouse_id, r.sku_id)] -= r.quantity
-                r.warehouse_id = warehouse.id
+                target[r.id] = warehouse.id
+                moving.append(r)
         chosen_for[order.id] = best
-    for (warehouse_id, sku_id), change in sorted(delta.items()):
-        if change > 0:
-            moved = db.session.execute(
-                update(StockLevel).where(StockLevel.sku_id == sku_id, StockLevel.warehouse_id == warehouse_id,
-                                         StockLevel.on_hand - StockLevel.reserved - StockLevel.held >= change)
-                .values(reserved=StockLevel.reserved + change, updated_at=now)
-                .execution_options(synchronize_session=False)).rowcount
-            if moved != 1:
-                raise BatchConflict(f"stock of SKU {sku_id} moved meanwhile")
-        elif change < 0:
-            db.session.execute(update(StockLevel).where(StockLevel.sku_id == sku_id,
-                                                        StockLevel.warehouse_id == warehouse_id)
-                               .values(reserved=StockLevel.reserved + change, updated_at=now)
-                               .execution_options(synchronize_session=False))
+    # One conditional UPDATE per (SKU, warehouse) for the whole batch, in the system's one lock order.
+    refused = stock_service.move_reservations(moving, target, now)
+    if refused:
+        raise BatchConflict(f"stock of SKU {refused[0][0]} moved meanwhile")
     allocated = [o for o in orders if o.id in chosen_for]
     for order in allocated:
         order.warehouse_id = chosen_for[order.id][0].id

@@ -15,7 +15,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shared import cash_on_delivery, order_numbers
@@ -23,12 +23,13 @@ from shared.actors import SYSTEM
 from shared.channels.canonical import CanonicalOrder
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
-from shared.models import Customer, Order, OrderLine, OrderNumberSequence, Reservation, StockLevel
-from shared.services import audit, outbox
-from shared.services.customers import buyer_key_label, contact_index, protected_columns
+from shared.models import Customer, Order, OrderNumberSequence
+from shared.services import audit, outbox, stock
+from shared.services import orders as order_service
+from shared.services.customers import buyer_key_label, contact_index
 from shared.services.channel_orders import (PLATFORM_HOLD, ChannelContext, check, order_data, payment_of,
                                             refund_of)
-from shared.services.orders import audit_snapshot, validate_order_data
+from shared.services.orders import validate_order_data
 from shared.timekeeping import local_date, utc_now
 
 S = OrderStatus
@@ -63,10 +64,13 @@ def _number_range(channel_code: str, day, count: int) -> list[str]:
     return [order_numbers.compose(channel_code, day, value) for value in range(last - count + 1, last + 1)]
 
 
-def _plan_stock(cleaned: list[dict]) -> tuple[dict[int, int], set[int]]:
-    """A warehouse per SKU that holds the batch's total now (a plain read); orders needing a SKU no single
-    warehouse can cover are left out (index into `cleaned`), and the totals recomputed without them."""
-    excluded: set[int] = set()
+def _plan_stock(cleaned: list[dict], locked: dict | None = None,
+                excluded: set[int] | None = None) -> tuple[dict[int, int], set[int]]:
+    """A warehouse per SKU that holds the batch's total (from one plain read, or the `locked` figures); orders
+    needing a SKU no single warehouse can cover are left out (index into `cleaned`), the last of the batch
+    first, until the rest fits: an order short of the last unit is the only one refused."""
+    excluded = set(excluded or ())
+    free = locked
     while True:
         totals: dict[int, int] = defaultdict(int)
         for index, clean in enumerate(cleaned):
@@ -75,32 +79,17 @@ def _plan_stock(cleaned: list[dict]) -> tuple[dict[int, int], set[int]]:
                     totals[sku.id] += quantity
         if not totals:
             return {}, excluded
-        available = StockLevel.on_hand - StockLevel.reserved - StockLevel.held
-        rows = db.session.execute(select(StockLevel.sku_id, StockLevel.warehouse_id, available)
-                                  .where(StockLevel.sku_id.in_(list(totals)))
-                                  .order_by(StockLevel.sku_id, available.desc(), StockLevel.warehouse_id)).all()
+        if free is None:
+            free = stock.free_stock(totals)
         chosen: dict[int, int] = {}
-        for sku_id, warehouse_id, free in rows:
-            if sku_id not in chosen and free >= totals[sku_id]:
+        for (sku_id, warehouse_id), units in sorted(free.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1])):
+            if sku_id in totals and sku_id not in chosen and units >= totals[sku_id]:
                 chosen[sku_id] = warehouse_id
         short = set(totals) - set(chosen)
         if not short:
             return chosen, excluded
-        excluded |= {i for i, clean in enumerate(cleaned) if i not in excluded
-                     and any(sku.id in short for sku, _q, _p in clean["lines"])}
-
-
-def _reserve_totals(chosen: dict[int, int], totals: dict[int, int]) -> None:
-    now = utc_now()
-    for sku_id in sorted(totals):  # one lock order for every batch: no deadlock between workers
-        warehouse_id, quantity = chosen[sku_id], totals[sku_id]
-        taken = db.session.execute(
-            update(StockLevel).where(StockLevel.sku_id == sku_id, StockLevel.warehouse_id == warehouse_id,
-                                     StockLevel.on_hand - StockLevel.reserved - StockLevel.held >= quantity)
-            .values(reserved=StockLevel.reserved + quantity, updated_at=now)
-            .execution_options(synchronize_session=False)).rowcount
-        if taken != 1:
-            raise BatchConflict(f"stock of SKU {sku_id} was taken meanwhile")
+        excluded.add(max(i for i, clean in enumerate(cleaned) if i not in excluded
+                         and any(sku.id in short for sku, _q, _p in clean["lines"])))
 
 
 def _customers(cleaned: list[dict]) -> dict[str, Customer]:
@@ -124,26 +113,6 @@ def _customers(cleaned: list[dict]) -> dict[str, Customer]:
         for customer in created:
             audit.record(SYSTEM, "customer.create", "customer", customer.id, after={"created": True})
     return found
-
-
-def _settle(order: Order, target: str, ships: bool, reason: str) -> None:
-    """Bring a new order to where the platform says it is, with the audit events `create_order` and the
-    lifecycle would have written one call at a time."""
-    def move(status: str, action: str = "order.transition", why: str = reason) -> None:
-        before = audit_snapshot(order)
-        order.status = status
-        audit.record(SYSTEM, action, "order", order.order_no, before=before, after=audit_snapshot(order), reason=why)
-
-    if ships and target != S.PENDING_REVIEW:
-        move(S.CONFIRMED, why="paid order passed auto-review")
-    if target == S.ON_HOLD:
-        order.status_before_hold, order.hold_reason = order.status, reason
-        move(S.ON_HOLD)
-    elif target == S.CANCELLED:
-        order.cancel_reason = reason
-        move(S.CANCELLED)
-    elif target in (S.SHIPPED, S.COMPLETED):
-        move(target, "order.platform_state", f"first seen {target} on the platform")
 
 
 def create_new(context: ChannelContext, entries: list[tuple[object, CanonicalOrder]]) -> tuple[list, list]:
@@ -174,19 +143,6 @@ def create_new(context: ChannelContext, entries: list[tuple[object, CanonicalOrd
     present = existing_ids(channel.id, [c[1].channel_order_id for c in candidates])
     fresh = [c for c in candidates if c[1].channel_order_id not in present]
     left += [(c[0], c[1]) for c in candidates if c[1].channel_order_id in present]
-    reserving = [c for c in fresh if c[2].lifecycle in RESERVING]
-    chosen, excluded = _plan_stock([c[3] for c in reserving])
-    excluded_items = {id(c[0]) for i, c in enumerate(reserving) if i in excluded}
-    left += [(c[0], c[1]) for c in fresh if id(c[0]) in excluded_items]
-    fresh = [c for c in fresh if id(c[0]) not in excluded_items]
-    if not fresh:
-        return [], left
-    totals: dict[int, int] = defaultdict(int)
-    for _item, _canonical, mapping, clean, _paid in fresh:
-        if mapping.lifecycle in RESERVING:
-            for sku, quantity, _price in clean["lines"]:
-                totals[sku.id] += quantity
-    customers = _customers([c[3] for c in fresh])
     zone = current_app.config["MERCHANT_TIMEZONE"]
     by_day: dict = defaultdict(list)
     for index, (_item, canonical, _mapping, _clean, _paid) in enumerate(fresh):
@@ -194,45 +150,81 @@ def create_new(context: ChannelContext, entries: list[tuple[object, CanonicalOrd
     numbers: dict[int, str] = {}
     for day, indexes in by_day.items():
         numbers.update(zip(indexes, _number_range(channel.code, day, len(indexes))))
+    reserving = [i for i, c in enumerate(fresh) if c[2].lifecycle in RESERVING]
+    locked, excluded = None, set()
+    for _attempt in range(3):
+        chosen, short = _plan_stock([fresh[i][3] for i in reserving], locked, excluded)
+        excluded = short
+        left_out = {reserving[i] for i in short}
+        batch = [(index, c) for index, c in enumerate(fresh) if index not in left_out]
+        if not batch:
+            return [], left + [(c[0], c[1]) for c in fresh]
+        try:
+            with db.session.begin_nested():
+                orders = _write(context, batch, chosen, numbers)
+        except _Refused as refused:
+            # Another worker took stock between the plan and the UPDATEs: everything of this attempt is undone;
+            # the short rows are read again under lock, so the next plan is exact for them.
+            locked = {**stock.free_stock(totals_skus(fresh, reserving)), **_lock_levels(refused.keys)}
+            continue
+        left += [(fresh[index][0], fresh[index][1]) for index in sorted(left_out)]
+        return orders, left
+    raise BatchConflict("the batch's stock kept moving meanwhile")
+
+
+def totals_skus(fresh: list, reserving: list[int]) -> set[int]:
+    return {sku.id for i in reserving for sku, _q, _p in fresh[i][3]["lines"]}
+
+
+def _lock_levels(keys: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
+    """The free units of these stock rows, read under a row lock (in key order) until this transaction ends."""
+    from shared.models import StockLevel
+
+    query = select(StockLevel.sku_id, StockLevel.warehouse_id, StockLevel.available).where(
+        StockLevel.sku_id.in_({k[0] for k in keys})).order_by(StockLevel.sku_id, StockLevel.warehouse_id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {(s, w): free for s, w, free in db.session.execute(query).all()}
+
+
+class _Refused(Exception):
+    def __init__(self, keys):
+        super().__init__(f"refused: {keys}")
+        self.keys = keys
+
+
+def _write(context: ChannelContext, batch: list[tuple[int, tuple]], chosen: dict[int, int],
+           numbers: dict[int, str]) -> list:
+    """Customers, orders, lines, audit events, outbox rows, reservations for the batch; reservations last."""
+    channel = context.channel
+    customers = _customers([c[3] for _i, c in batch])
     now = utc_now()
     unpaid_minutes = current_app.config["UNPAID_RESERVATION_MINUTES"]
-    orders = []
-    for index, (item, canonical, mapping, clean, paid) in enumerate(fresh):
-        lines = [OrderLine(sku_id=sku.id, sku=sku, quantity=qty, unit_price=price, line_total=price * qty)
-                 for sku, qty, price in clean["lines"]]
-        order = Order(
-            order_no=numbers[index], channel_id=channel.id, channel=channel,
-            channel_order_id=canonical.channel_order_id,
-            customer=customers[contact_index(clean["customer_phone"], clean["protected"])],
-            warehouse_id=chosen[lines[0].sku_id] if mapping.lifecycle in RESERVING else None,
-            status=OrderStatus.PENDING_REVIEW,
-            payment_status="paid" if paid else "unpaid", refund_status=refund_of(mapping, canonical),
-            currency=clean["currency"], goods_total=clean["goods_total"], shipping_fee=clean["shipping_fee"],
-            discount=clean["discount"], tax=clean["tax"], fees=clean["fees"], total=clean["total"],
-            cash_on_delivery=clean["cash_on_delivery"], receiver_name=clean["receiver"],
-            receiver_phone=clean["receiver_phone"],
-            receiver_phone_index=contact_index(clean["receiver_phone"], clean["protected"]),
-            **protected_columns(clean["protected"]),
-            province=clean["province"], city=clean["city"], district=clean["district"], street=clean["street"],
-            postal_code=clean["postal_code"], placed_at=clean["placed_at"], paid_at=clean["paid_at"],
-            created_at=now, updated_at=now, platform_status=canonical.status_key,
-            platform_modified_at=canonical.modified_at, lines=lines)
-        audit.record(SYSTEM, "order.create", "order", order.order_no, after=audit_snapshot(order))
-        _settle(order, mapping.lifecycle, cash_on_delivery.may_ship(order), f"{PLATFORM_HOLD} {channel.name} status {canonical.status_key}")
-        orders.append((item, order, paid))
-    db.session.add_all([order for _item, order, _paid in orders])
-    db.session.flush()  # multi-row INSERTs (SQLAlchemy's insertmanyvalues), ids returned
+    built = []
+    for index, (item, canonical, mapping, clean, paid) in batch:
+        holds = mapping.lifecycle in RESERVING
+        order = order_service.build_order(
+            clean, customers[contact_index(clean["customer_phone"], clean["protected"])], numbers[index], now,
+            chosen[clean["lines"][0][0].id] if holds else None, paid=paid, refund_status=refund_of(mapping, canonical),
+            platform_status=canonical.status_key, platform_modified_at=canonical.modified_at)
+        audit.record(SYSTEM, "order.create", "order", order.order_no, after=order_service.audit_snapshot(order))
+        order_service.settle_new(order, mapping.lifecycle, SYSTEM,
+                                 f"{PLATFORM_HOLD} {channel.name} status {canonical.status_key}",
+                                 cash_on_delivery.may_ship(order))
+        built.append((item, order, paid, holds))
+    order_service.insert_new_orders([order for _item, order, _paid, _holds in built])
     expires = now + timedelta(minutes=unpaid_minutes) if channel.is_direct else None
-    db.session.add_all([
-        Reservation(order_id=order.id, order_line_id=line.id, sku_id=line.sku_id,
-                    warehouse_id=chosen[line.sku_id], quantity=line.quantity, status="active",
-                    expires_at=None if paid else expires, created_at=now)
-        for _item, order, paid in orders if order.warehouse_id is not None for line in order.lines])
-    for _item, order, _paid in orders:
+    order_service.insert_reservations([
+        {"order_id": order.id, "order_line_id": line.id, "sku_id": line.sku_id, "warehouse_id": chosen[line.sku_id],
+         "quantity": line.quantity, "expires_at": None if paid else expires}
+        for _item, order, paid, holds in built if holds for line in order.lines])
+    for _item, order, _paid, _holds in built:
         outbox.order_event(order, "order.created")
-    db.session.flush()
     # Last, so the hot stock rows stay locked only from here to the commit: the inserts above took most of
     # the batch's time, and another worker's batch could take the same SKUs meanwhile.
-    _reserve_totals(chosen, totals)
-    return [(item, order) for item, order, _paid in orders], left
-
+    refused = stock.reserve_many(stock.totals_of(
+        (line.sku_id, chosen[line.sku_id], line.quantity)
+        for _item, order, _paid, holds in built if holds for line in order.lines), now)
+    if refused:
+        raise _Refused(refused)
+    return [(item, order) for item, order, _paid, _holds in built]

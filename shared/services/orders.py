@@ -3,9 +3,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy import event
+from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 
-from shared import cash_on_delivery, order_numbers
+from shared import cash_on_delivery, order_numbers, pending
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
 from shared.lifecycle import OrderStatus, Transition, find_transition, transitions_from
@@ -16,7 +19,8 @@ from shared.security.permissions import can
 from shared.services import audit, customers, outbox
 from shared.services import stock as stock_service
 from shared.services import validation as check
-from shared.services.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
+from shared.services.errors import (Conflict, Forbidden, InsufficientStock, InvalidTransition, NotFound,
+                                   ValidationFailed)
 from shared.timekeeping import local_date, parse_aware, utc_now
 
 CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY", "GBP")
@@ -119,6 +123,131 @@ def validate_order_data(data: dict, channel: Channel | None = None, skus: dict |
     return clean
 
 
+def build_order(clean: dict, customer, order_no: str, now: datetime, warehouse_id: int | None,
+                paid: bool, refund_status: str = "none", platform_status: str | None = None,
+                platform_modified_at: datetime | None = None) -> Order:
+    """The one shape of a new order and its lines, from validated data (`validate_order_data`), for the single
+    and the batch path alike: pending review, every column set (nothing left to a default or a reload)."""
+    channel = clean["channel"]
+    lines = [OrderLine(sku_id=sku.id, sku=sku, quantity=qty, unit_price=price, line_total=price * qty)
+             for sku, qty, price in clean["lines"]]
+    return Order(
+        order_no=order_no, channel_id=channel.id, channel=channel, channel_order_id=clean["channel_order_id"],
+        customer_id=customer.id, customer=customer, warehouse_id=warehouse_id, status=OrderStatus.PENDING_REVIEW,
+        status_before_hold=None, hold_reason=None, cancel_reason=None,
+        payment_status="paid" if paid else "unpaid", refund_status=refund_status, currency=clean["currency"],
+        goods_total=clean["goods_total"], shipping_fee=clean["shipping_fee"], discount=clean["discount"],
+        tax=clean["tax"], fees=clean["fees"], total=clean["total"], cash_on_delivery=clean["cash_on_delivery"],
+        receiver_name=clean["receiver"], receiver_phone=clean["receiver_phone"],
+        receiver_phone_index=customers.contact_index(clean["receiver_phone"], clean["protected"]),
+        platform_ciphertext=None, platform_buyer_key=None, **customers.protected_columns(clean["protected"]),
+        province=clean["province"], city=clean["city"], district=clean["district"], street=clean["street"],
+        postal_code=clean["postal_code"], placed_at=clean["placed_at"], paid_at=clean["paid_at"], shipped_at=None,
+        created_at=now, updated_at=now, version=1, platform_status=platform_status,
+        platform_modified_at=platform_modified_at, lines=lines)
+
+
+_ORDER_COLUMNS = [column.key for column in Order.__table__.columns if column.key != "id"]
+_LINE_COLUMNS = [column.key for column in OrderLine.__table__.columns if column.key != "id"]
+
+
+def insert_new_orders(orders: list[Order]) -> None:
+    """Write built orders and their lines with two multi-row INSERTs (Core, ids returned in order) and make the
+    objects persistent in the session as they are, without the unit of work or a reload."""
+    if not orders:
+        return
+    order_rows = [{key: getattr(order, key) for key in _ORDER_COLUMNS} for order in orders]
+    ids = db.session.execute(insert(Order.__table__).returning(Order.__table__.c.id, sort_by_parameter_order=True),
+                             order_rows).scalars().all()
+    lines = []
+    for order, order_id in zip(orders, ids):
+        order.id = order_id
+        for line in order.lines:
+            line.order_id = order_id
+            lines.append(line)
+    line_ids = db.session.execute(
+        insert(OrderLine.__table__).returning(OrderLine.__table__.c.id, sort_by_parameter_order=True),
+        [{key: getattr(line, key) for key in _LINE_COLUMNS} for line in lines]).scalars().all()
+    for line, line_id in zip(lines, line_ids):
+        line.id = line_id
+        make_transient_to_detached(line)
+    for order in orders:
+        make_transient_to_detached(order)
+        db.session.add(order)
+    db.session.add_all(lines)
+    session = db.session()
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_ATTACHED, []).append((transaction, [*orders, *lines]))
+
+
+# Objects attached as already persistent are not forgotten by a rollback as new ones are: a savepoint or a
+# transaction that rolls back their INSERTs must take them out of the session too (their ids may come again).
+_ATTACHED = "orderloom_attached_rows"
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, previous_transaction) -> None:
+    if not session.info.get(_ATTACHED):
+        return
+    kept = []
+    for transaction, objects in session.info[_ATTACHED]:
+        if pending.within(transaction, previous_transaction):
+            for obj in objects:
+                if obj in session:
+                    session.expunge(obj)
+        else:
+            kept.append((transaction, objects))
+    session.info[_ATTACHED] = kept
+
+
+@event.listens_for(Session, "after_commit")
+def _attached_rows_committed(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(_ATTACHED, None)
+
+
+def insert_reservations(rows: list[dict]) -> None:
+    """Reservation rows (order_id, order_line_id, sku_id, warehouse_id, quantity, expires_at) in one INSERT."""
+    if rows:
+        now = utc_now()
+        db.session.execute(insert(Reservation.__table__), [
+            {**row, "status": "active", "created_at": now, "closed_at": None} for row in rows])
+
+
+def settle_new(order: Order, target: str, actor: Actor, reason: str | None, paid: bool) -> None:
+    """Bring a just-built order from pending review to where it belongs, through the transition table (declared
+    move, the actor's role, in-memory guards) with the audit events the one-at-a-time moves write. A new order
+    holds nothing yet, so the effects (release, consume) have nothing to do."""
+    def fire(to: str, why: str | None) -> None:
+        transition = find_transition(order.status, to)
+        if transition is None or actor.role not in transition.roles:
+            raise InvalidTransition(f"a new order cannot become {to}", field="to", code="invalid_transition")
+        for guard in transition.guards:
+            problem = GUARDS[guard](order) if guard in IN_MEMORY_GUARDS else None
+            if problem:
+                raise InvalidTransition(f"cannot move {order.order_no} to {to}: {problem}", field="to",
+                                        code="guard_failed")
+        before = audit_snapshot(order)
+        if to == OrderStatus.ON_HOLD:
+            order.status_before_hold, order.hold_reason = order.status, why
+        if to == OrderStatus.CANCELLED:
+            order.cancel_reason = why
+        order.status = transition.target
+        audit.record(actor, "order.transition", "order", order.order_no, before=before, after=audit_snapshot(order),
+                     reason=why)
+
+    if paid and target != OrderStatus.PENDING_REVIEW:
+        fire(OrderStatus.CONFIRMED, "paid order passed auto-review")
+    if target in (OrderStatus.ON_HOLD, OrderStatus.CANCELLED):
+        fire(target, reason)
+    elif target in (OrderStatus.SHIPPED, OrderStatus.COMPLETED):
+        # First seen shipped or done elsewhere: recorded as the platform says, not a move of ours.
+        before = audit_snapshot(order)
+        order.status = target
+        audit.record(actor, "order.platform_state", "order", order.order_no, before=before,
+                     after=audit_snapshot(order), reason=f"first seen {target} on the platform")
+
+
 def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: bool = True,
                  auto_confirm: bool | None = None) -> Order:
     """Create an order and reserve every line, or nothing at all (the savepoint is rolled back).
@@ -126,23 +255,16 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
     `reserve=False` records an order first seen after it left the warehouse or was closed (channel sync);
     `auto_confirm` defaults to "it is paid".
 
-    Stock rows are the contended resource, so everything that does not need them happens first and the
-    conditional reservation UPDATEs come last: a hot SKU's row stays locked only from its reservation
-    to the commit.
+    The hot path of the API: a fixed handful of statements (see docs/PERFORMANCE.md). Stock rows are the
+    contended resource, so everything that does not need them happens first and the conditional reservation
+    UPDATEs come last: a hot SKU's row stays locked only from its reservation to the commit.
     """
     clean = validate_order_data(data)
     channel = clean["channel"]
     if direct_only and not channel.is_direct:
         raise ValidationFailed(f"orders of {channel.name} arrive through channel sync, not this API",
                                field="channel", code="channel_not_direct")
-    existing = db.session.execute(
-        select(Order.order_no).where(Order.channel_id == channel.id,
-                                     Order.channel_order_id == clean["channel_order_id"])
-    ).scalar_one_or_none()
-    if existing:
-        raise Conflict(f"channel order {clean['channel_order_id']} is already order {existing}",
-                       field="channel_order_id", code="duplicate_order")
-    plans = [stock_service.plan_reservation(sku, qty) for sku, qty, _price in clean["lines"]] if reserve else []
+    plans = stock_service.plan_lines([(sku, qty) for sku, qty, _price in clean["lines"]]) if reserve else []
     warehouse_id = stock_service.common_warehouse(plans) if reserve else None
     now = utc_now()
     unpaid_minutes = current_app.config["UNPAID_RESERVATION_MINUTES"]
@@ -152,52 +274,47 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
     expires_at = now + timedelta(minutes=unpaid_minutes) if expires else None
     if auto_confirm is None:
         auto_confirm = clean["paid_at"] is not None
-    with db.session.begin_nested():
-        customer = customers.find_or_create(clean["customer_name"], clean["customer_phone"],
-                                            clean["customer_email"], actor, protected=clean["protected"])
-        order = Order(
-            order_no=order_numbers.next_number(channel.code, local_date(clean["placed_at"],
-                                                                        current_app.config["MERCHANT_TIMEZONE"])),
-            channel_id=channel.id, channel_order_id=clean["channel_order_id"], customer=customer,
-            warehouse_id=warehouse_id, status=OrderStatus.PENDING_REVIEW,
-            payment_status="paid" if clean["paid_at"] else "unpaid",
-            refund_status="none", currency=clean["currency"], goods_total=clean["goods_total"],
-            shipping_fee=clean["shipping_fee"], discount=clean["discount"], tax=clean["tax"], fees=clean["fees"],
-            total=clean["total"], cash_on_delivery=clean["cash_on_delivery"], receiver_name=clean["receiver"],
-            receiver_phone=clean["receiver_phone"],
-            receiver_phone_index=customers.contact_index(clean["receiver_phone"], clean["protected"]),
-            **customers.protected_columns(clean["protected"]), province=clean["province"], city=clean["city"],
-            district=clean["district"], street=clean["street"],
-            postal_code=clean["postal_code"], placed_at=clean["placed_at"], paid_at=clean["paid_at"],
-            created_at=now, updated_at=now,
-            lines=[OrderLine(sku_id=sku.id, sku=sku, quantity=qty, unit_price=price, line_total=price * qty)
-                   for sku, qty, price in clean["lines"]],
-        )
-        audit.record(actor, "order.create", "order", order.order_no, after=audit_snapshot(order))
-        if auto_confirm:
-            _confirm_on_creation(order)
-        db.session.add(order)
-        db.session.flush()
-        if reserve:
-            # Stock rows are locked in SKU order, so two orders naming the same SKUs never wait on each other
-            # in a circle (a deadlock).
-            pairs = sorted(zip(order.lines, plans), key=lambda pair: pair[0].sku_id)
-            reserved_in = {line.id: stock_service.reserve_line(order, line, expires_at, plan).warehouse_id
-                           for line, plan in pairs}[order.lines[0].id]
-            if reserved_in != warehouse_id:  # another order took the planned stock meanwhile
-                order.warehouse_id = reserved_in
-        outbox.order_event(order, "order.created")
+    try:
+        with db.session.begin_nested():
+            customer = customers.find_or_create(clean["customer_name"], clean["customer_phone"],
+                                                clean["customer_email"], actor, protected=clean["protected"])
+            number = order_numbers.next_number(channel.code, local_date(clean["placed_at"],
+                                                                        current_app.config["MERCHANT_TIMEZONE"]))
+            order = build_order(clean, customer, number, now, warehouse_id, paid=clean["paid_at"] is not None)
+            audit.record(actor, "order.create", "order", order.order_no, after=audit_snapshot(order))
+            if auto_confirm:
+                settle_new(order, OrderStatus.CONFIRMED, SYSTEM, None, paid=True)
+            insert_new_orders([order])  # the unique (channel, channel order id) refuses a duplicate here
+            if reserve:
+                # Stock rows are locked in SKU order, so two orders naming the same SKUs never wait on each
+                # other in a circle (a deadlock).
+                rows = []
+                for line, plan in sorted(zip(order.lines, plans), key=lambda pair: pair[0].sku_id):
+                    # The order's warehouse first where the plan saw the line there, then the rest of the plan.
+                    preferred = [warehouse_id, *plan] if warehouse_id in plan else plan
+                    taken = stock_service.place_line(line.sku_id, line.quantity, preferred, now)
+                    if taken is None:
+                        raise InsufficientStock(
+                            f"not enough stock of {line.sku.code}: {line.quantity} wanted, "
+                            f"{stock_service.available_for(line.sku_id)} available", field="lines",
+                            code="insufficient_stock")
+                    rows.append({"order_id": order.id, "order_line_id": line.id, "sku_id": line.sku_id,
+                                 "warehouse_id": taken, "quantity": line.quantity, "expires_at": expires_at})
+                insert_reservations(rows)
+                first = next(r["warehouse_id"] for r in rows if r["order_line_id"] == order.lines[0].id)
+                if first != warehouse_id:  # another order took the planned stock meanwhile
+                    order.warehouse_id = first
+            outbox.order_event(order, "order.created")
+    except IntegrityError:
+        existing = db.session.execute(
+            select(Order.order_no).where(Order.channel_id == channel.id,
+                                         Order.channel_order_id == clean["channel_order_id"])
+        ).scalar_one_or_none()
+        if existing is None:
+            raise
+        raise Conflict(f"channel order {clean['channel_order_id']} is already order {existing}",
+                       field="channel_order_id", code="duplicate_order")
     return order
-
-
-def _confirm_on_creation(order: Order) -> None:
-    """A paid order passes auto-review: it is created confirmed, and the move is audited as the system's."""
-    transition = find_transition(OrderStatus.PENDING_REVIEW, OrderStatus.CONFIRMED)
-    assert SYSTEM.role in transition.roles and transition.guards == ("has_lines",)
-    before = audit_snapshot(order)
-    order.status = OrderStatus.CONFIRMED
-    audit.record(SYSTEM, "order.transition", "order", order.order_no, before=before, after=audit_snapshot(order),
-                 reason="paid order passed auto-review")
 
 
 def audit_snapshot(order: Order) -> dict:
@@ -223,6 +340,7 @@ def _guard_stock_reserved(order: Order) -> str | None:
 
 
 GUARDS = {"has_lines": _guard_has_lines, "is_paid": _guard_is_paid, "stock_reserved": _guard_stock_reserved}
+IN_MEMORY_GUARDS = frozenset({"has_lines", "is_paid"})  # answered from the loaded order, no query
 
 
 def _effect_release_stock(order: Order, actor: Actor) -> None:
@@ -394,15 +512,40 @@ def expired_unpaid_order_ids(now: datetime, limit: int = 500) -> list[int]:
     ).scalars().all()
 
 
+def cancel_unpaid_many(order_ids: list[int], now: datetime) -> int:
+    """Cancel expired unpaid orders as one set; returns how many were cancelled.
+
+    Rows are locked in id order (on PostgreSQL skipping any another worker holds: the next run takes them),
+    re-checked (paid meanwhile: left alone), released with one statement per (SKU, warehouse) for the whole
+    set (the `release_stock` effect of the cancel transition), and each order moved through the transition
+    table with its audit event and outbox row."""
+    if not order_ids:
+        return 0
+    query = (select(Order).options(selectinload(Order.lines))
+             .where(Order.id.in_(list(order_ids)), Order.payment_status == "unpaid").order_by(Order.id))
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    found = db.session.execute(query.with_for_update(of=Order, skip_locked=postgres)).scalars().all()
+    movable = []
+    for order in found:
+        transition = find_transition(order.status, OrderStatus.CANCELLED)
+        if transition is not None and SYSTEM.role in transition.roles and not transition.guards \
+                and set(transition.effects) <= {"release_stock"}:
+            movable.append((order, transition))
+    if not movable:
+        return 0
+    reason = f"unpaid after {current_app.config['UNPAID_RESERVATION_MINUTES']} minutes: reservation released"
+    stock_service.release_for_orders([order.id for order, _t in movable], now)
+    for order, transition in movable:
+        before = audit_snapshot(order)
+        order.cancel_reason, order.status_before_hold = reason, None
+        order.status, order.updated_at = transition.target, now
+        audit.record(SYSTEM, "order.transition", "order", order.order_no, before=before, after=audit_snapshot(order),
+                     reason=reason)
+        outbox.order_event(order, f"order.{order.status}")
+    db.session.flush()
+    return len(movable)
+
+
 def cancel_unpaid(order_id: int, now: datetime) -> bool:
     """Cancel one unpaid order whose reservation expired; False if it was paid or changed meanwhile."""
-    order = db.session.execute(select(Order).where(Order.id == order_id).with_for_update(of=Order)).scalar_one_or_none()
-    if order is None or order.payment_status != "unpaid":
-        return False
-    unpaid_minutes = current_app.config["UNPAID_RESERVATION_MINUTES"]
-    reason = f"unpaid after {unpaid_minutes} minutes: reservation released"
-    transition = find_transition(order.status, OrderStatus.CANCELLED)
-    if transition is None:
-        return False
-    _apply(order, transition, SYSTEM, reason)
-    return True
+    return cancel_unpaid_many([order_id], now) == 1

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from shared.actors import Actor
 from shared.extensions import db
@@ -159,7 +160,8 @@ def user_for_token(token: str) -> StaffUser:
     """The active user behind a bearer token; expired, revoked and unknown tokens are refused."""
     if not token or not token.startswith(TOKEN_PREFIX):
         raise TokenRefused("invalid_token", "the bearer token is not valid")
-    record = db.session.execute(select(ApiToken).where(ApiToken.token_hash == _digest(token))).scalar_one_or_none()
+    record = db.session.execute(select(ApiToken).options(joinedload(ApiToken.user))
+                                .where(ApiToken.token_hash == _digest(token))).scalar_one_or_none()
     if record is None or record.revoked_at is not None:
         raise TokenRefused("invalid_token", "the bearer token is not valid")
     now = utc_now()

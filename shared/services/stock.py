@@ -1,7 +1,7 @@
 """Stock: adjustments through the ledger, atomic reservations, release and consumption."""
-from datetime import datetime
+from collections import defaultdict
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.actors import Actor
@@ -87,7 +87,7 @@ def adjust_stock(sku_code: str, warehouse_code: str, delta, reason: str, actor: 
     level = _level_row(sku.id, warehouse.id)
     result = db.session.execute(
         update(StockLevel)
-        .where(StockLevel.id == level.id, StockLevel.on_hand + delta - StockLevel.reserved - StockLevel.held >= 0)
+        .where(StockLevel.id == level.id, StockLevel.available + delta >= 0)
         .values(on_hand=StockLevel.on_hand + delta, updated_at=utc_now())
         .returning(StockLevel.on_hand)
     ).first()
@@ -107,6 +107,35 @@ def adjust_stock(sku_code: str, warehouse_code: str, delta, reason: str, actor: 
     return movement
 
 
+def adjust_many(warehouse: Warehouse, changes: dict[Sku, tuple[int, str]], actor: Actor, kind: str) -> int:
+    """Many on-hand changes in one warehouse (a stock-take's variances): one conditional UPDATE per SKU in the
+    system's lock order, one multi-row INSERT into the ledger, an audit event per SKU. A change that would take
+    a level below what is promised refuses the whole set (the caller rolls back). `changes`: SKU → (delta,
+    reason). Returns rows changed."""
+    now = utc_now()
+    movements = []
+    for sku in sorted((sku for sku, (delta, _r) in changes.items() if delta), key=lambda sku: sku.id):
+        delta = _check_quantity(changes[sku][0], "delta", allow_negative=True)
+        reason = _reason(changes[sku][1])
+        level = _level_row(sku.id, warehouse.id)
+        on_hand_after = db.session.execute(
+            update(StockLevel).where(StockLevel.id == level.id, StockLevel.available + delta >= 0)
+            .values(on_hand=StockLevel.on_hand + delta, updated_at=now).returning(StockLevel.on_hand)
+            .execution_options(synchronize_session=False)).scalar_one_or_none()
+        if on_hand_after is None:
+            raise Conflict(f"stock of {sku.code} in {warehouse.code} cannot go below what is reserved or held",
+                           field="delta", code="stock_below_zero")
+        db.session.expire(level)
+        movements.append({"sku_id": sku.id, "warehouse_id": warehouse.id, "delta": delta,
+                          "on_hand_after": on_hand_after, "kind": kind, "reason": reason, "actor_id": actor.id,
+                          "order_id": None, "created_at": now})
+        audit.record(actor, "stock.adjust", "stock", f"{sku.code}@{warehouse.code}",
+                     before={"on_hand": on_hand_after - delta}, after={"on_hand": on_hand_after}, reason=reason)
+    if movements:
+        db.session.execute(insert(StockMovement), movements)
+    return len(movements)
+
+
 def set_held(sku_code: str, warehouse_code: str, held, reason: str, actor: Actor) -> StockLevel:
     """Set aside stock (e.g. a promotion pool) so that it cannot be sold; never more than is free."""
     sku, warehouse = get_sku(sku_code), get_warehouse(warehouse_code)
@@ -117,7 +146,7 @@ def set_held(sku_code: str, warehouse_code: str, held, reason: str, actor: Actor
     before = level.held
     result = db.session.execute(
         update(StockLevel)
-        .where(StockLevel.id == level.id, StockLevel.on_hand - StockLevel.reserved - held >= 0)
+        .where(StockLevel.id == level.id, StockLevel.available + StockLevel.held - held >= 0)
         .values(held=held, updated_at=utc_now())
     )
     if result.rowcount != 1:
@@ -128,22 +157,116 @@ def set_held(sku_code: str, warehouse_code: str, held, reason: str, actor: Actor
     return level
 
 
+# ------------------------------------------------------------------ the stock-level changes (one place)
+#
+# Every change of `reserved` (reserve, release, move between warehouses) and every shipment out of it goes
+# through the functions below; nothing else in the code writes these columns. Each exists for one line and
+# for a whole batch: a batch is aggregated per (SKU, warehouse) and its statements are issued in that key
+# order, the one lock order of the whole system, so two batches (or a batch and a single order) never wait
+# on each other in a circle.
+
+Key = tuple[int, int]  # (sku_id, warehouse_id)
+
+
+# THE conditional reservation: it succeeds only if the units are free, which the row count says. Built once.
+RESERVE = (update(StockLevel)
+           .where(StockLevel.sku_id == bindparam("sku_id_"), StockLevel.warehouse_id == bindparam("warehouse_id_"),
+                  StockLevel.available >= bindparam("quantity_"))
+           .values(reserved=StockLevel.reserved + bindparam("quantity_"), updated_at=bindparam("now_"))
+           .execution_options(synchronize_session=False))
+RELEASE = (update(StockLevel)
+           .where(StockLevel.sku_id == bindparam("sku_id_"), StockLevel.warehouse_id == bindparam("warehouse_id_"))
+           .values(reserved=StockLevel.reserved - bindparam("quantity_"), updated_at=bindparam("now_"))
+           .execution_options(synchronize_session=False))
+
+
+def take(sku_id: int, warehouse_id: int, quantity: int, now=None) -> bool:
+    """Reserve `quantity` units of one SKU in one warehouse; False (and nothing changed) if they are not free."""
+    return db.session.execute(RESERVE, {"sku_id_": sku_id, "warehouse_id_": warehouse_id, "quantity_": quantity,
+                                        "now_": now or utc_now()}).rowcount == 1
+
+
+def give_back(sku_id: int, warehouse_id: int, quantity: int, now=None) -> None:
+    """Release `quantity` reserved units of one SKU in one warehouse."""
+    db.session.execute(RELEASE, {"sku_id_": sku_id, "warehouse_id_": warehouse_id, "quantity_": quantity,
+                                 "now_": now or utc_now()})
+
+
+def totals_of(items) -> dict[Key, int]:
+    """Aggregate (sku_id, warehouse_id, quantity) triples per key."""
+    totals: dict[Key, int] = defaultdict(int)
+    for sku_id, warehouse_id, quantity in items:
+        totals[(sku_id, warehouse_id)] += quantity
+    return dict(totals)
+
+
+def change_reserved(changes: dict[Key, int], now=None) -> list[Key]:
+    """Apply a batch of reservation changes (positive: reserve, negative: release), one statement per key, in
+    key order. Returns the keys whose reservation was refused (not enough free); the caller decides whether
+    that undoes the batch (roll back) or only the orders behind those keys."""
+    now = now or utc_now()
+    refused = []
+    for key in sorted(changes):
+        change = changes[key]
+        if change > 0 and not take(key[0], key[1], change, now):
+            refused.append(key)
+        elif change < 0:
+            give_back(key[0], key[1], -change, now)
+    return refused
+
+
+def reserve_many(totals: dict[Key, int], now=None) -> list[Key]:
+    """Reserve a batch's totals per (SKU, warehouse); returns the refused keys (those units stay free)."""
+    return change_reserved({key: qty for key, qty in totals.items() if qty > 0}, now)
+
+
+def release_many(totals: dict[Key, int], now=None) -> None:
+    """Release a batch's totals per (SKU, warehouse)."""
+    change_reserved({key: -qty for key, qty in totals.items() if qty > 0}, now)
+
+
+def consume_many(totals: dict[Key, int], now=None) -> dict[Key, int]:
+    """Shipping: on hand and reserved fall together per (SKU, warehouse); returns on hand after, per key."""
+    now = now or utc_now()
+    after = {}
+    for key in sorted(totals):
+        after[key] = db.session.execute(
+            update(StockLevel).where(StockLevel.sku_id == key[0], StockLevel.warehouse_id == key[1])
+            .values(on_hand=StockLevel.on_hand - totals[key], reserved=StockLevel.reserved - totals[key],
+                    updated_at=now)
+            .returning(StockLevel.on_hand).execution_options(synchronize_session=False)).scalar_one()
+    return after
+
+
+def free_stock(sku_ids) -> dict[Key, int]:
+    """What is free now per (SKU, warehouse), for planning: a plain read, it takes no lock."""
+    return {(sku_id, warehouse_id): free for sku_id, warehouse_id, free in db.session.execute(
+        select(StockLevel.sku_id, StockLevel.warehouse_id, StockLevel.available)
+        .where(StockLevel.sku_id.in_(list(set(sku_ids))))).all()}
+
+
 def _warehouses_with(sku_id: int, quantity: int) -> list[int]:
     """Warehouses that have the quantity free now, most available first: a plain read, it takes no lock."""
     return db.session.execute(
         select(StockLevel.warehouse_id)
-        .where(StockLevel.sku_id == sku_id, StockLevel.on_hand - StockLevel.reserved - StockLevel.held >= quantity)
-        .order_by((StockLevel.on_hand - StockLevel.reserved - StockLevel.held).desc(), StockLevel.warehouse_id)
+        .where(StockLevel.sku_id == sku_id, StockLevel.available >= quantity)
+        .order_by(StockLevel.available.desc(), StockLevel.warehouse_id)
     ).scalars().all()
 
 
-def plan_reservation(sku: Sku, quantity: int) -> list[int]:
-    """Where a line could be reserved; an empty plan refuses the order before anything is written."""
-    warehouse_ids = _warehouses_with(sku.id, quantity)
-    if not warehouse_ids:
-        raise InsufficientStock(f"not enough stock of {sku.code}: {quantity} wanted, {available_for(sku.id)} "
-                                f"available", field="lines", code="insufficient_stock")
-    return warehouse_ids
+def plan_lines(lines: list[tuple[Sku, int]]) -> list[list[int]]:
+    """For each (sku, quantity) line, the warehouses that have it free now, most available first, from one read
+    for all lines; an empty plan refuses the order before anything is written."""
+    free = free_stock(sku.id for sku, _qty in lines)
+    plans = []
+    for sku, quantity in lines:
+        options = sorted(((-f, w) for (s, w), f in free.items() if s == sku.id and f >= quantity))
+        if not options:
+            available = sum(f for (s, _w), f in free.items() if s == sku.id)
+            raise InsufficientStock(f"not enough stock of {sku.code}: {quantity} wanted, {available} available",
+                                    field="lines", code="insufficient_stock")
+        plans.append([w for _f, w in options])
+    return plans
 
 
 def common_warehouse(plans: list[list[int]]) -> int:
@@ -152,86 +275,82 @@ def common_warehouse(plans: list[list[int]]) -> int:
     return next((w for w in plans[0] if w in shared), plans[0][0])
 
 
-def _take(sku_id: int, warehouse_id: int, quantity: int) -> bool:
-    """The atomic conditional reservation: true only if the units were free, checked by row count."""
-    return db.session.execute(
-        update(StockLevel)
-        .where(StockLevel.sku_id == sku_id, StockLevel.warehouse_id == warehouse_id,
-               StockLevel.on_hand - StockLevel.reserved - StockLevel.held >= quantity)
-        .values(reserved=StockLevel.reserved + quantity, updated_at=utc_now())
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
-
-
-def reserve_line(order, line, expires_at: datetime | None, plan: list[int]) -> Reservation:
-    """Reserve one order line in one warehouse: the order's warehouse first, then the rest of the plan.
-
-    The plan was read without locks, so its stock may be gone; the conditional UPDATE is what prevents
-    oversell, and one fresh look at the end finds stock that arrived in another warehouse meanwhile.
-    """
-    planned = list(dict.fromkeys(w for w in (order.warehouse_id, *plan) if w is not None))
-    warehouse_id = next((w for w in planned if _take(line.sku_id, w, line.quantity)), None)
+def place_line(sku_id: int, quantity: int, preferred: list[int], now=None) -> int | None:
+    """Reserve one line in the first of `preferred` warehouses that still has it free, else in any other that
+    has it now; the warehouse taken, or None. The preference was read without locks, so its stock may be gone:
+    the conditional UPDATE is what prevents oversell, and one fresh look finds stock that arrived meanwhile."""
+    now = now or utc_now()
+    planned = list(dict.fromkeys(w for w in preferred if w is not None))
+    warehouse_id = next((w for w in planned if take(sku_id, w, quantity, now)), None)
     if warehouse_id is None:
-        fresh = [w for w in _warehouses_with(line.sku_id, line.quantity) if w not in planned]
-        warehouse_id = next((w for w in fresh if _take(line.sku_id, w, line.quantity)), None)
-    if warehouse_id is not None:
-        reservation = Reservation(order_id=order.id, order_line_id=line.id, sku_id=line.sku_id,
-                                  warehouse_id=warehouse_id, quantity=line.quantity, status="active",
-                                  expires_at=expires_at, created_at=utc_now())
-        db.session.add(reservation)
-        return reservation
-    raise InsufficientStock(f"not enough stock of {line.sku.code}: {line.quantity} wanted, "
-                            f"{available_for(line.sku_id)} available", field="lines", code="insufficient_stock")
+        fresh = [w for w in _warehouses_with(sku_id, quantity) if w not in planned]
+        warehouse_id = next((w for w in fresh if take(sku_id, w, quantity, now)), None)
+    return warehouse_id
 
 
 def available_for(sku_id: int) -> int:
     return db.session.execute(
-        select(func.coalesce(func.sum(StockLevel.on_hand - StockLevel.reserved - StockLevel.held), 0))
-        .where(StockLevel.sku_id == sku_id)
+        select(func.coalesce(func.sum(StockLevel.available), 0)).where(StockLevel.sku_id == sku_id)
     ).scalar_one()
+
+
+def _close(reservation_ids: list[int], status: str, now) -> None:
+    if reservation_ids:
+        db.session.execute(update(Reservation).where(Reservation.id.in_(reservation_ids))
+                           .values(status=status, closed_at=now).execution_options(synchronize_session="fetch"))
+
+
+def active_reservations(order_ids: list[int]) -> list[Reservation]:
+    return db.session.execute(
+        select(Reservation).where(Reservation.order_id.in_(list(order_ids)), Reservation.status == "active")
+        .order_by(Reservation.id)
+    ).scalars().all()
+
+
+def release_for_orders(order_ids: list[int], now=None) -> int:
+    """Give the active reservations of these orders back to available stock, aggregated per (SKU, warehouse);
+    returns units released."""
+    now = now or utc_now()
+    held = active_reservations(order_ids)
+    release_many(totals_of((r.sku_id, r.warehouse_id, r.quantity) for r in held), now)
+    _close([r.id for r in held], "released", now)
+    return sum(r.quantity for r in held)
 
 
 def release_reservations(order) -> int:
     """Give an order's active reservations back to available stock; returns units released."""
-    released = 0
-    for reservation in _active_reservations(order.id):
-        db.session.execute(
-            update(StockLevel)
-            .where(StockLevel.sku_id == reservation.sku_id, StockLevel.warehouse_id == reservation.warehouse_id)
-            .values(reserved=StockLevel.reserved - reservation.quantity, updated_at=utc_now())
-            .execution_options(synchronize_session=False)
-        )
-        reservation.status, reservation.closed_at = "released", utc_now()
-        released += reservation.quantity
-    return released
+    return release_for_orders([order.id])
 
 
 def consume_reservations(order, actor: Actor) -> int:
     """Shipping takes reserved units off the shelf: on hand and reserved fall together, with a ledger row."""
-    shipped = 0
-    for reservation in _active_reservations(order.id):
-        on_hand_after = db.session.execute(
-            update(StockLevel)
-            .where(StockLevel.sku_id == reservation.sku_id, StockLevel.warehouse_id == reservation.warehouse_id)
-            .values(on_hand=StockLevel.on_hand - reservation.quantity,
-                    reserved=StockLevel.reserved - reservation.quantity, updated_at=utc_now())
-            .returning(StockLevel.on_hand)
-            .execution_options(synchronize_session=False)
-        ).scalar_one()
-        db.session.add(StockMovement(
-            sku_id=reservation.sku_id, warehouse_id=reservation.warehouse_id, delta=-reservation.quantity,
-            on_hand_after=on_hand_after, kind="shipment", reason=f"shipped {order.order_no}", order_id=order.id,
-            actor_id=actor.id, created_at=utc_now()))
-        reservation.status, reservation.closed_at = "consumed", utc_now()
-        shipped += reservation.quantity
-    return shipped
+    now = utc_now()
+    held = active_reservations([order.id])
+    totals = totals_of((r.sku_id, r.warehouse_id, r.quantity) for r in held)
+    after = consume_many(totals, now)
+    db.session.execute(insert(StockMovement), [
+        {"sku_id": key[0], "warehouse_id": key[1], "delta": -qty, "on_hand_after": after[key], "kind": "shipment",
+         "reason": f"shipped {order.order_no}", "order_id": order.id, "actor_id": actor.id, "created_at": now}
+        for key, qty in sorted(totals.items())])
+    _close([r.id for r in held], "consumed", now)
+    return sum(r.quantity for r in held)
 
 
-def _active_reservations(order_id: int) -> list[Reservation]:
-    return db.session.execute(
-        select(Reservation).where(Reservation.order_id == order_id, Reservation.status == "active")
-        .order_by(Reservation.id)
-    ).scalars().all()
+def move_reservations(reservations: list[Reservation], warehouse_of: dict[int, int], now=None) -> list[Key]:
+    """Move reservations (id → target warehouse in `warehouse_of`) between warehouses as one batch: taken in the
+    target, released in the source, per key in key order. Returns refused keys; on any refusal nothing is
+    recorded on the reservation rows and the caller must roll back (the statements before it did change)."""
+    now = now or utc_now()
+    changes: dict[Key, int] = defaultdict(int)
+    moving = [r for r in reservations if warehouse_of.get(r.id, r.warehouse_id) != r.warehouse_id]
+    for r in moving:
+        changes[(r.sku_id, warehouse_of[r.id])] += r.quantity
+        changes[(r.sku_id, r.warehouse_id)] -= r.quantity
+    refused = change_reserved({key: change for key, change in changes.items() if change}, now)
+    if not refused:
+        for r in moving:
+            r.warehouse_id = warehouse_of[r.id]
+    return refused
 
 
 def stock_summary(sku: Sku) -> dict:

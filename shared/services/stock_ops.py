@@ -133,12 +133,10 @@ def decide(take_id: int, approve: bool, actor: Actor, note: str | None = None) -
         raise Forbidden("the person who counted may not approve the count", code="approval_forbidden")
     take.decided_by, take.decided_at = actor.label, utc_now()
     take.note = check.text(note, "note", 500, required=not approve)
-    if approve:
-        for line in take.lines:
-            if line.variance:
-                stock_service.adjust_stock(line.sku.code, take.warehouse.code, line.variance,
-                                           f"stock-take {take.id}: counted {line.counted}, expected {line.expected}",
-                                           actor, kind="stocktake")
+    if approve:  # every variance in one set: one UPDATE per SKU, one ledger INSERT
+        stock_service.adjust_many(take.warehouse, {
+            line.sku: (line.variance, f"stock-take {take.id}: counted {line.counted}, expected {line.expected}")
+            for line in take.lines if line.variance}, actor, kind="stocktake")
     take.status = "approved" if approve else "rejected"
     audit.record(actor, f"stock_take.{take.status}", "stock_take", take.id, reason=take.note)
     return take

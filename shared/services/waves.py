@@ -5,16 +5,16 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import selectinload
 
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
-from shared.models import Lot, Order, PickTask, Shipment, Wave
+from shared.models import Bin, Lot, Order, OrderLine, PickTask, Shipment, Wave
 from shared.services import audit
 from shared.services import orders as order_service
 from shared.services import stock as stock_service
-from shared.services.allocation import lines_of
 from shared.services.errors import Conflict, NotFound
 from shared.timekeeping import utc_now
 
@@ -74,56 +74,103 @@ def start_release(wave_id: int, actor: Actor) -> Wave:
     return wave
 
 
+def _expire_loaded(model, ids) -> None:
+    """Rows changed by a set-based statement: objects of them already in the session are read again on use."""
+    wanted = set(ids)
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, model) and obj.id in wanted:
+            db.session.expire(obj)
+
+
 def release_chunk(wave_id: int, today: date, limit: int = 500) -> int:
     """Turn up to `limit` of a releasing wave's shipments into pick tasks; returns how many were handled.
 
     Lots are taken first-expiry-first-out (first received where there is no expiry), expired lots never;
-    a shipment no lots can cover goes back to `allocated` (counted as short)."""
-    from sqlalchemy.orm import selectinload
+    a shipment no lots can cover goes back to `allocated` (counted as short).
 
-    wave = db.session.get(Wave, wave_id)
-    shipments = db.session.execute(select(Shipment).options(selectinload(Shipment.order).selectinload(Order.lines))
-                                   .where(Shipment.wave_id == wave_id, Shipment.status == "waved")
-                                   .order_by(Shipment.priority.desc(), Shipment.id).limit(limit)).scalars().all()
+    Set-based: the chunk's shipments, lines and lots are read with three queries (the wave row locked first,
+    so two releasers of one wave take turns and never see the same shipment), the lots are shared out in
+    memory, and the writes are one multi-row INSERT of tasks, one executemany UPDATE of the lots, two UPDATEs
+    of shipments, and one lifecycle move for the orders. A chunk is one transaction: killed halfway, nothing
+    of it stays, and the next run takes exactly the shipments still `waved` (no task twice)."""
+    wave = db.session.execute(select(Wave).where(Wave.id == wave_id).with_for_update(of=Wave)).scalar_one()
+    shipments = db.session.execute(
+        select(Shipment.id, Shipment.order_id, Shipment.line_ids)
+        .where(Shipment.wave_id == wave_id, Shipment.status == "waved")
+        .order_by(Shipment.priority.desc(), Shipment.id).limit(limit)).all()
     if not shipments:
         return 0
-    sku_ids = {line.sku_id for shipment in shipments for line in lines_of(shipment)}
-    lots: dict[int, list[Lot]] = defaultdict(list)
-    for lot in db.session.execute(
-            select(Lot).where(Lot.warehouse_id == wave.warehouse_id, Lot.sku_id.in_(list(sku_ids)),
-                              Lot.quantity > Lot.allocated,
-                              (Lot.expires_on.is_(None)) | (Lot.expires_on > today))
+    lines_by_order: dict[int, list] = defaultdict(list)
+    for order_id, line_id, sku_id, quantity in db.session.execute(
+            select(OrderLine.order_id, OrderLine.id, OrderLine.sku_id, OrderLine.quantity)
+            .where(OrderLine.order_id.in_({s.order_id for s in shipments})).order_by(OrderLine.id)).all():
+        lines_by_order[order_id].append((line_id, sku_id, quantity))
+
+    def lines_of_row(row) -> list:
+        lines = lines_by_order[row.order_id]
+        return lines if row.line_ids is None else [line for line in lines if line[0] in set(row.line_ids)]
+
+    sku_ids = {sku_id for row in shipments for _id, sku_id, _q in lines_of_row(row)}
+    lots: dict[int, list] = defaultdict(list)
+    free: dict[int, int] = {}
+    for lot_id, sku_id, bin_id, walk_order, quantity, allocated in db.session.execute(
+            select(Lot.id, Lot.sku_id, Lot.bin_id, Bin.walk_order, Lot.quantity, Lot.allocated)
+            .join(Bin, Bin.id == Lot.bin_id)
+            .where(Lot.warehouse_id == wave.warehouse_id, Lot.sku_id.in_(sku_ids), Lot.quantity > Lot.allocated,
+                   (Lot.expires_on.is_(None)) | (Lot.expires_on > today))
             .order_by(Lot.sku_id, Lot.expires_on.is_(None), Lot.expires_on, Lot.received_at, Lot.id)
-            .with_for_update(of=Lot)).scalars():
-        lots[lot.sku_id].append(lot)
-    to_floor = []
-    for shipment in shipments:
+            .with_for_update(of=Lot)).all():
+        lots[sku_id].append((lot_id, bin_id, walk_order))
+        free[lot_id] = quantity - allocated
+    allocated_now: dict[int, int] = defaultdict(int)
+    tasks, picking, short, order_ids = [], [], [], []
+    for row in shipments:
         planned = []
-        for line in lines_of(shipment):
-            wanted = line.quantity
-            for lot in lots[line.sku_id]:
-                take = min(wanted, lot.quantity - lot.allocated)
+        taken: dict[int, int] = defaultdict(int)
+        for _line_id, sku_id, quantity in lines_of_row(row):
+            wanted = quantity
+            for lot_id, bin_id, walk_order in lots[sku_id]:
+                take = min(wanted, free[lot_id] - taken[lot_id])
                 if take > 0:
-                    planned.append((lot, take))
+                    planned.append((lot_id, sku_id, bin_id, walk_order, take))
+                    taken[lot_id] += take
                     wanted -= take
                 if wanted == 0:
                     break
             if wanted:
                 break
         else:
-            for lot, take in planned:
-                lot.allocated += take
-                db.session.add(PickTask(wave_id=wave.id, shipment_id=shipment.id, sku_id=lot.sku_id, lot_id=lot.id,
-                                        bin_id=lot.bin_id, walk_order=lot.bin.walk_order, quantity=take, picked=0,
-                                        status="open"))
-            shipment.status = "picking"
-            wave.task_count += len(planned)
-            if shipment.order.status == S.ALLOCATED and shipment.order not in to_floor:
-                to_floor.append(shipment.order)  # a split order goes to picking with its first parcel
+            for lot_id, sku_id, bin_id, walk_order, take in planned:
+                free[lot_id] -= take
+                allocated_now[lot_id] += take
+                tasks.append({"wave_id": wave.id, "shipment_id": row.id, "sku_id": sku_id, "lot_id": lot_id,
+                              "bin_id": bin_id, "walk_order": walk_order, "quantity": take, "picked": 0,
+                              "status": "open"})
+            picking.append(row.id)
+            order_ids.append(row.order_id)
             continue
-        shipment.status, shipment.wave_id = "allocated", None  # short: waits for stock and the next wave
-        wave.short_count += 1
+        short.append(row.id)  # waits for stock and the next wave
+    if allocated_now:
+        db.session.execute(update(Lot.__table__).where(Lot.__table__.c.id == bindparam("lot"))
+                           .values(allocated=Lot.__table__.c.allocated + bindparam("take")),
+                           [{"lot": lot_id, "take": take} for lot_id, take in sorted(allocated_now.items())])
+        _expire_loaded(Lot, allocated_now)
+    if tasks:
+        db.session.execute(insert(PickTask.__table__), tasks)
+    if picking:
+        db.session.execute(update(Shipment).where(Shipment.id.in_(picking)).values(status="picking")
+                           .execution_options(synchronize_session=False))
+    if short:
+        db.session.execute(update(Shipment).where(Shipment.id.in_(short)).values(status="allocated", wave_id=None)
+                           .execution_options(synchronize_session=False))
+    _expire_loaded(Shipment, picking + short)
+    # A split order goes to picking with its first parcel.
+    to_floor = db.session.execute(
+        select(Order).options(selectinload(Order.lines))
+        .where(Order.id.in_(set(order_ids)), Order.status == S.ALLOCATED).order_by(Order.id)).scalars().all()
     order_service.transition_many(to_floor, S.PICKING, SYSTEM)  # one flush for the chunk, not one per order
+    wave.task_count += len(tasks)
+    wave.short_count += len(short)
     wave.released_count += len(shipments)
     return len(shipments)
 
