@@ -10,6 +10,7 @@ from shared import cash_on_delivery
 from shared.actors import Actor
 from shared.data.places import distance_km, locate
 from shared.extensions import db
+from shared.floor_lifecycle import OPEN_SHIPMENT_STATES, SHIPMENT
 from shared.lifecycle import OrderStatus
 from shared.models import Order, Reservation, Shipment, Sku, Warehouse
 from shared.services import audit
@@ -23,7 +24,6 @@ S = OrderStatus
 
 SHIP_WITHIN = timedelta(hours=24)  # the promise to ship, counted from payment
 TIER_WEIGHT = {"vip": 300, "gold": 200, "silver": 100}
-OPEN_SHIPMENT = ("allocated", "waved", "picking", "picked", "packed")
 
 
 def priority_of(order: Order, now: datetime) -> int:
@@ -42,25 +42,39 @@ def _needs(order: Order) -> dict[int, int]:
     return needs
 
 
-def candidate_warehouses(order: Order) -> list[tuple[Warehouse, float]]:
-    """Warehouses that can ship every line (counting the order's own reservations there), nearest first.
-
-    A cold-chain SKU rules out every warehouse that cannot keep it cold."""
-    needs = _needs(order)
-    cold = any(line.sku.cold_chain for line in order.lines)
-    free = {(w, s): f for (s, w), f in stock_service.free_stock(needs).items()}
-    for reservation in db.session.execute(select(Reservation).where(Reservation.order_id == order.id,
-                                                                    Reservation.status == "active")).scalars():
-        key = (reservation.warehouse_id, reservation.sku_id)
-        free[key] = free.get(key, 0) + reservation.quantity
-    receiver = locate(order.province, order.city)
+def nearest_warehouses(needs: dict[int, int], cold: bool, receiver, warehouses: list[Warehouse], places: dict,
+                       free: dict, own: dict | None = None) -> list[tuple[Warehouse, float]]:
+    """The one warehouse-choice rule: the warehouses that can ship `needs` ({sku id: quantity}), nearest to the
+    receiver first (ties by id). A warehouse qualifies when its free stock plus what the order already holds there
+    (`own`, {(warehouse id, sku id): quantity}) covers every SKU; a cold-chain order only goes to cold warehouses.
+    Pure: the callers read stock and reservations in sets and call this per order or per line."""
+    own = own or {}
     found = []
-    for warehouse in db.session.execute(select(Warehouse).where(Warehouse.active).order_by(Warehouse.id)).scalars():
+    for warehouse in warehouses:
         if cold and not warehouse.cold_chain:
             continue
-        if all(free.get((warehouse.id, sku_id), 0) >= qty for sku_id, qty in needs.items()):
-            found.append((warehouse, distance_km(locate(warehouse.province, warehouse.city), receiver)))
+        if all(free.get((warehouse.id, sku_id), 0) + own.get((warehouse.id, sku_id), 0) >= qty
+               for sku_id, qty in needs.items()):
+            found.append((warehouse, distance_km(places[warehouse.id], receiver)))
     return sorted(found, key=lambda pair: (pair[1], pair[0].id))
+
+
+def _active_warehouses() -> tuple[list[Warehouse], dict]:
+    warehouses = db.session.execute(select(Warehouse).where(Warehouse.active).order_by(Warehouse.id)).scalars().all()
+    return warehouses, {w.id: locate(w.province, w.city) for w in warehouses}
+
+
+def candidate_warehouses(order: Order) -> list[tuple[Warehouse, float]]:
+    """Warehouses that can ship every line (counting the order's own reservations there), nearest first."""
+    needs = _needs(order)
+    free = {(w, s): f for (s, w), f in stock_service.free_stock(needs).items()}
+    own: dict = defaultdict(int)
+    for reservation in db.session.execute(select(Reservation).where(Reservation.order_id == order.id,
+                                                                    Reservation.status == "active")).scalars():
+        own[reservation.warehouse_id, reservation.sku_id] += reservation.quantity
+    warehouses, places = _active_warehouses()
+    return nearest_warehouses(needs, any(line.sku.cold_chain for line in order.lines),
+                              locate(order.province, order.city), warehouses, places, free, own)
 
 
 def _move_reservations(order: Order, warehouse_id: int, line_ids: set[int] | None = None) -> None:
@@ -79,7 +93,7 @@ def allocate(order: Order, actor: Actor, now: datetime | None = None) -> Shipmen
     now = now or utc_now()
     db.session.refresh(order, with_for_update={"of": Order})
     if order.status == S.ALLOCATED or db.session.execute(select(Shipment.id).where(
-            Shipment.order_id == order.id, Shipment.status.in_(OPEN_SHIPMENT))).first():
+            Shipment.order_id == order.id, Shipment.status.in_(OPEN_SHIPMENT_STATES))).first():
         raise Conflict(f"{order.order_no} is already allocated", field="order_no", code="already_allocated")
     if order.status != S.CONFIRMED:
         raise Conflict(f"{order.order_no} is {order.status}; only confirmed orders are allocated", field="order_no",
@@ -96,7 +110,7 @@ def allocate(order: Order, actor: Actor, now: datetime | None = None) -> Shipmen
         _move_reservations(order, warehouse.id)
         order.warehouse_id = warehouse.id
         order_service.transition_order(order, S.ALLOCATED, actor)
-        shipment = Shipment(order_id=order.id, order=order, warehouse_id=warehouse.id, status="allocated",
+        shipment = Shipment(order_id=order.id, order=order, warehouse_id=warehouse.id, status=SHIPMENT.initial,
                             priority=priority_of(order, now), allocated_at=now,
                             ship_by=as_utc(order.paid_at or order.placed_at) + SHIP_WITHIN,
                             carrier_code=(warehouse.carriers or "SF").split(",")[0].strip())
@@ -115,21 +129,17 @@ def _allocate_split(order: Order, actor: Actor, now: datetime) -> Shipment:
     held = {r.order_line_id: r for r in db.session.execute(select(Reservation).where(
         Reservation.order_id == order.id, Reservation.status == "active")).scalars()}
     receiver = locate(order.province, order.city)
-    warehouses = db.session.execute(select(Warehouse).where(Warehouse.active).order_by(Warehouse.id)).scalars().all()
+    warehouses, places = _active_warehouses()
     plan: dict[int, list] = defaultdict(list)  # warehouse id → lines
     for line in order.lines:
         own = held.get(line.id)
-        options = []
-        for warehouse in warehouses:
-            if line.sku_id in cold_skus and not warehouse.cold_chain:
-                continue
-            mine = own.quantity if own is not None and own.warehouse_id == warehouse.id else 0
-            if free.get((warehouse.id, line.sku_id), 0) + mine >= line.quantity:
-                options.append((distance_km(locate(warehouse.province, warehouse.city), receiver), warehouse.id))
+        mine = {(own.warehouse_id, line.sku_id): own.quantity} if own is not None else {}
+        options = nearest_warehouses({line.sku_id: line.quantity}, line.sku_id in cold_skus, receiver, warehouses,
+                                     places, free, mine)
         if not options:
             raise Conflict(f"no warehouse holds line {line.sku.code} of {order.order_no}", field="order_no",
                            code="no_warehouse")
-        _distance, warehouse_id = min(options)
+        warehouse_id = options[0][0].id
         if own is None or own.warehouse_id != warehouse_id:
             free[(warehouse_id, line.sku_id)] = free.get((warehouse_id, line.sku_id), 0) - line.quantity
         plan[warehouse_id].append(line)
@@ -143,7 +153,7 @@ def _allocate_split(order: Order, actor: Actor, now: datetime) -> Shipment:
         for warehouse_id, lines in plan.items():
             warehouse = by_id[warehouse_id]
             shipments.append(Shipment(
-                order_id=order.id, order=order, warehouse_id=warehouse_id, status="allocated",
+                order_id=order.id, order=order, warehouse_id=warehouse_id, status=SHIPMENT.initial,
                 priority=priority_of(order, now), allocated_at=now, line_ids=[line.id for line in lines],
                 ship_by=as_utc(order.paid_at or order.placed_at) + SHIP_WITHIN,
                 carrier_code=(warehouse.carriers or "SF").split(",")[0].strip()))
@@ -186,7 +196,7 @@ def allocate_many(order_ids: list[int], actor: Actor, now: datetime | None = Non
         .where(Order.id.in_(order_ids), Order.status == S.CONFIRMED, cash_on_delivery.may_ship_clause())
         .order_by(Order.id).with_for_update(of=Order)).scalars().all()
     taken = set(db.session.execute(select(Shipment.order_id).where(
-        Shipment.order_id.in_([o.id for o in orders]), Shipment.status.in_(OPEN_SHIPMENT))).scalars())
+        Shipment.order_id.in_([o.id for o in orders]), Shipment.status.in_(OPEN_SHIPMENT_STATES))).scalars())
     left = sorted(set(order_ids) - {o.id for o in orders if o.id not in taken})
     orders = [o for o in orders if o.id not in taken]
     if not orders:
@@ -198,8 +208,7 @@ def allocate_many(order_ids: list[int], actor: Actor, now: datetime | None = Non
     for reservation in db.session.execute(select(Reservation).where(
             Reservation.order_id.in_([o.id for o in orders]), Reservation.status == "active")).scalars():
         reservations[reservation.order_id].append(reservation)
-    warehouses = db.session.execute(select(Warehouse).where(Warehouse.active).order_by(Warehouse.id)).scalars().all()
-    places = {w.id: locate(w.province, w.city) for w in warehouses}
+    warehouses, places = _active_warehouses()
     target: dict[int, int] = {}  # reservation id → warehouse it moves to
     moving: list[Reservation] = []
     chosen_for: dict[int, tuple[Warehouse, float]] = {}
@@ -210,19 +219,11 @@ def allocate_many(order_ids: list[int], actor: Actor, now: datetime | None = Non
             continue
         needs = _needs(order)
         cold = any(sku_id in cold_skus for sku_id in needs)
-        receiver = locate(order.province, order.city)
-        best = None
-        for warehouse in warehouses:
-            if cold and not warehouse.cold_chain:
-                continue
-            own = defaultdict(int)
-            for r in held:
-                if r.warehouse_id == warehouse.id:
-                    own[r.sku_id] += r.quantity
-            if all(free.get((warehouse.id, sku_id), 0) + own[sku_id] >= qty for sku_id, qty in needs.items()):
-                distance = distance_km(places[warehouse.id], receiver)
-                if best is None or (distance, warehouse.id) < (best[1], best[0].id):
-                    best = (warehouse, distance)
+        own: dict = defaultdict(int)
+        for r in held:
+            own[r.warehouse_id, r.sku_id] += r.quantity
+        options = nearest_warehouses(needs, cold, locate(order.province, order.city), warehouses, places, free, own)
+        best = options[0] if options else None
         if best is None:
             left.append(order.id)
             continue
@@ -247,7 +248,7 @@ def allocate_many(order_ids: list[int], actor: Actor, now: datetime | None = Non
     for order in allocated:
         warehouse, distance = chosen_for[order.id]
         shipments.append(Shipment(
-            order_id=order.id, order=order, warehouse_id=warehouse.id, status="allocated",
+            order_id=order.id, order=order, warehouse_id=warehouse.id, status=SHIPMENT.initial,
             priority=priority_of(order, now), allocated_at=now,
             ship_by=as_utc(order.paid_at or order.placed_at) + SHIP_WITHIN,
             carrier_code=(warehouse.carriers or "SF").split(",")[0].strip()))

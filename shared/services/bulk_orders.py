@@ -23,7 +23,7 @@ from shared.actors import SYSTEM
 from shared.channels.canonical import CanonicalOrder
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
-from shared.models import Customer, Order, OrderNumberSequence
+from shared.models import Customer, Order, OrderNumberSequence, Warehouse
 from shared.services import audit, outbox, stock
 from shared.services import orders as order_service
 from shared.services.customers import buyer_key_label, contact_index
@@ -200,13 +200,18 @@ def _write(context: ChannelContext, batch: list[tuple[int, tuple]], chosen: dict
     customers = _customers([c[3] for _i, c in batch])
     now = utc_now()
     unpaid_minutes = current_app.config["UNPAID_RESERVATION_MINUTES"]
+    # The batch's warehouses in one read: each order's JSON (the outbox event) names its warehouse.
+    warehouses = {w.id: w for w in db.session.execute(
+        select(Warehouse).where(Warehouse.id.in_(set(chosen.values())))).scalars()} if chosen else {}
     built = []
     for index, (item, canonical, mapping, clean, paid) in batch:
         holds = mapping.lifecycle in RESERVING
+        warehouse_id = chosen[clean["lines"][0][0].id] if holds else None
         order = order_service.build_order(
             clean, customers[contact_index(clean["customer_phone"], clean["protected"])], numbers[index], now,
-            chosen[clean["lines"][0][0].id] if holds else None, paid=paid, refund_status=refund_of(mapping, canonical),
-            platform_status=canonical.status_key, platform_modified_at=canonical.modified_at)
+            warehouse_id, paid=paid, refund_status=refund_of(mapping, canonical),
+            platform_status=canonical.status_key, platform_modified_at=canonical.modified_at,
+            warehouse=warehouses.get(warehouse_id))
         audit.record(SYSTEM, "order.create", "order", order.order_no, after=order_service.audit_snapshot(order))
         order_service.settle_new(order, mapping.lifecycle, SYSTEM,
                                  f"{PLATFORM_HOLD} {channel.name} status {canonical.status_key}",

@@ -7,6 +7,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy import event
 from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from shared import cash_on_delivery, order_numbers, pending
 from shared.actors import SYSTEM, Actor
@@ -125,13 +126,13 @@ def validate_order_data(data: dict, channel: Channel | None = None, skus: dict |
 
 def build_order(clean: dict, customer, order_no: str, now: datetime, warehouse_id: int | None,
                 paid: bool, refund_status: str = "none", platform_status: str | None = None,
-                platform_modified_at: datetime | None = None) -> Order:
+                platform_modified_at: datetime | None = None, warehouse=None) -> Order:
     """The one shape of a new order and its lines, from validated data (`validate_order_data`), for the single
     and the batch path alike: pending review, every column set (nothing left to a default or a reload)."""
     channel = clean["channel"]
     lines = [OrderLine(sku_id=sku.id, sku=sku, quantity=qty, unit_price=price, line_total=price * qty)
              for sku, qty, price in clean["lines"]]
-    return Order(
+    order = Order(
         order_no=order_no, channel_id=channel.id, channel=channel, channel_order_id=clean["channel_order_id"],
         customer_id=customer.id, customer=customer, warehouse_id=warehouse_id, status=OrderStatus.PENDING_REVIEW,
         status_before_hold=None, hold_reason=None, cancel_reason=None,
@@ -140,11 +141,14 @@ def build_order(clean: dict, customer, order_no: str, now: datetime, warehouse_i
         tax=clean["tax"], fees=clean["fees"], total=clean["total"], cash_on_delivery=clean["cash_on_delivery"],
         receiver_name=clean["receiver"], receiver_phone=clean["receiver_phone"],
         receiver_phone_index=customers.contact_index(clean["receiver_phone"], clean["protected"]),
-        platform_ciphertext=None, platform_buyer_key=None, **customers.protected_columns(clean["protected"]),
+        **{"platform_ciphertext": None, "platform_buyer_key": None, **customers.protected_columns(clean["protected"])},
         province=clean["province"], city=clean["city"], district=clean["district"], street=clean["street"],
         postal_code=clean["postal_code"], placed_at=clean["placed_at"], paid_at=clean["paid_at"], shipped_at=None,
         created_at=now, updated_at=now, version=1, platform_status=platform_status,
         platform_modified_at=platform_modified_at, lines=lines)
+    if warehouse is not None:  # known from the planning read: no load of it for the order's JSON
+        set_committed_value(order, "warehouse", warehouse)
+    return order
 
 
 _ORDER_COLUMNS = [column.key for column in Order.__table__.columns if column.key != "id"]
@@ -264,7 +268,8 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
     if direct_only and not channel.is_direct:
         raise ValidationFailed(f"orders of {channel.name} arrive through channel sync, not this API",
                                field="channel", code="channel_not_direct")
-    plans = stock_service.plan_lines([(sku, qty) for sku, qty, _price in clean["lines"]]) if reserve else []
+    planned_in: dict = {}  # the warehouses the plan read, by id
+    plans = stock_service.plan_lines([(sku, qty) for sku, qty, _price in clean["lines"]], planned_in) if reserve else []
     warehouse_id = stock_service.common_warehouse(plans) if reserve else None
     now = utc_now()
     unpaid_minutes = current_app.config["UNPAID_RESERVATION_MINUTES"]
@@ -280,7 +285,8 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
                                                 clean["customer_email"], actor, protected=clean["protected"])
             number = order_numbers.next_number(channel.code, local_date(clean["placed_at"],
                                                                         current_app.config["MERCHANT_TIMEZONE"]))
-            order = build_order(clean, customer, number, now, warehouse_id, paid=clean["paid_at"] is not None)
+            order = build_order(clean, customer, number, now, warehouse_id, paid=clean["paid_at"] is not None,
+                                warehouse=planned_in.get(warehouse_id))
             audit.record(actor, "order.create", "order", order.order_no, after=audit_snapshot(order))
             if auto_confirm:
                 settle_new(order, OrderStatus.CONFIRMED, SYSTEM, None, paid=True)
@@ -304,6 +310,8 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
                 first = next(r["warehouse_id"] for r in rows if r["order_line_id"] == order.lines[0].id)
                 if first != warehouse_id:  # another order took the planned stock meanwhile
                     order.warehouse_id = first
+                    if first in planned_in:
+                        set_committed_value(order, "warehouse", planned_in[first])
             outbox.order_event(order, "order.created")
     except IntegrityError:
         existing = db.session.execute(

@@ -7,6 +7,7 @@ from sqlalchemy import select, update
 
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
+from shared.floor_lifecycle import PICK_TASK, SHIPMENT
 from shared.lifecycle import OrderStatus
 from shared.models import (
     CarrierAttempt,
@@ -89,12 +90,13 @@ def pick(device: Device, payload: dict, today: date | None = None) -> PickTask:
     db.session.expire(task.lot, ["quantity", "allocated"])
     task.picked += quantity
     task.device_id, task.started_at = device.id, task.started_at or now
-    task.status = "done" if task.picked == task.quantity else "picking"
+    PICK_TASK.move(task, "done" if task.picked == task.quantity else "picking")
     task.done_at = now if task.status == "done" else None
     if shipment.picked_at is None and not db.session.execute(select(PickTask.id).where(
             PickTask.shipment_id == shipment.id, PickTask.status != "done", PickTask.id != task.id)).first() \
             and task.status == "done":
-        shipment.status, shipment.picked_at = "picked", now
+        SHIPMENT.move(shipment, "picked")
+        shipment.picked_at = now
     return task
 
 
@@ -180,7 +182,8 @@ def apply_pack(device: Device, plan: PackPlan, answers: list[CarrierAnswer], act
     if shipment.id != plan.shipment_id:
         _refuse(f"{order.order_no} changed while the carrier was asked: scan it again", "order")
     record_waybill(shipment, answers, actor)
-    shipment.status, shipment.box_code, shipment.packed_at = "packed", plan.box, utc_now()
+    SHIPMENT.move(shipment, "packed")
+    shipment.box_code, shipment.packed_at = plan.box, utc_now()
     if all(parcel.status in ("packed", "shipped", "delivered") for parcel in open_parcels(order.id)):
         order_service.transition_order(order, S.PACKED, actor)  # a split order: when its last parcel is packed
     return shipment
@@ -267,7 +270,8 @@ def load(device: Device, payload: dict, actor: Actor = SYSTEM) -> Shipment:
     if shipment.status != "packed":
         _refuse(f"parcel {parcel} is {shipment.status}, not packed", "parcel")
     shipment.truck_code = check.text(payload.get("truck"), "truck", 40)
-    shipment.status, shipment.shipped_at = "shipped", utc_now()
+    SHIPMENT.move(shipment, "shipped")
+    shipment.shipped_at = utc_now()
     shipment.tracking_step, shipment.last_event_at = "awaiting_pickup", shipment.shipped_at
     if all(parcel.status in ("shipped", "delivered") for parcel in open_parcels(shipment.order_id)) \
             and shipment.order.status == S.PACKED:

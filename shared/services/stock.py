@@ -238,11 +238,20 @@ def consume_many(totals: dict[Key, int], now=None) -> dict[Key, int]:
     return after
 
 
-def free_stock(sku_ids) -> dict[Key, int]:
-    """What is free now per (SKU, warehouse), for planning: a plain read, it takes no lock."""
-    return {(sku_id, warehouse_id): free for sku_id, warehouse_id, free in db.session.execute(
-        select(StockLevel.sku_id, StockLevel.warehouse_id, StockLevel.available)
-        .where(StockLevel.sku_id.in_(list(set(sku_ids))))).all()}
+def free_stock(sku_ids, warehouses: dict | None = None) -> dict[Key, int]:
+    """What is free now per (SKU, warehouse), for planning: a plain read, it takes no lock.
+
+    The warehouses come in the same statement; a caller that passes `warehouses` gets them by id, so an order
+    planned from this read has its warehouse (for its JSON, the outbox event) without loading it again."""
+    free = {}
+    for sku_id, warehouse_id, available, warehouse in db.session.execute(
+            select(StockLevel.sku_id, StockLevel.warehouse_id, StockLevel.available, Warehouse)
+            .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
+            .where(StockLevel.sku_id.in_(list(set(sku_ids))))).all():
+        free[sku_id, warehouse_id] = available
+        if warehouses is not None:
+            warehouses[warehouse_id] = warehouse
+    return free
 
 
 def _warehouses_with(sku_id: int, quantity: int) -> list[int]:
@@ -254,10 +263,10 @@ def _warehouses_with(sku_id: int, quantity: int) -> list[int]:
     ).scalars().all()
 
 
-def plan_lines(lines: list[tuple[Sku, int]]) -> list[list[int]]:
+def plan_lines(lines: list[tuple[Sku, int]], warehouses: dict | None = None) -> list[list[int]]:
     """For each (sku, quantity) line, the warehouses that have it free now, most available first, from one read
     for all lines; an empty plan refuses the order before anything is written."""
-    free = free_stock(sku.id for sku, _qty in lines)
+    free = free_stock((sku.id for sku, _qty in lines), warehouses)
     plans = []
     for sku, quantity in lines:
         options = sorted(((-f, w) for (s, w), f in free.items() if s == sku.id and f >= quantity))

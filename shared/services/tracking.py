@@ -22,6 +22,7 @@ from sqlalchemy.orm import defer, lazyload
 from shared import cash_on_delivery, dispatch
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
+from shared.floor_lifecycle import SHIPMENT
 from shared.lifecycle import OrderStatus
 from shared.models import FulfilmentAlarm, Shipment, TrackingEvent, TrackingPush
 from shared.services import inbox as inbox_states
@@ -111,7 +112,8 @@ def _refresh(shipment: Shipment, rows: list, summarize, now: datetime) -> None:
         shipment.stalled_at = None  # moving again
         _resolve(shipment, "parcel_stalled", now)
     if step == "delivered" and shipment.status == "shipped":
-        shipment.status, shipment.delivered_at = "delivered", shipment.last_event_at
+        SHIPMENT.move(shipment, "delivered")
+        shipment.delivered_at = shipment.last_event_at
         order = shipment.order
         parcels = db.session.execute(select(Shipment.status).where(Shipment.order_id == order.id,
                                                                    Shipment.status != "cancelled")).scalars().all()

@@ -200,7 +200,7 @@ def code(value, field: str, kind: str) -> str:
         normalised = normalised.upper()
     if not normalised:
         raise ValidationFailed(f"{field} is required", field=field, code="required")
-    if len(normalised) > max_length:
+    if len(normalised) > max_length and kind != "channel":  # a channel code's length is part of its rule
         raise ValidationFailed(f"{field} is longer than {max_length} characters", field=field, code="too_long")
     if not pattern.fullmatch(normalised):
         raise ValidationFailed(rule, field=field, code=CODE_ERRORS.get(kind, "invalid"))

@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
+from shared.floor_lifecycle import SHIPMENT, WAVE
 from shared.lifecycle import OrderStatus
 from shared.models import Bin, Lot, Order, OrderLine, PickTask, Shipment, Wave
 from shared.services import audit
@@ -45,14 +46,15 @@ def plan_waves(warehouse_code: str, actor: Actor, now: datetime | None = None, l
     cutoff = next_cutoff(now)
     waves = []
     for carrier, ids in sorted(by_carrier.items()):
-        wave = Wave(warehouse_id=warehouse.id, carrier_code=carrier, cutoff_at=cutoff, status="planned",
+        wave = Wave(warehouse_id=warehouse.id, carrier_code=carrier, cutoff_at=cutoff, status=WAVE.initial,
                     order_count=len(ids), released_count=0, task_count=0, short_count=0, created_at=now)
         db.session.add(wave)
         db.session.flush()
         taken = 0
         for start in range(0, len(ids), 5000):
             taken += db.session.execute(
-                update(Shipment).where(Shipment.id.in_(ids[start:start + 5000]), Shipment.status == "allocated")
+                update(Shipment).where(Shipment.id.in_(ids[start:start + 5000]),
+                                      Shipment.status.in_(SHIPMENT.sources("waved")))
                 .values(wave_id=wave.id, status="waved").execution_options(synchronize_session=False)).rowcount
         wave.order_count = taken
         audit.record(actor, "wave.plan", "wave", wave.id, after={"warehouse": warehouse.code, "carrier": carrier,
@@ -65,12 +67,12 @@ def start_release(wave_id: int, actor: Actor) -> Wave:
     wave = db.session.execute(select(Wave).where(Wave.id == wave_id).with_for_update(of=Wave)).scalar_one_or_none()
     if wave is None:
         raise NotFound("no such wave", code="wave_not_found")
-    if wave.status not in ("planned", "releasing"):
+    if not WAVE.allowed(wave.status, "releasing"):
         raise Conflict(f"wave {wave.id} is {wave.status}", code="wave_not_planned")
     # A wave left "releasing" by a job that died may be released again: chunks only take unreleased shipments.
     audit.record(actor, "wave.release" if wave.status == "planned" else "wave.resume_release", "wave", wave.id,
                  after={"orders": wave.order_count})
-    wave.status = "releasing"
+    WAVE.move(wave, "releasing")
     return wave
 
 
@@ -158,10 +160,12 @@ def release_chunk(wave_id: int, today: date, limit: int = 500) -> int:
     if tasks:
         db.session.execute(insert(PickTask.__table__), tasks)
     if picking:
-        db.session.execute(update(Shipment).where(Shipment.id.in_(picking)).values(status="picking")
+        db.session.execute(update(Shipment).where(Shipment.id.in_(picking), Shipment.status.in_(SHIPMENT.sources("picking")))
+                           .values(status="picking")
                            .execution_options(synchronize_session=False))
     if short:
-        db.session.execute(update(Shipment).where(Shipment.id.in_(short)).values(status="allocated", wave_id=None)
+        db.session.execute(update(Shipment).where(Shipment.id.in_(short), Shipment.status.in_(SHIPMENT.sources("allocated")))
+                           .values(status="allocated", wave_id=None)
                            .execution_options(synchronize_session=False))
     _expire_loaded(Shipment, picking + short)
     # A split order goes to picking with its first parcel.
@@ -177,7 +181,8 @@ def release_chunk(wave_id: int, today: date, limit: int = 500) -> int:
 
 def finish_release(wave_id: int) -> Wave:
     wave = db.session.get(Wave, wave_id)
-    wave.status, wave.released_at = "released", utc_now()
+    WAVE.move(wave, "released")
+    wave.released_at = utc_now()
     return wave
 
 
