@@ -319,6 +319,7 @@ def test_production_refuses_the_demo_audit_key(monkeypatch):
     monkeypatch.setenv("ORDERLOOM_ENV", "production")
     monkeypatch.setenv("ORDERLOOM_SECRET_KEY", "s" * 40)
     monkeypatch.setenv("ORDERLOOM_DATA_KEYS", "dGVzdC1kYXRhLWtleS1mb3Itb3JkZXJsb29tLXRlc3Q=")
+    monkeypatch.setenv("ORDERLOOM_INDEX_KEY", "i" * 40)  # every other production key set: only the audit key is missing
     monkeypatch.delenv("ORDERLOOM_AUDIT_KEYS", raising=False)
     with pytest.raises(RuntimeError, match="ORDERLOOM_AUDIT_KEYS"):
         load_config()

@@ -63,8 +63,8 @@ def test_a_batch_that_loses_the_race_for_its_last_unit_refuses_only_that_order(s
     made = _spy_bulk(monkeypatch)
     real, calls = stock.free_stock, []
 
-    def stale_first_read(sku_ids):
-        figures = real(sku_ids)
+    def stale_first_read(sku_ids, warehouses=None):
+        figures = real(sku_ids, warehouses)
         calls.append(dict(figures))
         return {key: free + 1 for key, free in figures.items()} if len(calls) == 1 else figures
 

@@ -20,8 +20,8 @@ import time
 
 
 from devtools.bench import ceiling
-from devtools.bench.orders import (BENCH_ACTOR, BENCH_PASSWORD, _core_app, _dispose, _placed_at, _progress,
-                                   _rate_cell, _seed_reference, _split, _stock_sku, _verify_audit, markdown_table,
+from devtools.bench.orders import (BENCH_ACTOR, BENCH_PASSWORD, core_app, dispose, placed_at, progress,
+                                   rate_cell, seed_reference, split, stock_sku, verify_audit, markdown_table,
                                    new_phone, order_payload, seed_skus, spread, verify_hot_sku,
                                    verify_stock_consistent)
 from shared.config import PROJECT_ROOT
@@ -124,8 +124,8 @@ def run_posts(port: int, token: str, jobs: list[list[dict]]) -> dict:
 
 
 def _jobs(codes: list[str], clients: int, orders: int, tag: str, rng, hot_code: str | None) -> list[list[dict]]:
-    placed, jobs, counter = _placed_at(), [], 0
-    for share in _split(orders, clients):
+    placed, jobs, counter = placed_at(), [], 0
+    for share in split(orders, clients):
         job = []
         for _ in range(share):
             counter += 1
@@ -148,12 +148,12 @@ def run_api(url: str, clients: int = 8, orders: int = 2000, repeat: int = 3, hot
     from shared.extensions import db
 
     rng = random.Random(seed)
-    app = _core_app(url, overrides, pool_size=4)
+    app = core_app(url, overrides, pool_size=4)
     results: dict = {"benchmark": "api-hot" if hot else "api", "clients": clients, "orders_per_run": orders,
                      "workers": workers or clients, "repeat": repeat, "runs": [], "ok": True}
     server = None
     try:
-        _seed_reference(app)
+        seed_reference(app)
         codes = seed_skus(app, skus, units=1_000_000)
         token = _token(app)
         variables = ceiling.prepare(url, skus=skus, overrides=overrides)
@@ -163,10 +163,10 @@ def run_api(url: str, clients: int = 8, orders: int = 2000, repeat: int = 3, hot
             hot_code, hot_ids, units = None, None, 0
             if hot:
                 hot_code, units = f"HOT-API-{rep}", orders * 9 // 10
-                hot_ids = _stock_sku(app, hot_code, units)
-            _progress(f"api{' hot' if hot else ''}: ceiling run {rep + 1}/{repeat}")
+                hot_ids = stock_sku(app, hot_code, units)
+            progress(f"api{' hot' if hot else ''}: ceiling run {rep + 1}/{repeat}")
             roof = ceiling.run_pgbench(url, variables, hot, clients, ceiling_seconds)
-            _progress(f"api{' hot' if hot else ''}: {clients} clients, run {rep + 1}/{repeat}")
+            progress(f"api{' hot' if hot else ''}: {clients} clients, run {rep + 1}/{repeat}")
             outcome = run_posts(port, token, _jobs(codes, clients, orders, f"{rep}", rng, hot_code))
             run = {"ceiling_per_s": roof["orders_per_s"], **outcome}
             if hot:
@@ -181,7 +181,7 @@ def run_api(url: str, clients: int = 8, orders: int = 2000, repeat: int = 3, hot
         results["orders_per_s"], results["ceiling_per_s"] = spread(figures), spread(roofs)
         results["ratio"] = ceiling.ratio_summary(figures, roofs)
         results["checks"] = verify_stock_consistent(app)
-        results["audit_chain"] = _verify_audit(app)
+        results["audit_chain"] = verify_audit(app)
         results["ok"] = results["ok"] and all(results["checks"].values()) and results["audit_chain"]["intact"]
         results["aims"] = [{"aim": f"≥ 0.25 of the ceiling{' (hot SKU, no oversell)' if hot else ''}",
                             "measured": f"{results['ratio']['median']:.3f} ({results['orders_per_s']['median']:.0f}"
@@ -196,7 +196,7 @@ def run_api(url: str, clients: int = 8, orders: int = 2000, repeat: int = 3, hot
                 server.kill()
         with app.app_context():
             db.session.remove()
-        _dispose(app)
+        dispose(app)
     return results
 
 
@@ -211,8 +211,8 @@ def print_api(results: dict) -> None:
     print(markdown_table(["run", "orders/s", "ceiling orders/s (pgbench, same run)", "ratio", "created",
                           "refused (409)", "errors"], rows))
     ratio = results["ratio"]
-    print(f"\nmedian {_rate_cell(results['orders_per_s'])} orders/s against a ceiling of "
-          f"{_rate_cell(results['ceiling_per_s'])}: ratio {ratio['median']:.3f} "
+    print(f"\nmedian {rate_cell(results['orders_per_s'])} orders/s against a ceiling of "
+          f"{rate_cell(results['ceiling_per_s'])}: ratio {ratio['median']:.3f} "
           f"({ratio['min']:.3f}–{ratio['max']:.3f})")
     first_error = next((r["first_error"] for r in results["runs"] if r["first_error"]), None)
     if first_error:

@@ -36,9 +36,10 @@ INSERT INTO orders (order_no, channel_id, channel_order_id, customer_id, warehou
   'ceiling-index', '浙江省', '杭州市', '西湖区', 'v1-ceiling-street', now(), now(), now(), now(), 1);
 INSERT INTO order_lines (order_id, sku_id, quantity, unit_price, line_total)
   VALUES (currval('orders_id_seq'), :lo, 1, 59.90, 59.90), (currval('orders_id_seq'), :hi, 1, 128.00, 128.00);
-INSERT INTO audit_events (seq, occurred_at, actor_label, action, entity_type, entity_id, after, prev_hash, hash)
-  VALUES (-currval('ceiling_numbers'), now(), 'ceiling', 'order.create', 'order', 'CL' || currval('ceiling_numbers'),
-  '{{"status": "confirmed", "total": "195.90"}}', '', '');
+INSERT INTO audit_events (occurred_at, actor_label, action, entity_type, entity_id, after, row_mac, key_id)
+  VALUES (now(), 'ceiling', 'order.create', 'order', 'CL' || currval('ceiling_numbers'),
+  '{{"status": "confirmed", "total": "195.90"}}',
+  encode(sha256(('CL' || currval('ceiling_numbers'))::bytea), 'hex'), 'ceiling');
 UPDATE stock_levels SET reserved = reserved + 1, updated_at = now()
   WHERE sku_id = :lo AND warehouse_id = :wh AND on_hand - reserved - held >= 1;
 UPDATE stock_levels SET reserved = reserved + 1, updated_at = now()
@@ -81,10 +82,10 @@ def prepare(url: str, skus: int = 2000, units: int = 10_000_000, overrides: dict
     application locks rows in SKU order). Returns the pgbench variables."""
     from shared.models import Channel, Customer, Sku, StockLevel, StockMovement, Warehouse
 
-    from devtools.bench.orders import _core_app, _dispose
+    from devtools.bench.orders import core_app, dispose
     from shared.extensions import db
 
-    app = _core_app(url, overrides, pool_size=2)
+    app = core_app(url, overrides, pool_size=2)
     try:
         with app.app_context():
             connection = db.session
@@ -109,7 +110,7 @@ def prepare(url: str, skus: int = 2000, units: int = 10_000_000, overrides: dict
                  "kind": "receipt", "reason": "ceiling opening stock"} for sku_id in ids])
             db.session.commit()
     finally:
-        _dispose(app)
+        dispose(app)
     return {"channel": channel, "customer": customer, "wh": warehouse, "first_sku": min(ids), "last_sku": max(ids),
             "hot_sku": min(ids)}
 
@@ -178,12 +179,12 @@ def run_ceiling(url: str, clients: int = 8, seconds: int = 10, repeat: int = 3, 
 
 
 def print_ceiling(results: dict) -> None:
-    from devtools.bench.orders import _rate_cell, markdown_table
+    from devtools.bench.orders import rate_cell, markdown_table
 
     print("\n### ceiling: pgbench, minimal writes of one order (2 conditional stock UPDATEs, order, 2 lines, "
           "audit row, one transaction)\n")
     print(markdown_table(["variant", "clients", "seconds per run", "orders/s median (min–max)", "failed"],
-                         [[r["variant"], r["clients"], r["seconds"], _rate_cell(r["orders_per_s"]), r["failed"]]
+                         [[r["variant"], r["clients"], r["seconds"], rate_cell(r["orders_per_s"]), r["failed"]]
                           for r in results["rows"]]))
 
 
@@ -191,14 +192,14 @@ def repeat_with_ceiling(name: str, base_url: str | None, repeat: int, run_once, 
                         seconds: int = 10, overrides: dict | None = None) -> dict:
     """Run a throughput benchmark `repeat` times, each in a fresh schema, and measure the ceiling (many SKUs)
     in that same schema right after it: every figure beside the ceiling of its own run, as a ratio."""
-    from devtools.bench.orders import _progress, bench_database, spread
+    from devtools.bench.orders import progress, bench_database, spread
 
     runs = []
     for rep in range(repeat):
         with bench_database(f"{name}-{rep}", base_url) as url:
-            _progress(f"{name}: run {rep + 1}/{repeat}")
+            progress(f"{name}: run {rep + 1}/{repeat}")
             result = run_once(url)
-            _progress(f"{name}: ceiling for run {rep + 1}/{repeat}")
+            progress(f"{name}: ceiling for run {rep + 1}/{repeat}")
             roof = run_pgbench(url, prepare(url, overrides=overrides), False, clients, seconds)
             runs.append({"result": result, "figure": figure(result), "ceiling_per_s": roof["orders_per_s"]})
     figures, roofs = [r["figure"] for r in runs], [r["ceiling_per_s"] for r in runs]
@@ -207,7 +208,7 @@ def repeat_with_ceiling(name: str, base_url: str | None, repeat: int, run_once, 
 
 
 def print_with_ceiling(results: dict, unit: str) -> None:
-    from devtools.bench.orders import _rate_cell, markdown_table
+    from devtools.bench.orders import rate_cell, markdown_table
 
     print(f"\n### {results['benchmark']} beside the ceiling (pgbench, minimal order writes, 8 clients, same schema)\n")
     print(markdown_table(["run", unit, "ceiling orders/s", "ratio", "checks"],
@@ -215,5 +216,5 @@ def print_with_ceiling(results: dict, unit: str) -> None:
                            f"{r['figure'] / r['ceiling_per_s']:.3f}" if r["ceiling_per_s"] else "-",
                            "ok" if r["result"]["ok"] else "FAILED"] for i, r in enumerate(results["runs"])]))
     ratio = results["ratio"]
-    print(f"\nmedian {_rate_cell(results['figure'])} {unit}, ceiling {_rate_cell(results['ceiling_per_s'])}: "
+    print(f"\nmedian {rate_cell(results['figure'])} {unit}, ceiling {rate_cell(results['ceiling_per_s'])}: "
           f"ratio {ratio['median']:.3f} ({ratio['min']:.3f}–{ratio['max']:.3f})")

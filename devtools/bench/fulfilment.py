@@ -23,7 +23,7 @@ PLACES = (("浙江省", "杭州市", "西湖区"), ("广东省", "深圳市", "�
           ("北京市", "北京市", "朝阳区"), ("上海市", "上海市", "浦东新区"), ("湖北省", "武汉市", "洪山区"))
 
 
-def _progress(message: str) -> None:
+def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
@@ -85,7 +85,7 @@ def seed_orders(app, count: int, skus: int = 40) -> None:
             db.session.commit()
             if left:
                 raise RuntimeError(f"{len(left)} bench orders could not be created")
-            _progress(f"allocate-wave: {min(start + 500, count):,}/{count:,} orders")
+            progress(f"allocate-wave: {min(start + 500, count):,}/{count:,} orders")
         db.session.remove()
 
 
@@ -265,7 +265,7 @@ def run_board(url: str, open_orders: int = 100_000, samples: int = 20, repeat: i
             raw.close()
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM (ANALYZE) shipments, orders")
-        _progress(f"board: {len(order_ids):,} open shipments")
+        progress(f"board: {len(order_ids):,} open shipments")
         db.session.remove()
     portal = create_app({"SQLALCHEMY_DATABASE_URI": url, "JOBS_INLINE": True, "REDIS_URL": "",
                          "RATELIMIT_STORAGE_URI": "memory://", **(overrides or {})})

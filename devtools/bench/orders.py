@@ -112,13 +112,13 @@ def bench_config(url: str, overrides: dict | None = None, pool_size: int = 20) -
     return config
 
 
-def _core_app(url: str, overrides: dict | None, pool_size: int = 20):
+def core_app(url: str, overrides: dict | None, pool_size: int = 20):
     from shared.appcore import create_core_app
 
     return create_core_app("bench", bench_config(url, overrides, pool_size))
 
 
-def _dispose(app) -> None:
+def dispose(app) -> None:
     """Close the app's connections, and those of the order-number counter's own pool for the same database."""
     from shared import order_numbers
     from shared.extensions import db
@@ -164,15 +164,15 @@ def _fmt(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _rate_cell(summary: dict) -> str:
+def rate_cell(summary: dict) -> str:
     return f"{_fmt(summary['median'])} ({_fmt(summary['min'])}–{_fmt(summary['max'])})"
 
 
-def _progress(message: str) -> None:
+def progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def _placed_at():
+def placed_at():
     from shared.timekeeping import utc_now
 
     return utc_now() - timedelta(minutes=2)
@@ -264,10 +264,10 @@ def _raw_reserve_loop(engine, level_id: int, attempts: int, barrier, style: str)
 def _process_client(url: str, overrides: dict | None, payloads: list[dict], barrier, queue) -> None:
     """Entry point of one client process: its own app, engine and session."""
     try:
-        app = _core_app(url, overrides, pool_size=2)
+        app = core_app(url, overrides, pool_size=2)
         with app.app_context():
             queue.put(_order_loop(payloads, barrier))
-        _dispose(app)
+        dispose(app)
     except Exception as exc:  # the parent reports it; a broken barrier also releases the other clients
         barrier.abort()
         queue.put({"ok": 0, "insufficient": 0, "errors": 1, "first_error": repr(exc), "last_ok": None})
@@ -335,7 +335,7 @@ def run_raw_clients(app, level_id: int, clients: int, attempts: int, style: str)
     with app.app_context():
         engine = db.engine
     barrier = threading.Barrier(clients, timeout=120)
-    share = _split(attempts, clients)
+    share = split(attempts, clients)
     tallies: list[dict | None] = [None] * clients
 
     def client(index: int) -> None:
@@ -353,13 +353,13 @@ def run_raw_clients(app, level_id: int, clients: int, attempts: int, style: str)
     return _combine(tallies)
 
 
-def _split(total: int, parts: int) -> list[int]:
+def split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
 # ---------------------------------------------------------------- reserve: one hot SKU, many clients
 
-def _stock_sku(app, code: str, units: int) -> tuple[int, int, int]:
+def stock_sku(app, code: str, units: int) -> tuple[int, int, int]:
     """Create a SKU with `units` on hand in the bench warehouse; returns (sku id, warehouse id, stock level id)."""
     from shared.extensions import db
     from shared.models import StockLevel
@@ -375,7 +375,7 @@ def _stock_sku(app, code: str, units: int) -> tuple[int, int, int]:
     return ids
 
 
-def _seed_reference(app, channels=(("OS", "官网商城", "own_shop"),)) -> None:
+def seed_reference(app, channels=(("OS", "官网商城", "own_shop"),)) -> None:
     from shared.extensions import db
     from shared.services import catalog
 
@@ -423,24 +423,24 @@ def run_reserve(url: str, clients: int = 16, stock_units: int = 5000, attempts: 
     """Reservations per second on one hot SKU: full order creation per unit, and the bare conditional UPDATE."""
     if attempts <= stock_units:
         raise UsageError("--attempts must exceed --stock so that some reservations are refused")
-    app = _core_app(url, overrides, pool_size=clients + 4)
+    app = core_app(url, overrides, pool_size=clients + 4)
     results: dict = {"benchmark": "reserve", "clients": clients, "stock": stock_units, "attempts": attempts,
                      "repeat": repeat, "rows": [], "ok": True}
     try:
-        _seed_reference(app)
+        seed_reference(app)
         variants = [("create_order", mode) for mode in modes]
         if raw:
             variants += [("raw_update_core", "threads"), ("raw_update_dbapi", "threads")]
         for kind, mode in variants:
             runs = []
             for rep in range(repeat):
-                sku_id, warehouse_id, level_id = _stock_sku(app, f"HOT-{kind}-{mode}-{rep}".upper(), stock_units)
+                sku_id, warehouse_id, level_id = stock_sku(app, f"HOT-{kind}-{mode}-{rep}".upper(), stock_units)
                 if kind == "create_order":
                     jobs = _hot_jobs(f"HOT-{kind}-{mode}-{rep}".upper(), clients, attempts)
-                    _progress(f"reserve: {kind} {mode} run {rep + 1}/{repeat}")
+                    progress(f"reserve: {kind} {mode} run {rep + 1}/{repeat}")
                     outcome = run_clients(app, url, overrides, jobs, mode)
                 else:
-                    _progress(f"reserve: {kind} run {rep + 1}/{repeat}")
+                    progress(f"reserve: {kind} run {rep + 1}/{repeat}")
                     outcome = run_raw_clients(app, level_id, clients, attempts, kind.rsplit("_", 1)[1])
                 outcome["checks"] = verify_hot_sku(app, sku_id, warehouse_id, stock_units, outcome["ok"],
                                                    with_orders=kind == "create_order")
@@ -465,17 +465,17 @@ def run_reserve(url: str, clients: int = 16, stock_units: int = 5000, attempts: 
                             "met": r["reservations_per_s"]["median"] >= 500}
                            for r in results["rows"] if r["kind"] == "create_order"]
         if verify_audit:
-            results["audit_chain"] = _verify_audit(app)
+            results["audit_chain"] = verify_audit(app)
             results["ok"] = results["ok"] and results["audit_chain"]["intact"]
     finally:
-        _dispose(app)
+        dispose(app)
     return results
 
 
 def _hot_jobs(sku_code: str, clients: int, attempts: int) -> list[list[dict]]:
     """One-unit paid orders of one SKU on channel OS, `attempts` in all, shared out between the clients."""
-    placed, jobs, counter = _placed_at(), [], 0
-    for share in _split(attempts, clients):
+    placed, jobs, counter = placed_at(), [], 0
+    for share in split(attempts, clients):
         job = []
         for _ in range(share):
             counter += 1
@@ -490,11 +490,11 @@ def _instrumented_hot_run(app, url: str, overrides: dict | None, clients: int, a
     from shared.extensions import db
 
     units, code = attempts * 5 // 6, f"HOT-PROBED-{clients}"
-    sku_id, warehouse_id, _ = _stock_sku(app, code, units)
+    sku_id, warehouse_id, _ = stock_sku(app, code, units)
     jobs = _hot_jobs(code, clients, attempts)
     with app.app_context():
         probe = LockProbe(db.engine)
-    _progress(f"reserve: instrumented run ({clients} threads, {attempts} attempts)")
+    progress(f"reserve: instrumented run ({clients} threads, {attempts} attempts)")
     with probe.installed():
         outcome = run_clients(app, url, overrides, jobs, "threads")
     checks = verify_hot_sku(app, sku_id, warehouse_id, units, outcome["ok"], with_orders=True)
@@ -503,7 +503,7 @@ def _instrumented_hot_run(app, url: str, overrides: dict | None, clients: int, a
             "sql_ms_per_statement": 1000 * probe.sql_s / max(probe.statements, 1)}
 
 
-def _verify_audit(app) -> dict:
+def verify_audit(app) -> dict:
     from shared.extensions import db
     from shared.services.audit import verify_chain
 
@@ -517,7 +517,7 @@ def print_reserve(results: dict) -> None:
     labels = {"create_order": "create_order (1 unit, paid, OS) + commit", "raw_update_core":
               "bare conditional UPDATE + commit (SQLAlchemy Core)", "raw_update_dbapi":
               "bare conditional UPDATE + commit (DBAPI cursor)"}
-    rows = [[labels[r["kind"]], r["mode"], _rate_cell(r["reservations_per_s"]), _rate_cell(r["attempts_per_s"]),
+    rows = [[labels[r["kind"]], r["mode"], rate_cell(r["reservations_per_s"]), rate_cell(r["attempts_per_s"]),
              "/".join(str(n) for n in r["refused"]), "yes" if r["checks_passed"] else "NO: " + ", ".join(
                  r["failed_checks"])] for r in results["rows"]]
     print(f"\n### reserve: one hot SKU, {results['clients']} clients, {results['stock']} units, "
@@ -692,8 +692,8 @@ class LockProbe:
 
 def _order_jobs(codes: list[str], clients: int, orders: int, tag: str, channels: list[str], rng) -> list[list[dict]]:
     """Two-line paid orders over random SKUs; client i uses channels[i % len(channels)]."""
-    placed, jobs, counter = _placed_at(), [], 0
-    for client, share in enumerate(_split(orders, clients)):
+    placed, jobs, counter = placed_at(), [], 0
+    for client, share in enumerate(split(orders, clients)):
         job = []
         for _ in range(share):
             counter += 1
@@ -713,11 +713,11 @@ def run_create_orders(url: str, orders: int = 1200, client_counts: tuple[int, ..
     from shared.extensions import db
 
     rng = random.Random(seed)
-    app = _core_app(url, overrides, pool_size=max(client_counts) + 4)
+    app = core_app(url, overrides, pool_size=max(client_counts) + 4)
     results: dict = {"benchmark": "create-orders", "orders_per_run": orders, "skus": skus, "repeat": repeat,
                      "mode": mode, "rows": [], "ok": True}
     try:
-        _seed_reference(app, channels=SPREAD_CHANNELS[:max(4, max(client_counts))])
+        seed_reference(app, channels=SPREAD_CHANNELS[:max(4, max(client_counts))])
         codes = seed_skus(app, skus, units=1_000_000)
         cases = [(clients, "one channel (OS)", ["OS"], False) for clients in client_counts]
         if diagnostics:
@@ -731,7 +731,7 @@ def run_create_orders(url: str, orders: int = 1200, client_counts: tuple[int, ..
             for rep in range(repeat):
                 jobs = _order_jobs(codes, clients, orders, f"{clients}-{len(channels)}-{audit_off}-{rep}", channels,
                                    rng)
-                _progress(f"create-orders: {clients} client(s), {label}, run {rep + 1}/{repeat}")
+                progress(f"create-orders: {clients} client(s), {label}, run {rep + 1}/{repeat}")
                 if audit_off:
                     with audit_sealing_disabled():
                         outcome = run_clients(app, url, overrides, jobs, mode)
@@ -753,12 +753,12 @@ def run_create_orders(url: str, orders: int = 1200, client_counts: tuple[int, ..
         if profile_orders:
             results["profile"] = _profile_single_client(app, codes, profile_orders, rng)
         results["checks"] = verify_stock_consistent(app)
-        results["audit_chain"] = _verify_audit(app)
+        results["audit_chain"] = verify_audit(app)
         results["ok"] = results["ok"] and all(results["checks"].values()) and results["audit_chain"]["intact"]
     finally:
         with app.app_context():
             db.session.remove()
-        _dispose(app)
+        dispose(app)
     return results
 
 
@@ -796,7 +796,7 @@ def _holds_table(holds: dict) -> str:
 def print_create_orders(results: dict) -> None:
     print(f"\n### create-orders: {results['orders_per_run']} orders per run, 2 lines each, {results['skus']} SKUs, "
           f"{results['repeat']} runs, clients as {results['mode']}\n")
-    rows = [[r["clients"], r["case"], _rate_cell(r["orders_per_s"]), "/".join(str(n) for n in r["created"]),
+    rows = [[r["clients"], r["case"], rate_cell(r["orders_per_s"]), "/".join(str(n) for n in r["created"]),
              r["errors"]] for r in results["rows"]]
     print(markdown_table(["clients", "case", "orders/s median (min–max)", "created per run", "errors"], rows))
     for row in results["rows"]:
@@ -843,7 +843,7 @@ def seed_list_orders(app, count: int, days: int = 60, seed: int = 11, chunk: int
                  "phone_index": crypto.blind_index("phone", phones[i]), "tier": "standard", "failed_logins": 0,
                  "locale": "zh_CN", "created_at": now - timedelta(days=days + 1)}
                 for i in range(start, min(start + chunk, customer_count))])
-        _progress(f"order-list: {customer_count} customers inserted")
+        progress(f"order-list: {customer_count} customers inserted")
         codes, code_weights = _weighted(LIST_CHANNELS)
         statuses, status_weights = _weighted(LIST_STATUSES)
         offsets = sorted(rng.random() for _ in range(count))
@@ -887,7 +887,7 @@ def seed_list_orders(app, count: int, days: int = 60, seed: int = 11, chunk: int
             # EncryptedText encrypts each personal value with crypto.encrypt as the rows are bound.
             db.session.execute(sa.insert(Order.__table__), rows)
             db.session.commit()
-            _progress(f"order-list: {min(start + chunk, count)}/{count} orders inserted")
+            progress(f"order-list: {min(start + chunk, count)}/{count} orders inserted")
         db.session.execute(sa.insert(OrderNumberSequence.__table__), [
             {"channel_code": code, "local_date": day, "last_value": value} for (code, day), value in sequences.items()])
         if db.engine.dialect.name == "postgresql":
@@ -1024,7 +1024,7 @@ def run_order_list(url: str, orders: int = 200_000, samples: int = 20, repeat: i
             captured.append((statement, parameters))
 
         for label, target in scenarios:
-            _progress(f"order-list: {label}")
+            progress(f"order-list: {label}")
             for _ in range(3):
                 get_ms(client, target)  # warm caches and the connection pool
             rounds = [[get_ms(client, target)[0] for _ in range(samples)] for _ in range(repeat)]
@@ -1045,7 +1045,7 @@ def run_order_list(url: str, orders: int = 200_000, samples: int = 20, repeat: i
                                     "plan": plan, "plan_summary": plan_summary(plan),
                                     "statements": [s for s, _ in captured],
                                     **_latency([v for r in rounds for v in r], rounds)})
-        _progress(f"order-list: walking {walk_pages} pages by next cursor")
+        progress(f"order-list: walking {walk_pages} pages by next cursor")
         walk_rounds = []
         for _ in range(repeat):
             target, timings = "/orders/", []
@@ -1066,7 +1066,7 @@ def run_order_list(url: str, orders: int = 200_000, samples: int = 20, repeat: i
         results["aims"] = [{"aim": f"p95 < 150 ms: {r['scenario']}", "measured": f"{r['p95_ms']:.1f} ms",
                             "met": r["p95_ms"] < 150} for r in results["rows"]]
     finally:
-        _dispose(app)
+        dispose(app)
     return results
 
 
@@ -1127,7 +1127,7 @@ def _write_json(name: str, results: dict, path: str | None) -> None:
     target = Path(path) if path else RESULTS_DIR / f"{name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str))
-    _progress(f"results written to {target}")
+    progress(f"results written to {target}")
 
 
 def _run_sync_benchmark(name: str, url: str, args) -> dict:
@@ -1285,7 +1285,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     name = args.benchmark
-    _progress(f"{name} on {_database_label(args.database_url)}")
+    progress(f"{name} on {_database_label(args.database_url)}")
     load_before, version = os.getloadavg(), code_version()
     try:
         if name in ("ingest", "tracking") and args.ceiling:
@@ -1323,7 +1323,7 @@ def main(argv: list[str] | None = None) -> int:
                 from devtools.bench import audit as bench_audit
 
                 results = bench_audit.run_audit_verify(url, events=args.events, unsealed=args.unsealed,
-                                                       repeat=args.repeat, progress=_progress)
+                                                       repeat=args.repeat, progress=progress)
                 bench_audit.print_audit_verify(results)
             elif name == "create-orders":
                 counts = tuple(int(n) for n in args.clients.split(",") if n.strip())

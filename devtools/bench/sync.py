@@ -28,7 +28,7 @@ SKUS = tuple(f"SKU-{n:04d}" for n in range(1, 51))
 WEBHOOK_SECRET = "bench-webhook-secret-0123456789"
 
 
-def _progress(message: str) -> None:
+def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
@@ -93,7 +93,7 @@ def seed_channel_orders(app, count: int, chunk: int = 20_000) -> tuple[int, date
                                         index, "浙江省", "杭州市", "西湖区", cipher, moment, moment, moment, 1,
                                         "WAIT_SELLER_SEND_GOODS", moment))
                 raw.commit()
-                _progress(f"reconcile: {min(start + chunk, count):,}/{count:,} orders copied")
+                progress(f"reconcile: {min(start + chunk, count):,}/{count:,} orders copied")
         finally:
             raw.close()
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
@@ -156,7 +156,7 @@ def run_reconcile(url: str, count: int = 1_000_000, repeat: int = 3, overrides: 
             db.session.commit()
             compare_only.append(time.perf_counter() - compare_started)
             full.append(time.perf_counter() - started)
-            _progress(f"reconcile round {round_number + 1}: baseline {baseline[-1]:.2f} s, report {full[-1]:.2f} s, "
+            progress(f"reconcile round {round_number + 1}: baseline {baseline[-1]:.2f} s, report {full[-1]:.2f} s, "
                       f"{len(rows)} differences")
         counts = (report.missing_here, report.missing_there, report.mismatched, report.channel_count,
                   report.local_count)
@@ -276,7 +276,7 @@ def run_ingest(url: str, redis_url: str, orders: int = 100_000, workers: int = 2
     app = _app(url, redis_url, overrides)
     try:
         channels = _connect_simulated(app, simulator, (platform,))
-        _progress(f"ingest: generating {orders:,} {platform} orders in the simulator")
+        progress(f"ingest: generating {orders:,} {platform} orders in the simulator")
         simulator.bulk_generate(platform, orders)
         processes = start_workers(url, redis_url, workers, simple, overrides)
         try:
@@ -290,7 +290,7 @@ def run_ingest(url: str, redis_url: str, orders: int = 100_000, workers: int = 2
                 finished = counts.get("done", 0) + counts.get("review", 0) + counts.get("dead", 0)
                 samples.append((time.perf_counter() - started, finished))
                 if len(samples) % 10 == 0:
-                    _progress(f"ingest: {finished:,}/{orders:,} processed, inbox {counts}")
+                    progress(f"ingest: {finished:,}/{orders:,} processed, inbox {counts}")
                 if finished >= orders and not counts.get("received") and not counts.get("processing"):
                     break
                 time.sleep(1)

@@ -18,7 +18,7 @@ from shared.channels.canonical import (
     text_of,
     unix_time,
 )
-from shared.channels.privacy import buyer_key_of, ciphertext_of, masked_text
+from shared.channels.privacy import buyer_key_of, ciphertext_of, masked_text, plain_per_field
 from shared.money import CENT
 
 ZERO = Decimal("0.00")
@@ -180,15 +180,4 @@ class DouyinAdapter(Adapter):
             raise DecryptRefused(f"Douyin {custom.get('err_code')}: {custom.get('err_msg')}")
         answers = {(str(item.get("auth_id")), item.get("cipher_text")): item for item in data.get("decrypt_infos") or []
                    if isinstance(item, dict)}
-        plain = {}
-        for request in requests:
-            values = {}
-            for name, target in PLAIN_OF.items():
-                item = answers.get((request.order_id, request.ciphertext.get(name)))
-                if item is None:
-                    raise DecryptRefused(f"Douyin returned no {name} for order {request.order_id}")
-                if item.get("err_no") not in (0, None):
-                    raise DecryptRefused(f"Douyin {item.get('err_no')}: {item.get('err_msg')}")
-                values[target] = str(item.get("decrypt_text") or "")
-            plain[request.order_id] = values
-        return plain
+        return plain_per_field("Douyin", requests, answers, PLAIN_OF, "err_no", "decrypt_text")

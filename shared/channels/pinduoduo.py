@@ -19,7 +19,7 @@ from shared.channels.canonical import (
     quantity_of,
     text_of,
 )
-from shared.channels.privacy import buyer_key_of, ciphertext_of, is_ciphertext, masked_text
+from shared.channels.privacy import buyer_key_of, ciphertext_of, is_ciphertext, masked_text, plain_per_field
 
 _SHIPPED, _RECEIVED = "2", "3"
 DECRYPT_TYPE = "pdd.open.decrypt.batch"
@@ -153,15 +153,4 @@ class PinduoduoAdapter(Adapter):
         answers = {(str(item.get("data_tag")), item.get("encrypted_data")): item for item in
                    (body.get("open_decrypt_batch_response") or {}).get("data_decrypt_list") or []
                    if isinstance(item, dict)}
-        plain = {}
-        for request in requests:
-            values = {}
-            for name, target in PLAIN_OF.items():
-                item = answers.get((request.order_id, request.ciphertext.get(name)))
-                if item is None:
-                    raise DecryptRefused(f"PDD returned no {name} for order {request.order_id}")
-                if item.get("error_code") not in (0, None):
-                    raise DecryptRefused(f"PDD {item.get('error_code')}: {item.get('error_msg')}")
-                values[target] = str(item.get("decrypted_data") or "")
-            plain[request.order_id] = values
-        return plain
+        return plain_per_field("PDD", requests, answers, PLAIN_OF, "error_code", "decrypted_data")

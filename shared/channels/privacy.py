@@ -55,3 +55,23 @@ def buyer_key_of(*values) -> str | None:
                                      code="too_long")
             return key
     return None
+
+
+def plain_per_field(platform: str, requests, answers: dict, plain_of: dict, error_key: str, text_key: str) -> dict:
+    """{order id: {receiver, phone, street}} from a decrypt answer that decrypts field by field (Pinduoduo,
+    Douyin): `answers` maps (order id, ciphertext) to the platform's item; a missing or failed item refuses the
+    whole batch (nothing half decrypted is shown)."""
+    from shared.channels.base import DecryptRefused
+
+    plain = {}
+    for request in requests:
+        values = {}
+        for name, target in plain_of.items():
+            item = answers.get((request.order_id, request.ciphertext.get(name)))
+            if item is None:
+                raise DecryptRefused(f"{platform} returned no {name} for order {request.order_id}")
+            if item.get(error_key) not in (0, None):
+                raise DecryptRefused(f"{platform} {item.get(error_key)}: {item.get('err_msg') or item.get('error_msg')}")
+            values[target] = str(item.get(text_key) or "")
+        plain[request.order_id] = values
+    return plain
