@@ -39,7 +39,8 @@ def test_role_matrix(portal, create_order, create_user, role):
     db.session.commit()
     samples = {"order_no": order.order_no, "sku_code": "SKU-1", "user_id": user.id, "sku": "SKU-1",
                "code": "OS", "item_id": 1, "report_id": 1, "subscription_id": 1, "delivery_id": 1,
-               "wave_id": 1, "shipment_id": 1, "take_id": 1, "platform_status": "WAIT_BUYER_PAY", "kind": "sku"}
+               "wave_id": 1, "shipment_id": 1, "take_id": 1, "platform_status": "WAIT_BUYER_PAY", "kind": "sku",
+               "bin_code": "A-01"}
     client = english_client(portal)
     assert sign_in(client, user.username).status_code == 302
     form_token = csrf_token(client)
