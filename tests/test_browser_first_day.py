@@ -159,8 +159,8 @@ def shop_started(live_apps) -> None:
 
 # --- 1. the whole first day through the pages -----------------------------------------------------------------
 
-def test_an_admin_fixes_every_missing_step_through_the_pages(live_apps, first_admin, portal_server, browser,
-                                                              tmp_path):
+def test_an_admin_fixes_every_missing_step_through_the_pages(live_apps, first_admin, portal_server,  # noqa: F811
+                                                              browser, tmp_path):  # noqa: F811
     driver, base = browser, portal_server
     _sign_in(driver, base, "admin1")
     _page_is_clean(driver)
@@ -337,7 +337,7 @@ def test_an_admin_fixes_every_missing_step_through_the_pages(live_apps, first_ad
 # --- 2. bad input refused in the form -------------------------------------------------------------------------
 
 def test_a_bin_code_with_markup_and_a_duplicate_channel_code_are_refused_in_the_form(live_apps, shop_started,
-                                                                                      portal_server, browser):
+                                                                                      portal_server, browser):  # noqa: F811
     driver, base = browser, portal_server
     _sign_in(driver, base, "admin1")
     _open(driver, f"{base}/setup/warehouses/HZ1")
@@ -376,11 +376,19 @@ def test_a_bin_code_with_markup_and_a_duplicate_channel_code_are_refused_in_the_
             [("TM", "天猫旗舰店", "taobao")]
     assert driver.execute_script("return window.xssFired") in (False, None)
 
+    # The platforms by their names in Chinese too, never by their stored codes.
+    _open(driver, f"{base}/setup/channels/new")
+    _switch_language(driver, "zh_CN")
+    kinds = [o.text for o in Select(driver.find_element(By.CSS_SELECTOR, "[data-testid=channel-form] select[name=kind]"))
+             .options]
+    assert kinds[:4] == ["淘宝 / 天猫", "京东", "拼多多", "抖店"] and "自营网店" in kinds and "own_shop" not in kinds
+    _page_is_clean(driver)
+
 
 # --- 3. customer service, and secrets -------------------------------------------------------------------------
 
-def test_customer_service_cannot_reach_set_up_and_no_page_shows_a_secret(live_apps, shop_started, portal_server,
-                                                                         browser):
+def test_customer_service_cannot_reach_set_up_and_no_page_shows_a_secret(live_apps, shop_started,
+                                                                         portal_server, browser):  # noqa: F811
     driver, base = browser, portal_server
     _sign_in(driver, base, "cs1")
     assert driver.find_elements(By.LINK_TEXT, "Getting started") == []
