@@ -11,6 +11,7 @@ from shared.extensions import db
 from shared.lifecycle import OrderStatus, Transition, find_transition, transitions_from
 from shared.models import Channel, Order, OrderLine, Reservation
 from shared.money import parse_money
+from shared.security import crypto
 from shared.security.permissions import can
 from shared.services import audit, customers, outbox
 from shared.services import stock as stock_service
