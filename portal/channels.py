@@ -58,7 +58,8 @@ for _name, _table in (("inbox_status_label", labels.INBOX_STATUS), ("inbox_sourc
                       ("rejection_label", labels.WEBHOOK_REJECTION),
                       ("reconciliation_status_label", labels.RECONCILIATION_STATUS),
                       ("trigger_label", labels.RECONCILIATION_TRIGGER), ("difference_label", labels.DIFFERENCE),
-                      ("tracking_source_label", labels.TRACKING_SOURCE)):
+                      ("tracking_source_label", labels.TRACKING_SOURCE),
+                      ("channel_kind_label", labels.CHANNEL_KIND)):
     bp.add_app_template_filter(lambda code, table=_table: labels.label(table, code), _name)
 
 # What a platform's status words mean, where the word alone does not say it (the mapping table shows these).
@@ -346,8 +347,8 @@ def _settings_page(channel: Channel, connection_form=None, status_form=None, sku
             "base_url": connection.base_url if connection else "", "app_key": connection.app_key if connection else "",
             "poll_minutes": connection.poll_minutes if connection else 5,
             "polling_enabled": connection.polling_enabled if connection else True})
-    secrets_set = {name: bool(connection is not None and getattr(connection, name))
-                   for name in ("app_secret", "access_token", "webhook_secret")}
+    secrets_set = {name: channel_settings.secret_hint(getattr(connection, name) if connection else None)
+                   for name in channel_settings.SECRETS}
     mappings = channel_settings.status_mappings(channel)
     kind = channel.kind
     notes = {row.platform_status: platform_status_note(kind, row.platform_status) for row in mappings}

@@ -221,7 +221,9 @@ class StockTakeDecisionForm(FlaskForm):
 def channel_kind_choices():
     from shared.models.channel import CHANNEL_KINDS
 
-    return [(kind, kind) for kind in CHANNEL_KINDS]
+    from shared.labels import CHANNEL_KIND
+
+    return [(kind, label(CHANNEL_KIND, kind)) for kind in CHANNEL_KINDS]
 
 
 class ChannelForm(FlaskForm):
@@ -260,6 +262,13 @@ class BinForm(FlaskForm):
     code = StringField(_l("Bin code"), validators=[DataRequired(), Length(max=32)])
     walk_order = IntegerField(_l("Walk order"), default=0, validators=[InputRequired(), NumberRange(min=0)])
     capacity = IntegerField(_l("Capacity (units)"), default=10_000, validators=[InputRequired(), NumberRange(min=1)])
+
+
+class BinEditForm(FlaskForm):
+    """A bin's place on the pick walk and its capacity; its code is printed on the shelf and stays."""
+
+    walk_order = IntegerField(_l("Walk order"), validators=[InputRequired(), NumberRange(min=0)])
+    capacity = IntegerField(_l("Capacity (units)"), validators=[InputRequired(), NumberRange(min=1)])
 
 
 class DeviceForm(FlaskForm):

@@ -6,14 +6,17 @@ from shared.extensions import db
 from shared.services.errors import ServiceError
 
 
-def commit_or_refuse(action, success: str, failure: str | None = None) -> bool:
-    """Run the service call and commit; a refusal rolls back, changes nothing and says why."""
+def commit_or_refuse(action, success: str, failure: str | None = None, form=None) -> bool:
+    """Run the service call and commit; a refusal rolls back, changes nothing and says why (also beside the
+    field of `form` it names, so the form that is shown again carries its error)."""
     try:
         action()
         db.session.commit()
     except ServiceError as refused:
         db.session.rollback()
         flash((failure or _("Not saved: %(message)s")) % {"message": refused.message}, "error")
+        if form is not None and refused.field and refused.field in form:
+            form[refused.field].errors = [*form[refused.field].errors, refused.message]
         return False
     flash(success, "success")
     return True

@@ -9,10 +9,10 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from portal.access import requires
-from portal.forms import (BinForm, ChannelDetailsForm, ChannelForm, DeviceForm, MappingImportForm,
+from portal.forms import (BinEditForm, BinForm, ChannelDetailsForm, ChannelForm, DeviceForm, MappingImportForm,
                           WarehouseEditForm)
 from portal.outcomes import commit_or_refuse, flash_form_errors
-from shared import dispatch
+from shared import dispatch, labels
 from shared.carriers.waybills import CARRIER_NAMES
 from shared.channels import polls, takes_webhooks
 from shared.channels.spreadsheet import MAX_BYTES
@@ -87,14 +87,15 @@ def missing_steps() -> list[Step]:
         if not statuses or (needs_api and not mapped):
             unmapped.append(channel.code)
     roles_filled = set(db.session.execute(select(StaffUser.role).where(StaffUser.active).distinct()).scalars())
-    roles_missing = [role.value for role in Role if role.value not in roles_filled]
+    roles_missing = [labels.label(labels.ROLE, role.value) for role in Role if role.value not in roles_filled]
     workers = _workers_running()
     return [
         Step("warehouse", _("A warehouse"), bool(warehouses),
              _("%(count)s in use", count=len(warehouses)) if warehouses else _("No warehouse yet"),
              url_for("catalog.index"), _("Create a warehouse")),
         Step("bins", _("Bins in every warehouse"), bool(warehouses) and not binless,
-             _("No bins in: %(codes)s", codes=", ".join(binless)) if binless else _("Every warehouse has bins"),
+             _("No bins in: %(codes)s", codes=", ".join(binless)) if binless else
+             _("Every warehouse has bins") if warehouses else _("No warehouse yet"),
              url_for("setup.warehouse", code=binless[0]) if binless else None, _("Add bins")),
         Step("sku", _("A SKU"), bool(skus), _("%(count)s SKUs", count=skus), url_for("catalog.index"),
              _("Create a SKU")),
@@ -107,18 +108,19 @@ def missing_steps() -> list[Step]:
              bool(channels) and not unconnected and not failing,
              _("Not connected: %(codes)s", codes=", ".join(unconnected)) if unconnected else
              _("Connected, but the last polls failed: %(codes)s", codes=", ".join(failing)) if failing else
-             _("Every channel can be reached"),
+             _("Every channel can be reached") if channels else _("No channel yet"),
              url_for("channels.settings", code=(unconnected or failing)[0], _anchor="connection")
              if unconnected or failing else None, _("Set the connection")),
         Step("mappings", _("Status and SKU mappings"), bool(channels) and not unmapped,
-             _("Missing mappings: %(codes)s", codes=", ".join(unmapped)) if unmapped else _("Every channel is mapped"),
+             _("Missing mappings: %(codes)s", codes=", ".join(unmapped)) if unmapped else
+             _("Every channel is mapped") if channels else _("No channel yet"),
              url_for("setup.channel", code=unmapped[0]) if unmapped else None, _("Map or import")),
         Step("staff", _("A staff user for every role"), not roles_missing,
              _("No one yet as: %(roles)s", roles=", ".join(roles_missing)) if roles_missing else
              _("Every role has someone"), url_for("users.index"), _("Add staff")),
         Step("handhelds", _("A handheld in every warehouse"), bool(warehouses) and not handheldless,
              _("No handheld in: %(codes)s", codes=", ".join(handheldless)) if handheldless else
-             _("Every warehouse can scan"),
+             _("Every warehouse can scan") if warehouses else _("No warehouse yet"),
              url_for("setup.warehouse", code=handheldless[0], _anchor="handhelds") if handheldless else None,
              _("Register a handheld")),
         Step("worker", _("Redis and a background worker"), bool(workers),
@@ -159,7 +161,8 @@ def new_channel():
         if not commit_or_refuse(lambda: made.append(catalog.create_channel(
                 form.code.data, form.name.data, form.kind.data, staff_actor(current_user),
                 timezone=form.timezone.data, currency=form.currency.data)),
-                _("Channel %(code)s was created; set its connection next.", code=(form.code.data or "").upper())):
+                _("Channel %(code)s was created; set its connection next.", code=(form.code.data or "").upper()),
+                form=form):
             return render_template("portal/setup/new_channel.html", form=form), 422
         return redirect(url_for("channels.settings", code=made[0].code, _anchor="connection"), 303)
     return render_template("portal/setup/new_channel.html", form=form)
@@ -290,11 +293,33 @@ def add_bin(code: str):
     if form.validate_on_submit():
         if commit_or_refuse(lambda: catalog.create_bin(warehouse, {
                 "code": form.code.data, "walk_order": form.walk_order.data, "capacity": form.capacity.data},
-                staff_actor(current_user)), _("Bin %(code)s was added.", code=form.code.data)):
+                staff_actor(current_user)), _("Bin %(code)s was added.", code=form.code.data), form=form):
             return redirect(url_for("setup.warehouse", code=warehouse.code, _anchor="bins"), 303)
     else:
         flash_form_errors(form)
     return _warehouse_page(warehouse, bin_form=form, status=422)
+
+
+@bp.post("/warehouses/<code>/bins/<bin_code>")
+@requires("catalog", "edit")
+def save_bin(code: str, bin_code: str):
+    """A bin's walk order and capacity (never below what lies in it)."""
+    warehouse = _warehouse(code)
+    try:
+        row = catalog.get_bin(warehouse, bin_code)
+    except ServiceError:
+        from flask import abort
+
+        abort(404)
+    form = BinEditForm()
+    if form.validate_on_submit():
+        if commit_or_refuse(lambda: catalog.update_bin(warehouse, row, {
+                "walk_order": form.walk_order.data, "capacity": form.capacity.data}, staff_actor(current_user)),
+                _("Bin %(code)s was saved.", code=row.code)):
+            return redirect(url_for("setup.warehouse", code=warehouse.code, _anchor="bins"), 303)
+    else:
+        flash_form_errors(form)
+    return _warehouse_page(warehouse, status=422)
 
 
 @bp.post("/warehouses/<code>/handhelds")

@@ -10,6 +10,10 @@ PAYMENT = {"unpaid": _l("Unpaid"), "paid": _l("Paid"), "refunded": _l("Refunded"
            "partially_refunded": _l("Partially refunded")}
 REFUND = {"none": _l("No refund"), "requested": _l("Refund requested"), "partial": _l("Partly refunded"),
           "refunded": _l("Refunded")}
+# A channel's platform, as a merchant names it (stored as shared/models/channel.py CHANNEL_KINDS).
+CHANNEL_KIND = {"taobao": _l("Taobao / Tmall"), "jd": _l("JD.com"), "pinduoduo": _l("Pinduoduo"),
+                "douyin": _l("Douyin shop"), "wechat": _l("WeChat mini program"), "own_shop": _l("Own web shop"),
+                "shopify": _l("Shopify"), "woocommerce": _l("WooCommerce"), "offline": _l("Offline store")}
 ROLE = {"admin": _l("Administrator"), "ops_manager": _l("Operations manager"),
         "customer_service": _l("Customer service"), "warehouse": _l("Warehouse staff"), "finance": _l("Finance"),
         "auditor": _l("Auditor")}

@@ -334,6 +334,37 @@ def test_a_bin_with_markup_is_refused_in_the_portal_and_shown_escaped(client_for
     assert added.status_code == 303 and [b.code for b in catalog.bins_of(warehouse)] == ["A-01"]
 
 
+def test_a_bin_is_edited_in_the_portal_and_bad_values_change_nothing(client_for, warehouse):
+    catalog.create_bin(warehouse, {"code": "A-01", "walk_order": 1, "capacity": 100}, ADMIN)
+    db.session.commit()
+    ops = client_for("ops_manager")
+    token = csrf_token(ops, "/setup/warehouses/HZ1")
+    assert 'action="/setup/warehouses/HZ1/bins/A-01"' in ops.get("/setup/warehouses/HZ1").get_data(as_text=True)
+    warehouse_staff = client_for("warehouse")  # may look at bins, not change them
+    staff_token = csrf_token(warehouse_staff, "/catalog/")
+    before = counts()
+    for bad in ({"walk_order": "-1", "capacity": "100"}, {"walk_order": "1", "capacity": "0"},
+                {"walk_order": "x", "capacity": "100"}):
+        refused = ops.post("/setup/warehouses/HZ1/bins/A-01", data=bad | {"csrf_token": token})
+        assert refused.status_code == 422, bad
+    assert ops.post("/setup/warehouses/HZ1/bins/A-01", data={"walk_order": "2", "capacity": "50"}).status_code == 400
+    assert ops.post("/setup/warehouses/HZ1/bins/NOPE", data={"walk_order": "2", "capacity": "50",
+                                                             "csrf_token": token}).status_code == 404
+    assert warehouse_staff.post("/setup/warehouses/HZ1/bins/A-01", data={
+        "walk_order": "2", "capacity": "50", "csrf_token": staff_token}).status_code == 403
+    assert counts() == before
+    row = catalog.get_bin(warehouse, "A-01")
+    db.session.refresh(row)
+    assert (row.walk_order, row.capacity) == (1, 100)
+    saved = ops.post("/setup/warehouses/HZ1/bins/A-01", data={"walk_order": "4", "capacity": "250",
+                                                               "csrf_token": token})
+    assert saved.status_code == 303
+    db.session.refresh(row)
+    assert (row.walk_order, row.capacity) == (4, 250)
+    event = db.session.execute(select(AuditEvent).where(AuditEvent.action == "bin.update")).scalar_one()
+    assert event.before["capacity"] == 100 and event.after == {"walk_order": 4, "capacity": 250, "bin": "A-01"}
+
+
 def test_warehouse_carriers_are_edited_in_the_portal_and_a_handheld_token_is_shown_once(client_for, warehouse):
     ops = client_for("ops_manager")
     token = csrf_token(ops, "/setup/warehouses/HZ1")
