@@ -346,8 +346,8 @@ def test_a_bin_code_with_markup_and_a_duplicate_channel_code_are_refused_in_the_
     markup = "<b>x</b>"
     _fill(form, {"code": markup, "walk_order": "1", "capacity": "100"})
     _submit(driver, form, "the refusal", refused=True)
-    assert "a bin code uses letters, digits" in _flash(driver)
-    assert _text(driver, "bin-errors").startswith("Bin code: a bin code uses letters, digits")  # in the form
+    assert "a bin code uses letters A-Z, digits" in _flash(driver)
+    assert _text(driver, "bin-errors").startswith("Bin code: a bin code uses letters A-Z, digits")  # in the form
     assert driver.find_elements(By.CSS_SELECTOR, "main b") == [], "the bin code was rendered as markup"
     assert driver.find_element(By.CSS_SELECTOR, "[data-testid=bin-form] input[name=code]").get_attribute(
         "value") == markup  # kept in the form to correct, as text
