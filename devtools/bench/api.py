@@ -21,7 +21,7 @@ import time
 
 from devtools.bench import ceiling
 from devtools.bench.orders import (BENCH_ACTOR, BENCH_PASSWORD, core_app, dispose, placed_at, progress,
-                                   rate_cell, seed_reference, split, stock_sku, verify_audit, markdown_table,
+                                   rate_cell, seed_reference, split, stock_sku, verify_audit_chain, markdown_table,
                                    new_phone, order_payload, seed_skus, spread, verify_hot_sku,
                                    verify_stock_consistent)
 from shared.config import PROJECT_ROOT
@@ -181,7 +181,7 @@ def run_api(url: str, clients: int = 8, orders: int = 2000, repeat: int = 3, hot
         results["orders_per_s"], results["ceiling_per_s"] = spread(figures), spread(roofs)
         results["ratio"] = ceiling.ratio_summary(figures, roofs)
         results["checks"] = verify_stock_consistent(app)
-        results["audit_chain"] = verify_audit(app)
+        results["audit_chain"] = verify_audit_chain(app)
         results["ok"] = results["ok"] and all(results["checks"].values()) and results["audit_chain"]["intact"]
         results["aims"] = [{"aim": f"≥ 0.25 of the ceiling{' (hot SKU, no oversell)' if hot else ''}",
                             "measured": f"{results['ratio']['median']:.3f} ({results['orders_per_s']['median']:.0f}"

@@ -465,7 +465,7 @@ def run_reserve(url: str, clients: int = 16, stock_units: int = 5000, attempts: 
                             "met": r["reservations_per_s"]["median"] >= 500}
                            for r in results["rows"] if r["kind"] == "create_order"]
         if verify_audit:
-            results["audit_chain"] = verify_audit(app)
+            results["audit_chain"] = verify_audit_chain(app)
             results["ok"] = results["ok"] and results["audit_chain"]["intact"]
     finally:
         dispose(app)
@@ -503,7 +503,7 @@ def _instrumented_hot_run(app, url: str, overrides: dict | None, clients: int, a
             "sql_ms_per_statement": 1000 * probe.sql_s / max(probe.statements, 1)}
 
 
-def verify_audit(app) -> dict:
+def verify_audit_chain(app) -> dict:
     from shared.extensions import db
     from shared.services.audit import verify_chain
 
@@ -753,7 +753,7 @@ def run_create_orders(url: str, orders: int = 1200, client_counts: tuple[int, ..
         if profile_orders:
             results["profile"] = _profile_single_client(app, codes, profile_orders, rng)
         results["checks"] = verify_stock_consistent(app)
-        results["audit_chain"] = verify_audit(app)
+        results["audit_chain"] = verify_audit_chain(app)
         results["ok"] = results["ok"] and all(results["checks"].values()) and results["audit_chain"]["intact"]
     finally:
         with app.app_context():
