@@ -86,7 +86,7 @@ SHIPMENT_STATUS = {"allocated": _l("Allocated"), "waved": _l("In a wave"), "pick
                    "picked": _l("Picked"), "packed": _l("Packed"), "shipped": _l("Shipped"),
                    "delivered": _l("Delivered"), "cancelled": _l("Cancelled")}
 WAVE_STATUS = {"planned": _l("Planned"), "releasing": _l("Releasing"), "released": _l("Released"),
-               "done": _l("Done")}
+               "done": _l("Finished")}
 PICK_TASK_STATUS = {"open": _l("Open"), "picking": _l("Picking"), "done": _l("Picked")}
 SCAN_KIND = {"pick": _l("Pick"), "pack": _l("Pack"), "load": _l("Load")}
 CARRIER = {"SF": _l("SF Express"), "YTO": _l("YTO Express"), "ZTO": _l("ZTO Express"), "STO": _l("STO Express"),

@@ -331,7 +331,7 @@ def test_an_admin_fixes_every_missing_step_through_the_pages(live_apps, first_ad
     assert worker.find_elements(By.TAG_NAME, "a") == []
     assert "worker" in worker.text.lower()
     for key in STEPS[:-1]:
-        assert "Done" in _text(driver, f"step-{key}"), key
+        assert "Finished" in _text(driver, f"step-{key}"), key
 
 
 # --- 2. bad input refused in the form -------------------------------------------------------------------------

@@ -297,6 +297,9 @@ def test_getting_started_lists_what_is_missing_with_links_then_shows_it_done(cli
     db.session.commit()
     assert 'data-testid="step-mappings" data-done="yes"' in page
     assert 'data-testid="step-worker" data-done="no"' in page  # the tests run jobs inline
+    chinese = client_for("admin", locale="zh_CN").get("/setup/").get_data(as_text=True)
+    # a finished step reads 已完成 (finished), not the inbox's 已处理 (processed)
+    assert '<span class="badge ok">已完成</span>' in chinese and "已处理" not in chinese
 
 
 def test_getting_started_is_for_those_who_set_up(client_for):
