@@ -123,17 +123,21 @@ class JdAdapter(Adapter):
                 "protected": PlatformProtected(ciphertext, buyer_key_of(consignee.get("desen_mobile"),
                                                                         consignee.get("oaid")))}
 
-    def fetch_page(self, client, creds: Credentials, start, end, cursor) -> Page:
-        page = cursor or 1
-        business = {"start_date": top_time(start), "end_date": top_time(end), "order_state": STATES,
-                    "page": str(page), "page_size": str(self.page_size), "dateType": "1"}
+    def _call(self, client, creds: Credentials, method: str, business: dict) -> dict:
+        """One JOS router call: the business parameters as `360buy_param_json`, MD5-signed, posted to /routerjson."""
         params = {
-            "method": "jingdong.pop.order.enSearch", "app_key": creds.app_key, "access_token": creds.access_token,
+            "method": method, "app_key": creds.app_key, "access_token": creds.access_token,
             "timestamp": top_time(datetime.now(ZoneInfo("Asia/Shanghai"))), "v": "2.0", "sign_method": "md5",
             "360buy_param_json": json.dumps(business, separators=(",", ":"), ensure_ascii=False),
         }
         params["sign"] = signing.jd_sign(params, creds.app_secret or "")
-        body = self._json(client.post(f"{creds.base_url}/routerjson", data=params))
+        return self._json(client.post(f"{creds.base_url}/routerjson", data=params))
+
+    def fetch_page(self, client, creds: Credentials, start, end, cursor) -> Page:
+        page = cursor or 1
+        business = {"start_date": top_time(start), "end_date": top_time(end), "order_state": STATES,
+                    "page": str(page), "page_size": str(self.page_size), "dateType": "1"}
+        body = self._call(client, creds, "jingdong.pop.order.enSearch", business)
         if "error_response" in body:
             error = body["error_response"]
             raise PlatformError(f"JD error {error.get('code')}: {error.get('en_desc') or error.get('zh_desc')}")
@@ -151,13 +155,7 @@ class JdAdapter(Adapter):
             raise DecryptRefused("the order carries no oaid to decrypt")
         business = {"getReceiverInfoListReqVO": {"orderType": "POP", "appName": "orderloom", "orderInfos": infos,
                                                  "scenesType": "1001"}}
-        params = {
-            "method": DECRYPT_METHOD, "app_key": creds.app_key, "access_token": creds.access_token,
-            "timestamp": top_time(datetime.now(ZoneInfo("Asia/Shanghai"))), "v": "2.0", "sign_method": "md5",
-            "360buy_param_json": json.dumps(business, separators=(",", ":"), ensure_ascii=False),
-        }
-        params["sign"] = signing.jd_sign(params, creds.app_secret or "")
-        body = self._json(client.post(f"{creds.base_url}/routerjson", data=params))
+        body = self._call(client, creds, DECRYPT_METHOD, business)
         if "error_response" in body:
             error = body["error_response"]
             raise DecryptRefused(f"JD {error.get('code')}: {error.get('zh_desc') or error.get('en_desc')}")
