@@ -4,17 +4,17 @@ the views only read."""
 import logging
 from datetime import date, datetime, timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import Interval, and_, case, func, literal, or_, select, union_all
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, load_only
 
 from portal.access import requires
 from portal.dashboard import bar_chart as chart_bars
 from portal.forms import ConfirmForm, PlanWavesForm
 from portal.outcomes import commit_or_refuse, flash_form_errors
-from shared import dispatch, labels, paging
+from shared import dispatch, labels, paging, snapshots
 from shared.extensions import db
 from shared.models import CarrierAttempt, Device, FulfilmentAlarm, Order, PickTask, ScanEvent, Shipment, Warehouse, Wave
 from shared.security.masking import may_reveal, order_contact
@@ -83,8 +83,8 @@ def _is_overdue(shipment: Shipment, now: datetime) -> bool:
 def _matrix(warehouses: list[Warehouse], now: datetime) -> dict:
     """Open shipments per warehouse and step, and how many of them are overdue: two grouped queries.
 
-    The counts read only the index on (status, warehouse_id, allocated_at); the overdue counts need ship_by from
-    the table, so they are a separate query over the steps before shipping."""
+    Both read only the partial index of open shipments (status, warehouse_id, allocated_at, id, ship_by included;
+    migration 0007), never the table. Plain data only: the board serves it from a snapshot (`_board_counts`)."""
     counts = {(status, warehouse_id): count for status, warehouse_id, count in db.session.execute(
         select(Shipment.status, Shipment.warehouse_id, func.count()).where(Shipment.status.in_(STEPS))
         .group_by(Shipment.status, Shipment.warehouse_id)).all()}
@@ -97,10 +97,23 @@ def _matrix(warehouses: list[Warehouse], now: datetime) -> dict:
         row = [{"step": step, "count": counts.get((step, warehouse.id), 0),
                 "overdue": late.get((step, warehouse.id), 0)} for step in STEPS]
         if any(cell["count"] for cell in row):
-            table.append({"warehouse": warehouse, "cells": row, "total": sum(cell["count"] for cell in row)})
+            table.append({"warehouse": {"code": warehouse.code, "name": warehouse.name}, "cells": row,
+                          "total": sum(cell["count"] for cell in row)})
     totals = {step: sum(count for (status, _wid), count in counts.items() if status == step) for step in STEPS}
     return {"rows": table, "totals": totals, "overdue": sum(late.values()),
             "in_warehouse": sum(totals[step] for step in IN_WAREHOUSE)}
+
+
+def _board_counts(warehouses: list[Warehouse], now: datetime):
+    """The board's counts from a snapshot at most BOARD_COUNTS_MAX_AGE seconds old (shared.snapshots)."""
+    return snapshots.fresh("fulfilment_board_matrix", current_app.config["BOARD_COUNTS_MAX_AGE"],
+                           lambda: _matrix(warehouses, now))
+
+
+# What a board row shows; the rest of a shipment (its label HTML, line ids, tracking) is not read.
+BOARD_COLUMNS = (Shipment.id, Shipment.order_id, Shipment.warehouse_id, Shipment.status, Shipment.priority,
+                 Shipment.ship_by, Shipment.carrier_code, Shipment.waybill_no, Shipment.wave_id,
+                 Shipment.allocated_at, Shipment.stalled_at, Shipment.tracking_flags)
 
 
 def _oldest_first(steps: tuple, warehouses: list[Warehouse], cursor: str | None, now: datetime,
@@ -131,7 +144,8 @@ def _oldest_first(steps: tuple, warehouses: list[Warehouse], cursor: str | None,
     if not ids:
         return []
     # Only the order's number and channel: the board never shows (nor decrypts) the receiver's personal data.
-    return db.session.execute(select(Shipment).options(joinedload(Shipment.order).load_only(Order.order_no,
+    return db.session.execute(select(Shipment).options(load_only(*BOARD_COLUMNS),
+                                                       joinedload(Shipment.order).load_only(Order.order_no,
                                                                                             Order.channel_id))
                               .where(Shipment.id.in_(ids))
                               .order_by(Shipment.allocated_at, Shipment.id)).unique().scalars().all()
@@ -156,14 +170,16 @@ def board():
                "step": step, "overdue_only": overdue_only, "steps": STEPS, "args": request.args}
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "shipment-table":
         return render_template("portal/fulfilment/_board_table.html", **context)
-    matrix = _matrix(warehouses, now)
+    counts = _board_counts(warehouses, now)
+    matrix = counts.value
     open_alarms = alarms.open_alarms(ALARMS_SHOWN)
     order_ids = {a.order_id for a in open_alarms if a.order_id}
     order_nos = dict(db.session.execute(select(Order.id, Order.order_no).where(Order.id.in_(order_ids))).all()) \
         if order_ids else {}
     bars = chart_bars([(labels.label(labels.SHIPMENT_STATUS, s), matrix["totals"][s]) for s in STEPS])
     return render_template("portal/fulfilment/board.html", matrix=matrix, alarms=open_alarms, order_nos=order_nos,
-                           bars=bars, **context)
+                           bars=bars, counts_age=int(counts.age()), counts_taken_at=counts.taken_at,
+                           counts_max_age=current_app.config["BOARD_COUNTS_MAX_AGE"], **context)
 
 
 # --- waves -------------------------------------------------------------------------------------------------

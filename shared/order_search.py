@@ -229,17 +229,8 @@ def _matches_last4(rows: list[Order], last4: str) -> list[Order]:
     return [order for order in rows if crypto.normalize_phone(order.receiver_phone or "")[-4:] == last4]
 
 
-def search_orders(filters: OrderFilters, zone: str, cursor: str | None = None, limit: int = 50,
-                  viewer: Actor | None = None, door: str = "portal"):
-    """One page of orders and the cursor of the next page (None on the last).
-
-    `viewer` is who searches: it decides which personal values may be searched, and a search by one is
-    access-logged (`door`: portal or api) and counted against the viewer's limit. The caller commits."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
-    kind = check_personal_search(filters, viewer, door)
-    column, descending = SORTS[filters.sort]
-    query = select(Order).options(selectinload(Order.warehouse))
+def _filtered(query, filters: OrderFilters, zone: str, viewer: Actor | None):
+    """`query` narrowed by the filters: the one place the list's, the API's and the count's conditions are built."""
     if filters.statuses:
         query = query.where(Order.status.in_(filters.statuses))
     if filters.channel:
@@ -257,10 +248,57 @@ def search_orders(filters: OrderFilters, zone: str, cursor: str | None = None, l
         query = query.where(Order.updated_at >= filters.updated_since)
     if filters.q:
         query = query.where(_search_condition(filters.q, viewer.role if viewer else None))
-    rows, next_cursor = paging.page(db.session, query, column, Order.id, cursor, limit, descending)
+    return query
+
+
+def search_orders(filters: OrderFilters, zone: str, cursor: str | None = None, limit: int = 50,
+                  viewer: Actor | None = None, door: str = "portal"):
+    """One page of orders and the cursor of the next page (None on the last).
+
+    `viewer` is who searches: it decides which personal values may be searched, and a search by one is
+    access-logged (`door`: portal or api) and counted against the viewer's limit. The caller commits."""
+    found = find_orders(filters, zone, cursor=cursor, limit=limit, viewer=viewer, door=door)
+    return found.rows, found.next_cursor
+
+
+# What the portal's order list shows, and nothing more: no street, no platform ciphertext is read or decrypted.
+# Rows carry `platform_protected` as a database expression, so masking needs no decrypted ciphertext either.
+LIST_COLUMNS = (Order.id, Order.order_no, Order.channel_id, Order.channel_order_id, Order.placed_at, Order.status,
+                Order.payment_status, Order.receiver_name, Order.receiver_phone, Order.province, Order.city,
+                Order.district, Order.warehouse_id, Order.currency, Order.total, Order.updated_at,
+                Order.platform_ciphertext.is_not(None).label("platform_protected"))
+
+
+def find_orders(filters: OrderFilters, zone: str, cursor: str | None = None, limit: int = 50,
+                viewer: Actor | None = None, door: str = "portal", back: str | None = None,
+                columns: tuple | None = None) -> paging.Window:
+    """A page of orders (`Order` objects, or rows of `columns`), with the cursors of the next and previous pages.
+
+    `back` reads the page before that cursor's row instead of the one after `cursor`. The caller commits."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    kind = check_personal_search(filters, viewer, door)
+    column, descending = SORTS[filters.sort]
+    query = select(*columns) if columns else select(Order).options(selectinload(Order.warehouse))
+    query = _filtered(query, filters, zone, viewer)
+    found = paging.window(db.session, query, column, Order.id, cursor, limit, descending, back=back,
+                          scalars=not columns)
     if filters.phone_last4:
         # q named one order (or one channel order id): compare the last four digits with what is stored.
-        rows = _matches_last4(rows, filters.phone_last4)
+        found.rows = _matches_last4(found.rows, filters.phone_last4)
     if kind is not None:
-        audit.log_access(viewer, "search", "orders", f"by:{kind}; found:{len(rows)}", ["phone"], channel=door)
-    return rows, next_cursor
+        audit.log_access(viewer, "search", "orders", f"by:{kind}; found:{len(found.rows)}", ["phone"], channel=door)
+    return found
+
+
+def count_orders(filters: OrderFilters, zone: str, cap: int, viewer: Actor | None = None) -> tuple[int, bool]:
+    """How many orders match, counted exactly up to `cap`: (count, False), or (cap, True) when more match.
+
+    The count stops at the cap (`LIMIT cap + 1` under the count), so it costs at most `cap` index entries however
+    many orders there are. Call it after `find_orders`, which checks (and logs) a search by a personal value; a
+    search by the last four digits narrows in Python, so its count is the rows that page found."""
+    if cap < 1:
+        raise ValidationFailed("the count cap must be at least 1", field="cap")
+    matching = _filtered(select(Order.id), filters, zone, viewer).limit(cap + 1).subquery()
+    count = db.session.execute(select(func.count()).select_from(matching)).scalar_one()
+    return (cap, True) if count > cap else (count, False)
