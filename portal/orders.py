@@ -83,9 +83,10 @@ def matched_text(matched: tuple[int, bool] | None) -> str:
     if matched is None:
         return ""
     count, capped = matched
+    shown = format(count, ",")
     if capped:
-        return _("More than %(cap)s orders match (not counted further)", cap=f"{count:,}")
-    return ngettext("%(num)s order matches", "%(num)s orders match", count, num=f"{count:,}")
+        return _("More than %(cap)s orders match (not counted further)", cap=shown)
+    return ngettext("%(count)s order matches", "%(count)s orders match", count, count=shown)
 
 
 def _list_page(found, matched, filters, error, values, personal, posted):
