@@ -1,7 +1,6 @@
 """Orders: the filtered list, the detail page, lifecycle actions, and revealing personal data."""
 from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -79,14 +78,14 @@ def index():
 
 
 def matched_text(matched: tuple[int, bool] | None) -> str:
-    """"1,234 orders match", or, past the cap, that more match than were counted."""
+    """"Matching orders: 1,234", or, past the cap, that more match than were counted."""
     if matched is None:
         return ""
     count, capped = matched
     shown = format(count, ",")
     if capped:
         return _("More than %(cap)s orders match (not counted further)", cap=shown)
-    return ngettext("%(count)s order matches", "%(count)s orders match", count, count=shown)
+    return _("Matching orders: %(count)s", count=shown)
 
 
 def _list_page(found, matched, filters, error, values, personal, posted):

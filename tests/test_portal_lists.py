@@ -45,19 +45,19 @@ def test_count_is_exact_up_to_the_cap_and_says_more_than_above_it(portal, signed
     monkeypatch.setitem(portal.config, "ORDER_LIST_COUNT_CAP", 3)
     made = [create_order(channel_order_id=f"C-{i}") for i in range(3)]
     client, chinese = signed_in(), signed_in(locale="zh_CN")
-    assert matched(client.get("/orders/")) == "3 orders match"
-    assert matched(chinese.get("/orders/")) == "3 个订单符合条件"
+    assert matched(client.get("/orders/")) == "Matching orders: 3"
+    assert matched(chinese.get("/orders/")) == "符合条件的订单：3 个"
     create_order(channel_order_id="C-3", status="shipped")
     page = client.get("/orders/")
     assert matched(page) == "More than 3 orders match (not counted further)"
     assert 'data-capped="1"' in page.text and len(listed(page, made)) == 3  # the rows are all shown all the same
     assert matched(chinese.get("/orders/")) == "超过 3 个订单符合条件（未继续计数）"
     # The count follows the filters: under the cap it is exact again.
-    assert matched(client.get("/orders/?status=shipped")) == "1 order matches"
-    assert matched(client.get("/orders/?status=confirmed")) == "3 orders match"
-    assert matched(client.get("/orders/?date_from=2000-01-01&date_to=2000-01-02")) == "0 orders match"
+    assert matched(client.get("/orders/?status=shipped")) == "Matching orders: 1"
+    assert matched(client.get("/orders/?status=confirmed")) == "Matching orders: 3"
+    assert matched(client.get("/orders/?date_from=2000-01-01&date_to=2000-01-02")) == "Matching orders: 0"
     monkeypatch.setitem(portal.config, "ORDER_LIST_COUNT_CAP", 10_000)
-    assert matched(client.get("/orders/")) == "4 orders match"
+    assert matched(client.get("/orders/")) == "Matching orders: 4"
 
 
 def test_bad_filter_shows_the_error_and_no_count(signed_in, create_order):
@@ -94,7 +94,7 @@ def test_the_list_shows_its_columns_reads_no_street_and_filters_still_work(signe
     assert set(listed(client.get("/orders/?status=shipped"), [a, b, c])) == {b.order_no}
     assert set(listed(client.get("/orders/?status=on_hold&status=confirmed"), [a, b, c])) == {a.order_no, c.order_no}
     assert set(listed(client.get("/orders/?warehouse=SZ1"), [a, b, c])) == {c.order_no}
-    assert matched(client.get("/orders/?warehouse=SZ1")) == "1 order matches"
+    assert matched(client.get("/orders/?warehouse=SZ1")) == "Matching orders: 1"
     assert listed(client.get("/orders/?sort=total_asc"), [a, b, c])[0] in {a.order_no, b.order_no, c.order_no}
 
 
