@@ -12,7 +12,7 @@ from shared.extensions import db
 from shared.labels import STATUS, label
 from shared.lifecycle import OrderStatus
 from shared.models import AuditEvent, CarrierAttempt, Channel, Reservation, Warehouse
-from shared.order_search import (LIST_COLUMNS, SearchRefused, count_orders, find_orders, parse_filters,
+from shared.order_search import (LIST_COLUMNS, SearchRefused, count_matching, find_orders, parse_filters,
                                  personal_values_in_query)
 from shared.security.masking import may_reveal, order_contact
 from shared.security.permissions import Visibility, can, visibility
@@ -62,10 +62,8 @@ def index():
         viewer = staff_actor(current_user)
         found = find_orders(filters, _zone(), cursor=values.get("cursor"), back=values.get("before"),
                             limit=PAGE_SIZE, viewer=viewer, door="portal", columns=LIST_COLUMNS)
-        if filters.phone_last4:  # narrowed in Python to the one order it names: the page is the count
-            matched = (len(found.rows), False)
-        else:
-            matched = count_orders(filters, _zone(), current_app.config["ORDER_LIST_COUNT_CAP"], viewer)
+        matched = count_matching(found, filters, _zone(), current_app.config["ORDER_LIST_COUNT_CAP"],
+                                 first_page=not (values.get("cursor") or values.get("before")), viewer=viewer)
     except ServiceError as refused:
         if isinstance(refused, SearchRefused):
             db.session.commit()  # the refusal is logged, and an alarm raised when the rate is unusual

@@ -302,3 +302,16 @@ def count_orders(filters: OrderFilters, zone: str, cap: int, viewer: Actor | Non
     matching = _filtered(select(Order.id), filters, zone, viewer).limit(cap + 1).subquery()
     count = db.session.execute(select(func.count()).select_from(matching)).scalar_one()
     return (cap, True) if count > cap else (count, False)
+
+
+def count_matching(found: paging.Window, filters: OrderFilters, zone: str, cap: int, first_page: bool,
+                   viewer: Actor | None = None) -> tuple[int, bool]:
+    """The list's count of matches for a page `find_orders` read: (count, capped) as `count_orders` says.
+
+    A first page with no next page holds every match, and a search by the last four digits narrows in Python
+    to the rows of its page: then the page is the count and no query runs (a masked-phone search would otherwise
+    send its 10,000 blind indexes a second time)."""
+    if filters.phone_last4 or (first_page and found.next_cursor is None):
+        shown = len(found.rows)
+        return (cap, True) if shown > cap else (shown, False)
+    return count_orders(filters, zone, cap, viewer)

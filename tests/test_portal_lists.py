@@ -7,10 +7,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from shared import snapshots
 from shared.extensions import db
 from shared.models import Shipment, Warehouse
+from shared.services.errors import ValidationFailed
 from shared.timekeeping import utc_now
 from tests.factories import count_queries
 from tests.portal_client import english_client, sign_in
@@ -41,16 +43,21 @@ def listed(page, orders) -> list[str]:
     return sorted((o.order_no for o in orders if o.order_no in page.text), key=page.text.index)
 
 
-def test_count_is_exact_up_to_the_cap_and_says_more_than_above_it(portal, signed_in, create_order, monkeypatch):
+@pytest.mark.parametrize("page_size", [2, 50])  # 2: counted by a query; 50: one page holds every match
+def test_count_is_exact_up_to_the_cap_and_says_more_than_above_it(portal, signed_in, create_order, monkeypatch,
+                                                                  page_size):
+    import portal.orders as order_views
+
+    monkeypatch.setattr(order_views, "PAGE_SIZE", page_size)
     monkeypatch.setitem(portal.config, "ORDER_LIST_COUNT_CAP", 3)
     made = [create_order(channel_order_id=f"C-{i}") for i in range(3)]
     client, chinese = signed_in(), signed_in(locale="zh_CN")
     assert matched(client.get("/orders/")) == "Matching orders: 3"
     assert matched(chinese.get("/orders/")) == "符合条件的订单：3 个"
-    create_order(channel_order_id="C-3", status="shipped")
+    made.append(create_order(channel_order_id="C-3", status="shipped"))
     page = client.get("/orders/")
     assert matched(page) == "More than 3 orders match (not counted further)"
-    assert 'data-capped="1"' in page.text and len(listed(page, made)) == 3  # the rows are all shown all the same
+    assert 'data-capped="1"' in page.text and len(listed(page, made)) == min(4, page_size)  # rows shown all the same
     assert matched(chinese.get("/orders/")) == "超过 3 个订单符合条件（未继续计数）"
     # The count follows the filters: under the cap it is exact again.
     assert matched(client.get("/orders/?status=shipped")) == "Matching orders: 1"
@@ -58,6 +65,22 @@ def test_count_is_exact_up_to_the_cap_and_says_more_than_above_it(portal, signed
     assert matched(client.get("/orders/?date_from=2000-01-01&date_to=2000-01-02")) == "Matching orders: 0"
     monkeypatch.setitem(portal.config, "ORDER_LIST_COUNT_CAP", 10_000)
     assert matched(client.get("/orders/")) == "Matching orders: 4"
+    second = client.get(_link(client.get("/orders/"), "next-page")) if page_size == 2 else None
+    if second is not None:  # a later page counts every match too, not only those after its cursor
+        assert matched(second) == "Matching orders: 4"
+
+
+def test_count_stops_at_the_cap(session, create_order):
+    from shared.order_search import count_orders, parse_filters
+
+    for i in range(5):
+        create_order(channel_order_id=f"K-{i}")
+    filters = parse_filters({}, "Asia/Shanghai")
+    assert count_orders(filters, "Asia/Shanghai", 5) == (5, False)
+    assert count_orders(filters, "Asia/Shanghai", 4) == (4, True)
+    assert count_orders(parse_filters(MultiDict({"status": "shipped"}), "Asia/Shanghai"), "Asia/Shanghai", 4) == (0, False)
+    with pytest.raises(ValidationFailed):
+        count_orders(filters, "Asia/Shanghai", 0)
 
 
 def test_bad_filter_shows_the_error_and_no_count(signed_in, create_order):
