@@ -1,9 +1,10 @@
 """Keyset paging, the one way long lists are paged: `(sort column, id)` row-value comparisons, never OFFSET.
 
 A cursor is the sort value and id of the last row shown, base64url JSON; a page is read forward after a cursor
-(`page`) or backward before one (`window` with `before=`), both from the same index in the same number of rows. A cursor that does not decode, or whose
-value is not of the sort column's kind (a number where a time is sorted, a time without a zone), is refused with
-422 `invalid_cursor` before any query runs.
+(`page`) or backward before one (`window` with `back=`), both from the same index in the same number of rows.
+
+A cursor that does not decode, or whose value is not of the sort column's kind (a number where a time is sorted,
+a time without a zone), is refused with 422 `invalid_cursor` before any query runs.
 """
 import base64
 import binascii

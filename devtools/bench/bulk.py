@@ -157,7 +157,8 @@ def seed(app, count: int, days: int = 60, seed: int = 11, skus: int = 200, progr
                         step = rng.choice(steps)
                         allocated = moment + timedelta(minutes=rng.randrange(1, 120))
                         allocated = min(allocated, now - timedelta(seconds=60))
-                        shipments.append((i + 1, warehouse, step, rng.randrange(0, 400), allocated + timedelta(hours=24),
+                        shipments.append((i + 1, warehouse, step, rng.randrange(0, 400),
+                                          allocated + timedelta(hours=24),
                                           rng.choice(CARRIERS), f"W{i + 1:012d}" if shipped_at else None, allocated,
                                           min(shipped_at, now) if shipped_at else None,
                                           min(shipped_at + timedelta(days=2), now) if status == "completed" else None))
