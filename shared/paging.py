@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import and_, literal, tuple_
+from sqlalchemy import and_, bindparam, literal, tuple_
 
 from shared.services.errors import ValidationFailed
 
@@ -81,15 +81,38 @@ def after(cursor: str | None, column, id_column, descending: bool = False, bound
     cursor (used where the id is not part of the index)."""
     if not cursor:
         return None
+    value, last_id = _checked(cursor, column)
+    return _condition(column, id_column, literal(value, column.type), literal(last_id, id_column.type), descending,
+                      bound_column)
+
+
+def _checked(cursor: str, column):
     value, last_id = decode_cursor(cursor)
     if not _fits(value, column):
         raise _invalid()
+    return value, last_id
+
+
+def _condition(column, id_column, value, last_id, descending: bool, bound_column: bool):
     position = tuple_(column, id_column)
-    boundary = tuple_(literal(value, column.type), literal(last_id, id_column.type))
+    boundary = tuple_(value, last_id)
     condition = position < boundary if descending else position > boundary
     if bound_column:
         return and_(column <= value if descending else column >= value, condition)
     return condition
+
+
+def after_bound(column, id_column, descending: bool = False, bound_column: bool = False):
+    """`after`'s condition with bind parameters (`cursor_value`, `cursor_id`) where the cursor's values go: for a
+    statement built once and run many times with `cursor_params(cursor, column)`."""
+    return _condition(column, id_column, bindparam("cursor_value", type_=column.type),
+                      bindparam("cursor_id", type_=id_column.type), descending, bound_column)
+
+
+def cursor_params(cursor: str, column) -> dict:
+    """The bind parameters of `after_bound` for a cursor; refused like `after` refuses it."""
+    value, last_id = _checked(cursor, column)
+    return {"cursor_value": value, "cursor_id": last_id}
 
 
 def ordered(query, column, id_column, descending: bool = False):
