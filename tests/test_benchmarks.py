@@ -146,8 +146,8 @@ def test_bulk_seed_writes_consistent_orders_lines_and_shipments():
                 assert q("SELECT count(*) FROM shipments") == seeded["shipments"] == q(
                     "SELECT count(*) FROM orders WHERE status IN ('allocated', 'picking', 'packed', 'shipped', "
                     "'completed')")
-                assert q("SELECT count(*) FROM shipments s JOIN orders o ON o.id = s.order_id WHERE "
-                         "(o.status = 'completed') <> (s.status = 'delivered') OR s.warehouse_id <> o.warehouse_id") == 0
+                assert q("SELECT count(*) FROM shipments s JOIN orders o ON o.id = s.order_id WHERE (o.status = "
+                         "'completed') <> (s.status = 'delivered') OR s.warehouse_id <> o.warehouse_id") == 0
                 assert q("SELECT count(DISTINCT status) FROM orders") >= 8 and q(
                     "SELECT count(DISTINCT channel_id) FROM orders") == 6
                 # Real ciphertexts and blind indexes: the sample phone is found through its index.
