@@ -1083,9 +1083,19 @@ def run_order_list(url: str, orders: int = 1_000_000, samples: int = 20, repeat:
         ]
         client = app.test_client()
         sign_in(client, "bench_ops", BENCH_PASSWORD)
+        from shared import order_search
+
         for label, target in scenarios:
             progress(f"order-list: {label}")
-            measured = measure_page(client, engine, target, samples, repeat)
+            limit = order_search.PERSONAL_SEARCH_LIMIT
+            if isinstance(target, dict):
+                # One user's searches by personal values are limited (30 per 10 minutes); the benchmark makes
+                # more. The limit's check (a count in the access log) still runs on every request.
+                order_search.PERSONAL_SEARCH_LIMIT = 10 ** 9
+            try:
+                measured = measure_page(client, engine, target, samples, repeat)
+            finally:
+                order_search.PERSONAL_SEARCH_LIMIT = limit
             page = measured.pop("page")
             rows_shown = len(re.findall(r'<td><a href="/orders/[A-Z]{2}\d{14}', page))
             matched = re.search(r'data-testid="orders-matched"[^>]*>([^<]+)<', page)
