@@ -52,6 +52,8 @@ class OrderFilters:
     q: str | None = None
     phone_last4: str | None = None  # with an order number or channel order id in q: "is this the caller's order?"
     sort: str = "placed_desc"
+    # Channel and warehouse codes looked up once per request (the page and its count both filter by them).
+    resolved: dict = field(default_factory=dict, repr=False, compare=False)
 
     def personal_kind(self) -> str | None:
         """Which personal value this search uses ("phone", "phone_masked", "phone_last4"), or None."""
@@ -229,16 +231,23 @@ def _matches_last4(rows: list[Order], last4: str) -> list[Order]:
     return [order for order in rows if crypto.normalize_phone(order.receiver_phone or "")[-4:] == last4]
 
 
+def _resolved(filters: OrderFilters, model, code: str) -> int:
+    """The id of a channel or warehouse code (-1, matching nothing, for an unknown one), looked up once."""
+    key = (model.__tablename__, code)
+    if key not in filters.resolved:
+        found = db.session.execute(select(model.id).where(model.code == code)).scalar()
+        filters.resolved[key] = found if found is not None else -1
+    return filters.resolved[key]
+
+
 def _filtered(query, filters: OrderFilters, zone: str, viewer: Actor | None):
     """`query` narrowed by the filters: the one place the list's, the API's and the count's conditions are built."""
     if filters.statuses:
         query = query.where(Order.status.in_(filters.statuses))
     if filters.channel:
-        channel_id = db.session.execute(select(Channel.id).where(Channel.code == filters.channel)).scalar()
-        query = query.where(Order.channel_id == (channel_id or -1))
+        query = query.where(Order.channel_id == _resolved(filters, Channel, filters.channel))
     if filters.warehouse:
-        warehouse_id = db.session.execute(select(Warehouse.id).where(Warehouse.code == filters.warehouse)).scalar()
-        query = query.where(Order.warehouse_id == (warehouse_id or -1))
+        query = query.where(Order.warehouse_id == _resolved(filters, Warehouse, filters.warehouse))
     local = ZoneInfo(zone)
     if filters.date_from:
         query = query.where(Order.placed_at >= datetime.combine(filters.date_from, time.min, local))
