@@ -1,5 +1,5 @@
 """Orders: the filtered list, the detail page, lifecycle actions, and revealing personal data."""
-from flask import Blueprint, abort, g, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -9,10 +9,11 @@ from portal.access import requires
 from portal.forms import ConfirmForm, TransitionForm
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.extensions import db
-from shared.labels import STATUS, label
+from shared.labels import PAYMENT, STATUS, label, translated
 from shared.lifecycle import OrderStatus
 from shared.models import AuditEvent, CarrierAttempt, Channel, Reservation, Warehouse
-from shared.order_search import SearchRefused, parse_filters, personal_values_in_query, search_orders
+from shared.order_search import (LIST_COLUMNS, SearchRefused, count_matching, find_orders, parse_filters,
+                                 personal_values_in_query)
 from shared.security.masking import may_reveal, order_contact
 from shared.security.permissions import Visibility, can, visibility
 from shared.services import orders, platform_privacy, tracking
@@ -58,30 +59,53 @@ def index():
         if posted and personal is None and not request.headers.get("HX-Request"):
             kept = {k: [v for v in vs if v] for k, vs in values.to_dict(flat=False).items() if k != "csrf_token"}
             return redirect(url_for("orders.index", **{k: vs for k, vs in kept.items() if vs}), 303)
-        rows, next_cursor = search_orders(filters, _zone(), cursor=values.get("cursor"), limit=PAGE_SIZE,
-                                          viewer=staff_actor(current_user), door="portal")
+        viewer = staff_actor(current_user)
+        found = find_orders(filters, _zone(), cursor=values.get("cursor"), back=values.get("before"),
+                            limit=PAGE_SIZE, viewer=viewer, door="portal", columns=LIST_COLUMNS)
+        matched = count_matching(found, filters, _zone(), current_app.config["ORDER_LIST_COUNT_CAP"],
+                                 first_page=not (values.get("cursor") or values.get("before")), viewer=viewer)
     except ServiceError as refused:
         if isinstance(refused, SearchRefused):
             db.session.commit()  # the refusal is logged, and an alarm raised when the rate is unusual
         else:
             db.session.rollback()
-        error, rows, next_cursor, filters = refused, [], None, parse_filters({}, _zone())
-    response = _list_page(rows, next_cursor, filters, error, values, personal, posted)
+        error, found, matched, filters = refused, None, None, parse_filters({}, _zone())
+    response = _list_page(found, matched, filters, error, values, personal, posted)
     db.session.commit()  # after rendering (a commit expires the rows): the access-log entry of the search
     return response
 
 
-def _list_page(rows, next_cursor, filters, error, values, personal, posted):
-    contacts = {o.id: order_contact(o, current_user.role) for o in rows}
+def matched_text(matched: tuple[int, bool] | None) -> str:
+    """"Matching orders: 1,234", or, past the cap, that more match than were counted."""
+    if matched is None:
+        return ""
+    count, capped = matched
+    shown = format(count, ",")
+    if capped:
+        return _("More than %(cap)s orders match (not counted further)", cap=shown)
+    return _("Matching orders: %(count)s", count=shown)
+
+
+def _list_page(found, matched, filters, error, values, personal, posted):
+    rows = found.rows if found is not None else []
+    # Rows of LIST_COLUMNS: receiver and phone only (the list shows no address, so no street is read).
+    contacts = {o.id: order_contact(o, current_user.role, address=False) for o in rows}
     # Links (sort, pages) carry the filters in the address, so never a personal value; the next page of a
     # personal-value search is a POST form carrying them in its body.
     link_args = values.copy()
-    for key in ("csrf_token",) + (PERSONAL_PARAMS if personal else ()):
+    for key in ("csrf_token", "before") + (PERSONAL_PARAMS if personal else ()):
         link_args.pop(key, None)
+    channels = db.session.execute(select(Channel).order_by(Channel.code)).scalars().all()
+    warehouses = db.session.execute(select(Warehouse).order_by(Warehouse.code)).scalars().all()
     context = {
-        "orders": rows, "contacts": contacts, "next_cursor": next_cursor, "filters": filters, "error": error,
-        "statuses": list(OrderStatus), "channels": db.session.execute(select(Channel).order_by(Channel.code)).scalars(),
-        "warehouses": db.session.execute(select(Warehouse).order_by(Warehouse.code)).scalars(),
+        "orders": rows, "contacts": contacts, "next_cursor": found.next_cursor if found else None,
+        "prev_cursor": found.prev_cursor if found else None, "matched": matched_text(matched),
+        "matched_capped": bool(matched and matched[1]), "filters": filters, "error": error,
+        "statuses": list(OrderStatus), "channels": channels, "warehouses": warehouses,
+        "channel_names": {c.id: c.name for c in channels}, "warehouse_codes": {w.id: w.code for w in warehouses},
+        # Looked up once per page, not once per row (a gettext and a URL build cost ~10 µs each, 50 rows).
+        "status_names": translated(STATUS), "payment_names": translated(PAYMENT),
+        "detail_prefix": url_for("orders.index"),
         "args": link_args, "form_values": values, "personal_search": personal,
         "can_search_phone": may_search_phone(current_user.role), "confirm_form": ConfirmForm(),
     }

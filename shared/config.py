@@ -58,6 +58,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "WTF_CSRF_TIME_LIMIT": 8 * 3600,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "JOBS_INLINE": None,  # None: decide by whether Redis answers
+        # Long lists: the orders list counts its matches exactly up to this many, then says "more than" (a count
+        # of a million rows would cost more than the page); the fulfilment board's per-step counts are served
+        # from a snapshot at most this many seconds old (0: counted on every request).
+        "ORDER_LIST_COUNT_CAP": int(env.get("ORDERLOOM_ORDER_LIST_COUNT_CAP", "10000")),
+        "BOARD_COUNTS_MAX_AGE": float(env.get("ORDERLOOM_BOARD_COUNTS_MAX_AGE", "5")),
         "BABEL_DEFAULT_LOCALE": "zh_CN",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         # Channel sync: inbound webhooks, alerts to a WeCom or DingTalk group robot (kind "wecom"/"dingtalk").

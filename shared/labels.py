@@ -34,6 +34,11 @@ def label(table: dict, code: str | None) -> str:
     return str(table.get(code, code or ""))
 
 
+def translated(table: dict) -> dict[str, str]:
+    """Every label of a table in the viewer's language, looked up once: for a page that shows one per row."""
+    return {code: str(text) for code, text in table.items()}
+
+
 # Channel sync, reconciliation and outbound webhooks.
 # Orders store "partially_refunded" (shared/services/orders.py REFUND_STATUSES); the table above only knew "partial".
 REFUND.setdefault("partially_refunded", _l("Partly refunded"))

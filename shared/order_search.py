@@ -52,6 +52,8 @@ class OrderFilters:
     q: str | None = None
     phone_last4: str | None = None  # with an order number or channel order id in q: "is this the caller's order?"
     sort: str = "placed_desc"
+    # Channel and warehouse codes looked up once per request (the page and its count both filter by them).
+    resolved: dict = field(default_factory=dict, repr=False, compare=False)
 
     def personal_kind(self) -> str | None:
         """Which personal value this search uses ("phone", "phone_masked", "phone_last4"), or None."""
@@ -229,25 +231,23 @@ def _matches_last4(rows: list[Order], last4: str) -> list[Order]:
     return [order for order in rows if crypto.normalize_phone(order.receiver_phone or "")[-4:] == last4]
 
 
-def search_orders(filters: OrderFilters, zone: str, cursor: str | None = None, limit: int = 50,
-                  viewer: Actor | None = None, door: str = "portal"):
-    """One page of orders and the cursor of the next page (None on the last).
+def _resolved(filters: OrderFilters, model, code: str) -> int:
+    """The id of a channel or warehouse code (-1, matching nothing, for an unknown one), looked up once."""
+    key = (model.__tablename__, code)
+    if key not in filters.resolved:
+        found = db.session.execute(select(model.id).where(model.code == code)).scalar()
+        filters.resolved[key] = found if found is not None else -1
+    return filters.resolved[key]
 
-    `viewer` is who searches: it decides which personal values may be searched, and a search by one is
-    access-logged (`door`: portal or api) and counted against the viewer's limit. The caller commits."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
-    kind = check_personal_search(filters, viewer, door)
-    column, descending = SORTS[filters.sort]
-    query = select(Order).options(selectinload(Order.warehouse))
+
+def _filtered(query, filters: OrderFilters, zone: str, viewer: Actor | None):
+    """`query` narrowed by the filters: the one place the list's, the API's and the count's conditions are built."""
     if filters.statuses:
         query = query.where(Order.status.in_(filters.statuses))
     if filters.channel:
-        channel_id = db.session.execute(select(Channel.id).where(Channel.code == filters.channel)).scalar()
-        query = query.where(Order.channel_id == (channel_id or -1))
+        query = query.where(Order.channel_id == _resolved(filters, Channel, filters.channel))
     if filters.warehouse:
-        warehouse_id = db.session.execute(select(Warehouse.id).where(Warehouse.code == filters.warehouse)).scalar()
-        query = query.where(Order.warehouse_id == (warehouse_id or -1))
+        query = query.where(Order.warehouse_id == _resolved(filters, Warehouse, filters.warehouse))
     local = ZoneInfo(zone)
     if filters.date_from:
         query = query.where(Order.placed_at >= datetime.combine(filters.date_from, time.min, local))
@@ -257,10 +257,70 @@ def search_orders(filters: OrderFilters, zone: str, cursor: str | None = None, l
         query = query.where(Order.updated_at >= filters.updated_since)
     if filters.q:
         query = query.where(_search_condition(filters.q, viewer.role if viewer else None))
-    rows, next_cursor = paging.page(db.session, query, column, Order.id, cursor, limit, descending)
+    return query
+
+
+def search_orders(filters: OrderFilters, zone: str, cursor: str | None = None, limit: int = 50,
+                  viewer: Actor | None = None, door: str = "portal"):
+    """One page of orders and the cursor of the next page (None on the last).
+
+    `viewer` is who searches: it decides which personal values may be searched, and a search by one is
+    access-logged (`door`: portal or api) and counted against the viewer's limit. The caller commits."""
+    found = find_orders(filters, zone, cursor=cursor, limit=limit, viewer=viewer, door=door)
+    return found.rows, found.next_cursor
+
+
+# What the portal's order list shows, and nothing more: no street, no platform ciphertext is read or decrypted.
+# Rows carry `platform_protected` as a database expression, so masking needs no decrypted ciphertext either.
+LIST_COLUMNS = (Order.id, Order.order_no, Order.channel_id, Order.channel_order_id, Order.placed_at, Order.status,
+                Order.payment_status, Order.receiver_name, Order.receiver_phone, Order.province, Order.city,
+                Order.district, Order.warehouse_id, Order.currency, Order.total, Order.updated_at,
+                Order.platform_ciphertext.is_not(None).label("platform_protected"))
+
+
+def find_orders(filters: OrderFilters, zone: str, cursor: str | None = None, limit: int = 50,
+                viewer: Actor | None = None, door: str = "portal", back: str | None = None,
+                columns: tuple | None = None) -> paging.Window:
+    """A page of orders (`Order` objects, or rows of `columns`), with the cursors of the next and previous pages.
+
+    `back` reads the page before that cursor's row instead of the one after `cursor`. The caller commits."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    kind = check_personal_search(filters, viewer, door)
+    column, descending = SORTS[filters.sort]
+    query = select(*columns) if columns else select(Order).options(selectinload(Order.warehouse))
+    query = _filtered(query, filters, zone, viewer)
+    found = paging.window(db.session, query, column, Order.id, cursor, limit, descending, back=back,
+                          scalars=not columns)
     if filters.phone_last4:
         # q named one order (or one channel order id): compare the last four digits with what is stored.
-        rows = _matches_last4(rows, filters.phone_last4)
+        found.rows = _matches_last4(found.rows, filters.phone_last4)
     if kind is not None:
-        audit.log_access(viewer, "search", "orders", f"by:{kind}; found:{len(rows)}", ["phone"], channel=door)
-    return rows, next_cursor
+        audit.log_access(viewer, "search", "orders", f"by:{kind}; found:{len(found.rows)}", ["phone"], channel=door)
+    return found
+
+
+def count_orders(filters: OrderFilters, zone: str, cap: int, viewer: Actor | None = None) -> tuple[int, bool]:
+    """How many orders match, counted exactly up to `cap`: (count, False), or (cap, True) when more match.
+
+    The count stops at the cap (`LIMIT cap + 1` under the count), so it costs at most `cap` index entries however
+    many orders there are. Call it after `find_orders`, which checks (and logs) a search by a personal value; a
+    search by the last four digits narrows in Python, so its count is the rows that page found."""
+    if cap < 1:
+        raise ValidationFailed("the count cap must be at least 1", field="cap")
+    matching = _filtered(select(Order.id), filters, zone, viewer).limit(cap + 1).subquery()
+    count = db.session.execute(select(func.count()).select_from(matching)).scalar_one()
+    return (cap, True) if count > cap else (count, False)
+
+
+def count_matching(found: paging.Window, filters: OrderFilters, zone: str, cap: int, first_page: bool,
+                   viewer: Actor | None = None) -> tuple[int, bool]:
+    """The list's count of matches for a page `find_orders` read: (count, capped) as `count_orders` says.
+
+    A first page with no next page holds every match, and a search by the last four digits narrows in Python
+    to the rows of its page: then the page is the count and no query runs (a masked-phone search would otherwise
+    send its 10,000 blind indexes a second time)."""
+    if filters.phone_last4 or (first_page and found.next_cursor is None):
+        shown = len(found.rows)
+        return (cap, True) if shown > cap else (shown, False)
+    return count_orders(filters, zone, cap, viewer)

@@ -94,7 +94,8 @@ def databases(tmp_path_factory):
 def app_config(url: str) -> dict:
     return {"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, "DATA_KEYS": [TEST_DATA_KEY],
             "BLIND_INDEX_KEY": "test-index-key", "SECRET_KEY": "test-secret", "JOBS_INLINE": True,
-            "REDIS_URL": "", "RATELIMIT_STORAGE_URI": "memory://", "SERVER_NAME": None}
+            "REDIS_URL": "", "RATELIMIT_STORAGE_URI": "memory://", "SERVER_NAME": None,
+            "BOARD_COUNTS_MAX_AGE": 0}
 
 
 class Apps:

@@ -114,3 +114,69 @@ def test_ceiling_and_api_benchmarks_run_at_toy_size():
     [run] = hot["runs"]
     assert (run["ok"], run["insufficient"], run["errors"]) == (18, 2, 0) and all(run["checks"].values())
     assert 0 < hot["ratio"]["median"] and hot["audit_chain"]["intact"]
+
+
+def test_bulk_seed_writes_consistent_orders_lines_and_shipments():
+    import sqlalchemy as sa
+
+    from devtools.bench import bulk
+    from portal import create_app
+    from shared.extensions import db
+    from shared.security import crypto
+    from shared.services import catalog
+
+    with benchmarks.bench_database("bulk", PG_BASE) as url:
+        app = create_app(benchmarks.bench_config(url, _keys(url), pool_size=2))
+        try:
+            with app.app_context():
+                for code, name, kind, _share in benchmarks.LIST_CHANNELS:
+                    catalog.create_channel(code, name, kind, benchmarks.BENCH_ACTOR)
+                for code, name, province, city in benchmarks.LIST_WAREHOUSES:
+                    catalog.create_warehouse({"code": code, "name": name, "province": province, "city": city},
+                                             benchmarks.BENCH_ACTOR)
+                db.session.commit()
+            seeded = bulk.seed(app, 600, progress=lambda _message: None)
+            with app.app_context():
+                q = lambda sql: db.session.execute(sa.text(sql)).scalar()  # noqa: E731
+                assert q("SELECT count(*) FROM orders") == 600 and seeded["orders"] == 600
+                assert q("SELECT count(*) FROM order_lines") == seeded["lines"] >= 600
+                # Lines add up to the goods total; totals, shipments and statuses agree.
+                assert q("SELECT count(*) FROM orders o WHERE goods_total <> (SELECT sum(line_total) FROM order_lines "
+                         "l WHERE l.order_id = o.id) OR total <> goods_total + shipping_fee - discount") == 0
+                assert q("SELECT count(*) FROM shipments") == seeded["shipments"] == q(
+                    "SELECT count(*) FROM orders WHERE status IN ('allocated', 'picking', 'packed', 'shipped', "
+                    "'completed')")
+                assert q("SELECT count(*) FROM shipments s JOIN orders o ON o.id = s.order_id WHERE (o.status = "
+                         "'completed') <> (s.status = 'delivered') OR s.warehouse_id <> o.warehouse_id") == 0
+                assert q("SELECT count(DISTINCT status) FROM orders") >= 8 and q(
+                    "SELECT count(DISTINCT channel_id) FROM orders") == 6
+                # Real ciphertexts and blind indexes: the sample phone is found through its index.
+                phone = seeded["sample_phone"]
+                found = db.session.execute(sa.text("SELECT receiver_phone FROM orders WHERE receiver_phone_index = "
+                                                   ":i LIMIT 1"), {"i": crypto.blind_index("phone", phone)}).scalar()
+                assert crypto.decrypt(found) == phone
+                # The indexes dropped for the copy are all back, the migration's partial ones included.
+                names = set(db.session.execute(sa.text("SELECT indexname FROM pg_indexes WHERE tablename IN "
+                                                       "('orders', 'shipments')")).scalars())
+                assert {"ix_shipments_open_board", "ix_orders_open_placed_at_id", "ix_orders_placed_at_id",
+                        "ix_orders_status_placed_at_id"} <= names
+                # Order numbers continue after the copied ones: the counters are stored.
+                assert q("SELECT sum(last_value) FROM order_number_sequences") == 600
+                db.session.remove()
+        finally:
+            benchmarks.dispose(app)
+
+
+def test_board_benchmark_explains_every_statement():
+    from devtools.bench import fulfilment as bench_fulfilment
+
+    with benchmarks.bench_database("board", PG_BASE) as url:
+        results = bench_fulfilment.run_board(url, orders=400, samples=2, repeat=1, overrides=_keys(url))
+    assert results["ok"] and len(results["views"]) == 10
+    for label, view in results["views"].items():
+        assert view["queries"] == len(view["statements"]) and view["python_cpu_ms"] > 0, label
+        selects = [s for s in view["statements"] if s["sql"].lstrip().upper().startswith("SELECT")]
+        assert selects and all(s["plan"] and s["execution_ms"] is not None for s in selects), label
+    # Counts from the snapshot: two fewer statements than when they are recomputed on every request.
+    assert results["views"]["board, default"]["queries"] + 2 == \
+        results["views"]["board, default (counts recomputed every request)"]["queries"]

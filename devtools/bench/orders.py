@@ -969,11 +969,65 @@ def _is_order_page_query(statement: str) -> bool:
     return "from orders" in lowered and "order by" in lowered and "limit" in lowered
 
 
-def run_order_list(url: str, orders: int = 200_000, samples: int = 20, repeat: int = 3, walk_pages: int = 200,
-                   deep_position: int = 150_000, overrides: dict | None = None, seed: int = 11) -> dict:
-    """p50/p95 of GET /orders/ as a signed-in ops_manager over `orders` seeded orders, with plans and query counts."""
+EXPLAINABLE = ("select", "insert", "update", "delete", "with")
+
+
+def explain_statements(engine, captured: list[tuple[str, object]]) -> list[dict]:
+    """EXPLAIN ANALYZE of every statement one request ran, in a transaction rolled back afterwards (so an access-log
+    INSERT is measured, not kept); SAVEPOINT, COMMIT and the like are listed without a plan."""
+    explained = []
+    with engine.connect() as connection:
+        for statement, parameters in captured:
+            entry = {"sql": statement, "plan": [], "execution_ms": None}
+            if statement.lstrip().lower().startswith(EXPLAINABLE):
+                transaction = connection.begin()
+                try:
+                    entry["plan"] = explain(connection, statement, parameters)
+                finally:
+                    transaction.rollback()
+                entry["execution_ms"] = plan_summary(entry["plan"])["execution_ms"]
+            explained.append(entry)
+    return explained
+
+
+def measure_page(client, engine, target, samples: int, repeat: int, warm: int = 3) -> dict:
+    """Time one page `repeat` rounds of `samples` requests (p50/p95 per round, the median of the rounds reported),
+    the Python CPU per request (time.process_time: the app runs in this process, PostgreSQL in its own), and the
+    SQL of one more request: every statement with its EXPLAIN ANALYZE and the sum of their execution times."""
     from sqlalchemy import event
 
+    for _ in range(warm):
+        get_ms(client, target)  # warm caches and the connection pool
+    rounds, cpu = [], 0.0
+    for _ in range(repeat):
+        began = time.process_time()
+        rounds.append([get_ms(client, target)[0] for _ in range(samples)])
+        cpu += time.process_time() - began
+    captured: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        captured.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        _, page = get_ms(client, target)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    statements = explain_statements(engine, captured)
+    timed = [s["execution_ms"] for s in statements if s["execution_ms"] is not None]
+    round_p50 = [percentile(r, 50) for r in rounds]
+    round_p95 = [percentile(r, 95) for r in rounds]
+    return {"p50_ms": statistics.median(round_p50), "p95_ms": statistics.median(round_p95),
+            "round_p50_ms": round_p50, "round_p95_ms": round_p95, "max_ms": max(max(r) for r in rounds),
+            "samples": samples * repeat, "python_cpu_ms": 1000 * cpu / (samples * repeat),
+            "sql_ms": sum(timed) if timed else None, "queries": len(captured), "statements": statements,
+            "page": page}
+
+
+def run_order_list(url: str, orders: int = 1_000_000, samples: int = 20, repeat: int = 3, walk_pages: int = 200,
+                   deep_position: int = 750_000, overrides: dict | None = None, seed: int = 11) -> dict:
+    """p50/p95 of GET /orders/ as a signed-in ops_manager over `orders` seeded orders, with every statement's plan,
+    the SQL time and the Python CPU per request."""
     from portal import create_app
     from shared.extensions import db
     from shared.models import Order
@@ -981,6 +1035,8 @@ def run_order_list(url: str, orders: int = 200_000, samples: int = 20, repeat: i
     from shared.services import catalog, staff
     from shared.timekeeping import local_date, utc_now
 
+    if repeat < 3:
+        progress("order-list: fewer than 3 rounds: the medians below are of fewer rounds than the aims ask for")
     app = create_app(bench_config(url, overrides, pool_size=5))
     results: dict = {"benchmark": "order-list", "orders": orders, "samples_per_round": samples, "repeat": repeat,
                      "rows": [], "ok": True}
@@ -992,59 +1048,61 @@ def run_order_list(url: str, orders: int = 200_000, samples: int = 20, repeat: i
                 catalog.create_warehouse({"code": code, "name": name, "province": province, "city": city}, BENCH_ACTOR)
             staff.create_user("bench_ops", BENCH_PASSWORD, "ops_manager", BENCH_ACTOR, locale="en")
             db.session.commit()
+            postgres = db.engine.dialect.name == "postgresql"
             db.session.remove()
         started = time.perf_counter()
-        seeded = seed_list_orders(app, orders, seed=seed)
+        if postgres:
+            from devtools.bench import bulk
+
+            seeded = bulk.seed(app, orders, seed=seed, progress=progress)
+        else:
+            seeded = seed_list_orders(app, orders, seed=seed)
         results["seed_s"] = time.perf_counter() - started
+        results["seeded"] = {k: v for k, v in seeded.items() if k != "sample_phone"}
         with app.app_context():
             position = min(deep_position, orders) - 1
             deep = db.session.execute(sa.select(Order.placed_at, Order.id).order_by(
                 Order.placed_at.desc(), Order.id.desc()).offset(position).limit(1)).one()
             week_start = local_date(utc_now() - timedelta(days=21), app.config["MERCHANT_TIMEZONE"])
+            engine = db.engine
             db.session.remove()
+        deep_cursor = encode_cursor(deep[0], deep[1])
         scenarios = [
             ("first page", "/orders/"),
-            (f"deep page (cursor at row {position + 1:,})", f"/orders/?cursor={encode_cursor(deep[0], deep[1])}"),
+            (f"deep page (cursor at row {position + 1:,})", f"/orders/?cursor={deep_cursor}"),
+            (f"previous page (before row {position + 1:,})", f"/orders/?before={deep_cursor}"),
             ("status = shipped", "/orders/?status=shipped"),
             ("status = on_hold (rare, 2%)", "/orders/?status=on_hold"),
             ("status = picking or packed", "/orders/?status=picking&status=packed"),
             ("channel = JD", "/orders/?channel=JD"),
             ("channel = WX and status = on_hold", "/orders/?channel=WX&status=on_hold"),
+            ("warehouse = SZ1 and status = allocated", "/orders/?warehouse=SZ1&status=allocated"),
             ("phone search (blind index, POST)", {"q": seeded["sample_phone"]}),
             ("date range (7 days)", f"/orders/?date_from={week_start}&date_to={week_start + timedelta(days=6)}"),
             ("sort by total, descending", "/orders/?sort=total_desc"),
         ]
         client = app.test_client()
-        with app.app_context():
-            engine = db.engine
         sign_in(client, "bench_ops", BENCH_PASSWORD)
-        captured: list[tuple[str, object]] = []
-
-        def capture(conn, cursor, statement, parameters, context, executemany):
-            captured.append((statement, parameters))
+        from shared import order_search
 
         for label, target in scenarios:
             progress(f"order-list: {label}")
-            for _ in range(3):
-                get_ms(client, target)  # warm caches and the connection pool
-            rounds = [[get_ms(client, target)[0] for _ in range(samples)] for _ in range(repeat)]
-            captured.clear()
-            event.listen(engine, "before_cursor_execute", capture)
+            limit = order_search.PERSONAL_SEARCH_LIMIT
+            if isinstance(target, dict):
+                # One user's searches by personal values are limited (30 per 10 minutes); the benchmark makes
+                # more. The limit's check (a count in the access log) still runs on every request.
+                order_search.PERSONAL_SEARCH_LIMIT = 10 ** 9
             try:
-                _, page = get_ms(client, target)
+                measured = measure_page(client, engine, target, samples, repeat)
             finally:
-                event.remove(engine, "before_cursor_execute", capture)
+                order_search.PERSONAL_SEARCH_LIMIT = limit
+            page = measured.pop("page")
             rows_shown = len(re.findall(r'<td><a href="/orders/[A-Z]{2}\d{14}', page))
-            page_query = next(((s, p) for s, p in captured if _is_order_page_query(s)), None)
-            plan: list[str] = []
-            if page_query:
-                with engine.connect() as connection:
-                    plan = explain(connection, *page_query)
-            results["rows"].append({"scenario": label, "url": target, "queries": len(captured),
-                                    "rows_shown": rows_shown,
-                                    "plan": plan, "plan_summary": plan_summary(plan),
-                                    "statements": [s for s, _ in captured],
-                                    **_latency([v for r in rounds for v in r], rounds)})
+            matched = re.search(r'data-testid="orders-matched"[^>]*>([^<]+)<', page)
+            plan = next((s["plan"] for s in measured["statements"] if _is_order_page_query(s["sql"])), [])
+            results["rows"].append({"scenario": label, "url": target, "rows_shown": rows_shown,
+                                    "matched": html.unescape(matched.group(1)) if matched else None,
+                                    "plan": plan, "plan_summary": plan_summary(plan), **measured})
         progress(f"order-list: walking {walk_pages} pages by next cursor")
         walk_rounds = []
         for _ in range(repeat):
@@ -1056,23 +1114,46 @@ def run_order_list(url: str, orders: int = 200_000, samples: int = 20, repeat: i
                 if target is None:
                     break
             walk_rounds.append(timings)
-        results["rows"].insert(2, {"scenario": f"walk: next cursor, pages 1–{len(walk_rounds[0])}", "url": "(walk)",
-                                   "queries": None, "rows_shown": None, "plan": [], "plan_summary": {},
+        results["rows"].insert(3, {"scenario": f"walk: next cursor, pages 1–{len(walk_rounds[0])}", "url": "(walk)",
+                                   "queries": None, "rows_shown": None, "matched": None, "plan": [],
+                                   "plan_summary": {}, "statements": [], "sql_ms": None, "python_cpu_ms": None,
                                    **_latency([v for r in walk_rounds for v in r], walk_rounds)})
+        results["rows"][3]["p50_ms"] = statistics.median(results["rows"][3]["round_p50_ms"])
+        results["rows"][3]["p95_ms"] = statistics.median(results["rows"][3]["round_p95_ms"])
         # Correctness: every page answered 200 (get_ms raises otherwise), the first page is full, and each
         # scenario's orders query was seen and explained. Rare filters may match nothing in a tiny data set.
         results["ok"] = results["rows"][0]["rows_shown"] == min(50, orders) and all(
             r["plan"] for r in results["rows"] if r["queries"] is not None)
-        results["aims"] = [{"aim": f"p95 < 150 ms: {r['scenario']}", "measured": f"{r['p95_ms']:.1f} ms",
-                            "met": r["p95_ms"] < 150} for r in results["rows"]]
+        results["aims"] = [{"aim": f"p95 < 50 ms: {r['scenario']}", "measured": f"{r['p95_ms']:.1f} ms",
+                            "met": r["p95_ms"] < 50} for r in results["rows"]]
     finally:
         dispose(app)
     return results
 
 
+def print_statements(rows: list[dict]) -> None:
+    """Every statement each page ran, with its EXPLAIN ANALYZE."""
+    for r in rows:
+        if not r.get("statements"):
+            continue
+        print(f"\n#### {r['scenario']}: {r['queries']} statements, SQL {r['sql_ms'] or 0:.2f} ms, "
+              f"Python CPU {r['python_cpu_ms']:.1f} ms per request\n")
+        for n, statement in enumerate(r["statements"], 1):
+            timing = "" if statement["execution_ms"] is None else f" — {statement['execution_ms']:.3f} ms"
+            print(f"{n}. `{' '.join(statement['sql'].split())[:400]}`{timing}\n")
+            if statement["plan"]:
+                print("\n".join("       " + line for line in statement["plan"] if "Buffers:" not in line
+                                 and not line.startswith("Planning")))
+                print()
+
+
+def _ms(value) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
 def print_order_list(results: dict) -> None:
     print(f"\n### order-list: GET /orders/ as ops_manager, {results['orders']:,} orders, "
-          f"{results['repeat']} rounds x {results['samples_per_round']} requests per scenario "
+          f"median of {results['repeat']} rounds x {results['samples_per_round']} requests per scenario "
           f"(seeded in {results.get('seed_s', 0):.0f} s)\n")
     rows = []
     for r in results["rows"]:
@@ -1084,15 +1165,13 @@ def print_order_list(results: dict) -> None:
             plan += ", sort"
         rows.append([r["scenario"], f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}",
                      "–".join(f"{v:.0f}" for v in (min(r["round_p95_ms"]), max(r["round_p95_ms"]))),
-                     "" if r["queries"] is None else r["queries"], plan,
-                     "" if summary.get("execution_ms") is None else f"{summary['execution_ms']:.2f}",
-                     "yes" if r["p95_ms"] < 150 else "NO"])
-    print(markdown_table(["scenario", "p50 ms", "p95 ms", "p95 range over rounds", "SQL queries per page",
-                          "orders query plan", "query exec ms", "p95 < 150 ms"], rows))
-    for r in results["rows"][:2]:
-        if r["plan"]:
-            print(f"\nplan of the orders query, {r['scenario']}:\n")
-            print("\n".join("    " + line for line in r["plan"] if "Buffers:" not in line))
+                     "" if r["queries"] is None else r["queries"], _ms(r.get("sql_ms")),
+                     _ms(r.get("python_cpu_ms")), r.get("matched") or "", plan,
+                     "yes" if r["p95_ms"] < 50 else "NO"])
+    print(markdown_table(["scenario", "p50 ms", "p95 ms", "p95 range over rounds", "SQL statements",
+                          "SQL ms (EXPLAIN ANALYZE, sum)", "Python CPU ms", "count shown", "orders query plan",
+                          "p95 < 50 ms"], rows))
+    print_statements(results["rows"])
 
 
 # ---------------------------------------------------------------- command line
@@ -1155,8 +1234,9 @@ def _run_fulfilment_benchmark(name: str, url: str, args) -> dict:
         results = bench_fulfilment.run_allocate_wave(url, orders=args.orders)
         bench_fulfilment.print_allocate_wave(results)
     elif name == "board":
-        results = bench_fulfilment.run_board(url, open_orders=args.orders, samples=args.samples, repeat=args.repeat)
+        results = bench_fulfilment.run_board(url, orders=args.orders, samples=args.samples, repeat=args.repeat)
         bench_fulfilment.print_board(results)
+        return results
     else:
         results = bench_fulfilment.run_tracking(url, events=args.events, http_requests=args.http_requests)
         bench_fulfilment.print_tracking(results)
@@ -1225,10 +1305,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--no-diagnostics", action="store_true",
                         help="skip the per-channel-counter and audit-chain-off diagnostic runs and the profile")
     listing = commands.add_parser("order-list", parents=[common], help="p50/p95 of the portal orders list page")
-    listing.add_argument("--orders", type=int, default=200_000, help="orders to seed")
+    listing.add_argument("--orders", type=int, default=1_000_000, help="orders to seed (PostgreSQL COPY, ~2 min)")
     listing.add_argument("--samples", type=int, default=20, help="requests per round per scenario")
     listing.add_argument("--walk-pages", type=int, default=200, help="pages to follow by next cursor")
-    listing.add_argument("--deep-position", type=int, default=150_000, help="row the deep-page cursor points at")
+    listing.add_argument("--deep-position", type=int, default=750_000, help="row the deep-page cursor points at")
     redis_help = "Redis for the workers (default redis://127.0.0.1:6379/14, flushed first)"
     ingest = commands.add_parser("ingest", parents=[common], help="orders/s from the simulator through real workers")
     ingest.add_argument("--orders", type=int, default=100_000)
@@ -1267,7 +1347,8 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--ceiling-seconds", type=int, default=10)
     ingest.add_argument("--ceiling", action="store_true", help=track_roof)
     board = commands.add_parser("board", parents=[common], help="p50/p95 of the fulfilment board")
-    board.add_argument("--orders", type=int, default=100_000, help="open shipments to seed")
+    board.add_argument("--orders", type=int, default=1_000_000, help="orders to seed (their shipments follow their "
+                       "statuses: about a quarter open)")
     board.add_argument("--samples", type=int, default=20)
     return parser
 

@@ -71,15 +71,20 @@ class Wave(db.Model):
     warehouse = relationship("Warehouse", lazy="joined")
 
 
+OPEN_SHIPMENTS_WHERE = "status IN ('allocated', 'waved', 'picking', 'picked', 'packed', 'shipped')"
+
+
 class Shipment(db.Model):
     """One parcel of an order from one warehouse: allocation, wave, pick, pack, waybill, load, tracking."""
 
     __tablename__ = "shipments"
     __table_args__ = (
-        Index("ix_shipments_status_warehouse_id_allocated_at", "status", "warehouse_id", "allocated_at"),
+        # The board: open shipments only, oldest allocation first, ship_by carried (migration 0007).
+        Index("ix_shipments_open_board", "status", "warehouse_id", "allocated_at", "id",
+              postgresql_include=["ship_by"], postgresql_where=text(OPEN_SHIPMENTS_WHERE),
+              sqlite_where=text(OPEN_SHIPMENTS_WHERE)),
         Index("ix_shipments_wave_id", "wave_id"),
         Index("ix_shipments_step_last_event_at", "tracking_step", "last_event_at"),
-        Index("ix_shipments_status_ship_by", "status", "ship_by"),  # the board's overdue count
         Index("ix_shipments_carrier_code_shipped_at", "carrier_code", "shipped_at"),  # the carrier scorecard
         UniqueConstraint("waybill_no"),
         # An order is never allocated twice: one open shipment per order and warehouse, by the database (one in

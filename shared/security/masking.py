@@ -57,14 +57,18 @@ def shown_value(role: str, field: str, value: str | None, reveal: bool = False) 
     return MASKERS[field](value)
 
 
-def order_contact(order, role: str, reveal: bool = False, plain: dict | None = None) -> dict:
+def order_contact(order, role: str, reveal: bool = False, plain: dict | None = None, address: bool = True) -> dict:
     """The receiver of an order as a role may see it; `reveal` asks for full values where the role may.
 
     An order whose buyer fields are platform ciphertext holds only the platform's masked forms: those are shown
     as the platform wrote them, and full values exist only in `plain`, what the platform's decrypt API answered
-    (`shared.services.platform_privacy`)."""
+    (`shared.services.platform_privacy`). `address=False`: receiver and phone only, for a list that shows no
+    address (the order then needs no street: a row of a few columns will do)."""
     if getattr(order, "platform_protected", False):
-        return _protected_contact(order, role, plain if reveal else None)
+        return _protected_contact(order, role, plain if reveal else None, address)
+    if not address:
+        return {"receiver": shown_value(role, "name", order.receiver_name, reveal),
+                "phone": shown_value(role, "phone", order.receiver_phone, reveal)}
     address_level = visibility(role, "address")
     if address_level is Visibility.HIDDEN:
         address = HIDDEN_TEXT
@@ -82,7 +86,7 @@ def order_contact(order, role: str, reveal: bool = False, plain: dict | None = N
     }
 
 
-def _protected_contact(order, role: str, plain: dict | None) -> dict:
+def _protected_contact(order, role: str, plain: dict | None, with_address: bool = True) -> dict:
     def shown(field: str, masked: str, value_key: str) -> str:
         level = visibility(role, field)
         if level is Visibility.HIDDEN:
@@ -90,6 +94,10 @@ def _protected_contact(order, role: str, plain: dict | None) -> dict:
         if level is Visibility.FULL and plain:
             return plain.get(value_key) or ""
         return masked or ""
+
+    if not with_address:
+        return {"receiver": shown("name", order.receiver_name, "receiver"),
+                "phone": shown("phone", order.receiver_phone, "phone"), "platform_masked": plain is None}
 
     address_level = visibility(role, "address")
     if address_level is Visibility.HIDDEN:
