@@ -363,6 +363,22 @@ def seal_all(commit, limit: int = 5000, logs=None) -> dict[str, int | None]:
     return sealed
 
 
+def head_to_chain_end(log_name: str) -> int:
+    """For tools that wrote an already sealed chain straight into the table (benchmarks, restores): point the log's
+    head at the chain's last row and MAC it, in the caller's transaction. Returns the last sequence number.
+    Verify still checks every row: a head moved onto a chain that does not hold is no help to anyone."""
+    chained = LOGS[log_name]
+    state = _take_log(chained)
+    if state is _BUSY or state is None:
+        raise SealRefused(f"{log_name}: the head is missing or another sealer holds the log")
+    table = chained.table
+    last = db.session.execute(select(table.c.seq, table.c.chain_mac).where(table.c.seq.is_not(None))
+                              .order_by(table.c.seq.desc()).limit(1)).first()
+    last_seq, last_mac = (last[0], last[1]) if last else (0, GENESIS)
+    _write_head(state, state.last_seq, last_seq=last_seq, last_mac=last_mac, sealed_at=utc_now())
+    return last_seq
+
+
 @dataclass
 class Window:
     """The rows of one log not sealed yet: how many, and how long the oldest has waited."""
