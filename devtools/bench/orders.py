@@ -1131,7 +1131,7 @@ def _run_sync_benchmark(name: str, url: str, args) -> dict:
     else:
         results = bench_sync.run_reconcile(url, count=args.orders, repeat=args.repeat)
         bench_sync.print_reconcile(results)
-    results["aims"] = []
+    results.setdefault("aims", [])
     return results
 
 
