@@ -448,7 +448,7 @@ def test_the_server_built_message_is_exactly_the_canonical_text(chains, backend)
 
 def test_no_chained_log_has_a_field_without_canonical_sql():
     for log in LOGS:
-        assert sealing.message_sql(log).startswith(f"convert_to(concat('{log}'")
+        assert sealing.message_sql(log).startswith(f"convert_to('{log}|' || ")
 
 
 def _both_walks(log: str) -> tuple[sealing.Report, sealing.Report]:

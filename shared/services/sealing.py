@@ -164,39 +164,34 @@ def content_message(chained: ChainedLog, fields) -> bytes:
     return (chained.name + "|" + "|".join(map(_text, fields))).encode()
 
 
-def _field_sql(chained: ChainedLog, name: str) -> list[str]:
-    """PostgreSQL: `_text` of one stored field, as arguments of one concat() (which skips NULL arguments)."""
+def _field_sql(chained: ChainedLog, name: str) -> str:
+    """PostgreSQL: `_text` of one stored field as SQL over the log's table (a NULL field makes the whole `||`
+    NULL, which coalesce turns into ~)."""
     column = chained.table.c[name]
     quoted = f'"{column.name}"'
-    tag = None
     if name in chained.json_fields:
         quoted = f"{quoted}::text"
     elif isinstance(column.type, UTCDateTime):  # microseconds since 1970, exactly: extract gives numeric
-        tag, quoted = "i", f"(extract(epoch from {quoted}) * 1000000)::bigint"
+        return f"coalesce('i' || (extract(epoch from {quoted}) * 1000000)::bigint::text, '~')"
     elif isinstance(column.type, Boolean):
-        return [f"CASE WHEN {quoted} IS NULL THEN '~' WHEN {quoted} THEN 't' ELSE 'f' END"]
+        return f"coalesce(CASE WHEN {quoted} THEN 't' ELSE 'f' END, '~')"
     elif isinstance(column.type, Integer):
-        tag = "i"
+        return f"coalesce('i' || {quoted}::text, '~')"
     elif not isinstance(column.type, String):  # Text is a String; a Numeric would print unlike str(Decimal)
         raise TypeError(f"no canonical SQL for {chained.name}.{name} ({column.type})")
-    if tag is not None:
-        return [f"CASE WHEN {quoted} IS NULL THEN '~' ELSE '{tag}' END", quoted]
     # s<characters>:<text>; length() counts characters, as len() does
-    return [f"CASE WHEN {quoted} IS NULL THEN '~' ELSE 's' END", f"length({quoted})",
-            f"CASE WHEN {quoted} IS NOT NULL THEN ':' END", quoted]
+    return f"coalesce('s' || length({quoted})::text || ':' || {quoted}, '~')"
 
 
 @lru_cache(maxsize=8)
 def message_sql(log_name: str) -> str:
     """PostgreSQL: an SQL expression over the log's table whose value (bytea) is exactly `content_message` of the
     row, so verify gets one value per row instead of building the text from ten fields in Python. A test holds
-    the two equal over NULLs, unicode, JSON, large integers and timestamps. Most of the server's time here is
-    length() counting characters of the JSON text."""
+    the two equal over NULLs, unicode, JSON, large integers and timestamps. (`||` measured 15 % less server CPU
+    than one concat(), which calls an output function per argument.)"""
     chained = LOGS[log_name]
-    arguments = [f"'{chained.name}'"]
-    for name in chained.fields:
-        arguments += ["'|'", *_field_sql(chained, name)]
-    return f"convert_to(concat({', '.join(arguments)}), 'UTF8')"
+    fields = " || '|' || ".join(_field_sql(chained, name) for name in chained.fields)
+    return f"convert_to('{chained.name}|' || {fields}, 'UTF8')"
 
 
 @lru_cache(maxsize=16)
