@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, text
 
 STATUSES = ("pending_review", "confirmed", "allocated", "picking", "packed", "shipped", "completed")
 
