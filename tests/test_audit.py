@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from shared.extensions import db
 from shared.models import AuditEvent, AuditSeal
@@ -211,3 +211,15 @@ def test_audit_page_shows_the_unsealed_window_and_verify_seals_it(client_for, cr
     verified = admin.post("/audit/verify", data={"csrf_token": token}).get_data(as_text=True)
     assert verified.count('data-testid="chain-ok"') == 3 and "chain-broken" not in verified
     assert sealing.unsealed_window("audit").count == 0
+
+
+def test_events_discarded_drops_events_only_inside_the_switch(stocked):
+    """The benchmarks' diagnostic switch: commits inside it write no audit event; after it, events are written."""
+    before = db.session.execute(select(func.count()).select_from(AuditEvent)).scalar()
+    with audit.events_discarded():
+        audit.record(ADMIN, "order.note", "order", "SO-1", reason="dropped")
+        db.session.commit()
+    assert db.session.execute(select(func.count()).select_from(AuditEvent)).scalar() == before
+    audit.record(ADMIN, "order.note", "order", "SO-1", reason="kept")
+    db.session.commit()
+    assert db.session.execute(select(AuditEvent.reason).order_by(AuditEvent.id.desc()).limit(1)).scalar() == "kept"

@@ -381,3 +381,180 @@ def test_checkpoints_are_sent_to_the_alert_robot_and_the_checkpoint_url(chains, 
         sent_text = json.dumps(robot.requests[0].json, ensure_ascii=False)
         assert all(f"#{line['seq']}" in sent_text and line["mac"][:16] in sent_text for line in lines)
     assert all(r.intact and r.checkpoints == 2 for r in sealing.verify_all())
+
+
+# ------------------------------------------------------------------------ the streamed walk (PostgreSQL)
+
+AWKWARD_TEXTS = ("", "|", "~", "s3:abc", "a|b~c:d", "tab\there", "new\nline", "back\\slash", "quote ' \" ",
+                 "中文客户 王伟", "emoji 😀 outside the BMP", "combining e\u0301", "nul-free \u00a0 nbsp", "x" * 500)
+AWKWARD_JSON = (None, {}, [], {"total": "12.50", "tiny": "0.0000001", "big": 12345678901234567890},
+                {"name": "王伟", "nested": {"list": [1, 2.5, None, True, "😀"]}}, {"s": "a|b\\c\n\"d\""}, 0.1, "text")
+
+
+def _awkward_events() -> None:
+    """Audit events whose fields hold what a canonical text could get wrong: NULLs, separators, escapes,
+    characters beyond ASCII and beyond the BMP, JSON of every kind, big numbers, old and far times."""
+    from datetime import UTC, datetime
+
+    times = (datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC), datetime(1970, 1, 1, tzinfo=UTC),
+             datetime(2026, 12, 2, 15, 4, 5, 123_456, tzinfo=UTC), datetime(2999, 1, 1, 0, 0, 0, 1, tzinfo=UTC))
+    rows = []
+    for n, value in enumerate(AWKWARD_TEXTS):
+        values = {"occurred_at": times[n % len(times)], "actor_id": None, "actor_label": value[:120],
+                  "ip": None if n % 2 else value[:64], "action": "order.edit", "entity_type": "order",
+                  "entity_id": value[:64], "before": AWKWARD_JSON[n % len(AWKWARD_JSON)],
+                  "after": AWKWARD_JSON[(n + 3) % len(AWKWARD_JSON)], "reason": None if n % 3 == 0 else value}
+        rows.append(sealing.stamp(sealing.LOGS["audit"], values))
+    db.session.execute(sealing.AuditEvent.__table__.insert(), rows)
+    # JSON text as another writer may have stored it (raw unicode, odd spacing), MACed over that exact text
+    for raw in ('{"名":"王伟",  "n":1.50}', '[1,\n 2]'):
+        values = {"occurred_at": times[2], "actor_id": None, "actor_label": "raw", "ip": None, "action": "raw",
+                  "entity_type": "order", "entity_id": "SO-raw", "before": raw, "after": None, "reason": None}
+        digest = sealing.row_mac(sealing.LOGS["audit"], tuple(values[f] for f in sealing.LOGS["audit"].fields),
+                                 sealing.newest_key()[1])
+        db.session.execute(text("INSERT INTO audit_events (occurred_at, actor_label, action, entity_type, entity_id, "
+                                "before, row_mac, key_id) VALUES (:at, 'raw', 'raw', 'order', 'SO-raw', "
+                                "CAST(:raw AS JSON), :mac, :key_id)"),
+                           {"at": times[2], "raw": raw, "mac": digest, "key_id": sealing.newest_key()[0]})
+    db.session.commit()
+
+
+def test_the_server_built_message_is_exactly_the_canonical_text(chains, backend):
+    """message_sql gives, byte for byte, what content_message makes of the fields as written and as read back."""
+    if backend == "sqlite":
+        with pytest.raises(ValueError, match="PostgreSQL"):
+            sealing.verify_log("audit", [], streamed=True)
+        return
+    _awkward_events()
+    _seal()
+    key = sealing.newest_key()[1]
+    walked = {}
+    for log in LOGS:
+        chained = sealing.LOGS[log]
+        built = dict(db.session.execute(text(f"SELECT seq, {sealing.message_sql(log)} FROM {TABLES[log]} "
+                                             "WHERE seq IS NOT NULL")).all())
+        rows = list(sealing.sealed_rows(chained))
+        assert len(rows) == len(built) >= 5
+        for row in rows:
+            assert bytes(built[row.seq]) == sealing.content_message(chained, row[sealing.FIELDS:]), row
+            assert sealing.mac(key, bytes(built[row.seq])) == row.row_mac, row  # the MAC made when it was written
+        walked[log] = len(rows)
+    assert walked["audit"] >= len(AWKWARD_TEXTS) + 2
+    for log in LOGS:
+        fast, slow = _both_walks(log)
+        assert fast.intact and fast.checked == walked[log], fast.problem
+        _same(fast, slow)
+
+
+def test_no_chained_log_has_a_field_without_canonical_sql():
+    for log in LOGS:
+        assert sealing.message_sql(log).startswith(f"convert_to('{log}|' || ")
+
+
+def _both_walks(log: str) -> tuple[sealing.Report, sealing.Report]:
+    checkpoints = sealing.read_checkpoints()
+    return (sealing.verify_log(log, checkpoints, streamed=True), sealing.verify_log(log, checkpoints, streamed=False))
+
+
+def _same(fast: sealing.Report, slow: sealing.Report) -> None:
+    assert (fast.checked, fast.checkpoints, fast.legacy, fast.problem) == \
+        (slow.checked, slow.checkpoints, slow.legacy, slow.problem)
+
+
+@pytest.fixture
+def batches(chains, backend, monkeypatch):
+    """PostgreSQL, a longer chain (12+ rows per log) walked 4 rows per batch, so #6 and #7 sit in the second."""
+    if backend == "sqlite":
+        pytest.skip("the streamed walk is PostgreSQL's; SQLite walks rows (the matrix above)")
+    _write_rows(8)
+    _seal()
+    monkeypatch.setattr(sealing, "STREAM_BATCH", 4)
+    for log in LOGS:
+        fast, slow = _both_walks(log)
+        assert fast.intact and fast.checked >= 12, fast
+        _same(fast, slow)
+    return backend
+
+
+@pytest.mark.parametrize("log", LOGS)
+def test_streamed_walk_names_a_row_edited_in_the_second_batch(batches, log):
+    _unguard(batches, TABLES[log])
+    db.session.execute(text(f"UPDATE {TABLES[log]} SET {CONTENT[log]} = 'edited' WHERE seq = 6"))
+    fast, slow = _both_walks(log)
+    assert (fast.problem.kind, fast.problem.seq, fast.checked) == (sealing.EDITED, 6, 5), fast.problem
+    _same(fast, slow)
+
+
+@pytest.mark.parametrize("log", LOGS)
+def test_streamed_walk_names_a_row_deleted_in_the_second_batch(batches, log):
+    _unguard(batches, TABLES[log])
+    db.session.execute(text(f"DELETE FROM {TABLES[log]} WHERE seq = 7"))
+    fast, slow = _both_walks(log)
+    assert (fast.problem.kind, fast.problem.seq) == (sealing.DELETED, 7), fast.problem
+    assert "#7 is missing" in fast.problem.detail
+    _same(fast, slow)
+
+
+@pytest.mark.parametrize("log", LOGS)
+def test_streamed_walk_names_a_row_deleted_at_a_batch_edge_and_the_rest_renumbered(batches, log):
+    _unguard(batches, TABLES[log])
+    db.session.execute(text(f"DELETE FROM {TABLES[log]} WHERE seq = 8"))  # the last row of the second batch
+    _renumber_from(TABLES[log], 9, -1)
+    db.session.execute(text("UPDATE audit_seals SET last_seq = last_seq - 1 WHERE log = :log"), {"log": log})
+    fast, slow = _both_walks(log)
+    assert (fast.problem.kind, fast.problem.seq) == (sealing.DELETED, 8), fast.problem
+    _same(fast, slow)
+
+
+@pytest.mark.parametrize("log", LOGS)
+def test_streamed_walk_names_a_row_inserted_in_the_second_batch(batches, log):
+    _unguard(batches, TABLES[log])
+    _renumber_from(TABLES[log], 6, 1)
+    _insert_forged_copy(TABLES[log], 6)
+    fast, slow = _both_walks(log)
+    assert (fast.problem.kind, fast.problem.seq) == (sealing.INSERTED, 6), fast.problem
+    _same(fast, slow)
+
+
+@pytest.mark.parametrize("log", LOGS)
+def test_streamed_walk_names_a_row_appended_after_the_last_batch(batches, log):
+    _insert_forged_copy(TABLES[log], _last_seq(TABLES[log]) + 1)
+    fast, slow = _both_walks(log)
+    assert fast.problem.kind == sealing.INSERTED, fast.problem
+    _same(fast, slow)
+
+
+def test_streamed_walk_agrees_on_recomputed_chains_and_id_gaps(batches, monkeypatch):
+    _unguard(batches, "stock_movements")
+    _recompute("stock", ATTACKER_KEY, "attacker", edit_seq=6)
+    fast, slow = _both_walks("stock")
+    assert fast.problem.kind == sealing.KEY_MISMATCH, fast.problem
+    _same(fast, slow)
+    _unguard(batches, "audit_events")
+    _write_rows(3)
+    victim = db.session.execute(text("SELECT min(id) FROM audit_events WHERE seq IS NULL")).scalar()
+    db.session.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": victim})
+    sealing.seal_all(commit=db.session.commit, logs=("audit",))
+    _same(*_both_walks("audit"))
+    monkeypatch.setattr(sealing, "ID_GAP_GRACE", sealing.timedelta(seconds=-1))
+    fast, slow = _both_walks("audit")
+    assert fast.problem.kind == sealing.DELETED and f"ids {victim}..{victim}" in fast.problem.detail, fast.problem
+    _same(fast, slow)
+
+
+def test_streamed_walk_hands_a_refused_row_to_the_full_check_and_streams_on(batches, monkeypatch):
+    """A row the tight loop cannot judge (here: every row, as for legacy rows) is checked in full, batch by
+    batch, and the walk still reaches the head intact."""
+    handed = []
+    full_walk = sealing._walk_rows
+
+    def counting(chained, rows, walk, *args, **kwargs):
+        handed.append(walk.seq)
+        return full_walk(chained, rows, walk, *args, **kwargs)
+
+    monkeypatch.setattr(sealing, "_walk_rows", counting)
+    monkeypatch.setattr(sealing, "_walk_sound", lambda name, rows, walk, pads: (1, True) if rows else (0, False))
+    fast, slow = _both_walks("audit")
+    assert fast.intact, fast.problem
+    _same(fast, slow)
+    assert handed[:3] == [0, 4, 8]  # one hand-over per batch of 4 (the last is the slow walk's own call)

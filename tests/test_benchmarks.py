@@ -92,9 +92,11 @@ def test_audit_verify_benchmark_at_toy_size():
     from devtools.bench import audit as bench_audit
 
     with benchmarks.bench_database("audit-verify", PG_BASE) as url:
-        results = bench_audit.run_audit_verify(url, events=300, unsealed=40, repeat=1, progress=lambda _m: None)
-    assert results["ok"], results["problems"]
-    assert results["commit_path"]["sealed"] == 40 and results["profile"]["rows"] == 300
+        results = bench_audit.run_audit_verify(url, events=300, unsealed=40, repeat=1, progress=lambda _m: None,
+                                               compare_row_walk=True)
+    assert results["ok"], results["problems"]  # both walks: every event checked, intact
+    assert results["commit_path"]["sealed"] == 40 and results["row_walk"]["wall_s"] > 0
+    assert all(cpu is not None and cpu >= 0 for cpu in results["postgres_cpu_s"])
     assert results["aims"][0]["met"] is False  # 300 events say nothing about the 1,000,000-event aim
 
 

@@ -175,18 +175,25 @@ def test_outbox_rows_count_one_per_change(sync_channels):
     assert db.session.execute(select(func.count()).select_from(OutboxEvent)).scalar() == 1
 
 
-def test_reconciliation_compares_ids_with_tabs_backslashes_and_missing_statuses_exactly(create_order):
-    """Both sides become COPY-text lines; an id or status with characters COPY escapes must not look different."""
-    awkward = ["A\\B", "TAB\tID", "LINE\nBREAK", "plain-1"]
+def test_reconciliation_compares_ids_with_tabs_backslashes_and_missing_statuses_exactly(create_order, backend):
+    """Both sides become COPY-text lines (SQLite) or COPY rows joined by the database (PostgreSQL); an id or status
+    with characters COPY escapes must not look different."""
+    awkward = ["A\\B", "TAB\tID", "LINE\nBREAK", "CR\rID", "plain-1", "中文单号"]
     orders = [create_order(channel_order_id=external) for external in awkward]
-    for order, status in zip(orders, ("WAIT", "WAIT\\X", None, "DONE")):
+    for order, status in zip(orders, ("WAIT", "WAIT\\X", None, "A\r\nB", "DONE", "已发货"), strict=True):
         order.platform_status, order.platform_modified_at = status, utc_now()
     db.session.flush()
     since = utc_now() - timedelta(hours=1)
-    ours = reconciliation.local_lines(orders[0].channel_id, since)
-    same = {"A\\B": "WAIT", "TAB\tID": "WAIT\\X", "LINE\nBREAK": None, "plain-1": "DONE"}
-    assert reconciliation.compare(reconciliation.item_lines(same), ours) == (set(), set(), set())
-    changed = {**same, "TAB\tID": "OTHER", "NEW\\ONE": "WAIT"}
+    same = {"A\\B": "WAIT", "TAB\tID": "WAIT\\X", "LINE\nBREAK": None, "CR\rID": "A\r\nB", "plain-1": "DONE",
+            "中文单号": "已发货"}
+    changed = {**same, "TAB\tID": "OTHER", "LINE\nBREAK": "NOW SET", "NEW\\ONE": "WAIT", "NEW\tNULL": None}
     del changed["plain-1"]
-    assert reconciliation.compare(reconciliation.item_lines(changed), ours) == ({"NEW\\ONE"}, {"plain-1"},
-                                                                                {"TAB\tID"})
+    expected = ({"NEW\\ONE", "NEW\tNULL"}, {"plain-1"}, {"TAB\tID", "LINE\nBREAK"})
+    if backend == "postgresql":
+        channel_id = orders[0].channel_id
+        assert reconciliation.compare_in_database(channel_id, since, same) == (set(), set(), set(), len(awkward))
+        assert reconciliation.compare_in_database(channel_id, since, changed) == (*expected, len(awkward))
+        assert reconciliation.compare_in_database(channel_id, since, {}) == (set(), set(awkward), set(), len(awkward))
+    ours = reconciliation.local_lines(orders[0].channel_id, since)  # SQLite's way, on both backends
+    assert reconciliation.compare(reconciliation.item_lines(same), ours) == (set(), set(), set())
+    assert reconciliation.compare(reconciliation.item_lines(changed), ours) == expected

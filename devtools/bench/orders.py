@@ -591,24 +591,11 @@ def verify_stock_consistent(app) -> dict:
     }
 
 
-@contextmanager
 def audit_sealing_disabled():
-    """DIAGNOSTIC ONLY: drop audit events at commit instead of chaining them, to measure what the chain costs."""
-    from sqlalchemy import event
-    from sqlalchemy.orm import Session
-
+    """DIAGNOSTIC ONLY: drop audit events at commit instead of writing them, to measure what the chain costs."""
     from shared.services import audit
 
-    def _discard(session):
-        session.info.pop(audit._PENDING, None)
-
-    event.remove(Session, "before_commit", audit._seal_pending_events)
-    event.listen(Session, "before_commit", _discard)
-    try:
-        yield
-    finally:
-        event.remove(Session, "before_commit", _discard)
-        event.listen(Session, "before_commit", audit._seal_pending_events)
+    return audit.events_discarded()
 
 
 class LockProbe:
@@ -1223,7 +1210,7 @@ def _run_sync_benchmark(name: str, url: str, args) -> dict:
     else:
         results = bench_sync.run_reconcile(url, count=args.orders, repeat=args.repeat)
         bench_sync.print_reconcile(results)
-    results["aims"] = []
+    results.setdefault("aims", [])
     return results
 
 
@@ -1333,6 +1320,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--events", type=int, default=1_000_000)
     verify.add_argument("--unsealed", type=int, default=20_000,
                         help="of them, written through the commit path and sealed by the real sealer (timed)")
+    verify.add_argument("--compare-row-walk", action="store_true",
+                        help="also one run of the walk that reads every field (the SQLite way), for comparison")
     track.add_argument("--ceiling", action="store_true", help=track_roof)
     roof = commands.add_parser("ceiling", parents=[common], help="pgbench: the minimal writes of one order, the "
                                "machine's ceiling (many SKUs and one hot SKU)")
@@ -1404,7 +1393,8 @@ def main(argv: list[str] | None = None) -> int:
                 from devtools.bench import audit as bench_audit
 
                 results = bench_audit.run_audit_verify(url, events=args.events, unsealed=args.unsealed,
-                                                       repeat=args.repeat, progress=progress)
+                                                       repeat=args.repeat, progress=progress,
+                                                       compare_row_walk=args.compare_row_walk)
                 bench_audit.print_audit_verify(results)
             elif name == "create-orders":
                 counts = tuple(int(n) for n in args.clients.split(",") if n.strip())

@@ -32,7 +32,9 @@ class Order(db.Model):
         Index("ix_orders_channel_order_id", "channel_order_id"),
         Index("ix_orders_receiver_phone_index", "receiver_phone_index"),
         Index("ix_orders_customer_id_placed_at", "customer_id", "placed_at"),
-        Index("ix_orders_channel_id_platform_modified_at", "channel_id", "platform_modified_at"),
+        # reconciliation reads ids and platform statuses of a channel's window from this index alone
+        Index("ix_orders_channel_id_platform_modified_at_cover", "channel_id", "platform_modified_at",
+              postgresql_include=["channel_order_id", "platform_status"]),
         Index("ix_orders_channel_id_platform_buyer_key", "channel_id", "platform_buyer_key"),
     )
 

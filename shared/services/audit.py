@@ -5,6 +5,7 @@ an HMAC of its content but no place in the chain; `shared.services.sealing` numb
 every second, and `audit verify`). Readers see personal values in before/after only as their role may.
 """
 import json
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
@@ -62,16 +63,28 @@ def log_access(actor: Actor, action: str, entity_type: str, entity_id, fields: l
     db.session.add(AccessLogEntry(**sealing.stamp(sealing.LOGS["access"], values)))
 
 
+_discarding = 0  # > 0 inside `events_discarded()`
+
+
+@contextmanager
+def events_discarded():
+    """DIAGNOSTIC ONLY (benchmarks): inside, every process-wide commit drops its audit events instead of writing
+    them, to measure what writing them costs. Never used by the application."""
+    global _discarding
+    _discarding += 1
+    try:
+        yield
+    finally:
+        _discarding -= 1
+
+
 @event.listens_for(Session, "before_commit")
 def _seal_pending_events(session: Session) -> None:
-    """Write this transaction's audit events, each with its row MAC, in one multi-row INSERT; no lock is taken.
-
-    (The name is kept from when events were chained here; benchmarks switch this listener off by it.)
-    """
+    """Write this transaction's audit events, each with its row MAC, in one multi-row INSERT; no lock is taken."""
     if session.in_nested_transaction():
         return  # SQLAlchemy fires this when a savepoint is released too; events are written at the real commit
     events = pending.take(session, _PENDING)
-    if not events:
+    if not events or _discarding:
         return
     session.flush()  # the rows an event names (a new staff user, say) go first
     chained = sealing.LOGS["audit"]

@@ -23,6 +23,7 @@ import os
 import secrets
 import time
 from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import BigInteger, Table, Text, bindparam, cast, extract, func, select, update
+from sqlalchemy import BigInteger, Boolean, Integer, String, Table, Text, bindparam, cast, extract, func, select, update
 
 from shared.extensions import db
 from shared.models import AccessLogEntry, AuditEvent, AuditSeal, StockMovement
@@ -161,6 +162,36 @@ def canonical_fields(chained: ChainedLog, values) -> tuple:
 def content_message(chained: ChainedLog, fields) -> bytes:
     """What a row MAC covers: the log's name and its fields (in stored form, see `_columns`) in order."""
     return (chained.name + "|" + "|".join(map(_text, fields))).encode()
+
+
+def _field_sql(chained: ChainedLog, name: str) -> str:
+    """PostgreSQL: `_text` of one stored field as SQL over the log's table (a NULL field makes the whole `||`
+    NULL, which coalesce turns into ~)."""
+    column = chained.table.c[name]
+    quoted = f'"{column.name}"'
+    if name in chained.json_fields:
+        quoted = f"{quoted}::text"
+    elif isinstance(column.type, UTCDateTime):  # microseconds since 1970, exactly: extract gives numeric
+        return f"coalesce('i' || (extract(epoch from {quoted}) * 1000000)::bigint::text, '~')"
+    elif isinstance(column.type, Boolean):
+        return f"coalesce(CASE WHEN {quoted} THEN 't' ELSE 'f' END, '~')"
+    elif isinstance(column.type, Integer):
+        return f"coalesce('i' || {quoted}::text, '~')"
+    elif not isinstance(column.type, String):  # Text is a String; a Numeric would print unlike str(Decimal)
+        raise TypeError(f"no canonical SQL for {chained.name}.{name} ({column.type})")
+    # s<characters>:<text>; length() counts characters, as len() does
+    return f"coalesce('s' || length({quoted})::text || ':' || {quoted}, '~')"
+
+
+@lru_cache(maxsize=8)
+def message_sql(log_name: str) -> str:
+    """PostgreSQL: an SQL expression over the log's table whose value (bytea) is exactly `content_message` of the
+    row, so verify gets one value per row instead of building the text from ten fields in Python. A test holds
+    the two equal over NULLs, unicode, JSON, large integers and timestamps. (`||` measured 15 % less server CPU
+    than one concat(), which calls an output function per argument.)"""
+    chained = LOGS[log_name]
+    fields = " || '|' || ".join(_field_sql(chained, name) for name in chained.fields)
+    return f"convert_to('{chained.name}|' || {fields}, 'UTF8')"
 
 
 @lru_cache(maxsize=16)
@@ -325,6 +356,22 @@ def seal_all(commit, limit: int = 5000, logs=None) -> dict[str, int | None]:
                 break
         sealed[name] = total
     return sealed
+
+
+def head_to_chain_end(log_name: str) -> int:
+    """For tools that wrote an already sealed chain straight into the table (benchmarks, restores): point the log's
+    head at the chain's last row and MAC it, in the caller's transaction. Returns the last sequence number.
+    Verify still checks every row: a head moved onto a chain that does not hold is no help to anyone."""
+    chained = LOGS[log_name]
+    state = _take_log(chained)
+    if state is _BUSY or state is None:
+        raise SealRefused(f"{log_name}: the head is missing or another sealer holds the log")
+    table = chained.table
+    last = db.session.execute(select(table.c.seq, table.c.chain_mac).where(table.c.seq.is_not(None))
+                              .order_by(table.c.seq.desc()).limit(1)).first()
+    last_seq, last_mac = (last[0], last[1]) if last else (0, GENESIS)
+    _write_head(state, state.last_seq, last_seq=last_seq, last_mac=last_mac, sealed_at=utc_now())
+    return last_seq
 
 
 @dataclass
@@ -502,20 +549,58 @@ def _sound(chained: ChainedLog, row, prev: str, ring: dict) -> bool:
             and mac(key, f"{chained.name}|{row[1]}|{row[0]}|{prev}|{digest}".encode()) == row[3])
 
 
-def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000) -> Report:
-    """Walk one chain, then hold it against its head and its checkpoints; the report names the first problem."""
+# PostgreSQL verify reads this many rows per query (keyset on seq): memory stays flat (~30 MB a batch of audit
+# events).
+STREAM_BATCH = 50_000
+
+
+def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000,
+               streamed: bool | None = None) -> Report:
+    """Walk one chain, then hold it against its head and its checkpoints; the report names the first problem.
+
+    `streamed` chooses the walk: True (the default on PostgreSQL) reads each row's MAC message as built by the
+    server (`message_sql`) through COPY and checks the MACs in a tight loop; a row that loop refuses is read
+    again in full and checked by `_verify_row`, so the report is the same. False reads every field (SQLite's
+    only way; kept on PostgreSQL to compare the two).
+    """
     chained = LOGS[log_name]
     report = Report(log_name, window=unsealed_window(log_name))
     state = _read_head(log_name)
     if state is None or state.last_mac is None:
         report.problem = Problem(HEAD_MISSING, None, f"the {log_name} chain head (audit_seals row) is missing")
         return report
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    streamed = postgres if streamed is None else streamed
+    if streamed and not postgres:
+        raise ValueError("a streamed verify reads through PostgreSQL COPY")
     ring = keys_by_id()
     mine = [c for c in (checkpoints or []) if c.get("log") == log_name]
     problem = _check_checkpoint_signatures(mine, ring)
     walk = _Walk(macs_wanted={c["seq"]: None for c in mine})
-    rows = _rows(chained, batch)
-    make = _row_type(log_name)
+    ids_seen = [] if chained.id_gaps_are_deletions and not streamed else None
+    if problem is None:
+        if streamed:
+            problem = _walk_streamed(chained, walk, ring, state, report)
+        else:
+            problem = _walk_rows(chained, _rows(chained, batch), walk, ring, state, report, ids_seen)
+    report.checked = walk.seq
+    if problem is None:
+        problem = _check_head(state, walk, ring)
+    if problem is None:
+        problem = _check_checkpoints(log_name, mine, walk, state)
+    if problem is None and chained.id_gaps_are_deletions:
+        problem = _check_id_gaps_sql(chained) if streamed else _check_id_gaps(chained, ids_seen)
+    report.checkpoints = len(mine)
+    report.problem = problem
+    return report
+
+
+def _walk_rows(chained: ChainedLog, rows, walk: _Walk, ring: dict, state: "_Head", report: Report,
+               ids_seen: list | None, count: int | None = None) -> Problem | None:
+    """Walk full rows (id, seq, MACs, key id, fields) from `walk` on; the first problem, or None. With `count`,
+    stop after that many rows (the rows may go one further, for the look-ahead)."""
+    rows = iter(rows)
+    make = _row_type(chained.name)
     ahead = []
 
     def upcoming():
@@ -523,12 +608,13 @@ def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000
             ahead.append(next(rows, None))
         return None if ahead[0] is None else make(*ahead[0])
 
-    ids_seen = [] if chained.id_gaps_are_deletions else None
     time_index = chained.time_index
-    while problem is None:
+    done = 0
+    while count is None or done < count:
         row = ahead.pop() if ahead else next(rows, None)
         if row is None:
             break
+        done += 1
         if row[1] == walk.seq + 1 and _sound(chained, row, walk.prev, ring):
             walk.seq, walk.prev = row[1], row[3]
             if walk.seq in walk.macs_wanted:
@@ -539,29 +625,97 @@ def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000
         row = make(*row)  # something is off, or a legacy row: the full check names it
         if row.seq != walk.seq + 1:
             missing = walk.seq + 1
-            problem = Problem(DELETED, missing, f"#{missing}" + (f" to #{row.seq - 1}" if row.seq > missing + 1
-                                                                 else "") + " is missing from the chain")
-            break
+            return Problem(DELETED, missing, f"#{missing}" + (f" to #{row.seq - 1}" if row.seq > missing + 1
+                                                              else "") + " is missing from the chain")
         problem = _verify_row(chained, row, walk, ring, state, upcoming)
         if problem is not None:
-            break
+            return problem
         walk.seq, walk.prev = row.seq, row.chain_mac
         if walk.seq in walk.macs_wanted:
             walk.macs_wanted[walk.seq] = walk.prev
         if row.key_id == LEGACY_KEY_ID:
             report.legacy += 1
         if ids_seen is not None:
-            ids_seen.append((row.id, row[chained.time_index]))
-    report.checked = walk.seq
-    if problem is None:
-        problem = _check_head(state, walk, ring)
-    if problem is None:
-        problem = _check_checkpoints(log_name, mine, walk, state)
-    if problem is None and ids_seen is not None:
-        problem = _check_id_gaps(chained, ids_seen)
-    report.checkpoints = len(mine)
-    report.problem = problem
-    return report
+            ids_seen.append((row.id, row[time_index]))
+    return None
+
+
+def _walk_streamed(chained: ChainedLog, walk: _Walk, ring: dict, state: "_Head", report: Report,
+                   batch: int | None = None) -> Problem | None:
+    """PostgreSQL: walk the chain in keyset batches of (id, seq, row MAC, chain MAC, key id, message) rows. Where the
+    tight loop refuses a row, that row and the rest of its batch are read again in full and walked by `_walk_rows`
+    (which names the problem, or accepts a row only it can check, such as a legacy one); then streaming goes on.
+
+    The next batch is read (by one helper thread, on this transaction's connection, which nothing else uses
+    meanwhile) while this one is hashed, so the server builds messages on one core while Python hashes on the other.
+    """
+    batch = batch or STREAM_BATCH
+    pads = {key_id: _pads(key) for key_id, key in ring.items()}
+    connection = db.session.connection().connection.driver_connection
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-read") as reader:
+        rows = _stream_batch(connection, chained, walk.seq, batch)
+        while rows:
+            ahead = reader.submit(_stream_batch, connection, chained, rows[-1][1], batch) \
+                if len(rows) == batch else None
+            read, refused = _walk_sound(chained.name, rows, walk, pads)
+            rest, last_seq = len(rows) - read, rows[-1][1]
+            rows = ahead.result() if ahead is not None else []  # the connection is free again from here
+            if refused:
+                problem = _walk_rows(chained, _rows_after(chained, walk.seq, rest + 2), walk, ring, state, report,
+                                     None, count=rest + 1)  # one row more than is walked: the look-ahead
+                if problem is not None:
+                    return problem
+                if walk.seq != last_seq and ahead is not None:  # the chain moved under the walk: read on from here
+                    rows = _stream_batch(connection, chained, walk.seq, batch)
+    return None
+
+
+def _walk_sound(name: str, rows, walk: _Walk, pads: dict) -> tuple[int, bool]:
+    """The tight loop over streamed rows: both MACs of each row, with the key's precomputed HMAC pads and no
+    object per row. Moves `walk` over every sound row; returns how many rows it read and whether it stopped at
+    one it refused (the walk then stands just before that row)."""
+    seq, prev, wanted, read = walk.seq, walk.prev, walk.macs_wanted, 0
+    try:
+        for row_id, row_seq, digest, sealed, key_id, message in rows:
+            read += 1
+            key = pads.get(key_id)
+            if key is None or digest is None or row_seq != seq + 1:
+                return read, True
+            inner, outer = key[0].copy(), key[1].copy()
+            inner.update(message)
+            outer.update(inner.digest())
+            if outer.hexdigest() != digest:
+                return read, True
+            inner, outer = key[0].copy(), key[1].copy()
+            inner.update(f"{name}|{row_seq}|{row_id}|{prev}|{digest}".encode())
+            outer.update(inner.digest())
+            if outer.hexdigest() != sealed:
+                return read, True
+            seq, prev = row_seq, sealed
+            if seq in wanted:
+                wanted[seq] = prev
+        return read, False
+    finally:
+        walk.seq, walk.prev = seq, prev
+
+
+def _stream_batch(connection, chained: ChainedLog, after: int, limit: int) -> list[tuple]:
+    """PostgreSQL: up to `limit` sealed rows after #`after`, in sequence order, as (id, seq, row_mac, chain_mac,
+    key_id, message) tuples; the server builds each message (`message_sql`). One binary-format query per batch:
+    libpq receives the whole batch at once and psycopg's C loaders make the tuples (a COPY is read one row per
+    call through Python, which measured twice the client CPU for the same rows)."""
+    sql = (f"SELECT id, seq, row_mac, chain_mac, key_id, {message_sql(chained.name)} FROM {chained.table.name} "
+           f"WHERE seq > %s ORDER BY seq LIMIT %s")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (after, limit), binary=True)
+        return cursor.fetchall()
+
+
+def _rows_after(chained: ChainedLog, after: int, limit: int) -> list:
+    """Up to `limit` sealed rows after #`after` with every field (see `_columns`), for the full check."""
+    table = chained.table
+    return db.session.execute(select(*_columns(chained)).where(table.c.seq > after).order_by(table.c.seq)
+                              .limit(limit)).all()
 
 
 @dataclass(frozen=True)
@@ -638,6 +792,25 @@ def _check_id_gaps(chained: ChainedLog, ids_seen: list) -> Problem | None:
                 return Problem(DELETED, None, f"{chained.name} rows with ids {earlier + 1}..{later - 1} are missing: "
                                               f"deleted before they were sealed")
     return None
+
+
+def _check_id_gaps_sql(chained: ChainedLog) -> Problem | None:
+    """`_check_id_gaps` done by PostgreSQL over the whole table (sealed and unsealed rows alike): a count first,
+    and only when the ids have a hole, the first hole whose later row is settled."""
+    table = chained.table
+    count, low, high = db.session.execute(select(func.count(), func.min(table.c.id), func.max(table.c.id))).one()
+    if not count or high - low + 1 == count:
+        return None
+    pairs = select(table.c.id.label("later"), func.lag(table.c.id).over(order_by=table.c.id).label("earlier"),
+                   table.c[chained.time_field].label("at")).subquery()
+    hole = db.session.execute(select(pairs.c.earlier, pairs.c.later)
+                              .where(pairs.c.later != pairs.c.earlier + 1, pairs.c.at <= utc_now() - ID_GAP_GRACE)
+                              .order_by(pairs.c.later).limit(1)).first()
+    if hole is None:
+        return None
+    earlier, later = hole
+    return Problem(DELETED, None, f"{chained.name} rows with ids {earlier + 1}..{later - 1} are missing: "
+                                  f"deleted before they were sealed")
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
@@ -745,13 +918,13 @@ def write_checkpoints(now: datetime | None = None) -> list[dict]:
     return lines
 
 
-def verify_all(logs=None) -> list[Report]:
-    """Verify the chosen logs (default all) against the checkpoint file."""
+def verify_all(logs=None, streamed: bool | None = None) -> list[Report]:
+    """Verify the chosen logs (default all) against the checkpoint file (`streamed`: see `verify_log`)."""
     try:
         checkpoints = read_checkpoints()
     except CheckpointFileError as unreadable:
         return [Report(name, problem=Problem(CHECKPOINT_MISMATCH, None, str(unreadable))) for name in logs or LOGS]
-    return [verify_log(name, checkpoints) for name in logs or LOGS]
+    return [verify_log(name, checkpoints, streamed=streamed) for name in logs or LOGS]
 
 
 def publish_checkpoints(lines: list[dict]) -> dict[str, bool]:
