@@ -2,13 +2,13 @@
 platform status, did this channel change since T" from the index alone (an index-only scan once the table is
 vacuumed) instead of reading every order row of the window (the order rows are wide: ciphertext columns).
 
-Revision ID: 0007_reconcile_window_index
-Revises: 0006_accounts
+Revision ID: 0008_reconcile_window_index
+Revises: 0007_list_indexes
 """
 from alembic import op
 
-revision = "0007_reconcile_window_index"
-down_revision = "0006_accounts"
+revision = "0008_reconcile_window_index"
+down_revision = "0007_list_indexes"
 branch_labels = None
 depends_on = None
 
