@@ -8,11 +8,12 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import event, insert
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from shared import pending
 from shared.actors import Actor
+from shared.database import insert_rows
 from shared.extensions import db
 from shared.models import AccessLogEntry, AuditEvent
 from shared.security.permissions import Visibility, visibility
@@ -21,7 +22,6 @@ from shared.timekeeping import utc_now
 
 GENESIS = sealing.GENESIS
 _PENDING = "orderloom_pending_audit"
-INSERT_CHUNK = 1000  # rows per multi-row INSERT (SQLite allows 32,766 bound values per statement)
 
 
 def _plain(value):
@@ -64,7 +64,7 @@ def log_access(actor: Actor, action: str, entity_type: str, entity_id, fields: l
 
 @event.listens_for(Session, "before_commit")
 def _seal_pending_events(session: Session) -> None:
-    """Write this transaction's audit events, each with its row MAC, in one multi-row INSERT; no lock is taken.
+    """Write this transaction's audit events, each with its row MAC, in one executemany; no lock is taken.
 
     (The name is kept from when events were chained here; benchmarks switch this listener off by it.)
     """
@@ -75,9 +75,7 @@ def _seal_pending_events(session: Session) -> None:
         return
     session.flush()  # the rows an event names (a new staff user, say) go first
     chained = sealing.LOGS["audit"]
-    rows = [sealing.stamp(chained, dict(values)) for values in events]
-    for start in range(0, len(rows), INSERT_CHUNK):
-        session.execute(insert(AuditEvent.__table__).values(rows[start:start + INSERT_CHUNK]))
+    insert_rows(AuditEvent.__table__, [sealing.stamp(chained, dict(values)) for values in events])
 
 
 def verify_chain() -> tuple[bool, int, str | None]:
