@@ -58,8 +58,8 @@ def insert_rows(table: Table, rows: list[dict], ids: bool = False) -> list[int] 
     A large multi-row `VALUES` statement is compiled by SQLAlchemy and parsed again by psycopg every time (its
     text differs with every row count): that was most of a 500-order ingest batch's CPU. Here one statement text
     is sent for every row count, as one pipelined executemany (psycopg sends every row, then waits once); on
-    PostgreSQL the ids come first from the table's sequence in one call. SQLite runs the same executemany, and
-    returns ids through RETURNING.
+    PostgreSQL the ids come first from the table's sequence in one call (below EXECUTEMANY_FROM rows, one INSERT …
+    RETURNING); SQLite numbers the rows after the table's highest id, under the write lock its transaction holds.
     """
     from shared.extensions import db
 
@@ -69,13 +69,18 @@ def insert_rows(table: Table, rows: list[dict], ids: bool = False) -> list[int] 
     if not ids:
         session.execute(insert(table), rows)
         return None
-    if session.get_bind().dialect.name != "postgresql" or len(rows) < EXECUTEMANY_FROM:
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql and len(rows) < EXECUTEMANY_FROM:
         new_ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
                                   rows).scalars().all()
     else:
-        new_ids = sorted(session.execute(
-            select(func.nextval(func.pg_get_serial_sequence(table.name, "id")))
-            .select_from(func.generate_series(1, len(rows)))).scalars())
+        if postgresql:
+            new_ids = sorted(session.execute(
+                select(func.nextval(func.pg_get_serial_sequence(table.name, "id")))
+                .select_from(func.generate_series(1, len(rows)))).scalars())
+        else:  # SQLite: the transaction holds the one write lock from BEGIN (tune_engine), so the next ids are ours
+            last = session.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+            new_ids = list(range(last + 1, last + 1 + len(rows)))
         for row, new_id in zip(rows, new_ids):
             row["id"] = new_id
         session.execute(insert(table), rows)
