@@ -20,6 +20,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -107,13 +108,9 @@ def _external_id(channel: Channel, body: bytes, topic: str | None = None) -> str
     return str(value)[:64] if value is not None else None
 
 
-def _insert():
-    return pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-
-
 def store(channel: Channel, source: str, bodies: list[bytes], content_type: str = "application/json",
           received_at: datetime | None = None, topic: str | None = None, delivery_id: str | None = None) -> list[int]:
-    """Store payloads in one multi-row statement; the same bytes twice are one row, counted twice.
+    """Store payloads in one upsert; the same bytes twice are one row, counted twice.
 
     `topic` is the webhook's topic header as received (None for polls and imports: those are whole orders).
     Returns the ids of every row touched, new or seen before: processing skips rows already finished.
@@ -133,7 +130,15 @@ def store(channel: Channel, source: str, bodies: list[bytes], content_type: str 
                      "times_received": 1, "external_id": _external_id(channel, body, topic), "status": "received",
                      "attempts": 0, "topic": topic})
     table = InboxItem.__table__
-    statement = _insert()(table).values(rows)
+    if db.engine.dialect.name == "postgresql":
+        # One statement per page whose text does not change with the page's size: each column as one array,
+        # unnested into rows (a multi-row VALUES was compiled anew for every page: 80 % of the poller's CPU).
+        columns = list(rows[0])
+        statement = pg_insert(table).from_select(columns, select(*[
+            func.unnest(bindparam(f"column_{key}", [row[key] for row in rows], type_=ARRAY(table.c[key].type)))
+            for key in columns]))
+    else:
+        statement = sqlite_insert(table).values(rows)
     statement = statement.on_conflict_do_update(
         index_elements=["channel_id", "content_hash"],
         set_={"times_received": table.c.times_received + 1},
