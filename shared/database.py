@@ -51,7 +51,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 EXECUTEMANY_FROM = 20
 
 
-def insert_rows(table: Table, rows: list[dict], ids: bool = False) -> list[int] | None:
+def insert_rows(table: Table, rows: list[dict], ids: bool = False, session=None) -> list[int] | None:
     """Insert `rows` (dicts with the same keys) in the session's transaction; with `ids`, return their new ids in
     the order of `rows` (also written into each dict as "id").
 
@@ -60,12 +60,13 @@ def insert_rows(table: Table, rows: list[dict], ids: bool = False) -> list[int] 
     is sent for every row count, as one pipelined executemany (psycopg sends every row, then waits once); on
     PostgreSQL the ids come first from the table's sequence in one call (below EXECUTEMANY_FROM rows, one INSERT …
     RETURNING); SQLite numbers the rows after the table's highest id, under the write lock its transaction holds.
+    `session` defaults to the app's (`db.session`).
     """
     from shared.extensions import db
 
     if not rows:
         return [] if ids else None
-    session = db.session
+    session = db.session if session is None else session
     if not ids:
         session.execute(insert(table), rows)
         return None

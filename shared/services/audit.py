@@ -75,7 +75,7 @@ def _seal_pending_events(session: Session) -> None:
         return
     session.flush()  # the rows an event names (a new staff user, say) go first
     chained = sealing.LOGS["audit"]
-    insert_rows(AuditEvent.__table__, [sealing.stamp(chained, dict(values)) for values in events])
+    insert_rows(AuditEvent.__table__, [sealing.stamp(chained, dict(values)) for values in events], session=session)
 
 
 def verify_chain() -> tuple[bool, int, str | None]:

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import defer
 from sqlalchemy.orm.attributes import set_committed_value
 
 from shared import dispatch
@@ -258,7 +259,9 @@ class Contexts(dict):
 def reload(ids: list[int]) -> None:
     """Refresh the batch's rows in one query after a commit expired them (not one query per row)."""
     if ids:
-        db.session.execute(select(InboxItem).where(InboxItem.id.in_(ids))).scalars().all()
+        # Without the body: it was read (and decrypted) by `prepare`, and nothing reads it again.
+        db.session.execute(select(InboxItem).where(InboxItem.id.in_(ids)).options(defer(InboxItem.body))
+                           ).scalars().all()
 
 
 def create_in_bulk(contexts: Contexts, parsed: list[tuple[InboxItem, CanonicalOrder | None]]) -> tuple[int, list]:

@@ -1,8 +1,8 @@
 """Polling a channel by modified-time window: overlap, paging until done, a watermark, retries with backoff.
 
 Each page is stored in the inbox and committed as it arrives (the next page is fetched meanwhile, on a thread of
-its own), so a crash mid-poll keeps what arrived; the watermark only moves past a window once every page of it is stored. Windows longer than the
-platform allows are cut into pieces. A page that fails is retried with exponential backoff (RETRIES times);
+its own), so a crash mid-poll keeps what arrived; the watermark only moves past a window once every page of it is
+stored. Windows longer than the platform allows are cut into pieces. A page that fails is retried with exponential backoff (RETRIES times);
 then the run is recorded as failed, the watermark stays, and the next poll asks for the same window again.
 """
 import json
