@@ -20,12 +20,14 @@ def deliver_outbox(rounds: int = 20) -> dict:
         tally["fanned_out"] += fanned
         if fanned < 1000:
             break
-    with httpx.Client() as client:
-        for delivery_id in outbox.due_delivery_ids():
-            delivery = outbox.deliver(delivery_id, client)
-            db.session.commit()
-            if delivery is not None:
-                tally[delivery.status] = tally.get(delivery.status, 0) + 1
+    due = outbox.due_delivery_ids()
+    if due:  # an HTTP client (its TLS context) only when there is something to send: this job follows every ingest
+        with httpx.Client() as client:
+            for delivery_id in due:
+                delivery = outbox.deliver(delivery_id, client)
+                db.session.commit()
+                if delivery is not None:
+                    tally[delivery.status] = tally.get(delivery.status, 0) + 1
     if any(tally.values()):
         log.info("job=deliver_outbox %s", " ".join(f"{k}={v}" for k, v in tally.items() if v))
     return tally

@@ -133,10 +133,12 @@ def test_releasing_a_savepoint_does_not_write_the_events(stocked):
 
 def test_commit_writes_events_unsealed_in_one_insert_without_touching_the_chain_head(stocked, apps):
     """The commit path appends rows with their row MAC and no chain position; it never reads or locks the head."""
-    statements = []
+    statements, written = [], []
 
-    def remember(_conn, _cursor, statement, *_args):
+    def remember(_conn, _cursor, statement, parameters, _context, executemany):
         statements.append(" ".join(statement.split()).lower())
+        if statement.lstrip().lower().startswith("insert into audit_events"):
+            written.append(len(parameters) if executemany else 1)
 
     sa_event.listen(db.engine, "before_cursor_execute", remember)
     try:
@@ -147,7 +149,7 @@ def test_commit_writes_events_unsealed_in_one_insert_without_touching_the_chain_
         sa_event.remove(db.engine, "before_cursor_execute", remember)
     assert not [s for s in statements if "audit_seals" in s or "for update" in s or "advisory" in s]
     inserts = [s for s in statements if s.startswith("insert into audit_events")]
-    assert len(inserts) == 1 and inserts[0].count("(") >= 3  # both events in one multi-row INSERT
+    assert len(inserts) == 1 and written == [2]  # both events in one statement (one executemany)
     rows = db.session.execute(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(2)).scalars().all()
     assert all(r.seq is None and r.chain_mac is None and r.row_mac and r.key_id for r in rows)
     window = sealing.unsealed_window("audit")

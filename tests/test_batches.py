@@ -1,6 +1,7 @@
 """Batches and their faults: one bad order in an ingest batch, a batch that loses the race for its last unit,
 a wave release killed halfway, expiry of unpaid reservations in sets, the stock module's batch primitives,
 and no oversell on a hot SKU under concurrent API clients. SQLite and PostgreSQL, unless marked."""
+import re
 import threading
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from shared.timekeeping import utc_now
 from tests import channel_payloads as p
 from tests.factories import ADMIN, count_queries, open_shop, order_payload
 from tests.test_channel_sync import ingest, order_of
+from jobs.sync import process_inbox
 from tests import test_fulfilment
 from tests.test_fulfilment import SHENZHEN, TODAY, order_to, put
 
@@ -88,6 +90,49 @@ def test_a_batch_whose_stock_runs_out_leaves_only_the_orders_past_the_last_unit(
     assert [i.status for i in items] == ["done", "done", "review", "review"]  # 2 + 2 of 5 units; 1 is left
     assert sorted(made) == ["7001", "7002"]
     assert _level("SKU-0003").reserved == 4
+
+
+def _batch_statements(channel, first_tid: int, count: int) -> tuple[list[str], list[InboxItem]]:
+    """The statements one processing job sends for a batch of `count` new paid orders, each from a new buyer."""
+    bodies = [p.body(p.taobao(tid=str(first_tid + n), sku=("SKU-0001", "SKU-0002")[n % 2], num=1,
+                              mobile=f"139{first_tid + n:08d}"[:11])) for n in range(count)]
+    ids = inbox.store(channel, "poll", bodies)
+    db.session.commit()
+    with count_queries() as statements:
+        process_inbox(ids)
+    return statements, [db.session.get(InboxItem, item_id) for item_id in ids]
+
+
+def test_a_batch_takes_the_same_statements_whatever_its_number_of_orders(sync_channels, monkeypatch):
+    """Customers, orders, lines, reservations, outbox rows, audit events and the inbox rows' outcome are written as
+    sets: 60 orders cost exactly the statements of 25 (no statement per order, no text that grows with them)."""
+    made = _spy_bulk(monkeypatch)
+    channel = sync_channels["taobao"]
+    small, small_items = _batch_statements(channel, 81_000, 25)
+    large, large_items = _batch_statements(channel, 82_000, 60)
+    assert len(made) == 85 and all(i.status == "done" and i.outcome == "created" for i in small_items + large_items)
+    # Ids taken in one call and rows written by executemany still line up: each row names its own order, whose
+    # line and customer are its own.
+    for item in large_items:
+        order = db.session.get(Order, item.order_id)
+        assert order.channel_order_id == item.external_id
+        assert [line.sku.code for line in order.lines] == [("SKU-0001", "SKU-0002")[int(item.external_id) % 2]]
+        assert order.customer.phone == f"139{int(item.external_id):08d}"
+
+    def shape(statement: str) -> str:
+        return re.sub(r"sa_savepoint_\d+", "sa_savepoint", " ".join(statement.split()[:3]))
+
+    assert [shape(s) for s in large] == [shape(s) for s in small], [shape(s) for s in large]
+    # Every write has the same text for 25 orders as for 60: no multi-row VALUES that grows with the batch (only
+    # the reads' IN lists do).
+    def writes(statements: list[str]) -> list[str]:
+        return [re.sub(r" IN \((?:[^()]|\([^()]*\))*\)", " IN (…)", s) for s in statements
+                if s.lstrip().startswith(("INSERT", "UPDATE"))]
+
+    assert writes(large) == writes(small)
+    assert len({o.customer_id for o in db.session.execute(select(Order)).scalars()}) == 85
+    assert db.session.scalar(select(func.count()).select_from(OrderLine)) == 85
+    assert _level("SKU-0001").reserved + _level("SKU-0002").reserved == 85
 
 
 # --- the stock module's batch primitives ------------------------------------------------------------------

@@ -242,6 +242,73 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
             process.kill()
 
 
+INGEST_AIM_PER_S = 1500  # issue 10: ingest from the simulator with a real worker, 100,000 orders
+WORKER_MEMORY_AIM_MB = 300  # issue 10: a worker holds under 300 MB while ingesting 100,000 orders
+
+
+def _descendants(pid: int) -> list[int]:
+    """The process and every process below it (a forking worker's work horses)."""
+    found, level = [pid], [pid]
+    while level:
+        children = []
+        for parent in level:
+            try:
+                for task in os.listdir(f"/proc/{parent}/task"):
+                    with open(f"/proc/{parent}/task/{task}/children") as listing:
+                        children += [int(child) for child in listing.read().split()]
+            except OSError:
+                continue
+        found += children
+        level = children
+    return found
+
+
+def _status_mb(pid: int, field: str) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of the process and of its children it has waited for (/proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+
+
+class WorkerMeter:
+    """Peak resident memory and CPU time of each worker process (Linux /proc), sampled while the benchmark runs.
+
+    The peak is the kernel's high-water mark (VmHWM) of the worker, and for a forking worker also the largest
+    resident size seen of a work horse; CPU is the worker's own plus that of the work horses it reaped."""
+
+    def __init__(self, processes: list[subprocess.Popen]):
+        self.pids = [process.pid for process in processes]
+        self.start_cpu = {pid: _cpu_s(pid) for pid in self.pids}
+        self.peak_mb = {pid: 0.0 for pid in self.pids}
+        self.cpu = dict.fromkeys(self.pids, 0.0)
+
+    def sample(self) -> None:
+        for pid in self.pids:
+            tree = _descendants(pid)
+            peak = max([_status_mb(pid, "VmHWM")] + [_status_mb(child, "VmRSS") for child in tree[1:]])
+            self.peak_mb[pid] = max(self.peak_mb[pid], peak)
+            self.cpu[pid] = max(self.cpu[pid], _cpu_s(pid) - self.start_cpu[pid]
+                                + sum(_cpu_s(child) for child in tree[1:]))
+
+    def figures(self) -> list[dict]:
+        return [{"pid": pid, "peak_rss_mb": round(self.peak_mb[pid], 1), "cpu_s": round(self.cpu[pid], 2)}
+                for pid in self.pids]
+
+
 def _flush_redis(redis_url: str) -> None:
     from redis import Redis
 
@@ -306,6 +373,7 @@ def run_ingest(url: str, redis_url: str, orders: int = 100_000, workers: int = 2
         processes = start_workers(url, redis_url, workers, simple, overrides)
         try:
             time.sleep(3)  # let the workers import and connect
+            meter = WorkerMeter(processes)
             started = time.perf_counter()
             with app.app_context():
                 dispatch.send("jobs.sync.poll_channel", channels[platform], queue="sync")
@@ -314,12 +382,14 @@ def run_ingest(url: str, redis_url: str, orders: int = 100_000, workers: int = 2
                 counts = _counts(app)
                 finished = counts.get("done", 0) + counts.get("review", 0) + counts.get("dead", 0)
                 samples.append((time.perf_counter() - started, finished))
+                meter.sample()
                 if len(samples) % 10 == 0:
                     progress(f"ingest: {finished:,}/{orders:,} processed, inbox {counts}")
                 if finished >= orders and not counts.get("received") and not counts.get("processing"):
                     break
                 time.sleep(1)
             elapsed = time.perf_counter() - started
+            meter.sample()
         finally:
             stop_workers(processes)
         counts = _counts(app)
@@ -333,10 +403,13 @@ def run_ingest(url: str, redis_url: str, orders: int = 100_000, workers: int = 2
     finally:
         simulator.stop()
     stored_by = next((t for t, n in samples if n > 0), None)
+    per_worker = meter.figures()
     return {"benchmark": "ingest", "ok": made == orders and counts.get("done", 0) == orders, "orders": orders,
             "orders_made": made, "inbox": counts, "elapsed_s": elapsed, "rate": orders / elapsed,
             "workers": workers, "worker_kind": "SimpleWorker" if simple else "forking Worker",
-            "first_order_s": stored_by, "platform": platform}
+            "first_order_s": stored_by, "platform": platform, "per_worker": per_worker,
+            "peak_worker_rss_mb": max(w["peak_rss_mb"] for w in per_worker),
+            "worker_cpu_ms_per_order": 1000 * sum(w["cpu_s"] for w in per_worker) / max(made, 1)}
 
 
 def print_ingest(results: dict) -> None:
@@ -345,7 +418,31 @@ def print_ingest(results: dict) -> None:
     print("| orders made | inbox | elapsed s | orders/s |\n| ---: | --- | ---: | ---: |")
     print(f"| {results['orders_made']:,} | {json.dumps(results['inbox'])} | {results['elapsed_s']:.1f} | "
           f"{results['rate']:.0f} |")
-    print(f"\naim: ≥ 1,000 orders/s end to end: {'met' if results['rate'] >= 1000 else 'MISSED'}")
+    print_workers(results)
+    print(f"\naim: ≥ {INGEST_AIM_PER_S:,} orders/s end to end: "
+          f"{'met' if results['rate'] >= INGEST_AIM_PER_S else 'MISSED'} ({results['rate']:,.0f}/s)")
+    print(f"aim: < {WORKER_MEMORY_AIM_MB} MB per worker: "
+          f"{'met' if results['peak_worker_rss_mb'] < WORKER_MEMORY_AIM_MB else 'MISSED'} "
+          f"(peak {results['peak_worker_rss_mb']:.0f} MB)")
+
+
+def print_workers(results: dict) -> None:
+    print("\n| worker pid | peak RSS MB | CPU s | CPU ms per order (all workers) |\n| ---: | ---: | ---: | ---: |")
+    for worker in results["per_worker"]:
+        print(f"| {worker['pid']} | {worker['peak_rss_mb']:.0f} | {worker['cpu_s']:.1f} | "
+              f"{results['worker_cpu_ms_per_order']:.2f} |")
+
+
+def ingest_aims(runs: list[dict]) -> list[dict]:
+    """The two aims of issue 10 for ingest, over repeated runs: the median rate, and the largest worker seen."""
+    rates = sorted(r["rate"] for r in runs)
+    median = statistics.median(rates)
+    peak = max(r["peak_worker_rss_mb"] for r in runs)
+    return [{"aim": f"≥ {INGEST_AIM_PER_S:,} orders/s ingested (median)", "measured": f"{median:,.0f}/s",
+             "met": median >= INGEST_AIM_PER_S},
+            {"aim": f"< {WORKER_MEMORY_AIM_MB} MB per worker (peak RSS, every run)", "measured": f"{peak:.0f} MB",
+             "met": peak < WORKER_MEMORY_AIM_MB}]
+
 
 
 def run_webhook_latency(url: str, redis_url: str, count: int = 300, interval: float = 0.05,

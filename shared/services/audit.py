@@ -9,11 +9,12 @@ from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import event, insert
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from shared import pending
 from shared.actors import Actor
+from shared.database import insert_rows
 from shared.extensions import db
 from shared.models import AccessLogEntry, AuditEvent
 from shared.security.permissions import Visibility, visibility
@@ -22,7 +23,6 @@ from shared.timekeeping import utc_now
 
 GENESIS = sealing.GENESIS
 _PENDING = "orderloom_pending_audit"
-INSERT_CHUNK = 1000  # rows per multi-row INSERT (SQLite allows 32,766 bound values per statement)
 
 
 def _plain(value):
@@ -80,7 +80,7 @@ def events_discarded():
 
 @event.listens_for(Session, "before_commit")
 def _seal_pending_events(session: Session) -> None:
-    """Write this transaction's audit events, each with its row MAC, in one multi-row INSERT; no lock is taken."""
+    """Write this transaction's audit events, each with its row MAC, in one executemany; no lock is taken."""
     if session.in_nested_transaction():
         return  # SQLAlchemy fires this when a savepoint is released too; events are written at the real commit
     events = pending.take(session, _PENDING)
@@ -88,9 +88,7 @@ def _seal_pending_events(session: Session) -> None:
         return
     session.flush()  # the rows an event names (a new staff user, say) go first
     chained = sealing.LOGS["audit"]
-    rows = [sealing.stamp(chained, dict(values)) for values in events]
-    for start in range(0, len(rows), INSERT_CHUNK):
-        session.execute(insert(AuditEvent.__table__).values(rows[start:start + INSERT_CHUNK]))
+    insert_rows(AuditEvent.__table__, [sealing.stamp(chained, dict(values)) for values in events], session=session)
 
 
 def verify_chain() -> tuple[bool, int, str | None]:

@@ -1,14 +1,15 @@
 """Polling a channel by modified-time window: overlap, paging until done, a watermark, retries with backoff.
 
-Each page is stored in the inbox and committed before the next is asked for, so a crash mid-poll keeps what
-arrived; the watermark only moves past a window once every page of it is stored. Windows longer than the
-platform allows are cut into pieces. A page that fails is retried with exponential backoff (RETRIES times);
+Each page is stored in the inbox and committed as it arrives (the next page is fetched meanwhile, on a thread of
+its own), so a crash mid-poll keeps what arrived; the watermark only moves past a window once every page of it is
+stored. Windows longer than the platform allows are cut into pieces. A page that fails is retried with exponential backoff (RETRIES times);
 then the run is recorded as failed, the watermark stays, and the next poll asks for the same window again.
 """
 import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import httpx
@@ -100,12 +101,19 @@ def poll(channel_id: int, commit: Callable[[], None], now: datetime | None = Non
     commit()
     waiting: list[int] = []  # stored and committed, not yet handed to a processing job
     try:
-        with httpx.Client(timeout=HTTP_TIMEOUT, transport=transport) as client:
+        with httpx.Client(timeout=HTTP_TIMEOUT, transport=transport) as client, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="poll-fetch") as fetcher:
             for window_start, window_end in windows(start, end, adapter.max_window):
-                cursor, pages = None, 0
-                while True:
-                    page = _fetch_with_retries(
+                def fetch(cursor, window_start=window_start, window_end=window_end):
+                    return _fetch_with_retries(
                         lambda: adapter.fetch_page(client, creds, window_start, window_end, cursor), sleep)
+
+                pages, upcoming = 0, fetcher.submit(fetch, None)
+                while True:
+                    page = upcoming.result()
+                    # The next page is asked for while this one is stored: the platform's time and ours overlap.
+                    upcoming = fetcher.submit(fetch, page.next_cursor) \
+                        if page.next_cursor is not None and pages + 1 < MAX_PAGES else None
                     ids = inbox.store(channel, kind, [_raw_bytes(order) for order in page.orders]) \
                         if page.orders else []
                     run.pages, run.fetched, run.stored = run.pages + 1, run.fetched + len(page.orders), \
@@ -116,8 +124,7 @@ def poll(channel_id: int, commit: Callable[[], None], now: datetime | None = Non
                         inbox.queue(waiting)
                         waiting = []
                     pages += 1
-                    cursor = page.next_cursor
-                    if cursor is None or pages >= MAX_PAGES:
+                    if upcoming is None:
                         break
                 if kind == "poll" and (watermark is None or window_end > watermark):
                     connection.watermark = watermark = window_end
