@@ -3,7 +3,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy import event
 from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
@@ -26,6 +26,7 @@ from shared.timekeeping import local_date, parse_aware, utc_now
 
 CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY", "GBP")
 MAX_LINES = 200
+SET_CHUNK = 5000  # orders per set UPDATE (SQLite binds at most 32,766 values in one statement)
 
 
 def get_channel(code: str) -> Channel:
@@ -386,12 +387,20 @@ def _apply(order: Order, transition: Transition, actor: Actor, reason: str | Non
 
 
 def transition_many(orders: list[Order], target: str, actor: Actor, reason: str | None = None,
-                    guards_checked: bool = False) -> None:
-    """One lifecycle move for many orders with one flush (allocation and wave release in batches).
+                    guards_checked: bool = False, values: dict | None = None) -> None:
+    """One lifecycle move for a set of orders (allocation and wave release): each order is checked against the
+    declared table as `transition_order` checks it, then one UPDATE per source state moves the set (the version
+    bumped as the ORM would), one multi-row INSERT writes the outbox rows and the audit events join the
+    transaction's one INSERT at commit. No flush, no statement per order.
 
-    Only for declared moves without effects; a move with guards needs the caller to have checked them for
-    every order (`guards_checked`), as the batch allocation does from the rows it already holds."""
+    Only for declared moves without effects; a move with guards needs the caller to have checked them for every
+    order (`guards_checked`), as the batch allocation does from the rows it already holds. `values`: further
+    columns set on every order of the set (the warehouse allocation chose). An order that another transaction
+    moved meanwhile refuses the whole set (InvalidTransition): the caller rolls back, as after any refusal."""
+    if not orders:
+        return
     now = utc_now()
+    by_source: dict[str, list[Order]] = {}
     for order in orders:
         transition = find_transition(order.status, target)
         if transition is None:
@@ -401,11 +410,28 @@ def transition_many(orders: list[Order], target: str, actor: Actor, reason: str 
             raise Forbidden(f"the {actor.role} role may not move an order to {target}", code="transition_forbidden")
         if transition.effects or (transition.guards and not guards_checked):
             raise ValueError(f"{order.status} → {target} has guards or effects: move these orders one at a time")
-        before = audit_snapshot(order)
-        order.status, order.updated_at = transition.target, now
-        audit.record(actor, "order.transition", "order", order.order_no, before=before, after=audit_snapshot(order),
-                     reason=reason)
-        outbox.order_event(order, f"order.{order.status}")
+        by_source.setdefault(order.status, []).append(order)
+    befores = {order.id: audit_snapshot(order) for order in orders}
+    changes = {"status": OrderStatus(target), "updated_at": now, **(values or {})}
+    table = Order.__table__
+    for source, group in by_source.items():
+        for start in range(0, len(group), SET_CHUNK):
+            chunk = group[start:start + SET_CHUNK]
+            versions = dict(db.session.execute(
+                update(table).where(table.c.id.in_([order.id for order in chunk]), table.c.status == source)
+                .values({**changes, "version": table.c.version + 1}).returning(table.c.id, table.c.version)).all())
+            if len(versions) != len(chunk):
+                moved = next(order for order in chunk if order.id not in versions)
+                raise InvalidTransition(f"{moved.order_no} changed meanwhile; it is no longer {source}", field="to",
+                                        code="invalid_transition")
+            for order in chunk:  # the loaded objects now say what the row says, with nothing left to flush
+                for key, value in changes.items():
+                    set_committed_value(order, key, value)
+                set_committed_value(order, "version", versions[order.id])
+    for order in orders:
+        audit.record(actor, "order.transition", "order", order.order_no, before=befores[order.id],
+                     after=audit_snapshot(order), reason=reason)
+    outbox.order_events(orders, f"order.{target}")
 
 
 def transition_order(order: Order, target: str, actor: Actor, reason: str | None = None) -> Order:
