@@ -3,6 +3,7 @@ from collections import defaultdict
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from shared.actors import Actor
 from shared.extensions import db
@@ -356,9 +357,17 @@ def move_reservations(reservations: list[Reservation], warehouse_of: dict[int, i
         changes[(r.sku_id, warehouse_of[r.id])] += r.quantity
         changes[(r.sku_id, r.warehouse_id)] -= r.quantity
     refused = change_reserved({key: change for key, change in changes.items() if change}, now)
-    if not refused:
+    if not refused:  # the rows follow, one UPDATE per target warehouse; the loaded objects are told, not flushed
+        by_target: dict[int, list[Reservation]] = defaultdict(list)
         for r in moving:
-            r.warehouse_id = warehouse_of[r.id]
+            by_target[warehouse_of[r.id]].append(r)
+        for warehouse_id, group in sorted(by_target.items()):
+            for start in range(0, len(group), 5000):
+                db.session.execute(update(Reservation.__table__)
+                                   .where(Reservation.__table__.c.id.in_([r.id for r in group[start:start + 5000]]))
+                                   .values(warehouse_id=warehouse_id))
+            for r in group:
+                set_committed_value(r, "warehouse_id", warehouse_id)
     return refused
 
 
