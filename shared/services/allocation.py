@@ -257,7 +257,8 @@ def allocate_many(order_ids: list[int], actor: Actor, now: datetime | None = Non
                      "ship_by": as_utc(order.paid_at or order.placed_at) + SHIP_WITHIN,
                      "carrier_code": (warehouse.carriers or "SF").split(",")[0].strip()})
         audit.record(actor, "shipment.allocate", "order", order.order_no,
-                     after={"warehouse": warehouse.code, "distance_km": round(distance), "priority": rows[-1]["priority"]})
+                     after={"warehouse": warehouse.code, "distance_km": round(distance),
+                            "priority": rows[-1]["priority"]})
     # A plain executemany (no RETURNING: the driver pipelines one short statement), then the rows read back: the
     # orders are locked and had no open parcel, so their open parcels are exactly these.
     if rows:

@@ -3,7 +3,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy import event
 from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
@@ -418,7 +418,7 @@ def transition_many(orders: list[Order], target: str, actor: Actor, reason: str 
         for start in range(0, len(group), SET_CHUNK):
             chunk = group[start:start + SET_CHUNK]
             versions = dict(db.session.execute(
-                update(table).where(table.c.id.in_([order.id for order in chunk]), table.c.status == source)
+                table.update().where(table.c.id.in_([order.id for order in chunk]), table.c.status == source)
                 .values({**changes, "version": table.c.version + 1}).returning(table.c.id, table.c.version)).all())
             if len(versions) != len(chunk):
                 moved = next(order for order in chunk if order.id not in versions)

@@ -3,7 +3,6 @@ from collections import defaultdict
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
 
 from shared.actors import Actor
 from shared.extensions import db
@@ -357,7 +356,7 @@ def move_reservations(reservations: list[Reservation], warehouse_of: dict[int, i
         changes[(r.sku_id, warehouse_of[r.id])] += r.quantity
         changes[(r.sku_id, r.warehouse_id)] -= r.quantity
     refused = change_reserved({key: change for key, change in changes.items() if change}, now)
-    if not refused:  # the rows follow, one UPDATE per target warehouse; the loaded objects are told, not flushed
+    if not refused:  # the rows follow, one UPDATE per target warehouse; loaded objects read it again on use
         by_target: dict[int, list[Reservation]] = defaultdict(list)
         for r in moving:
             by_target[warehouse_of[r.id]].append(r)
@@ -367,7 +366,7 @@ def move_reservations(reservations: list[Reservation], warehouse_of: dict[int, i
                                    .where(Reservation.__table__.c.id.in_([r.id for r in group[start:start + 5000]]))
                                    .values(warehouse_id=warehouse_id))
             for r in group:
-                set_committed_value(r, "warehouse_id", warehouse_id)
+                db.session.expire(r, ["warehouse_id"])
     return refused
 
 

@@ -87,11 +87,12 @@ def release_chunk(wave_id: int, today: date, limit: int = 500) -> int:
     Lots are taken first-expiry-first-out (first received where there is no expiry), expired lots never;
     a shipment no lots can cover goes back to `allocated` (counted as short).
 
-    Set-based: the chunk's shipments, lines and lots are read with three queries (the wave row locked first,
-    so two releasers of one wave take turns and never see the same shipment), the lots are shared out in
-    memory, and the writes are one multi-row INSERT of tasks, one executemany UPDATE of the lots, two set moves
-    of shipments through the floor lifecycle, and one set move of the orders through theirs. A chunk is one transaction: killed halfway, nothing
-    of it stays, and the next run takes exactly the shipments still `waved` (no task twice)."""
+    Set-based: the chunk's shipments (locked), lines and lots are read with three queries (the wave row locked
+    first, so two releasers of one wave take turns and never see the same shipment), the lots are shared out in
+    memory, and the writes are one multi-row INSERT of tasks, one executemany UPDATE of the lots, two set moves of
+    shipments through the floor lifecycle, and one set move of the orders through theirs. A chunk is one
+    transaction: killed halfway, nothing of it stays, and the next run takes exactly the shipments still `waved`
+    (no task twice)."""
     wave = db.session.execute(select(Wave).where(Wave.id == wave_id).with_for_update(of=Wave)).scalar_one()
     shipments = db.session.execute(
         select(Shipment.id, Shipment.order_id, Shipment.line_ids)
