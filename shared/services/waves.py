@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import defer, selectinload
 
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
@@ -161,9 +161,11 @@ def release_chunk(wave_id: int, today: date, limit: int = 500) -> int:
     SHIPMENT.move_set(Shipment, [(shipment_id, "waved") for shipment_id in picking], "picking", refuse=True)
     SHIPMENT.move_set(Shipment, [(shipment_id, "waved") for shipment_id in short], "allocated",
                       values={"wave_id": None}, refuse=True)
-    # A split order goes to picking with its first parcel. Loaded with what its outbox snapshot reads.
+    # A split order goes to picking with its first parcel. Loaded with what its outbox snapshot reads (a subscriber
+    # never sees the street: it is not decrypted).
     to_floor = db.session.execute(
-        select(Order).options(selectinload(Order.lines), selectinload(Order.customer), selectinload(Order.warehouse))
+        select(Order).options(selectinload(Order.lines), selectinload(Order.customer), selectinload(Order.warehouse),
+                              defer(Order.street))
         .where(Order.id.in_(set(order_ids)), Order.status == S.ALLOCATED).order_by(Order.id)).scalars().all()
     order_service.transition_many(to_floor, S.PICKING, SYSTEM)  # one set move for the chunk, not one per order
     wave.task_count += len(tasks)
