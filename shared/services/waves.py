@@ -55,7 +55,7 @@ def plan_waves(warehouse_code: str, actor: Actor, now: datetime | None = None, l
                                   values={"wave_id": wave.id})
         wave.order_count = len(taken.moved)
         audit.record(actor, "wave.plan", "wave", wave.id, after={"warehouse": warehouse.code, "carrier": carrier,
-                                                                  "orders": len(ids)})
+                                                                  "orders": wave.order_count})
         waves.append(wave)
     return waves
 
