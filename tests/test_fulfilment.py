@@ -532,3 +532,25 @@ def test_a_wave_release_killed_halfway_is_finished_by_a_rerun_and_no_parcel_is_p
     with pytest.raises(scans.ScanRefused, match="already picked"):
         scans.pick(floor["device"], {"task": tasks[0].id, "bin": tasks[0].bin.code, "sku": "TEA",
                                      "lot": tasks[0].lot.lot_no, "quantity": 1}, today=TODAY)
+
+
+def test_a_set_move_of_orders_refuses_an_order_changed_since_it_was_read_or_leaves_it_out(floor):
+    from shared.lifecycle import OrderStatus
+    put("TEA", "SZ1", "A-01", 10)
+    fresh, stale = _tea_orders(2, "V")
+    allocation.allocate_many([fresh.id, stale.id], ADMIN)
+    db.session.commit()
+    db.session.execute(Order.__table__.update().where(Order.__table__.c.id == stale.id)  # another writer, meanwhile
+                       .values(version=Order.__table__.c.version + 1))
+    assert db.session.execute(select(Order.version).where(Order.id == stale.id)).scalar() == stale.version + 1
+    with pytest.raises(Conflict) as refused:
+        orders.transition_many([fresh, stale], OrderStatus.PICKING, ADMIN)
+    assert refused.value.code == "order_changed" and stale.order_no in refused.value.message
+    statuses = dict(db.session.execute(select(Order.id, Order.status)).all())
+    assert statuses == {fresh.id: "allocated", stale.id: "allocated"}  # nothing moved
+    assert orders.transition_many([fresh, stale], OrderStatus.PICKING, ADMIN, skip_stale=True) == [fresh]
+    assert dict(db.session.execute(select(Order.id, Order.status)).all()) == {fresh.id: "picking", stale.id: "allocated"}
+    assert fresh.status == "picking"
+    events = db.session.execute(select(OutboxEvent.order_id).where(OutboxEvent.event_type == "order.picking")
+                                ).scalars().all()
+    assert events == [fresh.id]

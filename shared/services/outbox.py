@@ -45,6 +45,20 @@ def order_event(order: Order, event_type: str) -> OutboxEvent:
     return row
 
 
+def order_events(orders: list[Order], event_type: str) -> int:
+    """The same event for many orders in the caller's transaction, one INSERT sent as one executemany (a batch's
+    lifecycle move); the orders' relations should be loaded, or each snapshot loads them. Returns rows written."""
+    now, rows = utc_now(), []
+    for order in orders:
+        event_id = str(uuid.uuid4())
+        rows.append({"event_id": event_id, "event_type": event_type, "order_id": order.id, "created_at": now,
+                     "payload": {"event_id": event_id, "event": event_type, "order": snapshot(order)}})
+    if rows:
+        db.session.execute(insert(OutboxEvent), rows)
+        dispatch.after_commit(DELIVER_JOB, skip_inline=True, coalesce_seconds=1)
+    return len(rows)
+
+
 def create_subscription(name: str, url: str, secret: str, events: str, actor: Actor) -> WebhookSubscription:
     name = check.text(name, "name", 80)
     url = check.text(url, "url", 500)
@@ -169,17 +183,3 @@ def redeliver(delivery_id: int, actor: Actor) -> WebhookDelivery:
                  after={"status": "pending"})
     dispatch.after_commit(DELIVER_JOB, skip_inline=True)
     return delivery
-
-
-def order_events(orders: list[Order], event_type: str) -> int:
-    """The same event for many orders in the caller's transaction, one INSERT sent as one executemany (a batch's
-    lifecycle move); the orders' relations should be loaded, or each snapshot loads them. Returns rows written."""
-    now, rows = utc_now(), []
-    for order in orders:
-        event_id = str(uuid.uuid4())
-        rows.append({"event_id": event_id, "event_type": event_type, "order_id": order.id, "created_at": now,
-                     "payload": {"event_id": event_id, "event": event_type, "order": snapshot(order)}})
-    if rows:
-        db.session.execute(insert(OutboxEvent), rows)
-        dispatch.after_commit(DELIVER_JOB, skip_inline=True, coalesce_seconds=1)
-    return len(rows)
