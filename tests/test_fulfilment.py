@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from shared.extensions import db
-from shared.models import Bin, Lot, Order, PickTask, Reservation, Shipment, StockLevel
+from shared.models import Bin, Lot, Order, OutboxEvent, PickTask, Reservation, Shipment, StockLevel
 from shared.services import allocation, catalog, lots, orders, scans, stock, waves
 from shared.services.errors import Conflict, Forbidden, ValidationFailed
 from tests.factories import ADMIN, order_payload
@@ -396,3 +396,161 @@ def test_transferred_units_travel_with_their_batch_and_can_be_picked_there(floor
     assert lots == {(hz, "M-7"): 2, (sz, "M-7"): 4}
     moved = db.session.execute(select(Lot).where(Lot.warehouse_id == sz)).scalar_one()
     assert moved.expires_on == TODAY + timedelta(days=40) and moved.bin.code == "A-01"  # the first bin walked
+
+
+# --- sets: allocation and wave release without a statement per order ----------------------------------------
+
+def _tea_orders(count: int, prefix: str) -> list:
+    return [order_to(SHENZHEN, [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"}], f"{prefix}-{n}")
+            for n in range(count)]
+
+
+def test_batch_allocation_sends_as_many_statements_for_many_orders_as_for_few(floor):
+    from tests.factories import count_queries
+    put("TEA", "HZ1", "A-01", 100)  # most free here: that is where the orders reserve when they are created
+    put("TEA", "SZ1", "A-01", 50)   # nearest to Shenzhen: where allocation moves them
+    counts = {}
+    for size in (2, 12):
+        batch = _tea_orders(size, f"N{size}")
+        assert {r.warehouse.code for o in batch for r in o.reservations} == {"HZ1"}
+        with count_queries() as statements:
+            shipments, left = allocation.allocate_many([o.id for o in batch], ADMIN)
+            db.session.commit()  # the audit events and anything left to flush are written here
+        assert left == [] and len(shipments) == size
+        assert {(o.status, o.warehouse.code) for o in batch} == {("allocated", "SZ1")}
+        db.session.expire_all()
+        assert {r.warehouse.code for o in batch for r in o.reservations} == {"SZ1"}  # the reservations moved
+        counts[size] = len([s for s in statements if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE"))])
+    assert counts[2] == counts[12], counts
+    levels = {lvl.warehouse.code: lvl.reserved for lvl in db.session.execute(select(StockLevel)).scalars()}
+    assert levels == {"HZ1": 0, "SZ1": 14}
+    events = db.session.execute(select(OutboxEvent.payload).where(OutboxEvent.event_type == "order.allocated")
+                                ).scalars().all()
+    assert len(events) == 14 and {e["order"]["status"] for e in events} == {"allocated"}
+    assert {e["order"]["warehouse"] for e in events} == {"SZ1"}
+
+
+def test_a_wave_chunk_sends_as_many_statements_for_many_parcels_as_for_few(floor):
+    from tests.factories import count_queries
+    put("TEA", "SZ1", "A-01", 100)
+    counts = {}
+    for size in (2, 12):
+        allocation.allocate_many([o.id for o in _tea_orders(size, f"W{size}")], ADMIN)
+        [wave] = waves.plan_waves("SZ1", ADMIN)
+        waves.start_release(wave.id, ADMIN)
+        db.session.commit()
+        with count_queries() as statements:
+            assert waves.release_chunk(wave.id, TODAY, limit=100) == size
+            db.session.commit()
+        counts[size] = len([s for s in statements if not s.lstrip().upper().startswith(("SAVEPOINT", "RELEASE"))])
+        assert wave.task_count == size
+    assert counts[2] == counts[12], counts
+
+
+def _states(ids) -> dict:
+    return dict(db.session.execute(select(Shipment.id, Shipment.status).where(Shipment.id.in_(ids))).all())
+
+
+def test_a_set_move_checks_every_parcel_against_the_table_and_says_why_it_left_one(floor):
+    from shared.floor_lifecycle import SHIPMENT
+    put("TEA", "SZ1", "A-01", 10)
+    allocation.allocate_many([o.id for o in _tea_orders(3, "S")], ADMIN)
+    ready, picking, moved_meanwhile = db.session.execute(select(Shipment.id).order_by(Shipment.id)).scalars().all()
+    SHIPMENT.move_set(Shipment, [(picking, "allocated")], "waved")
+    SHIPMENT.move_set(Shipment, [(picking, "waved")], "picking")
+    SHIPMENT.move_set(Shipment, [(moved_meanwhile, "allocated")], "waved")
+    db.session.commit()
+    # The caller read `moved_meanwhile` as allocated; it has been waved since.
+    rows = [(ready, "allocated"), (picking, "picking"), (moved_meanwhile, "allocated")]
+    with pytest.raises(Conflict) as refused:
+        SHIPMENT.move_set(Shipment, rows, "waved", refuse=True)  # all or nothing: refused before any write
+    assert refused.value.code == "invalid_shipment_transition" and "picking cannot become waved" in refused.value.message
+    assert _states([ready, picking, moved_meanwhile]) == {ready: "allocated", picking: "picking",
+                                                        moved_meanwhile: "waved"}
+    result = SHIPMENT.move_set(Shipment, rows, "waved")  # skip what may not move, and say why
+    assert result.moved == [ready]
+    assert result.skipped == {picking: "a shipment that is picking cannot become waved",
+                              moved_meanwhile: "the shipment changed meanwhile; it was not moved to waved"}
+    assert _states([ready, picking, moved_meanwhile]) == {ready: "waved", picking: "picking", moved_meanwhile: "waved"}
+    assert db.session.get(Shipment, ready).status == "waved"  # a loaded parcel says what its row says
+    with pytest.raises(ValueError):
+        SHIPMENT.move_set(Shipment, [(ready, "waved")], "lost")
+
+
+def test_a_wave_release_killed_halfway_is_finished_by_a_rerun_and_no_parcel_is_picked_twice(floor, monkeypatch):
+    """An exception in the second chunk (after its tasks and lot updates were sent): the first chunk stays,
+    the second leaves nothing, and a re-run releases exactly the rest: one set of tasks per parcel."""
+    from jobs.fulfilment import release_wave
+    from shared.models import Wave
+    from shared.services import orders as order_service
+    put("TEA", "SZ1", "A-01", 40, lot="T-1")
+    put("TEA", "SZ1", "B-02", 40, lot="T-2")
+    made = [order_to(SHENZHEN, [{"sku": "TEA", "quantity": 1 + n % 3, "unit_price": "50.00"}], f"K-{n}")
+            for n in range(7)]
+    allocation.allocate_many([o.id for o in made], ADMIN)
+    [wave] = waves.plan_waves("SZ1", ADMIN)
+    waves.start_release(wave.id, ADMIN)
+    db.session.commit()
+    real, calls = order_service.transition_many, []
+
+    def dies_in_the_second_chunk(orders, target, *args, **kwargs):
+        calls.append(len(orders))
+        if len(calls) == 2:
+            raise RuntimeError("worker killed")
+        return real(orders, target, *args, **kwargs)
+
+    monkeypatch.setattr(order_service, "transition_many", dies_in_the_second_chunk)
+    with pytest.raises(RuntimeError):
+        release_wave(wave.id, chunk=3)
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(PickTask)).scalar() == 3  # the first chunk only
+    assert sorted(_states([s.id for s in db.session.execute(select(Shipment)).scalars()]).values()) == \
+        ["picking"] * 3 + ["waved"] * 4
+    assert db.session.get(Wave, wave.id).status == "releasing"
+    monkeypatch.setattr(order_service, "transition_many", real)
+    waves.start_release(wave.id, ADMIN)  # the operator (or the job's retry) resumes it
+    db.session.commit()
+    assert release_wave(wave.id, chunk=3) == 4
+    db.session.expire_all()
+    wave = db.session.get(Wave, wave.id)
+    tasks = db.session.execute(select(PickTask)).scalars().all()
+    per_parcel = {}
+    for task in tasks:
+        per_parcel[task.shipment_id] = per_parcel.get(task.shipment_id, 0) + task.quantity
+    wanted = {s.id: sum(line.quantity for line in s.order.lines) for s in db.session.execute(select(Shipment)).scalars()}
+    assert per_parcel == wanted  # every parcel's lines covered exactly once: no task twice, none missing
+    assert (wave.status, wave.released_count, wave.task_count, wave.short_count) == ("released", 7, len(tasks), 0)
+    assert sum(lot.allocated for lot in db.session.execute(select(Lot)).scalars()) == sum(wanted.values())
+    assert {o.status for o in db.session.execute(select(Order)).scalars()} == {"picking"}
+    picking_events = db.session.execute(select(OutboxEvent.order_id).where(OutboxEvent.event_type == "order.picking")
+                                        ).scalars().all()
+    assert sorted(picking_events) == sorted(o.id for o in made)  # one event per order, none from the dead chunk
+    for task in tasks:  # and every parcel is picked, once
+        scans.pick(floor["device"], {"task": task.id, "bin": task.bin.code, "sku": "TEA", "lot": task.lot.lot_no,
+                                     "quantity": task.quantity}, today=TODAY)
+    assert set(_states(list(wanted)).values()) == {"picked"}
+    with pytest.raises(scans.ScanRefused, match="already picked"):
+        scans.pick(floor["device"], {"task": tasks[0].id, "bin": tasks[0].bin.code, "sku": "TEA",
+                                     "lot": tasks[0].lot.lot_no, "quantity": 1}, today=TODAY)
+
+
+def test_a_set_move_of_orders_refuses_an_order_changed_since_it_was_read_or_leaves_it_out(floor):
+    from shared.lifecycle import OrderStatus
+    put("TEA", "SZ1", "A-01", 10)
+    fresh, stale = _tea_orders(2, "V")
+    allocation.allocate_many([fresh.id, stale.id], ADMIN)
+    db.session.commit()
+    db.session.execute(Order.__table__.update().where(Order.__table__.c.id == stale.id)  # another writer, meanwhile
+                       .values(version=Order.__table__.c.version + 1))
+    assert db.session.execute(select(Order.version).where(Order.id == stale.id)).scalar() == stale.version + 1
+    with pytest.raises(Conflict) as refused:
+        orders.transition_many([fresh, stale], OrderStatus.PICKING, ADMIN)
+    assert refused.value.code == "order_changed" and stale.order_no in refused.value.message
+    statuses = dict(db.session.execute(select(Order.id, Order.status)).all())
+    assert statuses == {fresh.id: "allocated", stale.id: "allocated"}  # nothing moved
+    assert orders.transition_many([fresh, stale], OrderStatus.PICKING, ADMIN, skip_stale=True) == [fresh]
+    assert dict(db.session.execute(select(Order.id, Order.status)).all()) == {fresh.id: "picking", stale.id: "allocated"}
+    assert fresh.status == "picking"
+    events = db.session.execute(select(OutboxEvent.order_id).where(OutboxEvent.event_type == "order.picking")
+                                ).scalars().all()
+    assert events == [fresh.id]

@@ -97,26 +97,44 @@ def run_allocate_wave(url: str, orders: int = 10_000, overrides: dict | None = N
 
     app = _app(url, overrides)
     seed_orders(app, orders)
-    timings = {}
+    timings, cpu, statements = {}, {}, {}
     with app.app_context():
-        started = time.perf_counter()
-        while True:
-            tally = allocate_confirmed(limit=2000)
-            if not tally.get("allocated"):
-                break
-        timings["allocate_s"] = time.perf_counter() - started
-        started = time.perf_counter()
+        sent = [0]
+
+        def count(*_args):
+            sent[0] += 1
+
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+
+        def timed(phase: str, work) -> None:
+            """Wall and CPU seconds of this process, and SQL statements sent, for one phase."""
+            sent[0], started, cpu_started = 0, time.perf_counter(), time.process_time()
+            work()
+            timings[f"{phase}_s"] = time.perf_counter() - started
+            cpu[f"{phase}_cpu_s"] = time.process_time() - cpu_started
+            statements[f"{phase}_statements"] = sent[0]
+
+        def allocate() -> None:
+            while allocate_confirmed(limit=2000).get("allocated"):
+                pass
+
         planned = []
-        for code, *_rest in WAREHOUSES:
-            planned += waves.plan_waves(code, ACTOR)
-        db.session.commit()
-        timings["plan_s"] = time.perf_counter() - started
-        started = time.perf_counter()
-        for wave in planned:
-            waves.start_release(wave.id, ACTOR)
+
+        def plan() -> None:
+            for code, *_rest in WAREHOUSES:
+                planned.extend(waves.plan_waves(code, ACTOR))
             db.session.commit()
-            release_wave(wave.id)
-        timings["release_s"] = time.perf_counter() - started
+
+        def release() -> None:
+            for wave in planned:
+                waves.start_release(wave.id, ACTOR)
+                db.session.commit()
+                release_wave(wave.id)
+
+        timed("allocate", allocate)
+        timed("plan", plan)
+        timed("release", release)
+        sa.event.remove(db.engine, "before_cursor_execute", count)
         shipments = db.session.execute(sa.select(sa.func.count()).select_from(Shipment)).scalar()
         picking = db.session.execute(sa.select(sa.func.count()).select_from(Shipment)
                                      .where(Shipment.status == "picking")).scalar()
@@ -131,17 +149,24 @@ def run_allocate_wave(url: str, orders: int = 10_000, overrides: dict | None = N
     total = sum(timings.values())
     ok = shipments == orders and allocated_orders == orders and over == 0 and picking == orders
     return {"benchmark": "allocate-wave", "ok": ok, "orders": orders, "shipments": shipments, "picking": picking,
-            "tasks": tasks, "waves": wave_count, **timings, "total_s": total}
+            "tasks": tasks, "waves": wave_count, **timings, "total_s": total, **cpu, **statements}
+
+
+AIM_S = 5.0  # issue 10: allocate and wave 10,000 orders across 3 warehouses in < 5 s
 
 
 def print_allocate_wave(results: dict) -> None:
     print(f"\n## allocate-wave: {results['orders']:,} paid confirmed orders, 3 warehouses\n")
-    print("| allocate s | plan waves s | release waves s | total s | waves | pick tasks |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    print(f"| {results['allocate_s']:.1f} | {results['plan_s']:.2f} | {results['release_s']:.1f} | "
-          f"{results['total_s']:.1f} | {results['waves']} | {results['tasks']:,} |")
-    print(f"\nevery order allocated once and released: {'OK' if results['ok'] else 'WRONG'}; "
-          f"aim: 10,000 orders waved in < 10 s: {'met' if results['total_s'] < 10 else 'MISSED'}")
+    print("| phase | wall s | CPU s (this process) | SQL statements |")
+    print("| --- | ---: | ---: | ---: |")
+    for phase, label in (("allocate", "allocate"), ("plan", "plan waves"), ("release", "release waves")):
+        print(f"| {label} | {results[f'{phase}_s']:.2f} | {results.get(f'{phase}_cpu_s', 0):.2f} | "
+              f"{results.get(f'{phase}_statements', 0):,} |")
+    print(f"| total | {results['total_s']:.2f} | | |")
+    print(f"\n{results['waves']} waves, {results['tasks']:,} pick tasks; every order allocated once and released: "
+          f"{'OK' if results['ok'] else 'WRONG'}; aim: {results['orders']:,} orders waved in < {AIM_S:.0f} s: "
+          f"{'met' if results['total_s'] < AIM_S else 'MISSED'}"
+          + ("" if results["orders"] == 10_000 else " (the aim is stated for 10,000 orders)"))
 
 
 def run_tracking(url: str, events: int = 20_000, batch: int = 500, http_requests: int = 500,

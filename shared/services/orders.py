@@ -26,6 +26,7 @@ from shared.timekeeping import local_date, parse_aware, utc_now
 
 CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY", "GBP")
 MAX_LINES = 200
+SET_CHUNK = 5000  # orders per set UPDATE (SQLite binds at most 32,766 values in one statement)
 
 
 def get_channel(code: str) -> Channel:
@@ -386,11 +387,18 @@ def _apply(order: Order, transition: Transition, actor: Actor, reason: str | Non
 
 
 def transition_many(orders: list[Order], target: str, actor: Actor, reason: str | None = None,
-                    guards_checked: bool = False) -> None:
-    """One lifecycle move for many orders with one flush (allocation and wave release in batches).
+                    guards_checked: bool = False, skip_stale: bool = False, values: dict | None = None) -> list[Order]:
+    """One lifecycle move for a set of orders (allocation, wave release) in a fixed number of statements: each
+    order checked against the declared table as `transition_order` checks it, then one UPDATE of the rows still
+    at the version read (version bumped as the ORM would), the loaded objects told without a flush, one outbox
+    INSERT for all; the audit events join the transaction's one INSERT at commit. Returns the orders moved.
 
-    Only for declared moves without effects; a move with guards needs the caller to have checked them for
-    every order (`guards_checked`), as the batch allocation does from the rows it already holds."""
+    Only for declared moves without effects; a move with guards needs the caller to have checked them for every
+    order (`guards_checked`), as the batch allocation does from the rows it already holds. `values`: further
+    columns set on every order of the set (the warehouse allocation chose). An order changed since it was read
+    refuses the whole set (Conflict `order_changed`, nothing moved); with `skip_stale` it is left out."""
+    if not orders:
+        return []
     now = utc_now()
     for order in orders:
         transition = find_transition(order.status, target)
@@ -401,11 +409,29 @@ def transition_many(orders: list[Order], target: str, actor: Actor, reason: str 
             raise Forbidden(f"the {actor.role} role may not move an order to {target}", code="transition_forbidden")
         if transition.effects or (transition.guards and not guards_checked):
             raise ValueError(f"{order.status} → {target} has guards or effects: move these orders one at a time")
-        before = audit_snapshot(order)
-        order.status, order.updated_at = transition.target, now
-        audit.record(actor, "order.transition", "order", order.order_no, before=before, after=audit_snapshot(order),
-                     reason=reason)
-        outbox.order_event(order, f"order.{order.status}")
+    db.session.flush()  # changes the caller made go first, so the versions below are the rows' own
+    befores = {order.id: audit_snapshot(order) for order in orders}
+    changes = {"status": OrderStatus(target), "updated_at": now, **(values or {})}
+    table = Order.__table__
+    versions: dict[int, int] = {}
+    with db.session.begin_nested():  # a short count without skip_stale rolls the savepoint back: nothing moved
+        for start in range(0, len(orders), SET_CHUNK):
+            chunk = orders[start:start + SET_CHUNK]
+            versions.update(db.session.execute(
+                table.update().where(db.tuple_(table.c.id, table.c.version).in_([(o.id, o.version) for o in chunk]))
+                .values({**changes, "version": table.c.version + 1}).returning(table.c.id, table.c.version)).all())
+        if len(versions) < len(orders) and not skip_stale:
+            stale = sorted(order.order_no for order in orders if order.id not in versions)
+            raise Conflict(f"changed meanwhile, nothing moved: {', '.join(stale[:10])}", code="order_changed")
+    moved = [order for order in orders if order.id in versions]
+    for order in moved:  # the loaded objects now say what the row says, with nothing left to flush
+        for key, value in changes.items():
+            set_committed_value(order, key, value)
+        set_committed_value(order, "version", versions[order.id])
+        audit.record(actor, "order.transition", "order", order.order_no, before=befores[order.id],
+                     after=audit_snapshot(order), reason=reason)
+    outbox.order_events(moved, f"order.{OrderStatus(target)}")
+    return moved
 
 
 def transition_order(order: Order, target: str, actor: Actor, reason: str | None = None) -> Order:

@@ -16,7 +16,6 @@ from sqlalchemy import insert, select, update
 from shared import dispatch
 from shared.actors import Actor
 from shared.channels.signing import body_hmac_base64
-from shared.database import insert_rows
 from shared.extensions import db
 from shared.models import Order, OutboxEvent, WebhookDelivery, WebhookSubscription
 from shared.order_payloads import order_payload
@@ -46,19 +45,18 @@ def order_event(order: Order, event_type: str) -> OutboxEvent:
     return row
 
 
-def order_events(orders: list[Order], event_type: str) -> None:
-    """`order_event` for a batch of orders: the same rows, written with one executemany (shared.database)."""
-    if not orders:
-        return
-    now = utc_now()
-    rows = []
+def order_events(orders: list[Order], event_type: str) -> int:
+    """The same event for many orders in the caller's transaction, one INSERT sent as one executemany (a batch's
+    lifecycle move); the orders' relations should be loaded, or each snapshot loads them. Returns rows written."""
+    now, rows = utc_now(), []
     for order in orders:
         event_id = str(uuid.uuid4())
         rows.append({"event_id": event_id, "event_type": event_type, "order_id": order.id, "created_at": now,
-                     "fanned_out": False,
                      "payload": {"event_id": event_id, "event": event_type, "order": snapshot(order)}})
-    insert_rows(OutboxEvent.__table__, rows)
-    dispatch.after_commit(DELIVER_JOB, skip_inline=True, coalesce_seconds=1)
+    if rows:
+        db.session.execute(insert(OutboxEvent), rows)
+        dispatch.after_commit(DELIVER_JOB, skip_inline=True, coalesce_seconds=1)
+    return len(rows)
 
 
 def create_subscription(name: str, url: str, secret: str, events: str, actor: Actor) -> WebhookSubscription:

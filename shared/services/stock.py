@@ -356,9 +356,17 @@ def move_reservations(reservations: list[Reservation], warehouse_of: dict[int, i
         changes[(r.sku_id, warehouse_of[r.id])] += r.quantity
         changes[(r.sku_id, r.warehouse_id)] -= r.quantity
     refused = change_reserved({key: change for key, change in changes.items() if change}, now)
-    if not refused:
+    if not refused:  # the rows follow, one UPDATE per target warehouse; loaded objects read it again on use
+        by_target: dict[int, list[Reservation]] = defaultdict(list)
         for r in moving:
-            r.warehouse_id = warehouse_of[r.id]
+            by_target[warehouse_of[r.id]].append(r)
+        for warehouse_id, group in sorted(by_target.items()):
+            for start in range(0, len(group), 5000):
+                db.session.execute(update(Reservation.__table__)
+                                   .where(Reservation.__table__.c.id.in_([r.id for r in group[start:start + 5000]]))
+                                   .values(warehouse_id=warehouse_id))
+            for r in group:
+                db.session.expire(r, ["warehouse_id"])
     return refused
 
 
