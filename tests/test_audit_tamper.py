@@ -461,11 +461,13 @@ def _same(fast: sealing.Report, slow: sealing.Report) -> None:
         (slow.checked, slow.checkpoints, slow.legacy, slow.problem)
 
 
+ON_POSTGRESQL = pytest.mark.parametrize("apps", ["postgresql"], indirect=True)
+
+
 @pytest.fixture
 def batches(chains, backend, monkeypatch):
     """PostgreSQL, a longer chain (12+ rows per log) walked 4 rows per batch, so #6 and #7 sit in the second."""
-    if backend == "sqlite":
-        pytest.skip("the streamed walk is PostgreSQL's; SQLite walks rows (the matrix above)")
+    assert backend == "postgresql"  # the streamed walk is PostgreSQL's; SQLite walks rows (the matrix above)
     _write_rows(8)
     _seal()
     monkeypatch.setattr(sealing, "STREAM_BATCH", 4)
@@ -476,6 +478,7 @@ def batches(chains, backend, monkeypatch):
     return backend
 
 
+@ON_POSTGRESQL
 @pytest.mark.parametrize("log", LOGS)
 def test_streamed_walk_names_a_row_edited_in_the_second_batch(batches, log):
     _unguard(batches, TABLES[log])
@@ -485,6 +488,7 @@ def test_streamed_walk_names_a_row_edited_in_the_second_batch(batches, log):
     _same(fast, slow)
 
 
+@ON_POSTGRESQL
 @pytest.mark.parametrize("log", LOGS)
 def test_streamed_walk_names_a_row_deleted_in_the_second_batch(batches, log):
     _unguard(batches, TABLES[log])
@@ -495,6 +499,7 @@ def test_streamed_walk_names_a_row_deleted_in_the_second_batch(batches, log):
     _same(fast, slow)
 
 
+@ON_POSTGRESQL
 @pytest.mark.parametrize("log", LOGS)
 def test_streamed_walk_names_a_row_deleted_at_a_batch_edge_and_the_rest_renumbered(batches, log):
     _unguard(batches, TABLES[log])
@@ -506,6 +511,7 @@ def test_streamed_walk_names_a_row_deleted_at_a_batch_edge_and_the_rest_renumber
     _same(fast, slow)
 
 
+@ON_POSTGRESQL
 @pytest.mark.parametrize("log", LOGS)
 def test_streamed_walk_names_a_row_inserted_in_the_second_batch(batches, log):
     _unguard(batches, TABLES[log])
@@ -516,6 +522,7 @@ def test_streamed_walk_names_a_row_inserted_in_the_second_batch(batches, log):
     _same(fast, slow)
 
 
+@ON_POSTGRESQL
 @pytest.mark.parametrize("log", LOGS)
 def test_streamed_walk_names_a_row_appended_after_the_last_batch(batches, log):
     _insert_forged_copy(TABLES[log], _last_seq(TABLES[log]) + 1)
@@ -524,6 +531,7 @@ def test_streamed_walk_names_a_row_appended_after_the_last_batch(batches, log):
     _same(fast, slow)
 
 
+@ON_POSTGRESQL
 def test_streamed_walk_agrees_on_recomputed_chains_and_id_gaps(batches, monkeypatch):
     _unguard(batches, "stock_movements")
     _recompute("stock", ATTACKER_KEY, "attacker", edit_seq=6)
@@ -542,6 +550,7 @@ def test_streamed_walk_agrees_on_recomputed_chains_and_id_gaps(batches, monkeypa
     _same(fast, slow)
 
 
+@ON_POSTGRESQL
 def test_streamed_walk_hands_a_refused_row_to_the_full_check_and_streams_on(batches, monkeypatch):
     """A row the tight loop cannot judge (here: every row, as for legacy rows) is checked in full, batch by
     batch, and the walk still reaches the head intact."""
