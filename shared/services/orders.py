@@ -9,7 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from shared import cash_on_delivery, order_numbers, pending
+from shared import cash_on_delivery, order_numbers, pending, sets
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
 from shared.lifecycle import OrderStatus, Transition, find_transition, transitions_from
@@ -386,12 +386,19 @@ def _apply(order: Order, transition: Transition, actor: Actor, reason: str | Non
 
 
 def transition_many(orders: list[Order], target: str, actor: Actor, reason: str | None = None,
-                    guards_checked: bool = False) -> None:
-    """One lifecycle move for many orders with one flush (allocation and wave release in batches).
+                    guards_checked: bool = False, skip_stale: bool = False) -> list[Order]:
+    """One lifecycle move for many orders as a set (allocation, wave release, delivered parcels), in a fixed
+    number of statements: every move checked against the transition table in memory, then one versioned UPDATE
+    for the whole set, one audit parameter set, one outbox INSERT. Returns the orders moved.
 
-    Only for declared moves without effects; a move with guards needs the caller to have checked them for
-    every order (`guards_checked`), as the batch allocation does from the rows it already holds."""
+    An order changed since it was read (its version moved on) refuses the whole set with Conflict
+    `order_changed`, nothing moved; with `skip_stale` it is left out and the others move. Only for declared
+    moves without effects; a move with guards needs the caller to have checked them for every order
+    (`guards_checked`), as the batch allocation does from the rows it already holds."""
+    if not orders:
+        return []
     now = utc_now()
+    planned = []
     for order in orders:
         transition = find_transition(order.status, target)
         if transition is None:
@@ -401,11 +408,35 @@ def transition_many(orders: list[Order], target: str, actor: Actor, reason: str 
             raise Forbidden(f"the {actor.role} role may not move an order to {target}", code="transition_forbidden")
         if transition.effects or (transition.guards and not guards_checked):
             raise ValueError(f"{order.status} → {target} has guards or effects: move these orders one at a time")
-        before = audit_snapshot(order)
-        order.status, order.updated_at = transition.target, now
-        audit.record(actor, "order.transition", "order", order.order_no, before=before, after=audit_snapshot(order),
-                     reason=reason)
-        outbox.order_event(order, f"order.{order.status}")
+        planned.append((order, transition, audit_snapshot(order)))
+    rows = [{"id": order.id, "version": order.version, "status": transition.target.value, "updated_at": now}
+            for order, transition, _before in planned]
+    if skip_stale:
+        moved_ids = {row_id for (row_id,) in sets.update_rows(Order, rows, ["status", "updated_at"],
+                                                              match=("id", "version"), increment="version",
+                                                              returning=["id"], expire=False)}
+    else:
+        with db.session.begin_nested():  # a short count rolls the savepoint back: nothing moved
+            moved_ids = {row_id for (row_id,) in sets.update_rows(Order, rows, ["status", "updated_at"],
+                                                                  match=("id", "version"), increment="version",
+                                                                  returning=["id"], expire=False)}
+            if len(moved_ids) < len(rows):
+                stale = sorted(order.order_no for order, _t, _b in planned if order.id not in moved_ids)
+                raise Conflict(f"changed meanwhile, nothing moved: {', '.join(stale[:10])}", code="order_changed")
+    moved = []
+    for order, transition, before in planned:
+        if order.id in moved_ids:
+            for key, value in (("status", transition.target), ("updated_at", now), ("version", order.version + 1)):
+                set_committed_value(order, key, value)
+            moved.append((order, before))
+    audit.record_many(actor, "order.transition", "order",
+                      [(order.order_no, before, audit_snapshot(order)) for order, before in moved], reason=reason)
+    by_event: dict[str, list[Order]] = {}
+    for order, _before in moved:
+        by_event.setdefault(f"order.{order.status}", []).append(order)
+    for event_type, group in by_event.items():
+        outbox.order_events(group, event_type)
+    return [order for order, _before in moved]
 
 
 def transition_order(order: Order, target: str, actor: Actor, reason: str | None = None) -> Order:
