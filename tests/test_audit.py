@@ -135,8 +135,11 @@ def test_commit_writes_events_unsealed_in_one_insert_without_touching_the_chain_
     """The commit path appends rows with their row MAC and no chain position; it never reads or locks the head."""
     statements = []
 
-    def remember(_conn, _cursor, statement, *_args):
+    sets_of = {}
+
+    def remember(_conn, _cursor, statement, parameters, _context, executemany):
         statements.append(" ".join(statement.split()).lower())
+        sets_of[statements[-1]] = len(parameters) if executemany else statement.count("(") - 1
 
     sa_event.listen(db.engine, "before_cursor_execute", remember)
     try:
@@ -147,7 +150,8 @@ def test_commit_writes_events_unsealed_in_one_insert_without_touching_the_chain_
         sa_event.remove(db.engine, "before_cursor_execute", remember)
     assert not [s for s in statements if "audit_seals" in s or "for update" in s or "advisory" in s]
     inserts = [s for s in statements if s.startswith("insert into audit_events")]
-    assert len(inserts) == 1 and inserts[0].count("(") >= 3  # both events in one multi-row INSERT
+    # both events in one INSERT: two parameter sets of one statement (or two rows of one VALUES)
+    assert len(inserts) == 1 and sets_of[inserts[0]] == 2
     rows = db.session.execute(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(2)).scalars().all()
     assert all(r.seq is None and r.chain_mac is None and r.row_mac and r.key_id for r in rows)
     window = sealing.unsealed_window("audit")

@@ -294,33 +294,46 @@ def read_push(push: TrackingPush) -> list:
 
 
 def process_pushes(ids: list[int], now: datetime | None = None) -> dict:
-    """Process claimed pushes: read each, store all their events with one ingest, record each push's outcome.
-    The caller commits. If the batch as a whole fails, each push is tried alone, so one bad push costs itself."""
+    """Process claimed pushes: read each, store all their events with one ingest, record each push's outcome
+    (one UPDATE for every push done). The caller commits. If the batch as a whole fails, each push is tried
+    alone, so one bad push costs itself."""
     from shared.carriers.tracking import TrackingPayloadError
 
     tally = Counter()
-    pushes = db.session.execute(select(TrackingPush).where(TrackingPush.id.in_(ids),
-                                                           TrackingPush.status == "processing")
-                                .order_by(TrackingPush.id)).scalars().all()
+    # Id, source and body only: no ORM object per push on the way that succeeds.
+    pushes = db.session.execute(select(TrackingPush.id, TrackingPush.source, TrackingPush.body).where(
+        sets.among(TrackingPush.id, ids), TrackingPush.status == "processing").order_by(TrackingPush.id)).all()
     readable = []
     for push in pushes:
         try:
-            readable.append((push, read_push(push)))
+            readable.append((push.id, read_push(push)))
         except TrackingPayloadError as problem:
-            inbox_states._to_review(push, ServiceError(str(problem), code=problem.code))
+            inbox_states._to_review(db.session.get(TrackingPush, push.id), ServiceError(str(problem),
+                                                                                     code=problem.code))
             tally["review"] += 1
     try:
         with db.session.begin_nested():
-            outcome = ingest([event for _push, events in readable for event in events], now)
+            outcome = ingest([event for _push_id, events in readable for event in events], now)
             db.session.flush()
     except Exception as error:  # noqa: BLE001 — the batch gave way; each push gets its own outcome below
         log.info("tracking batch of %s gave way: %s: %s", len(readable), type(error).__name__, error)
-        for push, events in readable:
-            tally[_process_alone(push, events, now)] += 1
+        for push_id, events in readable:
+            tally[_process_alone(db.session.get(TrackingPush, push_id), events, now)] += 1
         return dict(tally)
-    for push, events in readable:
-        tally[_finish_push(push, events, outcome)] += 1
+    done = []
+    for push_id, events in readable:
+        result = _outcome(events, outcome)
+        if isinstance(result, ServiceError):
+            inbox_states._to_review(db.session.get(TrackingPush, push_id), result)
+            tally["review"] += 1
+        else:
+            done.append({"id": push_id, **result})
+    sets.update_rows(TrackingPush, done, list(_DONE_COLUMNS), where="status = 'processing'")
+    tally["done"] += len(done)
     return dict(tally)
+
+
+_DONE_COLUMNS = ("status", "processed_at", "events_stored", "outcome", "error_code", "last_error", "next_attempt_at")
 
 
 def _process_alone(push: TrackingPush, events: list, now: datetime | None) -> str:
@@ -336,21 +349,27 @@ def _process_alone(push: TrackingPush, events: list, now: datetime | None) -> st
     except Exception as error:  # a bug must not lose the push: kept, retried, then dead-lettered (replayable)
         log.exception("tracking push %s failed", push.id)
         return inbox_states._to_retry(push, f"{type(error).__name__}: {error}")
-    return _finish_push(push, events, outcome)
+    result = _outcome(events, outcome)
+    if isinstance(result, ServiceError):
+        inbox_states._to_review(push, result)
+        return "review"
+    for key, value in result.items():
+        setattr(push, key, value)
+    return "done"
 
 
-def _finish_push(push: TrackingPush, events: list, outcome: dict) -> str:
+def _outcome(events: list, outcome: dict) -> dict | ServiceError:
+    """A push's outcome from its batch's ingest: the columns of a push done, or why it goes to review (every
+    number it names is unknown here)."""
     numbers = {event.waybill_no for event in events}
     unknown = sorted(numbers & set(outcome["unknown_numbers"]))
     if numbers and len(unknown) == len(numbers):
-        inbox_states._to_review(push, NotFound(f"no parcel here has tracking number {', '.join(unknown)}",
-                                               field="waybill_no", code="unknown_tracking_number"))
-        return "review"
+        return NotFound(f"no parcel here has tracking number {', '.join(unknown)}", field="waybill_no",
+                        code="unknown_tracking_number")
     stored = sum(outcome["new_by_number"].get(number, 0) for number in numbers)
-    push.status, push.processed_at, push.events_stored = "done", utc_now(), stored
-    push.outcome = "no_events" if not events else ("stored" if stored else "nothing_new")
-    push.error_code, push.last_error, push.next_attempt_at = None, None, None
-    return "done"
+    return {"status": "done", "processed_at": utc_now(), "events_stored": stored,
+            "outcome": "no_events" if not events else ("stored" if stored else "nothing_new"),
+            "error_code": None, "last_error": None, "next_attempt_at": None}
 
 
 def sweep_pushes(now: datetime | None = None) -> list[int]:
