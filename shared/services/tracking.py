@@ -162,6 +162,7 @@ def _complete_delivered_orders(moved: list, now: datetime) -> None:
     # shown to nobody in these) and the customer's ID number are not loaded, so not decrypted.
     orders = db.session.execute(
         select(Order).options(defer(Order.street), selectinload(Order.customer).defer(Customer.id_number),
+                              selectinload(Order.warehouse),
                               selectinload(Order.lines).selectinload(OrderLine.sku))
         .where(sets.among(Order.id, done_ids)).order_by(Order.id)).scalars().all()
     for order in orders:
