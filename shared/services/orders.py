@@ -409,6 +409,7 @@ def transition_many(orders: list[Order], target: str, actor: Actor, reason: str 
         if transition.effects or (transition.guards and not guards_checked):
             raise ValueError(f"{order.status} → {target} has guards or effects: move these orders one at a time")
         planned.append((order, transition, audit_snapshot(order)))
+    db.session.flush()  # changes the caller made (a warehouse chosen) go first: the versions below are current
     rows = [{"id": order.id, "version": order.version, "status": transition.target.value, "updated_at": now}
             for order, transition, _before in planned]
     if skip_stale:
