@@ -81,6 +81,8 @@ def update_rows(model, rows: list[dict], columns: list[str], match: tuple[str, .
         statement = text(f"UPDATE {table.name} SET {', '.join(assignments)} FROM {values} WHERE {conditions}{tail}"
                          ).bindparams(*binds)
         parameters = {}
+    if returning:  # typed, so what comes back is what the columns read (SQLite's stored times become aware)
+        statement = statement.columns(*(table.c[name] for name in returning))
     result = db.session.execute(statement, parameters)
     returned = result.all() if returning else []
     if expire:
@@ -108,7 +110,10 @@ def insert_new_rows(model, rows: list[dict], conflict: list[str], returning: lis
         sql = (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM {_unnest(table, names, dialect)}"
                f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
                + (" RETURNING " + ", ".join(returning) if returning else ""))
-        result = db.session.execute(text(sql), _arrays(rows, names))
+        statement = text(sql)
+        if returning:
+            statement = statement.columns(*(table.c[name] for name in returning))
+        result = db.session.execute(statement, _arrays(rows, names))
         return result.all() if returning else []
     statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict)
     if returning:
