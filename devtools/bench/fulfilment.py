@@ -270,12 +270,11 @@ def _receipt_on_gunicorn(url: str, pushes: list[tuple[bytes, str]], key: str, re
 
 def run_tracking(url: str, events: int = 20_000, batch: int = 500, http_requests: int = 500,
                  overrides: dict | None = None, ceiling: bool = False, redis_url: str | None = None,
-                 http_workers: int = 2, http_clients: int = 4) -> dict:
-    """One round in a fresh schema: receive `events` worth of 17TRACK pushes, drain them in batches (timed: the
-    service path a queue consumer runs), then the events ceiling (`ceiling`), then receipt over HTTP on gunicorn
-    (`redis_url` given) or the dev server in this process."""
-    import gc
-
+                 http_workers: int = 2, http_clients: int = 4, drain_workers: int = 1) -> dict:
+    """One round in a fresh schema: receive `events` worth of 17TRACK pushes (verified, stored raw, committed one
+    by one, in this process), drain them in batches with `drain_workers` processes (timed: the job's own loop),
+    then the events ceiling (`ceiling`), then receipt over HTTP on gunicorn (`redis_url` given) or the dev server
+    in this process."""
     from devtools.simulators.carriers import DEFAULT_CREDENTIALS, CarrierSimulator
     from shared.carriers.tracking import verify_17track_push
     from shared.extensions import db
@@ -288,31 +287,24 @@ def run_tracking(url: str, events: int = 20_000, batch: int = 500, http_requests
     signed = [simulator.signed_17track(body) for _number, body in bodies]
     app = _app(url, overrides)
     _tracking_schema(app, bodies)
-    del bodies  # the generated dicts are the bench's, not a worker's: out of the heap the collector scans
+    del bodies  # the generated dicts are the bench's, not a worker's heap
     with app.app_context():
-        store_s = service_s = service_cpu = 0.0
-        gc.collect()
-        gc.freeze()  # as the worker does once its app is loaded (jobs/worker.py)
-        batches = 0
-        for start in range(0, len(signed), batch):  # the production path: verify and store each push, drain a batch
-            started = time.perf_counter()
-            for raw, sign in signed[start:start + batch]:
-                verify_17track_push(raw, sign, key)  # one request's work: verified, stored raw, committed
-                tracking.receive_push("17track", raw, "application/json")
-                db.session.commit()
-            store_s += time.perf_counter() - started
-            started, cpu = time.perf_counter(), time.process_time()
-            tracking.process_pushes(tracking.claim_received(batch))
+        started = time.perf_counter()
+        for raw, sign in signed:  # one request's work each: verified, stored raw, committed
+            verify_17track_push(raw, sign, key)
+            tracking.receive_push("17track", raw, "application/json")
             db.session.commit()
-            service_s += time.perf_counter() - started
-            service_cpu += time.process_time() - cpu
-            batches += 1
-        gc.unfreeze()
+        store_s = time.perf_counter() - started
+        db.session.remove()
+        db.engine.dispose()  # no connection shared with the drain processes forked below
+    drain = _drain(url, overrides, batch, drain_workers)
+    with app.app_context():
         stored = db.session.execute(sa.select(sa.func.count()).select_from(TrackingEvent)).scalar()
         completed = db.session.execute(sa.select(sa.func.count()).select_from(Order)
                                        .where(Order.status == "completed")).scalar()
         parcels = db.session.execute(sa.text("SELECT count(*) FROM shipments WHERE status = 'delivered'")).scalar()
         db.session.remove()
+    service_s, service_cpu, batches = drain["seconds"], drain["cpu_seconds"], drain["batches"]
     roof = events_ceiling(app, max(1, stored // max(batches, 1))) if ceiling else None
     pushes = signed[:http_requests]
     if redis_url and make_url_backend(url) == "postgresql":
@@ -325,12 +317,72 @@ def run_tracking(url: str, events: int = 20_000, batch: int = 500, http_requests
         db.engine.dispose()
     result = {"benchmark": "tracking", "ok": stored == events and completed == parcels and not http["failed"],
               "events": events, "stored": stored, "orders_completed": completed, "parcels_delivered": parcels,
+              "drain_workers": drain_workers, "batches": batches,
               "service_events_per_s": events / service_s, "service_cpu_events_per_s": events / service_cpu,
               "store_pushes_per_s": len(signed) / store_s, "http": http,
               "http_requests_per_s": http["requests_per_s"], "http_p50_ms": http["p50_ms"]}
     if roof is not None:
         result["events_ceiling_per_s"] = roof["events_per_s"]
     return result
+
+
+def _drain_loop(app, batch: int) -> dict:
+    """What the drain job does (jobs/sync.py `drain_tracking`): claim a batch, commit, process it, commit, until
+    nothing waits; with the heap frozen as the worker freezes it (jobs/worker.py)."""
+    import gc
+
+    from shared.extensions import db
+    from shared.services import tracking
+
+    with app.app_context():
+        gc.collect()
+        gc.freeze()
+        batches, cpu = 0, time.process_time()
+        while True:
+            claimed = tracking.claim_received(batch)
+            db.session.commit()
+            if not claimed:
+                break
+            tracking.process_pushes(claimed)
+            db.session.commit()
+            batches += 1
+        cpu = time.process_time() - cpu
+        gc.unfreeze()
+        db.session.remove()
+        db.engine.dispose()
+    return {"batches": batches, "cpu_seconds": cpu}
+
+
+def _drain_process(url: str, overrides: dict | None, batch: int, barrier, answers) -> None:
+    app = _app(url, overrides)
+    barrier.wait()
+    answers.put(_drain_loop(app, batch))
+
+
+def _drain(url: str, overrides: dict | None, batch: int, workers: int) -> dict:
+    """The stored pushes drained by `workers` processes at once (each claims its own batches, SKIP LOCKED), or by
+    this process when one; wall seconds from the start to the last batch committed."""
+    if workers <= 1:
+        app = _app(url, overrides)
+        started = time.perf_counter()
+        result = _drain_loop(app, batch)
+        return {**result, "seconds": time.perf_counter() - started}
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    barrier, answers = context.Barrier(workers + 1), context.Queue()
+    processes = [context.Process(target=_drain_process, args=(url, overrides, batch, barrier, answers))
+                 for _ in range(workers)]
+    for process in processes:
+        process.start()
+    barrier.wait()
+    started = time.perf_counter()
+    results = [answers.get(timeout=3600) for _ in processes]
+    seconds = time.perf_counter() - started
+    for process in processes:
+        process.join()
+    return {"batches": sum(r["batches"] for r in results), "cpu_seconds": sum(r["cpu_seconds"] for r in results),
+            "seconds": seconds}
 
 
 def make_url_backend(url: str) -> str:
@@ -356,7 +408,7 @@ def _receipt_in_process(url: str, pushes: list[tuple[bytes, str]], key: str, ove
 
 def run_tracking_rounds(base_url: str | None, repeat: int = 3, events: int = 20_000, http_requests: int = 500,
                         ceiling: bool = False, redis_url: str | None = None, http_workers: int = 2,
-                        http_clients: int = 4) -> dict:
+                        http_clients: int = 4, drain_workers: int = 1) -> dict:
     """`orderloom bench tracking`: `repeat` rounds, each in a fresh schema; medians of events/s, of the events
     ceiling and of their ratio (each round's figure beside its own ceiling), and of receipt requests/s."""
     from devtools.bench.orders import bench_database, spread
@@ -367,7 +419,8 @@ def run_tracking_rounds(base_url: str | None, repeat: int = 3, events: int = 20_
         with bench_database(f"tracking-{round_no}", base_url) as url:
             progress(f"tracking: round {round_no + 1}/{repeat}")
             runs.append(run_tracking(url, events=events, http_requests=http_requests, ceiling=ceiling,
-                                     redis_url=redis_url, http_workers=http_workers, http_clients=http_clients))
+                                     redis_url=redis_url, http_workers=http_workers, http_clients=http_clients,
+                                     drain_workers=drain_workers))
     figures = [run["service_events_per_s"] for run in runs]
     results = {"benchmark": "tracking", "runs": runs, "events": events, "ok": all(run["ok"] for run in runs),
                "figure": spread(figures), "cpu_figure": spread([run["service_cpu_events_per_s"] for run in runs]),
@@ -395,8 +448,9 @@ def print_tracking(results: dict) -> None:
         "ok" if run["ok"] else f"WRONG (stored {run['stored']:,}, completed {run['orders_completed']:,} of "
                                f"{run['parcels_delivered']:,} delivered, HTTP failed {run['http']['failed']})"]
         for index, run in enumerate(runs)]))
-    print(f"\ndrain (read + store events + recompute + deliver + complete orders, batches of 500 pushes): median "
-          f"{rate_cell(results['figure'])} events/s")
+    print(f"\ndrain ({runs[0]['drain_workers']} process(es) running the drain job's loop: claim, read + store events "
+          f"+ recompute + deliver + complete orders, batches of 500 pushes): median {rate_cell(results['figure'])} "
+          f"events/s; per CPU-second of the drain processes {rate_cell(results['cpu_figure'])}")
     if "ratio" in results:
         ratio = results["ratio"]
         print(f"events ceiling (plain executemany of the same rows into a twin table, one client): median "

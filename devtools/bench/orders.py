@@ -1160,7 +1160,8 @@ def _run_fulfilment_benchmark(name: str, url: str, args) -> dict:
     else:
         results = bench_fulfilment.run_tracking_rounds(args.database_url, args.repeat, events=args.events,
                                                        http_requests=args.http_requests, redis_url=args.redis_url,
-                                                       http_workers=args.http_workers, http_clients=args.http_clients)
+                                                       http_workers=args.http_workers, http_clients=args.http_clients,
+                                                       drain_workers=args.drain_workers)
         bench_fulfilment.print_tracking(results)
     results["aims"] = []
     return results
@@ -1191,7 +1192,8 @@ def _run_beside_ceiling(name: str, args) -> dict:
         results = bench_fulfilment.run_tracking_rounds(args.database_url, args.repeat, events=args.events,
                                                        http_requests=args.http_requests, ceiling=args.ceiling,
                                                        redis_url=args.redis_url, http_workers=args.http_workers,
-                                                       http_clients=args.http_clients)
+                                                       http_clients=args.http_clients,
+                                                       drain_workers=args.drain_workers)
         bench_fulfilment.print_tracking(results)
         aim = ("≥ 5,000 tracking events/s (median)", results["figure"]["median"] >= 5000)
     ratio = f", ratio {results['ratio']['median']:.3f}" if "ratio" in results else ""
@@ -1258,6 +1260,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "PostgreSQL, else on the dev server in this process")
     track.add_argument("--http-workers", type=int, default=2, help="gunicorn sync workers for receipt")
     track.add_argument("--http-clients", type=int, default=4, help="client threads posting pushes")
+    track.add_argument("--drain-workers", type=int, default=1,
+                       help="processes draining the stored pushes at once, as RQ workers would (default 1)")
     verify = commands.add_parser("audit-verify", parents=[common], help="seconds to verify N sealed audit events")
     verify.add_argument("--events", type=int, default=1_000_000)
     verify.add_argument("--unsealed", type=int, default=20_000,

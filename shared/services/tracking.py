@@ -79,7 +79,8 @@ def ingest(events: list, now: datetime | None = None) -> dict:
                 .order_by(TrackingEvent.occurred_at, TrackingEvent.id)):
             stored_by.setdefault(row.shipment_id, []).append(_Stored(row))
     rows, summaries = [], []
-    for parcel in parcels.values():
+    # Parcels in id order, so two drains that share a parcel lock its rows in the same order (no deadlock).
+    for parcel in sorted(parcels.values(), key=lambda row: row.id):
         known = {(item.occurred_at, item.source, item.description) for item in stored_by.get(parcel.id, ())}
         new = [(key, event) for key, event in fresh[parcel.id].items() if key not in known]
         for (occurred_at, source, description_hash), event in new:
