@@ -9,7 +9,7 @@ as for 5,000 (prepared once, nothing to compile per call); on SQLite, which runs
 the rows go as parameter sets of one statement (executemany). Values must already be what the column stores:
 aware UTC datetimes for UTCDateTime columns (they skip the per-value conversion on PostgreSQL).
 """
-from sqlalchemy import any_, bindparam, text, update
+from sqlalchemy import any_, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.types import TypeDecorator
