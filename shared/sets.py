@@ -5,9 +5,10 @@
     insert_new_rows(TrackingEvent, rows, conflict=[...], returning=["shipment_id"])
 
 On PostgreSQL every value list travels as one array parameter (`unnest`), so the SQL text is the same for 5 rows
-as for 5,000 (prepared once, nothing to compile per call); on SQLite, which runs in-process with no round trip,
-the rows go as parameter sets of one statement (executemany). Values must already be what the column stores:
-aware UTC datetimes for UTCDateTime columns (they skip the per-value conversion on PostgreSQL).
+as for 5,000 (prepared once, nothing to compile per call); on SQLite an UPDATE takes a VALUES list of parameters
+typed as the columns, an INSERT parameter sets of one statement. On PostgreSQL the values are sent as they are,
+without the columns' per-value conversion: aware UTC datetimes for UTCDateTime columns, plain values otherwise
+(no JSON or encrypted columns here).
 """
 from sqlalchemy import any_, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -15,6 +16,8 @@ from sqlalchemy.orm.util import identity_key
 from sqlalchemy.types import TypeDecorator
 
 from shared.extensions import db
+
+SQLITE_MAX_VALUES = 32_766  # bound values per statement (SQLite 3.32 and later)
 
 
 def _postgres() -> bool:
@@ -66,25 +69,29 @@ def update_rows(model, rows: list[dict], columns: list[str], match: tuple[str, .
     conditions = " AND ".join(f"{table.name}.{name} = v.{name}" for name in match) + (
         f" AND {table.name}.{where}" if where else "")
     tail = " RETURNING " + ", ".join(f"{table.name}.{name}" for name in returning) if returning else ""
+    typed = (lambda statement: statement.columns(*(table.c[name] for name in returning))) if returning else (
+        lambda statement: statement)  # typed results: what comes back is what the columns read (aware times)
     if _postgres():
         dialect = db.session.get_bind().dialect
-        values, parameters = f"{_unnest(table, names, dialect)} AS v({', '.join(names)})", _arrays(rows, names)
+        values = f"{_unnest(table, names, dialect)} AS v({', '.join(names)})"
         statement = text(f"UPDATE {table.name} SET {', '.join(assignments)} FROM {values} WHERE {conditions}{tail}")
-    else:  # one statement too: a VALUES list of typed parameters (SQLite stores times as the column type writes)
-        binds, tuples = [], []
-        for index, row in enumerate(rows):
-            tuples.append("(" + ", ".join(f":v{index}_{position}" for position in range(len(names))) + ")")
-            binds += [bindparam(f"v{index}_{position}", row[name], type_=table.c[name].type)
-                      for position, name in enumerate(names)]
-        aliases = ", ".join(f"column{position + 1} AS {name}" for position, name in enumerate(names))
-        values = f"(SELECT {aliases} FROM (VALUES {', '.join(tuples)})) AS v"
-        statement = text(f"UPDATE {table.name} SET {', '.join(assignments)} FROM {values} WHERE {conditions}{tail}"
-                         ).bindparams(*binds)
-        parameters = {}
-    if returning:  # typed, so what comes back is what the columns read (SQLite's stored times become aware)
-        statement = statement.columns(*(table.c[name] for name in returning))
-    result = db.session.execute(statement, parameters)
-    returned = result.all() if returning else []
+        result = db.session.execute(typed(statement), _arrays(rows, names))
+        returned = result.all() if returning else []
+    else:  # one statement too (per 32,766 values, SQLite's limit): a VALUES list of parameters typed as the columns
+        returned = []
+        per_statement = SQLITE_MAX_VALUES // len(names)
+        for start in range(0, len(rows), per_statement):
+            binds, tuples = [], []
+            for index, row in enumerate(rows[start:start + per_statement]):
+                tuples.append("(" + ", ".join(f":v{index}_{position}" for position in range(len(names))) + ")")
+                binds += [bindparam(f"v{index}_{position}", row[name], type_=table.c[name].type)
+                          for position, name in enumerate(names)]
+            aliases = ", ".join(f"column{position + 1} AS {name}" for position, name in enumerate(names))
+            values = f"(SELECT {aliases} FROM (VALUES {', '.join(tuples)})) AS v"
+            statement = text(f"UPDATE {table.name} SET {', '.join(assignments)} FROM {values} WHERE {conditions}"
+                             f"{tail}").bindparams(*binds)
+            result = db.session.execute(typed(statement))
+            returned += result.all() if returning else []
     if expire:
         _expire(model, [row[match[0]] for row in rows])
     return returned

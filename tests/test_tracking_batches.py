@@ -247,3 +247,25 @@ def test_a_delivered_parcel_whose_order_changed_meanwhile_is_decided_again_on_it
     db.session.refresh(changed)
     assert changed.status == OrderStatus.COMPLETED and changed.hold_reason == "changed"
     assert count(OutboxEvent, OutboxEvent.order_id == changed.id, OutboxEvent.event_type == "order.completed") == 1
+
+
+def test_set_updates_match_on_version_and_return_only_the_rows_they_changed(shop, monkeypatch):
+    """shared/sets.update_rows: one statement for the set (SQLite: per chunk of its value limit, made tiny here),
+    rows whose match columns no longer agree are left alone and not returned."""
+    from shared import sets
+
+    monkeypatch.setattr(sets, "SQLITE_MAX_VALUES", 8)  # 4 values a row: two rows per SQLite statement
+    made = shipped_orders(5, "V")
+    _made_stale(made[2][0])
+    db.session.expire_all()
+    rows = [{"id": order.id, "version": version, "status": "completed", "updated_at": utc_now()}
+            for (order, _p), version in zip(made, db.session.execute(select(Order.version).where(
+                Order.id.in_([order.id for order, _p in made])).order_by(Order.id)).scalars())]
+    rows[2]["version"] -= 1  # read before the other transaction's change
+    returned = sets.update_rows(Order, rows, ["status", "updated_at"], match=("id", "version"), increment="version",
+                                returning=["id", "updated_at"])
+    assert sorted(row_id for row_id, _at in returned) == sorted(row["id"] for row in rows if row is not rows[2])
+    assert all(at.tzinfo is not None for _id, at in returned)
+    statuses = dict(db.session.execute(select(Order.id, Order.status)
+                                       .where(Order.id.in_([r["id"] for r in rows]))).all())
+    assert [statuses[row["id"]] for row in rows] == ["completed", "completed", "shipped", "completed", "completed"]
