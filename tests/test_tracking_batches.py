@@ -222,6 +222,15 @@ def test_a_stale_order_refuses_the_whole_set_by_default_and_nothing_moves(shop):
     assert statuses == {"shipped"} and count(OutboxEvent) == outbox_before
 
 
+def test_an_order_named_twice_in_the_set_moves_once(shop):
+    [(again, _r)] = shipped_orders(1, "KK")
+    version, outbox_before = again.version, count(OutboxEvent)
+    assert orders.transition_many([again, again], OrderStatus.COMPLETED, SYSTEM, "twice") == [again]
+    assert again.version == version + 1 and count(OutboxEvent) == outbox_before + 1
+    db.session.commit()
+    assert db.session.execute(select(Order.version).where(Order.id == again.id)).scalar() == version + 1
+
+
 def test_an_undeclared_move_refuses_the_set_before_anything_is_written(shop):
     (shipped, _p), = shipped_orders(1, "X")
     with count_queries() as statements, pytest.raises(InvalidTransition):

@@ -395,6 +395,7 @@ def transition_many(orders: list[Order], target: str, actor: Actor, reason: str 
     `order_changed`, nothing moved; with `skip_stale` it is left out and the others move. Only for declared
     moves without effects; a move with guards needs the caller to have checked them for every order
     (`guards_checked`), as the batch allocation does from the rows it already holds."""
+    orders = list(dict.fromkeys(orders))  # an order named twice moves once
     if not orders:
         return []
     now = utc_now()
