@@ -33,9 +33,10 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _gunicorn(url: str, port: int, workers: int, overrides: dict | None) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=url, REDIS_URL="", PYTHONPATH=str(PROJECT_ROOT),
-               ORDERLOOM_SIGN_IN_LIMIT="100000 per minute")
+def _gunicorn(url: str, port: int, workers: int, overrides: dict | None, env_extra: dict | None = None
+              ) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": "", "PYTHONPATH": str(PROJECT_ROOT),
+           "ORDERLOOM_SIGN_IN_LIMIT": "100000 per minute", **(env_extra or {})}
     keys = overrides or {}
     if keys.get("DATA_KEYS"):
         env["ORDERLOOM_DATA_KEYS"] = ",".join(keys["DATA_KEYS"])

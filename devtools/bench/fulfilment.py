@@ -169,23 +169,11 @@ def print_allocate_wave(results: dict) -> None:
           + ("" if results["orders"] == 10_000 else " (the aim is stated for 10,000 orders)"))
 
 
-def run_tracking(url: str, events: int = 20_000, batch: int = 500, http_requests: int = 500,
-                 overrides: dict | None = None) -> dict:
-    import httpx
-    from werkzeug.serving import make_server
-
-    from devtools.simulators.carriers import DEFAULT_CREDENTIALS, CarrierSimulator
-    from portal import create_app
-    from shared.carriers.tracking import verify_17track_push
+def _tracking_schema(app, bodies) -> None:
+    """One shipped order per parcel, and its parcel shipped with the simulator's waybill number."""
     from shared.extensions import db
-    from shared.models import Shipment, TrackingEvent
-    from shared.services import tracking
+    from shared.models import Shipment
 
-    key = DEFAULT_CREDENTIALS["17track"]["key"]
-    simulator = CarrierSimulator(seed=3)
-    bodies = simulator.bulk_events(events)
-    signed = [simulator.signed_17track(body) for _number, body in bodies]
-    app = _app(url, overrides)
     numbers = sorted({number for number, _body in bodies})
     seed_orders(app, len(numbers), skus=5)  # one order per parcel: an order has one open shipment
     with app.app_context():
@@ -196,58 +184,307 @@ def run_tracking(url: str, events: int = 20_000, batch: int = 500, http_requests
             {"order_id": order_id, "warehouse_id": warehouse_id, "status": "shipped", "priority": 0,
              "waybill_no": number, "allocated_at": now, "shipped_at": now - timedelta(days=2)}
             for order_id, number in zip(order_ids, numbers, strict=True)])
+        # The orders left the warehouse with their parcels: a delivered parcel completes its order (the audit
+        # event, the outbox row and the order's UPDATE are part of what is measured).
+        db.session.execute(sa.text("UPDATE orders SET status = 'shipped', shipped_at = :now, version = version + 1"),
+                           {"now": now})
         db.session.commit()
-        store_s = service_s = 0.0
-        for start in range(0, len(signed), batch):  # the production path: verify and store each push, drain a batch
-            started = time.perf_counter()
-            for raw, sign in signed[start:start + batch]:
-                verify_17track_push(raw, sign, key)  # one request's work: verified, stored raw, committed
-                tracking.receive_push("17track", raw, "application/json")
-                db.session.commit()
-            store_s += time.perf_counter() - started
-            started = time.perf_counter()
-            tracking.process_pushes(tracking.claim_received(batch))
-            db.session.commit()
-            service_s += time.perf_counter() - started
-        stored = db.session.execute(sa.select(sa.func.count()).select_from(TrackingEvent)).scalar()
         db.session.remove()
+
+
+def events_ceiling(app, chunk: int) -> dict:
+    """The same event rows the drain stored, inserted again by a plain executemany into a twin table (same
+    columns, same indexes and unique key), committed every `chunk` rows as the drain commits a batch: how fast
+    the database alone takes these rows from one client."""
+    from shared.extensions import db
+
+    columns = ("shipment_id", "occurred_at", "source", "raw_status", "step", "flag", "description",
+               "description_hash", "location", "received_at")
+    with app.app_context():
+        engine = db.engine
+        postgres = engine.dialect.name == "postgresql"
+        with engine.begin() as connection:
+            rows = connection.exec_driver_sql(f"SELECT {', '.join(columns)} FROM tracking_events ORDER BY id").all()
+            connection.exec_driver_sql("DROP TABLE IF EXISTS ceiling_tracking_events")
+            if postgres:
+                connection.exec_driver_sql("CREATE TABLE ceiling_tracking_events (LIKE tracking_events INCLUDING ALL)")
+            else:
+                connection.exec_driver_sql("CREATE TABLE ceiling_tracking_events AS SELECT * FROM tracking_events "
+                                           "WHERE 0")
+                connection.exec_driver_sql("CREATE UNIQUE INDEX uq_ceiling_tracking_events ON ceiling_tracking_events "
+                                           "(shipment_id, occurred_at, source, description_hash)")
+        mark = "%s" if postgres else "?"
+        sql = (f"INSERT INTO ceiling_tracking_events ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+               + " ON CONFLICT DO NOTHING")
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            started = time.perf_counter()
+            for start in range(0, len(rows), chunk):
+                cursor.executemany(sql, [tuple(row) for row in rows[start:start + chunk]])
+                raw.commit()
+            seconds = time.perf_counter() - started
+            cursor.execute("DROP TABLE ceiling_tracking_events")
+            raw.commit()
+        finally:
+            raw.close()
+    return {"rows": len(rows), "seconds": seconds, "events_per_s": len(rows) / seconds if seconds else 0.0}
+
+
+def _post_pushes(port: int, pushes: list[tuple[bytes, str]], clients: int) -> dict:
+    """Every client posts its share of signed pushes, one connection per request (gunicorn's sync workers)."""
+    import http.client
+    import threading
+
+    shares = [pushes[index::clients] for index in range(clients)]
+    latencies, failures = [], []
+    barrier = threading.Barrier(clients, timeout=120)
+
+    def client(share):
+        barrier.wait()
+        for raw, sign in share:
+            started = time.perf_counter()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            try:
+                connection.request("POST", "/hooks/tracking/17track", body=raw,
+                                   headers={"Content-Type": "application/json", "sign": sign})
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    failures.append(response.status)
+            except OSError as error:
+                failures.append(repr(error))
+            finally:
+                connection.close()
+            latencies.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=client, args=(share,)) for share in shares if share]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    return {"requests": len(pushes), "failed": len(failures), "first_failure": failures[0] if failures else None,
+            "requests_per_s": len(pushes) / seconds if seconds else 0.0,
+            "p50_ms": statistics.median(latencies) * 1000 if latencies else 0.0}
+
+
+def _receipt_on_gunicorn(url: str, pushes: list[tuple[bytes, str]], key: str, redis_url: str, workers: int,
+                         clients: int) -> dict:
+    """The portal under gunicorn receives the pushes over HTTP: verify, store raw, commit, kick the drain job on
+    Redis (enqueued once for the burst, never run here), as in production."""
+    import redis
+
+    from devtools.bench.api import _free_port, _gunicorn
+    from shared.services.tracking import DRAIN_JOB
+
+    connection = redis.Redis.from_url(redis_url)
+    connection.flushdb()  # the bench's own Redis database (see --redis-url)
+    port = _free_port()
+    server = _gunicorn(url, port, workers, None, {"REDIS_URL": redis_url, "ORDERLOOM_TRACK17_KEY": key})
+    try:
+        result = _post_pushes(port, pushes, clients)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        connection.flushdb()
+    result["jobs_queue"] = DRAIN_JOB
+    return result
+
+
+def run_tracking(url: str, events: int = 20_000, batch: int = 500, http_requests: int = 500,
+                 overrides: dict | None = None, ceiling: bool = False, redis_url: str | None = None,
+                 http_workers: int = 2, http_clients: int = 4, drain_workers: int = 1) -> dict:
+    """One round in a fresh schema: receive `events` worth of 17TRACK pushes (verified, stored raw, committed one
+    by one, in this process), drain them in batches with `drain_workers` processes (timed: the job's own loop),
+    then the events ceiling (`ceiling`), then receipt over HTTP on gunicorn (`redis_url` given) or the dev server
+    in this process."""
+    from devtools.simulators.carriers import DEFAULT_CREDENTIALS, CarrierSimulator
+    from shared.carriers.tracking import verify_17track_push
+    from shared.extensions import db
+    from shared.models import Order, TrackingEvent
+    from shared.services import tracking
+
+    key = DEFAULT_CREDENTIALS["17track"]["key"]
+    simulator = CarrierSimulator(seed=3)
+    bodies = simulator.bulk_events(events)
+    signed = [simulator.signed_17track(body) for _number, body in bodies]
+    app = _app(url, overrides)
+    _tracking_schema(app, bodies)
+    del bodies  # the generated dicts are the bench's, not a worker's heap
+    with app.app_context():
+        started = time.perf_counter()
+        for raw, sign in signed:  # one request's work each: verified, stored raw, committed
+            verify_17track_push(raw, sign, key)
+            tracking.receive_push("17track", raw, "application/json")
+            db.session.commit()
+        store_s = time.perf_counter() - started
+        db.session.remove()
+        db.engine.dispose()  # no connection shared with the drain processes forked below
+    drain = _drain(url, overrides, batch, drain_workers)
+    with app.app_context():
+        stored = db.session.execute(sa.select(sa.func.count()).select_from(TrackingEvent)).scalar()
+        completed = db.session.execute(sa.select(sa.func.count()).select_from(Order)
+                                       .where(Order.status == "completed")).scalar()
+        parcels = db.session.execute(sa.text("SELECT count(*) FROM shipments WHERE status = 'delivered'")).scalar()
+        db.session.remove()
+    service_s, service_cpu, batches = drain["seconds"], drain["cpu_seconds"], drain["batches"]
+    roof = events_ceiling(app, max(1, stored // max(batches, 1))) if ceiling else None
+    pushes = signed[:http_requests]
+    if redis_url and make_url_backend(url) == "postgresql":
+        http = _receipt_on_gunicorn(url, pushes, key, redis_url, http_workers, http_clients)
+        http["server"] = f"gunicorn, {http_workers} sync workers, {http_clients} clients"
+    else:
+        http = _receipt_in_process(url, pushes, key, overrides)
+        http["server"] = "werkzeug dev server in this process, 1 client"
+    with app.app_context():
+        db.engine.dispose()
+    result = {"benchmark": "tracking", "ok": stored == events and completed == parcels and not http["failed"],
+              "events": events, "stored": stored, "orders_completed": completed, "parcels_delivered": parcels,
+              "drain_workers": drain_workers, "batches": batches,
+              "service_events_per_s": events / service_s, "service_cpu_events_per_s": events / service_cpu,
+              "store_pushes_per_s": len(signed) / store_s, "http": http,
+              "http_requests_per_s": http["requests_per_s"], "http_p50_ms": http["p50_ms"]}
+    if roof is not None:
+        result["events_ceiling_per_s"] = roof["events_per_s"]
+    return result
+
+
+def _drain_loop(app, batch: int) -> dict:
+    """What the drain job does (jobs/sync.py `drain_tracking`): claim a batch, commit, process it, commit, until
+    nothing waits; with the heap frozen as the worker freezes it (jobs/worker.py)."""
+    import gc
+
+    from shared.extensions import db
+    from shared.services import tracking
+
+    with app.app_context():
+        gc.collect()
+        gc.freeze()
+        batches, cpu = 0, time.process_time()
+        while True:
+            claimed = tracking.claim_received(batch)
+            db.session.commit()
+            if not claimed:
+                break
+            tracking.process_pushes(claimed)
+            db.session.commit()
+            batches += 1
+        cpu = time.process_time() - cpu
+        gc.unfreeze()
+        db.session.remove()
+        db.engine.dispose()
+    return {"batches": batches, "cpu_seconds": cpu}
+
+
+def _drain_process(url: str, overrides: dict | None, batch: int, barrier, answers) -> None:
+    app = _app(url, overrides)
+    barrier.wait()
+    answers.put(_drain_loop(app, batch))
+
+
+def _drain(url: str, overrides: dict | None, batch: int, workers: int) -> dict:
+    """The stored pushes drained by `workers` processes at once (each claims its own batches, SKIP LOCKED), or by
+    this process when one; wall seconds from the start to the last batch committed."""
+    if workers <= 1:
+        app = _app(url, overrides)
+        started = time.perf_counter()
+        result = _drain_loop(app, batch)
+        return {**result, "seconds": time.perf_counter() - started}
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    barrier, answers = context.Barrier(workers + 1), context.Queue()
+    processes = [context.Process(target=_drain_process, args=(url, overrides, batch, barrier, answers))
+                 for _ in range(workers)]
+    for process in processes:
+        process.start()
+    barrier.wait()
+    started = time.perf_counter()
+    results = [answers.get(timeout=3600) for _ in processes]
+    seconds = time.perf_counter() - started
+    for process in processes:
+        process.join()
+    return {"batches": sum(r["batches"] for r in results), "cpu_seconds": sum(r["cpu_seconds"] for r in results),
+            "seconds": seconds}
+
+
+def make_url_backend(url: str) -> str:
+    return sa.engine.make_url(url).get_backend_name()
+
+
+def _receipt_in_process(url: str, pushes: list[tuple[bytes, str]], key: str, overrides: dict | None) -> dict:
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from portal import create_app
+
     portal = create_app({"SQLALCHEMY_DATABASE_URI": url, "JOBS_INLINE": True, "REDIS_URL": "",
                          "RATELIMIT_STORAGE_URI": "memory://", "TRACK17_KEY": key, **(overrides or {})})
     server = make_server("127.0.0.1", 0, portal, threaded=True)
-    import threading
-
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    latencies = []
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{server.server_port}", timeout=10) as client:
-            started = time.perf_counter()
-            for raw, sign in signed[:http_requests]:
-                t0 = time.perf_counter()
-                client.post("/hooks/tracking/17track", content=raw,
-                            headers={"Content-Type": "application/json", "sign": sign})
-                latencies.append(time.perf_counter() - t0)
-            http_s = time.perf_counter() - started
+        return _post_pushes(server.server_port, pushes, 1)
     finally:
         server.shutdown()
-    with app.app_context():
-        db.engine.dispose()
-    return {"benchmark": "tracking", "ok": stored == events, "events": events, "stored": stored,
-            "service_events_per_s": events / service_s, "store_pushes_per_s": len(signed) / store_s,
-            "http_requests_per_s": http_requests / http_s,
-            "http_p50_ms": statistics.median(latencies) * 1000}
+
+
+def run_tracking_rounds(base_url: str | None, repeat: int = 3, events: int = 20_000, http_requests: int = 500,
+                        ceiling: bool = False, redis_url: str | None = None, http_workers: int = 2,
+                        http_clients: int = 4, drain_workers: int = 1) -> dict:
+    """`orderloom bench tracking`: `repeat` rounds, each in a fresh schema; medians of events/s, of the events
+    ceiling and of their ratio (each round's figure beside its own ceiling), and of receipt requests/s."""
+    from devtools.bench.orders import bench_database, spread
+    from devtools.bench.ceiling import ratio_summary
+
+    runs = []
+    for round_no in range(repeat):
+        with bench_database(f"tracking-{round_no}", base_url) as url:
+            progress(f"tracking: round {round_no + 1}/{repeat}")
+            runs.append(run_tracking(url, events=events, http_requests=http_requests, ceiling=ceiling,
+                                     redis_url=redis_url, http_workers=http_workers, http_clients=http_clients,
+                                     drain_workers=drain_workers))
+    figures = [run["service_events_per_s"] for run in runs]
+    results = {"benchmark": "tracking", "runs": runs, "events": events, "ok": all(run["ok"] for run in runs),
+               "figure": spread(figures), "cpu_figure": spread([run["service_cpu_events_per_s"] for run in runs]),
+               "receipt": spread([run["http_requests_per_s"] for run in runs]),
+               "store": spread([run["store_pushes_per_s"] for run in runs])}
+    if ceiling:
+        roofs = [run["events_ceiling_per_s"] for run in runs]
+        results["ceiling_per_s"], results["ratio"] = spread(roofs), ratio_summary(figures, roofs)
+    return results
 
 
 def print_tracking(results: dict) -> None:
-    print(f"\n## tracking: {results['events']:,} 17TRACK events (signed pushes from the carrier simulator)\n")
-    print("| path | rate |\n| --- | ---: |")
-    print(f"| receipt: verify + store raw + commit, one push at a time | {results['store_pushes_per_s']:,.0f} pushes/s |")
-    print(f"| drain: read + store events + recompute, batches of 500 stored pushes | "
-          f"{results['service_events_per_s']:,.0f} "
-          f"events/s |")
-    print(f"| one push per HTTP request to /hooks/tracking/17track (dev server) | "
-          f"{results['http_requests_per_s']:,.0f} requests/s (p50 {results['http_p50_ms']:.1f} ms) |")
-    print(f"\nevery event stored once: {'OK' if results['ok'] else 'WRONG'} ({results['stored']:,}); aim ≥ 2,000 "
-          f"events/s: {'met' if results['service_events_per_s'] >= 2000 else 'MISSED'} (batched service path)")
+    from devtools.bench.orders import markdown_table, rate_cell
+
+    runs = results["runs"]
+    print(f"\n## tracking: {results['events']:,} 17TRACK events per round (signed pushes from the carrier simulator), "
+          f"{len(runs)} rounds\n")
+    headers = ["round", "drain events/s", "drain events per CPU-s", "events ceiling/s", "ratio",
+               "receipt pushes/s (in process)", "receipt requests/s (HTTP)", "p50 ms", "checks"]
+    print(markdown_table(headers, [[
+        index + 1, f"{run['service_events_per_s']:,.0f}", f"{run['service_cpu_events_per_s']:,.0f}",
+        f"{run['events_ceiling_per_s']:,.0f}" if "events_ceiling_per_s" in run else "-",
+        f"{run['service_events_per_s'] / run['events_ceiling_per_s']:.3f}" if run.get("events_ceiling_per_s") else "-",
+        f"{run['store_pushes_per_s']:,.0f}", f"{run['http_requests_per_s']:,.0f}", f"{run['http_p50_ms']:.1f}",
+        "ok" if run["ok"] else f"WRONG (stored {run['stored']:,}, completed {run['orders_completed']:,} of "
+                               f"{run['parcels_delivered']:,} delivered, HTTP failed {run['http']['failed']})"]
+        for index, run in enumerate(runs)]))
+    print(f"\ndrain ({runs[0]['drain_workers']} process(es) running the drain job's loop: claim, read + store events "
+          f"+ recompute + deliver + complete orders, batches of 500 pushes): median {rate_cell(results['figure'])} "
+          f"events/s; per CPU-second of the drain processes {rate_cell(results['cpu_figure'])}")
+    if "ratio" in results:
+        ratio = results["ratio"]
+        print(f"events ceiling (plain executemany of the same rows into a twin table, one client): median "
+              f"{rate_cell(results['ceiling_per_s'])} events/s; ratio {ratio['median']:.3f} "
+              f"({ratio['min']:.3f}–{ratio['max']:.3f})")
+    print(f"receipt over HTTP ({runs[0]['http']['server']}): median {rate_cell(results['receipt'])} requests/s")
+    print(f"\nevery event stored once, every delivered parcel's order completed: "
+          f"{'OK' if results['ok'] else 'WRONG'}; aim ≥ 5,000 events/s (median): "
+          f"{'met' if results['figure']['median'] >= 5000 else 'MISSED'}")
 
 
 def run_board(url: str, orders: int = 1_000_000, samples: int = 20, repeat: int = 3,

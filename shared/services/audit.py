@@ -55,6 +55,17 @@ def record(actor: Actor, action: str, entity_type: str, entity_id, before: dict 
     return values
 
 
+def record_many(actor: Actor, action: str, entity_type: str, entries: list[tuple], reason: str | None = None) -> None:
+    """`record` for a set of entities changed together: `entries` are (entity_id, before, after); one parameter
+    set each, written at commit in the same multi-row INSERT as every other event of the transaction."""
+    now, session = utc_now(), db.session()
+    common = {"occurred_at": now, "actor_id": actor.id, "actor_label": actor.label, "ip": actor.ip, "action": action,
+              "entity_type": entity_type, "reason": reason}
+    for entity_id, before, after in entries:
+        pending.add(session, _PENDING, {**common, "entity_id": str(entity_id), "before": _as_stored(before),
+                                        "after": _as_stored(after)})
+
+
 def log_access(actor: Actor, action: str, entity_type: str, entity_id, fields: list[str], channel: str) -> None:
     """Write who saw which personal fields of what, and through which door (MACed now, chained by the sealer)."""
     values = {"occurred_at": utc_now(), "actor_id": actor.id, "actor_label": actor.label, "ip": actor.ip,

@@ -10,7 +10,7 @@ after ROLLUP_KEEP_DAYS.
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.extensions import db
@@ -36,12 +36,17 @@ def refusals_this_hour(remote_addr: str | None = None, now: datetime | None = No
 
 
 def over_limit(remote_addr: str, now: datetime | None = None) -> str | None:
-    """"address" or "global" when refused requests from here (or overall) reached their hourly limit."""
-    now = now or utc_now()
+    """"address" or "global" when refused requests from here (or overall) reached their hourly limit.
+
+    Both counts in one query: this runs before every request to /hooks/..., the receipt's hot path."""
     per_address, overall = _limits()
-    if refusals_this_hour(remote_addr or "", now) >= per_address:
+    rollup = WebhookRejectionRollup
+    from_here, everywhere = db.session.execute(select(
+        func.coalesce(func.sum(case((rollup.remote_addr == (remote_addr or "")[:64], rollup.count), else_=0)), 0),
+        func.coalesce(func.sum(rollup.count), 0)).where(rollup.hour == _hour(now or utc_now()))).one()
+    if int(from_here) >= per_address:
         return "address"
-    if refusals_this_hour(None, now) >= overall:
+    if int(everywhere) >= overall:
         return "global"
     return None
 

@@ -9,7 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from shared import cash_on_delivery, order_numbers, pending
+from shared import cash_on_delivery, order_numbers, pending, sets
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
 from shared.lifecycle import OrderStatus, Transition, find_transition, transitions_from
@@ -26,7 +26,6 @@ from shared.timekeeping import local_date, parse_aware, utc_now
 
 CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY", "GBP")
 MAX_LINES = 200
-SET_CHUNK = 5000  # orders per set UPDATE (SQLite binds at most 32,766 values in one statement)
 
 
 def get_channel(code: str) -> Channel:
@@ -388,18 +387,20 @@ def _apply(order: Order, transition: Transition, actor: Actor, reason: str | Non
 
 def transition_many(orders: list[Order], target: str, actor: Actor, reason: str | None = None,
                     guards_checked: bool = False, skip_stale: bool = False, values: dict | None = None) -> list[Order]:
-    """One lifecycle move for a set of orders (allocation, wave release) in a fixed number of statements: each
-    order checked against the declared table as `transition_order` checks it, then one UPDATE of the rows still
-    at the version read (version bumped as the ORM would), the loaded objects told without a flush, one outbox
-    INSERT for all; the audit events join the transaction's one INSERT at commit. Returns the orders moved.
+    """One lifecycle move for many orders as a set (allocation, wave release, delivered parcels), in a fixed
+    number of statements: every move checked against the transition table in memory, then one versioned UPDATE
+    for the whole set, one audit parameter set, one outbox INSERT. Returns the orders moved.
 
-    Only for declared moves without effects; a move with guards needs the caller to have checked them for every
-    order (`guards_checked`), as the batch allocation does from the rows it already holds. `values`: further
-    columns set on every order of the set (the warehouse allocation chose). An order changed since it was read
-    refuses the whole set (Conflict `order_changed`, nothing moved); with `skip_stale` it is left out."""
+    An order changed since it was read (its version moved on) refuses the whole set with Conflict
+    `order_changed`, nothing moved; with `skip_stale` it is left out and the others move. Only for declared
+    moves without effects; a move with guards needs the caller to have checked them for every order
+    (`guards_checked`), as the batch allocation does from the rows it already holds. `values`: further columns
+    set on every order of the set (the warehouse allocation chose), in the same UPDATE."""
+    orders = list(dict.fromkeys(orders))  # an order named twice moves once
     if not orders:
         return []
     now = utc_now()
+    planned = []
     for order in orders:
         transition = find_transition(order.status, target)
         if transition is None:
@@ -409,29 +410,39 @@ def transition_many(orders: list[Order], target: str, actor: Actor, reason: str 
             raise Forbidden(f"the {actor.role} role may not move an order to {target}", code="transition_forbidden")
         if transition.effects or (transition.guards and not guards_checked):
             raise ValueError(f"{order.status} → {target} has guards or effects: move these orders one at a time")
-    db.session.flush()  # changes the caller made go first, so the versions below are the rows' own
-    befores = {order.id: audit_snapshot(order) for order in orders}
-    changes = {"status": OrderStatus(target), "updated_at": now, **(values or {})}
-    table = Order.__table__
-    versions: dict[int, int] = {}
-    with db.session.begin_nested():  # a short count without skip_stale rolls the savepoint back: nothing moved
-        for start in range(0, len(orders), SET_CHUNK):
-            chunk = orders[start:start + SET_CHUNK]
-            versions.update(db.session.execute(
-                table.update().where(db.tuple_(table.c.id, table.c.version).in_([(o.id, o.version) for o in chunk]))
-                .values({**changes, "version": table.c.version + 1}).returning(table.c.id, table.c.version)).all())
-        if len(versions) < len(orders) and not skip_stale:
-            stale = sorted(order.order_no for order in orders if order.id not in versions)
-            raise Conflict(f"changed meanwhile, nothing moved: {', '.join(stale[:10])}", code="order_changed")
-    moved = [order for order in orders if order.id in versions]
-    for order in moved:  # the loaded objects now say what the row says, with nothing left to flush
-        for key, value in changes.items():
-            set_committed_value(order, key, value)
-        set_committed_value(order, "version", versions[order.id])
-        audit.record(actor, "order.transition", "order", order.order_no, before=befores[order.id],
-                     after=audit_snapshot(order), reason=reason)
-    outbox.order_events(moved, f"order.{OrderStatus(target)}")
-    return moved
+        planned.append((order, transition, audit_snapshot(order)))
+    db.session.flush()  # changes the caller made (a warehouse chosen) go first: the versions below are current
+    values = values or {}
+    columns = ["status", "updated_at", *values]
+    rows = [{"id": order.id, "version": order.version, "status": transition.target.value, "updated_at": now,
+             **values} for order, transition, _before in planned]
+    if skip_stale:
+        moved_ids = {row_id for (row_id,) in sets.update_rows(Order, rows, columns,
+                                                              match=("id", "version"), increment="version",
+                                                              returning=["id"], expire=False)}
+    else:
+        with db.session.begin_nested():  # a short count rolls the savepoint back: nothing moved
+            moved_ids = {row_id for (row_id,) in sets.update_rows(Order, rows, columns,
+                                                                  match=("id", "version"), increment="version",
+                                                                  returning=["id"], expire=False)}
+            if len(moved_ids) < len(rows):
+                stale = sorted(order.order_no for order, _t, _b in planned if order.id not in moved_ids)
+                raise Conflict(f"changed meanwhile, nothing moved: {', '.join(stale[:10])}", code="order_changed")
+    moved = []
+    for order, transition, before in planned:
+        if order.id in moved_ids:
+            for key, value in (("status", transition.target), ("updated_at", now), ("version", order.version + 1),
+                               *values.items()):
+                set_committed_value(order, key, value)
+            moved.append((order, before))
+    audit.record_many(actor, "order.transition", "order",
+                      [(order.order_no, before, audit_snapshot(order)) for order, before in moved], reason=reason)
+    by_event: dict[str, list[Order]] = {}
+    for order, _before in moved:
+        by_event.setdefault(f"order.{order.status}", []).append(order)
+    for event_type, group in by_event.items():
+        outbox.order_events(group, event_type)
+    return [order for order, _before in moved]
 
 
 def transition_order(order: Order, target: str, actor: Actor, reason: str | None = None) -> Order:

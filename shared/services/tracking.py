@@ -14,17 +14,17 @@ from collections import Counter
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import defer, lazyload
+from sqlalchemy.orm import defer, selectinload
 
-from shared import cash_on_delivery, dispatch
+from shared import cash_on_delivery, dispatch, sets
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
 from shared.floor_lifecycle import SHIPMENT
 from shared.lifecycle import OrderStatus
-from shared.models import FulfilmentAlarm, Shipment, TrackingEvent, TrackingPush
+from shared.models import Customer, FulfilmentAlarm, Order, OrderLine, Shipment, TrackingEvent, TrackingPush
 from shared.services import inbox as inbox_states
 from shared.services import orders as order_service
 from shared.services.errors import NotFound, ServiceError
@@ -41,87 +41,148 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# What ingest reads of a parcel: its summary columns only (no ORM object, no warehouse, no order).
+_PARCEL = (Shipment.id, Shipment.order_id, Shipment.waybill_no, Shipment.status, Shipment.tracking_step,
+           Shipment.tracking_flags, Shipment.last_event_at, Shipment.stalled_at)
+_EVENT_KEY = ["shipment_id", "occurred_at", "source", "description_hash"]
+COMPLETED_BY_CARRIER = "delivered, as the carrier reports"
+
+
 def ingest(events: list, now: datetime | None = None) -> dict:
-    """Store events (duplicates ignored by the database), then recompute each touched parcel's status.
+    """Store events (duplicates ignored), recompute each touched parcel's status, deliver parcels and complete
+    their orders: a fixed handful of statements for the whole batch, however many events and parcels it holds.
 
     Events for a tracking number nobody knows are refused (counted and returned), never guessed onto a parcel.
+    Parcel events are assumed aware UTC, as the carrier readers give them (shared/carriers/tracking.py).
     """
-    from shared.carriers.tracking import summarize
-
     now = now or utc_now()
     numbers = {event.waybill_no for event in events}
-    # The order (with its encrypted contact) is loaded only for a parcel that turns out delivered.
-    shipments = {s.waybill_no: s for s in db.session.execute(
-        select(Shipment).options(lazyload(Shipment.order), lazyload(Shipment.warehouse))
-        .where(Shipment.waybill_no.in_(list(numbers)))).scalars()}
-    unknown = sorted(numbers - shipments.keys())
-    # What each touched parcel already has, in one query: pushes repeat a parcel's whole history, so most
-    # events of a push are known, and only the new ones are written.
-    by_shipment: dict[int, list] = {shipment.id: [] for shipment in shipments.values()}
-    known = set()
-    if by_shipment:
-        for row in db.session.execute(select(TrackingEvent).where(TrackingEvent.shipment_id.in_(list(by_shipment)))
-                                      .order_by(TrackingEvent.occurred_at, TrackingEvent.id)).scalars():
-            by_shipment[row.shipment_id].append(_Stored(row))
-            known.add((row.shipment_id, as_utc(row.occurred_at), row.source, row.description_hash))
-    rows, new_by_number = [], Counter()
+    parcels = {row.waybill_no: row for row in db.session.execute(
+        select(*_PARCEL).where(sets.among(Shipment.waybill_no, numbers)))} if numbers else {}
+    unknown = sorted(numbers - parcels.keys())
+    # The batch's events per parcel, each once (pushes repeat a parcel's whole history).
+    fresh: dict[int, dict[tuple, object]] = {parcel.id: {} for parcel in parcels.values()}
     for event in events:
-        shipment = shipments.get(event.waybill_no)
-        if shipment is None:
-            continue
-        key = (shipment.id, event.occurred_at, event.source, _hash(event.description))
-        if key in known:
-            continue
-        known.add(key)
-        rows.append({"shipment_id": shipment.id, "occurred_at": event.occurred_at, "source": event.source,
-                     "raw_status": str(event.raw_status)[:40], "step": event.step, "flag": event.flag,
-                     "description": event.description[:500], "description_hash": key[3],
-                     "location": (event.location or None) and event.location[:120], "received_at": now})
-        by_shipment[shipment.id].append(event)
-        new_by_number[event.waybill_no] += 1
-    stored = 0
-    if rows:
-        insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
-        # Parameter sets, not one VALUES clause built per call: compiling a 5,000-row VALUES costs more than
-        # sending it. ON CONFLICT still guards against a parallel push of the same event; RETURNING counts.
-        statement = insert(TrackingEvent.__table__).on_conflict_do_nothing(
-            index_elements=["shipment_id", "occurred_at", "source", "description_hash"]
-        ).returning(TrackingEvent.__table__.c.id)
-        stored = len(db.session.execute(statement, rows).all())
-    for shipment in shipments.values():
-        _refresh(shipment, by_shipment[shipment.id], summarize, now)
-    return {"received": len(events), "received_known": sum(1 for e in events if e.waybill_no in shipments),
-            "stored": stored, "unknown_numbers": unknown, "new_by_number": new_by_number}
+        parcel = parcels.get(event.waybill_no)
+        if parcel is not None:
+            fresh[parcel.id].setdefault((event.occurred_at, event.source, _hash(event.description)), event)
+    # A parcel whose new events are all newer than its last one continues its stored summary; the others (an event
+    # that may be known already, or arrived late) are summarized again from what is stored, read in one query.
+    reread = [parcel.id for parcel in parcels.values() if fresh[parcel.id] and (
+        parcel.last_event_at is None or min(key[0] for key in fresh[parcel.id]) <= parcel.last_event_at)]
+    stored_by: dict[int, list] = {}
+    if reread:
+        for row in db.session.execute(select(
+                TrackingEvent.shipment_id, TrackingEvent.occurred_at, TrackingEvent.source,
+                TrackingEvent.description_hash, TrackingEvent.step, TrackingEvent.flag)
+                .where(sets.among(TrackingEvent.shipment_id, reread))
+                .order_by(TrackingEvent.occurred_at, TrackingEvent.id)):
+            stored_by.setdefault(row.shipment_id, []).append(_Stored(row))
+    rows, summaries = [], []
+    # Parcels in id order, so two drains that share a parcel lock its rows in the same order (no deadlock).
+    for parcel in sorted(parcels.values(), key=lambda row: row.id):
+        known = {(item.occurred_at, item.source, item.description) for item in stored_by.get(parcel.id, ())}
+        new = [(key, event) for key, event in fresh[parcel.id].items() if key not in known]
+        for (occurred_at, source, description_hash), event in new:
+            rows.append({"shipment_id": parcel.id, "occurred_at": occurred_at, "source": source,
+                         "raw_status": str(event.raw_status)[:40], "step": event.step, "flag": event.flag,
+                         "description": event.description[:500], "description_hash": description_hash,
+                         "location": (event.location or None) and event.location[:120], "received_at": now})
+        if new:
+            summaries.append(_refresh(parcel, [event for _key, event in new], parcel.id in stored_by
+                                      or parcel.id in reread, stored_by.get(parcel.id, [])))
+    # ON CONFLICT still guards against a parallel push of the same event; what it returns is what was new.
+    inserted = Counter(shipment_id for (shipment_id,) in sets.insert_new_rows(
+        TrackingEvent, rows, conflict=_EVENT_KEY, returning=["shipment_id"]))
+    sets.update_rows(Shipment, summaries, ["tracking_step", "tracking_flags", "last_event_at", "stalled_at"])
+    moving_again = [summary["id"] for summary in summaries if summary["moving_again"]]
+    if moving_again:
+        _resolve_all(moving_again, "parcel_stalled", now)
+    delivered = [{"id": summary["id"], "status": "delivered", "delivered_at": summary["last_event_at"]}
+                 for summary in summaries if summary["delivered"]]
+    moved = sets.update_rows(Shipment, delivered, ["status", "delivered_at"], where=_status_among(
+        SHIPMENT.sources("delivered")), returning=["order_id", "delivered_at"])
+    if moved:
+        _complete_delivered_orders(moved, now)
+    by_id = {parcel.id: number for number, parcel in parcels.items()}
+    return {"received": len(events), "received_known": sum(1 for e in events if e.waybill_no in parcels),
+            "stored": sum(inserted.values()), "unknown_numbers": unknown,
+            "new_by_number": Counter({by_id[shipment_id]: count for shipment_id, count in inserted.items()}),
+            "delivered": len(moved)}
 
+
+def _status_among(states: tuple[str, ...]) -> str:
+    return "status IN (" + ", ".join(f"'{state}'" for state in states) + ")"  # declared names, never input
 
 
 class _Stored:
-    """A stored event in the shape summarize() reads."""
+    """A stored event in the shape summarize() reads (its description stands for itself by its hash)."""
 
-    def __init__(self, row: TrackingEvent):
-        self.occurred_at, self.description, self.source = as_utc(row.occurred_at), row.description, row.source
-        self.step, self.flag, self.raw_status = row.step, row.flag, row.raw_status
+    __slots__ = ("occurred_at", "description", "source", "step", "flag")
+
+    def __init__(self, row):
+        self.occurred_at, self.description, self.source = row.occurred_at, row.description_hash, row.source
+        self.step, self.flag = row.step, row.flag
 
 
-def _refresh(shipment: Shipment, rows: list, summarize, now: datetime) -> None:
-    step, flags = summarize(rows)
-    shipment.tracking_step = step or shipment.tracking_step
-    shipment.tracking_flags = ",".join(sorted(flags)) or None
-    shipment.last_event_at = max((as_utc(row.occurred_at) for row in rows), default=shipment.last_event_at)
-    if shipment.stalled_at and shipment.last_event_at and as_utc(shipment.last_event_at) > as_utc(shipment.stalled_at):
-        shipment.stalled_at = None  # moving again
-        _resolve(shipment, "parcel_stalled", now)
-    if step == "delivered" and shipment.status == "shipped":
-        SHIPMENT.move(shipment, "delivered")
-        shipment.delivered_at = shipment.last_event_at
-        order = shipment.order
-        parcels = db.session.execute(select(Shipment.status).where(Shipment.order_id == order.id,
-                                                                   Shipment.status != "cancelled")).scalars().all()
-        if all(status == "delivered" for status in parcels) and cash_on_delivery.collected_on_delivery(order):
+def _refresh(parcel, new: list, reread: bool, stored: list) -> dict:
+    """A parcel's new summary (step, flags, last event, stall cleared, delivered) from its new events: continued
+    from its stored summary, or, when `reread`, summarized again from its stored events and these."""
+    from shared.carriers.tracking import summarize
+
+    if reread:
+        step, flags = summarize([*stored, *new])
+        last = max((item.occurred_at for item in (*stored, *new)), default=parcel.last_event_at)
+    else:
+        start = (parcel.tracking_step or "awaiting_pickup",
+                 set(parcel.tracking_flags.split(",")) if parcel.tracking_flags else set())
+        step, flags = summarize(new, start)
+        last = max(event.occurred_at for event in new)
+    moving_again = bool(parcel.stalled_at and last and last > parcel.stalled_at)
+    return {"id": parcel.id, "tracking_step": step or parcel.tracking_step,
+            "tracking_flags": ",".join(sorted(flags)) or None, "last_event_at": last,
+            "stalled_at": None if moving_again else parcel.stalled_at, "moving_again": moving_again,
+            "delivered": step == "delivered" and SHIPMENT.allowed(parcel.status, "delivered")}
+
+
+def _complete_delivered_orders(moved: list, now: datetime) -> None:
+    """Orders whose every parcel is now delivered: a cash-on-delivery one is paid by its delivery, and a shipped
+    one completes, the whole set with one move (an order changed meanwhile is read again and moved alone)."""
+    delivered_at = {}
+    for order_id, at in moved:
+        delivered_at[order_id] = max(at or now, delivered_at.get(order_id, at or now))
+    open_parcels = Counter()
+    for order_id, status in db.session.execute(select(Shipment.order_id, Shipment.status).where(
+            sets.among(Shipment.order_id, delivered_at), Shipment.status != "cancelled")):
+        if status != "delivered":
+            open_parcels[order_id] += 1
+    done_ids = [order_id for order_id in delivered_at if not open_parcels[order_id]]
+    if not done_ids:
+        return
+    # What the audit snapshot and the subscribers' payload read, loaded for the set; the street (encrypted, and
+    # shown to nobody in these) and the customer's ID number are not loaded, so not decrypted.
+    orders = db.session.execute(
+        select(Order).options(defer(Order.street), selectinload(Order.customer).defer(Customer.id_number),
+                              selectinload(Order.warehouse),
+                              selectinload(Order.lines).selectinload(OrderLine.sku))
+        .where(sets.among(Order.id, done_ids)).order_by(Order.id)).scalars().all()
+    for order in orders:
+        if cash_on_delivery.collected_on_delivery(order):
             # The carrier hands over a COD parcel only against the cash: its delivery is the payment.
-            order_service.record_payment(order, as_utc(shipment.delivered_at) or now, SYSTEM)
-        if order.status == OrderStatus.SHIPPED and all(status == "delivered" for status in parcels):
-            order_service.transition_order(order, OrderStatus.COMPLETED, SYSTEM, "delivered, as the carrier reports")
+            order_service.record_payment(order, delivered_at[order.id], SYSTEM)
+    shipped = [order for order in orders if order.status == OrderStatus.SHIPPED]
+    completed = order_service.transition_many(shipped, OrderStatus.COMPLETED, SYSTEM, COMPLETED_BY_CARRIER,
+                                              skip_stale=True)
+    for order in set(shipped) - set(completed):  # changed since it was read: decide again on its fresh state
+        db.session.refresh(order)
+        if order.status == OrderStatus.SHIPPED:
+            order_service.transition_order(order, OrderStatus.COMPLETED, SYSTEM, COMPLETED_BY_CARRIER)
+
+
+def _resolve_all(shipment_ids: list[int], kind: str, now: datetime) -> None:
+    db.session.execute(update(FulfilmentAlarm).where(
+        sets.among(FulfilmentAlarm.shipment_id, shipment_ids), FulfilmentAlarm.kind == kind,
+        FulfilmentAlarm.resolved_at.is_(None)).values(resolved_at=now).execution_options(synchronize_session="fetch"))
 
 
 def timeline(order_id: int) -> tuple[Shipment | None, list[TrackingEvent]]:
@@ -152,13 +213,6 @@ def find_stalled(now: datetime | None = None, in_transit: timedelta = STALL_IN_T
                         f"carrier event since {last:%Y-%m-%d %H:%M} UTC", raised_at=now))
             flagged.append(shipment)
     return flagged
-
-
-def _resolve(shipment: Shipment, kind: str, now: datetime) -> None:
-    for alarm in db.session.execute(select(FulfilmentAlarm).where(
-            FulfilmentAlarm.shipment_id == shipment.id, FulfilmentAlarm.kind == kind,
-            FulfilmentAlarm.resolved_at.is_(None))).scalars():
-        alarm.resolved_at = now
 
 
 def shipment_by_waybill(waybill_no: str) -> Shipment:
@@ -242,33 +296,46 @@ def read_push(push: TrackingPush) -> list:
 
 
 def process_pushes(ids: list[int], now: datetime | None = None) -> dict:
-    """Process claimed pushes: read each, store all their events with one ingest, record each push's outcome.
-    The caller commits. If the batch as a whole fails, each push is tried alone, so one bad push costs itself."""
+    """Process claimed pushes: read each, store all their events with one ingest, record each push's outcome
+    (one UPDATE for every push done). The caller commits. If the batch as a whole fails, each push is tried
+    alone, so one bad push costs itself."""
     from shared.carriers.tracking import TrackingPayloadError
 
     tally = Counter()
-    pushes = db.session.execute(select(TrackingPush).where(TrackingPush.id.in_(ids),
-                                                           TrackingPush.status == "processing")
-                                .order_by(TrackingPush.id)).scalars().all()
+    # Id, source and body only: no ORM object per push on the way that succeeds.
+    pushes = db.session.execute(select(TrackingPush.id, TrackingPush.source, TrackingPush.body).where(
+        sets.among(TrackingPush.id, ids), TrackingPush.status == "processing").order_by(TrackingPush.id)).all()
     readable = []
     for push in pushes:
         try:
-            readable.append((push, read_push(push)))
+            readable.append((push.id, read_push(push)))
         except TrackingPayloadError as problem:
-            inbox_states._to_review(push, ServiceError(str(problem), code=problem.code))
+            inbox_states._to_review(db.session.get(TrackingPush, push.id), ServiceError(str(problem),
+                                                                                     code=problem.code))
             tally["review"] += 1
     try:
         with db.session.begin_nested():
-            outcome = ingest([event for _push, events in readable for event in events], now)
+            outcome = ingest([event for _push_id, events in readable for event in events], now)
             db.session.flush()
     except Exception as error:  # noqa: BLE001 — the batch gave way; each push gets its own outcome below
         log.info("tracking batch of %s gave way: %s: %s", len(readable), type(error).__name__, error)
-        for push, events in readable:
-            tally[_process_alone(push, events, now)] += 1
+        for push_id, events in readable:
+            tally[_process_alone(db.session.get(TrackingPush, push_id), events, now)] += 1
         return dict(tally)
-    for push, events in readable:
-        tally[_finish_push(push, events, outcome)] += 1
+    done = []
+    for push_id, events in readable:
+        result = _outcome(events, outcome)
+        if isinstance(result, ServiceError):
+            inbox_states._to_review(db.session.get(TrackingPush, push_id), result)
+            tally["review"] += 1
+        else:
+            done.append({"id": push_id, **result})
+    sets.update_rows(TrackingPush, done, list(_DONE_COLUMNS), where="status = 'processing'")
+    tally["done"] += len(done)
     return dict(tally)
+
+
+_DONE_COLUMNS = ("status", "processed_at", "events_stored", "outcome", "error_code", "last_error", "next_attempt_at")
 
 
 def _process_alone(push: TrackingPush, events: list, now: datetime | None) -> str:
@@ -284,21 +351,27 @@ def _process_alone(push: TrackingPush, events: list, now: datetime | None) -> st
     except Exception as error:  # a bug must not lose the push: kept, retried, then dead-lettered (replayable)
         log.exception("tracking push %s failed", push.id)
         return inbox_states._to_retry(push, f"{type(error).__name__}: {error}")
-    return _finish_push(push, events, outcome)
+    result = _outcome(events, outcome)
+    if isinstance(result, ServiceError):
+        inbox_states._to_review(push, result)
+        return "review"
+    for key, value in result.items():
+        setattr(push, key, value)
+    return "done"
 
 
-def _finish_push(push: TrackingPush, events: list, outcome: dict) -> str:
+def _outcome(events: list, outcome: dict) -> dict | ServiceError:
+    """A push's outcome from its batch's ingest: the columns of a push done, or why it goes to review (every
+    number it names is unknown here)."""
     numbers = {event.waybill_no for event in events}
     unknown = sorted(numbers & set(outcome["unknown_numbers"]))
     if numbers and len(unknown) == len(numbers):
-        inbox_states._to_review(push, NotFound(f"no parcel here has tracking number {', '.join(unknown)}",
-                                               field="waybill_no", code="unknown_tracking_number"))
-        return "review"
+        return NotFound(f"no parcel here has tracking number {', '.join(unknown)}", field="waybill_no",
+                        code="unknown_tracking_number")
     stored = sum(outcome["new_by_number"].get(number, 0) for number in numbers)
-    push.status, push.processed_at, push.events_stored = "done", utc_now(), stored
-    push.outcome = "no_events" if not events else ("stored" if stored else "nothing_new")
-    push.error_code, push.last_error, push.next_attempt_at = None, None, None
-    return "done"
+    return {"status": "done", "processed_at": utc_now(), "events_stored": stored,
+            "outcome": "no_events" if not events else ("stored" if stored else "nothing_new"),
+            "error_code": None, "last_error": None, "next_attempt_at": None}
 
 
 def sweep_pushes(now: datetime | None = None) -> list[int]:
