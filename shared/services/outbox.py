@@ -35,14 +35,18 @@ def snapshot(order: Order) -> dict:
     return order_payload(order, "subscriber")
 
 
-def order_event(order: Order, event_type: str) -> OutboxEvent:
-    """Write the event in the caller's transaction; delivery starts once that transaction commits."""
-    row = OutboxEvent(event_id=str(uuid.uuid4()), event_type=event_type, order_id=order.id,
-                      payload={"event_id": None, "event": event_type, "order": snapshot(order)}, created_at=utc_now())
-    row.payload["event_id"] = row.event_id
-    db.session.add(row)
+_INSERT_EVENT = insert(OutboxEvent.__table__)
+
+
+def order_event(order: Order, event_type: str) -> str:
+    """Write the event in the caller's transaction (one Core INSERT, now); delivery starts once that transaction
+    commits. Returns the event id. `order` is an Order, or the new-order view of `orders.create_order`."""
+    event_id = str(uuid.uuid4())
+    db.session.connection().execute(_INSERT_EVENT, {
+        "event_id": event_id, "event_type": event_type, "order_id": order.id, "created_at": utc_now(),
+        "fanned_out": False, "payload": {"event_id": event_id, "event": event_type, "order": snapshot(order)}})
     dispatch.after_commit(DELIVER_JOB, skip_inline=True, coalesce_seconds=1)
-    return row
+    return event_id
 
 
 def create_subscription(name: str, url: str, secret: str, events: str, actor: Actor) -> WebhookSubscription:
