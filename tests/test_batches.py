@@ -105,7 +105,8 @@ def test_batch_reservation_takes_what_is_free_and_names_what_is_not(floor):
     assert db.session.scalar(select(func.sum(StockLevel.available)).where(StockLevel.sku_id == tea)) == 4
 
 
-def test_creating_an_order_takes_a_fixed_handful_of_statements(floor, backend):
+@pytest.mark.parametrize("standalone", [False, True], ids=["in_savepoint", "standalone"])
+def test_creating_an_order_takes_a_fixed_handful_of_statements(floor, backend, standalone):
     put("TEA", "SZ1", "A-01", 50)
     put("MILK", "HZ1", "A-01", 50, lot="M-1", expires=TODAY + timedelta(days=30))
     order_to(SHENZHEN, [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"}], number="WARM-1")
@@ -113,24 +114,32 @@ def test_creating_an_order_takes_a_fixed_handful_of_statements(floor, backend):
                             lines=[{"sku": "TEA", "quantity": 1, "unit_price": "50.00"},
                                    {"sku": "MILK", "quantity": 1, "unit_price": "9.90"}])
     with count_queries() as statements:
-        order = orders.create_order(payload, ADMIN)
+        order = orders.create_order(payload, ADMIN, standalone=standalone)
     shapes = [" ".join(s.split()[:3]) for s in statements]
-    # The channel, the SKUs, one stock plan for all lines, the customer by phone; a new customer, the order,
-    # its lines (one multi-row statement on PostgreSQL; SQLite returns ids row by row), one conditional stock
-    # UPDATE per line (each where the plan saw the stock: no doomed attempt), the reservations in one
-    # statement, the outbox row; nothing read back. (Audit events are written at commit; on PostgreSQL the
-    # order number comes from its own connection, outside this count.)
-    expected = ["SELECT channels.id, channels.code,", "SELECT skus.id, skus.code,",
-                "SELECT stock_levels.sku_id, stock_levels.warehouse_id,", "SELECT customers.id, customers.name,",
+    # In a savepoint (channel sync): the channel, the SKUs, one stock plan for all lines, the customer by phone.
+    # Standalone (the API): the SKUs with their free stock in one read, then the channel and the customer, and
+    # no savepoint at all. Then either way: a new customer, the order, its lines (one multi-row statement on
+    # PostgreSQL; SQLite returns ids row by row), one conditional stock UPDATE per line (each where the plan saw
+    # the stock: no doomed attempt), the reservations in one statement, the outbox row; nothing read back.
+    # (Audit events are written at commit; on PostgreSQL the order number comes from its own connection,
+    # outside this count, once per block of numbers.)
+    reads = (["SELECT skus.id, skus.code,", "SELECT channels.id, channels.code,"] if standalone else
+             ["SELECT channels.id, channels.code,", "SELECT skus.id, skus.code,",
+              "SELECT stock_levels.sku_id, stock_levels.warehouse_id,"])
+    expected = [*reads, "SELECT customers.id, customers.name,",
                 "INSERT INTO customers", "INSERT INTO orders",
                 *["INSERT INTO order_lines"] * (1 if backend == "postgresql" else 2),
                 "UPDATE stock_levels SET", "UPDATE stock_levels SET", "INSERT INTO reservations",
                 "INSERT INTO outbox_events"]
     counted = [shape for shape in shapes if "SAVEPOINT" not in shape and "order_number_sequences" not in shape]
     assert counted == expected, shapes
+    # (The test session's own savepoint, standing for the request's transaction, may open the list.)
+    assert standalone is not any("SAVEPOINT" in shape for shape in shapes[1:])
     assert order.status == "confirmed" and len(order.lines) == 2
-    assert {r.sku.code for r in order.reservations} == {"TEA", "MILK"}
-    assert {r.warehouse.code for r in order.reservations} == {"SZ1", "HZ1"}
+    reservations = db.session.execute(select(Reservation).where(Reservation.order_id == order.id)).scalars().all()
+    assert {r.sku.code for r in reservations} == {"TEA", "MILK"}
+    assert {r.warehouse.code for r in reservations} == {"SZ1", "HZ1"}
+    assert {r.order_line_id for r in reservations} == {line.id for line in order.lines}
 
 
 # --- a wave release killed halfway --------------------------------------------------------------------------
