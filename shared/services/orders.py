@@ -2,10 +2,11 @@
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
+from typing import NamedTuple
 
 from flask import current_app
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import bindparam, event, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
@@ -16,6 +17,7 @@ from shared.actors import SYSTEM, Actor
 from shared.extensions import db
 from shared.lifecycle import OrderStatus, Transition, find_transition, transitions_from
 from shared.models import Channel, Order, OrderLine, Reservation, Warehouse
+from shared.models.channel import DIRECT_KINDS
 from shared.money import parse_money
 from shared.security import crypto
 from shared.security.permissions import can
@@ -31,7 +33,40 @@ MAX_LINES = 200
 
 
 def get_channel(code: str) -> Channel:
-    channel = db.session.execute(select(Channel).where(Channel.code == (code or "").strip().upper())).scalar_one_or_none()
+    channel = db.session.execute(select(Channel).where(Channel.code == _channel_code(code))).scalar_one_or_none()
+    return _open_channel(channel, code)
+
+
+class ChannelRef(NamedTuple):
+    """A channel as a new order of the standalone path needs it: read by Core, in no session."""
+    id: int
+    code: str
+    name: str
+    kind: str
+    active: bool
+
+    @property
+    def is_direct(self) -> bool:
+        return self.kind in DIRECT_KINDS
+
+
+_CHANNELS = Channel.__table__
+_CHANNEL_BY_CODE = select(_CHANNELS.c.id, _CHANNELS.c.code, _CHANNELS.c.name, _CHANNELS.c.kind,
+                          _CHANNELS.c.active).where(_CHANNELS.c.code == bindparam("code"))
+
+
+def channel_ref(code: str) -> ChannelRef:
+    """`get_channel` as one Core statement built once, answering a ChannelRef."""
+    row = db.session.connection().execute(_CHANNEL_BY_CODE, {"code": _channel_code(code)}).first()
+    return _open_channel(ChannelRef(*row) if row is not None else None, code)
+
+
+def _channel_code(code: str) -> str:
+    return (code or "").strip().upper()
+
+
+def _open_channel(channel, code: str):
+    """The channel orders may name: it exists and is active."""
     if channel is None or not channel.active:
         raise NotFound(f"unknown channel {code!r}", field="channel", code="unknown_channel")
     return channel
@@ -227,11 +262,14 @@ def _attached_rows_committed(session: Session) -> None:
         session.info.pop(_ATTACHED, None)
 
 
+_INSERT_RESERVATIONS = insert(Reservation.__table__)
+
+
 def insert_reservations(rows: list[dict]) -> None:
     """Reservation rows (order_id, order_line_id, sku_id, warehouse_id, quantity, expires_at) in one INSERT."""
     if rows:
         now = utc_now()
-        db.session.execute(insert(Reservation.__table__), [
+        db.session.connection().execute(_INSERT_RESERVATIONS, [
             {**row, "status": "active", "created_at": now, "closed_at": None} for row in rows])
 
 
@@ -347,7 +385,8 @@ def _create_standalone(data: dict, actor: Actor, direct_only: bool, auto_confirm
     codes = [line["sku"].strip() for line in raw_lines if isinstance(line, dict) and isinstance(line.get("sku"), str)
              ] if isinstance(raw_lines, list) and len(raw_lines) <= MAX_LINES else []
     skus, free, warehouses = stock_service.skus_with_free_stock(codes) if codes else ({}, {}, {})
-    clean = validate_order_data(data, skus=skus)
+    channel = channel_ref(check.text(data.get("channel"), "channel", 8)) if isinstance(data, dict) else None
+    clean = validate_order_data(data, channel=channel, skus=skus)
     channel = clean["channel"]
     _check_direct(channel, direct_only)
     if any(skus.get(sku.code) is not sku for sku, _qty, _price in clean["lines"]):
