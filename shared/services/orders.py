@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 from flask import current_app
 
-from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
@@ -415,12 +415,55 @@ def _create_standalone(data: dict, actor: Actor, direct_only: bool, auto_confirm
         row["order_id"] = order.id
     for line, line_id in zip(order.lines, connection.execute(_INSERT_LINES, line_rows).scalars().all()):
         line.id, line.order_id = line_id, order.id
-    first = _reserve_lines(order, plans, warehouse_id, now, expires_at)
-    if first != warehouse_id:  # another order took the planned stock meanwhile
+    # Every other write goes in before the conditional UPDATEs, as the plan expects them to land: a hot SKU's
+    # row is then locked from its UPDATE through the audit INSERT to the COMMIT only.
+    rows = [{"order_id": order.id, "order_line_id": line.id, "sku_id": line.sku_id,
+             "warehouse_id": _preferred(plan, warehouse_id)[0], "quantity": line.quantity, "expires_at": expires_at}
+            for line, plan in zip(order.lines, plans)]
+    insert_reservations(rows)
+    event_id = outbox.order_event(order, "order.created")
+    moved = {}
+    for line, plan, row in sorted(zip(order.lines, plans, rows), key=lambda triple: triple[0].sku_id):
+        taken = stock_service.place_line(line.sku_id, line.quantity, _preferred(plan, warehouse_id), now)
+        if taken is None:
+            raise _short(line)
+        if taken != row["warehouse_id"]:
+            moved[line.id] = taken
+    if moved:  # rare: another order took the planned stock between the plan and the UPDATE
+        _correct_placement(order, moved, event_id, warehouses)
+    return order
+
+
+_MOVE_RESERVATION = (update(Reservation.__table__)
+                     .where(Reservation.__table__.c.order_line_id == bindparam("line_id"))
+                     .values(warehouse_id=bindparam("warehouse_id")))
+_MOVE_ORDER = (update(_ORDERS).where(_ORDERS.c.id == bindparam("order_id"))
+               .values(warehouse_id=bindparam("warehouse_id")))
+
+
+def _correct_placement(order: NewOrder, moved: dict[int, int], event_id: str, warehouses: dict) -> None:
+    """The standalone path wrote its reservations, order and event where the plan expected the stock; some lines
+    were taken elsewhere (`moved`: line id → warehouse): the rows say so now, and so does the event."""
+    connection = db.session.connection()
+    connection.execute(_MOVE_RESERVATION, [{"line_id": line_id, "warehouse_id": warehouse_id}
+                                           for line_id, warehouse_id in moved.items()])
+    first = moved.get(order.lines[0].id)
+    if first is not None and first != order.warehouse_id:
         order.warehouse_id = first
         order.warehouse = warehouses.get(first) or db.session.get(Warehouse, first)
-    outbox.order_event(order, "order.created")
-    return order
+        connection.execute(_MOVE_ORDER, {"order_id": order.id, "warehouse_id": first})
+        outbox.replace_snapshot(event_id, "order.created", order)
+
+
+def _preferred(plan: list[int], warehouse_id: int | None) -> list[int]:
+    """The order's warehouse first where the plan saw the line there, then the rest of the plan."""
+    return [warehouse_id, *plan] if warehouse_id in plan else plan
+
+
+def _short(line) -> InsufficientStock:
+    return InsufficientStock(f"not enough stock of {line.sku.code}: {line.quantity} wanted, "
+                             f"{stock_service.available_for(line.sku_id)} available", field="lines",
+                             code="insufficient_stock")
 
 
 def _check_direct(channel: Channel, direct_only: bool) -> None:
@@ -449,13 +492,9 @@ def _reserve_lines(order, plans: list[list[int]], warehouse_id: int | None, now:
     other in a circle (a deadlock)."""
     rows = []
     for line, plan in sorted(zip(order.lines, plans), key=lambda pair: pair[0].sku_id):
-        # The order's warehouse first where the plan saw the line there, then the rest of the plan.
-        preferred = [warehouse_id, *plan] if warehouse_id in plan else plan
-        taken = stock_service.place_line(line.sku_id, line.quantity, preferred, now)
+        taken = stock_service.place_line(line.sku_id, line.quantity, _preferred(plan, warehouse_id), now)
         if taken is None:
-            raise InsufficientStock(
-                f"not enough stock of {line.sku.code}: {line.quantity} wanted, "
-                f"{stock_service.available_for(line.sku_id)} available", field="lines", code="insufficient_stock")
+            raise _short(line)
         rows.append({"order_id": order.id, "order_line_id": line.id, "sku_id": line.sku_id,
                      "warehouse_id": taken, "quantity": line.quantity, "expires_at": expires_at})
     insert_reservations(rows)

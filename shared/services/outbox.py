@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from shared import dispatch
 from shared.actors import Actor
@@ -47,6 +47,16 @@ def order_event(order: Order, event_type: str) -> str:
         "fanned_out": False, "payload": {"event_id": event_id, "event": event_type, "order": snapshot(order)}})
     dispatch.after_commit(DELIVER_JOB, skip_inline=True, coalesce_seconds=1)
     return event_id
+
+
+_REPLACE_PAYLOAD = (update(OutboxEvent.__table__).where(OutboxEvent.__table__.c.event_id == bindparam("event_id_"))
+                    .values(payload=bindparam("payload_")))
+
+
+def replace_snapshot(event_id: str, event_type: str, order: Order) -> None:
+    """Rewrite a not yet committed event's order snapshot (the order changed again in the same transaction)."""
+    db.session.connection().execute(_REPLACE_PAYLOAD, {
+        "event_id_": event_id, "payload_": {"event_id": event_id, "event": event_type, "order": snapshot(order)}})
 
 
 def create_subscription(name: str, url: str, secret: str, events: str, actor: Actor) -> WebhookSubscription:
