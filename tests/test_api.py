@@ -458,8 +458,8 @@ def test_creating_an_order_through_the_api_takes_a_fixed_handful_of_statements(a
     expected = ["SELECT api_tokens.id, api_tokens.revoked_at,", "SELECT skus.id, skus.code,",
                 "SELECT channels.id, channels.code,", "SELECT customers.id, customers.name,", "INSERT INTO customers",
                 *(["INSERT INTO order_number_sequences"] if backend == "sqlite" else []),
-                "INSERT INTO orders", "INSERT INTO order_lines", "INSERT INTO reservations", "INSERT INTO outbox_events",
-                "UPDATE stock_levels SET", "INSERT INTO audit_events"]
+                "INSERT INTO orders", "INSERT INTO order_lines", "INSERT INTO reservations",
+                "INSERT INTO outbox_events", "UPDATE stock_levels SET", "INSERT INTO audit_events"]
     assert shapes == expected, shapes
     assert level() == (20, 2)
 

@@ -184,8 +184,8 @@ RELEASE = (update(StockLevel)
 
 def take(sku_id: int, warehouse_id: int, quantity: int, now=None) -> bool:
     """Reserve `quantity` units of one SKU in one warehouse; False (and nothing changed) if they are not free."""
-    return db.session.connection().execute(RESERVE, {
-        "sku_id_": sku_id, "warehouse_id_": warehouse_id, "quantity_": quantity, "now_": now or utc_now()}).rowcount == 1
+    parameters = {"sku_id_": sku_id, "warehouse_id_": warehouse_id, "quantity_": quantity, "now_": now or utc_now()}
+    return db.session.connection().execute(RESERVE, parameters).rowcount == 1
 
 
 def give_back(sku_id: int, warehouse_id: int, quantity: int, now=None) -> None:
