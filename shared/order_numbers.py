@@ -3,6 +3,7 @@
 Example: DY20261121000872 followed by its MOD 37,36 check character. A mistyped number fails the
 check before any database look-up.
 """
+import os
 import re
 import threading
 from datetime import date
@@ -59,11 +60,12 @@ def _counter_engine(engine: Engine) -> Engine:
     return _counter_engines[url]
 
 
-# On PostgreSQL a process takes its numbers from the counter NUMBER_BLOCK at a time and hands them out from
-# memory: one short autocommit statement on the counter's own pool per block instead of per order.
+# For the API on PostgreSQL a process takes its numbers from the counter NUMBER_BLOCK at a time and hands them
+# out from memory: one short autocommit statement on the counter's own pool per block instead of per order.
 NUMBER_BLOCK = 20
 _MAX_BLOCKS = 512  # (database, channel, day) keys kept; beyond it the oldest leftovers are dropped (gaps only)
 _blocks: dict[tuple, list[int]] = {}
+_owner = [os.getpid()]  # the process the blocks belong to
 _blocks_lock = threading.Lock()
 
 
@@ -92,21 +94,27 @@ def take_range(channel_code: str, local_date: date, count: int) -> int:
     return db.session.execute(statement).scalar_one()
 
 
-def next_number(channel_code: str, local_date: date) -> str:
-    """The next order number of the channel and day.
+def next_number(channel_code: str, local_date: date, block: bool = False) -> str:
+    """The next order number of the channel and day: one counter upsert (`take_range`).
 
-    On PostgreSQL from this process's block (NUMBER_BLOCK numbers taken from the counter at once, see
-    `take_range`): unique across processes, increasing within one, not in creation order across processes and
-    not gapless (a block left over when a process ends is never used). On SQLite one number per call, in the
-    order's transaction (a block there would be rolled back with it and handed out twice)."""
+    `block=True` (the API, in long-lived web processes), on PostgreSQL: from this process's block of
+    NUMBER_BLOCK numbers taken from the counter at once, so most orders take no counter statement and no second
+    connection. Block numbers are unique across processes, increasing within one, not in creation order across
+    processes and not gapless (what is left of a block when a process ends is never used: a short-lived
+    process, such as a forked job, would waste most of a block, so only the API asks for it). On SQLite always
+    one number per call, in the order's transaction (a block there would be rolled back with it and handed out
+    twice)."""
     bind = db.session.get_bind()
-    if bind.dialect.name != "postgresql":
+    if not block or bind.dialect.name != "postgresql":
         return _composed(channel_code, local_date, take_range(channel_code, local_date, 1))
     key = (getattr(bind, "engine", bind).url.render_as_string(hide_password=False), channel_code, local_date)
     with _blocks_lock:
-        block = _blocks.get(key)
-        if block:
-            return _composed(channel_code, local_date, block.pop())
+        if _owner[0] != os.getpid():  # a forked child never uses its parent's numbers: the parent may still
+            _blocks.clear()
+            _owner[0] = os.getpid()
+        block_left = _blocks.get(key)
+        if block_left:
+            return _composed(channel_code, local_date, block_left.pop())
     last = take_range(channel_code, local_date, NUMBER_BLOCK)
     numbers = [n for n in range(last, last - NUMBER_BLOCK, -1) if n <= 999_999]  # popped from the end: ascending
     sequence = numbers.pop() if numbers else last

@@ -399,7 +399,7 @@ def _create_standalone(data: dict, actor: Actor, direct_only: bool, auto_confirm
     customer = customers.find_or_create_ref(clean["customer_name"], clean["customer_phone"],
                                             clean["customer_email"], actor, protected=clean["protected"])
     line_rows = new_line_values(clean)
-    order = NewOrder(**new_order_values(clean, customer.id, _number(clean), now, warehouse_id, paid), id=None,
+    order = NewOrder(**new_order_values(clean, customer.id, _number(clean, block=True), now, warehouse_id, paid), id=None,
                      channel=channel, customer=customer, warehouse=warehouses.get(warehouse_id),
                      lines=[SimpleNamespace(id=None, sku=sku, **row) for row, (sku, _q, _p) in zip(line_rows,
                                                                                                 clean["lines"])])
@@ -480,9 +480,9 @@ def _expiry(clean: dict, now: datetime) -> datetime | None:
     return None
 
 
-def _number(clean: dict) -> str:
+def _number(clean: dict, block: bool = False) -> str:
     return order_numbers.next_number(clean["channel"].code,
-                                     local_date(clean["placed_at"], current_app.config["MERCHANT_TIMEZONE"]))
+                                     local_date(clean["placed_at"], current_app.config["MERCHANT_TIMEZONE"]), block)
 
 
 def _reserve_lines(order, plans: list[list[int]], warehouse_id: int | None, now: datetime,
