@@ -378,9 +378,10 @@ _INSERT_LINES = insert(_LINES).returning(_LINES.c.id, sort_by_parameter_order=Tr
 
 
 def _create_standalone(data: dict, actor: Actor, direct_only: bool, auto_confirm: bool | None) -> NewOrder:
-    """`create_order(..., standalone=True)`: SKUs and their free stock in one read, the customer found or made,
-    then the order (INSERT ... ON CONFLICT DO NOTHING: a duplicate writes nothing), its lines, the reservations
-    (stock module) and the outbox row as Core statements; the audit events go in at commit."""
+    """`create_order(..., standalone=True)`: SKUs and their free stock in one read, the channel, the customer found
+    or made, then the order (INSERT ... ON CONFLICT DO NOTHING: a duplicate writes nothing), its lines, the
+    reservations and the outbox row as Core statements, and last the conditional stock UPDATEs (stock module);
+    the audit events go in at commit."""
     raw_lines = data.get("lines") if isinstance(data, dict) else None
     codes = [line["sku"].strip() for line in raw_lines if isinstance(line, dict) and isinstance(line.get("sku"), str)
              ] if isinstance(raw_lines, list) and len(raw_lines) <= MAX_LINES else []
@@ -399,10 +400,10 @@ def _create_standalone(data: dict, actor: Actor, direct_only: bool, auto_confirm
     customer = customers.find_or_create_ref(clean["customer_name"], clean["customer_phone"],
                                             clean["customer_email"], actor, protected=clean["protected"])
     line_rows = new_line_values(clean)
-    order = NewOrder(**new_order_values(clean, customer.id, _number(clean, block=True), now, warehouse_id, paid), id=None,
-                     channel=channel, customer=customer, warehouse=warehouses.get(warehouse_id),
-                     lines=[SimpleNamespace(id=None, sku=sku, **row) for row, (sku, _q, _p) in zip(line_rows,
-                                                                                                clean["lines"])])
+    values = new_order_values(clean, customer.id, _number(clean, block=True), now, warehouse_id, paid)
+    order = NewOrder(**values, id=None, channel=channel, customer=customer, warehouse=warehouses.get(warehouse_id),
+                     lines=[SimpleNamespace(id=None, sku=sku, **row)
+                            for row, (sku, _qty, _price) in zip(line_rows, clean["lines"])])
     audit.record(actor, "order.create", "order", order.order_no, after=audit_snapshot(order))
     if paid if auto_confirm is None else auto_confirm:
         settle_new(order, OrderStatus.CONFIRMED, SYSTEM, None, paid=True)
