@@ -452,14 +452,14 @@ def test_creating_an_order_through_the_api_takes_a_fixed_handful_of_statements(a
     shapes = [" ".join(s.split()[:3]) for s in statements if "SAVEPOINT" not in s]
     # The token with its user; the SKUs with their free stock; the channel; the customer by phone; then the
     # writes as Core statements: the new customer, the order (ON CONFLICT DO NOTHING), its lines, the reservations,
-    # the outbox row, the conditional stock UPDATE last, and at commit the audit events (one statement). No
-    # savepoint of the service's own, nothing read back. On PostgreSQL the order number comes from the process's
+    # the outbox row, the audit events (one statement), and last the conditional stock UPDATE: a hot row is
+    # locked from it to the COMMIT only. No savepoint of the service's own, nothing read back. On PostgreSQL the order number comes from the process's
     # block (its own connection, once per block); on SQLite it is an upsert in the transaction.
     expected = ["SELECT api_tokens.id, api_tokens.revoked_at,", "SELECT skus.id, skus.code,",
                 "SELECT channels.id, channels.code,", "SELECT customers.id, customers.name,", "INSERT INTO customers",
                 *(["INSERT INTO order_number_sequences"] if backend == "sqlite" else []),
                 "INSERT INTO orders", "INSERT INTO order_lines", "INSERT INTO reservations",
-                "INSERT INTO outbox_events", "UPDATE stock_levels SET", "INSERT INTO audit_events"]
+                "INSERT INTO outbox_events", "INSERT INTO audit_events", "UPDATE stock_levels SET"]
     assert shapes == expected, shapes
     assert level() == (20, 2)
 

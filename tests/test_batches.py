@@ -121,13 +121,15 @@ def test_creating_an_order_takes_a_fixed_handful_of_statements(floor, backend, s
     # no savepoint at all. Then either way: a new customer, the order, its lines (one multi-row statement on
     # PostgreSQL; SQLite returns ids row by row), one conditional stock UPDATE per line (each where the plan saw
     # the stock: no doomed attempt), the reservations in one statement, the outbox row; nothing read back. The
-    # standalone path writes the reservations and the outbox row before the UPDATEs, so a hot stock row stays
-    # locked only through the audit INSERT and the COMMIT. (Audit events are written at commit; on PostgreSQL
-    # the order number comes from its own connection, outside this count, once per block of numbers.)
+    # standalone path writes the reservations, the outbox row and the audit events before the UPDATEs, so a hot
+    # stock row stays locked only to the COMMIT. (The savepoint path writes its audit events at commit; on
+    # PostgreSQL the order number comes from its own connection, outside this count.)
     reads = (["SELECT skus.id, skus.code,", "SELECT channels.id, channels.code,"] if standalone else
              ["SELECT channels.id, channels.code,", "SELECT skus.id, skus.code,",
               "SELECT stock_levels.sku_id, stock_levels.warehouse_id,"])
     updates, rest = ["UPDATE stock_levels SET"] * 2, ["INSERT INTO reservations", "INSERT INTO outbox_events"]
+    if standalone:
+        rest.append("INSERT INTO audit_events")
     expected = [*reads, "SELECT customers.id, customers.name,",
                 "INSERT INTO customers", "INSERT INTO orders",
                 *["INSERT INTO order_lines"] * (1 if backend == "postgresql" else 2),

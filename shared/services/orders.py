@@ -380,8 +380,8 @@ _INSERT_LINES = insert(_LINES).returning(_LINES.c.id, sort_by_parameter_order=Tr
 def _create_standalone(data: dict, actor: Actor, direct_only: bool, auto_confirm: bool | None) -> NewOrder:
     """`create_order(..., standalone=True)`: SKUs and their free stock in one read, the channel, the customer found
     or made, then the order (INSERT ... ON CONFLICT DO NOTHING: a duplicate writes nothing), its lines, the
-    reservations and the outbox row as Core statements, and last the conditional stock UPDATEs (stock module);
-    the audit events go in at commit."""
+    reservations, the outbox row and the audit events as Core statements, and last the conditional stock UPDATEs
+    (stock module)."""
     raw_lines = data.get("lines") if isinstance(data, dict) else None
     codes = [line["sku"].strip() for line in raw_lines if isinstance(line, dict) and isinstance(line.get("sku"), str)
              ] if isinstance(raw_lines, list) and len(raw_lines) <= MAX_LINES else []
@@ -417,12 +417,13 @@ def _create_standalone(data: dict, actor: Actor, direct_only: bool, auto_confirm
     for line, line_id in zip(order.lines, connection.execute(_INSERT_LINES, line_rows).scalars().all()):
         line.id, line.order_id = line_id, order.id
     # Every other write goes in before the conditional UPDATEs, as the plan expects them to land: a hot SKU's
-    # row is then locked from its UPDATE through the audit INSERT to the COMMIT only.
+    # row is then locked from its UPDATE to the COMMIT only.
     rows = [{"order_id": order.id, "order_line_id": line.id, "sku_id": line.sku_id,
              "warehouse_id": _preferred(plan, warehouse_id)[0], "quantity": line.quantity, "expires_at": expires_at}
             for line, plan in zip(order.lines, plans)]
     insert_reservations(rows)
     event_id = outbox.order_event(order, "order.created")
+    audit.write_pending()  # the audit INSERT too: after the UPDATEs, only the COMMIT
     moved = {}
     for line, plan, row in sorted(zip(order.lines, plans, rows), key=lambda triple: triple[0].sku_id):
         taken = stock_service.place_line(line.sku_id, line.quantity, _preferred(plan, warehouse_id), now)
