@@ -143,6 +143,38 @@ def test_revoked_token_is_refused(portal, stocked, token_for):
     assert_error(ApiClient(portal.test_client(), token).get("/stock/SKU-1"), 401, "invalid_token")
 
 
+def test_a_revoked_token_or_a_changed_user_counts_from_the_very_next_request(portal, stocked, token_for):
+    """Nothing about a token or its user is cached between requests: each one reads both afresh."""
+    client = ApiClient(portal.test_client(), token_for("admin"))
+    assert client.get("/stock/SKU-1").status_code == 200
+    user = staff.get_user("api-admin")
+    staff.update_user(user, ADMIN, role="auditor")  # may read stock, may not change it
+    db.session.commit()
+    body = {"sku": "SKU-1", "warehouse": "HZ1", "delta": 5, "reason": "count"}
+    assert_error(client.post("/stock/adjustments", body), 403, "forbidden")
+    staff.update_user(user, ADMIN, role="admin", active=False)
+    db.session.commit()
+    assert_error(client.get("/stock/SKU-1"), 401, "invalid_token")
+    staff.update_user(user, ADMIN, active=True)
+    db.session.commit()
+    assert client.get("/stock/SKU-1").status_code == 200
+    staff.revoke_tokens(user, ADMIN)
+    db.session.commit()
+    before = state()
+    assert_error(client.post("/stock/adjustments", body), 401, "invalid_token")
+    assert state() == before
+
+
+def test_the_token_user_is_a_light_value_in_no_session(portal, stocked, token_for):
+    token = token_for("ops_manager")
+    user = staff.user_for_token(token)
+    assert isinstance(user, staff.TokenUser) and not hasattr(user, "_sa_instance_state")  # no ORM object
+    assert (user.username, user.role, user.active, user.is_authenticated) == ("api-ops_manager", "ops_manager", True,
+                                                                             True)
+    with pytest.raises(AttributeError):
+        user.role = "admin"  # frozen: a request cannot widen its own role
+
+
 def test_token_use_is_recorded(api):
     assert api.get("/orders").status_code == 200
     db.session.expire_all()
@@ -396,6 +428,40 @@ def test_duplicate_channel_order_is_refused(api, create_order):
     assert_error(api.post("/orders", order_payload(channel_order_id="OS-7")), 409, "duplicate_order",
                  "channel_order_id")
     assert state() == before
+
+
+def test_a_duplicate_from_a_new_customer_is_refused_and_leaves_no_customer_behind(api, create_order):
+    """The duplicate is found by the INSERT itself (ON CONFLICT DO NOTHING) after the new customer was written:
+    the refusal rolls the whole request back, customer included, and names the existing order."""
+    first = create_order(channel_order_id="OS-8")
+    db.session.commit()
+    before = state()
+    error = assert_error(api.post("/orders", order_payload(channel_order_id="OS-8", phone="13700001111")), 409,
+                         "duplicate_order", "channel_order_id")
+    assert first.order_no in error["message"]
+    assert state() == before
+    assert level() == (20, 1)
+
+
+def test_creating_an_order_through_the_api_takes_a_fixed_handful_of_statements(api, stocked, backend):
+    api.get("/stock/SKU-1")  # the token's first use is recorded once; count the requests after it
+    with count_queries() as statements:
+        response = api.post("/orders", order_payload(channel_order_id="COUNT-API", phone="13900000009", lines=[
+            {"sku": "SKU-1", "quantity": 2, "unit_price": "59.90"}]))
+    assert response.status_code == 201, response.text
+    shapes = [" ".join(s.split()[:3]) for s in statements if "SAVEPOINT" not in s]
+    # The token with its user; the SKUs with their free stock; the channel; the customer by phone; then the
+    # writes as Core statements: the new customer, the order (ON CONFLICT DO NOTHING), its lines, the reservations,
+    # the outbox row, the audit events (one statement), and last the conditional stock UPDATE: a hot row is
+    # locked from it to the COMMIT only. No savepoint of the service's own, nothing read back. On PostgreSQL the order number comes from the process's
+    # block (its own connection, once per block); on SQLite it is an upsert in the transaction.
+    expected = ["SELECT api_tokens.id, api_tokens.revoked_at,", "SELECT skus.id, skus.code,",
+                "SELECT channels.id, channels.code,", "SELECT customers.id, customers.name,", "INSERT INTO customers",
+                *(["INSERT INTO order_number_sequences"] if backend == "sqlite" else []),
+                "INSERT INTO orders", "INSERT INTO order_lines", "INSERT INTO reservations",
+                "INSERT INTO outbox_events", "INSERT INTO audit_events", "UPDATE stock_levels SET"]
+    assert shapes == expected, shapes
+    assert level() == (20, 2)
 
 
 def test_platform_orders_cannot_be_created_through_the_api(api, stocked, create_channel):

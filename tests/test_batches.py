@@ -150,7 +150,8 @@ def test_batch_reservation_takes_what_is_free_and_names_what_is_not(floor):
     assert db.session.scalar(select(func.sum(StockLevel.available)).where(StockLevel.sku_id == tea)) == 4
 
 
-def test_creating_an_order_takes_a_fixed_handful_of_statements(floor, backend):
+@pytest.mark.parametrize("standalone", [False, True], ids=["in_savepoint", "standalone"])
+def test_creating_an_order_takes_a_fixed_handful_of_statements(floor, backend, standalone):
     put("TEA", "SZ1", "A-01", 50)
     put("MILK", "HZ1", "A-01", 50, lot="M-1", expires=TODAY + timedelta(days=30))
     order_to(SHENZHEN, [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"}], number="WARM-1")
@@ -158,24 +159,75 @@ def test_creating_an_order_takes_a_fixed_handful_of_statements(floor, backend):
                             lines=[{"sku": "TEA", "quantity": 1, "unit_price": "50.00"},
                                    {"sku": "MILK", "quantity": 1, "unit_price": "9.90"}])
     with count_queries() as statements:
-        order = orders.create_order(payload, ADMIN)
+        order = orders.create_order(payload, ADMIN, standalone=standalone)
     shapes = [" ".join(s.split()[:3]) for s in statements]
-    # The channel, the SKUs, one stock plan for all lines, the customer by phone; a new customer, the order,
-    # its lines (one multi-row statement on PostgreSQL; SQLite returns ids row by row), one conditional stock
-    # UPDATE per line (each where the plan saw the stock: no doomed attempt), the reservations in one
-    # statement, the outbox row; nothing read back. (Audit events are written at commit; on PostgreSQL the
-    # order number comes from its own connection, outside this count.)
-    expected = ["SELECT channels.id, channels.code,", "SELECT skus.id, skus.code,",
-                "SELECT stock_levels.sku_id, stock_levels.warehouse_id,", "SELECT customers.id, customers.name,",
+    # In a savepoint (channel sync): the channel, the SKUs, one stock plan for all lines, the customer by phone.
+    # Standalone (the API): the SKUs with their free stock in one read, then the channel and the customer, and
+    # no savepoint at all. Then either way: a new customer, the order, its lines (one multi-row statement on
+    # PostgreSQL; SQLite returns ids row by row), one conditional stock UPDATE per line (each where the plan saw
+    # the stock: no doomed attempt), the reservations in one statement, the outbox row; nothing read back. The
+    # standalone path writes the reservations, the outbox row and the audit events before the UPDATEs, so a hot
+    # stock row stays locked only to the COMMIT. (The savepoint path writes its audit events at commit; on
+    # PostgreSQL the order number comes from its own connection, outside this count.)
+    reads = (["SELECT skus.id, skus.code,", "SELECT channels.id, channels.code,"] if standalone else
+             ["SELECT channels.id, channels.code,", "SELECT skus.id, skus.code,",
+              "SELECT stock_levels.sku_id, stock_levels.warehouse_id,"])
+    updates, rest = ["UPDATE stock_levels SET"] * 2, ["INSERT INTO reservations", "INSERT INTO outbox_events"]
+    if standalone:
+        rest.append("INSERT INTO audit_events")
+    expected = [*reads, "SELECT customers.id, customers.name,",
                 "INSERT INTO customers", "INSERT INTO orders",
                 *["INSERT INTO order_lines"] * (1 if backend == "postgresql" else 2),
-                "UPDATE stock_levels SET", "UPDATE stock_levels SET", "INSERT INTO reservations",
-                "INSERT INTO outbox_events"]
+                *([*rest, *updates] if standalone else [*updates, *rest])]
     counted = [shape for shape in shapes if "SAVEPOINT" not in shape and "order_number_sequences" not in shape]
     assert counted == expected, shapes
+    # (The test session's own savepoint, standing for the request's transaction, may open the list.)
+    assert standalone is not any("SAVEPOINT" in shape for shape in shapes[1:])
     assert order.status == "confirmed" and len(order.lines) == 2
-    assert {r.sku.code for r in order.reservations} == {"TEA", "MILK"}
-    assert {r.warehouse.code for r in order.reservations} == {"SZ1", "HZ1"}
+    reservations = db.session.execute(select(Reservation).where(Reservation.order_id == order.id)).scalars().all()
+    assert {r.sku.code for r in reservations} == {"TEA", "MILK"}
+    assert {r.warehouse.code for r in reservations} == {"SZ1", "HZ1"}
+    assert {r.order_line_id for r in reservations} == {line.id for line in order.lines}
+
+
+@pytest.mark.parametrize("standalone", [False, True], ids=["in_savepoint", "standalone"])
+def test_stock_taken_between_the_plan_and_the_update_moves_the_order_to_where_it_was_reserved(
+        floor, monkeypatch, standalone):
+    """The plan (a plain read) saw TEA free in SZ1, but it was set aside meanwhile: the conditional UPDATE there
+    takes nothing and the line is reserved in HZ1. The reservation row, the order's warehouse and the outbox
+    event all say HZ1 (the standalone path wrote them before the UPDATEs and corrects them)."""
+    from shared.models import OutboxEvent
+
+    put("TEA", "SZ1", "A-01", 10)
+    put("TEA", "HZ1", "A-01", 5)
+    db.session.commit()
+    sz1 = stock.get_warehouse("SZ1").id
+    real_read, real_free = stock.skus_with_free_stock, stock.free_stock
+
+    def stale(figures):
+        return {key: (10 if key[1] == sz1 else free) for key, free in figures.items()}
+
+    def stale_read(codes):
+        skus, free, warehouses = real_read(codes)
+        return skus, stale(free), warehouses
+
+    def stale_free(sku_ids, warehouses=None):
+        return stale(real_free(sku_ids, warehouses))
+
+    monkeypatch.setattr(stock, "skus_with_free_stock", stale_read)
+    monkeypatch.setattr(stock, "free_stock", stale_free)
+    stock.set_held("TEA", "SZ1", 10, "promotion pool", ADMIN)
+    order = orders.create_order(order_payload(channel_order_id="MOVED-1", lines=[
+        {"sku": "TEA", "quantity": 2, "unit_price": "50.00"}]), ADMIN, standalone=standalone)
+    db.session.commit()
+    hz1 = stock.get_warehouse("HZ1").id
+    assert order.warehouse_id == hz1 and order.warehouse.code == "HZ1"
+    assert db.session.scalar(select(Order.warehouse_id).where(Order.id == order.id)) == hz1
+    assert db.session.scalars(select(Reservation.warehouse_id).where(Reservation.order_id == order.id)).all() == [hz1]
+    event = db.session.scalars(select(OutboxEvent).where(OutboxEvent.order_id == order.id)).one()
+    assert event.payload["order"]["warehouse"] == "HZ1" and event.payload["event_id"] == event.event_id
+    level = db.session.execute(select(StockLevel).where(StockLevel.warehouse_id == hz1)).scalar_one()
+    assert (level.reserved, level.available) == (2, 3)
 
 
 # --- a wave release killed halfway --------------------------------------------------------------------------

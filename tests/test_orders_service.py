@@ -45,6 +45,34 @@ def test_order_number_uses_merchant_local_date(stocked):
     assert int(second.order_no[10:16]) == int(order.order_no[10:16]) + 1
 
 
+def test_order_numbers_come_in_blocks_on_postgresql_and_are_never_handed_out_twice(stocked, backend, monkeypatch):
+    """For the API on PostgreSQL a process takes NUMBER_BLOCK numbers from the counter at once (its own
+    autocommit connection) and hands them out from memory; another process (here: the blocks forgotten), the
+    one-at-a-time numbers and the batch path's ranges (`take_range`) continue after them, so no number is given
+    twice. SQLite: one per order."""
+    from datetime import date
+
+    day = date(2031, 1, 2)
+    monkeypatch.setattr(order_numbers, "NUMBER_BLOCK", 5)
+    first = [order_numbers.next_number("OS", day, block=True) for _ in range(3)]
+    monkeypatch.setattr(order_numbers, "_blocks", {})  # a second process: it knows nothing of the first's block
+    second = [order_numbers.next_number("OS", day, block=True) for _ in range(5)]
+    second.append(order_numbers.next_number("OS", day))  # one at a time (a job): straight from the counter
+    batch_last = order_numbers.take_range("OS", day, 4)
+    sequences = [int(number[10:16]) for number in first + second]
+    assert all(order_numbers.validate(number) == number for number in first + second)
+    assert len(set(sequences)) == len(sequences) and sequences[:3] == sorted(sequences[:3])
+    if backend == "postgresql":
+        assert sequences == [1, 2, 3, 6, 7, 8, 9, 10, 11] and batch_last == 15  # 4 and 5 stay unused: a gap
+    else:
+        assert sequences == list(range(1, 10)) and batch_last == 13
+    parent = order_numbers.next_number("OS", day, block=True)  # PostgreSQL: a new block, 17 to 20 left over
+    monkeypatch.setattr(order_numbers, "_owner", [-1])  # a forked child: its parent's leftovers are not its own
+    child = order_numbers.next_number("OS", day, block=True)
+    expected = (14, 15) if backend == "sqlite" else (16, 21)
+    assert (int(parent[10:16]), int(child[10:16])) == expected
+
+
 def test_reserves_all_lines_or_none(stocked, create_sku):
     create_sku("SKU-2", "空库存商品")  # no stock at all
     before = counts()

@@ -1,4 +1,5 @@
 """The one permission table: role x resource x action, plus what each role sees of personal data."""
+import functools
 from enum import StrEnum
 
 
@@ -106,6 +107,7 @@ SYSTEM_PERMISSIONS: dict[str, frozenset[Action]] = {
 }
 
 
+@functools.lru_cache(maxsize=4096)  # the table is fixed at import: a (role, resource, action) is looked up once
 def can(role: str, resource: str, action: str) -> bool:
     """Whether a role may take an action on a resource; unknown roles may do nothing."""
     try:

@@ -1,7 +1,8 @@
 """Customers: found by the blind index of their phone (or of the platform's buyer key), created on first order."""
 import json
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 
 from shared.actors import Actor
 from shared.extensions import db
@@ -63,18 +64,54 @@ def protected_columns(protected: dict | None) -> dict:
             "platform_buyer_key": protected.get("buyer_key")}
 
 
+class CustomerRef(NamedTuple):
+    """A customer as a new order names it: read or written by Core, in no session."""
+    id: int
+    name: str
+    phone: str
+    email: str | None
+
+
+_TABLE = Customer.__table__
+# Built once: the oldest customer with a contact index, whether an email is taken, and a new customer's row.
+_BY_INDEX = (select(_TABLE.c.id, _TABLE.c.name, _TABLE.c.phone, _TABLE.c.email)
+             .where(_TABLE.c.phone_index == bindparam("index")).order_by(_TABLE.c.id).limit(1))
+_EMAIL_TAKEN = select(_TABLE.c.id).where(_TABLE.c.email_index == bindparam("email_index")).limit(1)
+_INSERT = insert(_TABLE).returning(_TABLE.c.id)
+
+
+def _new_customer(name: str, phone: str, email: str | None, index: str, protected: dict | None) -> dict:
+    """The columns of a new customer; an email another account already has is kept off it."""
+    email_index = crypto.blind_index("email", email) if email else None
+    if email_index and db.session.connection().execute(_EMAIL_TAKEN, {"email_index": email_index}).first():
+        email, email_index = None, None  # the email belongs to another account; keep it off
+    return {"name": name, "phone": phone, "phone_index": index, "email": email, "email_index": email_index,
+            "platform_buyer_key": buyer_key_label(protected)}
+
+
+def find_or_create_ref(name: str, phone: str, email: str | None, actor: Actor,
+                       protected: dict | None = None) -> CustomerRef:
+    """The customer with this phone number (or platform buyer key), or a new one (audited): a read, and an INSERT
+    for a new customer, as Core statements (the API's hot path)."""
+    connection = db.session.connection()
+    index = contact_index(phone, protected)
+    found = connection.execute(_BY_INDEX, {"index": index}).first()
+    if found is not None:
+        return CustomerRef(*found)
+    values = _new_customer(name, phone, email, index, protected)
+    customer_id = connection.execute(_INSERT, values).scalar_one()
+    audit.record(actor, "customer.create", "customer", customer_id, after={"created": True})
+    return CustomerRef(customer_id, values["name"], values["phone"], values["email"])
+
+
 def find_or_create(name: str, phone: str, email: str | None, actor: Actor, protected: dict | None = None) -> Customer:
-    """The customer with this phone number (or platform buyer key), or a new one."""
+    """The customer with this phone number (or platform buyer key), or a new one, as an ORM object."""
     index = contact_index(phone, protected)
     customer = db.session.execute(
         select(Customer).where(Customer.phone_index == index).order_by(Customer.id)).scalars().first()
     if customer is not None:
         return customer
-    customer = Customer(name=name, phone=phone, phone_index=index, email=email,
-                        email_index=crypto.blind_index("email", email) if email else None,
-                        platform_buyer_key=buyer_key_label(protected))
-    if email and db.session.execute(select(Customer.id).where(Customer.email_index == customer.email_index)).first():
-        customer.email, customer.email_index = None, None  # the email belongs to another account; keep it off
+    customer = Customer(**_new_customer(name, phone, email, index, protected))
     db.session.add(customer)
     db.session.flush()
     audit.record(actor, "customer.create", "customer", customer.id, after={"created": True})

@@ -1,11 +1,14 @@
 """Orders: creation with all-or-nothing reservation, the lifecycle state machine, hold, payment, expiry."""
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
+from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import insert, select
+
+from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy import event
 from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -13,7 +16,8 @@ from shared import cash_on_delivery, order_numbers, pending, sets
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
 from shared.lifecycle import OrderStatus, Transition, find_transition, transitions_from
-from shared.models import Channel, Order, OrderLine, Reservation
+from shared.models import Channel, Order, OrderLine, Reservation, Warehouse
+from shared.models.channel import DIRECT_KINDS
 from shared.money import parse_money
 from shared.security import crypto
 from shared.security.permissions import can
@@ -29,7 +33,40 @@ MAX_LINES = 200
 
 
 def get_channel(code: str) -> Channel:
-    channel = db.session.execute(select(Channel).where(Channel.code == (code or "").strip().upper())).scalar_one_or_none()
+    channel = db.session.execute(select(Channel).where(Channel.code == _channel_code(code))).scalar_one_or_none()
+    return _open_channel(channel, code)
+
+
+class ChannelRef(NamedTuple):
+    """A channel as a new order of the standalone path needs it: read by Core, in no session."""
+    id: int
+    code: str
+    name: str
+    kind: str
+    active: bool
+
+    @property
+    def is_direct(self) -> bool:
+        return self.kind in DIRECT_KINDS
+
+
+_CHANNELS = Channel.__table__
+_CHANNEL_BY_CODE = select(_CHANNELS.c.id, _CHANNELS.c.code, _CHANNELS.c.name, _CHANNELS.c.kind,
+                          _CHANNELS.c.active).where(_CHANNELS.c.code == bindparam("code"))
+
+
+def channel_ref(code: str) -> ChannelRef:
+    """`get_channel` as one Core statement built once, answering a ChannelRef."""
+    row = db.session.connection().execute(_CHANNEL_BY_CODE, {"code": _channel_code(code)}).first()
+    return _open_channel(ChannelRef(*row) if row is not None else None, code)
+
+
+def _channel_code(code: str) -> str:
+    return (code or "").strip().upper()
+
+
+def _open_channel(channel, code: str):
+    """The channel orders may name: it exists and is active."""
     if channel is None or not channel.active:
         raise NotFound(f"unknown channel {code!r}", field="channel", code="unknown_channel")
     return channel
@@ -124,28 +161,43 @@ def validate_order_data(data: dict, channel: Channel | None = None, skus: dict |
     return clean
 
 
+def new_order_values(clean: dict, customer_id: int, order_no: str, now: datetime, warehouse_id: int | None,
+                     paid: bool, refund_status: str = "none", platform_status: str | None = None,
+                     platform_modified_at: datetime | None = None) -> dict:
+    """The one shape of a new order row, from validated data (`validate_order_data`): pending review, every
+    column set (nothing left to a default or a reload). `build_order` makes the ORM object of it, the API's
+    standalone path INSERTs it as it is."""
+    return {
+        "order_no": order_no, "channel_id": clean["channel"].id, "channel_order_id": clean["channel_order_id"],
+        "customer_id": customer_id, "warehouse_id": warehouse_id, "status": OrderStatus.PENDING_REVIEW,
+        "status_before_hold": None, "hold_reason": None, "cancel_reason": None,
+        "payment_status": "paid" if paid else "unpaid", "refund_status": refund_status, "currency": clean["currency"],
+        "goods_total": clean["goods_total"], "shipping_fee": clean["shipping_fee"], "discount": clean["discount"],
+        "tax": clean["tax"], "fees": clean["fees"], "total": clean["total"],
+        "cash_on_delivery": clean["cash_on_delivery"],
+        "receiver_name": clean["receiver"], "receiver_phone": clean["receiver_phone"],
+        "receiver_phone_index": customers.contact_index(clean["receiver_phone"], clean["protected"]),
+        "platform_ciphertext": None, "platform_buyer_key": None, **customers.protected_columns(clean["protected"]),
+        "province": clean["province"], "city": clean["city"], "district": clean["district"],
+        "street": clean["street"], "postal_code": clean["postal_code"], "placed_at": clean["placed_at"],
+        "paid_at": clean["paid_at"], "shipped_at": None, "created_at": now, "updated_at": now, "version": 1,
+        "platform_status": platform_status, "platform_modified_at": platform_modified_at}
+
+
+def new_line_values(clean: dict) -> list[dict]:
+    """The rows of a new order's lines (order_id still to be set), in the order given."""
+    return [{"sku_id": sku.id, "quantity": qty, "unit_price": price, "line_total": price * qty}
+            for sku, qty, price in clean["lines"]]
+
+
 def build_order(clean: dict, customer, order_no: str, now: datetime, warehouse_id: int | None,
                 paid: bool, refund_status: str = "none", platform_status: str | None = None,
                 platform_modified_at: datetime | None = None, warehouse=None) -> Order:
-    """The one shape of a new order and its lines, from validated data (`validate_order_data`), for the single
-    and the batch path alike: pending review, every column set (nothing left to a default or a reload)."""
-    channel = clean["channel"]
-    lines = [OrderLine(sku_id=sku.id, sku=sku, quantity=qty, unit_price=price, line_total=price * qty)
-             for sku, qty, price in clean["lines"]]
-    order = Order(
-        order_no=order_no, channel_id=channel.id, channel=channel, channel_order_id=clean["channel_order_id"],
-        customer_id=customer.id, customer=customer, warehouse_id=warehouse_id, status=OrderStatus.PENDING_REVIEW,
-        status_before_hold=None, hold_reason=None, cancel_reason=None,
-        payment_status="paid" if paid else "unpaid", refund_status=refund_status, currency=clean["currency"],
-        goods_total=clean["goods_total"], shipping_fee=clean["shipping_fee"], discount=clean["discount"],
-        tax=clean["tax"], fees=clean["fees"], total=clean["total"], cash_on_delivery=clean["cash_on_delivery"],
-        receiver_name=clean["receiver"], receiver_phone=clean["receiver_phone"],
-        receiver_phone_index=customers.contact_index(clean["receiver_phone"], clean["protected"]),
-        **{"platform_ciphertext": None, "platform_buyer_key": None, **customers.protected_columns(clean["protected"])},
-        province=clean["province"], city=clean["city"], district=clean["district"], street=clean["street"],
-        postal_code=clean["postal_code"], placed_at=clean["placed_at"], paid_at=clean["paid_at"], shipped_at=None,
-        created_at=now, updated_at=now, version=1, platform_status=platform_status,
-        platform_modified_at=platform_modified_at, lines=lines)
+    """A new order and its lines as ORM objects (`new_order_values`), for the single and the batch path alike."""
+    lines = [OrderLine(**values, sku=sku) for values, (sku, _q, _p) in zip(new_line_values(clean), clean["lines"])]
+    order = Order(**new_order_values(clean, customer.id, order_no, now, warehouse_id, paid, refund_status,
+                                     platform_status, platform_modified_at),
+                  channel=clean["channel"], customer=customer, lines=lines)
     if warehouse is not None:  # known from the planning read: no load of it for the order's JSON
         set_committed_value(order, "warehouse", warehouse)
     return order
@@ -210,11 +262,14 @@ def _attached_rows_committed(session: Session) -> None:
         session.info.pop(_ATTACHED, None)
 
 
+_INSERT_RESERVATIONS = insert(Reservation.__table__)
+
+
 def insert_reservations(rows: list[dict]) -> None:
     """Reservation rows (order_id, order_line_id, sku_id, warehouse_id, quantity, expires_at) in one INSERT."""
     if rows:
         now = utc_now()
-        db.session.execute(insert(Reservation.__table__), [
+        db.session.connection().execute(_INSERT_RESERVATIONS, [
             {**row, "status": "active", "created_at": now, "closed_at": None} for row in rows])
 
 
@@ -253,76 +308,209 @@ def settle_new(order: Order, target: str, actor: Actor, reason: str | None, paid
 
 
 def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: bool = True,
-                 auto_confirm: bool | None = None) -> Order:
-    """Create an order and reserve every line, or nothing at all (the savepoint is rolled back).
+                 auto_confirm: bool | None = None, standalone: bool = False):
+    """Create an order and reserve every line, or nothing at all.
 
     `reserve=False` records an order first seen after it left the warehouse or was closed (channel sync);
     `auto_confirm` defaults to "it is paid".
 
-    The hot path of the API: a fixed handful of statements (see docs/PERFORMANCE.md). Stock rows are the
-    contended resource, so everything that does not need them happens first and the conditional reservation
-    UPDATEs come last: a hot SKU's row stays locked only from its reservation to the commit.
+    `standalone=True` (the API's hot path): the caller's transaction holds nothing else and is rolled back on any
+    refusal, so no savepoint is taken and everything is written with Core statements; the answer is a `NewOrder`
+    view (the order's JSON needs nothing more), not an ORM object. Otherwise the order is made in a savepoint
+    (rolled back on a refusal, the caller's transaction kept) and returned as a persistent ORM `Order`.
+
+    Either way a fixed handful of statements (see docs/PERFORMANCE.md). Stock rows are the contended resource,
+    so everything that does not need them happens first and the conditional reservation UPDATEs come last: a
+    hot SKU's row stays locked only from its reservation to the commit.
     """
+    if standalone and reserve:
+        return _create_standalone(data, actor, direct_only, auto_confirm)
     clean = validate_order_data(data)
     channel = clean["channel"]
-    if direct_only and not channel.is_direct:
-        raise ValidationFailed(f"orders of {channel.name} arrive through channel sync, not this API",
-                               field="channel", code="channel_not_direct")
+    _check_direct(channel, direct_only)
     planned_in: dict = {}  # the warehouses the plan read, by id
     plans = stock_service.plan_lines([(sku, qty) for sku, qty, _price in clean["lines"]], planned_in) if reserve else []
     warehouse_id = stock_service.common_warehouse(plans) if reserve else None
     now = utc_now()
-    unpaid_minutes = current_app.config["UNPAID_RESERVATION_MINUTES"]
-    # Platforms close their own unpaid orders (and tell us); only direct channels expire here.
-    # (a cash-on-delivery order is paid at the door: it holds its stock until then)
-    expires = clean["paid_at"] is None and channel.is_direct and not clean["cash_on_delivery"]
-    expires_at = now + timedelta(minutes=unpaid_minutes) if expires else None
+    expires_at = _expiry(clean, now)
     if auto_confirm is None:
         auto_confirm = clean["paid_at"] is not None
     try:
         with db.session.begin_nested():
             customer = customers.find_or_create(clean["customer_name"], clean["customer_phone"],
                                                 clean["customer_email"], actor, protected=clean["protected"])
-            number = order_numbers.next_number(channel.code, local_date(clean["placed_at"],
-                                                                        current_app.config["MERCHANT_TIMEZONE"]))
-            order = build_order(clean, customer, number, now, warehouse_id, paid=clean["paid_at"] is not None,
+            order = build_order(clean, customer, _number(clean), now, warehouse_id, paid=clean["paid_at"] is not None,
                                 warehouse=planned_in.get(warehouse_id))
             audit.record(actor, "order.create", "order", order.order_no, after=audit_snapshot(order))
             if auto_confirm:
                 settle_new(order, OrderStatus.CONFIRMED, SYSTEM, None, paid=True)
             insert_new_orders([order])  # the unique (channel, channel order id) refuses a duplicate here
             if reserve:
-                # Stock rows are locked in SKU order, so two orders naming the same SKUs never wait on each
-                # other in a circle (a deadlock).
-                rows = []
-                for line, plan in sorted(zip(order.lines, plans), key=lambda pair: pair[0].sku_id):
-                    # The order's warehouse first where the plan saw the line there, then the rest of the plan.
-                    preferred = [warehouse_id, *plan] if warehouse_id in plan else plan
-                    taken = stock_service.place_line(line.sku_id, line.quantity, preferred, now)
-                    if taken is None:
-                        raise InsufficientStock(
-                            f"not enough stock of {line.sku.code}: {line.quantity} wanted, "
-                            f"{stock_service.available_for(line.sku_id)} available", field="lines",
-                            code="insufficient_stock")
-                    rows.append({"order_id": order.id, "order_line_id": line.id, "sku_id": line.sku_id,
-                                 "warehouse_id": taken, "quantity": line.quantity, "expires_at": expires_at})
-                insert_reservations(rows)
-                first = next(r["warehouse_id"] for r in rows if r["order_line_id"] == order.lines[0].id)
+                first = _reserve_lines(order, plans, warehouse_id, now, expires_at)
                 if first != warehouse_id:  # another order took the planned stock meanwhile
                     order.warehouse_id = first
                     if first in planned_in:
                         set_committed_value(order, "warehouse", planned_in[first])
             outbox.order_event(order, "order.created")
     except IntegrityError:
-        existing = db.session.execute(
-            select(Order.order_no).where(Order.channel_id == channel.id,
-                                         Order.channel_order_id == clean["channel_order_id"])
-        ).scalar_one_or_none()
+        existing = _existing_order_no(channel.id, clean["channel_order_id"])
         if existing is None:
             raise
-        raise Conflict(f"channel order {clean['channel_order_id']} is already order {existing}",
-                       field="channel_order_id", code="duplicate_order")
+        raise _duplicate(clean, existing)
     return order
+
+
+class NewOrder(SimpleNamespace):
+    """An order just written by the standalone path: its columns (`new_order_values`), `id`, and what its JSON
+    names (`channel`, `customer`, `warehouse`, `lines` with their `sku`), read by the same serializer as an Order."""
+
+    @property
+    def platform_protected(self) -> bool:
+        return self.platform_ciphertext is not None
+
+
+_ORDERS, _LINES = Order.__table__, OrderLine.__table__
+# Built once per dialect: the duplicate is refused by the unique (channel, channel order id), no row returned.
+_INSERT_ORDER = {name: dialect_insert(_ORDERS).on_conflict_do_nothing(
+                     index_elements=[_ORDERS.c.channel_id, _ORDERS.c.channel_order_id]).returning(_ORDERS.c.id)
+                 for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
+_INSERT_LINES = insert(_LINES).returning(_LINES.c.id, sort_by_parameter_order=True)
+
+
+def _create_standalone(data: dict, actor: Actor, direct_only: bool, auto_confirm: bool | None) -> NewOrder:
+    """`create_order(..., standalone=True)`: SKUs and their free stock in one read, the channel, the customer found
+    or made, then the order (INSERT ... ON CONFLICT DO NOTHING: a duplicate writes nothing), its lines, the
+    reservations, the outbox row and the audit events as Core statements, and last the conditional stock UPDATEs
+    (stock module)."""
+    raw_lines = data.get("lines") if isinstance(data, dict) else None
+    codes = [line["sku"].strip() for line in raw_lines if isinstance(line, dict) and isinstance(line.get("sku"), str)
+             ] if isinstance(raw_lines, list) and len(raw_lines) <= MAX_LINES else []
+    skus, free, warehouses = stock_service.skus_with_free_stock(codes) if codes else ({}, {}, {})
+    channel = channel_ref(check.text(data.get("channel"), "channel", 8)) if isinstance(data, dict) else None
+    clean = validate_order_data(data, channel=channel, skus=skus)
+    channel = clean["channel"]
+    _check_direct(channel, direct_only)
+    if any(skus.get(sku.code) is not sku for sku, _qty, _price in clean["lines"]):
+        free = None  # the lines name SKUs the first read did not see: the plan reads them itself
+    plans = stock_service.plan_lines([(sku, qty) for sku, qty, _price in clean["lines"]], warehouses, free)
+    warehouse_id = stock_service.common_warehouse(plans)
+    now = utc_now()
+    expires_at = _expiry(clean, now)
+    paid = clean["paid_at"] is not None
+    customer = customers.find_or_create_ref(clean["customer_name"], clean["customer_phone"],
+                                            clean["customer_email"], actor, protected=clean["protected"])
+    line_rows = new_line_values(clean)
+    values = new_order_values(clean, customer.id, _number(clean, block=True), now, warehouse_id, paid)
+    order = NewOrder(**values, id=None, channel=channel, customer=customer, warehouse=warehouses.get(warehouse_id),
+                     lines=[SimpleNamespace(id=None, sku=sku, **row)
+                            for row, (sku, _qty, _price) in zip(line_rows, clean["lines"])])
+    audit.record(actor, "order.create", "order", order.order_no, after=audit_snapshot(order))
+    if paid if auto_confirm is None else auto_confirm:
+        settle_new(order, OrderStatus.CONFIRMED, SYSTEM, None, paid=True)
+    connection = db.session.connection()
+    order.id = connection.execute(_INSERT_ORDER[connection.dialect.name],
+                                  {key: getattr(order, key) for key in _ORDER_COLUMNS}).scalar_one_or_none()
+    if order.id is None:  # the unique (channel, channel order id) refused it: the caller rolls back
+        raise _duplicate(clean, _existing_order_no(channel.id, clean["channel_order_id"]))
+    for row in line_rows:
+        row["order_id"] = order.id
+    for line, line_id in zip(order.lines, connection.execute(_INSERT_LINES, line_rows).scalars().all()):
+        line.id, line.order_id = line_id, order.id
+    # Every other write goes in before the conditional UPDATEs, as the plan expects them to land: a hot SKU's
+    # row is then locked from its UPDATE to the COMMIT only.
+    rows = [{"order_id": order.id, "order_line_id": line.id, "sku_id": line.sku_id,
+             "warehouse_id": _preferred(plan, warehouse_id)[0], "quantity": line.quantity, "expires_at": expires_at}
+            for line, plan in zip(order.lines, plans)]
+    insert_reservations(rows)
+    event_id = outbox.order_event(order, "order.created")
+    audit.write_pending()  # the audit INSERT too: after the UPDATEs, only the COMMIT
+    moved = {}
+    for line, plan, row in sorted(zip(order.lines, plans, rows), key=lambda triple: triple[0].sku_id):
+        taken = stock_service.place_line(line.sku_id, line.quantity, _preferred(plan, warehouse_id), now)
+        if taken is None:
+            raise _short(line)
+        if taken != row["warehouse_id"]:
+            moved[line.id] = taken
+    if moved:  # rare: another order took the planned stock between the plan and the UPDATE
+        _correct_placement(order, moved, event_id, warehouses)
+    return order
+
+
+_MOVE_RESERVATION = (update(Reservation.__table__)
+                     .where(Reservation.__table__.c.order_line_id == bindparam("line_id"))
+                     .values(warehouse_id=bindparam("warehouse_id")))
+_MOVE_ORDER = (update(_ORDERS).where(_ORDERS.c.id == bindparam("order_id"))
+               .values(warehouse_id=bindparam("warehouse_id")))
+
+
+def _correct_placement(order: NewOrder, moved: dict[int, int], event_id: str, warehouses: dict) -> None:
+    """The standalone path wrote its reservations, order and event where the plan expected the stock; some lines
+    were taken elsewhere (`moved`: line id → warehouse): the rows say so now, and so does the event."""
+    connection = db.session.connection()
+    connection.execute(_MOVE_RESERVATION, [{"line_id": line_id, "warehouse_id": warehouse_id}
+                                           for line_id, warehouse_id in moved.items()])
+    first = moved.get(order.lines[0].id)
+    if first is not None and first != order.warehouse_id:
+        order.warehouse_id = first
+        order.warehouse = warehouses.get(first) or db.session.get(Warehouse, first)
+        connection.execute(_MOVE_ORDER, {"order_id": order.id, "warehouse_id": first})
+        outbox.replace_snapshot(event_id, "order.created", order)
+
+
+def _preferred(plan: list[int], warehouse_id: int | None) -> list[int]:
+    """The order's warehouse first where the plan saw the line there, then the rest of the plan."""
+    return [warehouse_id, *plan] if warehouse_id in plan else plan
+
+
+def _short(line) -> InsufficientStock:
+    return InsufficientStock(f"not enough stock of {line.sku.code}: {line.quantity} wanted, "
+                             f"{stock_service.available_for(line.sku_id)} available", field="lines",
+                             code="insufficient_stock")
+
+
+def _check_direct(channel: Channel, direct_only: bool) -> None:
+    if direct_only and not channel.is_direct:
+        raise ValidationFailed(f"orders of {channel.name} arrive through channel sync, not this API",
+                               field="channel", code="channel_not_direct")
+
+
+def _expiry(clean: dict, now: datetime) -> datetime | None:
+    """When an unpaid order's reservation runs out. Platforms close their own unpaid orders (and tell us); only
+    direct channels expire here (a cash-on-delivery order is paid at the door: it holds its stock until then)."""
+    if clean["paid_at"] is None and clean["channel"].is_direct and not clean["cash_on_delivery"]:
+        return now + timedelta(minutes=current_app.config["UNPAID_RESERVATION_MINUTES"])
+    return None
+
+
+def _number(clean: dict, block: bool = False) -> str:
+    return order_numbers.next_number(clean["channel"].code,
+                                     local_date(clean["placed_at"], current_app.config["MERCHANT_TIMEZONE"]), block)
+
+
+def _reserve_lines(order, plans: list[list[int]], warehouse_id: int | None, now: datetime,
+                   expires_at: datetime | None) -> int:
+    """Reserve every line of a just-written order (stock module) and write its reservation rows; the warehouse of
+    the first line. Stock rows are locked in SKU order, so two orders naming the same SKUs never wait on each
+    other in a circle (a deadlock)."""
+    rows = []
+    for line, plan in sorted(zip(order.lines, plans), key=lambda pair: pair[0].sku_id):
+        taken = stock_service.place_line(line.sku_id, line.quantity, _preferred(plan, warehouse_id), now)
+        if taken is None:
+            raise _short(line)
+        rows.append({"order_id": order.id, "order_line_id": line.id, "sku_id": line.sku_id,
+                     "warehouse_id": taken, "quantity": line.quantity, "expires_at": expires_at})
+    insert_reservations(rows)
+    return next(r["warehouse_id"] for r in rows if r["order_line_id"] == order.lines[0].id)
+
+
+def _existing_order_no(channel_id: int, channel_order_id: str) -> str | None:
+    return db.session.execute(select(Order.order_no).where(
+        Order.channel_id == channel_id, Order.channel_order_id == channel_order_id)).scalar_one_or_none()
+
+
+def _duplicate(clean: dict, existing: str | None) -> Conflict:
+    return Conflict(f"channel order {clean['channel_order_id']} is already order {existing}",
+                    field="channel_order_id", code="duplicate_order")
 
 
 def audit_snapshot(order: Order) -> dict:

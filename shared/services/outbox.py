@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from shared import dispatch
 from shared.actors import Actor
@@ -35,14 +35,28 @@ def snapshot(order: Order) -> dict:
     return order_payload(order, "subscriber")
 
 
-def order_event(order: Order, event_type: str) -> OutboxEvent:
-    """Write the event in the caller's transaction; delivery starts once that transaction commits."""
-    row = OutboxEvent(event_id=str(uuid.uuid4()), event_type=event_type, order_id=order.id,
-                      payload={"event_id": None, "event": event_type, "order": snapshot(order)}, created_at=utc_now())
-    row.payload["event_id"] = row.event_id
-    db.session.add(row)
+_INSERT_EVENT = insert(OutboxEvent.__table__)
+
+
+def order_event(order: Order, event_type: str) -> str:
+    """Write the event in the caller's transaction (one Core INSERT, now); delivery starts once that transaction
+    commits. Returns the event id. `order` is an Order, or the new-order view of `orders.create_order`."""
+    event_id = str(uuid.uuid4())
+    db.session.connection().execute(_INSERT_EVENT, {
+        "event_id": event_id, "event_type": event_type, "order_id": order.id, "created_at": utc_now(),
+        "fanned_out": False, "payload": {"event_id": event_id, "event": event_type, "order": snapshot(order)}})
     dispatch.after_commit(DELIVER_JOB, skip_inline=True, coalesce_seconds=1)
-    return row
+    return event_id
+
+
+_REPLACE_PAYLOAD = (update(OutboxEvent.__table__).where(OutboxEvent.__table__.c.event_id == bindparam("event_id_"))
+                    .values(payload=bindparam("payload_")))
+
+
+def replace_snapshot(event_id: str, event_type: str, order: Order) -> None:
+    """Rewrite a not yet committed event's order snapshot (the order changed again in the same transaction)."""
+    db.session.connection().execute(_REPLACE_PAYLOAD, {
+        "event_id_": event_id, "payload_": {"event_id": event_id, "event": event_type, "order": snapshot(order)}})
 
 
 def order_events(orders: list[Order], event_type: str) -> int:

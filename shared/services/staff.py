@@ -1,11 +1,11 @@
 """Staff users: creation, sign-in with lockout, sessions, roles, and API tokens."""
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import bindparam, func, select, update
 
 from shared.actors import Actor
 from shared.extensions import db
@@ -156,22 +156,62 @@ class TokenRefused(Exception):
         self.code, self.message = code, message
 
 
-def user_for_token(token: str) -> StaffUser:
-    """The active user behind a bearer token; expired, revoked and unknown tokens are refused."""
+@dataclass(frozen=True, slots=True)
+class TokenUser:
+    """The staff user behind a bearer token, as the API needs it for one request: immutable, in no session.
+
+    It answers what the permission checks and the request actor read (id, username, role) and Flask-Login's
+    protocol, so `portal.access` treats it like a signed-in StaffUser."""
+    id: int
+    username: str
+    role: str
+    active: bool
+    locale: str
+    token_id: int
+    use_noted: bool = False  # this request wrote the token's last use: the caller commits it
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def get_id(self) -> str:
+        return f"staff:{self.id}"
+
+
+_TOKEN, _USER = ApiToken.__table__, StaffUser.__table__
+# Token and user in one Core statement by the token's digest (unique index), built once.
+_TOKEN_LOOKUP = (select(_TOKEN.c.id, _TOKEN.c.revoked_at, _TOKEN.c.expires_at, _TOKEN.c.last_used_at,
+                        _USER.c.id, _USER.c.username, _USER.c.role, _USER.c.active, _USER.c.locale)
+                 .join_from(_TOKEN, _USER, _USER.c.id == _TOKEN.c.user_id)
+                 .where(_TOKEN.c.token_hash == bindparam("digest")))
+_NOTE_USE = update(_TOKEN).where(_TOKEN.c.id == bindparam("token_id")).values(last_used_at=bindparam("now"))
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+
+def user_for_token(token: str) -> TokenUser:
+    """The active user behind a bearer token; expired, revoked and unknown tokens and deactivated users are refused.
+
+    Read afresh on every request (no cache): a revoked token or a deactivated user is refused on the next one.
+    When the token was last noted in use more than LAST_USED_RESOLUTION ago, the use is written (a Core UPDATE in
+    the caller's transaction: commit it), so a busy token costs one statement per request, not two."""
     if not token or not token.startswith(TOKEN_PREFIX):
         raise TokenRefused("invalid_token", "the bearer token is not valid")
-    record = db.session.execute(select(ApiToken).options(joinedload(ApiToken.user))
-                                .where(ApiToken.token_hash == _digest(token))).scalar_one_or_none()
-    if record is None or record.revoked_at is not None:
+    row = db.session.connection().execute(_TOKEN_LOOKUP, {"digest": _digest(token)}).first()
+    if row is None or row[1] is not None:
         raise TokenRefused("invalid_token", "the bearer token is not valid")
+    token_id, _revoked, expires_at, last_used_at, user_id, username, role, active, locale = row
     now = utc_now()
-    if record.expires_at <= now:
+    if expires_at <= now:
         raise TokenRefused("token_expired", "the bearer token has expired")
-    if not record.user.active:
+    if not active:
         raise TokenRefused("invalid_token", "the token's user is deactivated")
-    if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=5):
-        record.last_used_at = now  # bounded write rate: at most one update per token per 5 minutes
-    return record.user
+    noted = last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION
+    if noted:
+        db.session.connection().execute(_NOTE_USE, {"token_id": token_id, "now": now})
+    return TokenUser(user_id, username, role, active, locale, token_id, noted)
 
 
 def revoke_tokens(user: StaffUser, actor: Actor) -> int:

@@ -1,5 +1,6 @@
 """Stock: adjustments through the ledger, atomic reservations, release and consumption."""
 from collections import defaultdict
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -169,6 +170,7 @@ Key = tuple[int, int]  # (sku_id, warehouse_id)
 
 
 # THE conditional reservation: it succeeds only if the units are free, which the row count says. Built once.
+# (Executed on the session's connection: a plain Core UPDATE, without the ORM's bulk-update machinery.)
 RESERVE = (update(StockLevel)
            .where(StockLevel.sku_id == bindparam("sku_id_"), StockLevel.warehouse_id == bindparam("warehouse_id_"),
                   StockLevel.available >= bindparam("quantity_"))
@@ -182,8 +184,8 @@ RELEASE = (update(StockLevel)
 
 def take(sku_id: int, warehouse_id: int, quantity: int, now=None) -> bool:
     """Reserve `quantity` units of one SKU in one warehouse; False (and nothing changed) if they are not free."""
-    return db.session.execute(RESERVE, {"sku_id_": sku_id, "warehouse_id_": warehouse_id, "quantity_": quantity,
-                                        "now_": now or utc_now()}).rowcount == 1
+    parameters = {"sku_id_": sku_id, "warehouse_id_": warehouse_id, "quantity_": quantity, "now_": now or utc_now()}
+    return db.session.connection().execute(RESERVE, parameters).rowcount == 1
 
 
 def give_back(sku_id: int, warehouse_id: int, quantity: int, now=None) -> None:
@@ -254,6 +256,40 @@ def free_stock(sku_ids, warehouses: dict | None = None) -> dict[Key, int]:
     return free
 
 
+class StockRef(NamedTuple):
+    """A SKU or a warehouse as a new order names it (id, code, name): read by Core, in no session."""
+    id: int
+    code: str
+    name: str | None = None
+
+
+_SKU, _LEVEL, _WAREHOUSE = Sku.__table__, StockLevel.__table__, Warehouse.__table__
+# The SKUs of an order and what is free of each per warehouse, with the warehouse's code: one statement, built once.
+_SKUS_WITH_FREE = (select(_SKU.c.id, _SKU.c.code, _SKU.c.name, _LEVEL.c.warehouse_id,
+                          StockLevel.available.label("available"),
+                          _WAREHOUSE.c.code.label("warehouse_code"))
+                   .select_from(_SKU).outerjoin(_LEVEL, _LEVEL.c.sku_id == _SKU.c.id)
+                   .outerjoin(_WAREHOUSE, _WAREHOUSE.c.id == _LEVEL.c.warehouse_id)
+                   .where(_SKU.c.code.in_(bindparam("codes", expanding=True))))
+
+
+def skus_with_free_stock(codes) -> tuple[dict[str, StockRef], dict[Key, int], dict[int, StockRef]]:
+    """The SKUs named by `codes` (code → ref; unknown codes are simply absent), what is free of each per (SKU,
+    warehouse), and those warehouses (id → ref): one plain read, no lock, for the planning of a new order."""
+    skus: dict[str, StockRef] = {}
+    free: dict[Key, int] = {}
+    warehouses: dict[int, StockRef] = {}
+    for sku_id, code, name, warehouse_id, available, warehouse_code in db.session.connection().execute(
+            _SKUS_WITH_FREE, {"codes": list(set(codes))}):
+        if code not in skus:
+            skus[code] = StockRef(sku_id, code, name)
+        if warehouse_id is not None:
+            free[sku_id, warehouse_id] = available
+            if warehouse_id not in warehouses:
+                warehouses[warehouse_id] = StockRef(warehouse_id, warehouse_code)
+    return skus, free, warehouses
+
+
 def _warehouses_with(sku_id: int, quantity: int) -> list[int]:
     """Warehouses that have the quantity free now, most available first: a plain read, it takes no lock."""
     return db.session.execute(
@@ -263,10 +299,13 @@ def _warehouses_with(sku_id: int, quantity: int) -> list[int]:
     ).scalars().all()
 
 
-def plan_lines(lines: list[tuple[Sku, int]], warehouses: dict | None = None) -> list[list[int]]:
+def plan_lines(lines: list[tuple[Sku, int]], warehouses: dict | None = None,
+               free: dict[Key, int] | None = None) -> list[list[int]]:
     """For each (sku, quantity) line, the warehouses that have it free now, most available first, from one read
-    for all lines; an empty plan refuses the order before anything is written."""
-    free = free_stock((sku.id for sku, _qty in lines), warehouses)
+    for all lines (or the caller's `free`, from `skus_with_free_stock`); an empty plan refuses the order before
+    anything is written."""
+    if free is None:
+        free = free_stock((sku.id for sku, _qty in lines), warehouses)
     plans = []
     for sku, quantity in lines:
         options = sorted(((-f, w) for (s, w), f in free.items() if s == sku.id and f >= quantity))

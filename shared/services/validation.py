@@ -8,6 +8,7 @@ characters, spaces and markup are refused outright. Every service that takes a c
 """
 import re
 import unicodedata
+from decimal import Decimal
 
 from shared.services.errors import ValidationFailed
 
@@ -88,14 +89,23 @@ NOT_WHOLE = N_("%(field)s must be a whole number")
 OUT_OF_RANGE = N_("%(field)s must be between %(low)s and %(high)s")
 
 
-def _is_kind(value, kind: str) -> bool:
-    from decimal import Decimal
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
-    whole = isinstance(value, int) and not isinstance(value, bool)
-    number = whole or isinstance(value, Decimal)
-    return {"text": isinstance(value, str), "integer": number, "id": whole, "money": number or isinstance(value, str),
-            "boolean": isinstance(value, bool), "object": isinstance(value, dict),
-            "list": isinstance(value, list)}[kind]
+
+def _number(value) -> bool:
+    return _whole(value) or isinstance(value, Decimal)
+
+
+# What each kind of check_types accepts: built once, one test per value (not every kind's test per value).
+_KIND_TESTS = {"text": lambda value: isinstance(value, str), "integer": _number, "id": _whole,
+               "money": lambda value: _number(value) or isinstance(value, str),
+               "boolean": lambda value: isinstance(value, bool), "object": lambda value: isinstance(value, dict),
+               "list": lambda value: isinstance(value, list)}
+
+
+def _is_kind(value, kind: str) -> bool:
+    return _KIND_TESTS[kind](value)
 
 
 def check_types(data, schema: dict, path: str = "") -> dict:
