@@ -58,8 +58,9 @@ def insert_rows(table: Table, rows: list[dict], ids: bool = False, session=None)
     A large multi-row `VALUES` statement is compiled by SQLAlchemy and parsed again by psycopg every time (its
     text differs with every row count): that was most of a 500-order ingest batch's CPU. Here one statement text
     is sent for every row count, as one pipelined executemany (psycopg sends every row, then waits once); on
-    PostgreSQL the ids come first from the table's sequence in one call (below EXECUTEMANY_FROM rows, one INSERT …
-    RETURNING); SQLite numbers the rows after the table's highest id, under the write lock its transaction holds.
+    PostgreSQL the ids come first from the table's sequence in one call, while SQLite numbers the rows after the
+    table's highest id, under the write lock its transaction holds; below EXECUTEMANY_FROM rows, on both, one
+    INSERT … RETURNING.
     `session` defaults to the app's (`db.session`).
     """
     from shared.extensions import db
@@ -71,7 +72,7 @@ def insert_rows(table: Table, rows: list[dict], ids: bool = False, session=None)
         session.execute(insert(table), rows)
         return None
     postgresql = session.get_bind().dialect.name == "postgresql"
-    if postgresql and len(rows) < EXECUTEMANY_FROM:
+    if len(rows) < EXECUTEMANY_FROM:  # a few rows: one INSERT … RETURNING (row by row on SQLite's driver)
         new_ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
                                   rows).scalars().all()
     else:

@@ -16,7 +16,6 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from shared import cash_on_delivery, order_numbers
 from shared.actors import SYSTEM
@@ -24,7 +23,7 @@ from shared.channels.canonical import CanonicalOrder
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
 from shared.database import insert_rows
-from shared.models import Customer, Order, OrderLine, OrderNumberSequence, Warehouse
+from shared.models import Customer, Order, Warehouse
 from shared.services import audit, outbox, stock
 from shared.services import orders as order_service
 from shared.services.customers import buyer_key_label, contact_index
@@ -48,18 +47,8 @@ def existing_ids(channel_id: int, channel_order_ids: list[str]) -> set[str]:
 
 
 def _number_range(channel_code: str, day, count: int) -> list[str]:
-    """`count` consecutive order numbers from one atomic counter upsert."""
-    bind = db.session.get_bind()
-    insert = postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
-    table = OrderNumberSequence.__table__
-    statement = insert(table).values(channel_code=channel_code, local_date=day, last_value=count) \
-        .on_conflict_do_update(index_elements=[table.c.channel_code, table.c.local_date],
-                               set_={"last_value": table.c.last_value + count}).returning(table.c.last_value)
-    if bind.dialect.name == "postgresql":
-        with order_numbers._counter_engine(getattr(bind, "engine", bind)).connect() as connection:
-            last = connection.execute(statement).scalar_one()
-    else:
-        last = db.session.execute(statement).scalar_one()
+    """`count` consecutive order numbers from one atomic counter upsert (`order_numbers.take_range`)."""
+    last = order_numbers.take_range(channel_code, day, count)
     if last > 999_999:
         raise BatchConflict("the channel's daily order number range is exhausted")
     return [order_numbers.compose(channel_code, day, value) for value in range(last - count + 1, last + 1)]
@@ -114,30 +103,6 @@ def _customers(cleaned: list[dict]) -> dict[str, Customer]:
         found[row["phone_index"]] = Customer(**row)
         audit.record(SYSTEM, "customer.create", "customer", row["id"], after={"created": True})
     return found
-
-
-_ORDER_COLUMNS = [column.key for column in Order.__table__.columns if column.key != "id"]
-_LINE_COLUMNS = [column.key for column in OrderLine.__table__.columns if column.key not in ("id", "order_id")]
-
-
-def _insert_orders(orders: list[Order]) -> None:
-    """The batch's built orders and lines, each as one executemany (`shared.database.insert_rows`), ids set.
-
-    The batch's own form of `orders.insert_new_orders`: the objects stay out of the session (nothing here reads
-    them back, and a rolled-back attempt leaves nothing behind in it), and the statement text does not change with
-    the number of orders, so neither SQLAlchemy nor psycopg compiles it again for each batch.
-    """
-    order_ids = insert_rows(Order.__table__, [{key: getattr(order, key) for key in _ORDER_COLUMNS}
-                                              for order in orders], ids=True)
-    lines, line_rows = [], []
-    for order, order_id in zip(orders, order_ids):
-        order.id = order_id
-        for line in order.lines:
-            line.order_id = order_id
-            lines.append(line)
-            line_rows.append({"order_id": order_id, **{key: getattr(line, key) for key in _LINE_COLUMNS}})
-    for line, line_id in zip(lines, insert_rows(OrderLine.__table__, line_rows, ids=True)):
-        line.id = line_id
 
 
 def create_new(context: ChannelContext, entries: list[tuple[object, CanonicalOrder]]) -> tuple[list, list]:
@@ -242,7 +207,7 @@ def _write(context: ChannelContext, batch: list[tuple[int, tuple]], chosen: dict
                                  f"{PLATFORM_HOLD} {channel.name} status {canonical.status_key}",
                                  cash_on_delivery.may_ship(order))
         built.append((item, order, paid, holds))
-    _insert_orders([order for _item, order, _paid, _holds in built])
+    order_service.write_new_orders([order for _item, order, _paid, _holds in built])
     expires = now + timedelta(minutes=unpaid_minutes) if channel.is_direct else None
     order_service.insert_reservations([
         {"order_id": order.id, "order_line_id": line.id, "sku_id": line.sku_id, "warehouse_id": chosen[line.sku_id],

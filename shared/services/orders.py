@@ -14,6 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from shared import cash_on_delivery, order_numbers, pending, sets
 from shared.actors import SYSTEM, Actor
+from shared.database import insert_rows
 from shared.extensions import db
 from shared.lifecycle import OrderStatus, Transition, find_transition, transitions_from
 from shared.models import Channel, Order, OrderLine, Reservation, Warehouse
@@ -207,25 +208,31 @@ _ORDER_COLUMNS = [column.key for column in Order.__table__.columns if column.key
 _LINE_COLUMNS = [column.key for column in OrderLine.__table__.columns if column.key != "id"]
 
 
-def insert_new_orders(orders: list[Order]) -> None:
-    """Write built orders and their lines with two multi-row INSERTs (Core, ids returned in order) and make the
-    objects persistent in the session as they are, without the unit of work or a reload."""
-    if not orders:
-        return
-    order_rows = [{key: getattr(order, key) for key in _ORDER_COLUMNS} for order in orders]
-    ids = db.session.execute(insert(Order.__table__).returning(Order.__table__.c.id, sort_by_parameter_order=True),
-                             order_rows).scalars().all()
-    lines = []
-    for order, order_id in zip(orders, ids):
+def write_new_orders(orders: list[Order]) -> None:
+    """Write built orders and their lines, each as one executemany of a fixed statement text
+    (`shared.database.insert_rows`), and set their ids; the objects themselves stay as they are (out of the
+    session). The one way a new order's rows are written, for the single and the batch path."""
+    order_ids = insert_rows(Order.__table__, [{key: getattr(order, key) for key in _ORDER_COLUMNS}
+                                              for order in orders], ids=True)
+    lines, line_rows = [], []
+    for order, order_id in zip(orders, order_ids):
         order.id = order_id
         for line in order.lines:
             line.order_id = order_id
             lines.append(line)
-    line_ids = db.session.execute(
-        insert(OrderLine.__table__).returning(OrderLine.__table__.c.id, sort_by_parameter_order=True),
-        [{key: getattr(line, key) for key in _LINE_COLUMNS} for line in lines]).scalars().all()
-    for line, line_id in zip(lines, line_ids):
+            line_rows.append({key: getattr(line, key) for key in _LINE_COLUMNS})
+    for line, line_id in zip(lines, insert_rows(OrderLine.__table__, line_rows, ids=True)):
         line.id = line_id
+
+
+def insert_new_orders(orders: list[Order]) -> None:
+    """`write_new_orders`, then make the objects persistent in the session as they are, without the unit of work
+    or a reload."""
+    if not orders:
+        return
+    write_new_orders(orders)
+    lines = [line for order in orders for line in order.lines]
+    for line in lines:
         make_transient_to_detached(line)
     for order in orders:
         make_transient_to_detached(order)
