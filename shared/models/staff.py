@@ -7,7 +7,21 @@ from shared.models.types import UTCDateTime
 from shared.timekeeping import utc_now
 
 
-class StaffUser(db.Model):
+class StaffLogin:
+    """Flask-Login's protocol for a staff user (the ORM row, or the API's TokenUser): needs `id` and `active`."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def get_id(self) -> str:
+        return f"staff:{self.id}"
+
+
+class StaffUser(StaffLogin, db.Model):
     __tablename__ = "staff_users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -27,16 +41,6 @@ class StaffUser(db.Model):
     session_generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
 
-    # Flask-Login protocol for the portal.
-    is_authenticated = True
-    is_anonymous = False
-
-    @property
-    def is_active(self) -> bool:
-        return self.active
-
-    def get_id(self) -> str:
-        return f"staff:{self.id}"
 
 
 class ApiToken(db.Model):

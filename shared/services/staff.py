@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, func, select, update
 from shared.actors import Actor
 from shared.extensions import db
 from shared.models import ApiToken, StaffUser
+from shared.models.staff import StaffLogin
 from shared.security import sessions
 from shared.security.passwords import hash_password, policy_problem
 from shared.security.permissions import Role
@@ -157,7 +158,7 @@ class TokenRefused(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class TokenUser:
+class TokenUser(StaffLogin):
     """The staff user behind a bearer token, as the API needs it for one request: immutable, in no session.
 
     It answers what the permission checks and the request actor read (id, username, role) and Flask-Login's
@@ -169,16 +170,6 @@ class TokenUser:
     locale: str
     token_id: int
     use_noted: bool = False  # this request wrote the token's last use: the caller commits it
-
-    is_authenticated = True
-    is_anonymous = False
-
-    @property
-    def is_active(self) -> bool:
-        return self.active
-
-    def get_id(self) -> str:
-        return f"staff:{self.id}"
 
 
 _TOKEN, _USER = ApiToken.__table__, StaffUser.__table__
