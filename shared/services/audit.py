@@ -47,24 +47,21 @@ def _as_stored(value):
 def record(actor: Actor, action: str, entity_type: str, entity_id, before: dict | None = None,
            after: dict | None = None, reason: str | None = None) -> dict:
     """Add an audit event to the current transaction: written at commit (dropped on rollback), sealed after."""
-    values = {
-        "occurred_at": utc_now(), "actor_id": actor.id, "actor_label": actor.label, "ip": actor.ip, "action": action,
-        "entity_type": entity_type, "entity_id": str(entity_id), "before": _as_stored(before),
-        "after": _as_stored(after), "reason": reason,
-    }
-    pending.add(db.session(), _PENDING, values)
-    return values
+    return record_many(actor, action, entity_type, [(entity_id, before, after)], reason)[0]
 
 
-def record_many(actor: Actor, action: str, entity_type: str, entries: list[tuple], reason: str | None = None) -> None:
+def record_many(actor: Actor, action: str, entity_type: str, entries: list[tuple],
+                reason: str | None = None) -> list[dict]:
     """`record` for a set of entities changed together: `entries` are (entity_id, before, after); one parameter
-    set each, written at commit in the same multi-row INSERT as every other event of the transaction."""
+    set each, written at commit in the one INSERT of every event of the transaction. Returns the events."""
     now, session = utc_now(), db.session()
     common = {"occurred_at": now, "actor_id": actor.id, "actor_label": actor.label, "ip": actor.ip, "action": action,
               "entity_type": entity_type, "reason": reason}
-    for entity_id, before, after in entries:
-        pending.add(session, _PENDING, {**common, "entity_id": str(entity_id), "before": _as_stored(before),
-                                        "after": _as_stored(after)})
+    events = [{**common, "entity_id": str(entity_id), "before": _as_stored(before), "after": _as_stored(after)}
+              for entity_id, before, after in entries]
+    for values in events:
+        pending.add(session, _PENDING, values)
+    return events
 
 
 def log_access(actor: Actor, action: str, entity_type: str, entity_id, fields: list[str], channel: str) -> None:

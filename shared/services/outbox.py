@@ -38,15 +38,20 @@ def snapshot(order: Order) -> dict:
 _INSERT_EVENT = insert(OutboxEvent.__table__)
 
 
+def _event_row(order: Order, event_type: str, now) -> dict:
+    """The outbox row of one order event: the shape every subscriber receives (`snapshot`), written once here."""
+    event_id = str(uuid.uuid4())
+    return {"event_id": event_id, "event_type": event_type, "order_id": order.id, "created_at": now,
+            "fanned_out": False, "payload": {"event_id": event_id, "event": event_type, "order": snapshot(order)}}
+
+
 def order_event(order: Order, event_type: str) -> str:
     """Write the event in the caller's transaction (one Core INSERT, now); delivery starts once that transaction
     commits. Returns the event id. `order` is an Order, or the new-order view of `orders.create_order`."""
-    event_id = str(uuid.uuid4())
-    db.session.connection().execute(_INSERT_EVENT, {
-        "event_id": event_id, "event_type": event_type, "order_id": order.id, "created_at": utc_now(),
-        "fanned_out": False, "payload": {"event_id": event_id, "event": event_type, "order": snapshot(order)}})
+    row = _event_row(order, event_type, utc_now())
+    db.session.connection().execute(_INSERT_EVENT, row)
     dispatch.after_commit(DELIVER_JOB, skip_inline=True, coalesce_seconds=1)
-    return event_id
+    return row["event_id"]
 
 
 _REPLACE_PAYLOAD = (update(OutboxEvent.__table__).where(OutboxEvent.__table__.c.event_id == bindparam("event_id_"))
@@ -60,15 +65,12 @@ def replace_snapshot(event_id: str, event_type: str, order: Order) -> None:
 
 
 def order_events(orders: list[Order], event_type: str) -> int:
-    """The same event for many orders in the caller's transaction, one INSERT sent as one executemany (a batch's
+    """`order_event` for many orders in the caller's transaction, one INSERT sent as one executemany (a batch's
     lifecycle move); the orders' relations should be loaded, or each snapshot loads them. Returns rows written."""
-    now, rows = utc_now(), []
-    for order in orders:
-        event_id = str(uuid.uuid4())
-        rows.append({"event_id": event_id, "event_type": event_type, "order_id": order.id, "created_at": now,
-                     "payload": {"event_id": event_id, "event": event_type, "order": snapshot(order)}})
+    now = utc_now()
+    rows = [_event_row(order, event_type, now) for order in orders]
     if rows:
-        db.session.execute(insert(OutboxEvent), rows)
+        db.session.connection().execute(_INSERT_EVENT, rows)
         dispatch.after_commit(DELIVER_JOB, skip_inline=True, coalesce_seconds=1)
     return len(rows)
 

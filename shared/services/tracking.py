@@ -57,8 +57,11 @@ def ingest(events: list, now: datetime | None = None) -> dict:
     """
     now = now or utc_now()
     numbers = {event.waybill_no for event in events}
+    # Locked in id order as they are read: a summary continues from the stored one, so two drains sharing a
+    # parcel must take turns (else one overwrites the other's step and flags), and in one order (no deadlock).
     parcels = {row.waybill_no: row for row in db.session.execute(
-        select(*_PARCEL).where(sets.among(Shipment.waybill_no, numbers)))} if numbers else {}
+        select(*_PARCEL).where(sets.among(Shipment.waybill_no, numbers)).order_by(Shipment.id)
+        .with_for_update(of=Shipment.__table__))} if numbers else {}
     unknown = sorted(numbers - parcels.keys())
     # The batch's events per parcel, each once (pushes repeat a parcel's whole history).
     fresh: dict[int, dict[tuple, object]] = {parcel.id: {} for parcel in parcels.values()}

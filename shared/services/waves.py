@@ -167,7 +167,8 @@ def release_chunk(wave_id: int, today: date, limit: int = 500) -> int:
     to_floor = db.session.execute(
         select(Order).options(selectinload(Order.lines), selectinload(Order.customer), selectinload(Order.warehouse),
                               defer(Order.street))
-        .where(Order.id.in_(set(order_ids)), Order.status == S.ALLOCATED).order_by(Order.id)).scalars().all()
+        .where(Order.id.in_(set(order_ids)), Order.status == S.ALLOCATED).order_by(Order.id)
+        .with_for_update(of=Order.__table__)).scalars().all()  # locked: an edit meanwhile waits, not aborts the chunk
     order_service.transition_many(to_floor, S.PICKING, SYSTEM)  # one set move for the chunk, not one per order
     wave.task_count += len(tasks)
     wave.short_count += len(short)
