@@ -43,3 +43,19 @@ def test_a_done_pick_task_stays_done():
     PICK_TASK.move(task, "done")
     with pytest.raises(Conflict):
         PICK_TASK.move(task, "picking")
+
+
+def test_the_partial_indexes_cover_exactly_the_lifecycles_open_states():
+    """The index predicates are SQL text (a migration holds the same text); the open states are declared once in
+    the lifecycles. A state added to one and not the other would leave rows out of the board's index."""
+    from shared.lifecycle import OPEN_STATUSES
+    from shared.floor_lifecycle import OPEN_SHIPMENT_STATES
+    from shared.models.fulfilment import OPEN_SHIPMENTS_WHERE
+    from shared.models.order import OPEN_ORDERS_WHERE
+
+    def states(where: str) -> list[str]:
+        assert where.startswith("status IN (") and where.endswith(")"), where
+        return [item.strip().strip("'") for item in where[len("status IN ("):-1].split(",")]
+
+    assert states(OPEN_ORDERS_WHERE) == [status.value for status in OPEN_STATUSES]
+    assert states(OPEN_SHIPMENTS_WHERE) == [*OPEN_SHIPMENT_STATES, "shipped"]  # the board also shows shipped
