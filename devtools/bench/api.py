@@ -27,13 +27,13 @@ from devtools.bench.orders import (BENCH_ACTOR, BENCH_PASSWORD, core_app, dispos
 from shared.config import PROJECT_ROOT
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-def _gunicorn(url: str, port: int, workers: int, overrides: dict | None, env_extra: dict | None = None
+def gunicorn_server(url: str, port: int, workers: int, overrides: dict | None, env_extra: dict | None = None
               ) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": "", "PYTHONPATH": str(PROJECT_ROOT),
            "ORDERLOOM_SIGN_IN_LIMIT": "100000 per minute", **(env_extra or {})}
@@ -158,8 +158,8 @@ def run_api(url: str, clients: int = 8, orders: int = 2000, repeat: int = 3, hot
         codes = seed_skus(app, skus, units=1_000_000)
         token = _token(app)
         variables = ceiling.prepare(url, skus=skus, overrides=overrides)
-        port = _free_port()
-        server = _gunicorn(url, port, workers or clients, overrides)
+        port = free_port()
+        server = gunicorn_server(url, port, workers or clients, overrides)
         for rep in range(repeat):
             hot_code, hot_ids, units = None, None, 0
             if hot:

@@ -276,13 +276,13 @@ def _receipt_on_gunicorn(url: str, pushes: list[tuple[bytes, str]], key: str, re
     Redis (enqueued once for the burst, never run here), as in production."""
     import redis
 
-    from devtools.bench.api import _free_port, _gunicorn
+    from devtools.bench.api import free_port, gunicorn_server
     from shared.services.tracking import DRAIN_JOB
 
     connection = redis.Redis.from_url(redis_url)
     connection.flushdb()  # the bench's own Redis database (see --redis-url)
-    port = _free_port()
-    server = _gunicorn(url, port, workers, None, {"REDIS_URL": redis_url, "ORDERLOOM_TRACK17_KEY": key})
+    port = free_port()
+    server = gunicorn_server(url, port, workers, None, {"REDIS_URL": redis_url, "ORDERLOOM_TRACK17_KEY": key})
     try:
         result = _post_pushes(port, pushes, clients)
     finally:
