@@ -13,13 +13,14 @@ import json
 import os
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import threading
 import time
 
 
-from devtools.bench import ceiling
+from devtools.bench import ceiling, machine
 from devtools.bench.orders import (BENCH_ACTOR, BENCH_PASSWORD, core_app, dispose, placed_at, progress,
                                    rate_cell, seed_reference, split, stock_sku, verify_audit_chain, markdown_table,
                                    new_phone, order_payload, seed_skus, spread, verify_hot_sku,
@@ -168,8 +169,14 @@ def run_api(url: str, clients: int = 8, orders: int = 2000, repeat: int = 3, hot
             progress(f"api{' hot' if hot else ''}: ceiling run {rep + 1}/{repeat}")
             roof = ceiling.run_pgbench(url, variables, hot, clients, ceiling_seconds)
             progress(f"api{' hot' if hot else ''}: {clients} clients, run {rep + 1}/{repeat}")
-            outcome = run_posts(port, token, _jobs(codes, clients, orders, f"{rep}", rng, hot_code))
-            run = {"ceiling_per_s": roof["orders_per_s"], **outcome}
+            jobs = _jobs(codes, clients, orders, f"{rep}", rng, hot_code)
+            cpu_before = (time.process_time(), machine.tree_cpu(server.pid), machine.postgres_cpu())
+            outcome = run_posts(port, token, jobs)
+            cpu_after = (time.process_time(), machine.tree_cpu(server.pid), machine.postgres_cpu())
+            run = {"ceiling_per_s": roof["orders_per_s"], **outcome,
+                   # where the run's CPU went, per order created (all on this machine's cores)
+                   "cpu_ms_per_order": {part: (after - before) * 1000 / max(outcome["ok"], 1) for part, before, after
+                                        in zip(("client", "gunicorn", "postgres"), cpu_before, cpu_after)}}
             if hot:
                 run["checks"] = verify_hot_sku(app, hot_ids[0], hot_ids[1], units, outcome["ok"], with_orders=True)
                 expected_refusals = orders - units
@@ -215,6 +222,13 @@ def print_api(results: dict) -> None:
     print(f"\nmedian {rate_cell(results['orders_per_s'])} orders/s against a ceiling of "
           f"{rate_cell(results['ceiling_per_s'])}: ratio {ratio['median']:.3f} "
           f"({ratio['min']:.3f}–{ratio['max']:.3f})")
+    cpu = [r["cpu_ms_per_order"] for r in results["runs"] if r.get("cpu_ms_per_order")]
+    if cpu:
+        parts = {part: statistics.median(c[part] for c in cpu) for part in ("client", "gunicorn", "postgres")}
+        print(f"\nCPU per order created (median of runs, ms; {os.cpu_count()} cores): the app's gunicorn workers "
+              f"{parts['gunicorn']:.1f}, PostgreSQL (all server processes) {parts['postgres']:.1f}, this bench's "
+              f"client threads {parts['client']:.1f}; total {sum(parts.values()):.1f} ms, so at most "
+              f"{os.cpu_count() * 1000 / sum(parts.values()):.0f} orders/s on these cores")
     first_error = next((r["first_error"] for r in results["runs"] if r["first_error"]), None)
     if first_error:
         print(f"\nfirst error: {first_error}")

@@ -8,13 +8,13 @@ reported as wall time, the verifying process's CPU and its PostgreSQL backend's 
 """
 import io
 import json
-import os
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import insert, text
+
+from devtools.bench import machine
 
 STATUSES = ("pending_review", "confirmed", "allocated", "picking", "packed", "shipped", "completed")
 
@@ -116,15 +116,6 @@ def _commit_and_seal(app, count: int, progress) -> dict:
             "seal_per_s": count / seal_s if seal_s else None}
 
 
-def _backend_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system) a PostgreSQL backend on this machine has used, from /proc; None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _verify_once(app, streamed: bool | None) -> dict:
     """One `verify` of the audit log: wall time, this process's CPU (all threads) and its PostgreSQL backend's."""
     from shared.extensions import db
@@ -133,11 +124,11 @@ def _verify_once(app, streamed: bool | None) -> dict:
     with app.app_context():
         pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar() \
             if db.engine.dialect.name == "postgresql" else None
-        backend_before = _backend_cpu(pid) if pid else None
+        backend_before = machine.process_cpu(pid) if pid else None
         started, started_cpu = time.perf_counter(), time.process_time()
         report = sealing.verify_all(logs=("audit",), streamed=streamed)[0]
         wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
-        backend_after = _backend_cpu(pid) if pid else None
+        backend_after = machine.process_cpu(pid) if pid else None
         db.session.remove()
     backend = backend_after - backend_before if backend_before is not None and backend_after is not None else None
     return {"wall_s": wall, "cpu_s": cpu, "postgres_cpu_s": backend, "report": report}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from devtools.bench import machine
 from shared.actors import Actor
 from shared.config import PROJECT_ROOT
 
@@ -144,7 +145,7 @@ def run_reconcile(url: str, count: int = 1_000_000, repeat: int = 3, overrides: 
             baseline.append(time.perf_counter() - started)
 
             backend = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar()
-            backend_before = backend_cpu(backend)
+            backend_before = machine.process_cpu(backend)
             started, started_cpu = time.perf_counter(), time.process_time()
             platform = {adapter.external_id(o): adapter.status_of(o) for o in platform_orders}
             report = ReconciliationReport(channel_id=channel_id, window_start=now - reconciliation.WINDOW,
@@ -159,7 +160,7 @@ def run_reconcile(url: str, count: int = 1_000_000, repeat: int = 3, overrides: 
             compare_only.append(time.perf_counter() - compare_started)
             full.append(time.perf_counter() - started)
             cpu.append(time.process_time() - started_cpu)
-            backend_after = backend_cpu(backend)
+            backend_after = machine.process_cpu(backend)
             postgres_cpu.append(None if backend_before is None or backend_after is None
                                 else backend_after - backend_before)
             progress(f"reconcile round {round_number + 1}: baseline {baseline[-1]:.2f} s, report {full[-1]:.2f} s, "
@@ -175,15 +176,6 @@ def run_reconcile(url: str, count: int = 1_000_000, repeat: int = 3, overrides: 
             "aims": [{"aim": "reconciliation of 1,000,000 ids < 2 s",
                       "measured": f"{statistics.median(full):.2f} s for {count:,} ids",
                       "met": count >= 1_000_000 and statistics.median(full) < 2}]}
-
-
-def backend_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system) a PostgreSQL backend on this machine has used, from /proc; None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def print_reconcile(results: dict) -> None:
@@ -246,23 +238,6 @@ INGEST_AIM_PER_S = 1500  # issue 10: ingest from the simulator with a real worke
 WORKER_MEMORY_AIM_MB = 300  # issue 10: a worker holds under 300 MB while ingesting 100,000 orders
 
 
-def _descendants(pid: int) -> list[int]:
-    """The process and every process below it (a forking worker's work horses)."""
-    found, level = [pid], [pid]
-    while level:
-        children = []
-        for parent in level:
-            try:
-                for task in os.listdir(f"/proc/{parent}/task"):
-                    with open(f"/proc/{parent}/task/{task}/children") as listing:
-                        children += [int(child) for child in listing.read().split()]
-            except OSError:
-                continue
-        found += children
-        level = children
-    return found
-
-
 def _status_mb(pid: int, field: str) -> float:
     try:
         with open(f"/proc/{pid}/status") as status:
@@ -274,16 +249,6 @@ def _status_mb(pid: int, field: str) -> float:
     return 0.0
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of the process and of its children it has waited for (/proc/PID/stat)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
-
-
 class WorkerMeter:
     """Peak resident memory and CPU time of each worker process (Linux /proc), sampled while the benchmark runs.
 
@@ -292,17 +257,17 @@ class WorkerMeter:
 
     def __init__(self, processes: list[subprocess.Popen]):
         self.pids = [process.pid for process in processes]
-        self.start_cpu = {pid: _cpu_s(pid) for pid in self.pids}
+        self.start_cpu = {pid: (machine.process_cpu(pid, reaped_children=True) or 0.0) for pid in self.pids}
         self.peak_mb = {pid: 0.0 for pid in self.pids}
         self.cpu = dict.fromkeys(self.pids, 0.0)
 
     def sample(self) -> None:
         for pid in self.pids:
-            tree = _descendants(pid)
+            tree = machine.descendants(pid)
             peak = max([_status_mb(pid, "VmHWM")] + [_status_mb(child, "VmRSS") for child in tree[1:]])
             self.peak_mb[pid] = max(self.peak_mb[pid], peak)
-            self.cpu[pid] = max(self.cpu[pid], _cpu_s(pid) - self.start_cpu[pid]
-                                + sum(_cpu_s(child) for child in tree[1:]))
+            self.cpu[pid] = max(self.cpu[pid], (machine.process_cpu(pid, reaped_children=True) or 0.0) - self.start_cpu[pid]
+                                + sum((machine.process_cpu(child, reaped_children=True) or 0.0) for child in tree[1:]))
 
     def figures(self) -> list[dict]:
         return [{"pid": pid, "peak_rss_mb": round(self.peak_mb[pid], 1), "cpu_s": round(self.cpu[pid], 2)}
