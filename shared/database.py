@@ -1,4 +1,6 @@
 """Engine set-up per database kind, and migrations run through Alembic (the only way the schema is made)."""
+import functools
+
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Table, event, func, insert, select
@@ -49,6 +51,23 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 # Up to this many rows an INSERT … RETURNING of the ids is as quick as anything; above it, one executemany.
 EXECUTEMANY_FROM = 20
+
+
+def send_rows(connection, statement, rows: list[dict]) -> None:
+    """Send one prebuilt INSERT `statement` for `rows` on `connection`. Fewer than EXECUTEMANY_FROM rows go as one
+    multi-row statement (SQLAlchemy's insertmanyvalues, which it uses for an INSERT … RETURNING: the key is asked
+    for and dropped), more as one executemany (psycopg's pipeline). An executemany of two rows cost the API more
+    CPU in psycopg's pipeline set-up than the rows themselves (py-spy, 2026-12-02)."""
+    if len(rows) < EXECUTEMANY_FROM:
+        connection.execute(_returning_key(statement), rows).close()
+    else:
+        connection.execute(statement, rows)
+
+
+@functools.lru_cache(maxsize=64)
+def _returning_key(statement):
+    """`statement` with RETURNING of its table's key, built once per prebuilt statement (they are module-level)."""
+    return statement.returning(*statement.table.primary_key.columns)
 
 
 def insert_rows(table: Table, rows: list[dict], ids: bool = False, session=None) -> list[int] | None:

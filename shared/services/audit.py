@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from shared import pending
 from shared.actors import Actor
+from shared.database import send_rows
 from shared.extensions import db
 from shared.models import AccessLogEntry, AuditEvent
 from shared.security.permissions import Visibility, visibility
@@ -105,10 +106,10 @@ def write_pending(session: Session | None = None) -> None:
     session.flush()  # the rows an event names (a new staff user, say) go first
     chained = sealing.LOGS["audit"]
     rows = [sealing.stamp(chained, dict(values)) for values in events]
-    # An executemany of one statement built once: the driver sends it as one multi-row INSERT (insertmanyvalues
-    # on PostgreSQL), and it is compiled once per process, not once per commit as a .values(rows) statement was.
+    # One statement built once (compiled once per process, not once per commit as a .values(rows) statement was),
+    # sent as one multi-row INSERT for a few events, as an executemany for many (shared.database.send_rows).
     for start in range(0, len(rows), INSERT_CHUNK):
-        session.connection().execute(_INSERT_EVENTS, rows[start:start + INSERT_CHUNK])
+        send_rows(session.connection(), _INSERT_EVENTS, rows[start:start + INSERT_CHUNK])
 
 
 def verify_chain() -> tuple[bool, int, str | None]:

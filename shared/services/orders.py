@@ -14,7 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from shared import cash_on_delivery, order_numbers, pending, sets
 from shared.actors import SYSTEM, Actor
-from shared.database import insert_rows
+from shared.database import insert_rows, send_rows
 from shared.extensions import db
 from shared.lifecycle import OrderStatus, Transition, find_transition, transitions_from
 from shared.models import Channel, Order, OrderLine, Reservation, Warehouse
@@ -276,7 +276,7 @@ def insert_reservations(rows: list[dict]) -> None:
     """Reservation rows (order_id, order_line_id, sku_id, warehouse_id, quantity, expires_at) in one INSERT."""
     if rows:
         now = utc_now()
-        db.session.connection().execute(_INSERT_RESERVATIONS, [
+        send_rows(db.session.connection(), _INSERT_RESERVATIONS, [
             {**row, "status": "active", "created_at": now, "closed_at": None} for row in rows])
 
 
