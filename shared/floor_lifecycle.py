@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 
+from shared import sets
 from shared.services.errors import Conflict
 
 SET_CHUNK = 5000  # ids per UPDATE (SQLite binds at most 32,766 values in one statement)
@@ -71,7 +72,7 @@ class Lifecycle:
         for start in range(0, len(wanted), SET_CHUNK):
             chunk = wanted[start:start + SET_CHUNK]
             moved = db.session.execute(
-                update(table).where(table.c.id.in_(chunk), table.c.status.in_(self.sources(target)))
+                update(table).where(sets.among(table.c.id, chunk), table.c.status.in_(self.sources(target)))
                 .values(changes).returning(table.c.id)).scalars().all()
             result.moved += moved
             gone = set(chunk) - set(moved)

@@ -1219,10 +1219,7 @@ def _run_sync_benchmark(name: str, url: str, args) -> dict:
 def _run_fulfilment_benchmark(name: str, url: str, args) -> dict:
     from devtools.bench import fulfilment as bench_fulfilment
 
-    if name == "allocate-wave":
-        results = bench_fulfilment.run_allocate_wave(url, orders=args.orders)
-        bench_fulfilment.print_allocate_wave(results)
-    elif name == "board":
+    if name == "board":
         results = bench_fulfilment.run_board(url, orders=args.orders, samples=args.samples, repeat=args.repeat)
         bench_fulfilment.print_board(results)
         return results
@@ -1323,7 +1320,8 @@ def build_parser() -> argparse.ArgumentParser:
     latency.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help=redis_help)
     reconcile = commands.add_parser("reconcile", parents=[common], help="1,000,000 ids reconciled against the db")
     reconcile.add_argument("--orders", type=int, default=1_000_000)
-    wave = commands.add_parser("allocate-wave", parents=[common], help="allocate and wave N orders, 3 warehouses")
+    wave = commands.add_parser("allocate-wave", parents=[common],
+                               help="allocate and wave N orders, 3 warehouses (--repeat rounds in fresh schemas)")
     wave.add_argument("--orders", type=int, default=10_000)
     track = commands.add_parser("tracking", parents=[common], help="tracking events ingested per second")
     track.add_argument("--events", type=int, default=20_000)
@@ -1381,6 +1379,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if (name == "ingest" and args.ceiling) or name == "tracking":  # tracking makes a schema per round
             results = _run_beside_ceiling(name, args)
+        elif name == "allocate-wave":  # a fresh schema and seed per round
+            from devtools.bench import fulfilment as bench_fulfilment
+
+            results = bench_fulfilment.run_allocate_wave_rounds(args.database_url, args.repeat, orders=args.orders)
+            bench_fulfilment.print_allocate_wave(results)
         else:
             results = None
         with (bench_database(name, args.database_url) if results is None else _nothing()) as url:
@@ -1408,7 +1411,7 @@ def main(argv: list[str] | None = None) -> int:
                 print_reserve(results)
             elif name in ("ingest", "webhook-latency", "reconcile"):
                 results = _run_sync_benchmark(name, url, args)
-            elif name in ("allocate-wave", "tracking", "board"):
+            elif name in ("tracking", "board"):
                 results = _run_fulfilment_benchmark(name, url, args)
             elif name == "audit-verify":
                 from devtools.bench import audit as bench_audit

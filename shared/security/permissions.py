@@ -127,6 +127,9 @@ AUDIENCE_VISIBILITY: dict[str, dict[str, Visibility]] = {
 }
 
 
+# The tables are fixed at import, as for `can`; an order snapshot asks about six times (through an exception for the
+# non-staff audiences), so each (role, field) is answered once per process.
+@functools.lru_cache(maxsize=4096)
 def visibility(role: str, field: str) -> Visibility:
     """What a staff role or another audience (AUDIENCE_VISIBILITY) sees of a personal field; unknown: hidden."""
     try:

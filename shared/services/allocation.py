@@ -7,7 +7,7 @@ from flask import current_app
 from sqlalchemy import insert, select
 from sqlalchemy.orm import lazyload
 
-from shared import cash_on_delivery
+from shared import cash_on_delivery, sets
 from shared.actors import Actor
 from shared.data.places import distance_km, locate
 from shared.extensions import db
@@ -197,20 +197,20 @@ def allocate_many(order_ids: list[int], actor: Actor, now: datetime | None = Non
     # sees the district, never the street), so it is not decrypted for every order of the batch.
     orders = db.session.execute(
         select(Order).options(selectinload(Order.lines), selectinload(Order.customer), defer(Order.street))
-        .where(Order.id.in_(order_ids), Order.status == S.CONFIRMED, cash_on_delivery.may_ship_clause())
+        .where(sets.among(Order.id, order_ids), Order.status == S.CONFIRMED, cash_on_delivery.may_ship_clause())
         .order_by(Order.id).with_for_update(of=Order)).scalars().all()
     taken = set(db.session.execute(select(Shipment.order_id).where(
-        Shipment.order_id.in_([o.id for o in orders]), Shipment.status.in_(OPEN_SHIPMENT_STATES))).scalars())
+        sets.among(Shipment.order_id, [o.id for o in orders]), Shipment.status.in_(OPEN_SHIPMENT_STATES))).scalars())
     left = sorted(set(order_ids) - {o.id for o in orders if o.id not in taken})
     orders = [o for o in orders if o.id not in taken]
     if not orders:
         return [], left
     sku_ids = {line.sku_id for order in orders for line in order.lines}
-    cold_skus = set(db.session.execute(select(Sku.id).where(Sku.id.in_(list(sku_ids)), Sku.cold_chain)).scalars())
+    cold_skus = set(db.session.execute(select(Sku.id).where(sets.among(Sku.id, sku_ids), Sku.cold_chain)).scalars())
     free = {(w, s): f for (s, w), f in stock_service.free_stock(sku_ids).items()}
     reservations: dict[int, list[Reservation]] = defaultdict(list)
     for reservation in db.session.execute(select(Reservation).where(
-            Reservation.order_id.in_([o.id for o in orders]), Reservation.status == "active")).scalars():
+            sets.among(Reservation.order_id, [o.id for o in orders]), Reservation.status == "active")).scalars():
         reservations[reservation.order_id].append(reservation)
     warehouses, places = _active_warehouses()
     target: dict[int, int] = {}  # reservation id → warehouse it moves to
@@ -267,7 +267,7 @@ def allocate_many(order_ids: list[int], actor: Actor, now: datetime | None = Non
         db.session.execute(insert(Shipment.__table__), rows)
     shipments = db.session.execute(
         select(Shipment).options(lazyload(Shipment.order), lazyload(Shipment.warehouse))
-        .where(Shipment.order_id.in_([o.id for o in allocated]), Shipment.status.in_(OPEN_SHIPMENT_STATES))
+        .where(sets.among(Shipment.order_id, [o.id for o in allocated]), Shipment.status.in_(OPEN_SHIPMENT_STATES))
         .order_by(Shipment.order_id)).scalars().all() if rows else []
     return shipments, sorted(left)
 

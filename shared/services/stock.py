@@ -5,6 +5,7 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from shared import sets
 from shared.actors import Actor
 from shared.extensions import db
 from shared.models import Reservation, Sku, StockLevel, StockMovement, Warehouse
@@ -401,8 +402,8 @@ def move_reservations(reservations: list[Reservation], warehouse_of: dict[int, i
             by_target[warehouse_of[r.id]].append(r)
         for warehouse_id, group in sorted(by_target.items()):
             for start in range(0, len(group), 5000):
-                db.session.execute(update(Reservation.__table__)
-                                   .where(Reservation.__table__.c.id.in_([r.id for r in group[start:start + 5000]]))
+                ids = [r.id for r in group[start:start + 5000]]
+                db.session.execute(update(Reservation.__table__).where(sets.among(Reservation.__table__.c.id, ids))
                                    .values(warehouse_id=warehouse_id))
             for r in group:
                 db.session.expire(r, ["warehouse_id"])

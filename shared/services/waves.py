@@ -8,6 +8,7 @@ from flask import current_app
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import defer, selectinload
 
+from shared import sets
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
 from shared.floor_lifecycle import SHIPMENT, WAVE
@@ -104,7 +105,7 @@ def release_chunk(wave_id: int, today: date, limit: int = 500) -> int:
     lines_by_order: dict[int, list] = defaultdict(list)
     for order_id, line_id, sku_id, quantity in db.session.execute(
             select(OrderLine.order_id, OrderLine.id, OrderLine.sku_id, OrderLine.quantity)
-            .where(OrderLine.order_id.in_({s.order_id for s in shipments})).order_by(OrderLine.id)).all():
+            .where(sets.among(OrderLine.order_id, {s.order_id for s in shipments})).order_by(OrderLine.id)).all():
         lines_by_order[order_id].append((line_id, sku_id, quantity))
 
     def lines_of_row(row) -> list:
@@ -117,7 +118,7 @@ def release_chunk(wave_id: int, today: date, limit: int = 500) -> int:
     for lot_id, sku_id, bin_id, walk_order, quantity, allocated in db.session.execute(
             select(Lot.id, Lot.sku_id, Lot.bin_id, Bin.walk_order, Lot.quantity, Lot.allocated)
             .join(Bin, Bin.id == Lot.bin_id)
-            .where(Lot.warehouse_id == wave.warehouse_id, Lot.sku_id.in_(sku_ids), Lot.quantity > Lot.allocated,
+            .where(Lot.warehouse_id == wave.warehouse_id, sets.among(Lot.sku_id, sku_ids), Lot.quantity > Lot.allocated,
                    (Lot.expires_on.is_(None)) | (Lot.expires_on > today))
             .order_by(Lot.sku_id, Lot.expires_on.is_(None), Lot.expires_on, Lot.received_at, Lot.id)
             .with_for_update(of=Lot)).all():
@@ -167,7 +168,7 @@ def release_chunk(wave_id: int, today: date, limit: int = 500) -> int:
     to_floor = db.session.execute(
         select(Order).options(selectinload(Order.lines), selectinload(Order.customer), selectinload(Order.warehouse),
                               defer(Order.street))
-        .where(Order.id.in_(set(order_ids)), Order.status == S.ALLOCATED).order_by(Order.id)
+        .where(sets.among(Order.id, set(order_ids)), Order.status == S.ALLOCATED).order_by(Order.id)
         .with_for_update(of=Order.__table__)).scalars().all()  # locked: an edit meanwhile waits, not aborts the chunk
     order_service.transition_many(to_floor, S.PICKING, SYSTEM)  # one set move for the chunk, not one per order
     wave.task_count += len(tasks)
