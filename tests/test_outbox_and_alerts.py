@@ -197,3 +197,37 @@ def test_reconciliation_compares_ids_with_tabs_backslashes_and_missing_statuses_
     ours = reconciliation.local_lines(orders[0].channel_id, since)  # SQLite's way, on both backends
     assert reconciliation.compare(reconciliation.item_lines(same), ours) == (set(), set(), set())
     assert reconciliation.compare(reconciliation.item_lines(changed), ours) == expected
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_copy_batches_are_whole_rows_and_join_to_the_same_copy_text(size):
+    """The COPY text is sent in pieces of `size` rows: every piece ends a row, nothing is lost or doubled at a piece's
+    edge, and escaping (chosen once for all items) is the same in every piece."""
+    plain = {f"38{i:011d}": "WAIT_SELLER_SEND_GOODS" for i in range(7)}
+    awkward = {**plain, "TAB\tID": None, "CR\rID": "A\\B\n"}
+    for pairs in (plain, awkward):
+        pieces = list(reconciliation.copy_batches(pairs, size=size))
+        assert len(pieces) == -(-len(pairs) // size) and all(piece.endswith("\n") for piece in pieces)
+        assert sum(piece.count("\n") for piece in pieces) == len(pairs)
+        assert "".join(pieces).encode() == reconciliation.copy_text(pairs)
+    assert reconciliation.copy_text(plain) == "".join(f"{key}\tWAIT_SELLER_SEND_GOODS\n" for key in plain).encode()
+    assert reconciliation.copy_text(awkward).endswith(b"TAB\\tID\t\\N\nCR\\rID\tA\\\\B\\n\n")
+    assert list(reconciliation.copy_batches({})) == []
+
+
+def test_reconciliation_in_the_database_is_the_same_whatever_the_copy_piece_size(create_order, backend, monkeypatch):
+    """PostgreSQL receives the items in COPY pieces; piece edges (one row per piece, or a piece that holds the
+    awkward rows) change nothing in the report."""
+    if backend != "postgresql":
+        pytest.skip("the COPY and the database join are PostgreSQL's path")
+    ids = ["TAB\tID", "A\\B", "p-1", "p-2", "p-3", "中文单号"]
+    orders = [create_order(channel_order_id=external) for external in ids]
+    for order in orders:
+        order.platform_status, order.platform_modified_at = "WAIT", utc_now()
+    db.session.flush()
+    since = utc_now() - timedelta(hours=1)
+    theirs = {"TAB\tID": "DONE", "A\\B": "WAIT", "p-1": None, "p-3": "WAIT", "中文单号": "WAIT", "NEW\nONE": "WAIT"}
+    expected = ({"NEW\nONE"}, {"p-2"}, {"TAB\tID", "p-1"}, len(ids))
+    for size in (1, 2, 4, reconciliation.COPY_BATCH):
+        monkeypatch.setattr(reconciliation, "COPY_BATCH", size)
+        assert reconciliation.compare_in_database(orders[0].channel_id, since, theirs) == expected

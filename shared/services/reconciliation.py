@@ -8,8 +8,9 @@ differences are looked up and written, in one multi-row insert.
 """
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -27,6 +28,7 @@ from shared.timekeeping import utc_now
 WINDOW = timedelta(hours=72)
 RUN_AT_LOCAL_HOUR = 2  # 02:00 merchant time
 CHUNK = 5000
+COPY_BATCH = 20_000  # platform items per COPY write
 
 
 # Both sides of the comparison become `id<TAB>status` lines. A backslash, tab or newline inside a value is escaped
@@ -115,24 +117,44 @@ COMPARE_SQL = ("SELECT count(w.channel_order_id), "
                "AND platform_modified_at >= %(since)s) w ON w.channel_order_id = i.id")
 
 
+def _plain(pairs: dict[str, str | None]) -> bool:
+    """No missing status and no character COPY escapes, in any id or status: rows are the values as they are."""
+    return None not in pairs.values() and not _COPY_SPECIAL.search("".join(pairs)) \
+        and not _COPY_SPECIAL.search("".join(pairs.values()))
+
+
+def copy_batches(pairs: dict[str, str | None], size: int = COPY_BATCH) -> Iterator[str]:
+    """The items as COPY text rows `id<TAB>status` (each ending in a newline), `size` rows per piece; escaped only
+    when some value needs it, and a missing status is \\N. Each piece is sent as soon as it is made, so the server parses
+    one while the next is made, and the text of all million rows is never held at once."""
+    items = iter(pairs.items())
+    if _plain(pairs):
+        for _ in range(0, len(pairs), size):
+            yield "\n".join(map("\t".join, islice(items, size))) + "\n"
+        return
+    for _ in range(0, len(pairs), size):
+        yield "".join(f"{key.translate(_COPY_ESCAPE)}\t{NULL if value is None else value.translate(_COPY_ESCAPE)}\n"
+                      for key, value in islice(items, size))
+
+
 def copy_text(pairs: dict[str, str | None]) -> bytes:
-    """The items as COPY text rows `id<TAB>status`, escaped only when some value needs it; a missing status is \\N."""
-    if None not in pairs.values() and not _COPY_SPECIAL.search("".join(pairs)) \
-            and not _COPY_SPECIAL.search("".join(pairs.values())):
-        return "\n".join(map("\t".join, pairs.items())).encode()
-    return "\n".join(f"{key.translate(_COPY_ESCAPE)}\t{NULL if value is None else value.translate(_COPY_ESCAPE)}"
-                     for key, value in pairs.items()).encode()
+    """All of `copy_batches` as one value."""
+    return "".join(copy_batches(pairs)).encode()
 
 
 def compare_in_database(channel_id: int, since: datetime, platform: dict[str, str | None]) -> tuple[set, set, set,
                                                                                                    int]:
     """PostgreSQL: `compare` done by the database, plus how many of our orders the window holds. The items go in
-    with one COPY; one hash join finds every id listed on one side only or with another status, and counts ours."""
+    with one COPY; one hash join finds every id listed on one side only or with another status, and counts ours.
+
+    The default work_mem stays: a million-id window hashed in 16 batches that fit the CPU's caches joined faster
+    (0.50 s) than in one 75 MB batch (0.72 s) with work_mem at 128 MB, measured in psql on this machine."""
     cursor = db.session.connection().connection.driver_connection.cursor()
     try:
         cursor.execute("CREATE TEMPORARY TABLE reconcile_items (id text NOT NULL, status text)")
         with cursor.copy("COPY reconcile_items (id, status) FROM STDIN") as copy:
-            copy.write(copy_text(platform))
+            for rows in copy_batches(platform, COPY_BATCH):
+                copy.write(rows)
         cursor.execute(COMPARE_SQL, {"channel": channel_id, "since": since})
         window_count, *differences = cursor.fetchone()
         cursor.execute("DROP TABLE reconcile_items")
