@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from jobs.sync import check_sync_health, process_inbox
 from jobs.webhooks import deliver_outbox
@@ -231,3 +231,45 @@ def test_reconciliation_in_the_database_is_the_same_whatever_the_copy_piece_size
     for size in (1, 2, 4, reconciliation.COPY_BATCH):
         monkeypatch.setattr(reconciliation, "COPY_BATCH", size)
         assert reconciliation.compare_in_database(orders[0].channel_id, since, theirs) == expected
+
+
+def test_report_differences_written_by_copy_equal_those_written_by_insert(create_order, backend, monkeypatch):
+    """PostgreSQL writes the report's differences with one COPY: the rows read back are the ones the multi-row
+    insert writes (SQLite's way), values with tabs, backslashes, newlines, Chinese and missing statuses included."""
+    from shared.models import Channel, ReconciliationDifference
+
+    ids = ["TAB\tID", "A\\B", "LINE\nBREAK", "p-1", "中文单号"]
+    orders = [create_order(channel_order_id=external) for external in ids]
+    for order, status in zip(orders, ("WAIT\\X", "WAIT", None, "DONE", "已发货"), strict=True):
+        order.platform_status, order.platform_modified_at = status, utc_now()
+    db.session.flush()
+    channel = db.session.get(Channel, orders[0].channel_id)
+    theirs = {"TAB\tID": "WAIT_BUYER\tPAY", "A\\B": "WAIT", "LINE\nBREAK": "TRADE_CLOSED", "中文单号": None,
+              "NEW\\ONE": "WAIT\nX", "新单": "已发货"}
+
+    def written(write) -> list[tuple]:
+        monkeypatch.setattr(reconciliation, "copy_rows", write)
+        now = utc_now()
+        report = ReconciliationReport(channel_id=channel.id, window_start=now - reconciliation.WINDOW, window_end=now,
+                                      trigger="manual", status="running", started_at=now)
+        db.session.add(report)
+        db.session.flush()
+        returned = reconciliation.write_report(report, channel, theirs)
+        rows = db.session.execute(select(
+            ReconciliationDifference.kind, ReconciliationDifference.channel_order_id,
+            ReconciliationDifference.platform_status, ReconciliationDifference.expected_status,
+            ReconciliationDifference.local_status, ReconciliationDifference.order_no)
+            .where(ReconciliationDifference.report_id == report.id).order_by(ReconciliationDifference.id)).all()
+        assert [tuple(row) for row in rows] == [
+            (d["kind"], d["channel_order_id"], d["platform_status"], d["expected_status"], d["local_status"],
+             d["order_no"]) for d in returned]
+        return [tuple(row) for row in rows]
+
+    by_copy = written(reconciliation.copy_rows)
+    by_insert = written(lambda table, rows: db.session.execute(insert(table), rows))
+    assert by_copy == by_insert
+    assert sorted((kind, external) for kind, external, *_ in by_copy) == [
+        ("missing_here", "NEW\\ONE"), ("missing_here", "新单"), ("missing_there", "p-1"),
+        ("status_mismatch", "LINE\nBREAK"), ("status_mismatch", "TAB\tID"), ("status_mismatch", "中文单号")]
+    assert ("status_mismatch", "中文单号", None) in [row[:3] for row in by_copy]
+    assert any(row[1] == "LINE\nBREAK" and row[4] is not None and row[5] for row in by_copy)

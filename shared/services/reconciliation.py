@@ -4,7 +4,7 @@ The report lists orders missing here, missing there, and status mismatches; orde
 copy here is behind) are fetched again through the inbox automatically. On PostgreSQL the platform's items are
 copied into a temporary table and the database joins them with the window's orders (a covering index gives it
 ids and statuses without reading order rows); SQLite compares sets of lines in Python. Either way only the
-differences are looked up and written, in one multi-row insert.
+differences are looked up and written, with one COPY (PostgreSQL) or multi-row inserts (SQLite).
 """
 import json
 import re
@@ -18,6 +18,7 @@ from sqlalchemy import insert, select
 
 from shared.actors import Actor
 from shared.channels import adapter_for
+from shared.database import copy_rows
 from shared.extensions import db
 from shared.models import Channel, ChannelConnection, Order, ReconciliationDifference, ReconciliationReport
 from shared.services import audit, inbox, polling
@@ -223,7 +224,8 @@ def reconcile(channel_id: int, actor: Actor, commit: Callable[[], None], trigger
 
 def write_report(report: ReconciliationReport, channel: Channel, platform: dict[str, str]) -> list[dict]:
     """Compare the platform's ids with ours and write counts and differences; returns the differences."""
-    if db.session.get_bind().dialect.name == "postgresql":
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    if postgresql:
         only_theirs, missing_there, mismatched, window_count = compare_in_database(channel.id, report.window_start,
                                                                                    platform)
     else:
@@ -252,8 +254,11 @@ def write_report(report: ReconciliationReport, channel: Channel, platform: dict[
     report.missing_here, report.missing_there, report.mismatched = len(missing_here), len(missing_there), \
         len(mismatched)
     db.session.flush()
-    for start in range(0, len(differences), CHUNK):
-        db.session.execute(insert(ReconciliationDifference), differences[start:start + CHUNK])
+    if postgresql:
+        copy_rows(ReconciliationDifference.__table__, differences)
+    else:
+        for start in range(0, len(differences), CHUNK):
+            db.session.execute(insert(ReconciliationDifference), differences[start:start + CHUNK])
     return differences
 
 
