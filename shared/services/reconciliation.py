@@ -126,8 +126,8 @@ def _plain(pairs: dict[str, str | None]) -> bool:
 
 def copy_batches(pairs: dict[str, str | None], size: int = COPY_BATCH) -> Iterator[str]:
     """The items as COPY text rows `id<TAB>status` (each ending in a newline), `size` rows per piece; escaped only
-    when some value needs it, and a missing status is \\N. Each piece is sent as soon as it is made, so the server parses
-    one while the next is made, and the text of all million rows is never held at once."""
+    when some value needs it, and a missing status is \\N. Each piece is sent as soon as it is made, so the server
+    parses one while the next is made, and the text of all million rows is never held at once."""
     items = iter(pairs.items())
     if _plain(pairs):
         for _ in range(0, len(pairs), size):
