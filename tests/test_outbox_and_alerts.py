@@ -213,6 +213,10 @@ def test_copy_batches_are_whole_rows_and_join_to_the_same_copy_text(size):
     assert reconciliation.copy_text(plain) == "".join(f"{key}\tWAIT_SELLER_SEND_GOODS\n" for key in plain).encode()
     assert reconciliation.copy_text(awkward).endswith(b"TAB\\tID\t\\N\nCR\\rID\tA\\\\B\\n\n")
     assert list(reconciliation.copy_batches({})) == []
+    for special, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+        for alone in ({**plain, f"X{special}Y": "S"}, {**plain, "XY": f"S{special}"}):  # one special, id or status
+            assert escaped in "".join(reconciliation.copy_batches(alone, size=size))
+    assert "\\N" in "".join(reconciliation.copy_batches({**plain, "XY": None}, size=size))
 
 
 def test_reconciliation_in_the_database_is_the_same_whatever_the_copy_piece_size(create_order, backend, monkeypatch):
