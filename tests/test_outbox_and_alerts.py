@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from jobs.sync import check_sync_health, process_inbox
 from jobs.webhooks import deliver_outbox
@@ -197,3 +197,83 @@ def test_reconciliation_compares_ids_with_tabs_backslashes_and_missing_statuses_
     ours = reconciliation.local_lines(orders[0].channel_id, since)  # SQLite's way, on both backends
     assert reconciliation.compare(reconciliation.item_lines(same), ours) == (set(), set(), set())
     assert reconciliation.compare(reconciliation.item_lines(changed), ours) == expected
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_copy_batches_are_whole_rows_and_join_to_the_same_copy_text(size):
+    """The COPY text is sent in pieces of `size` rows: every piece ends a row, nothing is lost or doubled at a piece's
+    edge, and escaping (chosen once for all items) is the same in every piece."""
+    plain = {f"38{i:011d}": "WAIT_SELLER_SEND_GOODS" for i in range(7)}
+    awkward = {**plain, "TAB\tID": None, "CR\rID": "A\\B\n"}
+    for pairs in (plain, awkward):
+        pieces = list(reconciliation.copy_batches(pairs, size=size))
+        assert len(pieces) == -(-len(pairs) // size) and all(piece.endswith("\n") for piece in pieces)
+        assert sum(piece.count("\n") for piece in pieces) == len(pairs)
+        assert "".join(pieces).encode() == reconciliation.copy_text(pairs)
+    assert reconciliation.copy_text(plain) == "".join(f"{key}\tWAIT_SELLER_SEND_GOODS\n" for key in plain).encode()
+    assert reconciliation.copy_text(awkward).endswith(b"TAB\\tID\t\\N\nCR\\rID\tA\\\\B\\n\n")
+    assert list(reconciliation.copy_batches({})) == []
+    for special, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+        for alone in ({**plain, f"X{special}Y": "S"}, {**plain, "XY": f"S{special}"}):  # one special, id or status
+            assert escaped in "".join(reconciliation.copy_batches(alone, size=size))
+    assert "\\N" in "".join(reconciliation.copy_batches({**plain, "XY": None}, size=size))
+
+
+@pytest.mark.parametrize("apps", ["postgresql"], indirect=True)  # the COPY and the database join: PostgreSQL's path
+def test_reconciliation_in_the_database_is_the_same_whatever_the_copy_piece_size(create_order, backend, monkeypatch):
+    """PostgreSQL receives the items in COPY pieces; piece edges (one row per piece, or a piece that holds the
+    awkward rows) change nothing in the report."""
+    assert backend == "postgresql"
+    ids = ["TAB\tID", "A\\B", "p-1", "p-2", "p-3", "中文单号"]
+    orders = [create_order(channel_order_id=external) for external in ids]
+    for order in orders:
+        order.platform_status, order.platform_modified_at = "WAIT", utc_now()
+    db.session.flush()
+    since = utc_now() - timedelta(hours=1)
+    theirs = {"TAB\tID": "DONE", "A\\B": "WAIT", "p-1": None, "p-3": "WAIT", "中文单号": "WAIT", "NEW\nONE": "WAIT"}
+    expected = ({"NEW\nONE"}, {"p-2"}, {"TAB\tID", "p-1"}, len(ids))
+    for size in (1, 2, 4, reconciliation.COPY_BATCH):
+        monkeypatch.setattr(reconciliation, "COPY_BATCH", size)
+        assert reconciliation.compare_in_database(orders[0].channel_id, since, theirs) == expected
+
+
+def test_report_differences_written_by_copy_equal_those_written_by_insert(create_order, backend, monkeypatch):
+    """PostgreSQL writes the report's differences with one COPY: the rows read back are the ones the multi-row
+    insert writes (SQLite's way), values with tabs, backslashes, newlines, Chinese and missing statuses included."""
+    from shared.models import Channel, ReconciliationDifference
+
+    ids = ["TAB\tID", "A\\B", "LINE\nBREAK", "p-1", "中文单号"]
+    orders = [create_order(channel_order_id=external) for external in ids]
+    for order, status in zip(orders, ("WAIT\\X", "WAIT", None, "DONE", "已发货"), strict=True):
+        order.platform_status, order.platform_modified_at = status, utc_now()
+    db.session.flush()
+    channel = db.session.get(Channel, orders[0].channel_id)
+    theirs = {"TAB\tID": "WAIT_BUYER\tPAY", "A\\B": "WAIT", "LINE\nBREAK": "TRADE_CLOSED", "中文单号": None,
+              "NEW\\ONE": "WAIT\nX", "新单": "已发货"}
+
+    def written(write) -> list[tuple]:
+        monkeypatch.setattr(reconciliation, "copy_rows", write)
+        now = utc_now()
+        report = ReconciliationReport(channel_id=channel.id, window_start=now - reconciliation.WINDOW, window_end=now,
+                                      trigger="manual", status="running", started_at=now)
+        db.session.add(report)
+        db.session.flush()
+        returned = reconciliation.write_report(report, channel, theirs)
+        rows = db.session.execute(select(
+            ReconciliationDifference.kind, ReconciliationDifference.channel_order_id,
+            ReconciliationDifference.platform_status, ReconciliationDifference.expected_status,
+            ReconciliationDifference.local_status, ReconciliationDifference.order_no)
+            .where(ReconciliationDifference.report_id == report.id).order_by(ReconciliationDifference.id)).all()
+        assert [tuple(row) for row in rows] == [
+            (d["kind"], d["channel_order_id"], d["platform_status"], d["expected_status"], d["local_status"],
+             d["order_no"]) for d in returned]
+        return [tuple(row) for row in rows]
+
+    by_copy = written(reconciliation.copy_rows)
+    by_insert = written(lambda table, rows: db.session.execute(insert(table), rows))
+    assert by_copy == by_insert
+    assert sorted((kind, external) for kind, external, *_ in by_copy) == [
+        ("missing_here", "NEW\\ONE"), ("missing_here", "新单"), ("missing_there", "p-1"),
+        ("status_mismatch", "LINE\nBREAK"), ("status_mismatch", "TAB\tID"), ("status_mismatch", "中文单号")]
+    assert ("status_mismatch", "中文单号", None) in [row[:3] for row in by_copy]
+    assert any(row[1] == "LINE\nBREAK" and row[4] is not None and row[5] for row in by_copy)

