@@ -751,3 +751,24 @@ def test_run_serves_until_stopped_and_moves_parcels_along():
         stop.set()
         thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+PUSH_FIXTURES = sorted([f"kuaidi100/{p.name}" for p in (FIXTURES / "kuaidi100").glob("push_*.json")]
+                       + [f"17track/{p.name}" for p in (FIXTURES / "17track").glob("push_*.json")])
+
+
+@pytest.mark.parametrize("path", PUSH_FIXTURES)
+def test_a_published_push_summarized_in_two_parts_gives_the_whole_summary(path):
+    """The drain continues a parcel's stored summary with the events newer than it (`summarize(new, start=...)`)
+    and reads each time text once (cached): on every published push, split at every point in time, the
+    continued summary equals the summary of the whole history, and reading the push again gives the same
+    events at the same aware UTC times."""
+    read = parse_kuaidi100_fixture if path.startswith("kuaidi100/") else parse_17track_fixture
+    events = read(path)
+    assert events == read(path) and all(e.occurred_at.utcoffset().total_seconds() == 0 for e in events)
+    whole = summarize(events)
+    times = sorted({e.occurred_at for e in events})
+    for cut in times[1:]:
+        older = [e for e in events if e.occurred_at < cut]
+        newer = [e for e in events if e.occurred_at >= cut]
+        assert summarize(newer, start=summarize(older)) == whole, (path, cut)
