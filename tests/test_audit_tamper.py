@@ -456,6 +456,13 @@ def _both_walks(log: str) -> tuple[sealing.Report, sealing.Report]:
     return (sealing.verify_log(log, checkpoints, streamed=True), sealing.verify_log(log, checkpoints, streamed=False))
 
 
+def _both_walks_name(log: str, kind: str, seq: int | None = None) -> None:
+    """The streamed walk names the problem (its kind, and its row when given) exactly as the row walk does."""
+    fast, slow = _both_walks(log)
+    assert fast.problem.kind == kind and (seq is None or fast.problem.seq == seq), fast.problem
+    _same(fast, slow)
+
+
 def _same(fast: sealing.Report, slow: sealing.Report) -> None:
     assert (fast.checked, fast.checkpoints, fast.legacy, fast.problem) == \
         (slow.checked, slow.checkpoints, slow.legacy, slow.problem)
@@ -506,9 +513,7 @@ def test_streamed_walk_names_a_row_deleted_at_a_batch_edge_and_the_rest_renumber
     db.session.execute(text(f"DELETE FROM {TABLES[log]} WHERE seq = 8"))  # the last row of the second batch
     _renumber_from(TABLES[log], 9, -1)
     db.session.execute(text("UPDATE audit_seals SET last_seq = last_seq - 1 WHERE log = :log"), {"log": log})
-    fast, slow = _both_walks(log)
-    assert (fast.problem.kind, fast.problem.seq) == (sealing.DELETED, 8), fast.problem
-    _same(fast, slow)
+    _both_walks_name(log, sealing.DELETED, 8)
 
 
 @ON_POSTGRESQL
@@ -517,18 +522,14 @@ def test_streamed_walk_names_a_row_inserted_in_the_second_batch(batches, log):
     _unguard(batches, TABLES[log])
     _renumber_from(TABLES[log], 6, 1)
     _insert_forged_copy(TABLES[log], 6)
-    fast, slow = _both_walks(log)
-    assert (fast.problem.kind, fast.problem.seq) == (sealing.INSERTED, 6), fast.problem
-    _same(fast, slow)
+    _both_walks_name(log, sealing.INSERTED, 6)
 
 
 @ON_POSTGRESQL
 @pytest.mark.parametrize("log", LOGS)
 def test_streamed_walk_names_a_row_appended_after_the_last_batch(batches, log):
     _insert_forged_copy(TABLES[log], _last_seq(TABLES[log]) + 1)
-    fast, slow = _both_walks(log)
-    assert fast.problem.kind == sealing.INSERTED, fast.problem
-    _same(fast, slow)
+    _both_walks_name(log, sealing.INSERTED)
 
 
 @ON_POSTGRESQL
