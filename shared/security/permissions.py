@@ -27,8 +27,13 @@ class Visibility(StrEnum):
 
 # `payments`: record a payment by hand (e.g. a bank transfer); `holds`: release an order on hold back to where it
 # was. `stock` approve covers stock-takes: turning a count into an adjustment.
+# Governance: `roles` the role matrix and teams (edit: change them); `approvals` the inbox (view), deciding a step one
+# is named on (approve), the approval rules (edit); `exceptions` the exception center (view, edit: work one), its
+# routing, SLA targets and canned replies (approve); `exports` one's own exports (view), starting one (edit);
+# `retention` periods and legal holds (view, edit). Access reports are `access_log` view.
 RESOURCES = ("dashboard", "orders", "stock", "catalog", "customers", "users", "audit", "access_log", "channels",
-             "webhooks", "fulfilment", "payments", "holds")
+             "webhooks", "fulfilment", "payments", "holds", "roles", "approvals", "exceptions", "exports",
+             "retention")
 
 V, E, A, D = Action.VIEW, Action.EDIT, Action.APPROVE, Action.DELETE
 ALL = frozenset(Action)
@@ -49,6 +54,10 @@ PERMISSIONS: dict[Role, dict[str, frozenset[Action]]] = {
         "fulfilment": frozenset({V, E}),
         "payments": frozenset({E}),
         "holds": frozenset({A}),
+        "roles": frozenset({V}),
+        "approvals": frozenset({V, E, A}),
+        "exceptions": frozenset({V, E, A}),
+        "exports": frozenset({V, E}),
     },
     Role.CUSTOMER_SERVICE: {
         "dashboard": frozenset({V}),
@@ -58,6 +67,8 @@ PERMISSIONS: dict[Role, dict[str, frozenset[Action]]] = {
         "channels": frozenset({V}),
         "fulfilment": frozenset({V}),  # where a parcel is, for the customer on the phone
         "holds": frozenset({A}),  # the customer called back: the order goes on
+        "approvals": frozenset({V, A}),
+        "exceptions": frozenset({V, E}),
     },
     Role.WAREHOUSE: {
         "dashboard": frozenset({V}),
@@ -65,6 +76,8 @@ PERMISSIONS: dict[Role, dict[str, frozenset[Action]]] = {
         "stock": frozenset({V, E}),
         "catalog": frozenset({V}),
         "fulfilment": frozenset({V, E}),
+        "approvals": frozenset({V, A}),
+        "exceptions": frozenset({V, E}),
     },
     Role.FINANCE: {
         "dashboard": frozenset({V}),
@@ -72,6 +85,9 @@ PERMISSIONS: dict[Role, dict[str, frozenset[Action]]] = {
         "stock": frozenset({V}),
         "channels": frozenset({V}),  # reconciliation reports
         "payments": frozenset({E}),
+        "approvals": frozenset({V, A}),
+        "exceptions": frozenset({V, E}),
+        "exports": frozenset({V, E}),
     },
     Role.AUDITOR: {
         "dashboard": frozenset({V}),
@@ -82,6 +98,11 @@ PERMISSIONS: dict[Role, dict[str, frozenset[Action]]] = {
         "channels": frozenset({V}),
         "webhooks": frozenset({V}),
         "fulfilment": frozenset({V}),
+        "roles": frozenset({V}),
+        "approvals": frozenset({V}),
+        "exceptions": frozenset({V}),
+        "exports": frozenset({V, E}),  # the access log and audit trail, as files
+        "retention": frozenset({V}),
     },
 }
 
