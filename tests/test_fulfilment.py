@@ -3,6 +3,8 @@ first out; waves and pick lists; pick scans and their refusals."""
 from datetime import date, timedelta
 
 import pytest
+
+from shared.security import role_table
 from sqlalchemy import func, select
 
 from shared.database import EXECUTEMANY_FROM
@@ -429,6 +431,7 @@ def test_batch_allocation_sends_as_many_statements_for_many_orders_as_for_few(fl
     from tests.factories import count_queries
     put("TEA", "HZ1", "A-01", 100)  # most free here: that is where the orders reserve when they are created
     put("TEA", "SZ1", "A-01", 50)   # nearest to Shenzhen: where allocation moves them
+    role_table.current()  # the permission table's token is read once per request or job, not per batch
     counts, texts = {}, {}
     for size in (2, 12):
         batch = _tea_orders(size, f"N{size}")
