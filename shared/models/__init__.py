@@ -6,6 +6,7 @@ from shared.models.customer import Customer, CustomerAddress, GuestLookupLock
 from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
+from shared.models.second_factor import RecoveryCode, SecondFactor, StepUpGrant
 from shared.models.staff import ApiToken, StaffUser
 from shared.models.stock import Reservation, StockLevel, StockMovement
 from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, PlatformRefund, ReconciliationDifference,
@@ -20,4 +21,5 @@ __all__ = [
     "WebhookRejection", "WebhookSubscription", "Bin", "CarrierAttempt", "Device", "FulfilmentAlarm", "Lot",
     "PickTask", "ScanEvent", "Shipment", "StockTake", "StockTakeLine", "TrackingEvent", "Wave",
     "PlatformRefund", "TrackingPush", "GuestLookupLock", "WebhookRejectionRollup",
+    "RecoveryCode", "SecondFactor", "StepUpGrant",
 ]
