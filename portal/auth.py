@@ -27,7 +27,7 @@ PENDING_SECONDS = 10 * 60  # time to open the authenticator (or scan the QR code
 SECOND_FACTOR = "_second_factor"  # how this sign-in was completed: "totp", "recovery" or "not_required"
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only same-site paths are followed after sign-in (no open redirect)."""
     if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
         return target
@@ -68,7 +68,7 @@ def sign_in():
                 session["lang"] = user.locale
                 return redirect(url_for("auth.second_factor" if enrolled else "auth.enrol"))
             _complete(user, "not_required")
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
     status = 401 if error else 200
     return render_template("portal/sign_in.html", form=form, error=error), status
 
@@ -113,7 +113,7 @@ def second_factor_step():
         else:
             db.session.commit()
             _complete(user, method)
-            return redirect(_safe_next(state.get("next")))
+            return redirect(safe_next(state.get("next")))
     return render_template("portal/second_factor/code.html", form=form, error=error), \
         REFUSED_STATUS if error else 200
 
@@ -144,7 +144,7 @@ def enrol_step():
             db.session.commit()
             _complete(user, "totp")
             return render_template("portal/second_factor/recovery_codes.html", codes=codes,
-                                   continue_to=_safe_next(state.get("next")))
+                                   continue_to=safe_next(state.get("next")))
     return render_template("portal/second_factor/enrol.html", form=form, error=error, enrolment=enrolment,
                            qr=Markup(enrolment.qr_svg),  # noqa: S704  (qrcode's own SVG: one path, no text)
                            action=url_for("auth.enrol"), during_sign_in=True), REFUSED_STATUS if error else 200

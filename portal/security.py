@@ -10,7 +10,7 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from portal.access import requires
-from portal.auth import _safe_next
+from portal.auth import safe_next
 from portal.forms import ConfirmForm, SecondFactorForm
 from shared import timekeeping
 from shared.extensions import db
@@ -132,6 +132,6 @@ def step_up():
         else:
             db.session.commit()
             flash(_("Confirmed: sensitive operations are open to this session for 5 minutes."), "success")
-            return redirect(_safe_next(back), 303)
+            return redirect(safe_next(back), 303)
     status = 422 if error or request.method == "POST" else 200
     return render_template("portal/second_factor/step_up.html", form=form, error=error, back=back), status
