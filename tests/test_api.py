@@ -11,7 +11,7 @@ from shared.extensions import db
 from shared.models import AccessLogEntry, ApiToken, AuditEvent, Order, Sku, StockLevel, Warehouse
 from shared.services import staff, stock
 from shared.timekeeping import utc_now
-from tests.factories import ADMIN, PASSWORD, count_queries, order_payload
+from tests.factories import ADMIN, count_queries, order_payload
 from tests.portal_client import current_code, sign_in
 
 PHONE, MASKED_PHONE, STREET = "13812345678", "138****5678", "文三路 90 号 3 幢 501"

@@ -11,12 +11,12 @@ from sqlalchemy import func, select, text
 from shared import timekeeping
 from shared.actors import Actor
 from shared.extensions import db
-from shared.models import AccessLogEntry, AuditEvent, Order, RecoveryCode, SecondFactor, StaffUser, StepUpGrant
+from shared.models import AccessLogEntry, AuditEvent, Order, RecoveryCode, StaffUser, StepUpGrant
 from shared.security import crypto
 from shared.services import second_factor as sf
 from shared.services import staff
 from tests.factories import ADMIN, PASSWORD
-from tests.portal_client import csrf_token, current_code, english_client, ensure_enrolled, sign_in, step_up
+from tests.portal_client import csrf_token, current_code, english_client, sign_in, step_up
 
 # 10:00:05 UTC on a fixed day: the middle of no particular step, far from any boundary that matters below.
 T0 = datetime(2026, 12, 2, 10, 0, 5, tzinfo=UTC)
@@ -289,7 +289,8 @@ def test_an_admin_without_the_code_never_gets_a_usable_session(portal, enrolled)
         assert client.get(path).status_code == 302, path
     assert client.post("/users/", data={"username": "intruder", "role": "admin", "password": "x" * 16,
                                         "csrf_token": csrf_token(client, "/sign-in/code")}).status_code == 302
-    wrong = client.post("/sign-in/code", data={"code": "ABCDE-FGHJK", "csrf_token": csrf_token(client, "/sign-in/code")})
+    wrong = client.post("/sign-in/code", data={"code": "ABCDE-FGHJK",
+                                               "csrf_token": csrf_token(client, "/sign-in/code")})
     assert wrong.status_code == 401 and "The code is wrong or has expired." in wrong.text
     assert is_signed_out(client)
     assert db.session.scalar(select(func.count()).select_from(StaffUser).where(StaffUser.username == "intruder")) == 0
@@ -483,7 +484,8 @@ def test_the_users_page_resets_another_users_factor_never_ones_own(portal, enrol
     client = english_client(portal)
     sign_in(client, "helpdesk")
     page = client.get("/users/")
-    assert 'data-testid="reset-factor-dropped.phone"' in page.text and 'data-testid="reset-factor-helpdesk"' not in page.text
+    assert 'data-testid="reset-factor-dropped.phone"' in page.text
+    assert 'data-testid="reset-factor-helpdesk"' not in page.text
     token = csrf_token(client, "/users/")
     without = client.post(f"/users/{target.id}/second-factor/reset", data={"csrf_token": token})
     assert without.status_code == 303 and "/security/step-up" in without.headers["Location"]
