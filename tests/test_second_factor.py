@@ -239,13 +239,19 @@ def test_a_reset_by_another_admin_needs_their_own_fresh_step_up(enrolled):
 
 
 def test_who_must_use_the_second_factor_is_one_policy(create_user, monkeypatch):
+    from shared.services import roles
+
+    roles.create_role("fin_director", "财务总监", "Finance director", ADMIN, second_factor=True, like="finance")
+    roles.create_role("buyer", "采购", "Buyer", ADMIN, like="warehouse")
+    db.session.commit()
     users = {role: create_user(f"p_{role}", role) for role in
-             ("admin", "auditor", "finance", "ops_manager", "customer_service", "warehouse")}
-    assert {role for role, user in users.items() if sf.second_factor_required(user)} == {"admin", "auditor", "finance"}
+             ("admin", "auditor", "finance", "ops_manager", "customer_service", "warehouse", "fin_director", "buyer")}
+    assert {role for role, user in users.items() if sf.second_factor_required(user)} == \
+        {"admin", "auditor", "finance", "fin_director"}  # the seeded roles, and a role made with the flag
     # A team lead is an approver only through the approvals engine's hook.
     monkeypatch.setattr(sf, "APPROVER_CHECKS", [lambda user: user.username == "p_ops_manager"])
     assert {role for role, user in users.items() if sf.second_factor_required(user)} == \
-        {"admin", "auditor", "finance", "ops_manager"}
+        {"admin", "auditor", "finance", "fin_director", "ops_manager"}
 
 
 def test_key_rotation_re_encrypts_the_totp_secrets(enrolled, apps):

@@ -1,13 +1,13 @@
 """Second verification (issue 11 item 4): TOTP factors, hashed recovery codes, session-bound step-up grants.
 
 Revision ID: 0009_second_factor
-Revises: 0008_reconcile_window_index
+Revises: 0009_roles_teams
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_second_factor"
-down_revision = "0008_reconcile_window_index"
+down_revision = "0009_roles_teams"
 branch_labels = None
 depends_on = None
 

@@ -33,9 +33,9 @@ from sqlalchemy import delete, func, or_, select, update
 from shared import timekeeping
 from shared.actors import Actor
 from shared.extensions import db
-from shared.lifecycle import OrderStatus, find_transition
+from shared.lifecycle import OrderStatus, find_transition, may_fire
 from shared.models import RecoveryCode, SecondFactor, StepUpGrant
-from shared.security import crypto, sessions
+from shared.security import crypto, role_table, sessions
 from shared.security.permissions import can
 from shared.services import audit
 from shared.services.errors import Conflict, Forbidden, NotFound, ServiceError
@@ -51,8 +51,8 @@ RECOVERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 RECOVERY_LENGTH = 10
 MAX_CODE_LENGTH = 64
 
-# Who must pass the second factor at sign-in: these roles always, and anyone an approver check says is an approver.
-REQUIRED_ROLES = frozenset({"admin", "auditor", "finance"})
+# Who must pass the second factor at sign-in: every role whose row says so (seeded: admin, auditor, finance; an admin
+# sets it per role on the roles page), and anyone an approver check says is an approver.
 # Other modules append `check(user) -> bool` here (the approvals engine registers "is this user an approver"):
 # every user for whom any check answers True must use the second factor at sign-in.
 APPROVER_CHECKS: list[Callable[[object], bool]] = []
@@ -89,8 +89,10 @@ def _now(now: datetime | None) -> datetime:
 
 
 def second_factor_required(user) -> bool:
-    """The one sign-in policy: admins, auditors and finance always; any user an APPROVER_CHECKS hook names too."""
-    if getattr(user, "role", None) in REQUIRED_ROLES:
+    """The one sign-in policy: a role marked "second factor at sign-in" (seeded for admin, auditor and finance),
+    and any user an APPROVER_CHECKS hook names."""
+    info = role_table.current().roles.get(getattr(user, "role", None))
+    if info is not None and info.second_factor:
         return True
     return any(check(user) for check in APPROVER_CHECKS)
 
@@ -373,7 +375,7 @@ def transition_needs_step_up(order, to, role: str, reason=None) -> bool:
     if to not in VOIDING_STATES or order.payment_status not in PAID_STATES:
         return False
     transition = find_transition(order.status, OrderStatus(to))
-    if transition is None or role not in transition.roles:
+    if transition is None or not may_fire(transition, role):
         return False
     return not (transition.needs_reason and not (isinstance(reason, str) and reason.strip()))
 
