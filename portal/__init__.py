@@ -26,11 +26,11 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.session_protection = "strong"
 
     from portal import (api, api_docs, audit, auth, catalog, channels, dashboard, devices, fulfilment, hooks, orders,
-                        roles, setup, stock, stock_ops, users, webhooks)
+                        roles, security, setup, stock, stock_ops, users, webhooks)
     from portal.templating import install_templating
 
     for module in (auth, dashboard, orders, stock, stock_ops, catalog, channels, setup, fulfilment, devices, webhooks,
-                   users, roles, audit, api_docs):
+                   users, roles, audit, api_docs, security):
         app.register_blueprint(module.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     csrf.exempt(api.bp)  # bearer tokens only: the API never reads the session cookie
@@ -41,6 +41,18 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(scan.bp)
     csrf.exempt(scan.bp)  # handheld devices authenticate with their own bearer token
     install_templating(app)
+
+    from shared.services.second_factor import CodeRefused
+    from shared.web import error_response
+
+    @app.errorhandler(CodeRefused)
+    def _code_refused(refused: CodeRefused):
+        """A refused second-factor code that no view caught: its failure count and lock are kept (committed),
+        unlike other refusals, which change nothing."""
+        from shared.extensions import db
+
+        db.session.commit()
+        return error_response(refused)
 
     @login_manager.user_loader
     def _load_user(user_id: str):
@@ -53,7 +65,9 @@ def create_app(config: dict | None = None) -> Flask:
         from shared.security import sessions
 
         user = db.session.get(StaffUser, int(raw_id))
-        if user is None or not user.active or not sessions.still_valid(session, user):
+        # A session that never passed the sign-in's second-factor step (one from before it existed) is not one.
+        if user is None or not user.active or not sessions.still_valid(session, user) \
+                or not session.get(auth.SECOND_FACTOR):
             session.clear()  # ended on the server (signed out elsewhere, timed out, role changed): sign in again
             return None
         return user

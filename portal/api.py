@@ -10,13 +10,13 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.datastructures import MultiDict
 
-from portal.access import requires
+from portal.access import require_step_up, requires
 from shared.extensions import db
 from shared.order_payloads import iso_time, order_payload, shipping_address
 from shared.order_search import MAX_LIMIT, SearchRefused, parse_filters, personal_values_in_query, search_orders
 from shared.security.masking import may_reveal
 from shared.security.permissions import Visibility, visibility
-from shared.services import audit, catalog, channel_settings, orders, platform_privacy, staff, stock
+from shared.services import audit, catalog, channel_settings, orders, platform_privacy, second_factor, staff, stock
 from shared.services.errors import ServiceError, ValidationFailed
 from shared.services.validation import check_types, parameter, whole_number
 from shared.web import staff_actor
@@ -269,7 +269,11 @@ def reveal_order(order_no: str):
 def transition_order(order_no: str):
     """Move an order along its lifecycle."""
     data = _json_body(TRANSITION_BODY)
-    order = orders.get_order(parameter(order_no, "order_no", 64), for_update=True)
+    number = parameter(order_no, "order_no", 64)
+    if data.get("to") in second_factor.VOIDING_STATES and second_factor.transition_needs_step_up(
+            orders.get_order(number), data.get("to"), g.api_user.role, data.get("reason")):
+        require_step_up()  # voiding a paid order: X-Orderloom-OTP with a current code (before the row lock)
+    order = orders.get_order(number, for_update=True)
     orders.transition_order(order, data.get("to"), _actor(), data.get("reason"))
     db.session.commit()
     return jsonify(order_payload(order, g.api_user.role))

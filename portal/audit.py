@@ -72,7 +72,7 @@ def verify():
 
 
 @bp.get("/events.csv")
-@requires("audit", "view")
+@requires("audit", "view", step_up=True)  # an export with personal data: a fresh second verification
 def events_csv():
     """The filtered events as CSV, personal fields as the reader may see them; the export is access-logged."""
     query, filters = _event_query()
@@ -122,7 +122,7 @@ def access_log():
 
 
 @bp.get("/access-log.csv")
-@requires("access_log", "view")
+@requires("access_log", "view", step_up=True)  # who saw whose data, from which address: personal data
 def access_log_csv():
     """The whole access log as CSV; the export itself is logged too."""
     audit.log_access(staff_actor(current_user), "export", "access_log", "all", ["access_log"], channel="export")

@@ -17,6 +17,11 @@ class SignInForm(FlaskForm):
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=256)])
 
 
+class SecondFactorForm(FlaskForm):
+    code = StringField(_l("Code from your authenticator app, or a recovery code"),
+                       validators=[DataRequired(), Length(max=64)])
+
+
 class TransitionForm(FlaskForm):
     to = StringField(validators=[DataRequired(), Length(max=20)])
     reason = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=500)])

@@ -5,7 +5,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from portal.access import requires
+from portal.access import require_step_up, requires
 from portal.forms import ConfirmForm, TransitionForm
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.extensions import db
@@ -16,7 +16,7 @@ from shared.order_search import (LIST_COLUMNS, SearchRefused, count_matching, fi
                                  personal_values_in_query)
 from shared.security.masking import may_reveal, order_contact
 from shared.security.permissions import Visibility, can, visibility
-from shared.services import orders, platform_privacy, tracking
+from shared.services import orders, platform_privacy, second_factor, tracking
 from shared.services.errors import ServiceError
 from shared.timekeeping import utc_now
 from shared.web import staff_actor
@@ -182,6 +182,8 @@ def transition(order_no: str):
     if not form.validate_on_submit():
         flash_form_errors(form)
     else:
+        if second_factor.transition_needs_step_up(order, form.to.data, current_user.role, form.reason.data):
+            require_step_up()  # voiding a paid order: a fresh second verification of this session
         commit_or_refuse(lambda: orders.transition_order(order, form.to.data, staff_actor(current_user),
                                                          form.reason.data),
                          _("Order %(no)s is now %(status)s.", no=order_no, status=status_label(form.to.data)),

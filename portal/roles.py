@@ -54,7 +54,7 @@ def index():
 
 
 @bp.post("/")
-@requires("roles", "edit")
+@requires("roles", "edit", step_up=True)  # role and permission changes: a fresh second verification
 def create():
     form = RoleCreateForm()
     if form.validate_on_submit():
@@ -68,7 +68,7 @@ def create():
 
 
 @bp.post("/<code>")
-@requires("roles", "edit")
+@requires("roles", "edit", step_up=True)
 def update(code: str):
     role = db.get_or_404(StaffRole, code)
     form = RolePermissionsForm(prefix=f"r-{code}")
@@ -89,7 +89,7 @@ def update(code: str):
 
 
 @bp.post("/<code>/delete")
-@requires("roles", "edit")
+@requires("roles", "edit", step_up=True)
 def delete(code: str):
     role = db.get_or_404(StaffRole, code)
     if ConfirmForm().validate_on_submit():

@@ -1,5 +1,5 @@
 """Users: accounts, their role, team, language and lock state (the roles themselves: portal.roles)."""
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -8,8 +8,9 @@ from portal.access import requires
 from portal.forms import ConfirmForm, UserCreateForm, UserEditForm
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.extensions import db
-from shared.models import StaffUser
-from shared.services import roles, staff
+from shared.models import SecondFactor, StaffUser
+from shared.security import sessions
+from shared.services import roles, second_factor, staff
 from shared.services.errors import ServiceError
 from shared.web import staff_actor
 
@@ -24,8 +25,9 @@ def _page(create_form=None, status=200):
                             team=str(user.team_id or ""))
         form.team.choices = teams
         forms[user.id] = form
-    return render_template("portal/users.html", users=users, edit_forms=forms, create_form=create_form or
-                           UserCreateForm(), confirm_form=ConfirmForm()), status
+    factors = {f.user_id: f for f in db.session.execute(select(SecondFactor)).scalars()}
+    return render_template("portal/users.html", users=users, edit_forms=forms, factors=factors,
+                           create_form=create_form or UserCreateForm(), confirm_form=ConfirmForm()), status
 
 
 def _team_choices():
@@ -39,7 +41,7 @@ def index():
 
 
 @bp.post("/")
-@requires("users", "edit")
+@requires("users", "edit", step_up=True)  # a new account comes with a role: a role change
 def create():
     form = UserCreateForm()
     if form.validate_on_submit():
@@ -56,7 +58,7 @@ def create():
 
 
 @bp.post("/<int:user_id>")
-@requires("users", "edit")
+@requires("users", "edit", step_up=True)  # role edits
 def update(user_id: int):
     user = db.get_or_404(StaffUser, user_id)
     form = UserEditForm(prefix=f"u{user.id}")
@@ -102,4 +104,25 @@ def end_sessions(user_id: int):
     if ConfirmForm().validate_on_submit():
         commit_or_refuse(lambda: staff.end_sessions(user, staff_actor(current_user)),
                          _("Every session of %(name)s has ended.", name=user.username))
+    return redirect(url_for("users.index"), 303)
+
+
+@bp.post("/<int:user_id>/second-factor/reset")
+@requires("users", "edit", step_up=True)
+def reset_second_factor(user_id: int):
+    """Another administrator resets a user's second factor (a lost phone): they set it up again at sign-in.
+    Never one's own; the service checks that and the resetting admin's fresh step-up again."""
+    from portal.security import refusal_text
+
+    user = db.get_or_404(StaffUser, user_id)
+    if ConfirmForm().validate_on_submit():
+        try:
+            second_factor.reset_factor(user, staff_actor(current_user), sessions.session_id(session))
+        except ServiceError as refused:
+            db.session.commit()  # the refusal's audit event; the service wrote nothing else
+            flash(_("Not reset: %(message)s", message=refusal_text(refused)), "error")
+        else:
+            db.session.commit()
+            flash(_("The second factor of %(name)s was reset; they set up a new one at their next sign-in.",
+                    name=user.username), "success")
     return redirect(url_for("users.index"), 303)

@@ -11,7 +11,8 @@ from shared.extensions import db
 from shared.models import AccessLogEntry, ApiToken, AuditEvent, Order, Sku, StockLevel, Warehouse
 from shared.services import staff, stock
 from shared.timekeeping import utc_now
-from tests.factories import ADMIN, PASSWORD, count_queries, order_payload
+from tests.factories import ADMIN, count_queries, order_payload
+from tests.portal_client import current_code, sign_in
 
 PHONE, MASKED_PHONE, STREET = "13812345678", "138****5678", "文三路 90 号 3 幢 501"
 COUNTED = (models.Order, models.OrderLine, models.Reservation, models.Customer, models.StockMovement, models.Sku,
@@ -186,9 +187,7 @@ def test_token_use_is_recorded(api):
 def test_the_session_cookie_never_authenticates_the_api(portal, stocked, create_user):
     create_user("boss", "admin")
     client = portal.test_client()
-    page = client.get("/sign-in")
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
-    signed_in = client.post("/sign-in", data={"username": "boss", "password": PASSWORD, "csrf_token": csrf})
+    signed_in = sign_in(client, "boss")  # password and second factor, through the real forms
     assert signed_in.status_code == 302
     assert client.get("/stock/SKU-1").status_code == 200  # the cookie does sign in the portal
     before = state()
@@ -671,7 +670,12 @@ def test_transitions_move_the_order(api_as, create_order):
 def test_cancel_with_reason_releases_stock(api, create_order):
     order_no = create_order(lines=line(quantity=3)).order_no
     assert level() == (20, 3)
-    response = api.post(f"/orders/{order_no}/transitions", {"to": "cancelled", "reason": "客户要求取消"})
+    body = {"to": "cancelled", "reason": "客户要求取消"}
+    # Voiding a paid order is sensitive: without a current second-factor code it is refused and nothing moves.
+    assert_error(api.post(f"/orders/{order_no}/transitions", body), 403, "step_up_required")
+    assert level() == (20, 3)
+    code = current_code(staff.get_user("api-admin"))
+    response = api.post(f"/orders/{order_no}/transitions", body, headers={"X-Orderloom-OTP": code})
     assert response.status_code == 200, response.text
     assert response.get_json()["status"] == "cancelled"
     assert level() == (20, 0)

@@ -15,6 +15,7 @@ from shared.models import AuditEvent, AuditSeal
 from shared.services import audit, sealing, stock
 from shared.services.errors import Conflict
 from tests.factories import ADMIN
+from tests.portal_client import step_up
 
 
 def test_events_chain_and_verify(create_order):
@@ -179,6 +180,7 @@ def test_auditor_sees_hidden_fields_as_hidden_on_the_audit_page_and_export(clien
     """The auditor's visibility is hidden for names, phones and addresses: not even the masked copies show."""
     _address_change_event(create_sku)
     auditor = client_for("auditor")
+    step_up(auditor, "auditor_en")  # the export carries personal data: a fresh second verification
     for page in (auditor.get("/audit/"), auditor.get("/audit/events.csv?entity=SO-AUDIT-1")):
         body = page.get_data(as_text=True)
         assert page.status_code == 200
@@ -190,7 +192,9 @@ def test_auditor_sees_hidden_fields_as_hidden_on_the_audit_page_and_export(clien
 
 def test_roles_that_may_see_masked_values_still_see_them_in_the_audit_trail(client_for, create_sku):
     _address_change_event(create_sku)
-    body = client_for("admin").get("/audit/events.csv?entity=SO-AUDIT-1").get_data(as_text=True)
+    admin = client_for("admin")
+    step_up(admin, "admin_en")
+    body = admin.get("/audit/events.csv?entity=SO-AUDIT-1").get_data(as_text=True)
     assert "173****5372" in body and "[hidden]" not in body
     lines = body.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith("seq,id,occurred_at_utc")
@@ -200,7 +204,9 @@ def test_audit_export_is_itself_access_logged(client_for, create_sku):
     from shared.models import AccessLogEntry
 
     _address_change_event(create_sku)
-    client_for("auditor").get("/audit/events.csv").get_data()
+    auditor = client_for("auditor")
+    step_up(auditor, "auditor_en")
+    auditor.get("/audit/events.csv").get_data()
     entry = db.session.execute(select(AccessLogEntry).order_by(AccessLogEntry.id.desc()).limit(1)).scalar_one()
     assert (entry.action, entry.entity_type, entry.channel) == ("export", "audit_events", "export")
 

@@ -16,7 +16,7 @@ from shared.models import AuditEvent, Bin, Channel, SkuMapping, StaffUser
 from shared.services import catalog, staff
 from tests.factories import ADMIN, PASSWORD
 from tests.live_servers import browser, portal_server  # noqa: F401  (fixtures)
-from tests.test_browser import _console_errors, _explain, _sign_in, _text, _wait
+from tests.test_browser import _console_errors, _explain, _sign_in, _step_up, _text, _wait
 
 pytestmark = [pytest.mark.browser, pytest.mark.live,
               pytest.mark.parametrize("live_apps", ["postgresql"], indirect=True)]
@@ -315,6 +315,7 @@ def test_an_admin_fixes_every_missing_step_through_the_pages(live_apps, first_ad
 
     # A staff user for every other role.
     _follow_fix(driver, base, "staff", "/users/")
+    _step_up(driver, base, "admin1", "/users/")  # accounts come with a role: a sensitive operation
     for username, role in (("ops1", "Operations manager"), ("cs1", "Customer service"),
                            ("wh1", "Warehouse staff"), ("fin1", "Finance"), ("audit1", "Auditor")):
         form = driver.find_element(By.CSS_SELECTOR, "form[action$='/users/']")

@@ -8,7 +8,7 @@ from shared.security.permissions import Role, can
 from shared.security import role_table
 from shared.services import roles, staff
 from tests.factories import ADMIN
-from tests.portal_client import csrf_token, english_client, sign_in
+from tests.portal_client import csrf_token, english_client, sign_in, step_up
 
 
 def protected_rules(app) -> list[Rule]:
@@ -65,6 +65,8 @@ def test_role_matrix(portal, create_order, create_user, role):
                "device_id": 1, "bin_code": "A-01", "team_id": 1}
     client = english_client(portal)
     assert sign_in(client, user.username).status_code == 302
+    if can(role.value, "dashboard", "view"):  # the step-up page is every working role's (a role without it: 403s)
+        step_up(client, user.username)  # sensitive routes (step_up=True) are walked with a fresh second verification
     form_token = csrf_token(client)
     checked = 0
     # API first: the portal's "revoke API tokens" route, when allowed, ends the token for the rest.

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from shared.extensions import db
 from shared.models import AccessLogEntry, AuditEvent, Order, StaffUser
 from tests.factories import ADMIN, PASSWORD
-from tests.portal_client import csrf_token, english_client, sign_in
+from tests.portal_client import csrf_token, english_client, sign_in, step_up
 
 
 @pytest.fixture
@@ -191,6 +191,7 @@ def test_language_follows_the_user_and_can_be_switched(signed_in):
 
 def test_users_admin_creates_a_user_and_refuses_a_weak_password(signed_in):
     client = signed_in("admin")
+    step_up(client, "u_admin")  # creating an account gives a role: a sensitive operation
     token = csrf_token(client, "/users/")
     weak = client.post("/users/", data={"username": "newbie", "role": "finance", "locale": "en", "password": "short",
                                         "csrf_token": token})
@@ -213,6 +214,7 @@ def test_stock_adjustment_form_refuses_going_below_zero(signed_in, stocked):
 
 def test_access_log_export_is_csv_and_is_itself_logged(signed_in, create_order):
     client = signed_in("auditor")
+    step_up(client, "u_auditor")  # an export with personal data
     response = client.get("/audit/access-log.csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert response.text.splitlines()[0].startswith("id,occurred_at_utc,actor")

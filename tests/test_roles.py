@@ -14,7 +14,7 @@ from shared.security.permissions import can, visibility
 from shared.services import orders, roles, staff
 from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tests.factories import ADMIN, PASSWORD
-from tests.portal_client import csrf_token, english_client, sign_in
+from tests.portal_client import csrf_token, english_client, sign_in, step_up
 
 
 def _grants(code: str) -> set[str]:
@@ -171,6 +171,7 @@ def test_admin_edits_the_matrix_in_the_portal_and_it_is_audited(portal, create_u
     db.session.commit()
     client = english_client(portal)
     assert sign_in(client, admin.username).status_code == 302
+    step_up(client, admin.username)  # role and permission changes are sensitive operations
     page = client.get("/roles/")
     assert page.status_code == 200 and 'data-role="customer_service"' in page.text
     token = csrf_token(client, "/roles/")
@@ -195,6 +196,7 @@ def test_a_form_that_would_lock_out_admins_says_so_and_saves_nothing(portal, cre
     db.session.commit()
     client = english_client(portal)
     assert sign_in(client, admin.username).status_code == 302
+    step_up(client, admin.username)
     token = csrf_token(client, "/roles/")
     response = client.post("/roles/admin", data={"r-admin-csrf_token": token, "r-admin-name_zh": "管理员",
                                                 "r-admin-name_en": "Administrator", "r-admin-grant": ["orders:view"]},

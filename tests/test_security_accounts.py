@@ -13,7 +13,7 @@ from shared.services import validation as check
 from shared.services.errors import Conflict, ValidationFailed
 from shared.timekeeping import utc_now
 from tests.factories import ADMIN, PASSWORD
-from tests.portal_client import csrf_token, english_client, sign_in
+from tests.portal_client import csrf_token, english_client, sign_in, step_up
 
 COOKIE = "orderloom_portal"
 
@@ -212,6 +212,7 @@ def test_customer_passwords_follow_the_same_policy(session):
 
 def test_the_portal_form_shows_the_policy_refusal(portal, create_user):
     admin = signed_in(portal, create_user("boss3", "admin"))
+    step_up(admin, "boss3")  # creating an account gives a role: a sensitive operation
     answer = admin.post("/users/", data={"username": "cs9", "role": "finance", "locale": "en",
                                          "password": "password1234", "csrf_token": csrf_token(admin, "/users/")})
     assert answer.status_code == 422 and "commonly used" in answer.text

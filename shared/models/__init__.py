@@ -7,6 +7,7 @@ from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAla
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
 from shared.models.calendar import BusinessCalendar, BusinessCalendarDay
+from shared.models.second_factor import RecoveryCode, SecondFactor, StepUpGrant
 from shared.models.staff import ApiToken, PermissionRevision, RoleFieldVisibility, RoleGrant, StaffRole, StaffUser, Team
 from shared.models.stock import Reservation, StockLevel, StockMovement
 from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, PlatformRefund, ReconciliationDifference,
@@ -22,4 +23,5 @@ __all__ = [
     "PickTask", "ScanEvent", "Shipment", "StockTake", "StockTakeLine", "TrackingEvent", "Wave",
     "PlatformRefund", "TrackingPush", "GuestLookupLock", "WebhookRejectionRollup", "StaffRole", "RoleGrant",
     "RoleFieldVisibility", "PermissionRevision", "Team", "BusinessCalendar", "BusinessCalendarDay",
+    "RecoveryCode", "SecondFactor", "StepUpGrant",
 ]

@@ -8,14 +8,18 @@ does. Three checks on every request take that away (ASVS 3.3):
   and every session started before is refused from then on, wherever its cookie is.
 - idle timeout: a session unused for SESSION_IDLE_MINUTES (30) ends.
 - absolute timeout: a session older than SESSION_ABSOLUTE_HOURS (12) ends, however busy.
+
+Each sign-in also gets a random session id (`session_id`): step-up grants (shared/services/second_factor.py) are
+bound to it, so a verification in one browser never unlocks another.
 """
+import secrets
 from datetime import timedelta
 
 from flask import current_app
 
 from shared.timekeeping import utc_now
 
-GENERATION, STARTED, SEEN = "_generation", "_started", "_seen"
+GENERATION, STARTED, SEEN, SESSION_ID = "_generation", "_started", "_seen", "_sid"
 SEEN_RESOLUTION = 30  # seconds: refresh the idle clock at most this often (each refresh rewrites the cookie)
 
 
@@ -28,6 +32,13 @@ def start(session, account) -> None:
     now = _now()
     session[GENERATION] = account.session_generation or 0
     session[STARTED] = session[SEEN] = now
+    session[SESSION_ID] = secrets.token_urlsafe(24)
+
+
+def session_id(session) -> str | None:
+    """This sign-in's random id (None before sign-in)."""
+    value = session.get(SESSION_ID)
+    return value if isinstance(value, str) and value else None
 
 
 def still_valid(session, account) -> bool:

@@ -3,13 +3,14 @@ from sqlalchemy import select, update
 
 from shared.actors import Actor
 from shared.extensions import db
-from shared.models import Customer, CustomerAddress, Order
+from shared.models import Customer, CustomerAddress, Order, SecondFactor
 from shared.services import audit
 
 ENCRYPTED = {
     Customer: ("name", "phone", "email", "id_number"),
     CustomerAddress: ("receiver", "phone", "street"),
     Order: ("receiver_name", "receiver_phone", "street"),
+    SecondFactor: ("secret",),  # TOTP secrets: readable by the app, so encrypted like personal data
 }
 
 
