@@ -102,7 +102,8 @@ def progress(export_id: str):
         export = exports.for_requester_or_404(export_id, current_user.id)
     except ServiceError as missing:
         return error_response(missing)
-    return render_template("portal/exports/_row.html", export=export, now=timekeeping.utc_now(), in_progress=IN_PROGRESS,
+    return render_template("portal/exports/_row.html", export=export, now=timekeeping.utc_now(),
+                           in_progress=IN_PROGRESS,
                            max_downloads=exports.MAX_DOWNLOADS, downloads_left=exports.downloads_left)
 
 

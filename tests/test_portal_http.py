@@ -220,7 +220,8 @@ def test_access_log_export_is_csv_and_is_itself_logged(signed_in, create_order):
     export_id, response = exported_file(client, "access_log")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     lines = response.data.decode("utf-8-sig").splitlines()
-    assert lines[0].startswith(f"# orderloom export {export_id} by ") and lines[1].startswith("id,occurred_at_utc,actor")
+    assert lines[0].startswith(f"# orderloom export {export_id} by ")
+    assert lines[1].startswith("id,occurred_at_utc,actor")
     # The first export's making and download are rows of the second export's file.
     assert sum(first_id in line for line in lines[2:]) == 2
     logged = db.session.execute(select(AccessLogEntry.action).where(AccessLogEntry.entity_id == export_id)).scalars()

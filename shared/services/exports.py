@@ -122,7 +122,8 @@ def clear_export(export: ExportRequest, actor: Actor, by: str, ref: str | None =
     if not export.personal:
         raise Conflict("this export has no personal columns: it needs no clearance", code="no_clearance_needed")
     if export.status != "awaiting_clearance":
-        raise Conflict(f"this export is {export.status}: it is not waiting for clearance", code="not_awaiting_clearance")
+        raise Conflict(f"this export is {export.status}: it is not waiting for clearance",
+                       code="not_awaiting_clearance")
     if now >= timekeeping.as_utc(export.created_at) + CLEARANCE_WINDOW:
         raise Conflict("clearance came more than 24 hours after the request: ask again", code="clearance_too_late")
     if by == "step_up" and actor.id != export.requested_by_id:

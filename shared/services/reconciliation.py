@@ -298,6 +298,7 @@ REPORT_HEADERS = ["kind", "channel_order_id", "platform_status", "expected_statu
 
 def report_rows(report_id: int) -> tuple[list[str], list[list]]:
     """The downloadable form (CSV/XLSX) of a report's differences (a governed export: shared.services.exports)."""
-    return list(REPORT_HEADERS), [[d.kind, d.channel_order_id, d.platform_status, d.expected_status, d.local_status, d.order_no]
+    return list(REPORT_HEADERS), [[d.kind, d.channel_order_id, d.platform_status, d.expected_status, d.local_status,
+                                   d.order_no]
                      for d in differences(report_id)]
 
