@@ -7,13 +7,13 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.access import requires
-from portal.forms import ExportForm
+from portal.forms import ExportForm, TraceForm
 from portal.outcomes import flash_form_errors
 from shared import dispatch, labels
 from shared.export_lifecycle import IN_PROGRESS
 from shared.extensions import db
 from shared.security.masking import may_reveal
-from shared.services import exports
+from shared.services import audit, exports
 from shared.services.errors import NotFound, ServiceError
 from shared import timekeeping
 from shared.web import error_response, staff_actor
@@ -21,6 +21,14 @@ from shared.web import error_response, staff_actor
 bp = Blueprint("exports", __name__, url_prefix="/exports")
 log = logging.getLogger("orderloom.portal.exports")
 PAGE = 100
+TRACE_MAX_BYTES = 50 * 1024 * 1024  # a leaked export can be large; only the marker is read
+
+
+@bp.url_value_preprocessor
+def _larger_uploads(endpoint, _values):
+    """A file to trace may be larger than the portal's 1 MB request limit (set before the CSRF check reads it)."""
+    if endpoint == "exports.trace":
+        request.max_content_length = TRACE_MAX_BYTES
 
 bp.add_app_template_filter(lambda code: labels.label(labels.EXPORT_STATUS, code), "export_status_label")
 bp.add_app_template_filter(lambda code: str(exports.KINDS[code].label) if code in exports.KINDS else code,
@@ -132,3 +140,20 @@ def everyone():
     rows = exports.all_exports(int(before) if before.isdigit() else None, limit=PAGE)
     return render_template("portal/exports/all.html", exports=rows,
                            next_before=rows[-1].id if len(rows) == PAGE else None)
+
+
+@bp.route("/trace", methods=["GET", "POST"])
+@requires("access_log", "view")
+def trace():
+    """Trace a file back to its export: export id, exporter, time, and whether it is that very file."""
+    form = TraceForm()
+    found, searched = None, False
+    if form.validate_on_submit():
+        searched = True
+        found = exports.identify(form.file.data.read())
+        audit.log_access(staff_actor(current_user), "trace", "export", found["export_id"] if found else "unknown",
+                         [], channel="portal")
+        db.session.commit()
+    elif request.method == "POST":
+        flash_form_errors(form)
+    return render_template("portal/exports/trace.html", form=form, found=found, searched=searched)

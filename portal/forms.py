@@ -300,3 +300,9 @@ class ExportForm(FlaskForm):
 
     def filters(self) -> dict:
         return {name: self[name].data.strip() for name in self.FILTERS if (self[name].data or "").strip()}
+
+
+class TraceForm(FlaskForm):
+    """An auditor uploads a file found somewhere it should not be: which export, and whose, is it?"""
+
+    file = FileField(_l("File (.csv or .xlsx)"), validators=[FileRequired(_l("Choose a file to upload."))])

@@ -17,7 +17,7 @@ from shared.services import exports, staff
 from shared.services.errors import Conflict, Forbidden, Gone, ValidationFailed
 from shared.timekeeping import utc_now
 from tests.factories import ADMIN
-from tests.portal_client import EXPORT_LINK, english_client, exported_file, start_export
+from tests.portal_client import EXPORT_LINK, csrf_token, english_client, exported_file, start_export
 
 PHONE, STREET = "13812345678", "文三路 90 号 3 幢 501"
 
@@ -408,3 +408,48 @@ def test_anonymous_visitors_are_sent_to_sign_in(portal):
     client = english_client(portal)
     response = client.get("/exports/EX0000000000000000/download")
     assert response.status_code == 302 and "/sign-in" in response.headers["Location"]
+
+
+def test_an_auditor_traces_a_leaked_file_to_its_export_and_exporter(client_for, create_order):
+    create_order()
+    export_id, leaked = exported_file(client_for("ops_manager"), "orders", "xlsx")
+    auditor = client_for("auditor")
+    token = csrf_token(auditor, "/exports/trace")
+
+    def upload(name: str, content: bytes) -> str:
+        return auditor.post("/exports/trace", data={"csrf_token": token, "file": (io.BytesIO(content), name)},
+                            content_type="multipart/form-data").text
+
+    page = upload("客户名单.xlsx", leaked.data)
+    assert f'data-testid="trace-export-id">{export_id}<' in page
+    assert 'data-testid="trace-exporter">ops_manager_en<' in page
+    assert 'data-testid="trace-exact"' in page
+    # Someone copied the CSV's rows and changed one: the marker still names the export, the hash says it changed.
+    csv_id, csv_file = exported_file(client_for("admin"), "orders", "csv")
+    edited = upload("edited.csv", csv_file.data.replace(b"59.90", b"0.01"))
+    assert f">{csv_id}<" in edited and 'data-testid="trace-changed"' in edited
+    assert 'data-testid="trace-none"' in upload("plain.csv", files.csv_bytes(["a"], [[1]]))
+    traced = db.session.execute(select(AccessLogEntry.entity_id).where(AccessLogEntry.action == "trace")).scalars()
+    assert sorted(traced) == sorted([export_id, csv_id, "unknown"])
+    assert client_for("ops_manager", "zh_CN").get("/exports/trace").status_code == 403
+
+
+def test_with_redis_the_request_sends_the_job_after_commit_with_its_long_timeout(apps, person, monkeypatch):
+    """Not inline: the committed request puts one run_export job on the documents queue, timeout 30 minutes."""
+    from flask import current_app
+    from rq import Queue
+
+    from tests.conftest import REDIS_URL
+    from tests.test_worker import _redis
+
+    redis = _redis()
+    redis.flushdb()
+    manager = person("ops_manager")
+    monkeypatch.setitem(current_app.config, "REDIS_URL", REDIS_URL)
+    monkeypatch.setitem(current_app.config, "JOBS_INLINE", False)
+    export = exports.request_export("customers", "csv", {}, manager)
+    assert Queue(exports.QUEUE, connection=redis).count == 0  # nothing before the commit
+    db.session.commit()
+    [job] = Queue(exports.QUEUE, connection=redis).jobs
+    assert (job.func_name, job.args, job.timeout) == (exports.RUN_JOB, (export.id,), exports.JOB_TIMEOUT)
+    redis.flushdb()
