@@ -453,3 +453,36 @@ def test_with_redis_the_request_sends_the_job_after_commit_with_its_long_timeout
     [job] = Queue(exports.QUEUE, connection=redis).jobs
     assert (job.func_name, job.args, job.timeout) == (exports.RUN_JOB, (export.id,), exports.JOB_TIMEOUT)
     redis.flushdb()
+
+
+def test_a_job_that_breaks_fails_the_export_with_its_reason_and_a_stalled_one_is_failed_at_night(ready, person,
+                                                                                                 monkeypatch):
+    import dataclasses
+
+    from shared.services import export_kinds
+
+    _export, manager = ready
+
+    def broken(filters, reader):
+        raise RuntimeError("disk full")
+        yield  # a generator, as every kind's rows are
+
+    monkeypatch.setitem(export_kinds.KINDS, "orders", dataclasses.replace(export_kinds.KINDS["orders"], rows=broken))
+    export = exports.request_export("orders", "csv", {}, manager)
+    assert made(export).status == "failed"
+    assert export.error == "RuntimeError: disk full" and export.content is None
+    assert audit_actions(export.public_id)[-1] == "export.failed"
+    with pytest.raises(Conflict):
+        exports.download(export, manager)
+    db.session.rollback()
+
+    stuck = exports.request_export("customers", "csv", {}, manager)
+    db.session.commit()
+    assert exports.claim(stuck.id)  # a worker took it and died
+    db.session.commit()
+    db.session.expire_all()
+    assert exports.expire_and_purge(now=stuck.started_at + timedelta(minutes=59))["export.stalled"] == 0
+    assert exports.expire_and_purge(now=stuck.started_at + exports.STALLED_AFTER)["export.stalled"] == 1
+    db.session.commit()
+    db.session.expire_all()
+    assert stuck.status == "failed" and "stopped" in stuck.error

@@ -38,7 +38,7 @@ class ExportKind:
     label: object  # lazy text, in the viewer's language
     permission: tuple[str, str]  # (resource, action) the requester's role needs besides exports edit
     headers: Callable[[Reader], list[str]]
-    count: Callable[[dict], int]
+    count: Callable[[dict, Reader], int]
     rows: Callable[[dict, Reader], Iterator[Sequence]]
     filter_fields: tuple[str, ...] = ()
     clean_filters: Callable[[dict], dict] = lambda filters: filters
@@ -175,7 +175,7 @@ def _order_rows(filters: dict, reader: Reader) -> Iterator[list]:
 
 register(ExportKind(
     code="orders", label=_l("Orders"), permission=("orders", "view"), headers=lambda reader: list(ORDER_HEADERS),
-    count=lambda filters: _count(_order_query(filters)), rows=_order_rows,
+    count=lambda filters, reader: _count(_order_query(filters, reader.zone)), rows=_order_rows,
     filter_fields=("status", "channel", "placed_from", "placed_to"), clean_filters=_order_filters,
     personal_fields=("name", "phone", "address"), sheet_title="orders"))
 
@@ -198,7 +198,7 @@ def _customer_rows(filters: dict, reader: Reader) -> Iterator[list]:
 
 register(ExportKind(
     code="customers", label=_l("Customers"), permission=("customers", "view"),
-    headers=lambda reader: list(CUSTOMER_HEADERS), count=lambda filters: _count(select(Customer)),
+    headers=lambda reader: list(CUSTOMER_HEADERS), count=lambda filters, reader: _count(select(Customer)),
     rows=_customer_rows, personal_fields=("name", "phone", "email", "id_number"), sheet_title="customers"))
 
 
@@ -227,8 +227,9 @@ def _access_rows(filters: dict, reader: Reader) -> Iterator[list]:
 
 register(ExportKind(
     code="access_log", label=_l("Access log"), permission=("access_log", "view"),
-    headers=lambda reader: list(ACCESS_HEADERS), count=lambda filters: _count(_access_query(filters)),
-    rows=_access_rows, filter_fields=("date_from", "date_to"),
+    headers=lambda reader: list(ACCESS_HEADERS),
+    count=lambda filters, reader: _count(_access_query(filters, reader.zone)), rows=_access_rows,
+    filter_fields=("date_from", "date_to"),
     clean_filters=lambda filters: _compact(_day_range(filters, "date_from", "date_to")), sheet_title="access log"))
 
 
@@ -274,7 +275,7 @@ def _audit_rows(filters: dict, reader: Reader) -> Iterator[list]:
 
 register(ExportKind(
     code="audit", label=_l("Audit trail"), permission=("audit", "view"), headers=lambda reader: list(AUDIT_HEADERS),
-    count=lambda filters: _count(audit_event_query(filters)), rows=_audit_rows,
+    count=lambda filters, reader: _count(audit_event_query(filters)), rows=_audit_rows,
     filter_fields=("action", "entity", "actor"), clean_filters=audit_filters, sheet_title="audit trail"))
 
 
@@ -312,6 +313,6 @@ def _reconciliation_headers(reader: Reader) -> list[str]:
 
 register(ExportKind(
     code="reconciliation", label=_l("Channel reconciliation report"), permission=("channels", "view"),
-    headers=_reconciliation_headers, count=lambda filters: len(_reconciliation_differences(filters)),
+    headers=_reconciliation_headers, count=lambda filters, reader: len(_reconciliation_differences(filters)),
     rows=_reconciliation_rows, filter_fields=("report_id", "difference"), clean_filters=_reconciliation_filters,
     sheet_title="reconciliation"))

@@ -177,7 +177,7 @@ def build(export_id: int, commit, now: datetime | None = None) -> ExportRequest:
     zone = current_app.config.get("MERCHANT_TIMEZONE", "Asia/Shanghai")
     reader, revealed = _reader_for(export, zone)
     filters = dict(export.filters or {})
-    total = kind.count(filters)
+    total = kind.count(filters, reader)
     db.session.execute(update(ExportRequest).where(ExportRequest.id == export_id).values(progress_total=total))
     commit()
     watermark = exports.Watermark(export_id=export.public_id, username=export.requested_by_label,
