@@ -486,3 +486,20 @@ def test_a_job_that_breaks_fails_the_export_with_its_reason_and_a_stalled_one_is
     db.session.commit()
     db.session.expire_all()
     assert stuck.status == "failed" and "stopped" in stuck.error
+
+
+def test_a_new_kind_plugs_in_with_one_registry_entry(person, monkeypatch):
+    """What issue 12's invoices will do: one ExportKind, and the request, job, watermark and limits all apply."""
+    from shared.services import export_kinds
+
+    kind = export_kinds.ExportKind(
+        code="invoices", label="Invoices", permission=("orders", "view"), headers=lambda reader: ["invoice_no"],
+        count=lambda filters, reader: 2, rows=lambda filters, reader: iter([["INV-1"], ["INV-2"]]))
+    monkeypatch.setitem(export_kinds.KINDS, "invoices", kind)
+    manager = person("ops_manager")
+    export = made(exports.request_export("invoices", "xlsx", {}, manager))
+    content = exports.download(export, manager)[0]
+    rows = list(load_workbook(io.BytesIO(content))["export"].iter_rows(values_only=True))
+    assert rows[1:] == [("invoice_no",), ("INV-1",), ("INV-2",)] and files.trace(content) == export.public_id
+    assert "invoices" in {k.code for k in exports.kinds_for("ops_manager")}
+    assert "invoices" not in {k.code for k in exports.kinds_for("warehouse")}  # no exports permission at all
