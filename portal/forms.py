@@ -7,7 +7,8 @@ from wtforms import (BooleanField, DateField, IntegerField, PasswordField, Radio
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from shared.appcore import LANGUAGES
-from shared.labels import PAYMENT, REFUND, ROLE, STATUS, label
+from shared import labels
+from shared.labels import PAYMENT, REFUND, STATUS, label
 from shared.services.channel_settings import LIFECYCLE_TARGETS, PAYMENT_CHOICES, REFUND_CHOICES
 
 
@@ -54,7 +55,10 @@ class WarehouseForm(FlaskForm):
 
 
 def role_choices():
-    return [(code, str(label)) for code, label in ROLE.items()]
+    """The roles as they are now (roles are data), in the viewer's language."""
+    from shared.security import role_table
+
+    return [(code, labels.role_name(code)) for code in role_table.current().roles]
 
 
 class UserCreateForm(FlaskForm):
@@ -67,8 +71,32 @@ class UserCreateForm(FlaskForm):
 
 class UserEditForm(FlaskForm):
     role = SelectField(_l("Role"), choices=role_choices, validators=[DataRequired()])
+    team = SelectField(_l("Team"), choices=[], validate_choice=False)
     active = BooleanField(_l("Active"))
     locale = SelectField(_l("Language"), choices=list(LANGUAGES.items()))
+
+
+class RoleCreateForm(FlaskForm):
+    code = StringField(_l("Role code"), validators=[DataRequired(), Length(max=32)])
+    name_zh = StringField(_l("Name (Chinese)"), validators=[DataRequired(), Length(max=60)])
+    name_en = StringField(_l("Name (English)"), validators=[DataRequired(), Length(max=60)])
+    like = SelectField(_l("Start from the permissions of"), choices=[], validate_choice=False)
+    second_factor = BooleanField(_l("Second factor at sign-in"))
+
+
+class RolePermissionsForm(FlaskForm):
+    """One role's row of the matrix: the granted cells arrive as `grant` values "resource:action"."""
+    name_zh = StringField(_l("Name (Chinese)"), validators=[DataRequired(), Length(max=60)])
+    name_en = StringField(_l("Name (English)"), validators=[DataRequired(), Length(max=60)])
+    second_factor = BooleanField(_l("Second factor at sign-in"))
+
+
+class TeamForm(FlaskForm):
+    code = StringField(_l("Team code"), validators=[Optional(), Length(max=32)])
+    name_zh = StringField(_l("Name (Chinese)"), validators=[DataRequired(), Length(max=60)])
+    name_en = StringField(_l("Name (English)"), validators=[DataRequired(), Length(max=60)])
+    lead = SelectField(_l("Team lead"), choices=[], validate_choice=False)
+    parent = SelectField(_l("Reports to team"), choices=[], validate_choice=False)
 
 
 class ConfirmForm(FlaskForm):

@@ -87,7 +87,7 @@ def missing_steps() -> list[Step]:
         if not statuses or (needs_api and not mapped):
             unmapped.append(channel.code)
     roles_filled = set(db.session.execute(select(StaffUser.role).where(StaffUser.active).distinct()).scalars())
-    roles_missing = [labels.label(labels.ROLE, role.value) for role in Role if role.value not in roles_filled]
+    roles_missing = [labels.role_name(role.value) for role in Role if role.value not in roles_filled]
     workers = _workers_running()
     return [
         Step("warehouse", _("A warehouse"), bool(warehouses),

@@ -1,4 +1,4 @@
-"""Users and roles: accounts, their role, language and lock state; the permission table, read-only."""
+"""Users: accounts, their role, team, language and lock state (the roles themselves: portal.roles)."""
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -9,8 +9,7 @@ from portal.forms import ConfirmForm, UserCreateForm, UserEditForm
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.extensions import db
 from shared.models import StaffUser
-from shared.security.permissions import FIELD_VISIBILITY, PERMISSIONS, RESOURCES, Action, Role
-from shared.services import staff
+from shared.services import roles, staff
 from shared.services.errors import ServiceError
 from shared.web import staff_actor
 
@@ -19,13 +18,18 @@ bp = Blueprint("users", __name__, url_prefix="/users")
 
 def _page(create_form=None, status=200):
     users = db.session.execute(select(StaffUser).order_by(StaffUser.username)).scalars().all()
-    forms = {}
+    forms, teams = {}, _team_choices()
     for user in users:
-        form = UserEditForm(prefix=f"u{user.id}", role=user.role, active=user.active, locale=user.locale)
+        form = UserEditForm(prefix=f"u{user.id}", role=user.role, active=user.active, locale=user.locale,
+                            team=str(user.team_id or ""))
+        form.team.choices = teams
         forms[user.id] = form
     return render_template("portal/users.html", users=users, edit_forms=forms, create_form=create_form or
-                           UserCreateForm(), confirm_form=ConfirmForm(), roles=list(Role), resources=RESOURCES,
-                           actions=list(Action), permissions=PERMISSIONS, visibility=FIELD_VISIBILITY), status
+                           UserCreateForm(), confirm_form=ConfirmForm()), status
+
+
+def _team_choices():
+    return [("", "—")] + [(str(team.id), f"{team.name_zh} / {team.name_en}") for team in roles.all_teams()]
 
 
 @bp.get("/")
@@ -57,9 +61,13 @@ def update(user_id: int):
     user = db.get_or_404(StaffUser, user_id)
     form = UserEditForm(prefix=f"u{user.id}")
     if form.validate_on_submit():
-        commit_or_refuse(lambda: staff.update_user(user, staff_actor(current_user), role=form.role.data,
-                                                   active=form.active.data, locale=form.locale.data),
-                         _("User %(name)s saved.", name=user.username))
+        def save():
+            actor = staff_actor(current_user)
+            staff.update_user(user, actor, role=form.role.data, active=form.active.data, locale=form.locale.data)
+            team = roles.get_team(form.team.data) if form.team.data else None
+            roles.assign_team(user, team, actor)
+
+        commit_or_refuse(save, _("User %(name)s saved.", name=user.username))
     else:
         flash_form_errors(form)
     return redirect(url_for("users.index"), 303)

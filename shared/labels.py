@@ -14,9 +14,6 @@ REFUND = {"none": _l("No refund"), "requested": _l("Refund requested"), "partial
 CHANNEL_KIND = {"taobao": _l("Taobao / Tmall"), "jd": _l("JD.com"), "pinduoduo": _l("Pinduoduo"),
                 "douyin": _l("Douyin shop"), "wechat": _l("WeChat mini program"), "own_shop": _l("Own web shop"),
                 "shopify": _l("Shopify"), "woocommerce": _l("WooCommerce"), "offline": _l("Offline store")}
-ROLE = {"admin": _l("Administrator"), "ops_manager": _l("Operations manager"),
-        "customer_service": _l("Customer service"), "warehouse": _l("Warehouse staff"), "finance": _l("Finance"),
-        "auditor": _l("Auditor")}
 MOVEMENT = {"receipt": _l("Receipt"), "adjustment": _l("Adjustment"), "shipment": _l("Shipment"),
             "return": _l("Return"), "transfer_in": _l("Transfer in"), "transfer_out": _l("Transfer out"),
             "stocktake": _l("Stock-take")}
@@ -28,6 +25,34 @@ CUSTOMER_STATUS = {
     "completed": _l("Delivered"), "on_hold": _l("Paused: we will contact you"), "cancelled": _l("Cancelled"),
     "closed": _l("Closed"),
 }
+
+
+def role_name(code: str | None) -> str:
+    """A role's name in the viewer's language, from the role's row (roles are data: shared.models.StaffRole)."""
+    from flask_babel import get_locale
+
+    from shared.security import role_table
+
+    info = role_table.current().roles.get(code or "")
+    if info is None:
+        return code or ""
+    locale = get_locale()
+    return info.name_zh if locale is not None and locale.language == "zh" else info.name_en
+
+
+# What a resource and an action of the permission table are called (shared.security.permissions).
+RESOURCE = {
+    "dashboard": _l("Dashboard"), "orders": _l("Orders"), "order_review": _l("Order review"), "stock": _l("Stock"),
+    "catalog": _l("Catalog"), "customers": _l("Customers"), "users": _l("Users"), "audit": _l("Audit trail"),
+    "access_log": _l("Access log"), "channels": _l("Channels"), "webhooks": _l("Webhooks"),
+    "fulfilment": _l("Fulfilment"), "payments": _l("Payments"), "holds": _l("Holds"), "roles": _l("Roles and teams"),
+    "approvals": _l("Approvals"), "exceptions": _l("Exceptions"), "exports": _l("Exports"),
+    "retention": _l("Retention"),
+}
+ACTION = {"view": _l("view"), "edit": _l("edit"), "approve": _l("approve"), "delete": _l("delete")}
+VISIBILITY = {"full": _l("full"), "masked": _l("masked"), "hidden": _l("hidden")}
+PERSONAL_FIELD = {"name": _l("Name"), "phone": _l("Phone"), "address": _l("Address"), "email": _l("Email"),
+                  "id_number": _l("ID number")}
 
 
 def label(table: dict, code: str | None) -> str:

@@ -27,10 +27,14 @@ def install_common_filters(app: Flask) -> None:
         return local.isoformat() if local else ""
 
     for name, table in (("status_label", labels.STATUS), ("payment_label", labels.PAYMENT),
-                        ("refund_label", labels.REFUND), ("role_label", labels.ROLE),
+                        ("refund_label", labels.REFUND), ("resource_label", labels.RESOURCE),
+                        ("action_label", labels.ACTION), ("visibility_label", labels.VISIBILITY),
+                        ("field_label", labels.PERSONAL_FIELD),
                         ("movement_label", labels.MOVEMENT), ("reservation_label", labels.RESERVATION),
                         ("customer_status_label", labels.CUSTOMER_STATUS)):
         app.add_template_filter(lambda code, table=table: labels.label(table, code), name)
+
+    app.add_template_filter(labels.role_name, "role_label")
 
     @app.template_filter("query_with")
     def _query_with(args, **changes):

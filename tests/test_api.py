@@ -143,8 +143,10 @@ def test_revoked_token_is_refused(portal, stocked, token_for):
     assert_error(ApiClient(portal.test_client(), token).get("/stock/SKU-1"), 401, "invalid_token")
 
 
-def test_a_revoked_token_or_a_changed_user_counts_from_the_very_next_request(portal, stocked, token_for):
+def test_a_revoked_token_or_a_changed_user_counts_from_the_very_next_request(portal, stocked, token_for,
+                                                                             create_user):
     """Nothing about a token or its user is cached between requests: each one reads both afresh."""
+    create_user("keeper", "admin")  # another admin: the last one's power cannot be taken away
     client = ApiClient(portal.test_client(), token_for("admin"))
     assert client.get("/stock/SKU-1").status_code == 200
     user = staff.get_user("api-admin")

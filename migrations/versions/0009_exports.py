@@ -2,13 +2,13 @@
 encrypted file and its SHA-256, link expiry and purge times) and each download of them.
 
 Revision ID: 0009_exports
-Revises: 0008_reconcile_window_index
+Revises: 0009_roles_teams
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_exports"
-down_revision = "0008_reconcile_window_index"
+down_revision = "0009_roles_teams"
 branch_labels = None
 depends_on = None
 

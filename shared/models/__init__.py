@@ -7,7 +7,8 @@ from shared.models.exports import ExportDownload, ExportRequest
 from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
-from shared.models.staff import ApiToken, StaffUser
+from shared.models.calendar import BusinessCalendar, BusinessCalendarDay
+from shared.models.staff import ApiToken, PermissionRevision, RoleFieldVisibility, RoleGrant, StaffRole, StaffUser, Team
 from shared.models.stock import Reservation, StockLevel, StockMovement
 from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, PlatformRefund, ReconciliationDifference,
                                 ReconciliationReport, SkuMapping, StatusMapping, SyncAlert, SyncRun, TrackingPush,
@@ -20,6 +21,7 @@ __all__ = [
     "ReconciliationReport", "SkuMapping", "StatusMapping", "SyncAlert", "SyncRun", "WebhookDelivery",
     "WebhookRejection", "WebhookSubscription", "Bin", "CarrierAttempt", "Device", "FulfilmentAlarm", "Lot",
     "PickTask", "ScanEvent", "Shipment", "StockTake", "StockTakeLine", "TrackingEvent", "Wave",
-    "PlatformRefund", "TrackingPush", "GuestLookupLock", "WebhookRejectionRollup",
+    "PlatformRefund", "TrackingPush", "GuestLookupLock", "WebhookRejectionRollup", "StaffRole", "RoleGrant",
+    "RoleFieldVisibility", "PermissionRevision", "Team", "BusinessCalendar", "BusinessCalendarDay",
     "ExportDownload", "ExportRequest",
 ]

@@ -9,12 +9,12 @@ from sqlalchemy import bindparam, func, select, update
 
 from shared.actors import Actor
 from shared.extensions import db
-from shared.models import ApiToken, StaffUser
+from shared.models import ApiToken, PermissionRevision, StaffUser
 from shared.models.staff import StaffLogin
 from shared.security import sessions
 from shared.security.passwords import hash_password, policy_problem
-from shared.security.permissions import Role
-from shared.services import audit
+from shared.security import role_table
+from shared.services import audit, roles
 from shared.services import validation as check
 from shared.services.errors import Conflict, NotFound, ValidationFailed
 from shared.services.sign_in import check_password, refuse_unknown
@@ -25,11 +25,11 @@ TOKEN_PREFIX = "olt_"
 
 
 def _role(value: str) -> str:
-    try:
-        return Role(value).value
-    except ValueError:
-        raise ValidationFailed(f"unknown role {value!r}; roles: {', '.join(r.value for r in Role)}",
-                               field="role", code="unknown_role")
+    known = role_table.current().roles
+    if value not in known:
+        raise ValidationFailed(f"unknown role {value!r}; roles: {', '.join(sorted(known))}", field="role",
+                               code="unknown_role")
+    return value
 
 
 def _password(value: str, username: str) -> str:
@@ -82,12 +82,13 @@ def authenticate(username: str, password: str, ip: str | None) -> StaffUser:
 def update_user(user: StaffUser, actor: Actor, role: str | None = None, active: bool | None = None,
                 locale: str | None = None, display_name: str | None = None) -> StaffUser:
     before = {"role": user.role, "active": user.active, "locale": user.locale, "display_name": user.display_name}
-    if role is not None:
-        user.role = _role(role)
-    if active is not None:
-        if not active and user.id == actor.id:
-            raise Conflict("you cannot deactivate your own account", field="active")
-        user.active = bool(active)
+    with roles.keeping_admins():  # nobody may take the last admin's power away, the admin included
+        if role is not None:
+            user.role = _role(role)
+        if active is not None:
+            if not active and user.id == actor.id:
+                raise Conflict("you cannot deactivate your own account", field="active")
+            user.active = bool(active)
     if locale is not None:
         if locale not in LOCALES:
             raise ValidationFailed(f"unknown language {locale!r}", field="locale")
@@ -174,8 +175,11 @@ class TokenUser(StaffLogin):
 
 _TOKEN, _USER = ApiToken.__table__, StaffUser.__table__
 # Token and user in one Core statement by the token's digest (unique index), built once.
+_REVISION = PermissionRevision.__table__
+# ... and the permission table's revision token in the same statement, so checking the table costs no round trip.
 _TOKEN_LOOKUP = (select(_TOKEN.c.id, _TOKEN.c.revoked_at, _TOKEN.c.expires_at, _TOKEN.c.last_used_at,
-                        _USER.c.id, _USER.c.username, _USER.c.role, _USER.c.active, _USER.c.locale)
+                        _USER.c.id, _USER.c.username, _USER.c.role, _USER.c.active, _USER.c.locale,
+                        select(_REVISION.c.token).where(_REVISION.c.id == 1).scalar_subquery())
                  .join_from(_TOKEN, _USER, _USER.c.id == _TOKEN.c.user_id)
                  .where(_TOKEN.c.token_hash == bindparam("digest")))
 _NOTE_USE = update(_TOKEN).where(_TOKEN.c.id == bindparam("token_id")).values(last_used_at=bindparam("now"))
@@ -193,7 +197,8 @@ def user_for_token(token: str) -> TokenUser:
     row = db.session.connection().execute(_TOKEN_LOOKUP, {"digest": _digest(token)}).first()
     if row is None or row[1] is not None:
         raise TokenRefused("invalid_token", "the bearer token is not valid")
-    token_id, _revoked, expires_at, last_used_at, user_id, username, role, active, locale = row
+    token_id, _revoked, expires_at, last_used_at, user_id, username, role, active, locale, revision = row
+    role_table.use_token(revision or "")
     now = utc_now()
     if expires_at <= now:
         raise TokenRefused("token_expired", "the bearer token has expired")
