@@ -19,6 +19,9 @@ SCHEDULE = (
     ("poll_tracking", "jobs.fulfilment.poll_tracking", 600, queues.SYNC),
     # Refused webhook/tracking requests: counted per hour as they come, detail rows pruned hourly.
     ("prune_refused_requests", "jobs.knocking.prune_refused_requests", 3600, queues.DEFAULT),
+    # Governed exports: queued ones nothing claimed are sent again; nightly, links expire and 7-day-old files go.
+    ("start_queued_exports", "jobs.exports.start_queued_exports", 60, queues.DOCUMENTS),
+    ("purge_exports", "jobs.exports.purge_exports", 86400, queues.DEFAULT),
 )
 
 # Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,

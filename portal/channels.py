@@ -4,7 +4,7 @@ import json
 import logging
 from datetime import timedelta
 
-from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -102,10 +102,6 @@ def platform_status_note(kind: str, platform_status: str) -> str:
     notes = PLATFORM_STATUS_NOTES.get(kind if kind in PLATFORM_STATUS_NOTES else
                                       ("import" if kind in DIRECT_KINDS else kind), {})
     return str(notes.get(platform_status, ""))
-
-
-def _zone() -> str:
-    return g.get("timezone") or current_app.config["MERCHANT_TIMEZONE"]
 
 
 def _channel(code: str) -> Channel:
@@ -519,26 +515,3 @@ def reconciliation_report(report_id: int):
     rows = reconciliation.differences(report.id, kind or None, limit=DIFFERENCES_SHOWN + 1)
     return render_template("portal/channels/report.html", report=report, kind=kind,
                            differences=rows[:DIFFERENCES_SHOWN], more=len(rows) > DIFFERENCES_SHOWN)
-
-
-def _download(report_id: int, extension: str, mimetype: str, render):
-    report = db.get_or_404(ReconciliationReport, report_id)
-    headers, rows = reconciliation.report_rows(report.id)
-    filename = f"reconciliation-{report.channel.code}-{report.id}.{extension}"
-    return Response(render(headers, rows), mimetype=mimetype,
-                    headers={"Content-Disposition": f"attachment; filename={filename}"})
-
-
-@bp.get("/reconciliation/<int:report_id>/download.csv")
-@requires("channels", "view")
-def reconciliation_csv(report_id: int):
-    return _download(report_id, "csv", "text/csv",
-                     lambda headers, rows: exports.csv_bytes(headers, rows, zone=_zone()))
-
-
-@bp.get("/reconciliation/<int:report_id>/download.xlsx")
-@requires("channels", "view")
-def reconciliation_xlsx(report_id: int):
-    return _download(report_id, "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                     lambda headers, rows: exports.xlsx_bytes(headers, rows, sheet_title=f"reconciliation {report_id}",
-                                                              zone=_zone()))

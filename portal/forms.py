@@ -306,3 +306,36 @@ class BinEditForm(FlaskForm):
 
 class DeviceForm(FlaskForm):
     name = StringField(_l("Handheld name"), validators=[DataRequired(), Length(max=60)])
+
+
+# --- governed exports --------------------------------------------------------------------------------------
+
+class ExportForm(FlaskForm):
+    """Start an export. Kind and format are checked by the service (one place for what exists); the filter
+    fields are the union of every kind's, and the service refuses one the chosen kind does not take."""
+
+    kind = SelectField(_l("What"), validate_choice=False)
+    format = SelectField(_l("Format"), choices=[("xlsx", "Excel (.xlsx)"), ("csv", "CSV")], validate_choice=False)
+    status = StringField(_l("Order status"), validators=[Optional(), Length(max=20)])
+    channel = StringField(_l("Channel code"), validators=[Optional(), Length(max=8)])
+    placed_from = StringField(_l("Placed from"), validators=[Optional(), Length(max=10)])
+    placed_to = StringField(_l("Placed to"), validators=[Optional(), Length(max=10)])
+    date_from = StringField(_l("From"), validators=[Optional(), Length(max=10)])
+    date_to = StringField(_l("To"), validators=[Optional(), Length(max=10)])
+    action = StringField(_l("Action starts with"), validators=[Optional(), Length(max=64)])
+    entity = StringField(_l("Entity"), validators=[Optional(), Length(max=64)])
+    actor = StringField(_l("Actor"), validators=[Optional(), Length(max=120)])
+    report_id = StringField(_l("Reconciliation report"), validators=[Optional(), Length(max=12)])
+    difference = StringField(_l("Difference kind"), validators=[Optional(), Length(max=20)])
+
+    FILTERS = ("status", "channel", "placed_from", "placed_to", "date_from", "date_to", "action", "entity", "actor",
+               "report_id", "difference")
+
+    def filters(self) -> dict:
+        return {name: self[name].data.strip() for name in self.FILTERS if (self[name].data or "").strip()}
+
+
+class TraceForm(FlaskForm):
+    """An auditor uploads a file found somewhere it should not be: which export, and whose, is it?"""
+
+    file = FileField(_l("File (.csv or .xlsx)"), validators=[FileRequired(_l("Choose a file to upload."))])

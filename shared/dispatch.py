@@ -88,7 +88,8 @@ def resolve(dotted: str):
     return getattr(importlib.import_module(module), name)
 
 
-def send(dotted: str, *args, queue: str = "default", job_id: str | None = None, inline_fallback: bool = True):
+def send(dotted: str, *args, queue: str = "default", job_id: str | None = None, inline_fallback: bool = True,
+         job_timeout: int | None = None):
     """Start a job now: enqueue it on RQ, or run it here when there is no Redis.
 
     When Redis fails during the enqueue the job runs here after all, or, with `inline_fallback=False`
@@ -101,7 +102,7 @@ def send(dotted: str, *args, queue: str = "default", job_id: str | None = None, 
         try:
             if connection is None:
                 raise ConnectionError("Redis did not answer")
-            return Queue(queue, connection=connection).enqueue(dotted, *args, job_id=job_id)
+            return Queue(queue, connection=connection).enqueue(dotted, *args, job_id=job_id, job_timeout=job_timeout)
         except _redis_errors() as error:
             redis_failed(error)
             if not inline_fallback:
@@ -139,23 +140,24 @@ def release(key: str) -> None:
 
 
 def after_commit(dotted: str, *args, queue: str = "default", skip_inline: bool = False,
-                 coalesce_seconds: int = 0) -> None:
+                 coalesce_seconds: int = 0, job_timeout: int | None = None) -> None:
     """Queue a job to be sent once the current transaction has committed.
 
     `skip_inline`: when jobs run inline the schedule picks this work up instead (an inline job cannot run
     inside the commit that asked for it); if Redis fails at the moment of sending, it is left to the schedule
     too. `coalesce_seconds`: send at most one such job in that many seconds (e.g. "deliver the outbox" asked
-    for by every order an ingest job commits; the schedule sweeps up after).
+    for by every order an ingest job commits; the schedule sweeps up after). `job_timeout`: RQ's limit for a
+    long job (default 180 s).
     """
     if skip_inline and jobs_run_inline():
         return
-    pending.add(db.session(), _AFTER_COMMIT, (dotted, args, queue, coalesce_seconds, skip_inline))
+    pending.add(db.session(), _AFTER_COMMIT, (dotted, args, queue, coalesce_seconds, skip_inline, job_timeout))
 
 
 @event.listens_for(Session, "after_commit")
 def _send_queued(session: Session) -> None:
     sent = set()
-    for dotted, args, queue, coalesce_seconds, skip_inline in pending.take(session, _AFTER_COMMIT):
+    for dotted, args, queue, coalesce_seconds, skip_inline, job_timeout in pending.take(session, _AFTER_COMMIT):
         key = (dotted, repr(args), queue)
         if key in sent:  # e.g. "deliver the outbox" asked for by every order changed in one transaction
             continue
@@ -164,7 +166,7 @@ def _send_queued(session: Session) -> None:
             continue
         if skip_inline and jobs_run_inline():
             continue  # Redis went away between the request and its commit: the schedule sweeps this up
-        send(dotted, *args, queue=queue, inline_fallback=not skip_inline)
+        send(dotted, *args, queue=queue, inline_fallback=not skip_inline, job_timeout=job_timeout)
 
 
 def _first_in_window(key: tuple, seconds: int) -> bool:

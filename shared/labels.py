@@ -148,3 +148,8 @@ CUSTOMER_TRACKING_FLAG = {
 # Stock operations: stock-takes, counted, submitted, then approved or rejected by a manager.
 STOCK_TAKE_STATUS = {"counting": _l("Counting"), "submitted": _l("Waiting for approval"), "approved": _l("Approved"),
                      "rejected": _l("Rejected")}
+
+# Governed exports (shared/export_lifecycle.py).
+EXPORT_STATUS = {"awaiting_clearance": _l("Waiting for clearance"), "queued": _l("Queued"), "running": _l("Running"),
+                 "done": _l("Ready"), "failed": _l("Failed"), "expired": _l("Link expired"),
+                 "purged": _l("File purged")}

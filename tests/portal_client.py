@@ -80,3 +80,23 @@ def step_up(client, username: str) -> None:
     response = client.post("/security/step-up", data={"code": current_code(user),
                                                       "csrf_token": csrf_token(client, "/security/step-up")})
     assert response.status_code == 303, (response.status_code, response.text[:300])
+
+
+
+EXPORT_LINK = re.compile(r'/exports/(EX[0-9A-F]{16})/download')
+
+
+def start_export(client, kind: str, format: str = "csv", personal: bool = False, **filters):
+    """Post the My exports form (or the personal one) as the page's button would."""
+    return client.post("/exports/personal" if personal else "/exports/",
+                       data={"csrf_token": csrf_token(client, "/exports/"), "kind": kind, "format": format, **filters})
+
+
+def exported_file(client, kind: str, format: str = "csv", personal: bool = False, **filters):
+    """Start an export (jobs run inline in tests, so it is made within the request), then download it from the
+    My exports page: (export id, download response)."""
+    started = start_export(client, kind, format, personal, **filters)
+    assert started.status_code == 303, started.text[:800]
+    match = EXPORT_LINK.search(client.get("/exports/").text)
+    assert match, "no download link on My exports"
+    return match.group(1), client.get(f"/exports/{match.group(1)}/download")

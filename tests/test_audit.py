@@ -15,7 +15,7 @@ from shared.models import AuditEvent, AuditSeal
 from shared.services import audit, sealing, stock
 from shared.services.errors import Conflict
 from tests.factories import ADMIN
-from tests.portal_client import step_up
+from tests.portal_client import exported_file
 
 
 def test_events_chain_and_verify(create_order):
@@ -180,8 +180,8 @@ def test_auditor_sees_hidden_fields_as_hidden_on_the_audit_page_and_export(clien
     """The auditor's visibility is hidden for names, phones and addresses: not even the masked copies show."""
     _address_change_event(create_sku)
     auditor = client_for("auditor")
-    step_up(auditor, "auditor_en")  # the export carries personal data: a fresh second verification
-    for page in (auditor.get("/audit/"), auditor.get("/audit/events.csv?entity=SO-AUDIT-1")):
+    _export_id, exported = exported_file(auditor, "audit", entity="SO-AUDIT-1")
+    for page in (auditor.get("/audit/"), exported):
         body = page.get_data(as_text=True)
         assert page.status_code == 200
         for value in (*ADDRESS_BEFORE.values(), *ADDRESS_AFTER.values()):
@@ -192,23 +192,24 @@ def test_auditor_sees_hidden_fields_as_hidden_on_the_audit_page_and_export(clien
 
 def test_roles_that_may_see_masked_values_still_see_them_in_the_audit_trail(client_for, create_sku):
     _address_change_event(create_sku)
-    admin = client_for("admin")
-    step_up(admin, "admin_en")
-    body = admin.get("/audit/events.csv?entity=SO-AUDIT-1").get_data(as_text=True)
+    export_id, exported = exported_file(client_for("admin"), "audit", entity="SO-AUDIT-1")
+    body = exported.data.decode("utf-8-sig")
     assert "173****5372" in body and "[hidden]" not in body
     lines = body.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("seq,id,occurred_at_utc")
+    # The governed export's watermark line, the header, the one event.
+    assert len(lines) == 3 and lines[0].startswith(f"# orderloom export {export_id} by admin_en")
+    assert lines[1].startswith("seq,id,occurred_at_utc")
 
 
 def test_audit_export_is_itself_access_logged(client_for, create_sku):
     from shared.models import AccessLogEntry
 
     _address_change_event(create_sku)
-    auditor = client_for("auditor")
-    step_up(auditor, "auditor_en")
-    auditor.get("/audit/events.csv").get_data()
-    entry = db.session.execute(select(AccessLogEntry).order_by(AccessLogEntry.id.desc()).limit(1)).scalar_one()
-    assert (entry.action, entry.entity_type, entry.channel) == ("export", "audit_events", "export")
+    export_id, _response = exported_file(client_for("auditor"), "audit")
+    entries = db.session.execute(select(AccessLogEntry).where(AccessLogEntry.entity_id == export_id)
+                                 .order_by(AccessLogEntry.id)).scalars().all()
+    assert [(e.action, e.entity_type, e.channel) for e in entries] == [
+        ("export", "export:audit", "export"), ("download", "export:audit", "export")]
 
 
 def test_audit_page_shows_the_unsealed_window_and_verify_seals_it(client_for, create_sku):

@@ -15,7 +15,7 @@ from shared.models import (AccessLogEntry, AuditEvent, InboxItem, Order, SkuMapp
 from shared.services import inbox, reconciliation
 from tests import channel_payloads as p
 from tests.factories import ADMIN
-from tests.portal_client import csrf_token
+from tests.portal_client import csrf_token, exported_file, start_export
 
 UNMAPPED = "TB-TEA-NEW"
 
@@ -347,18 +347,23 @@ def test_reconciliation_report_and_its_downloads(client_for, sync_channels):
     listing = client.get("/channels/reconciliation?channel=TB").text
     assert f"/channels/reconciliation/{report.id}" in listing
     assert f"/channels/reconciliation/{report.id}" not in client.get("/channels/reconciliation?channel=JD").text
-    csv_response = client.get(f"/channels/reconciliation/{report.id}/download.csv")
+    # The downloads are governed exports started from the report page (the file then waits on My exports).
+    assert 'name="kind" value="reconciliation"' in page and f'name="report_id" value="{report.id}"' in page
+    export_id, csv_response = exported_file(client, "reconciliation", "csv", report_id=str(report.id))
     assert csv_response.status_code == 200 and csv_response.mimetype == "text/csv"
-    assert f"reconciliation-TB-{report.id}.csv" in csv_response.headers["Content-Disposition"]
+    assert f"orderloom-reconciliation-{export_id}.csv" in csv_response.headers["Content-Disposition"]
     lines = csv_response.data.decode("utf-8-sig").splitlines()
-    assert lines[0].startswith("kind,channel_order_id") and "missing_here,3802000000000002,WAIT_SELLER_SEND_GOODS" \
-        in lines[1]
-    xlsx_response = client.get(f"/channels/reconciliation/{report.id}/download.xlsx")
+    assert lines[0].startswith(f"# orderloom export {export_id} by finance_en")
+    assert lines[1].startswith("kind,channel_order_id") and "missing_here,3802000000000002,WAIT_SELLER_SEND_GOODS" \
+        in lines[2]
+    export_id, xlsx_response = exported_file(client, "reconciliation", "xlsx", report_id=str(report.id))
     assert xlsx_response.status_code == 200 and xlsx_response.mimetype.endswith("spreadsheetml.sheet")
     rows = list(load_workbook(io.BytesIO(xlsx_response.data)).active.iter_rows(values_only=True))
-    assert rows[0][:2] == ("kind", "channel_order_id") and rows[1][:3] == ("missing_here", "3802000000000002",
+    assert export_id in rows[0][0]
+    assert rows[1][:2] == ("kind", "channel_order_id") and rows[2][:3] == ("missing_here", "3802000000000002",
                                                                             "WAIT_SELLER_SEND_GOODS")
-    assert client.get("/channels/reconciliation/999999/download.csv").status_code == 404
+    missing = start_export(client, "reconciliation", "csv", report_id="999999")
+    assert missing.status_code == 422 and "no reconciliation report 999999" in missing.text
 
 
 def test_poll_now_refuses_a_channel_without_a_platform_api(client_for, sync_channels):

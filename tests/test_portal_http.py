@@ -213,12 +213,20 @@ def test_stock_adjustment_form_refuses_going_below_zero(signed_in, stocked):
 
 
 def test_access_log_export_is_csv_and_is_itself_logged(signed_in, create_order):
+    from shared.models import AccessLogEntry
+    from tests.portal_client import exported_file
+
     client = signed_in("auditor")
-    step_up(client, "u_auditor")  # an export with personal data
-    response = client.get("/audit/access-log.csv")
+    first_id, _first = exported_file(client, "access_log")
+    export_id, response = exported_file(client, "access_log")
     assert response.status_code == 200 and response.mimetype == "text/csv"
-    assert response.text.splitlines()[0].startswith("id,occurred_at_utc,actor")
-    assert "export" in response.text
+    lines = response.data.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith(f"# orderloom export {export_id} by ")
+    assert lines[1].startswith("id,occurred_at_utc,actor")
+    # The first export's making and download are rows of the second export's file.
+    assert sum(first_id in line for line in lines[2:]) == 2
+    logged = db.session.execute(select(AccessLogEntry.action).where(AccessLogEntry.entity_id == export_id)).scalars()
+    assert sorted(logged) == ["download", "export"]
 
 
 def test_audit_page_verifies_the_chain(signed_in, create_order):

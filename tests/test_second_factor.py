@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from shared import timekeeping
 from shared.actors import Actor
 from shared.extensions import db
-from shared.models import AccessLogEntry, AuditEvent, Order, RecoveryCode, StaffUser, StepUpGrant
+from shared.models import AccessLogEntry, AuditEvent, ExportRequest, Order, RecoveryCode, StaffUser, StepUpGrant
 from shared.security import crypto
 from shared.services import second_factor as sf
 from shared.services import staff
@@ -291,7 +291,7 @@ def test_an_admin_without_the_code_never_gets_a_usable_session(portal, enrolled)
     answer = password_only(client, "gatekeeper")
     assert answer.status_code == 302 and answer.headers["Location"].endswith("/sign-in/code")
     assert is_signed_out(client)  # the password alone opens nothing
-    for path in ("/", "/users/", "/security/", "/security/step-up", "/audit/access-log.csv"):
+    for path in ("/", "/users/", "/security/", "/security/step-up", "/exports/", "/audit/access-log"):
         assert client.get(path).status_code == 302, path
     assert client.post("/users/", data={"username": "intruder", "role": "admin", "password": "x" * 16,
                                         "csrf_token": csrf_token(client, "/sign-in/code")}).status_code == 302
@@ -354,34 +354,38 @@ def test_a_role_without_the_requirement_signs_in_with_the_password_alone(portal,
 # --- sensitive routes ------------------------------------------------------------------------------------------
 
 def test_a_sensitive_route_is_refused_without_a_step_up_and_allowed_with_it(portal, create_user):
-    create_user("exporter", "auditor")
+    create_user("exporter", "ops_manager")  # may see personal data in full: may ask for a personal export
     client = english_client(portal)
     assert sign_in(client, "exporter").status_code == 302
-    exports = lambda: db.session.scalar(select(func.count()).select_from(AccessLogEntry).where(  # noqa: E731
-        AccessLogEntry.entity_type == "access_log"))
-    refused = client.get("/audit/access-log.csv")
+    personal = lambda: db.session.scalar(select(func.count()).select_from(ExportRequest).where(  # noqa: E731
+        ExportRequest.personal.is_(True)))
+    form = {"kind": "orders", "format": "csv"}
+    refused = client.post("/exports/personal", data={**form, "csrf_token": csrf_token(client, "/exports/")})
     assert refused.status_code == 303
-    assert refused.headers["Location"].endswith("/security/step-up?next=/audit/access-log.csv")
-    htmx = client.get("/audit/access-log.csv", headers={"HX-Request": "true"})
+    assert "/security/step-up" in refused.headers["Location"]
+    htmx = client.post("/exports/personal", data={**form, "csrf_token": csrf_token(client, "/exports/")},
+                       headers={"HX-Request": "true"})
     assert htmx.status_code == 403 and "/security/step-up" in htmx.headers["HX-Redirect"]
-    assert exports() == 0 and len(events("exporter", "step_up.refused")) == 2
-    step = client.post("/security/step-up?next=/audit/access-log.csv",
-                       data={"code": current_code(staff.get_user("exporter")),
-                             "csrf_token": csrf_token(client, "/security/step-up")})
-    assert step.status_code == 303 and step.headers["Location"].endswith("/audit/access-log.csv")
-    allowed = client.get("/audit/access-log.csv")
-    assert allowed.status_code == 200 and allowed.mimetype == "text/csv"
-    assert exports() == 1
+    assert personal() == 0 and len(events("exporter", "step_up.refused")) == 2
+    step = client.post("/security/step-up?next=/exports/", data={
+        "code": current_code(staff.get_user("exporter")), "csrf_token": csrf_token(client, "/security/step-up")})
+    assert step.status_code == 303 and step.headers["Location"].endswith("/exports/")
+    allowed = client.post("/exports/personal", data={**form, "csrf_token": csrf_token(client, "/exports/")})
+    assert allowed.status_code == 303 and "/security/step-up" not in allowed.headers["Location"]
+    assert personal() == 1
 
 
-def test_a_grant_from_another_browser_session_is_refused(portal, enrolled):
-    enrolled("twobrowsers")
+def test_a_grant_from_another_browser_session_is_refused(portal, enrolled, create_user):
+    create_user("twobrowsers", "ops_manager")
     first, second = english_client(portal), english_client(portal)
     sign_in(first, "twobrowsers")
     sign_in(second, "twobrowsers")
     step_up(first, "twobrowsers")
-    assert first.get("/audit/events.csv").status_code == 200
-    assert second.get("/audit/events.csv").status_code == 303  # the same user, another session: no grant
+    form = {"kind": "orders", "format": "csv"}
+    done = first.post("/exports/personal", data={**form, "csrf_token": csrf_token(first, "/exports/")})
+    assert done.status_code == 303 and "/security/step-up" not in done.headers["Location"]
+    other = second.post("/exports/personal", data={**form, "csrf_token": csrf_token(second, "/exports/")})
+    assert other.status_code == 303 and "/security/step-up" in other.headers["Location"]  # no grant there
 
 
 def test_a_role_edit_posted_without_step_up_changes_nothing(portal, enrolled, create_user):
@@ -519,7 +523,7 @@ def test_every_step_up_route_refuses_an_admin_without_a_grant(portal, enrolled, 
     sensitive = [rule for rule in portal.url_map.iter_rules()
                  if getattr(portal.view_functions[rule.endpoint], "step_up", False)]
     assert {rule.endpoint for rule in sensitive} >= {"users.create", "users.update", "users.reset_second_factor",
-                                                     "audit.events_csv", "audit.access_log_csv",
+                                                     "exports.start_personal", "roles.update",
                                                      "security.regenerate_recovery_codes"}
     for rule in sensitive:
         method = "GET" if "GET" in rule.methods else "POST"

@@ -3,6 +3,7 @@ from shared.models.audit import AccessLogEntry, AuditEvent, AuditSeal
 from shared.models.catalog import Sku, Warehouse
 from shared.models.channel import Channel, OrderNumberSequence
 from shared.models.customer import Customer, CustomerAddress, GuestLookupLock
+from shared.models.exports import ExportDownload, ExportRequest
 from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
@@ -24,4 +25,5 @@ __all__ = [
     "PlatformRefund", "TrackingPush", "GuestLookupLock", "WebhookRejectionRollup", "StaffRole", "RoleGrant",
     "RoleFieldVisibility", "PermissionRevision", "Team", "BusinessCalendar", "BusinessCalendarDay",
     "RecoveryCode", "SecondFactor", "StepUpGrant",
+    "ExportDownload", "ExportRequest",
 ]

@@ -1,7 +1,7 @@
 """Column types shared by the models: aware UTC timestamps, money, encrypted personal data."""
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Numeric, Text
+from sqlalchemy import DateTime, LargeBinary, Numeric, Text
 from sqlalchemy.types import TypeDecorator
 
 from shared.security import crypto
@@ -41,6 +41,19 @@ class EncryptedText(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return None if value is None else crypto.decrypt(value)
+
+
+class EncryptedBlob(TypeDecorator):
+    """A file encrypted at rest with the same key ring (it may hold personal data, e.g. an export)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else crypto.encrypt_bytes(bytes(value))
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else crypto.decrypt_bytes(bytes(value))
 
 
 def utc(value: datetime) -> datetime:

@@ -49,6 +49,18 @@ def decrypt(token: str) -> str:
         raise RuntimeError("personal data could not be decrypted with any configured key") from exc
 
 
+def encrypt_bytes(plain: bytes) -> bytes:
+    """A whole file (e.g. an export that holds personal data) encrypted as one Fernet token."""
+    return _current().fernet.encrypt(plain)
+
+
+def decrypt_bytes(token: bytes) -> bytes:
+    try:
+        return _current().fernet.decrypt(token)
+    except InvalidToken as exc:
+        raise RuntimeError("a stored file could not be decrypted with any configured key") from exc
+
+
 def new_key() -> str:
     return Fernet.generate_key().decode()
 

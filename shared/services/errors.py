@@ -47,3 +47,10 @@ class InvalidTransition(Conflict):
 class Forbidden(ServiceError):
     status = 403
     code = "forbidden"
+
+
+class Gone(ServiceError):
+    """Something that existed and no longer may be had (an expired or used-up export link, a purged file)."""
+
+    status = 410
+    code = "gone"

@@ -293,9 +293,12 @@ def differences(report_id: int, kind: str | None = None, limit: int | None = Non
     return db.session.execute(query).scalars().all()
 
 
+REPORT_HEADERS = ["kind", "channel_order_id", "platform_status", "expected_status", "local_status", "order_no"]
+
+
 def report_rows(report_id: int) -> tuple[list[str], list[list]]:
-    """The downloadable form (CSV/XLSX) of a report's differences."""
-    headers = ["kind", "channel_order_id", "platform_status", "expected_status", "local_status", "order_no"]
-    return headers, [[d.kind, d.channel_order_id, d.platform_status, d.expected_status, d.local_status, d.order_no]
+    """The downloadable form (CSV/XLSX) of a report's differences (a governed export: shared.services.exports)."""
+    return list(REPORT_HEADERS), [[d.kind, d.channel_order_id, d.platform_status, d.expected_status, d.local_status,
+                                   d.order_no]
                      for d in differences(report_id)]
 
