@@ -3,6 +3,8 @@ from shared.models.audit import AccessLogEntry, AuditEvent, AuditSeal
 from shared.models.catalog import Sku, Warehouse
 from shared.models.channel import Channel, OrderNumberSequence
 from shared.models.customer import Customer, CustomerAddress, GuestLookupLock
+from shared.models.exceptions import (CannedReply, ExceptionCase, ExceptionEvent, ExceptionRoute,
+                                      ExceptionSlaTarget)
 from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
@@ -22,4 +24,5 @@ __all__ = [
     "PickTask", "ScanEvent", "Shipment", "StockTake", "StockTakeLine", "TrackingEvent", "Wave",
     "PlatformRefund", "TrackingPush", "GuestLookupLock", "WebhookRejectionRollup", "StaffRole", "RoleGrant",
     "RoleFieldVisibility", "PermissionRevision", "Team", "BusinessCalendar", "BusinessCalendarDay",
+    "CannedReply", "ExceptionCase", "ExceptionEvent", "ExceptionRoute", "ExceptionSlaTarget",
 ]
