@@ -158,7 +158,8 @@ EXCEPTION_KIND = {
     "parcel_stalled": _l("Parcel stalled"), "parcel_returned": _l("Parcel returned"),
     "carrier_refused": _l("Carrier refused"), "late_packing": _l("Late packing"), "out_of_stock": _l("Out of stock"),
     "unmapped_sku": _l("Unmapped SKU"), "near_expiry": _l("Near expiry"),
-    "stocktake_variance": _l("Stock-take variance"), "address_changed_after_packing": _l("Address changed after packing"),
+    "stocktake_variance": _l("Stock-take variance"),
+    "address_changed_after_packing": _l("Address changed after packing"),
     "duplicate_buyer_orders": _l("Suspected duplicate orders of one buyer"),
     "over_limit_purchase": _l("Over-limit purchase"),
 }

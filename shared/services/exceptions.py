@@ -606,7 +606,9 @@ def check_slas(now: datetime | None = None, actor: Actor | None = None) -> SlaPa
     table = ExceptionCase.__table__
     events = []
 
-    warn = db.session.execute(select(ExceptionCase.id, ExceptionCase.summary, ExceptionCase.resolve_due_at)
+    leads: dict = {}
+    warn = db.session.execute(select(ExceptionCase.id, ExceptionCase.summary, ExceptionCase.resolve_due_at,
+                                     ExceptionCase.assignee_id, ExceptionCase.team_id)
                               .where(running, ExceptionCase.warned_at.is_(None), ExceptionCase.breached.is_(False),
                                      ExceptionCase.warn_at <= now)).all()
     if warn:
@@ -614,11 +616,12 @@ def check_slas(now: datetime | None = None, actor: Actor | None = None) -> SlaPa
         db.session.execute(update(table).where(sets.among(table.c.id, result.warned), table.c.warned_at.is_(None))
                            .values(warned_at=now, updated_at=now))
         for row in warn:
-            events.append(("warned", row.id, f"80% of the resolution time used; due {as_utc(row.resolve_due_at):%Y-%m-%d %H:%M} UTC"))
+            due_at = f"{as_utc(row.resolve_due_at):%Y-%m-%d %H:%M} UTC"
+            owner = db.session.get(StaffUser, row.assignee_id) if row.assignee_id else _lead_of(row.team_id, leads)
+            events.append(("warned", row.id, f"80% of the resolution time used; due {due_at}"))
             result.notices.append(Notice("异常单即将超时 Exception SLA at 80%",
-                                         [f"#{row.id} {row.summary}", f"due {as_utc(row.resolve_due_at):%Y-%m-%d %H:%M} UTC"]))
+                                         [f"@{_name(owner)}", f"#{row.id} {row.summary}", f"due {due_at}"]))
 
-    leads: dict = {}
     due = db.session.execute(select(ExceptionCase.id, ExceptionCase.summary, ExceptionCase.team_id)
                              .where(running, ExceptionCase.escalation_level == 0, or_(
                                  ExceptionCase.resolve_due_at <= now,
