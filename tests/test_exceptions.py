@@ -298,6 +298,52 @@ def test_feeds_read_in_sets_not_row_by_row(session, create_order):
     assert len(statements) <= 25  # one read per detector, one insert and one history insert: not 5 × anything
 
 
+def test_the_batch_limit_applies_to_problems_not_yet_raised(session, create_order, monkeypatch):
+    """Already-raised rows are left out in SQL (anti-join on the live key), so a backlog larger than one run's
+    limit is raised over several runs instead of the same first rows being read every time."""
+    for _ in range(3):
+        create_order(paid=False)
+    db.session.add(StatusMapping(channel_id=db.session.execute(select(Order.channel_id)).scalars().first(),
+                                 platform_status="PAID", lifecycle="confirmed", payment_status="paid"))
+    db.session.execute(update(Order).values(platform_status="PAID",
+                                            platform_modified_at=datetime.now(UTC) - timedelta(hours=1)))
+    monkeypatch.setattr(exception_feeds, "LIMIT", 2)
+    assert len(exception_feeds.feed().raised) == 2
+    assert len(exception_feeds.feed().raised) == 1
+    assert exception_feeds.feed().raised == [] and _count() == 3
+    # a resolved one whose problem occurs again (a newer platform update) is found again and reopened
+    row = db.session.execute(select(ExceptionCase).order_by(ExceptionCase.id)).scalars().first()
+    exceptions.transition(row, "resolved", ADMIN, comment="checked", now=datetime.now(UTC) - timedelta(minutes=50))
+    assert exception_feeds.paid_not_recorded(datetime.now(UTC)) == []  # same occurrence: settled
+    db.session.execute(update(Order).where(Order.id == row.order_id).values(
+        platform_modified_at=datetime.now(UTC) - timedelta(minutes=40)))
+    assert exception_feeds.feed().reopened == [row.id]
+
+
+def test_each_detector_leaves_out_what_it_already_raised(session, create_order):
+    """The SQL key of each detector's anti-join is the key it raises with: after one feed, nothing is read again."""
+    from shared.models import FulfilmentAlarm, InboxItem
+
+    order = create_order()
+    now = datetime.now(UTC)
+    db.session.add_all([
+        InboxItem(channel_id=order.channel_id, source="webhook", content_hash="h1", content_type="application/json",
+                  body="{}", status="review", error_code="unmapped_sku", last_error="SKU X-9 is not mapped",
+                  received_at=now),
+        InboxItem(channel_id=order.channel_id, source="webhook", content_hash="h2", content_type="application/json",
+                  body="{}", status="dead", error_code="timeout", last_error="gave up", received_at=now),
+        FulfilmentAlarm(kind="not_packed_in_time", order_id=order.id, role="warehouse", message="late", raised_at=now),
+        FulfilmentAlarm(kind="low_stock", subject="sku:SKU-1", role="ops_manager", message="low", raised_at=now)])
+    db.session.flush()
+    assert len(exception_feeds.inbox_problems(now)) == 2 and len(exception_feeds.fulfilment_alarms(now)) == 2
+    raised = exception_feeds.feed(now)
+    kinds = sorted(db.session.get(ExceptionCase, row_id).kind for row_id in raised.raised)
+    assert kinds == ["callback_failed", "late_packing", "out_of_stock", "unmapped_sku"]
+    stock = db.session.execute(select(ExceptionCase).where(ExceptionCase.kind == "out_of_stock")).scalar_one()
+    assert stock.sku.code == "SKU-1"
+    assert exception_feeds.inbox_problems(now) == [] and exception_feeds.fulfilment_alarms(now) == []
+
+
 def test_detector_events_carry_history_rows(session):
     _payment()
     events = db.session.execute(select(ExceptionEvent)).scalars().all()

@@ -10,12 +10,13 @@ Not fed, because the data does not hold it: over-limit purchases (no SKU or buye
 """
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import and_, select
+from sqlalchemy import String, and_, case, cast, func, literal, or_, select, type_coerce
 from sqlalchemy.orm import aliased
 
 from shared.actors import SYSTEM
+from shared.exception_lifecycle import DONE
 from shared.extensions import db
-from shared.models import (CarrierAttempt, FulfilmentAlarm, InboxItem, Lot, Order, Shipment, Sku, StatusMapping,
+from shared.models import (CarrierAttempt, ExceptionCase, FulfilmentAlarm, InboxItem, Lot, Order, Shipment, Sku, StatusMapping,
                            StockTake, StockTakeLine, WebhookDelivery)
 from shared.services.exceptions import Problem, Raised, raise_many
 from shared.timekeeping import as_utc, utc_now
@@ -29,7 +30,21 @@ INBOX_KINDS = {"unmapped_sku": "unmapped_sku", "address_change_too_late": "addre
 ALARM_KINDS = {"not_packed_in_time": "late_packing", "pick_not_packed": "late_packing",
                "parcel_stalled": "parcel_stalled", "low_stock": "out_of_stock"}
 CLOSED_ORDERS = ("cancelled", "closed")
-LIMIT = 5000  # rows per detector per run; the next run takes the rest
+LIMIT = 5000  # rows per detector per run that still need raising; the next run takes the rest
+
+
+def _key(prefix, column):
+    """The dedupe key in SQL, the same text the detector builds in Python (`prefix` + id)."""
+    head = literal(prefix) if isinstance(prefix, str) else type_coerce(prefix, String)
+    return head.concat(cast(column, String))
+
+
+def _still_needed(key, occurred):
+    """No live exception of this key, or one resolved before this occurrence: the anti-join (on the unique live
+    key) that makes the LIMIT apply to rows still needing an exception, however many were raised before."""
+    settled = select(ExceptionCase.id).where(ExceptionCase.live_key == key, or_(
+        ExceptionCase.status.not_in(DONE), ExceptionCase.resolved_at.is_(None), ExceptionCase.resolved_at >= occurred))
+    return ~settled.exists()
 
 
 def paid_not_recorded(now: datetime) -> list[Problem]:
@@ -40,11 +55,17 @@ def paid_not_recorded(now: datetime) -> list[Problem]:
         .join(StatusMapping, and_(StatusMapping.channel_id == Order.channel_id,
                                   StatusMapping.platform_status == Order.platform_status))
         .where(StatusMapping.payment_status == "paid", Order.payment_status == "unpaid",
-               Order.status.not_in(CLOSED_ORDERS), Order.platform_modified_at <= now - UNPAID_AFTER)
+               Order.status.not_in(CLOSED_ORDERS), Order.platform_modified_at <= now - UNPAID_AFTER,
+               _still_needed(_key("payment_not_received:order:", Order.id), Order.platform_modified_at))
         .order_by(Order.id).limit(LIMIT)).all()
     return [Problem("payment_not_received", f"payment_not_received:order:{r.id}",
                     f"{r.order_no}: paid on the platform ({r.platform_status}), unpaid here",
                     r.platform_modified_at, order_id=r.id, buyer_index=r.receiver_phone_index) for r in rows]
+
+
+def _inbox_kind():
+    return type_coerce(case(*((InboxItem.error_code == code, kind) for code, kind in INBOX_KINDS.items()),
+                            else_="callback_failed"), String)
 
 
 def inbox_problems(now: datetime) -> list[Problem]:
@@ -54,7 +75,10 @@ def inbox_problems(now: datetime) -> list[Problem]:
         select(InboxItem.id, InboxItem.error_code, InboxItem.last_error, InboxItem.processed_at,
                InboxItem.received_at, InboxItem.order_id, InboxItem.external_id, Order.receiver_phone_index)
         .outerjoin(Order, Order.id == InboxItem.order_id)
-        .where(InboxItem.status.in_(("review", "dead"))).order_by(InboxItem.id).limit(LIMIT)).all()
+        .where(InboxItem.status.in_(("review", "dead")),
+               _still_needed(_key(_inbox_kind().concat(":inbox:"), InboxItem.id),
+                             func.coalesce(InboxItem.processed_at, InboxItem.received_at)))
+        .order_by(InboxItem.id).limit(LIMIT)).all()
     problems = []
     for r in rows:
         kind = INBOX_KINDS.get(r.error_code or "", "callback_failed")
@@ -69,11 +93,23 @@ def inbox_problems(now: datetime) -> list[Problem]:
 def failed_webhooks(now: datetime) -> list[Problem]:
     """Our own callbacks to the merchant's systems that gave up (dead deliveries)."""
     rows = db.session.execute(select(WebhookDelivery.id, WebhookDelivery.last_error, WebhookDelivery.last_attempt_at)
-                              .where(WebhookDelivery.status == "dead").order_by(WebhookDelivery.id)
+                              .where(WebhookDelivery.status == "dead", _still_needed(
+                                  _key("callback_failed:delivery:", WebhookDelivery.id),
+                                  func.coalesce(WebhookDelivery.last_attempt_at, now)))
+                              .order_by(WebhookDelivery.id)
                               .limit(LIMIT)).all()
     return [Problem("callback_failed", f"callback_failed:delivery:{r.id}",
                     f"webhook delivery #{r.id} gave up: {(r.last_error or '')[:200]}", r.last_attempt_at or now,
                     details={"delivery": r.id}) for r in rows]
+
+
+def _alarm_key():
+    kind = type_coerce(case(*((FulfilmentAlarm.kind == alarm, kind) for alarm, kind in ALARM_KINDS.items())), String)
+    subject = type_coerce(case(
+        (FulfilmentAlarm.shipment_id.is_not(None), _key("shipment:", FulfilmentAlarm.shipment_id)),
+        (FulfilmentAlarm.order_id.is_not(None), _key("order:", FulfilmentAlarm.order_id)),
+        else_=FulfilmentAlarm.subject), String)
+    return kind.concat(":").concat(subject)
 
 
 def fulfilment_alarms(now: datetime) -> list[Problem]:
@@ -84,7 +120,8 @@ def fulfilment_alarms(now: datetime) -> list[Problem]:
                Order.receiver_phone_index, Sku.id.label("sku_id"))
         .outerjoin(Order, Order.id == FulfilmentAlarm.order_id)
         .outerjoin(Sku, (FulfilmentAlarm.kind == "low_stock") & (FulfilmentAlarm.subject == "sku:" + Sku.code))
-        .where(FulfilmentAlarm.resolved_at.is_(None), FulfilmentAlarm.kind.in_(ALARM_KINDS))
+        .where(FulfilmentAlarm.resolved_at.is_(None), FulfilmentAlarm.kind.in_(ALARM_KINDS),
+               _still_needed(_alarm_key(), FulfilmentAlarm.raised_at))
         .order_by(FulfilmentAlarm.id).limit(LIMIT)).all()
     problems = []
     for r in rows:
@@ -105,7 +142,10 @@ def returned_parcels(now: datetime) -> list[Problem]:
                Shipment.last_event_at, Shipment.shipped_at, Shipment.order_id, Order.order_no,
                Order.receiver_phone_index)
         .join(Order, Order.id == Shipment.order_id)
-        .where(Shipment.tracking_flags.is_not(None), flagged).order_by(Shipment.id).limit(LIMIT)).all()
+        .where(Shipment.tracking_flags.is_not(None), flagged,
+               _still_needed(_key("parcel_returned:shipment:", Shipment.id),
+                             func.coalesce(Shipment.last_event_at, Shipment.shipped_at, now)))
+        .order_by(Shipment.id).limit(LIMIT)).all()
     return [Problem("parcel_returned", f"parcel_returned:shipment:{r.id}",
                     f"{r.order_no}: parcel {r.waybill_no} ({r.carrier_code}) {r.tracking_flags}",
                     r.last_event_at or r.shipped_at or now, order_id=r.order_id, shipment_id=r.id,
@@ -119,7 +159,8 @@ def carrier_refusals(now: datetime) -> list[Problem]:
                CarrierAttempt.occurred_at, Shipment.order_id, Order.order_no, Order.receiver_phone_index)
         .join(Shipment, Shipment.id == CarrierAttempt.shipment_id).join(Order, Order.id == Shipment.order_id)
         .where(CarrierAttempt.outcome == "refused", Shipment.waybill_no.is_(None),
-               Shipment.status.not_in(("cancelled", "shipped", "delivered")))
+               Shipment.status.not_in(("cancelled", "shipped", "delivered")),
+               _still_needed(_key("carrier_refused:shipment:", Shipment.id), CarrierAttempt.occurred_at))
         .order_by(CarrierAttempt.id).limit(LIMIT)).all()
     return [Problem("carrier_refused", f"carrier_refused:shipment:{r.shipment_id}",
                     f"{r.order_no}: {r.carrier_code} refused the waybill: {(r.message or '')[:200]}",
@@ -136,7 +177,8 @@ def near_expiry_lots(now: datetime, today=None) -> list[Problem]:
         select(Lot.id, Lot.lot_no, Lot.expires_on, Lot.quantity, Lot.sku_id, Sku.code)
         .join(Sku, Sku.id == Lot.sku_id)
         .where(Lot.expires_on.is_not(None), Lot.expires_on <= today + timedelta(days=NEAR_EXPIRY_DAYS),
-               Lot.quantity > 0).order_by(Lot.id).limit(LIMIT)).all()
+               Lot.quantity > 0, _still_needed(_key("near_expiry:lot:", Lot.id), ExceptionCase.occurred_at))
+        .order_by(Lot.id).limit(LIMIT)).all()
     return [Problem("near_expiry", f"near_expiry:lot:{r.id}",
                     f"{r.code} lot {r.lot_no}: {r.quantity} units expire on {r.expires_on}",
                     min(now, datetime.combine(r.expires_on - timedelta(days=NEAR_EXPIRY_DAYS), time(0),
@@ -150,7 +192,9 @@ def stocktake_variances(now: datetime) -> list[Problem]:
                StockTake.id.label("take_id"), StockTake.started_at, Sku.code)
         .join(StockTake, StockTake.id == StockTakeLine.stock_take_id).join(Sku, Sku.id == StockTakeLine.sku_id)
         .where(StockTake.status == "submitted", StockTakeLine.counted.is_not(None),
-               StockTakeLine.counted != StockTakeLine.expected).order_by(StockTakeLine.id).limit(LIMIT)).all()
+               StockTakeLine.counted != StockTakeLine.expected,
+               _still_needed(_key("stocktake_variance:line:", StockTakeLine.id), StockTake.started_at))
+        .order_by(StockTakeLine.id).limit(LIMIT)).all()
     return [Problem("stocktake_variance", f"stocktake_variance:line:{r.id}",
                     f"stock-take {r.take_id}: {r.code} counted {r.counted}, expected {r.expected}",
                     r.started_at, sku_id=r.sku_id, details={"stock_take": r.take_id}) for r in rows]
@@ -168,7 +212,8 @@ def duplicate_buyers(now: datetime) -> list[Problem]:
                           older.placed_at <= newer.placed_at, older.placed_at >= now - DUPLICATE_LOOKBACK
                           - DUPLICATE_WITHIN, older.status.not_in(CLOSED_ORDERS)))
         .where(newer.placed_at >= now - DUPLICATE_LOOKBACK, newer.status.not_in(CLOSED_ORDERS),
-               newer.receiver_phone_index != "")
+               newer.receiver_phone_index != "",
+               _still_needed(_key("duplicate_buyer_orders:order:", newer.id), newer.placed_at))
         .order_by(newer.id, older.id).limit(LIMIT)).all()
     found: dict[int, Problem] = {}
     for r in rows:
