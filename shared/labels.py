@@ -174,3 +174,5 @@ EXCEPTION_MOVE = {"assigned": _l("Assign"), "in_progress": _l("Start work"), "wa
                   "waiting_platform": _l("Wait on platform"), "resolved": _l("Resolve"), "closed": _l("Close"),
                   "reopened": _l("Reopen")}
 SLA_CLOCK = {"business": _l("Business hours"), "calendar": _l("Calendar time")}
+EXCEPTION_EVENT = {"raised": _l("Raised"), "assigned": _l("Assigned to"), "transition": _l("Moved"),
+                   "reopened": _l("Reopened"), "warned": _l("SLA warning"), "escalated": _l("Escalated")}

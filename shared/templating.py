@@ -35,7 +35,8 @@ def install_common_filters(app: Flask) -> None:
                         ("exception_category_label", labels.EXCEPTION_CATEGORY),
                         ("exception_kind_label", labels.EXCEPTION_KIND),
                         ("exception_state_label", labels.EXCEPTION_STATE),
-                        ("exception_move_label", labels.EXCEPTION_MOVE), ("sla_clock_label", labels.SLA_CLOCK)):
+                        ("exception_move_label", labels.EXCEPTION_MOVE), ("sla_clock_label", labels.SLA_CLOCK),
+                        ("exception_event_label", labels.EXCEPTION_EVENT)):
         app.add_template_filter(lambda code, table=table: labels.label(table, code), name)
 
     app.add_template_filter(labels.role_name, "role_label")

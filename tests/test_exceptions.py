@@ -105,6 +105,22 @@ def test_unknown_and_undeclared_moves_are_refused_and_change_nothing(session):
     assert row.status == "open" and len(exceptions.history(row)) == 1
 
 
+def test_an_exception_is_assigned_only_to_someone_who_may_work_it(session, create_user):
+    row = _payment()
+    auditor = create_user("aud1", "auditor")
+    with pytest.raises(ValidationFailed) as refused:
+        exceptions.assign(row, auditor, ADMIN, now=T0)
+    assert refused.value.code == "assignee_cannot_work"
+    with pytest.raises(ValidationFailed) as refused:
+        exceptions.assign(row, None, ADMIN, now=T0)
+    assert refused.value.code == "assignee_required"
+    assert (row.status, row.assignee_id) == ("open", None)
+    exceptions.transition(row, "resolved", ADMIN, comment="done", now=T0)
+    with pytest.raises(Conflict):
+        exceptions.assign(row, create_user("cs5", "customer_service"), ADMIN, now=T0)
+    assert row.assignee_id is None
+
+
 def test_a_role_without_edit_may_not_work_exceptions(session):
     row = _payment()
     with pytest.raises(Exception) as refused:
