@@ -17,6 +17,9 @@ SCHEDULE = (
     ("allocate_confirmed", "jobs.fulfilment.allocate_confirmed", 60, queues.DEFAULT),
     ("check_fulfilment", "jobs.fulfilment.check_fulfilment", 60, queues.DEFAULT),
     ("poll_tracking", "jobs.fulfilment.poll_tracking", 600, queues.SYNC),
+    # The exception center: detectors' findings raised as exceptions, then the SLA clock (warn, escalate, close).
+    ("feed_exceptions", "jobs.exceptions.feed_exceptions", 60, queues.DEFAULT),
+    ("check_exception_slas", "jobs.exceptions.check_exception_slas", 60, queues.URGENT),
     # Refused webhook/tracking requests: counted per hour as they come, detail rows pruned hourly.
     ("prune_refused_requests", "jobs.knocking.prune_refused_requests", 3600, queues.DEFAULT),
     # Governed exports: queued ones nothing claimed are sent again; nightly, links expire and 7-day-old files go.
@@ -26,4 +29,5 @@ SCHEDULE = (
 
 # Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,
 # and the next one (a second later) finds the log free again.
-TIMEOUTS = {"seal_audit_logs": 30, "write_audit_checkpoint": 300}
+TIMEOUTS = {"seal_audit_logs": 30, "write_audit_checkpoint": 300, "feed_exceptions": 120,
+            "check_exception_slas": 60}

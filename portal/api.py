@@ -11,12 +11,15 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.datastructures import MultiDict
 
 from portal.access import require_step_up, requires
+from shared import paging
 from shared.extensions import db
 from shared.order_payloads import iso_time, order_payload, shipping_address
 from shared.order_search import MAX_LIMIT, SearchRefused, parse_filters, personal_values_in_query, search_orders
 from shared.security.masking import may_reveal
 from shared.security.permissions import Visibility, visibility
-from shared.services import audit, catalog, channel_settings, orders, platform_privacy, second_factor, staff, stock
+from shared.models import ExceptionCase, StaffUser
+from shared.services import (audit, catalog, channel_settings, exceptions, orders, platform_privacy, second_factor, staff,
+                             stock)
 from shared.services.errors import ServiceError, ValidationFailed
 from shared.services.validation import check_types, parameter, whole_number
 from shared.web import staff_actor
@@ -49,6 +52,8 @@ STATUS_MAPPING_BODY = {"lifecycle": "text", "payment_status": "text", "refund_st
 WAREHOUSE_UPDATE_BODY = {"name": "text", "province": "text", "city": "text", "cold_chain": "boolean",
                          "active": "boolean"}
 BIN_BODY = {"code": "text", "walk_order": "integer", "capacity": "integer"}
+EXCEPTION_TRANSITION_BODY = {"to": "text", "comment": "text", "canned": "text", "assignee": "text"}
+EXCEPTION_PARAMETERS = {"category": 40, "team": 40, "state": 20, "mine": 8, "breached": 8, "cursor": 512, "limit": 12}
 # Query parameters of the order list and the longest text each may be (cursor and limit have rules of their own).
 LIST_PARAMETERS = {"status": 40, "channel": 40, "warehouse": 64, "updated_since": 64, "date_from": 32, "date_to": 32,
                    "q": 200, "phone_last4": 8, "sort": 40, "cursor": 100_000, "limit": 100_000}
@@ -404,3 +409,56 @@ def create_bin(code: str):
     row = catalog.create_bin(warehouse, _json_body(BIN_BODY), _actor())
     db.session.commit()
     return _created(_bin_json(warehouse, row))
+
+
+# --- the exception center -------------------------------------------------------------------------------------
+
+def _exception_json(row) -> dict:
+    left = exceptions.time_left(row)
+    return {
+        "id": row.id, "kind": row.kind, "category": row.category, "state": row.status, "summary": row.summary,
+        "order_no": row.order.order_no if row.order else None, "sku": row.sku.code if row.sku else None,
+        "team": row.team.code if row.team else None,
+        "assignee": row.assignee.username if row.assignee else None, "opened_at": iso_time(row.opened_at),
+        "sla_clock": row.sla_clock, "first_response_due_at": iso_time(row.first_response_due_at),
+        "first_responded_at": iso_time(row.first_responded_at), "resolve_due_at": iso_time(row.resolve_due_at),
+        "seconds_left": int(left.total_seconds()) if left is not None else None,
+        "paused": row.status in ("waiting_customer", "waiting_platform"), "breached": row.breached,
+        "escalation_level": row.escalation_level, "resolved_at": iso_time(row.resolved_at),
+        "resolution": row.resolution, "occurrences": row.occurrences,
+    }
+
+
+@bp.get("/exceptions")
+@requires("exceptions", "view")
+def list_exceptions():
+    """One page of exceptions, newest first: `{"items", "next_cursor"}`."""
+    for name, longest in EXCEPTION_PARAMETERS.items():
+        for value in request.args.getlist(name):
+            parameter(value, name, longest)
+    filters = exceptions.parse_filters(request.args)
+    limit = whole_number(request.args.get("limit"), "limit", 1, exceptions.MAX_LIMIT, exceptions.DEFAULT_LIMIT)
+    rows, next_cursor = paging.page(db.session, exceptions.list_query(filters, g.api_user.id),
+                                    ExceptionCase.opened_at, ExceptionCase.id, request.args.get("cursor"), limit,
+                                    descending=True)
+    return jsonify({"items": [_exception_json(row) for row in rows], "next_cursor": next_cursor})
+
+
+@bp.post("/exceptions/<exception_id>/transitions")
+@requires("exceptions", "edit")
+def transition_exception(exception_id: str):
+    """Move an exception: `{"to", "comment"?, "canned"?, "assignee"?}` (assigning names the user)."""
+    data = _json_body(EXCEPTION_TRANSITION_BODY)
+    row = exceptions.get_exception(parameter(exception_id, "id", 20), for_update=True)
+    language = "zh" if (request.accept_languages.best_match(["zh", "en"]) or "zh") == "zh" else "en"
+    if data.get("to") == "assigned":
+        name = data.get("assignee")
+        assignee = db.session.query(StaffUser).filter(StaffUser.username == name).one_or_none() if name else None
+        if name and assignee is None:
+            raise ValidationFailed(f"no user {name[:64]!r}", field="assignee", code="unknown_user")
+        exceptions.assign(row, assignee, _actor(), comment=data.get("comment"))
+    else:
+        exceptions.transition(row, data.get("to"), _actor(), comment=data.get("comment"),
+                              canned=data.get("canned"), language=language)
+    db.session.commit()
+    return jsonify(_exception_json(row))

@@ -339,3 +339,34 @@ class TraceForm(FlaskForm):
     """An auditor uploads a file found somewhere it should not be: which export, and whose, is it?"""
 
     file = FileField(_l("File (.csv or .xlsx)"), validators=[FileRequired(_l("Choose a file to upload."))])
+
+
+# --- the exception center ----------------------------------------------------------------------------------
+
+class ExceptionTransitionForm(FlaskForm):
+    to = StringField(validators=[DataRequired(), Length(max=20)])
+    canned = SelectField(_l("Canned reply"), choices=[], validate_choice=False)
+    comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=1000)])
+
+
+class ExceptionAssignForm(FlaskForm):
+    assignee = SelectField(_l("Assign to"), choices=[], validate_choice=False, validators=[DataRequired()])
+
+
+class ExceptionRouteForm(FlaskForm):
+    key = SelectField(_l("Category or kind"), choices=[], validate_choice=False, validators=[DataRequired()])
+    team = SelectField(_l("Team"), choices=[], validate_choice=False, validators=[DataRequired()])
+
+
+class ExceptionSlaForm(FlaskForm):
+    category = SelectField(_l("Category"), choices=[], validate_choice=False, validators=[DataRequired()])
+    first_response_minutes = StringField(_l("First response (minutes)"), validators=[DataRequired(), Length(max=12)])
+    resolve_minutes = StringField(_l("Resolve within (minutes)"), validators=[DataRequired(), Length(max=12)])
+    clock = SelectField(_l("Clock"), choices=[], validate_choice=False, validators=[DataRequired()])
+
+
+class CannedReplyForm(FlaskForm):
+    category = SelectField(_l("Category"), choices=[], validate_choice=False, validators=[DataRequired()])
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=40)])
+    text_zh = TextAreaField(_l("Text (Chinese)"), validators=[DataRequired(), Length(max=1000)])
+    text_en = TextAreaField(_l("Text (English)"), validators=[DataRequired(), Length(max=1000)])

@@ -1,5 +1,6 @@
 """Words shown to people for codes stored in the database, in the viewer's language."""
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 
 STATUS = {
     "pending_review": _l("Pending review"), "confirmed": _l("Confirmed"), "allocated": _l("Allocated"),
@@ -153,3 +154,29 @@ STOCK_TAKE_STATUS = {"counting": _l("Counting"), "submitted": _l("Waiting for ap
 EXPORT_STATUS = {"awaiting_clearance": _l("Waiting for clearance"), "queued": _l("Queued"), "running": _l("Running"),
                  "done": _l("Ready"), "failed": _l("Failed"), "expired": _l("Link expired"),
                  "purged": _l("File purged")}
+# The exception center (shared/services/exceptions.py, shared/exception_lifecycle.py).
+EXCEPTION_CATEGORY = {"payment": _l("Payment"), "logistics": _l("Logistics"), "product_stock": _l("Product and stock"),
+                      "account_risk": _l("Account and risk")}
+EXCEPTION_KIND = {
+    "payment_not_received": _l("Paid on the platform, unpaid here"), "callback_failed": _l("Callback failed"),
+    "parcel_stalled": _l("Parcel stalled"), "parcel_returned": _l("Parcel returned"),
+    "carrier_refused": _l("Carrier refused"), "late_packing": _l("Late packing"), "out_of_stock": _l("Out of stock"),
+    "unmapped_sku": _l("Unmapped SKU"), "near_expiry": _l("Near expiry"),
+    "stocktake_variance": _l("Stock-take variance"),
+    "address_changed_after_packing": _l("Address changed after packing"),
+    "duplicate_buyer_orders": _l("Suspected duplicate orders of one buyer"),
+    "over_limit_purchase": _l("Over-limit purchase"),
+}
+EXCEPTION_STATE = {
+    "open": lazy_pgettext("exception state", "Open"), "assigned": lazy_pgettext("exception state", "Assigned"),
+    "in_progress": lazy_pgettext("exception state", "In progress"),
+    "reopened": lazy_pgettext("exception state", "Reopened"),
+    "waiting_customer": lazy_pgettext("exception state", "Waiting on customer"),
+    "waiting_platform": lazy_pgettext("exception state", "Waiting on platform"),
+    "resolved": lazy_pgettext("exception state", "Resolved"), "closed": lazy_pgettext("exception state", "Closed")}
+EXCEPTION_MOVE = {"assigned": _l("Assign"), "in_progress": _l("Start work"), "waiting_customer": _l("Wait on customer"),
+                  "waiting_platform": _l("Wait on platform"), "resolved": _l("Resolve"), "closed": _l("Close"),
+                  "reopened": _l("Reopen")}
+SLA_CLOCK = {"business": _l("Business hours"), "calendar": _l("Calendar time")}
+EXCEPTION_EVENT = {"raised": _l("Raised"), "assigned": _l("Assigned to"), "transition": _l("Moved"),
+                   "reopened": _l("Reopened"), "warned": _l("SLA warning"), "escalated": _l("Escalated")}

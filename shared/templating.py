@@ -31,7 +31,12 @@ def install_common_filters(app: Flask) -> None:
                         ("action_label", labels.ACTION), ("visibility_label", labels.VISIBILITY),
                         ("field_label", labels.PERSONAL_FIELD),
                         ("movement_label", labels.MOVEMENT), ("reservation_label", labels.RESERVATION),
-                        ("customer_status_label", labels.CUSTOMER_STATUS)):
+                        ("customer_status_label", labels.CUSTOMER_STATUS),
+                        ("exception_category_label", labels.EXCEPTION_CATEGORY),
+                        ("exception_kind_label", labels.EXCEPTION_KIND),
+                        ("exception_state_label", labels.EXCEPTION_STATE),
+                        ("exception_move_label", labels.EXCEPTION_MOVE), ("sla_clock_label", labels.SLA_CLOCK),
+                        ("exception_event_label", labels.EXCEPTION_EVENT)):
         app.add_template_filter(lambda code, table=table: labels.label(table, code), name)
 
     app.add_template_filter(labels.role_name, "role_label")

@@ -6,7 +6,7 @@ from portal.access import PUBLIC_ENDPOINTS
 from shared.extensions import db
 from shared.security.permissions import Role, can
 from shared.security import role_table
-from shared.services import roles, staff
+from shared.services import exceptions, roles, staff
 from tests.factories import ADMIN
 from tests.portal_client import csrf_token, english_client, sign_in, step_up
 
@@ -58,11 +58,14 @@ def test_role_matrix(portal, create_order, create_user, role):
     order = create_order()
     user = create_user(f"matrix_{role.value}", role.value)
     token = staff.issue_token(user, ADMIN)
+    problem = exceptions.raise_exception("late_packing", f"late_packing:order:{order.id}", "not packed in 4 h",
+                                         ADMIN, order_id=order.id)
     db.session.commit()
     samples = {"order_no": order.order_no, "sku_code": "SKU-1", "user_id": user.id, "sku": "SKU-1",
                "code": "OS", "item_id": 1, "report_id": 1, "subscription_id": 1, "delivery_id": 1,
                "wave_id": 1, "shipment_id": 1, "take_id": 1, "platform_status": "WAIT_BUYER_PAY", "kind": "sku",
-               "device_id": 1, "bin_code": "A-01", "team_id": 1, "export_id": "EX0000000000000000"}
+               "device_id": 1, "bin_code": "A-01", "team_id": 1, "export_id": "EX0000000000000000",
+               "exception_id": problem.id}
     client = english_client(portal)
     assert sign_in(client, user.username).status_code == 302
     if can(role.value, "dashboard", "view"):  # the step-up page is every working role's (a role without it: 403s)

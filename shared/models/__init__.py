@@ -4,6 +4,8 @@ from shared.models.catalog import Sku, Warehouse
 from shared.models.channel import Channel, OrderNumberSequence
 from shared.models.customer import Customer, CustomerAddress, GuestLookupLock
 from shared.models.exports import ExportDownload, ExportRequest
+from shared.models.exceptions import (CannedReply, ExceptionCase, ExceptionEvent, ExceptionRoute,
+                                      ExceptionSlaTarget)
 from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
@@ -26,4 +28,5 @@ __all__ = [
     "RoleFieldVisibility", "PermissionRevision", "Team", "BusinessCalendar", "BusinessCalendarDay",
     "RecoveryCode", "SecondFactor", "StepUpGrant",
     "ExportDownload", "ExportRequest",
+    "CannedReply", "ExceptionCase", "ExceptionEvent", "ExceptionRoute", "ExceptionSlaTarget",
 ]
