@@ -1,4 +1,6 @@
 """All models, imported here so that metadata and mappers are complete wherever one is used."""
+from shared.models.approval import (ApprovalDecision, ApprovalDelegation, ApprovalRequest, ApprovalRule,
+                                      ApprovalRuleStep, ApprovalStep)
 from shared.models.audit import AccessLogEntry, AuditEvent, AuditSeal
 from shared.models.catalog import Sku, Warehouse
 from shared.models.channel import Channel, OrderNumberSequence
@@ -23,5 +25,6 @@ __all__ = [
     "PickTask", "ScanEvent", "Shipment", "StockTake", "StockTakeLine", "TrackingEvent", "Wave",
     "PlatformRefund", "TrackingPush", "GuestLookupLock", "WebhookRejectionRollup", "StaffRole", "RoleGrant",
     "RoleFieldVisibility", "PermissionRevision", "Team", "BusinessCalendar", "BusinessCalendarDay",
-    "RecoveryCode", "SecondFactor", "StepUpGrant",
+    "RecoveryCode", "SecondFactor", "StepUpGrant", "ApprovalDecision", "ApprovalDelegation", "ApprovalRequest",
+    "ApprovalRule", "ApprovalRuleStep", "ApprovalStep",
 ]
