@@ -19,8 +19,10 @@ SCHEDULE = (
     ("poll_tracking", "jobs.fulfilment.poll_tracking", 600, queues.SYNC),
     # Refused webhook/tracking requests: counted per hour as they come, detail rows pruned hourly.
     ("prune_refused_requests", "jobs.knocking.prune_refused_requests", 3600, queues.DEFAULT),
+    # Approval steps idle past their due time (2 business hours by default, per rule): 审批滞留, escalated.
+    ("escalate_stalled_approvals", "jobs.approvals.escalate_stalled_approvals", 60, queues.DEFAULT),
 )
 
 # Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,
 # and the next one (a second later) finds the log free again.
-TIMEOUTS = {"seal_audit_logs": 30, "write_audit_checkpoint": 300}
+TIMEOUTS = {"seal_audit_logs": 30, "write_audit_checkpoint": 300, "escalate_stalled_approvals": 120}
