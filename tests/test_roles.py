@@ -28,7 +28,8 @@ def _actor(user: StaffUser) -> Actor:
 
 def test_seeded_builtin_roles_keep_the_table_they_had_in_code(session):
     table = role_table.current()
-    assert set(table.roles) == {"admin", "ops_manager", "customer_service", "warehouse", "finance", "auditor"}
+    assert set(table.roles) == {"admin", "ops_manager", "customer_service", "warehouse", "finance", "auditor",
+                                "cs_lead", "finance_director", "warehouse_manager"}  # approvers, 0009_approvals
     assert can("customer_service", "orders", "edit") and not can("customer_service", "users", "view")
     assert can("warehouse", "fulfilment", "edit") and not can("warehouse", "order_review", "edit")
     assert visibility("customer_service", "phone") == "masked" and visibility("auditor", "name") == "hidden"

@@ -297,6 +297,13 @@ def get_rule(rule_id) -> ApprovalRule:
     return rule
 
 
+def rule_by_code(code: str) -> ApprovalRule:
+    rule = db.session.execute(select(ApprovalRule).where(ApprovalRule.code == code)).scalar_one_or_none()
+    if rule is None:
+        raise NotFound(f"no approval rule {code!r}", field="rule", code="unknown_rule")
+    return rule
+
+
 def all_rules() -> list[ApprovalRule]:
     return list(db.session.execute(select(ApprovalRule).order_by(ApprovalRule.operation,
                                                                  ApprovalRule.priority.desc())).scalars())

@@ -34,6 +34,12 @@ def transfer(sku_code: str, from_code: str, to_code: str, quantity, reason: str,
     reason = check.text(reason, "reason", 500)
     sku = stock_service.get_sku(sku_code)
     source, destination = stock_service.get_warehouse(from_code), stock_service.get_warehouse(to_code)
+    level = db.session.execute(select(StockLevel).where(StockLevel.sku_id == sku.id,
+                                                        StockLevel.warehouse_id == source.id)).scalar_one_or_none()
+    if level is None or level.available < quantity:  # refused now, not after someone approved it
+        raise Conflict(f"stock of {sku.code} in {source.code} cannot go below what is reserved or held "
+                       f"(on hand {level.on_hand if level else 0}, available {level.available if level else 0})",
+                       field="delta", code="stock_below_zero")
     held = approvals.gate("stock.transfer", sku.code, {"warehouses": [source.code, destination.code]},
                           {"sku": sku.code, "from": source.code, "to": destination.code, "quantity": quantity,
                            "reason": reason}, actor, summary=f"{sku.code} {quantity} {source.code} → {destination.code}")
