@@ -323,12 +323,13 @@ def test_a_role_change_waits_for_approval_when_a_rule_says_so(people):
     agent = people["agent"]
     staff.update_user(agent, as_actor(people["boss"]), role="finance")
     db.session.commit()
-    assert agent.role == "customer_service" and agent.approval_request.state == "pending"
+    held = agent.approval_request
+    assert agent.role == "customer_service" and held.state == "pending"
     with pytest.raises(Conflict) as locked:
         staff.update_user(agent, as_actor(people["boss"]), role="warehouse")
     assert locked.value.code == "approval_pending"
     db.session.rollback()
-    approvals.decide(agent.approval_request, people["root"], "approve", None, as_actor(people["root"]))
+    approvals.decide(held, people["root"], "approve", None, as_actor(people["root"]))
     db.session.commit()
     assert agent.role == "finance"
 

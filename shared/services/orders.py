@@ -697,9 +697,8 @@ def transition_order(order: Order, target: str, actor: Actor, reason: str | None
                         field="to", code="transition_forbidden")
     if transition.needs_reason and not reason:
         raise ValidationFailed("this change needs a reason", field="reason", code="reason_required")
-    held = _approval_gate(order, target_status, actor, reason)
-    if held is not None:
-        order.approval_request = held  # nothing moved: the move waits for approval
+    held = order.approval_request = _approval_gate(order, target_status, actor, reason)
+    if held is not None:  # nothing moved: the move waits for approval
         return order
     return _apply(order, transition, actor, reason)
 

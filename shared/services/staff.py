@@ -82,6 +82,7 @@ def authenticate(username: str, password: str, ip: str | None) -> StaffUser:
 def update_user(user: StaffUser, actor: Actor, role: str | None = None, active: bool | None = None,
                 locale: str | None = None, display_name: str | None = None) -> StaffUser:
     before = {"role": user.role, "active": user.active, "locale": user.locale, "display_name": user.display_name}
+    user.approval_request = None
     if role is not None and role != user.role:
         from shared.services import approvals
 

@@ -150,6 +150,7 @@ def decide(take_id: int, approve: bool, actor: Actor, note: str | None = None) -
     if actor.label == take.started_by or actor.label in {line.counted_by for line in take.lines}:
         raise Forbidden("the person who counted may not approve the count", code="approval_forbidden")
     note = check.text(note, "note", 500, required=not approve)
+    take.approval_request = None
     if approve:
         from shared.services import approvals
 
