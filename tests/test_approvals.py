@@ -448,3 +448,77 @@ def test_the_rules_editor_refuses_an_impossible_quorum_and_saves_a_good_rule(por
     rule = approvals.required("order.create", {"custom_made": True, "amount": "10"})
     assert rule.code == "custom" and rule.steps == ((1, "role", "cs_lead", 1), (2, "superior", None, 1))
     assert [e.entity_id for e in events("approval_rule.create")] == ["custom"]
+
+
+def test_cancelling_a_paid_order_waits_for_approval_when_a_rule_says_so(people):
+    approvals.save_rule(ADMIN, code="void", operation="order.cancel_paid", name_zh="取消已付款", name_en="Void paid",
+                        steps=[{"kind": "superior", "quorum": 1}])
+    db.session.commit()
+    order = orders.create_order(order_payload(channel_order_id="VOID"), ADMIN)
+    db.session.commit()
+    orders.transition_order(order, "cancelled", as_actor(people["agent"]), reason="buyer changed their mind")
+    held = order.approval_request
+    db.session.commit()
+    assert order.status == "confirmed" and held.steps[0].candidates == [people["lead"].id]
+    approvals.decide(held, people["lead"], "approve", None, as_actor(people["lead"]))
+    db.session.commit()
+    assert order.status == "cancelled" and order.cancel_reason == "buyer changed their mind"
+    [moved] = [e for e in events("order.transition") if e.entity_id == order.order_no and e.after["status"] ==
+               "cancelled"]
+    assert moved.actor_label == "agent"  # the requester's change, made when approved
+
+
+def test_a_stock_take_variance_over_the_threshold_needs_a_second_approval(people):
+    approvals.save_rule(ADMIN, code="variance", operation="stock_take.variance", name_zh="盘点差异",
+                        name_en="Variance", conditions={"variance_units": 5},
+                        steps=[{"kind": "role", "target": "warehouse_manager", "quorum": 1}])
+    counter = staff.create_user("counter", PASSWORD, "warehouse", ADMIN)
+    db.session.commit()
+    take = stock_ops.start_stock_take("HZ1", as_actor(counter))
+    stock_ops.record_count(take.id, "SKU-1", 12, as_actor(counter))  # 8 short of 20
+    stock_ops.submit(take.id, as_actor(counter))
+    db.session.commit()
+    decided = stock_ops.decide(take.id, True, as_actor(people["boss"]), note="recount done")
+    held = decided.approval_request
+    db.session.commit()
+    assert take.status == "submitted" and held.context["variance_units"] == 8
+    level = db.session.execute(select(StockLevel)).scalar_one()
+    assert level.on_hand == 20
+    approvals.decide(held, people["wm"], "approve", None, as_actor(people["wm"]))
+    db.session.commit()
+    assert take.status == "approved" and level.on_hand == 12
+
+
+def test_the_portal_decision_needs_the_step_up_and_the_delegation_form_refuses_a_circle(portal, people):
+    order = big_order(people["agent"], channel_order_id="PORTAL-2")
+    held = order.approval_request
+    client = english_client(portal)
+    assert sign_in(client, "lead").status_code == 302
+    page = client.get(f"/approvals/{held.id}")
+    assert 'data-testid="decide"' in page.text
+    token = _form(client, f"/approvals/{held.id}")
+    without = client.post(f"/approvals/{held.id}/decision", data={"csrf_token": token, "decision": "approve"})
+    assert without.status_code == 303 and "/security/step-up" in without.headers["Location"]
+    assert held.state == "pending"
+    step_up(client, "lead")
+    bare = client.post(f"/approvals/{held.id}/decision", data={"csrf_token": token, "decision": "reject"},
+                       follow_redirects=True)
+    assert "a rejection needs a comment" in bare.text and held.state == "pending"
+    client.post(f"/approvals/{held.id}/decision", data={"csrf_token": token, "decision": "reject",
+                                                        "comment": "price looks wrong"})
+    db.session.expire_all()
+    assert db.session.get(ApprovalRequest, held.id).state == "rejected"
+
+    today = date.today().isoformat()
+    approvals.delegate(people["boss"], people["lead"], date.today(), date.today(), as_actor(people["boss"]))
+    db.session.commit()
+    circle = client.post("/approvals/delegations", data={"csrf_token": _form(client, "/approvals/"),
+                                                         "delegate": str(people["boss"].id), "starts_on": today,
+                                                         "ends_on": today}, follow_redirects=True)
+    assert "circle" in circle.text
+    staff.update_user(people["agent"], ADMIN, locale="zh_CN")
+    db.session.commit()
+    chinese = portal.test_client()
+    assert sign_in(chinese, "agent").status_code == 302
+    mine = chinese.get(f"/approvals/{held.id}").text
+    assert "审批记录" in mine and 'data-testid="resubmit"' in mine
