@@ -25,9 +25,11 @@ SCHEDULE = (
     # Governed exports: queued ones nothing claimed are sent again; nightly, links expire and 7-day-old files go.
     ("start_queued_exports", "jobs.exports.start_queued_exports", 60, queues.DOCUMENTS),
     ("purge_exports", "jobs.exports.purge_exports", 86400, queues.DEFAULT),
+    # Approval steps idle past their due time (2 business hours by default, per rule): 审批滞留, escalated.
+    ("escalate_stalled_approvals", "jobs.approvals.escalate_stalled_approvals", 60, queues.DEFAULT),
 )
 
 # Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,
 # and the next one (a second later) finds the log free again.
 TIMEOUTS = {"seal_audit_logs": 30, "write_audit_checkpoint": 300, "feed_exceptions": 120,
-            "check_exception_slas": 60}
+            "check_exception_slas": 60, "escalate_stalled_approvals": 120}

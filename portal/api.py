@@ -181,8 +181,16 @@ def stock_level(sku_code: str):
 def create_order():
     """Create an order of a direct channel and reserve its stock, all or nothing."""
     order = orders.create_order(_json_body(ORDER_BODY), _actor(), direct_only=True, standalone=True)
+    location = url_for("api.order_detail", order_no=order.order_no)
+    held = order.approval_request
+    if held is not None:  # made and held in pending review until the approval is given
+        body = {"order_no": order.order_no, "status": "pending_approval", "approval_id": held.id}
+        db.session.commit()
+        response = jsonify(body)
+        response.headers["Location"] = location
+        return response, 202
     # From the view in hand (the standalone path returns no ORM object; nothing is loaded again).
-    body, location = order_payload(order, g.api_user.role), url_for("api.order_detail", order_no=order.order_no)
+    body = order_payload(order, g.api_user.role)
     db.session.commit()
     return _created(body, location)
 
@@ -280,8 +288,12 @@ def transition_order(order_no: str):
         require_step_up()  # voiding a paid order: X-Orderloom-OTP with a current code (before the row lock)
     order = orders.get_order(number, for_update=True)
     orders.transition_order(order, data.get("to"), _actor(), data.get("reason"))
+    held = getattr(order, "approval_request", None)
+    body = order_payload(order, g.api_user.role)
+    if held is not None:  # nothing moved: the move waits for approval
+        body = {"order_no": order.order_no, "status": "pending_approval", "approval_id": held.id}
     db.session.commit()
-    return jsonify(order_payload(order, g.api_user.role))
+    return jsonify(body), 202 if held is not None else 200
 
 
 # --- first-day set-up: channels, their connection and mappings, warehouse carriers and bins ------------------
@@ -462,3 +474,58 @@ def transition_exception(exception_id: str):
                               canned=data.get("canned"), language=language)
     db.session.commit()
     return jsonify(_exception_json(row))
+
+
+# --- approvals ----------------------------------------------------------------------------------------------------
+
+DECISION_BODY = {"decision": "text", "comment": "text"}
+
+
+@bp.get("/approvals")
+@requires("approvals", "view")
+def list_approvals():
+    """Approval requests: `state=pending` is what waits for the caller (as approver or delegate)."""
+    from portal.approvals import request_json
+    from shared.services import approvals
+
+    state = parameter(request.args.get("state"), "state", 16) or None
+    user = staff.get_user(g.api_user.username)
+    found = approvals.list_requests(user, state=state)
+    return jsonify({"items": [request_json(item) for item in found]})
+
+
+@bp.get("/approvals/<int:approval_id>")
+@requires("approvals", "view")
+def approval_detail(approval_id: int):
+    """One approval request with its steps and decisions."""
+    from portal.approvals import may_see, request_json
+    from shared.services import approvals
+    from shared.services.errors import NotFound
+
+    found = approvals.get_request(approval_id)
+    if not may_see(found, staff.get_user(g.api_user.username)):
+        raise NotFound("no such approval request", field="approval", code="unknown_approval")
+    return jsonify(request_json(found))
+
+
+@bp.post("/approvals/<int:approval_id>/decision")
+@requires("approvals", "approve")
+def decide_approval(approval_id: int):
+    """Approve or reject the open step the caller is named on (403 self_approval for one's own request)."""
+    from portal.approvals import decision_step_up, request_json
+    from shared.services import approvals
+
+    data = _json_body(DECISION_BODY)
+    found = approvals.get_request(approval_id)
+    user = staff.get_user(g.api_user.username)
+    try:
+        approvals.assert_may_decide(found, user, _actor())  # a refusal needs no second factor to be told
+        decision_step_up()
+        approvals.decide(found, user, data.get("decision"), data.get("comment"), _actor())
+    except ServiceError as refused:
+        if getattr(refused, "keep_audit", False):
+            db.session.commit()  # the refusal stays in the audit chain; nothing else was changed
+        raise
+    body = request_json(found)
+    db.session.commit()
+    return jsonify(body)

@@ -370,3 +370,42 @@ class CannedReplyForm(FlaskForm):
     code = StringField(_l("Code"), validators=[DataRequired(), Length(max=40)])
     text_zh = TextAreaField(_l("Text (Chinese)"), validators=[DataRequired(), Length(max=1000)])
     text_en = TextAreaField(_l("Text (English)"), validators=[DataRequired(), Length(max=1000)])
+
+
+# --- approvals ---------------------------------------------------------------------------------------------
+
+class DecisionForm(FlaskForm):
+    decision = RadioField(_l("Decision"), choices=[("approve", _l("Approve")), ("reject", _l("Reject"))],
+                          validators=[DataRequired()])
+    comment = TextAreaField(_l("Comment (needed to reject)"), validators=[Optional(), Length(max=1000)])
+
+
+class BulkDecisionForm(DecisionForm):
+    """The inbox's bulk decision: the chosen request ids arrive as the checkboxes `ids`."""
+
+
+class DelegationForm(FlaskForm):
+    delegate = SelectField(_l("Delegate"), choices=[], validate_choice=False, validators=[DataRequired()])
+    starts_on = DateField(_l("From"), validators=[DataRequired()])
+    ends_on = DateField(_l("Until"), validators=[DataRequired()])
+
+
+class RuleForm(FlaskForm):
+    code = StringField(_l("Rule code"), validators=[Optional(), Length(max=40)])
+    operation = SelectField(_l("Operation"), choices=[], validate_choice=False, validators=[DataRequired()])
+    name_zh = StringField(_l("Name (Chinese)"), validators=[DataRequired(), Length(max=80)])
+    name_en = StringField(_l("Name (English)"), validators=[DataRequired(), Length(max=80)])
+    priority = IntegerField(_l("Priority (the highest matching rule applies)"), default=10,
+                            validators=[InputRequired(), NumberRange(0, 1000)])
+    active = BooleanField(_l("Active"), default=True)
+    stall_minutes = IntegerField(_l("Idle minutes (business time) before escalation"), default=120,
+                                 validators=[InputRequired(), NumberRange(15, 7 * 24 * 60)])
+    min_amount = StringField(_l("Amount at least"), validators=[Optional(), Length(max=20)])
+    currency = StringField(_l("Currency"), validators=[Optional(), Length(max=3)])
+    custom_made = BooleanField(_l("Contains a custom-made SKU"))
+    channels = StringField(_l("Channels (codes, comma-separated)"), validators=[Optional(), Length(max=200)])
+    warehouses = StringField(_l("Warehouses (codes, comma-separated)"), validators=[Optional(), Length(max=200)])
+    variance_units = IntegerField(_l("Variance over (units)"), validators=[Optional(), NumberRange(0, 10_000_000)])
+    variance_value = StringField(_l("Variance over (value)"), validators=[Optional(), Length(max=20)])
+    steps = TextAreaField(_l("Steps, one a line: stage kind target quorum (e.g. 1 role cs_lead 1)"),
+                          validators=[DataRequired(), Length(max=2000)])

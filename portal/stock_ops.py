@@ -3,7 +3,7 @@
 goes through one service call; the views only read."""
 from collections import defaultdict
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -19,7 +19,7 @@ from portal.forms import (
     StockTakeDecisionForm,
     TransferForm,
 )
-from portal.outcomes import commit_or_refuse, flash_form_errors
+from portal.outcomes import commit_or_refuse, flash_form_errors, flash_held, held_for_approval
 from shared import labels
 from shared.extensions import db
 from shared.models import Bin, Lot, Order, Sku, StaffUser, StockMovement, StockTake, StockTakeLine, Warehouse
@@ -61,7 +61,7 @@ def _saved(form, action, fields: dict[str, str] | None = None) -> bool:
     if not form.validate_on_submit():
         return False
     try:
-        action()
+        g.approval_held = held_for_approval(action())
         db.session.commit()
     except ServiceError as refused:
         db.session.rollback()
@@ -176,6 +176,9 @@ def transfer():
     if _saved(form, lambda: stock_ops.transfer(_text(form.sku.data), form.from_warehouse.data, form.to_warehouse.data,
                                                form.quantity.data, form.reason.data, staff_actor(current_user)),
               fields={"to": "to_warehouse", "delta": "quantity"}):
+        if g.approval_held is not None:
+            flash_held(g.approval_held)
+            return redirect(url_for("stock_ops.transfer_form"), 303)
         flash(_("Moved %(quantity)s × %(sku)s from %(source)s to %(target)s.", quantity=form.quantity.data,
                 sku=_text(form.sku.data), source=form.from_warehouse.data, target=form.to_warehouse.data), "success")
         return redirect(url_for("stock_ops.transfer_form"), 303)
@@ -318,6 +321,9 @@ def _decide(take_id: int, approve: bool):
     form = StockTakeDecisionForm()
     if _saved(form, lambda: stock_ops.decide(take.id, approve, staff_actor(current_user),
                                              note=_text(form.note.data) or None)):
+        if g.approval_held is not None:
+            flash_held(g.approval_held)
+            return redirect(url_for("stock_ops.stock_take", take_id=take.id), 303)
         flash(_("Stock-take %(id)s approved: the variances are now stock-take movements in the ledger.", id=take.id)
               if approve else _("Stock-take %(id)s rejected: nothing was adjusted.", id=take.id), "success")
         return redirect(url_for("stock_ops.stock_take", take_id=take.id), 303)

@@ -65,9 +65,11 @@ def update(user_id: int):
     if form.validate_on_submit():
         def save():
             actor = staff_actor(current_user)
-            staff.update_user(user, actor, role=form.role.data, active=form.active.data, locale=form.locale.data)
+            saved = staff.update_user(user, actor, role=form.role.data, active=form.active.data,
+                                      locale=form.locale.data)
             team = roles.get_team(form.team.data) if form.team.data else None
             roles.assign_team(user, team, actor)
+            return saved
 
         commit_or_refuse(save, _("User %(name)s saved.", name=user.username))
     else:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from shared.extensions import db
 from shared.models import AuditEvent, Bin, Lot, StockLevel, StockMovement, StockTake, StockTakeLine
 from shared.services import catalog, lots, orders, stock, stock_ops
-from tests.factories import ADMIN, order_payload
+from tests.factories import ADMIN, PASSWORD, order_payload
 from tests.portal_client import csrf_token
 
 TODAY = date.today()  # receive() judges expiry by the real date
@@ -165,12 +165,25 @@ def test_a_receipt_through_the_form_makes_a_batch_and_a_receipt_movement(client_
 
 
 def test_a_transfer_through_the_form_writes_both_movements(client_for, floor):
+    from shared.actors import Actor
+    from shared.models import ApprovalRequest
+    from shared.services import approvals, staff
+
+    approvers = [staff.create_user(username, PASSWORD, role, ADMIN)
+                 for username, role in (("wm1", "warehouse_manager"), ("cs1", "customer_service"))]
+    db.session.commit()
     client = client_for("ops_manager")
     response = post(client, "/stock-ops/transfers", {"sku": "TEA", "from_warehouse": "HZ1", "to_warehouse": "SZ1",
                                                      "quantity": "87", "reason": "双十一备货"},
                     page="/stock-ops/transfers")
     assert response.status_code == 303
-    assert "Moved 87 × TEA from HZ1 to SZ1." in client.get(response.headers["Location"]).text
+    # A cross-warehouse transfer needs the warehouse manager and customer service (seeded rule): nothing moves yet.
+    assert "Sent for approval" in client.get(response.headers["Location"]).text
+    assert movements("transfer_out") == []
+    held = db.session.execute(select(ApprovalRequest)).scalar_one()
+    for approver in approvers:
+        approvals.decide(held, approver, "approve", None, Actor.for_staff(approver))
+    db.session.commit()
     hz1, sz1 = stock.get_warehouse("HZ1").id, stock.get_warehouse("SZ1").id
     assert movements("transfer_out") == [("transfer_out", -87, hz1)]
     assert movements("transfer_in") == [("transfer_in", 87, sz1)]
@@ -255,6 +268,10 @@ def test_a_return_for_an_order_that_has_not_shipped_is_refused(client_for, floor
 
 
 def test_markup_typed_into_the_forms_is_shown_escaped(client_for, floor):
+    from shared.services import approvals
+
+    approvals.save_rule(ADMIN, approvals.rule_by_code("transfer"), active=False)  # the transfer moves at once: its reason shows
+    db.session.commit()
     client = client_for("warehouse")
     markup = '<script>alert("x")</script>'
     post(client, "/stock-ops/transfers", {"sku": "TEA", "from_warehouse": "HZ1", "to_warehouse": "SZ1",

@@ -28,7 +28,8 @@ def _actor(user: StaffUser) -> Actor:
 
 def test_seeded_builtin_roles_keep_the_table_they_had_in_code(session):
     table = role_table.current()
-    assert set(table.roles) == {"admin", "ops_manager", "customer_service", "warehouse", "finance", "auditor"}
+    assert set(table.roles) == {"admin", "ops_manager", "customer_service", "warehouse", "finance", "auditor",
+                                "cs_lead", "finance_director", "warehouse_manager"}  # approvers, 0009_approvals
     assert can("customer_service", "orders", "edit") and not can("customer_service", "users", "view")
     assert can("warehouse", "fulfilment", "edit") and not can("warehouse", "order_review", "edit")
     assert visibility("customer_service", "phone") == "masked" and visibility("auditor", "name") == "hidden"
@@ -36,23 +37,23 @@ def test_seeded_builtin_roles_keep_the_table_they_had_in_code(session):
 
 
 def test_a_role_made_at_run_time_gets_its_grants_and_the_moves_they_allow(session, create_order):
-    role = roles.create_role("cs_lead", "客服组长", "Customer service lead", ADMIN, like="customer_service")
-    assert _grants("cs_lead") == _grants("customer_service")
-    assert visibility("cs_lead", "phone") == "masked"
-    roles.set_permissions(role, ADMIN, grants=_grants("cs_lead") | {"approvals:edit"}, fields={"phone": "full"})
-    assert can("cs_lead", "approvals", "edit") and visibility("cs_lead", "phone") == "full"
-    lead = staff.create_user("lead1", PASSWORD, "cs_lead", ADMIN)
+    role = roles.create_role("cs_senior", "客服主管", "Customer service lead", ADMIN, like="customer_service")
+    assert _grants("cs_senior") == _grants("customer_service")
+    assert visibility("cs_senior", "phone") == "masked"
+    roles.set_permissions(role, ADMIN, grants=_grants("cs_senior") | {"approvals:edit"}, fields={"phone": "full"})
+    assert can("cs_senior", "approvals", "edit") and visibility("cs_senior", "phone") == "full"
+    lead = staff.create_user("lead1", PASSWORD, "cs_senior", ADMIN)
     order = create_order(paid=False)
     orders.transition_order(order, "on_hold", _actor(lead), reason="buyer asked")  # orders:edit, from CS
     assert order.status == "on_hold"
-    roles.set_permissions(role, ADMIN, grants=_grants("cs_lead") - {"order_review:edit"})
+    roles.set_permissions(role, ADMIN, grants=_grants("cs_senior") - {"order_review:edit"})
     with pytest.raises(Forbidden):
         orders.transition_order(order, "cancelled", _actor(lead), reason="buyer asked")
     assert order.status == "on_hold"
     db.session.commit()  # audit events are written in a batch at commit
     event = db.session.execute(select(AuditEvent).where(AuditEvent.action == "role.permissions")
                                .order_by(AuditEvent.id.desc())).scalars().first()
-    assert event.after["removed"] == ["order_review:edit"] and event.entity_id == "cs_lead"
+    assert event.after["removed"] == ["order_review:edit"] and event.entity_id == "cs_senior"
 
 
 def test_a_change_takes_effect_on_the_next_request(portal, create_user):

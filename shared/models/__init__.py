@@ -1,4 +1,6 @@
 """All models, imported here so that metadata and mappers are complete wherever one is used."""
+from shared.models.approval import (ApprovalDecision, ApprovalDelegation, ApprovalRequest, ApprovalRule,
+                                      ApprovalRuleStep, ApprovalStep)
 from shared.models.audit import AccessLogEntry, AuditEvent, AuditSeal
 from shared.models.catalog import Sku, Warehouse
 from shared.models.channel import Channel, OrderNumberSequence
@@ -29,4 +31,6 @@ __all__ = [
     "RecoveryCode", "SecondFactor", "StepUpGrant",
     "ExportDownload", "ExportRequest",
     "CannedReply", "ExceptionCase", "ExceptionEvent", "ExceptionRoute", "ExceptionSlaTarget",
+    "ApprovalDecision", "ApprovalDelegation", "ApprovalRequest",
+    "ApprovalRule", "ApprovalRuleStep", "ApprovalStep",
 ]

@@ -17,6 +17,8 @@ class Sku(db.Model):
     safety_stock: Mapped[int] = mapped_column(Integer, default=0)
     batch_tracked: Mapped[bool] = mapped_column(Boolean, default=False)
     cold_chain: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # ships cold only
+    # Made to the buyer's order (定制): an order containing one may need approval (approval rules' condition).
+    custom_made: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
 

@@ -253,6 +253,8 @@ class FulfilmentAlarm(db.Model):
 class StockTake(db.Model):
     """A count of one warehouse: counted figures per SKU, then a manager's approval before any adjustment."""
 
+    # Not a column: set by a service that held a change for approval instead of making it (approvals.gate).
+    approval_request = None
     __tablename__ = "stock_takes"
 
     id: Mapped[int] = mapped_column(primary_key=True)

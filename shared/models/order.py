@@ -11,6 +11,8 @@ OPEN_ORDERS_WHERE = "status IN ('pending_review', 'confirmed', 'allocated', 'pic
 
 
 class Order(db.Model):
+    # Not a column: set by a service that held a change for approval instead of making it (approvals.gate).
+    approval_request = None
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("channel_id", "channel_order_id"),

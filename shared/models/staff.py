@@ -22,6 +22,8 @@ class StaffLogin:
 
 
 class StaffUser(StaffLogin, db.Model):
+    # Not a column: set by a service that held a change for approval instead of making it (approvals.gate).
+    approval_request = None
     __tablename__ = "staff_users"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -342,6 +342,9 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
     expires_at = _expiry(clean, now)
     if auto_confirm is None:
         auto_confirm = clean["paid_at"] is not None
+    held = _approval_rule(clean, actor)
+    if held is not None:
+        auto_confirm = False  # held in pending review until approved (approvals.APPLY confirms a paid one)
     try:
         with db.session.begin_nested():
             customer = customers.find_or_create(clean["customer_name"], clean["customer_phone"],
@@ -359,12 +362,46 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
                     if first in planned_in:
                         set_committed_value(order, "warehouse", planned_in[first])
             outbox.order_event(order, "order.created")
+            if held is not None:
+                order.approval_request = _hold_for_approval(order.order_no, clean, held, actor)
     except IntegrityError:
         existing = _existing_order_no(channel.id, clean["channel_order_id"])
         if existing is None:
             raise
         raise _duplicate(clean, existing)
     return order
+
+
+def _approval_context(clean: dict) -> dict:
+    """What the approval rules of order creation look at (approvals.CONDITIONS)."""
+    from shared.services import approvals
+
+    context = {"amount": clean["total"], "currency": clean["currency"], "channel": clean["channel"].code}
+    if approvals.rules_look_at("order.create", "custom_made"):  # one read, only when a rule asks
+        from shared.models import Sku
+
+        ids = [sku.id for sku, _qty, _price in clean["lines"]]
+        context["custom_made"] = bool(db.session.execute(select(Sku.id).where(
+            Sku.id.in_(ids), Sku.custom_made.is_(True)).limit(1)).first())
+    return context
+
+
+def _approval_rule(clean: dict, actor: Actor):
+    """The approval rule a staff member's new order falls under (None: none, or made by the system/a platform).
+    Answered from the process's copy of the rules: no statement unless a rule needs the SKUs' custom-made flag."""
+    if actor.id is None:
+        return None
+    from shared.services import approvals
+
+    return approvals.required("order.create", _approval_context(clean))
+
+
+def _hold_for_approval(order_no: str, clean: dict, rule, actor: Actor):
+    """The new order stays pending review, locked, with an approval request (its id answered as `approval_id`)."""
+    from shared.services import approvals
+
+    return approvals.request("order.create", order_no, _approval_context(clean), {"order_no": order_no}, actor,
+                             rule=rule, summary=f"{order_no} {clean['currency']} {clean['total']}")
 
 
 class NewOrder(SimpleNamespace):
@@ -412,8 +449,10 @@ def _create_standalone(data: dict, actor: Actor, direct_only: bool, auto_confirm
                      lines=[SimpleNamespace(id=None, sku=sku, **row)
                             for row, (sku, _qty, _price) in zip(line_rows, clean["lines"])])
     audit.record(actor, "order.create", "order", order.order_no, after=audit_snapshot(order))
-    if paid if auto_confirm is None else auto_confirm:
+    held = _approval_rule(clean, actor)
+    if held is None and (paid if auto_confirm is None else auto_confirm):
         settle_new(order, OrderStatus.CONFIRMED, SYSTEM, None, paid=True)
+    order.approval_request = _hold_for_approval(order.order_no, clean, held, actor) if held is not None else None
     connection = db.session.connection()
     order.id = connection.execute(_INSERT_ORDER[connection.dialect.name],
                                   {key: getattr(order, key) for key in _ORDER_COLUMNS}).scalar_one_or_none()
@@ -658,7 +697,28 @@ def transition_order(order: Order, target: str, actor: Actor, reason: str | None
                         field="to", code="transition_forbidden")
     if transition.needs_reason and not reason:
         raise ValidationFailed("this change needs a reason", field="reason", code="reason_required")
+    held = order.approval_request = _approval_gate(order, target_status, actor, reason)
+    if held is not None:  # nothing moved: the move waits for approval
+        return order
     return _apply(order, transition, actor, reason)
+
+
+def _approval_gate(order: Order, target: OrderStatus, actor: Actor, reason: str | None):
+    """An order with a pending approval does not move (409 approval_pending); one whose creation was held is
+    confirmed only once approved; confirming, or cancelling a paid order, may itself need approval."""
+    from shared.services import approvals
+
+    approvals.assert_not_locked("order", order.order_no, ("status",))
+    if target == OrderStatus.CONFIRMED:
+        approvals.assert_granted("order", order.order_no, "order.create")
+        operation = "order.confirm"
+    elif target == OrderStatus.CANCELLED and order.payment_status == "paid":
+        operation = "order.cancel_paid"
+    else:
+        return None
+    context = {"amount": order.total, "currency": order.currency, "channel": order.channel.code}
+    return approvals.gate(operation, order.order_no, context, {"to": target.value, "reason": reason}, actor,
+                          summary=f"{order.order_no} → {target.value}", lock_checked=True)
 
 
 def release_hold(order: Order, actor: Actor, reason: str | None) -> Order:

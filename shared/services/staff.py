@@ -82,6 +82,15 @@ def authenticate(username: str, password: str, ip: str | None) -> StaffUser:
 def update_user(user: StaffUser, actor: Actor, role: str | None = None, active: bool | None = None,
                 locale: str | None = None, display_name: str | None = None) -> StaffUser:
     before = {"role": user.role, "active": user.active, "locale": user.locale, "display_name": user.display_name}
+    user.approval_request = None
+    if role is not None and role != user.role:
+        from shared.services import approvals
+
+        held = approvals.gate("user.role_change", user.username, {"role": role, "from_role": user.role},
+                              {"role": _role(role)}, actor, summary=f"{user.username}: {user.role} → {role}")
+        if held is not None:  # nothing of this edit is made until the role change is approved
+            user.approval_request = held
+            return user
     with roles.keeping_admins():  # nobody may take the last admin's power away, the admin included
         if role is not None:
             user.role = _role(role)

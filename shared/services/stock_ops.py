@@ -21,12 +21,30 @@ def _count(value, field: str, positive: bool = False) -> int:
     return value
 
 
-def transfer(sku_code: str, from_code: str, to_code: str, quantity, reason: str, actor: Actor) -> None:
-    """Move units between warehouses: out of the source only if they are free there (never what is reserved)."""
+def transfer(sku_code: str, from_code: str, to_code: str, quantity, reason: str, actor: Actor):
+    """Move units between warehouses: out of the source only if they are free there (never what is reserved).
+
+    When an approval rule applies (seeded: every transfer, warehouse manager and customer service in parallel),
+    nothing moves yet: the request raised is returned, and the transfer is made when it is approved."""
+    from shared.services import approvals
+
     quantity = _count(quantity, "quantity", positive=True)
     if from_code == to_code:
         raise ValidationFailed("a transfer needs two different warehouses", field="to", code="same_warehouse")
     reason = check.text(reason, "reason", 500)
+    sku = stock_service.get_sku(sku_code)
+    source, destination = stock_service.get_warehouse(from_code), stock_service.get_warehouse(to_code)
+    level = db.session.execute(select(StockLevel).where(StockLevel.sku_id == sku.id,
+                                                        StockLevel.warehouse_id == source.id)).scalar_one_or_none()
+    if level is None or level.available < quantity:  # refused now, not after someone approved it
+        raise Conflict(f"stock of {sku.code} in {source.code} cannot go below what is reserved or held "
+                       f"(on hand {level.on_hand if level else 0}, available {level.available if level else 0})",
+                       field="delta", code="stock_below_zero")
+    held = approvals.gate("stock.transfer", sku.code, {"warehouses": [source.code, destination.code]},
+                          {"sku": sku.code, "from": source.code, "to": destination.code, "quantity": quantity,
+                           "reason": reason}, actor, summary=f"{sku.code} {quantity} {source.code} → {destination.code}")
+    if held is not None:
+        return held
     stock_service.adjust_stock(sku_code, from_code, -quantity, f"transfer to {to_code}: {reason}", actor,
                                kind="transfer_out")
     stock_service.adjust_stock(sku_code, to_code, quantity, f"transfer from {from_code}: {reason}", actor,
@@ -131,8 +149,20 @@ def decide(take_id: int, approve: bool, actor: Actor, note: str | None = None) -
     take = _take(take_id, "submitted")
     if actor.label == take.started_by or actor.label in {line.counted_by for line in take.lines}:
         raise Forbidden("the person who counted may not approve the count", code="approval_forbidden")
+    note = check.text(note, "note", 500, required=not approve)
+    take.approval_request = None
+    if approve:
+        from shared.services import approvals
+
+        variances = [line.variance for line in take.lines if line.variance]
+        held = approvals.gate("stock_take.variance", take.id, {
+            "variance_units": sum(abs(v) for v in variances), "warehouses": [take.warehouse.code]},
+            {"note": note}, actor, summary=f"stock-take {take.id} {take.warehouse.code}: {len(variances)} variances")
+        if held is not None:
+            take.approval_request = held  # still submitted: the adjustment waits for the approval
+            return take
     take.decided_by, take.decided_at = actor.label, utc_now()
-    take.note = check.text(note, "note", 500, required=not approve)
+    take.note = note
     if approve:  # every variance in one set: one UPDATE per SKU, one ledger INSERT
         stock_service.adjust_many(take.warehouse, {
             line.sku: (line.variance, f"stock-take {take.id}: counted {line.counted}, expected {line.expected}")
