@@ -11,7 +11,7 @@ from shared.extensions import db
 from shared.security import role_table
 from shared.models import (ApprovalDecision, ApprovalRequest, ApprovalRule, AuditEvent, StaffUser, StockLevel)
 from shared.services import approvals, orders, roles, staff, stock_ops
-from shared.services.errors import Conflict, Forbidden, ValidationFailed
+from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.timekeeping import utc_now
 from tests.factories import ADMIN, PASSWORD, order_payload
 from tests.portal_client import current_code, english_client, sign_in, step_up
@@ -522,3 +522,12 @@ def test_the_portal_decision_needs_the_step_up_and_the_delegation_form_refuses_a
     assert sign_in(chinese, "agent").status_code == 302
     mine = chinese.get(f"/approvals/{held.id}").text
     assert "审批记录" in mine and 'data-testid="resubmit"' in mine
+
+
+@pytest.mark.parametrize("request_id", ["2147483648", "99999999999999999999", "0"])
+def test_an_approval_id_beyond_the_column_names_nothing(session, request_id):
+    """A 32-bit id column: a larger number is an unknown request (404), never an overflowing query (500)."""
+    with pytest.raises(NotFound):
+        approvals.get_request(request_id)
+    with pytest.raises(NotFound):
+        approvals.get_rule(request_id)

@@ -291,7 +291,8 @@ def _rule_state(rule: ApprovalRule) -> dict:
 
 
 def get_rule(rule_id) -> ApprovalRule:
-    rule = db.session.get(ApprovalRule, int(rule_id)) if str(rule_id or "").isdigit() else None
+    row_id = _row_id(rule_id)
+    rule = db.session.get(ApprovalRule, row_id) if row_id is not None else None
     if rule is None:
         raise NotFound("no such approval rule", field="rule", code="unknown_rule")
     return rule
@@ -520,8 +521,17 @@ def request(operation: str, entity_id, context: dict, payload: dict, actor: Acto
     return made
 
 
+MAX_ROW_ID = 2 ** 31 - 1  # the ids are 32-bit integers: a larger one names nothing (and would overflow the query)
+
+
+def _row_id(value) -> int | None:
+    text = str(value or "")
+    return int(text) if text.isdigit() and int(text) <= MAX_ROW_ID else None
+
+
 def get_request(request_id) -> ApprovalRequest:
-    found = db.session.get(ApprovalRequest, int(request_id)) if str(request_id or "").isdigit() else None
+    row_id = _row_id(request_id)
+    found = db.session.get(ApprovalRequest, row_id) if row_id is not None else None
     if found is None:
         raise NotFound("no such approval request", field="approval", code="unknown_approval")
     return found
