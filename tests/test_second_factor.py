@@ -532,3 +532,26 @@ def test_every_step_up_route_refuses_an_admin_without_a_grant(portal, enrolled, 
         assert answer.status_code == 303 and "/security/step-up" in answer.headers["Location"], rule.rule
     db.session.expire_all()
     assert db.session.get(Order, order.id).status == "confirmed" and sf.has_factor(admin)
+
+
+# --- the published formats ---------------------------------------------------------------------------------------
+
+def test_the_uri_we_show_gives_the_codes_of_rfc_6238_appendix_b():
+    """What an authenticator app reads from our QR code yields RFC 6238's SHA1 codes (6 digits: the RFC's 8-digit
+    values mod 10^6, as RFC 4226 truncation defines), and is shaped like Google's Key URI example."""
+    import base64
+    import json
+    from pathlib import Path
+    from urllib.parse import parse_qs, urlsplit
+
+    published = json.loads((Path(__file__).parent / "fixtures/totp/rfc6238_appendix_b_sha1.json").read_text())
+    secret = base64.b32encode(published["secret_ascii"].encode()).decode()
+    ours = pyotp.parse_uri(sf.provisioning_uri("alice@example.com", secret))
+    for vector in published["vectors"]:
+        assert ours.timecode(datetime.fromtimestamp(vector["unix_time"], UTC)) == int(vector["t_hex"], 16)
+        assert ours.at(vector["unix_time"]) == vector["totp"][-6:], vector
+    example, mine = urlsplit(published["key_uri_example"]["uri"]), urlsplit(sf.provisioning_uri("alice", secret))
+    assert (mine.scheme, mine.netloc) == (example.scheme, example.netloc) == ("otpauth", "totp")
+    issuer = parse_qs(mine.query)["issuer"][0]
+    assert mine.path == f"/{issuer}:alice" and parse_qs(mine.query)["secret"] == [secret.rstrip("=")]
+    assert parse_qs(example.query)["issuer"] == [example.path[1:].split(":")[0]]  # the same label/issuer rule
