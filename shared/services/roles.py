@@ -33,6 +33,8 @@ UNKNOWN_RESOURCE = N_("unknown resource or action: %(cell)s")
 UNKNOWN_FIELD = N_("unknown personal field or visibility: %(cell)s")
 TEAM_CYCLE = N_("a team cannot sit under itself or one of its own teams")
 LEAD_INACTIVE = N_("the team lead must be an active user")
+BAD_TEAM_CODE = N_("a team code is 1 to 32 lower-case letters, digits, - or _")
+TEAM_TAKEN = N_("the team %(code)s exists")
 
 
 # --- roles -------------------------------------------------------------------------------------------------------
@@ -219,10 +221,9 @@ def create_team(code: str, name_zh: str, name_en: str, actor: Actor, lead: Staff
                 parent: Team | None = None) -> Team:
     code = (code or "").strip().lower()
     if not TEAM_CODE.fullmatch(code):
-        raise ValidationFailed("a team code is 1 to 32 lower-case letters, digits, - or _", field="code",
-                               code="invalid_team_code")
+        raise ValidationFailed(say(BAD_TEAM_CODE), field="code", code="invalid_team_code")
     if team_by_code(code) is not None:
-        raise Conflict(f"the team {code} exists", field="code", code="duplicate_team")
+        raise Conflict(say(TEAM_TAKEN, code=code), field="code", code="duplicate_team")
     zh, en = _names(name_zh, name_en)
     team = Team(code=code, name_zh=zh, name_en=en, lead=_lead(lead), parent_id=parent.id if parent else None)
     db.session.add(team)
