@@ -327,6 +327,49 @@ def audit_checkpoint():
                                              for where, ok in sent.items()))
 
 
+@audit.command("verify-archive")
+@click.option("--log", "log_name", type=click.Choice(("audit", "access", "all")), default="all", show_default=True)
+def audit_verify_archive(log_name):
+    """Check the files retention archived old rows to: signatures, every row's MACs, each file chained onto the one
+    before, the last ending at the chain head's pruned floor; exit 1 naming the first problem."""
+    from shared.services import sealing
+
+    app = _app()
+    broken = False
+    with app.app_context():
+        folder = sealing.archive_dir()
+        for name in ("audit", "access") if log_name == "all" else (log_name,):
+            reports = sealing.verify_archives(name)
+            for report in reports:
+                if report.intact:
+                    click.echo(f"{report.path.name}: intact, #{report.first}..#{report.last} ({report.checked} rows)")
+                else:
+                    broken = True
+                    click.echo(f"{report.path.name}: BROKEN: {report.problem}", err=True)
+            if not reports:
+                click.echo(f"{name}: nothing archived yet")
+    click.echo(f"archive: {folder}")
+    if broken:
+        sys.exit(1)
+
+
+@main.group()
+def retention():
+    """Retention periods and the nightly run."""
+
+
+@retention.command("run")
+def retention_run():
+    """Apply every retention period now (what the nightly job does) and print the counts per class."""
+    from jobs.retention import apply_retention
+
+    app = _app()
+    with app.app_context():
+        counts = apply_retention()
+    for code, count in counts.items():
+        click.echo(f"{code}: {count}")
+
+
 @audit.command("new-key")
 def audit_new_key():
     """Print a new audit key: put it first in ORDERLOOM_AUDIT_KEYS and keep the old ones after it."""

@@ -41,12 +41,3 @@ def start_queued_exports() -> int:
     for export_id in ids:
         dispatch.send(exports.RUN_JOB, export_id, queue=queues.DOCUMENTS, job_timeout=exports.JOB_TIMEOUT)
     return len(ids)
-
-
-@job
-def purge_exports() -> dict:
-    """Nightly: expire links past 24 h and uncleared requests, fail stalled jobs, drop files 7 days old."""
-    tally = exports.expire_and_purge()
-    db.session.commit()
-    log.info("job=purge_exports %s", " ".join(f"{k}={v}" for k, v in tally.items()))
-    return tally

@@ -22,9 +22,11 @@ SCHEDULE = (
     ("check_exception_slas", "jobs.exceptions.check_exception_slas", 60, queues.URGENT),
     # Refused webhook/tracking requests: counted per hour as they come, detail rows pruned hourly.
     ("prune_refused_requests", "jobs.knocking.prune_refused_requests", 3600, queues.DEFAULT),
-    # Governed exports: queued ones nothing claimed are sent again; nightly, links expire and 7-day-old files go.
+    # Governed exports: queued ones nothing claimed are sent again (links expiring and files going: retention).
     ("start_queued_exports", "jobs.exports.start_queued_exports", 60, queues.DOCUMENTS),
-    ("purge_exports", "jobs.exports.purge_exports", 86400, queues.DEFAULT),
+    # Retention, nightly: anonymise finished orders and customers, empty old payloads, archive old audit and access
+    # rows, expire export links and drop export files, each by its period; counts into the audit chain.
+    ("apply_retention", "jobs.retention.apply_retention", 86400, queues.DEFAULT),
     # Approval steps idle past their due time (2 business hours by default, per rule): 审批滞留, escalated.
     ("escalate_stalled_approvals", "jobs.approvals.escalate_stalled_approvals", 60, queues.DEFAULT),
 )
@@ -32,4 +34,4 @@ SCHEDULE = (
 # Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,
 # and the next one (a second later) finds the log free again.
 TIMEOUTS = {"seal_audit_logs": 30, "write_audit_checkpoint": 300, "feed_exceptions": 120,
-            "check_exception_slas": 60, "escalate_stalled_approvals": 120}
+            "check_exception_slas": 60, "escalate_stalled_approvals": 120, "apply_retention": 1800}

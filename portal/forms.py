@@ -104,6 +104,22 @@ class TeamForm(FlaskForm):
     parent = SelectField(_l("Reports to team"), choices=[], validate_choice=False)
 
 
+class RetentionPeriodForm(FlaskForm):
+    days = StringField(_l("Days"), validators=[DataRequired(), Length(max=9)])
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
+
+
+class LegalHoldForm(FlaskForm):
+    entity_type = SelectField(_l("Held"), choices=[("order", _l("Order (order number)")),
+                                                   ("customer", _l("Customer (customer id)"))])
+    ref = StringField(_l("Order number or customer id"), validators=[DataRequired(), Length(max=20)])
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
+
+
+class ReleaseHoldForm(FlaskForm):
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
+
+
 class ConfirmForm(FlaskForm):
     """An empty form: only its CSRF token matters (unlock, revoke tokens)."""
 

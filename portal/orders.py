@@ -16,7 +16,7 @@ from shared.order_search import (LIST_COLUMNS, SearchRefused, count_matching, fi
                                  personal_values_in_query)
 from shared.security.masking import may_reveal, order_contact
 from shared.security.permissions import Visibility, can, visibility
-from shared.services import approvals, orders, platform_privacy, second_factor, tracking
+from shared.services import approvals, orders, platform_privacy, retention, second_factor, tracking
 from shared.services.errors import ServiceError
 from shared.timekeeping import utc_now
 from shared.web import staff_actor
@@ -155,7 +155,7 @@ def detail(order_no: str):
         can_reveal=may_reveal(current_user.role), transition_form=TransitionForm(), payment_form=ConfirmForm(),
         can_record_payment=can(current_user.role, "payments", "edit") and order.payment_status == "unpaid"
         and order.status not in (OrderStatus.CANCELLED, OrderStatus.CLOSED),
-        approval_trail=approvals.history_for("order", order.order_no),
+        approval_trail=approvals.history_for("order", order.order_no), legal_hold=retention.order_hold(order),
     )
 
 

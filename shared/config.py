@@ -30,6 +30,7 @@ def load_config(overrides: dict | None = None) -> dict:
         # keys; signed checkpoints appended to a file outside the database (default: one per database, in instance/).
         "AUDIT_KEYS": [k.strip() for k in env.get("ORDERLOOM_AUDIT_KEYS", DEMO_AUDIT_KEY).split(",") if k.strip()],
         "AUDIT_CHECKPOINT_PATH": env.get("ORDERLOOM_AUDIT_CHECKPOINTS", ""),
+        "AUDIT_ARCHIVE_DIR": env.get("ORDERLOOM_AUDIT_ARCHIVE_DIR", ""),  # where retention archives old log rows
         "AUDIT_CHECKPOINT_URL": env.get("ORDERLOOM_AUDIT_CHECKPOINT_URL", ""),
         "AUDIT_CHECKPOINT_TO_ROBOT": env.get("ORDERLOOM_AUDIT_CHECKPOINT_TO_ROBOT", "1") == "1",
         "MERCHANT_TIMEZONE": env.get("ORDERLOOM_TIMEZONE", "Asia/Shanghai"),

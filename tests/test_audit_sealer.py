@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import text
 
 from shared.extensions import db
+from shared.models import AccessLogEntry
 from shared.services import audit, catalog, sealing, stock
 from tests.conftest import TEST_DATA_KEY
 from tests.factories import ADMIN
@@ -210,9 +211,10 @@ def test_schedule_seals_every_second_with_its_own_timeout():
     assert 0 < TIMEOUTS["seal_audit_logs"] < 180 and TIMEOUTS["write_audit_checkpoint"] > 0
 
 
-def _orderloom(live, tmp_path, *args):
+def _orderloom(live, tmp_path, *args, archive=None):
     env = {"DATABASE_URL": live.url, "ORDERLOOM_DATA_KEYS": TEST_DATA_KEY, "PATH": "/usr/bin:/bin",
            "ORDERLOOM_AUDIT_CHECKPOINTS": str(tmp_path / "cli-checkpoints.jsonl"),
+           "ORDERLOOM_AUDIT_ARCHIVE_DIR": str(archive or tmp_path / "cli-archive"),
            "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     return subprocess.run([sys.executable, "-c", "from cli import main; main()", *args], env=env,
                           capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
@@ -258,7 +260,7 @@ def test_app_role_may_add_and_seal_but_never_rewrite(live, tmp_path):
                                     "'phone', 'api')"))
             connection.execute(text("UPDATE access_log SET seq = 1, chain_mac = 'c', row_mac = 'r', key_id = 'k' "
                                     "WHERE seq IS NULL"))  # the sealer's one fill
-            for statement in ("DELETE FROM access_log", "TRUNCATE access_log", "UPDATE access_log SET fields = 'x'",
+            for statement in ("TRUNCATE access_log", "UPDATE access_log SET fields = 'x'",
                               "DELETE FROM audit_seals", "UPDATE stock_movements SET reason = 'x'",
                               "TRUNCATE audit_events", "ALTER TABLE audit_events DISABLE TRIGGER USER"):
                 savepoint = connection.begin_nested()
@@ -266,6 +268,12 @@ def test_app_role_may_add_and_seal_but_never_rewrite(live, tmp_path):
                     connection.execute(text(statement))
                 assert "permission denied" in str(denied.value) or "must be owner" in str(denied.value), statement
                 savepoint.rollback()
+            # Retention may delete chained rows, but only those below the head's pruned floor: the guard refuses
+            # this one (the floor is 0).
+            savepoint = connection.begin_nested()
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+                connection.execute(text("DELETE FROM access_log"))
+            savepoint.rollback()
             transaction.rollback()
     finally:
         engine.dispose()
@@ -417,3 +425,31 @@ def test_upgrading_keeps_the_old_sha256_chain_verifiable_and_chains_on_from_it(b
             with admin.connect() as connection:
                 connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             admin.dispose()
+
+
+def test_cli_retention_run_archives_old_rows_and_verify_archive_checks_them(live, tmp_path):
+    """`orderloom retention run` then `orderloom audit verify-archive`, on a real database, in other processes; a
+    changed archive file fails the check (exit 1)."""
+    from datetime import timedelta
+
+    from shared.timekeeping import utc_now
+
+    with live.core.app_context():
+        old = utc_now() - timedelta(days=4 * 365)
+        for n in range(3):
+            db.session.add(AccessLogEntry(**sealing.stamp(sealing.LOGS["access"], {
+                "occurred_at": old, "actor_id": None, "actor_label": "old", "ip": None, "action": "reveal",
+                "entity_type": "order", "entity_id": f"SO-{n}", "fields": "phone", "channel": "portal"})))
+        db.session.commit()
+    env_archive = tmp_path / "archive"
+    run = _orderloom(live, tmp_path, "retention", "run", archive=env_archive)
+    assert run.returncode == 0, run.stderr
+    assert "access_log: 3" in run.stdout
+    checked = _orderloom(live, tmp_path, "audit", "verify-archive", "--log", "access", archive=env_archive)
+    assert checked.returncode == 0 and "intact, #1..#3 (3 rows)" in checked.stdout, checked.stdout + checked.stderr
+    verified = _orderloom(live, tmp_path, "audit", "verify", "--log", "access", archive=env_archive)
+    assert verified.returncode == 0, verified.stderr
+    archive_file, = env_archive.glob("access-*.jsonl")
+    archive_file.write_text(archive_file.read_text(encoding="utf-8").replace("SO-1", "SO-9"), encoding="utf-8")
+    broken = _orderloom(live, tmp_path, "audit", "verify-archive", "--log", "access", archive=env_archive)
+    assert broken.returncode == 1 and "BROKEN" in broken.stderr

@@ -12,6 +12,7 @@ from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAla
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
 from shared.models.calendar import BusinessCalendar, BusinessCalendarDay
+from shared.models.retention import LegalHold, RetentionPolicy
 from shared.models.second_factor import RecoveryCode, SecondFactor, StepUpGrant
 from shared.models.staff import ApiToken, PermissionRevision, RoleFieldVisibility, RoleGrant, StaffRole, StaffUser, Team
 from shared.models.stock import Reservation, StockLevel, StockMovement
@@ -33,4 +34,5 @@ __all__ = [
     "CannedReply", "ExceptionCase", "ExceptionEvent", "ExceptionRoute", "ExceptionSlaTarget",
     "ApprovalDecision", "ApprovalDelegation", "ApprovalRequest",
     "ApprovalRule", "ApprovalRuleStep", "ApprovalStep",
+    "LegalHold", "RetentionPolicy",
 ]

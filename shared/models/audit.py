@@ -81,3 +81,6 @@ class AuditSeal(db.Model):
     checkpoint_at = mapped_column(UTCDateTime)
     key_id: Mapped[str | None] = mapped_column(String(16))
     head_mac: Mapped[str | None] = mapped_column(String(64))  # HMAC of the fields above; NULL only when new
+    # Retention: rows #1..pruned_seq were archived to a file and deleted; the chain goes on from pruned_mac.
+    pruned_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    pruned_mac: Mapped[str | None] = mapped_column(String(64))

@@ -27,6 +27,7 @@ class Customer(db.Model):
     locale: Mapped[str] = mapped_column(String(8), default="zh_CN")
     created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
     session_generation: Mapped[int] = mapped_column(Integer, default=0)  # raised to end every session
+    anonymised_at = mapped_column(UTCDateTime)  # retention dropped the personal fields and closed the account
 
     addresses = relationship("CustomerAddress", back_populates="customer", order_by="CustomerAddress.id")
 

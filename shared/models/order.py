@@ -85,6 +85,9 @@ class Order(db.Model):
     platform_ciphertext = mapped_column(EncryptedText)
     # The platform's pseudonymous buyer/address key (OAID, JD desen_mobile, open_address_id), as given.
     platform_buyer_key: Mapped[str | None] = mapped_column(String(200))
+    # Set by retention (shared/services/retention.py): the receiver's personal fields were dropped; the order, its
+    # money and its history stay.
+    anonymised_at = mapped_column(UTCDateTime)
 
     @property
     def platform_protected(self) -> bool:

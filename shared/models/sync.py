@@ -59,6 +59,7 @@ class InboxItem(db.Model):
     next_attempt_at = mapped_column(UTCDateTime)
     claimed_at = mapped_column(UTCDateTime)
     processed_at = mapped_column(UTCDateTime)
+    payload_purged_at = mapped_column(UTCDateTime)  # retention emptied the body (the hash stays for de-duplication)
     platform_modified_at = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(40))  # created, updated, stale, unchanged, ignored, ...
     topic: Mapped[str | None] = mapped_column(String(64))  # the platform's webhook topic header, as received
@@ -115,6 +116,7 @@ class TrackingPush(db.Model):
     next_attempt_at = mapped_column(UTCDateTime)
     claimed_at = mapped_column(UTCDateTime)
     processed_at = mapped_column(UTCDateTime)
+    payload_purged_at = mapped_column(UTCDateTime)  # retention emptied the body (the hash stays for de-duplication)
     outcome: Mapped[str | None] = mapped_column(String(40))  # stored, nothing_new, no_events
     events_stored: Mapped[int] = mapped_column(Integer, default=0)
 

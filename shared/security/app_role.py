@@ -22,11 +22,15 @@ def app_role_sql(role: str, schema: str = "public") -> list[str]:
         f"GRANT USAGE ON SCHEMA {schema} TO {role}",
         f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
-        f"REVOKE UPDATE, DELETE ON {chained}, {schema}.{HEADS} FROM {role}",
+        # Chained rows: added, sealed once, and deleted only below the head's pruned floor (retention); the
+        # append-only triggers refuse any other delete, and the floor moves only with the head's MAC.
+        f"REVOKE UPDATE ON {chained}, {schema}.{HEADS} FROM {role}",
+        f"REVOKE DELETE ON {schema}.{HEADS} FROM {role}",
         f"REVOKE INSERT ON {schema}.alembic_version FROM {role}",
         f"REVOKE UPDATE, DELETE ON {schema}.alembic_version FROM {role}",
         f"GRANT UPDATE ({', '.join(SEAL_COLUMNS)}) ON {chained} TO {role}",
-        f"GRANT UPDATE (last_seq, last_mac, sealed_at, checkpoints, checkpoint_at, key_id, head_mac) "
+        f"GRANT UPDATE (last_seq, last_mac, sealed_at, checkpoints, checkpoint_at, key_id, head_mac, pruned_seq, "
+        f"pruned_mac) "
         f"ON {schema}.{HEADS} TO {role}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
         # Tables a later migration adds: the everyday rights, until this is run again after the upgrade.

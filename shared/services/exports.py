@@ -30,12 +30,18 @@ JOB_TIMEOUT = 1800  # seconds: a large XLSX is more than RQ's default 180 s
 FORMATS = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 LINK_LIFETIME = timedelta(hours=24)
 MAX_DOWNLOADS = 3
-KEEP_FILE = timedelta(days=7)
 CLEARANCE_WINDOW = timedelta(hours=24)  # a personal export not cleared by then expires unmade
 STALLED_AFTER = timedelta(seconds=JOB_TIMEOUT * 2)  # a running export whose worker died
 RESEND_AFTER = timedelta(seconds=60)  # a queued export no job has claimed by then is sent again
 CLEARANCE_KINDS = ("step_up", "approval")
 PROGRESS_EVERY = 500  # rows between progress commits
+
+
+def keep_file() -> timedelta:
+    """How long a made file is kept: retention's period for export files (7 days unless an admin changed it)."""
+    from shared.services import retention
+
+    return retention.period("export_files")
 
 
 def _now(now: datetime | None) -> datetime:
@@ -210,7 +216,7 @@ def build(export_id: int, commit, now: datetime | None = None) -> ExportRequest:
     export.filename = f"orderloom-{export.kind.replace('_', '-')}-{export.public_id}.{export.format}"
     export.finished_at = finished
     export.expires_at = finished + LINK_LIFETIME
-    export.purge_after = finished + KEEP_FILE
+    export.purge_after = finished + keep_file()
     audit.record(SYSTEM, "export.made", "export", export.public_id, before={"status": "running"},
                  after={"status": "done", "rows": written[0], "sha256": digest, "revealed": revealed})
     # The file holds these rows as the requester may see them: the access log says so (fields: what is in full).
@@ -227,7 +233,7 @@ def fail(export_id: int, reason: str, now: datetime | None = None) -> None:
         return
     before = export.status
     EXPORT.move(export, "failed")
-    export.error, export.finished_at, export.purge_after = reason[:500], now, now + KEEP_FILE
+    export.error, export.finished_at, export.purge_after = reason[:500], now, now + keep_file()
     audit.record(SYSTEM, "export.failed", "export", export.public_id, before={"status": before},
                  after={"status": "failed", "error": export.error})
 
@@ -326,9 +332,9 @@ def expire_and_purge(now: datetime | None = None) -> dict:
     moved("expired", (ExportRequest.status == "done") & (ExportRequest.expires_at <= now), {}, "export.expire")
     moved("expired", (ExportRequest.status == "awaiting_clearance")
           & (ExportRequest.created_at <= now - CLEARANCE_WINDOW),
-          {"finished_at": now, "purge_after": now + KEEP_FILE}, "export.clearance_lapsed")
+          {"finished_at": now, "purge_after": now + keep_file()}, "export.clearance_lapsed")
     moved("failed", (ExportRequest.status == "running") & (ExportRequest.started_at <= now - STALLED_AFTER),
-          {"error": "the export job stopped before it finished", "finished_at": now, "purge_after": now + KEEP_FILE},
+          {"error": "the export job stopped before it finished", "finished_at": now, "purge_after": now + keep_file()},
           "export.stalled")
     moved("purged", ExportRequest.status.in_(EXPORT.sources("purged")) & (ExportRequest.purge_after <= now),
           {"content": None, "purged_at": now}, "export.purge")

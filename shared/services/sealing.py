@@ -221,8 +221,10 @@ def chain_mac(chained: ChainedLog, seq: int, row_id: int, prev: str, digest: str
 
 def head_mac(state: AuditSeal, key: bytes) -> str:
     message = (f"head|{state.log}|{state.last_seq}|{state.last_mac}|{state.legacy_seq}|{state.checkpoints}"
-               f"|{state.key_id}").encode()
-    return mac(key, message)
+               f"|{state.key_id}")
+    if state.pruned_seq:  # a floor moved by retention is covered too (a head never pruned keeps its old MAC)
+        message += f"|pruned|{state.pruned_seq}|{state.pruned_mac}"
+    return mac(key, message.encode())
 
 
 def legacy_hash(prev: str, row) -> str:
@@ -272,10 +274,7 @@ def _refuse_bad_head(chained: ChainedLog, state: AuditSeal | None) -> None:
     """Refuse to extend a chain whose head was reset or whose last row does not match it."""
     if state is None or state.last_mac is None:
         raise SealRefused(f"{chained.name}: the chain head (audit_seals row) is missing; run `orderloom audit verify`")
-    table = chained.table
-    last = db.session.execute(select(table.c.seq, table.c.chain_mac).where(table.c.seq.is_not(None))
-                              .order_by(table.c.seq.desc()).limit(1)).first()
-    last_seq, last_mac = (last[0], last[1]) if last else (0, GENESIS)
+    last_seq, last_mac = _chain_end(chained, state)
     if (last_seq, last_mac) != (state.last_seq, state.last_mac):
         raise SealRefused(f"{chained.name}: the head says #{state.last_seq} but the chain ends at #{last_seq}; "
                           f"run `orderloom audit verify`")
@@ -285,6 +284,16 @@ def _refuse_bad_head(chained: ChainedLog, state: AuditSeal | None) -> None:
             raise SealRefused(f"{chained.name}: the head row was changed outside the sealer")
 
 
+def _chain_end(chained: ChainedLog, state) -> tuple[int, str]:
+    """The last sealed row's (seq, chain MAC); with every row pruned, the floor the head keeps."""
+    table = chained.table
+    last = db.session.execute(select(table.c.seq, table.c.chain_mac).where(table.c.seq.is_not(None))
+                              .order_by(table.c.seq.desc()).limit(1)).first()
+    if last is not None:
+        return last[0], last[1]
+    return (state.pruned_seq, state.pruned_mac) if state.pruned_seq else (0, GENESIS)
+
+
 def _write_head(state: AuditSeal, read_seq: int, **changes) -> None:
     """Move the head, only if it still says what this sealer read (a second sealer cannot fork the chain)."""
     for name, value in changes.items():
@@ -292,7 +301,8 @@ def _write_head(state: AuditSeal, read_seq: int, **changes) -> None:
     state.key_id, key = newest_key()
     state.head_mac = head_mac(state, key)
     values = {name: getattr(state, name) for name in ("last_seq", "last_mac", "sealed_at", "checkpoints",
-                                                      "checkpoint_at", "key_id", "head_mac")}
+                                                      "checkpoint_at", "key_id", "head_mac", "pruned_seq",
+                                                      "pruned_mac")}
     db.session.expire(state)
     moved = db.session.execute(update(AuditSeal).where(AuditSeal.log == state.log, AuditSeal.last_seq == read_seq)
                                .values(**values).execution_options(synchronize_session=False))
@@ -366,10 +376,7 @@ def head_to_chain_end(log_name: str) -> int:
     state = _take_log(chained)
     if state is _BUSY or state is None:
         raise SealRefused(f"{log_name}: the head is missing or another sealer holds the log")
-    table = chained.table
-    last = db.session.execute(select(table.c.seq, table.c.chain_mac).where(table.c.seq.is_not(None))
-                              .order_by(table.c.seq.desc()).limit(1)).first()
-    last_seq, last_mac = (last[0], last[1]) if last else (0, GENESIS)
+    last_seq, last_mac = _chain_end(chained, state)
     _write_head(state, state.last_seq, last_seq=last_seq, last_mac=last_mac, sealed_at=utc_now())
     return last_seq
 
@@ -576,7 +583,12 @@ def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000
     ring = keys_by_id()
     mine = [c for c in (checkpoints or []) if c.get("log") == log_name]
     problem = _check_checkpoint_signatures(mine, ring)
-    walk = _Walk(macs_wanted={c["seq"]: None for c in mine})
+    # Rows below the head's pruned floor were archived by retention (`prune`, `verify_archive`): the walk starts on
+    # the floor, and checkpoints older than it are the archive's to answer for.
+    walk = _Walk(seq=state.pruned_seq, prev=state.pruned_mac or GENESIS,
+                 macs_wanted={c["seq"]: None for c in mine if c.get("seq", 0) > state.pruned_seq})
+    if state.pruned_seq:
+        walk.macs_wanted[state.pruned_seq] = state.pruned_mac
     ids_seen = [] if chained.id_gaps_are_deletions and not streamed else None
     if problem is None:
         if streamed:
@@ -729,11 +741,14 @@ class _Head:
     checkpoints: int
     key_id: str | None
     head_mac: str | None
+    pruned_seq: int = 0
+    pruned_mac: str | None = None
 
 
 def _read_head(log_name: str) -> _Head | None:
     row = db.session.execute(select(AuditSeal.log, AuditSeal.last_seq, AuditSeal.last_mac, AuditSeal.legacy_seq,
-                                    AuditSeal.checkpoints, AuditSeal.key_id, AuditSeal.head_mac)
+                                    AuditSeal.checkpoints, AuditSeal.key_id, AuditSeal.head_mac,
+                                    AuditSeal.pruned_seq, AuditSeal.pruned_mac)
                              .where(AuditSeal.log == log_name)).first()
     return None if row is None else _Head(*row)
 
@@ -839,7 +854,7 @@ def _check_checkpoints(log_name: str, mine: list[dict], walk: _Walk, state: "_He
         if line["seq"] > walk.seq:
             return Problem(TRUNCATED, walk.seq + 1, f"the {log_name} chain ends at #{walk.seq} but the checkpoint of "
                                                     f"{line['at']} saw #{line['seq']}")
-        if line["seq"] == 0:
+        if line["seq"] == 0 or line["seq"] < state.pruned_seq:
             continue
         if walk.macs_wanted.get(line["seq"]) != line["mac"]:
             return Problem(CHECKPOINT_MISMATCH, line["seq"], f"#{line['seq']} of the {log_name} chain is not what the "
@@ -951,3 +966,176 @@ def publish_checkpoints(lines: list[dict]) -> dict[str, bool]:
             log.warning("audit_checkpoint=send_failed error=%r", exc)
             sent["url"] = False
     return sent
+
+
+# ---------------------------------------------------------------------------------------------- pruning (retention)
+
+
+@dataclass
+class Pruned:
+    """What one prune of a log did: rows #first..#last archived to `archive` and deleted (count 0: nothing due)."""
+
+    log: str
+    count: int
+    first: int
+    last: int
+    archive: Path | None = None
+
+
+def archive_dir() -> Path:
+    """Where pruned rows go: ORDERLOOM_AUDIT_ARCHIVE_DIR, or one folder per database in the instance folder. Move
+    its files to offline (write-once) storage; `orderloom audit verify-archive` checks them."""
+    configured = current_app.config.get("AUDIT_ARCHIVE_DIR")
+    if configured:
+        return Path(configured)
+    url = db.engine.url.render_as_string(hide_password=True)
+    return Path(current_app.instance_path) / f"audit-archive-{hashlib.sha256(url.encode()).hexdigest()[:10]}"
+
+
+def _prunable_through(chained: ChainedLog, state: AuditSeal, before: datetime, limit: int) -> int:
+    """The highest seq such that every row from the floor up to it is sealed and older than `before` (at most
+    `limit` rows). For audit events, whose id holes mean deletions, the pruned rows must also be every row below
+    their highest id (a row committed late has a lower id than its seq suggests): the remaining ids then have no
+    new hole."""
+    table, floor = chained.table, state.pruned_seq
+    first_young = db.session.execute(select(func.min(table.c.seq)).where(
+        table.c.seq > floor, table.c[chained.time_field] >= before)).scalar()
+    upper = min(state.last_seq, floor + limit, first_young - 1 if first_young is not None else state.last_seq)
+    while chained.id_gaps_are_deletions and upper > floor:
+        rest_low_id = db.session.execute(select(func.min(table.c.id)).where(
+            (table.c.seq > upper) | table.c.seq.is_(None))).scalar()
+        if rest_low_id is None:
+            break
+        offender = db.session.execute(select(func.min(table.c.seq)).where(
+            table.c.seq > floor, table.c.seq <= upper, table.c.id > rest_low_id)).scalar()
+        if offender is None:
+            break
+        upper = offender - 1
+    return max(upper, floor)
+
+
+def _archived(value):
+    if isinstance(value, datetime):  # SQLite's rows: the microseconds PostgreSQL's `_columns` give, so MACs match
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return (value - EPOCH) // timedelta(microseconds=1)
+    return value
+
+
+def prune(log_name: str, before: datetime, limit: int = 50_000, directory: Path | None = None) -> Pruned | None:
+    """Archive the sealed rows of a log older than `before` (from the floor up, at most `limit`) to a signed file,
+    move the head's pruned floor over them (MACed), and delete them; the caller commits. None when another sealer
+    holds the log. The chain still verifies from the floor on; the file verifies on its own (`verify_archive`),
+    and chains onto the archive before it."""
+    chained = LOGS[log_name]
+    state = _take_log(chained)
+    if state is _BUSY:
+        return None
+    _refuse_bad_head(chained, state)
+    floor = state.pruned_seq
+    upper = _prunable_through(chained, state, before, limit)
+    if upper <= floor:
+        return Pruned(log_name, 0, floor, floor)
+    table = chained.table
+    rows = db.session.execute(select(*_columns(chained)).where(table.c.seq > floor, table.c.seq <= upper)
+                              .order_by(table.c.seq)).all()
+    body = [json.dumps([_archived(v) for v in row], ensure_ascii=False) for row in rows]
+    key_id, key = newest_key()
+    header = {"log": log_name, "from_seq": floor + 1, "to_seq": upper, "count": len(rows),
+              "prev_mac": state.pruned_mac or GENESIS, "last_mac": rows[-1].chain_mac,
+              "archived_at": utc_now().isoformat(), "before": before.isoformat(), "key_id": key_id,
+              "database": db.engine.url.render_as_string(hide_password=True),
+              "content_sha256": hashlib.sha256("\n".join(body).encode()).hexdigest()}
+    header["sig"] = checkpoint_signature(header, key)
+    folder = directory or archive_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{log_name}-{floor + 1:010d}-{upper:010d}.jsonl"
+    with open(path, "w", encoding="utf-8") as out:  # on disk before the rows go
+        out.write(json.dumps(header, sort_keys=True, ensure_ascii=False) + "\n")
+        out.write("\n".join(body) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    _write_head(state, state.last_seq, pruned_seq=upper, pruned_mac=rows[-1].chain_mac)
+    db.session.execute(table.delete().where(table.c.seq > floor, table.c.seq <= upper)
+                       .execution_options(synchronize_session=False))
+    return Pruned(log_name, len(rows), floor + 1, upper, path)
+
+
+@dataclass
+class ArchiveReport:
+    path: Path
+    log: str | None = None
+    checked: int = 0
+    first: int = 0
+    last: int = 0
+    prev_mac: str | None = None
+    last_mac: str | None = None
+    problem: Problem | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.problem is None
+
+
+def verify_archive(path: Path) -> ArchiveReport:
+    """Check one archive file: its signed header, its content hash, and every row's MACs chained from the header's
+    previous MAC to its last."""
+    report = ArchiveReport(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        header = json.loads(lines[0])
+        rows = [json.loads(line) for line in lines[1:] if line]
+    except (OSError, ValueError, IndexError) as unreadable:
+        report.problem = Problem(CHECKPOINT_MISMATCH, None, f"{path.name} cannot be read as an archive: {unreadable}")
+        return report
+    report.log, report.first, report.last = header.get("log"), header.get("from_seq", 0), header.get("to_seq", 0)
+    report.prev_mac, report.last_mac = header.get("prev_mac"), header.get("last_mac")
+    ring = keys_by_id()
+    key = ring.get(header.get("key_id") or "")
+    if key is None or not hmac.compare_digest(checkpoint_signature(header, key), str(header.get("sig", ""))):
+        report.problem = Problem(CHECKPOINT_MISMATCH, None, f"{path.name}: the header's signature fails (or its key "
+                                                            f"{header.get('key_id')!r} is not configured)")
+        return report
+    content = "\n".join(lines[1:len(rows) + 1])
+    if hashlib.sha256(content.encode()).hexdigest() != header.get("content_sha256") or len(rows) != header["count"]:
+        report.problem = Problem(EDITED, None, f"{path.name}: the rows are not those the header signed")
+        return report
+    chained = LOGS.get(report.log)
+    if chained is None:
+        report.problem = Problem(CHECKPOINT_MISMATCH, None, f"{path.name}: unknown log {report.log!r}")
+        return report
+    make, prev, seq = _row_type(chained.name), header["prev_mac"], report.first - 1
+    for raw in rows:
+        row = make(*raw)
+        sound = (legacy_hash(prev, row) == row.chain_mac if row.key_id == LEGACY_KEY_ID
+                 else _sound(chained, tuple(raw), prev, ring))
+        if row.seq != seq + 1 or not sound:
+            report.problem = Problem(EDITED, row.seq, f"{path.name}: #{row.seq} (id {row.id}) does not chain on")
+            return report
+        seq, prev = row.seq, row.chain_mac
+        report.checked += 1
+    if seq != report.last or prev != report.last_mac:
+        report.problem = Problem(TRUNCATED, seq, f"{path.name}: the rows end at #{seq}, the header says "
+                                                 f"#{report.last}")
+    return report
+
+
+def verify_archives(log_name: str, directory: Path | None = None) -> list[ArchiveReport]:
+    """Every archive of a log in order, each checked and chained onto the one before; the last must end where the
+    head's pruned floor is."""
+    folder = directory or archive_dir()
+    reports = [verify_archive(path) for path in sorted(folder.glob(f"{log_name}-*.jsonl"))] if folder.exists() else []
+    prev, upto = GENESIS, 0
+    for report in reports:
+        if report.intact and (report.first != upto + 1 or report.prev_mac != prev):
+            report.problem = Problem(DELETED, upto + 1, f"{report.path.name} does not follow the archive before it "
+                                                        f"(which ends at #{upto})")
+        if not report.intact:
+            return reports
+        prev, upto = report.last_mac, report.last
+    head = _read_head(log_name)
+    if head is not None and head.pruned_seq != upto:
+        missing = ArchiveReport(folder, log_name, problem=Problem(
+            CHECKPOINT_MISSING, upto, f"the {log_name} head says rows up to #{head.pruned_seq} were archived, the "
+                                      f"archives reach #{upto}"))
+        reports.append(missing)
+    return reports

@@ -1,0 +1,18 @@
+"""The nightly retention run: anonymise, purge and archive what its period says is due (shared/services/retention.py)."""
+import logging
+
+from shared.extensions import db
+from shared.services import retention, sealing
+
+from jobs.runtime import job
+
+log = logging.getLogger("orderloom.jobs")
+
+
+@job
+def apply_retention() -> dict:
+    """Seal first (only sealed rows are archived), then apply every period; counts per class are audited."""
+    sealing.seal_all(commit=db.session.commit)
+    counts = retention.run(commit=db.session.commit)
+    log.info("job=apply_retention %s", " ".join(f"{code}={count}" for code, count in counts.items()))
+    return counts
