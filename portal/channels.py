@@ -4,7 +4,7 @@ import json
 import logging
 from datetime import timedelta
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -262,9 +262,14 @@ def _readable(body: str) -> dict:
 def inbox_payload(item_id: int):
     """Show the raw payload (it holds names, phones and addresses); every reveal goes to the access log."""
     item = inbox.get_item(item_id)
-    payload = _readable(item.body)
-    audit.log_access(staff_actor(current_user), "reveal", "inbox_item", item.id, ["raw_payload"], channel="portal")
-    db.session.commit()
+    if item.payload_purged_at is not None:  # retention emptied it: nothing personal is shown, so nothing is logged
+        payload = {"text": _("The payload was emptied by retention on %(when)s; its hash is kept for de-duplication.",
+                             when=current_app.jinja_env.filters["localtime"](item.payload_purged_at)), "is_json": False}
+    else:
+        payload = _readable(item.body)
+        audit.log_access(staff_actor(current_user), "reveal", "inbox_item", item.id, ["raw_payload"],
+                         channel="portal")
+        db.session.commit()
     if request.headers.get("HX-Request"):
         return render_template("portal/channels/_payload.html", item=item, payload=payload)
     return _detail_page(item, payload)

@@ -353,3 +353,19 @@ def test_the_retention_page_speaks_chinese(client_for):
     page = client_for("admin", locale="zh_CN").get("/retention/")
     assert page.status_code == 200
     assert "保存期限" in page.text and "法律保全" in page.text and "网络安全法" in page.text
+
+
+def test_an_emptied_payload_says_so_and_reveals_nothing(client_for, create_order):
+    order = create_order()
+    item = InboxItem(channel_id=order.channel_id, source="webhook", content_hash="gone", content_type="json",
+                     body='{"receiver": "张伟"}', status="done", processed_at=utc_now() - timedelta(days=100))
+    db.session.add(item)
+    db.session.commit()
+    retention.run()
+    admin = client_for("admin")
+    from shared.models import AccessLogEntry
+    logged = db.session.execute(select(func.count()).select_from(AccessLogEntry)).scalar()
+    shown = admin.post(f"/channels/inbox/{item.id}/payload",
+                       data={"csrf_token": csrf_token(admin, f"/channels/inbox/{item.id}")})
+    assert shown.status_code == 200 and "emptied by retention" in shown.text and "张伟" not in shown.text
+    assert db.session.execute(select(func.count()).select_from(AccessLogEntry)).scalar() == logged
