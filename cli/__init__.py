@@ -422,16 +422,25 @@ def keys_new():
 
 
 @keys.command("rotate")
-def keys_rotate():
-    """Re-encrypt all personal data with the newest key (the first of ORDERLOOM_DATA_KEYS)."""
+@click.option("--as", "username", required=True, help="the admin the rotation is done as (audited)")
+def keys_rotate(username):
+    """Re-encrypt every encrypted value with the newest key (the first of ORDERLOOM_DATA_KEYS): done as an admin who
+    confirms with a current second-factor code (read from the terminal, or the first line of standard input)."""
     from shared.extensions import db
-    from shared.services.keys import rotate_all
+    from shared.services.errors import ServiceError
+    from shared.services.keys import authorise, rotate_all
 
+    code = click.prompt("second-factor code", hide_input=True, err=True)
     app = _app()
     with app.app_context():
-        count = rotate_all(CLI_ACTOR)
+        try:
+            actor = authorise(username, code)
+        except ServiceError as refused:
+            db.session.commit()  # the refusal, the failure count and any lock stay
+            raise click.ClickException(f"not rotated: {refused.message}")
+        count = rotate_all(actor)
         db.session.commit()
-    click.echo(f"re-encrypted {count} values")
+    click.echo(f"re-encrypted {count} values as {username}")
 
 
 @main.command()
