@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, exists, extract, func, literal_column, select
 
 from shared import time_buckets
+from shared.database import without_jit
 from shared.actors import Actor
 from shared.extensions import db
 from shared.models import AuditEvent, InboxItem, KpiTarget, Order, Shipment, StockTake, StockTakeLine, TrackingEvent
@@ -169,6 +170,7 @@ def board(grain: str = "week", periods=None, now: datetime | None = None, zone: 
     now = now or utc_now()
     dialect = dialect or db.session.get_bind().dialect.name
     start, end, names = window(grain, periods, now, zone)
+    without_jit(db.session)
     stored = targets()
     rows = []
     for code, kpi in KPIS.items():

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func, literal_column, select
 
 from shared import time_buckets
+from shared.database import without_jit
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
 from shared.models import ExceptionCase, Order, Shipment, Team, Warehouse
@@ -162,6 +163,7 @@ def compute(request: CubeRequest, dialect: str | None = None) -> Cube:
                              _counted(every if request.facet_value is not None else every[:2]).label("n"))
             .group_by(literal_column("d0"), literal_column("d1")))
     cube = Cube(request=request)
+    without_jit(db.session)
     for row, column, count in db.session.execute(heat).all():
         cube.cells[(row, column)] = count
     facet_expr = _expression(request.facet, request, dialect)
