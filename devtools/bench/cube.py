@@ -57,7 +57,8 @@ def run_cube(url: str, orders: int = 100_000, repeat: int = 5, seed: int = 11) -
             counted = sum(cube.cells.values())
             results["rows"].append({"cube": f"{rows} × {columns}, facet {facet}" + (f" = {value}" if value else ""),
                                     "days": days, "cells": len(cube.cells), "orders_in_cells": counted,
-                                    "median_ms": 1000 * statistics.median(walls), "walls_ms": [1000 * w for w in walls]})
+                                    "median_ms": 1000 * statistics.median(walls),
+                                    "walls_ms": [1000 * w for w in walls]})
             progress(f"cube {rows}×{columns}/{facet}: {1000 * statistics.median(walls):.1f} ms")
         walls = []
         for _ in range(repeat):
