@@ -45,11 +45,15 @@ def _merchant_zone() -> str:
     return current_app.config["MERCHANT_TIMEZONE"]
 
 
-def trend_bars(trend: list[dict]) -> list[dict]:
-    """A KPI's buckets as bars of an inline SVG chart: height relative to the window's largest value."""
-    peak = max((float(point["value"]) for point in trend if point["value"] is not None), default=0) or 1
-    return [{**point, "height": 0 if point["value"] is None else round(100 * float(point["value"]) / peak, 1)}
-            for point in trend]
+def trend_bars(row: dict) -> dict:
+    """A KPI's buckets as bars of an inline SVG chart on a fixed scale (0-100 for a percentage; hours up to the
+    larger of the peak and the target), with the target as a line; a bucket without data is a stub."""
+    values = [float(point["value"]) for point in row["trend"] if point["value"] is not None]
+    target = float(row["target"]) if row["target"] is not None else None
+    scale = 100.0 if row["kpi"].unit == "percent" else (max(values + [target or 0]) * 1.1 or 1.0)
+    bars = [{**point, "height": 2 if point["value"] is None else round(max(2.0, 60 * float(point["value"]) / scale), 1)}
+            for point in row["trend"]]
+    return {"bars": bars, "target_y": None if target is None else round(62 - 60 * target / scale, 1)}
 
 
 @bp.get("/kpis")
@@ -124,5 +128,7 @@ def cube():
                "facet_link": facet_link, "zone": zone,
                "chosen": {key: request.args.get(key) or default
                           for key, default in zip(("rows", "columns", "facet"), state_cube.DEFAULT)}}
-    template = "portal/dashboards/_cube.html" if request.headers.get("HX-Request") else "portal/dashboards/cube.html"
-    return render_template(template, **context), 422 if error else 200
+    if request.headers.get("HX-Request"):
+        # htmx 2 swaps no 4xx answer: the refusal goes into the page's cube area with a 200 (the page itself: 422).
+        return render_template("portal/dashboards/_cube.html", **context)
+    return render_template("portal/dashboards/cube.html", **context), 422 if error else 200

@@ -13,7 +13,7 @@ from shared import time_buckets
 from shared.extensions import db
 from shared.models import AuditEvent, InboxItem, KpiTarget, Order, Shipment, StockTake, StockTakeLine, TrackingEvent
 from shared.models.types import UTCDateTime
-from shared.services import catalog, exceptions, kpis, state_cube
+from shared.services import catalog, exceptions, kpis, roles, state_cube
 from shared.services.errors import ServiceError, ValidationFailed
 from tests.factories import ADMIN
 from tests.portal_client import csrf_token, english_client, sign_in
@@ -221,6 +221,7 @@ def _cube_orders(create_order, clock, stocked):
     order("d", day2, "杭州市", "allocated")
     order("e", day2, "宁波市", "confirmed")
     order("f", datetime(2026, 11, 29, 12, 0, tzinfo=UTC), "杭州市", "confirmed")  # outside the range
+    roles.create_team("finance", "财务组", "Finance team", ADMIN)  # the seeded route sends payment problems there
     exceptions.raise_exception("late_packing", f"late_packing:order:{made['b'].id}", "late", ADMIN,
                                order_id=made["b"].id)
     exceptions.raise_exception("payment_not_received", f"payment_not_received:order:{made['b'].id}", "unpaid",
@@ -242,7 +243,8 @@ def _request(**args):
 def test_cube_counts_per_cell_for_two_dimension_sets(session, create_order, clock, stocked):
     _cube_orders(create_order, clock, stocked)
     cube = state_cube.compute(_request(rows="day", columns="status", facet="city"))
-    assert cube.row_values == ["2026-11-23", "2026-11-24"] and cube.column_values == ["confirmed", "allocated"]
+    assert cube.row_values == ["2026-11-23", "2026-11-24", "2026-11-25"]  # every day of the range, empty ones too
+    assert cube.column_values == ["confirmed", "allocated"]
     assert cube.cells == {("2026-11-23", "confirmed"): 1, ("2026-11-24", "confirmed"): 2,
                           ("2026-11-24", "allocated"): 2}
     assert cube.facet_counts == [("宁波市", 2), ("杭州市", 3)]
@@ -258,6 +260,10 @@ def test_cube_counts_per_cell_for_two_dimension_sets(session, create_order, cloc
                                             facet_value="-"))
     assert unshipped.cells == {("杭州市", "logistics"): 1, ("杭州市", "payment"): 1, ("杭州市", None): 1,
                                ("宁波市", None): 1}
+    teams = state_cube.compute(_request(rows="team", columns="exception_category", facet="day"))
+    assert teams.cells == {("finance", "payment"): 1, (None, "logistics"): 2, (None, None): 3}
+    hourly = state_cube.compute(_request(rows="status", columns="hour", facet="city"))
+    assert len(hourly.column_values) == 72 and hourly.column_values[0] == "2026-11-23 00:00"
     weekly = state_cube.compute(_request(rows="week", columns="city", facet="status"))
     assert weekly.cells == {("2026-11-23", "杭州市"): 3, ("2026-11-23", "宁波市"): 2}
 
@@ -282,7 +288,13 @@ def test_each_cell_drills_down_to_exactly_its_orders(portal, create_order, clock
                                                                       ("杭州市", "-"): {"a"},
                                                                       ("宁波市", "-"): {"c", "e"}}),
               ("&rows=carrier&columns=hour&facet=status", {("SF", "2026-11-24 00:00"): {"c"},
-                                                           ("-", "2026-11-24 00:00"): {"b"}})]
+                                                           ("-", "2026-11-24 00:00"): {"b"}}),
+              ("&rows=team&columns=exception_category&facet=day", {("finance", "payment"): {"b"},
+                                                                   ("-", "logistics"): {"b", "d"},
+                                                                   ("-", "-"): {"a", "c", "e"}}),
+              ("&rows=warehouse&columns=status&facet=week&facet_value=2026-11-23", {("HZ1", "allocated"): {"c", "d"},
+                                                                                   ("HZ1", "confirmed"): {"a", "b",
+                                                                                                          "e"}})]
     for query, expected in checks:
         page = client.get(base + query)
         assert page.status_code == 200, page.text[:300]
@@ -295,6 +307,8 @@ def test_each_cell_drills_down_to_exactly_its_orders(portal, create_order, clock
             assert _listed(client, link) == {made[name].order_no for name in names}, (query, row, column, link)
     partial = client.get(base + "&rows=day&columns=status&facet=city", headers={"HX-Request": "true"})
     assert partial.status_code == 200 and "<html" not in partial.text and 'data-testid="cube-heatmap"' in partial.text
+    refused = client.get(base + "&rows=day&columns=day&facet=city", headers={"HX-Request": "true"})
+    assert 'data-testid="cube-error"' in refused.text and 'data-testid="cube-heatmap"' not in refused.text
 
 
 @pytest.mark.parametrize("query, english, chinese", [

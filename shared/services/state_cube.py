@@ -146,6 +146,14 @@ def _sort_key(name: str):
     return key
 
 
+def _axis(name: str, seen: set, request: CubeRequest) -> list:
+    """An axis's values in order: every bucket of the range for time (an empty hour or day shows as a gap), else
+    the values that hold orders."""
+    if DIMENSIONS[name] == TIME and seen:
+        return time_buckets.labels_between(request.start, request.end, name, request.zone)
+    return sorted(seen, key=_sort_key(name))
+
+
 def _narrowed(query, request: CubeRequest, dialect: str):
     if request.facet_value is None:
         return query
@@ -171,8 +179,8 @@ def compute(request: CubeRequest, dialect: str | None = None) -> Cube:
               .group_by(literal_column("d0")))
     cube.facet_counts = sorted(((value, count) for value, count in db.session.execute(facets).all()),
                                key=lambda pair: _sort_key(request.facet)(pair[0]))
-    cube.row_values = sorted({row for row, _ in cube.cells}, key=_sort_key(request.rows))
-    cube.column_values = sorted({column for _, column in cube.cells}, key=_sort_key(request.columns))
+    cube.row_values, cube.column_values = (_axis(name, {cell[side] for cell in cube.cells}, request)
+                                           for side, name in enumerate((request.rows, request.columns)))
     cube.peak = max(cube.cells.values(), default=0)
     return cube
 
