@@ -318,6 +318,7 @@ def test_each_cell_drills_down_to_exactly_its_orders(portal, create_order, clock
     ("date_from=2026-11-25&date_to=2026-11-20", "ends before it starts", "结束早于开始"),
     ("date_from=2026-11-31", "a date like", "日期"),
     ("rows=hour&date_from=2026-10-01&date_to=2026-11-20", "at most 14 days", "14"),
+    ("rows=city&columns=status&facet=day&facet_value=yesterday", "a time facet value is a bucket", "时间分面"),
 ])
 def test_cube_refuses_bad_input_in_both_languages(portal, create_user, query, english, chinese):
     for language, text in (("en", english), ("zh_CN", chinese)):

@@ -41,6 +41,8 @@ END_BEFORE_START = N_("the range ends before it starts")
 RANGE_TOO_LONG = N_("the range is at most %(days)s days")
 HOUR_RANGE_TOO_LONG = N_("an hour dimension covers at most %(days)s days")
 BAD_FACET_VALUE = N_("the facet value is too long")
+BAD_TIME_FACET = N_("a time facet value is a bucket such as 2026-11-23 (a day or the Monday of a week) or "
+                    "2026-11-23 14:00 (an hour)")
 
 
 @dataclass
@@ -106,6 +108,11 @@ def parse_request(args, zone: str, today: date) -> CubeRequest:
     facet_value = args.get("facet_value")
     if facet_value is not None and len(facet_value) > 64:
         raise ValidationFailed(say(BAD_FACET_VALUE), field="facet_value")
+    if facet_value and DIMENSIONS[names[2]] == TIME:
+        try:
+            time_buckets.parse_label(facet_value, names[2], zone)
+        except ValueError:
+            raise ValidationFailed(say(BAD_TIME_FACET), field="facet_value", code="invalid_facet_value") from None
     return CubeRequest(rows=names[0], columns=names[1], facet=names[2], date_from=date_from, date_to=date_to,
                        facet_value=facet_value or None, zone=zone)
 
