@@ -425,3 +425,7 @@ class RuleForm(FlaskForm):
     variance_value = StringField(_l("Variance over (value)"), validators=[Optional(), Length(max=20)])
     steps = TextAreaField(_l("Steps, one a line: stage kind target quorum (e.g. 1 role cs_lead 1)"),
                           validators=[DataRequired(), Length(max=2000)])
+
+
+class KpiTargetForm(FlaskForm):
+    target = StringField(_l("Target"), validators=[DataRequired(), Length(max=12)])

@@ -54,7 +54,7 @@ def index():
         if not posted and personal_values_in_query(request.args):
             raise PersonalValueInAddress("search by phone with the search form: a phone number is never sent in "
                                          "the address", field="q")
-        filters = parse_filters(values, _zone())
+        filters = parse_filters(values, _zone(), drill_down=True)
         personal = filters.personal_kind()
         if posted and personal is None and not request.headers.get("HX-Request"):
             kept = {k: [v for v in vs if v] for k, vs in values.to_dict(flat=False).items() if k != "csrf_token"}

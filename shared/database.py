@@ -3,7 +3,7 @@ import functools
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Table, event, func, insert, select
+from sqlalchemy import Table, event, func, insert, select, text
 from sqlalchemy.engine import Engine
 
 from shared.config import PROJECT_ROOT
@@ -129,3 +129,11 @@ def copy_rows(table: Table, rows: list[dict], session=None) -> None:
                 copy.write_row([row[column] for column in columns])
     finally:
         cursor.close()
+
+
+def without_jit(session) -> None:
+    """PostgreSQL: no JIT compilation for the rest of this transaction. For the dashboards' grouped reads, whose
+    cost estimates (correlated sub-plans, many groups) cross jit_above_cost: compiling took 0.4-0.6 s of a query that
+    runs in 0.1 s at 100,000 orders (EXPLAIN ANALYZE, docs/PERFORMANCE.md). SQLite: nothing to do."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))

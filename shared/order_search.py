@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from shared import order_numbers, paging
 from shared.actors import Actor
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
-from shared.models import AccessLogEntry, Channel, FulfilmentAlarm, Order, Warehouse
+from shared.models import AccessLogEntry, Channel, ExceptionCase, FulfilmentAlarm, Order, Shipment, Team, Warehouse
 from shared.security import crypto
 from shared.security.permissions import Visibility, visibility
 from shared.services import audit
@@ -39,6 +39,8 @@ SORTS = {
 }
 MAX_LIMIT = 200
 EARLIEST_DATE, LATEST_DATE = date(1970, 1, 1), date(9998, 12, 31)
+# As a warehouse, carrier, team or exception category filter: the orders without one (the state cube's "none" cells).
+NONE = "-"
 
 
 @dataclass
@@ -49,9 +51,16 @@ class OrderFilters:
     date_from: date | None = None  # merchant-local calendar dates, inclusive
     date_to: date | None = None
     updated_since: datetime | None = None
+    placed_from: datetime | None = None  # aware moments, [from, to): a state cube cell's time bucket
+    placed_to: datetime | None = None
+    city: str | None = None
+    carrier: str | None = None  # of a shipment of the order (not cancelled)
+    team: str | None = None  # owning an exception of the order
+    exception_category: str | None = None  # of an exception of the order (with `team`: the same exception)
     q: str | None = None
     phone_last4: str | None = None  # with an order number or channel order id in q: "is this the caller's order?"
     sort: str = "placed_desc"
+    drill_down: bool = False  # read the state cube's filters (parse_filters)
     # Channel and warehouse codes looked up once per request (the page and its count both filter by them).
     resolved: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -63,8 +72,11 @@ class OrderFilters:
         return "phone_last4" if self.phone_last4 else None
 
 
-def parse_filters(args, zone: str) -> OrderFilters:
-    """Read filters from query parameters; anything malformed is a clear error, not an empty page."""
+def parse_filters(args, zone: str, drill_down: bool = False) -> OrderFilters:
+    """Read filters from query parameters; anything malformed is a clear error, not an empty page.
+
+    `drill_down` (the portal's list) also reads the state cube's cell filters: placed_from/placed_to, city,
+    carrier, team, exception_category, and NONE as a warehouse."""
     statuses = [s for s in args.getlist("status") if s] if hasattr(args, "getlist") else []
     for status in statuses:
         if status not in OrderStatus.__members__.values():
@@ -87,6 +99,26 @@ def parse_filters(args, zone: str) -> OrderFilters:
                 raise ValidationFailed(f"{name} must be a date like 2026-11-21", field=name, code="invalid_date")
     if args.get("updated_since"):
         filters.updated_since = parse_aware(args.get("updated_since"), "updated_since")
+    if drill_down:
+        filters.drill_down = True
+        _drill_down_filters(args, filters)
+    return _checked(filters)
+
+
+def _drill_down_filters(args, filters: OrderFilters) -> None:
+    for name in ("placed_from", "placed_to"):
+        if args.get(name):
+            setattr(filters, name, parse_aware(args.get(name), name))
+    if filters.placed_from and filters.placed_to and filters.placed_to < filters.placed_from:
+        raise ValidationFailed("placed_to is before placed_from", field="placed_to", code="range_end_before_start")
+    for name in ("city", "carrier", "team", "exception_category"):
+        value = (args.get(name) or "").strip()
+        if len(value) > 40:
+            raise ValidationFailed(f"{name} is too long", field=name)
+        setattr(filters, name, value or None)
+
+
+def _checked(filters: OrderFilters) -> OrderFilters:
     if filters.q and len(filters.q) > 64:
         raise ValidationFailed("search text is too long", field="q")
     if filters.phone_last4 is not None:
@@ -240,14 +272,52 @@ def _resolved(filters: OrderFilters, model, code: str) -> int:
     return filters.resolved[key]
 
 
+def _carrier_condition(carrier: str):
+    """Orders with a (not cancelled) shipment by this carrier; NONE: with such a shipment without one, or none."""
+    live = [Shipment.order_id == Order.id, Shipment.status != "cancelled"]
+    if carrier != NONE:
+        return exists().where(*live, Shipment.carrier_code == carrier)
+    return or_(exists().where(*live, Shipment.carrier_code.is_(None)), ~exists().where(*live))
+
+
+def _exception_condition(filters: OrderFilters):
+    """Orders with an exception of this category and/or owned by this team (one exception answering both);
+    NONE as the team: an unrouted exception, or no exception at all; NONE as the category: no exception at all."""
+    anything = exists().where(ExceptionCase.order_id == Order.id)
+    category, team = filters.exception_category, filters.team
+    if category == NONE:  # every exception has a category
+        return ~anything if team in (None, NONE) else Order.id.is_(None)
+    conditions = [ExceptionCase.order_id == Order.id]
+    if category:
+        conditions.append(ExceptionCase.category == category)
+    if team == NONE:
+        conditions.append(ExceptionCase.team_id.is_(None))
+    elif team:
+        conditions.append(ExceptionCase.team_id == _resolved(filters, Team, team))
+    matching = exists().where(*conditions)
+    return or_(matching, ~anything) if team == NONE and not category else matching
+
+
 def _filtered(query, filters: OrderFilters, zone: str, viewer: Actor | None):
     """`query` narrowed by the filters: the one place the list's, the API's and the count's conditions are built."""
     if filters.statuses:
         query = query.where(Order.status.in_(filters.statuses))
     if filters.channel:
         query = query.where(Order.channel_id == _resolved(filters, Channel, filters.channel))
-    if filters.warehouse:
+    if filters.warehouse == NONE and filters.drill_down:
+        query = query.where(Order.warehouse_id.is_(None))
+    elif filters.warehouse:
         query = query.where(Order.warehouse_id == _resolved(filters, Warehouse, filters.warehouse))
+    if filters.placed_from:
+        query = query.where(Order.placed_at >= filters.placed_from)
+    if filters.placed_to:
+        query = query.where(Order.placed_at < filters.placed_to)
+    if filters.city:
+        query = query.where(Order.city == filters.city)
+    if filters.carrier:
+        query = query.where(_carrier_condition(filters.carrier))
+    if filters.team or filters.exception_category:
+        query = query.where(_exception_condition(filters))
     local = ZoneInfo(zone)
     if filters.date_from:
         query = query.where(Order.placed_at >= datetime.combine(filters.date_from, time.min, local))

@@ -208,3 +208,14 @@ def test_board_benchmark_explains_every_statement():
     # query with the overdue count as a FILTER of the same scan).
     assert results["views"]["board, default"]["queries"] + 1 == \
         results["views"]["board, default (counts recomputed every request)"]["queries"]
+
+
+def test_cube_benchmark_at_toy_size():
+    from devtools.bench import cube
+
+    with benchmarks.bench_database("cube", PG_BASE) as url:
+        results = cube.run_cube(url, orders=300, repeat=1)
+    assert [row["cube"] for row in results["rows"]][-1].startswith("KPI board")
+    assert len(results["rows"]) == len(cube.CUBES) + 1
+    by_week = results["rows"][2]  # week x city over 60 days: every seeded order but those at the range's edge
+    assert 250 <= by_week["orders_in_cells"] <= 300 and by_week["cells"] > 0

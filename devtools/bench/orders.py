@@ -1358,6 +1358,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--orders", type=int, default=1_000_000, help="orders to seed (their shipments follow their "
                        "statuses: about a quarter open)")
     board.add_argument("--samples", type=int, default=20)
+    cube = commands.add_parser("cube", parents=[common], help="the state cube's and the KPI board's queries")
+    cube.add_argument("--orders", type=int, default=100_000, help="orders to seed (PostgreSQL COPY)")
     return parser
 
 
@@ -1396,6 +1398,11 @@ def main(argv: list[str] | None = None) -> int:
                                               skus=args.skus)
                 ceiling.print_ceiling(results)
                 results["aims"] = []
+            elif name == "cube":
+                from devtools.bench import cube as bench_cube
+
+                results = bench_cube.run_cube(url, orders=args.orders, repeat=args.repeat)
+                bench_cube.print_cube(results)
             elif name == "api":
                 from devtools.bench import api as bench_api
 

@@ -4,6 +4,7 @@ from shared.models.approval import (ApprovalDecision, ApprovalDelegation, Approv
 from shared.models.audit import AccessLogEntry, AuditEvent, AuditSeal
 from shared.models.catalog import Sku, Warehouse
 from shared.models.channel import Channel, OrderNumberSequence
+from shared.models.dashboards import KpiTarget
 from shared.models.customer import Customer, CustomerAddress, GuestLookupLock
 from shared.models.exports import ExportDownload, ExportRequest
 from shared.models.exceptions import (CannedReply, ExceptionCase, ExceptionEvent, ExceptionRoute,
@@ -34,5 +35,5 @@ __all__ = [
     "CannedReply", "ExceptionCase", "ExceptionEvent", "ExceptionRoute", "ExceptionSlaTarget",
     "ApprovalDecision", "ApprovalDelegation", "ApprovalRequest",
     "ApprovalRule", "ApprovalRuleStep", "ApprovalStep",
-    "LegalHold", "RetentionPolicy",
+    "LegalHold", "RetentionPolicy", "KpiTarget",
 ]

@@ -39,9 +39,10 @@ class Visibility(StrEnum):
 # is named on (approve), the approval rules (edit); `exceptions` the exception center (view, edit: work one), its
 # routing, SLA targets and canned replies (approve); `exports` one's own exports (view), starting one (edit);
 # `retention` periods and legal holds (view, edit). Access reports are `access_log` view.
+# `kpi`: the managers' dashboards, the KPI board and the state cube (view), the KPI targets (edit).
 RESOURCES = ("dashboard", "orders", "order_review", "stock", "catalog", "customers", "users", "audit", "access_log",
              "channels", "webhooks", "fulfilment", "payments", "holds", "roles", "approvals", "exceptions", "exports",
-             "retention")
+             "retention", "kpi")
 
 PERSONAL_FIELDS = ("name", "phone", "address", "email", "id_number")
 
