@@ -25,6 +25,8 @@ SCHEDULE = (
     # Governed exports: queued ones nothing claimed are sent again; nightly, links expire and 7-day-old files go.
     ("start_queued_exports", "jobs.exports.start_queued_exports", 60, queues.DOCUMENTS),
     ("purge_exports", "jobs.exports.purge_exports", 86400, queues.DEFAULT),
+    # The access report: last month's, asked for once per auditor (checked hourly; a repeat asks for nothing).
+    ("request_monthly_access_reports", "jobs.access_report.request_monthly_access_reports", 3600, queues.DEFAULT),
     # Approval steps idle past their due time (2 business hours by default, per rule): 审批滞留, escalated.
     ("escalate_stalled_approvals", "jobs.approvals.escalate_stalled_approvals", 60, queues.DEFAULT),
 )

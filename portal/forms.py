@@ -315,7 +315,7 @@ class ExportForm(FlaskForm):
     fields are the union of every kind's, and the service refuses one the chosen kind does not take."""
 
     kind = SelectField(_l("What"), validate_choice=False)
-    format = SelectField(_l("Format"), choices=[("xlsx", "Excel (.xlsx)"), ("csv", "CSV")], validate_choice=False)
+    format = SelectField(_l("Format"), choices=[("xlsx", "Excel (.xlsx)"), ("csv", "CSV"), ("pdf", "PDF")], validate_choice=False)
     status = StringField(_l("Order status"), validators=[Optional(), Length(max=20)])
     channel = StringField(_l("Channel code"), validators=[Optional(), Length(max=8)])
     placed_from = StringField(_l("Placed from"), validators=[Optional(), Length(max=10)])
