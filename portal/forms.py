@@ -338,7 +338,7 @@ class ExportForm(FlaskForm):
 class TraceForm(FlaskForm):
     """An auditor uploads a file found somewhere it should not be: which export, and whose, is it?"""
 
-    file = FileField(_l("File (.csv or .xlsx)"), validators=[FileRequired(_l("Choose a file to upload."))])
+    file = FileField(_l("File (.csv, .xlsx or .pdf)"), validators=[FileRequired(_l("Choose a file to upload."))])
 
 
 # --- the exception center ----------------------------------------------------------------------------------

@@ -222,6 +222,9 @@ def test_the_pdf_has_the_figures_and_the_watermark_in_english(november):
         assert expected in text, expected
     reader = PdfReader(io.BytesIO(content))
     assert export.public_id in (reader.metadata.title or "")
+    assert reader.metadata["/Keywords"] == f"orderloom-export {export.public_id}"
+    assert files.trace(content) == export.public_id  # a leaked PDF traces back like a sheet
+    assert exports.identify(content)["exact_copy"] is True
 
 
 def test_the_pdf_is_in_chinese_for_a_chinese_auditor(november, create_user):
