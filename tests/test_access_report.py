@@ -2,7 +2,7 @@
 through the governed exports, the portal page, 403s audited as access.forbidden, and a bad range refused."""
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +18,7 @@ from shared.models import AccessLogEntry, AuditEvent, ExportRequest
 from shared.services import access_report, audit, exports, sealing, staff
 from shared.services.errors import ValidationFailed
 from tests.factories import ADMIN, PASSWORD
-from tests.portal_client import EXPORT_LINK, english_client, sign_in, start_export
+from tests.portal_client import EXPORT_LINK, start_export
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOVEMBER = ("2026-11-01", "2026-11-30")
