@@ -17,7 +17,7 @@ from shared.extensions import db
 from shared.models import AccessLogEntry, AuditEvent, ExportRequest
 from shared.services import access_report, audit, exports, sealing, staff
 from shared.services.errors import ValidationFailed
-from tests.factories import ADMIN, PASSWORD
+from tests.factories import ADMIN, PASSWORD, count_queries
 from tests.portal_client import EXPORT_LINK, start_export
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -148,6 +148,18 @@ def test_each_section_of_the_report(november):
     assert [(c["log"], c["at"], c["signature"], c["verified"]) for c in report.checkpoints] == [
         (name, "2026-11-10 01:00:00", True, True) for name in sealing.LOGS]
     assert report.checkpoints[1]["seq"] >= 6000 + 5  # the access chain holds the seeded rows
+
+
+def test_each_section_is_one_set_query(november):
+    """Aggregated in SQL: one statement per section, however many rows, accounts or nights the range holds."""
+    span = access_report.period(*NOVEMBER)
+    db.session.expire_all()
+    with count_queries() as statements:
+        found = [access_report.top_accounts(span), access_report.night_exports(span),
+                 access_report.large_exports(span, 5000), access_report.refusals(span),
+                 access_report.new_addresses(span, 90)]
+    selects = [statement for statement in statements if not statement.startswith(("SAVEPOINT", "RELEASE"))]
+    assert all(found) and len(selects) == 5, selects
 
 
 def test_a_lower_configured_threshold_lists_smaller_exports(november, apps, monkeypatch):

@@ -10,8 +10,8 @@ For a range of merchant-zone calendar days (at most a year) it gathers, each in 
     export reaches it);
 (d) refused attempts per account: 403s of the permission table (`access.forbidden`), step-ups refused, second
     factor codes refused, self-approvals refused;
-(e) staff sign-ins from an address the account had not signed in from in the ACCESS_REPORT_LOOKBACK_DAYS (90)
-    before the sign-in;
+(e) staff sign-ins from an address the account had not signed in from before, looking back from the sign-in to
+    ACCESS_REPORT_LOOKBACK_DAYS (90) before the range's first day;
 (f) the audit chains' signed checkpoints written in the range, each with its signature and chain verify result.
 
 It is made as a governed export (kind `access_report`, shared/services/export_kinds.py) in XLSX or PDF, in the
@@ -236,8 +236,9 @@ def refusals(span: Period) -> list[dict]:
 
 
 def new_addresses(span: Period, lookback: int) -> list[dict]:
-    """(e) Staff sign-ins in the range from an address the account had not signed in from in the `lookback` days
-    before (NOT EXISTS on the same account, address and action; the action and actor indexes serve it)."""
+    """(e) Staff sign-ins in the range from an address the account had not signed in from earlier, back to `lookback`
+    days before the range's first day (NOT EXISTS on the same account, address and action; the action and actor
+    indexes serve it)."""
     earlier = aliased(AuditEvent)
     before = select(literal(1)).where(
         earlier.action == STAFF_SIGN_IN, earlier.actor_id == AuditEvent.actor_id, earlier.ip == AuditEvent.ip,
