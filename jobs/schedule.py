@@ -27,6 +27,8 @@ SCHEDULE = (
     # Retention, nightly: anonymise finished orders and customers, empty old payloads, archive old audit and access
     # rows, expire export links and drop export files, each by its period; counts into the audit chain.
     ("apply_retention", "jobs.retention.apply_retention", 86400, queues.DEFAULT),
+    # The access report: last month's, asked for once per auditor (checked hourly; a repeat asks for nothing).
+    ("request_monthly_access_reports", "jobs.access_report.request_monthly_access_reports", 3600, queues.DEFAULT),
     # Approval steps idle past their due time (2 business hours by default, per rule): 审批滞留, escalated.
     ("escalate_stalled_approvals", "jobs.approvals.escalate_stalled_approvals", 60, queues.DEFAULT),
 )

@@ -53,6 +53,7 @@ def requires(resource: str, action: str, also=None, step_up: bool = False):
             if user is None:
                 return _sign_in_required()
             if not can(user.role, resource, action) or (also is not None and not also(user.role)):
+                _record_refusal(user, resource, action)
                 return error_response(Forbidden(f"your role ({user.role}) may not {action} {resource}",
                                                 code="forbidden"))
             if step_up:
@@ -67,6 +68,17 @@ def requires(resource: str, action: str, also=None, step_up: bool = False):
         return wrapper
 
     return decorate
+
+
+def _record_refusal(user, resource: str, action: str) -> None:
+    """Every 403 of the permission table is in the audit chain (`access.forbidden`: who, which path, what they
+    lacked), committed before the answer, so the access report can count refused attempts per account."""
+    from shared.services import audit
+
+    audit.record(staff_actor(user), "access.forbidden", "permission", f"{resource}:{action}",
+                 after={"path": request.path[:200], "method": request.method, "resource": resource,
+                        "action": action, "role": user.role})
+    db.session.commit()
 
 
 def require_step_up() -> None:

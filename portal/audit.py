@@ -62,3 +62,22 @@ def access_log():
     entries = db.session.execute(query.limit(PAGE)).scalars().all()
     return render_template("portal/audit/access_log.html", entries=entries,
                            next_before=entries[-1].id if len(entries) == PAGE else None)
+
+
+@bp.get("/access-report")
+@requires("access_log", "view")
+def access_report():
+    """The access report for a chosen range (default: last month), with buttons that export it as XLSX or PDF."""
+    from shared.services import access_report as report_service
+    from shared.services.errors import ValidationFailed
+
+    first, last = report_service.last_month()
+    date_from = (request.args.get("date_from") or first.isoformat()).strip()[:10]
+    date_to = (request.args.get("date_to") or last.isoformat()).strip()[:10]
+    try:
+        report = report_service.build(date_from, date_to)
+    except ValidationFailed as refused:
+        return render_template("portal/audit/access_report.html", error=refused, date_from=date_from,
+                               date_to=date_to, sections=None, report=None), 422
+    return render_template("portal/audit/access_report.html", error=None, date_from=date_from, date_to=date_to,
+                           sections=report_service.sections(report), report=report)

@@ -331,7 +331,7 @@ class ExportForm(FlaskForm):
     fields are the union of every kind's, and the service refuses one the chosen kind does not take."""
 
     kind = SelectField(_l("What"), validate_choice=False)
-    format = SelectField(_l("Format"), choices=[("xlsx", "Excel (.xlsx)"), ("csv", "CSV")], validate_choice=False)
+    format = SelectField(_l("Format"), choices=[("xlsx", "Excel (.xlsx)"), ("csv", "CSV"), ("pdf", "PDF")], validate_choice=False)
     status = StringField(_l("Order status"), validators=[Optional(), Length(max=20)])
     channel = StringField(_l("Channel code"), validators=[Optional(), Length(max=8)])
     placed_from = StringField(_l("Placed from"), validators=[Optional(), Length(max=10)])
@@ -354,7 +354,7 @@ class ExportForm(FlaskForm):
 class TraceForm(FlaskForm):
     """An auditor uploads a file found somewhere it should not be: which export, and whose, is it?"""
 
-    file = FileField(_l("File (.csv or .xlsx)"), validators=[FileRequired(_l("Choose a file to upload."))])
+    file = FileField(_l("File (.csv, .xlsx or .pdf)"), validators=[FileRequired(_l("Choose a file to upload."))])
 
 
 # --- the exception center ----------------------------------------------------------------------------------

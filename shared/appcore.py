@@ -1,5 +1,5 @@
 """The application core both apps and the workers build on: config, database, keys, languages."""
-from flask import Flask, g, request, session
+from flask import Flask, g, has_request_context, request, session
 from flask_babel import get_locale
 
 from shared.config import PROJECT_ROOT, load_config
@@ -34,10 +34,13 @@ def current_language() -> str:
 
 
 def _select_locale() -> str:
-    """The signed-in person's language, else an explicit ?lang=, else the browser's preference."""
+    """The signed-in person's language, else an explicit ?lang=, else the browser's preference; outside a request
+    (a job, the CLI) English, unless the caller chose a language with flask_babel.force_locale."""
     chosen = getattr(g, "locale", None)
     if chosen in LANGUAGES:
         return chosen
+    if not has_request_context():
+        return "en"
     asked = request.args.get("lang") or session.get("lang")
     if asked in LANGUAGES:
         return asked

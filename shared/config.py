@@ -34,6 +34,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "AUDIT_CHECKPOINT_URL": env.get("ORDERLOOM_AUDIT_CHECKPOINT_URL", ""),
         "AUDIT_CHECKPOINT_TO_ROBOT": env.get("ORDERLOOM_AUDIT_CHECKPOINT_TO_ROBOT", "1") == "1",
         "MERCHANT_TIMEZONE": env.get("ORDERLOOM_TIMEZONE", "Asia/Shanghai"),
+        # The access report (shared/services/access_report.py): an export of this many records or more is listed;
+        # a sign-in is from a new address when the account had not used it in this many days before.
+        "ACCESS_REPORT_LARGE_RECORDS": int(env.get("ORDERLOOM_ACCESS_REPORT_LARGE_RECORDS", "5000")),
+        "ACCESS_REPORT_LOOKBACK_DAYS": int(env.get("ORDERLOOM_ACCESS_REPORT_LOOKBACK_DAYS", "90")),
         "UNPAID_RESERVATION_MINUTES": int(env.get("ORDERLOOM_UNPAID_MINUTES", "30")),
         "LOGIN_MAX_FAILURES": 5,
         "LOGIN_LOCKOUT_MINUTES": 15,

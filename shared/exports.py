@@ -8,7 +8,7 @@ A governed export (shared/services/exports.py) passes a `Watermark`: the exporte
 the export id go into a visible line (CSV: the first line after the BOM; XLSX: the first row of the sheet and the
 printed header and footer) and into a per-file marker (XLSX: the core document properties of ECMA-376 Part 2 /
 OPC, i.e. dc:creator, dc:title, dc:identifier, cp:keywords, dc:description, and a very hidden sheet). `trace`
-reads the export id back from either format.
+reads the export id back from either format (and from a PDF report's /Keywords).
 """
 import csv
 import io
@@ -216,6 +216,8 @@ def trace(file_bytes: bytes) -> str | None:
     line), or None when the file has no marker."""
     if file_bytes[:4] == b"PK\x03\x04":
         return _trace_xlsx(file_bytes)
+    if file_bytes[:5] == b"%PDF-":
+        return _trace_pdf(file_bytes)
     text = file_bytes[:4096].decode("utf-8-sig", errors="replace")
     match = CSV_MARKER.match(text.split("\n", 1)[0].strip())
     return match.group("id") if match else None
@@ -240,6 +242,28 @@ def _trace_xlsx(file_bytes: bytes) -> str | None:
         return None
     finally:
         workbook.close()
+
+
+PDF_MARKER = re.compile(rb"\(" + MARKER_KEYWORD.encode() + rb" ([A-Za-z0-9]{6,24})\)")
+PDF_STREAM = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.S)
+
+
+def _trace_pdf(file_bytes: bytes) -> str | None:
+    """A PDF report carries `orderloom-export <id>` as its /Keywords (shared/services/access_report.py); the
+    document information is usually inside a compressed object stream, so Flate streams are opened too."""
+    import zlib
+
+    found = PDF_MARKER.search(file_bytes)
+    if found:
+        return found.group(1).decode()
+    for stream in PDF_STREAM.finditer(file_bytes):
+        try:
+            found = PDF_MARKER.search(zlib.decompress(stream.group(1)))
+        except zlib.error:
+            continue
+        if found:
+            return found.group(1).decode()
+    return None
 
 
 def _sheet_title(title: str) -> str:

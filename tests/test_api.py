@@ -66,11 +66,21 @@ def state() -> dict:
     """Row counts and stock levels: what a refused call must leave exactly as it was."""
     db.session.expire_all()
     counts = {model.__name__: db.session.scalar(select(func.count()).select_from(model)) for model in COUNTED}
+    # A refusal of the permission table leaves its own audit event (access.forbidden), counted apart: `refusals()`.
+    counts["AuditEvent"] = db.session.scalar(select(func.count()).select_from(models.AuditEvent)
+                                             .where(models.AuditEvent.action != "access.forbidden"))
     counts["levels"] = db.session.execute(
         select(StockLevel.sku_id, StockLevel.warehouse_id, StockLevel.on_hand, StockLevel.reserved, StockLevel.held)
         .order_by(StockLevel.id)).all()
     counts["statuses"] = db.session.execute(select(Order.order_no, Order.status).order_by(Order.id)).all()
     return counts
+
+
+def refusals() -> list[tuple[str, str]]:
+    """(path, resource:action) of every 403 the permission table answered, from the audit chain."""
+    db.session.expire_all()
+    return [(event.after["path"], event.entity_id) for event in db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "access.forbidden").order_by(AuditEvent.id)).scalars()]
 
 
 def level(sku: str = "SKU-1", warehouse: str = "HZ1") -> tuple[int, int]:
@@ -297,6 +307,7 @@ def test_roles_without_the_permission_are_refused(api_as, stocked, role, path, b
     before = state()
     assert_error(client.post(path, body), 403, "forbidden")
     assert state() == before
+    assert [refused_path for refused_path, _permission in refusals()] == [f"/api/v1{path}"]
 
 
 # Request bodies ---------------------------------------------------------------------------------------------------

@@ -21,9 +21,20 @@ from tests.portal_client import csrf_token
 
 
 def counts() -> dict:
+    """Row counts a refused request must leave as they were; the refusal's own audit event (access.forbidden, a 403
+    of the permission table) is counted apart."""
     db.session.expire_all()
-    return {model.__name__: db.session.scalar(select(func.count()).select_from(model))
-            for model in (Channel, ChannelConnection, Warehouse, Bin, SkuMapping, StatusMapping, AuditEvent)}
+    found = {model.__name__: db.session.scalar(select(func.count()).select_from(model))
+             for model in (Channel, ChannelConnection, Warehouse, Bin, SkuMapping, StatusMapping)}
+    found["AuditEvent"] = db.session.scalar(select(func.count()).select_from(AuditEvent)
+                                            .where(AuditEvent.action != "access.forbidden"))
+    return found
+
+
+def forbidden_paths() -> list[str]:
+    db.session.expire_all()
+    return [event.after["path"] for event in db.session.execute(
+        select(AuditEvent).where(AuditEvent.action == "access.forbidden").order_by(AuditEvent.id)).scalars()]
 
 
 def call(api, method: str, path: str, body=None):
@@ -120,6 +131,7 @@ def test_a_role_that_may_not_edit_channels_is_refused(api_as):  # noqa: F811
     before = counts()
     answer = call(service, "post", "/channels", {"code": "TM", "name": "x", "kind": "taobao"})
     assert answer.status_code == 403 and counts() == before
+    assert forbidden_paths() == ["/api/v1/channels"]  # the refusal itself is audited
     assert call(service, "get", "/channels").status_code == 200  # they may look
 
 
@@ -355,7 +367,7 @@ def test_a_bin_is_edited_in_the_portal_and_bad_values_change_nothing(client_for,
                                                              "csrf_token": token}).status_code == 404
     assert warehouse_staff.post("/setup/warehouses/HZ1/bins/A-01", data={
         "walk_order": "2", "capacity": "50", "csrf_token": staff_token}).status_code == 403
-    assert counts() == before
+    assert counts() == before and forbidden_paths() == ["/setup/warehouses/HZ1/bins/A-01"]
     row = catalog.get_bin(warehouse, "A-01")
     db.session.refresh(row)
     assert (row.walk_order, row.capacity) == (1, 100)

@@ -30,6 +30,7 @@ class Reader:
     role: str
     reveal: bool = False
     zone: str = "Asia/Shanghai"
+    locale: str = "zh_CN"  # the requester's language: a report kind writes its words in it
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class ExportKind:
     personal_fields: tuple[str, ...] = ()  # shared.security.permissions PERSONAL_FIELDS this kind can reveal
     sheet_title: str = "export"
     summary: Callable[[dict], str] = field(default=lambda filters: "")
+    formats: tuple[str, ...] = ("csv", "xlsx")
+    # A report that is not one table of rows (e.g. the access report, in XLSX or PDF) makes its whole file:
+    # document(filters, reader, format, watermark) -> (bytes, rows); headers/count/rows are then unused.
+    document: Callable | None = None
 
 
 KINDS: dict[str, ExportKind] = {}
@@ -316,3 +321,24 @@ register(ExportKind(
     headers=_reconciliation_headers, count=lambda filters, reader: len(_reconciliation_differences(filters)),
     rows=_reconciliation_rows, filter_fields=("report_id", "difference"), clean_filters=_reconciliation_filters,
     sheet_title="reconciliation"))
+
+
+# --- the access report for auditors (shared/services/access_report.py) -----------------------------------
+
+def _access_report_filters(filters: dict) -> dict:
+    from shared.services import access_report
+
+    return access_report.clean_filters(filters)
+
+
+def _access_report_document(filters: dict, reader: Reader, format: str, watermark) -> tuple[bytes, int]:
+    from shared.services import access_report
+
+    return access_report.document(filters, reader, format, watermark)
+
+
+register(ExportKind(
+    code="access_report", label=_l("Access report"), permission=("access_log", "view"),
+    headers=lambda reader: [], count=lambda filters, reader: 0, rows=lambda filters, reader: iter(()),
+    filter_fields=("date_from", "date_to"), clean_filters=_access_report_filters, sheet_title="access report",
+    formats=("xlsx", "pdf"), document=_access_report_document))

@@ -12,6 +12,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import force_locale
 from sqlalchemy import select, update
 
 from shared import dispatch, exports, timekeeping
@@ -27,7 +28,8 @@ from shared.services.export_kinds import KINDS, ExportKind, Reader, get
 RUN_JOB = "jobs.exports.run_export"
 QUEUE = "documents"
 JOB_TIMEOUT = 1800  # seconds: a large XLSX is more than RQ's default 180 s
-FORMATS = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+FORMATS = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+           "pdf": "application/pdf"}  # each kind says which it is made in (ExportKind.formats)
 LINK_LIFETIME = timedelta(hours=24)
 MAX_DOWNLOADS = 3
 CLEARANCE_WINDOW = timedelta(hours=24)  # a personal export not cleared by then expires unmade
@@ -81,9 +83,9 @@ def request_export(kind: str, format: str, filters: dict | None, actor: Actor, p
     the kind, or personal columns for a role that may not see any of them in full."""
     now = _now(now)
     export_kind = get(kind)
-    if format not in FORMATS:
-        raise ValidationFailed(f"unknown export format {str(format)[:16]!r}; use csv or xlsx", field="format",
-                               code="unknown_export_format")
+    if format not in FORMATS or format not in export_kind.formats:
+        raise ValidationFailed(f"unknown export format {str(format)[:16]!r} for {export_kind.code}; use "
+                               f"{' or '.join(export_kind.formats)}", field="format", code="unknown_export_format")
     filters = dict(filters or {})
     unknown = sorted(set(filters) - set(export_kind.filter_fields))
     if unknown:
@@ -168,7 +170,8 @@ def _reader_for(export: ExportRequest, zone: str) -> tuple[Reader, list[str]]:
     role = user.role if user is not None and user.active else "nobody"
     kind = KINDS[export.kind]
     revealed = revealable_fields(role, kind) if export.personal and export.clearance else []
-    return Reader(role=role, reveal=bool(revealed), zone=zone), revealed
+    locale = (user.locale if user is not None else None) or "zh_CN"
+    return Reader(role=role, reveal=bool(revealed), zone=zone, locale=locale), revealed
 
 
 def build(export_id: int, commit, now: datetime | None = None) -> ExportRequest:
@@ -200,11 +203,15 @@ def build(export_id: int, commit, now: datetime | None = None) -> ExportRequest:
                                    .values(progress_done=written[0]))
                 commit()
 
-    headers = kind.headers(reader)
-    if export.format == "xlsx":
-        content = exports.xlsx_bytes(headers, counted(), sheet_title=kind.sheet_title, zone=zone, watermark=watermark)
+    if kind.document is not None:
+        # A report made whole (not one table of rows), written in the requester's language.
+        with force_locale(reader.locale):
+            content, written[0] = kind.document(filters, reader, export.format, watermark)
+    elif export.format == "xlsx":
+        content = exports.xlsx_bytes(kind.headers(reader), counted(), sheet_title=kind.sheet_title, zone=zone,
+                                     watermark=watermark)
     else:
-        content = exports.csv_bytes(headers, counted(), zone=zone, watermark=watermark)
+        content = exports.csv_bytes(kind.headers(reader), counted(), zone=zone, watermark=watermark)
     finished = given or timekeeping.utc_now()
     export = db.session.get(ExportRequest, export_id)
     EXPORT.move(export, "done")

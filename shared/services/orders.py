@@ -182,7 +182,7 @@ def new_order_values(clean: dict, customer_id: int, order_no: str, now: datetime
         "province": clean["province"], "city": clean["city"], "district": clean["district"],
         "street": clean["street"], "postal_code": clean["postal_code"], "placed_at": clean["placed_at"],
         "paid_at": clean["paid_at"], "shipped_at": None, "created_at": now, "updated_at": now, "version": 1,
-        "platform_status": platform_status, "platform_modified_at": platform_modified_at}
+        "platform_status": platform_status, "platform_modified_at": platform_modified_at, "anonymised_at": None}
 
 
 def new_line_values(clean: dict) -> list[dict]:
