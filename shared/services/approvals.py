@@ -798,6 +798,43 @@ def delegations_of(user: StaffUser) -> list[ApprovalDelegation]:
         ApprovalDelegation.revoked.is_(False)).order_by(ApprovalDelegation.starts_on.desc())).scalars())
 
 
+# --- who is an approver (second factor at sign-in) ---------------------------------------------------------------
+
+def is_approver(user) -> bool:
+    """Whether any active rule's step can name this user, so they must pass the second factor at sign-in: their
+    role is a step's role, they are named in a step, they lead a team (team-lead and superior steps, and every
+    escalation, name team leads), or someone delegated their approvals to them (a delegation not yet over).
+    Answered from the process's copy of the rules; at most two small reads (teams led, delegations)."""
+    from shared.models import Team
+
+    user_id = getattr(user, "id", None)
+    rules = active_rules()
+    if user_id is None or not rules:
+        return False
+    role = getattr(user, "role", None)
+    for rule in rules:
+        for _stage, kind, target, _quorum in rule.steps:
+            if kind == "role" and target == role:
+                return True
+            if kind == "users" and user_id in _user_ids(target):
+                return True
+    if db.session.execute(select(Team.id).where(Team.lead_id == user_id).limit(1)).first() is not None:
+        return True
+    return db.session.execute(select(ApprovalDelegation.id).where(
+        ApprovalDelegation.delegate_id == user_id, ApprovalDelegation.revoked.is_(False),
+        ApprovalDelegation.ends_on >= _today(utc_now())).limit(1)).first() is not None
+
+
+def _register_approver_check() -> None:
+    from shared.services import second_factor
+
+    if is_approver not in second_factor.APPROVER_CHECKS:
+        second_factor.APPROVER_CHECKS.append(is_approver)
+
+
+_register_approver_check()
+
+
 # --- inbox, bulk ---------------------------------------------------------------------------------------------------
 
 def _json_contains(column, user_id: int):
