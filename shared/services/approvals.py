@@ -59,7 +59,7 @@ OPERATIONS = {
     "order.refund": Operation("order", N_("Refund"), ("refund_status",), wired=False),
     "stock.transfer": Operation("sku", N_("Cross-warehouse transfer"), ("transfer",)),
     "stock_take.variance": Operation("stock_take", N_("Stock-take variance"), ("status",)),
-    "export.run": Operation("export", N_("Export"), ("status",), wired=False),
+    "export.run": Operation("export", N_("Export"), ("status",)),  # personal exports (exports.clear_or_hold)
     "user.role_change": Operation("staff_user", N_("Role change"), ("role",)),
 }
 KINDS = {"role": N_("Role"), "team_lead": N_("Team lead"), "superior": N_("The requester's superior"),
@@ -733,9 +733,19 @@ def _apply_role_change(request: ApprovalRequest) -> None:
     staff.update_user(staff.get_user(request.entity_id), _requester_actor(request), role=request.payload["role"])
 
 
+def _apply_export(request: ApprovalRequest) -> None:
+    """A held personal export is cleared by the approval, in the name of whoever gave the final approval."""
+    from shared.services import exports
+
+    final = request.decisions[-1].user if request.decisions else request.requester
+    exports.clear_by_approval(request.entity_id, request.id,
+                              Actor(id=final.id, label=final.username, role=final.role))
+
+
 APPLY = {"order.create": _apply_order_create, "order.confirm": _apply_order_transition,
          "order.cancel_paid": _apply_order_transition, "stock.transfer": _apply_transfer,
-         "stock_take.variance": _apply_stock_take, "user.role_change": _apply_role_change}
+         "stock_take.variance": _apply_stock_take, "user.role_change": _apply_role_change,
+         "export.run": _apply_export}
 
 
 def _apply(request: ApprovalRequest, now: datetime) -> None:
