@@ -3,7 +3,10 @@ customer-service lead's step stays idle past its 2 business hours, a real RQ wor
 escalates it to the lead's superior, who signs in with TOTP in headless Chromium, approves from the inbox, confirms
 with a step-up code, and the order leaves pending approval. The clock of the escalation is set through the job's
 `now`, as tests/test_approvals_worker.py does; TOTP codes are computed with pyotp from the enrolled secret."""
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pyotp
@@ -19,7 +22,7 @@ from shared.services.audit import verify_chain
 from tests.factories import ADMIN, PASSWORD, open_shop, order_payload
 from tests.live_servers import browser, portal_server  # noqa: F401  (fixtures)
 from tests.test_approvals_worker import JOB
-from tests.test_browser import _AUTHENTICATOR, _console_errors, _explain, _text, _type_code, _wait
+from tests.test_browser import _AUTHENTICATOR, _console_errors, _explain, _next_code, _text, _type_code, _wait
 from tests.test_worker import ROOT, WORKER_TIMEOUT, _redis, _worker_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.live,
@@ -49,11 +52,8 @@ def _seed(live_apps, base: str) -> dict:
         return {"token": token, "ids": {name: user.id for name, user in made.items()}}
 
 
-def _run_worker(database_url: str):
-    import subprocess
-    import sys
-    from pathlib import Path
-
+def _run_worker(database_url: str) -> subprocess.CompletedProcess:
+    """`orderloom worker --burst` as tests/test_approvals_worker.py runs it (no group robot configured here)."""
     command = [str(Path(sys.executable).parent / "orderloom"), "worker", "--burst"]
     try:
         return subprocess.run(command, env=_worker_env(database_url), capture_output=True, text=True,
@@ -64,8 +64,6 @@ def _run_worker(database_url: str):
 
 def _sign_in_with_code(driver, base: str, username: str) -> None:
     """Password, then the code page (the factor is enrolled): the current TOTP code from the enrolled secret."""
-    from tests.test_browser import _next_code
-
     driver.get(f"{base}/sign-in")
     driver.find_element(By.ID, "username").send_keys(username)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
@@ -163,10 +161,9 @@ def test_a_stalled_approval_is_escalated_and_the_superior_approves_it_with_a_ste
     assert any("confirm it with your second factor" in text for text in _flashes(driver)), _flashes(driver)
     with live_apps.core.app_context():
         assert db.session.get(ApprovalRequest, approval_id).state == "pending"
-    from tests.test_browser import _next_code
-
     _type_code(driver, _next_code(base, "boss"))
-    _wait(driver, lambda d: d.current_url.endswith(f"/approvals/{approval_id}"), "back at the request after the step-up")
+    _wait(driver, lambda d: d.current_url.endswith(f"/approvals/{approval_id}"),
+          "back at the request after the step-up")
     assert any("Confirmed: sensitive operations are open" in text for text in _flashes(driver)), _flashes(driver)
 
     # 6. Approve again, now with the fresh step-up: the request is approved and the order confirmed.
