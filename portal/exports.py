@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from portal.access import requires
 from portal.forms import ExportForm, TraceForm
-from portal.outcomes import flash_form_errors
+from portal.outcomes import flash_form_errors, flash_held
 from shared import dispatch, labels
 from shared.export_lifecycle import IN_PROGRESS
 from shared.extensions import db
@@ -45,6 +45,7 @@ def _page(form: ExportForm | None = None, status: int = 200):
     rows = exports.own_exports(current_user.id)
     return render_template("portal/exports/index.html", form=form or _form(), exports=rows, now=timekeeping.utc_now(),
                            max_downloads=exports.MAX_DOWNLOADS, downloads_left=exports.downloads_left,
+                           held=exports.held_approvals(rows),
                            personal_allowed=may_reveal(current_user.role)), status
 
 
@@ -63,8 +64,9 @@ def _start(personal: bool):
     try:
         export = exports.request_export(form.kind.data, form.format.data, form.filters(), actor, personal=personal)
         if personal:
-            # This route is the requester's fresh step-up (portal.access `step_up=True`): it clears the export.
-            exports.clear_export(export, actor, by="step_up", ref=f"session:{current_user.username}")
+            # This route is the requester's fresh step-up (portal.access `step_up=True`): it clears the export,
+            # unless an approval rule on exports holds it for approval first.
+            exports.clear_or_hold(export, actor, ref=f"session:{current_user.username}")
         db.session.commit()
     except ServiceError as refused:
         db.session.rollback()
@@ -72,6 +74,9 @@ def _start(personal: bool):
         if refused.field and refused.field in form:
             form[refused.field].errors = [*form[refused.field].errors, refused.message]
         return _page(form, refused.status)
+    if export.approval_request is not None:  # held: nothing runs until it is approved (like an order, 202)
+        flash_held(export.approval_request)
+        return _page(_form(), 202)
     _run_inline_if_no_redis(export.id)
     flash(_("Export %(id)s started; it appears below when it is ready.", id=export.public_id), "success")
     return redirect(url_for("exports.index"), 303)
@@ -111,7 +116,7 @@ def progress(export_id: str):
     except ServiceError as missing:
         return error_response(missing)
     return render_template("portal/exports/_row.html", export=export, now=timekeeping.utc_now(),
-                           in_progress=IN_PROGRESS,
+                           in_progress=IN_PROGRESS, held=exports.held_approvals([export]),
                            max_downloads=exports.MAX_DOWNLOADS, downloads_left=exports.downloads_left)
 
 

@@ -52,7 +52,7 @@ def test_demo_seed_is_complete_consistent_and_only_once(demo_app):
     assert counts["Channel"] >= 5
     assert counts["Warehouse"] == 3
     assert counts["Sku"] == 50
-    assert counts["Order"] == SEEDED_ORDERS
+    assert counts["Order"] == SEEDED_ORDERS + 1  # and the customer-service order stuck in approval
     statuses = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
     # Picking and packed orders come from the floor crew (devtools/demo/floor.py) working the allocated ones.
     assert {status.value for status in OrderStatus} - {"picking", "packed"} <= set(statuses), statuses
@@ -148,3 +148,77 @@ def test_demo_command_seeds_and_prints_every_sign_in(tmp_path):
     assert second.returncode == 0, second.stderr
     assert "reusing it" in second.stdout and "Seeding" not in second.stdout
     assert all(username in second.stdout for _role, username, *_rest in STAFF)
+
+
+def test_demo_seed_has_teams_approvers_with_totp_a_stuck_approval_and_open_exceptions(demo_app):
+    import pyotp
+
+    from devtools.demo.seed import TEAMS, sign_in_sheet
+    from shared import business_hours
+    from shared.exception_lifecycle import WORKING
+    from shared.models import (ApprovalRequest, ApprovalRule, ApprovalStep, ExceptionCase, ExceptionRoute,
+                               SecondFactor, Team)
+    from shared.services import second_factor
+    from shared.services.roles import superior_of
+
+    seed_demo_data(SEEDED_ORDERS, report=lambda _line: None)
+    users = {u.username: u for u in db.session.execute(select(StaffUser)).scalars()}
+
+    # Teams: customer_service, warehouse and finance under operations, each with its approver lead and members;
+    # the exception routes of migration 0009_exceptions point to them.
+    teams = {t.code: t for t in db.session.execute(select(Team)).scalars()}
+    assert set(teams) == {code for code, *_rest in TEAMS}
+    parent = teams["operations"]
+    assert parent.parent_id is None and parent.lead.username == "ops"
+    for code, lead_role, member in (("customer_service", "cs_lead", "cs"), ("warehouse", "warehouse_manager",
+                                                                           "warehouse"),
+                                    ("finance", "finance_director", "finance")):
+        team = teams[code]
+        assert team.parent_id == parent.id and team.lead.role == lead_role, code
+        assert users[member].team_id == team.id and team.lead.team_id == team.id, code
+        assert superior_of(team.lead).username == "ops"
+    routed = set(db.session.execute(select(ExceptionRoute.team_code)).scalars())
+    assert routed <= set(teams)
+
+    # The seeded approval rules are active.
+    rules = set(db.session.execute(select(ApprovalRule.code).where(ApprovalRule.active.is_(True))).scalars())
+    assert {"order_5k", "order_50k", "transfer"} <= rules
+
+    # Whoever must use TOTP at sign-in has it enrolled, and the sign-in sheet prints a secret that yields codes.
+    factors = {u.username: f for u, f in db.session.execute(
+        select(StaffUser, SecondFactor).join(SecondFactor, SecondFactor.user_id == StaffUser.id)).all()}
+    needing = {name for name, user in users.items() if second_factor.second_factor_required(user)}
+    assert {"admin", "auditor", "finance", "cslead", "whmanager", "fd", "ops", "cs"} <= needing
+    assert set(factors) == needing and all(f.confirmed for f in factors.values())
+    sheet = sign_in_sheet("http://127.0.0.1:5000", "http://127.0.0.1:5001")
+    for name in needing:
+        row = next(line for line in sheet if line.split()[1:2] == [name])
+        secret = row.split()[3]
+        assert secret == factors[name].secret and len(pyotp.TOTP(secret).now()) == 6
+    assert next(line for line in sheet if line.split()[1:2] == ["warehouse"]).split()[3] == "-"
+
+    # One stuck approval: a pending order of at least 5,000.00 CNY whose step's 2 business hours are over,
+    # marked stalled (审批滞留) and escalated to the cs lead's superior.
+    now = utc_now()
+    [stuck] = db.session.execute(select(ApprovalRequest).where(ApprovalRequest.state == "pending")).scalars().all()
+    order = db.session.execute(select(Order).where(Order.order_no == stuck.entity_id)).scalar_one()
+    assert (stuck.operation, order.status, order.currency) == ("order.create", "pending_review", "CNY")
+    assert order.total >= 5000 and stuck.requester.username == "cs" and stuck.rule.code == "order_5k"
+    [step] = db.session.execute(select(ApprovalStep).where(ApprovalStep.request_id == stuck.id)).scalars().all()
+    assert step.state == "pending" and step.stalled and step.escalation_level == 1
+    assert business_hours.load("default").add(step.activated_at, timedelta(minutes=120)) <= now
+    assert [users_by_id.username for users_by_id in (db.session.get(StaffUser, c) for c in step.candidates)] == \
+        ["cslead", "ops"]
+    escalated = db.session.execute(select(AuditEvent).where(AuditEvent.action == "approval.escalate")).scalar_one()
+    assert escalated.after["added"] == [users["ops"].id]
+
+    # Open exceptions with running SLA clocks, routed to their teams: one breached, one near its 80% warning.
+    open_ones = db.session.execute(select(ExceptionCase).where(ExceptionCase.status.in_(WORKING))).scalars().all()
+    assert len(open_ones) >= 3 and all(row.team_id is not None for row in open_ones)
+    breached = [row for row in open_ones if row.breached]
+    assert len(breached) == 1 and breached[0].escalated_to_id == users["fd"].id
+    near = [row for row in open_ones if not row.breached and row.warned_at is None
+            and now < row.warn_at <= now + timedelta(minutes=15)]
+    assert len(near) == 1 and near[0].team_id == teams["finance"].id and near[0].status == "in_progress"
+    intact, _checked, problem = verify_chain()
+    assert intact, problem

@@ -506,3 +506,102 @@ def test_a_new_kind_plugs_in_with_one_registry_entry(person, monkeypatch):
     assert rows[1:] == [("invoice_no",), ("INV-1",), ("INV-2",)] and files.trace(content) == export.public_id
     assert "invoices" in {k.code for k in exports.kinds_for("ops_manager")}
     assert "invoices" not in {k.code for k in exports.kinds_for("warehouse")}  # no exports permission at all
+
+
+# --- an approval rule on exports ---------------------------------------------------------------------------
+
+@pytest.fixture
+def export_rule(create_user):
+    """A rule holding every personal export for a finance director's approval; returns that approver."""
+    from shared.services import approvals
+
+    director = create_user("fd_x", "finance_director")
+    approvals.save_rule(ADMIN, code="personal_exports", operation="export.run", name_zh="个人数据导出",
+                        name_en="Personal-data exports", steps=[{"kind": "role", "target": "finance_director"}])
+    db.session.commit()
+    return director
+
+
+def _held_export(manager_client) -> ExportRequest:
+    step_up(manager_client, "ops_manager_en")
+    answer = start_export(manager_client, "orders", "csv", personal=True)
+    assert answer.status_code == 202, answer.text[:800]
+    assert "Sent for approval (request #" in answer.text
+    db.session.expire_all()
+    export = db.session.execute(select(ExportRequest)).scalar_one()
+    assert f'data-testid="export-{export.public_id}" data-status="awaiting_clearance"' in answer.text
+    assert 'data-testid="export-approval"' in answer.text and "export-download" not in answer.text
+    return export
+
+
+def test_an_approval_rule_holds_a_personal_export_until_it_is_approved_then_it_runs(client_for, create_order,
+                                                                                     export_rule):
+    from shared.models import ApprovalRequest
+    from shared.services import approvals
+
+    create_order()
+    manager = client_for("ops_manager")
+    export = _held_export(manager)
+    held = db.session.execute(select(ApprovalRequest)).scalar_one()
+    assert (held.operation, held.entity_type, held.entity_id, held.state) == (
+        "export.run", "export", export.public_id, "pending")
+    assert held.steps[0].candidates == [export_rule.id]
+    assert (export.status, export.clearance, export.content) == ("awaiting_clearance", None, None)
+    assert not exports.claim(export.id)  # a job sent anyway (a sweeper, a replay) makes nothing before the approval
+    assert audit_actions(export.public_id) == ["export.request"]
+
+    approvals.decide(held, export_rule, "approve", None, Actor.for_staff(export_rule))
+    export = made(db.session.get(ExportRequest, export.id))
+    assert (export.status, export.clearance, export.clearance_ref, export.cleared_by_label) == (
+        "done", "approval", f"approval:{held.id}", "fd_x")
+    assert audit_actions(export.public_id) == ["export.request", "export.clear", "export.made"]
+    page = manager.get("/exports/").text
+    match = EXPORT_LINK.search(page)
+    assert match and match.group(1) == export.public_id and 'data-testid="export-approval"' not in page
+    assert PHONE in manager.get(f"/exports/{export.public_id}/download").data.decode("utf-8-sig")
+
+
+def test_a_rejected_or_lapsed_personal_export_makes_no_file(client_for, create_order, export_rule, monkeypatch):
+    from shared import timekeeping
+    from shared.models import ApprovalRequest
+    from shared.services import approvals
+
+    create_order()
+    manager = client_for("ops_manager")
+    rejected = _held_export(manager)
+    request = db.session.execute(select(ApprovalRequest)).scalar_one()
+    with pytest.raises(ValidationFailed):  # a rejection needs a comment: nothing changes
+        approvals.decide(request, export_rule, "reject", " ", Actor.for_staff(export_rule))
+    approvals.decide(request, export_rule, "reject", "不需要完整手机号", Actor.for_staff(export_rule))
+    db.session.commit()
+    assert not exports.claim(rejected.id)
+    db.session.expire_all()
+    rejected = db.session.get(ExportRequest, rejected.id)
+    assert (rejected.status, rejected.clearance, rejected.content) == ("awaiting_clearance", None, None)
+
+    # Approved a day after it was asked for: the clearance window is over, the approval clears nothing.
+    late = start_export(manager, "orders", "csv", personal=True)  # the step-up of the first is still fresh
+    assert late.status_code == 202
+    db.session.expire_all()
+    lapsed = db.session.execute(select(ExportRequest).where(ExportRequest.id != rejected.id)).scalar_one()
+    pending = approvals.pending_for("export", lapsed.public_id)
+    later = timekeeping.utc_now() + timedelta(hours=25)
+    monkeypatch.setattr(timekeeping, "utc_now", lambda: later)
+    approvals.decide(pending, export_rule, "approve", None, Actor.for_staff(export_rule), now=later)
+    db.session.commit()
+    db.session.expire_all()
+    lapsed = db.session.get(ExportRequest, lapsed.id)
+    assert pending.state == "approved" and (lapsed.status, lapsed.clearance) == ("awaiting_clearance", None)
+    assert exports.expire_and_purge(later)["export.clearance_lapsed"] == 2
+
+
+def test_without_a_rule_on_exports_a_personal_export_is_cleared_by_the_step_up_and_raises_no_approval(
+        client_for, create_order):
+    from shared.models import ApprovalRequest
+
+    create_order()
+    manager = client_for("ops_manager")
+    step_up(manager, "ops_manager_en")
+    _id, response = exported_file(manager, "orders", "csv", personal=True)
+    assert PHONE in response.data.decode("utf-8-sig")
+    assert count(ApprovalRequest) == 0

@@ -246,9 +246,11 @@ def test_who_must_use_the_second_factor_is_one_policy(create_user, monkeypatch):
     db.session.commit()
     users = {role: create_user(f"p_{role}", role) for role in
              ("admin", "auditor", "finance", "ops_manager", "customer_service", "warehouse", "fin_director", "buyer")}
+    # The seeded roles, a role made with the flag, and customer service: the seeded transfer rule names that role
+    # on one of its steps, so the approvals engine's hook says its users are approvers.
     assert {role for role, user in users.items() if sf.second_factor_required(user)} == \
-        {"admin", "auditor", "finance", "fin_director"}  # the seeded roles, and a role made with the flag
-    # A team lead is an approver only through the approvals engine's hook.
+        {"admin", "auditor", "finance", "fin_director", "customer_service"}
+    # Whoever a hook names is asked, and only through the hooks (here one hook alone).
     monkeypatch.setattr(sf, "APPROVER_CHECKS", [lambda user: user.username == "p_ops_manager"])
     assert {role for role, user in users.items() if sf.second_factor_required(user)} == \
         {"admin", "auditor", "finance", "fin_director", "ops_manager"}
@@ -344,11 +346,53 @@ def test_a_role_that_needs_the_factor_enrols_before_the_portal_opens(portal, cre
 
 
 def test_a_role_without_the_requirement_signs_in_with_the_password_alone(portal, create_user):
-    create_user("plain.cs", "customer_service")
+    create_user("plain.wh", "warehouse")  # no rule step names the warehouse role: not an approver
     client = english_client(portal)
-    answer = password_only(client, "plain.cs")
+    answer = password_only(client, "plain.wh")
     assert answer.status_code == 302 and not answer.headers["Location"].endswith(("/sign-in/code", "/sign-in/enrol"))
     assert client.get("/orders/").status_code == 200
+
+
+def test_whoever_an_approval_step_can_name_enrols_at_sign_in_and_a_plain_user_does_not(portal, create_user):
+    """The approvals engine's APPROVER_CHECKS hook: a step's role, a user named in a step, a team lead (team-lead
+    and superior steps and escalations name leads), a delegate; anyone else signs in with the password alone."""
+    from datetime import date
+
+    from shared.services import approvals, roles
+
+    roles.create_role("buyer", "采购", "Buyer", ADMIN, like="warehouse")  # no "second factor" flag on the role
+    roles.create_role("planner", "计划", "Planner", ADMIN, like="warehouse")
+    db.session.commit()
+    people = {name: create_user(name, role) for name, role in (
+        ("by.role", "buyer"), ("by.name", "warehouse"), ("a.lead", "warehouse"), ("a.delegate", "warehouse"),
+        ("was.delegate", "warehouse"), ("away", "cs_lead"), ("plain", "warehouse"), ("other", "planner"))}
+    assert not any(approvals.is_approver(people[n]) for n in ("by.role", "by.name", "a.lead", "plain", "other"))
+    approvals.save_rule(ADMIN, code="buyer_transfers", operation="stock.transfer", name_zh="调拨", name_en="Transfers",
+                        conditions={"warehouses": ["HZ9"]}, priority=50,
+                        steps=[{"kind": "role", "target": "buyer"},
+                               {"kind": "users", "target": str(people["by.name"].id), "stage": 2}])
+    roles.create_team("buying", "采购组", "Buying", ADMIN, lead=people["a.lead"])
+    today = approvals._today(timekeeping.utc_now())
+    approvals.delegate(people["away"], people["a.delegate"], today, today + timedelta(days=3), ADMIN)
+    approvals.delegate(people["away"], people["was.delegate"], date(2020, 1, 1), date(2020, 1, 5), ADMIN)
+    db.session.commit()
+
+    named = {name for name, user in people.items() if approvals.is_approver(user)}
+    assert named == {"by.role", "by.name", "a.lead", "a.delegate", "away"}  # away: cs_lead is a seeded step role
+    assert approvals.is_approver in sf.APPROVER_CHECKS  # registered by the approvals module itself
+    for name in ("by.role", "by.name", "a.lead", "a.delegate"):
+        answer = password_only(english_client(portal), name)
+        assert answer.status_code == 302 and answer.headers["Location"].endswith("/sign-in/enrol"), name
+    for name in ("plain", "was.delegate", "other"):  # an ended delegation names nobody any more
+        client = english_client(portal)
+        answer = password_only(client, name)
+        assert answer.status_code == 302 and not answer.headers["Location"].endswith(
+            ("/sign-in/code", "/sign-in/enrol")), name
+        assert client.get("/orders/").status_code == 200, name
+    # A rule switched off names nobody: its step role is plain again.
+    approvals.save_rule(ADMIN, approvals.rule_by_code("buyer_transfers"), active=False)
+    db.session.commit()
+    assert not approvals.is_approver(people["by.role"]) and not approvals.is_approver(people["by.name"])
 
 
 # --- sensitive routes ------------------------------------------------------------------------------------------

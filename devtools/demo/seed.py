@@ -167,6 +167,29 @@ STAFF = (
     ("warehouse", "warehouse", "demo-warehouse-2026", "仓库主管 陈刚"),
     ("finance", "finance", "demo-finance-2026", "财务 赵静"),
     ("auditor", "auditor", "demo-auditor-2026", "审计 孙伟"),
+    ("cs_lead", "cslead", "demo-cslead-2026", "客服组长 王磊"),
+    ("warehouse_manager", "whmanager", "demo-whmanager-2026", "仓储经理 刘洋"),
+    ("finance_director", "fd", "demo-fd-2026", "财务总监 郑华"),
+)
+# (code, name zh, name en, lead's username, members' usernames, parent code): the exception routes seeded by
+# migration 0009_exceptions point to customer_service, warehouse and finance.
+TEAMS = (
+    ("operations", "运营中心", "Operations", "ops", (), None),
+    ("customer_service", "客服组", "Customer service", "cslead", ("cs",), "operations"),
+    ("warehouse", "仓储组", "Warehouse", "whmanager", ("warehouse",), "operations"),
+    ("finance", "财务组", "Finance", "fd", ("finance",), "operations"),
+)
+# The stuck approval: a customer-service order of 6 × 899.00 CNY (≥ 5,000.00: rule order_5k) held since before
+# its step's 2 business hours ran out, marked stalled (审批滞留) and escalated to the cs lead's superior (ops).
+STUCK_ORDER = ("HOM-002", 6)
+# (kind, summary, minutes ago it was raised): the payment one is past its 120 minutes (breached, escalated to the
+# finance lead); the callback one, answered in time and in progress, is at 73% of its 120 minutes, so it warns at
+# 80% a few minutes into the demo.
+EXCEPTIONS = (
+    ("payment_not_received", "平台显示已付款，30 分钟后本系统仍未收到付款通知", 150),
+    ("callback_failed", "支付平台回调验签失败，订单付款状态未同步", 88),
+    ("duplicate_buyer_orders", "同一买家 10 分钟内下了 3 笔相同订单", 30),
+    ("out_of_stock", "可售库存低于待发订单需求", 20),
 )
 # Regular buyers who open a customer-site account; their seeded orders show up under "my orders".
 CUSTOMER_ACCOUNTS = (
@@ -539,6 +562,104 @@ def create_staff() -> None:
         staff.create_user(username, password, role, SEED_ACTOR, display_name=display_name)
 
 
+def form_teams() -> None:
+    """The operations team over customer service, warehouse and finance, each with its lead and members."""
+    from shared.services import roles
+
+    made = {}
+    for code, zh, en, lead, members, parent in TEAMS:
+        made[code] = roles.create_team(code, zh, en, SEED_ACTOR, lead=staff.get_user(lead),
+                                       parent=made.get(parent))
+        for username in members:
+            roles.assign_team(staff.get_user(username), made[code], SEED_ACTOR)
+
+
+def enrol_second_factors() -> None:
+    """Every demo user who must use TOTP at sign-in (admins, auditors, finance, approvers) gets it enrolled ten
+    minutes ago, so every code of the present is unused; the sign-in sheet prints each secret."""
+    import pyotp
+
+    from shared.services import second_factor
+
+    earlier = utc_now() - timedelta(minutes=10)
+    for _role, username, *_rest in STAFF:
+        user = staff.get_user(username)
+        if second_factor.second_factor_required(user):
+            enrolment = second_factor.enrol(user, SEED_ACTOR, now=earlier)
+            second_factor.confirm_enrolment(user, pyotp.TOTP(enrolment.secret).at(earlier), SEED_ACTOR, now=earlier)
+
+
+@contextmanager
+def approvals_clock(moment: datetime):
+    """Requests raised inside are dated `moment` (the approvals engine reads the time as `now or utc_now()`)."""
+    from shared.services import approvals
+
+    real = approvals.utc_now
+    approvals.utc_now = lambda: moment
+    try:
+        yield
+    finally:
+        approvals.utc_now = real
+
+
+def stuck_approval(rng: random.Random, now: datetime) -> Order:
+    """A customer-service agent's order of 5,394.00 CNY raised long enough ago that its step's 2 business hours
+    are over, then escalated as the job `escalate_stalled_approvals` does at its due time."""
+    from shared import business_hours
+    from shared.actors import SYSTEM
+    from shared.services import approvals
+
+    calendar = business_hours.load("default")
+    raised = now - timedelta(hours=3)
+    while calendar.add(raised, timedelta(minutes=120)) > now - timedelta(minutes=10):
+        raised -= timedelta(hours=1)  # back over a night or a weekend, as far as business time needs
+    shopper = domestic_shopper(rng)
+    sku, quantity = STUCK_ORDER
+    price = next(p[2] for p in PRODUCTS if p[0] == sku)
+    payload = {"channel": "OS", "channel_order_id": f"OS{raised:%Y%m%d%H%M}STUCK", "placed_at": raised.isoformat(),
+               "paid_at": raised.isoformat(), "currency": "CNY",
+               "customer": {"name": shopper.name, "phone": shopper.phone, "email": shopper.email},
+               "shipping_address": dict(shopper.address),
+               "lines": [{"sku": sku, "quantity": quantity, "unit_price": price}], "shipping_fee": "0.00",
+               "discount": "0.00"}
+    agent = staff.get_user("cs")
+    with approvals_clock(raised):
+        order = orders.create_order(payload, Actor.for_staff(agent))
+    for step in approvals.stalled_steps(now):
+        approvals.escalate(step, now, SYSTEM)
+    return order
+
+
+def open_exceptions(now: datetime) -> None:
+    """A few open exceptions with running SLA clocks, routed to their teams, then one pass of the SLA job."""
+    from shared.services import exceptions
+
+    order = db.session.execute(select(Order).where(Order.status == OrderStatus.PENDING_REVIEW)
+                               .order_by(Order.id).limit(1)).scalar_one_or_none()
+    short = db.session.execute(select(Sku).where(Sku.code == next(p[0] for p in PRODUCTS if p[5]))).scalar_one()
+    for kind, summary, minutes in EXCEPTIONS:
+        links = {"sku_id": short.id} if kind == "out_of_stock" else {"order_id": order.id if order else None}
+        label = short.code if kind == "out_of_stock" else (order.order_no if order else "-")
+        raised = now - timedelta(minutes=minutes)
+        row = exceptions.raise_exception(kind, f"demo:{kind}:{label}", f"{summary}（{label}）", SEED_ACTOR,
+                                         now=raised, **links)
+        if kind == "callback_failed":  # answered within its 15 minutes, being worked: only the resolution is near
+            finance = staff.get_user("fd")
+            exceptions.assign(row, finance, SEED_ACTOR, now=raised + timedelta(minutes=5))
+            exceptions.transition(row, "in_progress", Actor.for_staff(finance), canned="checking_payment",
+                                  now=raised + timedelta(minutes=7))
+    exceptions.check_slas(now)
+
+
+def seed_governance(rng: random.Random) -> None:
+    """Teams with leads and members, TOTP for whoever needs it, one stuck approval, open exceptions."""
+    now = utc_now()
+    form_teams()
+    enrol_second_factors()
+    stuck_approval(rng, now)
+    open_exceptions(now)
+
+
 def open_customer_accounts(plans: list[OrderPlan]) -> None:
     """Give the regular buyers a customer-site account on the phone number their orders carry."""
     for name, email, password in CUSTOMER_ACCOUNTS:
@@ -576,8 +697,12 @@ def seed_demo_data(order_count: int = 2000, report=print) -> SeedOutcome:
     if plans:
         open_customer_accounts(plans)
     db.session.commit()
-    seconds = time.perf_counter() - started
     report(f"  staff and customer accounts  {time.perf_counter() - password_started:4.1f} s (Argon2 hashes)")
+    governance_started = time.perf_counter()
+    seed_governance(rng)
+    db.session.commit()
+    report(f"  teams, TOTP, a stuck approval, open exceptions  {time.perf_counter() - governance_started:4.1f} s")
+    seconds = time.perf_counter() - started
     report(f"Seeded in {seconds:.1f} s")
     return SeedOutcome(seeded=True, order_count=order_count, seconds=seconds, statuses=status_counts())
 
@@ -639,10 +764,17 @@ def sign_in_sheet(portal_url: str, customer_url: str) -> list[str]:
     present = dict(db.session.execute(
         select(StaffUser.username, StaffUser.role).where(StaffUser.username.in_([s[1] for s in STAFF]))
     ).all())
-    lines = [f"Staff portal   {portal_url}/sign-in", f"  {'role':<18}{'username':<12}password"]
+    from shared.models import SecondFactor
+
+    secrets = dict(db.session.execute(
+        select(StaffUser.username, SecondFactor.secret).join(SecondFactor, SecondFactor.user_id == StaffUser.id)
+        .where(StaffUser.username.in_([s[1] for s in STAFF]), SecondFactor.confirmed.is_(True))).all())
+    lines = [f"Staff portal   {portal_url}/sign-in", f"  {'role':<18}{'username':<12}{'password':<22}TOTP secret",
+             "  (add a TOTP secret to an authenticator app: 6 digits, every 30 s, SHA-1; the code is asked for at "
+             "sign-in and before sensitive operations)"]
     for role, username, password, _display in STAFF:
         note = "" if present.get(username) == role else "   (not in this database)"
-        lines.append(f"  {role:<18}{username:<12}{password}{note}")
+        lines.append(f"  {role:<18}{username:<12}{password:<22}{secrets.get(username, '-')}{note}".rstrip())
     lines += ["", f"Customer site  {customer_url}/", f"  {'email':<28}{'password':<22}{'orders':<8}name"]
     for name, email, password in CUSTOMER_ACCOUNTS:
         customer = db.session.execute(

@@ -20,6 +20,7 @@ class ExportRequest(db.Model):
         Index("ix_export_requests_requested_by_id_created_at", "requested_by_id", "created_at"),
         Index("ix_export_requests_status_purge_after", "status", "purge_after"),
     )
+    approval_request = None  # set (not stored) when an approval rule held the export (shared.services.approvals.gate)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(24), unique=True)

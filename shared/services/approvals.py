@@ -59,7 +59,7 @@ OPERATIONS = {
     "order.refund": Operation("order", N_("Refund"), ("refund_status",), wired=False),
     "stock.transfer": Operation("sku", N_("Cross-warehouse transfer"), ("transfer",)),
     "stock_take.variance": Operation("stock_take", N_("Stock-take variance"), ("status",)),
-    "export.run": Operation("export", N_("Export"), ("status",), wired=False),
+    "export.run": Operation("export", N_("Export"), ("status",)),  # personal exports (exports.clear_or_hold)
     "user.role_change": Operation("staff_user", N_("Role change"), ("role",)),
 }
 KINDS = {"role": N_("Role"), "team_lead": N_("Team lead"), "superior": N_("The requester's superior"),
@@ -733,9 +733,19 @@ def _apply_role_change(request: ApprovalRequest) -> None:
     staff.update_user(staff.get_user(request.entity_id), _requester_actor(request), role=request.payload["role"])
 
 
+def _apply_export(request: ApprovalRequest) -> None:
+    """A held personal export is cleared by the approval, in the name of whoever gave the final approval."""
+    from shared.services import exports
+
+    final = request.decisions[-1].user if request.decisions else request.requester
+    exports.clear_by_approval(request.entity_id, request.id,
+                              Actor(id=final.id, label=final.username, role=final.role))
+
+
 APPLY = {"order.create": _apply_order_create, "order.confirm": _apply_order_transition,
          "order.cancel_paid": _apply_order_transition, "stock.transfer": _apply_transfer,
-         "stock_take.variance": _apply_stock_take, "user.role_change": _apply_role_change}
+         "stock_take.variance": _apply_stock_take, "user.role_change": _apply_role_change,
+         "export.run": _apply_export}
 
 
 def _apply(request: ApprovalRequest, now: datetime) -> None:
@@ -796,6 +806,43 @@ def delegations_of(user: StaffUser) -> list[ApprovalDelegation]:
     return list(db.session.execute(select(ApprovalDelegation).where(
         or_(ApprovalDelegation.user_id == user.id, ApprovalDelegation.delegate_id == user.id),
         ApprovalDelegation.revoked.is_(False)).order_by(ApprovalDelegation.starts_on.desc())).scalars())
+
+
+# --- who is an approver (second factor at sign-in) ---------------------------------------------------------------
+
+def is_approver(user) -> bool:
+    """Whether any active rule's step can name this user, so they must pass the second factor at sign-in: their
+    role is a step's role, they are named in a step, they lead a team (team-lead and superior steps, and every
+    escalation, name team leads), or someone delegated their approvals to them (a delegation not yet over).
+    Answered from the process's copy of the rules; at most two small reads (teams led, delegations)."""
+    from shared.models import Team
+
+    user_id = getattr(user, "id", None)
+    rules = active_rules()
+    if user_id is None or not rules:
+        return False
+    role = getattr(user, "role", None)
+    for rule in rules:
+        for _stage, kind, target, _quorum in rule.steps:
+            if kind == "role" and target == role:
+                return True
+            if kind == "users" and user_id in _user_ids(target):
+                return True
+    if db.session.execute(select(Team.id).where(Team.lead_id == user_id).limit(1)).first() is not None:
+        return True
+    return db.session.execute(select(ApprovalDelegation.id).where(
+        ApprovalDelegation.delegate_id == user_id, ApprovalDelegation.revoked.is_(False),
+        ApprovalDelegation.ends_on >= _today(utc_now())).limit(1)).first() is not None
+
+
+def _register_approver_check() -> None:
+    from shared.services import second_factor
+
+    if is_approver not in second_factor.APPROVER_CHECKS:
+        second_factor.APPROVER_CHECKS.append(is_approver)
+
+
+_register_approver_check()
 
 
 # --- inbox, bulk ---------------------------------------------------------------------------------------------------

@@ -148,6 +148,57 @@ def clear_export(export: ExportRequest, actor: Actor, by: str, ref: str | None =
     return export
 
 
+def approval_context(export: ExportRequest) -> dict:
+    """What the approval rules of `export.run` look at (approvals.CONDITIONS): the channel and warehouse filtered
+    on, besides what is asked for (kind, format, personal columns)."""
+    filters = dict(export.filters or {})
+    context = {"kind": export.kind, "format": export.format, "personal": export.personal}
+    if filters.get("channel"):
+        context["channel"] = filters["channel"]
+    if filters.get("warehouse"):
+        context["warehouses"] = [filters["warehouse"]]
+    return context
+
+
+def clear_or_hold(export: ExportRequest, actor: Actor, ref: str | None = None,
+                  now: datetime | None = None) -> ExportRequest:
+    """A personal export asked for with the requester's fresh step-up: when an approval rule on `export.run`
+    applies, it is held (still awaiting clearance, `export.approval_request` set) until the approval clears it
+    (approvals.APPLY); otherwise the step-up clears it now."""
+    from shared.services import approvals
+
+    export.approval_request = approvals.gate(
+        "export.run", export.public_id, approval_context(export), {"export": export.public_id}, actor,
+        summary=f"{export.public_id} {export.kind} {export.format.upper()}", now=now)
+    if export.approval_request is not None:
+        return export
+    return clear_export(export, actor, by="step_up", ref=ref, now=now)
+
+
+def clear_by_approval(public_id: str, approval_id: int, approver: Actor, now: datetime | None = None) -> bool:
+    """The final approval of a held personal export clears it for its job. An export that is no longer waiting
+    (its 24-hour clearance window lapsed and the nightly job expired it) is left as it is: False."""
+    now = _now(now)
+    export = by_public_id(public_id)
+    if export is None or export.status != "awaiting_clearance" or \
+            now >= timekeeping.as_utc(export.created_at) + CLEARANCE_WINDOW:
+        return False
+    clear_export(export, approver, by="approval", ref=f"approval:{approval_id}", now=now)
+    return True
+
+
+def held_approvals(rows: list[ExportRequest]) -> dict[str, int]:
+    """public id -> id of the pending approval request holding it, for the exports awaiting clearance."""
+    from shared.models import ApprovalRequest
+
+    waiting = [row.public_id for row in rows if row.status == "awaiting_clearance"]
+    if not waiting:
+        return {}
+    return dict(db.session.execute(select(ApprovalRequest.entity_id, ApprovalRequest.id).where(
+        ApprovalRequest.operation == "export.run", ApprovalRequest.entity_type == "export",
+        ApprovalRequest.entity_id.in_(waiting), ApprovalRequest.state == "pending")).all())
+
+
 def _send_after_commit(export: ExportRequest) -> None:
     """Start the job once the request is committed; without Redis the portal (or the sweeper) runs it."""
     dispatch.after_commit(RUN_JOB, export.id, queue=QUEUE, skip_inline=True, job_timeout=JOB_TIMEOUT)

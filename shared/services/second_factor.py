@@ -94,6 +94,8 @@ def second_factor_required(user) -> bool:
     info = role_table.current().roles.get(getattr(user, "role", None))
     if info is not None and info.second_factor:
         return True
+    from shared.services import approvals  # noqa: F401  (importing it registers its "is an approver" check)
+
     return any(check(user) for check in APPROVER_CHECKS)
 
 
