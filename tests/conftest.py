@@ -16,6 +16,13 @@ from shared.extensions import db
 
 PG_BASE = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Under pytest-xdist each worker (gw0, gw1, ...) takes its own Redis database below the one given, so one worker's
+# FLUSHDB or RQ queues never touch another's (PostgreSQL schemas and SQLite files are per process already).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw") and _WORKER[2:].isdigit():
+    _base, _, _db = REDIS_URL.rpartition("/")
+    REDIS_URL = f"{_base}/{(int(_db) if _db.isdigit() else 15) - int(_WORKER[2:])}"
+    os.environ["TEST_REDIS_URL"] = REDIS_URL
 TEST_DATA_KEY = "dGVzdC1kYXRhLWtleS1mb3Itb3JkZXJsb29tLXRlc3Q="
 BACKENDS = ("sqlite", "postgresql")
 
