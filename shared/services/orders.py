@@ -988,12 +988,8 @@ def _amounts(order: Order) -> dict:
             "lines": {str(line.id): line.unit_price for line in order.lines}}
 
 
-def change_price(order: Order, changes: dict, actor: Actor, reason: str) -> Order:
-    """改价: new unit prices for some lines and/or a new discount or shipping fee, while the order is unpaid and
-    open; the totals are computed again by the rule of a new order (`order_totals`). Quantities, reservations and
-    stock stay as they are. A sensitive operation: the edges ask for a step-up, and an approval rule may hold it
-    (`order.amount_change`, amount = the new total), made when approved (approvals.APPLY). Audited with the
-    amounts before and after, and the reason."""
+def _plan_price_change(order: Order, changes, reason) -> tuple:
+    """Every check of a price change, nothing written: (reason, clean changes, prices by line id, goods, total)."""
     from shared.services import approvals
 
     reason = _reason(reason)
@@ -1013,6 +1009,26 @@ def change_price(order: Order, changes: dict, actor: Actor, reason: str) -> Orde
             and discount == order.discount):
         raise ValidationFailed(say(NO_PRICE_CHANGE), field="lines", code="no_change")
     approvals.assert_not_locked("order", order.order_no, ("amount",))
+    return reason, clean, prices, goods, total
+
+
+def check_price_change(order: Order, changes, reason) -> None:
+    """Refuse a price change `change_price` would refuse, changing nothing: the API answers these before it asks
+    for the second factor, as a lifecycle move does."""
+    _plan_price_change(order, changes, reason)
+
+
+def change_price(order: Order, changes: dict, actor: Actor, reason: str) -> Order:
+    """改价: new unit prices for some lines and/or a new discount or shipping fee, while the order is unpaid and
+    open; the totals are computed again by the rule of a new order (`order_totals`). Quantities, reservations and
+    stock stay as they are. A sensitive operation: the edges ask for a step-up, and an approval rule may hold it
+    (`order.amount_change`, amount = the new total), made when approved (approvals.APPLY). Audited with the
+    amounts before and after, and the reason."""
+    from shared.services import approvals
+
+    reason, clean, prices, goods, total = _plan_price_change(order, changes, reason)
+    shipping_fee = clean.get("shipping_fee", order.shipping_fee)
+    discount = clean.get("discount", order.discount)
     order.approval_request = None
     payload = {"lines": [{"id": line_id, "unit_price": str(price)} for line_id, price in clean["lines"].items()],
                **{name: str(clean[name]) for name in ("discount", "shipping_fee") if name in clean},
