@@ -203,6 +203,7 @@ def test_an_address_change_after_confirmation_is_held_then_made_when_another_use
     assert held is not None and held.state == "pending" and held.operation == "order.address_change"
     assert held.context["channel"] == "OS" and held.context["warehouses"] == ["HZ1"]
     assert held.steps[0].candidates == [people["lead"].id]
+    assert "李* 139****1111 上海市 上海市 徐汇区 ****" in held.summary  # the approver sees what, masked
     stored = f"{held.payload} {held.context} {held.summary}"
     for value in PLAIN:  # the request keeps the new address encrypted, never plain JSON
         assert value not in stored, value
@@ -448,6 +449,19 @@ def test_the_portal_price_change_needs_the_step_up(portal, people):
     assert bad.status_code == 303 and "more than two decimals" in client.get(f"/orders/{order.order_no}").text
     db.session.expire_all()
     assert db.session.get(Order, order.id).total == Decimal("47.90")
+
+
+def test_the_portal_says_when_a_price_change_is_held_for_approval(portal, people):
+    rule("order.amount_change", "price_change")
+    order = new_order(paid=False)
+    client = signed_in(portal, "agent")
+    step_up(client, "agent")
+    post_form(client, order.order_no, "price", {"discount": "5.00", "reason": "loyal buyer"})
+    assert "Sent for approval" in client.get(f"/orders/{order.order_no}").text
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).discount == Decimal("0.00")
+    held = approvals.pending_for("order", order.order_no)
+    assert held.operation == "order.amount_change" and held.context["amount"] == "62.90"
 
 
 def test_the_portal_speaks_chinese_for_the_edits(portal, people):

@@ -922,7 +922,7 @@ def change_address(order: Order, address: dict, actor: Actor, reason: str) -> Or
         # The approval request keeps the new address encrypted, as the order will: never plain in a JSON column.
         payload = {"address": crypto.encrypt(json.dumps(values, ensure_ascii=False)), "reason": reason}
         held = approvals.gate("order.address_change", order.order_no, _edit_context(order, order.total), payload,
-                              actor, summary=f"{order.order_no}: {', '.join(changed)}", lock_checked=True)
+                              actor, summary=_address_summary(order.order_no, values, changed), lock_checked=True)
         if held is not None:
             order.approval_request = held
             return order
@@ -932,6 +932,12 @@ def change_address(order: Order, address: dict, actor: Actor, reason: str) -> Or
     address_changed(order, actor, before, masked_receiver(order), changed, reason=reason)
     db.session.flush()
     return order
+
+
+def _address_summary(order_no: str, values: dict, changed: list[str]) -> str:
+    """What the approver reads of a held address change: the fields and the new receiver, masked."""
+    shown = masked_receiver(values)
+    return f"{order_no}: {', '.join(changed)} → {shown['receiver']} {shown['phone']} {shown['address']}"[:200]
 
 
 def approved_address(payload: dict) -> dict:
