@@ -296,6 +296,47 @@ def transition_order(order_no: str):
     return jsonify(body), 202 if held is not None else 200
 
 
+ADDRESS_BODY = {"shipping_address": ORDER_BODY["shipping_address"], "reason": "text"}
+PRICE_BODY = {"lines": [{"id": "integer", "unit_price": "money"}], "discount": "money", "shipping_fee": "money",
+              "reason": "text"}
+
+
+def _edited(order):
+    """The answer to an order edit: the order (200), or 202 `pending_approval` when a rule held the change."""
+    held = getattr(order, "approval_request", None)
+    if held is not None:  # nothing changed: the change waits for approval
+        body = {"order_no": order.order_no, "status": "pending_approval", "approval_id": held.id}
+    else:
+        body = order_payload(order, g.api_user.role)
+    db.session.commit()
+    return jsonify(body), 202 if held is not None else 200
+
+
+@bp.post("/orders/<order_no>/address")
+@requires("orders", "edit")
+def change_order_address(order_no: str):
+    """Change the shipping address until the parcel is packed (after confirmation an approval rule may hold it)."""
+    data = _json_body(ADDRESS_BODY)
+    order = orders.get_order(parameter(order_no, "order_no", 64), for_update=True)
+    orders.change_address(order, data.get("shipping_address"), _actor(), data.get("reason"))
+    return _edited(order)
+
+
+@bp.post("/orders/<order_no>/price")
+@requires("orders", "edit")
+def change_order_price(order_no: str):
+    """改价 before payment: new line prices, discount or shipping fee; a sensitive call (X-Orderloom-OTP). A change
+    refused anyway gets its own answer first; the step-up is asked before the row lock (it commits)."""
+    data = _json_body(PRICE_BODY)
+    number = parameter(order_no, "order_no", 64)
+    changes = {name: value for name, value in data.items() if name != "reason"}
+    orders.check_price_change(orders.get_order(number), changes, data.get("reason"))
+    require_step_up()
+    order = orders.get_order(number, for_update=True)
+    orders.change_price(order, changes, _actor(), data.get("reason"))
+    return _edited(order)
+
+
 # --- first-day set-up: channels, their connection and mappings, warehouse carriers and bins ------------------
 
 def _channel_json(channel) -> dict:

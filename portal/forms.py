@@ -27,6 +27,27 @@ class TransitionForm(FlaskForm):
     reason = TextAreaField(_l("Reason"), validators=[Optional(), Length(max=500)])
 
 
+class AddressChangeForm(FlaskForm):
+    """A new shipping address for an order (the service checks it as a new order's address)."""
+
+    receiver = StringField(_l("Receiver"), validators=[DataRequired(), Length(max=60)])
+    phone = StringField(_l("Phone"), validators=[DataRequired(), Length(max=32)])
+    province = StringField(_l("Province"), validators=[DataRequired(), Length(max=40)])
+    city = StringField(_l("City"), validators=[DataRequired(), Length(max=40)])
+    district = StringField(_l("District"), validators=[DataRequired(), Length(max=40)])
+    street = StringField(_l("Street"), validators=[DataRequired(), Length(max=200)])
+    postal_code = StringField(_l("Postal code"), validators=[Optional(), Length(max=12)])
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
+
+
+class PriceChangeForm(FlaskForm):
+    """改价: the discount and shipping fee; the new unit prices come as fields `line-<id>`, one per line."""
+
+    discount = StringField(_l("Discount"), validators=[Optional(), Length(max=20)])
+    shipping_fee = StringField(_l("Shipping fee"), validators=[Optional(), Length(max=20)])
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
+
+
 class PaymentForm(FlaskForm):
     confirm = BooleanField(_l("The payment has arrived"), validators=[DataRequired()])
 

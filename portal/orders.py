@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from portal.access import require_step_up, requires
-from portal.forms import ConfirmForm, TransitionForm
+from portal.forms import AddressChangeForm, ConfirmForm, PriceChangeForm, TransitionForm
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.extensions import db
 from shared.labels import PAYMENT, STATUS, label, translated
@@ -156,7 +156,47 @@ def detail(order_no: str):
         can_record_payment=can(current_user.role, "payments", "edit") and order.payment_status == "unpaid"
         and order.status not in (OrderStatus.CANCELLED, OrderStatus.CLOSED),
         approval_trail=approvals.history_for("order", order.order_no), legal_hold=retention.order_hold(order),
+        may_edit=can(current_user.role, "orders", "edit"), address_refusal=orders.address_editable(order),
+        price_refusal=orders.price_editable(order), address_form=AddressChangeForm(), price_form=PriceChangeForm(),
     )
+
+
+@bp.post("/<order_no>/address")
+@requires("orders", "edit")
+def change_address(order_no: str):
+    """A new shipping address (the buyer asked): one service call; a rule may send it for approval."""
+    order = _load(order_no)
+    form = AddressChangeForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+    else:
+        address = {name: getattr(form, name).data for name in ("receiver", "phone", "province", "city", "district",
+                                                               "street", "postal_code")}
+        commit_or_refuse(lambda: orders.change_address(order, address, staff_actor(current_user), form.reason.data),
+                         _("The address of order %(no)s was changed.", no=order_no),
+                         failure=_("The address was not changed: %(message)s"))
+    return redirect(url_for("orders.detail", order_no=order_no), 303)
+
+
+@bp.post("/<order_no>/price")
+@requires("orders", "edit", step_up=True)
+def change_price(order_no: str):
+    """改价 before payment: line prices (fields `line-<id>`), discount, shipping fee; a sensitive operation."""
+    order = _load(order_no)
+    form = PriceChangeForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+    else:
+        changes = {"lines": [{"id": key.removeprefix("line-"), "unit_price": value.strip()}
+                             for key, value in request.form.items(multi=True)
+                             if key.startswith("line-") and value.strip()]}
+        for name in ("discount", "shipping_fee"):
+            if (getattr(form, name).data or "").strip():
+                changes[name] = getattr(form, name).data.strip()
+        commit_or_refuse(lambda: orders.change_price(order, changes, staff_actor(current_user), form.reason.data),
+                         _("The prices of order %(no)s were changed.", no=order_no),
+                         failure=_("The prices were not changed: %(message)s"))
+    return redirect(url_for("orders.detail", order_no=order_no), 303)
 
 
 @bp.post("/<order_no>/reveal")

@@ -49,7 +49,7 @@ def order_payload(order, audience: str, reveal: bool = False, detail: bool = Tru
         body["customer"] = {field: shown_value(audience, field, getattr(customer, field) if customer else None,
                                                reveal)
                             for field in ("name", "phone", "email")}
-        body["lines"] = [{"sku": line.sku.code, "name": line.sku.name, "quantity": line.quantity,
+        body["lines"] = [{"id": line.id, "sku": line.sku.code, "name": line.sku.name, "quantity": line.quantity,
                           "unit_price": format_money(line.unit_price), "line_total": format_money(line.line_total)}
                          for line in order.lines]
     return body

@@ -363,8 +363,10 @@ def test_create_order(api, stocked):
         "OS", "OS-1001", "confirmed", "paid")
     assert (order["goods_total"], order["shipping_fee"], order["discount"], order["total"]) == (
         "119.80", "8.00", "5.50", "122.30")
-    assert order["lines"] == [{"sku": "SKU-1", "name": "龙井茶 250g", "quantity": 2, "unit_price": "59.90",
-                               "line_total": "119.80"}]
+    line_id = db.session.execute(select(models.OrderLine.id).join(Order).where(
+        Order.order_no == order["order_no"])).scalar_one()
+    assert order["lines"] == [{"id": line_id, "sku": "SKU-1", "name": "龙井茶 250g", "quantity": 2,
+                               "unit_price": "59.90", "line_total": "119.80"}]
     assert order["warehouse"] == "HZ1" and order["currency"] == "CNY" and order["shipped_at"] is None
     for moment in ("placed_at", "paid_at", "created_at", "updated_at"):
         assert order[moment].endswith("+00:00"), moment

@@ -53,8 +53,8 @@ OPERATIONS = {
     "order.create": Operation("order", N_("Order creation"), ("status", "lines", "amount", "address")),
     "order.confirm": Operation("order", N_("Order confirmation"), ("status",)),
     "order.cancel_paid": Operation("order", N_("Cancelling a paid order"), ("status",)),
-    "order.amount_change": Operation("order", N_("Price or amount change"), ("amount",), wired=False),
-    "order.address_change": Operation("order", N_("Address change after confirmation"), ("address",), wired=False),
+    "order.amount_change": Operation("order", N_("Price or amount change"), ("amount",)),  # orders.change_price
+    "order.address_change": Operation("order", N_("Address change after confirmation"), ("address",)),
     "order.presale_delay": Operation("order", N_("Presale delay"), ("promised_at",), wired=False),
     "order.refund": Operation("order", N_("Refund"), ("refund_status",), wired=False),
     "stock.transfer": Operation("sku", N_("Cross-warehouse transfer"), ("transfer",)),
@@ -742,8 +742,27 @@ def _apply_export(request: ApprovalRequest) -> None:
                               Actor(id=final.id, label=final.username, role=final.role))
 
 
+def _apply_address_change(request: ApprovalRequest) -> None:
+    """The staff member's address change, made as they asked it once approved (checked again: not packed since)."""
+    from shared.services import orders
+
+    order = orders.get_order(request.entity_id, for_update=True)
+    orders.change_address(order, orders.approved_address(request.payload), _requester_actor(request),
+                          request.payload.get("reason"))
+
+
+def _apply_price_change(request: ApprovalRequest) -> None:
+    """The price change as asked, once approved (checked again: still unpaid and open)."""
+    from shared.services import orders
+
+    order = orders.get_order(request.entity_id, for_update=True)
+    changes = {name: value for name, value in request.payload.items() if name != "reason"}
+    orders.change_price(order, changes, _requester_actor(request), request.payload.get("reason"))
+
+
 APPLY = {"order.create": _apply_order_create, "order.confirm": _apply_order_transition,
-         "order.cancel_paid": _apply_order_transition, "stock.transfer": _apply_transfer,
+         "order.cancel_paid": _apply_order_transition, "order.address_change": _apply_address_change,
+         "order.amount_change": _apply_price_change, "stock.transfer": _apply_transfer,
          "stock_take.variance": _apply_stock_take, "user.role_change": _apply_role_change,
          "export.run": _apply_export}
 

@@ -20,7 +20,6 @@ from shared.extensions import db
 from shared.lifecycle import OrderStatus
 from shared.models import Channel, Order, PlatformRefund, SkuMapping, StatusMapping
 from shared.money import CENT, format_money
-from shared.security.masking import masked_address, masked_name, masked_phone
 from shared.services import audit, customers
 from shared.services import orders as order_service
 from shared.services.errors import ServiceError, ValidationFailed
@@ -207,12 +206,6 @@ def _address_changes(order: Order, canonical: CanonicalOrder, kind: str) -> dict
     return {name: value for name, value in new.items() if (getattr(order, name) or None) != (value or None)}
 
 
-def _masked_address(values: dict) -> dict:
-    """Audit rows are plain JSON: personal fields are recorded masked, never in full."""
-    return {"receiver": masked_name(values["receiver_name"]), "phone": masked_phone(values["receiver_phone"]),
-            "address": masked_address(values["province"], values["city"], values["district"])}
-
-
 def _update(order: Order, canonical: CanonicalOrder, mapping: Mapping) -> str:
     changes = _address_changes(order, canonical, order.channel.kind)
     if changes and order.status not in NOT_YET_PACKED and order.status not in FINISHED:
@@ -222,11 +215,10 @@ def _update(order: Order, canonical: CanonicalOrder, mapping: Mapping) -> str:
     if payment_of(mapping, canonical) == "paid" and order.payment_status == "unpaid" and order.status not in FINISHED:
         order_service.record_payment(order, canonical.paid_at or canonical.modified_at, SYSTEM)
     if changes and order.status in NOT_YET_PACKED:
-        before = _masked_address({name: getattr(order, name) for name in ADDRESS_FIELDS})
+        before = order_service.masked_receiver(order)
         for name, value in changes.items():
             setattr(order, name, value)
-        order_service.address_changed(order, SYSTEM, before, _masked_address(
-            {name: getattr(order, name) for name in ADDRESS_FIELDS}), sorted(changes))
+        order_service.address_changed(order, SYSTEM, before, order_service.masked_receiver(order), sorted(changes))
     _follow_lifecycle(order, mapping.lifecycle, f"status {canonical.status_key}")
     refund = refund_of(mapping, canonical)
     if refund != order.refund_status:

@@ -1,4 +1,6 @@
-"""Orders: creation with all-or-nothing reservation, the lifecycle state machine, hold, payment, expiry."""
+"""Orders: creation with all-or-nothing reservation, the lifecycle state machine, hold, payment, expiry, and the
+changes staff make later (address, prices)."""
+import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
@@ -19,12 +21,14 @@ from shared.extensions import db
 from shared.lifecycle import OrderStatus, Transition, find_transition, may_fire, transitions_from
 from shared.models import Channel, Order, OrderLine, Reservation, Warehouse
 from shared.models.channel import DIRECT_KINDS
-from shared.money import parse_money
+from shared.money import MAX_AMOUNT, parse_money
 from shared.security import crypto
+from shared.security.masking import masked_address, masked_name, masked_phone
 from shared.security.permissions import can
 from shared.services import audit, customers, outbox
 from shared.services import stock as stock_service
 from shared.services import validation as check
+from shared.services.validation import N_, say
 from shared.services.errors import (Conflict, Forbidden, InsufficientStock, InvalidTransition, NotFound,
                                    ValidationFailed)
 from shared.timekeeping import local_date, parse_aware, utc_now
@@ -135,13 +139,7 @@ def validate_order_data(data: dict, channel: Channel | None = None, skus: dict |
         "customer_name": check.text(customer.get("name"), "customer.name", 60),
         "customer_phone": phone_of(customer.get("phone"), "customer.phone"),
         "customer_email": check.email(customer.get("email"), "customer.email"),
-        "receiver": check.text(address.get("receiver"), "shipping_address.receiver", 60),
-        "receiver_phone": phone_of(address.get("phone"), "shipping_address.phone"),
-        "province": check.text(address.get("province"), "shipping_address.province", 40),
-        "city": check.text(address.get("city"), "shipping_address.city", 40),
-        "district": check.text(address.get("district"), "shipping_address.district", 40),
-        "street": check.text(address.get("street"), "shipping_address.street", 200),
-        "postal_code": check.text(address.get("postal_code"), "shipping_address.postal_code", 12, required=False),
+        **read_address(address, phone_of),
         "lines": _read_lines(data.get("lines"), skus),
         "shipping_fee": parse_money(data.get("shipping_fee", "0.00"), "shipping_fee"),
         "discount": parse_money(data.get("discount", "0.00"), "discount"),
@@ -152,14 +150,41 @@ def validate_order_data(data: dict, channel: Channel | None = None, skus: dict |
     }
     if clean["placed_at"] > utc_now() + timedelta(minutes=5):
         raise ValidationFailed("placed_at is in the future", field="placed_at", code="future_timestamp")
-    goods = sum((price * qty for _, qty, price in clean["lines"]), Decimal("0.00"))
-    clean["goods_total"] = goods
-    clean["total"] = goods + clean["shipping_fee"] - clean["discount"] + clean["fees"] + clean["tax"]
-    if clean["total"] < 0:
-        raise ValidationFailed("the discount is larger than the order", field="discount", code="invalid_amount")
-    if clean["total"] > Decimal("9999999999.99"):
-        raise ValidationFailed("the order total is too large", field="lines", code="invalid_amount")
+    clean["goods_total"], clean["total"] = order_totals(
+        [(qty, price) for _, qty, price in clean["lines"]], clean["shipping_fee"], clean["discount"], clean["fees"],
+        clean["tax"])
     return clean
+
+
+def read_address(address: dict, phone_of=check.phone) -> dict:
+    """A shipping address as an order keeps it (receiver, phone, province/city/district, street, postal code):
+    the one set of rules for a new order's address and for an address changed later (`change_address`)."""
+    return {
+        "receiver": check.text(address.get("receiver"), "shipping_address.receiver", 60),
+        "receiver_phone": phone_of(address.get("phone"), "shipping_address.phone"),
+        "province": check.text(address.get("province"), "shipping_address.province", 40),
+        "city": check.text(address.get("city"), "shipping_address.city", 40),
+        "district": check.text(address.get("district"), "shipping_address.district", 40),
+        "street": check.text(address.get("street"), "shipping_address.street", 200),
+        "postal_code": check.text(address.get("postal_code"), "shipping_address.postal_code", 12, required=False),
+    }
+
+
+def line_total(quantity: int, unit_price: Decimal) -> Decimal:
+    return unit_price * quantity
+
+
+def order_totals(lines, shipping_fee: Decimal, discount: Decimal, fees: Decimal, tax: Decimal
+                 ) -> tuple[Decimal, Decimal]:
+    """(goods total, order total) of lines given as (quantity, unit price): the one money rule of an order's
+    totals, for a new order and for a price change (`change_price`). A total below zero or too large is refused."""
+    goods = sum((line_total(qty, price) for qty, price in lines), Decimal("0.00"))
+    total = goods + shipping_fee - discount + fees + tax
+    if total < 0:
+        raise ValidationFailed("the discount is larger than the order", field="discount", code="invalid_amount")
+    if total > MAX_AMOUNT:
+        raise ValidationFailed("the order total is too large", field="lines", code="invalid_amount")
+    return goods, total
 
 
 def new_order_values(clean: dict, customer_id: int, order_no: str, now: datetime, warehouse_id: int | None,
@@ -187,7 +212,7 @@ def new_order_values(clean: dict, customer_id: int, order_no: str, now: datetime
 
 def new_line_values(clean: dict) -> list[dict]:
     """The rows of a new order's lines (order_id still to be set), in the order given."""
-    return [{"sku_id": sku.id, "quantity": qty, "unit_price": price, "line_total": price * qty}
+    return [{"sku_id": sku.id, "quantity": qty, "unit_price": price, "line_total": line_total(qty, price)}
             for sku, qty, price in clean["lines"]]
 
 
@@ -792,15 +817,244 @@ def record_platform_state(order: Order, status: str, actor: Actor, reason: str) 
     return order
 
 
-def address_changed(order: Order, actor: Actor, before: dict, after: dict, fields: list[str]) -> None:
+def address_changed(order: Order, actor: Actor, before: dict, after: dict, fields: list[str],
+                    reason: str | None = None) -> None:
     """Audit an address change (personal values masked) and announce it; the caller has set the fields.
 
     The phone's blind index follows the phone here, so a search by the new number finds the order."""
     order.receiver_phone_index = crypto.blind_index("phone", order.receiver_phone)
     order.updated_at = utc_now()
-    audit.record(actor, "order.address_change", "order", order.order_no, before=before, after=after,
-                 reason=f"changed on the platform: {', '.join(fields)}")
+    audit.record(actor, "order.address_change", "order", order.order_no, before=before,
+                 after={**after, "fields": sorted(fields)},
+                 reason=reason or f"changed on the platform: {', '.join(fields)}")
     outbox.order_event(order, "order.address_changed")
+
+
+RECEIVER_COLUMNS = ("receiver_name", "receiver_phone", "province", "city", "district", "street", "postal_code")
+
+
+def masked_receiver(values) -> dict:
+    """The receiver as audit rows keep it (plain JSON): personal fields masked, never in full. `values` is an
+    Order or a mapping of its receiver columns."""
+    get = values.get if isinstance(values, dict) else lambda name: getattr(values, name)
+    return {"receiver": masked_name(get("receiver_name")), "phone": masked_phone(get("receiver_phone")),
+            "address": masked_address(get("province"), get("city"), get("district"))}
+
+
+# --- changes staff make to an order: its address, its prices ----------------------------------------------------
+
+# Until the parcel is packed the label can still be printed again; after that the goods are in a box with a label.
+ADDRESS_EDITABLE = (OrderStatus.PENDING_REVIEW, OrderStatus.CONFIRMED, OrderStatus.ALLOCATED, OrderStatus.PICKING)
+PRICE_CLOSED = (OrderStatus.CANCELLED, OrderStatus.CLOSED)
+PRICE_CHANGE_KEYS = ("lines", "discount", "shipping_fee")
+
+ADDRESS_LOCKED = N_("the address of %(order)s cannot change any more: the order is %(status)s (an address changes "
+                    "only until the parcel is packed)")
+PLATFORM_ADDRESS = N_("the address of %(order)s is held by the platform (encrypted there): the buyer or the shop "
+                      "changes it on the platform, and the change arrives with the next sync")
+PRICE_PAID = N_("%(order)s is paid: its price no longer changes here; a refund is the way to give money back")
+PRICE_CLOSED_MESSAGE = N_("%(order)s is %(status)s: its price no longer changes")
+UNKNOWN_LINE = N_("line %(line)s is not a line of %(order)s")
+LINE_TWICE = N_("line %(line)s is named twice")
+NO_PRICE_CHANGE = N_("nothing to change: give new line prices, a discount or a shipping fee that differ from now")
+UNKNOWN_CHANGE = N_("%(name)s cannot be changed here (lines, discount, shipping_fee)")
+REASON_NEEDED = N_("say why the order is changed (a reason is required)")
+
+
+def _reason(reason) -> str:
+    if reason is None or (isinstance(reason, str) and not reason.strip()):
+        raise ValidationFailed(say(REASON_NEEDED), field="reason", code="reason_required")
+    return check.text(reason, "reason", 500)
+
+
+def _standing(order: Order) -> str:
+    """The status that counts for an edit: an order on hold counts as where it was before the hold."""
+    if order.status == OrderStatus.ON_HOLD and order.status_before_hold:
+        return order.status_before_hold
+    return order.status
+
+
+def _edit_context(order: Order, amount: Decimal) -> dict:
+    """What the approval rules of an order edit look at (approvals.CONDITIONS)."""
+    warehouse = order.warehouse.code if order.warehouse is not None else None
+    return {"amount": amount, "currency": order.currency, "channel": order.channel.code, "warehouse": warehouse,
+            "warehouses": [warehouse] if warehouse else []}
+
+
+def address_editable(order: Order) -> str | None:
+    """None when staff may change this order's address now, else the code of the refusal (for the page)."""
+    if order.platform_protected:
+        return "platform_protected"
+    if _standing(order) not in ADDRESS_EDITABLE:
+        return "address_locked"
+    return None
+
+
+def _check_address_editable(order: Order) -> None:
+    refusal = address_editable(order)
+    if refusal == "platform_protected":
+        raise Conflict(say(PLATFORM_ADDRESS, order=order.order_no), field="shipping_address",
+                       code="platform_protected")
+    if refusal == "address_locked":
+        raise Conflict(say(ADDRESS_LOCKED, order=order.order_no, status=order.status), field="shipping_address",
+                       code="address_locked")
+
+
+def change_address(order: Order, address: dict, actor: Actor, reason: str) -> Order:
+    """Staff change the shipping address (the buyer asked): until the parcel is packed, never for an address the
+    platform holds encrypted. Checked as a new order's address is (`read_address`). Before confirmation the change
+    is made at once; after it, an approval rule may hold it (`order.address_change`), and it is then made when the
+    request is approved (approvals.APPLY), with `order.approval_request` set meanwhile. The values are encrypted at
+    rest by their columns, the phone's blind index follows, and the audit event keeps masked forms only."""
+    from shared.services import approvals
+
+    reason = _reason(reason)
+    _check_address_editable(order)
+    new = read_address(check.mapping(address, "shipping_address"))
+    values = {"receiver_name": new["receiver"], **{k: new[k] for k in RECEIVER_COLUMNS if k != "receiver_name"}}
+    approvals.assert_not_locked("order", order.order_no, ("address",))
+    changed = sorted(name for name in RECEIVER_COLUMNS if (getattr(order, name) or None) != (values[name] or None))
+    if not changed:
+        raise ValidationFailed("the new address is the one the order has", field="shipping_address",
+                               code="no_change")
+    order.approval_request = None
+    if _standing(order) != OrderStatus.PENDING_REVIEW:
+        # The approval request keeps the new address encrypted, as the order will: never plain in a JSON column.
+        payload = {"address": crypto.encrypt(json.dumps(values, ensure_ascii=False)), "reason": reason}
+        held = approvals.gate("order.address_change", order.order_no, _edit_context(order, order.total), payload,
+                              actor, summary=_address_summary(order.order_no, values, changed), lock_checked=True)
+        if held is not None:
+            order.approval_request = held
+            return order
+    before = masked_receiver(order)
+    for name, value in values.items():
+        setattr(order, name, value)
+    address_changed(order, actor, before, masked_receiver(order), changed, reason=reason)
+    db.session.flush()
+    return order
+
+
+def _address_summary(order_no: str, values: dict, changed: list[str]) -> str:
+    """What the approver reads of a held address change: the fields and the new receiver, masked."""
+    shown = masked_receiver(values)
+    return f"{order_no}: {', '.join(changed)} → {shown['receiver']} {shown['phone']} {shown['address']}"[:200]
+
+
+def approved_address(payload: dict) -> dict:
+    """The new address an approval request carries (encrypted), in the shape `change_address` takes."""
+    values = json.loads(crypto.decrypt(payload["address"]))
+    return {"receiver": values["receiver_name"], "phone": values["receiver_phone"],
+            **{k: values[k] for k in ("province", "city", "district", "street", "postal_code")}}
+
+
+def price_editable(order: Order) -> str | None:
+    """None when the order's prices may change now, else the code of the refusal (for the page)."""
+    if order.status in PRICE_CLOSED:
+        return "order_closed"
+    if order.payment_status != "unpaid":
+        return "paid"
+    return None
+
+
+def _read_price_changes(order: Order, changes) -> dict:
+    """New unit prices by line id, and a new discount and shipping fee, each only where given; money as at
+    creation (`parse_money`: two decimals, never negative)."""
+    check.mapping(changes, "body")
+    for name in changes:
+        if name not in PRICE_CHANGE_KEYS:
+            raise ValidationFailed(say(UNKNOWN_CHANGE, name=str(name)[:40]), field=str(name)[:40],
+                                   code="unknown_field")
+    own = {line.id: line for line in order.lines}
+    prices = {}
+    raw_lines = changes.get("lines") or []
+    if not isinstance(raw_lines, list) or len(raw_lines) > MAX_LINES:
+        raise ValidationFailed("lines must be a list of {id, unit_price}", field="lines", code="invalid_type")
+    for index, raw in enumerate(raw_lines):
+        field = f"lines[{index}]"
+        check.mapping(raw, field)
+        line_id = raw.get("id")
+        if isinstance(line_id, str) and line_id.strip().isdigit():
+            line_id = int(line_id.strip())
+        if isinstance(line_id, bool) or not isinstance(line_id, int) or line_id not in own:
+            raise ValidationFailed(say(UNKNOWN_LINE, line=str(line_id)[:20], order=order.order_no),
+                                   field=f"{field}.id", code="unknown_line")
+        if line_id in prices:
+            raise ValidationFailed(say(LINE_TWICE, line=line_id), field=f"{field}.id", code="duplicate_line")
+        prices[line_id] = parse_money(raw.get("unit_price"), f"{field}.unit_price")
+    clean = {"lines": prices}
+    for name in ("discount", "shipping_fee"):
+        if changes.get(name) is not None:
+            clean[name] = parse_money(changes[name], name)
+    return clean
+
+
+def _amounts(order: Order) -> dict:
+    return {"goods_total": order.goods_total, "shipping_fee": order.shipping_fee, "discount": order.discount,
+            "total": order.total, "currency": order.currency,
+            "lines": {str(line.id): line.unit_price for line in order.lines}}
+
+
+def _plan_price_change(order: Order, changes, reason) -> tuple:
+    """Every check of a price change, nothing written: (reason, clean changes, prices by line id, goods, total)."""
+    from shared.services import approvals
+
+    reason = _reason(reason)
+    refusal = price_editable(order)
+    if refusal == "order_closed":
+        raise Conflict(say(PRICE_CLOSED_MESSAGE, order=order.order_no, status=order.status), field="order_no",
+                       code="order_closed")
+    if refusal == "paid":
+        raise Conflict(say(PRICE_PAID, order=order.order_no), field="order_no", code="paid")
+    clean = _read_price_changes(order, changes)
+    shipping_fee = clean.get("shipping_fee", order.shipping_fee)
+    discount = clean.get("discount", order.discount)
+    prices = {line.id: clean["lines"].get(line.id, line.unit_price) for line in order.lines}
+    goods, total = order_totals([(line.quantity, prices[line.id]) for line in order.lines], shipping_fee, discount,
+                                order.fees, order.tax)
+    if (all(prices[line.id] == line.unit_price for line in order.lines) and shipping_fee == order.shipping_fee
+            and discount == order.discount):
+        raise ValidationFailed(say(NO_PRICE_CHANGE), field="lines", code="no_change")
+    approvals.assert_not_locked("order", order.order_no, ("amount",))
+    return reason, clean, prices, goods, total
+
+
+def check_price_change(order: Order, changes, reason) -> None:
+    """Refuse a price change `change_price` would refuse, changing nothing: the API answers these before it asks
+    for the second factor, as a lifecycle move does."""
+    _plan_price_change(order, changes, reason)
+
+
+def change_price(order: Order, changes: dict, actor: Actor, reason: str) -> Order:
+    """改价: new unit prices for some lines and/or a new discount or shipping fee, while the order is unpaid and
+    open; the totals are computed again by the rule of a new order (`order_totals`). Quantities, reservations and
+    stock stay as they are. A sensitive operation: the edges ask for a step-up, and an approval rule may hold it
+    (`order.amount_change`, amount = the new total), made when approved (approvals.APPLY). Audited with the
+    amounts before and after, and the reason."""
+    from shared.services import approvals
+
+    reason, clean, prices, goods, total = _plan_price_change(order, changes, reason)
+    shipping_fee = clean.get("shipping_fee", order.shipping_fee)
+    discount = clean.get("discount", order.discount)
+    order.approval_request = None
+    payload = {"lines": [{"id": line_id, "unit_price": str(price)} for line_id, price in clean["lines"].items()],
+               **{name: str(clean[name]) for name in ("discount", "shipping_fee") if name in clean},
+               "reason": reason}
+    context = {**_edit_context(order, total), "previous_amount": order.total, "change": total - order.total}
+    held = approvals.gate("order.amount_change", order.order_no, context, payload, actor,
+                          summary=f"{order.order_no} {order.currency} {order.total} → {total}", lock_checked=True)
+    if held is not None:
+        order.approval_request = held
+        return order
+    before = _amounts(order)
+    for line in order.lines:
+        line.unit_price, line.line_total = prices[line.id], line_total(line.quantity, prices[line.id])
+    order.goods_total, order.shipping_fee, order.discount, order.total = goods, shipping_fee, discount, total
+    order.updated_at = utc_now()
+    db.session.flush()
+    audit.record(actor, "order.price_change", "order", order.order_no, before=before, after=_amounts(order),
+                 reason=reason)
+    outbox.order_event(order, "order.price_changed")
+    return order
 
 
 def expired_unpaid_order_ids(now: datetime, limit: int = 500) -> list[int]:
