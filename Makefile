@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/orderloom demo
 
 test: $(STAMP) system
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --maxprocesses=4
 
 translations: $(STAMP)
 	bash scripts/translations.sh

@@ -313,7 +313,7 @@ def _edited(order):
 
 
 @bp.post("/orders/<order_no>/address")
-@requires("orders", "edit")
+@requires("order_review", "edit")
 def change_order_address(order_no: str):
     """Change the shipping address until the parcel is packed (after confirmation an approval rule may hold it)."""
     data = _json_body(ADDRESS_BODY)
@@ -323,7 +323,7 @@ def change_order_address(order_no: str):
 
 
 @bp.post("/orders/<order_no>/price")
-@requires("orders", "edit")
+@requires("order_review", "edit")
 def change_order_price(order_no: str):
     """改价 before payment: new line prices, discount or shipping fee; a sensitive call (X-Orderloom-OTP). A change
     refused anyway gets its own answer first; the step-up is asked before the row lock (it commits)."""

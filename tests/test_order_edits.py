@@ -564,3 +564,22 @@ def test_the_api_price_change_needs_the_otp_and_refuses_a_paid_order(portal, peo
     assert refused.status_code == 409 and error_of(refused) == "paid"
     assert db.session.scalar(select(func.count()).select_from(OrderLine).where(
         OrderLine.order_id == paid.id, OrderLine.unit_price != Decimal("59.90"))) == 0
+
+
+def test_a_shipped_cash_on_delivery_order_keeps_its_price_and_warehouse_staff_cannot_reprice(create_order,
+                                                                                           client_for):
+    from shared.services.errors import Conflict
+
+    order = create_order(status="shipped", paid=False, cash_on_delivery=True)
+    assert order.payment_status == "unpaid"
+    line = order.lines[0]
+    with pytest.raises(Conflict) as refused:
+        orders.change_price(order, {"lines": [{"id": line.id, "unit_price": "1.00"}]}, ADMIN, "buyer haggled")
+    assert refused.value.code == "order_closed"
+    db.session.rollback()
+    assert db.session.get(type(order), order.id).total == order.total
+    warehouse = client_for("warehouse")
+    token = csrf_token(warehouse, f"/orders/{order.order_no}")
+    for edit in ("price", "address"):
+        refused = warehouse.post(f"/orders/{order.order_no}/{edit}", data={"reason": "x", "csrf_token": token})
+        assert refused.status_code == 403, edit

@@ -845,7 +845,8 @@ def masked_receiver(values) -> dict:
 
 # Until the parcel is packed the label can still be printed again; after that the goods are in a box with a label.
 ADDRESS_EDITABLE = (OrderStatus.PENDING_REVIEW, OrderStatus.CONFIRMED, OrderStatus.ALLOCATED, OrderStatus.PICKING)
-PRICE_CLOSED = (OrderStatus.CANCELLED, OrderStatus.CLOSED)
+# Shipped (a cash-on-delivery order is unpaid until the courier collects): the price the buyer pays is on its way.
+PRICE_CLOSED = (OrderStatus.SHIPPED, OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.CLOSED)
 PRICE_CHANGE_KEYS = ("lines", "discount", "shipping_fee")
 
 ADDRESS_LOCKED = N_("the address of %(order)s cannot change any more: the order is %(status)s (an address changes "
