@@ -49,6 +49,7 @@ RESOURCE = {
     "fulfilment": _l("Fulfilment"), "payments": _l("Payments"), "holds": _l("Holds"), "roles": _l("Roles and teams"),
     "approvals": _l("Approvals"), "exceptions": _l("Exceptions"), "exports": _l("Exports"),
     "retention": _l("Retention"), "kpi": _l("Manager dashboards"),
+    "invoices": _l("Invoices"),
 }
 ACTION = {"view": _l("view"), "edit": _l("edit"), "approve": _l("approve"), "delete": _l("delete")}
 VISIBILITY = {"full": _l("full"), "masked": _l("masked"), "hidden": _l("hidden")}

@@ -9,6 +9,7 @@ from shared.models.customer import Customer, CustomerAddress, GuestLookupLock
 from shared.models.exports import ExportDownload, ExportRequest
 from shared.models.exceptions import (CannedReply, ExceptionCase, ExceptionEvent, ExceptionRoute,
                                       ExceptionSlaTarget)
+from shared.models.finance import InvoiceProfile
 from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
@@ -35,5 +36,5 @@ __all__ = [
     "CannedReply", "ExceptionCase", "ExceptionEvent", "ExceptionRoute", "ExceptionSlaTarget",
     "ApprovalDecision", "ApprovalDelegation", "ApprovalRequest",
     "ApprovalRule", "ApprovalRuleStep", "ApprovalStep",
-    "LegalHold", "RetentionPolicy", "KpiTarget",
+    "LegalHold", "RetentionPolicy", "KpiTarget", "InvoiceProfile",
 ]

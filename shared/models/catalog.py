@@ -21,6 +21,14 @@ class Sku(db.Model):
     custom_made: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+    # Tax data for invoices (issue 12): the 19-digit 税收分类编码, the short category name printed as
+    # *类别简称*商品名, the rate in percent (13, 9, 6, 3, 1, 0), or a tax-free flag (exempt 免税 / untaxed 不征税,
+    # rate 0), and the unit (计量单位). An order whose SKUs lack them cannot be invoiced (shared/finance/).
+    tax_code: Mapped[str | None] = mapped_column(String(19))
+    tax_short_name: Mapped[str | None] = mapped_column(String(40))
+    tax_rate: Mapped[int | None] = mapped_column(Integer)
+    tax_free: Mapped[str | None] = mapped_column(String(8))
+    tax_unit: Mapped[str | None] = mapped_column(String(16))
 
 
 class Warehouse(db.Model):

@@ -40,9 +40,11 @@ class Visibility(StrEnum):
 # routing, SLA targets and canned replies (approve); `exports` one's own exports (view), starting one (edit);
 # `retention` periods and legal holds (view, edit). Access reports are `access_log` view.
 # `kpi`: the managers' dashboards, the KPI board and the state cube (view), the KPI targets (edit).
+# `invoices`: finance's invoice queue, invoices and buyers' invoice profiles (view), requesting, resubmitting,
+# cancelling and red-letter reversal, keeping B2B profiles and tax data (edit); payment reconciliation (view/edit).
 RESOURCES = ("dashboard", "orders", "order_review", "stock", "catalog", "customers", "users", "audit", "access_log",
              "channels", "webhooks", "fulfilment", "payments", "holds", "roles", "approvals", "exceptions", "exports",
-             "retention", "kpi")
+             "retention", "kpi", "invoices")
 
 PERSONAL_FIELDS = ("name", "phone", "address", "email", "id_number")
 
