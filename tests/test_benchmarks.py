@@ -219,3 +219,14 @@ def test_cube_benchmark_at_toy_size():
     assert len(results["rows"]) == len(cube.CUBES) + 1
     by_week = results["rows"][2]  # week x city over 60 days: every seeded order but those at the range's edge
     assert 250 <= by_week["orders_in_cells"] <= 300 and by_week["cells"] > 0
+
+
+def test_retention_benchmark_at_toy_size():
+    from devtools.bench import retention
+
+    with benchmarks.bench_database("retention", PG_BASE) as url:
+        results = retention.run_retention(url, orders=300, access_rows=120, repeat=1)
+    assert results["ok"], results  # every due order anonymised and every access row archived, in each round
+    assert [row["step"] for row in results["rows"]] == ["anonymise finished orders",
+                                                        "archive and delete access-log rows"]
+    assert results["rows"][0]["rows"] > 0 and results["rows"][1]["rows"] == 120

@@ -1360,6 +1360,10 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--samples", type=int, default=20)
     cube = commands.add_parser("cube", parents=[common], help="the state cube's and the KPI board's queries")
     cube.add_argument("--orders", type=int, default=100_000, help="orders to seed (PostgreSQL COPY)")
+    keep = commands.add_parser("retention", parents=[common], help="the nightly retention run's anonymising and "
+                               "archiving, beside bare SQL on the same rows")
+    keep.add_argument("--orders", type=int, default=100_000, help="orders to seed (PostgreSQL COPY)")
+    keep.add_argument("--access-rows", type=int, default=100_000, help="sealed access-log rows to archive")
     return parser
 
 
@@ -1398,6 +1402,12 @@ def main(argv: list[str] | None = None) -> int:
                                               skus=args.skus)
                 ceiling.print_ceiling(results)
                 results["aims"] = []
+            elif name == "retention":
+                from devtools.bench import retention as bench_retention
+
+                results = bench_retention.run_retention(url, orders=args.orders, access_rows=args.access_rows,
+                                                        repeat=args.repeat)
+                bench_retention.print_retention(results)
             elif name == "cube":
                 from devtools.bench import cube as bench_cube
 
