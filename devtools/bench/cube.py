@@ -69,6 +69,21 @@ def run_cube(url: str, orders: int = 100_000, repeat: int = 5, seed: int = 11) -
         results["rows"].append({"cube": "KPI board, 8 weeks (4 grouped queries)", "days": 56, "cells": 32,
                                 "orders_in_cells": None, "median_ms": 1000 * statistics.median(walls),
                                 "walls_ms": [1000 * w for w in walls]})
+        # The ceiling, in the same run: the least a heatmap over 60 days can cost, one bare grouped count of the
+        # range's orders by status (no bucket expression, no join, no facet).
+        from sqlalchemy import text
+
+        since = utc_now() - timedelta(days=60)
+        walls = []
+        for _ in range(repeat):
+            begin = time.perf_counter()
+            cells = db.session.execute(text("SELECT status, count(*) FROM orders WHERE placed_at >= :since "
+                                            "GROUP BY status"), {"since": since}).all()
+            walls.append(time.perf_counter() - begin)
+            db.session.rollback()
+        results["rows"].append({"cube": "ceiling: bare grouped count by status, 60 days", "days": 60,
+                                "cells": len(cells), "orders_in_cells": sum(n for _, n in cells),
+                                "median_ms": 1000 * statistics.median(walls), "walls_ms": [1000 * w for w in walls]})
     with app.app_context():
         db.engine.dispose()
     return results
