@@ -195,3 +195,29 @@ def test_api_roles_without_invoices_edit_are_refused(portal, token_for, create_o
     assert auditor.post("/invoice-profiles", api_body(order)).status_code == 403
     assert auditor.get(f"/invoice-profiles?order_no={order.order_no}").status_code == 200
     assert count_profiles() == 0
+
+
+# --- the staff page for B2B profiles --------------------------------------------------------------------------
+
+def test_finance_keeps_a_b2b_profile_for_the_customer_of_an_order(client_for, create_order):
+    from tests.portal_client import csrf_token
+
+    order = create_order()
+    client = client_for("finance")
+    found = client.get(f"/finance/profiles/?order_no={order.order_no}")
+    assert found.status_code == 302 and found.headers["Location"].endswith(f"/finance/profiles/{order.order_no}")
+    token = csrf_token(client, f"/finance/profiles/{order.order_no}")
+    form = {"csrf_token": token, "kind": "enterprise", "name": "某某贸易有限公司", "tax_id": XIAOMI[:17] + "R"}
+    refused = client.post(f"/finance/profiles/{order.order_no}", data=form)
+    assert refused.status_code == 422 and 'data-field="tax_id"' in refused.text
+    assert count_profiles() == 0
+    saved = client.post(f"/finance/profiles/{order.order_no}", data={**form, "tax_id": XIAOMI})
+    assert saved.status_code == 303
+    profile = profiles.profiles_for_customer(order.customer_id)[0]
+    assert profile.created_by == "staff" and profile.tax_id == XIAOMI
+    assert "某某贸易有限公司" in client.get(f"/finance/profiles/{order.order_no}").text
+
+
+def test_a_role_without_invoices_cannot_see_the_staff_page(client_for, create_order):
+    order = create_order()
+    assert client_for("warehouse").get(f"/finance/profiles/{order.order_no}").status_code == 403
