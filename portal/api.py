@@ -576,8 +576,6 @@ def decide_approval(approval_id: int):
 
 INVOICE_PROFILE_BODY = {"order_no": "text", "type": "text", "name": "text", "tax_id": "text", "address": "text",
                         "phone": "text", "bank": "text", "account": "text", "email": "text", "is_default": "boolean"}
-# The personal parts of a profile, each shown to a role as the permission table's field of that name allows.
-PROFILE_PERSONAL_FIELDS = {"phone": "phone", "address": "address", "email": "email", "account": "address"}
 ORDER_NO_REQUIRED = _l("Send the order number (order_no) of one of the customer's orders.")
 
 
@@ -586,19 +584,6 @@ def _order_customer_id(order_no) -> int:
         raise ValidationFailed(str(ORDER_NO_REQUIRED), field="order_no", code="required")
     order = orders.get_order(parameter(order_no, "order_no", 64))
     return order.customer_id
-
-
-def _profile_json(profile, role: str) -> tuple[dict, list[str]]:
-    """The profile for this role: personal parts masked unless the role sees them in full; the fields shown."""
-    body, shown = invoice_profiles.as_json(profile), []
-    for field, governed_by in PROFILE_PERSONAL_FIELDS.items():
-        if body[field] is None:
-            continue
-        if visibility(role, governed_by) is Visibility.FULL:
-            shown.append(field)
-        else:
-            body[field] = invoice_profiles.masked_value(field, body[field])
-    return body, shown
 
 
 @bp.post("/invoice-profiles")
@@ -614,7 +599,7 @@ def create_invoice_profile():
         if refused.field == "kind":
             refused.field = "type"
         raise
-    body, _shown = _profile_json(profile, g.api_user.role)
+    body, _shown = invoice_profiles.shown_to(profile, g.api_user.role)
     db.session.commit()
     return _created(body, url_for("api.list_invoice_profiles", order_no=data["order_no"]))
 
@@ -626,7 +611,7 @@ def list_invoice_profiles():
     customer_id = _order_customer_id(request.args.get("order_no"))
     items, logged = [], False
     for profile in invoice_profiles.profiles_for_customer(customer_id):
-        body, fields = _profile_json(profile, g.api_user.role)
+        body, fields = invoice_profiles.shown_to(profile, g.api_user.role)
         items.append(body)
         if fields:  # every view of a personal value in full is access-logged
             audit.log_access(_actor(), "view", "invoice_profile", profile.id, fields, channel="api")

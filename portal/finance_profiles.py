@@ -8,14 +8,12 @@ from portal.access import requires
 from portal.forms import StaffInvoiceProfileForm
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.labels import INVOICE_PROFILE_KIND, translated
-from shared.security.permissions import Visibility, visibility
-from shared.services import invoice_profiles, orders
+from shared.extensions import db
+from shared.services import audit, invoice_profiles, orders
 from shared.services.errors import ServiceError
 from shared.web import staff_actor
 
 bp = Blueprint("finance_profiles", __name__, url_prefix="/finance/profiles")
-# The personal parts of a profile, each shown as the permission table's field of that name allows.
-PERSONAL = {"phone": "phone", "address": "address", "email": "email", "account": "address"}
 
 
 def _order_or_404(order_no: str):
@@ -25,16 +23,16 @@ def _order_or_404(order_no: str):
         abort(404)
 
 
-def _shown(profile) -> dict:
-    row = invoice_profiles.as_json(profile)
-    for field, governed_by in PERSONAL.items():
-        if row[field] and visibility(current_user.role, governed_by) is not Visibility.FULL:
-            row[field] = invoice_profiles.masked_value(field, row[field])
-    return row
-
-
 def _page(order, form=None, status: int = 200):
-    rows = [_shown(p) for p in invoice_profiles.profiles_for_customer(order.customer_id)]
+    rows, actor, logged = [], staff_actor(current_user), False
+    for profile in invoice_profiles.profiles_for_customer(order.customer_id):
+        row, shown = invoice_profiles.shown_to(profile, current_user.role)
+        rows.append(row)
+        if shown:  # every view of a personal value in full is access-logged
+            audit.log_access(actor, "view", "invoice_profile", profile.id, shown, channel="portal")
+            logged = True
+    if logged:
+        db.session.commit()
     return render_template("portal/finance_profiles.html", order=order, profiles=rows,
                            form=form or StaffInvoiceProfileForm(), kinds=translated(INVOICE_PROFILE_KIND)), status
 

@@ -221,3 +221,23 @@ def test_finance_keeps_a_b2b_profile_for_the_customer_of_an_order(client_for, cr
 def test_a_role_without_invoices_cannot_see_the_staff_page(client_for, create_order):
     order = create_order()
     assert client_for("warehouse").get(f"/finance/profiles/{order.order_no}").status_code == 403
+
+
+def test_api_masks_personal_parts_by_role_and_logs_full_views(portal, token_for, create_order):  # noqa: F811
+    from shared.models import AccessLogEntry
+
+    order = create_order()
+    profiles.create_profile(order.customer_id, {"kind": "individual", "name": "张伟", "tax_id": RESIDENT_ID,
+                                                "phone": "13812345678"}, ADMIN)
+    db.session.commit()
+    finance = ApiClient(portal.test_client(), token_for("finance"))  # every personal field masked for finance
+    item = finance.get(f"/invoice-profiles?order_no={order.order_no}").get_json()["items"][0]
+    assert (item["name"], item["tax_id"], item["phone"]) == ("张*", "110***********002X", "138****5678")
+    assert db.session.execute(select(func.count()).select_from(AccessLogEntry)
+                              .where(AccessLogEntry.entity_type == "invoice_profile")).scalar_one() == 0
+    admin = ApiClient(portal.test_client(), token_for("admin"))
+    item = admin.get(f"/invoice-profiles?order_no={order.order_no}").get_json()["items"][0]
+    assert (item["name"], item["tax_id"], item["phone"]) == ("张伟", RESIDENT_ID, "13812345678")
+    logged = db.session.execute(select(AccessLogEntry.fields).where(
+        AccessLogEntry.entity_type == "invoice_profile")).scalar_one()
+    assert set(logged.split(",")) == {"name", "tax_id", "phone"}

@@ -25,6 +25,7 @@ from shared.finance import tax_ids, text_rules
 from shared.models import Customer, InvoiceProfile
 from shared.models.finance import PROFILE_KINDS
 from shared.security.masking import masked_email, masked_id_number, masked_name, masked_phone
+from shared.security.permissions import Visibility, visibility
 from shared.services import audit
 from shared.services import validation as check
 from shared.services.errors import NotFound, ValidationFailed
@@ -233,8 +234,32 @@ def _clear_default(customer_id: int) -> None:
                        .values(is_default=False).execution_options(synchronize_session="fetch"))
 
 
+# The personal parts of a profile and the permission-table field each is shown by (an individual's name and id too).
+PERSONAL_FIELDS = {"phone": "phone", "address": "address", "email": "email", "account": "address"}
+INDIVIDUAL_FIELDS = {"name": "name", "tax_id": "id_number"}
+
+
+def shown_to(profile: InvoiceProfile, role: str) -> tuple[dict, list[str]]:
+    """The profile as a staff role sees it (as_json, personal parts masked unless the role's field visibility is
+    full) and the personal fields shown in full, which the caller writes to the access log."""
+    body, shown = as_json(profile), []
+    governed = {**PERSONAL_FIELDS, **(INDIVIDUAL_FIELDS if profile.kind == "individual" else {})}
+    for field, governed_by in governed.items():
+        if not body[field]:
+            continue
+        if visibility(role, governed_by) is Visibility.FULL:
+            shown.append(field)
+        elif field == "name":
+            body[field] = masked_name(body[field])
+        elif field == "tax_id":
+            body[field] = masked_id_number(body[field])
+        else:
+            body[field] = masked_value(field, body[field])
+    return body, shown
+
+
 def as_json(profile: InvoiceProfile) -> dict:
-    """The profile as the API answers it (to staff with the invoices resource; the values are the buyer's own)."""
+    """Every value of the profile, unmasked: for its owner; staff see it through shown_to."""
     return {"id": profile.id, "type": profile.kind, "name": profile.name, "tax_id": profile.tax_id,
             "address": profile.address, "phone": profile.phone, "bank": profile.bank, "account": profile.account,
             "email": profile.email, "is_default": bool(profile.is_default), "created_by": profile.created_by,
