@@ -216,6 +216,7 @@ def test_finance_keeps_a_b2b_profile_for_the_customer_of_an_order(client_for, cr
     profile = profiles.profiles_for_customer(order.customer_id)[0]
     assert profile.created_by == "staff" and profile.tax_id == XIAOMI
     assert "某某贸易有限公司" in client.get(f"/finance/profiles/{order.order_no}").text
+    assert f"/finance/profiles/{order.order_no}" in client.get(f"/orders/{order.order_no}").text  # linked
 
 
 def test_a_role_without_invoices_cannot_see_the_staff_page(client_for, create_order):
