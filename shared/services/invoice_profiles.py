@@ -168,13 +168,20 @@ def default_profile(customer_id: int) -> InvoiceProfile | None:
         InvoiceProfile.customer_id == customer_id, InvoiceProfile.is_default.is_(True))).scalars().first()
 
 
+def _lock_customer(customer_id: int) -> None:
+    """Serialise changes to one customer's profiles (the one-default rule and the count limit hold under
+    concurrent requests): a row lock on the customer in PostgreSQL; SQLite has one writer anyway."""
+    found = db.session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update()).first()
+    if found is None:
+        raise NotFound(say(NO_CUSTOMER), field="customer")
+
+
 def create_profile(customer_id: int, data: dict, actor: Actor, created_by: str = "customer") -> InvoiceProfile:
     """Add a profile for the customer; the first one becomes the default, as does one created with default=True."""
     if created_by not in CREATORS:
         raise ValueError(created_by)
-    if db.session.get(Customer, customer_id) is None:
-        raise NotFound(say(NO_CUSTOMER), field="customer")
     values = clean(data)
+    _lock_customer(customer_id)
     count = db.session.execute(select(func.count()).select_from(InvoiceProfile)
                                .where(InvoiceProfile.customer_id == customer_id)).scalar_one()
     if count >= MAX_PROFILES:
@@ -205,6 +212,7 @@ def update_profile(profile: InvoiceProfile, data: dict, actor: Actor) -> Invoice
 
 def delete_profile(profile: InvoiceProfile, actor: Actor) -> None:
     """Delete the profile; when it was the default, the oldest remaining one becomes the default."""
+    _lock_customer(profile.customer_id)
     before, profile_id, customer_id, was_default = _masked(profile), profile.id, profile.customer_id, profile.is_default
     db.session.delete(profile)
     db.session.flush()
@@ -219,6 +227,7 @@ def delete_profile(profile: InvoiceProfile, actor: Actor) -> None:
 def set_default(profile: InvoiceProfile, actor: Actor) -> InvoiceProfile:
     """Make this the customer's default profile (the one invoices are made out to unless another is chosen)."""
     if not profile.is_default:
+        _lock_customer(profile.customer_id)
         _clear_default(profile.customer_id)
         profile.is_default = True
         profile.updated_at = utc_now()
