@@ -127,3 +127,14 @@ def remember_guest_order(order_id: int) -> None:
     """Keep the order in this browser's session (most recent first, a bounded list)."""
     ids = [order_id] + [i for i in guest_order_ids() if i != order_id]
     session[GUEST_ORDERS_KEY] = ids[:MAX_GUEST_ORDERS]
+
+
+def profile_for_customer_or_404(customer: Customer, profile_id: int):
+    """The customer's own invoice profile; anyone else's (or none) is a 404, whatever the URL says."""
+    from shared.services import invoice_profiles
+    from shared.services.errors import NotFound
+
+    try:
+        return invoice_profiles.profile_for_customer(customer.id, profile_id)
+    except NotFound:
+        abort(404)

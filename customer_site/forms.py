@@ -1,10 +1,11 @@
 """Customer-site forms (Flask-WTF, so every form carries a CSRF token)."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Regexp, ValidationError
 
 from shared import order_numbers
+from shared.labels import INVOICE_PROFILE_KIND
 from shared.services.errors import ValidationFailed
 
 ORDER_NO_ERRORS = {
@@ -40,3 +41,32 @@ class GuestLookupForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """An empty form: only its CSRF token matters (sign-out)."""
+
+
+class InvoiceProfileForm(FlaskForm):
+    """An invoice profile (发票抬头). Lengths in GBK bytes, the tax id and the rules per kind are the service's
+    (shared/services/invoice_profiles.py): its refusals are shown next to the field they name."""
+    kind = SelectField(_l("Type"), choices=[])
+    name = StringField(_l("Name on the invoice"), validators=[Length(max=200)])
+    tax_id = StringField(_l("Tax id (unified social credit code)"), validators=[Length(max=40)])
+    address = StringField(_l("Address"), validators=[Length(max=200)])
+    phone = StringField(_l("Phone"), validators=[Length(max=40)])
+    bank = StringField(_l("Bank"), validators=[Length(max=200)])
+    account = StringField(_l("Account number"), validators=[Length(max=60)])
+    email = StringField(_l("Email for the invoice"), validators=[Length(max=254)])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kind.choices = [(code, str(text)) for code, text in INVOICE_PROFILE_KIND.items()]
+
+    def values(self) -> dict:
+        return {name: getattr(self, name).data for name in
+                ("kind", "name", "tax_id", "address", "phone", "bank", "account", "email")}
+
+    def refuse(self, refusal) -> None:
+        """Put a service's refusal next to its field (or at the top of the form when it names none of ours)."""
+        field = getattr(self, refusal.field, None) if refusal.field else None
+        if field is None or not hasattr(field, "errors") or refusal.field in ("meta", "data"):
+            self.form_errors.append(refusal.message)
+        else:
+            field.errors = [*field.errors, refusal.message]

@@ -18,8 +18,8 @@ from shared.order_search import MAX_LIMIT, SearchRefused, parse_filters, persona
 from shared.security.masking import may_reveal
 from shared.security.permissions import Visibility, visibility
 from shared.models import ExceptionCase, StaffUser
-from shared.services import (audit, catalog, channel_settings, exceptions, orders, platform_privacy, second_factor, staff,
-                             stock)
+from shared.services import (audit, catalog, channel_settings, exceptions, invoice_profiles, orders, platform_privacy,
+                             second_factor, staff, stock)
 from shared.services.errors import ServiceError, ValidationFailed
 from shared.services.validation import check_types, parameter, whole_number
 from shared.web import staff_actor
@@ -570,3 +570,52 @@ def decide_approval(approval_id: int):
     body = request_json(found)
     db.session.commit()
     return jsonify(body)
+
+
+# --- Finance: invoice profiles (issue 12) -------------------------------------------------------------------------
+
+INVOICE_PROFILE_BODY = {"order_no": "text", "type": "text", "name": "text", "tax_id": "text", "address": "text",
+                        "phone": "text", "bank": "text", "account": "text", "email": "text", "is_default": "boolean"}
+ORDER_NO_REQUIRED = _l("Send the order number (order_no) of one of the customer's orders.")
+
+
+def _order_customer_id(order_no) -> int:
+    if not order_no:
+        raise ValidationFailed(str(ORDER_NO_REQUIRED), field="order_no", code="required")
+    order = orders.get_order(parameter(order_no, "order_no", 64))
+    return order.customer_id
+
+
+@bp.post("/invoice-profiles")
+@requires("invoices", "edit")
+def create_invoice_profile():
+    """Keep an invoice profile for the customer of an order (created by staff)."""
+    data = _json_body(INVOICE_PROFILE_BODY)
+    customer_id = _order_customer_id(data.get("order_no"))
+    values = {**{k: v for k, v in data.items() if k not in ("order_no", "type")}, "kind": data.get("type")}
+    try:
+        profile = invoice_profiles.create_profile(customer_id, values, _actor(), created_by="staff")
+    except ValidationFailed as refused:
+        if refused.field == "kind":
+            refused.field = "type"
+        raise
+    body, _shown = invoice_profiles.shown_to(profile, g.api_user.role)
+    db.session.commit()
+    return _created(body, url_for("api.list_invoice_profiles", order_no=data["order_no"]))
+
+
+@bp.get("/invoice-profiles")
+@requires("invoices", "view")
+def list_invoice_profiles():
+    """The invoice profiles of the customer of an order, the default first."""
+    customer_id = _order_customer_id(request.args.get("order_no"))
+    items, logged = [], False
+    for profile in invoice_profiles.profiles_for_customer(customer_id):
+        body, fields = invoice_profiles.shown_to(profile, g.api_user.role)
+        items.append(body)
+        if fields:  # every view of a personal value in full is access-logged
+            audit.log_access(_actor(), "view", "invoice_profile", profile.id, fields, channel="api")
+            logged = True
+    if logged:
+        db.session.commit()
+    return jsonify({"items": items})

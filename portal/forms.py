@@ -450,3 +450,42 @@ class RuleForm(FlaskForm):
 
 class KpiTargetForm(FlaskForm):
     target = StringField(_l("Target"), validators=[DataRequired(), Length(max=12)])
+
+
+TAX_RATE_CHOICES = [("13", "13%"), ("9", "9%"), ("6", "6%"), ("3", "3%"), ("1", "1%"), ("0", "0%"),
+                    ("exempt", _l("Tax exempt (免税)")), ("untaxed", _l("Not taxable (不征税)"))]
+
+
+class SkuTaxForm(FlaskForm):
+    """One SKU's tax data for invoices; the rules are shared/services/sku_tax.py's."""
+    sku = StringField(_l("SKU code"), validators=[DataRequired(), Length(max=64)])
+    tax_code = StringField(_l("Tax classification code (19 digits)"), validators=[DataRequired(), Length(max=40)])
+    tax_short_name = StringField(_l("Tax category short name"), validators=[DataRequired(), Length(max=40)])
+    rate = SelectField(_l("Rate"), choices=TAX_RATE_CHOICES, default="13")
+    tax_unit = StringField(_l("Unit"), validators=[DataRequired(), Length(max=16)])
+
+    def values(self) -> dict:
+        free = self.rate.data in ("exempt", "untaxed")
+        return {"tax_code": self.tax_code.data, "tax_short_name": self.tax_short_name.data,
+                "tax_rate": None if free else self.rate.data, "tax_free": self.rate.data if free else None,
+                "tax_unit": self.tax_unit.data}
+
+
+class SkuTaxImportForm(FlaskForm):
+    file = FileField(_l("CSV or XLSX file"), validators=[FileRequired(), FileAllowed(["csv", "xlsx"])])
+
+
+class StaffInvoiceProfileForm(FlaskForm):
+    """A B2B customer's invoice profile kept by staff; the rules are shared/services/invoice_profiles.py's."""
+    kind = SelectField(_l("Type"), choices=[(code, text) for code, text in labels.INVOICE_PROFILE_KIND.items()])
+    name = StringField(_l("Name on the invoice"), validators=[Length(max=200)])
+    tax_id = StringField(_l("Tax id (unified social credit code)"), validators=[Length(max=40)])
+    address = StringField(_l("Address"), validators=[Length(max=200)])
+    phone = StringField(_l("Phone"), validators=[Length(max=40)])
+    bank = StringField(_l("Bank"), validators=[Length(max=200)])
+    account = StringField(_l("Account number"), validators=[Length(max=60)])
+    email = StringField(_l("Email for the invoice"), validators=[Length(max=254)])
+
+    def values(self) -> dict:
+        return {name: getattr(self, name).data for name in
+                ("kind", "name", "tax_id", "address", "phone", "bank", "account", "email")}

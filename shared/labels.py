@@ -181,3 +181,7 @@ EXCEPTION_MOVE = {"assigned": _l("Assign"), "in_progress": _l("Start work"), "wa
 SLA_CLOCK = {"business": _l("Business hours"), "calendar": _l("Calendar time")}
 EXCEPTION_EVENT = {"raised": _l("Raised"), "assigned": _l("Assigned to"), "transition": _l("Moved"),
                    "reopened": _l("Reopened"), "warned": _l("SLA warning"), "escalated": _l("Escalated")}
+# Invoice profiles (发票抬头): the kinds of buyer, and SKU tax-free flags (issue 12)
+INVOICE_PROFILE_KIND = {"enterprise": _l("Enterprise"), "institution": _l("Government body or public institution"),
+                        "individual": _l("Individual"), "other": _l("Other organisation")}
+TAX_FREE = {"exempt": _l("Tax exempt (免税)"), "untaxed": _l("Not taxable (不征税)")}

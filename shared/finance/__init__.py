@@ -1,0 +1,1 @@
+"""Finance rules that need no database: tax ids, text limits of invoices, invoice arithmetic."""
