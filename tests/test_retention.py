@@ -8,8 +8,8 @@ from sqlalchemy import func, select, text
 
 from jobs.retention import apply_retention
 from shared.extensions import db
-from shared.models import (AuditEvent, Customer, CustomerAddress, InboxItem, LegalHold, Order, OrderLine,
-                           RetentionPolicy)
+from shared.models import (AuditEvent, Customer, CustomerAddress, InboxItem, InvoiceProfile, LegalHold, Order,
+                           OrderLine, RetentionPolicy)
 from shared.security import crypto
 from shared.services import audit, exports, retention, sealing, stock
 from shared.services.errors import Conflict, NotFound, ValidationFailed
@@ -125,6 +125,8 @@ def test_customers_lose_their_personal_data_and_account_only_once_every_order_is
     assert second.customer_id == customer_id
     db.session.add(CustomerAddress(customer_id=customer_id, receiver="张伟", phone=PHONE, province="浙江省",
                                    city="杭州市", district="西湖区", street="文三路 90 号", is_default=True))
+    db.session.add(InvoiceProfile(customer_id=customer_id, kind="individual", name="张伟", phone=PHONE,
+                                  is_default=True))
     db.session.execute(db.update(Customer).where(Customer.id == customer_id).values(password_hash="x",
                                                                                     email="zw@example.com"))
     db.session.commit()
@@ -146,6 +148,7 @@ def test_customers_lose_their_personal_data_and_account_only_once_every_order_is
     assert (customer.phone_index, customer.email_index, customer.password_hash) == ("", None, None)
     assert customer.session_generation == 1 and customer.anonymised_at is not None
     assert db.session.execute(select(CustomerAddress).where(CustomerAddress.customer_id == customer_id)).all() == []
+    assert db.session.execute(select(InvoiceProfile).where(InvoiceProfile.customer_id == customer_id)).all() == []
 
 
 def test_a_legal_hold_on_an_order_or_its_customer_stops_anonymising_until_released(create_order, create_user):

@@ -7,7 +7,7 @@ Each data class has a default period and legal bounds (`CLASSES`); an admin may 
   lines, its money and its history stay; the receiver's name, phone, street, postal code, the platform's
   ciphertext and buyer key, and the phone's blind index go (so no search finds them again);
 - anonymises customers whose every order is anonymised and who joined before the cutoff: the same for their
-  name, phone, email, id number, saved addresses and blind indexes; their site account is closed;
+  name, phone, email, id number, saved addresses, invoice profiles and blind indexes; their site account is closed;
 - empties the stored bodies of channel webhooks/polls and carrier tracking pushes processed longer ago than the
   inbox period (the content hash stays, so a redelivery is still known);
 - archives and deletes audit events and access-log rows older than their period, from the chain's start
@@ -27,8 +27,8 @@ from sqlalchemy import and_, delete, exists, or_, select, update
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
-from shared.models import (Customer, CustomerAddress, ExceptionCase, InboxItem, LegalHold, Order, RetentionPolicy,
-                           TrackingPush)
+from shared.models import (Customer, CustomerAddress, ExceptionCase, InboxItem, InvoiceProfile, LegalHold, Order,
+                           RetentionPolicy, TrackingPush)
 from shared.services import audit
 from shared.services import validation as check
 from shared.services.errors import Conflict, NotFound, ValidationFailed
@@ -241,8 +241,8 @@ def _anonymise_customers(now: datetime) -> int:
         ~exists().where(_active_hold("customer", Customer.id))).order_by(Customer.id).limit(BATCH))
     total = 0
     while ids := list(db.session.execute(due).scalars()):
-        db.session.execute(delete(CustomerAddress).where(CustomerAddress.customer_id.in_(ids))
-                           .execution_options(synchronize_session=False))
+        for kept in (CustomerAddress, InvoiceProfile):  # saved addresses and invoice profiles (发票抬头) go whole
+            db.session.execute(delete(kept).where(kept.customer_id.in_(ids)).execution_options(synchronize_session=False))
         db.session.execute(update(Customer).where(Customer.id.in_(ids)).values(
             name="", phone="", phone_index="", email=None, email_index=None, id_number=None, platform_buyer_key=None,
             password_hash=None, session_generation=Customer.session_generation + 1, anonymised_at=now)
