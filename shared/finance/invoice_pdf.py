@@ -1,12 +1,12 @@
 """PDF invoices in the layout of a 数电票 (issue 12 item 6), rendered by WeasyPrint with the fonts shipped in
-static/fonts/ (Orderloom Invoice Sans: Noto Sans CJK SC cut to GB 2312 and the form's text; Han A / Han B: HanaMin
-cut to CJK Extension A and the Extension B characters in use; devtools/fonts/invoice_fonts.py rebuilds them).
+static/fonts/ (Orderloom Invoice Sans: Noto Sans CJK SC cut to GB 2312 and the form's text; Sans GBK: the rest of
+GBK; Han A / Han B: HanaMin cut to CJK Extension A and the Extension B characters in use; devtools/fonts/invoice_fonts.py rebuilds them).
 
 The PdfInvoice below is the interface agreed with the invoice pipeline (docs: /work/coord/FINANCE.md, kept in
 docs/FINANCE.md at merge): that side computes the lines and totals, this one only prints them. A provider's own PDF
 is kept when it sends one; this render is the preview (number None) and the fallback.
 
-Warm worker: the first render in a process parses the stylesheet and loads the four font faces into a WeasyPrint
+Warm worker: the first render in a process parses the stylesheet and loads the five font faces into a WeasyPrint
 FontConfiguration (≈ 1 s, most of it fontconfig scanning the faces); later renders reuse both (`_warm()`), so an RQ
 worker pays that once. RQ runs one job at a time per worker; a lock makes the first load safe for threads too.
 """
@@ -22,7 +22,8 @@ TEMPLATE_DIR = ROOT / "templates" / "invoices"
 TEMPLATE = "shudian.html"
 STYLESHEET = TEMPLATE_DIR / "shudian.css"
 FONT_DIR = ROOT / "static" / "fonts"
-FONT_FAMILIES = ("Orderloom Invoice Sans", "Orderloom Invoice Han A", "Orderloom Invoice Han B")
+FONT_FAMILIES = ("Orderloom Invoice Sans", "Orderloom Invoice Sans GBK", "Orderloom Invoice Han A",
+                 "Orderloom Invoice Han B")
 KINDS = {"special": "电子发票（增值税专用发票）", "normal": "电子发票（普通发票）"}
 RATES_WITHOUT_PERCENT = ("免税", "不征税")
 
@@ -192,8 +193,12 @@ def from_dict(data: dict) -> PdfInvoice:
         return None if value is None or value == "" else Decimal(str(value))
 
     try:
+        issued_on = date.fromisoformat(str(data["issued_on"]))
+    except (KeyError, ValueError) as bad:
+        raise InvoicePdfError(f"issued_on: {bad}") from None
+    try:
         return PdfInvoice(
-            number=data.get("number"), issued_on=date.fromisoformat(str(data["issued_on"])), kind=data["kind"],
+            number=data.get("number"), issued_on=issued_on, kind=data["kind"],
             seller=PdfParty(**data["seller"]), buyer=PdfParty(**data["buyer"]),
             lines=[PdfLine(name=line["name"], spec=line.get("spec", ""), unit=line.get("unit", ""),
                            quantity=decimal(line.get("quantity")), unit_price=decimal(line.get("unit_price")),
