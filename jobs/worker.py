@@ -37,8 +37,8 @@ def run_worker(burst: bool = False, simple: bool = False) -> bool:
 
 
 def _warm_invoice_pdf() -> None:
-    """Invoice PDFs: the shipped fonts and the stylesheet loaded once, before the fork (≈ 1.3 s, then ≈ 0.2 s a
-    render instead of ≈ 1.5 s). A font problem is logged and leaves the other queues working."""
+    """Invoice PDFs: WeasyPrint imported and the shipped fonts and stylesheet loaded once, before the fork (≈ 1 s at
+    start; each work horse then renders warm, ≈ 0.2 s). A font problem is logged and leaves the other queues working."""
     try:
         from shared.finance import invoice_pdf
 

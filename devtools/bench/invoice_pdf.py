@@ -151,7 +151,8 @@ def print_invoice_pdf(results: dict) -> None:
 
     print(f"\n{results['repeat']} rounds; each: {results['renders']} warm renders after the first "
           f"({results['plain_renders']} for the plain one); median (min–max) over the rounds\n")
-    print(markdown_table(["render", "first render in a fresh process, ms", "warm, median ms", "CPU per warm render, ms"],
+    headers = ["render", "first render in a fresh process, ms", "warm, median ms", "CPU per warm render, ms"]
+    print(markdown_table(headers,
                          [["shipped fonts, warm FontConfiguration (`invoice_pdf.render`)", cell("shipped_first_ms"),
                            cell("shipped_warm_ms"), cell("shipped_warm_cpu_ms")],
                           ["plain WeasyPrint, system Noto Sans CJK SC (19 MB collection)", cell("plain_first_ms"),

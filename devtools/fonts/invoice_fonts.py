@@ -1,7 +1,7 @@
 """Rebuild the invoice PDF fonts in static/fonts/ (issue 12 item 6): `python -m devtools.fonts.invoice_fonts`.
 
 The subsets are committed; this script is only needed when the template's text or the character sets change. It
-needs fontTools (pinned in pyproject's `dev` extra; WeasyPrint depends on it too) and two Debian packages:
+needs fontTools (pinned in pyproject's `test` extra; WeasyPrint depends on it too) and two Debian packages:
 fonts-noto-cjk (Noto Sans CJK SC, SIL OFL 1.1) and fonts-hanazono (HanaMinA/HanaMinB, SIL OFL 1.1 or the Hanazono
 Font Licence). Every face is renamed (OFL §3: a modified version may not keep a Reserved Font Name) to an
 "Orderloom Invoice" family; static/fonts/SOURCES.md records what went in.
@@ -16,7 +16,8 @@ Font Licence). Every face is renamed (OFL §3: a modified version may not keep a
 - Orderloom Invoice Han A: HanaMinA cut to CJK Extension A (U+3400–U+4DBF: the 6,582 of Unicode 3.0; HanaMinA
   predates the 10 added in Unicode 13), plus ASCII and CJK/full-width punctuation (see beside_fallback).
 - Orderloom Invoice Han B: HanaMinB cut to the 2,108 Extension B characters that the regional CJK standards use
-  (the set Noto Sans CJK covers, e.g. 𠮷) plus ASCII and punctuation; `--ext-b all` takes all 42,711 of HanaMinB's Extension B (≈ 22 MB).
+  (the set Noto Sans CJK covers, e.g. 𠮷) plus ASCII and punctuation; `--ext-b all` takes all 42,711 of
+  HanaMinB's Extension B (≈ 22 MB).
 """
 import argparse
 import sys

@@ -1,18 +1,21 @@
 """PDF invoices in the layout of a 数电票 (issue 12 item 6), rendered by WeasyPrint with the fonts shipped in
 static/fonts/ (Orderloom Invoice Sans: Noto Sans CJK SC cut to GB 2312 and the form's text; Sans GBK: the rest of
-GBK; Han A / Han B: HanaMin cut to CJK Extension A and the Extension B characters in use; devtools/fonts/invoice_fonts.py rebuilds them).
+GBK; Han A / Han B: HanaMin cut to CJK Extension A and the Extension B characters in use;
+devtools/fonts/invoice_fonts.py rebuilds them).
 
-The PdfInvoice below is the interface agreed with the invoice pipeline (docs: /work/coord/FINANCE.md, kept in
-docs/FINANCE.md at merge): that side computes the lines and totals, this one only prints them. A provider's own PDF
-is kept when it sends one; this render is the preview (number None) and the fallback.
+The PdfInvoice below is the interface agreed with the invoice pipeline (issue 12's finance split): that side
+computes the lines and totals, this one checks they add up and prints them. A provider's own PDF is kept when it
+sends one; this render is the preview (number None) and the fallback.
 
 Warm worker: the first render in a process parses the stylesheet and loads the five font faces into a WeasyPrint
-FontConfiguration (≈ 1 s, most of it fontconfig scanning the faces); later renders reuse both (`_warm()`), so an RQ
-worker pays that once. RQ runs one job at a time per worker; a lock makes the first load safe for threads too.
+FontConfiguration; later renders reuse both (`_warm()`), so an RQ worker pays that once (docs/PERFORMANCE.md: a
+fresh process's first render 0.35–0.57 s after ≈ 0.6 s importing WeasyPrint, then 0.17–0.31 s a render).
+RQ runs one job at a time per worker; a lock makes the first load safe for threads too. `orderloom worker` loads it
+before forking (jobs/worker.py), so every work horse starts warm.
 """
 import io
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -69,7 +72,6 @@ class PdfInvoice:
     qr_payload: str = ""
     red: bool = False
     original_number: str | None = None
-    extra: dict = field(default_factory=dict, repr=False)  # room for the pipeline; not printed
 
 
 def money(value: Decimal) -> str:
