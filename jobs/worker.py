@@ -39,10 +39,14 @@ def run_worker(burst: bool = False, simple: bool = False) -> bool:
 def _warm_invoice_pdf() -> None:
     """Invoice PDFs: WeasyPrint imported and the shipped fonts and stylesheet loaded once, before the fork (≈ 1 s at
     start; each work horse then renders warm, ≈ 0.2 s). A font problem is logged and leaves the other queues working."""
+    import time
+
+    started = time.perf_counter()
     try:
         from shared.finance import invoice_pdf
 
         invoice_pdf.warm_up()
+        log.info("worker: invoice PDF fonts loaded in %.2f s", time.perf_counter() - started)
     except Exception:
         log.exception("worker: invoice PDF fonts not loaded; the first invoice job will try again")
 

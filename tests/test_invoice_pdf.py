@@ -310,3 +310,50 @@ def test_shipped_fonts_are_renamed_subsets_with_licences():
     assert len(gb2312) == 6763 and gb2312 <= set(regular)
     assert 0x4DAE in TTFont(fonts / "OrderloomInvoiceHanA-Regular.ttf", lazy=True).getBestCmap()
     assert 0x20BB7 in TTFont(fonts / "OrderloomInvoiceHanB-Regular.ttf", lazy=True).getBestCmap()
+
+
+JOB_DATA = {"number": NUMBER, "issued_on": "2026-12-03", "kind": "special",
+            "seller": {"name": SELLER.name, "tax_id": SELLER.tax_id},
+            "buyer": {"name": BUYER.name, "tax_id": BUYER.tax_id},
+            "lines": [{"name": "*日用杂品*不锈钢保温杯", "spec": "500ml", "unit": "个", "quantity": "2",
+                       "unit_price": "100.00", "amount": "200.00", "rate": "13%", "tax": "26.00"}],
+            "total_amount": "200.00", "total_tax": "26.00", "total_gross": "226.00",
+            "total_in_words": "贰佰贰拾陆圆整", "issuer": "王芳", "qr_payload": "x"}
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("live_apps", ["postgresql"], indirect=True)
+def test_a_real_forking_worker_warms_up_and_renders_invoice_jobs(live_apps):
+    """`orderloom worker --burst` (RQ's forking Worker): the fonts load before the fork, each job renders."""
+    from rq import Queue
+    from rq.job import Job
+
+    from tests.test_worker import _redis, _run_worker
+
+    redis = _redis()
+    redis.flushdb()
+    documents = Queue("documents", connection=redis)
+    jobs = [documents.enqueue("jobs.invoice_pdf.render_invoice_pdf", JOB_DATA) for _ in range(2)]
+    bad = documents.enqueue("jobs.invoice_pdf.render_invoice_pdf", {**JOB_DATA, "total_gross": "1.00"})
+
+    finished = _run_worker(live_apps.url)
+
+    assert finished.returncode == 0, finished.stderr
+    assert "invoice PDF fonts loaded in" in finished.stderr + finished.stdout
+    assert "fonts not loaded" not in finished.stderr
+    sizes = [Job.fetch(made.id, connection=redis).return_value() for made in jobs]
+    assert all(size > 10_000 for size in sizes) and sizes[0] == sizes[1]
+    failed = Job.fetch(bad.id, connection=redis)
+    assert failed.is_failed and "total_gross" in (failed.latest_result().exc_string or "")
+
+
+def test_a_font_problem_at_worker_start_is_logged_and_the_worker_goes_on(monkeypatch, caplog):
+    from jobs import worker
+
+    def broken():
+        raise OSError("static/fonts/OrderloomInvoiceSans-Regular.otf: no such file")
+
+    monkeypatch.setattr(invoice_pdf, "warm_up", broken)
+    with caplog.at_level("ERROR", logger="orderloom.worker"):
+        worker._warm_invoice_pdf()  # no exception: the other queues keep their worker
+    assert "invoice PDF fonts not loaded" in caplog.text
