@@ -361,3 +361,17 @@ def test_a_font_problem_at_worker_start_is_logged_and_the_worker_goes_on(monkeyp
     with caplog.at_level("ERROR", logger="orderloom.worker"):
         worker._warm_invoice_pdf()  # no exception: the other queues keep their worker
     assert "invoice PDF fonts not loaded" in caplog.text
+
+
+def test_a_long_invoice_runs_onto_numbered_pages_with_every_line():
+    lines = [PdfLine(f"*日用杂品*真空保温杯带茶漏和提手大容量户外运动款式第{n}号", "500ml", "个", D("1"), D("10.00"),
+                     D("10.00"), "13%", D("1.30")) for n in range(1, 19)]
+    pdf = invoice_pdf.render(invoice(lines=lines, total_amount=D("180.00"), total_tax=D("23.40"),
+                                     total_gross=D("203.40"), total_in_words="贰佰零叁圆肆角"))
+    pages = PdfReader(io.BytesIO(pdf)).pages
+    assert len(pages) >= 2
+    drawn = drawn_text(pdf)
+    for n in range(1, 19):
+        assert f"款式第{n}号" in drawn, n
+    assert "¥203.40" in drawn and f"共 {len(pages)} 页" in text_of(pdf)
+    assert_no_tofu(pdf)

@@ -69,7 +69,8 @@ def gbk() -> set[int]:
 
 
 def template_text() -> set[int]:
-    return {ord(c) for path in sorted(TEMPLATES.glob("*.html")) for c in path.read_text("utf-8") if ord(c) >= 0x80}
+    paths = sorted([*TEMPLATES.glob("*.html"), *TEMPLATES.glob("*.css")])
+    return {ord(c) for path in paths for c in path.read_text("utf-8") if ord(c) >= 0x80}
 
 
 def regular_set() -> set[int]:

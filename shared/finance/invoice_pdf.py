@@ -14,6 +14,7 @@ RQ runs one job at a time per worker; a lock makes the first load safe for threa
 before forking (jobs/worker.py), so every work horse starts warm.
 """
 import io
+import re
 import threading
 from dataclasses import dataclass
 from datetime import date
@@ -29,6 +30,7 @@ FONT_FAMILIES = ("Orderloom Invoice Sans", "Orderloom Invoice Sans GBK", "Orderl
                  "Orderloom Invoice Han B")
 KINDS = {"special": "电子发票（增值税专用发票）", "normal": "电子发票（普通发票）"}
 RATES_WITHOUT_PERCENT = ("免税", "不征税")
+QR_SIZE = "22mm"
 
 
 class InvoicePdfError(ValueError):
@@ -127,7 +129,9 @@ def qr_svg(payload: str) -> str:
     buffer = io.BytesIO()
     image.save(buffer)
     text = buffer.getvalue().decode("utf-8")
-    return text[text.index("<svg"):]  # without the XML declaration, to sit inside the HTML
+    text = text[text.index("<svg"):]  # without the XML declaration, to sit inside the HTML
+    # qrcode sizes the image by its module count (31 mm and more); the form's box is 22 mm, the viewBox scales it
+    return re.sub(r'^<svg width="[^"]*" height="[^"]*"', f'<svg width="{QR_SIZE}" height="{QR_SIZE}"', text)
 
 
 class _Warm:
