@@ -1364,6 +1364,10 @@ def build_parser() -> argparse.ArgumentParser:
                                "archiving, beside bare SQL on the same rows")
     keep.add_argument("--orders", type=int, default=100_000, help="orders to seed (PostgreSQL COPY)")
     keep.add_argument("--access-rows", type=int, default=100_000, help="sealed access-log rows to archive")
+    pdf = commands.add_parser("invoice-pdf", parents=[common], help="one-page Chinese invoice PDF: warm, cold, plain "
+                              "WeasyPrint with the system CJK font, and WeasyPrint's floor (no database)")
+    pdf.add_argument("--renders", type=int, default=20, help="warm renders per process after the first (default 20)")
+    pdf.add_argument("--plain-renders", type=int, default=3, help="renders after the first of the plain one")
     return parser
 
 
@@ -1390,6 +1394,12 @@ def main(argv: list[str] | None = None) -> int:
 
             results = bench_fulfilment.run_allocate_wave_rounds(args.database_url, args.repeat, orders=args.orders)
             bench_fulfilment.print_allocate_wave(results)
+        elif name == "invoice-pdf":  # no database: fresh processes rendering PDFs
+            from devtools.bench import invoice_pdf as bench_invoice_pdf
+
+            results = bench_invoice_pdf.run_invoice_pdf(renders=args.renders, repeat=args.repeat,
+                                                        plain_renders=args.plain_renders, progress=progress)
+            bench_invoice_pdf.print_invoice_pdf(results)
         else:
             results = None
         with (bench_database(name, args.database_url) if results is None else _nothing()) as url:

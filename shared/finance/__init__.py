@@ -1,1 +1,1 @@
-"""Finance rules that need no database: tax ids, text limits of invoices, invoice arithmetic."""
+"""Finance (issue 12): tax ids and text limits of invoices, invoice arithmetic, the invoice PDF, providers."""

@@ -1,0 +1,1 @@
+"""Build steps for the fonts shipped in static/fonts/."""
