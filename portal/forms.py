@@ -450,3 +450,10 @@ class RuleForm(FlaskForm):
 
 class KpiTargetForm(FlaskForm):
     target = StringField(_l("Target"), validators=[DataRequired(), Length(max=12)])
+
+
+class PaymentBillForm(FlaskForm):
+    """Reconcile one day's provider bill: uploaded, or downloaded from the account's bill address."""
+    account_id = SelectField(_l("Payment account"), coerce=int, validate_choice=False)
+    bill_date = DateField(_l("Bill date"), validators=[DataRequired()])
+    file = FileField(_l("Bill file (.csv); empty: download it"))
