@@ -219,3 +219,13 @@ def test_cube_benchmark_at_toy_size():
     assert len(results["rows"]) == len(cube.CUBES) + 1
     by_week = results["rows"][2]  # week x city over 60 days: every seeded order but those at the range's edge
     assert 250 <= by_week["orders_in_cells"] <= 300 and by_week["cells"] > 0
+
+
+def test_payment_reconciliation_benchmark_finds_exactly_the_planted_differences():
+    from devtools.bench import payments as bench_payments
+
+    with benchmarks.bench_database("payments", PG_BASE) as url:
+        results = bench_payments.run(url, rows=2000, repeat=2, overrides=_keys(url))
+    assert results["ok"], results
+    assert results["counts"][0] == (2000, 1850, 50, 50, 100, 50)  # lines, matched, unrecorded, amount, unbilled, bad
+    assert len(results["seconds"]) == len(results["ceiling"]) == 2

@@ -23,7 +23,8 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from urllib.parse import parse_qsl
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Integer, String, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -47,7 +48,7 @@ log = logging.getLogger("orderloom.payments")
 DRAIN_JOB = "jobs.payments.drain_payment_notices"
 DRAIN_KEY = "drain-payment-notices"
 BATCH = 500
-CHUNK = 5000  # keys per lookup query in a reconciliation
+CHUNK = 20_000  # keys per lookup query in a reconciliation (SQLite: under its 32,766 bound values)
 BEIJING = "Asia/Shanghai"
 MISMATCH_KINDS = ("paid_not_recorded", "recorded_not_paid", "amount_mismatch", "refund_mismatch", "malformed_row")
 EXCEPTION_OF = {"paid_not_recorded": "paid_not_recorded", "recorded_not_paid": "recorded_not_paid",
@@ -290,18 +291,32 @@ def _chunks(values: list, size: int = CHUNK):
         yield values[start:start + size]
 
 
+def _one_of(column, values: list):
+    """`column IN values`: on PostgreSQL one array parameter (= ANY), not thousands of bound values to convert."""
+    if db.engine.dialect.name == "postgresql":
+        return column == any_(bindparam(None, value=list(values), type_=ARRAY(String)))
+    return column.in_(values)
+
+
+def _one_of_ids(column, values: list):
+    if db.engine.dialect.name == "postgresql":
+        return column == any_(bindparam(None, value=list(values), type_=ARRAY(Integer)))
+    return column.in_(values)
+
+
 def _orders_named(channel_id: int, keys: list[str]) -> dict[str, tuple]:
     """out_trade_no → (order id, order no, total, payment status), by channel order id, then by order number."""
     found: dict[str, tuple] = {}
     columns = (Order.id, Order.order_no, Order.total, Order.payment_status)
+    connection = db.session.connection()
     for chunk in _chunks(keys):
-        for row in db.session.execute(select(Order.channel_order_id, *columns).where(
-                Order.channel_id == channel_id, Order.channel_order_id.in_(chunk))):
+        for row in connection.execute(select(Order.channel_order_id, *columns).where(
+                Order.channel_id == channel_id, _one_of(Order.channel_order_id, chunk))):
             found[row[0]] = tuple(row[1:])
     rest = [key for key in keys if key not in found and len(key) <= 20]
     for chunk in _chunks(rest):
-        for row in db.session.execute(select(Order.order_no, *columns).where(
-                Order.channel_id == channel_id, Order.order_no.in_(chunk))):
+        for row in connection.execute(select(Order.order_no, *columns).where(
+                Order.channel_id == channel_id, _one_of(Order.order_no, chunk))):
             found[row[0]] = tuple(row[1:])
     return found
 
@@ -414,7 +429,7 @@ def _compare(account: PaymentAccount, bill: bills.Bill, bill_date: date) -> list
     here: dict[int, Decimal] = {}
     for chunk in _chunks([order[0] for order in refunded_orders.values()]):
         here.update(db.session.execute(select(PlatformRefund.order_id, func.sum(PlatformRefund.amount))
-                                       .where(PlatformRefund.order_id.in_(chunk))
+                                       .where(_one_of_ids(PlatformRefund.order_id, chunk))
                                        .group_by(PlatformRefund.order_id)).all())
     for key, amount in refunds_billed.items():
         order = refunded_orders.get(key)
