@@ -14,7 +14,7 @@ import csv
 import statistics
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
@@ -37,7 +37,7 @@ def seed(app, rows: int, differ: int) -> tuple[int, str]:
     `differ` each of paid-not-recorded (bill lines of no order), amount mismatches, recorded-not-paid (payments
     missing from the bill) and malformed lines. Bulk rows through COPY (PostgreSQL) or executemany."""
     from shared.extensions import db
-    from shared.models import Channel, Customer
+    from shared.models import Customer
     from shared.payments import bills
     from shared.security import crypto
     from shared.services import catalog, payments

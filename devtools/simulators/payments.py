@@ -10,7 +10,7 @@ import json
 import secrets
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -182,5 +182,3 @@ def run(host: str, port: int, wechatpay_url: str | None, alipay_url: str | None,
     except KeyboardInterrupt:
         simulator.stop()
 
-
-__all__ = ["PaymentSimulator", "run", "timedelta"]

@@ -15,7 +15,6 @@ Sources: pay.weixin.qq.com "申请交易账单" and its sample file, opendocs.al
 bills; the public SDK tests named in tests/fixtures/payments/SOURCES.md.
 """
 import csv
-import io
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
