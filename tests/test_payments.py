@@ -393,3 +393,24 @@ def test_a_real_worker_applies_a_stored_notification(live_apps, provider):
     with portal.app_context():
         db.engine.dispose()
 
+
+
+def test_a_bill_line_that_looks_like_a_formula_stays_text_in_the_report(shop):
+    from openpyxl import load_workbook
+
+    bill = bills.write_wechat_trade_bill([("2026-12-02 10:00:00", "payment", "=HYPERLINK(\"http://x\")", "4200X",
+                                           "1.00")])
+    run = payments.reconcile(payments.account_for("OS", "wechatpay"), BILL_DAY, bill, ADMIN)
+    assert "'=HYPERLINK" in payments.report_csv(run).decode("utf-8-sig")
+    sheet = load_workbook(io.BytesIO(payments.report_xlsx(run))).active
+    values = [cell.value for row in sheet.iter_rows() for cell in row]
+    assert "'=HYPERLINK(\"http://x\")" in values and not any(str(v).startswith("=") for v in values if v)
+
+
+def test_simulate_payments_refuses_a_payment_that_is_not_number_equals_amount():
+    from click.testing import CliRunner
+
+    from cli import main
+
+    result = CliRunner().invoke(main, ["simulate-payments", "--pay", "OS1=abc"])
+    assert result.exit_code == 2 and "OUT_TRADE_NO=AMOUNT" in result.output

@@ -14,9 +14,7 @@ Reconciliation reads a bill (shared.payments.bills), looks up every order and pa
 queries (never one per row), and reports paid-not-recorded, recorded-not-paid, amount and refund mismatches and the
 unreadable lines, each raised as a payment exception (keyed by the transaction, so a rerun raises nothing new).
 """
-import csv
 import hashlib
-import io
 import logging
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
@@ -483,22 +481,13 @@ def report_rows(run: PaymentReconciliation) -> list[list]:
 
 
 def report_csv(run: PaymentReconciliation) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(REPORT_COLUMNS)
-    for row in report_rows(run):  # a leading = + - @ would be a formula in a spreadsheet: quoted as text
-        writer.writerow(["'" + str(v) if isinstance(v, str) and v[:1] in "=+-@" else v for v in row])
-    return ("\ufeff" + out.getvalue()).encode()
+    """The run's differences as CSV (shared.exports: opens in Excel, formulas neutralised)."""
+    from shared import exports
+
+    return exports.csv_bytes(list(REPORT_COLUMNS), report_rows(run))
 
 
 def report_xlsx(run: PaymentReconciliation) -> bytes:
-    from openpyxl import Workbook
+    from shared import exports
 
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("mismatches")
-    sheet.append(list(REPORT_COLUMNS))
-    for row in report_rows(run):
-        sheet.append([str(v) if isinstance(v, str) else (float(v) if isinstance(v, Decimal) else v) for v in row])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return exports.xlsx_bytes(list(REPORT_COLUMNS), report_rows(run), sheet_title="mismatches")
