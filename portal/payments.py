@@ -26,8 +26,11 @@ def _form() -> PaymentBillForm:
 @bp.get("/")
 @requires("invoices", "view")
 def index():
+    from portal.forms import ConfirmForm
+
     return render_template("portal/payments.html", runs=payments.reconciliations(), form=_form(),
-                           notices=payments.recent_notices(20), editable=can(current_user.role, "invoices", "edit"))
+                           notices=payments.recent_notices(20), editable=can(current_user.role, "invoices", "edit"),
+                           confirm_form=ConfirmForm())
 
 
 @bp.post("/reconcile")
@@ -95,3 +98,20 @@ def _run_or_404(run_id: int):
         return payments.get_reconciliation(run_id)
     except ServiceError:
         abort(404)
+
+
+@bp.post("/notices/<int:notice_id>/replay")
+@requires("invoices", "edit")
+def replay_notice(notice_id: int):
+    """A notice in review or waiting is applied again (after the order or the account was put right), audited."""
+    from portal.forms import ConfirmForm
+    from portal.outcomes import commit_or_refuse
+
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        if commit_or_refuse(lambda: payments.replay(notice_id, staff_actor(current_user)),
+                            _("Payment notification %(id)s is applied again.", id=notice_id)):
+            payments.kick()
+    else:
+        flash_form_errors(form)
+    return redirect(url_for("payments.index"), 303)

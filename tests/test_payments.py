@@ -414,3 +414,23 @@ def test_simulate_payments_refuses_a_payment_that_is_not_number_equals_amount():
 
     result = CliRunner().invoke(main, ["simulate-payments", "--pay", "OS1=abc"])
     assert result.exit_code == 2 and "OUT_TRADE_NO=AMOUNT" in result.output
+
+
+def test_finance_applies_a_notice_in_review_again_once_the_order_is_put_right(shop, provider, portal, client_for):
+    from tests.portal_client import csrf_token
+
+    order = unpaid_order("WX-FIX")
+    headers, body = provider.wechatpay_notification("WX-FIX", 7000)  # 70.00 paid, the order says 67.90
+    assert post_wechat(portal.test_client(), headers, body).status_code == 200
+    [notice] = db.session.execute(select(PaymentNotice)).scalars().all()
+    assert notice.status == "review"
+    client = client_for("finance")
+    done_by_auditor = client_for("auditor").post(f"/finance/payments/notices/{notice.id}/replay")
+    assert done_by_auditor.status_code in (400, 403) and fresh(PaymentNotice, notice.id).status == "review"
+    fresh(Order, order.id).total = Decimal("70.00")  # set-up: customer service corrected the order
+    db.session.commit()
+    answer = client.post(f"/finance/payments/notices/{notice.id}/replay",
+                         data={"csrf_token": csrf_token(client, "/finance/payments/")})
+    assert answer.status_code == 303
+    assert fresh(PaymentNotice, notice.id).outcome == "paid" and fresh(Order, order.id).payment_status == "paid"
+    assert count(AuditEvent, AuditEvent.action == "inbox.replay", AuditEvent.entity_type == "payment_notice") == 1
