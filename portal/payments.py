@@ -26,11 +26,12 @@ def _form() -> PaymentBillForm:
 @bp.get("/")
 @requires("invoices", "view")
 def index():
-    from portal.forms import ConfirmForm
+    from portal.forms import ConfirmForm, PaymentAccountForm
 
     return render_template("portal/payments.html", runs=payments.reconciliations(), form=_form(),
                            notices=payments.recent_notices(20), editable=can(current_user.role, "invoices", "edit"),
-                           confirm_form=ConfirmForm())
+                           confirm_form=ConfirmForm(), accounts=payments.accounts(),
+                           account_form=PaymentAccountForm() if can(current_user.role, "channels", "edit") else None)
 
 
 @bp.post("/reconcile")
@@ -112,6 +113,27 @@ def replay_notice(notice_id: int):
         if commit_or_refuse(lambda: payments.replay(notice_id, staff_actor(current_user)),
                             _("Payment notification %(id)s is applied again.", id=notice_id)):
             payments.kick()
+    else:
+        flash_form_errors(form)
+    return redirect(url_for("payments.index"), 303)
+
+
+@bp.post("/accounts")
+@requires("channels", "edit")
+def save_account():
+    """Set a direct channel's WeChat Pay or Alipay account (an empty API v3 key keeps the one stored)."""
+    from portal.forms import PaymentAccountForm
+    from portal.outcomes import commit_or_refuse
+    from shared.services.orders import get_channel
+
+    form = PaymentAccountForm()
+    if form.validate_on_submit():
+        commit_or_refuse(lambda: payments.configure_account(
+            get_channel(form.channel_code.data.upper()), form.provider.data, staff_actor(current_user),
+            merchant_id=form.merchant_id.data or None, app_id=form.app_id.data or None,
+            api_v3_key=form.api_v3_key.data or None, provider_public_key=form.provider_public_key.data,
+            platform_serial=form.platform_serial.data or None, bill_url=form.bill_url.data or None),
+            _("Payment account of %(code)s saved.", code=form.channel_code.data.upper()))
     else:
         flash_form_errors(form)
     return redirect(url_for("payments.index"), 303)

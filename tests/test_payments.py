@@ -434,3 +434,34 @@ def test_finance_applies_a_notice_in_review_again_once_the_order_is_put_right(sh
     assert answer.status_code == 303
     assert fresh(PaymentNotice, notice.id).outcome == "paid" and fresh(Order, order.id).payment_status == "paid"
     assert count(AuditEvent, AuditEvent.action == "inbox.replay", AuditEvent.entity_type == "payment_notice") == 1
+
+
+def test_an_admin_sets_a_payment_account_on_the_page_and_a_bad_key_is_refused_beside_nothing_saved(
+        session, provider, client_for):
+    from shared.models.payments import PaymentAccount
+    from tests.portal_client import csrf_token
+
+    open_shop()
+    db.session.commit()
+    client = client_for("admin")
+    form = {"channel_code": "os", "provider": "wechatpay", "merchant_id": "1900000109", "app_id": "wx1",
+            "api_v3_key": provider.api_v3_key, "provider_public_key": provider.wechat_public,
+            "platform_serial": provider.platform_serial, "bill_url": ""}
+    bad = client.post("/finance/payments/accounts",
+                      data={**form, "api_v3_key": "short", "csrf_token": csrf_token(client, "/finance/payments/")})
+    assert bad.status_code == 303 and count(PaymentAccount) == 0
+    good = client.post("/finance/payments/accounts",
+                       data={**form, "csrf_token": csrf_token(client, "/finance/payments/")})
+    assert good.status_code == 303
+    [account] = db.session.execute(select(PaymentAccount)).scalars().all()
+    assert account.api_v3_key == provider.api_v3_key
+    raw = db.session.execute(text("SELECT api_v3_key FROM payment_accounts")).scalar()
+    assert provider.api_v3_key not in raw  # encrypted at rest
+    kept = client.post("/finance/payments/accounts", data={**form, "api_v3_key": "",
+                                                           "csrf_token": csrf_token(client, "/finance/payments/")})
+    assert kept.status_code == 303 and fresh(PaymentAccount, account.id).api_v3_key == provider.api_v3_key
+    page = client.get("/finance/payments/")
+    assert b"/hooks/pay/wechatpay/OS" in page.data and provider.api_v3_key.encode() not in page.data
+    finance = client_for("finance")  # finance reconciles; configuring a channel's keys is the channel admins'
+    assert finance.post("/finance/payments/accounts", data={
+        **form, "csrf_token": csrf_token(finance, "/finance/payments/")}).status_code == 403

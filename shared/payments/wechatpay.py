@@ -70,7 +70,8 @@ def sign(private_key_pem: str, timestamp: str, nonce: str, body: bytes) -> str:
                                      hashes.SHA256())).decode()
 
 
-def _aes_key(api_v3_key: str) -> bytes:
+def aes_key(api_v3_key: str) -> bytes:
+    """The API v3 key as the 32 bytes AES-256 takes (refused otherwise)."""
     key = (api_v3_key or "").encode()
     if len(key) != 32:
         raise PaymentMessageError("bad_key", "the API v3 key is 32 bytes")
@@ -80,7 +81,7 @@ def _aes_key(api_v3_key: str) -> bytes:
 def encrypt_resource(api_v3_key: str, plaintext: dict, nonce: str, associated_data: str = "transaction",
                      original_type: str = "transaction") -> dict:
     """The platform's side: a `resource` object carrying `plaintext`."""
-    data = AESGCM(_aes_key(api_v3_key)).encrypt(nonce.encode(), json.dumps(plaintext, ensure_ascii=False).encode(),
+    data = AESGCM(aes_key(api_v3_key)).encrypt(nonce.encode(), json.dumps(plaintext, ensure_ascii=False).encode(),
                                                 associated_data.encode())
     return {"original_type": original_type, "algorithm": "AEAD_AES_256_GCM",
             "ciphertext": base64.b64encode(data).decode(), "associated_data": associated_data, "nonce": nonce}
@@ -91,7 +92,7 @@ def decrypt_resource(api_v3_key: str, resource: dict) -> dict:
     if not isinstance(resource, dict) or resource.get("algorithm") != "AEAD_AES_256_GCM":
         raise PaymentMessageError("unsupported_algorithm", "the resource is not AEAD_AES_256_GCM")
     try:
-        plain = AESGCM(_aes_key(api_v3_key)).decrypt(
+        plain = AESGCM(aes_key(api_v3_key)).decrypt(
             str(resource.get("nonce") or "").encode(), base64.b64decode(resource.get("ciphertext") or ""),
             str(resource.get("associated_data") or "").encode())
         return json.loads(plain)

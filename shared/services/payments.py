@@ -69,18 +69,25 @@ def configure_account(channel: Channel, provider: str, actor: Actor, *, merchant
     if not channel.is_direct:
         raise ValidationFailed(f"{channel.name} is not a direct channel: the platform collects its payments",
                                field="channel", code="not_direct")
+    account = db.session.execute(select(PaymentAccount).where(PaymentAccount.channel_id == channel.id,
+                                                              PaymentAccount.provider == provider)).scalar_one_or_none()
+    if provider == "wechatpay" and not api_v3_key and account is not None:
+        api_v3_key = account.api_v3_key  # left empty on the form: the key kept is not shown again, nor lost
+    if bill_url and not bill_url.startswith(("http://", "https://")):
+        raise ValidationFailed("the bill address is an http(s) URL", field="bill_url", code="bad_url")
     try:
         if provider == "wechatpay":
             wechatpay.public_key(provider_public_key or "")
-            wechatpay._aes_key(api_v3_key or "")
         else:
             alipay.verify({"sign": "AA==", "x": "1"}, provider_public_key or "")
     except PaymentMessageError as error:
         if error.code == "bad_key":
-            raise ValidationFailed(str(error), field="provider_public_key" if "public" in str(error) or
-                                   "platform" in str(error) else "api_v3_key", code="bad_key")
-    account = db.session.execute(select(PaymentAccount).where(PaymentAccount.channel_id == channel.id,
-                                                              PaymentAccount.provider == provider)).scalar_one_or_none()
+            raise ValidationFailed(str(error), field="provider_public_key", code="bad_key")
+    if provider == "wechatpay":
+        try:
+            wechatpay.aes_key(api_v3_key or "")
+        except PaymentMessageError as error:
+            raise ValidationFailed(str(error), field="api_v3_key", code="bad_key")
     if account is None:
         account = PaymentAccount(channel_id=channel.id, provider=provider, active=True)
         db.session.add(account)
