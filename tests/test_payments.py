@@ -465,3 +465,14 @@ def test_an_admin_sets_a_payment_account_on_the_page_and_a_bad_key_is_refused_be
     finance = client_for("finance")  # finance reconciles; configuring a channel's keys is the channel admins'
     assert finance.post("/finance/payments/accounts", data={
         **form, "csrf_token": csrf_token(finance, "/finance/payments/")}).status_code == 403
+
+
+def test_a_wechat_notification_not_sent_as_json_or_too_large_is_refused(shop, provider, portal):
+    headers, body = provider.wechatpay_notification("WX-TYPE", 6790)
+    answer = post_wechat(portal.test_client(), {**headers, "Content-Type": "text/plain"}, body)
+    assert answer.status_code == 415 and answer.get_json()["code"] == "FAIL"
+    limit = portal.config["WEBHOOK_MAX_BYTES"]
+    assert post_wechat(portal.test_client(), headers, b" " * (limit + 1)).status_code == 413
+    assert count(PaymentNotice) == 0
+    assert sorted(db.session.execute(select(WebhookRejection.reason)).scalars()) == ["too_large",
+                                                                                      "unsupported_media_type"]
