@@ -89,6 +89,33 @@ def simulate_channels(host, port, seed, rate, webhooks, unknown_sku_rate):
         unknown_sku_rate=unknown_sku_rate)
 
 
+@main.command("simulate-payments")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8903, show_default=True)
+@click.option("--wechatpay", "wechatpay_url", default=None, metavar="URL",
+              help="send WeChat Pay notifications here (e.g. http://127.0.0.1:5000/hooks/pay/wechatpay/OS)")
+@click.option("--alipay", "alipay_url", default=None, metavar="URL",
+              help="send Alipay notifications here (e.g. http://127.0.0.1:5000/hooks/pay/alipay/MP)")
+@click.option("--pay", "payments", multiple=True, metavar="OUT_TRADE_NO=AMOUNT",
+              help="one notification for this order number and amount in yuan (repeatable)")
+def simulate_payments(host, port, wechatpay_url, alipay_url, payments):
+    """Serve WeChat Pay and Alipay bills on loopback and send signed payment notifications to the URLs given."""
+    from decimal import Decimal, InvalidOperation
+
+    from devtools.simulators.payments import run
+
+    orders = []
+    for item in payments:
+        number, _, amount = item.partition("=")
+        try:
+            if not number or Decimal(amount) <= 0:
+                raise InvalidOperation
+        except InvalidOperation:
+            raise click.BadParameter(f"{item!r}: expected OUT_TRADE_NO=AMOUNT (yuan)", param_hint="--pay")
+        orders.append((number, amount))
+    run(host=host, port=port, wechatpay_url=wechatpay_url, alipay_url=alipay_url, orders=orders, echo=click.echo)
+
+
 @main.group("db")
 def db_group():
     """Database schema (Alembic migrations)."""

@@ -489,3 +489,22 @@ class StaffInvoiceProfileForm(FlaskForm):
     def values(self) -> dict:
         return {name: getattr(self, name).data for name in
                 ("kind", "name", "tax_id", "address", "phone", "bank", "account", "email")}
+class PaymentBillForm(FlaskForm):
+    """Reconcile one day's provider bill: uploaded, or downloaded from the account's bill address."""
+    account_id = SelectField(_l("Payment account"), coerce=int, validate_choice=False)
+    bill_date = DateField(_l("Bill date"), validators=[DataRequired()])
+    file = FileField(_l("Bill file (.csv); empty: download it"))
+
+
+class PaymentAccountForm(FlaskForm):
+    """A direct channel's account at WeChat Pay or Alipay: what its notifications are verified and decrypted with."""
+    channel_code = StringField(_l("Channel code"), validators=[DataRequired(), Length(min=2, max=2)])
+    provider = SelectField(_l("Provider"), choices=[("wechatpay", _l("WeChat Pay")), ("alipay", _l("Alipay"))])
+    merchant_id = StringField(_l("Merchant id (mchid)"), validators=[Optional(), Length(max=32)])
+    app_id = StringField(_l("App id"), validators=[Optional(), Length(max=32)])
+    api_v3_key = PasswordField(_l("API v3 key (WeChat Pay, 32 characters)"), validators=[Optional(), Length(max=64)])
+    provider_public_key = TextAreaField(_l("Platform certificate or public key (PEM)"),
+                                        validators=[DataRequired(), Length(max=10000)])
+    platform_serial = StringField(_l("Platform certificate serial (WeChat Pay)"),
+                                  validators=[Optional(), Length(max=64)])
+    bill_url = StringField(_l("Bill download address"), validators=[Optional(), Length(max=300)])

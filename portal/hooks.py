@@ -172,3 +172,79 @@ def track17():
 
 register_public("hooks.kuaidi100")  # verified by the carrier's signature
 register_public("hooks.track17")
+
+
+# --- payment notifications of the direct channels (WeChat Pay API v3, Alipay) ---------------------------------
+
+def _payment_refusal(door: str, status: int, code: str, message: str, size: int, provider: str):
+    """Refused and counted like any webhook (nothing stored); answered in the provider's own shape."""
+    db.session.rollback()
+    kept = knocking.record_refusal(door, code, message, request.remote_addr, size)
+    db.session.commit()
+    if kept:
+        log.warning("payment notify refused door=%s reason=%s ip=%s", door, code, request.remote_addr)
+    if provider == "alipay":
+        return current_app.response_class("failure", status=status, mimetype="text/plain")
+    return jsonify({"code": "FAIL", "message": message}), status
+
+
+def _payment_notice(provider: str, channel_code: str, verify):
+    """Look up the channel's account, check the size, verify, store raw, answer; a job applies it."""
+    from shared.payments import PaymentMessageError
+    from shared.services import payments
+
+    door = f"pay-{provider}-{channel_code}"[:40]
+    size = request.content_length or 0
+    account = payments.account_for(channel_code, provider)
+    if account is None:
+        return _payment_refusal(door, 404, "unknown_channel", f"no {provider} account for {channel_code[:8]!r}",
+                                size, provider)
+    limit = current_app.config["WEBHOOK_MAX_BYTES"]
+    if size > limit:
+        return _payment_refusal(door, 413, "too_large", f"the body is over {limit} bytes", size, provider)
+    body = request.get_data(cache=True)
+    if len(body) > limit:
+        return _payment_refusal(door, 413, "too_large", f"the body is over {limit} bytes", len(body), provider)
+    try:
+        verify(account, body)
+    except PaymentMessageError as problem:
+        return _payment_refusal(door, 401, problem.code, str(problem), len(body), provider)
+    notice_id = payments.receive_notice(account, body, request.content_type or "")
+    db.session.commit()
+    try:
+        payments.kick()
+    except Exception:  # noqa: BLE001  (stored and committed: the sweeper applies it)
+        log.exception("payment notice stored but not started id=%s", notice_id)
+    if provider == "alipay":
+        return current_app.response_class("success", status=200, mimetype="text/plain")
+    return jsonify({"code": "SUCCESS", "message": "成功"}), 200
+
+
+@bp.post("/hooks/pay/wechatpay/<channel_code>")
+@csrf.exempt
+def wechatpay_notify(channel_code: str):
+    """WeChat Pay API v3 payment notification: signed headers over the raw JSON body; the resource is decrypted when
+    applied. Answered 200 {"code": "SUCCESS"} once stored, 4xx {"code": "FAIL"} when refused (WeChat sends again)."""
+    from shared.services import payments
+
+    if request.mimetype != "application/json":
+        return _payment_refusal(f"pay-wechatpay-{channel_code}"[:40], 415, "unsupported_media_type",
+                                "send the notification as application/json", request.content_length or 0,
+                                "wechatpay")
+    return _payment_notice("wechatpay", channel_code,
+                           lambda account, body: payments.verify_wechatpay(account, request.headers, body))
+
+
+@bp.post("/hooks/pay/alipay/<channel_code>")
+@csrf.exempt
+def alipay_notify(channel_code: str):
+    """Alipay asynchronous notification: form fields signed RSA2; answered `success` once stored, `failure` when
+    refused (Alipay sends again)."""
+    from shared.services import payments
+
+    return _payment_notice("alipay", channel_code,
+                           lambda account, body: payments.verify_alipay(account, request.form.to_dict()))
+
+
+register_public("hooks.wechatpay_notify")  # verified by WeChat Pay's platform signature
+register_public("hooks.alipay_notify")  # verified by Alipay's RSA2 signature

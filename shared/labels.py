@@ -160,6 +160,11 @@ EXCEPTION_CATEGORY = {"payment": _l("Payment"), "logistics": _l("Logistics"), "p
                       "account_risk": _l("Account and risk")}
 EXCEPTION_KIND = {
     "payment_not_received": _l("Paid on the platform, unpaid here"), "callback_failed": _l("Callback failed"),
+    "payment_amount_mismatch": _l("Payment amount differs from the order"),
+    "paid_not_recorded": _l("Paid at the provider, not recorded here"),
+    "recorded_not_paid": _l("Recorded here, not in the provider's bill"),
+    "refund_mismatch": _l("Refund differs between the bill and here"),
+    "bill_row_unreadable": _l("Bill line unreadable"),
     "parcel_stalled": _l("Parcel stalled"), "parcel_returned": _l("Parcel returned"),
     "carrier_refused": _l("Carrier refused"), "late_packing": _l("Late packing"), "out_of_stock": _l("Out of stock"),
     "unmapped_sku": _l("Unmapped SKU"), "near_expiry": _l("Near expiry"),

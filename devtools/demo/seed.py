@@ -757,6 +757,52 @@ def start_simulator(host: str, port: int, portal_url: str) -> tuple[threading.Th
     return thread, stop
 
 
+# ---------------------------------------------------------------- payments (the payment simulator)
+
+DEMO_PAYMENTS = (("OS", "wechatpay"), ("WX", "alipay"))  # own shop paid by WeChat Pay, the mini program by Alipay
+DEMO_NOTIFICATIONS_PER_CHANNEL = 3
+
+
+def prepare_payments(host: str, port: int):
+    """Start the payment simulator, give OS and WX their accounts with its keys, and pick a few unpaid orders it
+    will pay (the caller commits). Returns (simulator, [(channel code, provider, out_trade_no, total)])."""
+    from shared.services import payments
+    from shared.services.orders import get_channel
+    from devtools.simulators.payments import PaymentSimulator
+
+    simulator = PaymentSimulator()
+    simulator.start(host, port)
+    planned = []
+    for code, provider in DEMO_PAYMENTS:
+        channel = get_channel(code)
+        settings = simulator.wechatpay_settings() if provider == "wechatpay" else simulator.alipay_settings()
+        payments.configure_account(channel, provider, SEED_ACTOR, **settings)
+        unpaid = db.session.execute(
+            select(Order.channel_order_id, Order.total).where(Order.channel_id == channel.id,
+                                                              Order.payment_status == "unpaid",
+                                                              Order.status.not_in(("cancelled", "closed")))
+            .order_by(Order.id.desc()).limit(DEMO_NOTIFICATIONS_PER_CHANNEL)).all()
+        planned += [(code, provider, number, total) for number, total in unpaid]
+    return simulator, planned
+
+
+def send_demo_payments(simulator, planned: list, portal_url: str) -> None:
+    """Once the portal serves: the simulator pays the picked orders by signed notifications over HTTP."""
+    def send() -> None:
+        time.sleep(2)
+        for code, provider, number, total in planned:
+            url = f"{portal_url}/hooks/pay/{provider}/{code}"
+            try:
+                if provider == "wechatpay":
+                    simulator.send_wechatpay(url, number, int(total * 100))
+                else:
+                    simulator.send_alipay(url, number, f"{total:.2f}")
+            except Exception as error:  # noqa: BLE001  (the demo goes on without it)
+                print(f"payment simulator: {provider} notify for {number} failed: {error}", flush=True)
+
+    threading.Thread(target=send, name="orderloom-payments", daemon=True).start()
+
+
 # ---------------------------------------------------------------- sign-ins
 
 def sign_in_sheet(portal_url: str, customer_url: str) -> list[str]:
@@ -881,7 +927,8 @@ def _stop_on_sigterm(_signum, _frame):
 
 
 def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline: bool, redis_url: str,
-                        simulator_port: int | None = None, floor_tokens: dict | None = None) -> None:
+                        simulator_port: int | None = None, floor_tokens: dict | None = None,
+                        demo_payments: tuple | None = None) -> None:
     """Serve both apps from this process in threads, with the background jobs, until Ctrl-C or SIGTERM."""
     from werkzeug.serving import make_server
 
@@ -911,6 +958,8 @@ def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline:
                                  floor_tokens, SEED_ACTOR)
         floor.start()
     runner, workers = start_background_jobs(inline, redis_url)
+    if demo_payments:
+        send_demo_payments(demo_payments[0], demo_payments[1], f"http://{host}:{portal_port}")
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if in_main_thread else None
     print(f"\nServing  portal        http://{host}:{portal_port}/\n"
@@ -923,6 +972,10 @@ def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline:
     if carriers:
         print(f"         carrier simulator http://{host}:{simulator_port + 1}/ (waybills; Kuaidi100 tracking pushed "
               f"to the portal); a demo crew picks, packs and loads every {demo_floor.FLOOR_SECONDS} s", flush=True)
+    if demo_payments:
+        print(f"         payment simulator {demo_payments[0].base_url}/ (pays {len(demo_payments[1])} unpaid "
+              f"OS orders by WeChat Pay and WX orders by Alipay, signed; bills at /wechatpay/bill and /alipay/bill, "
+              f"reconciled on the portal's Payments page)", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
     try:
         while all(thread.is_alive() for thread in threads):
@@ -942,6 +995,8 @@ def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline:
         if simulator:
             simulator[1].set()
             simulator[0].join(timeout=10)
+        if demo_payments:
+            demo_payments[0].stop()
         print("Demo stopped.", flush=True)
 
 
@@ -961,17 +1016,19 @@ def run(host: str = "127.0.0.1", portal_port: int = 5000, customer_port: int = 5
         print()
         for line in sign_in_sheet(f"http://{host}:{portal_port}", f"http://{host}:{customer_port}"):
             print(line)
-        floor_tokens = None
+        floor_tokens = demo_payments = None
         if serve and simulator_port:
             from devtools.demo import floor as demo_floor
 
             connect_simulated_channels(f"http://{host}:{simulator_port}")
             demo_floor.configure_carriers(host, simulator_port + 1)
             floor_tokens = demo_floor.prepare(SEED_ACTOR)
+            demo_payments = prepare_payments(host, simulator_port + 2)
             db.session.commit()
         inline = jobs_run_inline() if serve else True
         redis_url = app.config["REDIS_URL"]
     with app.app_context():
         db.engine.dispose()
     if serve:
-        serve_until_stopped(host, portal_port, customer_port, inline, redis_url, simulator_port, floor_tokens)
+        serve_until_stopped(host, portal_port, customer_port, inline, redis_url, simulator_port, floor_tokens,
+                            demo_payments)

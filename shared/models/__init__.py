@@ -13,6 +13,8 @@ from shared.models.finance import InvoiceProfile
 from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
+from shared.models.payments import (Payment, PaymentAccount, PaymentMismatch, PaymentNotice,
+                                     PaymentReconciliation)
 from shared.models.calendar import BusinessCalendar, BusinessCalendarDay
 from shared.models.retention import LegalHold, RetentionPolicy
 from shared.models.second_factor import RecoveryCode, SecondFactor, StepUpGrant
@@ -37,4 +39,5 @@ __all__ = [
     "ApprovalDecision", "ApprovalDelegation", "ApprovalRequest",
     "ApprovalRule", "ApprovalRuleStep", "ApprovalStep",
     "LegalHold", "RetentionPolicy", "KpiTarget", "InvoiceProfile",
+    "Payment", "PaymentAccount", "PaymentMismatch", "PaymentNotice", "PaymentReconciliation",
 ]

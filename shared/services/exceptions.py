@@ -34,6 +34,9 @@ CATEGORIES = ("payment", "logistics", "product_stock", "account_risk")
 KINDS = {
     "payment_not_received": "payment",  # paid on the platform, unpaid here 30 minutes later
     "callback_failed": "payment",  # a platform message or our webhook that could not be applied / delivered
+    # payment notifications and the providers' daily bills (shared/services/payments.py)
+    "payment_amount_mismatch": "payment", "paid_not_recorded": "payment", "recorded_not_paid": "payment",
+    "refund_mismatch": "payment", "bill_row_unreadable": "payment",
     "parcel_stalled": "logistics", "parcel_returned": "logistics", "carrier_refused": "logistics",
     "late_packing": "logistics",
     "out_of_stock": "product_stock", "unmapped_sku": "product_stock", "near_expiry": "product_stock",

@@ -29,6 +29,7 @@ from shared.extensions import db
 from shared.lifecycle import OrderStatus
 from shared.models import (Customer, CustomerAddress, ExceptionCase, InboxItem, InvoiceProfile, LegalHold, Order,
                            RetentionPolicy, TrackingPush)
+from shared.models.payments import PaymentNotice
 from shared.services import audit
 from shared.services import validation as check
 from shared.services.errors import Conflict, NotFound, ValidationFailed
@@ -256,7 +257,7 @@ def _purge_payloads(now: datetime) -> int:
 
     cutoff = now - period("inbox_payloads")
     total = 0
-    for model in (InboxItem, TrackingPush):
+    for model in (InboxItem, TrackingPush, PaymentNotice):  # payment notices carry a payer's id: same period
         result = db.session.execute(update(model).where(
             model.processed_at < cutoff, model.payload_purged_at.is_(None), model.status.not_in(REPLAYABLE))
             .values(body="", payload_purged_at=now).execution_options(synchronize_session=False))

@@ -1,0 +1,130 @@
+"""WeChat Pay API v3 payment notifications (支付通知).
+
+The request carries `Wechatpay-Timestamp`, `Wechatpay-Nonce`, `Wechatpay-Signature` and `Wechatpay-Serial`; the
+signature is SHA256withRSA (PKCS#1 v1.5) by the platform's key over "timestamp\\nnonce\\nbody\\n" (the raw body
+bytes), checked with the platform certificate's (or platform public key's) public key named by the serial. The body
+is JSON whose `resource` is AEAD_AES_256_GCM ciphertext (base64, the 16-byte tag at its end) under the merchant's
+32-byte API v3 key, with `resource.nonce` (12 bytes) and `resource.associated_data`; decrypted it is the
+transaction: out_trade_no, transaction_id, trade_state, amount.total (fen), success_time (RFC 3339).
+Sources: pay.weixin.qq.com "如何验证签名" / "如何解密支付通知" (docs/merchant/products/notification), the
+wechatpay-apiv3 SDKs; the fixtures in tests/fixtures/payments/ name theirs.
+"""
+import base64
+import json
+from datetime import datetime
+from decimal import Decimal
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shared.payments import PaymentMessageError
+
+HEADERS = ("Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature", "Wechatpay-Serial")
+MAX_SKEW_SECONDS = 300  # the SDKs refuse a notification signed more than 5 minutes from now
+SUCCESS = {"code": "SUCCESS", "message": "成功"}
+
+
+def public_key(pem: str):
+    """The RSA public key in a platform certificate or a platform public key (PEM)."""
+    data = (pem or "").strip().encode()
+    try:
+        key = (x509.load_pem_x509_certificate(data).public_key() if b"CERTIFICATE" in data
+               else serialization.load_pem_public_key(data))
+    except ValueError as error:
+        raise PaymentMessageError("bad_key", f"the WeChat Pay platform key is not a PEM key or certificate ({error})")
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise PaymentMessageError("bad_key", "the WeChat Pay platform key is not an RSA key")
+    return key
+
+
+def signing_message(timestamp: str, nonce: str, body: bytes) -> bytes:
+    return timestamp.encode() + b"\n" + nonce.encode() + b"\n" + body + b"\n"
+
+
+def verify(headers, body: bytes, platform_key_pem: str, platform_serial: str, now: datetime) -> None:
+    """Refuse (PaymentMessageError) unless the headers are there, the serial is ours, the timestamp is within five
+    minutes of `now` and the signature over the raw body is the platform's."""
+    timestamp, nonce, signature, serial = (headers.get(name) or "" for name in HEADERS)
+    if not (timestamp and nonce and signature and serial):
+        raise PaymentMessageError("missing_signature", "the Wechatpay-Timestamp/Nonce/Signature/Serial headers are "
+                                                       "required")
+    if platform_serial and serial.strip().upper() != platform_serial.strip().upper():
+        raise PaymentMessageError("unknown_serial", "the Wechatpay-Serial is not this channel's platform certificate")
+    if not timestamp.isdigit() or abs(now.timestamp() - int(timestamp)) > MAX_SKEW_SECONDS:
+        raise PaymentMessageError("stale_timestamp", "the Wechatpay-Timestamp is more than 5 minutes from now")
+    try:
+        raw = base64.b64decode(signature, validate=True)
+        public_key(platform_key_pem).verify(raw, signing_message(timestamp, nonce, body), padding.PKCS1v15(),
+                                            hashes.SHA256())
+    except (InvalidSignature, ValueError):
+        raise PaymentMessageError("bad_signature", "the Wechatpay-Signature does not match the body")
+
+
+def sign(private_key_pem: str, timestamp: str, nonce: str, body: bytes) -> str:
+    """The platform's side (the simulator and tests): the Wechatpay-Signature of a body."""
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    return base64.b64encode(key.sign(signing_message(timestamp, nonce, body), padding.PKCS1v15(),
+                                     hashes.SHA256())).decode()
+
+
+def aes_key(api_v3_key: str) -> bytes:
+    """The API v3 key as the 32 bytes AES-256 takes (refused otherwise)."""
+    key = (api_v3_key or "").encode()
+    if len(key) != 32:
+        raise PaymentMessageError("bad_key", "the API v3 key is 32 bytes")
+    return key
+
+
+def encrypt_resource(api_v3_key: str, plaintext: dict, nonce: str, associated_data: str = "transaction",
+                     original_type: str = "transaction") -> dict:
+    """The platform's side: a `resource` object carrying `plaintext`."""
+    data = AESGCM(aes_key(api_v3_key)).encrypt(nonce.encode(), json.dumps(plaintext, ensure_ascii=False).encode(),
+                                                associated_data.encode())
+    return {"original_type": original_type, "algorithm": "AEAD_AES_256_GCM",
+            "ciphertext": base64.b64encode(data).decode(), "associated_data": associated_data, "nonce": nonce}
+
+
+def decrypt_resource(api_v3_key: str, resource: dict) -> dict:
+    """The transaction inside a notification's `resource` (AEAD_AES_256_GCM under the API v3 key)."""
+    if not isinstance(resource, dict) or resource.get("algorithm") != "AEAD_AES_256_GCM":
+        raise PaymentMessageError("unsupported_algorithm", "the resource is not AEAD_AES_256_GCM")
+    try:
+        plain = AESGCM(aes_key(api_v3_key)).decrypt(
+            str(resource.get("nonce") or "").encode(), base64.b64decode(resource.get("ciphertext") or ""),
+            str(resource.get("associated_data") or "").encode())
+        return json.loads(plain)
+    except (InvalidTag, ValueError) as error:
+        raise PaymentMessageError("undecryptable", f"the resource does not decrypt with the API v3 key ({error})")
+
+
+def read_notification(body: bytes | str, api_v3_key: str) -> dict:
+    """A notification body → {event_type, out_trade_no, transaction_id, state, amount (Decimal yuan), currency,
+    paid_at (aware datetime or None)}."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        raise PaymentMessageError("invalid_json", "the notification is not JSON")
+    if not isinstance(envelope, dict):
+        raise PaymentMessageError("invalid_json", "the notification is not a JSON object")
+    transaction = decrypt_resource(api_v3_key, envelope.get("resource"))
+    amount = transaction.get("amount") or {}
+    total = amount.get("total")
+    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        raise PaymentMessageError("bad_amount", "amount.total is a whole number of fen")
+    out_trade_no, transaction_id = transaction.get("out_trade_no"), transaction.get("transaction_id")
+    if not out_trade_no or not transaction_id:
+        raise PaymentMessageError("missing_field", "out_trade_no and transaction_id are required")
+    paid_at = None
+    if transaction.get("success_time"):
+        try:
+            paid_at = datetime.fromisoformat(transaction["success_time"])
+        except ValueError:
+            raise PaymentMessageError("bad_time", "success_time is not an RFC 3339 time")
+        if paid_at.tzinfo is None:
+            raise PaymentMessageError("bad_time", "success_time has no offset")
+    return {"event_type": envelope.get("event_type"), "out_trade_no": str(out_trade_no)[:64],
+            "transaction_id": str(transaction_id)[:64], "state": transaction.get("trade_state"),
+            "amount": Decimal(total) / 100, "currency": amount.get("currency") or "CNY", "paid_at": paid_at}
