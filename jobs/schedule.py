@@ -31,9 +31,12 @@ SCHEDULE = (
     ("request_monthly_access_reports", "jobs.access_report.request_monthly_access_reports", 3600, queues.DEFAULT),
     # Approval steps idle past their due time (2 business hours by default, per rule): 审批滞留, escalated.
     ("escalate_stalled_approvals", "jobs.approvals.escalate_stalled_approvals", 60, queues.DEFAULT),
+    # Invoices: parts left pending (a provider timeout, a hold for the credit line) submitted, the rest polled.
+    ("sweep_invoice_requests", "jobs.invoices.sweep_invoice_requests", 60, queues.DEFAULT),
 )
 
 # Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,
 # and the next one (a second later) finds the log free again.
 TIMEOUTS = {"seal_audit_logs": 30, "write_audit_checkpoint": 300, "feed_exceptions": 120,
-            "check_exception_slas": 60, "escalate_stalled_approvals": 120, "apply_retention": 1800}
+            "check_exception_slas": 60, "escalate_stalled_approvals": 120, "apply_retention": 1800,
+            "sweep_invoice_requests": 300}

@@ -224,8 +224,11 @@ def _pieces(group: _Group, limit: Decimal) -> list[_Group]:
 
 
 def invoice_parts(lines: list[SourceLine], discount: Decimal, shipping: Decimal, shipping_tax_data: TaxData,
-                  rules: SplitRules = SplitRules(), shipping_name: str = "运费") -> list[InvoicePart]:
-    """The invoices for an order (or several orders of one buyer, their lines together): see the module's rules."""
+                  rules: SplitRules = SplitRules(), shipping_name: str = "运费",
+                  shares: list[Decimal] | None = None) -> list[InvoicePart]:
+    """The invoices for an order (or several orders of one buyer, their lines together): see the module's rules.
+    `shares`: each line's part of the discount, given (several orders, each allocating its own discount over its own
+    lines); they must sum to `discount`. Without them the discount is allocated over all lines."""
     discount, shipping = Decimal(discount).quantize(CENT), Decimal(shipping).quantize(CENT)
     if rules.max_lines < 2:
         raise InvoiceMathError("an invoice must allow at least two lines (a line and its discount)",
@@ -234,6 +237,11 @@ def invoice_parts(lines: list[SourceLine], discount: Decimal, shipping: Decimal,
         raise InvoiceMathError("the per-invoice limit must be positive", code="invalid_amount_limit")
     if discount < 0 or shipping < 0:
         raise InvoiceMathError("discount and shipping must not be negative", code="invalid_amount")
+    if shares is not None:
+        if len(shares) != len(lines) or sum(shares, ZERO) != discount \
+                or any(share < 0 or share > Decimal(line.gross) for share, line in zip(shares, lines)):
+            raise InvoiceMathError("the discount shares do not fit the lines", code="invalid_discount_shares")
+        given = [share for share, line in zip(shares, lines) if Decimal(line.gross) != 0]
     goods = [line for line in lines if Decimal(line.gross) != 0]
     if any(Decimal(line.gross) < 0 or line.quantity <= 0 for line in goods):
         raise InvoiceMathError("a line has a negative total or no quantity", code="invalid_amount")
@@ -241,7 +249,8 @@ def invoice_parts(lines: list[SourceLine], discount: Decimal, shipping: Decimal,
     if discount > goods_total:
         raise InvoiceMathError(f"the discount {discount} is more than the goods {goods_total}",
                                code="discount_over_goods")
-    shares = allocate(discount, [Decimal(line.gross) for line in goods]) if goods else []
+    shares = given if shares is not None else (allocate(discount, [Decimal(line.gross) for line in goods])
+                                                if goods else [])
     groups = [_Group(line, Decimal(line.gross).quantize(CENT), share, line.quantity)
               for line, share in zip(goods, shares)]
     if shipping:
