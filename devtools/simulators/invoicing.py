@@ -8,7 +8,7 @@
 It refuses what a real provider refuses: a buyer tax id that is not a plausible 统一社会信用代码 / taxpayer number
 (购方税号有误), an invoice over the remaining credit line (超授信额度), a body whose signature does not match. A
 serial it has seen is answered 订单编号重复 (the adapter then queries). For tests it can be told to hold the next
-answer past the client's timeout (`timeout_next`) or to accept a request twice under two provider serials
+answer past the client's timeout (`time_out(method)`) or to accept a request twice under two provider serials
 (`answer_twice_next`: the second answer is a duplicate the caller must not apply twice). Issuing happens on the
 `issue_after_polls`-th query (0: at once), or after `issue_after_seconds`.
 """
@@ -47,7 +47,7 @@ class InvoicingSimulator(LoopbackServing):
         self.send_pdf, self.number_prefix = send_pdf, number_prefix
         self.invoices: dict[str, dict] = {}  # orderNo → what we hold
         self.requests: list[tuple[str, dict]] = []  # (method, content), for tests
-        self.timeout_next = 0  # hold this many next answers past the client's timeout
+        self.timeouts: dict[str, int] = {}  # method → how many next answers to hold past the client's timeout
         self.timeout_seconds = 3.0
         self.answer_twice_next = 0
         self._sequence = 0
@@ -69,9 +69,9 @@ class InvoicingSimulator(LoopbackServing):
             return self._json({"code": "E0002", "describe": "报文格式错误", "result": None})(environ, start_response)
         with self._lock:
             self.requests.append((method, content))
-            hold = self.timeout_next > 0
+            hold = self.timeouts.get(method, 0) > 0
             if hold:
-                self.timeout_next -= 1
+                self.timeouts[method] -= 1
             answer = self._answer(method, content)
         if hold:  # the work is done (as at a real provider), but the answer comes too late for the client
             self._stopping.wait(self.timeout_seconds)
@@ -150,6 +150,14 @@ class InvoicingSimulator(LoopbackServing):
         return row
 
     # -- for tests and the demo
+    def time_out(self, method: str = "nuonuo.OpeMplatform.requestBillingNew", times: int = 1,
+                 seconds: float = 2.0) -> None:
+        """Do the work of the next `times` calls of `method` but answer only after `seconds` (past the client's
+        timeout): the caller does not know whether it happened."""
+        with self._lock:
+            self.timeouts[method] = self.timeouts.get(method, 0) + times
+            self.timeout_seconds = seconds
+
     def fail(self, serial: str, cause: str) -> None:
         """Make a held invoice fail with `cause` (as a provider does after accepting, e.g. a signing failure)."""
         with self._lock:

@@ -131,14 +131,13 @@ def request_invoice(order_nos: list[str], profile_id: int, kind: str, actor: Act
     """Ask for the invoice(s) of one buyer's order(s): refused (nothing changed) when an order is unknown, belongs to
     another buyer, is not yet confirmed or already invoiced, when SKUs lack tax data, or the profile may not have
     this kind. The submit job is sent after the commit."""
+    from shared.services import orders as order_service
+
     if not order_nos or len(order_nos) > 50:
         raise ValidationFailed("name between 1 and 50 orders", field="order_nos", code="invalid_orders")
     orders = []
     for order_no in dict.fromkeys(order_nos):
-        order = db.session.scalars(select(Order).where(Order.order_no == order_no)).first()
-        if order is None:
-            raise NotFound(f"no order {order_no}", field="order_no", code="unknown_order")
-        orders.append(order)
+        orders.append(order_service.get_order(order_no))
     if len({order.customer_id for order in orders}) != 1:
         raise ValidationFailed("the orders of one invoice request must be one buyer's", field="order_nos",
                                code="several_buyers")

@@ -1,0 +1,295 @@
+"""Invoices through the provider (issue 12, items 3 and 4): requests computed from orders, the 诺诺-style simulator,
+refusals that change nothing, a timeout and a double answer, the credit line, the API."""
+from decimal import Decimal as D
+
+import pytest
+from sqlalchemy import func, select
+
+from devtools.simulators.invoicing import InvoicingSimulator
+from shared.extensions import db
+from shared.finance.providers import ProviderResult
+from shared.finance.providers.nuonuo import NuonuoProvider, order_payload
+from shared.models import AuditEvent, InvoiceProfile, Sku
+from shared.models.invoices import InvoicePart, InvoiceRequest
+from shared.services import invoices
+from shared.services.errors import Conflict, NotFound, ValidationFailed
+from tests.factories import ADMIN
+from tests.test_api import ApiClient, token_for  # noqa: F401  (fixture)
+
+VALID_USCC = "91310000MA1FL8TQ7X"
+PDF_FIELDS = {"number", "issued_on", "kind", "seller", "buyer", "lines", "total_amount", "total_tax", "total_gross",
+              "total_in_words", "remarks", "issuer", "qr_payload", "red", "original_number"}
+LINE_FIELDS = {"name", "spec", "unit", "quantity", "unit_price", "amount", "rate", "tax"}
+
+
+@pytest.fixture
+def sim():
+    with InvoicingSimulator(issue_after_polls=1) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def provider(sim):
+    return NuonuoProvider(sim.base_url, sim.app_key, sim.app_secret, VALID_USCC, timeout=0.5)
+
+
+def taxed(code="SKU-1", rate=13, short="茶叶", unit="袋", tax_code="1010115010100000000"):
+    sku = db.session.scalars(select(Sku).where(Sku.code == code)).one()
+    sku.tax_code, sku.tax_short_name, sku.tax_rate, sku.tax_unit = tax_code, short, rate, unit
+    db.session.commit()
+    return sku
+
+
+def profile_for(order, kind="enterprise", tax_id=VALID_USCC, name="杭州示例科技有限公司"):
+    profile = InvoiceProfile(customer_id=order.customer_id, kind=kind, name=name, tax_id=tax_id,
+                             address="杭州市西湖区文三路 90 号", phone="0571-88888888", is_default=True)
+    db.session.add(profile)
+    db.session.commit()
+    return profile
+
+
+def counts():
+    return (db.session.scalar(select(func.count()).select_from(InvoiceRequest)),
+            db.session.scalar(select(func.count()).select_from(InvoicePart)))
+
+
+def test_an_order_with_a_sku_without_tax_data_is_refused_with_the_list(create_order):
+    order = create_order()
+    profile = profile_for(order)
+    with pytest.raises(invoices.MissingTaxData) as refused:
+        invoices.request_invoice([order.order_no], profile.id, "normal", ADMIN)
+    assert refused.value.code == "missing_tax_code" and refused.value.status == 422
+    assert refused.value.missing == [{"sku": "SKU-1", "name": "龙井茶 250g",
+                                      "missing": ["tax_code", "tax_short_name", "tax_rate", "tax_unit"]}]
+    assert refused.value.as_json()["error"]["skus"][0]["sku"] == "SKU-1"
+    assert counts() == (0, 0)
+
+
+def test_a_request_is_issued_through_the_provider_with_a_20_digit_number(create_order, provider, sim):
+    taxed()
+    order = create_order()  # 59.90 + shipping 8.00
+    profile = profile_for(order)
+    request = invoices.request_invoice([order.order_no], profile.id, "normal", ADMIN)
+    db.session.commit()
+    assert request.status == "requested" and request.total_gross == D("67.90")
+    (part,) = request.parts
+    assert [(ln.kind, ln.name, ln.gross, ln.amount, ln.tax) for ln in part.lines] == [
+        ("goods", "*茶叶*龙井茶 250g", D("59.90"), D("53.01"), D("6.89")),
+        ("shipping", "*运输服务*运费", D("8.00"), D("7.34"), D("0.66"))]
+    assert part.total_in_words == "陆拾柒圆玖角"
+    assert invoices.submit(request, provider)["submitted"] == 1
+    db.session.commit()
+    assert request.status == "submitted" and part.provider_serial.startswith("SIM")
+    sent = sim.invoices[part.serial]["order"]
+    assert sent["buyerTaxNum"] == VALID_USCC and sent["invoiceLine"] == "pc"
+    assert [d["goodsCode"] for d in sent["invoiceDetail"]] == ["1010115010100000000", "3010102020100000000"]
+    invoices.poll(request, provider)
+    db.session.commit()
+    assert request.status == "issued" and part.status == "issued"
+    assert len(part.number) == 20 and part.number.isdigit()
+    assert part.pdf_url.endswith(".pdf") and part.ofd_url.endswith(".ofd") and part.xml_url.endswith(".xml")
+    assert part.provider_pdf.startswith(b"%PDF")
+    body = invoices.request_json(request)
+    assert body["numbers"] == [part.number] and body["parts"][0]["total_gross"] == "67.90"
+    actions = db.session.scalars(select(AuditEvent.action).where(AuditEvent.entity_type == "invoice_request")).all()
+    assert actions == ["invoice.requested"]
+
+
+def test_an_individual_may_not_ask_for_a_special_invoice(create_order):
+    taxed()
+    order = create_order()
+    profile = profile_for(order, kind="individual", tax_id=None, name="张伟")
+    with pytest.raises(ValidationFailed) as refused:
+        invoices.request_invoice([order.order_no], profile.id, "special", ADMIN)
+    assert refused.value.code == "special_not_allowed" and refused.value.field == "kind"
+    assert counts() == (0, 0)
+    assert invoices.request_invoice([order.order_no], profile.id, "normal", ADMIN).kind == "normal"
+
+
+def test_over_the_limit_is_split_and_the_parts_sum_exactly(create_order, provider):
+    taxed()
+    order = create_order(lines=[{"sku": "SKU-1", "quantity": 7, "unit_price": "3333.33"}], shipping_fee="15.00",
+                         discount="100.01")
+    profile = profile_for(order)
+    request = invoices.request_invoice([order.order_no], profile.id, "special", ADMIN)
+    db.session.commit()
+    assert len(request.parts) == 3
+    assert all(part.total_gross <= D("10000.00") for part in request.parts)
+    assert sum(part.total_gross for part in request.parts) == D(order.total) == request.total_gross
+    invoices.submit(request, provider)
+    invoices.poll(request, provider)
+    db.session.commit()
+    assert request.status == "issued" and len({part.number for part in request.parts}) == 3
+
+
+def test_a_bad_buyer_tax_id_fails_with_the_providers_reason_and_can_be_resubmitted(create_order, provider):
+    taxed()
+    order = create_order()
+    wrong = profile_for(order, tax_id="91310000")
+    request = invoices.request_invoice([order.order_no], wrong.id, "normal", ADMIN)
+    db.session.commit()
+    invoices.submit(request, provider)
+    db.session.commit()
+    assert request.status == "failed" and request.failure_reason == "购方税号有误"
+    assert request.parts[0].failure_reason == "购方税号有误"
+    right = profile_for(order)
+    invoices.resubmit(request, ADMIN, right.id)
+    db.session.commit()
+    assert request.status == "requested" and request.buyer_tax_id == VALID_USCC
+    assert request.parts[0].serial.endswith("-1r1")
+    invoices.submit(request, provider)
+    invoices.poll(request, provider)
+    db.session.commit()
+    assert request.status == "issued"
+    with pytest.raises(Conflict):  # only a failed request is resubmitted
+        invoices.resubmit(request, ADMIN)
+
+
+def test_a_provider_timeout_is_resolved_by_the_same_serial_never_issued_twice(create_order, provider, sim):
+    taxed()
+    order = create_order()
+    request = invoices.request_invoice([order.order_no], profile_for(order).id, "normal", ADMIN)
+    db.session.commit()
+    sim.time_out("nuonuo.OpeMplatform.requestBillingNew", seconds=1.5)
+    tally = invoices.submit(request, provider)
+    db.session.commit()
+    assert tally["timeouts"] == 1 and request.status == "requested" and request.parts[0].status == "pending"
+    assert len(sim.invoices) == 1  # the provider did take it
+    invoices.submit(request, provider)  # same serial: 订单编号重复 → resolved by querying
+    db.session.commit()
+    assert request.parts[0].status in ("issuing", "issued") and request.status in ("issuing", "issued")
+    invoices.poll(request, provider)
+    db.session.commit()
+    assert request.status == "issued"
+    assert len(sim.invoices) == 1 and sim.credit_used == D(request.total_amount)
+
+
+def test_a_double_answer_is_kept_but_not_applied(create_order, provider, sim):
+    taxed()
+    order = create_order()
+    request = invoices.request_invoice([order.order_no], profile_for(order).id, "normal", ADMIN)
+    db.session.commit()
+    invoices.submit(request, provider)
+    part = request.parts[0]
+    first_serial = part.provider_serial
+    sim.answer_twice_next = 1  # the provider accepts the same serial again, under another serial of its own
+    again = provider.submit(part.serial, sim.invoices[part.serial]["order"])
+    assert again.status == "accepted" and again.provider_serial != first_serial
+    assert invoices.apply_result(part, again) is False and part.provider_serial == first_serial
+    invoices.poll(request, provider)
+    number = part.number
+    late = ProviderResult(serial=part.serial, status="issued", number="9" * 20)
+    assert invoices.apply_result(part, late) is False
+    invoices.poll(request, provider)  # asked again after issued: nothing changes
+    db.session.commit()
+    assert part.number == number and request.status == "issued"
+    assert [answer["status"] for answer in part.provider_answers] == ["accepted", "accepted", "issued", "issued"]
+
+
+def test_a_request_over_the_credit_line_is_held_with_the_reason(create_order):
+    taxed()
+    order = create_order()
+    request = invoices.request_invoice([order.order_no], profile_for(order).id, "normal", ADMIN)
+    db.session.commit()
+    with InvoicingSimulator(credit_total=D("50.00")) as small:
+        provider = NuonuoProvider(small.base_url, small.app_key, small.app_secret, VALID_USCC, timeout=0.5)
+        assert provider.credit_line().remaining == D("50.00")
+        assert invoices.submit(request, provider)["held"] is True
+        assert request.status == "requested" and "超授信额度" in request.held_reason
+        assert "remaining 50.00" in request.held_reason
+        assert not any(method.endswith("requestBillingNew") for method, _ in small.requests)
+
+
+def test_the_simulator_refuses_over_credit_itself():
+    with InvoicingSimulator(credit_total=D("10.00")) as small:
+        provider = NuonuoProvider(small.base_url, small.app_key, small.app_secret, VALID_USCC, timeout=0.5)
+        order = {"orderNo": "X1", "buyerTaxNum": VALID_USCC, "invoiceLine": "pc",
+                 "invoiceDetail": [{"taxExcludedAmount": "10.01"}]}
+        result = provider.submit("X1", order)
+        assert result.status == "failed" and result.reason.startswith("超授信额度")
+        wrong_secret = NuonuoProvider(small.base_url, small.app_key, "nope", VALID_USCC, timeout=0.5)
+        assert wrong_secret.submit("X2", order).reason == "签名错误"
+
+
+def test_already_invoiced_and_unknown_are_refused(create_order):
+    taxed()
+    order = create_order()
+    profile = profile_for(order)
+    invoices.request_invoice([order.order_no], profile.id, "normal", ADMIN)
+    db.session.commit()
+    with pytest.raises(Conflict) as refused:
+        invoices.request_invoice([order.order_no], profile.id, "normal", ADMIN)
+    assert refused.value.code == "already_invoiced"
+    with pytest.raises(NotFound):
+        invoices.request_invoice([create_order().order_no], 999999, "normal", ADMIN)
+    with pytest.raises(NotFound):
+        invoices.get_request(999999)
+
+
+def test_to_pdf_invoice_has_exactly_the_agreed_fields(create_order, provider):
+    taxed()
+    order = create_order(discount="5.90")
+    request = invoices.request_invoice([order.order_no], profile_for(order).id, "special", ADMIN)
+    db.session.commit()
+    preview = invoices.to_pdf_invoice(request.parts[0])
+    assert set(preview) == PDF_FIELDS and preview["number"] is None and preview["kind"] == "special"
+    assert all(set(line) == LINE_FIELDS for line in preview["lines"])
+    assert [line["rate"] for line in preview["lines"]] == ["13%", "13%", "9%"]
+    assert preview["lines"][1]["amount"] < 0 and preview["lines"][1]["quantity"] is None
+    assert preview["total_gross"] == D("62.00") and preview["total_in_words"] == "陆拾贰圆整"
+    assert set(preview["buyer"]) == {"name", "tax_id", "address_phone", "bank_account"}
+    invoices.submit(request, provider)
+    invoices.poll(request, provider)
+    assert invoices.to_pdf_invoice(request.parts[0])["number"] == request.parts[0].number
+
+
+def test_discount_lines_reach_the_provider_marked(create_order, sim):
+    taxed()
+    order = create_order(discount="5.90")
+    request = invoices.request_invoice([order.order_no], profile_for(order).id, "normal", ADMIN)
+    payload = order_payload(request.parts[0].serial, invoices._math_part(request.parts[0]), "normal",
+                            invoices._buyer(request), VALID_USCC, "开票员", "2026-12-03 10:00:00")
+    assert [d["invoiceLineProperty"] for d in payload["invoiceDetail"]] == ["2", "1", "0"]
+    assert payload["invoiceDetail"][1]["taxIncludedAmount"] == "-5.90"
+
+
+# -- the API
+
+
+@pytest.fixture
+def api(portal, token_for):  # noqa: F811
+    def make(role="admin"):
+        return ApiClient(portal.test_client(), token_for(role))
+    return make
+
+
+def test_api_request_and_read_an_invoice(api, create_order):
+    taxed()
+    order = create_order()
+    profile = profile_for(order)
+    client = api("finance")
+    response = client.post(f"/orders/{order.order_no}/invoices", {"profile_id": profile.id, "kind": "normal"})
+    assert response.status_code == 202, response.json
+    body = response.json
+    assert body["status"] == "requested" and body["total_gross"] == "67.90"
+    shown = client.get(f"/invoices/{body['invoice_request_id']}")
+    assert shown.status_code == 200 and shown.json["parts"][0]["total_in_words"] == "陆拾柒圆玖角"
+    assert api("auditor").get(f"/invoices/{body['invoice_request_id']}").status_code == 200
+    assert client.get("/invoices/999999").json["error"]["code"] == "unknown_invoice"
+
+
+def test_api_refusals(api, create_order):
+    order = create_order()
+    profile = profile_for(order, kind="individual", tax_id=None, name="张伟")
+    client = api("admin")
+    path = f"/orders/{order.order_no}/invoices"
+    missing = client.post(path, {"profile_id": profile.id, "kind": "normal"})
+    assert missing.status_code == 422 and missing.json["error"]["code"] == "missing_tax_code"
+    assert [item["sku"] for item in missing.json["error"]["skus"]] == ["SKU-1"]
+    taxed()
+    special = client.post(path, {"profile_id": profile.id, "kind": "special"})
+    assert special.status_code == 422 and special.json["error"]["code"] == "special_not_allowed"
+    assert client.post(path, {"kind": "normal"}).json["error"]["field"] == "profile_id"
+    assert client.post(path, {"profile_id": profile.id, "kind": "gold"}).json["error"]["code"] == "invalid_kind"
+    assert api("auditor").post(path, {"profile_id": profile.id, "kind": "normal"}).status_code == 403
+    assert counts() == (0, 0)
