@@ -29,6 +29,7 @@ from shared.timekeeping import utc_now
 
 log = logging.getLogger("orderloom.invoices")
 KINDS = ("normal", "special")
+MAX_ROW_ID = 2 ** 31 - 1  # 32-bit ids: a larger one names nothing (and would overflow the query)
 LIVE = ("requested", "submitted", "issuing", "issued")  # an order on a request in these states is being invoiced
 INVOICEABLE_ORDER_STATES = ("confirmed", "allocated", "picking", "packed", "shipped", "delivered", "completed")
 TAX_ID_SHAPE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{18}$|^[0-9A-Z]{15,20}$")
@@ -115,7 +116,7 @@ def _snapshot(request: InvoiceRequest, profile: InvoiceProfile) -> None:
 def _profile_for(profile_id, customer_id: int, kind: str) -> InvoiceProfile:
     if kind not in KINDS:
         raise ValidationFailed("kind must be normal (普票) or special (专票)", field="kind", code="invalid_kind")
-    if not isinstance(profile_id, int) or isinstance(profile_id, bool):
+    if not isinstance(profile_id, int) or isinstance(profile_id, bool) or not 0 < profile_id <= MAX_ROW_ID:
         raise ValidationFailed("profile_id must be the id of an invoice profile", field="profile_id",
                                code="invalid_profile")
     profile = db.session.get(InvoiceProfile, profile_id)
@@ -200,7 +201,7 @@ def _part_row(serial: str, position: int, part: invoice_math.InvoicePart) -> Inv
 
 
 def get_request(request_id: int) -> InvoiceRequest:
-    found = db.session.get(InvoiceRequest, request_id)
+    found = db.session.get(InvoiceRequest, request_id) if 0 < request_id <= MAX_ROW_ID else None
     if found is None:
         raise NotFound("no such invoice request", field="invoice", code="unknown_invoice")
     return found
