@@ -293,3 +293,48 @@ def test_api_refusals(api, create_order):
     assert client.post(path, {"profile_id": profile.id, "kind": "gold"}).json["error"]["code"] == "invalid_kind"
     assert api("auditor").post(path, {"profile_id": profile.id, "kind": "normal"}).status_code == 403
     assert counts() == (0, 0)
+
+
+# -- the provider's shapes (tests/fixtures/invoicing/, sources in its README)
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "invoicing"
+
+
+def _fixture(name):
+    import json
+
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def test_our_request_speaks_the_fixtures_fields(create_order):
+    taxed()
+    order = create_order(discount="5.90", shipping_fee="0.00")
+    request = invoices.request_invoice([order.order_no], profile_for(order).id, "normal", ADMIN)
+    ours = order_payload(request.parts[0].serial, invoices._math_part(request.parts[0]), "normal",
+                         invoices._buyer(request), VALID_USCC, "开票员", "2026-12-03 10:00:00")
+    theirs = _fixture("request_billing.json")["content"]["order"]
+    assert set(ours) == set(theirs)
+    assert [set(d) for d in ours["invoiceDetail"]] == [set(d) for d in theirs["invoiceDetail"]]
+    assert [{k: d[k] for k in ("taxExcludedAmount", "tax", "taxIncludedAmount", "invoiceLineProperty")}
+            for d in ours["invoiceDetail"]] == [
+        {k: d[k] for k in ("taxExcludedAmount", "tax", "taxIncludedAmount", "invoiceLineProperty")}
+        for d in theirs["invoiceDetail"]]
+
+
+def test_the_fixtures_answers_read_as_our_results():
+    answers = _fixture("query_result.json")["answers"]
+    issuing, issued, failed = (NuonuoProvider.read_result(answers[k]["result"][0])
+                               for k in ("issuing", "issued", "failed"))
+    assert issuing.status == "issuing" and issuing.number is None
+    assert issued.status == "issued" and issued.number == "26312000000000012345"
+    assert issued.ofd_url.endswith(".ofd") and issued.xml_url.endswith(".xml")
+    assert failed.status == "failed" and failed.reason == "购方税号有误"
+
+
+def test_simulate_invoicing_is_a_command():
+    from click.testing import CliRunner
+
+    from cli import main
+
+    result = CliRunner().invoke(main, ["simulate-invoicing", "--help"])
+    assert result.exit_code == 0 and "--credit" in result.output
