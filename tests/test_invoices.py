@@ -92,7 +92,7 @@ def test_a_request_is_issued_through_the_provider_with_a_20_digit_number(create_
     body = invoices.request_json(request)
     assert body["numbers"] == [part.number] and body["parts"][0]["total_gross"] == "67.90"
     actions = db.session.scalars(select(AuditEvent.action).where(AuditEvent.entity_type == "invoice_request")).all()
-    assert actions == ["invoice.requested"]
+    assert actions == ["invoice.requested", "invoice.issued"]
 
 
 def test_an_individual_may_not_ask_for_a_special_invoice(create_order):
@@ -251,6 +251,39 @@ def test_discount_lines_reach_the_provider_marked(create_order, sim):
                             invoices._buyer(request), VALID_USCC, "开票员", "2026-12-03 10:00:00")
     assert [d["invoiceLineProperty"] for d in payload["invoiceDetail"]] == ["2", "1", "0"]
     assert payload["invoiceDetail"][1]["taxIncludedAmount"] == "-5.90"
+
+
+def test_several_orders_of_one_buyer_on_one_request_and_never_two_buyers(create_order, provider):
+    taxed()
+    first = create_order(discount="0.10")
+    second = create_order(discount="1.00", lines=[{"sku": "SKU-1", "quantity": 2, "unit_price": "10.00"}])
+    other = create_order(phone="13900000000")
+    assert other.customer_id != first.customer_id and second.customer_id == first.customer_id
+    profile = profile_for(first)
+    with pytest.raises(ValidationFailed) as refused:
+        invoices.request_invoice([first.order_no, other.order_no], profile.id, "normal", ADMIN)
+    assert refused.value.code == "several_buyers"
+    request = invoices.request_invoice([first.order_no, second.order_no], profile.id, "normal", ADMIN)
+    db.session.commit()
+    assert request.total_gross == D(first.total) + D(second.total)
+    discounts = [ln.gross for ln in request.parts[0].lines if ln.kind == "discount"]
+    assert discounts == [D("-0.10"), D("-1.00")]  # each order's discount on its own line
+    assert [ln.kind for ln in request.parts[0].lines][-1] == "shipping"
+    assert invoices.request_json(request)["orders"] == [first.order_no, second.order_no]
+
+
+def test_the_simulator_issues_after_a_delay(create_order):
+    taxed()
+    order = create_order()
+    request = invoices.request_invoice([order.order_no], profile_for(order).id, "normal", ADMIN)
+    with InvoicingSimulator(issue_after_seconds=3600) as slow:
+        provider = NuonuoProvider(slow.base_url, slow.app_key, slow.app_secret, VALID_USCC, timeout=0.5)
+        invoices.submit(request, provider)
+        invoices.poll(request, provider)
+        assert request.status == "issuing" and request.parts[0].status == "issuing"
+        slow.invoices[request.parts[0].serial]["accepted_at"] -= 3600  # the hour has passed
+        invoices.poll(request, provider)
+        assert request.status == "issued"
 
 
 # -- the API

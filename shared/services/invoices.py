@@ -14,7 +14,7 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import select
 
-from shared.actors import Actor
+from shared.actors import SYSTEM, Actor
 from shared.extensions import db
 from shared.finance import invoice_math
 from shared.finance.invoice_lifecycle import INVOICE_REQUEST
@@ -243,6 +243,10 @@ def _settle(request: InvoiceRequest) -> None:
             INVOICE_REQUEST.move(request, "issuing")
         if target != request.status:
             INVOICE_REQUEST.move(request, target)
+        if target in ("issued", "failed"):
+            audit.record(SYSTEM, f"invoice.{target}", "invoice_request", request.id,
+                         after={"numbers": [p.number for p in request.parts if p.number]} if target == "issued"
+                         else {"reason": request.failure_reason})
     request.updated_at = utc_now()
 
 
