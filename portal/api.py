@@ -601,3 +601,12 @@ def invoice_detail(invoice_id: int):
     from shared.services import invoices
 
     return jsonify(invoices.request_json(invoices.get_request(invoice_id)))
+
+
+@bp.get("/invoices/credit-line")
+@requires("invoices", "view")
+def invoice_credit_line():
+    """The credit line (授信额度) the invoicing provider reports: total, used, remaining."""
+    from shared.services import invoices
+
+    return jsonify(invoices.credit_line())

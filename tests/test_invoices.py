@@ -371,3 +371,19 @@ def test_simulate_invoicing_is_a_command():
 
     result = CliRunner().invoke(main, ["simulate-invoicing", "--help"])
     assert result.exit_code == 0 and "--credit" in result.output
+
+
+def test_api_shows_the_credit_line_or_says_the_provider_is_down(api, portal, sim, monkeypatch):
+    client = api("auditor")
+    monkeypatch.setitem(portal.config, "INVOICE_PROVIDER_URL", sim.base_url)
+    sim.credit_used = D("250.50")
+    shown = client.get("/invoices/credit-line")
+    assert shown.status_code == 200
+    assert shown.json == {"available": True, "reason": None, "total": "1000000.00", "used": "250.50",
+                          "remaining": "999749.50"}
+    with InvoicingSimulator() as gone:
+        closed = gone.base_url
+    monkeypatch.setitem(portal.config, "INVOICE_PROVIDER_URL", closed)
+    down = client.get("/invoices/credit-line")
+    assert down.status_code == 200 and down.json["available"] is False and down.json["remaining"] is None
+    assert "did not answer" in down.json["reason"]

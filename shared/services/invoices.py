@@ -51,6 +51,19 @@ class MissingTaxData(ValidationFailed):
         return body
 
 
+def credit_line(provider=None) -> dict:
+    """The credit line (授信额度) as the provider reports it now: total, used, remaining; when the provider does not
+    answer, `available` is false with the reason (figures null), since nothing on our side failed."""
+    provider = provider or provider_for(current_app.config)
+    try:
+        line = provider.credit_line()
+    except (ProviderTimeout, ProviderError) as error:
+        return {"available": False, "reason": f"the invoicing provider did not answer: {error}", "total": None,
+                "used": None, "remaining": None}
+    return {"available": True, "reason": None, "total": str(line.total), "used": str(line.used),
+            "remaining": str(line.remaining)}
+
+
 def missing_tax_fields(sku) -> list[str]:
     """What of a SKU's tax data is missing (read from its columns directly)."""
     missing = []
