@@ -311,6 +311,17 @@ def test_api_request_and_read_an_invoice(api, create_order):
     assert client.get("/invoices/999999").json["error"]["code"] == "unknown_invoice"
 
 
+def test_api_over_the_limit_is_split_and_the_parts_sum_exactly(api, create_order):
+    taxed()
+    order = create_order(lines=[{"sku": "SKU-1", "quantity": 4, "unit_price": "6000.00"}], discount="0.03")
+    response = api("finance").post(f"/orders/{order.order_no}/invoices",
+                                   {"profile_id": profile_for(order).id, "kind": "special"})
+    assert response.status_code == 202
+    parts = response.json["parts"]
+    assert len(parts) == 4 and all(D(p["total_gross"]) <= D("10000.00") for p in parts)  # one 6,000.00 unit each
+    assert sum(D(p["total_gross"]) for p in parts) == D(order.total) == D(response.json["total_gross"])
+
+
 def test_api_refusals(api, create_order):
     order = create_order()
     profile = profile_for(order, kind="individual", tax_id=None, name="张伟")
