@@ -286,6 +286,33 @@ def test_the_simulator_issues_after_a_delay(create_order):
         assert request.status == "issued"
 
 
+def test_a_signed_callback_is_applied_once_and_a_bad_signature_changes_nothing(create_order, provider, portal):
+    import json
+
+    from shared.finance.providers.nuonuo import sign
+
+    taxed()
+    order = create_order()
+    request = invoices.request_invoice([order.order_no], profile_for(order).id, "normal", ADMIN)
+    invoices.submit(request, provider)
+    part = request.parts[0]
+    row = {"orderNo": part.serial, "serialNo": part.provider_serial, "status": "2",
+           "allElectronicInvoiceNumber": "26312000000000099999", "pdfUrl": "https://example.invalid/a.pdf"}
+    body = json.dumps(row).encode()
+    secret = portal.config["INVOICE_PROVIDER_APP_SECRET"]
+    with pytest.raises(ValidationFailed) as refused:
+        invoices.apply_callback(body, sign("wrong", body))
+    assert refused.value.code == "bad_signature" and part.status == "submitted"
+    assert invoices.apply_callback(body, sign(secret, body)) is True
+    assert part.number == "26312000000000099999" and request.status == "issued"
+    again = json.dumps({**row, "allElectronicInvoiceNumber": "26312000000000011111"}).encode()
+    assert invoices.apply_callback(again, sign(secret, again)) is False  # a second push: kept, not applied
+    assert part.number == "26312000000000099999"
+    unknown = json.dumps({**row, "orderNo": "NOPE"}).encode()
+    with pytest.raises(NotFound):
+        invoices.apply_callback(unknown, sign(secret, unknown))
+
+
 # -- the API
 
 

@@ -345,6 +345,33 @@ def apply_result(part: InvoicePart, result: ProviderResult) -> bool:
     return False
 
 
+def apply_callback(body: bytes, signature: str, config=None) -> bool:
+    """The provider's push of a result (a queryInvoiceResult row as JSON, signed like our requests): verified, then
+    applied like a poll's answer; a repeat or late push is kept and not applied. False when not applied.
+    TODO(lead): a /hooks route that stores the raw push in the inbox first, then calls this."""
+    import hmac
+    import json
+
+    from shared.finance.providers.nuonuo import NuonuoProvider, sign
+
+    config = config or current_app.config
+    if not hmac.compare_digest(sign(config["INVOICE_PROVIDER_APP_SECRET"], body), signature or ""):
+        raise ValidationFailed("the push's signature is wrong", field="signature", code="bad_signature")
+    try:
+        row = json.loads(body)
+    except ValueError:
+        raise ValidationFailed("the push is not JSON", field="body", code="invalid_json")
+    if not isinstance(row, dict) or not isinstance(row.get("orderNo"), str):
+        raise ValidationFailed("the push names no orderNo", field="orderNo", code="invalid_push")
+    part = db.session.scalars(select(InvoicePart).where(InvoicePart.serial == row["orderNo"])).first()
+    if part is None:
+        raise NotFound("no invoice part with this serial", field="orderNo", code="unknown_invoice")
+    applied = apply_result(part, NuonuoProvider.read_result(row))
+    if part.request.status in ("requested", "submitted", "issuing"):
+        _settle(part.request)
+    return applied
+
+
 def poll(request: InvoiceRequest, provider=None) -> dict:
     """Ask the provider about every part in flight and apply the answers."""
     provider = provider or provider_for(current_app.config)
