@@ -22,7 +22,7 @@ The rules this module keeps, in the merchant's words:
   the limit, no quantity or unit price printed). Every split allocates whole cents, so the parts' 价税合计 always
   sum exactly to the order's invoiced gross.
 """
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
@@ -343,7 +343,3 @@ def _integer_capitals(number: int) -> str:
             section_has_digit = False
     return "".join(words)
 
-
-def with_amount_limit(rules: SplitRules, limit: Decimal) -> SplitRules:
-    """The same rules with another per-invoice limit (the credit line may be lower than the configured limit)."""
-    return replace(rules, amount_limit=Decimal(limit).quantize(CENT))
