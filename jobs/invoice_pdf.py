@@ -1,12 +1,15 @@
 """Invoice PDFs in a worker (issue 12 item 6). The worker loads the fonts and the stylesheet before it forks
 (jobs/worker.py calls invoice_pdf.warm_up()), so each job's work horse starts warm.
 
-Placeholder until the invoice pipeline lands: the lead wires this to real invoices at merge (load the invoice,
-build its PdfInvoice, store the bytes where the provider's PDF would be when the provider sent none).
+`render_invoice_part` is sent when a part is issued (shared/services/invoices.py): it renders our PDF of it and
+keeps it beside the provider's (which is served first when the provider sent one).
 """
 import logging
 
+from shared.extensions import db
 from shared.finance import invoice_pdf
+
+from jobs.runtime import job
 
 log = logging.getLogger("orderloom.jobs")
 
@@ -17,3 +20,14 @@ def render_invoice_pdf(data: dict) -> int:
     pdf = invoice_pdf.render(invoice_pdf.from_dict(data))
     log.info("job=render_invoice_pdf number=%s bytes=%s", data.get("number"), len(pdf))
     return len(pdf)
+
+
+@job
+def render_invoice_part(part_id: int) -> int:
+    """Render and keep our PDF of one issued invoice part; returns its size (0: nothing to render)."""
+    from shared.services import invoices
+
+    size = invoices.render_part_pdf(part_id)
+    db.session.commit()
+    log.info("job=render_invoice_part part=%s bytes=%s", part_id, size)
+    return size

@@ -619,3 +619,55 @@ def list_invoice_profiles():
     if logged:
         db.session.commit()
     return jsonify({"items": items})
+INVOICE_BODY = {"profile_id": "integer", "kind": "text"}
+
+
+@bp.post("/orders/<order_no>/invoices")
+@requires("invoices", "edit")
+def request_order_invoice(order_no: str):
+    """Ask for the invoice(s) of an order (split by the provider's rules); issued by a job through the provider."""
+    from shared.services import invoices
+
+    data = _json_body(INVOICE_BODY)
+    for name in ("profile_id", "kind"):
+        if data.get(name) is None:
+            raise ValidationFailed(f"{name} is required", field=name, code="required")
+    found = invoices.request_invoice([parameter(order_no, "order_no", 64)], data["profile_id"], data["kind"],
+                                     _actor())
+    body = {"invoice_request_id": found.id, "status": found.status, **invoices.request_json(found)}
+    db.session.commit()
+    response = jsonify(body)
+    response.headers["Location"] = url_for("api.invoice_detail", invoice_id=found.id)
+    return response, 202
+
+
+@bp.get("/invoices/<int:invoice_id>")
+@requires("invoices", "view")
+def invoice_detail(invoice_id: int):
+    """An invoice request: its status, the invoice number(s), amounts and parts."""
+    from shared.services import invoices
+
+    return jsonify(invoices.request_json(invoices.get_request(invoice_id)))
+
+
+@bp.get("/invoices/<int:invoice_id>/pdf")
+@requires("invoices", "view")
+def invoice_pdf(invoice_id: int):
+    """The PDF of one issued invoice of the request (`part`, from 1; default 1): the provider's, else ours."""
+    from flask import Response
+
+    from shared.services import invoices
+
+    position = whole_number(request.args.get("part"), "part", 1, 99, 1)
+    content, filename = invoices.part_pdf(invoices.get_request(invoice_id), position)
+    return Response(content, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.get("/invoices/credit-line")
+@requires("invoices", "view")
+def invoice_credit_line():
+    """The credit line (授信额度) the invoicing provider reports: total, used, remaining."""
+    from shared.services import invoices
+
+    return jsonify(invoices.credit_line())

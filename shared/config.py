@@ -91,6 +91,25 @@ def load_config(overrides: dict | None = None) -> dict:
         "KUAIDI100_CUSTOMER": env.get("ORDERLOOM_KUAIDI100_CUSTOMER", ""),
         "KUAIDI100_KEY": env.get("ORDERLOOM_KUAIDI100_KEY", ""),
         "TRACK17_KEY": env.get("ORDERLOOM_TRACK17_KEY", ""),
+        # Invoices (issue 12, shared/finance/invoice_math.py): shipping is its own line with its own tax code; a
+        # request is split into several invoices by rate (where the provider wants one rate per invoice), by the
+        # maximum number of lines and by the per-invoice limit on 价税合计 (a conservative reading: a limit on the
+        # tax-exclusive 金额 is then met too).
+        "INVOICE_SHIPPING_TAX_CODE": env.get("ORDERLOOM_INVOICE_SHIPPING_TAX_CODE", "3010102020100000000"),
+        "INVOICE_SHIPPING_TAX_NAME": env.get("ORDERLOOM_INVOICE_SHIPPING_TAX_NAME", "运输服务"),
+        "INVOICE_SHIPPING_NAME": env.get("ORDERLOOM_INVOICE_SHIPPING_NAME", "运费"),
+        "INVOICE_SHIPPING_TAX_RATE": int(env.get("ORDERLOOM_INVOICE_SHIPPING_TAX_RATE", "9")),
+        "INVOICE_SPLIT_BY_RATE": env.get("ORDERLOOM_INVOICE_SPLIT_BY_RATE", "0") == "1",
+        "INVOICE_MAX_LINES": int(env.get("ORDERLOOM_INVOICE_MAX_LINES", "100")),
+        "INVOICE_AMOUNT_LIMIT": env.get("ORDERLOOM_INVOICE_AMOUNT_LIMIT", "10000.00"),
+        # The invoicing provider (shared/finance/providers/): the loopback simulator by default.
+        "INVOICE_PROVIDER_URL": env.get("ORDERLOOM_INVOICE_PROVIDER_URL", "http://127.0.0.1:5007"),
+        "INVOICE_PROVIDER_APP_KEY": env.get("ORDERLOOM_INVOICE_PROVIDER_APP_KEY", "demo-app-key"),
+        "INVOICE_PROVIDER_APP_SECRET": env.get("ORDERLOOM_INVOICE_PROVIDER_APP_SECRET", "demo-app-secret"),
+        "INVOICE_PROVIDER_TIMEOUT": float(env.get("ORDERLOOM_INVOICE_PROVIDER_TIMEOUT", "10")),
+        "INVOICE_SELLER_TAX_ID": env.get("ORDERLOOM_INVOICE_SELLER_TAX_ID", "91310000MA1FL8TQ7X"),
+        "INVOICE_SELLER_NAME": env.get("ORDERLOOM_INVOICE_SELLER_NAME", "Orderloom 演示商户有限公司"),
+        "INVOICE_ISSUER": env.get("ORDERLOOM_INVOICE_ISSUER", "开票员"),
     }
     if overrides:
         config.update(overrides)

@@ -19,13 +19,13 @@ from shared.actors import Actor
 from shared.channels.spreadsheet import SpreadsheetError, read_table
 from shared.extensions import db
 from shared.finance import text_rules
+from shared.finance.invoice_math import RATES, TAX_FREE_LABELS  # the rates and tax-free flags: one place
 from shared.models import Sku
 from shared.services import audit
 from shared.services.errors import NotFound, ValidationFailed
 from shared.services.validation import N_, say
 
-RATES = (13, 9, 6, 3, 1, 0)
-TAX_FREE = ("exempt", "untaxed")
+TAX_FREE = tuple(TAX_FREE_LABELS)
 TAX_FREE_WORDS = {"exempt": "exempt", "免税": "exempt", "untaxed": "untaxed", "不征税": "untaxed"}
 TAX_FIELDS = ("tax_code", "tax_short_name", "tax_rate", "tax_unit")  # what an invoice needs (tax_free is a rate)
 SHORT_NAME_LIMIT = 40  # GBK bytes (the column holds 40 characters)
@@ -127,6 +127,25 @@ def sku_by_code(code: str) -> Sku:
     return sku
 
 
+def missing_fields(tax_code, short_name, rate, tax_free, unit) -> list[str]:
+    """The tax fields one SKU lacks for an invoice: a 19-digit code, a short category name, a rate of RATES (or a
+    tax-free flag, whose rate is 0), a unit. The one rule, for the page, the import's report and invoice requests."""
+    lacks = []
+    if not tax_code or not _CODE.fullmatch(tax_code):
+        lacks.append("tax_code")
+    if not short_name:
+        lacks.append("tax_short_name")
+    if (tax_free not in TAX_FREE if tax_free is not None else rate not in RATES) or (tax_free and rate not in (0, None)):
+        lacks.append("tax_rate")
+    if not unit:
+        lacks.append("tax_unit")
+    return lacks
+
+
+def missing_for(sku: Sku) -> list[str]:
+    return missing_fields(sku.tax_code, sku.tax_short_name, sku.tax_rate, sku.tax_free, sku.tax_unit)
+
+
 def missing_tax_data(sku_ids) -> list[tuple[str, list[str]]]:
     """(SKU code, the tax fields it lacks) for every SKU of `sku_ids` that cannot be invoiced, by code.
 
@@ -134,15 +153,9 @@ def missing_tax_data(sku_ids) -> list[tuple[str, list[str]]]:
     ids = sorted({int(i) for i in sku_ids})
     if not ids:
         return []
-    rows = db.session.execute(select(Sku.code, Sku.tax_code, Sku.tax_short_name, Sku.tax_rate, Sku.tax_unit)
-                              .where(Sku.id.in_(ids)).order_by(Sku.code)).all()
-    missing = []
-    for code, tax_code, short, rate, unit in rows:
-        lacks = [name for name, value in zip(TAX_FIELDS, (tax_code, short, rate, unit))
-                 if value is None or value == "" or (name == "tax_code" and not _CODE.fullmatch(value))]
-        if lacks:
-            missing.append((code, lacks))
-    return missing
+    rows = db.session.execute(select(Sku.code, Sku.tax_code, Sku.tax_short_name, Sku.tax_rate, Sku.tax_free,
+                                     Sku.tax_unit).where(Sku.id.in_(ids)).order_by(Sku.code)).all()
+    return [(row.code, lacks) for row in rows if (lacks := missing_fields(*row[1:]))]
 
 
 @dataclass

@@ -1,0 +1,58 @@
+"""Invoice jobs: submit a request's parts to the provider, poll the provider for what is in flight. Thin: they take
+ids, load fresh state, check the work is still needed, call shared/services/invoices.py and commit."""
+import logging
+
+from jobs import queues
+from jobs.runtime import job
+from shared import dispatch
+from shared.extensions import db
+from shared.services import invoices
+
+log = logging.getLogger("orderloom.jobs")
+
+
+@job
+def submit_invoice_request(request_id: int) -> dict:
+    """Submit the request's pending parts (a held or timed-out one stays for the sweeper), then poll once."""
+    request = db.session.get(invoices.InvoiceRequest, request_id)
+    if request is None:
+        return {"missing": True}
+    tally = invoices.submit(request)
+    db.session.commit()
+    if request.status in ("submitted", "issuing"):
+        tally.update(invoices.poll(request))
+        db.session.commit()
+    log.info("job=submit_invoice_request request=%s status=%s tally=%s", request_id, request.status, tally)
+    return {**tally, "status": request.status}
+
+
+@job
+def poll_invoice_request(request_id: int) -> dict:
+    request = db.session.get(invoices.InvoiceRequest, request_id)
+    if request is None:
+        return {"missing": True}
+    tally = invoices.poll(request)
+    db.session.commit()
+    log.info("job=poll_invoice_request request=%s status=%s tally=%s", request_id, request.status, tally)
+    return {**tally, "status": request.status}
+
+
+@job
+def sweep_invoice_requests(limit: int = 200) -> dict:
+    """Every minute: submit what is pending (after a timeout or a hold for the credit line), poll what is in
+    flight, one request per commit."""
+    tally = {"requests": 0}
+    for request_id in invoices.in_flight_ids(limit):
+        request = db.session.get(invoices.InvoiceRequest, request_id)
+        invoices.submit(request)
+        db.session.commit()
+        invoices.poll(request)
+        db.session.commit()
+        tally["requests"] += 1
+    missing = invoices.unrendered_part_ids()
+    db.session.rollback()
+    for part_id in missing:  # our PDFs a lost job (or inline running) left unmade
+        dispatch.send("jobs.invoice_pdf.render_invoice_part", part_id, queue=queues.DOCUMENTS)
+    tally["pdfs"] = len(missing)
+    log.info("job=sweep_invoice_requests tally=%s", tally)
+    return tally
