@@ -1,4 +1,6 @@
 """Every role against every route: the server answers exactly as the permission table says."""
+import re
+
 import pytest
 from werkzeug.routing import Rule
 
@@ -93,6 +95,9 @@ def test_role_matrix(portal, create_order, create_user, role):
         if expected_allowed:
             assert response.status_code not in (401, 403) and response.status_code < 500, \
                 (role.value, method, url, response.status_code, response.text[:300])
+            if method == "GET" and response.status_code == 200 and response.mimetype == "text/html" \
+                    and "<html" in response.text[:200]:  # a whole page: its title is text, never a page's markup
+                assert re.search(r"<title>[^<]{1,200}</title>", response.text), (url, response.text[:300])
         else:
             assert response.status_code == 403, (role.value, method, url, response.status_code)
         response.close()  # a streamed export (CSV) ends its request here, as a WSGI server ends it
