@@ -80,8 +80,8 @@ def request_invoice(order_no: str):
     order = order_for_customer_or_404(customer, order_no)
     form = request_form(customer)
     back = redirect(url_for("orders.detail", order_no=order.order_no), 303)
-    if not form.validate_on_submit():
-        flash(_("The form expired: please try again."), "error")
+    if not form.validate_on_submit():  # CSRF is checked before the view: what is left is the kind
+        flash(_("Choose a normal (普票) or special (专票) invoice."), "error")
         return back
     if not may_request(order):
         flash(_("An invoice can be requested once the order is delivered."), "error")

@@ -523,5 +523,12 @@ class InvoiceRequestForm(FlaskForm):
     kind = SelectField(_l("Kind"), choices=INVOICE_KINDS, validators=[DataRequired()])
 
 
+class InvoiceResubmitForm(FlaskForm):
+    """Resubmit a failed request, with another of the buyer's profiles or (empty) the one it was made from."""
+
+    profile_id = SelectField(_l("Invoice profile"), coerce=int, choices=[], validate_choice=False,
+                             validators=[Optional()])
+
+
 class InvoiceCancelForm(FlaskForm):
     reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=300)])

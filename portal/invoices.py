@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.access import requires
-from portal.forms import ConfirmForm, InvoiceCancelForm, InvoiceRequestForm
+from portal.forms import InvoiceCancelForm, InvoiceRequestForm, InvoiceResubmitForm
 from portal.outcomes import flash_form_errors
 from shared.extensions import db
 from shared.labels import INVOICE_KIND, INVOICE_PROFILE_KIND, INVOICE_STATUS, translated
@@ -55,7 +55,7 @@ def detail(invoice_id: int):
     editable = can(current_user.role, "invoices", "edit")
     page = render_template("portal/invoices/detail.html", invoice=found, buyer=buyer, editable=editable,
                            statuses=translated(INVOICE_STATUS), kinds=translated(INVOICE_KIND),
-                           buyer_kinds=translated(INVOICE_PROFILE_KIND), confirm_form=ConfirmForm(),
+                           buyer_kinds=translated(INVOICE_PROFILE_KIND), resubmit_form=_resubmit_form(found),
                            cancel_form=InvoiceCancelForm())
     db.session.commit()  # after rendering: the access-log entry
     return page
@@ -91,17 +91,25 @@ def _act(action, success: str) -> None:
         flash(success, "success")
 
 
+def _resubmit_form(found) -> InvoiceResubmitForm:
+    form = InvoiceResubmitForm()
+    form.profile_id.choices = [(0, _("The profile it was made from"))] + _profile_choices(found.customer_id)
+    return form
+
+
 @bp.post("/<int:invoice_id>/resubmit")
 @requires("invoices", "edit")
 def resubmit(invoice_id: int):
-    """A failed request goes to the provider again (its buyer re-read from its profile, which may have been put
-    right)."""
+    """A failed request goes to the provider again, its buyer re-read from its profile (which may have been put
+    right) or from another of the buyer's profiles."""
     found = _request_or_404(invoice_id)
-    if ConfirmForm().validate_on_submit():
-        _act(lambda: invoices.resubmit(found, staff_actor(current_user)),
+    form = _resubmit_form(found)
+    if form.validate_on_submit():
+        profile_id = form.profile_id.data or None  # 0 or empty: the profile it was made from
+        _act(lambda: invoices.resubmit(found, staff_actor(current_user), profile_id=profile_id),
              _("Invoice request %(id)s is submitted again.", id=invoice_id))
     else:
-        flash(_("The form expired: please try again."), "error")
+        flash_form_errors(form)
     return redirect(url_for("invoices.detail", invoice_id=invoice_id), 303)
 
 
@@ -118,14 +126,18 @@ def cancel(invoice_id: int):
     return redirect(url_for("invoices.detail", invoice_id=invoice_id), 303)
 
 
+def _profile_choices(customer_id: int) -> list[tuple[int, str]]:
+    """The buyer's invoice profiles as a choice list; an individual's name stays masked here (no access log)."""
+    return [(p.id, " · ".join(filter(None, (
+        str(INVOICE_PROFILE_KIND.get(p.kind, p.kind)), masked_name(p.name) if p.kind == "individual" else p.name,
+        p.tax_id if p.kind != "individual" else None, _("default") if p.is_default else None))))
+        for p in invoice_profiles.profiles_for_customer(customer_id)]
+
+
 def order_request_form(order) -> InvoiceRequestForm:
     """The order page's "request an invoice" form, its profiles those of the order's customer."""
     form = InvoiceRequestForm()
-    form.profile_id.choices = [(p.id, " · ".join(filter(None, (
-        str(INVOICE_PROFILE_KIND.get(p.kind, p.kind)),
-        masked_name(p.name) if p.kind == "individual" else p.name,  # an individual's name stays masked here
-        p.tax_id if p.kind != "individual" else None, _("default") if p.is_default else None))))
-        for p in invoice_profiles.profiles_for_customer(order.customer_id)]
+    form.profile_id.choices = _profile_choices(order.customer_id)
     return form
 
 

@@ -306,7 +306,10 @@ def test_a_customer_requests_an_invoice_for_a_completed_order_only(client, accou
     assert client.post(f"/orders/{done.order_no}/invoices", data={"csrf_token": token, "profile_id": stranger.id,
                                                                   "kind": "normal"}).status_code == 404
     assert client.post(f"/orders/{done.order_no}/invoices",
-                       data={"profile_id": mine.id, "kind": "normal"}).status_code in (302, 303, 400)
+                       data={"profile_id": mine.id, "kind": "normal"}).status_code == 400  # no CSRF token
+    bad_kind = client.post(f"/orders/{done.order_no}/invoices",
+                           data={"csrf_token": token, "profile_id": mine.id, "kind": "gold"})
+    assert "Choose a normal" in client.get(bad_kind.headers["Location"]).text
     assert db.session.scalar(select(func.count()).select_from(InvoiceRequest)) == 0
     asked = client.post(f"/orders/{done.order_no}/invoices",
                         data={"csrf_token": token, "profile_id": mine.id, "kind": "normal"})
@@ -347,3 +350,25 @@ def test_a_guest_sees_no_invoices(customer_app, account, create_order):
     page = guest.get(found.headers["Location"]).text if found.status_code in (302, 303) else found.text
     assert order.order_no in page and "my-invoices" not in page and "26332000000000000001" not in page
 
+
+
+def test_resubmit_with_another_of_the_buyers_profiles_and_never_a_strangers(client_for, create_order):
+    taxed()
+    order = create_order()
+    failed = fail(requested(order))
+    better = profile_for(order, name="杭州示例科技有限公司（更正）")
+    stranger = profile_for(create_order(phone="13700002222"), name="别家公司")
+    client = client_for("finance")
+    page = client.get(f"/finance/invoices/{failed.id}").text
+    assert f'value="{better.id}"' in page and f'value="{stranger.id}"' not in page
+    token = csrf_token(client, f"/finance/invoices/{failed.id}")
+    refused = client.post(f"/finance/invoices/{failed.id}/resubmit",
+                          data={"csrf_token": token, "profile_id": stranger.id})
+    assert "Choose one of this buyer" in client.get(refused.headers["Location"]).text
+    db.session.expire_all()
+    assert db.session.get(InvoiceRequest, failed.id).status == "failed"
+    client.post(f"/finance/invoices/{failed.id}/resubmit", data={"csrf_token": token, "profile_id": better.id})
+    db.session.expire_all()
+    again = db.session.get(InvoiceRequest, failed.id)
+    assert again.status == "requested" and again.profile_id == better.id
+    assert again.buyer_name == "杭州示例科技有限公司（更正）"
