@@ -372,3 +372,18 @@ def test_resubmit_with_another_of_the_buyers_profiles_and_never_a_strangers(clie
     again = db.session.get(InvoiceRequest, failed.id)
     assert again.status == "requested" and again.profile_id == better.id
     assert again.buyer_name == "杭州示例科技有限公司（更正）"
+
+
+def test_the_queue_page_costs_the_same_queries_for_more_rows(client_for, create_order, three):
+    from tests.factories import count_queries
+
+    client = client_for("finance")
+    client.get("/finance/invoices/")  # warm: the session's user and role are loaded
+    with count_queries() as few:
+        assert client.get("/finance/invoices/").status_code == 200
+    for _ in range(3):
+        fail(requested(create_order()))
+    with count_queries() as more:
+        page = client.get("/finance/invoices/")
+    assert page.text.count("data-invoice-request=") == 6
+    assert len(more) == len(few)
