@@ -11,7 +11,7 @@ from shared.services import invoice_queue, invoices
 from shared.timekeeping import utc_now
 from tests.factories import ADMIN
 from tests.portal_client import csrf_token
-from tests.test_invoices import profile_for, taxed
+from tests.test_invoices import profile_for, provider, sim, taxed  # noqa: F401  (fixtures)
 
 PROVIDER_PDF = b"%PDF-1.4 provider's invoice"
 
@@ -387,3 +387,24 @@ def test_the_queue_page_costs_the_same_queries_for_more_rows(client_for, create_
         page = client.get("/finance/invoices/")
     assert page.text.count("data-invoice-request=") == 6
     assert len(more) == len(few)
+
+
+def test_an_invoice_issued_through_the_simulator_is_downloaded_by_finance_and_its_customer(
+        client_for, client, account, create_order, provider):
+    taxed()
+    order = create_order(phone=OWN_PHONE, status="completed")
+    request = requested(order)
+    invoices.submit(request, provider)
+    db.session.commit()
+    invoices.poll(request, provider)
+    db.session.commit()
+    (part,) = request.parts
+    assert request.status == "issued" and len(part.number) == 20 and part.provider_pdf
+    staff = client_for("finance")
+    queue_page = staff.get("/finance/invoices/?status=issued").text
+    assert f'data-invoice-request="{request.id}"' in queue_page and part.number in queue_page
+    assert staff.get(f"/finance/invoices/{request.id}/parts/1/pdf").data == bytes(part.provider_pdf)
+    sign_in(client)
+    assert part.number in client.get(f"/orders/{order.order_no}").text
+    assert client.get(f"/orders/{order.order_no}/invoices/{request.id}/1.pdf").data == bytes(part.provider_pdf)
+    assert sorted(row.channel for row in access_rows(request.id)) == ["customer", "portal"]
