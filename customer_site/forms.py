@@ -70,3 +70,11 @@ class InvoiceProfileForm(FlaskForm):
             self.form_errors.append(refusal.message)
         else:
             field.errors = [*field.errors, refusal.message]
+
+
+class InvoiceRequestForm(FlaskForm):
+    """Ask for an order's invoice with one of the customer's profiles (the service checks it is theirs)."""
+
+    profile_id = SelectField(_l("Invoice profile"), coerce=int, choices=[], validate_choice=False)
+    kind = SelectField(_l("Kind"), choices=[("normal", _l("Normal VAT invoice (普票)")),
+                                            ("special", _l("Special VAT invoice (专票)"))])

@@ -508,3 +508,27 @@ class PaymentAccountForm(FlaskForm):
     platform_serial = StringField(_l("Platform certificate serial (WeChat Pay)"),
                                   validators=[Optional(), Length(max=64)])
     bill_url = StringField(_l("Bill download address"), validators=[Optional(), Length(max=300)])
+
+
+# --- finance: invoices -------------------------------------------------------------------------------------
+
+INVOICE_KINDS = [("normal", _l("Normal VAT invoice (普票)")), ("special", _l("Special VAT invoice (专票)"))]
+
+
+class InvoiceRequestForm(FlaskForm):
+    """Ask for an order's invoice: one of its buyer's profiles (the service checks whose it is) and the kind."""
+
+    profile_id = SelectField(_l("Invoice profile"), coerce=int, choices=[], validate_choice=False,
+                             validators=[InputRequired()])
+    kind = SelectField(_l("Kind"), choices=INVOICE_KINDS, validators=[DataRequired()])
+
+
+class InvoiceResubmitForm(FlaskForm):
+    """Resubmit a failed request, with another of the buyer's profiles or (empty) the one it was made from."""
+
+    profile_id = SelectField(_l("Invoice profile"), coerce=int, choices=[], validate_choice=False,
+                             validators=[Optional()])
+
+
+class InvoiceCancelForm(FlaskForm):
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=300)])

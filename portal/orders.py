@@ -158,7 +158,21 @@ def detail(order_no: str):
         approval_trail=approvals.history_for("order", order.order_no), legal_hold=retention.order_hold(order),
         may_edit=can(current_user.role, "order_review", "edit"), address_refusal=orders.address_editable(order),
         price_refusal=orders.price_editable(order), address_form=AddressChangeForm(), price_form=PriceChangeForm(),
+        **_invoice_context(order),
     )
+
+
+def _invoice_context(order) -> dict:
+    """The order's invoice history for roles that see invoices, and the request form for those who may ask."""
+    if not can(current_user.role, "invoices", "view"):
+        return {"invoice_requests": None}
+    from portal.invoices import order_request_form
+    from shared.labels import INVOICE_KIND, INVOICE_STATUS
+    from shared.services import invoice_queue
+
+    return {"invoice_requests": invoice_queue.requests_for_order(order.id),
+            "invoice_statuses": translated(INVOICE_STATUS), "invoice_kinds": translated(INVOICE_KIND),
+            "invoice_form": order_request_form(order) if can(current_user.role, "invoices", "edit") else None}
 
 
 @bp.post("/<order_no>/address")

@@ -190,3 +190,8 @@ EXCEPTION_EVENT = {"raised": _l("Raised"), "assigned": _l("Assigned to"), "trans
 INVOICE_PROFILE_KIND = {"enterprise": _l("Enterprise"), "institution": _l("Government body or public institution"),
                         "individual": _l("Individual"), "other": _l("Other organisation")}
 TAX_FREE = {"exempt": _l("Tax exempt (免税)"), "untaxed": _l("Not taxable (不征税)")}
+# Invoice requests and their invoices (issue 12): the states finance and the customer read
+INVOICE_STATUS = {"requested": _l("Requested"), "submitted": _l("Submitted to the provider"),
+                  "issuing": _l("Being issued"), "issued": _l("Issued"), "failed": _l("Failed"),
+                  "cancelled": _l("Cancelled"), "held": _l("Held for the credit line"), "pending": _l("Waiting")}
+INVOICE_KIND = {"normal": _l("Normal VAT invoice (普票)"), "special": _l("Special VAT invoice (专票)")}
