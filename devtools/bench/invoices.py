@@ -110,7 +110,7 @@ def _wait_for_workers(redis, count: int, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
-def _start_workers(url: str, redis_url: str, count: int, provider_url: str) -> list:
+def _start_workers(url: str, redis_url: str, count: int, provider_url: str, overrides: dict | None = None) -> list:
     """`orderloom worker` processes (SimpleWorker: no fork per job, as `bench ingest` runs them) on the simulator."""
     import subprocess
     import sys
@@ -121,13 +121,14 @@ def _start_workers(url: str, redis_url: str, count: int, provider_url: str) -> l
 
     RESULTS_DIR.mkdir(exist_ok=True)
     log = open(RESULTS_DIR / "workers.log", "ab")  # noqa: SIM115  (kept open by the workers)
-    env = {**_worker_env(url, redis_url, None), "ORDERLOOM_INVOICE_PROVIDER_URL": provider_url}
+    env = {**_worker_env(url, redis_url, overrides), "ORDERLOOM_INVOICE_PROVIDER_URL": provider_url}
     command = [str(Path(sys.executable).parent / "orderloom"), "worker", "--simple"]
     return [subprocess.Popen(command, cwd=RESULTS_DIR.parent, env=env, stdout=subprocess.DEVNULL, stderr=log)
             for _ in range(count)]
 
 
-def run_issue(app, url: str, redis_url: str, ids: list[int], workers: int, timeout: float) -> dict:
+def run_issue(app, url: str, redis_url: str, ids: list[int], workers: int, timeout: float,
+              overrides: dict | None = None) -> dict:
     """Start the workers and a fresh simulator, enqueue a submit per request, time until all are issued."""
     from redis import Redis
     from rq import Queue
@@ -139,7 +140,7 @@ def run_issue(app, url: str, redis_url: str, ids: list[int], workers: int, timeo
     redis = Redis.from_url(redis_url)
     redis.flushdb()
     with InvoicingSimulator(credit_total=Decimal("1000000000.00"), issue_after_polls=1) as sim:
-        processes = _start_workers(url, redis_url, workers, sim.base_url)
+        processes = _start_workers(url, redis_url, workers, sim.base_url, overrides)
         try:
             _wait_for_workers(redis, workers)
             meter = WorkerMeter(processes)
@@ -204,10 +205,11 @@ def run_ceiling(count: int, threads: int) -> dict:
 
 
 def run_invoices(url: str, redis_url: str, count: int = 1000, workers: int = 2, repeat: int = 3,
-                 timeout: float = 600) -> dict:
+                 timeout: float = 600, overrides: dict | None = None) -> dict:
+    """`repeat` runs of `count` requests in one schema (new orders each run), each beside its ceiling."""
     from portal import create_app
 
-    app = create_app(bench_config(url, None, pool_size=5))
+    app = create_app(bench_config(url, overrides, pool_size=5))
     with app.app_context():
         _setup_shop(count * repeat + 10)
     results = {"benchmark": "invoices", "requests_per_run": count, "workers": workers, "repeat": repeat,
@@ -216,7 +218,7 @@ def run_invoices(url: str, redis_url: str, count: int = 1000, workers: int = 2, 
         progress(f"invoices: run {round_no + 1}/{repeat}: {count} orders and invoice requests")
         ids, setup_s = make_requests(app, count, round_no * count)
         progress(f"invoices: run {round_no + 1}/{repeat}: issuing through the simulator with {workers} workers")
-        issued = run_issue(app, url, redis_url, ids, workers, timeout)
+        issued = run_issue(app, url, redis_url, ids, workers, timeout, overrides)
         progress(f"invoices: run {round_no + 1}/{repeat}: {issued['rate']:.1f}/s; the ceiling")
         roof = run_ceiling(count, workers)
         results["runs"].append({"setup_s": setup_s, "issue": issued, "ceiling": roof,
