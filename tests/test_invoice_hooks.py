@@ -160,3 +160,38 @@ def test_the_simulator_pushes_what_it_issues_to_the_portal_over_http(live_apps, 
         assert request.status == "issued"  # never polled: the push issued it
         assert request.parts[0].number == sim.invoices[serial]["number"]
         assert sim.invoices[serial]["polls"] == 0
+
+
+def test_the_simulator_sends_a_push_again_until_it_is_answered_e0000():
+    """A receiver that is down or answers 500 first (the demo's portal starts after its seeding): pushed again."""
+    from werkzeug.wrappers import Request, Response
+
+    from devtools.simulators.loopback import LoopbackServing
+
+    class Receiver(LoopbackServing):
+        def __init__(self):
+            self._init_serving()
+            self.bodies = []
+
+        def wsgi_app(self, environ, start_response):
+            request = Request(environ)
+            self.bodies.append((request.get_data(), request.headers.get("X-Nuonuo-Sign")))
+            if len(self.bodies) == 1:
+                return Response("busy", status=500)(environ, start_response)
+            return Response('{"code": "E0000"}', content_type="application/json")(environ, start_response)
+
+    with Receiver() as receiver, InvoicingSimulator(issue_after_polls=0,
+                                                    callback_url=f"{receiver.base_url}/hook") as sim:
+        provider = NuonuoProvider(sim.base_url, sim.app_key, sim.app_secret, VALID_USCC, timeout=2)
+        order = {"orderNo": "INV-PUSH-1", "buyerTaxNum": VALID_USCC, "invoiceLine": "pc",
+                 "invoiceDetail": [{"taxExcludedAmount": "100.00"}]}
+        assert provider.submit("INV-PUSH-1", order).status == "accepted"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(sim.pushes) < 2:
+            time.sleep(0.05)
+        assert [p["status"] for p in sim.pushes] == [500, 200]
+    (first, first_sign), (second, second_sign) = receiver.bodies
+    assert first == second and first_sign == second_sign == sign(sim.app_secret, first)
+    row = json.loads(first)
+    assert row["orderNo"] == "INV-PUSH-1" and row["status"] == "2" and len(row["allElectronicInvoiceNumber"]) == 20
+    assert sim.invoices["INV-PUSH-1"]["polls"] == 0  # a push is not a query
