@@ -67,15 +67,18 @@ def simulate_carriers(host, port, seed, step_seconds, kuaidi100_url, track17_url
 @click.option("--port", default=5007, show_default=True)
 @click.option("--credit", default="1000000.00", show_default=True, help="the credit line (授信额度), tax-exclusive")
 @click.option("--issue-after-polls", default=1, show_default=True, help="issue on this query (0: at once)")
-def simulate_invoicing(host, port, credit, issue_after_polls):
+@click.option("--callback-url", default=None,
+              help="push every issued (or failed) invoice here, signed, e.g. http://127.0.0.1:5000/hooks/invoicing/nuonuo")
+def simulate_invoicing(host, port, credit, issue_after_polls, callback_url):
     """Serve a 诺诺-style invoicing platform on loopback (ORDERLOOM_INVOICE_PROVIDER_URL points at it)."""
     from decimal import Decimal
 
     from devtools.simulators.invoicing import run
 
     _log_key_values()
-    click.echo(f"invoicing simulator on http://{host}:{port}")
-    run(host=host, port=port, credit_total=Decimal(credit), issue_after_polls=issue_after_polls)
+    click.echo(f"invoicing simulator on http://{host}:{port}" + (f", pushing to {callback_url}" if callback_url else ""))
+    run(host=host, port=port, credit_total=Decimal(credit), issue_after_polls=issue_after_polls,
+        callback_url=callback_url)
 
 
 @main.command("simulate-channels")

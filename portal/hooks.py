@@ -248,3 +248,63 @@ def alipay_notify(channel_code: str):
 
 register_public("hooks.wechatpay_notify")  # verified by WeChat Pay's platform signature
 register_public("hooks.alipay_notify")  # verified by Alipay's RSA2 signature
+
+
+# --- the invoicing provider's pushes (诺诺-style callback of an issued or failed invoice) -----------------------
+
+INVOICING_PROVIDERS = ("nuonuo",)  # the adapters of shared/finance/providers/ that push
+
+
+@bp.post("/hooks/invoicing/<provider>")
+@csrf.exempt
+def invoicing_callback(provider: str):
+    """The invoicing provider's push of one invoice's result (a queryInvoiceResult row as JSON, X-Nuonuo-Sign = the
+    HMAC-SHA256 of the raw body with our app secret). Checked in order: a provider we use, the size, JSON, the
+    signature; a refusal is counted (knocking) and changes nothing. A signed push is applied at once and answered
+    {"code": "E0000"} (the provider sends again until it gets that); a repeat or late push is kept and changes
+    nothing (answered E0000 with applied false, so the provider stops).
+
+    Why no inbox table here (unlike payment notices): the push is about a part we created and sent ourselves, its
+    truth stays with the provider and is asked for by our serial — the sweeper polls every part in flight every
+    minute — so a push we could not apply loses nothing, it is at worst a minute late. Applying is one part's row
+    (no order, stock or money moves), idempotent by construction (an issued part takes no further answer,
+    services.invoices.apply_result), and the raw row is kept on the part (provider_answers, via "callback") in the
+    same commit as its effect: stored and applied are one step, so there is nothing between them to lose. A push we
+    cannot apply (unknown serial, unreadable) is refused 4xx with its reason and counted, and the provider keeps it.
+    """
+    from shared.services import invoices
+    from shared.services.errors import ServiceError
+
+    door = f"invoicing-{provider}"[:40]
+    size = request.content_length or 0
+    if provider not in INVOICING_PROVIDERS:
+        return _invoicing_refusal(door, 404, "unknown_provider", f"no invoicing provider {provider[:20]!r}", size)
+    limit = current_app.config["WEBHOOK_MAX_BYTES"]
+    if size > limit:
+        return _invoicing_refusal(door, 413, "too_large", f"the body is over {limit} bytes", size)
+    body = request.get_data(cache=True)
+    if len(body) > limit:
+        return _invoicing_refusal(door, 413, "too_large", f"the body is over {limit} bytes", len(body))
+    if request.mimetype != "application/json":
+        return _invoicing_refusal(door, 415, "unsupported_media_type", "send the push as application/json",
+                                  len(body))
+    try:
+        applied = invoices.apply_callback(body, request.headers.get("X-Nuonuo-Sign"))  # verifies before it reads
+    except ServiceError as refused:
+        status = 401 if refused.code in ("missing_signature", "bad_signature") else refused.status
+        return _invoicing_refusal(door, status, refused.code, str(refused), len(body))
+    db.session.commit()
+    return jsonify({"code": "E0000", "describe": "成功", "applied": applied}), 200
+
+
+def _invoicing_refusal(door: str, status: int, code: str, message: str, size: int):
+    """Refused and counted like any webhook; answered in the provider's shape (a code that is not E0000)."""
+    db.session.rollback()
+    kept = knocking.record_refusal(door, code, message, request.remote_addr, size)
+    db.session.commit()
+    if kept:
+        log.warning("invoicing push refused door=%s reason=%s ip=%s", door, code, request.remote_addr)
+    return jsonify({"code": "E9999", "describe": message, "error": {"code": code, "message": message}}), status
+
+
+register_public("hooks.invoicing_callback")  # verified by the provider's signature

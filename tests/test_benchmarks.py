@@ -239,3 +239,18 @@ def test_payment_reconciliation_benchmark_finds_exactly_the_planted_differences(
     assert results["ok"], results
     assert results["counts"][0] == (2000, 1850, 50, 50, 100, 50)  # lines, matched, unrecorded, amount, unbilled, bad
     assert len(results["seconds"]) == len(results["ceiling"]) == 2
+
+
+def test_invoice_issue_benchmark_at_toy_size_through_two_real_workers():
+    from devtools.bench import invoices as bench_invoices
+    from tests.conftest import REDIS_URL
+
+    with benchmarks.bench_database("invoices", PG_BASE) as url:
+        results = bench_invoices.run_invoices(url, REDIS_URL, count=12, workers=2, repeat=1, timeout=120,
+                                              overrides=_keys(url))
+    assert results["ok"], results
+    (run,) = results["runs"]
+    assert run["issue"]["issued"] == run["issue"]["requests"] == 12
+    assert run["issue"]["simulator_calls"] == 36  # credit line, submit, one query: each request once, none twice
+    assert run["ceiling"]["requests"] == 12 and run["ceiling"]["errors"] == 0
+    assert len(run["issue"]["workers"]) == 2 and results["aims"][0]["aim"].startswith("≥ 20")

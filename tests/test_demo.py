@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from shared.appcore import create_core_app
 from shared.database import upgrade
-from devtools.demo.seed import CUSTOMER_ACCOUNTS, STAFF, seed_demo_data
+from devtools.demo.seed import B2B_ORDERS, B2B_PROFILE, CUSTOMER_ACCOUNTS, STAFF, seed_demo_data
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
 from shared.models.channel import DIRECT_KINDS
@@ -38,6 +38,31 @@ def demo_app(tmp_path):
         db.engine.dispose()
 
 
+def assert_invoices_issued(said: list[str]) -> None:
+    """Every SKU can be invoiced; the B2B buyer's profile (kept by staff) got an issued 专票 and a split 普票."""
+    from shared.models import InvoiceProfile
+    from shared.models.invoices import InvoiceRequest
+    from shared.services import sku_tax
+
+    skus = db.session.execute(select(Sku)).scalars().all()
+    assert [sku.code for sku in skus if sku_tax.missing_for(sku)] == []
+    assert all(len(sku.tax_code) == 19 and sku.tax_code.isdigit() and sku.tax_short_name and sku.tax_unit
+               and sku.tax_rate in (13, 9) for sku in skus)
+    (profile,) = db.session.execute(select(InvoiceProfile)).scalars()
+    assert (profile.kind, profile.name, profile.tax_id, profile.created_by) == (
+        "enterprise", B2B_PROFILE["name"], B2B_PROFILE["tax_id"], "staff")
+    requests = db.session.execute(select(InvoiceRequest).order_by(InvoiceRequest.id)).scalars().all()
+    assert [(r.kind, r.status, len(r.parts)) for r in requests] == [("special", "issued", 1), ("normal", "issued", 2)]
+    numbers = [part.number for r in requests for part in r.parts]
+    assert len(set(numbers)) == 3 and all(len(n) == 20 and n.isdigit() for n in numbers)
+    split = requests[1]
+    order = split.orders[0].order
+    assert order.channel_order_id == B2B_ORDERS[1][0]
+    assert sum(part.total_gross for part in split.parts) == order.total > 10_000
+    assert all(part.total_gross <= 10_000 and part.provider_pdf for part in split.parts)
+    assert any("3 invoices issued through the invoicing simulator" in line for line in said)
+
+
 def row_counts() -> dict[str, int]:
     return {model.__name__: db.session.execute(select(func.count()).select_from(model)).scalar_one()
             for model in COUNTED}
@@ -52,7 +77,8 @@ def test_demo_seed_is_complete_consistent_and_only_once(demo_app):
     assert counts["Channel"] >= 5
     assert counts["Warehouse"] == 3
     assert counts["Sku"] == 50
-    assert counts["Order"] == SEEDED_ORDERS + 1  # and the customer-service order stuck in approval
+    # and the customer-service order stuck in approval, and the B2B buyer's two invoiced orders
+    assert counts["Order"] == SEEDED_ORDERS + 1 + len(B2B_ORDERS)
     statuses = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
     # Picking and packed orders come from the floor crew (devtools/demo/floor.py) working the allocated ones.
     assert {status.value for status in OrderStatus} - {"picking", "packed"} <= set(statuses), statuses
@@ -101,6 +127,8 @@ def test_demo_seed_is_complete_consistent_and_only_once(demo_app):
         customer = next(c for c in db.session.execute(select(Customer)).scalars() if c.email == email)
         assert customer.password_hash
         assert db.session.execute(select(func.count(Order.id)).where(Order.customer_id == customer.id)).scalar_one()
+
+    assert_invoices_issued(said)
 
     again = seed_demo_data(SEEDED_ORDERS, report=said.append)
     assert not again.seeded

@@ -1364,6 +1364,12 @@ def build_parser() -> argparse.ArgumentParser:
                                "archiving, beside bare SQL on the same rows")
     keep.add_argument("--orders", type=int, default=100_000, help="orders to seed (PostgreSQL COPY)")
     keep.add_argument("--access-rows", type=int, default=100_000, help="sealed access-log rows to archive")
+    issue = commands.add_parser("invoices", parents=[common], help="invoice requests issued end to end through the "
+                                "invoicing simulator by real RQ workers, beside the HTTP + simulator ceiling")
+    issue.add_argument("--requests", type=int, default=1000, help="invoice requests per run (default 1000)")
+    issue.add_argument("--workers", type=int, default=2)
+    issue.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="Redis for the workers (default "
+                       "redis://127.0.0.1:6379/14, flushed before and after)")
     pdf = commands.add_parser("invoice-pdf", parents=[common], help="one-page Chinese invoice PDF: warm, cold, plain "
                               "WeasyPrint with the system CJK font, and WeasyPrint's floor (no database)")
     pdf.add_argument("--renders", type=int, default=20, help="warm renders per process after the first (default 20)")
@@ -1418,6 +1424,12 @@ def main(argv: list[str] | None = None) -> int:
                 results = bench_retention.run_retention(url, orders=args.orders, access_rows=args.access_rows,
                                                         repeat=args.repeat)
                 bench_retention.print_retention(results)
+            elif name == "invoices":
+                from devtools.bench import invoices as bench_invoices
+
+                results = bench_invoices.run_invoices(url, args.redis_url, count=args.requests, workers=args.workers,
+                                                      repeat=args.repeat)
+                bench_invoices.print_invoices(results)
             elif name == "cube":
                 from devtools.bench import cube as bench_cube
 

@@ -467,10 +467,28 @@ def open_channels_and_warehouses() -> None:
         catalog.create_warehouse({"code": code, "name": name, "province": province, "city": city}, SEED_ACTOR)
 
 
+# Tax data by product family (prefix): 19-digit 税收分类编码, short category name (printed *简称*商品名), rate, unit.
+# The codes follow the classification's shape (the family's branch, zero-padded); a merchant imports the exact ones.
+TAX_DATA = {
+    "TEA": ("1030201000000000000", "茶叶", 13, "盒"),
+    "SNK": ("1030107000000000000", "食品", 13, "袋"),
+    "COS": ("1070222000000000000", "化妆品", 13, "件"),
+    "APL": ("1090416000000000000", "家用电器", 13, "台"),
+    "HOM": ("1060512000000000000", "日用品", 13, "件"),
+}
+TAX_DATA_OF = {"SNK-003": ("1010101020000000000", "谷物", 9, "袋"),  # rice: 粮食 9 %
+               "SNK-007": ("1010112000000000000", "水果", 9, "袋")}  # dried dates: agricultural 9 %
+
+
 def list_products(rng: random.Random) -> None:
+    from shared.services import sku_tax
+
     for code, name, _price, safety, _popularity, short in PRODUCTS:
         safety_stock = safety + rng.randint(20, 40) if short else safety
-        catalog.create_sku({"sku": code, "name": name, "safety_stock": safety_stock}, SEED_ACTOR)
+        sku = catalog.create_sku({"sku": code, "name": name, "safety_stock": safety_stock}, SEED_ACTOR)
+        tax_code, short_name, rate, unit = TAX_DATA_OF.get(code) or TAX_DATA[code.split("-")[0]]
+        sku_tax.set_tax_data(sku, {"tax_code": tax_code, "tax_short_name": short_name, "tax_rate": rate,
+                                   "tax_unit": unit}, SEED_ACTOR)
 
 
 def split_by_warehouse(units: int) -> list[int]:
@@ -674,8 +692,9 @@ def status_counts() -> dict[str, int]:
     return {status.value: counts.get(status.value, 0) for status in OrderStatus}
 
 
-def seed_demo_data(order_count: int = 2000, report=print) -> SeedOutcome:
-    """Seed the demo merchant through the services, unless the database already holds data."""
+def seed_demo_data(order_count: int = 2000, report=print, invoicing_url: str | None = None) -> SeedOutcome:
+    """Seed the demo merchant through the services, unless the database already holds data. Invoices are issued
+    through the invoicing simulator at `invoicing_url` (the demo's, kept running), or one started for the seeding."""
     if database_has_data():
         existing = db.session.execute(select(func.count(Order.id))).scalar_one()
         report(f"The database already holds data ({existing:,} orders): reusing it, nothing was seeded.")
@@ -692,6 +711,10 @@ def seed_demo_data(order_count: int = 2000, report=print) -> SeedOutcome:
     db.session.commit()
     report(f"  channels, warehouses, SKUs and opening stock  {time.perf_counter() - started:4.1f} s")
     place_orders(rng, plans, now, report)
+    invoices_started = time.perf_counter()
+    issued = issue_demo_invoices(invoicing_url)
+    report(f"  B2B buyer, its invoice profile, {issued} invoices issued through the invoicing simulator  "
+           f"{time.perf_counter() - invoices_started:4.1f} s")
     password_started = time.perf_counter()
     create_staff()
     if plans:
@@ -705,6 +728,78 @@ def seed_demo_data(order_count: int = 2000, report=print) -> SeedOutcome:
     seconds = time.perf_counter() - started
     report(f"Seeded in {seconds:.1f} s")
     return SeedOutcome(seeded=True, order_count=order_count, seconds=seconds, statuses=status_counts())
+
+
+# ---------------------------------------------------------------- invoices (the invoicing simulator)
+
+B2B_BUYER = {"name": "杭州西溪茶业有限公司", "phone": "13905710001", "email": "caiwu@xixi-tea.example.com"}
+B2B_PROFILE = {"kind": "enterprise", "name": "杭州西溪茶业有限公司", "tax_id": "91330106MA27XL0E14",
+               "address": "杭州市西湖区文三路 90 号", "phone": "0571-88886666", "bank": "招商银行杭州分行",
+               "account": "571908888810101", "email": "caiwu@xixi-tea.example.com"}
+B2B_ORDERS = (  # (channel order id, lines): one invoice, and one over the 10,000.00 limit (split into parts)
+    ("B2B-2026-0001", [("TEA-002", 6, "168.00"), ("SNK-003", 4, "79.90")]),
+    ("B2B-2026-0002", [("TEA-001", 24, "398.00"), ("HOM-001", 6, "268.00")]),
+)
+
+
+def start_invoicing(host: str = "127.0.0.1", port: int = 0, callback_url: str | None = None):
+    """The invoicing simulator with the app's key and secret (issuing at once); None when the port is taken."""
+    from devtools.simulators.invoicing import InvoicingSimulator
+
+    config = current_app.config
+    simulator = InvoicingSimulator(app_key=config["INVOICE_PROVIDER_APP_KEY"],
+                                   app_secret=config["INVOICE_PROVIDER_APP_SECRET"], issue_after_polls=0,
+                                   callback_url=callback_url)
+    try:
+        simulator.start(host, port)
+    except OSError as taken:
+        print(f"invoicing simulator: {host}:{port} is taken ({taken}); using what serves there", flush=True)
+        return None
+    return simulator
+
+
+def issue_demo_invoices(invoicing_url: str | None = None) -> int:
+    """A B2B buyer (a company ordering on the own shop, its stock received first), the invoice profile finance keeps
+    for it, and its two orders invoiced through the simulator: one invoice, and one split over the amount limit.
+    Returns the number of invoices (parts) issued."""
+    from shared.finance.providers.nuonuo import NuonuoProvider
+    from shared.services import invoice_profiles, invoices
+
+    placed = (utc_now() - timedelta(days=2)).isoformat()
+    made = []
+    for number, lines in B2B_ORDERS:
+        for sku, quantity, _price in lines:
+            stock.adjust_stock(sku, WAREHOUSES[0][0], quantity, "B2B 团购备货", SEED_ACTOR, kind="receipt")
+        order = orders.create_order({
+            "channel": "OS", "channel_order_id": number, "placed_at": placed, "paid_at": placed, "currency": "CNY",
+            "customer": dict(B2B_BUYER),
+            "shipping_address": {"receiver": "陈会计", "phone": B2B_BUYER["phone"], "province": "浙江省",
+                                 "city": "杭州市", "district": "西湖区", "street": "文三路 90 号", "postal_code": "310012"},
+            "lines": [{"sku": sku, "quantity": quantity, "unit_price": price} for sku, quantity, price in lines],
+            "shipping_fee": "0.00", "discount": "0.00"}, SEED_ACTOR)
+        made.append(order)
+    db.session.flush()
+    profile = invoice_profiles.create_profile(made[0].customer_id, dict(B2B_PROFILE), SEED_ACTOR,
+                                              created_by="staff")
+    db.session.commit()
+    config = current_app.config
+    simulator = None if invoicing_url else start_invoicing()
+    try:
+        provider = NuonuoProvider(invoicing_url or simulator.base_url, config["INVOICE_PROVIDER_APP_KEY"],
+                                  config["INVOICE_PROVIDER_APP_SECRET"], config["INVOICE_SELLER_TAX_ID"], timeout=5)
+        issued = 0
+        for order, kind in zip(made, ("special", "normal"), strict=True):
+            request = invoices.request_invoice([order.order_no], profile.id, kind, SEED_ACTOR)
+            db.session.commit()
+            invoices.submit(request, provider)
+            db.session.commit()
+            invoices.poll(request, provider)
+            db.session.commit()
+            issued += sum(1 for part in request.parts if part.status == "issued")
+    finally:
+        if simulator is not None:
+            simulator.stop()
+    return issued
 
 
 # ---------------------------------------------------------------- live channels (the simulator)
@@ -928,7 +1023,7 @@ def _stop_on_sigterm(_signum, _frame):
 
 def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline: bool, redis_url: str,
                         simulator_port: int | None = None, floor_tokens: dict | None = None,
-                        demo_payments: tuple | None = None) -> None:
+                        demo_payments: tuple | None = None, invoicing=None) -> None:
     """Serve both apps from this process in threads, with the background jobs, until Ctrl-C or SIGTERM."""
     from werkzeug.serving import make_server
 
@@ -976,6 +1071,10 @@ def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline:
         print(f"         payment simulator {demo_payments[0].base_url}/ (pays {len(demo_payments[1])} unpaid "
               f"OS orders by WeChat Pay and WX orders by Alipay, signed; bills at /wechatpay/bill and /alipay/bill, "
               f"reconciled on the portal's Payments page)", flush=True)
+    if invoicing is not None:
+        print(f"         invoicing simulator {invoicing.base_url}/ (诺诺-style: issues 数电票, pushes each one to "
+              f"/hooks/invoicing/nuonuo; the seeded B2B buyer 杭州西溪茶业有限公司 has an issued 专票 and a split 普票)",
+              flush=True)
     print("Press Ctrl-C to stop.", flush=True)
     try:
         while all(thread.is_alive() for thread in threads):
@@ -1008,7 +1107,16 @@ def run(host: str = "127.0.0.1", portal_port: int = 5000, customer_port: int = 5
     print(f"Orderloom demo: database {printable_url(url)}")
     upgrade(url)
     with app.app_context():
-        outcome = seed_demo_data(order_count, report=lambda line: print(line, flush=True))
+        invoicing = None
+        if serve and simulator_port:  # beside the other simulators, where the apps' INVOICE_PROVIDER_URL points
+            from urllib.parse import urlsplit
+
+            provider_url = urlsplit(app.config["INVOICE_PROVIDER_URL"])
+            if provider_url.hostname in ("127.0.0.1", "localhost"):
+                invoicing = start_invoicing(provider_url.hostname, provider_url.port or 80,
+                                            callback_url=f"http://{host}:{portal_port}/hooks/invoicing/nuonuo")
+        outcome = seed_demo_data(order_count, report=lambda line: print(line, flush=True),
+                                 invoicing_url=invoicing.base_url if invoicing else None)
         if outcome.seeded or outcome.order_count:
             print("  " + " · ".join(f"{status} {count:,}" for status, count in outcome.statuses.items()))
         if not outcome.seeded and url.startswith("sqlite:///"):
@@ -1030,5 +1138,9 @@ def run(host: str = "127.0.0.1", portal_port: int = 5000, customer_port: int = 5
     with app.app_context():
         db.engine.dispose()
     if serve:
-        serve_until_stopped(host, portal_port, customer_port, inline, redis_url, simulator_port, floor_tokens,
-                            demo_payments)
+        try:
+            serve_until_stopped(host, portal_port, customer_port, inline, redis_url, simulator_port, floor_tokens,
+                                demo_payments, invoicing)
+        finally:
+            if invoicing is not None:
+                invoicing.stop()

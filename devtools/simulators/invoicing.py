@@ -11,16 +11,25 @@ serial it has seen is answered 订单编号重复 (the adapter then queries). Fo
 answer past the client's timeout (`time_out(method)`) or to accept a request twice under two provider serials
 (`answer_twice_next`: the second answer is a duplicate the caller must not apply twice). Issuing happens on the
 `issue_after_polls`-th query (0: at once), or after `issue_after_seconds`.
+
+With `callback_url` (e.g. http://127.0.0.1:5000/hooks/invoicing/nuonuo) it also pushes, as a provider does, every
+invoice it issues (or fails) to that URL: the queryInvoiceResult row as JSON, signed with the app secret in
+X-Nuonuo-Sign, from a background thread, sent again (up to `push_attempts` times) until it is answered 200 with
+code E0000. With a callback URL and `issue_after_seconds`, invoices are issued when due without being polled.
+`pushes` records each delivery (serial, HTTP status or the error) for tests.
 """
 import base64
 import hashlib
 import hmac
 import itertools
 import json
+import queue
 import re
 import threading
 import time
 from decimal import Decimal
+
+import httpx
 
 from werkzeug.wrappers import Request, Response
 
@@ -39,8 +48,13 @@ class InvoicingSimulator(LoopbackServing):
 
     def __init__(self, app_key: str = "demo-app-key", app_secret: str = "demo-app-secret",
                  credit_total: Decimal = Decimal("1000000.00"), issue_after_polls: int = 1,
-                 issue_after_seconds: float | None = None, send_pdf: bool = True, number_prefix: str = "2631"):
+                 issue_after_seconds: float | None = None, send_pdf: bool = True, number_prefix: str = "2631",
+                 callback_url: str | None = None, push_attempts: int = 5):
         self._init_serving()
+        self.callback_url, self.push_attempts = callback_url, push_attempts
+        self.pushes: list[dict] = []  # {"serial", "status": HTTP status or None, "error"}, one per delivery attempt
+        self._outbox: queue.Queue = queue.Queue()
+        self._pusher: threading.Thread | None = None
         self.app_key, self.app_secret = app_key, app_secret
         self.credit_total, self.credit_used = Decimal(credit_total), Decimal("0.00")
         self.issue_after_polls, self.issue_after_seconds = issue_after_polls, issue_after_seconds
@@ -76,6 +90,60 @@ class InvoicingSimulator(LoopbackServing):
         if hold:  # the work is done (as at a real provider), but the answer comes too late for the client
             self._stopping.wait(self.timeout_seconds)
         return self._json(answer)(environ, start_response)
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        base = super().start(host, port)
+        if self.callback_url:
+            self._pusher = threading.Thread(target=self._push_loop, name="invoicing-simulator-push", daemon=True)
+            self._pusher.start()
+        return base
+
+    def stop(self) -> None:
+        super().stop()  # sets _stopping: the pusher ends after the push in hand
+        if self._pusher is not None:
+            self._pusher.join(timeout=10)
+            self._pusher = None
+
+    def _push_loop(self) -> None:
+        """Issue what is due (issue_after_seconds) and deliver the pushes, each until answered E0000."""
+        with httpx.Client(timeout=5.0) as client:
+            while not self._stopping.is_set():
+                if self.issue_after_seconds is not None:
+                    with self._lock:
+                        now = time.monotonic()
+                        for serial, held in list(self.invoices.items()):
+                            if held["status"] == "20" and now - held["accepted_at"] >= self.issue_after_seconds:
+                                self._issue(serial)
+                try:
+                    serial, attempt = self._outbox.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                with self._lock:
+                    row = self._push_row(serial)
+                body = json.dumps(row, ensure_ascii=False).encode()
+                signature = base64.b64encode(hmac.new(self.app_secret.encode(), body, hashlib.sha256).digest())
+                try:
+                    answer = client.post(self.callback_url, content=body,
+                                         headers={"Content-Type": "application/json",
+                                                  "X-Nuonuo-Sign": signature.decode()})
+                    delivered = answer.status_code == 200 and (answer.json() or {}).get("code") == "E0000"
+                    self.pushes.append({"serial": serial, "status": answer.status_code, "error": None})
+                except (httpx.HTTPError, ValueError) as error:
+                    delivered = False
+                    self.pushes.append({"serial": serial, "status": None, "error": f"{type(error).__name__}"})
+                if not delivered and attempt + 1 < self.push_attempts:
+                    self._stopping.wait(min(0.2 * 2 ** attempt, 5.0))  # as providers do: again, later
+                    self._outbox.put((serial, attempt + 1))
+
+    def _push_row(self, serial: str) -> dict:
+        """The row a push carries: what a query would answer, without counting as a poll."""
+        row = self._row(serial)
+        self.invoices[serial]["polls"] -= 1
+        return row
+
+    def _queue_push(self, serial: str) -> None:
+        if self.callback_url:
+            self._outbox.put((serial, 0))
 
     @staticmethod
     def _json(payload: dict) -> Response:
@@ -128,6 +196,7 @@ class InvoicingSimulator(LoopbackServing):
         held["status"] = "2"
         held["number"] = f"{self.number_prefix}{utc_now():%y}{next(_NUMBERS):0>14d}"
         held["invoiceTime"] = f"{utc_now():%Y-%m-%d %H:%M:%S}"
+        self._queue_push(serial)
 
     def _row(self, serial: str) -> dict:
         held = self.invoices[serial]
@@ -164,6 +233,7 @@ class InvoicingSimulator(LoopbackServing):
             held = self.invoices[serial]
             held["status"], held["failCause"] = "22", cause
             self.credit_used -= held["amount"]
+            self._queue_push(serial)
 
 
 def run(host: str = "127.0.0.1", port: int = 5007, **options) -> None:

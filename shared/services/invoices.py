@@ -329,30 +329,50 @@ def apply_result(part: InvoicePart, result: ProviderResult) -> bool:
     return False
 
 
+def verify_callback(body: bytes, signature: str | None, config=None) -> None:
+    """A push is the provider's only when X-Nuonuo-Sign is the HMAC of its raw bytes with our app secret."""
+    import hmac
+
+    from shared.finance.providers.nuonuo import sign
+
+    config = config or current_app.config
+    if not signature:
+        raise ValidationFailed("the push carries no signature", field="signature", code="missing_signature")
+    if not hmac.compare_digest(sign(config["INVOICE_PROVIDER_APP_SECRET"], body), signature):
+        raise ValidationFailed("the push's signature is wrong", field="signature", code="bad_signature")
+
+
 def apply_callback(body: bytes, signature: str, config=None) -> bool:
     """The provider's push of a result (a queryInvoiceResult row as JSON, signed like our requests): verified, then
     applied like a poll's answer; a repeat or late push is kept and not applied. False when not applied.
-    TODO(lead): a /hooks route that stores the raw push in the inbox first, then calls this."""
-    import hmac
+    The raw row (less its PDF, which is kept as the part's provider PDF) is kept in the part's provider_answers, in
+    the same transaction as its effect (POST /hooks/invoicing/<provider> calls this: see why there)."""
     import json
 
-    from shared.finance.providers.nuonuo import NuonuoProvider, sign
+    from shared.finance.providers.nuonuo import NuonuoProvider
 
-    config = config or current_app.config
-    if not hmac.compare_digest(sign(config["INVOICE_PROVIDER_APP_SECRET"], body), signature or ""):
-        raise ValidationFailed("the push's signature is wrong", field="signature", code="bad_signature")
+    verify_callback(body, signature, config)
     try:
         row = json.loads(body)
     except ValueError:
         raise ValidationFailed("the push is not JSON", field="body", code="invalid_json")
     if not isinstance(row, dict) or not isinstance(row.get("orderNo"), str):
         raise ValidationFailed("the push names no orderNo", field="orderNo", code="invalid_push")
-    part = db.session.scalars(select(InvoicePart).where(InvoicePart.serial == row["orderNo"])).first()
+    part = db.session.scalars(select(InvoicePart).where(InvoicePart.serial == row["orderNo"][:64])).first()
     if part is None:
         raise NotFound("no invoice part with this serial", field="orderNo", code="unknown_invoice")
-    applied = apply_result(part, NuonuoProvider.read_result(row))
+    try:
+        result = NuonuoProvider.read_result(row)
+    except (ValueError, TypeError):  # e.g. a pdfContent that is not base64
+        raise ValidationFailed("the push's fields cannot be read", field="body", code="invalid_push")
+    applied = apply_result(part, result)
+    answers = list(part.provider_answers or [])
+    answers[-1] = {**answers[-1], "via": "callback", "applied": applied,
+                   "raw": {k: v for k, v in row.items() if k != "pdfContent"}}
+    part.provider_answers = answers
     if part.request.status in ("requested", "submitted", "issuing"):
         _settle(part.request)
+    log.info("invoice_part=%s serial=%s callback status=%s applied=%s", part.id, part.serial, result.status, applied)
     return applied
 
 
