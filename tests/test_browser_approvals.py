@@ -158,13 +158,16 @@ def test_a_stalled_approval_is_escalated_and_the_superior_approves_it_with_a_ste
     driver.find_element(By.CSS_SELECTOR, "[data-testid=decide] input[name=decision][value=approve]").click()
     driver.find_element(By.CSS_SELECTOR, "[data-testid=submit-decision]").click()
     _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=step-up]"), "the step-up page")
-    assert any("confirm it with your second factor" in text for text in _flashes(driver)), _flashes(driver)
+    _wait(driver, lambda d: any("confirm it with your second factor" in text for text in _flashes(d)),
+          "the step-up's request for a code")
     with live_apps.core.app_context():
         assert db.session.get(ApprovalRequest, approval_id).state == "pending"
     _type_code(driver, _next_code(base, "boss"))
     _wait(driver, lambda d: d.current_url.endswith(f"/approvals/{approval_id}"),
           "back at the request after the step-up")
-    assert any("Confirmed: sensitive operations are open" in text for text in _flashes(driver)), _flashes(driver)
+    # The page's flash may render a moment after the address changes: wait for it rather than read it once.
+    _wait(driver, lambda d: any("Confirmed: sensitive operations are open" in text for text in _flashes(d)),
+          "the step-up's confirmation")
 
     # 6. Approve again, now with the fresh step-up: the request is approved and the order confirmed.
     driver.find_element(By.CSS_SELECTOR, "[data-testid=decide] input[name=decision][value=approve]").click()

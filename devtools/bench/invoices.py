@@ -117,11 +117,11 @@ def _start_workers(url: str, redis_url: str, count: int, provider_url: str, over
     from pathlib import Path
 
     from devtools.bench.orders import RESULTS_DIR
-    from devtools.bench.sync import _worker_env
+    from devtools.bench.sync import worker_env
 
     RESULTS_DIR.mkdir(exist_ok=True)
     log = open(RESULTS_DIR / "workers.log", "ab")  # noqa: SIM115  (kept open by the workers)
-    env = {**_worker_env(url, redis_url, overrides), "ORDERLOOM_INVOICE_PROVIDER_URL": provider_url}
+    env = {**worker_env(url, redis_url, overrides), "ORDERLOOM_INVOICE_PROVIDER_URL": provider_url}
     command = [str(Path(sys.executable).parent / "orderloom"), "worker", "--simple"]
     return [subprocess.Popen(command, cwd=RESULTS_DIR.parent, env=env, stdout=subprocess.DEVNULL, stderr=log)
             for _ in range(count)]

@@ -258,7 +258,7 @@ def print_reconcile(results: dict) -> None:
 
 # ------------------------------------------------------------------------------------------ ingest and latency
 
-def _worker_env(url: str, redis_url: str, overrides: dict | None) -> dict:
+def worker_env(url: str, redis_url: str, overrides: dict | None) -> dict:
     """The workers' configuration from the environment, with the same keys as the benchmark's own app."""
     env = dict(os.environ, DATABASE_URL=url, REDIS_URL=redis_url, PYTHONUNBUFFERED="1")
     overrides = overrides or {}
@@ -275,7 +275,7 @@ def start_workers(url: str, redis_url: str, count: int, simple: bool,
     (PROJECT_ROOT / "bench-results").mkdir(exist_ok=True)
     log = open(PROJECT_ROOT / "bench-results" / "workers.log", "ab")  # noqa: SIM115  (kept open by the workers)
     command = [str(Path(sys.executable).parent / "orderloom"), "worker"] + (["--simple"] if simple else [])
-    return [subprocess.Popen(command, cwd=PROJECT_ROOT, env=_worker_env(url, redis_url, overrides),
+    return [subprocess.Popen(command, cwd=PROJECT_ROOT, env=worker_env(url, redis_url, overrides),
                              stdout=subprocess.DEVNULL, stderr=log) for _ in range(count)]
 
 
