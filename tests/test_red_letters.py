@@ -205,3 +205,57 @@ def test_the_sweeper_moves_a_red_along_and_renders_its_pdf(create_order, provide
     assert red.status == "issued" and red.rendered_pdf.startswith(b"%PDF")
     content, name = red_letters.red_pdf(red)
     assert content.startswith(b"%PDF") and name == f"invoice-{red.number}.pdf"
+
+
+def test_finance_opens_a_red_from_the_request_page_and_an_over_limit_one_is_refused(
+        client_for, create_order, provider):  # noqa: F811
+    from tests.portal_client import csrf_token
+
+    order, request = issued_request(create_order, provider)
+    (part,) = request.parts
+    client = client_for("finance")
+    page = client.get(f"/finance/invoices/{request.id}")
+    assert page.status_code == 200 and 'data-testid="red-form"' in page.text and "Red-letter reversal" in page.text
+    token = csrf_token(client, f"/finance/invoices/{request.id}")
+    over = client.post(f"/finance/invoices/{request.id}/reds",
+                       data={"csrf_token": token, "part_id": part.id, "reason": "return", "scope": "partial",
+                             "amount": "67.91"})
+    assert over.status_code == 303
+    assert "No red-letter reversal was opened" in client.get(over.headers["Location"]).text
+    assert reds_count() == 0
+    done = client.post(f"/finance/invoices/{request.id}/reds",
+                       data={"csrf_token": token, "part_id": part.id, "reason": "allowance", "scope": "partial",
+                             "amount": "10.00"})
+    assert done.status_code == 303
+    shown = client.get(done.headers["Location"]).text
+    assert "Red-letter confirmation" in shown and 'data-testid="red-list"' in shown and "-10.00" in shown
+    red = db.session.scalars(select(RedLetter)).one()
+    assert red.total_gross == D("-10.00") and red.reason == "allowance"
+    red_letters.advance(red, provider)
+    red_letters.render_red_pdf(red.id)
+    db.session.commit()
+    shown = client.get(f"/finance/invoices/{request.id}").text
+    assert red.number in shown and 'data-testid="download-red"' in shown
+    pdf = client.get(f"/finance/invoices/{request.id}/reds/{red.id}/pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert client.get(f"/finance/invoices/{request.id + 1}/reds/{red.id}/pdf").status_code == 404
+
+
+def test_an_auditor_sees_the_reds_but_may_not_open_one(client_for, create_order, provider):  # noqa: F811
+    from tests.portal_client import csrf_token
+
+    order, request = issued_request(create_order, provider)
+    client = client_for("auditor")
+    page = client.get(f"/finance/invoices/{request.id}")
+    assert page.status_code == 200 and 'data-testid="red-form"' not in page.text
+    token = csrf_token(client, f"/finance/invoices/{request.id}")
+    refused = client.post(f"/finance/invoices/{request.id}/reds",
+                          data={"csrf_token": token, "part_id": request.parts[0].id, "reason": "return",
+                                "scope": "full"})
+    assert refused.status_code == 403 and reds_count() == 0
+
+
+def test_the_red_page_is_in_chinese_for_a_chinese_viewer(client_for, create_order, provider):  # noqa: F811
+    order, request = issued_request(create_order, provider)
+    page = client_for("finance", locale="zh_CN").get(f"/finance/invoices/{request.id}")
+    assert "开具红字确认单" in page.text and "销售折让" in page.text
