@@ -13,7 +13,8 @@ from shared.models.invoices import RedLetter
 from shared.services import invoices, red_letters
 from shared.services.errors import Conflict, ValidationFailed
 from tests.factories import ADMIN
-from tests.test_invoices import VALID_USCC, profile_for, provider, sim, taxed  # noqa: F401  (fixtures)
+from tests.test_api import token_for  # noqa: F401  (fixture)
+from tests.test_invoices import VALID_USCC, api, profile_for, provider, sim, taxed  # noqa: F401  (fixtures)
 
 
 def issued_request(create_order, provider):  # noqa: F811
@@ -259,3 +260,21 @@ def test_the_red_page_is_in_chinese_for_a_chinese_viewer(client_for, create_orde
     order, request = issued_request(create_order, provider)
     page = client_for("finance", locale="zh_CN").get(f"/finance/invoices/{request.id}")
     assert "开具红字确认单" in page.text and "销售折让" in page.text
+
+
+def test_api_opens_a_red_and_refuses_one_over_what_remains(api, create_order, provider):  # noqa: F811
+    order, request = issued_request(create_order, provider)
+    client = api("finance")
+    over = client.post(f"/invoices/{request.id}/reds", {"part": 1, "reason": "return", "amount": "67.91"})
+    assert over.status_code == 422 and over.json["error"]["code"] == "over_remaining"
+    assert over.json["error"]["field"] == "amount" and reds_count() == 0
+    assert client.post(f"/invoices/{request.id}/reds", {"part": 2, "reason": "return"}).status_code == 404
+    assert client.post(f"/invoices/{request.id}/reds", {"part": 1, "reason": "x"}).json["error"]["code"] == \
+        "invalid_reason"
+    assert api("auditor").post(f"/invoices/{request.id}/reds", {"part": 1, "reason": "return"}).status_code == 403
+    made = client.post(f"/invoices/{request.id}/reds", {"part": 1, "reason": "allowance", "amount": "10.00"})
+    assert made.status_code == 202 and made.json["total_gross"] == "-10.00" and made.json["status"] == "requested"
+    again = client.post(f"/invoices/{request.id}/reds", {"part": 1, "reason": "return", "amount": "57.91"})
+    assert again.status_code == 422 and again.json["error"]["code"] == "over_remaining"
+    shown = client.get(f"/invoices/{request.id}").json
+    assert [red["id"] for red in shown["parts"][0]["reds"]] == [made.json["id"]]

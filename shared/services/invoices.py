@@ -442,6 +442,8 @@ def in_flight_ids(limit: int = 500) -> list[int]:
 
 def request_json(request: InvoiceRequest) -> dict:
     """One invoice request as the API shows it."""
+    from shared.services import red_letters
+
     money = lambda value: str(Decimal(value).quantize(Decimal("0.01")))  # noqa: E731
     return {
         "id": request.id, "serial": request.serial, "status": request.status, "kind": request.kind,
@@ -455,7 +457,8 @@ def request_json(request: InvoiceRequest) -> dict:
                    "total_gross": money(part.total_gross), "total_amount": money(part.total_amount),
                    "total_tax": money(part.total_tax), "total_in_words": part.total_in_words,
                    "pdf_url": part.pdf_url, "ofd_url": part.ofd_url, "xml_url": part.xml_url,
-                   "failure_reason": part.failure_reason, "lines": len(part.lines)} for part in request.parts],
+                   "failure_reason": part.failure_reason, "lines": len(part.lines),
+                   "reds": [red_letters.red_json(red) for red in part.reds]} for part in request.parts],
     }
 
 
