@@ -7,7 +7,6 @@ import pytest
 from sqlalchemy import func, select
 
 from shared.extensions import db
-from shared.finance.providers.nuonuo import NuonuoProvider
 from shared.models import AuditEvent
 from shared.models.invoices import RedLetter
 from shared.services import invoices, red_letters
@@ -40,7 +39,7 @@ def test_a_full_red_is_confirmed_issued_and_linked_to_the_original(create_order,
     db.session.commit()
     assert red.status == "requested" and red.full and red.original_number == part.number
     assert (red.total_gross, red.total_amount, red.total_tax) == (D("-67.90"), D("-60.35"), D("-7.55"))
-    assert red.total_in_words == "（负数）陆拾柒圆玖角"
+    assert red.total_in_words == "负陆拾柒圆玖角"
     assert red_letters.advance(red, provider) == "issued"
     db.session.commit()
     assert len(red.number) == 20 and red.number.isdigit() and red.number != part.number

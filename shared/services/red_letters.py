@@ -124,7 +124,7 @@ def open_red(part_id: int, reason: str, amount, actor: Actor) -> RedLetter:
     red = RedLetter(part_id=part.id, serial=f"RED{utc_now():%Y%m%d}{secrets.token_hex(6).upper()}", reason=reason,
                     full=gross == Decimal(part.total_gross) and not reserved(part), status=RED_LETTER.initial,
                     original_number=part.number, total_gross=-gross, total_amount=total_amount, total_tax=total_tax,
-                    total_in_words=f"（负数）{invoice_math.capitals(gross)}", lines=lines,
+                    total_in_words=invoice_math.capitals(-gross), lines=lines,
                     requested_by=actor.label)
     db.session.add(red)
     db.session.flush()
