@@ -277,3 +277,19 @@ def test_api_opens_a_red_and_refuses_one_over_what_remains(api, create_order, pr
     assert again.status_code == 422 and again.json["error"]["code"] == "over_remaining"
     shown = client.get(f"/invoices/{request.id}").json
     assert [red["id"] for red in shown["parts"][0]["reds"]] == [made.json["id"]]
+
+
+def test_the_queue_filters_requests_with_a_red(client_for, create_order, provider):  # noqa: F811
+    from shared.services import invoice_queue
+
+    order, request = issued_request(create_order, provider)
+    second = create_order()
+    other = invoices.request_invoice([second.order_no], profile_for(second).id, "normal", ADMIN)
+    db.session.commit()
+    assert [r.id for r in invoice_queue.queue("red").rows] == []
+    red_letters.open_red(request.parts[0].id, "return", None, ADMIN)
+    db.session.commit()
+    assert [r.id for r in invoice_queue.queue("red").rows] == [request.id]
+    page = client_for("finance").get("/finance/invoices/?status=red")
+    assert page.status_code == 200 and "With a red-letter reversal" in page.text
+    assert f'/finance/invoices/{other.id}"' not in page.text
