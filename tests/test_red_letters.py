@@ -293,3 +293,25 @@ def test_the_queue_filters_requests_with_a_red(client_for, create_order, provide
     page = client_for("finance").get("/finance/invoices/?status=red")
     assert page.status_code == 200 and "With a red-letter reversal" in page.text
     assert f'/finance/invoices/{other.id}"' not in page.text
+
+
+def test_a_red_waits_submitted_until_confirmed_and_a_refused_issue_keeps_the_reason(
+        create_order, provider, sim):  # noqa: F811
+    order, request = issued_request(create_order, provider)
+    (part,) = request.parts
+    sim.confirm_after_polls = 3
+    red = red_letters.open_red(part.id, "return", "5.00", ADMIN)
+    db.session.commit()
+    assert red_letters.advance(red, provider) == "submitted"  # the buyer's side has not confirmed yet
+    assert red_letters.advance(red, provider) == "submitted"
+    assert red_letters.advance(red, provider) == "issued"
+    db.session.commit()
+    # a 确认单 the provider will not issue (here: not confirmed on its side) is refused with its words
+    other = red_letters.open_red(part.id, "return", "5.00", ADMIN)
+    db.session.commit()
+    sim.confirm_after_polls = 99
+    red_letters.advance(other, provider)
+    other.status = "confirmed"  # as if our side had seen a confirmation the provider then withdrew
+    assert red_letters.advance(other, provider) == "refused"
+    assert "未确认" in other.failure_reason and other.number is None
+    assert red_letters.remaining(part) == D("62.90")
