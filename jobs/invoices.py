@@ -6,7 +6,7 @@ from jobs import queues
 from jobs.runtime import job
 from shared import dispatch
 from shared.extensions import db
-from shared.services import invoices
+from shared.services import invoices, red_letters
 
 log = logging.getLogger("orderloom.jobs")
 
@@ -49,6 +49,15 @@ def sweep_invoice_requests(limit: int = 200) -> dict:
         invoices.poll(request)
         db.session.commit()
         tally["requests"] += 1
+    tally["reds"] = 0
+    for red_id in red_letters.in_flight_ids(limit):  # red-letter reversals: apply, query, issue
+        red_letters.advance(db.session.get(red_letters.RedLetter, red_id))
+        db.session.commit()
+        tally["reds"] += 1
+    missing_reds = red_letters.unrendered_ids()
+    db.session.rollback()
+    for red_id in missing_reds:
+        dispatch.send("jobs.invoices.render_red_letter", red_id, queue=queues.DOCUMENTS)
     missing = invoices.unrendered_part_ids()
     db.session.rollback()
     for part_id in missing:  # our PDFs a lost job (or inline running) left unmade
@@ -56,3 +65,25 @@ def sweep_invoice_requests(limit: int = 200) -> dict:
     tally["pdfs"] = len(missing)
     log.info("job=sweep_invoice_requests tally=%s", tally)
     return tally
+
+
+@job
+def advance_red_letter(red_id: int) -> dict:
+    """Move a red-letter reversal along (apply the 确认单, query it, issue the red invoice); what waits is the
+    sweeper's. Once issued, our PDF of it is made on the documents queue."""
+    red = db.session.get(red_letters.RedLetter, red_id)
+    if red is None:
+        return {"missing": True}
+    status = red_letters.advance(red)
+    db.session.commit()
+    if status == "issued" and red.rendered_pdf is None:
+        dispatch.send("jobs.invoices.render_red_letter", red_id, queue=queues.DOCUMENTS)
+    log.info("job=advance_red_letter red=%s status=%s", red_id, status)
+    return {"status": status}
+
+
+@job
+def render_red_letter(red_id: int) -> dict:
+    size = red_letters.render_red_pdf(red_id)
+    db.session.commit()
+    return {"bytes": size}

@@ -20,7 +20,7 @@ from shared.security.permissions import Visibility, visibility
 from shared.models import ExceptionCase, StaffUser
 from shared.services import (audit, catalog, channel_settings, exceptions, invoice_profiles, orders, platform_privacy,
                              second_factor, staff, stock)
-from shared.services.errors import ServiceError, ValidationFailed
+from shared.services.errors import NotFound, ServiceError, ValidationFailed
 from shared.services.validation import check_types, parameter, whole_number
 from shared.web import staff_actor
 
@@ -662,6 +662,33 @@ def invoice_pdf(invoice_id: int):
     content, filename = invoices.part_pdf(invoices.get_request(invoice_id), position)
     return Response(content, mimetype="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+RED_BODY = {"part": "id", "reason": "text", "amount": "money"}
+
+
+@bp.post("/invoices/<int:invoice_id>/reds")
+@requires("invoices", "edit")
+def open_invoice_red(invoice_id: int):
+    """红字: open a red-letter confirmation (确认单) for one issued invoice of the request (`part`, from 1), in full
+    (no `amount`) or for a tax-inclusive `amount`; never more than remains un-reversed (422 `over_remaining`)."""
+    from shared.services import invoices, red_letters
+
+    data = _json_body(RED_BODY)
+    for name in ("part", "reason"):
+        if data.get(name) is None:
+            raise ValidationFailed(f"{name} is required", field=name, code="required")
+    found = invoices.get_request(invoice_id)
+    part = next((p for p in found.parts if p.position == data["part"]), None)
+    if part is None:
+        raise NotFound(f"invoice request {invoice_id} has no part {data['part']}", field="part", code="unknown_part")
+    amount = data.get("amount")
+    red = red_letters.open_red(part.id, data["reason"], None if amount is None else str(amount), _actor())
+    body = red_letters.red_json(red)
+    db.session.commit()
+    response = jsonify(body)
+    response.headers["Location"] = url_for("api.invoice_detail", invoice_id=found.id)
+    return response, 202
 
 
 @bp.get("/invoices/credit-line")

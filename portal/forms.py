@@ -530,5 +530,14 @@ class InvoiceResubmitForm(FlaskForm):
                              validators=[Optional()])
 
 
+class RedLetterForm(FlaskForm):
+    """红字 / red-letter reversal of one issued invoice: a reason, all that remains or a gross amount of it."""
+    part_id = IntegerField(validators=[InputRequired()])
+    reason = SelectField(_l("Reason"), choices=list(labels.RED_REASON.items()), validators=[DataRequired()])
+    scope = RadioField(_l("Reverse"), choices=[("full", _l("All that remains")), ("partial", _l("An amount"))],
+                       default="full", validators=[DataRequired()])
+    amount = StringField(_l("Amount (tax included)"), validators=[Optional(), Length(max=20)])
+
+
 class InvoiceCancelForm(FlaskForm):
     reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=300)])

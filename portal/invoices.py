@@ -6,13 +6,13 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.access import requires
-from portal.forms import InvoiceCancelForm, InvoiceRequestForm, InvoiceResubmitForm
+from portal.forms import InvoiceCancelForm, InvoiceRequestForm, InvoiceResubmitForm, RedLetterForm
 from portal.outcomes import flash_form_errors
 from shared.extensions import db
-from shared.labels import INVOICE_KIND, INVOICE_PROFILE_KIND, INVOICE_STATUS, translated
+from shared.labels import INVOICE_KIND, INVOICE_PROFILE_KIND, INVOICE_STATUS, RED_REASON, RED_STATUS, translated
 from shared.security.masking import masked_name
 from shared.security.permissions import can
-from shared.services import audit, invoice_profiles, invoice_queue, invoices, orders
+from shared.services import audit, invoice_profiles, invoice_queue, invoices, orders, red_letters
 from shared.services.errors import ServiceError
 from shared.web import staff_actor
 
@@ -56,7 +56,10 @@ def detail(invoice_id: int):
     page = render_template("portal/invoices/detail.html", invoice=found, buyer=buyer, editable=editable,
                            statuses=translated(INVOICE_STATUS), kinds=translated(INVOICE_KIND),
                            buyer_kinds=translated(INVOICE_PROFILE_KIND), resubmit_form=_resubmit_form(found),
-                           cancel_form=InvoiceCancelForm())
+                           cancel_form=InvoiceCancelForm(), red_form=RedLetterForm(),
+                           red_statuses=translated(RED_STATUS), red_reasons=translated(RED_REASON),
+                           reds=[red for part in found.parts for red in part.reds],
+                           remaining=red_letters.remaining, reversed_in_full=red_letters.fully_reversed(found))
     db.session.commit()  # after rendering: the access-log entry
     return page
 
@@ -164,3 +167,55 @@ def request_for_order(order_no: str):
         return redirect(url_for("orders.detail", order_no=order.order_no), 303)
     flash(_("Invoice request %(id)s is made: it goes to the invoicing provider.", id=made.id), "success")
     return redirect(url_for("invoices.detail", invoice_id=made.id), 303)
+
+
+@bp.post("/<int:invoice_id>/reds")
+@requires("invoices", "edit")
+def open_red(invoice_id: int):
+    """红字: open a red-letter confirmation (确认单) for one issued invoice of this request, in full or in part;
+    over what remains, or bad input, is refused in words (422) and changes nothing."""
+    found = _request_or_404(invoice_id)
+    form = RedLetterForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return redirect(url_for("invoices.detail", invoice_id=invoice_id), 303)
+    part = next((p for p in found.parts if p.id == form.part_id.data), None)
+    if part is None:
+        abort(404)
+    amount = None if form.scope.data == "full" else (form.amount.data or "").strip()
+    if amount == "":
+        amount = "0"  # partial without an amount: refused as an invalid amount
+    try:
+        red = red_letters.open_red(part.id, form.reason.data, amount, staff_actor(current_user))
+        db.session.commit()
+    except ServiceError as refused:
+        db.session.rollback()
+        flash(_("No red-letter reversal was opened: %(message)s", message=invoice_queue.refusal_text(refused)),
+              "error")
+        return redirect(url_for("invoices.detail", invoice_id=invoice_id), 303)
+    flash(_("Red-letter confirmation %(serial)s is opened: it goes to the invoicing provider.", serial=red.serial),
+          "success")
+    return redirect(url_for("invoices.detail", invoice_id=invoice_id), 303)
+
+
+@bp.get("/<int:invoice_id>/reds/<int:red_id>/pdf")
+@requires("invoices", "view")
+def red_download(invoice_id: int, red_id: int):
+    """Our PDF of an issued red invoice (red, naming the original); access-logged like a blue one."""
+    found = _request_or_404(invoice_id)
+    try:
+        red = red_letters.get_red(red_id)
+    except ServiceError:
+        abort(404)
+    if red.part.request_id != found.id:
+        abort(404)
+    try:
+        content, filename = red_letters.red_pdf(red)
+    except ServiceError as refused:
+        flash(invoice_queue.refusal_text(refused), "error")
+        return redirect(url_for("invoices.detail", invoice_id=found.id), 303)
+    audit.log_access(staff_actor(current_user), "download", "invoice_request", found.id, ["name", "invoice_pdf"],
+                     channel="portal")
+    db.session.commit()
+    return Response(content, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -193,5 +193,10 @@ TAX_FREE = {"exempt": _l("Tax exempt (免税)"), "untaxed": _l("Not taxable (不
 # Invoice requests and their invoices (issue 12): the states finance and the customer read
 INVOICE_STATUS = {"requested": _l("Requested"), "submitted": _l("Submitted to the provider"),
                   "issuing": _l("Being issued"), "issued": _l("Issued"), "failed": _l("Failed"),
-                  "cancelled": _l("Cancelled"), "held": _l("Held for the credit line"), "pending": _l("Waiting")}
+                  "cancelled": _l("Cancelled"), "held": _l("Held for the credit line"), "pending": _l("Waiting"),
+                  "red": _l("With a red-letter reversal (红字)")}
+RED_STATUS = {"requested": _l("Requested"), "submitted": _l("Awaiting confirmation (确认单 submitted)"),
+              "confirmed": _l("Confirmed"), "issued": _l("Issued"), "refused": _l("Refused")}
+RED_REASON = {"return": _l("Sales return (销货退回)"), "error": _l("Invoicing error (开票有误)"),
+              "stopped": _l("Service stopped (服务中止)"), "allowance": _l("Sales allowance (销售折让)")}
 INVOICE_KIND = {"normal": _l("Normal VAT invoice (普票)"), "special": _l("Special VAT invoice (专票)")}

@@ -61,6 +61,12 @@ def assert_invoices_issued(said: list[str]) -> None:
     assert sum(part.total_gross for part in split.parts) == order.total > 10_000
     assert all(part.total_gross <= 10_000 and part.provider_pdf for part in split.parts)
     assert any("3 invoices issued through the invoicing simulator" in line for line in said)
+    from shared.models.invoices import RedLetter
+
+    (red,) = db.session.execute(select(RedLetter)).scalars()
+    assert (red.status, red.reason, red.total_gross, red.original_number) == (
+        "issued", "allowance", -100, requests[0].parts[0].number)
+    assert len(red.number) == 20 and red.number not in numbers
 
 
 def row_counts() -> dict[str, int]:

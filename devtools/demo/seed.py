@@ -713,7 +713,8 @@ def seed_demo_data(order_count: int = 2000, report=print, invoicing_url: str | N
     place_orders(rng, plans, now, report)
     invoices_started = time.perf_counter()
     issued = issue_demo_invoices(invoicing_url)
-    report(f"  B2B buyer, its invoice profile, {issued} invoices issued through the invoicing simulator  "
+    report(f"  B2B buyer, its invoice profile, {issued} invoices issued through the invoicing simulator, "
+           f"one reversed in part (红字)  "
            f"{time.perf_counter() - invoices_started:4.1f} s")
     password_started = time.perf_counter()
     create_staff()
@@ -760,8 +761,8 @@ def start_invoicing(host: str = "127.0.0.1", port: int = 0, callback_url: str | 
 
 def issue_demo_invoices(invoicing_url: str | None = None) -> int:
     """A B2B buyer (a company ordering on the own shop, its stock received first), the invoice profile finance keeps
-    for it, and its two orders invoiced through the simulator: one invoice, and one split over the amount limit.
-    Returns the number of invoices (parts) issued."""
+    for it, and its two orders invoiced through the simulator: one invoice, and one split over the amount limit; the
+    first then reversed in part by a red invoice (红字, 销售折让 100.00). Returns the number of invoices (parts) issued."""
     from shared.finance.providers.nuonuo import NuonuoProvider
     from shared.services import invoice_profiles, invoices
 
@@ -796,6 +797,13 @@ def issue_demo_invoices(invoicing_url: str | None = None) -> int:
             invoices.poll(request, provider)
             db.session.commit()
             issued += sum(1 for part in request.parts if part.status == "issued")
+            if kind == "special" and request.status == "issued":  # a 销售折让 after the fact: a partial red
+                from shared.services import red_letters
+
+                red = red_letters.open_red(request.parts[0].id, "allowance", "100.00", SEED_ACTOR)
+                db.session.commit()
+                red_letters.advance(red, provider)
+                db.session.commit()
     finally:
         if simulator is not None:
             simulator.stop()

@@ -64,6 +64,11 @@ class InvoicingSimulator(LoopbackServing):
         self.timeouts: dict[str, int] = {}  # method → how many next answers to hold past the client's timeout
         self.timeout_seconds = 3.0
         self.answer_twice_next = 0
+        # 红字确认单: billNo → what we hold; the buyer's side confirms on the `confirm_after_polls`-th query, or
+        # refuses with `refuse_red_next` (the reason) when set
+        self.reds: dict[str, dict] = {}
+        self.confirm_after_polls = 1
+        self.refuse_red_next: str | None = None
         self._sequence = 0
         self._lock = threading.Lock()
 
@@ -159,7 +164,76 @@ class InvoicingSimulator(LoopbackServing):
             return {"code": "E0000", "describe": "获取成功",
                     "result": {"totalAmount": str(self.credit_total), "usedAmount": str(self.credit_used),
                                "remainingAmount": str(self.credit_total - self.credit_used)}}
+        if method == "nuonuo.OpeMplatform.saveInvoiceRedConfirm":
+            return self._red_confirm(content.get("bill") or {})
+        if method == "nuonuo.OpeMplatform.queryInvoiceRedConfirm":
+            return {"code": "E0000", "describe": "获取成功",
+                    "result": [self._red_row(no) for no in content.get("billNos") or [] if no in self.reds]}
+        if method == "nuonuo.OpeMplatform.fastInvoiceRed":
+            return self._issue_red(content.get("billNo") or "")
         return {"code": "E0003", "describe": f"未知的方法 {method}", "result": None}
+
+    # -- red-letter reversal (红字)
+    def _blue(self, number: str) -> dict | None:
+        return next((held for held in self.invoices.values() if held["number"] == number and held["status"] == "2"),
+                    None)
+
+    def red_remaining(self, number: str) -> Decimal:
+        """What of a blue invoice (tax-inclusive) no live 确认单 reverses yet."""
+        blue = self._blue(number)
+        gross = sum((Decimal(d["taxIncludedAmount"]) for d in blue["order"].get("invoiceDetail") or []),
+                    Decimal("0"))
+        reserved = sum((-red["gross"] for red in self.reds.values()
+                        if red["blue"] == number and red["status"] in ("01", "04")), Decimal("0"))
+        return gross - reserved
+
+    def _red_confirm(self, bill: dict) -> dict:
+        serial = bill.get("billNo") or ""
+        if not serial:
+            return {"code": "E9101", "describe": "确认单编号不能为空", "result": None}
+        if serial in self.reds:
+            return {"code": "E9106", "describe": "确认单编号重复", "result": None}
+        number = bill.get("blueInvoiceNumber") or ""
+        if self._blue(number) is None:
+            return {"code": "E9201", "describe": f"蓝字发票 {number} 不存在或未开具", "result": None}
+        try:
+            gross = Decimal(bill.get("totalGross"))
+        except (ArithmeticError, TypeError, ValueError):
+            return {"code": "E0002", "describe": "报文格式错误：totalGross", "result": None}
+        if gross >= 0:
+            return {"code": "E9203", "describe": "红字确认单金额须为负数", "result": None}
+        remaining = self.red_remaining(number)
+        if -gross > remaining:
+            return {"code": "E9202", "describe": f"红冲金额超过蓝票剩余可冲红金额：剩余 {remaining}，本次 {-gross}",
+                    "result": None}
+        self._sequence += 1
+        self.reds[serial] = {"bill": bill, "blue": number, "gross": gross, "uuid": f"RED{self._sequence:017d}",
+                             "status": "01", "polls": 0, "number": None, "msg": "待购方确认",
+                             "refuse": self.refuse_red_next}
+        self.refuse_red_next = None
+        return {"code": "E0000", "describe": "红字确认单提交成功",
+                "result": {"billUuid": self.reds[serial]["uuid"], "billStatus": "01"}}
+
+    def _red_row(self, serial: str) -> dict:
+        red = self.reds[serial]
+        red["polls"] += 1
+        if red["status"] == "01" and red["polls"] >= self.confirm_after_polls:
+            if red["refuse"]:
+                red["status"], red["msg"] = "02", red["refuse"]
+            else:
+                red["status"], red["msg"] = "04", "购方已确认"
+        return {"billNo": serial, "billUuid": red["uuid"], "billStatus": red["status"], "billStatusMsg": red["msg"],
+                "blueInvoiceNumber": red["blue"], "redInvoiceNumber": red["number"] or ""}
+
+    def _issue_red(self, serial: str) -> dict:
+        red = self.reds.get(serial)
+        if red is None:
+            return {"code": "E9204", "describe": "红字确认单不存在", "result": None}
+        if red["status"] != "04":
+            return {"code": "E9205", "describe": f"红字确认单未确认：{red['msg']}", "result": None}
+        if red["number"] is None:
+            red["number"] = f"{self.number_prefix}{utc_now():%y}{next(_NUMBERS):0>14d}"
+        return {"code": "E0000", "describe": "红字发票开具成功", "result": {"invoiceNumber": red["number"]}}
 
     def _request_billing(self, order: dict) -> dict:
         serial = order.get("orderNo") or ""

@@ -22,3 +22,21 @@ INVOICE_REQUEST = Lifecycle(
 
 # An invoice part (one provider invoice) moves the same way, without cancellation of its own.
 PART_STATES = ("pending", "submitted", "issuing", "issued", "failed")
+
+# A red-letter reversal (红字) of an issued blue part: requested (the 红字确认单 is ours) → submitted (the provider
+# holds it) → confirmed (the provider confirmed it) → issued (the red invoice, its own number) | refused (with the
+# provider's reason, at any step before issued; what it reserved of the blue invoice is free again).
+RED_STATES = ("requested", "submitted", "confirmed", "issued", "refused")
+RED_REASONS = ("return", "error", "stopped", "allowance")  # 销货退回, 开票有误, 服务中止, 销售折让
+RED_REASON_CODES = {"return": "01", "error": "02", "stopped": "03", "allowance": "04"}  # the provider's codes
+
+RED_LETTER = Lifecycle(
+    "red_letter",
+    states=RED_STATES,
+    transitions=frozenset({
+        ("requested", "submitted"), ("requested", "refused"),
+        ("submitted", "confirmed"), ("submitted", "refused"),
+        ("confirmed", "issued"), ("confirmed", "refused"),
+    }),
+    initial="requested",
+)

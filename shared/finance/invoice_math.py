@@ -343,3 +343,39 @@ def _integer_capitals(number: int) -> str:
             section_has_digit = False
     return "".join(words)
 
+
+
+@dataclass(frozen=True)
+class Remaining:
+    """What is left un-reversed of one blue line (a discount line folded into the line it discounts)."""
+    position: int
+    name: str
+    tax: TaxData
+    spec: str
+    gross: Decimal
+    tax_amount: Decimal
+
+
+def red_lines(remaining: list[Remaining], gross: Decimal) -> list[dict]:
+    """The lines of a red invoice reversing `gross` (positive, tax-inclusive) of what remains: each line its
+    proportional share in whole cents (largest remainder, `allocate`), its tax by the same round-half-up split as a
+    blue line (`split_tax`) at its own rate; a line reversed to its end takes exactly its remaining tax, so a blue
+    invoice reversed in full nets to zero. Negative figures, as a red invoice prints them."""
+    gross = Decimal(gross).quantize(CENT)
+    left = sum((line.gross for line in remaining), ZERO)
+    if gross <= ZERO or gross > left:
+        raise InvoiceMathError(f"a red invoice reverses between 0.01 and {left}", code="over_remaining")
+    shares = allocate(gross, [line.gross for line in remaining])
+    out = []
+    for line, share in zip(remaining, shares):
+        if not share:
+            continue
+        if share == line.gross:
+            tax = line.tax_amount
+            amount = share - tax
+        else:
+            amount, tax = split_tax(share, line.tax)
+        out.append({"position": line.position, "name": line.name, "tax_code": line.tax.code, "rate": line.tax.rate,
+                    "tax_free": line.tax.tax_free, "spec": line.spec, "unit": "", "gross": str(-share),
+                    "amount": str(-amount), "tax": str(-tax)})
+    return out

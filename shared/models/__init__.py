@@ -10,7 +10,7 @@ from shared.models.exports import ExportDownload, ExportRequest
 from shared.models.exceptions import (CannedReply, ExceptionCase, ExceptionEvent, ExceptionRoute,
                                       ExceptionSlaTarget)
 from shared.models.finance import InvoiceProfile
-from shared.models.invoices import InvoiceLineRow, InvoicePart, InvoiceRequest, InvoiceRequestOrder
+from shared.models.invoices import InvoiceLineRow, InvoicePart, InvoiceRequest, InvoiceRequestOrder, RedLetter
 from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
@@ -26,7 +26,7 @@ from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, Platf
                                 WebhookDelivery, WebhookRejection, WebhookRejectionRollup, WebhookSubscription)
 
 __all__ = [
-    "InvoiceLineRow", "InvoicePart", "InvoiceRequest", "InvoiceRequestOrder",
+    "InvoiceLineRow", "InvoicePart", "InvoiceRequest", "InvoiceRequestOrder", "RedLetter",
     "AccessLogEntry", "ApiToken", "AuditEvent", "AuditSeal", "Channel", "Customer", "CustomerAddress",
     "Order", "OrderLine", "OrderNumberSequence", "Reservation", "Sku", "StaffUser", "StockLevel",
     "StockMovement", "Warehouse", "ChannelConnection", "InboxItem", "OutboxEvent", "ReconciliationDifference",

@@ -1,6 +1,6 @@
 """Invoices (issue 12): a request for one buyer's order(s), its parts (one per provider invoice) and their lines.
 The figures come from shared/finance/invoice_math.py, the states from shared/finance/invoice_lifecycle.py."""
-from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
@@ -81,6 +81,7 @@ class InvoicePart(db.Model):
 
     request = relationship("InvoiceRequest", back_populates="parts")
     lines = relationship("InvoiceLineRow", order_by="InvoiceLineRow.position", cascade="all, delete-orphan")
+    reds = relationship("RedLetter", order_by="RedLetter.id", back_populates="part")
 
 
 class InvoiceLineRow(db.Model):
@@ -102,3 +103,34 @@ class InvoiceLineRow(db.Model):
     amount = mapped_column(Money, nullable=False)
     tax = mapped_column(Money, nullable=False)
     ref: Mapped[str] = mapped_column(Text, default="")
+
+
+class RedLetter(db.Model):
+    """A red-letter reversal (红字) of one issued blue part: the 红字确认单 (reason, full or partial, its negative
+    figures and lines) the provider confirms, then the red invoice with its own 20-digit number, linked to the blue
+    one by original_number. States in shared/finance/invoice_lifecycle.py (RED_LETTER)."""
+
+    __tablename__ = "red_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    part_id: Mapped[int] = mapped_column(ForeignKey("invoice_parts.id"), index=True)
+    serial: Mapped[str] = mapped_column(String(40), unique=True)  # ours, sent as the 确认单's billNo
+    reason: Mapped[str] = mapped_column(String(16))  # return 销货退回, error 开票有误, stopped 服务中止, allowance 销售折让
+    full: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="requested")
+    confirmation_no: Mapped[str | None] = mapped_column(String(64))  # the provider's 确认单 id
+    number: Mapped[str | None] = mapped_column(String(20), unique=True)  # the red invoice's own number
+    original_number: Mapped[str] = mapped_column(String(20))  # the blue invoice reversed
+    total_gross = mapped_column(Money, nullable=False)  # negative
+    total_amount = mapped_column(Money, nullable=False)
+    total_tax = mapped_column(Money, nullable=False)
+    total_in_words: Mapped[str] = mapped_column(String(80))
+    lines = mapped_column(JSON, nullable=False)  # [{"position" (the blue line's), "gross", "amount", "tax", ...}]
+    failure_reason: Mapped[str | None] = mapped_column(String(300))
+    requested_by: Mapped[str] = mapped_column(String(80))
+    issued_at = mapped_column(UTCDateTime)
+    rendered_pdf = mapped_column(LargeBinary)
+    created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+    updated_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+
+    part = relationship("InvoicePart", back_populates="reds")

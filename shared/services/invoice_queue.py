@@ -12,8 +12,9 @@ from shared.security.permissions import Visibility, visibility
 from shared.services.errors import ValidationFailed
 from shared.services.invoice_profiles import masked_value
 
-# The queue's filters: a lifecycle state, or "held" (still requested, held for the credit line).
-QUEUE_FILTERS = ("requested", "submitted", "issuing", "issued", "failed", "cancelled", "held")
+# The queue's filters: a lifecycle state, "held" (still requested, held for the credit line), or "red" (with a
+# red-letter reversal, 红字, in any state).
+QUEUE_FILTERS = ("requested", "submitted", "issuing", "issued", "failed", "cancelled", "held", "red")
 PAGE_SIZE = 50
 MAX_ORDER_NO = 64
 
@@ -28,6 +29,11 @@ def queue(status: str | None = None, order_no: str | None = None, cursor: str | 
             raise ValidationFailed(f"unknown invoice state: {status[:20]}", field="status", code="invalid_status")
         if status == "held":
             query = query.where(InvoiceRequest.status == "requested", InvoiceRequest.held_reason.is_not(None))
+        elif status == "red":
+            from shared.models.invoices import InvoicePart, RedLetter
+
+            query = query.where(InvoiceRequest.id.in_(
+                select(InvoicePart.request_id).join(RedLetter, RedLetter.part_id == InvoicePart.id)))
         else:
             query = query.where(InvoiceRequest.status == status)
     number = (order_no or "").strip().upper()

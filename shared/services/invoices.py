@@ -139,9 +139,15 @@ def request_invoice(order_nos: list[str], profile_id: int, kind: str, actor: Act
         if order.status not in INVOICEABLE_ORDER_STATES:
             raise Conflict(f"order {order.order_no} is {order.status}: it cannot be invoiced", field="order_no",
                            code="order_not_invoiceable")
-    taken = db.session.scalars(
-        select(InvoiceRequestOrder.order_id).join(InvoiceRequest, InvoiceRequest.id == InvoiceRequestOrder.request_id)
+    from shared.services.red_letters import fully_reversed
+
+    held = db.session.execute(
+        select(InvoiceRequestOrder.order_id, InvoiceRequestOrder.request_id)
+        .join(InvoiceRequest, InvoiceRequest.id == InvoiceRequestOrder.request_id)
         .where(InvoiceRequestOrder.order_id.in_([o.id for o in orders]), InvoiceRequest.status.in_(LIVE))).all()
+    # a request reversed in full by red invoices no longer holds its orders: a new blue invoice may follow
+    taken = [order_id for order_id, request_id in held
+             if not fully_reversed(db.session.get(InvoiceRequest, request_id))]
     if taken:
         nos = ", ".join(o.order_no for o in orders if o.id in set(taken))
         raise Conflict(f"already invoiced or being invoiced: {nos}", field="order_no", code="already_invoiced")
@@ -436,6 +442,8 @@ def in_flight_ids(limit: int = 500) -> list[int]:
 
 def request_json(request: InvoiceRequest) -> dict:
     """One invoice request as the API shows it."""
+    from shared.services import red_letters
+
     money = lambda value: str(Decimal(value).quantize(Decimal("0.01")))  # noqa: E731
     return {
         "id": request.id, "serial": request.serial, "status": request.status, "kind": request.kind,
@@ -449,7 +457,8 @@ def request_json(request: InvoiceRequest) -> dict:
                    "total_gross": money(part.total_gross), "total_amount": money(part.total_amount),
                    "total_tax": money(part.total_tax), "total_in_words": part.total_in_words,
                    "pdf_url": part.pdf_url, "ofd_url": part.ofd_url, "xml_url": part.xml_url,
-                   "failure_reason": part.failure_reason, "lines": len(part.lines)} for part in request.parts],
+                   "failure_reason": part.failure_reason, "lines": len(part.lines),
+                   "reds": [red_letters.red_json(red) for red in part.reds]} for part in request.parts],
     }
 
 

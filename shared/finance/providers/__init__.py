@@ -34,6 +34,17 @@ class ProviderResult:
     raw: dict = field(default_factory=dict)
 
 
+@dataclass
+class RedResult:
+    """The provider's answer about a 红字确认单 (and its red invoice)."""
+    serial: str
+    status: str  # submitted | confirmed | issued | refused | unknown (the provider does not know the serial)
+    confirmation_no: str | None = None
+    number: str | None = None
+    reason: str | None = None
+    raw: dict = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class CreditLine:
     """授信额度: what the tax bureau lets the seller invoice this month (tax-exclusive amount)."""

@@ -19,12 +19,14 @@ from decimal import Decimal
 import httpx
 
 from shared.finance.invoice_math import InvoicePart, TAX_FREE_LABELS
-from shared.finance.providers import CreditLine, ProviderError, ProviderResult, ProviderTimeout
+from shared.finance.providers import CreditLine, ProviderError, ProviderResult, ProviderTimeout, RedResult
 
 OK = "E0000"
 DUPLICATE = "E9106"  # 订单编号重复 (the simulator's code for a serial it has seen; the real code may differ)
 STATUS = {"2": "issued", "20": "issuing", "21": "issuing", "22": "failed", "24": "failed"}
 INVOICE_LINE = {"normal": "pc", "special": "bs"}  # 数电普票 / 数电专票
+# 红字确认单 states (billStatus): 01 待确认, 04 已确认 (our confirmed), 02/03/06 refused or voided by the other party
+RED_STATUS = {"01": "submitted", "04": "confirmed", "02": "refused", "03": "refused", "06": "refused"}
 FREE_FLAGS = {"exempt": "1", "untaxed": "2"}  # zeroRateFlag: 1 免税, 2 不征税 (0 出口零税率 / blank: taxed)
 
 
@@ -154,3 +156,42 @@ class NuonuoProvider:
             raise ProviderError(f"queryCreditLine: {answer.get('code')} {answer.get('describe')}")
         result = answer["result"]
         return CreditLine(total=Decimal(result["totalAmount"]), used=Decimal(result["usedAmount"]))
+
+    # -- red-letter reversal (红字): apply a 红字确认单, query it, issue the red invoice once it is confirmed
+    # (method names after 诺诺's 数电 红字确认单 calls; the simulator speaks them)
+    def apply_red(self, serial: str, bill: dict) -> RedResult:
+        """Apply a 红字确认单 under our serial (billNo); one the provider already has is resolved by querying it."""
+        answer = self._call("nuonuo.OpeMplatform.saveInvoiceRedConfirm", {"bill": bill})
+        if answer.get("code") == OK:
+            result = answer.get("result") or {}
+            return RedResult(serial=serial, status=RED_STATUS.get(str(result.get("billStatus")), "submitted"),
+                             confirmation_no=result.get("billUuid"), raw=answer)
+        if answer.get("code") == DUPLICATE:
+            return self.query_red(serial)
+        return RedResult(serial=serial, status="refused", reason=answer.get("describe") or answer.get("code"),
+                         raw=answer)
+
+    def query_red(self, serial: str) -> RedResult:
+        answer = self._call("nuonuo.OpeMplatform.queryInvoiceRedConfirm", {"billNos": [serial]})
+        if answer.get("code") != OK:
+            raise ProviderError(f"queryInvoiceRedConfirm: {answer.get('code')} {answer.get('describe')}")
+        found = [row for row in answer.get("result") or [] if row.get("billNo") == serial]
+        if not found:
+            return RedResult(serial=serial, status="unknown", raw=answer)
+        row = found[0]
+        status = RED_STATUS.get(str(row.get("billStatus")), "submitted")
+        if status == "confirmed" and row.get("redInvoiceNumber"):
+            status = "issued"
+        return RedResult(serial=serial, status=status, confirmation_no=row.get("billUuid"),
+                         number=row.get("redInvoiceNumber") or None,
+                         reason=row.get("billStatusMsg") if status == "refused" else None, raw=row)
+
+    def issue_red(self, serial: str, confirmation_no: str) -> RedResult:
+        """Issue the red invoice of a confirmed 确认单; asked again, the provider answers with the same number."""
+        answer = self._call("nuonuo.OpeMplatform.fastInvoiceRed", {"billNo": serial, "billUuid": confirmation_no})
+        if answer.get("code") == OK:
+            result = answer.get("result") or {}
+            return RedResult(serial=serial, status="issued" if result.get("invoiceNumber") else "confirmed",
+                             confirmation_no=confirmation_no, number=result.get("invoiceNumber") or None, raw=answer)
+        return RedResult(serial=serial, status="refused", reason=answer.get("describe") or answer.get("code"),
+                         raw=answer)
