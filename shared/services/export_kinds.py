@@ -342,3 +342,30 @@ register(ExportKind(
     headers=lambda reader: [], count=lambda filters, reader: 0, rows=lambda filters, reader: iter(()),
     filter_fields=("date_from", "date_to"), clean_filters=_access_report_filters, sheet_title="access report",
     formats=("xlsx", "pdf"), document=_access_report_document))
+
+
+# --- issued invoices as one ZIP for finance (shared/services/invoice_zip.py) ------------------------------------
+
+def _invoices_zip_filters(filters: dict) -> dict:
+    from shared.services import invoice_zip
+
+    return invoice_zip.clean_filters(filters)
+
+
+def _invoices_zip_count(filters: dict, reader: Reader) -> int:
+    from shared.services import invoice_zip
+
+    return invoice_zip.count(filters, reader)
+
+
+def _invoices_zip_document(filters: dict, reader: Reader, format: str, watermark) -> tuple[bytes, int]:
+    from shared.services import invoice_zip
+
+    return invoice_zip.document(filters, reader, format, watermark)
+
+
+register(ExportKind(
+    code="invoices_zip", label=_l("Issued invoices (ZIP of PDFs)"), permission=("invoices", "view"),
+    headers=lambda reader: [], count=_invoices_zip_count, rows=lambda filters, reader: iter(()),
+    filter_fields=("date_from", "date_to", "order_no"), clean_filters=_invoices_zip_filters,
+    personal_fields=("name",), sheet_title="invoices", formats=("zip",), document=_invoices_zip_document))

@@ -29,7 +29,7 @@ RUN_JOB = "jobs.exports.run_export"
 QUEUE = "documents"
 JOB_TIMEOUT = 1800  # seconds: a large XLSX is more than RQ's default 180 s
 FORMATS = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-           "pdf": "application/pdf"}  # each kind says which it is made in (ExportKind.formats)
+           "pdf": "application/pdf", "zip": "application/zip"}  # each kind says which it is made in (ExportKind.formats)
 LINK_LIFETIME = timedelta(hours=24)
 MAX_DOWNLOADS = 3
 CLEARANCE_WINDOW = timedelta(hours=24)  # a personal export not cleared by then expires unmade
