@@ -347,9 +347,21 @@ register(ExportKind(
 # --- issued invoices as one ZIP for finance (shared/services/invoice_zip.py) ------------------------------------
 
 def _invoices_zip_filters(filters: dict) -> dict:
+    """Issued invoices only (the kind's whole point); optional issue-date range and order number."""
     from shared.services import invoice_zip
 
-    return invoice_zip.clean_filters(filters)
+    order_no = _text(filters, "order_no", invoice_zip.MAX_ORDER_NO)
+    return _compact({**_day_range(filters, "date_from", "date_to"),
+                     "order_no": order_no.upper() if order_no else None})
+
+
+def day_bounds(filters: dict, low: str, high: str, zone: str) -> tuple[datetime | None, datetime | None]:
+    """For kinds made elsewhere: the filters' merchant-zone days as a UTC half-open range."""
+    return _utc_bounds(filters, low, high, zone)
+
+
+def count_rows(query) -> int:
+    return _count(query)
 
 
 def _invoices_zip_count(filters: dict, reader: Reader) -> int:

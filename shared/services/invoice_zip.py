@@ -23,21 +23,12 @@ MANIFEST_HEADERS = ["number", "issued_on", "buyer_name", "buyer_kind", "kind", "
 MAX_ORDER_NO = 64
 
 
-def clean_filters(filters: dict) -> dict:
-    """Issued invoices only (the kind's whole point); optional issue-date range and order number."""
-    from shared.services.export_kinds import _compact, _day_range, _text
-
-    order_no = _text(filters, "order_no", MAX_ORDER_NO)
-    return _compact({**_day_range(filters, "date_from", "date_to"),
-                     "order_no": order_no.upper() if order_no else None})
-
-
 def _query(filters: dict, zone: str):
-    from shared.services.export_kinds import _utc_bounds
+    from shared.services.export_kinds import day_bounds
 
     query = (select(InvoicePart, InvoiceRequest).join(InvoiceRequest, InvoiceRequest.id == InvoicePart.request_id)
              .where(InvoicePart.status == "issued", InvoicePart.number.is_not(None)))
-    start, end = _utc_bounds(filters, "date_from", "date_to", zone)
+    start, end = day_bounds(filters, "date_from", "date_to", zone)
     if start is not None:
         query = query.where(InvoicePart.issued_at >= start)
     if end is not None:
@@ -50,9 +41,9 @@ def _query(filters: dict, zone: str):
 
 
 def count(filters: dict, reader) -> int:
-    from shared.services.export_kinds import _count
+    from shared.services.export_kinds import count_rows
 
-    return _count(_query(filters, reader.zone))
+    return count_rows(_query(filters, reader.zone))
 
 
 def _buyer_name(request: InvoiceRequest, reader) -> str:
@@ -83,7 +74,7 @@ def document(filters: dict, reader, format: str, watermark: files.Watermark) -> 
                          request.kind, part.total_amount, part.total_tax, part.total_gross, request.serial, name])
             written += 1
         archive.writestr(MANIFEST, files.csv_bytes(MANIFEST_HEADERS, rows, zone=reader.zone, watermark=watermark))
-        archive.comment = files._one_line(watermark.line()).encode("utf-8")[:65535]
+        archive.comment = " ".join(watermark.line().split()).encode("utf-8")[:65535]
     return buffer.getvalue(), written
 
 
