@@ -111,3 +111,31 @@ def test_finance_starts_the_zip_from_the_queue_and_downloads_it(issued_two, clie
     assert got.status_code == 200 and got.mimetype == "application/zip"
     assert files.trace(got.data) == public_id
     assert len(zipfile.ZipFile(io.BytesIO(got.data)).namelist()) == 3
+
+
+def test_the_job_reports_its_progress_as_it_adds_pdfs(issued_two, person, monkeypatch):
+    from shared.services import invoice_zip
+
+    monkeypatch.setattr(invoice_zip, "PROGRESS_EVERY", 1)
+    seen = []
+    monkeypatch.setattr(exports, "update", _spy_update(exports.update, seen))
+    export = made(exports.request_export("invoices_zip", "zip", {}, person("finance")))
+    assert export.progress_done == 2 and export.progress_total == 2
+    assert [1, 2] == [value for value in seen if value in (1, 2)][:2]
+
+
+def _spy_update(real, seen):
+    """exports.update(...) wrapped so the progress values the job commits are recorded."""
+    class Spy:
+        def __init__(self, statement):
+            self.statement = statement
+
+        def where(self, *args):
+            return Spy(self.statement.where(*args))
+
+        def values(self, **values):
+            if "progress_done" in values and isinstance(values["progress_done"], int):
+                seen.append(values["progress_done"])
+            return self.statement.values(**values)
+
+    return lambda table: Spy(real(table))

@@ -50,6 +50,8 @@ class ExportKind:
     # A report that is not one table of rows (e.g. the access report, in XLSX or PDF) makes its whole file:
     # document(filters, reader, format, watermark) -> (bytes, rows); headers/count/rows are then unused.
     document: Callable | None = None
+    # A document kind that reports its progress: document(..., progress=done_so_far) is called, committing it.
+    document_progress: bool = False
 
 
 KINDS: dict[str, ExportKind] = {}
@@ -370,14 +372,15 @@ def _invoices_zip_count(filters: dict, reader: Reader) -> int:
     return invoice_zip.count(filters, reader)
 
 
-def _invoices_zip_document(filters: dict, reader: Reader, format: str, watermark) -> tuple[bytes, int]:
+def _invoices_zip_document(filters: dict, reader: Reader, format: str, watermark, progress=None) -> tuple[bytes, int]:
     from shared.services import invoice_zip
 
-    return invoice_zip.document(filters, reader, format, watermark)
+    return invoice_zip.document(filters, reader, format, watermark, progress=progress)
 
 
 register(ExportKind(
     code="invoices_zip", label=_l("Issued invoices (ZIP of PDFs)"), permission=("invoices", "view"),
     headers=lambda reader: [], count=_invoices_zip_count, rows=lambda filters, reader: iter(()),
     filter_fields=("date_from", "date_to", "order_no"), clean_filters=_invoices_zip_filters,
-    personal_fields=("name",), sheet_title="invoices", formats=("zip",), document=_invoices_zip_document))
+    personal_fields=("name",), sheet_title="invoices", formats=("zip",), document=_invoices_zip_document,
+    document_progress=True))

@@ -256,8 +256,13 @@ def build(export_id: int, commit, now: datetime | None = None) -> ExportRequest:
 
     if kind.document is not None:
         # A report made whole (not one table of rows), written in the requester's language.
+        def progress(done: int) -> None:
+            db.session.execute(update(ExportRequest).where(ExportRequest.id == export_id).values(progress_done=done))
+            commit()
+
+        extra = {"progress": progress} if kind.document_progress else {}
         with force_locale(reader.locale):
-            content, written[0] = kind.document(filters, reader, export.format, watermark)
+            content, written[0] = kind.document(filters, reader, export.format, watermark, **extra)
     elif export.format == "xlsx":
         content = exports.xlsx_bytes(kind.headers(reader), counted(), sheet_title=kind.sheet_title, zone=zone,
                                      watermark=watermark)

@@ -59,13 +59,21 @@ def _issued_on(part: InvoicePart, zone: str) -> str:
     return timekeeping.to_zone(part.issued_at, zone).date().isoformat() if part.issued_at else ""
 
 
-def document(filters: dict, reader, format: str, watermark: files.Watermark) -> tuple[bytes, int]:
+PROGRESS_EVERY = 50  # PDFs between progress commits
+
+
+def document(filters: dict, reader, format: str, watermark: files.Watermark, progress=None) -> tuple[bytes, int]:
+    """The ZIP; `progress(done)` (the export job's) is told every PROGRESS_EVERY PDFs."""
     if format != "zip":
         raise ValidationFailed("issued invoices are exported as a ZIP", field="format", code="unknown_export_format")
     rows, written = [], 0
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for part, request in db.session.execute(_query(filters, reader.zone).order_by(InvoicePart.id)).all():
+        ids = db.session.scalars(_query(filters, reader.zone).with_only_columns(InvoicePart.id)
+                                 .order_by(InvoicePart.id)).all()
+        for part_id in ids:  # one part (and its PDFs) in memory at a time
+            part = db.session.get(InvoicePart, part_id)
+            request = part.request
             content = part.provider_pdf or part.rendered_pdf
             name = f"invoice-{part.number}.pdf" if content else ""
             if content:
@@ -73,6 +81,9 @@ def document(filters: dict, reader, format: str, watermark: files.Watermark) -> 
             rows.append([part.number, _issued_on(part, reader.zone), _buyer_name(request, reader), request.buyer_kind,
                          request.kind, part.total_amount, part.total_tax, part.total_gross, request.serial, name])
             written += 1
+            db.session.expunge(part)
+            if progress is not None and written % PROGRESS_EVERY == 0:
+                progress(written)
         archive.writestr(MANIFEST, files.csv_bytes(MANIFEST_HEADERS, rows, zone=reader.zone, watermark=watermark))
         archive.comment = " ".join(watermark.line().split()).encode("utf-8")[:65535]
     return buffer.getvalue(), written
