@@ -64,7 +64,8 @@ def message(request: InvoiceRequest, part: InvoicePart, locale: str) -> tuple[st
 def mail_part(part_id: int) -> bool:
     """Mail one issued part's link to its buyer, once. True when a mail went out now; False when there is nothing
     to send (not issued, no email, mailed before, no relay configured). A relay failure raises (retried)."""
-    part = db.session.get(InvoicePart, part_id)
+    # The part's row locked (PostgreSQL) until the caller commits: the job and the sweeper never both send it.
+    part = db.session.get(InvoicePart, part_id, with_for_update=True)
     if part is None or part.status != "issued" or not part.number or _mailed(part_id):
         return False
     request = part.request
