@@ -63,6 +63,7 @@ def sweep_invoice_requests(limit: int = 200) -> dict:
     for part_id in missing:  # our PDFs a lost job (or inline running) left unmade
         dispatch.send("jobs.invoice_pdf.render_invoice_part", part_id, queue=queues.DOCUMENTS)
     tally["pdfs"] = len(missing)
+    tally["mails"] = _mail_unmailed()
     log.info("job=sweep_invoice_requests tally=%s", tally)
     return tally
 
@@ -87,3 +88,30 @@ def render_red_letter(red_id: int) -> dict:
     size = red_letters.render_red_pdf(red_id)
     db.session.commit()
     return {"bytes": size}
+
+
+@job
+def mail_invoice_part(part_id: int) -> bool:
+    """Mail the customer the link to one issued invoice (once; shared/services/invoice_mail.py)."""
+    from shared.services import invoice_mail
+
+    sent = invoice_mail.mail_part(part_id)
+    db.session.commit()
+    return sent
+
+
+def _mail_unmailed() -> int:
+    """The invoice mails a lost job, inline running or a relay that was down left unsent: sent here, one commit
+    each (a relay still down is logged and left for the next sweep)."""
+    from shared.services import invoice_mail
+
+    sent = 0
+    for part_id in invoice_mail.unmailed_part_ids():
+        try:
+            sent += invoice_mail.mail_part(part_id)
+            db.session.commit()
+        except OSError as error:  # smtplib.SMTPException is an OSError; the next sweep retries
+            db.session.rollback()
+            log.warning("job=sweep_invoice_requests mail part=%s failed: %s", part_id, error)
+            break
+    return sent

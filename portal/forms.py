@@ -352,7 +352,8 @@ class ExportForm(FlaskForm):
     fields are the union of every kind's, and the service refuses one the chosen kind does not take."""
 
     kind = SelectField(_l("What"), validate_choice=False)
-    format = SelectField(_l("Format"), choices=[("xlsx", "Excel (.xlsx)"), ("csv", "CSV"), ("pdf", "PDF")], validate_choice=False)
+    format = SelectField(_l("Format"), choices=[("xlsx", "Excel (.xlsx)"), ("csv", "CSV"), ("pdf", "PDF"),
+                                                     ("zip", "ZIP")], validate_choice=False)
     status = StringField(_l("Order status"), validators=[Optional(), Length(max=20)])
     channel = StringField(_l("Channel code"), validators=[Optional(), Length(max=8)])
     placed_from = StringField(_l("Placed from"), validators=[Optional(), Length(max=10)])
@@ -364,9 +365,10 @@ class ExportForm(FlaskForm):
     actor = StringField(_l("Actor"), validators=[Optional(), Length(max=120)])
     report_id = StringField(_l("Reconciliation report"), validators=[Optional(), Length(max=12)])
     difference = StringField(_l("Difference kind"), validators=[Optional(), Length(max=20)])
+    order_no = StringField(_l("Order number"), validators=[Optional(), Length(max=64)])
 
     FILTERS = ("status", "channel", "placed_from", "placed_to", "date_from", "date_to", "action", "entity", "actor",
-               "report_id", "difference")
+               "report_id", "difference", "order_no")
 
     def filters(self) -> dict:
         return {name: self[name].data.strip() for name in self.FILTERS if (self[name].data or "").strip()}

@@ -41,7 +41,8 @@ def index():
     args = {key: value for key, value in (("status", status), ("order_no", order_no)) if value}
     page = render_template("portal/invoices/index.html", found=found, error=error, status=status, order_no=order_no,
                            filters=invoice_queue.QUEUE_FILTERS, statuses=translated(INVOICE_STATUS),
-                           kinds=translated(INVOICE_KIND), args=args, credit=invoices.credit_line())
+                           kinds=translated(INVOICE_KIND), args=args, credit=invoices.credit_line(),
+                           zip_allowed=can(current_user.role, "exports", "edit"))
     return page, 422 if error is not None else 200
 
 

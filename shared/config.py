@@ -110,6 +110,16 @@ def load_config(overrides: dict | None = None) -> dict:
         "INVOICE_SELLER_TAX_ID": env.get("ORDERLOOM_INVOICE_SELLER_TAX_ID", "91310000MA1FL8TQ7X"),
         "INVOICE_SELLER_NAME": env.get("ORDERLOOM_INVOICE_SELLER_NAME", "Orderloom 演示商户有限公司"),
         "INVOICE_ISSUER": env.get("ORDERLOOM_INVOICE_ISSUER", "开票员"),
+        # Mail (shared/mail.py): no SMTP host, no mail. The customer site's address for links in mail.
+        "SMTP_HOST": env.get("ORDERLOOM_SMTP_HOST", ""),
+        "SMTP_PORT": int(env.get("ORDERLOOM_SMTP_PORT", "25")),
+        "SMTP_USER": env.get("ORDERLOOM_SMTP_USER", ""),
+        "SMTP_PASSWORD": env.get("ORDERLOOM_SMTP_PASSWORD", ""),
+        "SMTP_STARTTLS": env.get("ORDERLOOM_SMTP_STARTTLS", "0") == "1",
+        "SMTP_TIMEOUT": float(env.get("ORDERLOOM_SMTP_TIMEOUT", "10")),
+        "MAIL_FROM": env.get("ORDERLOOM_MAIL_FROM", "invoices@orderloom.example"),
+        "MAIL_FROM_NAME": env.get("ORDERLOOM_MAIL_FROM_NAME", "Orderloom"),
+        "CUSTOMER_SITE_URL": env.get("ORDERLOOM_CUSTOMER_SITE_URL", "http://127.0.0.1:5001"),
     }
     if overrides:
         config.update(overrides)

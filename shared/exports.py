@@ -8,7 +8,8 @@ A governed export (shared/services/exports.py) passes a `Watermark`: the exporte
 the export id go into a visible line (CSV: the first line after the BOM; XLSX: the first row of the sheet and the
 printed header and footer) and into a per-file marker (XLSX: the core document properties of ECMA-376 Part 2 /
 OPC, i.e. dc:creator, dc:title, dc:identifier, cp:keywords, dc:description, and a very hidden sheet). `trace`
-reads the export id back from either format (and from a PDF report's /Keywords).
+reads the export id back from either format (and from a PDF report's /Keywords, and from an invoices ZIP's
+manifest CSV).
 """
 import csv
 import io
@@ -215,7 +216,10 @@ def trace(file_bytes: bytes) -> str | None:
     """The export id a governed export file carries (XLSX: hidden sheet, then document properties; CSV: the first
     line), or None when the file has no marker."""
     if file_bytes[:4] == b"PK\x03\x04":
-        return _trace_xlsx(file_bytes)
+        from shared.services.invoice_zip import manifest_of
+
+        manifest = manifest_of(file_bytes)  # a ZIP of invoices: its manifest CSV carries the line
+        return trace(manifest) if manifest is not None else _trace_xlsx(file_bytes)
     if file_bytes[:5] == b"%PDF-":
         return _trace_pdf(file_bytes)
     text = file_bytes[:4096].decode("utf-8-sig", errors="replace")

@@ -50,6 +50,8 @@ class ExportKind:
     # A report that is not one table of rows (e.g. the access report, in XLSX or PDF) makes its whole file:
     # document(filters, reader, format, watermark) -> (bytes, rows); headers/count/rows are then unused.
     document: Callable | None = None
+    # A document kind that reports its progress: document(..., progress=done_so_far) is called, committing it.
+    document_progress: bool = False
 
 
 KINDS: dict[str, ExportKind] = {}
@@ -342,3 +344,43 @@ register(ExportKind(
     headers=lambda reader: [], count=lambda filters, reader: 0, rows=lambda filters, reader: iter(()),
     filter_fields=("date_from", "date_to"), clean_filters=_access_report_filters, sheet_title="access report",
     formats=("xlsx", "pdf"), document=_access_report_document))
+
+
+# --- issued invoices as one ZIP for finance (shared/services/invoice_zip.py) ------------------------------------
+
+def _invoices_zip_filters(filters: dict) -> dict:
+    """Issued invoices only (the kind's whole point); optional issue-date range and order number."""
+    from shared.services import invoice_zip
+
+    order_no = _text(filters, "order_no", invoice_zip.MAX_ORDER_NO)
+    return _compact({**_day_range(filters, "date_from", "date_to"),
+                     "order_no": order_no.upper() if order_no else None})
+
+
+def day_bounds(filters: dict, low: str, high: str, zone: str) -> tuple[datetime | None, datetime | None]:
+    """For kinds made elsewhere: the filters' merchant-zone days as a UTC half-open range."""
+    return _utc_bounds(filters, low, high, zone)
+
+
+def count_rows(query) -> int:
+    return _count(query)
+
+
+def _invoices_zip_count(filters: dict, reader: Reader) -> int:
+    from shared.services import invoice_zip
+
+    return invoice_zip.count(filters, reader)
+
+
+def _invoices_zip_document(filters: dict, reader: Reader, format: str, watermark, progress=None) -> tuple[bytes, int]:
+    from shared.services import invoice_zip
+
+    return invoice_zip.document(filters, reader, format, watermark, progress=progress)
+
+
+register(ExportKind(
+    code="invoices_zip", label=_l("Issued invoices (ZIP of PDFs)"), permission=("invoices", "view"),
+    headers=lambda reader: [], count=_invoices_zip_count, rows=lambda filters, reader: iter(()),
+    filter_fields=("date_from", "date_to", "order_no"), clean_filters=_invoices_zip_filters,
+    personal_fields=("name",), sheet_title="invoices", formats=("zip",), document=_invoices_zip_document,
+    document_progress=True))

@@ -29,7 +29,7 @@ RUN_JOB = "jobs.exports.run_export"
 QUEUE = "documents"
 JOB_TIMEOUT = 1800  # seconds: a large XLSX is more than RQ's default 180 s
 FORMATS = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-           "pdf": "application/pdf"}  # each kind says which it is made in (ExportKind.formats)
+           "pdf": "application/pdf", "zip": "application/zip"}  # each kind says which it is made in (ExportKind.formats)
 LINK_LIFETIME = timedelta(hours=24)
 MAX_DOWNLOADS = 3
 CLEARANCE_WINDOW = timedelta(hours=24)  # a personal export not cleared by then expires unmade
@@ -256,8 +256,13 @@ def build(export_id: int, commit, now: datetime | None = None) -> ExportRequest:
 
     if kind.document is not None:
         # A report made whole (not one table of rows), written in the requester's language.
+        def progress(done: int) -> None:
+            db.session.execute(update(ExportRequest).where(ExportRequest.id == export_id).values(progress_done=done))
+            commit()
+
+        extra = {"progress": progress} if kind.document_progress else {}
         with force_locale(reader.locale):
-            content, written[0] = kind.document(filters, reader, export.format, watermark)
+            content, written[0] = kind.document(filters, reader, export.format, watermark, **extra)
     elif export.format == "xlsx":
         content = exports.xlsx_bytes(kind.headers(reader), counted(), sheet_title=kind.sheet_title, zone=zone,
                                      watermark=watermark)

@@ -321,6 +321,8 @@ def apply_result(part: InvoicePart, result: ProviderResult) -> bool:
         # sends none; the provider's is kept and served first.
         # (Inline, with no Redis, the sweeper renders it: a job cannot run inside the commit that asks for it.)
         dispatch.after_commit("jobs.invoice_pdf.render_invoice_part", part.id, queue="documents", skip_inline=True)
+        # The customer's mail with the download link (once per part; inline, the sweeper sends it).
+        dispatch.after_commit("jobs.invoices.mail_invoice_part", part.id, skip_inline=True)
         part.pdf_url, part.ofd_url, part.xml_url = result.pdf_url, result.ofd_url, result.xml_url
         if result.pdf_bytes:
             part.provider_pdf = result.pdf_bytes
