@@ -471,10 +471,10 @@ def _rate_label(line) -> str:
 def to_pdf_invoice(part: InvoicePart, config=None) -> "invoice_pdf.PdfInvoice":
     """What the invoice PDF prints for one part (shared/finance/invoice_pdf.py). A part not yet issued is a preview
     (number None)."""
-    return invoice_pdf.from_dict(_pdf_fields(part, config))
+    return invoice_pdf.from_dict(pdf_fields(part, config))
 
 
-def _pdf_fields(part: InvoicePart, config=None) -> dict:
+def pdf_fields(part: InvoicePart, config=None) -> dict:
     config = config or current_app.config
     request = part.request
     issued = part.issued_at or utc_now()

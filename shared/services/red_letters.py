@@ -222,9 +222,9 @@ def unrendered_ids(limit: int = 50) -> list[int]:
 def to_pdf_invoice(red: RedLetter, config=None) -> "invoice_pdf.PdfInvoice":
     """What our PDF of the red invoice prints: the blue one's parties, the red's own number and negative lines,
     red=True and the reversed invoice's number."""
-    from shared.services.invoices import _pdf_fields
+    from shared.services.invoices import pdf_fields
 
-    fields = _pdf_fields(red.part, config)
+    fields = pdf_fields(red.part, config)
     issued = red.issued_at or utc_now()
     fields.update({
         "number": red.number, "issued_on": issued.date(),
