@@ -231,6 +231,8 @@ def test_retention_benchmark_at_toy_size():
     assert [row["step"] for row in results["rows"]] == ["anonymise finished orders",
                                                         "archive and delete access-log rows"]
     assert results["rows"][0]["rows"] > 0 and results["rows"][1]["rows"] == 120
+
+
 def test_payment_reconciliation_benchmark_finds_exactly_the_planted_differences():
     from devtools.bench import payments as bench_payments
 
@@ -238,7 +240,7 @@ def test_payment_reconciliation_benchmark_finds_exactly_the_planted_differences(
         results = bench_payments.run(url, rows=2000, repeat=2, overrides=_keys(url))
     assert results["ok"], results
     assert results["counts"][0] == (2000, 1850, 50, 50, 100, 50)  # lines, matched, unrecorded, amount, unbilled, bad
-    assert len(results["seconds"]) == len(results["ceiling"]) == 2
+    assert len(results["seconds"]) == len(results["ceiling"]) == 2  # one figure per round (a count, not a speed)
 
 
 def test_invoice_issue_benchmark_at_toy_size_through_two_real_workers():
