@@ -404,6 +404,11 @@ def test_api_refusals(api, create_order):
     assert special.status_code == 422 and special.json["error"]["code"] == "special_not_allowed"
     assert client.post(path, {"kind": "normal"}).json["error"]["field"] == "profile_id"
     assert client.post(path, {"profile_id": profile.id, "kind": "gold"}).json["error"]["code"] == "invalid_kind"
+    # the refusals are message codes: a Chinese reader gets them in Chinese, an English one in English
+    zh = client.post(path, {"profile_id": profile.id, "kind": "special"}, headers={"Accept-Language": "zh-CN"})
+    assert zh.json["error"]["message"].startswith("专用发票（专票）须为"), zh.json
+    en = client.post(path, {"profile_id": profile.id, "kind": "special"}, headers={"Accept-Language": "en"})
+    assert en.json["error"]["message"].startswith("A special invoice (专票) needs"), en.json
     assert api("auditor").post(path, {"profile_id": profile.id, "kind": "normal"}).status_code == 403
     assert counts() == (0, 0)
 
@@ -464,6 +469,7 @@ def test_api_shows_the_credit_line_or_says_the_provider_is_down(api, portal, sim
     with InvoicingSimulator() as gone:
         closed = gone.base_url
     monkeypatch.setitem(portal.config, "INVOICE_PROVIDER_URL", closed)
-    down = client.get("/invoices/credit-line")
+    down = client.get("/invoices/credit-line", headers={"Accept-Language": "en"})
     assert down.status_code == 200 and down.json["available"] is False and down.json["remaining"] is None
     assert "did not answer" in down.json["reason"]
+    assert client.get("/invoices/credit-line").json["reason"].startswith("开票服务商未响应")  # zh is the default

@@ -11,6 +11,10 @@ from shared.security.masking import masked_id_number, masked_name
 from shared.security.permissions import Visibility, visibility
 from shared.services.errors import ValidationFailed
 from shared.services.invoice_profiles import masked_value
+from shared.services.validation import N_, say
+
+UNKNOWN_STATE = N_("Unknown invoice state: %(state)s")
+ORDER_NO_TOO_LONG = N_("The order number is too long")
 
 # The queue's filters: a lifecycle state, "held" (still requested, held for the credit line), or "red" (with a
 # red-letter reversal, 红字, in any state).
@@ -26,7 +30,7 @@ def queue(status: str | None = None, order_no: str | None = None, cursor: str | 
                                            selectinload(InvoiceRequest.orders).selectinload(InvoiceRequestOrder.order))
     if status:
         if status not in QUEUE_FILTERS:
-            raise ValidationFailed(f"unknown invoice state: {status[:20]}", field="status", code="invalid_status")
+            raise ValidationFailed(say(UNKNOWN_STATE, state=status[:20]), field="status", code="invalid_status")
         if status == "held":
             query = query.where(InvoiceRequest.status == "requested", InvoiceRequest.held_reason.is_not(None))
         elif status == "red":
@@ -39,7 +43,7 @@ def queue(status: str | None = None, order_no: str | None = None, cursor: str | 
     number = (order_no or "").strip().upper()
     if number:
         if len(number) > MAX_ORDER_NO:
-            raise ValidationFailed("the order number is too long", field="order_no", code="too_long")
+            raise ValidationFailed(say(ORDER_NO_TOO_LONG), field="order_no", code="too_long")
         query = query.where(InvoiceRequest.id.in_(
             select(InvoiceRequestOrder.request_id).join(Order, Order.id == InvoiceRequestOrder.order_id)
             .where(Order.order_no == number)))

@@ -16,6 +16,9 @@ from shared.models import Order
 from shared.models.invoices import InvoicePart, InvoiceRequest, InvoiceRequestOrder
 from shared.security.masking import shown_value
 from shared.services.errors import ValidationFailed
+from shared.services.validation import N_, say
+
+ZIP_ONLY = N_("Issued invoices are exported as a ZIP")
 
 MANIFEST = "manifest.csv"
 MANIFEST_HEADERS = ["number", "issued_on", "buyer_name", "buyer_kind", "kind", "total_amount", "total_tax",
@@ -65,7 +68,7 @@ PROGRESS_EVERY = 50  # PDFs between progress commits
 def document(filters: dict, reader, format: str, watermark: files.Watermark, progress=None) -> tuple[bytes, int]:
     """The ZIP; `progress(done)` (the export job's) is told every PROGRESS_EVERY PDFs."""
     if format != "zip":
-        raise ValidationFailed("issued invoices are exported as a ZIP", field="format", code="unknown_export_format")
+        raise ValidationFailed(say(ZIP_ONLY), field="format", code="unknown_export_format")
     rows, written = [], 0
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

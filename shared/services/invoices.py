@@ -26,6 +26,7 @@ from shared.models import InvoiceProfile, Order
 from shared.models.invoices import InvoiceLineRow, InvoicePart, InvoiceRequest, InvoiceRequestOrder
 from shared.services import audit, invoice_profiles, sku_tax
 from shared.services.errors import Conflict, NotFound, ValidationFailed
+from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
 
 log = logging.getLogger("orderloom.invoices")
@@ -33,6 +34,35 @@ KINDS = ("normal", "special")
 MAX_ROW_ID = 2 ** 31 - 1  # 32-bit ids: a larger one names nothing (and would overflow the query)
 LIVE = ("requested", "submitted", "issuing", "issued")  # an order on a request in these states is being invoiced
 INVOICEABLE_ORDER_STATES = ("confirmed", "allocated", "picking", "packed", "shipped", "delivered", "completed")
+
+# What a person reads when a request is refused: message codes, said in the reader's language (say).
+MISSING_TAX_DATA = N_("These SKUs lack tax data (tax classification code, rate, unit): %(skus)s")
+INVALID_KIND = N_("The invoice kind must be normal (普票) or special (专票)")
+INVALID_PROFILE = N_("Choose one of the buyer's invoice profiles")
+UNKNOWN_PROFILE = N_("No such invoice profile for this buyer")
+SPECIAL_NOT_ALLOWED = N_("A special invoice (专票) needs an enterprise, institution or other buyer with a valid tax "
+                         "id; an individual may ask for a normal invoice (普票)")
+INVALID_ORDERS = N_("Name between 1 and 50 orders")
+SEVERAL_BUYERS = N_("The orders of one invoice request must belong to one buyer")
+NOT_INVOICEABLE = N_("Order %(order_no)s is %(status)s: it cannot be invoiced yet")
+ALREADY_INVOICED = N_("Already invoiced or being invoiced: %(orders)s")
+NOT_RESUBMITTABLE = N_("An invoice request that is %(status)s cannot be resubmitted")
+NOT_CANCELLABLE = N_("A part is already with the provider: it can no longer be cancelled (issue a red invoice "
+                     "instead)")
+UNKNOWN_PART = N_("Invoice request %(request)s has no part %(position)s")
+PART_NOT_ISSUED = N_("Part %(position)s of invoice request %(request)s is %(status)s, not issued")
+PDF_NOT_READY = N_("The invoice PDF is being made: try again in a moment")
+PROVIDER_SILENT = N_("The invoicing provider did not answer: %(error)s")
+# The invoice arithmetic's refusals (invoice_math.InvoiceMathError codes) as a person reads them.
+MATH_REFUSALS = {
+    "nothing_to_invoice": N_("Nothing to invoice: the order's total is zero"),
+    "invalid_amount": N_("The order's amounts cannot be invoiced (a negative line, discount or shipping)"),
+    "invalid_discount_shares": N_("The order's discounts do not fit its lines"),
+    "invalid_amount_limit": N_("The configured per-invoice amount limit must be positive"),
+    "invalid_max_lines": N_("The configured line limit must allow at least two lines"),
+    "nothing_to_allocate": N_("Nothing to invoice: the order has no lines"),
+    "discount_over_goods": N_("The order's discount is more than its goods"),
+}
 
 
 class MissingTaxData(ValidationFailed):
@@ -42,7 +72,7 @@ class MissingTaxData(ValidationFailed):
 
     def __init__(self, missing: list[dict]):
         codes = ", ".join(item["sku"] for item in missing)
-        super().__init__(f"these SKUs lack tax data (税收分类编码, rate, unit): {codes}", field="skus")
+        super().__init__(say(MISSING_TAX_DATA, skus=codes), field="skus")
         self.missing = missing
 
     def as_json(self) -> dict:
@@ -58,7 +88,7 @@ def credit_line(provider=None) -> dict:
     try:
         line = provider.credit_line()
     except (ProviderTimeout, ProviderError) as error:
-        return {"available": False, "reason": f"the invoicing provider did not answer: {error}", "total": None,
+        return {"available": False, "reason": say(PROVIDER_SILENT, error=str(error)), "total": None,
                 "used": None, "remaining": None}
     return {"available": True, "reason": None, "total": str(line.total), "used": str(line.used),
             "remaining": str(line.remaining)}
@@ -108,16 +138,14 @@ def _snapshot(request: InvoiceRequest, profile: InvoiceProfile) -> None:
 
 def _profile_for(profile_id, customer_id: int, kind: str) -> InvoiceProfile:
     if kind not in KINDS:
-        raise ValidationFailed("kind must be normal (普票) or special (专票)", field="kind", code="invalid_kind")
+        raise ValidationFailed(say(INVALID_KIND), field="kind", code="invalid_kind")
     if not isinstance(profile_id, int) or isinstance(profile_id, bool) or not 0 < profile_id <= MAX_ROW_ID:
-        raise ValidationFailed("profile_id must be the id of an invoice profile", field="profile_id",
-                               code="invalid_profile")
+        raise ValidationFailed(say(INVALID_PROFILE), field="profile_id", code="invalid_profile")
     profile = db.session.get(InvoiceProfile, profile_id)
     if profile is None or profile.customer_id != customer_id:
-        raise NotFound("no such invoice profile for this buyer", field="profile_id", code="unknown_profile")
+        raise NotFound(say(UNKNOWN_PROFILE), field="profile_id", code="unknown_profile")
     if kind == "special" and not invoice_profiles.may_request_special(profile):
-        raise ValidationFailed("专票 needs an enterprise, institution or other buyer with a valid tax id; "
-                               "an individual may ask for 普票", field="kind", code="special_not_allowed")
+        raise ValidationFailed(say(SPECIAL_NOT_ALLOWED), field="kind", code="special_not_allowed")
     return profile
 
 
@@ -128,16 +156,15 @@ def request_invoice(order_nos: list[str], profile_id: int, kind: str, actor: Act
     from shared.services import orders as order_service
 
     if not order_nos or len(order_nos) > 50:
-        raise ValidationFailed("name between 1 and 50 orders", field="order_nos", code="invalid_orders")
+        raise ValidationFailed(say(INVALID_ORDERS), field="order_nos", code="invalid_orders")
     orders = []
     for order_no in dict.fromkeys(order_nos):
         orders.append(order_service.get_order(order_no))
     if len({order.customer_id for order in orders}) != 1:
-        raise ValidationFailed("the orders of one invoice request must be one buyer's", field="order_nos",
-                               code="several_buyers")
+        raise ValidationFailed(say(SEVERAL_BUYERS), field="order_nos", code="several_buyers")
     for order in orders:
         if order.status not in INVOICEABLE_ORDER_STATES:
-            raise Conflict(f"order {order.order_no} is {order.status}: it cannot be invoiced", field="order_no",
+            raise Conflict(say(NOT_INVOICEABLE, order_no=order.order_no, status=order.status), field="order_no",
                            code="order_not_invoiceable")
     from shared.services.red_letters import fully_reversed
 
@@ -150,7 +177,7 @@ def request_invoice(order_nos: list[str], profile_id: int, kind: str, actor: Act
              if not fully_reversed(db.session.get(InvoiceRequest, request_id))]
     if taken:
         nos = ", ".join(o.order_no for o in orders if o.id in set(taken))
-        raise Conflict(f"already invoiced or being invoiced: {nos}", field="order_no", code="already_invoiced")
+        raise Conflict(say(ALREADY_INVOICED, orders=nos), field="order_no", code="already_invoiced")
     missing = []
     for order in orders:
         for line in order.lines:
@@ -164,7 +191,8 @@ def request_invoice(order_nos: list[str], profile_id: int, kind: str, actor: Act
     try:
         parts = compute_parts(orders, config)
     except invoice_math.InvoiceMathError as refused:
-        raise ValidationFailed(str(refused), field="order_no", code=refused.code)
+        message = MATH_REFUSALS.get(refused.code)
+        raise ValidationFailed(say(message) if message else str(refused), field="order_no", code=refused.code)
     request = InvoiceRequest(serial=_new_serial(), customer_id=orders[0].customer_id, kind=kind,
                              status=INVOICE_REQUEST.initial, requested_by=actor.label,
                              total_gross=sum(p.total_gross for p in parts),
@@ -408,8 +436,7 @@ def resubmit(request: InvoiceRequest, actor: Actor, profile_id: int | None = Non
     """A failed request, perhaps with another (or an edited) profile, goes back to requested: its failed parts get
     new serials (the provider keeps the old ones as failed) and are sent again after the commit."""
     if request.status != "failed":
-        raise Conflict(f"an invoice request that is {request.status} cannot be resubmitted",
-                       code="invalid_invoice_request_transition")
+        raise Conflict(say(NOT_RESUBMITTABLE, status=request.status), code="invalid_invoice_request_transition")
     profile = _profile_for(profile_id if profile_id is not None else request.profile_id, request.customer_id,
                            request.kind)
     _snapshot(request, profile)
@@ -430,8 +457,7 @@ def resubmit(request: InvoiceRequest, actor: Actor, profile_id: int | None = Non
 
 def cancel(request: InvoiceRequest, actor: Actor, reason: str) -> None:
     if any(part.status in ("submitted", "issuing", "issued") for part in request.parts):
-        raise Conflict("a part is already with the provider: it can no longer be cancelled (issue a red invoice)",
-                       code="invalid_invoice_request_transition")
+        raise Conflict(say(NOT_CANCELLABLE), code="invalid_invoice_request_transition")
     INVOICE_REQUEST.move(request, "cancelled")
     audit.record(actor, "invoice.cancelled", "invoice_request", request.id, reason=reason)
 
@@ -500,7 +526,6 @@ def pdf_fields(part: InvoicePart, config=None) -> dict:
     }
 
 
-PDF_NOT_READY = "the invoice PDF is being made: try again in a moment"
 
 
 def unrendered_part_ids(limit: int = 50) -> list[int]:
@@ -525,12 +550,12 @@ def part_pdf(request: InvoiceRequest, position: int) -> tuple[bytes, str]:
     name. Not issued (yet) or not rendered yet: a Conflict saying so."""
     parts = sorted(request.parts, key=lambda p: p.position)
     if not 1 <= position <= len(parts):
-        raise NotFound(f"invoice request {request.id} has no part {position}", field="part", code="unknown_part")
+        raise NotFound(say(UNKNOWN_PART, request=request.id, position=position), field="part", code="unknown_part")
     part = parts[position - 1]
     if part.status != "issued":
-        raise Conflict(f"part {position} of invoice request {request.id} is {part.status}, not issued",
+        raise Conflict(say(PART_NOT_ISSUED, position=position, request=request.id, status=part.status),
                        field="part", code="not_issued")
     content = part.provider_pdf or part.rendered_pdf
     if not content:
-        raise Conflict(PDF_NOT_READY, field="part", code="pdf_not_ready")
+        raise Conflict(say(PDF_NOT_READY), field="part", code="pdf_not_ready")
     return bytes(content), f"invoice-{part.number}.pdf"
