@@ -17,6 +17,23 @@ def _remember_language(code: str) -> None:
         db.session.commit()
 
 
+# What a user whose password an administrator reset may reach before choosing their own.
+PASSWORD_CHANGE_OPEN = frozenset({"security.password", "auth.sign_out", "set_language", "static"})
+
+
+def _to_password_change():
+    from flask import redirect, url_for
+
+    target = url_for("security.password")
+    if request.headers.get("HX-Request"):
+        from flask import make_response
+
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target, 303)
+
+
 def create_app(config: dict | None = None) -> Flask:
     app = create_web_app("portal", {"SESSION_COOKIE_NAME": "orderloom_portal", "MAX_CONTENT_LENGTH": 1024 * 1024},
                          config, home="dashboard.index", remember_language=_remember_language)
@@ -80,5 +97,7 @@ def create_app(config: dict | None = None) -> Flask:
             return  # the API never looks at the session cookie
         if current_user.is_authenticated and hasattr(current_user, "locale"):
             g.locale, g.timezone = current_user.locale, current_user.timezone
+            if current_user.must_change_password and request.endpoint not in PASSWORD_CHANGE_OPEN:
+                return _to_password_change()
 
     return app

@@ -34,7 +34,7 @@ def safe_next(target: str | None) -> str:
     return url_for("dashboard.index")
 
 
-def _complete(user: StaffUser, method: str) -> None:
+def complete_sign_in(user: StaffUser, method: str) -> None:
     """Turn this browser's session into a signed-in one: a fresh session with a new random id."""
     session.clear()
     login_user(user)
@@ -67,7 +67,7 @@ def sign_in():
                                     "at": int(timekeeping.utc_now().timestamp()), "next": request.args.get("next")}
                 session["lang"] = user.locale
                 return redirect(url_for("auth.second_factor" if enrolled else "auth.enrol"))
-            _complete(user, "not_required")
+            complete_sign_in(user, "not_required")
             return redirect(safe_next(request.args.get("next")))
     status = 401 if error else 200
     return render_template("portal/sign_in.html", form=form, error=error), status
@@ -112,7 +112,7 @@ def second_factor_step():
             error = refusal_text(refused)
         else:
             db.session.commit()
-            _complete(user, method)
+            complete_sign_in(user, method)
             return redirect(safe_next(state.get("next")))
     return render_template("portal/second_factor/code.html", form=form, error=error), \
         REFUSED_STATUS if error else 200
@@ -142,7 +142,7 @@ def enrol_step():
             error = refusal_text(refused)
         else:
             db.session.commit()
-            _complete(user, "totp")
+            complete_sign_in(user, "totp")
             return render_template("portal/second_factor/recovery_codes.html", codes=codes,
                                    continue_to=safe_next(state.get("next")))
     return render_template("portal/second_factor/enrol.html", form=form, error=error, enrolment=enrolment,

@@ -4,7 +4,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (BooleanField, DateField, IntegerField, PasswordField, RadioField, SelectField, StringField,
                      TextAreaField)
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, EqualTo, InputRequired, Length, NumberRange, Optional
 
 from shared.appcore import LANGUAGES
 from shared import labels
@@ -15,6 +15,14 @@ from shared.services.channel_settings import LIFECYCLE_TARGETS, PAYMENT_CHOICES,
 class SignInForm(FlaskForm):
     username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=256)])
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=256)])
+    new_password = PasswordField(_l("New password"), validators=[DataRequired(), Length(max=256)])
+    confirm_password = PasswordField(_l("New password again"),
+                                     validators=[DataRequired(), EqualTo("new_password",
+                                                                         message=_l("The two new passwords differ."))])
 
 
 class SecondFactorForm(FlaskForm):

@@ -1,4 +1,5 @@
-"""My security: one's own second factor (enrol with a QR code, status, new recovery codes) and the step-up page.
+"""My security: one's own password and second factor (enrol with a QR code, status, new recovery codes) and the
+step-up page.
 
 Every staff role reaches these pages: they are declared with `dashboard:view`, the permission every role holds,
 because looking after one's own sign-in is not a power over anything else.
@@ -10,13 +11,14 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from portal.access import requires
-from portal.auth import safe_next
-from portal.forms import ConfirmForm, SecondFactorForm
+from portal.auth import SECOND_FACTOR, complete_sign_in, safe_next
+from portal.forms import ConfirmForm, PasswordChangeForm, SecondFactorForm
 from shared import timekeeping
 from shared.extensions import db
 from shared.security import sessions
-from shared.services import second_factor
+from shared.services import second_factor, staff
 from shared.services.errors import ServiceError
+from shared.services.sign_in import REFUSED_STATUS, limit_failed_sign_ins
 from shared.web import staff_actor
 
 bp = Blueprint("security", __name__, url_prefix="/security")
@@ -135,3 +137,32 @@ def step_up():
             return redirect(safe_next(back), 303)
     status = 422 if error or request.method == "POST" else 200
     return render_template("portal/second_factor/step_up.html", form=form, error=error, back=back), status
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@requires("dashboard", "view")
+@limit_failed_sign_ins("staff")  # a wrong current password counts like a failed sign-in: no guessing at speed
+def password():
+    """Change one's own password (the current one proves it is the owner at the keyboard). After an administrator's
+    reset this is the only page the portal opens until it is done. Every other session of the user ends; this one
+    starts again, signed in the same way it was."""
+    form = PasswordChangeForm()
+    error, status = None, 200
+    if form.validate_on_submit():
+        user = current_user._get_current_object()
+        try:
+            staff.change_own_password(user, form.current_password.data, form.new_password.data, staff_actor(user))
+        except ServiceError as refused:
+            db.session.rollback()
+            error = refused.message
+            status = REFUSED_STATUS if refused.code == "wrong_password" else 422
+        else:
+            method = session.get(SECOND_FACTOR) or "not_required"
+            db.session.commit()
+            complete_sign_in(user, method)
+            flash(_("Your password was changed; your other sessions have ended."), "success")
+            return redirect(url_for("security.index"), 303)
+    elif request.method == "POST":
+        status = 422
+    return render_template("portal/password.html", form=form, error=error,
+                           forced=bool(current_user.must_change_password)), status

@@ -1,5 +1,5 @@
 """Users: accounts, their role, team, language and lock state (the roles themselves: portal.roles)."""
-from flask import Blueprint, flash, redirect, render_template, session, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -96,6 +96,26 @@ def revoke_tokens(user_id: int):
         db.session.commit()
         flash(_("%(count)s API tokens revoked.", count=count), "success")  # the count is known only after the call
     return redirect(url_for("users.index"), 303)
+
+
+@bp.post("/<int:user_id>/reset-password")
+@requires("users", "edit", step_up=True)  # it hands an account over: a sensitive operation
+def reset_password(user_id: int):
+    """A temporary password for someone else's account, shown once on this page (never through a redirect, so it
+    is in no cookie or log), with a change forced at their next sign-in."""
+    user = db.get_or_404(StaffUser, user_id)
+    if not ConfirmForm().validate_on_submit():
+        return redirect(url_for("users.index"), 303)
+    try:
+        temporary = staff.reset_password(user, staff_actor(current_user))
+    except ServiceError as refused:
+        db.session.rollback()
+        flash(_("Not reset: %(message)s", message=refused.message), "error")
+        return redirect(url_for("users.index"), 303)
+    db.session.commit()
+    response = make_response(render_template("portal/password_reset.html", user=user, temporary=temporary))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/<int:user_id>/sign-out-everywhere")

@@ -1,5 +1,6 @@
 """Staff users of the portal, their role and team, the roles themselves (as data), and API tokens."""
 from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
@@ -42,6 +43,8 @@ class StaffUser(StaffLogin, db.Model):
     last_login_at = mapped_column(UTCDateTime)
     # Raised to end every session of the user at once (sign-out, password or role change, "sign out everywhere").
     session_generation: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when an administrator resets the password: the portal opens only the password change until it is done.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
 
     team = relationship("Team", foreign_keys=[team_id])

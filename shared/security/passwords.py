@@ -12,6 +12,8 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from shared.services.validation import N_, say
+
 _hasher = PasswordHasher()
 
 MIN_LENGTH = 12
@@ -26,22 +28,28 @@ def common_passwords() -> frozenset[str]:
         return frozenset(line.strip().casefold() for line in lines if line.strip())
 
 
+TOO_SHORT = N_("The password must have at least %(length)s characters")
+TOO_LONG = N_("The password is too long")
+TOO_COMMON = N_("The password is one of the most commonly used passwords; choose another")
+FROM_NAME = N_("The password must not be the username or built from it")
+
+
 def policy_problem(password, account_name: str | None = None) -> str | None:
-    """Why a new password is refused (one message code's English text), or None when it is acceptable."""
+    """Why a new password is refused, in the reader's language (a message code), or None when it is acceptable."""
     if not isinstance(password, str) or len(password) < MIN_LENGTH:
-        return f"the password must have at least {MIN_LENGTH} characters"
+        return say(TOO_SHORT, length=MIN_LENGTH)
     if len(password) > MAX_LENGTH:
-        return "the password is too long"
+        return say(TOO_LONG)
     folded = unicodedata.normalize("NFKC", password).casefold()
     if folded in common_passwords():
-        return "the password is one of the most commonly used passwords; choose another"
+        return say(TOO_COMMON)
     if account_name:
         name = unicodedata.normalize("NFKC", account_name).casefold()
         local = name.split("@", 1)[0]
         # The name itself, or the name with a little around it ("alice2026!!"), is what gets guessed first.
         for candidate in {name, local}:
             if len(candidate) >= 3 and len(folded.replace(candidate, "")) < 8:
-                return "the password must not be the username or built from it"
+                return say(FROM_NAME)
     return None
 
 

@@ -12,16 +12,21 @@ from shared.extensions import db
 from shared.models import ApiToken, PermissionRevision, StaffUser
 from shared.models.staff import StaffLogin
 from shared.security import sessions
-from shared.security.passwords import hash_password, policy_problem
+from shared.security.passwords import hash_password, policy_problem, verify_password
 from shared.security import role_table
 from shared.services import audit, roles
 from shared.services import validation as check
-from shared.services.errors import Conflict, NotFound, ValidationFailed
+from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.services.validation import N_, say
 from shared.services.sign_in import check_password, refuse_unknown
 from shared.timekeeping import utc_now
 
 LOCALES = ("zh_CN", "en")
 TOKEN_PREFIX = "olt_"
+TEMPORARY_PASSWORD_BYTES = 12  # 16 URL-safe characters: over the policy's minimum, never a common password
+NOT_OWN_RESET = N_("Change your own password on your account page; a reset is for someone else's account")
+WRONG_CURRENT = N_("The current password is wrong")
+SAME_PASSWORD = N_("The new password must differ from the current one")
 
 
 def _role(value: str) -> str:
@@ -124,6 +129,40 @@ def set_password(user: StaffUser, password: str, actor: Actor) -> None:
     user.password_hash = hash_password(_password(password, user.username))
     sessions.end_all(user)
     audit.record(actor, "user.set_password", "staff_user", user.username, after={"sessions_ended": True})
+
+
+def reset_password(user: StaffUser, actor: Actor) -> str:
+    """An administrator resets someone else's password (forgotten, or an account to take back): a temporary
+    password, returned once to be handed over and never stored in clear; every session and API token of the user
+    ends, a lock from failed sign-ins is lifted, and the portal opens only the password change until the user has
+    chosen their own (must_change_password)."""
+    if actor.id == user.id:
+        raise Forbidden(say(NOT_OWN_RESET), field="user", code="own_password_reset")
+    temporary = secrets.token_urlsafe(TEMPORARY_PASSWORD_BYTES)
+    user.password_hash = hash_password(temporary)
+    user.must_change_password = True
+    user.failed_logins, user.locked_until = 0, None
+    sessions.end_all(user)
+    revoked = revoke_tokens(user, actor)
+    audit.record(actor, "user.password_reset", "staff_user", user.username,
+                 after={"must_change_password": True, "sessions_ended": True, "tokens_revoked": revoked})
+    return temporary
+
+
+def change_own_password(user: StaffUser, current: str, new: str, actor: Actor) -> None:
+    """A user chooses a new password, proving the current one (a temporary one after a reset): refused with
+    nothing changed when the current password is wrong, the new one is the same or fails the policy. Every other
+    session of the user ends; the caller starts this browser's session again."""
+    if not verify_password(user.password_hash, current or ""):
+        raise ValidationFailed(say(WRONG_CURRENT), field="current_password", code="wrong_password")
+    if current == new:
+        raise ValidationFailed(say(SAME_PASSWORD), field="new_password", code="same_password")
+    user.password_hash = hash_password(_password(new, user.username))
+    was_forced = bool(user.must_change_password)
+    user.must_change_password = False
+    sessions.end_all(user)
+    audit.record(actor, "user.password_changed", "staff_user", user.username,
+                 after={"after_reset": was_forced, "sessions_ended": True})
 
 
 def end_sessions(user: StaffUser, actor: Actor, reason: str = "sign_out_everywhere") -> None:

@@ -25,3 +25,14 @@ document.addEventListener("htmx:configRequest", function (event) {
   var token = document.querySelector("input[name=csrf_token]");
   if (token) { event.detail.headers["X-CSRFToken"] = token.value; }
 });
+
+// A form with data-confirm asks before it is sent: the text states the consequence (the policy forbids inline
+// handlers, so this is the one place a confirmation is asked).
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  var question = form && form.getAttribute && form.getAttribute("data-confirm");
+  if (question && !window.confirm(question)) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }
+}, true);
