@@ -36,7 +36,8 @@ def red_downloads(request_id) -> int:
                                                                AccessLogEntry.entity_id == str(request_id))).all())
 
 
-def test_the_order_page_shows_each_invoices_reds_and_an_issued_one_downloads(client, account, create_order):  # noqa: F811
+def test_the_order_page_shows_each_invoices_reds_and_an_issued_one_downloads(client, account,  # noqa: F811
+                                                                            create_order):
     taxed()
     own = create_order(phone=OWN_PHONE, status="completed")
     mine = issue(requested(own))
@@ -71,8 +72,8 @@ def test_the_order_page_is_in_chinese_for_a_chinese_viewer(client, account, crea
     assert "开票有误" in page and "Invoicing error" not in page and "已开具" in page and "26332000000000000092" in page
 
 
-def test_another_customers_red_by_url_is_404_and_a_guest_is_sent_to_sign_in(client, account, other_account,  # noqa: F811
-                                                                             create_order):
+def test_another_customers_red_by_url_is_404_and_a_guest_is_sent_to_sign_in(client, account,  # noqa: F811
+                                                                             other_account, create_order):
     taxed()
     own = create_order(phone=OWN_PHONE, status="completed")
     foreign = create_order(phone=OTHER_PHONE, status="completed")
