@@ -7,6 +7,9 @@ part's row is locked while a new one is opened, so two at once cannot both take 
 reverses each line in proportion to what remains of it, in whole cents by the largest remainder, its tax split at
 its own rate by the blue invoice's round-half-up rule (invoice_math.red_lines). A request whose parts are all
 reversed in full by issued reds no longer holds its orders: a new blue invoice may be requested for them.
+
+An issued red keeps the provider's own PDF when its answer carries one (pdfUrl / pdfContent, as a blue part's
+does) and `red_pdf` serves it first; ours is rendered too, the fallback. Refusals are message codes (`say`).
 """
 import logging
 import re
