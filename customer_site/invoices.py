@@ -9,8 +9,8 @@ from customer_site.access import customer_required, order_for_customer_or_404, s
 from customer_site.forms import InvoiceRequestForm
 from shared.actors import Actor
 from shared.extensions import db
-from shared.labels import INVOICE_KIND, INVOICE_PROFILE_KIND, INVOICE_STATUS, translated
-from shared.services import audit, invoice_profiles, invoice_queue, invoices, tracking
+from shared.labels import INVOICE_KIND, INVOICE_PROFILE_KIND, INVOICE_STATUS, RED_REASON, RED_STATUS, translated
+from shared.services import audit, invoice_profiles, invoice_queue, invoices, red_letters, tracking
 from shared.services.errors import ServiceError
 from shared.web import client_ip
 
@@ -47,6 +47,8 @@ def order_invoices(customer, order) -> dict:
         "in_progress": any(r.status in IN_PROGRESS for r in live),
         "request_form": request_form(customer) if not live and may_request(order) else None,
         "statuses": translated(INVOICE_STATUS), "kinds": translated(INVOICE_KIND),
+        # each issued part's red-letter reversals (红字), shown under it (part.reds, in the order opened)
+        "red_statuses": translated(RED_STATUS), "red_reasons": translated(RED_REASON),
     }
 
 
@@ -61,6 +63,29 @@ def download(order_no: str, invoice_id: int, position: int):
         abort(404)
     try:
         content, filename = invoices.part_pdf(found, position)
+    except ServiceError as refused:
+        if refused.status == 404:
+            abort(404)
+        flash(invoice_queue.refusal_text(refused), "error")
+        return redirect(url_for("orders.detail", order_no=order.order_no), 303)
+    audit.log_access(_actor(), "download", "invoice_request", found.id, ["name", "invoice_pdf"], channel="customer")
+    db.session.commit()
+    return Response(content, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.get("/<order_no>/invoices/<int:invoice_id>/<int:position>/reds/<int:red_id>.pdf")
+@customer_required
+def download_red(order_no: str, invoice_id: int, position: int, red_id: int):
+    """One issued red invoice (红字) of an invoice of the customer's own order: scoped exactly as `download`, and the
+    red must belong to that invoice part."""
+    customer = signed_in_customer()
+    order = order_for_customer_or_404(customer, order_no)
+    found = invoice_queue.request_for_customer(customer.id, invoice_id)
+    if found is None or order.id not in {link.order_id for link in found.orders}:
+        abort(404)
+    try:
+        content, filename = red_letters.red_pdf(red_letters.red_of_request(found, position, red_id))
     except ServiceError as refused:
         if refused.status == 404:
             abort(404)

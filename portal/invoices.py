@@ -202,7 +202,7 @@ def open_red(invoice_id: int):
 @bp.get("/<int:invoice_id>/reds/<int:red_id>/pdf")
 @requires("invoices", "view")
 def red_download(invoice_id: int, red_id: int):
-    """Our PDF of an issued red invoice (red, naming the original); access-logged like a blue one."""
+    """The PDF of an issued red invoice (the provider's when it sent one, else ours); access-logged like a blue one."""
     found = _request_or_404(invoice_id)
     try:
         red = red_letters.get_red(red_id)

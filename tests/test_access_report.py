@@ -353,3 +353,91 @@ def test_the_monthly_job_asks_for_last_months_report_once_per_auditor(session, c
     run_export(export.id)
     db.session.expire_all()
     assert db.session.get(ExportRequest, export.id).status == "done"
+
+
+# --- (f) verified once: a load hashes only what was sealed since the last one ----------------------------------
+
+def _hashed_by(action) -> dict[str, int]:
+    """Rows each chain's verify hashed while `action` ran (sealing.HASHED, the service's counter)."""
+    before = dict(sealing.HASHED)
+    action()
+    return {name: sealing.HASHED[name] - before.get(name, 0) for name in sealing.LOGS}
+
+
+def _unguard_access_log(backend: str) -> None:
+    """What a database superuser can do: switch access_log's append-only triggers off."""
+    from sqlalchemy import text
+
+    if backend == "postgresql":
+        db.session.execute(text("ALTER TABLE access_log DISABLE TRIGGER USER"))
+    else:
+        db.session.execute(text("DROP TRIGGER IF EXISTS access_log_no_update"))
+        db.session.execute(text("DROP TRIGGER IF EXISTS access_log_no_delete"))
+
+
+def _new_access_rows(clock, count: int, day: int = 11) -> None:
+    clock(at(day, 9))
+    reader = Actor(id=None, label="reader", role="admin", ip="10.0.0.7")
+    for n in range(count):
+        audit.log_access(reader, "reveal", "order", f"SO-N{n}", ["phone"], channel="portal")
+    db.session.commit()
+    sealing.seal_all(commit=db.session.flush)
+    db.session.commit()
+
+
+def test_an_untouched_log_is_not_hashed_again_and_new_rows_only_once(november, clock):
+    shown = []
+    first = _hashed_by(lambda: shown.append(access_report.build(*NOVEMBER).checkpoints))
+    assert first["access"] >= 6000 + 5 and first["audit"] > 0  # the first load walks each chain from its floor
+    head = db.session.get(sealing.AuditSeal, "access")
+    assert sealing.verified_point("access") == sealing.Verified(head.last_seq, head.last_mac)
+    again = _hashed_by(lambda: shown.append(access_report.build(*NOVEMBER).checkpoints))
+    assert again == {name: 0 for name in sealing.LOGS}  # nothing sealed since: nothing hashed
+    assert shown[0] == shown[1] and all(c["verified"] for c in shown[1])
+    _new_access_rows(clock, 3)
+    later = _hashed_by(lambda: shown.append(access_report.build(*NOVEMBER).checkpoints))
+    assert later["access"] == 3 and all(c["verified"] for c in shown[2])
+
+
+def test_a_row_tampered_after_the_verified_point_is_still_found(november, clock, checkpoint_file, backend):
+    from sqlalchemy import text
+
+    access_report.build(*NOVEMBER)
+    point = sealing.verified_point("access")
+    _new_access_rows(clock, 3)
+    sealing.write_checkpoints(now=at(11, 10))  # a checkpoint in range that saw the new rows
+    db.session.commit()
+    _unguard_access_log(backend)
+    db.session.execute(text("UPDATE access_log SET ip = '6.6.6.6' WHERE seq = :seq"), {"seq": point.seq + 2})
+    db.session.commit()
+    shown = []
+    hashed = _hashed_by(lambda: shown.append(access_report.build(*NOVEMBER).checkpoints))
+    access = [c for c in shown[0] if c["log"] == "access"]
+    assert [c["verified"] for c in access] == [True, False]  # 10 November's saw the chain before the edit
+    assert "edited" in access[1]["detail"] and f"#{point.seq + 2}" in access[1]["detail"]
+    assert hashed["access"] < 10  # from the verified point on, not from the floor
+    assert sealing.verified_point("access") == point  # a verify that found a problem does not move the point
+    assert "edited" in str(sealing.verify_all(logs=("access",))[0].problem)  # and `audit verify` agrees
+
+
+def test_a_forged_verified_point_is_ignored_and_a_deleted_row_below_it_is_found(november, clock, backend):
+    from sqlalchemy import text
+
+    from shared.models import AuditVerified
+
+    access_report.build(*NOVEMBER)
+    _new_access_rows(clock, 2)
+    head = db.session.get(sealing.AuditSeal, "access")
+    # someone without the audit key moves the point to the head, to skip the new rows: its signature fails
+    db.session.execute(text("UPDATE audit_verified SET seq = :seq, mac = :mac WHERE log = 'access'"),
+                       {"seq": head.last_seq, "mac": head.last_mac})
+    db.session.commit()
+    assert sealing.verified_point("access") is None
+    assert _hashed_by(lambda: access_report.build(*NOVEMBER))["access"] == head.last_seq  # walked from the floor
+    assert db.session.get(AuditVerified, "access").seq == head.last_seq  # re-verified and signed
+    # a row below the point deleted: not hashed again, but the count below the point no longer holds
+    _unguard_access_log(backend)
+    db.session.execute(text("DELETE FROM access_log WHERE seq = 3"))
+    db.session.commit()
+    shown = {c["log"]: c for c in access_report.build(*NOVEMBER).checkpoints}
+    assert shown["access"]["verified"] is False and "deleted" in shown["access"]["detail"]

@@ -41,6 +41,7 @@ TAX_ID = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$|^[0-9
 _NUMBERS = itertools.count(1)  # numbers unique across simulators in one process
 TINY_PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n" \
            b"trailer<</Root 1 0 R>>\n%%EOF\n"
+RED_PDF = TINY_PDF.replace(b"%PDF-1.4\n", b"%PDF-1.4\n% red invoice (simulator)\n")  # a red's, told apart
 
 
 class InvoicingSimulator(LoopbackServing):
@@ -223,7 +224,16 @@ class InvoicingSimulator(LoopbackServing):
             else:
                 red["status"], red["msg"] = "04", "购方已确认"
         return {"billNo": serial, "billUuid": red["uuid"], "billStatus": red["status"], "billStatusMsg": red["msg"],
-                "blueInvoiceNumber": red["blue"], "redInvoiceNumber": red["number"] or ""}
+                "blueInvoiceNumber": red["blue"], "redInvoiceNumber": red["number"] or "", **self._red_pdf(red)}
+
+    def _red_pdf(self, red: dict) -> dict:
+        """An issued red invoice's own PDF, in the fields a blue one's query row uses (pdfUrl, pdfContent)."""
+        if red["number"] is None:
+            return {}
+        fields = {"pdfUrl": f"{self.base_url or 'http://127.0.0.1'}/fp/{red['uuid']}.pdf"}
+        if self.send_pdf:
+            fields["pdfContent"] = base64.b64encode(RED_PDF).decode()
+        return fields
 
     def _issue_red(self, serial: str) -> dict:
         red = self.reds.get(serial)
@@ -233,7 +243,8 @@ class InvoicingSimulator(LoopbackServing):
             return {"code": "E9205", "describe": f"红字确认单未确认：{red['msg']}", "result": None}
         if red["number"] is None:
             red["number"] = f"{self.number_prefix}{utc_now():%y}{next(_NUMBERS):0>14d}"
-        return {"code": "E0000", "describe": "红字发票开具成功", "result": {"invoiceNumber": red["number"]}}
+        return {"code": "E0000", "describe": "红字发票开具成功",
+                "result": {"invoiceNumber": red["number"], **self._red_pdf(red)}}
 
     def _request_billing(self, order: dict) -> dict:
         serial = order.get("orderNo") or ""

@@ -1,7 +1,7 @@
 """All models, imported here so that metadata and mappers are complete wherever one is used."""
 from shared.models.approval import (ApprovalDecision, ApprovalDelegation, ApprovalRequest, ApprovalRule,
                                       ApprovalRuleStep, ApprovalStep)
-from shared.models.audit import AccessLogEntry, AuditEvent, AuditSeal
+from shared.models.audit import AccessLogEntry, AuditEvent, AuditSeal, AuditVerified
 from shared.models.catalog import Sku, Warehouse
 from shared.models.channel import Channel, OrderNumberSequence
 from shared.models.dashboards import KpiTarget
@@ -27,7 +27,7 @@ from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, Platf
 
 __all__ = [
     "InvoiceLineRow", "InvoicePart", "InvoiceRequest", "InvoiceRequestOrder", "RedLetter",
-    "AccessLogEntry", "ApiToken", "AuditEvent", "AuditSeal", "Channel", "Customer", "CustomerAddress",
+    "AccessLogEntry", "ApiToken", "AuditEvent", "AuditSeal", "AuditVerified", "Channel", "Customer", "CustomerAddress",
     "Order", "OrderLine", "OrderNumberSequence", "Reservation", "Sku", "StaffUser", "StockLevel",
     "StockMovement", "Warehouse", "ChannelConnection", "InboxItem", "OutboxEvent", "ReconciliationDifference",
     "ReconciliationReport", "SkuMapping", "StatusMapping", "SyncAlert", "SyncRun", "WebhookDelivery",

@@ -84,3 +84,18 @@ class AuditSeal(db.Model):
     # Retention: rows #1..pruned_seq were archived to a file and deleted; the chain goes on from pruned_mac.
     pruned_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
     pruned_mac: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditVerified(db.Model):
+    """How far a chained log was last verified in full (shared/services/sealing.py `verify_log(since=...)`): the
+    sequence number and chain MAC reached, MACed with the audit key (`sig`) so a row written without the key is not
+    trusted. A later verify need walk only the rows sealed after it."""
+
+    __tablename__ = "audit_verified"
+
+    log: Mapped[str] = mapped_column(String(16), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    mac: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(16))
+    sig: Mapped[str] = mapped_column(String(64))
+    verified_at = mapped_column(UTCDateTime, nullable=False)

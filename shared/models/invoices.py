@@ -129,6 +129,8 @@ class RedLetter(db.Model):
     failure_reason: Mapped[str | None] = mapped_column(String(300))
     requested_by: Mapped[str] = mapped_column(String(80))
     issued_at = mapped_column(UTCDateTime)
+    pdf_url: Mapped[str | None] = mapped_column(String(500))  # the provider's link to its PDF of the red invoice
+    provider_pdf = mapped_column(LargeBinary)  # the provider's own PDF when it sent one (served before ours)
     rendered_pdf = mapped_column(LargeBinary)
     created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
     updated_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)

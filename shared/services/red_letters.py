@@ -7,6 +7,9 @@ part's row is locked while a new one is opened, so two at once cannot both take 
 reverses each line in proportion to what remains of it, in whole cents by the largest remainder, its tax split at
 its own rate by the blue invoice's round-half-up rule (invoice_math.red_lines). A request whose parts are all
 reversed in full by issued reds no longer holds its orders: a new blue invoice may be requested for them.
+
+An issued red keeps the provider's own PDF when its answer carries one (pdfUrl / pdfContent, as a blue part's
+does) and `red_pdf` serves it first; ours is rendered too, the fallback. Refusals are message codes (`say`).
 """
 import logging
 import re
@@ -25,12 +28,25 @@ from shared.finance.providers import ProviderError, ProviderTimeout, RedResult, 
 from shared.models.invoices import InvoicePart, InvoiceRequest, RedLetter
 from shared.services import audit
 from shared.services.errors import Conflict, NotFound, ValidationFailed
+from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
 
 log = logging.getLogger("orderloom.invoices")
 LIVE = ("requested", "submitted", "confirmed", "issued")  # a red in these states reserves its amount
 REASON_LABELS = {"return": "销货退回", "error": "开票有误", "stopped": "服务中止", "allowance": "销售折让"}
 MAX_ROW_ID = 2 ** 31 - 1
+
+# What a refusal says (in the reader's language when said inside a request: shared/services/validation.say).
+BAD_AMOUNT = N_("The amount must be a number like 12.34.")
+AMOUNT_RANGE = N_("The amount must be more than 0 with at most two decimals.")
+NO_PART = N_("There is no such invoice.")
+NO_RED = N_("There is no such red-letter reversal.")
+BAD_REASON = N_("The reason must be return (销货退回), error (开票有误), stopped (服务中止) or allowance (销售折让).")
+PART_NOT_ISSUED = N_("Invoice %(serial)s is %(status)s: only an issued invoice can be reversed.")
+OVER_REMAINING = N_("A red invoice for %(gross)s is more than remains un-reversed of invoice %(number)s "
+                    "(%(left)s of %(total)s).")
+RED_NOT_ISSUED = N_("Red-letter reversal %(serial)s is %(status)s, not issued.")
+RED_PDF_NOT_READY = N_("The invoice PDF is being made: try again in a moment.")
 
 
 def reserved(part: InvoicePart, states=LIVE) -> Decimal:
@@ -78,24 +94,23 @@ def _amount(value) -> Decimal:
     try:
         amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        raise ValidationFailed("the amount must be a number like 12.34", field="amount", code="invalid_amount")
+        raise ValidationFailed(say(BAD_AMOUNT), field="amount", code="invalid_amount")
     if not amount.is_finite() or amount <= ZERO or amount != amount.quantize(CENT):
-        raise ValidationFailed("the amount must be more than 0 with at most two decimals", field="amount",
-                               code="invalid_amount")
+        raise ValidationFailed(say(AMOUNT_RANGE), field="amount", code="invalid_amount")
     return amount
 
 
 def get_part(part_id: int) -> InvoicePart:
     part = db.session.get(InvoicePart, part_id) if isinstance(part_id, int) and 0 < part_id <= MAX_ROW_ID else None
     if part is None:
-        raise NotFound("no such invoice", field="part", code="unknown_part")
+        raise NotFound(say(NO_PART), field="part", code="unknown_part")
     return part
 
 
 def get_red(red_id: int) -> RedLetter:
     red = db.session.get(RedLetter, red_id) if isinstance(red_id, int) and 0 < red_id <= MAX_ROW_ID else None
     if red is None:
-        raise NotFound("no such red-letter reversal", field="red", code="unknown_red")
+        raise NotFound(say(NO_RED), field="red", code="unknown_red")
     return red
 
 
@@ -104,20 +119,17 @@ def open_red(part_id: int, reason: str, amount, actor: Actor) -> RedLetter:
     amount in part. Refused, with nothing changed, for an unknown reason, a part not issued, a bad amount or one
     over what remains. The job that submits it is sent after the commit."""
     if reason not in RED_REASONS:
-        raise ValidationFailed("the reason must be return (销货退回), error (开票有误), stopped (服务中止) or "
-                               "allowance (销售折让)", field="reason", code="invalid_reason")
+        raise ValidationFailed(say(BAD_REASON), field="reason", code="invalid_reason")
     part = db.session.scalars(select(InvoicePart).where(InvoicePart.id == get_part(part_id).id)
                               .with_for_update()).one()
     if part.status != "issued" or not part.number:
-        raise Conflict(f"invoice part {part.serial} is {part.status}: only an issued invoice can be reversed",
-                       field="part", code="not_issued")
+        raise Conflict(say(PART_NOT_ISSUED, serial=part.serial, status=part.status), field="part", code="not_issued")
     left = remaining(part)
     full = amount is None or str(amount).strip() == ""
     gross = left if full else _amount(amount)
     if gross > left or left <= ZERO:
-        raise ValidationFailed(f"a red invoice for {gross} is more than remains un-reversed of invoice "
-                               f"{part.number} ({left} of {Decimal(part.total_gross)})", field="amount",
-                               code="over_remaining")
+        raise ValidationFailed(say(OVER_REMAINING, gross=gross, number=part.number, left=left,
+                                   total=Decimal(part.total_gross)), field="amount", code="over_remaining")
     lines = invoice_math.red_lines(_remaining_lines(part), gross)
     total_amount = sum((Decimal(row["amount"]) for row in lines), ZERO)
     total_tax = sum((Decimal(row["tax"]) for row in lines), ZERO)
@@ -178,7 +190,12 @@ def apply_red_result(red: RedLetter, result: RedResult) -> bool:
             log.warning("red_letter=%s issued without a 20-digit number: %r", red.id, result.number)
             return False
         red.number, red.issued_at = result.number, utc_now()
-        _move(red, "issued", number=red.number, gross=str(red.total_gross))
+        # The provider's own PDF of the red, kept and served first, as a blue part's is (invoices.apply_result);
+        # ours is still rendered after the commit as the fallback.
+        red.pdf_url = result.pdf_url[:500] if result.pdf_url else None
+        if result.pdf_bytes:
+            red.provider_pdf = result.pdf_bytes
+        _move(red, "issued", number=red.number, gross=str(red.total_gross), provider_pdf=bool(red.provider_pdf))
         return True
     return result.status != "unknown"
 
@@ -249,13 +266,24 @@ def render_red_pdf(red_id: int) -> int:
     return len(red.rendered_pdf)
 
 
+def red_of_request(request: InvoiceRequest, position: int, red_id: int) -> RedLetter:
+    """A red of the request's part at `position` (1-based); a red of any other part (or none) is NotFound, so a
+    caller that scoped the request to its owner scopes the red with it."""
+    red = get_red(red_id)
+    part = red.part
+    if part.request_id != request.id or part.position != position:
+        raise NotFound(say(NO_RED), field="red", code="unknown_red")
+    return red
+
+
 def red_pdf(red: RedLetter) -> tuple[bytes, str]:
+    """The PDF of an issued red invoice: the provider's when it sent one, else ours; with a file name."""
     if red.status != "issued":
-        raise Conflict(f"red-letter reversal {red.serial} is {red.status}, not issued", field="red",
-                       code="not_issued")
-    if not red.rendered_pdf:
-        raise Conflict("the invoice PDF is being made: try again in a moment", field="red", code="pdf_not_ready")
-    return bytes(red.rendered_pdf), f"invoice-{red.number}.pdf"
+        raise Conflict(say(RED_NOT_ISSUED, serial=red.serial, status=red.status), field="red", code="not_issued")
+    content = red.provider_pdf or red.rendered_pdf
+    if not content:
+        raise Conflict(say(RED_PDF_NOT_READY), field="red", code="pdf_not_ready")
+    return bytes(content), f"invoice-{red.number}.pdf"
 
 
 def red_json(red: RedLetter) -> dict:

@@ -22,7 +22,7 @@ import logging
 import os
 import secrets
 import time
-from collections import namedtuple
+from collections import Counter, namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,10 +31,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import BigInteger, Boolean, Integer, String, Table, Text, bindparam, cast, extract, func, select, update
+from sqlalchemy import (BigInteger, Boolean, Integer, String, Table, Text, bindparam, cast, extract, func, insert,
+                        select, update)
 
 from shared.extensions import db
-from shared.models import AccessLogEntry, AuditEvent, AuditSeal, StockMovement
+from shared.models import AccessLogEntry, AuditEvent, AuditSeal, AuditVerified, StockMovement
 from shared.models.types import UTCDateTime
 from shared.timekeeping import utc_now
 
@@ -422,6 +423,9 @@ class Report:
     problem: Problem | None = None
     window: Window | None = None
     legacy: int = 0
+    hashed: int = 0  # rows whose MACs this verify computed (a verify from a verified point skips the rows before it)
+    since: int | None = None  # the verified point the walk started from (`verify_log(since=...)`), None: the floor
+    reached: "Verified | None" = None  # where the walk ended (sequence number and chain MAC)
 
     @property
     def intact(self) -> bool:
@@ -435,6 +439,7 @@ class _Walk:
     seq: int = 0
     prev: str = GENESIS
     macs_wanted: dict[int, str | None] = field(default_factory=dict)
+    hashed: int = 0
 
 
 def _verify_row(chained: ChainedLog, row, walk: _Walk, ring: dict, state: "_Head", upcoming) -> Problem | None:
@@ -503,14 +508,14 @@ def _columns(chained: ChainedLog) -> list:
     return [table.c.id, table.c.seq, table.c.row_mac, table.c.chain_mac, table.c.key_id, *fields]
 
 
-def _rows(chained: ChainedLog, batch: int):
-    """The sealed rows in sequence order, streamed in keyset batches."""
+def _rows(chained: ChainedLog, batch: int, after: int = 0):
+    """The sealed rows after #`after` in sequence order, streamed in keyset batches."""
     if db.session.get_bind().dialect.name == "postgresql":
-        yield from _rows_by_cursor(chained, batch)
+        yield from _rows_by_cursor(chained, batch, after)
         return
     table = chained.table
     columns = _columns(chained)
-    last = 0
+    last = after
     while True:
         chunk = db.session.execute(select(*columns).where(table.c.seq > last).order_by(table.c.seq)
                                    .limit(batch)).all()
@@ -525,11 +530,11 @@ def _row_type(name: str):
     return namedtuple(f"{name.title()}Row", ["id", "seq", "row_mac", "chain_mac", "key_id", *LOGS[name].fields])
 
 
-def _rows_by_cursor(chained: ChainedLog, batch: int):
+def _rows_by_cursor(chained: ChainedLog, batch: int, after: int = 0):
     """PostgreSQL: the same rows as plain tuples from one server-side cursor, `batch` rows per round trip,
     without SQLAlchemy's per-row objects (a third of verify's time over a million rows)."""
     table = chained.table
-    query = select(*_columns(chained)).where(table.c.seq.is_not(None)).order_by(table.c.seq)
+    query = select(*_columns(chained)).where(table.c.seq > int(after)).order_by(table.c.seq)
     connection = db.session.connection()
     sql = str(query.compile(connection.engine, compile_kwargs={"literal_binds": True}))
     with connection.connection.driver_connection.cursor(name=f"verify_{chained.name}_{secrets.token_hex(4)}") \
@@ -562,8 +567,14 @@ STREAM_BATCH = 50_000
 
 
 def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000,
-               streamed: bool | None = None) -> Report:
+               streamed: bool | None = None, since: "Verified | None" = None) -> Report:
     """Walk one chain, then hold it against its head and its checkpoints; the report names the first problem.
+
+    `since` (a point an earlier full verify reached, `verified_point`) starts the walk there instead of on the
+    pruned floor: only rows sealed after it are hashed. What is still checked below it, without hashing: the row at
+    that point still carries the MAC the verify saw, as many rows lie between the floor and it as their sequence
+    numbers say (none deleted or slipped in), and each checkpoint below it matches its row's chain MAC. What is not:
+    a row below it edited without touching its MACs; `audit verify` (no `since`) walks everything.
 
     `streamed` chooses the walk: True (the default on PostgreSQL) reads each row's MAC message as built by the
     server (`message_sql`) through COPY and checks the MACs in a tight loop; a row that loop refuses is read
@@ -590,12 +601,16 @@ def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000
     if state.pruned_seq:
         walk.macs_wanted[state.pruned_seq] = state.pruned_mac
     ids_seen = [] if chained.id_gaps_are_deletions and not streamed else None
+    if problem is None and since is not None and state.pruned_seq <= since.seq <= state.last_seq and since.seq:
+        problem = _start_from(chained, since, walk, state, ids_seen)
+        report.since = since.seq
     if problem is None:
         if streamed:
             problem = _walk_streamed(chained, walk, ring, state, report)
         else:
-            problem = _walk_rows(chained, _rows(chained, batch), walk, ring, state, report, ids_seen)
-    report.checked = walk.seq
+            problem = _walk_rows(chained, _rows(chained, batch, walk.seq), walk, ring, state, report, ids_seen)
+    report.checked, report.hashed = walk.seq, walk.hashed
+    HASHED[log_name] += walk.hashed
     if problem is None:
         problem = _check_head(state, walk, ring)
     if problem is None:
@@ -604,7 +619,92 @@ def verify_log(log_name: str, checkpoints: list[dict] | None, batch: int = 20000
         problem = _check_id_gaps_sql(chained) if streamed else _check_id_gaps(chained, ids_seen)
     report.checkpoints = len(mine)
     report.problem = problem
+    report.reached = Verified(walk.seq, walk.prev)
     return report
+
+
+# Rows hashed by verify_log, per log, since the process started: what a verify from a verified point saves shows here.
+HASHED: Counter = Counter()
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A point a full verify of a log reached: its sequence number and chain MAC there."""
+
+    seq: int
+    mac: str
+
+
+def verified_signature(log_name: str, point: Verified, key: bytes) -> str:
+    return mac(key, f"verified|{log_name}|{point.seq}|{point.mac}".encode())
+
+
+def verified_point(log_name: str) -> Verified | None:
+    """The last verified point of a log, when its row is signed by a configured audit key (a row written or changed
+    without the key is not trusted: the verify then starts from the floor)."""
+    row = db.session.execute(select(AuditVerified.seq, AuditVerified.mac, AuditVerified.key_id, AuditVerified.sig)
+                             .where(AuditVerified.log == log_name)).first()
+    if row is None:
+        return None
+    key = keys_by_id().get(row.key_id or "")
+    point = Verified(row.seq, row.mac)
+    if key is None or not hmac.compare_digest(verified_signature(log_name, point, key), row.sig or ""):
+        log.warning("audit_verified log=%s: signature fails, ignored", log_name)
+        return None
+    return point
+
+
+def record_verified(log_name: str, report: Report, point: Verified) -> bool:
+    """Keep how far an intact verify reached (only forward: a slower verify never moves it back); the caller
+    commits. False when nothing was kept (a problem, or a point no further than the kept one)."""
+    if report.problem is not None or point.seq <= 0:
+        return False
+    key_id, key = newest_key()
+    values = {"seq": point.seq, "mac": point.mac, "key_id": key_id,
+              "sig": verified_signature(log_name, point, key), "verified_at": utc_now()}
+    table = AuditVerified.__table__
+    moved = db.session.execute(update(table).where(table.c.log == log_name, table.c.seq < point.seq)
+                               .values(**values)).rowcount
+    if moved:
+        return True
+    if db.session.scalar(select(func.count()).select_from(table).where(table.c.log == log_name)):
+        return False
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with db.session.begin_nested():  # another verify may insert the first row at the same moment
+            db.session.execute(insert(table).values(log=log_name, **values))
+    except IntegrityError:
+        return False
+    return True
+
+
+def _start_from(chained: ChainedLog, since: Verified, walk: _Walk, state: "_Head", ids_seen: list | None
+                ) -> Problem | None:
+    """Move the walk's start to a verified point, after the checks that need no hashing (see `verify_log`)."""
+    table = chained.table
+    row = db.session.execute(select(*_columns(chained)).where(table.c.seq == since.seq)).first()
+    if row is None:
+        return Problem(DELETED, since.seq, f"#{since.seq} of the {chained.name} chain, verified before, is missing")
+    if row.chain_mac != since.mac:
+        return Problem(KEY_MISMATCH, since.seq, f"#{since.seq} (id {row.id}) of the {chained.name} chain is not what "
+                                                f"an earlier verify saw: the chain was rewritten")
+    count = db.session.scalar(select(func.count()).select_from(table)
+                              .where(table.c.seq > state.pruned_seq, table.c.seq <= since.seq))
+    if count != since.seq - state.pruned_seq:
+        kind = DELETED if count < since.seq - state.pruned_seq else INSERTED
+        return Problem(kind, None, f"{count} {chained.name} rows lie between #{state.pruned_seq} and #{since.seq}, "
+                                   f"verified before, where {since.seq - state.pruned_seq} were")
+    below = [seq for seq in walk.macs_wanted if seq <= since.seq and seq != state.pruned_seq]
+    if below:
+        walk.macs_wanted.update(dict(db.session.execute(select(table.c.seq, table.c.chain_mac)
+                                                        .where(table.c.seq.in_(below))).all()))
+    walk.seq, walk.prev = since.seq, since.mac
+    if walk.seq in walk.macs_wanted:
+        walk.macs_wanted[walk.seq] = walk.prev
+    if ids_seen is not None:
+        ids_seen.append((row.id, row[chained.time_index]))
+    return None
 
 
 def _walk_rows(chained: ChainedLog, rows, walk: _Walk, ring: dict, state: "_Head", report: Report,
@@ -627,6 +727,7 @@ def _walk_rows(chained: ChainedLog, rows, walk: _Walk, ring: dict, state: "_Head
         if row is None:
             break
         done += 1
+        walk.hashed += 1
         if row[1] == walk.seq + 1 and _sound(chained, row, walk.prev, ring):
             walk.seq, walk.prev = row[1], row[3]
             if walk.seq in walk.macs_wanted:
@@ -709,6 +810,7 @@ def _walk_sound(name: str, rows, walk: _Walk, pads: dict) -> tuple[int, bool]:
         return read, False
     finally:
         walk.seq, walk.prev = seq, prev
+        walk.hashed += read
 
 
 def _stream_batch(connection, chained: ChainedLog, after: int, limit: int) -> list[tuple]:
@@ -933,13 +1035,24 @@ def write_checkpoints(now: datetime | None = None) -> list[dict]:
     return lines
 
 
-def verify_all(logs=None, streamed: bool | None = None) -> list[Report]:
-    """Verify the chosen logs (default all) against the checkpoint file (`streamed`: see `verify_log`)."""
+def verify_all(logs=None, streamed: bool | None = None, incremental: bool = False) -> list[Report]:
+    """Verify the chosen logs (default all) against the checkpoint file (`streamed`: see `verify_log`).
+
+    `incremental` (the access report): each log from its last verified point (`verified_point`), and an intact
+    one's new point is kept (`record_verified`, the caller commits). Without it (`audit verify`) every row."""
     try:
         checkpoints = read_checkpoints()
     except CheckpointFileError as unreadable:
         return [Report(name, problem=Problem(CHECKPOINT_MISMATCH, None, str(unreadable))) for name in logs or LOGS]
-    return [verify_log(name, checkpoints, streamed=streamed) for name in logs or LOGS]
+    if not incremental:
+        return [verify_log(name, checkpoints, streamed=streamed) for name in logs or LOGS]
+    reports = []
+    for name in logs or LOGS:
+        report = verify_log(name, checkpoints, streamed=streamed, since=verified_point(name))
+        if report.reached is not None:
+            record_verified(name, report, report.reached)
+        reports.append(report)
+    return reports
 
 
 def publish_checkpoints(lines: list[dict]) -> dict[str, bool]:

@@ -43,6 +43,8 @@ class RedResult:
     number: str | None = None
     reason: str | None = None
     raw: dict = field(default_factory=dict)
+    pdf_url: str | None = None  # the provider's own PDF of the issued red invoice, as for a blue one
+    pdf_bytes: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import threading
@@ -28,6 +29,7 @@ INVOICE_LINE = {"normal": "pc", "special": "bs"}  # 数电普票 / 数电专票
 # 红字确认单 states (billStatus): 01 待确认, 04 已确认 (our confirmed), 02/03/06 refused or voided by the other party
 RED_STATUS = {"01": "submitted", "04": "confirmed", "02": "refused", "03": "refused", "06": "refused"}
 FREE_FLAGS = {"exempt": "1", "untaxed": "2"}  # zeroRateFlag: 1 免税, 2 不征税 (0 出口零税率 / blank: taxed)
+log = logging.getLogger("orderloom.invoices")
 
 
 _CLIENTS: dict[tuple, httpx.Client] = {}
@@ -46,6 +48,24 @@ def _client(timeout: float) -> httpx.Client:
             if client is None:
                 client = _CLIENTS[key] = httpx.Client(timeout=timeout)
     return client
+
+
+def pdf_content(row: dict) -> bytes | None:
+    """The provider's own PDF an answer carries (pdfContent, base64), None when it sends none; a pdfContent that is not
+    base64 raises ValueError."""
+    pdf = row.get("pdfContent")
+    return base64.b64decode(pdf) if pdf else None
+
+
+def red_pdf(serial: str, row: dict) -> tuple[str | None, bytes | None]:
+    """The PDF link and content of an issued red invoice, in the same fields as a blue one's query row (pdfUrl,
+    pdfContent). One that cannot be read is left out (logged): our own PDF of the red is the fallback."""
+    try:
+        content = pdf_content(row)
+    except (ValueError, TypeError):
+        log.warning("red serial=%s pdfContent is not base64: ignored", serial)
+        content = None
+    return row.get("pdfUrl") or None, content
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -141,12 +161,11 @@ class NuonuoProvider:
     def read_result(row: dict) -> ProviderResult:
         """A queryInvoiceResult row (or a callback's content) as our result."""
         status = STATUS.get(str(row.get("status")), "issuing")
-        pdf = row.get("pdfContent")
         return ProviderResult(
             serial=row.get("orderNo"), status=status, provider_serial=row.get("serialNo"),
             number=row.get("allElectronicInvoiceNumber") or None, issued_at=row.get("invoiceTime"),
             pdf_url=row.get("pdfUrl") or None, ofd_url=row.get("ofdUrl") or None, xml_url=row.get("xmlUrl") or None,
-            pdf_bytes=base64.b64decode(pdf) if pdf else None,
+            pdf_bytes=pdf_content(row),
             reason=(row.get("failCause") or row.get("statusMsg")) if status == "failed" else None, raw=row)
 
     def credit_line(self) -> CreditLine:
@@ -182,16 +201,21 @@ class NuonuoProvider:
         status = RED_STATUS.get(str(row.get("billStatus")), "submitted")
         if status == "confirmed" and row.get("redInvoiceNumber"):
             status = "issued"
+        pdf_url, pdf_bytes = red_pdf(serial, row) if status == "issued" else (None, None)
         return RedResult(serial=serial, status=status, confirmation_no=row.get("billUuid"),
                          number=row.get("redInvoiceNumber") or None,
-                         reason=row.get("billStatusMsg") if status == "refused" else None, raw=row)
+                         reason=row.get("billStatusMsg") if status == "refused" else None,
+                         raw={k: v for k, v in row.items() if k != "pdfContent"}, pdf_url=pdf_url, pdf_bytes=pdf_bytes)
 
     def issue_red(self, serial: str, confirmation_no: str) -> RedResult:
         """Issue the red invoice of a confirmed 确认单; asked again, the provider answers with the same number."""
         answer = self._call("nuonuo.OpeMplatform.fastInvoiceRed", {"billNo": serial, "billUuid": confirmation_no})
         if answer.get("code") == OK:
             result = answer.get("result") or {}
+            pdf_url, pdf_bytes = red_pdf(serial, result) if result.get("invoiceNumber") else (None, None)
             return RedResult(serial=serial, status="issued" if result.get("invoiceNumber") else "confirmed",
-                             confirmation_no=confirmation_no, number=result.get("invoiceNumber") or None, raw=answer)
+                             confirmation_no=confirmation_no, number=result.get("invoiceNumber") or None,
+                             raw={**answer, "result": {k: v for k, v in result.items() if k != "pdfContent"}},
+                             pdf_url=pdf_url, pdf_bytes=pdf_bytes)
         return RedResult(serial=serial, status="refused", reason=answer.get("describe") or answer.get("code"),
                          raw=answer)
