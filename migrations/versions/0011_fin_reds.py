@@ -2,13 +2,13 @@
 verified (audit_verified), so the access report verifies only what was sealed since.
 
 Revision ID: 0011_fin_reds
-Revises: 0010_red_letters
+Revises: 0011_password_reset
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_fin_reds"
-down_revision = "0010_red_letters"
+down_revision = "0011_password_reset"
 branch_labels = None
 depends_on = None
 
