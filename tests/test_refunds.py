@@ -432,6 +432,33 @@ def test_the_api_refunds_202_lists_refuses_over_and_needs_the_permission(shop, p
     assert "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL" in rejected.get_json()["error"]["message"]
 
 
+def test_finance_refunds_on_the_order_page_and_a_bad_amount_is_refused_with_nothing_changed(shop, payer, portal,
+                                                                                             client_for):
+    from tests.portal_client import csrf_token
+
+    order = paid_by_wechat(portal, payer, "WX-RF-PAGE")
+    client = client_for("finance")
+    page = client.get(f"/orders/{order.order_no}")
+    assert page.status_code == 200 and b'data-testid="refund-form"' in page.data
+    token = csrf_token(client, f"/orders/{order.order_no}")
+    bad = client.post(f"/orders/{order.order_no}/refunds", data={"csrf_token": token, "amount": "99.00",
+                                                                 "reason": "too much"})
+    assert bad.status_code == 303 and count(OrderRefund) == 0 and payer.requests == []
+    assert b"more than can be refunded" in client.get(f"/orders/{order.order_no}").data  # the refusal, flashed
+    good = client.post(f"/orders/{order.order_no}/refunds", data={"csrf_token": token, "amount": "12.00",
+                                                                  "reason": "<b>破损</b>", "goods_returned": "y"})
+    assert good.status_code == 303
+    [row] = db.session.execute(select(OrderRefund)).scalars().all()
+    assert (row.amount, row.goods_returned, row.requested_by) == (Decimal("12.00"), True, "finance_en")
+    shown = client.get(f"/orders/{order.order_no}").data
+    assert b"&lt;b&gt;" in shown and b"<b>\xe7" not in shown and row.out_refund_no.encode() in shown
+    agent = client_for("customer_service")
+    assert b"refund-form" not in agent.get(f"/orders/{order.order_no}").data
+    refused = agent.post(f"/orders/{order.order_no}/refunds", data={
+        "csrf_token": csrf_token(agent, f"/orders/{order.order_no}"), "amount": "1.00", "reason": "x"})
+    assert refused.status_code == 403 and count(OrderRefund) == 1
+
+
 # --- a real RQ worker -----------------------------------------------------------------------------------------
 
 @pytest.mark.live
