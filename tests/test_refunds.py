@@ -22,6 +22,7 @@ from shared.models.payments import OrderRefund, PaymentNotice
 from shared.payments import PaymentMessageError, alipay, refund_api, wechatpay
 from shared.services import approvals, orders, payments, refunds
 from shared.services.errors import ValidationFailed
+from shared.timekeeping import local_date
 from tests.factories import ADMIN, open_shop, order_payload
 from tests.test_api import token_for  # noqa: F401  (fixture)
 from tests.test_invoices import sim  # noqa: F401  (fixture: the invoicing simulator)
@@ -186,6 +187,13 @@ def test_a_wechat_refund_goes_to_the_provider_and_its_notification_completes_it_
     assert [(n.times_received, n.outcome) for n in notices] == [(2, "refunded"), (1, "duplicate")]
     assert count(PlatformRefund) == 1 and fresh(Order, order.id).refund_status == "partially_refunded"
     assert count(AuditEvent, AuditEvent.action == "refund.succeeded") == 1
+    # the day's bill (the simulator's, with the payment and the refund line) reconciles clean: the refund is seen
+    account = payments.account_for("OS", "wechatpay")
+    today = local_date(datetime.now(UTC), "Asia/Shanghai")
+    bill = payments.download_bill(account, today)
+    assert bill.decode().count("`REFUND") == 1
+    run = payments.reconcile(account, today, bill, ADMIN)
+    assert (run.refund_mismatch, run.paid_not_recorded, run.recorded_not_paid) == (0, 0, 0)
 
 
 def test_a_refund_over_what_was_paid_is_refused_and_nothing_is_sent(shop, payer, portal):
@@ -451,7 +459,7 @@ def test_finance_refunds_on_the_order_page_and_a_bad_amount_is_refused_with_noth
     [row] = db.session.execute(select(OrderRefund)).scalars().all()
     assert (row.amount, row.goods_returned, row.requested_by) == (Decimal("12.00"), True, "finance_en")
     shown = client.get(f"/orders/{order.order_no}").data
-    assert b"&lt;b&gt;" in shown and b"<b>\xe7" not in shown and row.out_refund_no.encode() in shown
+    assert b"&lt;b&gt;" in shown and "<b>破损".encode() not in shown and row.out_refund_no.encode() in shown
     agent = client_for("customer_service")
     assert b"refund-form" not in agent.get(f"/orders/{order.order_no}").data
     refused = agent.post(f"/orders/{order.order_no}/refunds", data={

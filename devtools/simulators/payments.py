@@ -248,7 +248,8 @@ class PaymentSimulator(LoopbackServing):
                   "transaction_id": trade["transaction_id"], "amount": amount, "total": trade["total"],
                   "at": datetime.now(UTC), "notify_url": notify_url}
         self.refunds[provider][out_refund_no] = refund
-        self._record(provider, refund["at"], "refund", out_trade_no, trade["transaction_id"], amount)
+        self._record(provider, refund["at"], "refund", out_trade_no, trade["transaction_id"], amount,
+                     refund_id=refund["refund_id"])
         return refund
 
     def _wechat_refund_json(self, refund: dict, status: str = "SUCCESS") -> dict:
@@ -411,12 +412,14 @@ def run(host: str, port: int, wechatpay_url: str | None, alipay_url: str | None,
     simulator = PaymentSimulator()
     simulator.start(host, port)
     echo(f"payment simulator on {simulator.base_url}")
+    keys = ("provider_public_key", "merchant_private_key")
     echo("WeChat Pay account: " + json.dumps({k: v for k, v in simulator.wechatpay_settings().items()
-                                              if k != "provider_public_key"}))
+                                              if k not in keys}))
     echo("WeChat Pay platform public key:\n" + simulator.wechat_public)
     echo("Alipay account: " + json.dumps({k: v for k, v in simulator.alipay_settings().items()
-                                          if k != "provider_public_key"}))
+                                          if k not in keys}))
     echo("Alipay public key:\n" + simulator.alipay_public)
+    echo("The merchant's API private key (this simulator's test key, for refunds):\n" + simulator.merchant_private)
     for order_no, amount in orders:
         if wechatpay_url:
             answer = simulator.send_wechatpay(wechatpay_url, order_no, int(Decimal(amount) * 100))
