@@ -141,7 +141,8 @@ def refund(order_no: str, amount, reason: str, actor: Actor, *, lines=None, good
                           summary=f"{order.order_no} refund {order.currency} {format_money(amount)}: {reason}"[:200])
     row = OrderRefund(order_id=order.id, out_refund_no=out_refund_no, amount=amount, currency=order.currency,
                       reason=reason, status="pending_approval" if held is not None else "processing",
-                      provider=payment.provider if payment else None, account_id=payment.account_id if payment else None,
+                      provider=payment.provider if payment else None,
+                      account_id=payment.account_id if payment else None,
                       goods_returned=bool(goods_returned), after_sale_id=after_sale_id, lines=lines, attempts=0,
                       requested_by=actor.label[:80], approval_request_id=held.id if held is not None else None)
     db.session.add(row)
