@@ -34,6 +34,8 @@ SCHEDULE = (
     # Payment notifications: waiting ones whose order arrived, and retries; the providers' bills once a day.
     ("sweep_payment_notices", "jobs.payments.sweep_payment_notices", 60, queues.SYNC),
     ("reconcile_payments", "jobs.payments.reconcile_yesterday", 86400, queues.SYNC),
+    # Refunds a provider left unanswered (a timeout): asked about by their out_refund_no.
+    ("resolve_processing_refunds", "jobs.refunds.resolve_processing_refunds", 300, queues.SYNC),
     # Invoices: parts left pending (a provider timeout, a hold for the credit line) submitted, the rest polled.
     ("sweep_invoice_requests", "jobs.invoices.sweep_invoice_requests", 60, queues.DEFAULT),
 )
@@ -42,4 +44,4 @@ SCHEDULE = (
 # and the next one (a second later) finds the log free again.
 TIMEOUTS = {"seal_audit_logs": 30, "write_audit_checkpoint": 300, "feed_exceptions": 120,
             "check_exception_slas": 60, "escalate_stalled_approvals": 120, "apply_retention": 1800,
-            "reconcile_payments": 900, "sweep_invoice_requests": 300}
+            "reconcile_payments": 900, "sweep_invoice_requests": 300, "resolve_processing_refunds": 300}

@@ -337,6 +337,43 @@ def change_order_price(order_no: str):
     return _edited(order)
 
 
+REFUND_BODY = {"amount": "money", "reason": "text", "currency": "text", "goods_returned": "boolean"}
+REFUND_REFUSED = _l("The payment provider refused the refund: %(message)s")
+
+
+@bp.post("/orders/<order_no>/refunds")
+@requires("payments", "edit")
+def create_refund(order_no: str):
+    """Refund part or all of what was paid: 202 with the refund (pending_approval, processing, awaiting_platform or
+    succeeded); 409 `refund_refused` when the provider refused it (the attempt is kept, nothing refunded)."""
+    from shared.services import refunds
+
+    data = _json_body(REFUND_BODY)
+    row = refunds.refund(parameter(order_no, "order_no", 64), data.get("amount"), data.get("reason"), _actor(),
+                         goods_returned=bool(data.get("goods_returned")), currency=data.get("currency"))
+    body = refunds.refund_json(row)
+    db.session.commit()
+    if row.status == "failed":
+        message = f"{row.error_code}: {row.last_error or ''}".strip(": ")
+        return jsonify({"error": {"code": "refund_refused", "message": str(REFUND_REFUSED % {"message": message}),
+                                  "field": "amount"}, "refund": body}), 409
+    return jsonify(body), 202
+
+
+@bp.get("/orders/<order_no>/refunds")
+@requires("orders", "view")
+def list_refunds(order_no: str):
+    """The refunds of an order, with what is refunded and what may still be."""
+    from shared.services import refunds
+
+    order = orders.get_order(parameter(order_no, "order_no", 64))
+    items = [refunds.refund_json(row) for row in refunds.refunds_of(order)]
+    body = {"order_no": order.order_no, "currency": order.currency, "items": items,
+            "refunded": str(refunds.refunded_total(order)), "refundable": str(refunds.refundable(order))}
+    db.session.commit()  # refunds whose approval was rejected are closed as they are read
+    return jsonify(body)
+
+
 # --- first-day set-up: channels, their connection and mappings, warehouse carriers and bins ------------------
 
 def _channel_json(channel) -> dict:

@@ -56,6 +56,14 @@ class PriceChangeForm(FlaskForm):
     reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=500)])
 
 
+class RefundForm(FlaskForm):
+    """A refund of part or all of what was paid (shared.services.refunds checks the amount)."""
+
+    amount = StringField(_l("Refund amount"), validators=[DataRequired(), Length(max=20)])
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=200)])
+    goods_returned = BooleanField(_l("The goods came back"))
+
+
 class PaymentForm(FlaskForm):
     confirm = BooleanField(_l("The payment has arrived"), validators=[DataRequired()])
 

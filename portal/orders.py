@@ -1,12 +1,14 @@
 """Orders: the filtered list, the detail page, lifecycle actions, and revealing personal data."""
-from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, request, url_for
+from flask import (Blueprint, abort, current_app, flash, g, make_response, redirect, render_template, request,
+                   url_for)
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from portal.access import require_step_up, requires
-from portal.forms import AddressChangeForm, ConfirmForm, PriceChangeForm, TransitionForm
+from portal.forms import AddressChangeForm, ConfirmForm, PriceChangeForm, RefundForm, TransitionForm
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.extensions import db
 from shared.labels import PAYMENT, STATUS, label, translated
@@ -158,8 +160,20 @@ def detail(order_no: str):
         approval_trail=approvals.history_for("order", order.order_no), legal_hold=retention.order_hold(order),
         may_edit=can(current_user.role, "order_review", "edit"), address_refusal=orders.address_editable(order),
         price_refusal=orders.price_editable(order), address_form=AddressChangeForm(), price_form=PriceChangeForm(),
-        **_invoice_context(order),
+        **_invoice_context(order), **_refund_context(order),
     )
+
+
+def _refund_context(order) -> dict:
+    """The order's refunds, and the refund form for finance (a paid order with something left to refund)."""
+    from shared.services import refunds
+
+    if not can(current_user.role, "payments", "edit"):
+        return {"order_refunds": None}
+    rows = refunds.refunds_of(order)
+    left = refunds.refundable(order)
+    return {"order_refunds": rows, "refundable": left, "refunded": refunds.refunded_total(order),
+            "refund_form": RefundForm() if left > 0 else None, "refund_status_label": refund_status_label}
 
 
 def _invoice_context(order) -> dict:
@@ -211,6 +225,44 @@ def change_price(order_no: str):
                          _("The prices of order %(no)s were changed.", no=order_no),
                          failure=_("The prices were not changed: %(message)s"))
     return redirect(url_for("orders.detail", order_no=order_no), 303)
+
+
+@bp.post("/<order_no>/refunds")
+@requires("payments", "edit")
+def refund(order_no: str):
+    """Finance refunds part or all of what was paid: one service call (the provider, or the platform; a rule may
+    hold it for approval)."""
+    from shared.services import refunds
+
+    order = _load(order_no)
+    form = RefundForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return redirect(url_for("orders.detail", order_no=order_no), 303)
+    try:
+        row = refunds.refund(order.order_no, form.amount.data, form.reason.data, staff_actor(current_user),
+                             goods_returned=form.goods_returned.data)
+        db.session.commit()
+    except ServiceError as refused:
+        db.session.rollback()
+        flash(_("The refund was not made: %(message)s", message=refused.message), "error")
+        return redirect(url_for("orders.detail", order_no=order_no), 303)
+    if row.status == "failed":
+        flash(_("The payment provider refused the refund: %(message)s",
+                message=f"{row.error_code}: {row.last_error or ''}"), "error")
+    else:
+        flash(_("Refund %(no)s: %(status)s.", no=row.out_refund_no, status=refund_status_label(row.status)),
+              "success")
+    return redirect(url_for("orders.detail", order_no=order_no), 303)
+
+
+REFUND_STATUS_LABELS = {"pending_approval": _l("waiting for approval"), "processing": _l("with the payment provider"),
+                        "awaiting_platform": _l("waiting for the platform's refund"), "succeeded": _l("refunded"),
+                        "failed": _l("refused"), "rejected": _l("approval rejected")}
+
+
+def refund_status_label(code: str) -> str:
+    return str(REFUND_STATUS_LABELS.get(code, code))
 
 
 @bp.post("/<order_no>/reveal")

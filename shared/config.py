@@ -77,6 +77,10 @@ def load_config(overrides: dict | None = None) -> dict:
         "REJECTION_KEEP_DAYS": int(env.get("ORDERLOOM_REJECTION_KEEP_DAYS", "7")),
         "ROLLUP_KEEP_DAYS": int(env.get("ORDERLOOM_ROLLUP_KEEP_DAYS", "90")),
         "WEBHOOK_MAX_BYTES": int(env.get("ORDERLOOM_WEBHOOK_MAX_BYTES", str(512 * 1024))),
+        # Refunds (shared.services.refunds): the portal's public address, for the notify_url the payment providers
+        # post refund notifications to (none: the providers' configured one), and how long a refund call may take.
+        "PORTAL_BASE_URL": env.get("ORDERLOOM_PORTAL_BASE_URL", ""),
+        "PAYMENT_API_TIMEOUT": float(env.get("ORDERLOOM_PAYMENT_API_TIMEOUT", "15")),
         "SYNC_FAILURE_RATE_ALERT": float(env.get("ORDERLOOM_SYNC_FAILURE_RATE_ALERT", "0.2")),
         "ALERT_ROBOT_KIND": env.get("ORDERLOOM_ALERT_ROBOT_KIND", ""),
         "ALERT_ROBOT_URL": env.get("ORDERLOOM_ALERT_ROBOT_URL", ""),

@@ -3,9 +3,20 @@ the resource encrypted under an API v3 key) and Alipay asynchronous notification
 given URL, and the daily bills (WeChat Pay trade bill, Alipay 业务明细) served for download with every payment and
 refund it sent. For the demo (`orderloom simulate-payments`), the tests and the benchmark.
 
+It also speaks the refund APIs (shared.payments.refund_api): WeChat Pay `POST /wechatpay/v3/refund/domestic/refunds`
+and `GET .../refunds/{out_refund_no}` (our WECHATPAY2-SHA256-RSA2048 Authorization checked with the merchant's
+public key, the answer signed with the platform key), Alipay `alipay.trade.refund` and
+`alipay.trade.fastpay.refund.query` at `/alipay/gateway.do` (our RSA2 sign checked, the answer signed). It refuses
+what the providers refuse (more than is left of the trade, an unknown trade, a bad signature), keeps an
+out_refund_no's refund once (a repeat answers the same refund), and afterwards makes the refund notification
+(WeChat Pay REFUND.SUCCESS, Alipay's trade notify with refund_fee / out_biz_no): kept in `notifications` and, when
+the request named a notify URL and `deliver` is on, posted to it. `stall_seconds` holds an answer that long after
+the refund was made (a provider timing out).
+
 The keys are made when the simulator starts; `wechatpay_settings()` / `alipay_settings()` are what a merchant
 copies into the channel's payment account (shared.services.payments.configure_account).
 """
+import base64
 import json
 import secrets
 import threading
@@ -16,12 +27,13 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from werkzeug.wrappers import Request, Response
 
 from devtools.simulators.loopback import LoopbackServing
-from shared.payments import alipay, bills, wechatpay
+from shared.payments import PaymentMessageError, alipay, bills, wechatpay
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -47,18 +59,30 @@ class PaymentSimulator(LoopbackServing):
         self.platform_serial = secrets.token_hex(20).upper()
         self.api_v3_key = secrets.token_urlsafe(24)[:32]
         self.sent: dict[str, list] = {"wechatpay": [], "alipay": []}  # (Beijing time text, kind, no, id, amount, ...)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a refund records its bill line while it holds the lock
+        self.merchant_private, self.merchant_public = _key_pair()  # the merchant's API key (apiclient_key / 应用私钥)
+        self.merchant_serial = secrets.token_hex(20).upper()
+        self.trades: dict[str, dict[str, dict]] = {"wechatpay": {}, "alipay": {}}  # out_trade_no → total, id
+        self.refunds: dict[str, dict[str, dict]] = {"wechatpay": {}, "alipay": {}}  # out_refund_no → the refund
+        self.notifications: list[tuple[str, dict, bytes]] = []  # (provider, headers, body) of refund notifications
+        self.requests: list[tuple[str, str]] = []  # (provider, what) of every refund API call, refused ones too
+        self.deliver = True
+        self.stall_seconds = 0.0
 
     # --- what the merchant configures ---------------------------------------------------------------------------
 
     def wechatpay_settings(self) -> dict:
         return {"merchant_id": self.merchant_id, "app_id": self.wechat_app_id, "api_v3_key": self.api_v3_key,
                 "provider_public_key": self.wechat_public, "platform_serial": self.platform_serial,
-                "bill_url": f"{self.base_url}/wechatpay/bill" if self.base_url else None}
+                "bill_url": f"{self.base_url}/wechatpay/bill" if self.base_url else None,
+                "merchant_private_key": self.merchant_private, "merchant_serial": self.merchant_serial,
+                "api_url": f"{self.base_url}/wechatpay" if self.base_url else None}
 
     def alipay_settings(self) -> dict:
         return {"app_id": self.alipay_app_id, "provider_public_key": self.alipay_public,
-                "bill_url": f"{self.base_url}/alipay/bill" if self.base_url else None}
+                "bill_url": f"{self.base_url}/alipay/bill" if self.base_url else None,
+                "merchant_private_key": self.merchant_private,
+                "api_url": f"{self.base_url}/alipay/gateway.do" if self.base_url else None}
 
     # --- notifications --------------------------------------------------------------------------------------------
 
@@ -69,6 +93,9 @@ class PaymentSimulator(LoopbackServing):
         if refund_id:
             entry.append(refund_id)
         with self._lock:
+            if kind == "payment":
+                self.trades[provider].setdefault(out_trade_no, {"total": Decimal(amount),
+                                                                "transaction_id": transaction_id})
             if kind == "refund" or not any(row[3] == transaction_id and row[1] == "payment"
                                            for row in self.sent[provider]):
                 self.sent[provider].append(tuple(entry))
@@ -143,8 +170,230 @@ class PaymentSimulator(LoopbackServing):
         parsed = datetime.strptime(day, "%Y-%m-%d")
         return bills.write_alipay_bill(entries, day=parsed.strftime("%Y年%m月%d日"))
 
+    # --- refunds ------------------------------------------------------------------------------------------------
+
+    def _wechat_answer(self, status: int, data: dict) -> Response:
+        body = json.dumps(data, ensure_ascii=False).encode()
+        stamp, nonce = str(int(time.time())), secrets.token_hex(16)
+        return Response(body, status=status, mimetype="application/json", headers={
+            "Wechatpay-Timestamp": stamp, "Wechatpay-Nonce": nonce, "Wechatpay-Serial": self.platform_serial,
+            "Wechatpay-Signature": wechatpay.sign(self.wechat_private, stamp, nonce, body)})
+
+    def _stall(self) -> None:
+        if self.stall_seconds:
+            self._stopping.wait(self.stall_seconds)
+
+    def _left(self, provider: str, out_trade_no: str) -> Decimal:
+        trade = self.trades[provider][out_trade_no]
+        return trade["total"] - sum((r["amount"] for r in self.refunds[provider].values()
+                                     if r["out_trade_no"] == out_trade_no), Decimal(0))
+
+    def _wechat_refund(self, request: Request) -> Response:
+        from shared.payments import refund_api
+
+        body = request.get_data()
+        fields = refund_api.read_wechat_authorization(request.headers.get("Authorization", ""))
+        try:
+            message = refund_api.wechat_request_message(request.method, request.full_path.rstrip("?"),
+                                                        fields.get("timestamp", ""), fields.get("nonce_str", ""), body)
+            key = serialization.load_pem_public_key(self.merchant_public.encode())
+            key.verify(base64.b64decode(fields.get("signature", ""), validate=True), message, padding.PKCS1v15(),
+                       hashes.SHA256())
+            if fields.get("mchid") != self.merchant_id or fields.get("serial_no") != self.merchant_serial:
+                raise ValueError("not this merchant")
+        except (InvalidSignature, ValueError, TypeError):
+            self.requests.append(("wechatpay", "refused:SIGN_ERROR"))
+            return self._wechat_answer(401, {"code": "SIGN_ERROR", "message": "签名错误"})
+        if request.method == "GET":
+            out_refund_no = request.path.rsplit("/", 1)[-1]
+            self.requests.append(("wechatpay", f"query:{out_refund_no}"))
+            refund = self.refunds["wechatpay"].get(out_refund_no)
+            if refund is None:
+                return self._wechat_answer(404, {"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"})
+            return self._wechat_answer(200, self._wechat_refund_json(refund))
+        try:
+            data = json.loads(body)
+            out_trade_no, out_refund_no = str(data["out_trade_no"]), str(data["out_refund_no"])
+            fen, total = int(data["amount"]["refund"]), int(data["amount"]["total"])
+        except (ValueError, KeyError, TypeError):
+            return self._wechat_answer(400, {"code": "PARAM_ERROR", "message": "参数错误"})
+        self.requests.append(("wechatpay", f"refund:{out_refund_no}"))
+        with self._lock:
+            known = self.refunds["wechatpay"].get(out_refund_no)
+            trade = self.trades["wechatpay"].get(out_trade_no)
+            if known is not None:
+                if known["amount"] != Decimal(fen) / 100:
+                    return self._wechat_answer(400, {"code": "INVALID_REQUEST",
+                                                     "message": "同一商户退款单号的退款金额与之前不一致"})
+                answer = self._wechat_refund_json(known)
+            elif trade is None:
+                return self._wechat_answer(404, {"code": "RESOURCE_NOT_EXISTS", "message": "订单不存在"})
+            elif Decimal(total) / 100 != trade["total"]:
+                return self._wechat_answer(400, {"code": "INVALID_REQUEST", "message": "订单金额与原订单不一致"})
+            elif fen <= 0 or Decimal(fen) / 100 > self._left("wechatpay", out_trade_no):
+                return self._wechat_answer(400, {"code": "INVALID_REQUEST", "message": "申请退款金额超过订单可退金额"})
+            else:
+                known = self._make_refund("wechatpay", out_trade_no, out_refund_no, Decimal(fen) / 100,
+                                          data.get("notify_url"))
+                answer = self._wechat_refund_json(known, status="PROCESSING")
+        self._after_refund(known)
+        self._stall()
+        return self._wechat_answer(200, answer)
+
+    def _make_refund(self, provider: str, out_trade_no: str, out_refund_no: str, amount: Decimal,
+                     notify_url: str | None) -> dict:
+        trade = self.trades[provider][out_trade_no]
+        refund = {"provider": provider, "out_trade_no": out_trade_no, "out_refund_no": out_refund_no,
+                  "refund_id": "50" + secrets.token_hex(14)[:26] if provider == "wechatpay" else out_refund_no,
+                  "transaction_id": trade["transaction_id"], "amount": amount, "total": trade["total"],
+                  "at": datetime.now(UTC), "notify_url": notify_url}
+        self.refunds[provider][out_refund_no] = refund
+        self._record(provider, refund["at"], "refund", out_trade_no, trade["transaction_id"], amount,
+                     refund_id=refund["refund_id"])
+        return refund
+
+    def _wechat_refund_json(self, refund: dict, status: str = "SUCCESS") -> dict:
+        at = refund["at"].astimezone(BEIJING).isoformat(timespec="seconds")
+        return {"refund_id": refund["refund_id"], "out_refund_no": refund["out_refund_no"],
+                "transaction_id": refund["transaction_id"], "out_trade_no": refund["out_trade_no"],
+                "channel": "ORIGINAL", "user_received_account": "支付用户零钱", "create_time": at,
+                **({"success_time": at} if status == "SUCCESS" else {}), "status": status, "funds_account": "AVAILABLE",
+                "amount": {"total": int(refund["total"] * 100), "refund": int(refund["amount"] * 100),
+                           "payer_total": int(refund["total"] * 100), "payer_refund": int(refund["amount"] * 100),
+                           "settlement_refund": int(refund["amount"] * 100),
+                           "settlement_total": int(refund["total"] * 100), "discount_refund": 0, "currency": "CNY"}}
+
+    def wechatpay_refund_notification(self, refund: dict, status: str = "SUCCESS") -> tuple[dict, bytes]:
+        """(headers, body) of a signed refund notification (退款结果通知), as WeChat Pay sends it."""
+        at = refund["at"].astimezone(BEIJING).isoformat(timespec="seconds")
+        plain = {"mchid": self.merchant_id, "out_trade_no": refund["out_trade_no"],
+                 "transaction_id": refund["transaction_id"], "out_refund_no": refund["out_refund_no"],
+                 "refund_id": refund["refund_id"], "refund_status": status, "success_time": at,
+                 "amount": {"total": int(refund["total"] * 100), "refund": int(refund["amount"] * 100),
+                            "payer_total": int(refund["total"] * 100), "payer_refund": int(refund["amount"] * 100)},
+                 "user_received_account": "支付用户零钱"}
+        resource = wechatpay.encrypt_resource(self.api_v3_key, plain, secrets.token_hex(6), associated_data="refund",
+                                              original_type="refund")
+        body = json.dumps({"id": secrets.token_hex(18), "create_time": at, "resource_type": "encrypt-resource",
+                           "event_type": f"REFUND.{status}", "summary": "退款成功" if status == "SUCCESS" else "退款异常",
+                           "resource": resource}, ensure_ascii=False).encode()
+        stamp, nonce = str(int(time.time())), secrets.token_hex(16)
+        headers = {"Content-Type": "application/json", "Wechatpay-Timestamp": stamp, "Wechatpay-Nonce": nonce,
+                   "Wechatpay-Serial": self.platform_serial, "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
+                   "Wechatpay-Signature": wechatpay.sign(self.wechat_private, stamp, nonce, body)}
+        return headers, body
+
+    def alipay_refund_notification(self, refund: dict) -> dict:
+        """The form fields of the trade notify Alipay sends after a refund (refund_fee: the refunded total)."""
+        at = refund["at"].astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+        refunded = refund["total"] - self._left("alipay", refund["out_trade_no"])
+        params = {"notify_time": at, "notify_type": "trade_status_sync", "notify_id": secrets.token_hex(16),
+                  "app_id": self.alipay_app_id, "charset": "utf-8", "version": "1.0", "sign_type": "RSA2",
+                  "trade_no": refund["transaction_id"], "out_trade_no": refund["out_trade_no"],
+                  "out_biz_no": refund["out_refund_no"], "trade_status": "TRADE_CLOSED" if refunded >= refund["total"]
+                  else "TRADE_SUCCESS", "total_amount": f"{refund['total']:.2f}", "refund_fee": f"{refunded:.2f}",
+                  "gmt_refund": at + ".000", "gmt_payment": at}
+        params["sign"] = alipay.sign(params, self.alipay_private)
+        return params
+
+    def _after_refund(self, refund: dict) -> None:
+        """Make the refund's notification; post it to the notify URL when there is one (after the answer)."""
+        if refund.get("notified"):
+            return
+        refund["notified"] = True
+        if refund["provider"] == "wechatpay":
+            headers, body = self.wechatpay_refund_notification(refund)
+        else:
+            params = self.alipay_refund_notification(refund)
+            headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+            body = urlencode(params).encode()
+        self.notifications.append((refund["provider"], headers, body))
+        url = refund.get("notify_url")
+        if url and self.deliver:
+            def post():
+                time.sleep(0.2)
+                try:
+                    httpx.post(url, content=body, headers=headers, timeout=10)
+                except httpx.HTTPError:
+                    pass  # the provider sends again later; the merchant may also query
+            threading.Thread(target=post, daemon=True, name="refund-notify").start()
+
+    def _alipay_answer(self, name: str, data: dict) -> Response:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        body = '{"' + name + '":' + text + ',"sign":"' + alipay.sign_text(text, self.alipay_private) + '"}'
+        return Response(body.encode(), mimetype="application/json")
+
+    def _alipay_gateway(self, request: Request) -> Response:
+        params = request.form.to_dict()
+        method = params.get("method", "")
+        name = method.replace(".", "_") + "_response"
+        try:
+            alipay.verify_request(params, self.merchant_public)
+            if params.get("app_id") != self.alipay_app_id:
+                raise PaymentMessageError("wrong_app", "app_id")
+        except PaymentMessageError:
+            self.requests.append(("alipay", "refused:isv.invalid-signature"))
+            return self._alipay_answer(name, {"code": "40002", "msg": "Invalid Arguments",
+                                              "sub_code": "isv.invalid-signature", "sub_msg": "验签出错"})
+        try:
+            biz = json.loads(params.get("biz_content") or "")
+        except ValueError:
+            biz = None
+        if not isinstance(biz, dict):
+            return self._alipay_answer(name, {"code": "40002", "msg": "Invalid Arguments",
+                                              "sub_code": "isv.missing-biz-content", "sub_msg": "业务参数错误"})
+        out_trade_no, out_request_no = str(biz.get("out_trade_no") or ""), str(biz.get("out_request_no") or "")
+        if method == "alipay.trade.fastpay.refund.query":
+            self.requests.append(("alipay", f"query:{out_request_no}"))
+            refund = self.refunds["alipay"].get(out_request_no)
+            if refund is None:
+                return self._alipay_answer(name, {"code": "10000", "msg": "Success", "out_trade_no": out_trade_no,
+                                                  "out_request_no": out_request_no})
+            return self._alipay_answer(name, {
+                "code": "10000", "msg": "Success", "trade_no": refund["transaction_id"],
+                "out_trade_no": refund["out_trade_no"], "out_request_no": out_request_no,
+                "total_amount": f"{refund['total']:.2f}", "refund_amount": f"{refund['amount']:.2f}",
+                "refund_status": "REFUND_SUCCESS",
+                "gmt_refund_pay": refund["at"].astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")})
+        if method != "alipay.trade.refund":
+            return self._alipay_answer(name, {"code": "40004", "msg": "Business Failed",
+                                              "sub_code": "isv.invalid-method", "sub_msg": "不存在的方法名"})
+        self.requests.append(("alipay", f"refund:{out_request_no}"))
+        try:
+            amount = Decimal(str(biz.get("refund_amount")))
+        except ArithmeticError:
+            amount = Decimal(0)
+        with self._lock:
+            trade = self.trades["alipay"].get(out_trade_no)
+            known = self.refunds["alipay"].get(out_request_no or out_trade_no)
+            if trade is None:
+                return self._alipay_answer(name, {"code": "40004", "msg": "Business Failed",
+                                                  "sub_code": "ACQ.TRADE_NOT_EXIST", "sub_msg": "交易不存在"})
+            if known is not None:
+                fund_change = "N"
+            elif not amount.is_finite() or amount <= 0 or amount > self._left("alipay", out_trade_no):
+                return self._alipay_answer(name, {"code": "40004", "msg": "Business Failed",
+                                                  "sub_code": "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL",
+                                                  "sub_msg": "退款金额超限"})
+            else:
+                known = self._make_refund("alipay", out_trade_no, out_request_no or out_trade_no, amount,
+                                          params.get("notify_url"))
+                fund_change = "Y"
+            refunded = trade["total"] - self._left("alipay", out_trade_no)
+        self._after_refund(known)
+        self._stall()
+        return self._alipay_answer(name, {
+            "code": "10000", "msg": "Success", "trade_no": known["transaction_id"], "out_trade_no": out_trade_no,
+            "buyer_logon_id": "159****5620", "fund_change": fund_change, "refund_fee": f"{refunded:.2f}",
+            "gmt_refund_pay": known["at"].astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
+            "buyer_user_id": "2088101117955611", "send_back_fee": f"{known['amount']:.2f}"})
+
     def wsgi_app(self, environ, start_response):
         request = Request(environ)
+        if request.path.startswith("/wechatpay/v3/refund/domestic/refunds"):
+            return self._wechat_refund(request)(environ, start_response)
+        if request.path == "/alipay/gateway.do" and request.method == "POST":
+            return self._alipay_gateway(request)(environ, start_response)
         provider = request.path.strip("/").split("/")[0]
         day = request.args.get("bill_date", "")
         if request.method != "GET" or provider not in self.sent or not request.path.endswith("/bill"):
@@ -163,12 +412,14 @@ def run(host: str, port: int, wechatpay_url: str | None, alipay_url: str | None,
     simulator = PaymentSimulator()
     simulator.start(host, port)
     echo(f"payment simulator on {simulator.base_url}")
+    keys = ("provider_public_key", "merchant_private_key")
     echo("WeChat Pay account: " + json.dumps({k: v for k, v in simulator.wechatpay_settings().items()
-                                              if k != "provider_public_key"}))
+                                              if k not in keys}))
     echo("WeChat Pay platform public key:\n" + simulator.wechat_public)
     echo("Alipay account: " + json.dumps({k: v for k, v in simulator.alipay_settings().items()
-                                          if k != "provider_public_key"}))
+                                          if k not in keys}))
     echo("Alipay public key:\n" + simulator.alipay_public)
+    echo("The merchant's API private key (this simulator's test key, for refunds):\n" + simulator.merchant_private)
     for order_no, amount in orders:
         if wechatpay_url:
             answer = simulator.send_wechatpay(wechatpay_url, order_no, int(Decimal(amount) * 100))

@@ -14,7 +14,7 @@ from shared.models.invoices import InvoiceLineRow, InvoicePart, InvoiceRequest, 
 from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
-from shared.models.payments import (Payment, PaymentAccount, PaymentMismatch, PaymentNotice,
+from shared.models.payments import (OrderRefund, Payment, PaymentAccount, PaymentMismatch, PaymentNotice,
                                      PaymentReconciliation)
 from shared.models.calendar import BusinessCalendar, BusinessCalendarDay
 from shared.models.retention import LegalHold, RetentionPolicy
@@ -41,5 +41,5 @@ __all__ = [
     "ApprovalDecision", "ApprovalDelegation", "ApprovalRequest",
     "ApprovalRule", "ApprovalRuleStep", "ApprovalStep",
     "LegalHold", "RetentionPolicy", "KpiTarget", "InvoiceProfile",
-    "Payment", "PaymentAccount", "PaymentMismatch", "PaymentNotice", "PaymentReconciliation",
+    "OrderRefund", "Payment", "PaymentAccount", "PaymentMismatch", "PaymentNotice", "PaymentReconciliation",
 ]

@@ -1,6 +1,6 @@
 """Payments of the direct channels: provider accounts (keys, encrypted), the notification inbox, recorded payments,
 and the daily reconciliation of the providers' bills."""
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.extensions import db
@@ -28,6 +28,12 @@ class PaymentAccount(db.Model):
     provider_public_key: Mapped[str | None] = mapped_column(Text)
     platform_serial: Mapped[str | None] = mapped_column(String(64))
     bill_url: Mapped[str | None] = mapped_column(String(300))  # where the daily bill is downloaded (the simulator)
+    # Calling the provider (refunds): the merchant's API private key (WeChat Pay apiclient_key / Alipay 应用私钥,
+    # encrypted), the serial of the merchant API certificate (WeChat Pay) and the API address (the real gateway
+    # when empty; the simulator in the demo and tests).
+    merchant_private_key = mapped_column(EncryptedText)
+    merchant_serial: Mapped[str | None] = mapped_column(String(64))
+    api_url: Mapped[str | None] = mapped_column(String(300))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
 
@@ -133,3 +139,42 @@ class PaymentMismatch(db.Model):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     order_no: Mapped[str | None] = mapped_column(String(20))
     detail: Mapped[str | None] = mapped_column(String(300))
+
+
+REFUND_STATES = ("pending_approval", "processing", "awaiting_platform", "succeeded", "failed", "rejected")
+
+
+class OrderRefund(db.Model):
+    """One refund of an order asked for here (shared.services.refunds): by the provider's API for a direct channel
+    (out_refund_no is ours, the provider keeps it: a retry never refunds twice), or awaiting the platform's own
+    report for a platform channel. When it completes, a PlatformRefund row records the money (`platform_refund_id`
+    = out_refund_no), the one sum every refund rule and the reconciliation read."""
+
+    __tablename__ = "order_refunds"
+    __table_args__ = (Index("ix_order_refunds_status_updated_at", "status", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    out_refund_no: Mapped[str] = mapped_column(String(64), unique=True)
+    amount = mapped_column(Money, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    provider: Mapped[str | None] = mapped_column(String(12))  # wechatpay, alipay; None: the platform refunds
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("payment_accounts.id"))
+    provider_refund_id: Mapped[str | None] = mapped_column(String(64))
+    goods_returned: Mapped[bool] = mapped_column(Boolean, default=False)
+    after_sale_id: Mapped[int | None] = mapped_column(Integer)
+    lines = mapped_column(JSON)
+    approval_request_id: Mapped[int | None] = mapped_column(ForeignKey("approval_requests.id"))
+    platform_refund_id: Mapped[int | None] = mapped_column(ForeignKey("platform_refunds.id"))
+    error_code: Mapped[str | None] = mapped_column(String(60))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    requested_by: Mapped[str] = mapped_column(String(80))
+    created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+    updated_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+    completed_at = mapped_column(UTCDateTime)
+
+    order = relationship("Order")
+    account = relationship("PaymentAccount")

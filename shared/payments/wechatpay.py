@@ -128,3 +128,50 @@ def read_notification(body: bytes | str, api_v3_key: str) -> dict:
     return {"event_type": envelope.get("event_type"), "out_trade_no": str(out_trade_no)[:64],
             "transaction_id": str(transaction_id)[:64], "state": transaction.get("trade_state"),
             "amount": Decimal(total) / 100, "currency": amount.get("currency") or "CNY", "paid_at": paid_at}
+
+
+REFUND_EVENTS = ("REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED")
+
+
+def is_refund_notification(body: bytes | str) -> bool:
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(envelope, dict) and str(envelope.get("event_type") or "").startswith("REFUND.")
+
+
+def read_refund_notification(body: bytes | str, api_v3_key: str) -> dict:
+    """A refund notification (退款结果通知, resource associated_data "refund") → {event_type, out_trade_no,
+    transaction_id, out_refund_no, refund_id, state (SUCCESS / ABNORMAL / CLOSED), amount (Decimal yuan refunded),
+    total, currency, refunded_at}."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        raise PaymentMessageError("invalid_json", "the notification is not JSON")
+    if not isinstance(envelope, dict):
+        raise PaymentMessageError("invalid_json", "the notification is not a JSON object")
+    resource = envelope.get("resource")
+    if not isinstance(resource, dict) or resource.get("associated_data") != "refund":
+        raise PaymentMessageError("not_a_refund", "a refund notification's resource has associated_data refund")
+    refund = decrypt_resource(api_v3_key, resource)
+    amount = refund.get("amount") or {}
+    fen, total = amount.get("refund"), amount.get("total")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (fen, total)):
+        raise PaymentMessageError("bad_amount", "amount.refund and amount.total are whole numbers of fen")
+    names = ("out_trade_no", "out_refund_no", "refund_id")
+    if not all(refund.get(name) for name in names):
+        raise PaymentMessageError("missing_field", "out_trade_no, out_refund_no and refund_id are required")
+    refunded_at = None
+    if refund.get("success_time"):
+        try:
+            refunded_at = datetime.fromisoformat(refund["success_time"])
+        except ValueError:
+            raise PaymentMessageError("bad_time", "success_time is not an RFC 3339 time")
+        if refunded_at.tzinfo is None:
+            raise PaymentMessageError("bad_time", "success_time has no offset")
+    return {"event_type": envelope.get("event_type"), "out_trade_no": str(refund["out_trade_no"])[:64],
+            "transaction_id": str(refund.get("transaction_id") or "")[:64],
+            "out_refund_no": str(refund["out_refund_no"])[:64], "refund_id": str(refund["refund_id"])[:64],
+            "state": refund.get("refund_status"), "amount": Decimal(fen) / 100, "total": Decimal(total) / 100,
+            "currency": amount.get("currency") or "CNY", "refunded_at": refunded_at}

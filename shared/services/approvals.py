@@ -56,7 +56,7 @@ OPERATIONS = {
     "order.amount_change": Operation("order", N_("Price or amount change"), ("amount",)),  # orders.change_price
     "order.address_change": Operation("order", N_("Address change after confirmation"), ("address",)),
     "order.presale_delay": Operation("order", N_("Presale delay"), ("promised_at",), wired=False),
-    "order.refund": Operation("order", N_("Refund"), ("refund_status",), wired=False),
+    "order.refund": Operation("order", N_("Refund"), ("refund_status",)),  # refunds.refund
     "stock.transfer": Operation("sku", N_("Cross-warehouse transfer"), ("transfer",)),
     "stock_take.variance": Operation("stock_take", N_("Stock-take variance"), ("status",)),
     "export.run": Operation("export", N_("Export"), ("status",)),  # personal exports (exports.clear_or_hold)
@@ -760,11 +760,18 @@ def _apply_price_change(request: ApprovalRequest) -> None:
     orders.change_price(order, changes, _requester_actor(request), request.payload.get("reason"))
 
 
+def _apply_refund(request: ApprovalRequest) -> None:
+    """The refund held for approval is made now (sent to the provider, or left to the platform)."""
+    from shared.services import refunds
+
+    refunds.apply_approved(request.payload["out_refund_no"])
+
+
 APPLY = {"order.create": _apply_order_create, "order.confirm": _apply_order_transition,
          "order.cancel_paid": _apply_order_transition, "order.address_change": _apply_address_change,
          "order.amount_change": _apply_price_change, "stock.transfer": _apply_transfer,
          "stock_take.variance": _apply_stock_take, "user.role_change": _apply_role_change,
-         "export.run": _apply_export}
+         "export.run": _apply_export, "order.refund": _apply_refund}
 
 
 def _apply(request: ApprovalRequest, now: datetime) -> None:

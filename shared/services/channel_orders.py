@@ -7,9 +7,7 @@ the parcel is not yet packed; a refund or cancellation before shipping cancels t
 stock. The platform does not move physical steps (allocate, pick, pack, ship): the warehouse does.
 """
 from dataclasses import dataclass, replace
-from decimal import Decimal
-
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from shared import cash_on_delivery
 from shared.actors import SYSTEM
@@ -18,8 +16,8 @@ from shared.channels.canonical import CanonicalLine, CanonicalOrder
 from shared.channels.topics import PlatformDeletion, PlatformRefundNotice
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
-from shared.models import Channel, Order, PlatformRefund, SkuMapping, StatusMapping
-from shared.money import CENT, format_money
+from shared.models import Channel, Order, SkuMapping, StatusMapping
+from shared.money import format_money
 from shared.services import audit, customers
 from shared.services import orders as order_service
 from shared.services.errors import ServiceError, ValidationFailed
@@ -49,7 +47,6 @@ class WaitingForOrder(ServiceError):
 
 
 PLATFORM_DELETED = "platform: deleted on"  # the cancel reason of an order the platform deleted
-REFUND_ORDER = ("none", "requested", "partially_refunded", "refunded")  # a refund webhook only moves it forward
 
 
 @dataclass(frozen=True)
@@ -219,7 +216,7 @@ def _update(order: Order, canonical: CanonicalOrder, mapping: Mapping) -> str:
         for name, value in changes.items():
             setattr(order, name, value)
         order_service.address_changed(order, SYSTEM, before, order_service.masked_receiver(order), sorted(changes))
-    _follow_lifecycle(order, mapping.lifecycle, f"status {canonical.status_key}")
+    follow_lifecycle(order, mapping.lifecycle, f"status {canonical.status_key}")
     refund = refund_of(mapping, canonical)
     if refund != order.refund_status:
         order_service.record_refund_status(order, refund, SYSTEM, f"platform status {canonical.status_key}")
@@ -229,7 +226,7 @@ def _update(order: Order, canonical: CanonicalOrder, mapping: Mapping) -> str:
     return "updated" if changes or after_status != before_status else "unchanged"
 
 
-def _follow_lifecycle(order: Order, target: str, why: str) -> None:
+def follow_lifecycle(order: Order, target: str, why: str) -> None:
     """Move the order as far as the platform's word allows: commercial changes only."""
     reason = f"{PLATFORM_HOLD} {why}"
     status_key = why.removeprefix("status ")
@@ -297,7 +294,8 @@ def apply_refund(context: ChannelContext, notice: PlatformRefundNotice, inbox_it
     """One platform refund, applied once (by its refund id): the order's refund status follows the refunded total
     (partially or fully refunded); a full refund before shipping cancels the order and releases its stock, the
     same rule as a platform status that says refunded. After shipping only the refund status changes (the goods
-    come back through after-sales). A refund for an order not here yet raises WaitingForOrder."""
+    come back through after-sales). The rule is refunds.settle, shared with the providers' refunds (invoices
+    reversed too). A refund for an order not here yet raises WaitingForOrder."""
     order = _locked_order(context, notice.channel_order_id)
     if order is None:
         raise WaitingForOrder(f"refund {notice.refund_id} is for {context.channel.name} order "
@@ -306,31 +304,10 @@ def apply_refund(context: ChannelContext, notice: PlatformRefundNotice, inbox_it
     if notice.currency and notice.currency != order.currency:
         raise NeedsReview(f"refund {notice.refund_id} is in {notice.currency}, {order.order_no} in {order.currency}",
                           field="currency", code="currency_mismatch")
-    seen = db.session.execute(select(PlatformRefund.id).where(
-        PlatformRefund.channel_id == context.channel.id, PlatformRefund.platform_refund_id == notice.refund_id)
-    ).scalar_one_or_none()
-    if seen is not None:
-        return "unchanged", order
-    db.session.add(PlatformRefund(channel_id=context.channel.id, order_id=order.id, platform_refund_id=notice.refund_id,
-                                  amount=notice.amount, currency=order.currency, refunded_at=notice.refunded_at,
-                                  note=notice.note, inbox_item_id=inbox_item_id))
-    db.session.flush()
-    refunded = refunded_total(order)
-    full = refunded >= order.total
-    status = "refunded" if full else ("partially_refunded" if refunded > 0 else order.refund_status)
-    if REFUND_ORDER.index(status) < REFUND_ORDER.index(order.refund_status):
-        status = order.refund_status  # the platform's status already said more (a refund webhook still on its way)
-    reason = f"refund {notice.refund_id} of {format_money(notice.amount)} {order.currency} on {context.channel.name}"
-    if status != order.refund_status:
-        order_service.record_refund_status(order, status, SYSTEM, reason)
-    if full and order.status in BEFORE_SHIPPING:
-        _follow_lifecycle(order, S.CANCELLED, f"refunded in full ({reason})")
-    order.updated_at = utc_now()
-    return "refunded", order
+    from shared.services import refunds
 
+    outcome, _recorded = refunds.settle(order, context.channel.id, notice.refund_id, notice.amount,
+                                        notice.refunded_at, notice.note, inbox_item_id=inbox_item_id,
+                                        channel_name=context.channel.name)
+    return outcome, order
 
-def refunded_total(order: Order) -> Decimal:
-    """What the platform has refunded of an order so far: the sum of its refunds."""
-    total = db.session.execute(select(func.coalesce(func.sum(PlatformRefund.amount), 0))
-                               .where(PlatformRefund.order_id == order.id)).scalar_one()
-    return Decimal(str(total)).quantize(CENT)

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy import Integer, String, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects import postgresql, sqlite
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import IntegrityError
 
 from shared import dispatch
@@ -59,9 +60,11 @@ EXCEPTION_OF = {"paid_not_recorded": "paid_not_recorded", "recorded_not_paid": "
 def configure_account(channel: Channel, provider: str, actor: Actor, *, merchant_id: str | None = None,
                       app_id: str | None = None, api_v3_key: str | None = None,
                       provider_public_key: str | None = None, platform_serial: str | None = None,
-                      bill_url: str | None = None) -> PaymentAccount:
+                      bill_url: str | None = None, merchant_private_key: str | None = None,
+                      merchant_serial: str | None = None, api_url: str | None = None) -> PaymentAccount:
     """Set a direct channel's account at WeChat Pay or Alipay (keys checked before they are kept; audited without
-    the secret)."""
+    the secret). The refund API's settings (the merchant's private key, its serial, the API address) are kept as
+    they are when not given."""
     if not can(actor.role, "channels", "edit"):
         raise Forbidden(f"the {actor.role} role may not configure payment accounts", code="forbidden")
     if provider not in PAYMENT_PROVIDERS:
@@ -75,6 +78,14 @@ def configure_account(channel: Channel, provider: str, actor: Actor, *, merchant
         api_v3_key = account.api_v3_key  # left empty on the form: the key kept is not shown again, nor lost
     if bill_url and not bill_url.startswith(("http://", "https://")):
         raise ValidationFailed("the bill address is an http(s) URL", field="bill_url", code="bad_url")
+    if api_url and not api_url.startswith(("http://", "https://")):
+        raise ValidationFailed("the API address is an http(s) URL", field="api_url", code="bad_url")
+    if merchant_private_key:
+        try:
+            serialization.load_pem_private_key(alipay.pem(merchant_private_key, "PRIVATE KEY"), password=None)
+        except (ValueError, TypeError) as error:
+            raise ValidationFailed(f"the merchant's API private key is not a PEM RSA key ({error})"[:300],
+                                   field="merchant_private_key", code="bad_key")
     try:
         if provider == "wechatpay":
             wechatpay.public_key(provider_public_key or "")
@@ -94,10 +105,18 @@ def configure_account(channel: Channel, provider: str, actor: Actor, *, merchant
     account.merchant_id, account.app_id = merchant_id, app_id
     account.api_v3_key, account.provider_public_key = api_v3_key, provider_public_key
     account.platform_serial, account.bill_url = platform_serial, bill_url
+    if merchant_private_key:
+        account.merchant_private_key = merchant_private_key
+    if merchant_serial is not None:
+        account.merchant_serial = merchant_serial or None
+    if api_url is not None:
+        account.api_url = api_url or None
     db.session.flush()
     audit.record(actor, "payment_account.configure", "channel", channel.code,
                  after={"provider": provider, "merchant_id": merchant_id, "app_id": app_id,
-                        "platform_serial": platform_serial, "bill_url": bill_url})
+                        "platform_serial": platform_serial, "bill_url": bill_url,
+                        "merchant_serial": account.merchant_serial, "api_url": account.api_url,
+                        "merchant_key_set": bool(account.merchant_private_key)})
     return account
 
 
@@ -187,7 +206,45 @@ def _settle(notice: PaymentNotice, status: str, outcome: str | None, code: str |
     return outcome or status
 
 
+def is_refund_notice(notice: PaymentNotice) -> bool:
+    if notice.provider == "wechatpay":
+        return wechatpay.is_refund_notification(notice.body)
+    return alipay.is_refund_notification(dict(parse_qsl(notice.body, keep_blank_values=True)))
+
+
+def read_refund_notice(notice: PaymentNotice) -> dict:
+    if notice.provider == "wechatpay":
+        return wechatpay.read_refund_notification(notice.body, notice.account.api_v3_key or "")
+    return alipay.read_refund_notification(dict(parse_qsl(notice.body, keep_blank_values=True)))
+
+
+def _apply_refund_notice(notice: PaymentNotice, now: datetime) -> str:
+    """A refund notification: applied by shared.services.refunds (once; an unknown order waits)."""
+    from shared.services import refunds
+
+    try:
+        report = read_refund_notice(notice)
+    except PaymentMessageError as error:
+        return _settle(notice, "review", None, error.code, str(error))
+    notice.out_trade_no, notice.transaction_id = report["out_trade_no"], report["refund_id"]
+    order = _order_for(notice.account.channel_id, report["out_trade_no"])
+    if order is None:
+        return _settle(notice, "waiting", None, "order_not_found",
+                       f"no order {report['out_trade_no']} yet: the refund is applied when it arrives")
+    notice.order_id = order.id
+    order = db.session.execute(select(Order).where(Order.id == order.id).with_for_update(of=Order)).scalar_one()
+    outcome, amount = refunds.apply_provider_report(order, notice.account, report, notice.id)
+    notice.amount = amount
+    if outcome in ("amount_mismatch", "order_mismatch"):
+        message = (f"{order.order_no}: {notice.provider} refund {report['out_refund_no']} of {amount} does not match "
+                   f"the refund asked for here")
+        return _settle(notice, "review", outcome, outcome, message)
+    return _settle(notice, "done", outcome)
+
+
 def _apply(notice: PaymentNotice, now: datetime) -> str:
+    if is_refund_notice(notice):
+        return _apply_refund_notice(notice, now)
     try:
         paid = read_notice(notice)
     except PaymentMessageError as error:
