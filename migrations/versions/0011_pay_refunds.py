@@ -2,13 +2,13 @@
 call the providers' refund APIs (the merchant's API private key, its certificate serial, the API address).
 
 Revision ID: 0011_pay_refunds
-Revises: 0010_red_letters
+Revises: 0011_fin_reds
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_pay_refunds"
-down_revision = "0010_red_letters"
+down_revision = "0011_fin_reds"
 branch_labels = None
 depends_on = None
 
