@@ -8,7 +8,7 @@ parcel (`ingest_events`, called by shared/services/tracking.py for numbers that 
 the serial sent as thirdOrderId makes a retry after a lost answer give back the same carrier order.
 """
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -295,21 +295,22 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def ingest_events(events: list, now: datetime | None = None) -> set[str]:
+def ingest_events(events: list, now: datetime | None = None) -> dict[str, int]:
     """Events of return parcels (numbers no outbound parcel has): stored once each, each booking's step and flags
-    recomputed from all its events, `received` when delivered to the warehouse. Returns the numbers it knew. A
+    recomputed from all its events, `received` when delivered to the warehouse. Returns, for each number it knew,
+how many of its events were new. A
     handful of statements for the batch: one look-up, one insert, one read back, one update per booking touched."""
     from shared.carriers.tracking import summarize
 
     now = now or utc_now()
     numbers = {event.waybill_no for event in events}
     if not numbers:
-        return set()
+        return {}
     bookings = {row.waybill_no: row for row in db.session.execute(
         select(ReturnPickup).where(sets.among(ReturnPickup.waybill_no, numbers), ReturnPickup.status != "cancelled")
         .order_by(ReturnPickup.id).with_for_update(of=ReturnPickup.__table__)).scalars()}
     if not bookings:
-        return set()
+        return {}
     rows, seen = [], set()
     for event in events:
         booking = bookings.get(event.waybill_no)
@@ -323,7 +324,8 @@ def ingest_events(events: list, now: datetime | None = None) -> set[str]:
                      "raw_status": str(event.raw_status)[:40], "step": event.step, "flag": event.flag,
                      "description": event.description[:500], "description_hash": key[3],
                      "location": (event.location or None) and event.location[:120], "received_at": now})
-    sets.insert_new_rows(ReturnPickupEvent, rows, conflict=_EVENT_KEY)
+    inserted = Counter(pickup_id for (pickup_id,) in sets.insert_new_rows(
+        ReturnPickupEvent, rows, conflict=_EVENT_KEY, returning=["pickup_id"]))
     stored = defaultdict(list)
     for row in db.session.execute(select(ReturnPickupEvent).where(
             sets.among(ReturnPickupEvent.pickup_id, [b.id for b in bookings.values()]))
@@ -347,7 +349,7 @@ def ingest_events(events: list, now: datetime | None = None) -> set[str]:
             audit.record(SYSTEM, "return_pickup.tracking", "return_pickup", booking.id, before={"status": before},
                          after={"status": booking.status, "step": step})
     db.session.flush()
-    return set(bookings)
+    return {number: inserted.get(booking.id, 0) for number, booking in bookings.items()}
 
 
 class _Stored:

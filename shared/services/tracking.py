@@ -62,11 +62,12 @@ def ingest(events: list, now: datetime | None = None) -> dict:
     parcels = {row.waybill_no: row for row in db.session.execute(
         select(*_PARCEL).where(sets.among(Shipment.waybill_no, numbers)).order_by(Shipment.id)
         .with_for_update(of=Shipment.__table__))} if numbers else {}
-    unknown = numbers - parcels.keys()
+    unknown, returned = numbers - parcels.keys(), {}
     if unknown:  # a return parcel (上门取件) is tracked by the same pushes and polls: its booking takes its events
         from shared.services import return_pickups
 
-        unknown -= return_pickups.ingest_events([event for event in events if event.waybill_no in unknown], now)
+        returned = return_pickups.ingest_events([event for event in events if event.waybill_no in unknown], now)
+        unknown -= returned.keys()
     unknown = sorted(unknown)
     # The batch's events per parcel, each once (pushes repeat a parcel's whole history).
     fresh: dict[int, dict[tuple, object]] = {parcel.id: {} for parcel in parcels.values()}
@@ -113,9 +114,11 @@ def ingest(events: list, now: datetime | None = None) -> dict:
     if moved:
         _complete_delivered_orders(moved, now)
     by_id = {parcel.id: number for number, parcel in parcels.items()}
-    return {"received": len(events), "received_known": sum(1 for e in events if e.waybill_no in parcels),
-            "stored": sum(inserted.values()), "unknown_numbers": unknown,
-            "new_by_number": Counter({by_id[shipment_id]: count for shipment_id, count in inserted.items()}),
+    new_by_number = Counter({by_id[shipment_id]: count for shipment_id, count in inserted.items()})
+    new_by_number.update({number: count for number, count in returned.items() if count})
+    return {"received": len(events),
+            "received_known": sum(1 for e in events if e.waybill_no in parcels or e.waybill_no in returned),
+            "stored": sum(new_by_number.values()), "unknown_numbers": unknown, "new_by_number": new_by_number,
             "delivered": len(moved)}
 
 
