@@ -272,3 +272,49 @@ def test_the_return_parcel_is_tracked_by_the_same_pushes_as_any_parcel(delivered
     hooks.post("/hooks/tracking/kuaidi100", data=urlencode(form),
                headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert db.session.execute(select(func.count()).select_from(ReturnPickupEvent)).scalar() == 6  # once each
+
+
+def test_the_carriers_callback_reaches_the_portal_hook_verified(delivered_order, simulator, client, portal):
+    saved = portal.config.get("PICKUP_SALT")
+    portal.config["PICKUP_SALT"] = SALT
+    try:
+        slot = return_pickups.slots(delivered_order, CUSTOMER, now=NOW)[0].key
+        booking = return_pickups.book(delivered_order.order_no, CUSTOMER, slot, "龙井茶×1", ADMIN, client=client,
+                                      now=NOW)
+        db.session.commit()
+        form = simulator.pickup_callback_form(booking.task_id)
+        hook = portal.test_client()
+        forged = hook.post("/hooks/pickups/kuaidi100", data={**form, "sign": "0" * 32})
+        assert forged.status_code == 401 and forged.get_json()["error"]["code"] == "bad_signature"
+        db.session.expire_all()
+        assert db.session.get(ReturnPickup, booking.id).courier_name is None
+        answer = hook.post("/hooks/pickups/kuaidi100", data=form)
+        assert answer.status_code == 200 and answer.get_json() == {"result": True, "returnCode": "200",
+                                                                   "message": "成功"}
+        db.session.expire_all()
+        assert db.session.get(ReturnPickup, booking.id).courier_name == simulator.pickup(booking.task_id).courier_name
+    finally:
+        portal.config["PICKUP_SALT"] = saved
+
+
+def test_the_return_address_is_set_and_read_through_the_api_and_bad_input_changes_nothing(session, portal,
+                                                                                          create_user):
+    from shared.services import staff
+
+    open_shop()
+    user = create_user("api-admin", "admin")
+    headers = {"Authorization": f"Bearer {staff.issue_token(user, ADMIN)}"}
+    db.session.commit()
+    api = portal.test_client()
+    assert api.get("/api/v1/warehouses/HZ1/return-address", headers=headers).status_code == 404
+    saved = api.put("/api/v1/warehouses/HZ1/return-address", json=RETURN_TO, headers=headers)
+    assert saved.status_code == 200 and saved.get_json()["receiver"] == "杭州仓退货组"
+    assert saved.get_json()["phone"] == "0571-88886666".replace("-", "")
+    bad = api.put("/api/v1/warehouses/HZ1/return-address", json={**RETURN_TO, "street": ""}, headers=headers)
+    assert bad.status_code == 422 and bad.get_json()["error"]["field"] == "street"
+    read = api.get("/api/v1/warehouses/HZ1/return-address", headers=headers).get_json()
+    assert read["street"] == RETURN_TO["street"]
+    assert api.put("/api/v1/warehouses/NOPE/return-address", json=RETURN_TO, headers=headers).status_code == 404
+    audits = db.session.execute(select(AuditEvent.action).where(
+        AuditEvent.action == "warehouse.return_address")).scalars().all()
+    assert audits == ["warehouse.return_address"]

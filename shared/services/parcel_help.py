@@ -45,7 +45,8 @@ def parcel_on_its_way(order: Order) -> Shipment | None:
 
 
 def open_case(order: Order) -> ExceptionCase | None:
-    row = db.session.execute(select(ExceptionCase).where(ExceptionCase.live_key == case_key(order))).scalar_one_or_none()
+    row = db.session.execute(select(ExceptionCase).where(ExceptionCase.live_key == case_key(order))
+                             ).scalar_one_or_none()
     return row if row is not None and row.status not in DONE else None
 
 

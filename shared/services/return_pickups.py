@@ -37,6 +37,7 @@ CARRIER_REFUSED = N_("the carrier refused the pickup: %(reason)s")
 CARRIER_DOWN = N_("the carrier could not be reached: nothing was booked, try again in a moment")
 NOT_CANCELLABLE = N_("this pickup is %(status)s and can no longer be cancelled")
 LINES_REQUIRED = N_("say what goes back (the items and quantities)")
+BAD_AFTER_SALE = N_("after_sale_id must be a positive whole number")
 
 
 class PickupCarrierDown(ServiceError):
@@ -166,8 +167,7 @@ def book(order_no: str, address, slot: str, lines_summary: str, actor: Actor, af
         raise ValidationFailed(say(LINES_REQUIRED), field="lines_summary", code="required")
     if after_sale_id is not None and (isinstance(after_sale_id, bool) or not isinstance(after_sale_id, int)
                                       or after_sale_id < 1):
-        raise ValidationFailed("after_sale_id must be a positive whole number", field="after_sale_id",
-                               code="invalid_type")
+        raise ValidationFailed(say(BAD_AFTER_SALE), field="after_sale_id", code="invalid_type")
     warehouse, return_to, carrier = _destination(order)
     try:
         chosen = parse_slot(carrier, slot)
