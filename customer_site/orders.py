@@ -42,12 +42,13 @@ def parcel_progress(order) -> dict | None:
 
 def render_order(order, guest: bool):
     from customer_site.invoices import order_invoices
+    from customer_site.parcel_help import help_box
 
     # A guest (a look-up by phone digits) sees no invoices: they name the buyer; signing in shows them.
     invoice_box = None if guest else order_invoices(signed_in_customer(), order)
     return render_template("customer/order.html", order=order, timeline=order_timeline(order),
                            receiver=receiver_details(order, guest), guest=guest, parcel=parcel_progress(order),
-                           invoices=invoice_box)
+                           invoices=invoice_box, parcel_help=help_box(order, guest))
 
 
 @bp.get("/")

@@ -38,10 +38,13 @@ SCHEDULE = (
     ("resolve_processing_refunds", "jobs.refunds.resolve_processing_refunds", 300, queues.SYNC),
     # Invoices: parts left pending (a provider timeout, a hold for the credit line) submitted, the rest polled.
     ("sweep_invoice_requests", "jobs.invoices.sweep_invoice_requests", 60, queues.DEFAULT),
+    # Delivery estimates (median and 90th percentile per carrier and route) recomputed from recent deliveries.
+    ("refresh_transit_estimates", "jobs.transit_estimates.refresh_transit_estimates", 3600, queues.DEFAULT),
 )
 
 # Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,
 # and the next one (a second later) finds the log free again.
 TIMEOUTS = {"seal_audit_logs": 30, "write_audit_checkpoint": 300, "feed_exceptions": 120,
             "check_exception_slas": 60, "escalate_stalled_approvals": 120, "apply_retention": 1800,
-            "reconcile_payments": 900, "sweep_invoice_requests": 300, "resolve_processing_refunds": 300}
+            "reconcile_payments": 900, "sweep_invoice_requests": 300, "resolve_processing_refunds": 300,
+            "refresh_transit_estimates": 300}

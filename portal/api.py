@@ -52,6 +52,8 @@ STATUS_MAPPING_BODY = {"lifecycle": "text", "payment_status": "text", "refund_st
 WAREHOUSE_UPDATE_BODY = {"name": "text", "province": "text", "city": "text", "cold_chain": "boolean",
                          "active": "boolean"}
 BIN_BODY = {"code": "text", "walk_order": "integer", "capacity": "integer"}
+RETURN_ADDRESS_BODY = {"receiver": "text", "phone": "text", "province": "text", "city": "text", "district": "text",
+                       "street": "text"}
 EXCEPTION_TRANSITION_BODY = {"to": "text", "comment": "text", "canned": "text", "assignee": "text"}
 EXCEPTION_PARAMETERS = {"category": 40, "team": 40, "state": 20, "mine": 8, "breached": 8, "cursor": 512, "limit": 12}
 # Query parameters of the order list and the longest text each may be (cursor and limit have rules of their own).
@@ -499,6 +501,36 @@ def create_bin(code: str):
     row = catalog.create_bin(warehouse, _json_body(BIN_BODY), _actor())
     db.session.commit()
     return _created(_bin_json(warehouse, row))
+
+
+def _return_address_json(warehouse, row) -> dict:
+    return {"warehouse": warehouse.code, "receiver": row.receiver, "phone": row.phone, "province": row.province,
+            "city": row.city, "district": row.district, "street": row.street, "updated_by": row.updated_by,
+            "updated_at": row.updated_at.isoformat()}
+
+
+@bp.get("/warehouses/<code>/return-address")
+@requires("catalog", "view")
+def get_return_address(code: str):
+    """Where returns to this warehouse go (the receiver of return e-waybills and door pickups)."""
+    from shared.services import return_pickups
+
+    warehouse = stock.get_warehouse(code)
+    row = return_pickups.return_address(warehouse.id)
+    if row is None:
+        raise NotFound(f"warehouse {warehouse.code} has no return address", code="no_return_address")
+    return jsonify(_return_address_json(warehouse, row))
+
+
+@bp.put("/warehouses/<code>/return-address")
+@requires("catalog", "edit")
+def set_return_address(code: str):
+    """Set the warehouse's return address: `{"receiver", "phone", "province", "city", "district", "street"}`."""
+    from shared.services import return_pickups
+
+    row = return_pickups.set_return_address(code, _json_body(RETURN_ADDRESS_BODY), _actor())
+    db.session.commit()
+    return jsonify(_return_address_json(row.warehouse, row))
 
 
 # --- the exception center -------------------------------------------------------------------------------------

@@ -308,3 +308,35 @@ def _invoicing_refusal(door: str, status: int, code: str, message: str, size: in
 
 
 register_public("hooks.invoicing_callback")  # verified by the provider's signature
+
+
+# --- door pickups of returns: the carrier's order callbacks (Kuaidi100 商家寄件) -------------------------------------
+
+@bp.post("/hooks/pickups/kuaidi100")
+@csrf.exempt
+def pickup_callback():
+    """Kuaidi100 商家寄件 order callback (form taskId, param, sign = md5(param + salt)): the courier assigned,
+    collected, cancelled. Applied at once and answered in Kuaidi100's shape; a refusal is counted and changes
+    nothing. No inbox: the order is ours, the carrier keeps its truth and sends again until answered, and applying
+    is one booking's row, idempotent (shared/services/return_pickups.py apply_callback)."""
+    from shared.carriers.tracking import TrackingPayloadError
+    from shared.services import return_pickups
+    from shared.services.errors import ServiceError
+
+    door, size = "pickups-kuaidi100", request.content_length or 0
+    if not current_app.config.get("PICKUP_SALT"):
+        return _refuse(door, 503, "not_configured", "the pickup callback salt is not configured", size)
+    limit = current_app.config["WEBHOOK_MAX_BYTES"]
+    if size > limit:
+        return _refuse(door, 413, "too_large", f"the body is over {limit} bytes", size)
+    try:
+        return_pickups.apply_callback(request.form.to_dict())
+    except TrackingPayloadError as problem:
+        return _refuse(door, 401 if problem.code == "bad_signature" else 400, problem.code, str(problem), size)
+    except ServiceError as refused:
+        return _refuse(door, refused.status, refused.code, str(refused), size)
+    db.session.commit()
+    return jsonify({"result": True, "returnCode": "200", "message": "成功"})
+
+
+register_public("hooks.pickup_callback")  # verified by the carrier's signature

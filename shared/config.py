@@ -94,6 +94,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "KUAIDI100_API_URL": env.get("ORDERLOOM_KUAIDI100_API_URL", "https://poll.kuaidi100.com"),
         "KUAIDI100_CUSTOMER": env.get("ORDERLOOM_KUAIDI100_CUSTOMER", ""),
         "KUAIDI100_KEY": env.get("ORDERLOOM_KUAIDI100_KEY", ""),
+        # Door pickups of returns (Kuaidi100 商家寄件, shared/carriers/pickups.py): the secret that signs orders, where
+        # its order callbacks go and the salt they are signed with.
+        "KUAIDI100_SECRET": env.get("ORDERLOOM_KUAIDI100_SECRET", ""),
+        "PICKUP_CALLBACK_URL": env.get("ORDERLOOM_PICKUP_CALLBACK_URL", ""),
+        "PICKUP_SALT": env.get("ORDERLOOM_PICKUP_SALT", ""),
         "TRACK17_KEY": env.get("ORDERLOOM_TRACK17_KEY", ""),
         # Invoices (issue 12, shared/finance/invoice_math.py): shipping is its own line with its own tax code; a
         # request is split into several invoices by rate (where the provider wants one rate per invoice), by the

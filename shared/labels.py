@@ -167,6 +167,7 @@ EXCEPTION_KIND = {
     "bill_row_unreadable": _l("Bill line unreadable"),
     "parcel_stalled": _l("Parcel stalled"), "parcel_returned": _l("Parcel returned"),
     "carrier_refused": _l("Carrier refused"), "late_packing": _l("Late packing"), "out_of_stock": _l("Out of stock"),
+    "parcel_not_received": _l("Customer has not received the parcel"),
     "unmapped_sku": _l("Unmapped SKU"), "near_expiry": _l("Near expiry"),
     "stocktake_variance": _l("Stock-take variance"),
     "address_changed_after_packing": _l("Address changed after packing"),

@@ -463,8 +463,14 @@ def database_has_data() -> bool:
 def open_channels_and_warehouses() -> None:
     for code, name, kind, zone, currency, _share, _factor in CHANNELS:
         catalog.create_channel(code, name, kind, SEED_ACTOR, timezone=zone, currency=currency)
+    from shared.services import return_pickups
+
     for code, name, province, city, _share in WAREHOUSES:
         catalog.create_warehouse({"code": code, "name": name, "province": province, "city": city}, SEED_ACTOR)
+        # Where door pickups of returns go (the receiver of return e-waybills).
+        return_pickups.set_return_address(code, {"receiver": f"{name}退货组", "phone": "4008201234",
+                                                 "province": province, "city": city, "district": "物流园区",
+                                                 "street": "仓储路 8 号 退货收件处"}, SEED_ACTOR)
 
 
 # Tax data by product family (prefix): 19-digit 税收分类编码, short category name (printed *简称*商品名), rate, unit.

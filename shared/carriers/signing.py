@@ -4,6 +4,8 @@
   base64-encoded, not the raw digest); the form encoding then URL-encodes it like any other field.
 - Kuaidi100 (快递100) push: sign = upper-case hex MD5 of param + salt (the salt given when subscribing).
 - Kuaidi100 real-time query: sign = upper-case hex MD5 of param + key + customer.
+- Kuaidi100 商家寄件 (borderapi.do: bOrder, cancel): sign = upper-case hex MD5 of param + t + key + secret; its order
+  callback: sign = upper-case hex MD5 of param + salt (the salt sent with the order).
 - 17TRACK webhook: header `sign` = lower-case hex SHA-256 of the raw body + "/" + the account's security key.
 
 Verification compares in constant time. Hex signatures are compared case-insensitively: the case carries no secret.
@@ -27,6 +29,17 @@ def kuaidi100_push_sign(param: str, salt: str) -> str:
 def kuaidi100_poll_sign(param: str, key: str, customer: str) -> str:
     """快递100 real-time query (poll/query.do): md5_hex_uppercase(param + key + customer)."""
     return hashlib.md5(f"{param}{key}{customer}".encode()).hexdigest().upper()
+
+
+def kuaidi100_order_sign(param: str, t: str, key: str, secret: str) -> str:
+    """快递100 商家寄件 (order/borderapi.do): md5_hex_uppercase(param + t + key + secret)."""
+    return hashlib.md5(f"{param}{t}{key}{secret}".encode()).hexdigest().upper()
+
+
+def verify_kuaidi100_order_sign(param: str, t: str, key: str, secret: str, sign: str | None) -> bool:
+    if not key or not secret:
+        return False
+    return _same(kuaidi100_order_sign(param, t, key, secret), (sign or "").upper())
 
 
 def track17_sign(raw_body: bytes, key: str) -> str:

@@ -354,6 +354,37 @@ def parse_kuaidi100_poll(answer: dict) -> list[TrackingEvent]:
     return _kuaidi100_events(answer, "answer")
 
 
+@dataclass(frozen=True, slots=True)
+class CourierInfo:
+    """The couriers Kuaidi100 extracted from a parcel's trace (`courierInfo`, asked with needCourierInfo=true):
+    who collected it and who delivers it. A phone may hold several numbers, comma-separated, as Kuaidi100 gives
+    them; what it could not extract is None (Kuaidi100 sends an empty string)."""
+
+    pickup_name: str | None
+    pickup_phone: str | None
+    delivery_name: str | None
+    delivery_phone: str | None
+
+    @property
+    def current(self) -> tuple[str | None, str | None]:
+        """The courier to call now: the delivery courier once named, else the one who collected it."""
+        if self.delivery_name or self.delivery_phone:
+            return self.delivery_name, self.delivery_phone
+        return self.pickup_name, self.pickup_phone
+
+
+def read_kuaidi100_courier(answer: dict) -> CourierInfo | None:
+    """The `courierInfo` of a Kuaidi100 query answer (pickupManName, pickupManPhone, deliveryManName,
+    deliveryManPhone; kuaidi100-api/java-demo QueryTrackResp/CourierInfo), or None when it names nobody."""
+    info = answer.get("courierInfo") if isinstance(answer, dict) else None
+    if not isinstance(info, dict):
+        return None
+    values = [_optional_text(info.get(name)) for name in
+              ("pickupManName", "pickupManPhone", "deliveryManName", "deliveryManPhone")]
+    values = [value[:60] if value else None for value in values]
+    return CourierInfo(*values) if any(values) else None
+
+
 class Kuaidi100Client:
     """Kuaidi100's real-time query (POST {base}/poll/query.do). Asks for advanced states (resultv2=4)."""
 
@@ -374,6 +405,18 @@ class Kuaidi100Client:
         form = {"customer": self.customer, "sign": kuaidi100_poll_sign(param_text, self.key, self.customer),
                 "param": param_text}
         return parse_kuaidi100_poll(_post_json(self._http, self.url, data=form))
+
+    def query_courier(self, com: str, num: str, phone: str | None = None) -> tuple[list[TrackingEvent],
+                                                                                     CourierInfo | None]:
+        """As query, also asking Kuaidi100 to extract the couriers from the trace (needCourierInfo=true)."""
+        param = {"com": KUAIDI100_COMPANIES.get(com, com), "num": num, "resultv2": "4", "needCourierInfo": True}
+        if phone:
+            param["phone"] = phone
+        param_text = json.dumps(param, ensure_ascii=False, separators=(",", ":"))
+        form = {"customer": self.customer, "sign": kuaidi100_poll_sign(param_text, self.key, self.customer),
+                "param": param_text}
+        answer = _post_json(self._http, self.url, data=form)
+        return parse_kuaidi100_poll(answer), read_kuaidi100_courier(answer)
 
     def close(self) -> None:
         self._http.close()

@@ -14,6 +14,8 @@ from shared.models.invoices import InvoiceLineRow, InvoicePart, InvoiceRequest, 
 from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
+from shared.models.parcels import (ParcelCourier, ReturnPickup, ReturnPickupEvent, TransitEstimate,
+                                    WarehouseReturnAddress)
 from shared.models.payments import (OrderRefund, Payment, PaymentAccount, PaymentMismatch, PaymentNotice,
                                      PaymentReconciliation)
 from shared.models.calendar import BusinessCalendar, BusinessCalendarDay
@@ -42,4 +44,5 @@ __all__ = [
     "ApprovalRule", "ApprovalRuleStep", "ApprovalStep",
     "LegalHold", "RetentionPolicy", "KpiTarget", "InvoiceProfile",
     "OrderRefund", "Payment", "PaymentAccount", "PaymentMismatch", "PaymentNotice", "PaymentReconciliation",
+    "ParcelCourier", "ReturnPickup", "ReturnPickupEvent", "TransitEstimate", "WarehouseReturnAddress",
 ]

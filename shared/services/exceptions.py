@@ -39,6 +39,7 @@ KINDS = {
     "refund_mismatch": "payment", "bill_row_unreadable": "payment",
     "parcel_stalled": "logistics", "parcel_returned": "logistics", "carrier_refused": "logistics",
     "late_packing": "logistics",
+    "parcel_not_received": "logistics",  # the customer's "not received yet?" (shared/services/parcel_help.py)
     "out_of_stock": "product_stock", "unmapped_sku": "product_stock", "near_expiry": "product_stock",
     "stocktake_variance": "product_stock",
     "address_changed_after_packing": "account_risk", "duplicate_buyer_orders": "account_risk",

@@ -62,7 +62,13 @@ def ingest(events: list, now: datetime | None = None) -> dict:
     parcels = {row.waybill_no: row for row in db.session.execute(
         select(*_PARCEL).where(sets.among(Shipment.waybill_no, numbers)).order_by(Shipment.id)
         .with_for_update(of=Shipment.__table__))} if numbers else {}
-    unknown = sorted(numbers - parcels.keys())
+    unknown, returned = numbers - parcels.keys(), {}
+    if unknown:  # a return parcel (上门取件) is tracked by the same pushes and polls: its booking takes its events
+        from shared.services import return_pickups
+
+        returned = return_pickups.ingest_events([event for event in events if event.waybill_no in unknown], now)
+        unknown -= returned.keys()
+    unknown = sorted(unknown)
     # The batch's events per parcel, each once (pushes repeat a parcel's whole history).
     fresh: dict[int, dict[tuple, object]] = {parcel.id: {} for parcel in parcels.values()}
     for event in events:
@@ -108,9 +114,11 @@ def ingest(events: list, now: datetime | None = None) -> dict:
     if moved:
         _complete_delivered_orders(moved, now)
     by_id = {parcel.id: number for number, parcel in parcels.items()}
-    return {"received": len(events), "received_known": sum(1 for e in events if e.waybill_no in parcels),
-            "stored": sum(inserted.values()), "unknown_numbers": unknown,
-            "new_by_number": Counter({by_id[shipment_id]: count for shipment_id, count in inserted.items()}),
+    new_by_number = Counter({by_id[shipment_id]: count for shipment_id, count in inserted.items()})
+    new_by_number.update({number: count for number, count in returned.items() if count})
+    return {"received": len(events),
+            "received_known": sum(1 for e in events if e.waybill_no in parcels or e.waybill_no in returned),
+            "stored": sum(new_by_number.values()), "unknown_numbers": unknown, "new_by_number": new_by_number,
             "delivered": len(moved)}
 
 
@@ -238,15 +246,44 @@ def poll_quiet(client, now: datetime | None = None, limit: int = 200) -> dict:
             Shipment.status.in_(TRACKED), Shipment.waybill_no.is_not(None),
             (Shipment.last_event_at.is_(None)) | (Shipment.last_event_at < now - POLL_AFTER))
         .order_by(Shipment.last_event_at).limit(limit)).scalars().all()
-    events, failed = [], []
+    events, failed, couriers = [], [], []
+    with_courier = getattr(client, "query_courier", None)  # Kuaidi100Client asks for courierInfo as well
     for shipment in quiet:
         waybill_no = shipment.waybill_no
         try:  # SF and ZTO answer only with the receiver's phone
-            events += client.query(shipment.carrier_code or "SF", waybill_no, phone=shipment.order.receiver_phone)
+            if with_courier is not None:
+                found, courier = with_courier(shipment.carrier_code or "SF", waybill_no,
+                                              phone=shipment.order.receiver_phone)
+                events += found
+                if courier is not None:
+                    couriers.append((shipment.id, courier))
+            else:
+                events += client.query(shipment.carrier_code or "SF", waybill_no, phone=shipment.order.receiver_phone)
         except TrackingQueryError as error:
             failed.append(f"{waybill_no}: {error}")
     outcome = ingest(events, now) if events else {"stored": 0}
-    return {"asked": len(quiet), "stored": outcome["stored"], "failed": failed}
+    record_couriers(couriers, "kuaidi100", now)
+    return {"asked": len(quiet), "stored": outcome["stored"], "failed": failed, "couriers": len(couriers)}
+
+
+def record_couriers(couriers: list, source: str, now: datetime | None = None) -> int:
+    """Keep the couriers a carrier named per parcel ((shipment id, CourierInfo) pairs; the newest answer wins, a
+    courier it no longer names is kept). One read and one write per parcel named; few parcels are asked at once."""
+    from shared.models import ParcelCourier
+
+    now = now or utc_now()
+    for shipment_id, courier in couriers:
+        row = db.session.get(ParcelCourier, shipment_id)
+        if row is None:
+            row = ParcelCourier(shipment_id=shipment_id, source=source)
+            db.session.add(row)
+        for name in ("pickup_name", "pickup_phone", "delivery_name", "delivery_phone"):
+            value = getattr(courier, name)
+            if value:
+                setattr(row, name, value)
+        row.source, row.seen_at = source, now
+    db.session.flush()
+    return len(couriers)
 
 
 # --- the tracking-push inbox --------------------------------------------------------------------------------------

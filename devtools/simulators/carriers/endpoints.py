@@ -11,7 +11,7 @@ import json
 from werkzeug.wrappers import Request, Response
 
 from shared.carriers.signing import verify_kdniao_data_sign, verify_kuaidi100_poll_sign
-from devtools.simulators.carriers.formats import CARRIERS, kuaidi100_result, track17_track_info
+from devtools.simulators.carriers.formats import CARRIERS, kuaidi100_courier_info, kuaidi100_result, track17_track_info
 from shared.carriers.tracking import (KUAIDI100_COMPANIES, TRACK17_CARRIER_KEYS, TRACK17_MAX_NUMBERS,
                                       TRACK17_NO_INFO_YET, TRACK17_NOT_REGISTERED)
 from shared.carriers.waybills import ADDRESS_FIELDS
@@ -125,6 +125,8 @@ def kuaidi100_query(simulator, request: Request) -> Response:
             return json_response(KUAIDI100_PHONE_CHECK)
         answer = kuaidi100_result(parcel.waybill_no, parcel.carrier_code, list(parcel.events),
                                   str(param.get("resultv2", "")) == "4")
+        if str(param.get("needCourierInfo", "")).lower() == "true":
+            answer["courierInfo"] = kuaidi100_courier_info(list(parcel.events))
     return json_response(answer)
 
 

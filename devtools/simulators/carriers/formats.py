@@ -3,6 +3,7 @@ parcel's events as Kuaidi100 (快递100) and 17TRACK render them (docs/CARRIERS.
 import html
 import json
 import random
+import re
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -188,6 +189,22 @@ def kuaidi100_result(waybill_no: str, carrier_code: str, events: list[SimEvent],
     signed = bool(events) and KUAIDI100_STATES[state][3] in {"3", "4"}
     return {"message": "ok", "nu": waybill_no, "ischeck": "1" if signed else "0", "condition": "F00",
             "com": KUAIDI100_COMPANIES[carrier_code], "status": "200", "state": state, "data": data}
+
+
+COLLECTOR = re.compile(r"揽收员：(\S+) (\S+)")
+DELIVERER = re.compile(r"派件员：(\S+) 电话：(\S+)")
+
+
+def kuaidi100_courier_info(events: list[SimEvent]) -> dict:
+    """Kuaidi100's `courierInfo` (needCourierInfo=true): the couriers it extracts from the trace's text, an empty
+    string for what it cannot find (kuaidi100-api/java-demo, QueryTrackResp.courierInfo)."""
+    info = {"pickupManName": "", "pickupManPhone": "", "deliveryManName": "", "deliveryManPhone": ""}
+    for event in events:
+        if (found := COLLECTOR.search(event.description)):
+            info["pickupManName"], info["pickupManPhone"] = found.group(1), found.group(2)
+        if (found := DELIVERER.search(event.description)):
+            info["deliveryManName"], info["deliveryManPhone"] = found.group(1), found.group(2)
+    return info
 
 
 def kuaidi100_push_param(waybill_no: str, carrier_code: str, events: list[SimEvent], advanced: bool) -> dict:

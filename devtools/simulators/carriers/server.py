@@ -26,6 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from shared.carriers.signing import kuaidi100_push_sign, track17_sign
 from devtools.simulators.carriers import endpoints
+from devtools.simulators.carriers import pickups as pickup_endpoint
 from devtools.simulators.loopback import LoopbackServing
 from devtools.simulators.carriers.formats import (CARRIERS, DEFAULT_RECEIVER, DEFAULT_SENDER, FINAL_KINDS, JOURNEY, KINDS,
                                                SimEvent, event_text, json_bytes, kuaidi100_push_param,
@@ -37,7 +38,7 @@ from shared.carriers.waybills import ADDRESS_FIELDS
 DEFAULT_CREDENTIALS = {
     "kdniao": {"business_id": "1688001", "app_key": "sim-kdniao-app-key-5c2e9a71"},
     "kuaidi100": {"customer": "SIM0C4F7E2A9B1D3E5F60718293A4B5C6", "key": "simKuaidi100Key7Q",
-                  "salt": "sim-kuaidi100-salt-4d1b"},
+                  "salt": "sim-kuaidi100-salt-4d1b", "secret": "sim-kuaidi100-secret-8c3e"},
     "17track": {"token": "SIM17TRACKTOKEN8E3F1A2B4C6D", "key": "sim-17track-security-key-90ab"},
 }
 SERVICES = tuple(DEFAULT_CREDENTIALS)
@@ -49,9 +50,10 @@ URL_MAP = Map([
     Rule("/api/EOrderService", endpoint="kdniao", methods=["POST"]),
     Rule("/poll/query.do", endpoint="kuaidi100", methods=["POST"]),
     Rule("/track/v2.2/gettrackinfo", endpoint="17track", methods=["POST"]),
+    Rule("/order/borderapi.do", endpoint="pickups", methods=["POST"]),
 ])
 HANDLERS = {"kdniao": endpoints.eorder, "kuaidi100": endpoints.kuaidi100_query,
-            "17track": endpoints.track17_gettrackinfo}
+            "17track": endpoints.track17_gettrackinfo, "pickups": pickup_endpoint.border}
 
 
 
@@ -168,6 +170,10 @@ class CarrierSimulator(LoopbackServing):
         self._failures: dict[str, deque] = {service: deque() for service in SERVICES}
         self._pushed: dict[tuple[str, str], dict[str, int]] = {}  # (format, target) → waybill → events delivered
         self._bulk_calls = 0
+        self.pickups: dict[str, pickup_endpoint.SimPickup] = {}  # door pickups (商家寄件) by taskId
+        self.pickups_by_third: dict[str, pickup_endpoint.SimPickup] = {}  # by thirdOrderId (idempotency)
+        self.pickup_refused_provinces: set[str] = set()
+        self.callbacks_sent: dict[str, int] = {}
         self._init_serving()
 
     # ------------------------------------------------------------ serving
@@ -183,7 +189,8 @@ class CarrierSimulator(LoopbackServing):
 
     def _failure_response(self, service: str) -> Response | None:
         with self.lock:
-            failure = self._failures[service].popleft() if self._failures[service] else None
+            queue = self._failures.get(service)
+            failure = queue.popleft() if queue else None
         if failure is None:
             return None
         kind, delay = failure
@@ -272,6 +279,34 @@ class CarrierSimulator(LoopbackServing):
         _check_carrier(carrier_code)
         with self.lock:
             self._refusals.pop(carrier_code, None)
+
+    # ------------------------------------------------------------ door pickups (商家寄件)
+    def refuse_pickups_from(self, province: str) -> None:
+        """Pickups whose sender is in this province are refused (寄件地址超出服务范围) until allowed again."""
+        with self.lock:
+            self.pickup_refused_provinces.add(province)
+
+    def pickup(self, task_id: str) -> "pickup_endpoint.SimPickup":
+        with self.lock:
+            return self.pickups[task_id]
+
+    def pickup_callback_form(self, task_id: str, index: int = -1) -> dict[str, str]:
+        """A pickup's order callback (default: the latest, e.g. status 1 已接单 with the courier), signed."""
+        with self.lock:
+            return pickup_endpoint.callback_form(self.pickups[task_id], index)
+
+    def collect_pickup(self, task_id: str, *, at: datetime | None = None) -> SimEvent:
+        """The courier collects the return parcel: its first tracking event (collected) and the 10 已取件 callback."""
+        with self.lock:
+            pickup = self.pickups[task_id]
+            event = self.advance_parcel(pickup.waybill_no, "collected", at=at)
+            pickup.status = "10"
+            pickup.callbacks.append(pickup_endpoint.callback_param(pickup, "10"))
+            return event
+
+    def push_pickup_callbacks(self, timeout: float = 10.0) -> list[tuple[str, int | None]]:
+        """POST the order callbacks not yet delivered to each order's callBackUrl."""
+        return pickup_endpoint.push_callbacks(self, timeout)
 
     # ------------------------------------------------------------ tracking
     def add_parcel(self, carrier_code: str = "SF", *, sender: dict | None = None,
