@@ -36,6 +36,8 @@ SCHEDULE = (
     ("reconcile_payments", "jobs.payments.reconcile_yesterday", 86400, queues.SYNC),
     # Invoices: parts left pending (a provider timeout, a hold for the credit line) submitted, the rest polled.
     ("sweep_invoice_requests", "jobs.invoices.sweep_invoice_requests", 60, queues.DEFAULT),
+    # After-sales requests past their merchant-side due time raised as exceptions (category after_sales).
+    ("check_after_sales_slas", "jobs.after_sales.check_after_sales_slas", 60, queues.DEFAULT),
 )
 
 # Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,
