@@ -123,3 +123,42 @@ def transition(after_sale_id: int):
     if not ok:
         return render_detail(_case_or_404(after_sale_id), 422)
     return redirect(url_for("after_sales.detail", after_sale_id=after_sale_id), 303)
+
+
+# --- the merchant's data: reasons offered and return windows (after_sales approve to change) ------------------------
+
+def render_settings(status: int = 200):
+    from shared.models import AfterSalePolicy
+
+    policies = db.session.execute(select(AfterSalePolicy).order_by(AfterSalePolicy.channel_id.is_not(None),
+                                                                   AfterSalePolicy.sku_id.is_not(None),
+                                                                   AfterSalePolicy.id)).scalars().all()
+    return render_template("portal/after_sales/settings.html", reasons=after_sales.reasons(False), policies=policies,
+                           may_edit=can(current_user.role, *lifecycle.DECIDE)), status
+
+
+@bp.get("/settings")
+@requires("after_sales", "view")
+def settings():
+    return render_settings()
+
+
+@bp.post("/settings/reasons")
+@requires("after_sales", "approve")
+def save_reason():
+    form = request.form
+    ok = commit_or_refuse(lambda: after_sales.save_reason(
+        form.get("code", ""), form.get("label_zh", ""), form.get("label_en", ""), form.get("active") == "yes",
+        staff_actor(current_user)), _("Reason %(code)s saved.", code=form.get("code", "")[:32]))
+    return redirect(url_for("after_sales.settings"), 303) if ok else render_settings(422)
+
+
+@bp.post("/settings/policies")
+@requires("after_sales", "approve")
+def save_policy():
+    form = request.form
+    days = form.get("return_days", "").strip()
+    ok = commit_or_refuse(lambda: after_sales.set_policy(
+        form.get("channel") or None, form.get("sku") or None, int(days) if days.isdigit() else days,
+        form.get("final_sale") == "yes", staff_actor(current_user)), _("Return window saved."))
+    return redirect(url_for("after_sales.settings"), 303) if ok else render_settings(422)

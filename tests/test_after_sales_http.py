@@ -296,3 +296,23 @@ def test_an_undelivered_order_offers_no_request_and_a_guest_is_asked_to_sign_in(
     guest = customer_app.test_client()
     guest.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     assert guest.get(f"/orders/{order.order_no}/after-sales/new").status_code == 302  # sign in first
+
+
+def test_the_merchant_edits_reasons_and_return_windows_and_others_only_read_them(client_for, delivered):
+    delivered()
+    cs, floor = client_for("customer_service"), client_for("warehouse")
+    page = "/after-sales/settings"
+    assert 'data-reason="no_reason_7_days"' in cs.get(page).text and 'data-testid="save-reason"' in cs.get(page).text
+    assert floor.get(page).status_code == 200 and 'data-testid="save-reason"' not in floor.get(page).text
+    assert post_form(floor, "/after-sales/settings/reasons", {"code": "late", "label_zh": "物流慢",
+                                                              "label_en": "Slow"}, page).status_code == 403
+    saved = post_form(cs, "/after-sales/settings/reasons", {"code": "late", "label_zh": "物流慢", "label_en": "Slow",
+                                                           "active": "yes"}, page)
+    assert saved.status_code == 303 and "late" in {r.code for r in after_sales.reasons()}
+    bad = post_form(cs, "/after-sales/settings/reasons", {"code": "Bad Code", "label_zh": "x", "label_en": "x"}, page)
+    assert bad.status_code == 422 and "Bad Code" not in {r.code for r in after_sales.reasons(False)}
+    assert post_form(cs, "/after-sales/settings/policies", {"channel": "OS", "sku": "SKU-1", "return_days": "15",
+                                                           "final_sale": "no"}, page).status_code == 303
+    assert post_form(cs, "/after-sales/settings/policies", {"return_days": "-3"}, page).status_code == 422
+    shown = cs.get(page).text
+    assert "SKU-1" in shown and ">15<" in shown

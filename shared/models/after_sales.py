@@ -120,3 +120,6 @@ class AfterSalePolicy(db.Model):
     return_days: Mapped[int] = mapped_column(Integer)
     final_sale: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
+
+    channel = relationship("Channel")
+    sku = relationship("Sku")
