@@ -84,6 +84,10 @@ def photo(after_sale_id: int, photo_id: int):
     found = after_sales.photo_of(_case_or_404(after_sale_id), photo_id)
     if found is None:
         abort(404)
+    from shared.services import audit
+
+    audit.log_access(staff_actor(current_user), "view", "after_sale_photo", found.id, ["photo"], channel="portal")
+    db.session.commit()  # a photo may show a face or a label: who looked is kept, like every reveal
     return Response(found.data, mimetype=found.content_type,
                     headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
                              "Content-Disposition": f'inline; filename="after-sale-{after_sale_id}-{photo_id}"'})

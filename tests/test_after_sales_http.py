@@ -153,6 +153,9 @@ def test_the_request_page_shows_photos_and_takes_decisions_by_role(client_for, d
     photo = cs.get(f"{url}/photos/{case.photos[0].id}")
     assert photo.status_code == 200 and photo.mimetype == "image/jpeg" and photo.data == JPEG
     assert photo.headers["X-Content-Type-Options"] == "nosniff"
+    from shared.models import AccessLogEntry
+    assert db.session.execute(select(AccessLogEntry.entity_id).where(
+        AccessLogEntry.entity_type == "after_sale_photo")).scalars().all() == [str(case.photos[0].id)]
     assert cs.get(f"{url}/photos/999999").status_code == 404
     refused = post_form(cs, f"{url}/transitions", {"to": "declined"}, url)  # no reason
     assert refused.status_code == 422 and after_sales.get_after_sale(case.id).status == "requested"
