@@ -176,6 +176,8 @@ def test_the_request_page_shows_photos_and_takes_decisions_by_role(client_for, d
     shown = cs.get(url).text
     assert 'data-testid="refund-amount"' in shown and "59.90" in shown
     assert 'data-event="after_sale.refunded"' in shown
+    order_page = cs.get(f"/orders/{order.order_no}").text
+    assert f'/after-sales/?order_no={order.order_no}' in order_page
 
 
 def test_markup_in_a_decline_reason_is_escaped(client_for, delivered):
