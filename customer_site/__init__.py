@@ -20,6 +20,9 @@ def create_app(config: dict | None = None) -> Flask:
     install_customer_errors(app)
     for module in (auth, orders, tracking, invoice_profiles, invoices, parcel_help):
         app.register_blueprint(module.bp)
+    from customer_site import after_sales
+
+    app.register_blueprint(after_sales.bp)
 
     @app.get("/", endpoint="index")
     def _index():

@@ -138,3 +138,13 @@ def profile_for_customer_or_404(customer: Customer, profile_id: int):
         return invoice_profiles.profile_for_customer(customer.id, profile_id)
     except NotFound:
         abort(404)
+
+
+def after_sale_for_customer_or_404(customer: Customer, order: Order, after_sale_id: int):
+    """The customer's own after-sales request on this order (their id in SQL); anyone else's is a 404."""
+    from shared.services import after_sales
+
+    found = after_sales.for_customer(customer.id, after_sale_id)
+    if found is None or found.order_id != order.id:
+        abort(404)
+    return found

@@ -40,6 +40,8 @@ SCHEDULE = (
     ("sweep_invoice_requests", "jobs.invoices.sweep_invoice_requests", 60, queues.DEFAULT),
     # Delivery estimates (median and 90th percentile per carrier and route) recomputed from recent deliveries.
     ("refresh_transit_estimates", "jobs.transit_estimates.refresh_transit_estimates", 3600, queues.DEFAULT),
+    # After-sales requests past their merchant-side due time raised as exceptions (category after_sales).
+    ("check_after_sales_slas", "jobs.after_sales.check_after_sales_slas", 60, queues.DEFAULT),
 )
 
 # Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,

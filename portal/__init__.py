@@ -42,6 +42,7 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.login_view = "auth.sign_in"
     login_manager.session_protection = "strong"
 
+    from portal import after_sales as after_sales_pages
     from portal import (api, api_docs, approvals, audit, auth, catalog, channels, dashboard, dashboards, devices,
                         exceptions, exports, finance_profiles, fulfilment, hooks, invoices, orders, payments, retention,
                         roles, security, setup, stock, stock_ops, users, webhooks)
@@ -51,6 +52,7 @@ def create_app(config: dict | None = None) -> Flask:
                    webhooks, users, roles, approvals, exceptions, audit, exports, retention, payments, api_docs,
                    security, finance_profiles, invoices):
         app.register_blueprint(module.bp)
+    app.register_blueprint(after_sales_pages.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     csrf.exempt(api.bp)  # bearer tokens only: the API never reads the session cookie
     app.register_blueprint(hooks.bp)

@@ -767,3 +767,63 @@ def invoice_credit_line():
     from shared.services import invoices
 
     return jsonify(invoices.credit_line())
+
+
+# --- after-sales (issue 13) -----------------------------------------------------------------------------------------
+
+AFTER_SALE_BODY = {"order_no": "text", "type": "text",
+                   "lines": [{"sku": "text", "quantity": "integer", "reason": "text"}], "pickup": {"at": "text"}}
+AFTER_SALE_TRANSITION_BODY = {"to": "text", "reason": "text", "return_method": "text", "pickup_at": "text",
+                              "inspection": [{"sku": "text", "passed": "boolean", "restock": "boolean",
+                                              "note": "text"}]}
+AFTER_SALE_PARAMETERS = {"order_no": 40, "state": 20, "type": 20, "overdue": 8, "cursor": 512, "limit": 12}
+
+
+@bp.post("/after-sales")
+@requires("after_sales", "edit")
+def create_after_sale():
+    """Open an after-sales request on a customer's behalf; an ineligible one is 422 with the reason's code."""
+    from shared.services import after_sales
+
+    data = _json_body(AFTER_SALE_BODY)
+    for name in ("order_no", "type", "lines"):
+        if data.get(name) is None:
+            raise ValidationFailed(f"{name} is required", field=name, code="required")
+    order = orders.get_order(parameter(data["order_no"], "order_no", 64))
+    case = after_sales.request_after_sale(order, data["type"], data["lines"], _actor(), pickup=data.get("pickup"))
+    body = after_sales.case_json(case)
+    db.session.commit()
+    return _created(body)
+
+
+@bp.get("/after-sales")
+@requires("after_sales", "view")
+def list_after_sales():
+    """After-sales requests, newest first, by `order_no`, `state`, `type`, `overdue`: `{"items", "next_cursor"}`."""
+    from shared.models import AfterSale
+    from shared.services import after_sales
+
+    for name, longest in AFTER_SALE_PARAMETERS.items():
+        for value in request.args.getlist(name):
+            parameter(value, name, longest)
+    filters = after_sales.parse_filters(request.args)
+    limit = whole_number(request.args.get("limit"), "limit", 1, 200, DEFAULT_LIMIT)
+    rows, next_cursor = paging.page(db.session, after_sales.list_query(filters), AfterSale.created_at, AfterSale.id,
+                                    request.args.get("cursor"), limit, descending=True)
+    return jsonify({"items": [after_sales.case_json(row) for row in rows], "next_cursor": next_cursor})
+
+
+@bp.post("/after-sales/<after_sale_id>/transitions")
+@requires("after_sales", "view")
+def transition_after_sale(after_sale_id: str):
+    """Move an after-sales request: `{"to", "reason"?, "return_method"?, "pickup_at"?, "inspection"?}`; who may
+    fire each move is the lifecycle's (403 otherwise)."""
+    from shared.services import after_sales
+
+    data = _json_body(AFTER_SALE_TRANSITION_BODY)
+    case = after_sales.get_after_sale(parameter(after_sale_id, "id", 20), for_update=True)
+    after_sales.transition(case, data.get("to"), _actor(), data.get("reason"), return_method=data.get("return_method"),
+                           pickup_at=data.get("pickup_at"), inspection=data.get("inspection"))
+    body = after_sales.case_json(case)
+    db.session.commit()
+    return jsonify(body)

@@ -49,7 +49,7 @@ RESOURCE = {
     "fulfilment": _l("Fulfilment"), "payments": _l("Payments"), "holds": _l("Holds"), "roles": _l("Roles and teams"),
     "approvals": _l("Approvals"), "exceptions": _l("Exceptions"), "exports": _l("Exports"),
     "retention": _l("Retention"), "kpi": _l("Manager dashboards"),
-    "invoices": _l("Invoices"),
+    "invoices": _l("Invoices"), "after_sales": _l("After-sales"),
 }
 ACTION = {"view": _l("view"), "edit": _l("edit"), "approve": _l("approve"), "delete": _l("delete")}
 VISIBILITY = {"full": _l("full"), "masked": _l("masked"), "hidden": _l("hidden")}
@@ -157,7 +157,7 @@ EXPORT_STATUS = {"awaiting_clearance": _l("Waiting for clearance"), "queued": _l
                  "purged": _l("File purged")}
 # The exception center (shared/services/exceptions.py, shared/exception_lifecycle.py).
 EXCEPTION_CATEGORY = {"payment": _l("Payment"), "logistics": _l("Logistics"), "product_stock": _l("Product and stock"),
-                      "account_risk": _l("Account and risk")}
+                      "account_risk": _l("Account and risk"), "after_sales": _l("After-sales")}
 EXCEPTION_KIND = {
     "payment_not_received": _l("Paid on the platform, unpaid here"), "callback_failed": _l("Callback failed"),
     "payment_amount_mismatch": _l("Payment amount differs from the order"),
@@ -173,6 +173,7 @@ EXCEPTION_KIND = {
     "address_changed_after_packing": _l("Address changed after packing"),
     "duplicate_buyer_orders": _l("Suspected duplicate orders of one buyer"),
     "over_limit_purchase": _l("Over-limit purchase"),
+    "after_sales_overdue": _l("After-sales request overdue"),
 }
 EXCEPTION_STATE = {
     "open": lazy_pgettext("exception state", "Open"), "assigned": lazy_pgettext("exception state", "Assigned"),
@@ -201,3 +202,22 @@ RED_STATUS = {"requested": _l("Requested"), "submitted": _l("Awaiting confirmati
 RED_REASON = {"return": _l("Sales return (销货退回)"), "error": _l("Invoicing error (开票有误)"),
               "stopped": _l("Service stopped (服务中止)"), "allowance": _l("Sales allowance (销售折让)")}
 INVOICE_KIND = {"normal": _l("Normal VAT invoice (普票)"), "special": _l("Special VAT invoice (专票)")}
+
+# After-sales requests (shared/after_sales_lifecycle.py).
+AFTER_SALE_TYPE = {"refund_only": _l("Refund only"), "return_refund": _l("Return and refund"),
+                   "exchange": _l("Exchange"), "resend": _l("Re-send missing items")}
+AFTER_SALE_STATE = {
+    "requested": lazy_pgettext("after-sales state", "Requested"), "approved": lazy_pgettext("after-sales state",
+                                                                                           "Approved"),
+    "declined": lazy_pgettext("after-sales state", "Declined"),
+    "awaiting_return": lazy_pgettext("after-sales state", "Awaiting return"),
+    "received": lazy_pgettext("after-sales state", "Received"),
+    "inspected": lazy_pgettext("after-sales state", "Inspected"),
+    "refunded": lazy_pgettext("after-sales state", "Refunded"),
+    "replaced": lazy_pgettext("after-sales state", "Replacement sent"),
+    "resent": lazy_pgettext("after-sales state", "Missing items sent"),
+    "closed": lazy_pgettext("after-sales state", "Closed"),
+    "cancelled": lazy_pgettext("after-sales state", "Cancelled"),
+}
+RETURN_METHOD = {"pickup": _l("Courier pickup (上门取件)"), "drop_off": _l("Drop-off / send it yourself"),
+                 "none": _l("No return shipment")}

@@ -1,4 +1,6 @@
 """All models, imported here so that metadata and mappers are complete wherever one is used."""
+from shared.models.after_sales import (AfterSale, AfterSaleLine, AfterSalePhoto, AfterSalePolicy,
+                                       AfterSaleReason)
 from shared.models.approval import (ApprovalDecision, ApprovalDelegation, ApprovalRequest, ApprovalRule,
                                       ApprovalRuleStep, ApprovalStep)
 from shared.models.audit import AccessLogEntry, AuditEvent, AuditSeal, AuditVerified
@@ -28,6 +30,7 @@ from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, Platf
                                 WebhookDelivery, WebhookRejection, WebhookRejectionRollup, WebhookSubscription)
 
 __all__ = [
+    "AfterSale", "AfterSaleLine", "AfterSalePhoto", "AfterSalePolicy", "AfterSaleReason",
     "InvoiceLineRow", "InvoicePart", "InvoiceRequest", "InvoiceRequestOrder", "RedLetter",
     "AccessLogEntry", "ApiToken", "AuditEvent", "AuditSeal", "AuditVerified", "Channel", "Customer", "CustomerAddress",
     "Order", "OrderLine", "OrderNumberSequence", "Reservation", "Sku", "StaffUser", "StockLevel",

@@ -42,9 +42,12 @@ class Visibility(StrEnum):
 # `kpi`: the managers' dashboards, the KPI board and the state cube (view), the KPI targets (edit).
 # `invoices`: finance's invoice queue, invoices and buyers' invoice profiles (view), requesting, resubmitting,
 # cancelling and red-letter reversal, keeping B2B profiles and tax data (edit); payment reconciliation (view/edit).
+# `after_sales`: the after-sales queue (view), opening a request for a customer and the paperwork of one (edit),
+# deciding and refunding one and the reasons and return windows (approve); receiving and inspecting returned goods
+# is the floor's `fulfilment` edit (shared/after_sales_lifecycle.py).
 RESOURCES = ("dashboard", "orders", "order_review", "stock", "catalog", "customers", "users", "audit", "access_log",
              "channels", "webhooks", "fulfilment", "payments", "holds", "roles", "approvals", "exceptions", "exports",
-             "retention", "kpi", "invoices")
+             "retention", "kpi", "invoices", "after_sales")
 
 PERSONAL_FIELDS = ("name", "phone", "address", "email", "id_number")
 

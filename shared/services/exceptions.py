@@ -29,7 +29,7 @@ from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFail
 from shared.services.validation import N_, say
 from shared.timekeeping import as_utc, utc_now
 
-CATEGORIES = ("payment", "logistics", "product_stock", "account_risk")
+CATEGORIES = ("payment", "logistics", "product_stock", "account_risk", "after_sales")
 # kind → category: the vocabulary, fixed (a new kind is a code change with its detector).
 KINDS = {
     "payment_not_received": "payment",  # paid on the platform, unpaid here 30 minutes later
@@ -44,6 +44,7 @@ KINDS = {
     "stocktake_variance": "product_stock",
     "address_changed_after_packing": "account_risk", "duplicate_buyer_orders": "account_risk",
     "over_limit_purchase": "account_risk",
+    "after_sales_overdue": "after_sales",  # an after-sales request past its due time (shared/services/after_sales.py)
 }
 CLOCKS = ("business", "calendar")
 REOPEN_WITHIN = timedelta(days=7)
