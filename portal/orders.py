@@ -249,7 +249,7 @@ def refund(order_no: str):
         return redirect(url_for("orders.detail", order_no=order_no), 303)
     if row.status == "failed":
         flash(_("The payment provider refused the refund: %(message)s",
-                message=f"{row.error_code}: {row.last_error or ''}"), "error")
+                message=": ".join(filter(None, (row.error_code, row.last_error)))), "error")
     else:
         flash(_("Refund %(no)s: %(status)s.", no=row.out_refund_no, status=refund_status_label(row.status)),
               "success")
