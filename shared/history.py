@@ -212,9 +212,11 @@ FIELDS = {
     "currency": _l("Currency"), "warehouse_id": _l("Warehouse (id)"), "warehouse": _l("Warehouse"),
     "lines": _l("Line prices"), "receiver": _l("Receiver"), "phone": _l("Phone"), "address": _l("Address"),
     "street": _l("Street"), "receiver_name": _l("Receiver"), "receiver_phone": _l("Receiver phone"),
-    "province": _l("Province"), "city": _l("City"), "district": _l("District"), "postal_code": _l("Postal code"), "email": _l("Email"), "name": _l("Name"), "fields": _l("Fields changed"),
+    "province": _l("Province"), "city": _l("City"), "district": _l("District"), "postal_code": _l("Postal code"),
+    "email": _l("Email"), "name": _l("Name"), "fields": _l("Fields changed"),
     "topic": _l("Topic"), "sku": _l("SKU"), "quantity": _l("Quantity"), "restocked": _l("Back in stock"),
-    "on_hand": _l("On hand"), "held": _l("Held back"), "bin": _l("Bin"), "units": _l("Units"), "counted": _l("Counted"),
+    "on_hand": _l("On hand"), "held": _l("Held back"), "bin": _l("Bin"), "units": _l("Units"),
+    "counted": _l("Counted"),
     "expected": _l("Expected"), "expected_at_start": _l("Expected at the start"), "variances": _l("Variances"),
     "safety_stock": _l("Safety stock"), "batch_tracked": _l("Batch tracked"), "walk_order": _l("Walk order"),
     "capacity": _l("Capacity"), "orders": _l("Orders"), "carrier": _l("Carrier"), "distance_km": _l("Distance (km)"),
@@ -223,13 +225,15 @@ FIELDS = {
     "days": _l("Days"), "hold": _l("Legal hold"), "locked_until": _l("Locked until"), "expires_at": _l("Expires"),
     "failures": _l("Failures"), "reason": _l("Reason"), "path": _l("Page"), "method": _l("Method"),
     "resource": _l("Resource"), "action": _l("Action"), "rows": _l("Rows"), "file": _l("File"),
-    "error": _l("Error message"), "error_code": _l("Error code"), "attempts": _l("Attempts"), "decision": _l("Decision"),
+    "error": _l("Error message"), "error_code": _l("Error code"), "attempts": _l("Attempts"),
+    "decision": _l("Decision"),
     "state": _l("State"), "stage": _l("Stage"), "round": _l("Round"), "entity": _l("About"), "rule": _l("Rule"),
     "delegate": _l("Delegate"), "assignee": _l("Assignee"), "comment": _l("Comment"), "target": _l("Target"),
     "numbers": _l("Invoice numbers"), "number": _l("Invoice number"), "serial": _l("Serial"),
     "at": _l("At"), "purpose": _l("Purpose"), "method_used": _l("Method"), "platform_status": _l("Platform status"),
     "lifecycle": _l("Order state"), "channel_sku": _l("Channel SKU"), "key_kind": _l("Key kind"),
-    "url": _l("Address (URL)"), "events": _l("Events"), "provider": _l("Payment provider"), "bill_date": _l("Bill date"),
+    "url": _l("Address (URL)"), "events": _l("Events"), "provider": _l("Payment provider"),
+    "bill_date": _l("Bill date"),
     "grants": _l("Permissions"), "added": _l("Added"), "removed": _l("Removed"), "name_zh": _l("Name (Chinese)"),
     "name_en": _l("Name (English)"), "lead": _l("Lead"), "parent_id": _l("Parent team (id)"),
     "sessions_ended": _l("Sessions ended"), "enrolled": _l("Second factor set up"), "confirmed": _l("Confirmed"),
@@ -391,7 +395,7 @@ def describe(event, role: str) -> Told:
     if event.reason:
         sentence = str(WITH_REASON) % {"sentence": sentence, "reason": event.reason}
     shown = named | ({"status"} if named & {"from", "to"} else set())
-    stored = (event.before if isinstance(event.before, dict) else {}, event.after if isinstance(event.after, dict) else {})
+    stored = tuple(side if isinstance(side, dict) else {} for side in (event.before, event.after))
     return Told(sentence=sentence, changes=_changes(before_d, after_d, stored, shown, entity_type, currency),
                 raw=raw_event(event, before, after))
 
