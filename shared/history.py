@@ -209,7 +209,7 @@ TIME_KEYS = frozenset({"at", "locked_until", "confirmed_at", "expires_at", "plac
 FIELDS = {
     "status": _l("Status"), "payment_status": _l("Payment"), "refund_status": _l("Refund"), "total": _l("Total"),
     "goods_total": _l("Goods total"), "shipping_fee": _l("Shipping fee"), "discount": _l("Discount"),
-    "currency": _l("Currency"), "warehouse_id": _l("Warehouse (id)"), "warehouse": _l("Warehouse"),
+    "currency": _l("Currency"), "warehouse_id": _l("Warehouse"), "warehouse": _l("Warehouse"),
     "lines": _l("Line prices"), "receiver": _l("Receiver"), "phone": _l("Phone"), "address": _l("Address"),
     "street": _l("Street"), "receiver_name": _l("Receiver"), "receiver_phone": _l("Receiver phone"),
     "province": _l("Province"), "city": _l("City"), "district": _l("District"), "postal_code": _l("Postal code"),
@@ -249,6 +249,39 @@ FIELDS = {
     "stored": _l("Stored"), "format": _l("Format"), "filters": _l("Filters"), "personal": _l("Personal data"),
     "by": _l("Cleared by"), "ref": _l("Reference"), "sha256": _l("SHA-256"), "revealed": _l("Revealed fields"),
 }
+
+
+# Reasons the system writes itself (shared/services/orders.py, channel_orders.py, bulk_orders.py, approvals.py,
+# sign_in.py) are English text in the event: read in the viewer's language here. A reason a person typed is shown as
+# typed.
+SYSTEM_REASONS = (
+    (re.compile(r"paid order passed auto-review"), _l("paid order passed auto-review")),
+    (re.compile(r"paid on the platform"), _l("paid on the platform")),
+    (re.compile(r"completed on the platform"), _l("completed on the platform")),
+    (re.compile(r"approval #(?P<id>\d+) approved"), _l("approval #%(id)s approved")),
+    (re.compile(r"first seen (?P<state>\w+) on the platform"), _l("first seen %(state)s on the platform")),
+    (re.compile(r"changed on the platform: (?P<fields>[\w, ]+)"), _l("changed on the platform: %(fields)s")),
+    (re.compile(r"platform: (?P<channel>.+) status (?P<status>.+)"),
+     _l("held by %(channel)s: platform status %(status)s")),
+    (re.compile(r"account locked"), _l("account locked")),
+)
+
+
+def reason_words(reason: str) -> str:
+    """A reason in the viewer's language when the system wrote it, else as typed."""
+    for pattern, message in SYSTEM_REASONS:
+        found = pattern.fullmatch(reason)
+        if found:
+            words = found.groupdict()
+            if "state" in words:
+                words["state"] = labels.label(labels.STATUS, words["state"])
+            if "fields" in words:
+                names = [name.strip() for name in words["fields"].split(",")]
+                if not all(name in FIELDS for name in names):
+                    continue  # words a person typed, not the column names the system lists
+                words["fields"] = str(LIST_SEPARATOR).join(field_name(name) for name in names)
+            return str(message) % words if words else str(message)
+    return reason
 
 
 class _Words(dict):
@@ -350,7 +383,21 @@ def value_words(key: str, value, entity_type: str, currency: str | None = None) 
         return labels.label(labels.EXCEPTION_KIND, str(value))
     if key == "fields":
         return field_name(str(value))
+    if key == "warehouse_id":
+        return warehouse_code(value)
     return str(value)
+
+
+def warehouse_code(warehouse_id) -> str:
+    """A warehouse by its code, as staff name it (the session's identity map keeps each one looked up once)."""
+    from shared.extensions import db
+    from shared.models import Warehouse
+
+    try:
+        warehouse = db.session.get(Warehouse, int(warehouse_id))
+    except (TypeError, ValueError):
+        warehouse = None
+    return warehouse.code if warehouse is not None else str(warehouse_id)
 
 
 def field_name(key: str) -> str:
@@ -393,7 +440,7 @@ def describe(event, role: str) -> Told:
                 params[key] = value_words(key, value, entity_type, currency)
     sentence = str(message) % params
     if event.reason:
-        sentence = str(WITH_REASON) % {"sentence": sentence, "reason": event.reason}
+        sentence = str(WITH_REASON) % {"sentence": sentence, "reason": reason_words(event.reason)}
     shown = named | ({"status"} if named & {"from", "to"} else set())
     stored = tuple(side if isinstance(side, dict) else {} for side in (event.before, event.after))
     return Told(sentence=sentence, changes=_changes(before_d, after_d, stored, shown, entity_type, currency),
@@ -407,7 +454,7 @@ def _changes(before: dict, after: dict, stored: tuple[dict, dict], shown: set[st
     has it."""
     changes = []
     for key in list(before) + [k for k in after if k not in before]:
-        if key in shown or (key == "currency" and before.get(key) == after.get(key)):
+        if key in shown or (key == "currency" and not (key in before and key in after)):  # money names it
             continue
         words = lambda side: value_words(key, side[key], entity_type, currency)  # noqa: E731
         if key in before and key in after:

@@ -109,6 +109,18 @@ def test_a_state_change_with_its_reason_in_english_and_chinese(ctx):
     assert system.sentence == "系统 创建了订单 SO-1（待审核）"
 
 
+def test_a_reason_the_system_wrote_reads_in_the_viewers_language(ctx):
+    confirmed = event(before={"status": "pending_review"}, after={"status": "confirmed"}, actor="system",
+                      reason="paid order passed auto-review")
+    assert told(confirmed, locale="zh_CN").sentence == "系统 把订单 SO-1 从 待审核 改为 已确认，原因：已付款订单自动审核通过"
+    moved = event(action="order.address_change", before={}, after={}, actor="system",
+                  reason="changed on the platform: district, street")
+    assert told(moved, locale="zh_CN").sentence.endswith("原因：在平台上修改：区/县、街道地址")
+    assert told(moved).sentence.endswith("reason: changed on the platform: District, Street")
+    typed = event(reason="changed on the platform: please call")  # not what the system writes: as typed
+    assert told(typed, locale="zh_CN").sentence.endswith("原因：changed on the platform: please call")
+
+
 ADDRESS = event(action="order.address_change",
                 before={"receiver": "张*", "phone": "173****5372", "address": "浙江省 杭州市 西湖区"},
                 after={"receiver": "李*", "phone": "139****0001", "address": "浙江省 杭州市 滨江区",
@@ -191,6 +203,7 @@ def test_the_order_history_tells_each_event_as_a_sentence(client_for, create_ord
     assert timeline.count('data-testid="history-raw"') == timeline.count('data-testid="history-sentence"') >= 3
     assert "order.transition" in timeline  # in the raw event only
     assert "<strong>order.transition</strong>" not in timeline
+    assert f"u_admin moved order {order.order_no}" in timeline and "Warehouse: HZ1" in timeline  # a code, not an id
 
 
 def test_a_reason_with_markup_is_escaped_in_the_sentence_and_the_raw_event(client_for, create_order):
