@@ -4,9 +4,10 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from portal.access import requires
+from shared import history
 from shared.extensions import db
 from shared.models import AccessLogEntry, AuditEvent
-from shared.services import audit, export_kinds, sealing
+from shared.services import export_kinds, sealing
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 PAGE = 100
@@ -26,9 +27,9 @@ def _event_query():
 
 
 def _shown(event, role: str) -> dict:
-    """One event as a reader of `role` may see it: personal fields hidden to the role are hidden here too."""
-    return {"event": event, "before": audit.visible_values(event.before, event.entity_type, role),
-            "after": audit.visible_values(event.after, event.entity_type, role)}
+    """One event as a reader of `role` may see it, told as a sentence (shared.history) with the raw event beside:
+    personal fields hidden to the role are hidden in both."""
+    return {"event": event, "told": history.describe(event, role)}
 
 
 @bp.get("/")

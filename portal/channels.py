@@ -20,6 +20,7 @@ from shared import dispatch, exports, labels
 from shared.channels import polls, takes_webhooks
 from shared.channels.spreadsheet import COLUMNS, MAX_BYTES, REQUIRED
 from shared.extensions import db
+from shared.history import describe as describe_event
 from shared.models import AuditEvent, Channel, InboxItem, Order, ReconciliationReport, Sku, WebhookRejection
 from shared.models.channel import DIRECT_KINDS
 from shared.services import audit, channel_settings, inbox, knocking, orders, reconciliation, sync_health
@@ -236,9 +237,9 @@ def inbox_list():
 def _detail_page(item: InboxItem, payload: dict | None = None):
     order_no = db.session.execute(select(Order.order_no).where(Order.id == item.order_id)).scalar_one_or_none() \
         if item.order_id else None
-    history = db.session.execute(
+    history = [(event, describe_event(event, current_user.role)) for event in db.session.execute(
         select(AuditEvent).where(AuditEvent.entity_type == "inbox_item", AuditEvent.entity_id == str(item.id))
-        .order_by(AuditEvent.id)).scalars().all()
+        .order_by(AuditEvent.id)).scalars()]
     return render_template("portal/channels/inbox_item.html", item=item, order_no=order_no, history=history,
                            payload=payload, confirm_form=ConfirmForm())
 

@@ -15,7 +15,7 @@ from portal.access import requires
 from portal.dashboard import bar_chart as chart_bars
 from portal.forms import ConfirmForm, PlanWavesForm
 from portal.outcomes import commit_or_refuse, flash_form_errors
-from shared import dispatch, labels, paging, snapshots
+from shared import dispatch, history, labels, paging, snapshots
 from shared.extensions import db
 from shared.models import CarrierAttempt, Device, FulfilmentAlarm, Order, PickTask, ScanEvent, Shipment, Warehouse, Wave
 from shared.security.masking import may_reveal, order_contact
@@ -334,9 +334,11 @@ def scans():
     found = db.session.execute(paging.ordered(query, ScanEvent.occurred_at, ScanEvent.id, descending=True)
                                .limit(SCANS_PAGE + 1)).all()
     page, next_cursor = paging.next_cursor(found, SCANS_PAGE, lambda row: (row[0].occurred_at, row[0].id))
-    return render_template("portal/fulfilment/scans.html", rows=page, devices=devices, filters=filters,
-                           next_cursor=next_cursor, args=request.args,
-                           shown_fields=("task", "bin", "sku", "lot", "quantity", "order", "box", "parcel", "truck"))
+    # What was scanned and what the handheld was answered, in the reader's words (shared.history).
+    rows = [(scan, order_no, history.scanned_words(scan.payload), history.scan_result_words(scan))
+            for scan, order_no in page]
+    return render_template("portal/fulfilment/scans.html", rows=rows, devices=devices, filters=filters,
+                           next_cursor=next_cursor, args=request.args)
 
 
 # --- carriers ----------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from portal.access import require_step_up, requires
 from portal.forms import AddressChangeForm, ConfirmForm, PriceChangeForm, RefundForm, TransitionForm
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.extensions import db
+from shared.history import describe as describe_event
 from shared.labels import PAYMENT, STATUS, label, translated
 from shared.lifecycle import OrderStatus
 from shared.models import AuditEvent, CarrierAttempt, Channel, Reservation, Warehouse
@@ -137,10 +138,11 @@ def _load(order_no: str):
 @requires("orders", "view")
 def detail(order_no: str):
     order = _load(order_no)
-    history = db.session.execute(
+    # Each event told as a sentence in the viewer's language, personal fields as the viewer's role may see them.
+    history = [(event, describe_event(event, current_user.role)) for event in db.session.execute(
         select(AuditEvent).where(AuditEvent.entity_type == "order", AuditEvent.entity_id == order.order_no)
         .order_by(AuditEvent.id)
-    ).scalars().all()
+    ).scalars()]
     reservations = db.session.execute(
         select(Reservation).options(selectinload(Reservation.warehouse))
         .where(Reservation.order_id == order.id).order_by(Reservation.id)

@@ -87,7 +87,7 @@ def scan(kind: str):
                 shipment_id, answer = shipment.id, {"parcel": shipment.waybill_no, "truck": shipment.truck_code,
                                                     "order": shipment.order.order_no, "status": shipment.status}
     except ServiceError as refused:
-        scans.record_scan(g.device, kind, payload, False, refused.message)
+        scans.record_scan(g.device, kind, payload, False, refused.message, refused=refused)
         db.session.commit()
         return jsonify(refused.as_json()), refused.status
     scans.record_scan(g.device, kind, payload, True, "ok", shipment_id)

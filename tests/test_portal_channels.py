@@ -132,7 +132,8 @@ def test_ops_manager_maps_the_sku_through_the_page_replays_and_the_order_appears
     assert order.lines[0].sku.code == "SKU-0002"
     assert audit_count("inbox.replay") == 1
     detail = client.get(f"/channels/inbox/{failed_item.id}").text
-    assert order.order_no in detail and "inbox.replay" in detail
+    assert order.order_no in detail and "inbox.replay" in detail  # in the raw event, one click away
+    assert f"ops_manager_en sent inbox item {failed_item.id} to be processed again" in detail  # the sentence
 
 
 def test_replay_all_failed_of_one_channel_leaves_other_channels_alone(client_for, sync_channels, failed_item):

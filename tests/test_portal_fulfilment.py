@@ -17,6 +17,7 @@ from shared.models import (
     PickTask,
     ScanEvent,
     Shipment,
+    Sku,
     TrackingEvent,
     Wave,
 )
@@ -225,20 +226,49 @@ def test_the_pick_list_walks_the_bins_in_order(client_for, floor):
 
 # --- scans, board, carriers, expiry --------------------------------------------------------------------------
 
-def test_the_scan_log_shows_a_refused_scans_message(client_for, floor):
-    device = floor["device"]
-    scans.record_scan(device, "pick", {"operator": "王五", "bin": "B-02", "task": 7}, False,
-                           "wrong bin: go to A-01")
-    scans.record_scan(device, "load", {"operator": "赵六", "parcel": "<b>P-1</b>"}, False,
-                           "no parcel '<b>P-1</b>' in this warehouse")
+def _refused_scan(device, kind: str, payload: dict, scan) -> ScanEvent:
+    """Scan as the handheld endpoint does (portal/scan.py): a refusal is recorded with its code and parameters."""
+    with pytest.raises(scans.ScanRefused) as refused:
+        scan(device, payload)
+    db.session.rollback()
+    recorded = scans.record_scan(device, kind, payload, False, refused.value.message, refused=refused.value)
     db.session.commit()
+    return recorded
+
+
+def test_the_scan_log_says_what_was_scanned_and_why_it_was_refused_in_words(client_for, floor):
+    device = floor["device"]
+    wave = released_wave(floor)
+    tea = db.session.execute(select(PickTask).where(PickTask.wave_id == wave.id, PickTask.sku_id == select(
+        Sku.id).where(Sku.code == "TEA").scalar_subquery())).scalar_one()
+    wrong_bin = _refused_scan(device, "pick", {"operator": "王五", "station": "S-3", "task": tea.id, "bin": "A-01",
+                                               "sku": "TEA", "lot": "UNPLACED", "quantity": 1}, scans.pick)
+    no_parcel = _refused_scan(device, "load", {"operator": "赵六", "parcel": "<b>P-1</b>", "truck": "TR-9"},
+                              lambda d, p: scans.load(d, p, ADMIN))
+    assert (wrong_bin.refusal, wrong_bin.refusal_params) == ("wrong_bin", {"bin": "B-02"})
     client = client_for("customer_service")
     refused = client.get("/fulfilment/scans?result=refused").text
-    assert "wrong bin: go to A-01" in refused and "王五" in refused and "bin=B-02" in refused
-    assert "<b>P-1</b>" not in refused and "&lt;b&gt;P-1&lt;/b&gt;" in refused
+    row = refused.split(f'data-testid="scan-{wrong_bin.id}"')[1].split("</tr>")[0]
+    assert f"pick task {tea.id} · bin A-01 · SKU TEA · batch not shelved · quantity 1" in row
+    assert "Refused: wrong bin: go to B-02" in row and "王五" in row and "S-3" in row and "PDA-07" in row
+    assert "task=" not in refused and "bin=A-01" not in refused
+    assert "<b>P-1</b>" not in refused and "&lt;b&gt;P-1&lt;/b&gt;" in refused  # escaped, what was scanned too
+    assert "no parcel" in refused.split(f'data-testid="scan-{no_parcel.id}"')[1].split("</tr>")[0]
     assert "wrong bin" not in client.get("/fulfilment/scans?result=accepted").text
     picks = client.get(f"/fulfilment/scans?kind=pick&device={device.id}").text
     assert "wrong bin" in picks and "赵六" not in picks
+    client.post("/language", data={"lang": "zh_CN", "csrf_token": csrf_token(client, "/")})
+    chinese = client.get("/fulfilment/scans?result=refused").text
+    row = chinese.split(f'data-testid="scan-{wrong_bin.id}"')[1].split("</tr>")[0]
+    assert f"拣货任务 {tea.id} · 库位 A-01 · SKU TEA · 批次 未上架 · 数量 1" in row
+    assert "已拒绝：库位错误：请到 B-02" in row and "wrong bin" not in row
+
+
+def test_the_scan_log_shows_an_accepted_scan_as_accepted(client_for, floor):
+    scans.record_scan(floor["device"], "load", {"operator": "钱七", "parcel": "YT1", "truck": "TR-9"}, True, "ok")
+    db.session.commit()
+    page = client_for("warehouse").get("/fulfilment/scans").text
+    assert "Accepted" in page and "parcel YT1 · truck TR-9" in page and ">ok<" not in page
 
 
 def test_the_scan_log_pages_by_cursor(client_for, floor, monkeypatch):
@@ -255,7 +285,7 @@ def test_the_scan_log_pages_by_cursor(client_for, floor, monkeypatch):
     seen, url = [], "/fulfilment/scans"
     while url:
         page = client.get(url).text
-        seen += re.findall(r"scan number (\d)", page)
+        seen += re.findall(r"<td>op(\d)</td>", page)
         found = re.search(r'data-testid="next-page" href="([^"]+)"', page)
         url = found.group(1).replace("&amp;", "&") if found else None
     assert seen == ["4", "3", "2", "1", "0"]

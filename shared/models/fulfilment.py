@@ -188,6 +188,10 @@ class ScanEvent(db.Model):
     payload = mapped_column(JSON, nullable=False)
     accepted: Mapped[bool] = mapped_column(Boolean)
     message: Mapped[str] = mapped_column(String(300))
+    # A refusal's code and parameters (shared.services.scans.REFUSALS): the scan log reads them in its reader's
+    # language; `message` keeps the English text the handheld was answered with.
+    refusal: Mapped[str | None] = mapped_column(String(40))
+    refusal_params = mapped_column(JSON)
     occurred_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
 
     device = relationship("Device", lazy="joined")

@@ -25,6 +25,7 @@ from shared.services.allocation import open_parcels, lines_of
 from shared.services.devices import device_for_token, register_device  # noqa: F401
 from shared.services.errors import Conflict, NotFound, ValidationFailed
 from shared.services.lots import merchant_today
+from shared.services.validation import N_
 from shared.timekeeping import utc_now
 
 S = OrderStatus
@@ -37,17 +38,48 @@ class ScanRefused(Conflict):
 # ------------------------------------------------------------------------------------------ allocation
 
 def record_scan(device: Device, kind: str, payload: dict, accepted: bool, message: str,
-                shipment_id: int | None = None) -> ScanEvent:
+                shipment_id: int | None = None, refused: Exception | None = None) -> ScanEvent:
+    """Keep a scan; a refusal keeps its code and parameters too (REFUSALS), so the scan log reads it in the
+    viewer's language."""
     event = ScanEvent(device_id=device.id, operator=str(payload.get("operator") or "")[:60] or "unknown",
                       station=(str(payload.get("station"))[:40] if payload.get("station") else None), kind=kind,
                       shipment_id=shipment_id, payload=payload, accepted=accepted, message=message[:300],
+                      refusal=getattr(refused, "refusal", None), refusal_params=getattr(refused, "params", None),
                       occurred_at=utc_now())
     db.session.add(event)
     return event
 
 
-def _refuse(message: str, field: str | None = None):
-    raise ScanRefused(message, field=field)
+# Why a scan is refused: the handheld's answer keeps these English texts (as before); the scan log shows them in the
+# reader's language from the code and parameters the scan keeps (shared.history.scan_words).
+REFUSALS = {
+    "no_task": N_("no pick task %(task)s"),
+    "task_elsewhere": N_("this task belongs to another warehouse"),
+    "task_done": N_("task %(task)s is already picked"),
+    "wrong_bin": N_("wrong bin: go to %(bin)s"),
+    "wrong_sku": N_("wrong SKU: this task takes %(sku)s"),
+    "wrong_lot": N_("wrong batch: take batch %(lot)s"),
+    "lot_expired": N_("batch %(lot)s has expired: set it aside and call the supervisor"),
+    "bad_quantity": N_("quantity must be a positive whole number"),
+    "bin_short": N_("the bin holds only %(quantity)s of batch %(lot)s"),
+    "over_pick": N_("over-pick: the task needs %(quantity)s more"),
+    "bin_changed": N_("the bin no longer holds %(quantity)s of batch %(lot)s"),
+    "order_elsewhere": N_("%(order)s is not for this warehouse"),
+    "packed_already": N_("%(order)s is packed already (box %(box)s)"),
+    "not_picked": N_("%(order)s is not fully picked yet"),
+    "no_order": N_("no order %(order)s"),
+    "order_changed": N_("%(order)s changed while the carrier was asked: scan it again"),
+    "no_parcel": N_("no parcel %(parcel)s in this warehouse"),
+    "parcel_not_packed": N_("parcel %(parcel)s is %(status)s, not packed"),
+    "no_waybill": N_("no carrier issued a waybill: %(problems)s"),
+}
+
+
+def _refuse(refusal: str, field: str | None = None, code: str | None = None, **params):
+    params = {name: str(value) for name, value in params.items()}
+    error = ScanRefused(REFUSALS[refusal] % params if params else REFUSALS[refusal], field=field, code=code)
+    error.refusal, error.params = refusal, params or None
+    raise error
 
 
 def pick(device: Device, payload: dict, today: date | None = None) -> PickTask:
@@ -58,27 +90,27 @@ def pick(device: Device, payload: dict, today: date | None = None) -> PickTask:
                               ).scalar_one_or_none() if isinstance(task_id, int) and not isinstance(task_id, bool) \
         else None
     if task is None:
-        _refuse(f"no pick task {task_id!r}", "task")
+        _refuse("no_task", "task", task=repr(task_id))
     shipment = db.session.get(Shipment, task.shipment_id)
     if shipment.warehouse_id != device.warehouse_id:
-        _refuse("this task belongs to another warehouse", "task")
+        _refuse("task_elsewhere", "task")
     if task.status == "done":
-        _refuse(f"task {task.id} is already picked", "task")
+        _refuse("task_done", "task", task=task.id)
     if payload.get("bin") != task.bin.code:
-        _refuse(f"wrong bin: go to {task.bin.code}", "bin")
+        _refuse("wrong_bin", "bin", bin=task.bin.code)
     if payload.get("sku") != task.sku.code:
-        _refuse(f"wrong SKU: this task takes {task.sku.code}", "sku")
+        _refuse("wrong_sku", "sku", sku=task.sku.code)
     if payload.get("lot") != task.lot.lot_no:
-        _refuse(f"wrong batch: take batch {task.lot.lot_no}", "lot")
+        _refuse("wrong_lot", "lot", lot=task.lot.lot_no)
     if task.lot.expires_on is not None and task.lot.expires_on <= today:
-        _refuse(f"batch {task.lot.lot_no} has expired: set it aside and call the supervisor", "lot")
+        _refuse("lot_expired", "lot", lot=task.lot.lot_no)
     quantity = payload.get("quantity")
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-        _refuse("quantity must be a positive whole number", "quantity")
+        _refuse("bad_quantity", "quantity")
     if quantity > task.lot.quantity:
-        _refuse(f"the bin holds only {task.lot.quantity} of batch {task.lot.lot_no}", "quantity")
+        _refuse("bin_short", "quantity", quantity=task.lot.quantity, lot=task.lot.lot_no)
     if task.picked + quantity > task.quantity:
-        _refuse(f"over-pick: the task needs {task.quantity - task.picked} more", "quantity")
+        _refuse("over_pick", "quantity", quantity=task.quantity - task.picked)
     now = utc_now()
     # One atomic update of the lot: two handhelds picking from the same bin never lose each other's units.
     taken = db.session.execute(
@@ -86,7 +118,7 @@ def pick(device: Device, payload: dict, today: date | None = None) -> PickTask:
         .values(quantity=Lot.quantity - quantity, allocated=Lot.allocated - quantity)
         .execution_options(synchronize_session=False)).rowcount
     if taken != 1:
-        _refuse(f"the bin no longer holds {quantity} of batch {task.lot.lot_no}", "quantity")
+        _refuse("bin_changed", "quantity", quantity=quantity, lot=task.lot.lot_no)
     db.session.expire(task.lot, ["quantity", "allocated"])
     task.picked += quantity
     task.device_id, task.started_at = device.id, task.started_at or now
@@ -131,11 +163,11 @@ def _packable(device: Device, order) -> Shipment:
         Shipment.order_id == order.id, Shipment.warehouse_id == device.warehouse_id, Shipment.status != "cancelled")
         .execution_options(populate_existing=True)).scalar_one_or_none()
     if shipment is None:
-        _refuse(f"{order.order_no} is not for this warehouse", "order")
+        _refuse("order_elsewhere", "order", order=order.order_no)
     if shipment.status in ("packed", "shipped", "delivered"):
-        _refuse(f"{order.order_no} is packed already (box {shipment.box_code})", "order")
+        _refuse("packed_already", "order", order=order.order_no, box=shipment.box_code)
     if shipment.status != "picked":
-        _refuse(f"{order.order_no} is not fully picked yet", "order")
+        _refuse("not_picked", "order", order=order.order_no)
     return shipment
 
 
@@ -145,7 +177,7 @@ def plan_pack(device: Device, payload: dict) -> PackPlan:
     try:
         order = order_service.get_order(str(order_no or ""))
     except (NotFound, ValidationFailed):
-        _refuse(f"no order {order_no!r}", "order")
+        _refuse("no_order", "order", order=repr(order_no))
     shipment = _packable(device, order)
     box = check.text(payload.get("box"), "box", 40)
     codes, request = waybill_request(shipment)
@@ -180,7 +212,7 @@ def apply_pack(device: Device, plan: PackPlan, answers: list[CarrierAnswer], act
     order = order_service.get_order(plan.order_no, for_update=True)
     shipment = _packable(device, order)
     if shipment.id != plan.shipment_id:
-        _refuse(f"{order.order_no} changed while the carrier was asked: scan it again", "order")
+        _refuse("order_changed", "order", order=order.order_no)
     record_waybill(shipment, answers, actor)
     SHIPMENT.move(shipment, "packed")
     shipment.box_code, shipment.packed_at = plan.box, utc_now()
@@ -234,7 +266,7 @@ def record_waybill(shipment: Shipment, answers: list[CarrierAnswer], actor: Acto
             audit.record(actor, "shipment.backup_carrier", "order", shipment.order.order_no,
                          after={"carrier": answer.carrier_code, "refused": problems})
         return
-    raise ScanRefused(f"no carrier issued a waybill: {'; '.join(problems)}", field="order", code="no_waybill")
+    _refuse("no_waybill", "order", code="no_waybill", problems="; ".join(problems))
 
 
 def _protected_request(order, request, carriers):
@@ -266,9 +298,9 @@ def load(device: Device, payload: dict, actor: Actor = SYSTEM) -> Shipment:
     shipment = db.session.execute(select(Shipment).where(Shipment.waybill_no == parcel)
                                   .with_for_update(of=Shipment)).scalar_one_or_none()
     if shipment is None or shipment.warehouse_id != device.warehouse_id:
-        _refuse(f"no parcel {parcel!r} in this warehouse", "parcel")
+        _refuse("no_parcel", "parcel", parcel=repr(parcel))
     if shipment.status != "packed":
-        _refuse(f"parcel {parcel} is {shipment.status}, not packed", "parcel")
+        _refuse("parcel_not_packed", "parcel", parcel=parcel, status=shipment.status)
     shipment.truck_code = check.text(payload.get("truck"), "truck", 40)
     SHIPMENT.move(shipment, "shipped")
     shipment.shipped_at = utc_now()
