@@ -140,6 +140,33 @@ SENTENCES = {
     "user.update": _l("%(actor)s changed user %(id)s"),
     "user.unlock": _l("%(actor)s unlocked user %(id)s"),
     "user.set_password": _l("%(actor)s set a new password for user %(id)s"),
+    "user.password_reset": _l("%(actor)s reset the password of user %(id)s: a change is due at their next sign-in"),
+    "user.password_changed": _l("User %(id)s changed their password"),
+    # after-sales (shared/services/after_sales.py)
+    "after_sale.requested": _l("%(actor)s opened after-sales request %(id)s for order %(order_no)s"),
+    "after_sale.approved": _l("%(actor)s approved after-sales request %(id)s"),
+    "after_sale.declined": _l("%(actor)s declined after-sales request %(id)s"),
+    "after_sale.awaiting_return": _l("%(actor)s set after-sales request %(id)s to wait for the goods to come back"),
+    "after_sale.received": _l("%(actor)s received the goods of after-sales request %(id)s"),
+    "after_sale.inspected": _l("%(actor)s inspected the goods of after-sales request %(id)s"),
+    "after_sale.refunded": _l("%(actor)s refunded after-sales request %(id)s"),
+    "after_sale.replaced": _l("%(actor)s sent the replacement for after-sales request %(id)s"),
+    "after_sale.resent": _l("%(actor)s re-sent the missing items of after-sales request %(id)s"),
+    "after_sale.closed": _l("%(actor)s closed after-sales request %(id)s"),
+    "after_sale.cancelled": _l("%(actor)s cancelled after-sales request %(id)s"),
+    "after_sale.refund": _l("%(actor)s asked for the refund of after-sales request %(id)s: %(amount)s"),
+    "after_sale.reason": _l("%(actor)s edited the after-sales reason %(id)s"),
+    "after_sale.policy": _l("%(actor)s edited return policy %(id)s"),
+    # refunds (shared/services/refunds.py) and return pickups (shared/services/return_pickups.py)
+    "refund.requested": _l("%(actor)s asked for a refund of %(amount)s on order %(id)s"),
+    "refund.succeeded": _l("The refund of %(amount)s on order %(id)s was made"),
+    "refund.failed": _l("The payment provider refused the refund %(out_refund_no)s of order %(id)s"),
+    "refund.invoices_reversed": _l("%(actor)s opened red-letter reversals of %(amount)s for the refund of order %(id)s"),
+    "return_pickup.book": _l("%(actor)s booked the return pickup %(id)s of order %(order_no)s (waybill %(waybill_no)s)"),
+    "return_pickup.cancel": _l("%(actor)s cancelled the return pickup %(id)s"),
+    "return_pickup.callback": _l("The carrier updated the return pickup %(id)s"),
+    "return_pickup.tracking": _l("The return parcel of pickup %(id)s moved on"),
+    "warehouse.return_address": _l("%(actor)s changed the return address of warehouse %(id)s"),
     "user.team": _l("%(actor)s moved user %(id)s to team %(team)s"),
     "user.token_issued": _l("%(actor)s issued an API token for user %(id)s"),
     "user.tokens_revoked": _l("%(actor)s revoked %(revoked)s API tokens of user %(id)s"),
@@ -191,7 +218,7 @@ STATE_TABLES = {
     "order": labels.STATUS, "export": labels.EXPORT_STATUS, "exception": labels.EXCEPTION_STATE,
     "invoice_request": labels.INVOICE_STATUS, "red_letter": labels.RED_STATUS, "stock_take": labels.STOCK_TAKE_STATUS,
     "wave": labels.WAVE_STATUS, "webhook_delivery": labels.DELIVERY_STATUS, "inbox_item": labels.INBOX_STATUS,
-    "tracking_push": labels.INBOX_STATUS, "shipment": labels.SHIPMENT_STATUS,
+    "tracking_push": labels.INBOX_STATUS, "shipment": labels.SHIPMENT_STATUS, "after_sale": labels.AFTER_SALE_STATE,
 }
 # Keys whose values are codes of a label table, whatever the entity.
 VALUE_TABLES = {
@@ -248,6 +275,10 @@ FIELDS = {
     "missing_there": _l("Missing on the platform"), "mismatched": _l("Status differs"), "report": _l("Report"),
     "stored": _l("Stored"), "format": _l("Format"), "filters": _l("Filters"), "personal": _l("Personal data"),
     "by": _l("Cleared by"), "ref": _l("Reference"), "sha256": _l("SHA-256"), "revealed": _l("Revealed fields"),
+    "order_no": _l("Order"), "out_refund_no": _l("Refund number"), "waybill_no": _l("Waybill"),
+    "slot": _l("Pickup slot"), "courier": _l("Courier"), "goods_returned": _l("Goods returned"),
+    "must_change_password": _l("Must change the password"), "tokens_revoked": _l("API tokens revoked"),
+    "after_reset": _l("After a reset"), "red_letters": _l("Red-letter reversals"),
 }
 
 
