@@ -352,6 +352,16 @@ def test_the_refund_shares_the_discount_pro_rata_and_is_issued_once(create_order
     db.session.commit()
     assert rest.refund_amount == Decimal("18.00")  # 27.00 − 9.00: never more than the line
     assert orders.get_order(order.order_no).refund_status == "partially_refunded"  # shipping stays
+    # through the one refund service: the own shop's order was paid at no provider here, so each refund is paid
+    # back by hand and made when recorded, linked to its request, and counted in the order's refunded total
+    from shared.models.payments import OrderRefund
+    from shared.services import refunds
+
+    made = db.session.execute(select(OrderRefund).where(OrderRefund.order_id == order.id)
+                              .order_by(OrderRefund.id)).scalars().all()
+    assert [(r.after_sale_id, r.amount, r.provider, r.status) for r in made] == [
+        (case.id, Decimal("72.00"), "manual", "succeeded"), (rest.id, Decimal("18.00"), "manual", "succeeded")]
+    assert refunds.refunded_total(orders.get_order(order.order_no)) == Decimal("90.00")
 
 
 # --- the SLA ----------------------------------------------------------------------------------------------------

@@ -591,30 +591,27 @@ def refund_amount(case: AfterSale) -> Decimal:
 
 def issue_refund(case: AfterSale, actor: Actor, now: datetime | None = None) -> Decimal:
     """The one seam between after-sales and the refund service: the amount from the lines (refund_amount), recorded
-    on the request, and the order's refund status.
-
-    In this tree it records the amount on the case and calls orders.record_refund_status (partly or fully refunded,
-    by all the order's refunded requests against its total). On merge the lead routes this function to
-    shared.services.refunds.refund(order_no, amount, reason, actor, lines=[(sku, quantity)], goods_returned=<a
-    return type>, after_sale_id=case.id), which pushes the refund to the platform or the payment provider; callers
-    of this seam do not change. Twice for one request is refused (409 `already_refunded`)."""
-    from shared.services import orders
+    on the request, and refunded through shared.services.refunds.refund — the provider's refund API for a direct
+    channel, the platform's own refund for a platform order (completed when the platform reports it). The refund
+    service keeps the order's refund status, cancels an order refunded in full before shipping (its stock released)
+    and opens the red-letter reversals of issued invoices; approval rules on `order.refund` hold it where they apply.
+    Twice for one request is refused (409 `already_refunded`)."""
+    from shared.services import refunds
 
     now = now or utc_now()
     if case.refund_amount is not None:
         raise Conflict(say(ALREADY_REFUNDED), code="already_refunded")
     amount = refund_amount(case)
+    lines = [{"sku": line.sku.code, "quantity": line.quantity} for line in case.lines
+             if case.type not in lifecycle.RETURNS or line.passed]
+    order = case.order
+    refund = refunds.refund(order.order_no, amount, f"after-sales request {case.id}", actor, lines=lines,
+                            goods_returned=case.type in lifecycle.RETURNS, after_sale_id=case.id)
     case.refund_amount, case.refunded_at = amount, now
     db.session.flush()
-    order = case.order
-    refunded = db.session.execute(select(func.coalesce(func.sum(AfterSale.refund_amount), 0)).where(
-        AfterSale.order_id == order.id, AfterSale.refund_amount.is_not(None))).scalar()
-    status = "refunded" if Decimal(refunded) >= Decimal(order.total) else "partially_refunded"
-    orders.record_refund_status(order, status, actor, reason=f"after-sales request {case.id}: {amount} refunded")
     audit.record(actor, "after_sale.refund", "after_sale", case.id, after={
-        "amount": str(amount), "currency": case.currency, "order_no": order.order_no,
-        "lines": [{"sku": line.sku.code, "quantity": line.quantity} for line in case.lines
-                  if case.type not in lifecycle.RETURNS or line.passed]})
+        "amount": str(amount), "currency": case.currency, "order_no": order.order_no, "lines": lines,
+        "out_refund_no": refund.out_refund_no, "status": refund.status})
     return amount
 
 

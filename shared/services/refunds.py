@@ -4,7 +4,8 @@
   paid less what is refunded or on its way, the order's currency), goes through approvals (`order.refund`: a rule
   may hold it; the approval applies it through approvals.APPLY), then: on a direct channel paid through WeChat Pay
   or Alipay it calls the provider's refund API (shared.payments.refund_api) with an out_refund_no of ours, so a
-  repeat never refunds twice; on a platform channel the platform refunds the buyer, and the refund waits for the
+  repeat never refunds twice; on a direct channel paid otherwise (a till, a transfer) the person recording it pays
+  it back the same way and it is made when recorded (provider `manual`); on a platform channel the platform refunds the buyer, and the refund waits for the
   platform's own report (channel_orders.apply_refund completes it).
 - A provider that does not answer leaves the refund `processing`: `resolve` asks it by out_refund_no (the job
   `jobs.refunds.resolve_processing_refunds`), and sends the same request again when the provider never got it.
@@ -50,7 +51,7 @@ OVER_PAID = N_("a refund of %(amount)s is more than can be refunded of %(order)s
 NOT_PAID = N_("%(order)s is not paid: there is nothing to refund")
 BAD_CURRENCY = N_("the refund is in %(currency)s, the order in %(order_currency)s")
 NO_REASON = N_("a refund needs a reason (at most 200 characters)")
-NO_PROVIDER_PAYMENT = N_("%(order)s was not paid through WeChat Pay or Alipay here: refund it where it was paid")
+MANUAL = "manual"  # OrderRefund.provider of a refund paid back outside the providers' APIs, recorded here
 NOT_ALLOWED = N_("the %(role)s role may not refund orders")
 UNKNOWN_REFUND = N_("no such refund")
 
@@ -111,7 +112,9 @@ def refund(order_no: str, amount, reason: str, actor: Actor, *, lines=None, good
            after_sale_id: int | None = None, currency: str | None = None, transport=None) -> OrderRefund:
     """Refund part or all of what was paid for an order (see the module's docstring). Refused, nothing changed:
     a role that may not, a bad amount, more than can be refunded, another currency, no reason."""
-    if not (can(actor.role, "payments", "edit") or actor.role == SYSTEM.role):
+    # Finance refunds any order; customer service refunds what it decided on an after-sales request.
+    if not (can(actor.role, "payments", "edit") or actor.role == SYSTEM.role
+            or (after_sale_id is not None and can(actor.role, "after_sales", "approve"))):
         raise Forbidden(say(NOT_ALLOWED, role=actor.role), code="forbidden")
     from shared.services import approvals
 
@@ -132,16 +135,16 @@ def refund(order_no: str, amount, reason: str, actor: Actor, *, lines=None, good
                                    left=format_money(left), paid=format_money(order.total)),
                                field="amount", code="over_refundable")
     payment = provider_payment(order) if order.channel.is_direct else None
-    if order.channel.is_direct and payment is None:
-        raise ValidationFailed(say(NO_PROVIDER_PAYMENT, order=order.order_no), field="order_no",
-                               code="no_provider_payment")
+    # A direct-channel order paid otherwise (a store's till, a bank transfer): the refund is paid back the same way
+    # by the person who records it here, and counts as made when recorded (audited, under the same approvals).
+    manual = order.channel.is_direct and payment is None
     out_refund_no = new_refund_no(order)
     context = {"amount": amount, "currency": order.currency, "channel": order.channel.code}
     held = approvals.gate("order.refund", order.order_no, context, {"out_refund_no": out_refund_no}, actor,
                           summary=f"{order.order_no} refund {order.currency} {format_money(amount)}: {reason}"[:200])
     row = OrderRefund(order_id=order.id, out_refund_no=out_refund_no, amount=amount, currency=order.currency,
                       reason=reason, status="pending_approval" if held is not None else "processing",
-                      provider=payment.provider if payment else None,
+                      provider=payment.provider if payment else (MANUAL if manual else None),
                       account_id=payment.account_id if payment else None,
                       goods_returned=bool(goods_returned), after_sale_id=after_sale_id, lines=lines, attempts=0,
                       requested_by=actor.label[:80], approval_request_id=held.id if held is not None else None)
@@ -183,6 +186,9 @@ def perform(row: OrderRefund, transport=None) -> OrderRefund:
     """Send the refund to its provider (or leave it to the platform); follow the answer."""
     if row.provider is None:
         row.status, row.updated_at = "awaiting_platform", utc_now()
+        return row
+    if row.provider == MANUAL:
+        complete(row)
         return row
     payment = provider_payment(row.order)
     account = row.account
@@ -248,7 +254,7 @@ def complete(row: OrderRefund, refunded_at=None) -> None:
 def resolve(row: OrderRefund, transport=None) -> str:
     """A refund left processing: ask the provider by out_refund_no; one it never got is sent again (same number,
     so never twice). Idempotent: a finished refund is left as it is."""
-    if row.status != "processing" or row.provider is None:
+    if row.status != "processing" or row.provider in (None, MANUAL):
         return row.status
     client = refund_api.client_for(row.account, transport, _timeout())
     payment = provider_payment(row.order)
