@@ -36,6 +36,8 @@ SCHEDULE = (
     ("reconcile_payments", "jobs.payments.reconcile_yesterday", 86400, queues.SYNC),
     # Invoices: parts left pending (a provider timeout, a hold for the credit line) submitted, the rest polled.
     ("sweep_invoice_requests", "jobs.invoices.sweep_invoice_requests", 60, queues.DEFAULT),
+    # Customer notifications (mail, simulated SMS): what a job did not send, and retries of a relay that was down.
+    ("send_due_notifications", "jobs.notifications.send_due_notifications", 30, queues.DEFAULT),
 )
 
 # Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,

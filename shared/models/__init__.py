@@ -18,6 +18,7 @@ from shared.models.payments import (Payment, PaymentAccount, PaymentMismatch, Pa
                                      PaymentReconciliation)
 from shared.models.calendar import BusinessCalendar, BusinessCalendarDay
 from shared.models.retention import LegalHold, RetentionPolicy
+from shared.models.self_service import CustomerNotification, CustomerRequest, GuestCode, OrderMessage
 from shared.models.second_factor import RecoveryCode, SecondFactor, StepUpGrant
 from shared.models.staff import ApiToken, PermissionRevision, RoleFieldVisibility, RoleGrant, StaffRole, StaffUser, Team
 from shared.models.stock import Reservation, StockLevel, StockMovement
@@ -42,4 +43,5 @@ __all__ = [
     "ApprovalRule", "ApprovalRuleStep", "ApprovalStep",
     "LegalHold", "RetentionPolicy", "KpiTarget", "InvoiceProfile",
     "Payment", "PaymentAccount", "PaymentMismatch", "PaymentNotice", "PaymentReconciliation",
+    "CustomerNotification", "CustomerRequest", "GuestCode", "OrderMessage",
 ]
