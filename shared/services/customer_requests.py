@@ -89,7 +89,8 @@ def request_cancel(order: Order, reason: str | None, actor: Actor, customer_id: 
         raise Conflict(say(ALREADY_ASKED, order=order.order_no), field="order_no", code="already_requested")
     now = utc_now()
     row = exceptions.raise_exception(
-        CANCEL_KIND, f"{CANCEL_KIND}:order:{order.id}", f"{order.order_no}: the customer asks to cancel ({reason})"[:300],
+        CANCEL_KIND, f"{CANCEL_KIND}:order:{order.id}",
+        f"{order.order_no}: the customer asks to cancel ({reason})"[:300],
         actor, now=now, order_id=order.id, buyer_index=order.receiver_phone_index)
     request = CustomerRequest(order_id=order.id, customer_id=customer_id, kind="cancel", status="pending",
                               reason=reason, exception_id=row.id, requested_by=actor.label[:80], created_at=now)
