@@ -225,3 +225,20 @@ def test_a_real_worker_sends_due_notifications_to_the_smtp_sink(live_apps):
     with live_apps.core.app_context():
         row = db.session.execute(select(CustomerNotification)).scalar_one()
         assert (row.status, row.attempts) == ("sent", 1)
+
+
+def test_the_demo_sink_receives_what_the_smtp_client_sends(customer, create_order, monkeypatch):
+    from devtools.simulators.smtp_sink import SmtpSink as DemoSink
+
+    sink = DemoSink("127.0.0.1", 0).start()
+    try:
+        monkeypatch.setitem(current_app.config, "SMTP_HOST", "127.0.0.1")
+        monkeypatch.setitem(current_app.config, "SMTP_PORT", sink.port)
+        order = create_order(phone=PHONE)
+        row_id = notifications.notify_customer(order, "out_for_delivery")
+        db.session.commit()
+        assert notifications.deliver(row_id) == "sent"
+        (_sender, recipients, message), = list(sink.messages)
+        assert recipients == ["li.lei@example.com"] and order.order_no in message["Subject"]
+    finally:
+        sink.stop()
