@@ -211,7 +211,8 @@ def _self_service_box(order, guest: bool) -> dict:
         saved = address_book.addresses_for_customer(customer.id) if customer is not None else []
         address_form.saved.choices = [("", _("Type a new address below"))] + [
             (str(a.id), f"{a.receiver} · {a.province}{a.city}{a.district} {a.street}") for a in saved]
-    requests = [{"kind": r.kind, "status": r.status, "status_label": label(CUSTOMER_REQUEST_STATUS, r.status),
+    requests = [{"kind": r.kind, "status": customer_requests.shown_status(r),
+                 "status_label": label(CUSTOMER_REQUEST_STATUS, customer_requests.shown_status(r)),
                  "answer": r.answer, "at": r.decided_at or r.created_at}
                 for r in customer_requests.requests_for(order)]
     box = {

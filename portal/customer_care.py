@@ -53,7 +53,7 @@ def customer_care_box(row) -> dict | None:
     if request_row is None and not messages and row.kind != order_threads.KIND:
         return None
     editable = can(current_user.role, "exceptions", "edit")
-    status = label(CUSTOMER_REQUEST_STATUS, request_row.status) if request_row is not None else None
+    status = label(CUSTOMER_REQUEST_STATUS, customer_requests.shown_status(request_row)) if request_row else None
     return {"request": request_row, "status_label": status, "messages": messages, "editable": editable,
             "approve_form": CancelDecisionForm(formdata=None, prefix="approve", decision="approve"),
             "decline_form": CancelDecisionForm(formdata=None, prefix="decline", decision="decline"),

@@ -477,3 +477,15 @@ def test_a_code_for_an_order_not_looked_up_is_404(client, create_order):
                        ).status_code == 404
     assert client.post(f"/track/{order.order_no}/verify", data={"code": "123456", "csrf_token": token}
                        ).status_code == 404
+
+
+def test_a_request_pending_on_an_order_cancelled_meanwhile_reads_approved(client, account, create_order):
+    from shared.services import orders
+
+    order = create_order(phone=OWN_PHONE, status="allocated")
+    sign_in(client)
+    post_on_order(client, order, "cancel", {})
+    orders.transition_order(fresh(order), "cancelled", ADMIN, reason="cancelled by phone")
+    db.session.commit()
+    page = client.get(f"/orders/{order.order_no}").text
+    assert 'data-testid="request-approved"' in page and 'data-testid="request-pending"' not in page

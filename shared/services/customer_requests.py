@@ -75,6 +75,14 @@ def requests_for(order: Order) -> list[CustomerRequest]:
                                    .order_by(CustomerRequest.id.desc())).scalars())
 
 
+def shown_status(request: CustomerRequest) -> str:
+    """A request's state as the customer and staff read it: a cancel still pending on an order cancelled meanwhile
+    (an approval applied it, or staff cancelled the order directly) reads approved."""
+    if request.status == "pending" and request.kind == "cancel" and request.order.status in (S.CANCELLED, S.CLOSED):
+        return "approved"
+    return request.status
+
+
 def request_cancel(order: Order, reason: str | None, actor: Actor, customer_id: int | None = None) -> CancelOutcome:
     """The customer's cancel: immediate before allocation, a request for the warehouse after, refused once shipped."""
     reason = check.text(reason, "reason", 500, required=False) or CUSTOMER_REASON
@@ -133,9 +141,9 @@ def decide_cancel(request: CustomerRequest, approve: bool, reason: str | None, a
         if order.status != S.CANCELLED:
             order_service.transition_order(order, S.CANCELLED, actor,
                                            reason=f"the customer asked to cancel: {request.reason}"[:500])
-            if order.status != S.CANCELLED:  # an approval rule holds the cancel of a paid order
-                raise Conflict("the cancel waits for an approval first; answer the request once it is given",
-                               field="request", code="approval_pending")
+            if order.status != S.CANCELLED:  # an approval rule holds the cancel of a paid order: kept pending,
+                request.approval_request = order.approval_request  # shown approved once the order is cancelled
+                return request
         request.status = "approved"
     else:
         request.status, request.answer = "declined", reason
