@@ -220,7 +220,7 @@ def _self_service_box(order, guest: bool) -> dict:
         "address_form": address_form, "address_refusal": refusal,
         "requests": requests, "messages": order_threads.thread(order) if may_act else [],
         "message_form": MessageForm(formdata=None), "max_message": order_threads.MAX_LENGTH,
-        "shipped": order.status in ("shipped", "completed"),
+        "cancel_refused": mode is None and order_service.standing_status(order) in customer_requests.TOO_LATE_STATES,
     }
     if guest:
         destinations = guest_codes.destinations(order)

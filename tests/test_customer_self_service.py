@@ -123,15 +123,17 @@ def test_a_declined_cancel_request_shows_the_reason_and_a_decline_needs_one(clie
     assert "&lt;b&gt;already&lt;/b&gt; on the truck" in page and "<b>already</b>" not in page
 
 
-def test_a_shipped_order_cannot_be_cancelled_and_says_why(client, account, create_order):
-    order = create_order(phone=OWN_PHONE, status="shipped")
+@pytest.mark.parametrize("status", ["packed", "shipped"])
+def test_a_packed_or_shipped_order_cannot_be_cancelled_and_says_why(client, account, create_order, status):
+    order = create_order(phone=OWN_PHONE, status=status)
     sign_in(client)
     page = client.get(f"/orders/{order.order_no}").text
     assert 'data-testid="cancel-refused"' in page and 'data-testid="cancel-form"' not in page
     answer = post_on_order(client, order, "cancel", {"reason": "too slow"})
     assert answer.status_code == 303
-    assert fresh(order).status == "shipped"
+    assert fresh(order).status == status
     assert db.session.execute(select(CustomerRequest)).first() is None
+    assert db.session.execute(select(ExceptionCase)).first() is None
     assert "it can no longer be cancelled" in flashes(client, f"/orders/{order.order_no}")
 
 

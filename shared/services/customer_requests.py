@@ -2,10 +2,10 @@
 the order is theirs with a one-time code):
 
 - cancel: at once while the order is not yet allocated (shared.services.orders.cancel_for_customer: the declared
-  move, its reservation released, the customer the actor); once allocated, picked or packed, a request the warehouse
+  move, its reservation released, the customer the actor); once allocated or being picked, a request the warehouse
   answers within its SLA: an exception (`cancel_request`, category customer_service, routed to the warehouse) is
   raised, staff approve (the order cancelled through the lifecycle, with their role's permission) or decline with
-  a reason, and the answer is shown on the order page and mailed. Shipped or later: refused, with the reason.
+  a reason, and the answer is shown on the order page and mailed. Packed or later: refused, with the reason.
 - change of address: until packing, through the staff edit's own rule and validation (orders.change_address),
   audited; an order not yet allocated is re-routed to the nearest warehouse that can ship it
   (allocation.reroute_unallocated). After packing: refused with the reason.
@@ -27,8 +27,10 @@ from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
 
 S = OrderStatus
-# Once allocated the goods are the warehouse's to put back: it decides.
-REQUESTABLE = (S.ALLOCATED, S.PICKING, S.PACKED)
+# Once allocated the goods are the warehouse's to put back: it decides, until the parcel is packed and labelled
+# (then the way back is a return once it arrives).
+REQUESTABLE = (S.ALLOCATED, S.PICKING)
+TOO_LATE_STATES = (S.PACKED, S.SHIPPED, S.COMPLETED)
 CANCEL_KIND = "cancel_request"
 
 TOO_LATE = N_("order %(order)s is %(status)s: it can no longer be cancelled; once it arrives you can ask for a "
