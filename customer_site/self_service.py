@@ -214,7 +214,7 @@ def _self_service_box(order, guest: bool) -> dict:
     requests = [{"kind": r.kind, "status": customer_requests.shown_status(r),
                  "status_label": label(CUSTOMER_REQUEST_STATUS, customer_requests.shown_status(r)),
                  "answer": r.answer, "at": r.decided_at or r.created_at}
-                for r in customer_requests.requests_for(order)]
+                for r in (customer_requests.requests_for(order) if may_act else [])]  # a guest verifies first
     box = {
         "may_act": may_act, "cancel_mode": mode if may_act else None, "cancel_form": CancelForm(formdata=None),
         "address_form": address_form, "address_refusal": refusal,
