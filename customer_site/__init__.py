@@ -9,7 +9,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = create_web_app("customer_site", {"SESSION_COOKIE_NAME": "orderloom_customer",
                                            "MAX_CONTENT_LENGTH": 64 * 1024}, config)
 
-    from customer_site import auth, invoice_profiles, invoices, orders, parcel_help, tracking
+    from customer_site import account, auth, invoice_profiles, invoices, orders, parcel_help, self_service, tracking
     from customer_site.access import customer_login, signed_in_customer
     from customer_site.errors import install_customer_errors
     from customer_site.forms import GuestLookupForm, SignInForm
@@ -18,7 +18,7 @@ def create_app(config: dict | None = None) -> Flask:
     customer_login.login_view = "auth.sign_in"
     customer_login.session_protection = "strong"
     install_customer_errors(app)
-    for module in (auth, orders, tracking, invoice_profiles, invoices, parcel_help):
+    for module in (auth, orders, tracking, invoice_profiles, invoices, parcel_help, account, self_service):
         app.register_blueprint(module.bp)
     from customer_site import after_sales
 

@@ -42,6 +42,8 @@ SCHEDULE = (
     ("refresh_transit_estimates", "jobs.transit_estimates.refresh_transit_estimates", 3600, queues.DEFAULT),
     # After-sales requests past their merchant-side due time raised as exceptions (category after_sales).
     ("check_after_sales_slas", "jobs.after_sales.check_after_sales_slas", 60, queues.DEFAULT),
+    # Customer notifications (mail, simulated SMS): what a job did not send, and retries of a relay that was down.
+    ("send_due_notifications", "jobs.notifications.send_due_notifications", 30, queues.DEFAULT),
 )
 
 # Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,

@@ -61,6 +61,9 @@ def create_app(config: dict | None = None) -> Flask:
 
     app.register_blueprint(scan.bp)
     csrf.exempt(scan.bp)  # handheld devices authenticate with their own bearer token
+    from portal import customer_care
+
+    app.register_blueprint(customer_care.bp)
     install_templating(app)
 
     from shared.services.second_factor import CodeRefused

@@ -157,7 +157,8 @@ EXPORT_STATUS = {"awaiting_clearance": _l("Waiting for clearance"), "queued": _l
                  "purged": _l("File purged")}
 # The exception center (shared/services/exceptions.py, shared/exception_lifecycle.py).
 EXCEPTION_CATEGORY = {"payment": _l("Payment"), "logistics": _l("Logistics"), "product_stock": _l("Product and stock"),
-                      "account_risk": _l("Account and risk"), "after_sales": _l("After-sales")}
+                      "account_risk": _l("Account and risk"), "after_sales": _l("After-sales"),
+                      "customer_service": _l("Customer service")}
 EXCEPTION_KIND = {
     "payment_not_received": _l("Paid on the platform, unpaid here"), "callback_failed": _l("Callback failed"),
     "payment_amount_mismatch": _l("Payment amount differs from the order"),
@@ -174,6 +175,7 @@ EXCEPTION_KIND = {
     "duplicate_buyer_orders": _l("Suspected duplicate orders of one buyer"),
     "over_limit_purchase": _l("Over-limit purchase"),
     "after_sales_overdue": _l("After-sales request overdue"),
+    "cancel_request": _l("Customer asks to cancel"), "customer_message": _l("Customer message"),
 }
 EXCEPTION_STATE = {
     "open": lazy_pgettext("exception state", "Open"), "assigned": lazy_pgettext("exception state", "Assigned"),
@@ -187,7 +189,13 @@ EXCEPTION_MOVE = {"assigned": _l("Assign"), "in_progress": _l("Start work"), "wa
                   "reopened": _l("Reopen")}
 SLA_CLOCK = {"business": _l("Business hours"), "calendar": _l("Calendar time")}
 EXCEPTION_EVENT = {"raised": _l("Raised"), "assigned": _l("Assigned to"), "transition": _l("Moved"),
-                   "reopened": _l("Reopened"), "warned": _l("SLA warning"), "escalated": _l("Escalated")}
+                   "reopened": _l("Reopened"), "warned": _l("SLA warning"), "escalated": _l("Escalated"),
+                   "customer_message": _l("Customer wrote"), "staff_reply": _l("Answered the customer"),
+                   "decision": _l("Decided")}
+# Customer requests on an order (shared/services/customer_requests.py) and the notification outbox.
+CUSTOMER_REQUEST_STATUS = {"pending": _l("Waiting for the warehouse"), "approved": _l("Approved"),
+                           "declined": _l("Declined")}
+NOTIFICATION_STATUS = {"queued": _l("Queued"), "sent": _l("Sent"), "failed": _l("Failed")}
 # Invoice profiles (发票抬头): the kinds of buyer, and SKU tax-free flags (issue 12)
 INVOICE_PROFILE_KIND = {"enterprise": _l("Enterprise"), "institution": _l("Government body or public institution"),
                         "individual": _l("Individual"), "other": _l("Other organisation")}

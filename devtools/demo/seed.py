@@ -1147,6 +1147,10 @@ def run(host: str = "127.0.0.1", portal_port: int = 5000, customer_port: int = 5
             floor_tokens = demo_floor.prepare(SEED_ACTOR)
             demo_payments = prepare_payments(host, simulator_port + 2)
             db.session.commit()
+            from devtools.simulators.smtp_sink import start_for_demo
+
+            if start_for_demo("127.0.0.1", 5025) is not None:  # the customers' mail (portal: Customer mail)
+                print("  customer mail goes to the SMTP sink on 127.0.0.1:5025 (printed here as it arrives)")
         inline = jobs_run_inline() if serve else True
         redis_url = app.config["REDIS_URL"]
     with app.app_context():

@@ -22,6 +22,7 @@ from shared.models.payments import (OrderRefund, Payment, PaymentAccount, Paymen
                                      PaymentReconciliation)
 from shared.models.calendar import BusinessCalendar, BusinessCalendarDay
 from shared.models.retention import LegalHold, RetentionPolicy
+from shared.models.self_service import CustomerNotification, CustomerRequest, GuestCode, OrderMessage
 from shared.models.second_factor import RecoveryCode, SecondFactor, StepUpGrant
 from shared.models.staff import ApiToken, PermissionRevision, RoleFieldVisibility, RoleGrant, StaffRole, StaffUser, Team
 from shared.models.stock import Reservation, StockLevel, StockMovement
@@ -48,4 +49,5 @@ __all__ = [
     "LegalHold", "RetentionPolicy", "KpiTarget", "InvoiceProfile",
     "OrderRefund", "Payment", "PaymentAccount", "PaymentMismatch", "PaymentNotice", "PaymentReconciliation",
     "ParcelCourier", "ReturnPickup", "ReturnPickupEvent", "TransitEstimate", "WarehouseReturnAddress",
+    "CustomerNotification", "CustomerRequest", "GuestCode", "OrderMessage",
 ]

@@ -86,6 +86,29 @@ def _move_reservations(order: Order, warehouse_id: int, line_ids: set[int] | Non
         raise InsufficientStock("the stock moved meanwhile; allocate again", code="insufficient_stock")
 
 
+def reroute_unallocated(order: Order, actor: Actor) -> Warehouse | None:
+    """After the address of an order not yet allocated changed: the warehouse choice made again (the one rule,
+    `candidate_warehouses`), its reservations moved to the nearest warehouse that can ship all of it. Returns that
+    warehouse when it changed, else None. An allocated order keeps its warehouse: no re-routing of a shipment the
+    floor may be working exists (the caller says so)."""
+    if order.status not in (S.PENDING_REVIEW, S.CONFIRMED):
+        return None
+    candidates = candidate_warehouses(order)
+    if not candidates or candidates[0][0].id == order.warehouse_id:
+        return None
+    warehouse, distance = candidates[0]
+    before = order.warehouse.code if order.warehouse is not None else None
+    with db.session.begin_nested():
+        _move_reservations(order, warehouse.id)
+        order.warehouse_id = warehouse.id
+        db.session.flush()
+    db.session.expire(order, ["warehouse"])
+    audit.record(actor, "order.reroute", "order", order.order_no, before={"warehouse": before},
+                 after={"warehouse": warehouse.code, "distance_km": round(distance)},
+                 reason="the shipping address changed")
+    return warehouse
+
+
 def allocate(order: Order, actor: Actor, now: datetime | None = None) -> Shipment:
     """Allocate a confirmed, paid order to the nearest warehouse that can ship all of it (one shipment).
 

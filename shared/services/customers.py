@@ -9,11 +9,12 @@ from shared.extensions import db
 from shared.models import Customer
 from shared.security import crypto
 from shared.security import sessions
-from shared.security.passwords import hash_password, policy_problem
+from shared.security.passwords import hash_password, policy_problem, verify_password
 from shared.services import audit
 from shared.services.errors import Conflict, ValidationFailed
 from shared.services.sign_in import check_password, refuse_unknown
 from shared.services import validation as check
+from shared.services.validation import N_, say
 
 
 def find_by_phone(phone: str) -> Customer | None:
@@ -118,10 +119,14 @@ def find_or_create(name: str, phone: str, email: str | None, actor: Actor, prote
     return customer
 
 
-def _check_password(password, email: str) -> None:
+def check_password_strength(password, email: str) -> None:
+    """The password rule for a customer (shared.security.passwords.policy_problem), refused as a ValidationFailed."""
     problem = policy_problem(password, email)
     if problem:
         raise ValidationFailed(problem, field="password", code="weak_password")
+
+
+_check_password = check_password_strength
 
 
 def set_password(customer: Customer, password: str, actor: Actor) -> None:
@@ -154,3 +159,43 @@ def create_account(name, phone, email, password, actor: Actor) -> Customer:
         customer.email, customer.email_index = email, crypto.blind_index("email", email)
     set_password(customer, password, actor)
     return customer
+
+
+EMAIL_TAKEN = N_("another account uses this email")
+WRONG_CURRENT = N_("the current password is not right")
+
+
+def update_profile(customer: Customer, name, email, phone, actor: Actor) -> list[str]:
+    """The customer changes their name, email or phone: checked as at sign-up, the email unique, the email and phone
+    blind indexes following (a customer known by a platform's buyer key keeps that key's index). Audited with the
+    names of the fields changed, never their values. Returns those names."""
+    name = check.text(name, "name", 60)
+    phone = check.phone(phone, "phone")
+    email = check.email(email, "email")
+    if customer.password_hash and not email:
+        raise ValidationFailed("email is required", field="email", code="required")
+    email_index = crypto.blind_index("email", email) if email else None
+    if email_index and email_index != customer.email_index and db.session.execute(
+            select(Customer.id).where(Customer.email_index == email_index, Customer.id != customer.id)).first():
+        raise Conflict(say(EMAIL_TAKEN), field="email", code="duplicate_email")
+    changed = [field for field, old, new in (("name", customer.name, name), ("email", customer.email, email),
+                                             ("phone", customer.phone, phone)) if (old or None) != (new or None)]
+    if not changed:
+        return []
+    customer.name, customer.email, customer.email_index = name, email, email_index
+    if "phone" in changed:
+        customer.phone = phone
+        if not customer.platform_buyer_key:
+            customer.phone_index = crypto.blind_index("phone", phone)
+    db.session.flush()
+    audit.record(actor, "customer.profile", "customer", customer.id, after={"fields": changed})
+    return changed
+
+
+def change_password(customer: Customer, current: str, new: str, actor: Actor) -> None:
+    """The customer changes their password: the current one first, the same strength rule, every session ended
+    (the caller starts this browser's again)."""
+    if not verify_password(customer.password_hash, current or ""):
+        audit.record(actor, "customer.password_refused", "customer", customer.id)
+        raise ValidationFailed(say(WRONG_CURRENT), field="current_password", code="wrong_password")
+    set_password(customer, new, actor)

@@ -29,7 +29,7 @@ from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFail
 from shared.services.validation import N_, say
 from shared.timekeeping import as_utc, utc_now
 
-CATEGORIES = ("payment", "logistics", "product_stock", "account_risk", "after_sales")
+CATEGORIES = ("payment", "logistics", "product_stock", "account_risk", "after_sales", "customer_service")
 # kind → category: the issue's vocabulary, fixed (a new kind is a code change with its detector).
 KINDS = {
     "payment_not_received": "payment",  # paid on the platform, unpaid here 30 minutes later
@@ -45,6 +45,8 @@ KINDS = {
     "address_changed_after_packing": "account_risk", "duplicate_buyer_orders": "account_risk",
     "over_limit_purchase": "account_risk",
     "after_sales_overdue": "after_sales",  # an after-sales request past its due time (shared/services/after_sales.py)
+    # the customer asks (shared/services/customer_requests.py, shared/services/order_threads.py)
+    "cancel_request": "customer_service", "customer_message": "customer_service",
 }
 CLOCKS = ("business", "calendar")
 REOPEN_WITHIN = timedelta(days=7)
@@ -482,6 +484,16 @@ def transition(row: ExceptionCase, target, actor: Actor, comment: str | None = N
     audit.record(actor, "exception.transition", "exception", row.id, before=before,
                  after={**_state(row), "comment": text})
     return row
+
+
+def note(row: ExceptionCase, actor: Actor, comment: str, kind: str = "note", now: datetime | None = None) -> None:
+    """Add a line to an exception's history without moving it (a customer's new message on its thread)."""
+    now = now or utc_now()
+    text = check.text(comment, "comment", 1000)
+    _record(row, actor, kind, row.status, text, now)
+    row.updated_at = now
+    db.session.flush()
+    audit.record(actor, "exception.note", "exception", row.id, after={"kind": kind})
 
 
 def _move(row: ExceptionCase, target: str, now: datetime, clocks: Clocks, text: str | None) -> None:

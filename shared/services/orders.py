@@ -746,6 +746,36 @@ def _approval_gate(order: Order, target: OrderStatus, actor: Actor, reason: str 
                           summary=f"{order.order_no} → {target.value}", lock_checked=True)
 
 
+# A customer cancels by themselves until stock is allocated to a warehouse; later the warehouse decides
+# (shared/services/customer_requests.py).
+CUSTOMER_CANCELLABLE = (OrderStatus.PENDING_REVIEW, OrderStatus.CONFIRMED)
+
+
+def standing_status(order: Order) -> str:
+    """The status that counts for what may still be done to an order (on hold: where it was before the hold)."""
+    return _standing(order)
+
+
+def cancel_for_customer(order: Order, actor: Actor, reason: str) -> Order:
+    """The customer cancels their own order before allocation: the declared move to cancelled with its effects (the
+    stock reservation released), audited with the customer as actor. Who may is the owner, which the customer site
+    checks by loading the order owner-scoped, so the staff permission of the move is not asked; an approval
+    pending on the order still stops it, and the approval rules do not hold a customer's own cancel (approvals
+    gate staff users only)."""
+    reason = check.text(reason, "reason", 500)
+    if _standing(order) not in CUSTOMER_CANCELLABLE:
+        raise InvalidTransition(f"{order.order_no} is {order.status}: only an order not yet allocated is cancelled "
+                                "at once", field="to", code="invalid_transition")
+    transition = find_transition(order.status, OrderStatus.CANCELLED)
+    if transition is None:
+        raise InvalidTransition(f"an order that is {order.status} cannot become cancelled", field="to",
+                                code="invalid_transition")
+    from shared.services import approvals
+
+    approvals.assert_not_locked("order", order.order_no, ("status",))
+    return _apply(order, transition, actor, reason)
+
+
 def release_hold(order: Order, actor: Actor, reason: str | None) -> Order:
     if order.status != OrderStatus.ON_HOLD:
         raise InvalidTransition(f"{order.order_no} is not on hold", field="to", code="invalid_transition")

@@ -87,7 +87,7 @@ def ingest(events: list, now: datetime | None = None) -> dict:
                 .where(sets.among(TrackingEvent.shipment_id, reread))
                 .order_by(TrackingEvent.occurred_at, TrackingEvent.id)):
             stored_by.setdefault(row.shipment_id, []).append(_Stored(row))
-    rows, summaries = [], []
+    rows, summaries, steps = [], [], []
     # Parcels in id order, so two drains that share a parcel lock its rows in the same order (no deadlock).
     for parcel in sorted(parcels.values(), key=lambda row: row.id):
         known = {(item.occurred_at, item.source, item.description) for item in stored_by.get(parcel.id, ())}
@@ -100,6 +100,7 @@ def ingest(events: list, now: datetime | None = None) -> dict:
         if new:
             summaries.append(_refresh(parcel, [event for _key, event in new], parcel.id in stored_by
                                       or parcel.id in reread, stored_by.get(parcel.id, [])))
+            steps.append((parcel, summaries[-1]["tracking_step"]))
     # ON CONFLICT still guards against a parallel push of the same event; what it returns is what was new.
     inserted = Counter(shipment_id for (shipment_id,) in sets.insert_new_rows(
         TrackingEvent, rows, conflict=_EVENT_KEY, returning=["shipment_id"]))
@@ -113,6 +114,7 @@ def ingest(events: list, now: datetime | None = None) -> dict:
         SHIPMENT.sources("delivered")), returning=["order_id", "delivered_at"])
     if moved:
         _complete_delivered_orders(moved, now)
+    _notify_steps(steps)
     by_id = {parcel.id: number for number, parcel in parcels.items()}
     new_by_number = Counter({by_id[shipment_id]: count for shipment_id, count in inserted.items()})
     new_by_number.update({number: count for number, count in returned.items() if count})
@@ -120,6 +122,36 @@ def ingest(events: list, now: datetime | None = None) -> dict:
             "received_known": sum(1 for e in events if e.waybill_no in parcels or e.waybill_no in returned),
             "stored": sum(new_by_number.values()), "unknown_numbers": unknown, "new_by_number": new_by_number,
             "delivered": len(moved)}
+
+
+# The customer hears of these steps by mail (shared/services/notifications.py): leaving for the carrier, out for
+# delivery, delivered; each once per order.
+BEFORE_CARRIER = (None, "awaiting_pickup")
+
+
+def step_notifications(before: str | None, after: str | None) -> list[str]:
+    """The customer notifications a parcel's move from step `before` to `after` calls for."""
+    if after == before or after in BEFORE_CARRIER:
+        return []
+    if after == "delivered":
+        return ["delivered"]
+    events = ["shipped"] if before in BEFORE_CARRIER else []
+    return events + (["out_for_delivery"] if after == "out_for_delivery" else [])
+
+
+def _notify_steps(steps: list) -> None:
+    """Queue the mails the batch's step changes call for: the orders and customers read in one query."""
+    from shared.services import notifications
+
+    wanted = [(parcel, events) for parcel, after in steps
+              if (events := step_notifications(parcel.tracking_step, after))]
+    if not wanted:
+        return
+    orders = {order.id: order for order in db.session.execute(
+        select(Order).options(defer(Order.street), selectinload(Order.customer).defer(Customer.id_number))
+        .where(sets.among(Order.id, {parcel.order_id for parcel, _events in wanted}))).scalars()}
+    notifications.notify_many([(orders[parcel.order_id], event, {"waybill_no": parcel.waybill_no})
+                               for parcel, events in wanted if parcel.order_id in orders for event in events])
 
 
 def _status_among(states: tuple[str, ...]) -> str:
@@ -223,6 +255,11 @@ def find_stalled(now: datetime | None = None, in_transit: timedelta = STALL_IN_T
                 message=f"parcel {shipment.waybill_no} ({shipment.carrier_code}) of {shipment.order.order_no}: no "
                         f"carrier event since {last:%Y-%m-%d %H:%M} UTC", raised_at=now))
             flagged.append(shipment)
+    if flagged:
+        from shared.services import notifications
+
+        notifications.notify_many([(shipment.order, "stalled", {"waybill_no": shipment.waybill_no})
+                                   for shipment in flagged])
     return flagged
 
 
