@@ -82,7 +82,8 @@ def render(row: CustomerNotification) -> tuple[str, str]:
         parts = [_(body_id, **values)]
         if values.get("order_no") and row.event != "guest_code":
             base = current_app.config.get("CUSTOMER_SITE_URL", "").rstrip("/")
-            parts.append(_(LINK, link=f"{base}/orders/{values['order_no']}"))
+            link = base + "/orders/" + values["order_no"]
+            parts.append(_(LINK, link=link))
     return subject, "\n\n".join(parts)
 
 
