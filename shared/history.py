@@ -167,6 +167,21 @@ SENTENCES = {
     "return_pickup.callback": _l("The carrier updated the return pickup %(id)s"),
     "return_pickup.tracking": _l("The return parcel of pickup %(id)s moved on"),
     "warehouse.return_address": _l("%(actor)s changed the return address of warehouse %(id)s"),
+    # the customer's own account and requests (customer_site: account, self-service, guest codes)
+    "customer.profile": _l("%(actor)s changed the profile of customer %(id)s"),
+    "customer.password_refused": _l("A password change of customer %(id)s was refused: the current password was wrong"),
+    "customer.address_create": _l("%(actor)s added address %(id)s to the address book"),
+    "customer.address_update": _l("%(actor)s changed address %(id)s in the address book"),
+    "customer.address_delete": _l("%(actor)s removed address %(id)s from the address book"),
+    "customer.address_default": _l("%(actor)s made address %(id)s the default"),
+    "order.cancel_requested": _l("%(actor)s asked to cancel order %(id)s"),
+    "order.cancel_request_decided": _l("%(actor)s answered the request to cancel order %(id)s: %(decision)s"),
+    "order.message": _l("%(actor)s wrote in the message thread of order %(id)s"),
+    "order.reroute": _l("%(actor)s moved order %(id)s to warehouse %(warehouse)s after its address changed"),
+    "guest.code_sent": _l("A one-time code for order %(id)s was sent by %(channel)s"),
+    "guest.code_wrong": _l("A wrong one-time code was entered for order %(id)s"),
+    "guest.code_verified": _l("A guest confirmed a one-time code for order %(id)s"),
+    "exception.note": _l("%(actor)s added a note to exception %(id)s"),
     "user.team": _l("%(actor)s moved user %(id)s to team %(team)s"),
     "user.token_issued": _l("%(actor)s issued an API token for user %(id)s"),
     "user.tokens_revoked": _l("%(actor)s revoked %(revoked)s API tokens of user %(id)s"),
@@ -227,7 +242,7 @@ VALUE_TABLES = {
     "error_code": labels.INBOX_ERROR,
 }
 DECISION = {"approve": _l("approved"), "approved": _l("approved"), "reject": _l("rejected"),
-            "rejected": _l("rejected")}
+            "rejected": _l("rejected"), "declined": _l("declined")}
 MONEY_KEYS = frozenset({"total", "goods_total", "shipping_fee", "discount", "gross", "total_gross", "unit_price",
                         "amount"})
 TIME_KEYS = frozenset({"at", "locked_until", "confirmed_at", "expires_at", "placed_at", "paid_at"})
