@@ -25,3 +25,8 @@ document.addEventListener("htmx:configRequest", function (event) {
   var token = document.querySelector("input[name=csrf_token]");
   if (token) { event.detail.headers["X-CSRFToken"] = token.value; }
 });
+// A form marked data-confirm asks before it is sent (inline onsubmit handlers are refused by the CSP).
+document.addEventListener("submit", function (event) {
+  var question = event.target.dataset && event.target.dataset.confirm;
+  if (question && !window.confirm(question)) { event.preventDefault(); }
+}, true);
