@@ -66,8 +66,10 @@ class WalkReport:
 # ---------------------------------------------------------------- the demo database
 
 def demo_config(url: str) -> dict:
-    """The demo's configuration on `url`: jobs inline, no Redis, rate limits counted in memory."""
-    return {"SQLALCHEMY_DATABASE_URI": url, "JOBS_INLINE": True, "REDIS_URL": "", "RATELIMIT_STORAGE_URI": "memory://"}
+    """The demo's configuration on `url`: jobs inline, no Redis, rate limits counted in memory; the browser keeps
+    the static files for the walk instead of asking again on every page (three requests fewer per page)."""
+    return {"SQLALCHEMY_DATABASE_URI": url, "JOBS_INLINE": True, "REDIS_URL": "", "RATELIMIT_STORAGE_URI": "memory://",
+            "SEND_FILE_MAX_AGE_DEFAULT": 3600}
 
 
 def seed_database(url: str, order_count: int = SEEDED_ORDERS, report=print) -> None:
@@ -239,8 +241,10 @@ if (header) {
                 left: r.left, top: r.top, right: r.right, bottom: r.bottom});
   }
 }
+const hrefs = (selector) => Array.from(document.querySelectorAll(selector), (a) => a.href);
 return {texts: texts, scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
-        items: items, title: document.title, status: (document.querySelector("[data-testid=error]") || {}).dataset};
+        items: items, title: document.title, headerLinks: hrefs("body > header a[href]"),
+        sectionLinks: hrefs("main nav.actions a[href]"), tableLinks: hrefs("main table tbody a[href]")};
 """
 
 
@@ -325,24 +329,30 @@ class Walker:
 
     def navigation(self) -> list[str]:
         """The paths the header leads to (navigation and the right-hand links), in order, once each."""
-        from selenium.webdriver.common.by import By
+        hrefs = self.driver.execute_script('return Array.from(document.querySelectorAll("body > header a[href]"), '
+                                           '(a) => a.href);')
+        return self._pages(hrefs)
 
-        paths = []
-        for link in self.driver.find_elements(By.CSS_SELECTOR, "body > header a[href]"):
-            path = self._same_site_path(link.get_attribute("href"))
-            if path and path not in paths and not SKIPPED.search(path):
-                paths.append(path)
-        return paths
+    def _pages(self, hrefs: list[str], queries: bool = True) -> list[str]:
+        found = []
+        for href in hrefs:
+            path = self._same_site_path(href)
+            if path and (queries or "?" not in path) and path not in found and not SKIPPED.search(path):
+                found.append(path)
+        return found
 
-    def first_detail(self, list_path: str) -> str | None:
+    def section_pages(self, facts: dict) -> list[str]:
+        """The pages a section's own navigation (e.g. fulfilment: board, waves, scan log...) leads to; filters
+        (links with a query) are not pages of their own."""
+        return self._pages(facts["sectionLinks"], queries=False)
+
+    def first_detail(self, list_path: str, facts: dict) -> str | None:
         """The first link of the page's main table that leads below `list_path` (e.g. /orders/ → /orders/OS2026...)."""
-        from selenium.webdriver.common.by import By
-
+        if list_path.rstrip("/") == "":
+            return None  # the dashboard's links lead to other lists, which the navigation reaches anyway
         prefix = list_path.rstrip("/") + "/"
-        for link in self.driver.find_elements(By.CSS_SELECTOR, "main table tbody a[href]"):
-            path = self._same_site_path(link.get_attribute("href"))
-            if path and path.startswith(prefix) and path.rstrip("/") != list_path.rstrip("/") \
-                    and "?" not in path and not SKIPPED.search(path):
+        for path in self._pages(facts["tableLinks"], queries=False):
+            if path.startswith(prefix) and path.rstrip("/") != list_path.rstrip("/"):
                 return path
         return None
 
@@ -407,9 +417,10 @@ class Walker:
             self.switch_language(language)
             navigation = self.navigation()
             paths = [path for path in navigation if path not in exclude]
-            for path in paths:
-                self.check(account.role, language, path, path)
-                detail = self.first_detail(path)
+            for path in paths:  # grows while walking: a section's own navigation adds its pages
+                facts = self.check(account.role, language, path, path)
+                paths += [more for more in self.section_pages(facts) if more not in paths and more not in exclude]
+                detail = self.first_detail(path, facts)
                 if detail:
                     self.check(account.role, language, f"{path} → detail", detail)
             self.check(account.role, language, "404", "/no-such-page", expected_status=True)

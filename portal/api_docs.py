@@ -166,7 +166,7 @@ class Parameter:
 class Answer:
     status: str
     description: str | None
-    translated: bool  # a shared answer (components/responses), whose text is in the catalog
+    shared: str | None  # the name of a shared answer (components/responses: described once, in the catalog)
     schema: str | None
 
 
@@ -214,7 +214,7 @@ def _answers(spec: dict, responses: dict) -> list[Answer]:
         schema = None
         for content in body.get("content", {}).values():
             schema = _resolve(spec, content.get("schema", {}))[0] or schema
-        answers.append(Answer(status, body.get("description"), name is not None, schema))
+        answers.append(Answer(status, body.get("description"), name, schema))
     return answers
 
 

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=visual.SCREENSHOT_DIR, help="folder for the screenshots")
     parser.add_argument("--orders", type=int, default=visual.SEEDED_ORDERS, help="demo orders to seed")
     parser.add_argument("--roles", default="", help="comma-separated role codes (default: every demo role)")
+    parser.add_argument("--check-only", action="store_true", help="run the checks without saving screenshots")
     parser.add_argument("--timings", action="store_true", help="print the slowest pages")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the check finds a problem")
     args = parser.parse_args(argv)
@@ -48,14 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         server = visual.PortalServer(app)
         print(f"Walking {server.url} as {', '.join(a.role for a in accounts)} (and anonymously), zh_CN and en")
         try:
-            report = visual.walk(server.url, accounts, screenshots=args.out,
+            report = visual.walk(server.url, accounts, screenshots=None if args.check_only else args.out,
                                  report=lambda line: print(line, flush=True))
         finally:
             server.stop()
     if args.timings:
         for visit in sorted(report.visits, key=lambda v: -v.seconds)[:25]:
             print(f"  {visit.seconds:5.2f} s  {visit.role:<18} {visit.language:<6} {visit.page}")
-    print(f"{len(report.visits)} pages, screenshots under {args.out} ({time.perf_counter() - started:.0f} s)")
+    where = "no screenshots" if args.check_only else f"screenshots under {args.out}"
+    print(f"{len(report.visits)} pages, {where} ({time.perf_counter() - started:.0f} s)")
     if report.problems:
         print(f"{len(report.problems)} problem(s):")
         for problem in report.problems:

@@ -1,5 +1,6 @@
 """The portal's API page: made from docs/openapi.json, in the portal's frame and the viewer's language, and its
 try-it token: the signed-in user's own, minutes long, one per session, revoked on request, CSRF-protected."""
+import json
 import re
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from shared.services import staff
 from shared.services.errors import ValidationFailed
 from shared.timekeeping import utc_now
 from tests.factories import ADMIN
+from tests.live_servers import browser, portal_server  # noqa: F401  (fixtures)
 from tests.portal_client import csrf_token, english_client, sign_in
 
 TOKEN_PATH, END_PATH = "/api-docs/try-token", "/api-docs/try-token/end"
@@ -157,3 +159,87 @@ def test_only_ones_own_live_token_is_revoked(create_user):
     assert staff.revoke_token(other, ADMIN, record.id) is False
     assert staff.revoke_token(owner, ADMIN, record.id) is True
     assert staff.revoke_token(owner, ADMIN, record.id) is False
+
+
+# ---------------------------------------------------------------- the try-it form in headless Chromium
+
+XSS_NAME = '<img src=x onerror="document.title=1">茶'
+
+
+def _operation(driver, operation_id: str):
+    from selenium.webdriver.common.by import By
+
+    article = driver.find_element(By.CSS_SELECTOR, f"[data-operation={operation_id}]")
+    article.find_element(By.CSS_SELECTOR, "[data-testid=try-it-open]").click()
+    return article
+
+
+def _send_and_wait(walker, article) -> tuple[str, str]:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    article.find_element(By.CSS_SELECTOR, "[data-testid=try-send]").click()
+    status = article.find_element(By.CSS_SELECTOR, "[data-testid=try-status]")
+    WebDriverWait(walker.driver, 15).until(lambda _d: re.match(r"\d{3} ", status.text))
+    return status.text, article.find_element(By.CSS_SELECTOR, "[data-testid=try-output]").text
+
+
+def _tokens(live_apps, username: str) -> list[tuple]:
+    with live_apps.core.app_context():
+        user = staff.get_user(username)
+        rows = db.session.execute(select(ApiToken).where(ApiToken.user_id == user.id)).scalars().all()
+        result = [(row.expires_at - row.created_at, row.revoked_at is not None) for row in rows]
+        db.session.remove()
+        return result
+
+
+@pytest.mark.browser
+@pytest.mark.live
+@pytest.mark.parametrize("live_apps", ["sqlite"], indirect=True)
+def test_try_it_calls_the_api_as_the_user_shows_the_answer_as_text_and_revokes_the_token(live_apps, portal_server,
+                                                                                         browser):
+    from selenium.webdriver.common.by import By
+
+    from devtools.visual import StaffSignIn, Walker
+    from tests.factories import PASSWORD, open_shop
+
+    with live_apps.core.app_context():
+        open_shop()
+        staff.create_user("tryit", PASSWORD, "ops_manager", ADMIN, locale="en")
+        db.session.commit()
+        db.session.remove()
+    walker = Walker(browser, portal_server, frozenset())
+    walker.sign_in(StaffSignIn("ops_manager", "tryit", PASSWORD, None))
+    walker.open("/api-docs")
+    assert browser.find_element(By.CSS_SELECTOR, "[data-testid=end-try-token]").is_displayed() is False
+
+    create = _operation(browser, "createSku")
+    body = create.find_element(By.CSS_SELECTOR, "[data-testid=try-body]")
+    body.clear()
+    body.send_keys('{"sku": "TRY-1", "name": ' + json.dumps(XSS_NAME) + "}")
+    status, output = _send_and_wait(walker, create)
+    assert status.startswith("201 ") and "POST /api/v1/skus" in status
+    assert json.loads(output)["name"] == XSS_NAME  # shown as the text it is
+    assert not browser.find_elements(By.CSS_SELECTOR, "[data-testid=try-output] img")
+    assert "try-it token is valid until" in browser.find_element(By.CSS_SELECTOR, "[data-testid=try-token-state]").text
+
+    read = _operation(browser, "getStock")
+    read.find_element(By.CSS_SELECTOR, "input[name=sku_code]").send_keys("TRY-1")
+    status, output = _send_and_wait(walker, read)
+    assert status.startswith("200 ") and json.loads(output)["sku"] == "TRY-1"
+    ((lifetime, revoked),) = _tokens(live_apps, "tryit")  # one token for both calls, minutes long
+    assert lifetime <= timedelta(minutes=TRY_IT_MINUTES) and not revoked
+
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=end-try-token]").click()
+    walker.wait_for("[data-testid=end-try-token][hidden]")
+    assert [revoked for _lifetime, revoked in _tokens(live_apps, "tryit")] == [True]
+
+    status, _output = _send_and_wait(walker, read)  # a new token is asked for; leaving the page revokes it
+    assert status.startswith("200 ")
+    walker.open("/")
+    walker.wait_for("[data-testid=signed-in-as]")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 10).until(lambda _d: all(r for _l, r in _tokens(live_apps, "tryit")))
+    assert [revoked for _lifetime, revoked in _tokens(live_apps, "tryit")] == [True, True]
+    assert walker.console_errors() == []
