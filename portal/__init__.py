@@ -35,7 +35,8 @@ def _to_password_change():
 
 
 def create_app(config: dict | None = None) -> Flask:
-    app = create_web_app("portal", {"SESSION_COOKIE_NAME": "orderloom_portal", "MAX_CONTENT_LENGTH": 1024 * 1024},
+    app = create_web_app("portal", {"SESSION_COOKIE_NAME": "orderloom_portal", "MAX_CONTENT_LENGTH": 1024 * 1024,
+                                      "ERROR_TEMPLATE": "portal/error.html"},
                          config, home="dashboard.index", remember_language=_remember_language)
     htmx.init_app(app)
     login_manager.init_app(app)

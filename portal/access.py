@@ -54,8 +54,9 @@ def requires(resource: str, action: str, also=None, step_up: bool = False):
                 return _sign_in_required()
             if not can(user.role, resource, action) or (also is not None and not also(user.role)):
                 _record_refusal(user, resource, action)
-                return error_response(Forbidden(f"your role ({user.role}) may not {action} {resource}",
-                                                code="forbidden"))
+                refused = Forbidden(f"your role ({user.role}) may not {action} {resource}", code="forbidden")
+                refused.permission = (resource, action)  # the error page names it in words
+                return error_response(refused)
             if step_up:
                 refused = step_up_refusal(user)
                 if refused is not None:

@@ -4,6 +4,9 @@ from flask_login import current_user
 
 from shared.dispatch import jobs_run_inline
 from shared.security.permissions import can
+from shared.web import EDGE_ERRORS
+
+EDGE_CODES = frozenset(code for code, _message in EDGE_ERRORS.values())
 
 
 def install_templating(app: Flask) -> None:
@@ -13,4 +16,5 @@ def install_templating(app: Flask) -> None:
             return current_user.is_authenticated and hasattr(current_user, "role") and can(
                 current_user.role, resource, action)
 
-        return {"allowed": allowed, "jobs_inline": jobs_run_inline}
+        # The codes of the refusals the edge answers itself: the error page gives them its own words.
+        return {"allowed": allowed, "jobs_inline": jobs_run_inline, "edge_codes": EDGE_CODES}

@@ -1,7 +1,7 @@
 """What both web apps share at the edge: security headers, error pages and JSON errors, the request actor."""
 import logging
 
-from flask import Flask, jsonify, redirect, render_template, request, session, url_for
+from flask import Flask, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
@@ -48,9 +48,19 @@ def wants_json() -> bool:
 
 
 def error_response(error: ServiceError):
+    """JSON for machine callers; else the app's error page (ERROR_TEMPLATE: the portal's is in its frame), or the
+    plain one when the framed page itself cannot be drawn (a broken layout must not hide the answer)."""
     if wants_json():
         return jsonify(error.as_json()), error.status
-    return render_template("error.html", error=error), error.status
+    template = current_app.config.get("ERROR_TEMPLATE", "error.html")
+    try:
+        return render_template(template, error=error), error.status
+    except Exception:  # noqa: BLE001  (logged; the plain page needs nothing but the error)
+        if template == "error.html":
+            raise
+        log.exception("the error page %s failed; answering with the plain one", template)
+        _rollback_quietly()
+        return render_template("error.html", error=error), error.status
 
 
 def edge_error(status: int, code: str | None = None) -> ServiceError:

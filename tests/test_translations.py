@@ -13,6 +13,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from flask_babel import force_locale
+from markupsafe import escape
 
 from shared.appcore import LANGUAGES
 from shared.labels import CUSTOMER_STATUS, STATUS, label
@@ -156,3 +157,36 @@ def test_status_words_are_translated_for_staff_and_for_customers(customer_app):
         assert label(STATUS, "pending_review") == "待审核"
         assert label(CUSTOMER_STATUS, "shipped") == "运输中"
         assert label(CUSTOMER_STATUS, "completed") == "已签收"
+
+
+def test_the_api_page_texts_are_the_catalog_msgids_of_openapi_json():
+    """What the API page shows translated (summaries, tag titles, shared answers) is in portal/api_texts.py exactly
+    as docs/openapi.json has it now, so the catalog checks above cover it; run scripts/api_texts.py when not."""
+    import importlib.util
+    import json
+
+    from portal import api_texts
+    from portal.api_docs import catalog_texts
+
+    spec = json.loads((ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
+    expected = catalog_texts(spec)
+    assert list(api_texts.TEXTS) == expected, "portal/api_texts.py is stale: run scripts/api_texts.py"
+    loader = importlib.util.spec_from_file_location("api_texts_script", ROOT / "scripts" / "api_texts.py")
+    script = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(script)
+    assert (ROOT / "portal" / "api_texts.py").read_text(encoding="utf-8") == script.module_text(expected)
+    summaries = {operation["summary"] for item in spec["paths"].values() for operation in item.values()}
+    assert summaries <= set(expected)
+
+
+def test_the_api_page_shows_each_summary_in_chinese(portal):
+    from portal.api_docs import specification
+
+    catalog = load_po(LOCALES[0])
+    page = portal.test_client().get("/api-docs?lang=zh_CN").get_data(as_text=True)
+    for item in specification()["paths"].values():
+        for operation in item.values():
+            message = catalog.get(operation["summary"])
+            if message is not None and message.string:  # a missing one is reported by the test above
+                assert escape(message.string) in page
+                assert f'data-testid="api-summary">{escape(operation["summary"])}<' not in page

@@ -185,19 +185,49 @@ def issue_token(user: StaffUser, actor: Actor, days: int | None = None) -> str:
     """Create an API token for a user; only its hash is stored, the token is returned once.
 
     A user holds at most API_TOKENS_PER_USER live tokens: a leaked account cannot mint tokens without end."""
+    token, _record = _new_token(user, actor, timedelta(days=days or current_app.config["API_TOKEN_DAYS"]))
+    return token
+
+
+# A token for trying calls on the portal's API page: the user's own, for minutes, never more.
+TRY_IT_MAX_MINUTES = 30
+
+
+def issue_try_it_token(user: StaffUser, actor: Actor, minutes: int) -> tuple[str, ApiToken]:
+    """A short-lived API token of `user` (the API page's try-it form); the token and its row, the token once.
+
+    It counts against the same ceiling of live tokens as any other, and is audited the same way."""
+    if not 0 < minutes <= TRY_IT_MAX_MINUTES:
+        raise ValidationFailed(f"a try-it token lives 1 to {TRY_IT_MAX_MINUTES} minutes", field="minutes",
+                               code="invalid_lifetime")
+    return _new_token(user, actor, timedelta(minutes=minutes), purpose="try_it")
+
+
+def _new_token(user: StaffUser, actor: Actor, lifetime: timedelta, purpose: str = "api") -> tuple[str, ApiToken]:
     ceiling = current_app.config.get("API_TOKENS_PER_USER", 5)
     if active_token_count(user) >= ceiling:
         raise Conflict(f"{user.username} already has {ceiling} live API tokens; revoke one first",
                        field="username", code="too_many_tokens")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    lifetime = days or current_app.config["API_TOKEN_DAYS"]
-    record = ApiToken(user_id=user.id, token_hash=_digest(token), prefix=token[:10],
-                      expires_at=utc_now() + timedelta(days=lifetime))
+    record = ApiToken(user_id=user.id, token_hash=_digest(token), prefix=token[:10], expires_at=utc_now() + lifetime)
     db.session.add(record)
     db.session.flush()
-    audit.record(actor, "user.token_issued", "staff_user", user.username,
-                 after={"token_prefix": record.prefix, "expires_at": record.expires_at})
-    return token
+    after = {"token_prefix": record.prefix, "expires_at": record.expires_at}
+    if purpose != "api":
+        after["purpose"] = purpose
+    audit.record(actor, "user.token_issued", "staff_user", user.username, after=after)
+    return token, record
+
+
+def revoke_token(user: StaffUser, actor: Actor, token_id: int) -> bool:
+    """Revoke one of `user`'s own tokens now; False (nothing changed, nothing audited) when it is not theirs or
+    no longer live."""
+    record = db.session.get(ApiToken, token_id)
+    if record is None or record.user_id != user.id or record.revoked_at is not None or record.expires_at <= utc_now():
+        return False
+    record.revoked_at = utc_now()
+    audit.record(actor, "user.token_revoked", "staff_user", user.username, after={"token_prefix": record.prefix})
+    return True
 
 
 class TokenRefused(Exception):
