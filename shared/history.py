@@ -142,6 +142,7 @@ SENTENCES = {
     "user.set_password": _l("%(actor)s set a new password for user %(id)s"),
     "user.password_reset": _l("%(actor)s reset the password of user %(id)s: a change is due at their next sign-in"),
     "user.password_changed": _l("User %(id)s changed their password"),
+    "user.token_revoked": _l("%(actor)s revoked the API token %(token_prefix)s of user %(id)s"),
     # after-sales (shared/services/after_sales.py)
     "after_sale.requested": _l("%(actor)s opened after-sales request %(id)s for order %(order_no)s"),
     "after_sale.approved": _l("%(actor)s approved after-sales request %(id)s"),

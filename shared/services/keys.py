@@ -51,18 +51,20 @@ def rotate_all(actor: Actor, batch: int = 1000) -> int:
     working through a rotation."""
     count = 0
     for table, fields in encrypted_columns().items():
-        statement = update(table).where(table.c.id == bindparam("b_id")).values(
+        # Walk by the table's primary key (`id` on most tables; parcel_couriers is keyed by its shipment).
+        [key] = table.primary_key.columns
+        statement = update(table).where(key == bindparam("b_key")).values(
             {f: bindparam(f"b_{f}", type_=table.c[f].type) for f in fields})
-        last_id = 0
+        last_key = 0
         size = batch if not any(isinstance(table.c[f].type, EncryptedBlob) for f in fields) else max(1, batch // 50)
         while True:  # files (export content) in small batches: each may be megabytes
-            rows = db.session.execute(select(table.c.id, *[table.c[f] for f in fields]).where(table.c.id > last_id)
-                                      .order_by(table.c.id).limit(size)).all()
+            rows = db.session.execute(select(key.label("row_key"), *[table.c[f] for f in fields])
+                                      .where(key > last_key).order_by(key).limit(size)).all()
             if not rows:
                 break
-            params = [{"b_id": row.id, **{f"b_{f}": getattr(row, f) for f in fields}} for row in rows]
+            params = [{"b_key": row.row_key, **{f"b_{f}": getattr(row, f) for f in fields}} for row in rows]
             db.session.execute(statement, params)
             count += sum(1 for row in rows for f in fields if getattr(row, f) is not None)
-            last_id = rows[-1].id
+            last_key = rows[-1].row_key
     audit.record(actor, "keys.rotate", "keys", "data", after={"values": count})
     return count
