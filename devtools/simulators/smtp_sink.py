@@ -2,7 +2,8 @@
 client (shared/mail.py), keeps the last ones in memory and prints one line per message, so the demo's customer
 mails go somewhere visible without a relay. The portal's "Customer mail" page shows each message's status.
 
-Just enough SMTP for smtplib (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT); never for production."""
+Just enough SMTP for smtplib (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT); never for production. The tests use
+the same server on a free port (tests/smtp_sink.py)."""
 import logging
 import socket
 import threading
@@ -21,6 +22,7 @@ class SmtpSink:
         self._server.listen(16)
         self.host, self.port = host, self._server.getsockname()[1]
         self._stopped = False
+        self.quiet = False  # the demo prints one line per message; the tests' sink (tests/smtp_sink.py) does not
         self._thread = threading.Thread(target=self._serve, name="smtp-sink", daemon=True)
 
     def start(self) -> "SmtpSink":
@@ -84,7 +86,8 @@ class SmtpSink:
                     data.append(chunk[1:] if chunk.startswith(b"..") else chunk)
                 message = message_from_bytes(b"".join(data), policy=policy.default)
                 self.messages.append((sender, recipients, message))
-                print(f"[smtp sink] to {', '.join(recipients)}: {message['Subject']}", flush=True)
+                if not self.quiet:
+                    print(f"[smtp sink] to {', '.join(recipients)}: {message['Subject']}", flush=True)
                 say("250 queued")
             elif verb == "QUIT":
                 say("221 bye")
