@@ -3,7 +3,7 @@
     GET  /shopify/admin/api/<v>/orders/<id>/transactions.json     the order's sale (and refund) transactions
     POST /shopify/admin/api/<v>/orders/<id>/refunds.json          create a refund (transactions kind "refund")
     GET  /shopify/admin/api/<v>/orders/<id>/refunds.json          the order's refunds
-    POST /woocommerce/wp-json/wc/v3/orders/<id>/refunds           create a refund {amount, reason, api_refund, meta_data}
+    POST /woocommerce/wp-json/wc/v3/orders/<id>/refunds           create a refund {amount, reason, api_refund, …}
     GET  /woocommerce/wp-json/wc/v3/orders/<id>/refunds           the order's refunds
 
 Authenticated as the order lists are (Shopify `X-Shopify-Access-Token`, WooCommerce basic auth). A refund over what

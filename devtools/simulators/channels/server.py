@@ -1,5 +1,6 @@
 """The channel simulator: six platforms' order APIs served over real HTTP on one port, each under its own prefix
-(`/taobao`, `/jd`, `/pinduoduo`, `/douyin`, `/shopify`, `/woocommerce`), plus `/_sim/...` control endpoints.
+(`/taobao`, `/jd`, `/pinduoduo`, `/douyin`, `/shopify`, `/woocommerce`), plus `/_sim/...` control endpoints. Shopify
+and WooCommerce also answer their refund APIs (refunds.py: `sim.platform_refunds` holds what they refunded).
 
     sim = ChannelSimulator(seed=7)
     base = sim.start()                     # http://127.0.0.1:PORT
