@@ -3,9 +3,9 @@
 Written from the platforms' published references (fixtures and their sources: tests/fixtures/channels/refunds/):
 
 - Shopify Admin REST (2024-10), `POST /admin/api/2024-10/orders/{order_id}/refunds.json` with
-  `{"refund": {"currency", "notify": false, "note", "transactions": [{"parent_id", "amount", "kind": "refund",
-  "gateway"}]}}` (the customer hears of it from Orderloom's own notification, not twice); the parent is the
-  order's successful `sale` or `capture` from `GET .../orders/{id}/transactions.json`.
+  `{"refund": {"currency", "notify": true, "note", "transactions": [{"parent_id", "amount", "kind": "refund",
+  "gateway"}]}}` (Shopify mails the buyer, as for a refund made in its admin; Orderloom sends no refund mail of its
+  own yet); the parent is the order's successful `sale` or `capture` from `GET .../orders/{id}/transactions.json`.
   The answer is the Refund (`id`, `processed_at`, `transactions[]` with `status`). A refusal is 4xx
   `{"errors": ...}` (422 for an amount over what can be refunded).
 - WooCommerce REST v3, `POST /wp-json/wc/v3/orders/{id}/refunds` with `{"amount", "reason", "api_refund": true,
@@ -169,7 +169,7 @@ class ShopifyRefunds(RefundPush):
         if isinstance(parent, PushAnswer):
             return parent
         note = f"{request.reason} {marker(request.out_refund_no)}"
-        payload = {"refund": {"currency": request.currency, "notify": False, "note": note,
+        payload = {"refund": {"currency": request.currency, "notify": True, "note": note,
                               "transactions": [{"parent_id": parent["id"], "amount": money_text(request.amount),
                                                 "kind": "refund", "gateway": parent.get("gateway")}]}}
         response = _call(client.post, self._order_url(creds, request.channel_order_id, "refunds.json"),
