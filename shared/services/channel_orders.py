@@ -28,6 +28,7 @@ PLATFORM_HOLD = "platform:"  # hold reasons the channel placed start with this, 
 NOT_YET_PACKED = (S.PENDING_REVIEW, S.CONFIRMED, S.ALLOCATED, S.PICKING, S.ON_HOLD)
 BEFORE_SHIPPING = (S.PENDING_REVIEW, S.CONFIRMED, S.ALLOCATED, S.PICKING, S.PACKED, S.ON_HOLD)
 FINISHED = (S.CANCELLED, S.CLOSED)
+MONEY_BACK = ("partially_refunded", "refunded")  # refund statuses that say money went back to the buyer
 ADDRESS_FIELDS = ("receiver_name", "receiver_phone", "province", "city", "district", "street", "postal_code",
                   "platform_ciphertext", "platform_buyer_key")
 
@@ -218,6 +219,10 @@ def _update(order: Order, canonical: CanonicalOrder, mapping: Mapping) -> str:
         order_service.address_changed(order, SYSTEM, before, order_service.masked_receiver(order), sorted(changes))
     follow_lifecycle(order, mapping.lifecycle, f"status {canonical.status_key}")
     refund = refund_of(mapping, canonical)
+    if refund in ("none", "requested") and order.refund_status in MONEY_BACK:
+        # Money already went back (a refund recorded here, e.g. one we pushed to WooCommerce, whose order stays
+        # "processing" after a partial refund): a status that does not show it never undoes it.
+        refund = order.refund_status
     if refund != order.refund_status:
         order_service.record_refund_status(order, refund, SYSTEM, f"platform status {canonical.status_key}")
     order.platform_status, order.platform_modified_at = canonical.status_key, canonical.modified_at
@@ -295,7 +300,8 @@ def apply_refund(context: ChannelContext, notice: PlatformRefundNotice, inbox_it
     (partially or fully refunded); a full refund before shipping cancels the order and releases its stock, the
     same rule as a platform status that says refunded. After shipping only the refund status changes (the goods
     come back through after-sales). The rule is refunds.settle, shared with the providers' refunds (invoices
-    reversed too). A refund for an order not here yet raises WaitingForOrder."""
+    reversed too). A refund we pushed to the platform is the same refund id, so its report changes nothing
+    (platform_refunds). A refund for an order not here yet raises WaitingForOrder."""
     order = _locked_order(context, notice.channel_order_id)
     if order is None:
         raise WaitingForOrder(f"refund {notice.refund_id} is for {context.channel.name} order "
@@ -304,10 +310,12 @@ def apply_refund(context: ChannelContext, notice: PlatformRefundNotice, inbox_it
     if notice.currency and notice.currency != order.currency:
         raise NeedsReview(f"refund {notice.refund_id} is in {notice.currency}, {order.order_no} in {order.currency}",
                           field="currency", code="currency_mismatch")
-    from shared.services import refunds
+    from shared.services import platform_refunds, refunds
 
-    outcome, _recorded = refunds.settle(order, context.channel.id, notice.refund_id, notice.amount,
-                                        notice.refunded_at, notice.note, inbox_item_id=inbox_item_id,
-                                        channel_name=context.channel.name)
+    outcome, recorded = refunds.settle(order, context.channel.id, notice.refund_id, notice.amount,
+                                       notice.refunded_at, notice.note, inbox_item_id=inbox_item_id,
+                                       channel_name=context.channel.name)
+    if recorded is not None:  # a refund we pushed whose answer was lost: the platform's report completes it
+        platform_refunds.claim_report(order, recorded)
     return outcome, order
 

@@ -184,6 +184,9 @@ def notify_url(account: PaymentAccount) -> str | None:
 
 def perform(row: OrderRefund, transport=None) -> OrderRefund:
     """Send the refund to its provider (or leave it to the platform); follow the answer."""
+    from shared.services import platform_refunds  # Shopify, WooCommerce: the platform's own refund API
+    if platform_refunds.pushes(row):
+        return platform_refunds.push(row, transport)
     if row.provider is None:
         row.status, row.updated_at = "awaiting_platform", utc_now()
         return row

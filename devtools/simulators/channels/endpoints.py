@@ -425,7 +425,7 @@ def _woo_error(code: str, message: str, status: int, params: dict | None = None)
     return json_response({"code": code, "message": message, "data": data}, status)
 
 
-def _woo_authenticate(sim, request: Request) -> Response | None:
+def woo_authenticate(sim, request: Request) -> Response | None:
     credentials = sim.credentials["woocommerce"]
     auth = request.authorization
     key, secret = (auth.username, auth.password) if auth and auth.type == "basic" else (
@@ -452,7 +452,7 @@ def _woo_time(args, name: str, gmt: bool) -> int | None:
 
 def woocommerce(sim, request: Request) -> Response:
     """GET /wp-json/wc/v3/orders; pages by number, with X-WP-Total and X-WP-TotalPages."""
-    refused = _woo_authenticate(sim, request)
+    refused = woo_authenticate(sim, request)
     if refused is not None:
         return refused
     args = request.args

@@ -1,5 +1,6 @@
 """The channel simulator: six platforms' order APIs served over real HTTP on one port, each under its own prefix
-(`/taobao`, `/jd`, `/pinduoduo`, `/douyin`, `/shopify`, `/woocommerce`), plus `/_sim/...` control endpoints.
+(`/taobao`, `/jd`, `/pinduoduo`, `/douyin`, `/shopify`, `/woocommerce`), plus `/_sim/...` control endpoints. Shopify
+and WooCommerce also answer their refund APIs (refunds.py: `sim.platform_refunds` holds what they refunded).
 
     sim = ChannelSimulator(seed=7)
     base = sim.start()                     # http://127.0.0.1:PORT
@@ -24,7 +25,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request
 
 from devtools.simulators.loopback import LoopbackServing
-from devtools.simulators.channels import control, endpoints
+from devtools.simulators.channels import control, endpoints, refunds
 from devtools.simulators.channels.book import OrderBook
 from devtools.simulators.channels.formats import (PLATFORMS, STATES, WEBHOOK_PLATFORMS, Address, OrderLine, SimOrder, build,
                                       order_id_of)
@@ -69,10 +70,20 @@ URL_MAP = Map([
     Rule("/douyin/logistics/newCreateOrder", endpoint="douyin", methods=["GET", "POST"]),
     Rule("/shopify/admin/api/<version>/orders.json", endpoint="shopify", methods=["GET"]),
     Rule("/woocommerce/wp-json/wc/v3/orders", endpoint="woocommerce", methods=["GET"]),
+    Rule("/shopify/admin/api/<version>/orders/<order_id>/transactions.json", endpoint="shopify_transactions",
+         methods=["GET"]),
+    Rule("/shopify/admin/api/<version>/orders/<order_id>/refunds.json", endpoint="shopify_refunds",
+         methods=["GET", "POST"]),
+    Rule("/woocommerce/wp-json/wc/v3/orders/<order_id>/refunds", endpoint="woocommerce_refunds",
+         methods=["GET", "POST"]),
     *control.RULES,
 ])
 PLATFORM_HANDLERS = {"taobao": endpoints.taobao, "jd": endpoints.jd, "pinduoduo": endpoints.pinduoduo,
-                     "douyin": endpoints.douyin, "shopify": endpoints.shopify, "woocommerce": endpoints.woocommerce}
+                     "douyin": endpoints.douyin, "shopify": endpoints.shopify, "woocommerce": endpoints.woocommerce,
+                     "shopify_transactions": refunds.shopify_transactions, "shopify_refunds": refunds.shopify_refunds,
+                     "woocommerce_refunds": refunds.woocommerce_refunds}
+ENDPOINT_PLATFORM = {"shopify_transactions": "shopify", "shopify_refunds": "shopify",
+                     "woocommerce_refunds": "woocommerce"}  # other endpoints are named after their platform
 
 
 
@@ -115,6 +126,9 @@ class ChannelSimulator(LoopbackServing):
         self.privacy_calls: dict[str, list[tuple[str, object]]] = {platform: [] for platform in PLATFORMS}
         self._decrypt_refusals: dict[str, deque] = {platform: deque() for platform in PLATFORMS}
         self.outbox = WebhookOutbox()
+        # Refunds made through the shops' refund APIs, per platform and order id (devtools/.../refunds.py).
+        self.platform_refunds: dict[str, dict[str, list[dict]]] = {platform: {} for platform in WEBHOOK_PLATFORMS}
+        self.refund_counter = {platform: 0 for platform in WEBHOOK_PLATFORMS}
         self._failures: dict[str, deque] = {platform: deque() for platform in PLATFORMS}
         self._platform_rng = random.Random(f"{seed}:platforms")
         self._bulk_calls = 0
@@ -141,7 +155,8 @@ class ChannelSimulator(LoopbackServing):
             response = exc.get_response(environ)
         return response(environ, start_response)
 
-    def _platform_response(self, platform: str, request: Request, arguments: dict):
+    def _platform_response(self, endpoint: str, request: Request, arguments: dict):
+        platform = ENDPOINT_PLATFORM.get(endpoint, endpoint)
         failure = self._take_failure(platform)
         if failure is not None:
             kind, delay = failure
@@ -150,7 +165,7 @@ class ChannelSimulator(LoopbackServing):
             if kind == "error_body":
                 return endpoints.transient_error(platform)
             self._stopping.wait(delay)  # timeout: hold the answer longer than a sane client waits
-        return PLATFORM_HANDLERS[platform](self, request, **arguments)
+        return PLATFORM_HANDLERS[endpoint](self, request, **arguments)
 
     # ------------------------------------------------------------ failures
     def fail_next(self, platform: str, count: int = 1, kind: str = "http500", *, delay: float = 30.0) -> None:

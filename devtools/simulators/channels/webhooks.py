@@ -15,7 +15,7 @@ import httpx
 from shared.channels.signing import body_hmac_base64
 from devtools.simulators.channels.formats import WEBHOOK_PLATFORMS
 
-TOPICS = {"shopify": {"created": "orders/create", "updated": "orders/updated"},
+TOPICS = {"shopify": {"created": "orders/create", "updated": "orders/updated", "refund": "refunds/create"},
           "woocommerce": {"created": "order.created", "updated": "order.updated"}}
 WOOCOMMERCE_WEBHOOK_IDS = {"order.created": "11", "order.updated": "12"}  # one configured webhook per topic
 SHOPIFY_API_VERSION = "2024-10"
@@ -47,7 +47,7 @@ class DeliveryResult:
 
 
 def new_delivery(platform: str, order_id: str, kind: str, body: bytes) -> Delivery:
-    """A delivery for a change of `kind` ("created" or "updated")."""
+    """A delivery for a change of `kind` ("created" or "updated"; Shopify's "refund": a Refund for refunds/create)."""
     return Delivery(platform, order_id, TOPICS[platform][kind], body, str(uuid.uuid4()), str(uuid.uuid4()),
                     datetime.now(UTC))
 
