@@ -592,7 +592,7 @@ def refund_amount(case: AfterSale) -> Decimal:
 def issue_refund(case: AfterSale, actor: Actor, now: datetime | None = None) -> Decimal:
     """The one seam between after-sales and the refund service: the amount from the lines (refund_amount), recorded
     on the request, and refunded through shared.services.refunds.refund — the provider's refund API for a direct
-    channel, the platform's own refund for a platform order (completed when the platform reports it). The refund
+    channel, the platform's refund API on Shopify and WooCommerce, the platform's own report on the others. The refund
     service keeps the order's refund status, cancels an order refunded in full before shipping (its stock released)
     and opens the red-letter reversals of issued invoices; approval rules on `order.refund` hold it where they apply.
     Twice for one request is refused (409 `already_refunded`)."""

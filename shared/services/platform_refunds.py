@@ -120,7 +120,7 @@ def complete(row: OrderRefund, platform_refund_id: str, amount: Decimal | None, 
         _outcome, recorded = refunds.settle(
             order, order.channel_id, platform_refund_id, amount if amount is not None else Decimal(row.amount),
             refunded_at or utc_now(), f"{order.channel.name} refund {platform_refund_id} ({row.out_refund_no})",
-            goods_returned=row.goods_returned, actor=SYSTEM)
+            goods_returned=row.goods_returned, actor=SYSTEM, asked_here=True)
     if recorded is None:  # the platform's report of this refund arrived first: the same row, not a second refund
         recorded = db.session.execute(select(PlatformRefund).where(
             PlatformRefund.channel_id == order.channel_id, PlatformRefund.platform_refund_id == platform_refund_id)

@@ -5,8 +5,10 @@
   may hold it; the approval applies it through approvals.APPLY), then: on a direct channel paid through WeChat Pay
   or Alipay it calls the provider's refund API (shared.payments.refund_api) with an out_refund_no of ours, so a
   repeat never refunds twice; on a direct channel paid otherwise (a till, a transfer) the person recording it pays
-  it back the same way and it is made when recorded (provider `manual`); on a platform channel the platform refunds the buyer, and the refund waits for the
-  platform's own report (channel_orders.apply_refund completes it).
+  it back the same way and it is made when recorded (provider `manual`); on Shopify and WooCommerce it is pushed
+  to the platform's own refund API (shared.services.platform_refunds); on the other platforms, whose open APIs let
+  a merchant only answer a buyer's application, the refund waits for the platform's own report
+  (channel_orders.apply_refund completes it).
 - A provider that does not answer leaves the refund `processing`: `resolve` asks it by out_refund_no (the job
   `jobs.refunds.resolve_processing_refunds`), and sends the same request again when the provider never got it.
 - `settle(...)` is the one rule every completed refund follows, the platform's and the providers' alike: recorded
@@ -242,7 +244,7 @@ def complete(row: OrderRefund, refunded_at=None) -> None:
     order = db.session.execute(select(Order).where(Order.id == row.order_id).with_for_update(of=Order)).scalar_one()
     _outcome, recorded = settle(order, order.channel_id, row.out_refund_no, Decimal(row.amount),
                                 refunded_at or utc_now(), f"{row.provider} {row.provider_refund_id or ''}".strip(),
-                                goods_returned=row.goods_returned, actor=SYSTEM)
+                                goods_returned=row.goods_returned, actor=SYSTEM, asked_here=True)
     if recorded is None:
         recorded = db.session.execute(select(PlatformRefund).where(
             PlatformRefund.channel_id == order.channel_id, PlatformRefund.platform_refund_id == row.out_refund_no)
@@ -315,7 +317,7 @@ def apply_provider_report(order: Order, account: PaymentAccount, report: dict, n
 
 def settle(order: Order, channel_id: int, refund_id: str, amount: Decimal, refunded_at, note: str | None,
            *, inbox_item_id: int | None = None, goods_returned: bool = False, actor: Actor = SYSTEM,
-           channel_name: str | None = None) -> tuple[str, PlatformRefund | None]:
+           channel_name: str | None = None, asked_here: bool = False) -> tuple[str, PlatformRefund | None]:
     """THE rule of a completed refund (platform or provider): recorded once by its id; the order's refund status
     follows the refunded total (partially or fully refunded); a full refund before shipping cancels the order and
     releases its stock; issued invoices are reversed for the refunded gross. After shipping only the refund status
@@ -342,7 +344,8 @@ def settle(order: Order, channel_id: int, refund_id: str, amount: Decimal, refun
     if full and before_delivery:
         follow_lifecycle(order, S.CANCELLED, f"refunded in full ({reason})")
     order.updated_at = utc_now()
-    _pending_platform_refund_done(order, amount, recorded)
+    if not asked_here:  # a refund we asked for is completed by its caller, never matched to another one by amount
+        _pending_platform_refund_done(order, amount, recorded)
     red_reason = "return" if goods_returned else ("stopped" if full and before_delivery else "allowance")
     reverse_invoices(order, amount, full, red_reason, actor)
     return "refunded", recorded
