@@ -212,7 +212,8 @@ def test_bulk_export_goes_through_the_governed_export_with_the_selection(create_
     chosen = [create_order("confirmed"), create_order("confirmed")]
     create_order("confirmed")  # not chosen: not in the file
     job = _run(bulk_actions.start("export", _actor(user), order_nos=[o.order_no for o in chosen]))
-    export = db.session.execute(select(ExportRequest).where(ExportRequest.public_id == job.export_public_id)).scalar_one()
+    export = db.session.execute(select(ExportRequest).where(ExportRequest.public_id == job.export_public_id)) \
+        .scalar_one()
     assert (export.kind, export.filters, export.requested_by_id) == ("orders", {"bulk": job.public_id}, user.id)
     from shared.services import exports
 

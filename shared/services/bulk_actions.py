@@ -20,11 +20,15 @@ from shared.actors import Actor
 from shared.extensions import db
 from shared.labels import BULK_ACTION, BULK_OUTCOME, BULK_STATUS, STATUS, label
 from shared.lifecycle import TRANSITIONS, OrderStatus, may_fire
-from shared.models import BulkJob, BulkJobItem, Order, Reservation, StaffUser
-from shared.order_search import matching_order_ids
 from shared.database import insert_rows
+from shared.models import (Bin, BulkJob, BulkJobItem, Lot, Order, OrderLine, Reservation, Sku, StaffUser,
+                           Warehouse)
+from shared.order_search import matching_order_ids
 from shared.security.permissions import can
-from shared.services import audit
+from shared.services import audit, exports, second_factor
+from shared.services import orders as order_service
+from shared.services.export_kinds import KINDS
+from shared.services.order_assignment import assign, may_assign, resolve
 from shared.services.errors import Forbidden, NotFound, ServiceError, ValidationFailed
 from shared.services.validation import N_, say, text
 
@@ -59,7 +63,7 @@ REFUSALS = {
     "approval_pending": N_("an approval is pending on this order: it does not change until that is decided"),
     "step_up_required": N_("cancelling a paid order needs your second verification: cancel it on its own page"),
     "order_changed": N_("the order changed while the job ran: try it again"),
-    "already_assigned": N_("the order is already assigned so"),
+    "already_assigned": N_("the order already has this assignee and team"),
     "assign_forbidden": N_("your role may not assign orders"),
     "nothing_to_pick": N_("an order that is %(status)s has nothing to pick"),
     "no_warehouse": N_("the order has no warehouse yet: nothing to pick"),
@@ -78,15 +82,10 @@ def may_start(role: str, action: str) -> bool:
     if action == "release":
         return can(role, "holds", "approve")
     if action == "assign":
-        from shared.services.order_assignment import may_assign
-
         return may_assign(role)
     if action == "print":
         return can(role, "fulfilment", "view")
     if action == "export":
-        from shared.services import exports
-        from shared.services.export_kinds import KINDS
-
         return exports.may_export(role, KINDS["orders"])
     return False
 
@@ -136,10 +135,9 @@ def start(action: str, actor: Actor, order_nos: list[str] | None = None, matchin
         raise ValidationFailed(say(REASON_NEEDED), field="reason", code="reason_required")
     params = {"reason": reason}
     if action == "assign":
-        from shared.services.order_assignment import resolve
-
         found_user, found_team = resolve(assignee, team)
-        params.update(assignee=found_user.username if found_user else None, team=found_team.code if found_team else None)
+        params.update(assignee=found_user.username if found_user else None,
+                      team=found_team.code if found_team else None)
     if matching is not None:
         ids = matching_order_ids(matching, zone, MAX_ORDERS + 1, actor)
         scope = "matching"
@@ -257,8 +255,6 @@ def run(job_id: int, commit) -> BulkJob:
         commit()
     job = db.session.get(BulkJob, job_id)
     if job.action == "export" and job.done_count:
-        from shared.services import exports
-
         export = exports.request_export("orders", "csv", {"bulk": job.public_id}, actor)
         job.export_public_id = export.public_id
     job.status, job.finished_at = "done", timekeeping.utc_now()
@@ -278,8 +274,6 @@ def fail(job_id: int, reason: str) -> None:
 def _context(job: BulkJob, actor: Actor) -> dict:
     if job.action != "assign":
         return {}
-    from shared.services.order_assignment import resolve
-
     try:
         user, team = resolve(job.params.get("assignee"), job.params.get("team"))
     except ServiceError:
@@ -289,9 +283,6 @@ def _context(job: BulkJob, actor: Actor) -> dict:
 
 def _one(job: BulkJob, item: BulkJobItem, actor: Actor, context: dict) -> None:
     """One order through the single action's service call, in its own savepoint; the result kept on the item."""
-    from shared.services import orders as order_service
-    from shared.services import second_factor
-
     reason = (job.params or {}).get("reason")
     order = db.session.get(Order, item.order_id)
     item.status_before = order.status
@@ -309,8 +300,6 @@ def _one(job: BulkJob, item: BulkJobItem, actor: Actor, context: dict) -> None:
                     raise Forbidden(say(REFUSALS["step_up_required"]), code="step_up_required")
                 order_service.transition_order(order, OrderStatus.CANCELLED, actor, reason)
             elif job.action == "assign":
-                from shared.services.order_assignment import assign
-
                 assign(order, actor, context.get("user"), context.get("team"))
             elif job.action == "print":
                 pick_refusal(order)
@@ -378,8 +367,6 @@ def results_csv(job: BulkJob) -> bytes:
 def pick_lines(job: BulkJob) -> list[dict]:
     """The lines of the job's printed orders by bin, in walking order per warehouse: each line at the bin its SKU
     is picked from first (first expiry first out, then first received), or with no bin when none holds it."""
-    from shared.models import Bin, Lot, OrderLine, Sku, Warehouse
-
     order_ids = select(BulkJobItem.order_id).where(BulkJobItem.job_id == job.id, BulkJobItem.outcome == "done")
     lines = db.session.execute(
         select(Order.order_no, Order.warehouse_id, Warehouse.code.label("warehouse_code"), OrderLine.sku_id,

@@ -13,7 +13,7 @@ from shared.timekeeping import utc_now
 MAY_NOT_ASSIGN = N_("your role (%(role)s) may not assign orders")
 NO_SUCH_ASSIGNEE = N_("no active staff user %(name)s to assign to")
 NO_SUCH_TEAM = N_("no team %(code)s to assign to")
-ALREADY_SO = N_("order %(no)s is already assigned so")
+ALREADY_SO = N_("order %(no)s already has this assignee and team")
 
 
 def may_assign(role: str) -> bool:
