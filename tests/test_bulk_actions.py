@@ -368,3 +368,44 @@ def test_a_saved_filter_refuses_a_phone_search_a_taken_name_and_no_filters(creat
         saved_filters.save(owner, "mine", MultiDict({"status": "confirmed"}))
     assert taken.value.code == "name_taken"
     assert db.session.execute(select(func.count()).select_from(BulkJobItem)).scalar_one() == 0
+
+
+def test_cancelling_a_paid_order_in_bulk_needs_the_askers_fresh_step_up(create_order, create_user):
+    user = create_user("cs1", "customer_service")
+    paid = create_order("confirmed")  # paid by default
+    without = bulk_actions.start("cancel", _actor(user), order_nos=[paid.order_no], reason="客户不要了")
+    bulk_actions.confirm(without, _actor(user))
+    db.session.commit()
+    assert _results(_run(without)) == {paid.order_no: ("refused", "step_up_required", "confirmed")}
+    stepped = bulk_actions.start("cancel", _actor(user), order_nos=[paid.order_no], reason="客户不要了",
+                                 stepped_up=True)
+    bulk_actions.confirm(stepped, _actor(user))
+    db.session.commit()
+    outcome = _results(_run(stepped))[paid.order_no]
+    assert outcome == ("done", None, "cancelled")
+
+
+def test_all_that_match_refuses_a_search_by_phone(create_order, create_user):
+    user = create_user("ops1", "ops_manager")
+    create_order("confirmed")
+    with pytest.raises(ValidationFailed) as refused:
+        bulk_actions.start("hold", _actor(user), matching=parse_filters(MultiDict({"q": "138****5678"}),
+                                                                        "Asia/Shanghai"), reason="x")
+    assert refused.value.code == "personal_value_in_bulk"
+
+
+def test_an_order_an_approval_rule_holds_is_reported_as_sent_for_approval(create_order, create_user):
+    from shared.services import approvals
+    from tests.factories import ADMIN
+
+    create_user("lead1", "cs_lead")
+    approvals.save_rule(ADMIN, code="void", operation="order.cancel_paid", name_zh="取消已付款", name_en="Void paid",
+                        steps=[{"kind": "role", "target": "cs_lead", "quorum": 1}])
+    user = create_user("cs1", "customer_service")
+    paid = create_order("confirmed")
+    job = bulk_actions.start("cancel", _actor(user), order_nos=[paid.order_no], reason="客户不要了", stepped_up=True)
+    bulk_actions.confirm(job, _actor(user))
+    db.session.commit()
+    job = _run(job)
+    assert _results(job) == {paid.order_no: ("held", None, "confirmed")}
+    assert (job.done_count, job.refused_count) == (1, 0)
