@@ -65,6 +65,10 @@ def create_app(config: dict | None = None) -> Flask:
     from portal import customer_care
 
     app.register_blueprint(customer_care.bp)
+    from portal import bulk, saved_filters
+
+    app.register_blueprint(bulk.bp)
+    app.register_blueprint(saved_filters.bp)
     install_templating(app)
 
     from shared.services.second_factor import CodeRefused

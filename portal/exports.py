@@ -77,12 +77,12 @@ def _start(personal: bool):
     if export.approval_request is not None:  # held: nothing runs until it is approved (like an order, 202)
         flash_held(export.approval_request)
         return _page(_form(), 202)
-    _run_inline_if_no_redis(export.id)
+    run_inline_if_no_redis(export.id)
     flash(_("Export %(id)s started; it appears below when it is ready.", id=export.public_id), "success")
     return redirect(url_for("exports.index"), 303)
 
 
-def _run_inline_if_no_redis(export_id: int) -> None:
+def run_inline_if_no_redis(export_id: int) -> None:
     """Without Redis the job runs here, now (the service's after-commit send is skipped inline)."""
     if not dispatch.jobs_run_inline():
         return

@@ -111,6 +111,7 @@ def _list_page(found, matched, filters, error, values, personal, posted):
         "detail_prefix": url_for("orders.index"),
         "args": link_args, "form_values": values, "personal_search": personal,
         "can_search_phone": may_search_phone(current_user.role), "confirm_form": ConfirmForm(),
+        "matched_count": matched[0] if matched else 0, **_bulk_context(rows),
     }
     status = 422 if error is not None and error.status in (400, 422) else error.status if error else 200
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "order-table":
@@ -119,6 +120,26 @@ def _list_page(found, matched, filters, error, values, personal, posted):
             response.headers["HX-Push-Url"] = url_for("orders.index", **link_args.to_dict(flat=False))
         return response
     return make_response(render_template("portal/orders/index.html", **context), status)
+
+
+def _bulk_context(rows) -> dict:
+    """What the list's bulk bar and saved filters need: the actions this role may start, who orders can be assigned
+    to, each row's assignee, the user's saved filters."""
+    from shared.models import StaffUser, Team
+    from shared.services import bulk_actions, order_assignment, saved_filters
+
+    actions = bulk_actions.actions_for(current_user.role)
+    context = {"bulk_actions": actions, "bulk_action_names": {a: bulk_actions.action_name(a) for a in actions},
+               "bulk_max": bulk_actions.MAX_ORDERS, "saved_filters": saved_filters.own(current_user.id),
+               "saved_filter_keys": saved_filters.KEYS,
+               "assignments": order_assignment.assignees_of([o.id for o in rows])}
+    if "assign" in actions:
+        context["assignable_users"] = db.session.execute(
+            select(StaffUser.username, StaffUser.display_name).where(StaffUser.active.is_(True))
+            .order_by(StaffUser.username)).all()
+        context["assignable_teams"] = db.session.execute(select(Team.code, Team.name_zh, Team.name_en)
+                                                         .order_by(Team.code)).all()
+    return context
 
 
 def may_search_phone(role: str) -> bool:

@@ -227,6 +227,15 @@ SENTENCES = {
     "retention.hold_placed": _l("%(actor)s placed a legal hold on %(id)s"),
     "retention.hold_released": _l("%(actor)s released the legal hold on %(id)s"),
     "retention.run": _l("The retention run of %(id)s finished"),
+    # bulk work on the order list (shared/services/bulk_actions.py, order_assignment.py, saved_filters.py)
+    "order.assign": _l("%(actor)s assigned order %(id)s to %(assignee)s, team %(team)s"),
+    "bulk.start": _l("%(actor)s asked for bulk action %(id)s (%(bulk_action)s) on %(orders)s orders"),
+    "bulk.confirm": _l("%(actor)s confirmed bulk action %(id)s"),
+    "bulk.discard": _l("%(actor)s did not confirm bulk action %(id)s: nothing was done"),
+    "bulk.finish": _l("Bulk action %(id)s finished: %(done)s done, %(refused)s refused"),
+    "bulk.failed": _l("Bulk action %(id)s stopped: %(error)s"),
+    "order_filter.save": _l("%(actor)s saved the order filter %(name)s"),
+    "order_filter.delete": _l("%(actor)s deleted the order filter %(name)s"),
 }
 
 # Which label table names a "status" value, by the entity the event is about.
@@ -235,12 +244,13 @@ STATE_TABLES = {
     "invoice_request": labels.INVOICE_STATUS, "red_letter": labels.RED_STATUS, "stock_take": labels.STOCK_TAKE_STATUS,
     "wave": labels.WAVE_STATUS, "webhook_delivery": labels.DELIVERY_STATUS, "inbox_item": labels.INBOX_STATUS,
     "tracking_push": labels.INBOX_STATUS, "shipment": labels.SHIPMENT_STATUS, "after_sale": labels.AFTER_SALE_STATE,
+    "bulk_job": labels.BULK_STATUS,
 }
 # Keys whose values are codes of a label table, whatever the entity.
 VALUE_TABLES = {
     "payment_status": labels.PAYMENT, "refund_status": labels.REFUND, "lifecycle": labels.STATUS,
     "carrier": labels.CARRIER, "resource": labels.RESOURCE, "action": labels.ACTION,
-    "error_code": labels.INBOX_ERROR,
+    "error_code": labels.INBOX_ERROR, "bulk_action": labels.BULK_ACTION,
 }
 DECISION = {"approve": _l("approved"), "approved": _l("approved"), "reject": _l("rejected"),
             "rejected": _l("rejected"), "declined": _l("declined")}
@@ -295,6 +305,7 @@ FIELDS = {
     "slot": _l("Pickup slot"), "courier": _l("Courier"), "goods_returned": _l("Goods returned"),
     "must_change_password": _l("Must change the password"), "tokens_revoked": _l("API tokens revoked"),
     "after_reset": _l("After a reset"), "red_letters": _l("Red-letter reversals"),
+    "scope": _l("Selection"), "done": _l("Done"), "bulk_action": _l("Bulk action"),
 }
 
 

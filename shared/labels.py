@@ -155,6 +155,14 @@ STOCK_TAKE_STATUS = {"counting": _l("Counting"), "submitted": _l("Waiting for ap
 EXPORT_STATUS = {"awaiting_clearance": _l("Waiting for clearance"), "queued": _l("Queued"), "running": _l("Running"),
                  "done": _l("Ready"), "failed": _l("Failed"), "expired": _l("Link expired"),
                  "purged": _l("File purged")}
+# Bulk actions on the order list (shared/services/bulk_actions.py).
+BULK_ACTION = {"hold": _l("Put on hold"), "release": _l("Release from hold"), "cancel": _l("Cancel"),
+               "assign": _l("Assign"), "print": _l("Print pick lists"), "export": _l("Export")}
+BULK_STATUS = {"awaiting_confirmation": _l("Waiting for your confirmation"), "queued": _l("Queued"),
+               "running": _l("Running"), "done": _l("Finished"), "failed": _l("Failed"),
+               "discarded": _l("Not started (not confirmed)")}
+BULK_OUTCOME = {"pending": _l("Waiting"), "done": _l("Done"), "held": _l("Sent for approval"),
+                "refused": _l("Refused")}
 # The exception center (shared/services/exceptions.py, shared/exception_lifecycle.py).
 EXCEPTION_CATEGORY = {"payment": _l("Payment"), "logistics": _l("Logistics"), "product_stock": _l("Product and stock"),
                       "account_risk": _l("Account and risk"), "after_sales": _l("After-sales"),

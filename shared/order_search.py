@@ -30,6 +30,7 @@ from shared.security import crypto
 from shared.security.permissions import Visibility, visibility
 from shared.services import audit
 from shared.services.errors import ServiceError, ValidationFailed
+from shared.services.validation import N_, say
 from shared.timekeeping import parse_aware, utc_now
 
 SORTS = {
@@ -394,3 +395,19 @@ def count_matching(found: paging.Window, filters: OrderFilters, zone: str, cap: 
         shown = len(found.rows)
         return (cap, True) if shown > cap else (shown, False)
     return count_orders(filters, zone, cap, viewer)
+
+
+PERSONAL_IN_BULK = N_("act on all matching orders with filters only, not a search by phone: select the orders on "
+                      "the page instead")
+
+
+def matching_order_ids(filters: OrderFilters, zone: str, limit: int, viewer: Actor | None = None) -> list[int]:
+    """The ids of the orders that match now, in the list's order, at most `limit` (a bulk action freezes its set
+    with this: orders arriving later are not in it). A search by a personal value is refused here: such a search
+    narrows a page, not a set to act on."""
+    if filters.personal_kind() is not None:
+        raise ValidationFailed(say(PERSONAL_IN_BULK), field="q", code="personal_value_in_bulk")
+    column, descending = SORTS[filters.sort]
+    query = _filtered(select(Order.id), filters, zone, viewer)
+    query = query.order_by(column.desc() if descending else column, Order.id.desc() if descending else Order.id)
+    return list(db.session.execute(query.limit(limit)).scalars())

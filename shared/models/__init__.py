@@ -4,6 +4,7 @@ from shared.models.after_sales import (AfterSale, AfterSaleLine, AfterSalePhoto,
 from shared.models.approval import (ApprovalDecision, ApprovalDelegation, ApprovalRequest, ApprovalRule,
                                       ApprovalRuleStep, ApprovalStep)
 from shared.models.audit import AccessLogEntry, AuditEvent, AuditSeal, AuditVerified
+from shared.models.bulk import BulkJob, BulkJobItem, OrderAssignment, SavedOrderFilter
 from shared.models.catalog import Sku, Warehouse
 from shared.models.channel import Channel, OrderNumberSequence
 from shared.models.dashboards import KpiTarget
@@ -50,4 +51,5 @@ __all__ = [
     "OrderRefund", "Payment", "PaymentAccount", "PaymentMismatch", "PaymentNotice", "PaymentReconciliation",
     "ParcelCourier", "ReturnPickup", "ReturnPickupEvent", "TransitEstimate", "WarehouseReturnAddress",
     "CustomerNotification", "CustomerRequest", "GuestCode", "OrderMessage",
+    "BulkJob", "BulkJobItem", "OrderAssignment", "SavedOrderFilter",
 ]

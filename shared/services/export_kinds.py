@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 
 from shared import labels
 from shared.extensions import db
-from shared.models import AccessLogEntry, AuditEvent, Channel, Customer, Order, ReconciliationReport
+from shared.models import (AccessLogEntry, AuditEvent, BulkJob, BulkJobItem, Channel, Customer, Order,
+                           ReconciliationReport)
 from shared.security.masking import order_contact, shown_value
 from shared.services.errors import ValidationFailed
 
@@ -149,7 +150,11 @@ def _order_filters(filters: dict) -> dict:
         channel = channel.upper()
         if db.session.execute(select(Channel.id).where(Channel.code == channel)).scalar_one_or_none() is None:
             raise ValidationFailed(f"no channel {channel!r}", field="channel", code="invalid_filter")
-    return _compact({"status": status, "channel": channel, **_day_range(filters, "placed_from", "placed_to")})
+    bulk = _text(filters, "bulk", 24)
+    if bulk and db.session.execute(select(BulkJob.id).where(BulkJob.public_id == bulk)).scalar_one_or_none() is None:
+        raise ValidationFailed(f"no bulk action {bulk!r}", field="bulk", code="invalid_filter")
+    return _compact({"status": status, "channel": channel, "bulk": bulk,
+                     **_day_range(filters, "placed_from", "placed_to")})
 
 
 def _order_query(filters: dict, zone: str = "Asia/Shanghai"):
@@ -158,6 +163,9 @@ def _order_query(filters: dict, zone: str = "Asia/Shanghai"):
         query = query.where(Order.status == filters["status"])
     if filters.get("channel"):
         query = query.where(Channel.code == filters["channel"])
+    if filters.get("bulk"):  # the orders a bulk action froze (its selection on the order list)
+        query = query.where(Order.id.in_(select(BulkJobItem.order_id).join(BulkJob, BulkJob.id == BulkJobItem.job_id)
+                                         .where(BulkJob.public_id == filters["bulk"])))
     start, end = _utc_bounds(filters, "placed_from", "placed_to", zone)
     if start is not None:
         query = query.where(Order.placed_at >= start)
@@ -183,7 +191,7 @@ def _order_rows(filters: dict, reader: Reader) -> Iterator[list]:
 register(ExportKind(
     code="orders", label=_l("Orders"), permission=("orders", "view"), headers=lambda reader: list(ORDER_HEADERS),
     count=lambda filters, reader: _count(_order_query(filters, reader.zone)), rows=_order_rows,
-    filter_fields=("status", "channel", "placed_from", "placed_to"), clean_filters=_order_filters,
+    filter_fields=("status", "channel", "placed_from", "placed_to", "bulk"), clean_filters=_order_filters,
     personal_fields=("name", "phone", "address"), sheet_title="orders"))
 
 
