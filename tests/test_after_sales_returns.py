@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -16,7 +17,7 @@ from devtools.simulators.carriers.formats import kuaidi100_push_param
 from shared.actors import SYSTEM, Actor
 from shared.carriers.pickups import PickupClient
 from shared.extensions import db
-from shared.models import AfterSale, AuditEvent, CustomerNotification, ExceptionCase, ReturnPickup
+from shared.models import AuditEvent, CustomerNotification, ExceptionCase, ReturnPickup
 from shared.services import after_sales, customers, notifications, return_pickups, stock
 from shared.services.errors import ServiceError
 from shared.timekeeping import as_utc, utc_now
@@ -144,7 +145,7 @@ def test_a_pickup_is_booked_for_the_request_and_the_delivered_parcel_marks_it_re
 
 def test_a_slot_in_the_past_is_refused_and_nothing_changes(approved_return, simulator, client):
     case = approved_return()
-    past = (utc_now() - timedelta(days=1)).astimezone(__import__("zoneinfo").ZoneInfo("Asia/Shanghai"))
+    past = (utc_now() - timedelta(days=1)).astimezone(ZoneInfo("Asia/Shanghai"))
     key = f"{past:%Y-%m-%d} 09:00-10:00"  # SF's hourly slice, yesterday
     with pytest.raises(ServiceError) as caught:
         after_sales.book_pickup(case, key, customer_of(case.order), client=client)

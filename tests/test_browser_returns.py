@@ -64,8 +64,8 @@ def customer_server(live_apps, simulator):
         server.stop()
 
 
-def test_a_customer_returns_a_parcel_through_a_booked_pickup_and_sees_the_refund(live_apps, customer_server, browser,  # noqa: F811
-                                                                                 simulator, tmp_path):
+def test_a_customer_returns_a_parcel_through_a_booked_pickup_and_sees_the_refund(  # noqa: F811  (browser)
+        live_apps, customer_server, browser, simulator, tmp_path):
     with live_apps.core.app_context():
         customers.create_account("李雷", PHONE, "li.lei@example.com", PASSWORD, ADMIN)
         open_shop()
