@@ -112,7 +112,7 @@ def hooks(apps, session):
 # --- the pickup, through the request --------------------------------------------------------------------------------
 
 def test_a_pickup_is_booked_for_the_request_and_the_delivered_parcel_marks_it_received(
-        approved_return, simulator, client, hooks):
+        approved_return, simulator, client, hooks, client_for):
     case = approved_return()
     slot = after_sales.pickup_slots(case)[1]
     booking = after_sales.book_pickup(case, slot.key, customer_of(case.order), client=client)
@@ -141,6 +141,9 @@ def test_a_pickup_is_booked_for_the_request_and_the_delivered_parcel_marks_it_re
     hooks.post("/hooks/tracking/kuaidi100", data=urlencode(deliver_return_again),
                headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert count(AuditEvent, AuditEvent.action == "after_sale.received") == 1  # once
+    staff_page = client_for("customer_service").get(f"/after-sales/{case.id}").text  # staff see the same return
+    assert booking.waybill_no in staff_page and "Delivered to our warehouse" in staff_page
+    assert 'data-testid="refund-deadline"' in staff_page
 
 
 def test_a_slot_in_the_past_is_refused_and_nothing_changes(approved_return, simulator, client):
@@ -176,7 +179,7 @@ def test_cancelling_the_request_cancels_the_pickup_and_not_once_the_courier_has_
     two = after_sales.book_pickup(second, slot, customer_of(second.order), client=client)
     db.session.commit()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(return_pickups, "pickup_client", lambda: client_for(simulator))
+        patch.setattr(return_pickups, "pickup_client", lambda: pickup_client_for(simulator))
         after_sales.transition(after_sales.get_after_sale(first.id), "cancelled", customer_of(first.order))
         db.session.commit()
         assert db.session.get(ReturnPickup, one.id).status == "cancelled"
@@ -190,7 +193,7 @@ def test_cancelling_the_request_cancels_the_pickup_and_not_once_the_courier_has_
     assert db.session.get(ReturnPickup, two.id).status == "booked"
 
 
-def client_for(simulator) -> PickupClient:
+def pickup_client_for(simulator) -> PickupClient:
     credentials = DEFAULT_CREDENTIALS["kuaidi100"]
     return PickupClient(simulator.base_url, credentials["key"], credentials["secret"], salt="s")
 
