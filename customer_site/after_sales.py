@@ -13,7 +13,8 @@ from customer_site.access import (after_sale_for_customer_or_404, customer_requi
 from shared import after_sales_lifecycle as lifecycle
 from shared.actors import Actor
 from shared.extensions import db
-from shared.labels import AFTER_SALE_STATE, AFTER_SALE_TYPE, RETURN_METHOD, translated
+from shared.labels import (AFTER_SALE_STATE, AFTER_SALE_TYPE, RETURN_METHOD, RETURN_PICKUP_STATUS, RETURN_REFUND_STATE,
+                           translated)
 from shared.services import after_sales
 from shared.services.errors import ServiceError
 from shared.web import client_ip
@@ -63,14 +64,29 @@ def may_request(order) -> bool:
 def _order_page_box():
     def after_sales_box(order, guest: bool) -> dict:
         """What the order page's after-sales card shows (templates/customer/_after_sales.html)."""
-        if guest:
-            return {"guest": True}
+        package = after_sales.return_package(order)
         customer = signed_in_customer()
-        if customer is None or order.customer_id != customer.id:
-            return {"guest": True}
-        return {"guest": False, "requests": after_sales.for_order(order.id), "may_request": may_request(order),
-                **_labels()}
+        if guest or customer is None or order.customer_id != customer.id:
+            from customer_site.self_service import guest_verified
+
+            # A guest who proved the order with a one-time code sees its requests and their state (read only).
+            verified = guest and guest_verified(order)
+            return {"guest": True, "verified": verified, "package": package if verified else None,
+                    "requests": after_sales.for_order(order.id) if verified else [],
+                    "countdowns": _countdowns(after_sales.for_order(order.id)) if verified else {}, **_labels()}
+        requests = after_sales.for_order(order.id)
+        return {"guest": False, "requests": requests, "may_request": may_request(order), "package": package,
+                "countdowns": _countdowns(requests), **_labels()}
     return {"after_sales_box": after_sales_box}
+
+
+def _countdowns(requests) -> dict:
+    found = {}
+    for case in requests:
+        countdown = after_sales.refund_countdown(case)
+        if countdown is not None:
+            found[case.id] = countdown
+    return found
 
 
 def _form_lines(order) -> list[dict]:
@@ -125,14 +141,35 @@ def detail(order_no: str, after_sale_id: int):
     customer = signed_in_customer()
     order = order_for_customer_or_404(customer, order_no)
     case = after_sale_for_customer_or_404(customer, order, after_sale_id)
+    return render_detail(order, case)
+
+
+def render_detail(order, case, status: int = 200):
+    """The request's page: progress, decision, the return (pickup with its waybill, courier, slot and tracking, or
+    the drop-off address and code), the refund countdown once received, and the refund."""
+    from shared.services import refunds
+
     steps = lifecycle.path(case.type)
     reached = steps.index(case.status) if case.status in steps else -1
+    may_book = lifecycle.find_move(case.type, case.status, "awaiting_return") is not None
+    slots, no_pickup = [], None
+    if may_book:
+        try:
+            slots = after_sales.pickup_slots(case)
+        except ServiceError as refused:
+            no_pickup = refused.message
+    refund = next((row for row in refunds.refunds_of(order) if row.after_sale_id == case.id), None)
     return render_template("customer/after_sale.html", order=order, case=case, steps=steps, reached=reached,
                            may_cancel=any(m.target == "cancelled" and m.customer
                                           for m in lifecycle.moves_from(case.type, case.status)),
-                           may_book=lifecycle.find_move(case.type, case.status, "awaiting_return") is not None,
+                           may_book=may_book, slots=slots, no_pickup=no_pickup, booking=after_sales.pickup_of(case),
+                           countdown=after_sales.refund_countdown(case), refund=refund,
+                           refund_hours=after_sales.refund_promise_hours(),
+                           reference=after_sales.return_reference(case),
+                           pickup_states=translated(RETURN_PICKUP_STATUS),
+                           refund_states=translated(RETURN_REFUND_STATE),
                            reason_names={r.code: after_sales.reason_label(r, _language())
-                                         for r in after_sales.reasons(False)}, **_labels())
+                                         for r in after_sales.reasons(False)}, **_labels()), status
 
 
 def _move(order_no: str, after_sale_id: int, target: str, done: str, **options):
@@ -173,6 +210,37 @@ def book_return(order_no: str, after_sale_id: int):
             pass  # the service refuses it with its own message
     return _move(order_no, after_sale_id, "awaiting_return", _("Your return is booked."),
                  return_method=request.form.get("return_method") or None, pickup_at=pickup)
+
+
+@bp.post("/<order_no>/after-sales/<int:after_sale_id>/pickup")
+@customer_required
+def book_pickup(order_no: str, after_sale_id: int):
+    """The customer chooses one of the offered slots and the courier is booked (上门取件)."""
+    customer = signed_in_customer()
+    order = order_for_customer_or_404(customer, order_no)
+    case = after_sale_for_customer_or_404(customer, order, after_sale_id)
+    try:
+        after_sales.book_pickup(case, request.form.get("slot", ""), _actor())
+        db.session.commit()
+    except ServiceError as refused:
+        db.session.rollback()
+        flash(_("Not booked: %(message)s", message=refused.message), "error")
+        return render_detail(order_for_customer_or_404(customer, order_no),
+                             after_sale_for_customer_or_404(customer, order, after_sale_id), 422)
+    flash(_("The courier is booked. You will get an email with the return waybill."), "info")
+    return redirect(url_for("after_sales.detail", order_no=order.order_no, after_sale_id=after_sale_id), 303)
+
+
+@bp.get("/<order_no>/after-sales/<int:after_sale_id>/return-code.svg")
+@customer_required
+def return_code(order_no: str, after_sale_id: int):
+    """The return's QR code (request number and return waybill or reference) for the drop-off counter."""
+    customer = signed_in_customer()
+    case = after_sale_for_customer_or_404(customer, order_for_customer_or_404(customer, order_no), after_sale_id)
+    if case.type not in lifecycle.RETURNS:
+        abort(404)
+    return Response(after_sales.return_code_svg(case), mimetype="image/svg+xml",
+                    headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})
 
 
 @bp.get("/<order_no>/after-sales/<int:after_sale_id>/photos/<int:photo_id>")

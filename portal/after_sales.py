@@ -11,7 +11,7 @@ from portal.access import requires
 from portal.outcomes import commit_or_refuse
 from shared import after_sales_lifecycle as lifecycle
 from shared.extensions import db
-from shared.labels import AFTER_SALE_STATE, AFTER_SALE_TYPE, RETURN_METHOD, translated
+from shared.labels import AFTER_SALE_STATE, AFTER_SALE_TYPE, RETURN_METHOD, RETURN_PICKUP_STATUS, translated
 from shared.models import AuditEvent
 from shared.security.permissions import can
 from shared.services import after_sales
@@ -68,6 +68,8 @@ def render_detail(case, status: int = 200, error: str | None = None):
                            needs_reason={m.target for m in lifecycle.moves_from(case.type, case.status)
                                          if m.needs_reason},
                            history=_history(case), overdue=after_sales.overdue(case),
+                           booking=after_sales.pickup_of(case), refund_deadline=after_sales.refund_deadline(case),
+                           pickup_states=translated(RETURN_PICKUP_STATUS),
                            may_refund=can(current_user.role, *lifecycle.DECIDE), **_labels()), status
 
 

@@ -235,5 +235,14 @@ AFTER_SALE_STATE = {
     "closed": lazy_pgettext("after-sales state", "Closed"),
     "cancelled": lazy_pgettext("after-sales state", "Cancelled"),
 }
+# A return pickup's state as the customer reads it (shared/services/return_pickups.py statuses).
+RETURN_PICKUP_STATUS = {"booked": _l("Courier booked"), "collected": _l("Collected by the courier"),
+                        "in_transit": _l("On its way to our warehouse"),
+                        "received": _l("Delivered to our warehouse"), "cancelled": _l("Pickup cancelled")}
+# The refund of an after-sales request as the customer reads it (shared/services/refunds.py statuses).
+RETURN_REFUND_STATE = {"pending_approval": _l("Refund being approved"), "processing": _l("Refund on its way"),
+                       "awaiting_platform": _l("Refund on its way through the platform"),
+                       "succeeded": _l("Refund paid"), "failed": _l("Refund failed: customer service follows up"),
+                       "rejected": _l("Refund failed: customer service follows up")}
 RETURN_METHOD = {"pickup": _l("Courier pickup (上门取件)"), "drop_off": _l("Drop-off / send it yourself"),
                  "none": _l("No return shipment")}

@@ -84,7 +84,10 @@ def test_demo_seed_is_complete_consistent_and_only_once(demo_app):
     assert counts["Warehouse"] == 3
     assert counts["Sku"] == 50
     # and the customer-service order stuck in approval, and the B2B buyer's two invoiced orders
-    assert counts["Order"] == SEEDED_ORDERS + 1 + len(B2B_ORDERS)
+    # and the first regular customer's orders with a return at each stage (devtools/demo/returns.py)
+    from devtools.demo.returns import STAGES
+
+    assert counts["Order"] == SEEDED_ORDERS + 1 + len(B2B_ORDERS) + len(STAGES)
     statuses = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
     # Picking and packed orders come from the floor crew (devtools/demo/floor.py) working the allocated ones.
     assert {status.value for status in OrderStatus} - {"picking", "packed"} <= set(statuses), statuses
@@ -256,3 +259,26 @@ def test_demo_seed_has_teams_approvers_with_totp_a_stuck_approval_and_open_excep
     assert len(near) == 1 and near[0].team_id == teams["finance"].id and near[0].status == "in_progress"
     intact, _checked, problem = verify_chain()
     assert intact, problem
+
+
+def test_demo_seed_has_a_customer_with_returns_at_every_stage_and_their_mail(demo_app):
+    from shared.models import AfterSale, CustomerNotification, ReturnPickup
+    from shared.services import after_sales
+
+    seed_demo_data(SEEDED_ORDERS, report=lambda _line: None)
+    email = CUSTOMER_ACCOUNTS[0][1]
+    cases = db.session.execute(select(AfterSale).order_by(AfterSale.id)).scalars().all()
+    assert [c.status for c in cases] == ["awaiting_return", "awaiting_return", "inspected", "refunded"]
+    assert {c.order.customer.email for c in cases} == {email}
+    pickups = [after_sales.pickup_of(c) for c in cases]
+    assert [p.status for p in pickups] == ["booked", "in_transit", "received", "received"]
+    assert all(p.waybill_no and p.courier_name for p in pickups)  # the carrier's callback named the courier
+    assert pickups[0].slot_end > utc_now()  # the booked pickup is still to come
+    countdown = after_sales.refund_countdown(cases[2])
+    assert countdown is not None and not countdown.overdue and 41 <= countdown.hours <= 42
+    assert cases[3].refund_amount is not None and after_sales.refund_countdown(cases[3]) is None
+    assert db.session.execute(select(func.count()).select_from(ReturnPickup)).scalar() == 4
+    events = db.session.execute(select(CustomerNotification.event, func.count()).group_by(
+        CustomerNotification.event)).all()
+    assert {"after_sales_approved": 4, "pickup_booked": 4, "return_received": 2, "refunded": 1}.items() <= dict(
+        events).items()

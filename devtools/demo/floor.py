@@ -19,8 +19,9 @@ FLOOR_SECONDS = 15
 CARRIER_STEP_SECONDS = 20
 
 
-def configure_carriers(host: str, port: int) -> None:
-    """Point the apps (created after this) at the carrier simulator, through the environment they read."""
+def configure_carriers(host: str, port: int, portal_url: str | None = None) -> None:
+    """Point the apps (created after this) at the carrier simulator, through the environment they read: waybills,
+    tracking pushes and door pickups of returns (商家寄件, whose order callbacks go to the portal's hook)."""
     from devtools.simulators.carriers import DEFAULT_CREDENTIALS
 
     os.environ.setdefault("ORDERLOOM_CARRIER_API_URL", f"http://{host}:{port}")
@@ -28,6 +29,12 @@ def configure_carriers(host: str, port: int) -> None:
     os.environ.setdefault("ORDERLOOM_CARRIER_APP_KEY", DEFAULT_CREDENTIALS["kdniao"]["app_key"])
     os.environ.setdefault("ORDERLOOM_KUAIDI100_SALT", DEFAULT_CREDENTIALS["kuaidi100"]["salt"])
     os.environ.setdefault("ORDERLOOM_TRACK17_KEY", DEFAULT_CREDENTIALS["17track"]["key"])
+    os.environ.setdefault("ORDERLOOM_KUAIDI100_API_URL", f"http://{host}:{port}")
+    os.environ.setdefault("ORDERLOOM_KUAIDI100_KEY", DEFAULT_CREDENTIALS["kuaidi100"]["key"])
+    os.environ.setdefault("ORDERLOOM_KUAIDI100_SECRET", DEFAULT_CREDENTIALS["kuaidi100"]["secret"])
+    os.environ.setdefault("ORDERLOOM_PICKUP_SALT", "demo-pickup-salt")
+    if portal_url:
+        os.environ.setdefault("ORDERLOOM_PICKUP_CALLBACK_URL", f"{portal_url}/hooks/pickups/kuaidi100")
 
 
 def prepare(actor) -> dict[str, str]:

@@ -732,6 +732,14 @@ def seed_demo_data(order_count: int = 2000, report=print, invoicing_url: str | N
     seed_governance(rng)
     db.session.commit()
     report(f"  teams, TOTP, a stuck approval, open exceptions  {time.perf_counter() - governance_started:4.1f} s")
+    returns_started = time.perf_counter()
+    from devtools.demo.returns import seed_returns
+
+    returned = seed_returns(utc_now(), CUSTOMER_ACCOUNTS[0][1])
+    db.session.commit()
+    report(f"  {returned.requests} returns of {CUSTOMER_ACCOUNTS[0][1]} ({returned.pickups} pickups booked with a "
+           f"carrier simulator, parcels coming back, one inspected with its refund countdown, one refunded)  "
+           f"{time.perf_counter() - returns_started:4.1f} s")
     seconds = time.perf_counter() - started
     report(f"Seeded in {seconds:.1f} s")
     return SeedOutcome(seeded=True, order_count=order_count, seconds=seconds, statuses=status_counts())
@@ -1143,7 +1151,7 @@ def run(host: str = "127.0.0.1", portal_port: int = 5000, customer_port: int = 5
             from devtools.demo import floor as demo_floor
 
             connect_simulated_channels(f"http://{host}:{simulator_port}")
-            demo_floor.configure_carriers(host, simulator_port + 1)
+            demo_floor.configure_carriers(host, simulator_port + 1, f"http://{host}:{portal_port}")
             floor_tokens = demo_floor.prepare(SEED_ACTOR)
             demo_payments = prepare_payments(host, simulator_port + 2)
             db.session.commit()

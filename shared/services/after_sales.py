@@ -45,7 +45,8 @@ MAX_LINES = 100
 # How long the merchant has for its side of each state (hours from entering it); states not named are the customer's
 # turn (approved for a return: book it; awaiting_return: send it) or finished. A refund is due within 48 h of the
 # warehouse receiving the goods, so `inspected` is due 48 h after `received`, not after the inspection.
-SLA_HOURS = {"requested": 24, "received": 24, "inspected": 48}
+SLA_HOURS = {"requested": 24, "received": 24}  # `inspected`: the refund promise (refund_promise_hours)
+DEFAULT_REFUND_HOURS = 48  # "refund within 48 h of the warehouse receiving it" (AFTER_SALES_REFUND_HOURS)
 SLA_HOURS_NO_RETURN = {"approved": 24}  # refund_only and resend: refund or send within a day of approving
 REFUNDABLE_STATES = ("refunded",)
 
@@ -328,12 +329,51 @@ def check_photos(photos) -> list[tuple[str, bytes]]:
 # --- requests -----------------------------------------------------------------------------------------------------
 
 def _due(case: AfterSale, now: datetime) -> datetime | None:
+    promised = refund_deadline(case)
     if case.status == "inspected" and case.received_at is not None:
-        return as_utc(case.received_at) + timedelta(hours=SLA_HOURS["inspected"])
+        return as_utc(case.received_at) + timedelta(hours=refund_promise_hours())
     hours = SLA_HOURS.get(case.status)
     if hours is None and case.type not in lifecycle.RETURNS:
         hours = SLA_HOURS_NO_RETURN.get(case.status)
-    return now + timedelta(hours=hours) if hours else None
+    due = now + timedelta(hours=hours) if hours else None
+    if case.status == "received" and promised is not None and due is not None:
+        due = min(due, promised)  # a promise shorter than the inspection's day is still kept
+    return due
+
+
+def refund_promise_hours() -> int:
+    """The hours within which a return is refunded once the warehouse receives it (configuration
+    AFTER_SALES_REFUND_HOURS, default 48): the customer's countdown and the refund's SLA are both this number."""
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        return int(current_app.config.get("AFTER_SALES_REFUND_HOURS") or DEFAULT_REFUND_HOURS)
+    return DEFAULT_REFUND_HOURS
+
+
+def refund_deadline(case: AfterSale) -> datetime | None:
+    """When the refund of a return is due: received_at plus the promised hours (None before the goods are
+    received, and for requests that refund nothing after a return)."""
+    if case.type != "return_refund" or case.received_at is None:
+        return None
+    return as_utc(case.received_at) + timedelta(hours=refund_promise_hours())
+
+
+@dataclass(frozen=True)
+class Countdown:
+    deadline: datetime
+    hours: int  # whole hours left (0 once due)
+    minutes: int  # and minutes
+    overdue: bool
+
+
+def refund_countdown(case: AfterSale, now: datetime | None = None) -> Countdown | None:
+    """What the customer's countdown shows: the deadline and the time left, while the refund is still to come."""
+    deadline = refund_deadline(case)
+    if deadline is None or case.refund_amount is not None or case.status in lifecycle.FINAL:
+        return None
+    left = max(int((deadline - (now or utc_now())).total_seconds()), 0)
+    return Countdown(deadline, left // 3600, left % 3600 // 60, left == 0)
 
 
 def _read_pickup(value, now: datetime) -> datetime | None:
@@ -450,8 +490,11 @@ def _state(case: AfterSale) -> dict:
 
 
 def transition(case: AfterSale, target, actor: Actor, reason: str | None = None, *, return_method: str | None = None,
-               pickup_at=None, inspection=None, now: datetime | None = None) -> AfterSale:
-    """Move a request along the declared table; refused (409, 403, 422) with nothing changed."""
+               pickup_at=None, inspection=None, booking=None, now: datetime | None = None) -> AfterSale:
+    """Move a request along the declared table; refused (409, 403, 422) with nothing changed. `booking`: the
+    carrier's pickup booked for this request (book_pickup). Cancelling a request cancels its pickup at the carrier
+    (refused, with nothing changed, once the courier has the parcel). The customer is mailed the decision, the
+    return's arrival and the refund (shared.services.notifications)."""
     now = now or utc_now()
     source = case.status
     if not isinstance(target, str) or target not in lifecycle.STATES:
@@ -473,7 +516,9 @@ def transition(case: AfterSale, target, actor: Actor, reason: str | None = None,
     if refusal:
         raise Conflict(say(refusal), field="to", code="guard_failed")
     if "book_return" in move.effects:
-        _book_return(case, return_method, pickup_at, now)
+        _book_return(case, return_method, pickup_at, now, booking)
+    if target == "cancelled":
+        _cancel_pickup(case, actor)
     case.status, case.updated_at = target, now
     if target in ("approved", "declined"):
         case.decided_at = now
@@ -495,22 +540,53 @@ def transition(case: AfterSale, target, actor: Actor, reason: str | None = None,
         **_state(case), "order_no": case.order.order_no,
         **({"inspection": [{"sku": line.sku.code, "passed": line.passed, "restocked": line.restocked}
                            for line in case.lines]} if target == "inspected" else {})}, reason=reason)
+    _notify(case, target, reason)
     return case
 
 
+def _notify(case: AfterSale, target: str, reason: str | None) -> None:
+    """The customer's mail about a move (queued in this transaction, sent after the commit; once per request)."""
+    from shared.services.notifications import notify_customer
+
+    order, key = case.order, str(case.id)
+    if target == "approved":
+        notify_customer(order, "after_sales_approved", dedupe=key, reason=reason or "")
+    elif target == "declined":
+        notify_customer(order, "after_sales_declined", dedupe=key, reason=reason or "")
+    elif target == "received":
+        notify_customer(order, "return_received", dedupe=key, hours=refund_promise_hours())
+    if target == "refunded" and case.refunded_at is not None:
+        from shared.money import format_money
+
+        notify_customer(order, "refunded", dedupe=f"after_sale:{case.id}", amount=format_money(case.refund_amount),
+                        currency=case.currency)
+
+
 def return_address(case: AfterSale) -> str | None:
-    """Where a drop-off goes: the warehouse that shipped the order."""
-    warehouse = case.order.warehouse
+    """Where a drop-off goes: the return address of the warehouse that shipped the order (its receiver, phone and
+    street address, return_pickups.return_address), or the warehouse's name and city while it has none."""
+    return printed_return_address(case.order)
+
+
+def printed_return_address(order: Order) -> str | None:
+    from shared.services import return_pickups
+
+    warehouse = order.warehouse
     if warehouse is None:
         return None
-    return f"{warehouse.name} · {warehouse.province}{warehouse.city}"[:300]
+    row = return_pickups.return_address(warehouse.id)
+    if row is None:
+        return f"{warehouse.name} · {warehouse.province}{warehouse.city}"[:300]
+    return f"{row.receiver} {row.phone} · {row.province}{row.city}{row.district}{row.street}"[:300]
 
 
-def _book_return(case: AfterSale, method, pickup_at, now: datetime) -> None:
+def _book_return(case: AfterSale, method, pickup_at, now: datetime, booking=None) -> None:
     method = method or case.return_method or "drop_off"
     if method not in lifecycle.RETURN_METHODS:
         _refuse(BAD_METHOD, "invalid_return_method", "return_method")
-    if method == "pickup":
+    if method == "pickup" and booking is not None:
+        case.pickup_at = booking.slot_start  # the carrier judged the slot (return_pickups.book)
+    elif method == "pickup":
         at = _read_pickup(pickup_at, now) if pickup_at is not None else case.pickup_at
         if at is None:
             _refuse(PICKUP_REQUIRED, "required", "pickup_at")
@@ -521,6 +597,130 @@ def _book_return(case: AfterSale, method, pickup_at, now: datetime) -> None:
         case.pickup_at = None
     case.return_method = method
     case.return_address = return_address(case) if method == "drop_off" else None
+
+
+# --- the return parcel: a door pickup, a drop-off code, the arrival -------------------------------------------------
+
+def pickup_of(case: AfterSale):
+    """The request's return pickup (the newest booking made for it), or None."""
+    from shared.models import ReturnPickup
+
+    return db.session.execute(select(ReturnPickup).where(ReturnPickup.after_sale_id == case.id,
+                                                         ReturnPickup.order_id == case.order_id)
+                              .order_by(ReturnPickup.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def pickup_address(order: Order) -> dict:
+    """Where the courier collects: the order's shipping address (the customer as the return's sender)."""
+    return {"name": order.receiver_name, "phone": order.receiver_phone, "province": order.province,
+            "city": order.city, "district": order.district, "street": order.street}
+
+
+def pickup_slots(case: AfterSale, now: datetime | None = None) -> list:
+    """The pickup times the customer may choose for this request (return_pickups.slots)."""
+    from shared.services import return_pickups
+
+    return return_pickups.slots(case.order, pickup_address(case.order), now)
+
+
+def book_pickup(case: AfterSale, slot: str, actor: Actor, *, client=None, now: datetime | None = None):
+    """The customer (or staff for them) books the courier for an approved return: the carrier's booking through
+    return_pickups.book (after_sale_id = this request) and the move to awaiting_return, in the caller's transaction.
+    Refused with nothing changed when the move is not open (409/403), the slot is gone or the carrier says no."""
+    from shared.services import return_pickups
+
+    now = now or utc_now()
+    move = lifecycle.find_move(case.type, case.status, "awaiting_return")
+    if move is None:
+        raise Conflict(say(NOT_A_MOVE, source=case.status, target="awaiting_return"), field="to",
+                       code="invalid_transition")
+    if not lifecycle.may_fire(move, actor.role):
+        raise Forbidden(say(NOT_YOURS, target="awaiting_return"), code="forbidden")
+    summary = "、".join(f"{line.sku.name}×{line.quantity}" for line in case.lines)[:300]
+    booking = return_pickups.book(case.order.order_no, pickup_address(case.order), slot, summary, actor,
+                                  after_sale_id=case.id, client=client, now=now)
+    transition(case, "awaiting_return", actor, return_method="pickup", booking=booking, now=now)
+    from shared.services.notifications import notify_customer
+
+    notify_customer(case.order, "pickup_booked", dedupe=f"{case.id}:{booking.id}", waybill_no=booking.waybill_no,
+                    slot=slot_text(booking))
+    return booking
+
+
+def slot_text(booking) -> str:
+    """A booking's slot in the merchant's zone, e.g. 2026-12-05 09:00–12:00."""
+    from flask import current_app, has_app_context
+
+    from shared.timekeeping import to_zone
+
+    zone = current_app.config.get("MERCHANT_TIMEZONE", "Asia/Shanghai") if has_app_context() else "Asia/Shanghai"
+    start, end = to_zone(booking.slot_start, zone), to_zone(booking.slot_end, zone)
+    return f"{start:%Y-%m-%d %H:%M}–{end:%H:%M}"
+
+
+def _cancel_pickup(case: AfterSale, actor: Actor) -> None:
+    """Cancelling a request cancels its pickup at the carrier; once the courier has the parcel the carrier refuses
+    and so the request is not cancelled either (the goods are on their way back)."""
+    from shared.services import return_pickups
+
+    booking = pickup_of(case)
+    if booking is not None and booking.status in return_pickups.LIVE:
+        return_pickups.cancel(booking, actor, reason=f"售后申请 {case.id} 已取消")
+
+
+def receive_returned(booking, actor: Actor = SYSTEM) -> AfterSale | None:
+    """The return parcel of a pickup was delivered to the warehouse (the carrier's `delivered`): its request is
+    marked received at the delivery time, which starts the refund countdown; the warehouse then inspects. Nothing
+    happens when the request no longer awaits the return (cancelled meanwhile, or received by hand already)."""
+    if booking.after_sale_id is None or booking.received_at is None:
+        return None
+    case = db.session.get(AfterSale, booking.after_sale_id)
+    if case is None or case.order_id != booking.order_id or case.status != "awaiting_return":
+        return None
+    return transition(case, "received", actor, now=min(as_utc(booking.received_at), utc_now()))
+
+
+def return_reference(case: AfterSale) -> str:
+    """What the warehouse scans to match a parcel to the request: the return waybill when a courier collects it,
+    otherwise the request's own reference (AS<id>-<order_no>), written on the parcel by the customer."""
+    booking = pickup_of(case)
+    if booking is not None and booking.waybill_no and booking.status != "cancelled":
+        return booking.waybill_no
+    return f"AS{case.id}-{case.order.order_no}"
+
+
+def return_code_payload(case: AfterSale) -> str:
+    return f"ORDERLOOM-RETURN;AS={case.id};ORDER={case.order.order_no};REF={return_reference(case)}"
+
+
+def return_code_svg(case: AfterSale) -> str:
+    """The return's QR code (request number and reference) as one SVG path, drawn like the second-factor code."""
+    from shared.services.second_factor import qr_svg
+
+    return qr_svg(return_code_payload(case))
+
+
+@dataclass(frozen=True)
+class ReturnTerms:
+    sku: str
+    name: str
+    return_days: int
+    final_sale: bool
+
+
+def return_package(order: Order) -> dict | None:
+    """The prepared return of a paid order (from payment on): where returns go, each item's window or final sale,
+    and the refund promise. None before payment."""
+    if order.payment_status != "paid":
+        return None
+    skus = {}
+    for line in order.lines:
+        skus.setdefault(line.sku_id, line.sku)
+    policies = policies_for(order, skus)
+    terms = [ReturnTerms(sku.code, sku.name, policies[sku_id].return_days, policies[sku_id].final_sale)
+             for sku_id, sku in skus.items()]
+    return {"address": printed_return_address(order), "terms": terms, "refund_hours": refund_promise_hours(),
+            "final_sale": [t.name for t in terms if t.final_sale]}
 
 
 def _inspect(case: AfterSale, inspection, actor: Actor) -> None:

@@ -34,7 +34,8 @@ STATUSES = ("queued", "sent", "failed")
 CHANNELS = ("email", "sms")
 
 # event → (subject, body): message codes, translated when the message is sent. Parameters besides order_no are the
-# caller's (after-sales: `reason`; refunds: `amount`, `currency`; a guest code: `code`).
+# caller's (after-sales: `reason`, a pickup's `slot` and `waybill_no`, a return's `hours`; refunds: `amount`,
+# `currency`; a guest code: `code`).
 MESSAGES = {
     "shipped": (N_("Your order %(order_no)s is on its way"),
                 N_("Your order %(order_no)s has been handed to the carrier. Tracking number: %(waybill_no)s.")),
@@ -50,6 +51,12 @@ MESSAGES = {
                              N_("Your after-sales request for order %(order_no)s is approved. %(reason)s")),
     "after_sales_declined": (N_("Your after-sales request for order %(order_no)s is declined"),
                              N_("Your after-sales request for order %(order_no)s is declined: %(reason)s")),
+    "pickup_booked": (N_("A courier will collect your return for order %(order_no)s"),
+                      N_("A courier collects your return for order %(order_no)s on %(slot)s. Return waybill: "
+                         "%(waybill_no)s. Please have the parcel packed and ready.")),
+    "return_received": (N_("We received your return for order %(order_no)s"),
+                        N_("Your return for order %(order_no)s reached our warehouse. We check it and answer within "
+                           "%(hours)s hours.")),
     "refunded": (N_("Your refund for order %(order_no)s"),
                  N_("We refunded %(amount)s %(currency)s for order %(order_no)s. It reaches your account as your "
                     "payment provider handles it.")),
@@ -77,7 +84,7 @@ def render(row: CustomerNotification) -> tuple[str, str]:
     subject_id, body_id = MESSAGES[row.event]
     with force_locale(_language(row.locale)):
         values = {"order_no": "", "waybill_no": "—", "reason": "", "amount": "", "currency": "", "code": "",
-                  **params}
+                  "slot": "", "hours": "", **params}
         subject = _(subject_id, **values)
         parts = [_(body_id, **values)]
         if values.get("order_no") and row.event != "guest_code":

@@ -331,6 +331,7 @@ how many of its events were new. A
             sets.among(ReturnPickupEvent.pickup_id, [b.id for b in bookings.values()]))
             .order_by(ReturnPickupEvent.occurred_at, ReturnPickupEvent.id)).scalars():
         stored[row.pickup_id].append(row)
+    arrived = []
     for booking in bookings.values():
         mine = stored.get(booking.id, [])
         if not mine:
@@ -348,7 +349,14 @@ how many of its events were new. A
         if booking.status != before:
             audit.record(SYSTEM, "return_pickup.tracking", "return_pickup", booking.id, before={"status": before},
                          after={"status": booking.status, "step": step})
+            if booking.status == "received":
+                arrived.append(booking)
     db.session.flush()
+    if arrived:
+        from shared.services import after_sales
+
+        for booking in arrived:  # the after-sales request is received at the delivery time (its refund clock)
+            after_sales.receive_returned(booking)
     return {number: inserted.get(booking.id, 0) for number, booking in bookings.items()}
 
 

@@ -26,6 +26,8 @@ def run(host: str = "127.0.0.1", port: int = 8901, seed=1, stop: threading.Event
         while not stop.wait(step_seconds):
             ticks += 1
             kinds = Counter(simulator.advance_parcel(number).kind for number in simulator.unfinished())
+            if simulator.pickups:  # couriers named for door pickups, posted to each order's callBackUrl
+                simulator.push_pickup_callbacks()
             pushed = {}
             if kuaidi100_target:
                 pushed["kuaidi100"] = simulator.push_kuaidi100(kuaidi100_target[0], kuaidi100_target[1])
