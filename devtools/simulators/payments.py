@@ -1,11 +1,15 @@
 """A payment provider simulator on loopback: WeChat Pay API v3 notifications (signed by a platform key of its own,
 the resource encrypted under an API v3 key) and Alipay asynchronous notifications (RSA2), sent by real HTTP to a
 given URL, and the daily bills (WeChat Pay trade bill, Alipay 业务明细) served for download with every payment and
-refund it sent. For the demo (`orderloom simulate-payments`), the tests and the benchmark.
+refund it sent, through the providers' signed bill APIs (WeChat Pay GET /v3/bill/tradebill and its download_url,
+Alipay alipay.data.dataservice.bill.downloadurl.query at /alipay/gateway.do and the ZIP it points to): a request
+not signed with the merchant's key is refused, a day not billed yet (today or later) answered as the provider does.
+`tamper` ({"hash", "signature"}) makes it lie, for the tests. For the demo (`orderloom simulate-payments`), the tests and the benchmark.
 
 The keys are made when the simulator starts; `wechatpay_settings()` / `alipay_settings()` are what a merchant
 copies into the channel's payment account (shared.services.payments.configure_account).
 """
+import hashlib
 import json
 import secrets
 import threading
@@ -21,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.wrappers import Request, Response
 
 from devtools.simulators.loopback import LoopbackServing
-from shared.payments import alipay, bills, wechatpay
+from shared.payments import PaymentMessageError, alipay, bills, wechatpay
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -44,6 +48,12 @@ class PaymentSimulator(LoopbackServing):
         self.merchant_id, self.wechat_app_id, self.alipay_app_id = merchant_id, wechat_app_id, alipay_app_id
         self.wechat_private, self.wechat_public = _key_pair()
         self.alipay_private, self.alipay_public = _key_pair()
+        self.merchant_private, self.merchant_public = _key_pair()  # the merchant's API certificate key (WeChat Pay)
+        self.merchant_serial = secrets.token_hex(20).upper()
+        self.app_private, self.app_public = _key_pair()  # the Alipay application key (应用私钥 / 应用公钥)
+        self.tamper: set[str] = set()
+        self.today = None  # the Beijing date bills exist before (None: the clock's)
+        self._tokens: dict[str, tuple[str, str]] = {}
         self.platform_serial = secrets.token_hex(20).upper()
         self.api_v3_key = secrets.token_urlsafe(24)[:32]
         self.sent: dict[str, list] = {"wechatpay": [], "alipay": []}  # (Beijing time text, kind, no, id, amount, ...)
@@ -54,11 +64,13 @@ class PaymentSimulator(LoopbackServing):
     def wechatpay_settings(self) -> dict:
         return {"merchant_id": self.merchant_id, "app_id": self.wechat_app_id, "api_v3_key": self.api_v3_key,
                 "provider_public_key": self.wechat_public, "platform_serial": self.platform_serial,
-                "bill_url": f"{self.base_url}/wechatpay/bill" if self.base_url else None}
+                "merchant_private_key": self.merchant_private, "merchant_serial": self.merchant_serial,
+                "bill_url": self.base_url or None}
 
     def alipay_settings(self) -> dict:
         return {"app_id": self.alipay_app_id, "provider_public_key": self.alipay_public,
-                "bill_url": f"{self.base_url}/alipay/bill" if self.base_url else None}
+                "merchant_private_key": self.app_private,
+                "bill_url": f"{self.base_url}/alipay/gateway.do" if self.base_url else None}
 
     # --- notifications --------------------------------------------------------------------------------------------
 
@@ -143,18 +155,101 @@ class PaymentSimulator(LoopbackServing):
         parsed = datetime.strptime(day, "%Y-%m-%d")
         return bills.write_alipay_bill(entries, day=parsed.strftime("%Y年%m月%d日"))
 
-    def wsgi_app(self, environ, start_response):
-        request = Request(environ)
-        provider = request.path.strip("/").split("/")[0]
+    def alipay_bill_zip(self, day: str) -> bytes:
+        """The ZIP Alipay's bill_download_url serves: the 业务明细 CSV and its 汇总 (summary), GBK."""
+        import io
+        import zipfile
+
+        stem = f"20881234567890120156_{day.replace('-', '')}"
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(f"{stem}_业务明细.csv", self.bill("alipay", day))
+            archive.writestr(f"{stem}_业务明细(汇总).csv", "#支付宝业务汇总查询\r\n".encode("gb18030"))
+        return buffer.getvalue()
+
+    def _billed(self, day: str) -> bool:
+        today = self.today or datetime.now(BEIJING).date()
+        return datetime.strptime(day, "%Y-%m-%d").date() < today
+
+    def _wechat_json(self, status: int, body: dict) -> Response:
+        raw = json.dumps(body, ensure_ascii=False).encode()
+        stamp, nonce = str(int(time.time())), secrets.token_hex(16)
+        signed = raw + b" " if "signature" in self.tamper else raw
+        return Response(raw, status=status, mimetype="application/json", headers={
+            "Wechatpay-Timestamp": stamp, "Wechatpay-Nonce": nonce, "Wechatpay-Serial": self.platform_serial,
+            "Wechatpay-Signature": wechatpay.sign(self.wechat_private, stamp, nonce, signed)})
+
+    def _wechat_api(self, request: Request) -> Response:
+        url = request.path + (f"?{request.query_string.decode()}" if request.query_string else "")
+        try:
+            fields = wechatpay.check_authorization(request.headers.get("Authorization", ""), request.method, url,
+                                                   request.get_data(), self.merchant_public)
+        except PaymentMessageError:
+            return self._wechat_json(401, {"code": "SIGN_ERROR", "message": "签名错误"})
+        if fields["mchid"] != self.merchant_id or fields["serial_no"] != self.merchant_serial:
+            return self._wechat_json(401, {"code": "SIGN_ERROR", "message": "商户证书序列号有误"})
+        if request.path == "/v3/billdownload/file":
+            found = self._tokens.get(request.args.get("token", ""))
+            if found is None:
+                return self._wechat_json(400, {"code": "INVALID_REQUEST", "message": "账单地址已过期"})
+            return Response(self.bill(*found), mimetype="application/octet-stream")
         day = request.args.get("bill_date", "")
-        if request.method != "GET" or provider not in self.sent or not request.path.endswith("/bill"):
-            return Response("not found", status=404)(environ, start_response)
         try:
             datetime.strptime(day, "%Y-%m-%d")
         except ValueError:
-            return Response(json.dumps({"code": "INVALID_REQUEST", "message": "bill_date is yyyy-MM-dd"}),
-                            status=400, mimetype="application/json")(environ, start_response)
-        return Response(self.bill(provider, day), mimetype="text/csv")(environ, start_response)
+            return self._wechat_json(400, {"code": "INVALID_REQUEST", "message": "bill_date 格式为 yyyy-MM-DD"})
+        if not self._billed(day):
+            return self._wechat_json(400, {"code": "NO_STATEMENT_EXIST", "message": "账单文件不存在"})
+        token = secrets.token_urlsafe(24)
+        self._tokens[token] = ("wechatpay", day)
+        data = self.bill("wechatpay", day)
+        digest = hashlib.sha1(data + (b"x" if "hash" in self.tamper else b"")).hexdigest()
+        return self._wechat_json(200, {"hash_type": "SHA1", "hash_value": digest,
+                                       "download_url": f"{self.base_url}/v3/billdownload/file?token={token}"})
+
+    def _alipay_api(self, request: Request) -> Response:
+        params = request.form.to_dict() if request.method == "POST" else request.args.to_dict()
+        method = params.get("method") or alipay.BILL_METHOD
+
+        def answer(node: dict) -> Response:
+            key = self.alipay_private if "signature" not in self.tamper else self.app_private
+            return Response(alipay.signed_response(method, node, key), mimetype="application/json")
+
+        try:
+            alipay.verify_request(params, self.app_public)
+        except PaymentMessageError:
+            return answer({"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-signature",
+                           "sub_msg": "验签出错"})
+        if params.get("app_id") != self.alipay_app_id or method != alipay.BILL_METHOD:
+            return answer({"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-app-id",
+                           "sub_msg": "无效的AppID参数"})
+        try:
+            biz = json.loads(params.get("biz_content") or "{}")
+            day = str(biz.get("bill_date") or "")
+            datetime.strptime(day, "%Y-%m-%d")
+        except (ValueError, AttributeError):
+            return answer({"code": "40004", "msg": "Business Failed", "sub_code": "isp.bill_date_error",
+                           "sub_msg": "账单日期格式不正确"})
+        if biz.get("bill_type") != "trade" or not self._billed(day):
+            return answer({"code": "40004", "msg": "Business Failed", "sub_code": "isp.bill_not_exist",
+                           "sub_msg": "账单不存在"})
+        token = secrets.token_urlsafe(24)
+        self._tokens[token] = ("alipay", day)
+        return answer({"code": "10000", "msg": "Success",
+                       "bill_download_url": f"{self.base_url}/alipay/billfile?token={token}"})
+
+    def wsgi_app(self, environ, start_response):
+        request = Request(environ)
+        if request.path in ("/v3/bill/tradebill", "/v3/billdownload/file") and request.method == "GET":
+            return self._wechat_api(request)(environ, start_response)
+        if request.path == "/alipay/gateway.do":
+            return self._alipay_api(request)(environ, start_response)
+        if request.path == "/alipay/billfile" and request.method == "GET":
+            found = self._tokens.get(request.args.get("token", ""))
+            if found is None or found[0] != "alipay":
+                return Response("not found", status=404)(environ, start_response)
+            return Response(self.alipay_bill_zip(found[1]), mimetype="application/zip")(environ, start_response)
+        return Response("not found", status=404)(environ, start_response)
 
 
 def run(host: str, port: int, wechatpay_url: str | None, alipay_url: str | None, orders: list[tuple[str, str]],

@@ -9,6 +9,7 @@ again, over about 25 hours). Sources: opendocs.alipay.com "异步通知验签" /
 (`verify`), the fixtures in tests/fixtures/payments/.
 """
 import base64
+import json
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
@@ -82,3 +83,123 @@ def read_notification(params: dict) -> dict:
     return {"event_type": params.get("notify_type"), "out_trade_no": out_trade_no[:64],
             "transaction_id": trade_no[:64], "state": params.get("trade_status"), "amount": amount,
             "currency": "CNY", "paid_at": paid_at}
+
+
+# --- OpenAPI requests (the bill download address) ----------------------------------------------------------------
+# A request is the public parameters app_id, method, format JSON, charset utf-8, sign_type RSA2, timestamp
+# (yyyy-MM-dd HH:mm:ss, Beijing), version 1.0 and biz_content (the JSON of the API's own parameters), signed with
+# the application private key (应用私钥) over every parameter but `sign` (sign_type included), empty ones left out,
+# sorted, `k=v` joined by `&`. The answer is JSON: {"<method with _ for .>_response": {...}, "sign": ...}, the sign
+# by Alipay's key over the node's JSON text exactly as sent. alipay.data.dataservice.bill.downloadurl.query
+# (bill_type trade, bill_date yyyy-MM-dd) answers code 10000 and bill_download_url, a ZIP of GBK CSV files whose
+# 业务明细 file (not 业务明细(汇总)) is the bill; a day not billed yet: code 40004, sub_code isp.bill_not_exist.
+# Sources: opendocs.alipay.com "查询对账单下载地址", "自行实现签名" / "同步验签", alipay-sdk-python; the fixtures in
+# tests/fixtures/payments/.
+
+BILL_METHOD = "alipay.data.dataservice.bill.downloadurl.query"
+SUCCESS_CODE = "10000"
+DETAIL_FILE = "业务明细"
+SUMMARY_FILE = "汇总"
+
+
+def request_signing_string(params: dict) -> str:
+    return "&".join(f"{name}={params[name]}" for name in sorted(params)
+                    if name != "sign" and params[name] not in (None, ""))
+
+
+def signed_request(app_id: str, method: str, biz_content: dict, private_key_pem: str, timestamp: str) -> dict:
+    """The form parameters of one OpenAPI call, with its RSA2 sign."""
+    params = {"app_id": app_id, "method": method, "format": "JSON", "charset": "utf-8", "sign_type": "RSA2",
+              "timestamp": timestamp, "version": "1.0",
+              "biz_content": json.dumps(biz_content, ensure_ascii=False, separators=(",", ":"))}
+    try:
+        key = serialization.load_pem_private_key(_pem(private_key_pem, "PRIVATE KEY"), password=None)
+    except (ValueError, TypeError) as error:
+        raise PaymentMessageError("bad_key", f"the application private key is not readable ({error})")
+    params["sign"] = base64.b64encode(key.sign(request_signing_string(params).encode(), padding.PKCS1v15(),
+                                               hashes.SHA256())).decode()
+    return params
+
+
+def verify_request(params: dict, app_public_key: str) -> None:
+    """Alipay's side (the simulator): refuse a request not signed with the application's key."""
+    try:
+        key = serialization.load_pem_public_key(_pem(app_public_key, "PUBLIC KEY"))
+        key.verify(base64.b64decode(params.get("sign") or "", validate=True),
+                   request_signing_string(params).encode(), padding.PKCS1v15(), hashes.SHA256())
+    except (InvalidSignature, ValueError, TypeError):
+        raise PaymentMessageError("bad_signature", "the request's sign does not match its parameters")
+
+
+def response_key(method: str) -> str:
+    return method.replace(".", "_") + "_response"
+
+
+def signed_response(method: str, node: dict, private_key_pem: str) -> bytes:
+    """Alipay's side: an answer with the node's JSON text signed."""
+    text = json.dumps(node, ensure_ascii=False, separators=(",", ":"))
+    key = serialization.load_pem_private_key(_pem(private_key_pem, "PRIVATE KEY"), password=None)
+    sign_ = base64.b64encode(key.sign(text.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
+    return ('{"' + response_key(method) + '":' + text + ',"sign":"' + sign_ + '"}').encode()
+
+
+def read_response(body: bytes, method: str, alipay_public_key: str) -> dict:
+    """The answer's node, once its sign (over the node's JSON text as sent) is Alipay's; refused otherwise."""
+    try:
+        text = body.decode("utf-8")
+        answer = json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        raise PaymentMessageError("invalid_json", "the Alipay answer is not JSON")
+    name = response_key(method)
+    node = answer.get(name) if isinstance(answer, dict) else None
+    if not isinstance(node, dict):
+        raise PaymentMessageError("bad_answer", f"the Alipay answer has no {name}")
+    if str(node.get("code")) != SUCCESS_CODE:  # a refusal (often unsigned) imports nothing: its reason is enough
+        raise PaymentMessageError(str(node.get("sub_code") or node.get("code") or "refused")[:40],
+                                  str(node.get("sub_msg") or node.get("msg") or "")[:300])
+    start = text.find(f'"{name}"')
+    start = text.find("{", start)
+    decoder = json.JSONDecoder()
+    _node, end = decoder.raw_decode(text, start)
+    signed_text = text[start:end]
+    if not answer.get("sign"):
+        raise PaymentMessageError("missing_signature", "the Alipay answer has no sign")
+    try:
+        key = serialization.load_pem_public_key(_pem(alipay_public_key, "PUBLIC KEY"))
+        key.verify(base64.b64decode(answer["sign"], validate=True), signed_text.encode(), padding.PKCS1v15(),
+                   hashes.SHA256())
+    except (InvalidSignature, ValueError, TypeError):
+        raise PaymentMessageError("bad_signature", "the Alipay answer's sign does not match it")
+    return node
+
+
+def bill_from_zip(data: bytes) -> tuple[str, bytes]:
+    """The 业务明细 CSV (its name and bytes) in the ZIP Alipay's bill_download_url serves."""
+    import io
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise PaymentMessageError("bad_archive", "the Alipay bill is not a ZIP")
+    with archive:
+        for info in archive.infolist():
+            name = info.filename
+            if not info.flag_bits & 0x800:  # Alipay names its files in GBK, without the UTF-8 flag
+                try:
+                    name = name.encode("cp437").decode("gb18030")
+                except (UnicodeEncodeError, UnicodeDecodeError):
+                    pass
+            if DETAIL_FILE in name and SUMMARY_FILE not in name and name.lower().endswith(".csv"):
+                return name, archive.read(info)
+    raise PaymentMessageError("no_detail_file", "the Alipay bill ZIP has no 业务明细 file")
+
+
+def check_private_key(private_key_pem: str) -> None:
+    """Refuse an application private key that is not an RSA key (bare base64 or PEM)."""
+    try:
+        key = serialization.load_pem_private_key(_pem(private_key_pem, "PRIVATE KEY"), password=None)
+    except (ValueError, TypeError) as error:
+        raise PaymentMessageError("bad_key", f"the application private key is not readable ({error})")
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise PaymentMessageError("bad_key", "the application private key is not an RSA key")

@@ -128,3 +128,106 @@ def read_notification(body: bytes | str, api_v3_key: str) -> dict:
     return {"event_type": envelope.get("event_type"), "out_trade_no": str(out_trade_no)[:64],
             "transaction_id": str(transaction_id)[:64], "state": transaction.get("trade_state"),
             "amount": Decimal(total) / 100, "currency": amount.get("currency") or "CNY", "paid_at": paid_at}
+
+
+# --- requests to the API v3 (the bill download) -------------------------------------------------------------------
+# Every request carries `Authorization: WECHATPAY2-SHA256-RSA2048 mchid="..",nonce_str="..",signature="..",
+# timestamp="..",serial_no=".."`: SHA256withRSA by the merchant's API private key over "method\nurl\ntimestamp\n
+# nonce\nbody\n" (url: the path with its query, as sent; body empty for a GET). The answer is signed by the
+# platform like a notification (Wechatpay-* headers over the raw body), except the bill file itself, which is
+# checked by the SHA1 the tradebill answer gave. Sources: pay.weixin.qq.com "签名生成" / "申请交易账单"
+# (/v3/bill/tradebill) / "下载账单" (download_url), the wechatpay-apiv3 SDKs; tests/fixtures/payments/SOURCES.md.
+
+AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
+HASH_TYPES = {"SHA1": "sha1"}
+
+
+def request_message(method: str, url: str, timestamp: str, nonce: str, body: bytes = b"") -> bytes:
+    return b"\n".join([method.upper().encode(), url.encode(), timestamp.encode(), nonce.encode(), body]) + b"\n"
+
+
+def private_key(pem: str):
+    try:
+        key = serialization.load_pem_private_key((pem or "").strip().encode(), password=None)
+    except (ValueError, TypeError) as error:
+        raise PaymentMessageError("bad_key", f"the merchant API private key is not a PEM RSA key ({error})")
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise PaymentMessageError("bad_key", "the merchant API private key is not an RSA key")
+    return key
+
+
+def authorization(mchid: str, serial: str, private_key_pem: str, method: str, url: str, body: bytes = b"",
+                  timestamp: str | None = None, nonce: str | None = None) -> str:
+    """The Authorization header of one API v3 request (our side)."""
+    import secrets
+    import time
+
+    timestamp, nonce = timestamp or str(int(time.time())), nonce or secrets.token_hex(16).upper()
+    signature = base64.b64encode(private_key(private_key_pem).sign(
+        request_message(method, url, timestamp, nonce, body), padding.PKCS1v15(), hashes.SHA256())).decode()
+    return (f'{AUTH_SCHEMA} mchid="{mchid}",nonce_str="{nonce}",signature="{signature}",timestamp="{timestamp}",'
+            f'serial_no="{serial}"')
+
+
+def read_authorization(header: str) -> dict:
+    """The fields of an Authorization header (the provider's side: the simulator)."""
+    schema, _sep, rest = (header or "").partition(" ")
+    if schema != AUTH_SCHEMA:
+        raise PaymentMessageError("missing_signature", f"the Authorization is not {AUTH_SCHEMA}")
+    fields = {}
+    for part in rest.split(","):
+        name, sep, value = part.strip().partition("=")
+        if sep:
+            fields[name] = value.strip().strip('"')
+    if not all(fields.get(name) for name in ("mchid", "nonce_str", "signature", "timestamp", "serial_no")):
+        raise PaymentMessageError("missing_signature", "the Authorization lacks mchid, nonce_str, signature, "
+                                                       "timestamp or serial_no")
+    return fields
+
+
+def check_authorization(header: str, method: str, url: str, body: bytes, merchant_public_key_pem: str) -> dict:
+    """The provider's side: refuse a request not signed by the merchant's key; its fields otherwise."""
+    fields = read_authorization(header)
+    try:
+        public_key(merchant_public_key_pem).verify(
+            base64.b64decode(fields["signature"], validate=True),
+            request_message(method, url, fields["timestamp"], fields["nonce_str"], body), padding.PKCS1v15(),
+            hashes.SHA256())
+    except (InvalidSignature, ValueError):
+        raise PaymentMessageError("bad_signature", "the Authorization signature does not match the request")
+    return fields
+
+
+def read_bill_answer(body: bytes) -> dict:
+    """The /v3/bill/tradebill answer → {hash_type, hash_value, download_url}, refused when one is missing."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        raise PaymentMessageError("invalid_json", "the tradebill answer is not JSON")
+    if not isinstance(answer, dict) or not all(isinstance(answer.get(name), str) and answer[name]
+                                               for name in ("hash_type", "hash_value", "download_url")):
+        raise PaymentMessageError("bad_answer", "the tradebill answer lacks hash_type, hash_value or download_url")
+    if answer["hash_type"].upper() not in HASH_TYPES:
+        raise PaymentMessageError("unsupported_hash", f"hash_type {answer['hash_type'][:10]!r} is not SHA1")
+    if not answer["download_url"].startswith(("https://", "http://")):
+        raise PaymentMessageError("bad_answer", "the download_url is not an http(s) address")
+    return {name: answer[name] for name in ("hash_type", "hash_value", "download_url")}
+
+
+def check_bill_hash(data: bytes, hash_type: str, hash_value: str) -> None:
+    """Refuse a downloaded bill whose digest is not the one the tradebill answer gave."""
+    import hashlib
+    import hmac
+
+    digest = hashlib.new(HASH_TYPES[hash_type.upper()], data).hexdigest()
+    if not hmac.compare_digest(digest, (hash_value or "").strip().lower()):
+        raise PaymentMessageError("bad_hash", f"the bill's {hash_type} is not the one the tradebill answer gave")
+
+
+def read_error(body: bytes) -> tuple[str, str]:
+    """An API v3 error answer {"code", "message"} → (code, message); unreadable: ("", the start of the body)."""
+    try:
+        answer = json.loads(body)
+        return str(answer.get("code") or ""), str(answer.get("message") or "")[:300]
+    except (ValueError, AttributeError):
+        return "", body[:200].decode("utf-8", errors="replace")
