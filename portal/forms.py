@@ -492,7 +492,7 @@ class StaffInvoiceProfileForm(FlaskForm):
         return {name: getattr(self, name).data for name in
                 ("kind", "name", "tax_id", "address", "phone", "bank", "account", "email")}
 class PaymentBillForm(FlaskForm):
-    """Reconcile one day's provider bill: uploaded, or downloaded from the account's bill address."""
+    """Reconcile one day's provider bill: uploaded, or downloaded through the provider's signed bill API."""
     account_id = SelectField(_l("Payment account"), coerce=int, validate_choice=False)
     bill_date = DateField(_l("Bill date"), validators=[DataRequired()])
     file = FileField(_l("Bill file (.csv); empty: download it"))
@@ -509,7 +509,12 @@ class PaymentAccountForm(FlaskForm):
                                         validators=[DataRequired(), Length(max=10000)])
     platform_serial = StringField(_l("Platform certificate serial (WeChat Pay)"),
                                   validators=[Optional(), Length(max=64)])
-    bill_url = StringField(_l("Bill download address"), validators=[Optional(), Length(max=300)])
+    bill_url = StringField(_l("Provider API address (empty: the provider's own)"),
+                           validators=[Optional(), Length(max=300)])
+    merchant_private_key = TextAreaField(_l("Merchant API private key (PEM; empty: keep the one stored)"),
+                                         validators=[Optional(), Length(max=10000)])
+    merchant_serial = StringField(_l("Merchant API certificate serial (WeChat Pay)"),
+                                  validators=[Optional(), Length(max=64)])
 
 
 # --- finance: invoices -------------------------------------------------------------------------------------

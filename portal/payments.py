@@ -132,7 +132,9 @@ def save_account():
             get_channel(form.channel_code.data.upper()), form.provider.data, staff_actor(current_user),
             merchant_id=form.merchant_id.data or None, app_id=form.app_id.data or None,
             api_v3_key=form.api_v3_key.data or None, provider_public_key=form.provider_public_key.data,
-            platform_serial=form.platform_serial.data or None, bill_url=form.bill_url.data or None),
+            platform_serial=form.platform_serial.data or None, bill_url=form.bill_url.data or None,
+            merchant_private_key=form.merchant_private_key.data or None,
+            merchant_serial=form.merchant_serial.data or None),
             _("Payment account of %(code)s saved.", code=form.channel_code.data.upper()))
     else:
         flash_form_errors(form)
