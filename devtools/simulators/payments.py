@@ -258,12 +258,14 @@ def run(host: str, port: int, wechatpay_url: str | None, alipay_url: str | None,
     simulator = PaymentSimulator()
     simulator.start(host, port)
     echo(f"payment simulator on {simulator.base_url}")
+    keys = ("provider_public_key", "merchant_private_key")
     echo("WeChat Pay account: " + json.dumps({k: v for k, v in simulator.wechatpay_settings().items()
-                                              if k != "provider_public_key"}))
+                                              if k not in keys}))
     echo("WeChat Pay platform public key:\n" + simulator.wechat_public)
-    echo("Alipay account: " + json.dumps({k: v for k, v in simulator.alipay_settings().items()
-                                          if k != "provider_public_key"}))
+    echo("WeChat Pay merchant API private key (the simulator's test key):\n" + simulator.merchant_private)
+    echo("Alipay account: " + json.dumps({k: v for k, v in simulator.alipay_settings().items() if k not in keys}))
     echo("Alipay public key:\n" + simulator.alipay_public)
+    echo("Alipay application private key (the simulator's test key):\n" + simulator.app_private)
     for order_no, amount in orders:
         if wechatpay_url:
             answer = simulator.send_wechatpay(wechatpay_url, order_no, int(Decimal(amount) * 100))
