@@ -216,3 +216,21 @@ def test_a_real_worker_downloads_yesterdays_bills_through_the_apis_and_reconcile
         assert found == {("alipay", "download", yesterday, "ok", 0, 1),
                          ("wechatpay", "download", yesterday, "ok", 1, 0)}, finished.stderr
         assert db.session.execute(select(Order.payment_status).where(Order.order_no == order_no)).scalar() == "unpaid"
+
+
+def test_the_detail_file_is_found_by_its_gbk_name_and_a_zip_without_one_is_refused():
+    import io
+    import zipfile
+
+    sim = PaymentSimulator()
+    archive = sim.alipay_bill_zip("2026-12-02")
+    assert all(not info.flag_bits & 0x800 for info in zipfile.ZipFile(io.BytesIO(archive)).infolist())  # as Alipay
+    name, data = alipay.bill_from_zip(archive)
+    assert name.endswith("_业务明细.csv") and data.decode("gb18030").startswith("#支付宝业务明细查询")
+    only_summary = io.BytesIO()
+    with zipfile.ZipFile(only_summary, "w") as out:
+        out.writestr("2088_20261202_业务明细(汇总).csv", b"#")
+    for content, code in ((only_summary.getvalue(), "no_detail_file"), (b"not a zip", "bad_archive")):
+        with pytest.raises(PaymentMessageError) as refused:
+            alipay.bill_from_zip(content)
+        assert refused.value.code == code

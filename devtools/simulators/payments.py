@@ -156,16 +156,27 @@ class PaymentSimulator(LoopbackServing):
         return bills.write_alipay_bill(entries, day=parsed.strftime("%Y年%m月%d日"))
 
     def alipay_bill_zip(self, day: str) -> bytes:
-        """The ZIP Alipay's bill_download_url serves: the 业务明细 CSV and its 汇总 (summary), GBK."""
+        """The ZIP Alipay's bill_download_url serves: the 业务明细 CSV and its 汇总 (summary), GBK, their names in
+        GBK without the UTF-8 flag as Alipay writes them (zipfile cannot: ASCII stand-ins of the same length are
+        written, then their bytes swapped for the GBK names in both headers)."""
         import io
         import zipfile
 
         stem = f"20881234567890120156_{day.replace('-', '')}"
+        files = {f"{stem}_业务明细.csv": self.bill("alipay", day),
+                 f"{stem}_业务明细(汇总).csv": "#支付宝业务汇总查询\r\n".encode("gb18030")}
         buffer = io.BytesIO()
+        swaps = []
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(f"{stem}_业务明细.csv", self.bill("alipay", day))
-            archive.writestr(f"{stem}_业务明细(汇总).csv", "#支付宝业务汇总查询\r\n".encode("gb18030"))
-        return buffer.getvalue()
+            for number, (name, content) in enumerate(files.items()):
+                gbk = name.encode("gb18030")
+                stand_in = ("~" + chr(ord("A") + number)) * len(gbk)
+                swaps.append((stand_in[:len(gbk)].encode(), gbk))
+                archive.writestr(stand_in[:len(gbk)], content)
+        raw = buffer.getvalue()
+        for stand_in, gbk in swaps:
+            raw = raw.replace(stand_in, gbk)
+        return raw
 
     def _billed(self, day: str) -> bool:
         today = self.today or datetime.now(BEIJING).date()
