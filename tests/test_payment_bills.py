@@ -3,14 +3,13 @@ merchant key, the answer verified with the platform key, the file checked by its
 alipay.data.dataservice.bill.downloadurl.query (RSA2 both ways, the 业务明细 CSV out of the ZIP); the refusals (a
 tampered hash, a forged answer, a request signed with another key, a day not billed yet); a real RQ worker running
 reconcile_yesterday through the simulator's APIs."""
-import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
 
-from devtools.simulators.payments import PaymentSimulator, _key_pair
+from devtools.simulators.payments import PaymentSimulator, key_pair
 from shared.extensions import db
 from shared.models import Channel, Order
 from shared.models.payments import PaymentReconciliation
@@ -74,7 +73,7 @@ def test_the_documented_tradebill_answer_and_error_read_as_the_docs_say():
 
 
 def test_the_documented_alipay_answers_refuse_a_placeholder_sign_and_name_a_missing_bill():
-    _private, public = _key_pair()
+    _private, public = key_pair()
     with pytest.raises(PaymentMessageError) as refused:
         alipay.read_response((FIXTURES / "alipay_bill_downloadurl_answer.json").read_bytes(), alipay.BILL_METHOD,
                              public)
@@ -85,7 +84,7 @@ def test_the_documented_alipay_answers_refuse_a_placeholder_sign_and_name_a_miss
 
 
 def test_the_authorization_signs_method_url_timestamp_nonce_and_body():
-    private, public = _key_pair()
+    private, public = key_pair()
     header = wechatpay.authorization("1900000109", "SERIAL1", private, "GET",
                                      "/v3/bill/tradebill?bill_date=2026-12-02&bill_type=ALL",
                                      timestamp="1764800000", nonce="ABC")
@@ -100,7 +99,7 @@ def test_the_authorization_signs_method_url_timestamp_nonce_and_body():
 
 
 def test_the_alipay_request_signs_every_parameter_but_sign_and_the_provider_checks_it():
-    private, public = _key_pair()
+    private, public = key_pair()
     params = alipay.signed_request("2021000117600001", alipay.BILL_METHOD,
                                    {"bill_type": "trade", "bill_date": "2026-12-02"}, private, "2026-12-03 09:00:00")
     assert "sign_type=RSA2" in alipay.request_signing_string(params) and "sign=" not in \
@@ -158,7 +157,7 @@ def test_an_answer_not_signed_by_the_provider_is_refused(shop, provider, provide
 @pytest.mark.parametrize("provider_code", ["wechatpay", "alipay"])
 def test_a_request_signed_with_another_key_is_refused_by_the_provider(shop, provider, provider_code):
     account = payments.account_for("OS", provider_code)
-    account.merchant_private_key = _key_pair()[0]
+    account.merchant_private_key = key_pair()[0]
     with pytest.raises(ServiceError) as refused:
         payments.download_bill(account, BILL_DAY)
     assert refused.value.code in ("bill_SIGN_ERROR", "bill_isv.invalid-signature")

@@ -4,7 +4,8 @@ given URL, and the daily bills (WeChat Pay trade bill, Alipay 业务明细) serv
 refund it sent, through the providers' signed bill APIs (WeChat Pay GET /v3/bill/tradebill and its download_url,
 Alipay alipay.data.dataservice.bill.downloadurl.query at /alipay/gateway.do and the ZIP it points to): a request
 not signed with the merchant's key is refused, a day not billed yet (today or later) answered as the provider does.
-`tamper` ({"hash", "signature"}) makes it lie, for the tests. For the demo (`orderloom simulate-payments`), the tests and the benchmark.
+`tamper` ({"hash", "signature"}) makes it lie, for the tests. For the demo (`orderloom simulate-payments`), the
+tests and the benchmark.
 
 The keys are made when the simulator starts; `wechatpay_settings()` / `alipay_settings()` are what a merchant
 copies into the channel's payment account (shared.services.payments.configure_account).
@@ -30,7 +31,8 @@ from shared.payments import PaymentMessageError, alipay, bills, wechatpay
 BEIJING = ZoneInfo("Asia/Shanghai")
 
 
-def _key_pair() -> tuple[str, str]:
+def key_pair() -> tuple[str, str]:
+    """A fresh RSA-2048 key pair (private PKCS#8 PEM, public SubjectPublicKeyInfo PEM)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
@@ -46,11 +48,11 @@ class PaymentSimulator(LoopbackServing):
                  alipay_app_id: str = "2021000117600001"):
         self._init_serving()
         self.merchant_id, self.wechat_app_id, self.alipay_app_id = merchant_id, wechat_app_id, alipay_app_id
-        self.wechat_private, self.wechat_public = _key_pair()
-        self.alipay_private, self.alipay_public = _key_pair()
-        self.merchant_private, self.merchant_public = _key_pair()  # the merchant's API certificate key (WeChat Pay)
+        self.wechat_private, self.wechat_public = key_pair()
+        self.alipay_private, self.alipay_public = key_pair()
+        self.merchant_private, self.merchant_public = key_pair()  # the merchant's API certificate key (WeChat Pay)
         self.merchant_serial = secrets.token_hex(20).upper()
-        self.app_private, self.app_public = _key_pair()  # the Alipay application key (应用私钥 / 应用公钥)
+        self.app_private, self.app_public = key_pair()  # the Alipay application key (应用私钥 / 应用公钥)
         self.tamper: set[str] = set()
         self.today = None  # the Beijing date bills exist before (None: the clock's)
         self._tokens: dict[str, tuple[str, str]] = {}
