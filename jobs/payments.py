@@ -48,11 +48,12 @@ def sweep_payment_notices() -> int:
 
 @job
 def reconcile_yesterday() -> list[int]:
-    """Daily: download yesterday's (Beijing) bill of every account with a bill address and reconcile it."""
+    """Daily: download yesterday's (Beijing) bill of every account that holds its merchant API key, through the
+    provider's signed API, and reconcile it."""
     day = local_date(utc_now(), payments.BEIJING) - timedelta(days=1)
     done = []
     for account in payments.accounts():
-        if not account.active or not account.bill_url:
+        if not account.active or not payments.can_download(account):
             continue
         try:
             data = payments.download_bill(account, day)

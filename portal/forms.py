@@ -507,15 +507,18 @@ class StaffInvoiceProfileForm(FlaskForm):
     def values(self) -> dict:
         return {name: getattr(self, name).data for name in
                 ("kind", "name", "tax_id", "address", "phone", "bank", "account", "email")}
+
+
 class PaymentBillForm(FlaskForm):
-    """Reconcile one day's provider bill: uploaded, or downloaded from the account's bill address."""
+    """Reconcile one day's provider bill: uploaded, or downloaded through the provider's signed bill API."""
     account_id = SelectField(_l("Payment account"), coerce=int, validate_choice=False)
     bill_date = DateField(_l("Bill date"), validators=[DataRequired()])
     file = FileField(_l("Bill file (.csv); empty: download it"))
 
 
 class PaymentAccountForm(FlaskForm):
-    """A direct channel's account at WeChat Pay or Alipay: what its notifications are verified and decrypted with."""
+    """A direct channel's account at WeChat Pay or Alipay: what its notifications are verified and decrypted with,
+    and what its requests to the provider's API (refunds, bill downloads) are signed with and sent to."""
     channel_code = StringField(_l("Channel code"), validators=[DataRequired(), Length(min=2, max=2)])
     provider = SelectField(_l("Provider"), choices=[("wechatpay", _l("WeChat Pay")), ("alipay", _l("Alipay"))])
     merchant_id = StringField(_l("Merchant id (mchid)"), validators=[Optional(), Length(max=32)])
@@ -525,7 +528,12 @@ class PaymentAccountForm(FlaskForm):
                                         validators=[DataRequired(), Length(max=10000)])
     platform_serial = StringField(_l("Platform certificate serial (WeChat Pay)"),
                                   validators=[Optional(), Length(max=64)])
-    bill_url = StringField(_l("Bill download address"), validators=[Optional(), Length(max=300)])
+    api_url = StringField(_l("Provider API address (empty: the provider's own)"),
+                          validators=[Optional(), Length(max=300)])
+    merchant_private_key = TextAreaField(_l("Merchant API private key (PEM; empty: keep the one stored)"),
+                                         validators=[Optional(), Length(max=10000)])
+    merchant_serial = StringField(_l("Merchant API certificate serial (WeChat Pay)"),
+                                  validators=[Optional(), Length(max=64)])
 
 
 # --- finance: invoices -------------------------------------------------------------------------------------

@@ -121,7 +121,8 @@ def replay_notice(notice_id: int):
 @bp.post("/accounts")
 @requires("channels", "edit")
 def save_account():
-    """Set a direct channel's WeChat Pay or Alipay account (an empty API v3 key keeps the one stored)."""
+    """Set a direct channel's WeChat Pay or Alipay account (an empty API v3 key or merchant private key keeps the one
+    stored)."""
     from portal.forms import PaymentAccountForm
     from portal.outcomes import commit_or_refuse
     from shared.services.orders import get_channel
@@ -132,7 +133,9 @@ def save_account():
             get_channel(form.channel_code.data.upper()), form.provider.data, staff_actor(current_user),
             merchant_id=form.merchant_id.data or None, app_id=form.app_id.data or None,
             api_v3_key=form.api_v3_key.data or None, provider_public_key=form.provider_public_key.data,
-            platform_serial=form.platform_serial.data or None, bill_url=form.bill_url.data or None),
+            platform_serial=form.platform_serial.data or None,
+            merchant_private_key=form.merchant_private_key.data or None,
+            merchant_serial=form.merchant_serial.data or None, api_url=form.api_url.data or None),
             _("Payment account of %(code)s saved.", code=form.channel_code.data.upper()))
     else:
         flash_form_errors(form)

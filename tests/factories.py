@@ -42,6 +42,21 @@ def open_shop(sku: str = "SKU-1", units: int = 20, sku_name: str = "龙井茶 25
     stock.adjust_stock(sku, "HZ1", units, "opening stock", ADMIN, kind="receipt")
 
 
+def open_paying_shop(simulator):
+    """open_shop() with OS's WeChat Pay and Alipay accounts set to a payment simulator's keys (committed)."""
+    from sqlalchemy import select
+
+    from shared.models import Channel
+    from shared.services import payments
+
+    open_shop()
+    channel = db.session.execute(select(Channel).where(Channel.code == "OS")).scalar_one()
+    payments.configure_account(channel, "wechatpay", ADMIN, **simulator.wechatpay_settings())
+    payments.configure_account(channel, "alipay", ADMIN, **simulator.alipay_settings())
+    db.session.commit()
+    return channel
+
+
 @pytest.fixture
 def create_channel(session):
     def make(code="OS", name="官网商城", kind="own_shop"):

@@ -21,7 +21,7 @@ from shared.models import AuditEvent, Channel, ExceptionCase, Order, WebhookReje
 from shared.models.payments import Payment, PaymentMismatch, PaymentNotice
 from shared.payments import PaymentMessageError, alipay, bills, wechatpay
 from shared.services import orders, payments
-from tests.factories import ADMIN, open_shop, order_payload
+from tests.factories import ADMIN, open_paying_shop, open_shop, order_payload
 
 FIXTURES = Path(__file__).parent / "fixtures" / "payments"
 FIXTURE_KEY = "0123456789abcdefghijklmnopqrstuv"
@@ -40,13 +40,8 @@ def provider():
 @pytest.fixture
 def shop(session, provider):
     """Own shop OS with its WeChat Pay and Alipay accounts set to the simulator's keys."""
-    provider.sent = {"wechatpay": [], "alipay": []}
-    open_shop()
-    channel = db.session.execute(select(Channel).where(Channel.code == "OS")).scalar_one()
-    payments.configure_account(channel, "wechatpay", ADMIN, **provider.wechatpay_settings())
-    payments.configure_account(channel, "alipay", ADMIN, **provider.alipay_settings())
-    db.session.commit()
-    return channel
+    provider.reset()
+    return open_paying_shop(provider)
 
 
 def unpaid_order(number: str) -> Order:
@@ -446,7 +441,7 @@ def test_an_admin_sets_a_payment_account_on_the_page_and_a_bad_key_is_refused_be
     client = client_for("admin")
     form = {"channel_code": "os", "provider": "wechatpay", "merchant_id": "1900000109", "app_id": "wx1",
             "api_v3_key": provider.api_v3_key, "provider_public_key": provider.wechat_public,
-            "platform_serial": provider.platform_serial, "bill_url": ""}
+            "platform_serial": provider.platform_serial, "api_url": ""}
     bad = client.post("/finance/payments/accounts",
                       data={**form, "api_v3_key": "short", "csrf_token": csrf_token(client, "/finance/payments/")})
     assert bad.status_code == 303 and count(PaymentAccount) == 0
@@ -460,8 +455,23 @@ def test_an_admin_sets_a_payment_account_on_the_page_and_a_bad_key_is_refused_be
     kept = client.post("/finance/payments/accounts", data={**form, "api_v3_key": "",
                                                            "csrf_token": csrf_token(client, "/finance/payments/")})
     assert kept.status_code == 303 and fresh(PaymentAccount, account.id).api_v3_key == provider.api_v3_key
+    # the provider's API (refunds and bills): one address, the merchant key and serial, set on the same form
+    api = {**form, "merchant_private_key": provider.merchant_private, "merchant_serial": provider.merchant_serial,
+           "api_url": "https://api.example/wechatpay"}
+    refused = client.post("/finance/payments/accounts", data={
+        **api, "api_url": "ftp://api.example", "csrf_token": csrf_token(client, "/finance/payments/")})
+    assert refused.status_code == 303
+    assert fresh(PaymentAccount, account.id).merchant_private_key is None  # refused: nothing saved
+    assert client.post("/finance/payments/accounts", data={
+        **api, "csrf_token": csrf_token(client, "/finance/payments/")}).status_code == 303
+    assert client.post("/finance/payments/accounts", data={
+        **api, "merchant_private_key": "", "csrf_token": csrf_token(client, "/finance/payments/")}).status_code == 303
+    saved = fresh(PaymentAccount, account.id)
+    assert (saved.api_url, saved.merchant_serial, saved.merchant_private_key) == (
+        "https://api.example/wechatpay", provider.merchant_serial, provider.merchant_private)  # the key kept
     page = client.get("/finance/payments/")
     assert b"/hooks/pay/wechatpay/OS" in page.data and provider.api_v3_key.encode() not in page.data
+    assert b"https://api.example/wechatpay" in page.data and b"PRIVATE KEY" not in page.data
     finance = client_for("finance")  # finance reconciles; configuring a channel's keys is the channel admins'
     assert finance.post("/finance/payments/accounts", data={
         **form, "csrf_token": csrf_token(finance, "/finance/payments/")}).status_code == 403

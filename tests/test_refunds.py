@@ -6,7 +6,7 @@ invoiced orders on both paths, the API, and a real RQ worker resolving a refund.
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
@@ -16,14 +16,14 @@ from sqlalchemy import func, select
 
 from devtools.simulators.payments import PaymentSimulator
 from shared.extensions import db
-from shared.models import AuditEvent, Channel, Order, PlatformRefund, StockLevel
+from shared.models import AuditEvent, Order, PlatformRefund, StockLevel
 from shared.models.invoices import RedLetter
 from shared.models.payments import OrderRefund, PaymentNotice
 from shared.payments import PaymentMessageError, alipay, refund_api, wechatpay
 from shared.services import approvals, orders, payments, refunds
 from shared.services.errors import ValidationFailed
 from shared.timekeeping import local_date
-from tests.factories import ADMIN, open_shop, order_payload
+from tests.factories import ADMIN, open_paying_shop, order_payload
 from tests.test_api import token_for  # noqa: F401  (fixture)
 from tests.test_invoices import sim  # noqa: F401  (fixture: the invoicing simulator)
 
@@ -44,18 +44,8 @@ def payer():
 
 @pytest.fixture
 def shop(session, payer):
-    payer.sent = {"wechatpay": [], "alipay": []}
-    payer.trades = {"wechatpay": {}, "alipay": {}}
-    payer.refunds = {"wechatpay": {}, "alipay": {}}
-    payer.notifications.clear()
-    payer.requests.clear()
-    payer.stall_seconds = 0.0
-    open_shop()
-    channel = db.session.execute(select(Channel).where(Channel.code == "OS")).scalar_one()
-    payments.configure_account(channel, "wechatpay", ADMIN, **payer.wechatpay_settings())
-    payments.configure_account(channel, "alipay", ADMIN, **payer.alipay_settings())
-    db.session.commit()
-    return channel
+    payer.reset()
+    return open_paying_shop(payer)
 
 
 def count(model, *where) -> int:
@@ -127,28 +117,30 @@ def test_the_documented_refund_notification_resource_reads_after_decryption_and_
 
 def test_the_wechat_request_signature_is_the_documented_message_and_header(payer):
     body = (FIXTURES / "wechatpay_refund_request.json").read_bytes()
-    header = refund_api.wechat_authorization("1900000109", "ABC123", payer.merchant_private, "POST",
-                                             "/v3/refund/domestic/refunds", body, timestamp="1554208460",
-                                             nonce="593BEC0C930BF1AFEB40B4A08C8FB242")
+    header = wechatpay.authorization("1900000109", "ABC123", payer.merchant_private, "POST",
+                                     "/v3/refund/domestic/refunds", body, timestamp="1554208460",
+                                     nonce="593BEC0C930BF1AFEB40B4A08C8FB242")
     assert header.startswith('WECHATPAY2-SHA256-RSA2048 mchid="1900000109",nonce_str="593BEC0C930BF1AFEB40B4A08C8FB'
                              '242",signature="')
-    fields = refund_api.read_wechat_authorization(header)
+    fields = wechatpay.read_authorization(header)
     assert (fields["timestamp"], fields["serial_no"]) == ("1554208460", "ABC123")
     message = b"POST\n/v3/refund/domestic/refunds\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n" + body + b"\n"
-    assert refund_api.wechat_request_message("POST", "/v3/refund/domestic/refunds", "1554208460",
-                                             "593BEC0C930BF1AFEB40B4A08C8FB242", body) == message
+    assert wechatpay.request_message("POST", "/v3/refund/domestic/refunds", "1554208460",
+                                     "593BEC0C930BF1AFEB40B4A08C8FB242", body) == message
+    # the full URL requested signs as its path: the refund client and the bill download sign alike
+    assert wechatpay.request_message("POST", "https://api.mch.weixin.qq.com/v3/refund/domestic/refunds",
+                                     "1554208460", "593BEC0C930BF1AFEB40B4A08C8FB242", body) == message
     assert set(json.loads(body)) == {"out_trade_no", "out_refund_no", "reason", "notify_url", "amount"}
 
 
 def test_an_alipay_answer_is_verified_over_the_exact_text_of_its_response_object(payer):
     documented = (FIXTURES / "alipay_refund_answer.json").read_text(encoding="utf-8")
-    value, text = refund_api.response_text(documented, "alipay_trade_refund_response")
+    value, text = alipay.response_text(documented, "alipay_trade_refund_response")
     assert value["fund_change"] == "Y" and text.startswith('{"code":"10000"') and text.endswith('"10.00"}')
     signed = documented.replace("ERITJKEIJKJHKKKKKKKHJEREEEEEEEEEEE", alipay.sign_text(text, payer.alipay_private))
-    assert refund_api.verify_alipay_answer(signed, "alipay_trade_refund_response", payer.alipay_public)["refund_fee"] \
-        == "10.00"
+    assert alipay.read_response(signed, "alipay.trade.refund", payer.alipay_public)["refund_fee"] == "10.00"
     with pytest.raises(PaymentMessageError) as forged:  # the doc's placeholder sign is nobody's
-        refund_api.verify_alipay_answer(documented, "alipay_trade_refund_response", payer.alipay_public)
+        alipay.read_response(documented, "alipay.trade.refund", payer.alipay_public)
     assert forged.value.code == "bad_signature"
     refused = json.loads((FIXTURES / "alipay_refund_refused.json").read_text(encoding="utf-8"))
     assert refund_api.AlipayRefunds._refusal(refused["alipay_trade_refund_response"]).code == \
@@ -190,6 +182,7 @@ def test_a_wechat_refund_goes_to_the_provider_and_its_notification_completes_it_
     # the day's bill (the simulator's, with the payment and the refund line) reconciles clean: the refund is seen
     account = payments.account_for("OS", "wechatpay")
     today = local_date(datetime.now(UTC), "Asia/Shanghai")
+    payer.today = today + timedelta(days=1)  # today's bill exists from tomorrow: the simulator is a day ahead
     bill = payments.download_bill(account, today)
     assert bill.decode().count("`REFUND") == 1
     run = payments.reconcile(account, today, bill, ADMIN)
@@ -481,14 +474,11 @@ def test_a_real_worker_resolves_a_refund_left_processing(live_apps, payer):
 
     redis = _redis()
     redis.flushdb()
-    payer.refunds, payer.trades = {"wechatpay": {}, "alipay": {}}, {"wechatpay": {}, "alipay": {}}
+    payer.reset()
     with live_apps.core.app_context():
         from flask import current_app
 
-        open_shop()
-        channel = db.session.execute(select(Channel).where(Channel.code == "OS")).scalar_one()
-        payments.configure_account(channel, "alipay", ADMIN, **payer.alipay_settings())
-        db.session.commit()
+        open_paying_shop(payer)
         order = orders.create_order(order_payload(channel_order_id="AL-RF-WORKER", paid=False), ADMIN)
         db.session.commit()
         params = payer.alipay_notification("AL-RF-WORKER", "67.90")

@@ -1091,7 +1091,7 @@ def serve_until_stopped(host: str, portal_port: int, customer_port: int, inline:
               f"to the portal); a demo crew picks, packs and loads every {demo_floor.FLOOR_SECONDS} s", flush=True)
     if demo_payments:
         print(f"         payment simulator {demo_payments[0].base_url}/ (pays {len(demo_payments[1])} unpaid "
-              f"OS orders by WeChat Pay and WX orders by Alipay, signed; bills at /wechatpay/bill and /alipay/bill, "
+              f"OS orders by WeChat Pay and WX orders by Alipay, signed; refunds and bills through its signed APIs, "
               f"reconciled on the portal's Payments page)", flush=True)
     if invoicing is not None:
         print(f"         invoicing simulator {invoicing.base_url}/ (诺诺-style: issues 数电票, pushes each one to "

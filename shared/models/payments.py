@@ -14,7 +14,11 @@ class PaymentAccount(db.Model):
     """One channel's merchant account at a provider: what a notification is verified and decrypted with.
 
     WeChat Pay: merchant id (mchid), app id, the API v3 key (secret, encrypted), the platform certificate or
-    platform public key (PEM) and its serial. Alipay: app id, Alipay's public key (支付宝公钥)."""
+    platform public key (PEM) and its serial. Alipay: app id, Alipay's public key (支付宝公钥). Both: the merchant's
+    own API private key (secret, encrypted) that requests to the provider's API are signed with (WeChat Pay: the
+    key of the merchant API certificate, whose serial is `merchant_serial`; Alipay: the application private key,
+    应用私钥), and `api_url`, the provider's API address for refunds and bill downloads alike (empty: the provider's
+    own; the simulator in the demo)."""
 
     __tablename__ = "payment_accounts"
     __table_args__ = (UniqueConstraint("channel_id", "provider"),)
@@ -27,10 +31,9 @@ class PaymentAccount(db.Model):
     api_v3_key = mapped_column(EncryptedText)
     provider_public_key: Mapped[str | None] = mapped_column(Text)
     platform_serial: Mapped[str | None] = mapped_column(String(64))
-    bill_url: Mapped[str | None] = mapped_column(String(300))  # where the daily bill is downloaded (the simulator)
-    # Calling the provider (refunds): the merchant's API private key (WeChat Pay apiclient_key / Alipay 应用私钥,
-    # encrypted), the serial of the merchant API certificate (WeChat Pay) and the API address (the real gateway
-    # when empty; the simulator in the demo and tests).
+    # Calling the provider (refunds, bill downloads): the merchant's API private key (WeChat Pay apiclient_key /
+    # Alipay 应用私钥, encrypted), the serial of the merchant API certificate (WeChat Pay) and the API address (WeChat
+    # Pay: the API base; Alipay: the gateway; the provider's own when empty, the simulator in the demo and tests).
     merchant_private_key = mapped_column(EncryptedText)
     merchant_serial: Mapped[str | None] = mapped_column(String(64))
     api_url: Mapped[str | None] = mapped_column(String(300))

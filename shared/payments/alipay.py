@@ -1,4 +1,5 @@
-"""Alipay asynchronous notifications (异步通知), RSA2.
+"""Alipay: asynchronous notifications (异步通知), RSA2, and our signed OpenAPI requests (refunds, bills) with their
+answers' signatures (see "OpenAPI requests" below).
 
 The notify is a form POST (application/x-www-form-urlencoded). The string signed is every parameter except `sign`
 and `sign_type` with an empty value left out, sorted by name, as `name=value` joined by `&`, with the values
@@ -9,6 +10,7 @@ again, over about 25 hours). Sources: opendocs.alipay.com "异步通知验签" /
 (`verify`), the fixtures in tests/fixtures/payments/.
 """
 import base64
+import json
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
@@ -17,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from shared.payments import PaymentMessageError
+from shared.payments import PaymentMessageError, rsa_private_key
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 PAID_STATES = ("TRADE_SUCCESS", "TRADE_FINISHED")
@@ -69,20 +71,10 @@ def sign(params: dict, private_key_pem: str) -> str:
 
 
 def sign_text(text: str, private_key_pem: str) -> str:
-    key = serialization.load_pem_private_key(pem(private_key_pem, "PRIVATE KEY"), password=None)
-    return base64.b64encode(key.sign(text.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
-
-
-def request_signing_string(params: dict) -> str:
-    """What an OpenAPI request signs: every parameter but `sign` (sign_type included, unlike a notify), empty
-    ones left out, sorted by name, `k=v` joined by `&`."""
-    return "&".join(f"{name}={params[name]}" for name in sorted(params)
-                    if name != "sign" and params[name] not in (None, ""))
-
-
-def verify_request(params: dict, application_public_key: str) -> None:
-    """Alipay's side (the simulator): the request's sign is the application's key over its signing string."""
-    verify_text(request_signing_string(params), params.get("sign") or "", application_public_key)
+    """The RSA2 sign of `text` by a private key: ours over a request, Alipay's over a notify or an answer (the
+    simulator and tests)."""
+    return base64.b64encode(private_key(private_key_pem).sign(text.encode(), padding.PKCS1v15(),
+                                                               hashes.SHA256())).decode()
 
 
 def is_refund_notification(params: dict) -> bool:
@@ -133,3 +125,138 @@ def read_notification(params: dict) -> dict:
     return {"event_type": params.get("notify_type"), "out_trade_no": out_trade_no[:64],
             "transaction_id": trade_no[:64], "state": params.get("trade_status"), "amount": amount,
             "currency": "CNY", "paid_at": paid_at}
+
+
+# --- OpenAPI requests (refunds, the bill download address) ------------------------------------------------------
+# The one place Alipay OpenAPI requests are signed and their answers verified (shared.payments.refund_api,
+# shared.services.payments and the simulator all call these). A request is the public parameters app_id, method,
+# format JSON, charset utf-8, sign_type RSA2, timestamp (yyyy-MM-dd HH:mm:ss, Beijing), version 1.0, notify_url
+# when there is one, and biz_content (the JSON of the API's own parameters), signed with the application private key
+# (应用私钥) over every parameter but `sign` (sign_type included, unlike a notify), empty ones left out, sorted, `k=v`
+# joined by `&`. The answer is JSON: {"<method with _ for .>_response": {...}, "sign": ...}, the sign by Alipay's key
+# over the node's JSON text exactly as sent. code 10000 is success; anything else a refusal (40004 with a sub_code,
+# e.g. isp.bill_not_exist, ACQ.REFUND_AMT_NOT_EQUAL_TOTAL). alipay.data.dataservice.bill.downloadurl.query
+# (bill_type trade, bill_date yyyy-MM-dd) answers bill_download_url, a ZIP of GBK CSV files whose 业务明细 file (not
+# 业务明细(汇总)) is the bill. Sources: opendocs.alipay.com "查询对账单下载地址", "统一收单交易退款接口",
+# "自行实现签名" / "同步验签", alipay-sdk-python / alipay-sdk-java; the fixtures in tests/fixtures/payments/.
+
+GATEWAY = "https://openapi.alipay.com/gateway.do"  # the provider's own gateway (an account's api_url overrides it)
+BILL_METHOD = "alipay.data.dataservice.bill.downloadurl.query"
+SUCCESS_CODE = "10000"
+DETAIL_FILE = "业务明细"
+SUMMARY_FILE = "汇总"
+
+
+class AlipayRefusal(PaymentMessageError):
+    """A verified (or unsigned) answer whose code is not 10000; `node` is the response object as sent."""
+
+    def __init__(self, node: dict):
+        super().__init__(str(node.get("sub_code") or node.get("code") or "refused")[:40],
+                         str(node.get("sub_msg") or node.get("msg") or "")[:300])
+        self.node = node
+
+
+def request_signing_string(params: dict) -> str:
+    """What an OpenAPI request signs: every parameter but `sign` (sign_type included, unlike a notify), empty
+    ones left out, sorted by name, `k=v` joined by `&`."""
+    return "&".join(f"{name}={params[name]}" for name in sorted(params)
+                    if name != "sign" and params[name] not in (None, ""))
+
+
+def private_key(private_key_pem: str):
+    """The application private key (bare base64 or PEM), refused unless it is an RSA key."""
+    return rsa_private_key(pem(private_key_pem, "PRIVATE KEY"), "the application private key")
+
+
+def check_private_key(private_key_pem: str) -> None:
+    """Refuse an application private key that is not an RSA key (bare base64 or PEM)."""
+    private_key(private_key_pem)
+
+
+def signed_request(app_id: str, method: str, biz_content: dict, private_key_pem: str, now: datetime,
+                   notify_url: str | None = None) -> dict:
+    """The form parameters of one OpenAPI call at `now` (an aware time), with its RSA2 sign."""
+    params = {"app_id": app_id, "method": method, "format": "JSON", "charset": "utf-8", "sign_type": "RSA2",
+              "timestamp": now.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S"), "version": "1.0",
+              "biz_content": json.dumps(biz_content, ensure_ascii=False, separators=(",", ":"))}
+    if notify_url:
+        params["notify_url"] = notify_url
+    params["sign"] = sign_text(request_signing_string(params), private_key_pem)
+    return params
+
+
+def verify_request(params: dict, application_public_key: str) -> None:
+    """Alipay's side (the simulator): refuse a request not signed with the application's key."""
+    verify_text(request_signing_string(params), params.get("sign") or "", application_public_key)
+
+
+def response_key(method: str) -> str:
+    return method.replace(".", "_") + "_response"
+
+
+def signed_response(method: str, node: dict, private_key_pem: str) -> bytes:
+    """Alipay's side (the simulator): an answer with the node's JSON text signed."""
+    text = json.dumps(node, ensure_ascii=False, separators=(",", ":"))
+    return ('{"' + response_key(method) + '":' + text + ',"sign":"' + sign_text(text, private_key_pem) + '"}'
+            ).encode()
+
+
+def response_text(raw: str, name: str) -> tuple[dict, str]:
+    """The response object and its exact text (what Alipay signs) out of an answer."""
+    marker = raw.find(f'"{name}"')
+    if marker < 0:
+        raise PaymentMessageError("bad_answer", f"the Alipay answer has no {name}")
+    start = raw.index(":", marker) + 1
+    while start < len(raw) and raw[start] in " \t\r\n":
+        start += 1
+    try:
+        value, end = json.JSONDecoder().raw_decode(raw, start)
+    except ValueError:
+        raise PaymentMessageError("invalid_json", "the Alipay answer is not JSON")
+    if not isinstance(value, dict):
+        raise PaymentMessageError("bad_answer", f"the Alipay answer's {name} is not an object")
+    return value, raw[start:end]
+
+
+def read_response(body: bytes | str, method: str, alipay_public_key: str) -> dict:
+    """The answer's node once its sign (over the node's JSON text as sent) is Alipay's. A success must be signed;
+    a refusal is checked when it carries a sign and raised as AlipayRefusal (alipay-sdk-java's checkResponseSign
+    does the same: Alipay may leave a refusal unsigned, and a refusal moves nothing), so a forged success never
+    passes."""
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        answer = json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        raise PaymentMessageError("invalid_json", "the Alipay answer is not JSON")
+    if not isinstance(answer, dict):
+        raise PaymentMessageError("invalid_json", "the Alipay answer is not a JSON object")
+    node, signed_text = response_text(text, response_key(method))
+    success = str(node.get("code")) == SUCCESS_CODE
+    if success or answer.get("sign"):
+        verify_text(signed_text, str(answer.get("sign") or ""), alipay_public_key)
+    if not success:
+        raise AlipayRefusal(node)
+    return node
+
+
+def bill_from_zip(data: bytes) -> tuple[str, bytes]:
+    """The 业务明细 CSV (its name and bytes) in the ZIP Alipay's bill_download_url serves."""
+    import io
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise PaymentMessageError("bad_archive", "the Alipay bill is not a ZIP")
+    with archive:
+        for info in archive.infolist():
+            name = info.filename
+            if not info.flag_bits & 0x800:  # Alipay names its files in GBK, without the UTF-8 flag
+                try:
+                    name = name.encode("cp437").decode("gb18030")
+                except (UnicodeEncodeError, UnicodeDecodeError):
+                    pass
+            if DETAIL_FILE in name and SUMMARY_FILE not in name and name.lower().endswith(".csv"):
+                return name, archive.read(info)
+    raise PaymentMessageError("no_detail_file", "the Alipay bill ZIP has no 业务明细 file")
+

@@ -1,43 +1,33 @@
-"""The providers' refund APIs, called with the merchant's own key; every answer's signature is checked.
+"""The providers' refund APIs, called with the merchant's own key; every success's signature is checked (a
+refusal's too when it carries one), by the provider's module (shared.payments.wechatpay / alipay).
 
 WeChat Pay API v3 (pay.weixin.qq.com "退款申请" / "查询单笔退款（按商户退款单号）", "签名生成"):
 - `POST /v3/refund/domestic/refunds` with JSON {out_trade_no, out_refund_no, reason, notify_url,
   amount: {refund, total, currency}} (fen); `GET /v3/refund/domestic/refunds/{out_refund_no}`.
-- Request header `Authorization: WECHATPAY2-SHA256-RSA2048 mchid="..",nonce_str="..",signature="..",
-  timestamp="..",serial_no=".."`: SHA256withRSA by the merchant API key over
-  "METHOD\\nURL path(+query)\\ntimestamp\\nnonce\\nbody\\n"; serial_no is the merchant API certificate's.
-- The answer is signed like a notification (Wechatpay-Timestamp/Nonce/Signature/Serial, the platform key):
-  {refund_id, out_refund_no, transaction_id, out_trade_no, status: SUCCESS | CLOSED | PROCESSING | ABNORMAL,
-  success_time, amount {...}}; a refusal is 4xx {"code": "INVALID_REQUEST" | "NOT_ENOUGH" | ..., "message"},
+- Requests are signed and answers verified by shared.payments.wechatpay (`authorization`, `verify_answer`).
+- The answer: {refund_id, out_refund_no, transaction_id, out_trade_no, status: SUCCESS | CLOSED | PROCESSING |
+  ABNORMAL, success_time, amount {...}}; a refusal is 4xx {"code": "INVALID_REQUEST" | "NOT_ENOUGH" | ..., "message"},
   an unknown refund 404 RESOURCE_NOT_EXISTS.
 Alipay OpenAPI (opendocs.alipay.com "alipay.trade.refund", "alipay.trade.fastpay.refund.query", "自行实现签名"):
-- a form POST to the gateway with app_id, method, format JSON, charset utf-8, sign_type RSA2, timestamp
-  (yyyy-MM-dd HH:mm:ss, Beijing), version 1.0, biz_content {out_trade_no, refund_amount, out_request_no,
-  refund_reason}, sign (RSA2 by the application private key over the sorted `k=v&...` string).
+- a form POST to the gateway, signed by shared.payments.alipay (`signed_request`), biz_content {out_trade_no,
+  refund_amount, out_request_no, refund_reason}; the answer's sign checked there too (`read_response`).
 - The answer is JSON {"alipay_trade_refund_response": {code, msg, sub_code?, sub_msg?, trade_no, out_trade_no,
-  fund_change, refund_fee, gmt_refund_pay?}, "sign"}, the sign by Alipay's key over the exact text of the
-  response object. code 10000 is success; 40004 a business refusal (sub_code ACQ.REFUND_AMT_NOT_EQUAL_TOTAL,
-  ACQ.TRADE_NOT_EXIST, ...); 20000 / ACQ.SYSTEM_ERROR: unknown, ask again with the same out_request_no.
+  fund_change, refund_fee, gmt_refund_pay?}, "sign"}. code 10000 is success; 40004 a business refusal (sub_code
+  ACQ.REFUND_AMT_NOT_EQUAL_TOTAL, ACQ.TRADE_NOT_EXIST, ...); 20000 / ACQ.SYSTEM_ERROR: unknown, ask again with
+  the same out_request_no.
 The fixtures in tests/fixtures/payments/ (refund_*) name their sources.
 """
-import base64
 import json
-import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import httpx
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
 
 from shared.payments import PaymentMessageError, alipay, wechatpay
 from shared.timekeeping import utc_now
 
-WECHATPAY_API = "https://api.mch.weixin.qq.com"
-ALIPAY_GATEWAY = "https://openapi.alipay.com/gateway.do"
 REFUND_PATH = "/v3/refund/domestic/refunds"
 TIMEOUT = 15.0
 SUCCEEDED, PROCESSING, FAILED, REFUSED, NOT_FOUND = "succeeded", "processing", "failed", "refused", "not_found"
@@ -57,53 +47,20 @@ class RefundAnswer:
     refunded_at: datetime | None = None
 
 
-def _rsa_sign(private_key_pem: str, message: bytes) -> str:
-    try:
-        key = serialization.load_pem_private_key(alipay.pem(private_key_pem, "PRIVATE KEY"), password=None)
-    except (ValueError, TypeError) as error:
-        raise PaymentMessageError("bad_key", f"the merchant's API private key is not readable ({error})")
-    return base64.b64encode(key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
-
-
-# --- WeChat Pay API v3 ------------------------------------------------------------------------------------------
-
-def wechat_request_message(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    return f"{method}\n{path}\n{timestamp}\n{nonce}\n".encode() + body + b"\n"
-
-
-def wechat_authorization(mchid: str, serial_no: str, private_key_pem: str, method: str, path: str, body: bytes,
-                         timestamp: str | None = None, nonce: str | None = None) -> str:
-    """The Authorization header of a request signed with the merchant's API key."""
-    timestamp, nonce = timestamp or str(int(time.time())), nonce or secrets.token_hex(16).upper()
-    signature = _rsa_sign(private_key_pem, wechat_request_message(method, path, timestamp, nonce, body))
-    return (f'WECHATPAY2-SHA256-RSA2048 mchid="{mchid}",nonce_str="{nonce}",signature="{signature}",'
-            f'timestamp="{timestamp}",serial_no="{serial_no}"')
-
-
-def read_wechat_authorization(header: str) -> dict:
-    """The fields of a WECHATPAY2-SHA256-RSA2048 header (the simulator's side)."""
-    scheme, _, rest = (header or "").partition(" ")
-    if scheme != "WECHATPAY2-SHA256-RSA2048":
-        return {}
-    fields = {}
-    for part in rest.split(","):
-        name, _, value = part.strip().partition("=")
-        fields[name] = value.strip('"')
-    return fields
-
+# --- WeChat Pay API v3 (signing and verifying: shared.payments.wechatpay) -------------------------------------
 
 class WechatPayRefunds:
     """Refunds of one WeChat Pay merchant account (a PaymentAccount)."""
 
     def __init__(self, account, transport=None, timeout: float = TIMEOUT):
         self.account, self.transport, self.timeout = account, transport, timeout
-        self.base = (account.api_url or WECHATPAY_API).rstrip("/")
+        self.base = (account.api_url or wechatpay.API_BASE).rstrip("/")
 
     def _call(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict]:
         account = self.account
-        headers = {"Accept": "application/json", "Authorization": wechat_authorization(
+        headers = {"Accept": "application/json", "Authorization": wechatpay.authorization(
             account.merchant_id or "", account.merchant_serial or "", account.merchant_private_key or "", method,
-            urlsplit(self.base).path.rstrip("/") + path, body)}
+            self.base + path, body)}
         if body:
             headers["Content-Type"] = "application/json"
         try:
@@ -113,9 +70,9 @@ class WechatPayRefunds:
             raise ProviderUnreachable(f"WeChat Pay did not answer: {error}") from error
         if response.status_code >= 500:
             raise ProviderUnreachable(f"WeChat Pay answered {response.status_code}")
-        # every answer, a refusal too, is signed by the platform: an unsigned one is not WeChat Pay's
-        wechatpay.verify(response.headers, response.content, account.provider_public_key or "",
-                         account.platform_serial or "", utc_now())
+        # a success must be the platform's; a signed refusal is checked too (wechatpay.verify_answer)
+        wechatpay.verify_answer(response.status_code, response.headers, response.content,
+                                account.provider_public_key or "", account.platform_serial or "", utc_now())
         try:
             data = response.json()
         except ValueError:
@@ -151,48 +108,20 @@ class WechatPayRefunds:
         return self._answer(*self._call("GET", f"{REFUND_PATH}/{quote(out_refund_no, safe='')}"))
 
 
-# --- Alipay -----------------------------------------------------------------------------------------------------
-
-def response_text(raw: str, name: str) -> tuple[dict, str]:
-    """The response object and its exact text (what Alipay signs) out of an answer."""
-    marker = raw.find(f'"{name}"')
-    if marker < 0:
-        raise PaymentMessageError("missing_field", f"the answer has no {name}")
-    start = raw.index(":", marker) + 1
-    while raw[start] in " \t\r\n":
-        start += 1
-    try:
-        value, end = json.JSONDecoder().raw_decode(raw, start)
-    except ValueError:
-        raise PaymentMessageError("invalid_json", "the answer is not JSON")
-    return value, raw[start:end]
-
-
-def verify_alipay_answer(raw: str, name: str, alipay_public_key: str) -> dict:
-    value, signed = response_text(raw, name)
-    try:
-        sign = json.loads(raw).get("sign") or ""
-    except ValueError:
-        raise PaymentMessageError("invalid_json", "the answer is not JSON")
-    alipay.verify_text(signed, sign, alipay_public_key)
-    return value
-
+# --- Alipay (signing and verifying: shared.payments.alipay) ---------------------------------------------------
 
 class AlipayRefunds:
     """Refunds of one Alipay application (a PaymentAccount)."""
 
     def __init__(self, account, transport=None, timeout: float = TIMEOUT):
         self.account, self.transport, self.timeout = account, transport, timeout
-        self.gateway = account.api_url or ALIPAY_GATEWAY
+        self.gateway = account.api_url or alipay.GATEWAY
 
     def _call(self, method: str, biz: dict, notify_url: str | None = None) -> dict:
+        """The answer's response object, its sign checked (a refusal's too when it carries one)."""
         account = self.account
-        params = {"app_id": account.app_id or "", "method": method, "format": "JSON", "charset": "utf-8",
-                  "sign_type": "RSA2", "timestamp": utc_now().astimezone(alipay.BEIJING).strftime("%Y-%m-%d %H:%M:%S"),
-                  "version": "1.0", "notify_url": notify_url or "",
-                  "biz_content": json.dumps(biz, ensure_ascii=False, separators=(",", ":"))}
-        params = {name: value for name, value in params.items() if value}
-        params["sign"] = _rsa_sign(account.merchant_private_key or "", alipay.request_signing_string(params).encode())
+        params = alipay.signed_request(account.app_id or "", method, biz, account.merchant_private_key or "",
+                                       utc_now(), notify_url=notify_url)
         try:
             with httpx.Client(timeout=self.timeout, transport=self.transport) as client:
                 response = client.post(self.gateway, content=urlencode(params).encode(), headers={
@@ -201,8 +130,10 @@ class AlipayRefunds:
             raise ProviderUnreachable(f"Alipay did not answer: {error}") from error
         if response.status_code >= 500:
             raise ProviderUnreachable(f"Alipay answered {response.status_code}")
-        name = method.replace(".", "_") + "_response"
-        return verify_alipay_answer(response.text, name, account.provider_public_key or "")
+        try:
+            return alipay.read_response(response.content, method, account.provider_public_key or "")
+        except alipay.AlipayRefusal as refusal:
+            return refusal.node
 
     @staticmethod
     def _refusal(data: dict) -> RefundAnswer:

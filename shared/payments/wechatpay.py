@@ -1,6 +1,7 @@
-"""WeChat Pay API v3 payment notifications (支付通知).
+"""WeChat Pay API v3: payment and refund notifications (支付通知 / 退款结果通知), and our signed requests to the API
+(refunds, bills) with their answers' signatures (see "requests to the API v3" below).
 
-The request carries `Wechatpay-Timestamp`, `Wechatpay-Nonce`, `Wechatpay-Signature` and `Wechatpay-Serial`; the
+A notification carries `Wechatpay-Timestamp`, `Wechatpay-Nonce`, `Wechatpay-Signature` and `Wechatpay-Serial`; the
 signature is SHA256withRSA (PKCS#1 v1.5) by the platform's key over "timestamp\\nnonce\\nbody\\n" (the raw body
 bytes), checked with the platform certificate's (or platform public key's) public key named by the serial. The body
 is JSON whose `resource` is AEAD_AES_256_GCM ciphertext (base64, the 16-byte tag at its end) under the merchant's
@@ -10,9 +11,14 @@ Sources: pay.weixin.qq.com "如何验证签名" / "如何解密支付通知" (do
 wechatpay-apiv3 SDKs; the fixtures in tests/fixtures/payments/ name theirs.
 """
 import base64
+import hashlib
+import hmac
 import json
+import secrets
+import time
 from datetime import datetime
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -20,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.payments import PaymentMessageError
+from shared.payments import PaymentMessageError, rsa_private_key
 
 HEADERS = ("Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature", "Wechatpay-Serial")
 MAX_SKEW_SECONDS = 300  # the SDKs refuse a notification signed more than 5 minutes from now
@@ -175,3 +181,117 @@ def read_refund_notification(body: bytes | str, api_v3_key: str) -> dict:
             "out_refund_no": str(refund["out_refund_no"])[:64], "refund_id": str(refund["refund_id"])[:64],
             "state": refund.get("refund_status"), "amount": Decimal(fen) / 100, "total": Decimal(total) / 100,
             "currency": amount.get("currency") or "CNY", "refunded_at": refunded_at}
+
+
+# --- requests to the API v3 (refunds, the bill download) ---------------------------------------------------------
+# The one place WeChat Pay API v3 requests are signed and their answers verified (shared.payments.refund_api,
+# shared.services.payments and the simulator all call these). Every request carries `Authorization:
+# WECHATPAY2-SHA256-RSA2048 mchid="..",nonce_str="..",signature="..",timestamp="..",serial_no=".."`: SHA256withRSA
+# by the merchant's API private key over "method\nurl\ntimestamp\nnonce\nbody\n" (url: the path with its query,
+# as sent; body empty for a GET); serial_no is the merchant API certificate's. The answer is signed by the platform
+# like a notification (Wechatpay-* headers over the raw body), except the bill file itself, which is checked by the
+# SHA1 the tradebill answer gave. Sources: pay.weixin.qq.com "签名生成" / "签名验证" / "申请交易账单"
+# (/v3/bill/tradebill) / "下载账单" (download_url) / "退款申请", the wechatpay-apiv3 SDKs;
+# tests/fixtures/payments/SOURCES.md.
+
+API_BASE = "https://api.mch.weixin.qq.com"  # the provider's own API address (an account's api_url overrides it)
+AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
+HASH_TYPES = {"SHA1": "sha1"}
+
+
+def signed_url(url: str) -> str:
+    """What a request's signature signs of its URL: the path with its query (a full URL or a path)."""
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def request_message(method: str, url: str, timestamp: str, nonce: str, body: bytes = b"") -> bytes:
+    return b"\n".join([method.upper().encode(), signed_url(url).encode(), timestamp.encode(), nonce.encode(),
+                       body]) + b"\n"
+
+
+def private_key(pem: str):
+    """The merchant's API private key (apiclient_key.pem), refused unless it is an RSA key."""
+    return rsa_private_key((pem or "").strip().encode(), "the merchant API private key")
+
+
+def authorization(mchid: str, serial: str, private_key_pem: str, method: str, url: str, body: bytes = b"",
+                  timestamp: str | None = None, nonce: str | None = None) -> str:
+    """The Authorization header of one API v3 request (our side); `url` is the URL requested or its path."""
+    timestamp, nonce = timestamp or str(int(time.time())), nonce or secrets.token_hex(16).upper()
+    signature = base64.b64encode(private_key(private_key_pem).sign(
+        request_message(method, url, timestamp, nonce, body), padding.PKCS1v15(), hashes.SHA256())).decode()
+    return (f'{AUTH_SCHEMA} mchid="{mchid}",nonce_str="{nonce}",signature="{signature}",timestamp="{timestamp}",'
+            f'serial_no="{serial}"')
+
+
+def read_authorization(header: str) -> dict:
+    """The fields of an Authorization header (the provider's side: the simulator)."""
+    schema, _sep, rest = (header or "").partition(" ")
+    if schema != AUTH_SCHEMA:
+        raise PaymentMessageError("missing_signature", f"the Authorization is not {AUTH_SCHEMA}")
+    fields = {}
+    for part in rest.split(","):
+        name, sep, value = part.strip().partition("=")
+        if sep:
+            fields[name] = value.strip().strip('"')
+    if not all(fields.get(name) for name in ("mchid", "nonce_str", "signature", "timestamp", "serial_no")):
+        raise PaymentMessageError("missing_signature", "the Authorization lacks mchid, nonce_str, signature, "
+                                                       "timestamp or serial_no")
+    return fields
+
+
+def check_authorization(header: str, method: str, url: str, body: bytes, merchant_public_key_pem: str) -> dict:
+    """The provider's side: refuse a request not signed by the merchant's key; its fields otherwise."""
+    fields = read_authorization(header)
+    try:
+        public_key(merchant_public_key_pem).verify(
+            base64.b64decode(fields["signature"], validate=True),
+            request_message(method, url, fields["timestamp"], fields["nonce_str"], body), padding.PKCS1v15(),
+            hashes.SHA256())
+    except (InvalidSignature, ValueError):
+        raise PaymentMessageError("bad_signature", "the Authorization signature does not match the request")
+    return fields
+
+
+def verify_answer(status_code: int, headers, body: bytes, platform_key_pem: str, platform_serial: str,
+                  now: datetime) -> None:
+    """Refuse an API v3 answer not signed by the platform. A success (2xx) must carry the signature; a refusal
+    (4xx) is checked when it carries one, and read as a refusal when it does not (it imports or moves nothing; the
+    SDKs read an error answer before they validate), so a forged success never passes."""
+    if status_code >= 300 and not headers.get("Wechatpay-Signature"):
+        return
+    verify(headers, body, platform_key_pem, platform_serial, now)
+
+
+def read_bill_answer(body: bytes) -> dict:
+    """The /v3/bill/tradebill answer → {hash_type, hash_value, download_url}, refused when one is missing."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        raise PaymentMessageError("invalid_json", "the tradebill answer is not JSON")
+    if not isinstance(answer, dict) or not all(isinstance(answer.get(name), str) and answer[name]
+                                               for name in ("hash_type", "hash_value", "download_url")):
+        raise PaymentMessageError("bad_answer", "the tradebill answer lacks hash_type, hash_value or download_url")
+    if answer["hash_type"].upper() not in HASH_TYPES:
+        raise PaymentMessageError("unsupported_hash", f"hash_type {answer['hash_type'][:10]!r} is not SHA1")
+    if not answer["download_url"].startswith(("https://", "http://")):
+        raise PaymentMessageError("bad_answer", "the download_url is not an http(s) address")
+    return {name: answer[name] for name in ("hash_type", "hash_value", "download_url")}
+
+
+def check_bill_hash(data: bytes, hash_type: str, hash_value: str) -> None:
+    """Refuse a downloaded bill whose digest is not the one the tradebill answer gave."""
+    digest = hashlib.new(HASH_TYPES[hash_type.upper()], data).hexdigest()
+    if not hmac.compare_digest(digest, (hash_value or "").strip().lower()):
+        raise PaymentMessageError("bad_hash", f"the bill's {hash_type} is not the one the tradebill answer gave")
+
+
+def read_error(body: bytes) -> tuple[str, str]:
+    """An API v3 error answer {"code", "message"} → (code, message); unreadable: ("", the start of the body)."""
+    try:
+        answer = json.loads(body)
+        return str(answer.get("code") or ""), str(answer.get("message") or "")[:300]
+    except (ValueError, AttributeError):
+        return "", body[:200].decode("utf-8", errors="replace")
+

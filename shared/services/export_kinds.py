@@ -392,3 +392,36 @@ register(ExportKind(
     filter_fields=("date_from", "date_to", "order_no"), clean_filters=_invoices_zip_filters,
     personal_fields=("name",), sheet_title="invoices", formats=("zip",), document=_invoices_zip_document,
     document_progress=True))
+
+
+# --- the invoice queue as a ledger for finance (shared/services/invoice_ledger.py) ------------------------------
+
+def _invoice_ledger_filters(filters: dict) -> dict:
+    from shared.services import invoice_ledger
+
+    return invoice_ledger.clean_filters(filters)
+
+
+def _invoice_ledger_count(filters: dict, reader: Reader) -> int:
+    from shared.services import invoice_ledger
+
+    return invoice_ledger.count(filters, reader)
+
+
+def _invoice_ledger_rows(filters: dict, reader: Reader) -> Iterator[list]:
+    from shared.services import invoice_ledger
+
+    return invoice_ledger.rows(filters, reader)
+
+
+def _invoice_ledger_headers(reader: Reader) -> list[str]:
+    from shared.services import invoice_ledger
+
+    return list(invoice_ledger.HEADERS)
+
+
+register(ExportKind(
+    code="invoice_ledger", label=_l("Invoice ledger"), permission=("invoices", "view"),
+    headers=_invoice_ledger_headers, count=_invoice_ledger_count, rows=_invoice_ledger_rows,
+    filter_fields=("status", "order_no"), clean_filters=_invoice_ledger_filters,
+    personal_fields=("name", "id_number"), sheet_title="invoice ledger"))

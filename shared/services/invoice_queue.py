@@ -28,27 +28,40 @@ def queue(status: str | None = None, order_no: str | None = None, cursor: str | 
     """One page of invoice requests, newest first, by state and/or order number; an unknown state is refused."""
     query = select(InvoiceRequest).options(selectinload(InvoiceRequest.parts),
                                            selectinload(InvoiceRequest.orders).selectinload(InvoiceRequestOrder.order))
-    if status:
-        if status not in QUEUE_FILTERS:
-            raise ValidationFailed(say(UNKNOWN_STATE, state=status[:20]), field="status", code="invalid_status")
-        if status == "held":
-            query = query.where(InvoiceRequest.status == "requested", InvoiceRequest.held_reason.is_not(None))
-        elif status == "red":
-            from shared.models.invoices import InvoicePart, RedLetter
+    query = filtered(query, status, order_no)
+    return paging.window(db.session, query, InvoiceRequest.id, InvoiceRequest.id, cursor=cursor, limit=limit,
+                         descending=True, back=back)
 
-            query = query.where(InvoiceRequest.id.in_(
-                select(InvoicePart.request_id).join(RedLetter, RedLetter.part_id == InvoicePart.id)))
-        else:
-            query = query.where(InvoiceRequest.status == status)
+
+def clean_filters(status: str | None, order_no: str | None) -> dict:
+    """The queue's filters checked (an unknown state or an over-long order number refused), empty ones left out."""
+    status = (status or "").strip() or None
+    if status and status not in QUEUE_FILTERS:
+        raise ValidationFailed(say(UNKNOWN_STATE, state=status[:20]), field="status", code="invalid_status")
     number = (order_no or "").strip().upper()
+    if len(number) > MAX_ORDER_NO:
+        raise ValidationFailed(say(ORDER_NO_TOO_LONG), field="order_no", code="too_long")
+    return {key: value for key, value in (("status", status), ("order_no", number)) if value}
+
+
+def filtered(query, status: str | None = None, order_no: str | None = None):
+    """A query over InvoiceRequest narrowed to the queue's filters (the page and the invoice ledger export)."""
+    filters = clean_filters(status, order_no)
+    status, number = filters.get("status"), filters.get("order_no")
+    if status == "held":
+        query = query.where(InvoiceRequest.status == "requested", InvoiceRequest.held_reason.is_not(None))
+    elif status == "red":
+        from shared.models.invoices import RedLetter
+
+        query = query.where(InvoiceRequest.id.in_(
+            select(InvoicePart.request_id).join(RedLetter, RedLetter.part_id == InvoicePart.id)))
+    elif status:
+        query = query.where(InvoiceRequest.status == status)
     if number:
-        if len(number) > MAX_ORDER_NO:
-            raise ValidationFailed(say(ORDER_NO_TOO_LONG), field="order_no", code="too_long")
         query = query.where(InvoiceRequest.id.in_(
             select(InvoiceRequestOrder.request_id).join(Order, Order.id == InvoiceRequestOrder.order_id)
             .where(Order.order_no == number)))
-    return paging.window(db.session, query, InvoiceRequest.id, InvoiceRequest.id, cursor=cursor, limit=limit,
-                         descending=True, back=back)
+    return query
 
 
 def requests_for_order(order_id: int) -> list[InvoiceRequest]:

@@ -49,14 +49,14 @@ def count(filters: dict, reader) -> int:
     return count_rows(_query(filters, reader.zone))
 
 
-def _buyer_name(request: InvoiceRequest, reader) -> str:
+def buyer_name_for(request: InvoiceRequest, reader) -> str:
     """A company's name is not personal data; an individual's name is shown as the requester's role may see it."""
     if request.buyer_kind != "individual":
         return request.buyer_name
     return shown_value(reader.role, "name", request.buyer_name, reader.reveal)
 
 
-def _issued_on(part: InvoicePart, zone: str) -> str:
+def issued_on(part, zone: str) -> str:
     from shared import timekeeping
 
     return timekeeping.to_zone(part.issued_at, zone).date().isoformat() if part.issued_at else ""
@@ -81,7 +81,7 @@ def document(filters: dict, reader, format: str, watermark: files.Watermark, pro
             name = f"invoice-{part.number}.pdf" if content else ""
             if content:
                 archive.writestr(name, bytes(content))
-            rows.append([part.number, _issued_on(part, reader.zone), _buyer_name(request, reader), request.buyer_kind,
+            rows.append([part.number, issued_on(part, reader.zone), buyer_name_for(request, reader), request.buyer_kind,
                          request.kind, part.total_amount, part.total_tax, part.total_gross, request.serial, name])
             written += 1
             db.session.expunge(part)

@@ -24,7 +24,6 @@ from urllib.parse import parse_qsl
 from sqlalchemy import Integer, String, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects import postgresql, sqlite
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import IntegrityError
 
 from shared import dispatch
@@ -38,7 +37,8 @@ from shared.security.permissions import can
 from shared.services import audit
 from shared.services import inbox as inbox_states
 from shared.services import orders as order_service
-from shared.services.errors import Forbidden, NotFound, ServiceError, ValidationFailed
+from shared.services.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationFailed
+from shared.services.validation import N_, say
 from shared.services.exceptions import Problem, raise_many
 from shared.timekeeping import utc_now
 
@@ -60,11 +60,11 @@ EXCEPTION_OF = {"paid_not_recorded": "paid_not_recorded", "recorded_not_paid": "
 def configure_account(channel: Channel, provider: str, actor: Actor, *, merchant_id: str | None = None,
                       app_id: str | None = None, api_v3_key: str | None = None,
                       provider_public_key: str | None = None, platform_serial: str | None = None,
-                      bill_url: str | None = None, merchant_private_key: str | None = None,
-                      merchant_serial: str | None = None, api_url: str | None = None) -> PaymentAccount:
+                      merchant_private_key: str | None = None, merchant_serial: str | None = None,
+                      api_url: str | None = None) -> PaymentAccount:
     """Set a direct channel's account at WeChat Pay or Alipay (keys checked before they are kept; audited without
-    the secret). The refund API's settings (the merchant's private key, its serial, the API address) are kept as
-    they are when not given."""
+    the secrets). The provider's API (refunds, bill downloads) is called at `api_url` (empty: the provider's own)
+    with the merchant's private key, which is kept as it is when not given (it is never shown again)."""
     if not can(actor.role, "channels", "edit"):
         raise Forbidden(f"the {actor.role} role may not configure payment accounts", code="forbidden")
     if provider not in PAYMENT_PROVIDERS:
@@ -76,16 +76,15 @@ def configure_account(channel: Channel, provider: str, actor: Actor, *, merchant
                                                               PaymentAccount.provider == provider)).scalar_one_or_none()
     if provider == "wechatpay" and not api_v3_key and account is not None:
         api_v3_key = account.api_v3_key  # left empty on the form: the key kept is not shown again, nor lost
-    if bill_url and not bill_url.startswith(("http://", "https://")):
-        raise ValidationFailed("the bill address is an http(s) URL", field="bill_url", code="bad_url")
-    if api_url and not api_url.startswith(("http://", "https://")):
-        raise ValidationFailed("the API address is an http(s) URL", field="api_url", code="bad_url")
+    if not merchant_private_key and account is not None:
+        merchant_private_key = account.merchant_private_key  # likewise the merchant's API private key
     if merchant_private_key:
         try:
-            serialization.load_pem_private_key(alipay.pem(merchant_private_key, "PRIVATE KEY"), password=None)
-        except (ValueError, TypeError) as error:
-            raise ValidationFailed(f"the merchant's API private key is not a PEM RSA key ({error})"[:300],
-                                   field="merchant_private_key", code="bad_key")
+            (wechatpay.private_key if provider == "wechatpay" else alipay.check_private_key)(merchant_private_key)
+        except PaymentMessageError as error:
+            raise ValidationFailed(str(error), field="merchant_private_key", code="bad_key")
+    if api_url and not api_url.startswith(("http://", "https://")):
+        raise ValidationFailed("the API address is an http(s) URL", field="api_url", code="bad_url")
     try:
         if provider == "wechatpay":
             wechatpay.public_key(provider_public_key or "")
@@ -104,19 +103,14 @@ def configure_account(channel: Channel, provider: str, actor: Actor, *, merchant
         db.session.add(account)
     account.merchant_id, account.app_id = merchant_id, app_id
     account.api_v3_key, account.provider_public_key = api_v3_key, provider_public_key
-    account.platform_serial, account.bill_url = platform_serial, bill_url
-    if merchant_private_key:
-        account.merchant_private_key = merchant_private_key
-    if merchant_serial is not None:
-        account.merchant_serial = merchant_serial or None
-    if api_url is not None:
-        account.api_url = api_url or None
+    account.platform_serial = platform_serial
+    account.merchant_private_key, account.merchant_serial = merchant_private_key, merchant_serial or None
+    account.api_url = api_url or None
     db.session.flush()
     audit.record(actor, "payment_account.configure", "channel", channel.code,
                  after={"provider": provider, "merchant_id": merchant_id, "app_id": app_id,
-                        "platform_serial": platform_serial, "bill_url": bill_url,
-                        "merchant_serial": account.merchant_serial, "api_url": account.api_url,
-                        "merchant_key_set": bool(account.merchant_private_key)})
+                        "platform_serial": platform_serial, "merchant_serial": account.merchant_serial,
+                        "api_url": account.api_url, "merchant_key_set": bool(merchant_private_key)})
     return account
 
 
@@ -502,19 +496,89 @@ def _compare(account: PaymentAccount, bill: bills.Bill, bill_date: date) -> list
     return found
 
 
-def download_bill(account: PaymentAccount, bill_date: date, transport=None) -> bytes:
-    """Fetch the day's bill from the account's bill address (the simulator; the providers' signed download API is
-    the same GET once the download URL is asked for)."""
+# The providers' answers for a day whose bill is not made yet (today, a future day, before about 09:00 the next
+# day): WeChat Pay 400 NO_STATEMENT_EXIST / STATEMENT_CREATING, Alipay 40004 isp.bill_not_exist.
+NOT_BILLED = ("NO_STATEMENT_EXIST", "STATEMENT_CREATING", "BILL_NOT_EXIST", "isp.bill_not_exist")
+BILL_NOT_READY = N_("The %(provider)s bill of %(day)s is not ready (%(code)s): %(reason)s")
+BILL_REFUSED = N_("The %(provider)s bill download was refused (%(code)s): %(reason)s")
+BILL_UNREACHABLE = N_("The %(provider)s API did not answer: %(reason)s")
+NO_API_KEY = N_("The payment account has no merchant API key: bills cannot be downloaded through the provider's API.")
+
+
+def can_download(account: PaymentAccount) -> bool:
+    """Whether the account holds what the provider's signed bill API needs."""
+    if not account.merchant_private_key or not account.provider_public_key:
+        return False
+    if account.provider == "wechatpay":
+        return bool(account.merchant_id and account.merchant_serial and account.platform_serial)
+    return bool(account.app_id)
+
+
+def download_bill(account: PaymentAccount, bill_date: date, transport=None, now: datetime | None = None) -> bytes:
+    """The day's bill through the provider's signed API: WeChat Pay GET /v3/bill/tradebill (answer verified with
+    the platform key), then its download_url, checked by the SHA1 it gave; Alipay
+    alipay.data.dataservice.bill.downloadurl.query (answer verified with Alipay's key), then the 业务明细 CSV out of
+    the ZIP at bill_download_url. Refused in words: a day not billed yet, a bad signature, a tampered file."""
     import httpx
 
-    if not account.bill_url:
-        raise ValidationFailed("the payment account has no bill address", field="bill_url", code="no_bill_url")
-    with httpx.Client(timeout=30, transport=transport) as client:
-        response = client.get(account.bill_url, params={"bill_date": bill_date.isoformat(),
-                                                        "mchid": account.merchant_id or account.app_id or ""})
-    if response.status_code != 200:
-        raise ServiceError(f"the bill download answered {response.status_code}", code="bill_download_failed")
-    return response.content
+    if not can_download(account):
+        raise ValidationFailed(say(NO_API_KEY), field="merchant_private_key", code="no_api_key")
+    names = {"provider": account.provider, "day": bill_date.isoformat()}
+    try:
+        with httpx.Client(timeout=30, transport=transport) as client:
+            if account.provider == "wechatpay":
+                return _wechat_bill(client, account, bill_date, now or utc_now())
+            return _alipay_bill(client, account, bill_date, now or utc_now())
+    except PaymentMessageError as error:
+        if error.code in NOT_BILLED:
+            raise Conflict(say(BILL_NOT_READY, code=error.code, reason=str(error), **names), code="bill_not_ready")
+        raise ServiceError(say(BILL_REFUSED, code=error.code, reason=str(error), **names),
+                           code=f"bill_{error.code}"[:40])
+    except httpx.HTTPError as error:
+        raise ServiceError(say(BILL_UNREACHABLE, reason=str(error)[:200], **names), code="bill_download_failed")
+
+
+def _wechat_get(client, account: PaymentAccount, url: str):
+    authorization = wechatpay.authorization(account.merchant_id, account.merchant_serial,
+                                            account.merchant_private_key, "GET", url)
+    return client.get(url, headers={"Authorization": authorization, "Accept": "application/json",
+                                    "User-Agent": "orderloom-payments"})
+
+
+def _wechat_bill(client, account: PaymentAccount, bill_date: date, now: datetime) -> bytes:
+    base = (account.api_url or wechatpay.API_BASE).rstrip("/")
+    answer = _wechat_get(client, account, f"{base}/v3/bill/tradebill?bill_date={bill_date.isoformat()}&bill_type=ALL")
+    wechatpay.verify_answer(answer.status_code, answer.headers, answer.content, account.provider_public_key,
+                            account.platform_serial, now)
+    if answer.status_code != 200:
+        code, message = wechatpay.read_error(answer.content)
+        raise PaymentMessageError(code or f"http_{answer.status_code}", message)
+    bill = wechatpay.read_bill_answer(answer.content)
+    file = _wechat_get(client, account, bill["download_url"])
+    if file.status_code != 200:
+        code, message = wechatpay.read_error(file.content)
+        raise PaymentMessageError(code or f"http_{file.status_code}", message)
+    wechatpay.check_bill_hash(file.content, bill["hash_type"], bill["hash_value"])  # the file itself is unsigned
+    return file.content
+
+
+def _alipay_bill(client, account: PaymentAccount, bill_date: date, now: datetime) -> bytes:
+    params = alipay.signed_request(account.app_id, alipay.BILL_METHOD,
+                                   {"bill_type": "trade", "bill_date": bill_date.isoformat()},
+                                   account.merchant_private_key, now)
+    answer = client.post(account.api_url or alipay.GATEWAY, data=params,
+                         headers={"Accept": "application/json", "User-Agent": "orderloom-payments"})
+    if answer.status_code != 200:
+        raise PaymentMessageError(f"http_{answer.status_code}", answer.text[:200])
+    node = alipay.read_response(answer.content, alipay.BILL_METHOD, account.provider_public_key)
+    url = node.get("bill_download_url") or ""
+    if not url.startswith(("https://", "http://")):
+        raise PaymentMessageError("bad_answer", "the answer has no bill_download_url")
+    archive = client.get(url)
+    if archive.status_code != 200:
+        raise PaymentMessageError(f"http_{archive.status_code}", archive.text[:200])
+    _name, data = alipay.bill_from_zip(archive.content)
+    return data
 
 
 def reconciliations(limit: int = 50) -> list[PaymentReconciliation]:
