@@ -6,13 +6,13 @@ Downgrading brings `bill_url` back empty: at the revision before this one it nam
 which an API address is not, and an empty one only means the daily job does not download (nothing is guessed).
 
 Revision ID: 0012_payment_api_url
-Revises: 0011_pay_refunds
+Revises: 0012_ui_bulk
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_payment_api_url"
-down_revision = "0011_pay_refunds"
+down_revision = "0012_ui_bulk"
 branch_labels = None
 depends_on = None
 
