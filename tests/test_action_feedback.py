@@ -135,3 +135,33 @@ def test_only_a_manager_cancels_after_picking_and_the_button_says_so(client_for,
     order = create_order(status="picking")
     page = client_for("customer_service").get(f"/orders/{order.order_no}").text
     assert "only a manager may cancel" in page and 'data-testid="blocked-cancelled"' in page
+
+
+def test_after_sales_buttons_are_verbs_and_ask_a_reason_only_to_decline(client_for, create_order):
+    from shared.actors import Actor
+    from shared.services import after_sales
+    from tests.test_after_sales import deliver
+
+    order = create_order(status="shipped")
+    deliver(order, 1)
+    case = after_sales.request_after_sale(order, "return_refund", [{"sku": "SKU-1", "quantity": 1,
+                                                                   "reason": "damaged"}],
+                                          Actor(None, f"customer:{order.customer_id}", "customer"))
+    db.session.commit()
+    page = client_for("customer_service").get(f"/after-sales/{case.id}").text
+    approve = re.search(r'data-testid="move-approved".*?</form>', page, re.S).group(0)
+    decline = re.search(r'data-testid="move-declined".*?</form>', page, re.S).group(0)
+    assert "Approve the request</button>" in approve and "Decline the request</button>" in decline
+    assert re.search(r"<textarea[^>]*required", decline) and not re.search(r"<textarea[^>]*required", approve)
+
+
+def test_planning_waves_with_nothing_waiting_says_so(client_for, stocked):
+    client = client_for("warehouse")
+    page = client.get("/fulfilment/waves").text
+    button = re.search(r'<button[^>]*data-testid="plan-HZ1"[^>]*>', page).group(0)
+    assert " disabled" in button and 'aria-describedby="why-plan-HZ1"' in button
+    assert 'title="Nothing to plan: no allocated orders are waiting in HZ1."' in button
+    answer = client.post("/fulfilment/waves/plan", data={"warehouse": "HZ1",
+                                                         "csrf_token": csrf_token(client, "/fulfilment/waves")},
+                         follow_redirects=True)
+    assert "Nothing to plan: no allocated orders are waiting in HZ1." in answer.text
