@@ -165,3 +165,41 @@ def test_planning_waves_with_nothing_waiting_says_so(client_for, stocked):
                                                          "csrf_token": csrf_token(client, "/fulfilment/waves")},
                          follow_redirects=True)
     assert "Nothing to plan: no allocated orders are waiting in HZ1." in answer.text
+
+
+def test_revoking_tokens_asks_with_the_count_and_none_to_revoke_says_so(client_for, create_user):
+    from shared.services import staff
+
+    holder, idle = create_user("tok_holder", "customer_service"), create_user("tok_idle", "customer_service")
+    staff.issue_token(holder, ADMIN)
+    staff.issue_token(holder, ADMIN)
+    db.session.commit()
+    page = client_for("admin").get("/users/").text
+    form = re.search(r'<form[^>]*data-testid="revoke-tokens-form-tok_holder"[^>]*>', page).group(0)
+    assert "Revoke 2 API tokens of tok_holder?" in form
+    idle_button = re.search(r'<button[^>]*data-testid="revoke-tokens-tok_idle"[^>]*>', page).group(0)
+    assert " disabled" in idle_button and "tok_idle has no API token to revoke." in idle_button
+    assert f'aria-describedby="why-tokens-{idle.id}"' in idle_button
+    reset = re.search(r'<form[^>]*data-testid="reset-factor-form-[^"]*"[^>]*>', page)
+    assert reset is None or "stop working" in reset.group(0)
+
+
+def test_a_role_in_use_cannot_be_deleted_and_the_button_says_why(client_for, create_user):
+    from shared.services import roles
+
+    roles.create_role("packer", "打包员", "Packer", ADMIN)
+    roles.create_role("spare", "备用", "Spare", ADMIN)
+    db.session.commit()
+    create_user("pk1", "packer")
+    page = client_for("admin").get("/roles/").text
+    used = re.search(r'<button[^>]*data-testid="delete-role-packer"[^>]*>', page).group(0)
+    assert " disabled" in used and "1 user still has this role" in used
+    free = re.search(r'<form[^>]*data-testid="delete-role-form-spare"[^>]*>', page).group(0)
+    assert "Delete the role Spare?" in free and "cannot be undone" in free
+
+
+def test_the_refund_asks_with_what_is_left_to_refund(client_for, create_order):
+    order = create_order(status="shipped")
+    page = client_for("finance").get(f"/orders/{order.order_no}").text
+    form = re.search(r'<form[^>]*data-testid="refund-form"[^>]*>', page, re.S).group(0)
+    assert "At most CNY 67.90 may still be refunded" in form
