@@ -120,3 +120,26 @@ def test_the_count_sheet_is_typed_with_the_keyboard_and_saved_at_once(live_apps,
         take = db.session.get(StockTake, counting)
         assert {line.sku.code: line.counted for line in take.lines} == {"SKU-1": 10, "SKU-2": 3}
     assert console_errors(driver) == []
+
+
+def test_a_long_list_filters_and_sorts_in_the_browser(live_apps, portal_server, browser):
+    with live_apps.core.app_context():
+        for name in ("zhang_san", "li_si", "wang_wu"):
+            staff.create_user(name, PASSWORD, "warehouse", ADMIN, locale="en")
+        staff.create_user("boss1", PASSWORD, "admin", ADMIN, locale="en")
+        db.session.commit()
+    driver = browser
+    sign_in(driver, portal_server, "boss1")
+    driver.get(f"{portal_server}/users/")
+    names = lambda: [row.find_element(By.TAG_NAME, "td").text for row in driver.find_elements(  # noqa: E731
+        By.CSS_SELECTOR, "[data-testid=users-table] tbody tr") if row.is_displayed()]
+    assert names() == ["boss1", "li_si", "wang_wu", "zhang_san"]
+    driver.find_element(By.CSS_SELECTOR, "[data-testid=filter-users-table]").send_keys("wa")
+    assert names() == ["wang_wu"]
+    driver.find_element(By.CSS_SELECTOR, "[data-testid=filter-users-table]").clear()
+    driver.find_element(By.CSS_SELECTOR, "[data-testid=filter-users-table]").send_keys(" ")
+    header = driver.find_element(By.CSS_SELECTOR, "[data-testid=users-table] thead th")
+    header.click()
+    header.click()  # the second click sorts descending
+    assert names() == ["zhang_san", "wang_wu", "li_si", "boss1"]
+    assert console_errors(driver) == []

@@ -65,3 +65,13 @@ def test_long_lists_sort():
     assert missing == []
     script = (ROOT / "static/js/app.js").read_text()
     assert 'querySelectorAll("table.sortable")' in script
+
+
+FILTERED = ("users.html", "catalog.html", "devices.html", "approvals/rules.html")
+
+
+def test_lists_that_show_every_row_have_a_search_box():
+    missing = [name for name in FILTERED
+               if not re.search(r'<table[^>]*data-filter="', (ROOT / "templates/portal" / name).read_text())]
+    assert missing == []
+    assert 'querySelectorAll("table[data-filter]")' in (ROOT / "static/js/app.js").read_text()

@@ -95,3 +95,30 @@ document.addEventListener("DOMContentLoaded", function () {
   });
   totals();
 });
+
+// A table that shows every row and is marked data-filter gets a search box above it: typing hides the rows that do
+// not contain the text (the label is the template's, in the page's language). Paged lists search on the server.
+document.addEventListener("DOMContentLoaded", function () {
+  // What a row says, leaving out the choices of its controls (every row's role select lists every role).
+  var shownText = function (row) {
+    var copy = row.cloneNode(true);
+    copy.querySelectorAll("select, button, input, textarea").forEach(function (control) { control.remove(); });
+    return copy.textContent;
+  };
+  document.querySelectorAll("table[data-filter]").forEach(function (table, index) {
+    var box = document.createElement("input");
+    box.type = "search";
+    box.className = "table-filter";
+    box.placeholder = table.dataset.filter;
+    box.setAttribute("aria-label", table.dataset.filter);
+    box.setAttribute("aria-controls", table.id || (table.id = "filtered-table-" + index));
+    box.setAttribute("data-testid", "filter-" + (table.getAttribute("data-testid") || index));
+    table.parentNode.insertBefore(box, table);
+    box.addEventListener("input", function () {
+      var text = box.value.trim().toLocaleLowerCase();
+      Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+        row.hidden = text !== "" && shownText(row).toLocaleLowerCase().indexOf(text) === -1;
+      });
+    });
+  });
+});
