@@ -71,9 +71,12 @@ def test_the_sheet_is_one_form_saved_in_one_request(client_for, floor):
     assert 'id="count-sheet-form"' in page and set(boxes) == {"TEA", "MILK"}
     assert 'data-testid="count-scan"' in page and 'data-testid="total-variance"' not in page  # the count stays blind
     assert "data-expected" not in page
+    submit = re.search(r'<button[^>]*data-testid="submit-take"[^>]*>', page).group(0)
+    assert " disabled" in submit and 'title="2 lines are not counted yet: save their counts first."' in submit
     saved = client.post(f"{url}/counts", data={"csrf_token": csrf_token(client, url), boxes["TEA"]: "480",
                                                boxes["MILK"]: str(MILK_IN_HZ1)}, follow_redirects=True)
     assert saved.status_code == 200 and "2 counts saved." in saved.text
+    assert " disabled" not in re.search(r'<button[^>]*data-testid="submit-take"[^>]*>', saved.text).group(0)
     assert counts_of(take.id) == {"TEA": 480, "MILK": MILK_IN_HZ1}
 
 
