@@ -203,3 +203,46 @@ def test_the_refund_asks_with_what_is_left_to_refund(client_for, create_order):
     page = client_for("finance").get(f"/orders/{order.order_no}").text
     form = re.search(r'<form[^>]*data-testid="refund-form"[^>]*>', page, re.S).group(0)
     assert "At most CNY 67.90 may still be refunded" in form
+
+
+def test_a_refused_exception_move_keeps_its_comment(client_for):
+    from shared.models import ExceptionCase
+    from tests.test_exception_pages import _raise
+
+    row = _raise()
+    db.session.commit()
+    client = client_for("customer_service")
+    url = f"/exceptions/{row.id}"
+    typed = "已联系承运商 " + "y" * 1200  # longer than a comment may be
+    refused = client.post(f"{url}/transition", data={"csrf_token": csrf_token(client, url), "target": "resolved",
+                                                     "m-resolved-to": "resolved", "m-resolved-comment": typed})
+    assert refused.status_code == 422 and 'data-testid="comment-error-resolved"' in refused.text
+    assert typed in refused.text  # in its box, as typed
+    db.session.expire_all()
+    assert db.session.get(ExceptionCase, row.id).status == "open"
+
+
+def test_a_refused_after_sales_move_keeps_its_reason(client_for, create_order):
+    from shared.actors import Actor
+    from shared.models import AfterSale
+    from shared.services import after_sales
+    from tests.test_after_sales import deliver
+
+    order = create_order(status="shipped")
+    deliver(order, 1)
+    case = after_sales.request_after_sale(order, "return_refund", [{"sku": "SKU-1", "quantity": 1,
+                                                                   "reason": "damaged"}],
+                                          Actor(None, f"customer:{order.customer_id}", "customer"))
+    db.session.commit()
+    client = client_for("customer_service")
+    url = f"/after-sales/{case.id}"
+    typed = "不符合退货条件 " + "z" * 600
+    refused = client.post(f"{url}/transitions", data={"csrf_token": csrf_token(client, url), "to": "declined",
+                                                      "reason": typed})
+    assert refused.status_code == 422
+    kept = re.search(r'<textarea[^>]*data-testid="reason-declined"[^>]*>([^<]*)</textarea>', refused.text).group(1)
+    assert kept == typed
+    other = re.search(r'<textarea[^>]*data-testid="reason-approved"[^>]*>([^<]*)</textarea>', refused.text).group(1)
+    assert other == ""
+    db.session.expire_all()
+    assert db.session.get(AfterSale, case.id).status == "requested"
