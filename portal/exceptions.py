@@ -83,14 +83,19 @@ def _assignable():
 @bp.get("/<int:exception_id>")
 @requires("exceptions", "view")
 def detail(exception_id: int):
-    row = _exception_or_404(exception_id)
+    return _detail_page(_exception_or_404(exception_id))
+
+
+def _detail_page(row, refused_form=None, status: int = 200):
+    """The exception; after a refused move, shown again (422) with that move's comment as it was typed."""
     language = _language()
     replies = exceptions.canned_replies(row.category)
     move_forms = {}
     for target in EXCEPTION.targets(row.status):
         if target == "assigned":
             continue
-        form = ExceptionTransitionForm(prefix=f"m-{target}", to=target)
+        kept = refused_form is not None and refused_form.to.data == target
+        form = refused_form if kept else ExceptionTransitionForm(prefix=f"m-{target}", to=target, formdata=None)
         form.canned.choices = [("", "—")] + [(r.code, r.text_zh if language == "zh" else r.text_en) for r in replies]
         move_forms[target] = form
     assign_form = ExceptionAssignForm()
@@ -99,7 +104,7 @@ def detail(exception_id: int):
                            move_forms=move_forms, assign_form=assign_form, now=utc_now(), countdown=countdown,
                            needs_comment=EXCEPTION.needs_comment,
                            editable=can(current_user.role, "exceptions", "edit"),
-                           assignable=row.status not in ("resolved", "closed"), zh=language == "zh")
+                           assignable=row.status not in ("resolved", "closed"), zh=language == "zh"), status
 
 
 @bp.post("/<int:exception_id>/transition")
@@ -108,14 +113,15 @@ def transition(exception_id: int):
     row = _exception_or_404(exception_id)
     target = request.form.get("target", "")
     form = ExceptionTransitionForm(prefix=f"m-{target}")
-    if form.validate_on_submit():
-        commit_or_refuse(lambda: exceptions.transition(row, form.to.data, staff_actor(current_user),
-                                                       comment=form.comment.data, canned=form.canned.data or None,
-                                                       language=_language()),
-                         _("Exception #%(id)s is now %(state)s.", id=row.id,
-                           state=label(EXCEPTION_STATE, form.to.data)))
-    else:
+    if not form.validate_on_submit():
         flash_form_errors(form)
+        return _detail_page(row, form if form.to.data else None, 422)
+    if not commit_or_refuse(lambda: exceptions.transition(row, form.to.data, staff_actor(current_user),
+                                                          comment=form.comment.data, canned=form.canned.data or None,
+                                                          language=_language()),
+                            _("Exception #%(id)s is now %(state)s.", id=row.id,
+                              state=label(EXCEPTION_STATE, form.to.data)), form=form):
+        return _detail_page(_exception_or_404(exception_id), form, 422)
     return redirect(url_for("exceptions.detail", exception_id=exception_id), 303)
 
 

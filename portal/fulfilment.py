@@ -250,7 +250,7 @@ def plan():
         flash(_("Waves planned for %(warehouse)s: %(waves)s, with %(orders)s orders.", warehouse=code,
                 waves=len(planned), orders=sum(w.order_count for w in planned)), "success")
     else:
-        flash(_("No allocated orders are waiting in %(warehouse)s.", warehouse=code), "success")
+        flash(_("Nothing to plan: no allocated orders are waiting in %(warehouse)s.", warehouse=code), "info")
     return redirect(target, 303)
 
 

@@ -3,6 +3,7 @@ from flask import (Blueprint, abort, current_app, flash, g, make_response, redir
                    url_for)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -22,6 +23,7 @@ from shared.security.permissions import Visibility, can, visibility
 from shared.services import approvals, orders, platform_privacy, retention, second_factor, tracking
 from shared.services.errors import ServiceError
 from shared.timekeeping import utc_now
+from shared.verbs import verb
 from shared.web import staff_actor
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
@@ -158,7 +160,37 @@ def _load(order_no: str):
 @bp.get("/<order_no>")
 @requires("orders", "view")
 def detail(order_no: str):
-    order = _load(order_no)
+    return _detail_page(_load(order_no))
+
+
+def cancel_question(order) -> str:
+    """The confirmation asked before a cancel: what it does, computed from the order as it is now."""
+    consequence = orders.cancel_consequence(order, staff_actor(current_user))
+    parts = [ngettext("Cancelling releases %(num)s unit of reserved stock.",
+                      "Cancelling releases %(num)s units of reserved stock.", consequence.released_units)
+             if consequence.released_units else _("Cancelling releases no stock (none is reserved).")]
+    parts.append(_("The customer is told by mail.") if consequence.customer_told
+                 else _("The customer is not told by mail (no address to mail)."))
+    if consequence.paid:
+        parts.append(_("The order is paid: the refund is made separately, and an approval rule may hold the cancel."))
+    parts.append(_("A cancelled order cannot be reopened."))
+    return " ".join(parts)
+
+
+MOVE_QUESTIONS = {"closed": _l("Closing is final: the order can no longer change. Close it?")}
+
+
+def _move_questions(order, moves) -> dict:
+    """The confirmation per move that cannot be undone (cancel, close); others go at once."""
+    targets = {m["to"] for m in moves}
+    questions = {target: str(text) for target, text in MOVE_QUESTIONS.items() if target in targets}
+    if "cancelled" in targets:
+        questions["cancelled"] = cancel_question(order)
+    return questions
+
+
+def _detail_page(order, transition_form=None, failed_move: str | None = None, status: int = 200):
+    """The order page; after a refused move, shown again (422) with that move's reason as it was typed."""
     # Each event told as a sentence in the viewer's language, personal fields as the viewer's role may see them.
     history = [(event, describe_event(event, current_user.role)) for event in db.session.execute(
         select(AuditEvent).where(AuditEvent.entity_type == "order", AuditEvent.entity_id == order.order_no)
@@ -173,18 +205,21 @@ def detail(order_no: str):
         select(CarrierAttempt).where(CarrierAttempt.shipment_id == shipment.id)
         .order_by(CarrierAttempt.occurred_at, CarrierAttempt.id)
     ).scalars().all() if shipment is not None else []
+    moves = orders.allowed_moves(order, current_user.role)
     return render_template(
         "portal/orders/detail.html", order=order, contact=order_contact(order, current_user.role),
-        history=history, reservations=reservations, moves=orders.allowed_moves(order, current_user.role),
-        shipment=shipment, tracking_events=tracking_events, attempts=attempts,
-        can_reveal=may_reveal(current_user.role), transition_form=TransitionForm(), payment_form=ConfirmForm(),
+        history=history, reservations=reservations, moves=moves,
+        blocked_moves=orders.blocked_moves(order, current_user.role), move_questions=_move_questions(order, moves),
+        failed_move=failed_move, shipment=shipment, tracking_events=tracking_events, attempts=attempts,
+        can_reveal=may_reveal(current_user.role), transition_form=transition_form or TransitionForm(),
+        payment_form=ConfirmForm(),
         can_record_payment=can(current_user.role, "payments", "edit") and order.payment_status == "unpaid"
         and order.status not in (OrderStatus.CANCELLED, OrderStatus.CLOSED),
         approval_trail=approvals.history_for("order", order.order_no), legal_hold=retention.order_hold(order),
         may_edit=can(current_user.role, "order_review", "edit"), address_refusal=orders.address_editable(order),
         price_refusal=orders.price_editable(order), address_form=AddressChangeForm(), price_form=PriceChangeForm(),
         **_invoice_context(order), **_refund_context(order),
-    )
+    ), status
 
 
 def _refund_context(order) -> dict:
@@ -307,17 +342,22 @@ def reveal(order_no: str):
 @bp.post("/<order_no>/transitions")
 @requires("orders", "edit")
 def transition(order_no: str):
+    """One lifecycle move; refused, the page is shown again with the reason as typed and the refusal beside it."""
     order = _load(order_no)
     form = TransitionForm()
     if not form.validate_on_submit():
         flash_form_errors(form)
-    else:
-        if second_factor.transition_needs_step_up(order, form.to.data, current_user.role, form.reason.data):
-            require_step_up()  # voiding a paid order: a fresh second verification of this session
-        commit_or_refuse(lambda: orders.transition_order(order, form.to.data, staff_actor(current_user),
-                                                         form.reason.data),
-                         _("Order %(no)s is now %(status)s.", no=order_no, status=status_label(form.to.data)),
-                         failure=_("The change was not made: %(message)s"))
+        return _detail_page(order, form, failed_move=form.to.data, status=422)
+    if second_factor.transition_needs_step_up(order, form.to.data, current_user.role, form.reason.data):
+        require_step_up()  # voiding a paid order: a fresh second verification of this session
+    release = order.status == OrderStatus.ON_HOLD and form.to.data == order.status_before_hold
+    done = verb("order", "release_hold" if release else form.to.data)
+    if not commit_or_refuse(lambda: orders.transition_order(order, form.to.data, staff_actor(current_user),
+                                                            form.reason.data),
+                            _("%(action)s: done. Order %(no)s is now %(status)s.", action=done, no=order_no,
+                              status=status_label(form.to.data)),
+                            failure=_("The change was not made: %(message)s"), form=form):
+        return _detail_page(_load(order_no), form, failed_move=form.to.data, status=422)
     return redirect(url_for("orders.detail", order_no=order_no), 303)
 
 

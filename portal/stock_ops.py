@@ -5,6 +5,7 @@ from collections import defaultdict
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
@@ -251,7 +252,7 @@ def _sheet(take: StockTake) -> list[dict]:
 
 
 def _take_page(take: StockTake, count_form=None, decision_form=None, row_errors: dict | None = None,
-               refused: list[str] | None = None, status: int = 200):
+               refused: list[str] | None = None, status: int = 200, entered: dict | None = None):
     """The stock-take: the count sheet, and for approvers the variance report. `refused` says at the top why a post
     changed nothing when no field of a form on the page can carry the reason."""
     rows = _sheet(take)
@@ -261,7 +262,7 @@ def _take_page(take: StockTake, count_form=None, decision_form=None, row_errors:
         variances=len(variances), net=sum(row["line"].variance for row in variances),
         count_form=count_form or CountForm(formdata=None), row_errors=row_errors or {},
         decision_form=decision_form or StockTakeDecisionForm(formdata=None), confirm_form=ConfirmForm(),
-        refused=refused or [],
+        refused=refused or [], entered=entered or {},
         started_by_me=take.started_by == current_user.username), status
 
 
@@ -303,6 +304,50 @@ def count(take_id: int):
     if take.status == "counting":
         return _take_page(take, count_form=form, status=422)  # a SKU found that was not on the sheet
     return _take_page(take, refused=[error], status=422)  # the sheet takes no more counts: no form to show it on
+
+
+def entered_counts(take: StockTake, form) -> dict[int, str]:
+    """The figures typed on the bulk count sheet (`count-<line id>`), by line; a blank box is not counted yet."""
+    return {line.id: value for line in take.lines if (value := _text(form.get(f"count-{line.id}")))}
+
+
+def _as_count(value: str):
+    """A typed figure as a number when it is one; anything else goes to the service as typed, which refuses it by
+    record_count's rule (one place for what a count may be)."""
+    return int(value) if value.lstrip("-").isdigit() else value
+
+
+@bp.post("/takes/<int:take_id>/counts")
+@requires("stock", "edit")
+def save_counts(take_id: int):
+    """The whole count sheet in one request: every figure saved, or none (each wrong one shown beside its line and
+    every typed figure kept in its box)."""
+    take = db.get_or_404(StockTake, take_id)
+    if not ConfirmForm().validate_on_submit():
+        return _take_page(take, refused=[_("The form expired: reload the sheet and enter the figures again.")],
+                          status=400)
+    entered = entered_counts(take, request.form)
+    if not entered:
+        flash(_("Nothing to save: no figure was entered."), "info")
+        return redirect(url_for("stock_ops.stock_take", take_id=take.id), 303)
+    codes = {line.id: line.sku.code for line in take.lines}
+    try:
+        saved = stock_ops.record_counts(take.id, {codes[line_id]: _as_count(value)
+                                                  for line_id, value in entered.items()},
+                                        staff_actor(current_user))
+        db.session.commit()
+    except stock_ops.CountsRefused as refused:
+        db.session.rollback()
+        take = db.session.get(StockTake, take_id)
+        by_code = {code: line_id for line_id, code in codes.items()}
+        return _take_page(take, row_errors={by_code[code]: message for code, message in refused.errors.items()},
+                          refused=[refused.message], entered=entered, status=422)
+    except ServiceError as refused:
+        db.session.rollback()
+        return _take_page(db.session.get(StockTake, take_id), refused=[refused.message], entered=entered,
+                          status=refused.status)
+    flash(ngettext("%(num)s count saved.", "%(num)s counts saved.", len(saved)), "success")
+    return redirect(url_for("stock_ops.stock_take", take_id=take.id), 303)
 
 
 @bp.post("/takes/<int:take_id>/submit")

@@ -27,6 +27,7 @@ def _page(create_form=None, status=200):
         forms[user.id] = form
     factors = {f.user_id: f for f in db.session.execute(select(SecondFactor)).scalars()}
     return render_template("portal/users.html", users=users, edit_forms=forms, factors=factors,
+                           live_tokens=staff.live_token_counts(),
                            create_form=create_form or UserCreateForm(), confirm_form=ConfirmForm()), status
 
 

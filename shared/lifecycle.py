@@ -67,7 +67,9 @@ TRANSITIONS: tuple[Transition, ...] = (
 )
 
 # Releasing a hold returns the order to where it was; its target is dynamic, so who may is the permission
-# table's `holds` / approve entry (shared.security.permissions), not a transition here.
+# table's `holds` / approve entry (shared.security.permissions), not a transition here. It needs no reason: the hold's
+# reason is what is being resolved (an optional note is kept in the audit row).
+RELEASE_HOLD_NEEDS_REASON = False
 
 _BY_PAIR = {(t.source, t.target): t for t in TRANSITIONS}
 

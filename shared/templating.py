@@ -1,7 +1,7 @@
 """Template filters both apps share."""
 from flask import Flask, g
 
-from shared import labels
+from shared import labels, verbs
 from shared.money import format_money
 from shared.timekeeping import to_zone
 
@@ -40,6 +40,7 @@ def install_common_filters(app: Flask) -> None:
         app.add_template_filter(lambda code, table=table: labels.label(table, code), name)
 
     app.add_template_filter(labels.role_name, "role_label")
+    app.add_template_global(verbs.verb, "verb")  # a lifecycle move's button: verb('order', 'on_hold') → 挂起
 
     @app.template_filter("query_with")
     def _query_with(args, **changes):

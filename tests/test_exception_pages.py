@@ -179,7 +179,7 @@ def test_the_detail_page_works_an_exception_with_a_canned_reply_in_chinese(porta
                                                           "m-in_progress-to": "in_progress"})
     refused = client.post(f"/exceptions/{row.id}/transition", data={
         "csrf_token": token, "target": "resolved", "m-resolved-to": "resolved"}, follow_redirects=True)
-    assert refused.status_code == 200
+    assert refused.status_code == 422 and 'data-testid="comment-error-resolved"' in refused.text  # shown again, beside
     db.session.expire_all()
     assert db.session.get(ExceptionCase, row.id).status == "in_progress"  # no resolution note: refused
     client.post(f"/exceptions/{row.id}/transition", data={

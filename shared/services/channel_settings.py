@@ -1,11 +1,11 @@
 """A channel's connection, its status mapping and its SKU mapping: set by ops managers, every change audited."""
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from shared.actors import Actor
 from shared.channels import adapter_for
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
-from shared.models import Channel, ChannelConnection, SkuMapping, StatusMapping
+from shared.models import Channel, ChannelConnection, Sku, SkuMapping, StatusMapping
 from shared.models.sync import MAPPING_KEY_KINDS
 from shared.services import audit
 from shared.services import stock as stock_service
@@ -131,9 +131,24 @@ def set_status_mapping(channel: Channel, platform_status: str, lifecycle: str, p
 KEY_KIND_LABELS = {"code": "merchant code", "variant": "platform variant id", "product": "platform product id"}
 
 
-def sku_mappings(channel: Channel) -> list[SkuMapping]:
-    return db.session.execute(select(SkuMapping).where(SkuMapping.channel_id == channel.id)
-                              .order_by(SkuMapping.key_kind, SkuMapping.channel_sku)).scalars().all()
+# How the mapping list may be ordered: a column of the list, ascending or (a leading "-") descending.
+MAPPING_SORTS = {"channel_sku": SkuMapping.channel_sku, "sku": Sku.code, "name": Sku.name,
+                 "since": SkuMapping.created_at}
+
+
+def sku_mappings(channel: Channel, search: str | None = None, sort: str | None = None) -> list[SkuMapping]:
+    """The channel's SKU mappings; `search` finds a part of the channel SKU, the internal SKU or its name; `sort`
+    names a MAPPING_SORTS column (an unknown one is the default: by key kind and channel SKU)."""
+    query = select(SkuMapping).join(Sku, Sku.id == SkuMapping.sku_id).where(SkuMapping.channel_id == channel.id)
+    text = (search or "").strip()[:64]
+    if text:
+        query = query.where(or_(SkuMapping.channel_sku.contains(text, autoescape=True),
+                                Sku.code.contains(text, autoescape=True), Sku.name.contains(text, autoescape=True)))
+    column = MAPPING_SORTS.get((sort or "").lstrip("-"))
+    if column is None:
+        return db.session.execute(query.order_by(SkuMapping.key_kind, SkuMapping.channel_sku)).scalars().all()
+    ordered = column.desc() if sort.startswith("-") else column.asc()
+    return db.session.execute(query.order_by(ordered, SkuMapping.id)).scalars().all()
 
 
 def _key_kind(key_kind: str | None) -> str:

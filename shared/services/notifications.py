@@ -62,6 +62,9 @@ MESSAGES = {
                     "payment provider handles it.")),
     "cancel_approved": (N_("Your order %(order_no)s is cancelled"),
                         N_("Your request is approved: order %(order_no)s is cancelled and will not be shipped.")),
+    "cancelled_by_shop": (N_("Your order %(order_no)s is cancelled"),
+                          N_("The shop cancelled your order %(order_no)s: it will not be shipped. Write to us from "
+                             "the order page if you have a question.")),
     "cancel_declined": (N_("Your order %(order_no)s could not be cancelled"),
                         N_("We could not cancel order %(order_no)s: %(reason)s")),
     "message_answered": (N_("Customer service answered about order %(order_no)s"),
@@ -119,16 +122,22 @@ def _params(order: Order, params: dict) -> dict:
     return {"order_no": order.order_no, **{k: v for k, v in params.items() if v is not None}}
 
 
+def reaches_customer(order: Order) -> bool:
+    """Whether a notification about this order reaches its customer (there is an address to mail)."""
+    customer = order.customer
+    return bool(customer is not None and (customer.email or "").strip())
+
+
 def notify_customer(order: Order, event: str, dedupe: str | None = "", **params) -> int | None:
     """Queue a mail to the order's customer about `event` (a MESSAGES code) with `params`; the id of the new row,
     or None when the customer has no email or the event was notified before for this order (`dedupe`: a key that
     makes it once; default once per order and event; None: every time). Sent after the caller's commit."""
     if event not in MESSAGES:
         raise ValueError(f"unknown notification event {event!r}")
-    customer = order.customer
-    to = (customer.email or "").strip() if customer is not None else ""
-    if not to:
+    if not reaches_customer(order):
         return None
+    customer = order.customer
+    to = customer.email.strip()
     key = None if dedupe is None else f"{event}:{order.id}:{dedupe}"[:120]
     ids = _insert([_row(order, customer, "email", to, event, _params(order, params), key, utc_now())])
     for row_id in ids:

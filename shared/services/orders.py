@@ -18,7 +18,8 @@ from shared import cash_on_delivery, order_numbers, pending, sets
 from shared.actors import SYSTEM, Actor
 from shared.database import insert_rows, send_rows
 from shared.extensions import db
-from shared.lifecycle import OrderStatus, Transition, find_transition, may_fire, transitions_from
+from shared.lifecycle import (RELEASE_HOLD_NEEDS_REASON, TRANSITIONS, OrderStatus, Transition, find_transition,
+                              may_fire, transitions_from)
 from shared.models import Channel, Order, OrderLine, Reservation, Warehouse
 from shared.models.channel import DIRECT_KINDS
 from shared.money import MAX_AMOUNT, parse_money
@@ -725,7 +726,60 @@ def transition_order(order: Order, target: str, actor: Actor, reason: str | None
     held = order.approval_request = _approval_gate(order, target_status, actor, reason)
     if held is not None:  # nothing moved: the move waits for approval
         return order
-    return _apply(order, transition, actor, reason)
+    _apply(order, transition, actor, reason)
+    if target_status == OrderStatus.CANCELLED and cancel_notifies(order, actor):
+        from shared.services import notifications
+
+        notifications.notify_customer(order, "cancelled_by_shop")
+    return order
+
+
+class CancelConsequence(NamedTuple):
+    """What cancelling an order does besides changing its status: the reserved units given back to stock, whether
+    the customer gets a mail, whether it was paid (so a refund follows), whether an approval rule may hold it."""
+
+    released_units: int
+    customer_told: bool
+    paid: bool
+
+
+def cancel_notifies(order: Order, actor: Actor) -> bool:
+    """A cancel by staff tells the customer by mail when there is an address to mail (a platform's own cancel, made
+    by the system from the channel's sync, is told by the platform)."""
+    from shared.services import notifications
+
+    return actor.role != SYSTEM.role and notifications.reaches_customer(order)
+
+
+def cancel_consequence(order: Order, actor: Actor) -> CancelConsequence:
+    """What a cancel of this order by `actor` would do now, for the confirmation asked before it."""
+    units = sum(r.quantity for r in order.reservations if r.status == "active")
+    return CancelConsequence(units, cancel_notifies(order, actor), order.payment_status == "paid")
+
+
+# Moves a role could make from other states that this order's state no longer allows: shown disabled, with why.
+CLOSED_FOR_MOVES = (OrderStatus.SHIPPED, OrderStatus.COMPLETED)
+WHY_NOT = {
+    (OrderStatus.CANCELLED, "shipped"): N_("The order has shipped: it can no longer be cancelled. The customer "
+                                           "sends it back through an after-sales return."),
+    (OrderStatus.ON_HOLD, "shipped"): N_("The order has shipped: there is nothing left to hold."),
+    (OrderStatus.CANCELLED, "manager"): N_("Picking has started: only a manager may cancel now, because the goods "
+                                           "must go back to the shelf."),
+}
+
+
+def blocked_moves(order: Order, role: str) -> list[dict]:
+    """Cancel and hold where this role could make them on an open order, but not on this one: {"to", "why"}."""
+    offered = {m["to"] for m in allowed_moves(order, role)}
+    blocked = []
+    for target in (OrderStatus.CANCELLED, OrderStatus.ON_HOLD):
+        if target.value in offered or not any(t.target == target and may_fire(t, role) for t in TRANSITIONS):
+            continue
+        if order.status in CLOSED_FOR_MOVES:
+            blocked.append({"to": target.value, "why": say(WHY_NOT[(target, "shipped")])})
+        elif target == OrderStatus.CANCELLED and find_transition(order.status, target) is not None:
+            blocked.append({"to": target.value, "why": say(WHY_NOT[(target, "manager")])})
+    return blocked
 
 
 def _approval_gate(order: Order, target: OrderStatus, actor: Actor, reason: str | None):
@@ -781,7 +835,7 @@ def release_hold(order: Order, actor: Actor, reason: str | None) -> Order:
         raise InvalidTransition(f"{order.order_no} is not on hold", field="to", code="invalid_transition")
     if not can(actor.role, "holds", "approve"):
         raise Forbidden(f"the {actor.role} role may not release a hold", field="to", code="transition_forbidden")
-    reason = check.text(reason, "reason", 500)
+    reason = check.text(reason, "reason", 500, required=RELEASE_HOLD_NEEDS_REASON)
     before = audit_snapshot(order)
     order.status, order.status_before_hold, order.hold_reason = order.status_before_hold, None, None
     order.updated_at = utc_now()
@@ -797,7 +851,7 @@ def allowed_moves(order: Order, role: str) -> list[dict]:
     moves = [{"to": t.target.value, "needs_reason": t.needs_reason}
              for t in transitions_from(order.status) if may_fire(t, role)]
     if order.status == OrderStatus.ON_HOLD and can(role, "holds", "approve"):
-        moves.append({"to": order.status_before_hold, "needs_reason": True, "release": True})
+        moves.append({"to": order.status_before_hold, "needs_reason": RELEASE_HOLD_NEEDS_REASON, "release": True})
     return moves
 
 

@@ -5,12 +5,13 @@ from sqlalchemy import select
 
 from shared.actors import Actor
 from shared.extensions import db
-from shared.models import Order, StockLevel, StockTake, StockTakeLine
+from shared.models import Order, Sku, StockLevel, StockTake, StockTakeLine
 from shared.security.permissions import can
 from shared.services import audit
 from shared.services import stock as stock_service
 from shared.services import validation as check
 from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
 
 
@@ -113,22 +114,66 @@ def _take(take_id: int, status: str) -> StockTake:
 def record_count(take_id: int, sku_code: str, counted, actor: Actor) -> StockTakeLine:
     take = _take(take_id, "counting")
     sku = stock_service.get_sku(sku_code)
+    return _write_count(take, sku, _count(counted, "counted"), actor)
+
+
+def _write_count(take: StockTake, sku, counted: int, actor: Actor, on_hand: int | None = None) -> StockTakeLine:
+    """One checked figure on the sheet (a line added for a SKU found where none was expected), audited."""
     line = next((line for line in take.lines if line.sku_id == sku.id), None)
     if line is None:
         line = StockTakeLine(stock_take_id=take.id, sku_id=sku.id, expected=0)  # found where none was expected
         db.session.add(line)
+        take.lines.append(line)
     # The book figure to compare with is the one at the moment the shelf is counted, not when the sheet was
     # started: stock shipped or received meanwhile is already in the ledger and must not be adjusted twice.
-    on_hand = db.session.execute(select(StockLevel.on_hand).where(
-        StockLevel.sku_id == sku.id, StockLevel.warehouse_id == take.warehouse_id)).scalar_one_or_none() or 0
+    if on_hand is None:
+        on_hand = db.session.execute(select(StockLevel.on_hand).where(
+            StockLevel.sku_id == sku.id, StockLevel.warehouse_id == take.warehouse_id)).scalar_one_or_none() or 0
     started_with = line.expected
     line.expected = on_hand
-    line.counted, line.counted_by = _count(counted, "counted"), actor.label
+    line.counted, line.counted_by = counted, actor.label
     audit.record(actor, "stock_take.count", "stock_take", take.id,
                  after={"sku": sku.code, "counted": line.counted, "expected": on_hand,
                         "expected_at_start": started_with})
     db.session.flush()
     return line
+
+
+class CountsRefused(ValidationFailed):
+    """A count sheet saved at once with wrong figures: `errors` maps each refused SKU to why; nothing was saved."""
+
+    code = "invalid_counts"
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__(say(COUNTS_REFUSED, lines=len(errors)), field="counts")
+        self.errors = errors
+
+
+COUNTS_REFUSED = N_("%(lines)s counts are wrong: nothing was saved")
+MAX_COUNTS = 5000
+
+
+def record_counts(take_id: int, counts: dict[str, object], actor: Actor) -> list[StockTakeLine]:
+    """The whole count sheet in one go ({sku code: counted}): every figure checked by the rules of record_count
+    first; one wrong figure (or an unknown SKU) refuses them all with CountsRefused listing each, and nothing is
+    saved. The book figures are read in one query, and each count is audited as record_count does."""
+    take = _take(take_id, "counting")
+    if not isinstance(counts, dict) or len(counts) > MAX_COUNTS:
+        raise ValidationFailed(say(check.TOO_MANY, field="counts", limit=MAX_COUNTS), field="counts",
+                               code="invalid_counts")
+    skus = {sku.code: sku for sku in db.session.execute(select(Sku).where(Sku.code.in_(set(counts)))).scalars()}
+    checked, errors = [], {}
+    for code, counted in counts.items():
+        try:
+            sku = skus.get(code) or stock_service.get_sku(code)  # unknown: refused as record_count refuses it
+            checked.append((sku, _count(counted, "counted")))
+        except (ValidationFailed, NotFound) as refused:
+            errors[code] = refused.message
+    if errors:
+        raise CountsRefused(errors)
+    on_hand = dict(db.session.execute(select(StockLevel.sku_id, StockLevel.on_hand).where(
+        StockLevel.warehouse_id == take.warehouse_id, StockLevel.sku_id.in_([sku.id for sku, _ in checked]))).all())
+    return [_write_count(take, sku, counted, actor, on_hand=on_hand.get(sku.id, 0)) for sku, counted in checked]
 
 
 def submit(take_id: int, actor: Actor) -> StockTake:

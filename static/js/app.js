@@ -36,3 +36,89 @@ document.addEventListener("submit", function (event) {
     event.stopImmediatePropagation();
   }
 }, true);
+
+// The bulk count sheet of a stock-take: Enter moves to the next line's box (the last one to "Save all"), a scan
+// (SKU or barcode, then Enter) adds one to its line or, as "SKU*12", sets it, and the totals follow every key.
+document.addEventListener("DOMContentLoaded", function () {
+  var form = document.getElementById("count-sheet-form");
+  if (!form) { return; }
+  var inputs = function () {
+    return Array.prototype.slice.call(document.querySelectorAll("input.count-input[form=count-sheet-form]"));
+  };
+  var totals = function () {
+    var lines = 0, units = 0, variance = 0;
+    inputs().forEach(function (input) {
+      var value = input.value.trim();
+      if (value === "" || !/^\d+$/.test(value)) { return; }
+      lines += 1;
+      units += parseInt(value, 10);
+      if (input.dataset.expected !== undefined) {
+        variance += Math.abs(parseInt(value, 10) - parseInt(input.dataset.expected, 10));
+      }
+    });
+    var linesOut = document.querySelector("[data-testid=total-lines]");
+    linesOut.textContent = lines + " / " + linesOut.dataset.total;
+    document.querySelector("[data-testid=total-units]").textContent = String(units);
+    var varianceOut = document.querySelector("[data-testid=total-variance]");
+    if (varianceOut) { varianceOut.textContent = String(variance); }
+  };
+  document.addEventListener("input", function (event) {
+    if (event.target.classList && event.target.classList.contains("count-input")) { totals(); }
+  });
+  document.addEventListener("keydown", function (event) {
+    var target = event.target;
+    if (event.key !== "Enter" || !target.classList) { return; }
+    if (target.classList.contains("count-input")) {
+      event.preventDefault();  // Enter is "next line", never an accidental save of a half-typed sheet
+      var all = inputs(), next = all[all.indexOf(target) + 1];
+      (next || document.querySelector("[data-testid=save-counts]")).focus();
+      if (next) { next.select(); }
+    } else if (target.id === "count-scan") {
+      event.preventDefault();
+      var answer = document.getElementById("count-scan-answer");
+      var scanned = target.value.trim(), parts = scanned.split("*"), code = parts[0].trim();
+      var line = inputs().filter(function (input) { return input.dataset.sku === code; })[0];
+      if (!code) { return; }
+      if (!line) {
+        answer.textContent = form.dataset.unknownScan.replace("%(code)s", code);
+        answer.className = "small error";
+      } else {
+        var current = /^\d+$/.test(line.value.trim()) ? parseInt(line.value, 10) : 0;
+        line.value = (parts.length > 1 && /^\d+$/.test(parts[1].trim())) ? parts[1].trim() : String(current + 1);
+        line.closest("tr").scrollIntoView({block: "center"});
+        answer.textContent = code + ": " + line.value;
+        answer.className = "small ok";
+        totals();
+      }
+      target.value = "";
+    }
+  });
+  totals();
+});
+
+// A table that shows every row and is marked data-filter gets a search box above it: typing hides the rows that do
+// not contain the text (the label is the template's, in the page's language). Paged lists search on the server.
+document.addEventListener("DOMContentLoaded", function () {
+  // What a row says, leaving out the choices of its controls (every row's role select lists every role).
+  var shownText = function (row) {
+    var copy = row.cloneNode(true);
+    copy.querySelectorAll("select, button, input, textarea").forEach(function (control) { control.remove(); });
+    return copy.textContent;
+  };
+  document.querySelectorAll("table[data-filter]").forEach(function (table, index) {
+    var box = document.createElement("input");
+    box.type = "search";
+    box.className = "table-filter";
+    box.placeholder = table.dataset.filter;
+    box.setAttribute("aria-label", table.dataset.filter);
+    box.setAttribute("aria-controls", table.id || (table.id = "filtered-table-" + index));
+    box.setAttribute("data-testid", "filter-" + (table.getAttribute("data-testid") || index));
+    table.parentNode.insertBefore(box, table);
+    box.addEventListener("input", function () {
+      var text = box.value.trim().toLocaleLowerCase();
+      Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+        row.hidden = text !== "" && shownText(row).toLocaleLowerCase().indexOf(text) === -1;
+      });
+    });
+  });
+});
