@@ -238,7 +238,7 @@ TIME_IN_ZONE = _l("%(time)s (%(zone)s)")
 ORDER_TAG = {"vip": _l("VIP"), "urgent": _l("Urgent"), "complaint": _l("Complaint"), "fragile": _l("Fragile"),
              "gift": _l("Gift"), "callback": _l("Call back"), "address_check": _l("Check the address")}
 # What a date input expects, in the viewer's language (the input itself carries the page's `lang`).
-DATE_FORMAT_HINT = _l("YYYY-MM-DD")
+DATE_FORMAT_HINT = _l("Format: YYYY-MM-DD")
 
 
 def zone_name(zone: str) -> str:

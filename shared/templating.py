@@ -3,7 +3,7 @@ from flask import Flask, g
 
 from shared import labels
 from shared.money import format_money
-from shared.labels import TIME_IN_ZONE, zone_name
+from shared.labels import DATE_FORMAT_HINT, TIME_IN_ZONE, zone_name
 from shared.timekeeping import to_zone
 
 
@@ -26,6 +26,18 @@ def install_common_filters(app: Flask) -> None:
             else local.strftime(fmt)
 
     app.add_template_global(lambda: zone_name(g.get("timezone") or app.config["MERCHANT_TIMEZONE"]), "zone_name")
+
+    @app.template_global("date_lang")
+    def _date_lang() -> str:
+        """The `lang` of a date input: the page's language, so the input follows the UI, not the browser."""
+        from shared.appcore import current_language
+
+        return "zh-CN" if current_language() == "zh_CN" else "en"
+
+    @app.template_global("date_hint")
+    def _date_hint() -> str:
+        """The format a date input expects, in the UI language (shown beside it and as its title)."""
+        return str(DATE_FORMAT_HINT)
 
     @app.template_filter("isotime")
     def _isotime(moment):
