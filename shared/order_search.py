@@ -72,7 +72,7 @@ class OrderFilters:
     def personal_kind(self) -> str | None:
         """Which personal value this search uses ("phone", "phone_masked", "phone_last4", "receiver_name"), or
         None; with several, the one the rules weigh most (a full phone, then a name)."""
-        kind = _kind_of(self.q) if self.q else None
+        kind = kind_of(self.q) if self.q else None
         if kind in ("phone", "phone_masked"):
             return kind
         if self.receiver:
@@ -167,7 +167,7 @@ def _digits(q: str) -> str:
     return re.sub(r"[\s\-+()]", "", q)
 
 
-def _kind_of(q: str) -> str:
+def kind_of(q: str) -> str:
     """order_no, phone_masked, phone (a mobile number), digits (a channel order id, or a phone for roles that
     may see phones) or channel_order_id."""
     if order_numbers.PATTERN.match(q.upper()):
@@ -182,7 +182,7 @@ def _kind_of(q: str) -> str:
     return "channel_order_id"
 
 
-def _masked_candidates(q: str) -> list[str]:
+def masked_candidates(q: str) -> list[str]:
     """The blind indexes of every phone that shows as this masked form (10,000 for an 11-digit mobile):
     the server enumerates what the role may already see, so the answer tells it nothing new."""
     head, tail = MASKED_PHONE.fullmatch(_digits(q)).groups()
@@ -191,11 +191,11 @@ def _masked_candidates(q: str) -> list[str]:
 
 def _search_condition(q: str, role: str | None):
     """Order number, channel order id, or a phone (through its blind index) as the role may search it."""
-    kind = _kind_of(q)
+    kind = kind_of(q)
     if kind == "order_no":
         return Order.order_no == order_numbers.validate(q.upper())
     if kind == "phone_masked":
-        return Order.receiver_phone_index.in_(_masked_candidates(q))
+        return Order.receiver_phone_index.in_(masked_candidates(q))
     phone_allowed = role is not None and visibility(role, "phone") is Visibility.FULL
     if kind == "phone":
         if not phone_allowed:
@@ -215,7 +215,7 @@ def personal_values_in_query(args) -> str | None:
         return "phone_last4"
     if args.get("receiver"):
         return "receiver_name"
-    kind = _kind_of(q) if q else None
+    kind = kind_of(q) if q else None
     return kind if kind in ("phone", "phone_masked") else None
 
 
@@ -250,6 +250,18 @@ def _raise_rate_alarm(actor: Actor, count: int, now: datetime) -> None:
     audit.record(actor, "search.rate_exceeded", "staff_user", actor.label, after={"searches": count})
 
 
+def check_search_rate(viewer: Actor, kind: str, door: str, entity: str = "orders", fields=("phone",)) -> None:
+    """Refuse (429) a personal-value search past the viewer's limit: one limit over every kind of search (orders
+    and customers), counted in the access log; reaching it raises the auditor's alarm."""
+    now = utc_now()
+    count = _recent_personal_searches(viewer, now)
+    if count >= PERSONAL_SEARCH_LIMIT:
+        audit.log_access(viewer, "search_refused", entity, f"by:{kind}", list(fields), channel=door)
+        _raise_rate_alarm(viewer, count + 1, now)
+        raise SearchRateLimited(f"too many searches by personal values; wait "
+                                f"{int(PERSONAL_SEARCH_WINDOW.total_seconds() // 60)} minutes", field="q")
+
+
 def check_personal_search(filters: OrderFilters, viewer: Actor | None, door: str) -> str | None:
     """Refuse a personal-value search the viewer may not make now; returns its kind (None: not personal)."""
     kind = filters.personal_kind()
@@ -257,13 +269,7 @@ def check_personal_search(filters: OrderFilters, viewer: Actor | None, door: str
         return None
     if viewer is None:
         raise SearchRefused("a search by a personal value needs a signed-in user", field="q")
-    now = utc_now()
-    count = _recent_personal_searches(viewer, now)
-    if count >= PERSONAL_SEARCH_LIMIT:
-        audit.log_access(viewer, "search_refused", "orders", f"by:{kind}", ["phone"], channel=door)
-        _raise_rate_alarm(viewer, count + 1, now)
-        raise SearchRateLimited(f"too many searches by personal values; wait "
-                                f"{int(PERSONAL_SEARCH_WINDOW.total_seconds() // 60)} minutes", field="q")
+    check_search_rate(viewer, kind, door)
     uses_phone = kind in ("phone", "phone_masked") or bool(filters.phone_last4)
     if uses_phone and visibility(viewer.role, "phone") is Visibility.HIDDEN:
         # A role that sees no phone at all learns something from any phone search, even by the masked form.
@@ -282,7 +288,7 @@ def check_personal_search(filters: OrderFilters, viewer: Actor | None, door: str
 
 def _logged_fields(filters: OrderFilters) -> list[str]:
     """The personal fields a search used, as the access log names them."""
-    phone = filters.phone_last4 or (filters.q and _kind_of(filters.q) in ("phone", "phone_masked"))
+    phone = filters.phone_last4 or (filters.q and kind_of(filters.q) in ("phone", "phone_masked"))
     return (["phone"] if phone else []) + (["name"] if filters.receiver else [])
 
 
