@@ -210,18 +210,24 @@ def board():
                            counts_max_age=current_app.config["BOARD_COUNTS_MAX_AGE"], **context)
 
 
-def _mute_form() -> AlarmMuteForm:
+def mute_form(kinds: tuple, names: dict) -> AlarmMuteForm:
     form = AlarmMuteForm()
-    form.kind.choices = [(kind, labels.label(labels.FULFILMENT_ALARM, kind)) for kind in alarms.MUTABLE_KINDS]
+    form.kind.choices = [(kind, labels.label(names, kind)) for kind in kinds]
     return form
 
 
+def alarm_context(resource: str, kinds: tuple, names: dict) -> dict:
+    """What a page needs to show alarms' handling, with the forms for roles that may handle them (`resource`:
+    edit): the fulfilment board (fulfilment alarms) and the channels page (sync alerts)."""
+    forms = None
+    if can(current_user.role, resource, "edit"):
+        forms = {"confirm": ConfirmForm(), "assign": AlarmAssignForm(), "mute": mute_form(kinds, names)}
+    return {"alarm_forms": forms, "mutes": [m for m in alarms.active_mutes() if m.kind in kinds],
+            "kind_names": labels.translated(names)}
+
+
 def _alarm_forms() -> dict:
-    """What the board needs to handle alarms, for roles that may (fulfilment: edit)."""
-    if not can(current_user.role, "fulfilment", "edit"):
-        return {"alarm_forms": None, "mutes": alarms.active_mutes()}
-    return {"alarm_forms": {"confirm": ConfirmForm(), "assign": AlarmAssignForm(), "mute": _mute_form()},
-            "mutes": alarms.active_mutes()}
+    return alarm_context("fulfilment", alarms.MUTABLE_KINDS, labels.FULFILMENT_ALARM)
 
 
 @bp.post("/alarms/<int:alarm_id>/acknowledge")
@@ -250,7 +256,7 @@ def assign_alarm(alarm_id: int):
 @requires("fulfilment", "edit")
 def mute_alarms():
     """No new alarm of a kind (for one subject, when given) for some hours; audited with the reason."""
-    form = _mute_form()
+    form = mute_form(alarms.MUTABLE_KINDS, labels.FULFILMENT_ALARM)
     if not form.validate_on_submit():
         flash_form_errors(form)
     else:

@@ -430,8 +430,8 @@ def value_words(key: str, value, entity_type: str, currency: str | None = None) 
         return labels.role_name(str(value))
     if key == "decision":
         return labels.label(DECISION, str(value))
-    if key == "kind" and entity_type in ("alarm", "alarm_mute"):
-        return labels.label(labels.FULFILMENT_ALARM, str(value))
+    if key == "kind" and entity_type in ("alarm", "alarm_mute", "sync_alert"):
+        return labels.label({**labels.FULFILMENT_ALARM, **labels.SYNC_ALERT}, str(value))
     if key == "kind" and entity_type == "channel":
         return labels.label(labels.CHANNEL_KIND, str(value))
     if key == "kind" and entity_type == "exception":

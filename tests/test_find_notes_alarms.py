@@ -172,3 +172,42 @@ def test_bad_mutes_are_refused_and_change_nothing(browser):
     db.session.rollback()
     assert db.session.scalars(select(AlarmMute)).all() == [] and events("alarm.muted") == []
     assert db.session.scalars(select(Order)).all() == []
+
+
+# --- channel sync alerts: the same handling on the channels page -----------------------------------------------
+
+def _silence(channel) -> None:
+    from shared.models import ChannelConnection
+
+    connection = db.session.execute(select(ChannelConnection).where(
+        ChannelConnection.channel_id == channel.id)).scalar_one()
+    connection.last_success_at = utc_now() - timedelta(minutes=11)
+    db.session.commit()
+
+
+def test_sync_alerts_are_acknowledged_assigned_and_muted_on_the_channels_page(browser, sync_channels):
+    from jobs.sync import check_sync_health
+    from shared.models import SyncAlert
+
+    taobao, jd = sync_channels["taobao"], sync_channels["jd"]
+    client = browser("ops_manager", "ops")
+    assert post(client, "/channels/alerts/mutes", "/channels/", kind="not_syncing", subject=f"channel:{jd.code}",
+                hours="2", reason="JD maintenance window").status_code == 303
+    # A fulfilment kind cannot be muted from the channels page (nor a sync kind from the board).
+    post(client, "/channels/alerts/mutes", "/channels/", kind="low_stock", hours="2", reason="x")
+    post(browser("warehouse", "wh"), "/fulfilment/alarms/mutes", "/fulfilment/", kind="not_syncing", hours="2",
+         reason="x")
+    assert len(events("alarm.muted")) == 1
+    _silence(taobao)
+    _silence(jd)
+    check_sync_health()
+    alerts = db.session.scalars(select(SyncAlert).where(SyncAlert.kind == "not_syncing")).all()
+    assert [a.channel_id for a in alerts] == [taobao.id]  # JD's is muted
+    [alert] = alerts
+    assert post(client, f"/channels/alerts/{alert.id}/acknowledge", "/channels/").status_code == 303
+    assert post(client, f"/channels/alerts/{alert.id}/assign", "/channels/", assignee="ops").status_code == 303
+    page = client.get("/channels/").text
+    assert "Acknowledged by ops" in page and "Assigned to ops" in page and "JD maintenance window" in page
+    assert [(e.entity_type, e.entity_id) for e in events("alarm.acknowledged")] == [("sync_alert", str(alert.id))]
+    viewer = browser("customer_service")  # channels: view only
+    assert post(viewer, f"/channels/alerts/{alert.id}/assign", "/channels/", assignee="ops").status_code == 403

@@ -99,14 +99,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_notes")),
     )
     op.create_index("ix_customer_notes_customer_id_id", "customer_notes", ["customer_id", "id"])
-    with op.batch_alter_table("fulfilment_alarms") as batch:
-        batch.add_column(sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("acknowledged_by_id", sa.Integer(), nullable=True))
-        batch.add_column(sa.Column("assigned_to_id", sa.Integer(), nullable=True))
-        batch.create_foreign_key(op.f("fk_fulfilment_alarms_acknowledged_by_id_staff_users"), "staff_users",
-                                 ["acknowledged_by_id"], ["id"])
-        batch.create_foreign_key(op.f("fk_fulfilment_alarms_assigned_to_id_staff_users"), "staff_users",
-                                 ["assigned_to_id"], ["id"])
+    for table in ("fulfilment_alarms", "sync_alerts"):
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True))
+            batch.add_column(sa.Column("acknowledged_by_id", sa.Integer(), nullable=True))
+            batch.add_column(sa.Column("assigned_to_id", sa.Integer(), nullable=True))
+            batch.create_foreign_key(op.f(f"fk_{table}_acknowledged_by_id_staff_users"), "staff_users",
+                                     ["acknowledged_by_id"], ["id"])
+            batch.create_foreign_key(op.f(f"fk_{table}_assigned_to_id_staff_users"), "staff_users",
+                                     ["assigned_to_id"], ["id"])
     op.create_table(
         "alarm_mutes",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -125,12 +126,13 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_alarm_mutes_kind_muted_until", table_name="alarm_mutes")
     op.drop_table("alarm_mutes")
-    with op.batch_alter_table("fulfilment_alarms") as batch:
-        batch.drop_constraint(op.f("fk_fulfilment_alarms_assigned_to_id_staff_users"), type_="foreignkey")
-        batch.drop_constraint(op.f("fk_fulfilment_alarms_acknowledged_by_id_staff_users"), type_="foreignkey")
-        batch.drop_column("assigned_to_id")
-        batch.drop_column("acknowledged_by_id")
-        batch.drop_column("acknowledged_at")
+    for table in ("sync_alerts", "fulfilment_alarms"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_constraint(op.f(f"fk_{table}_assigned_to_id_staff_users"), type_="foreignkey")
+            batch.drop_constraint(op.f(f"fk_{table}_acknowledged_by_id_staff_users"), type_="foreignkey")
+            batch.drop_column("assigned_to_id")
+            batch.drop_column("acknowledged_by_id")
+            batch.drop_column("acknowledged_at")
     op.drop_index("ix_customer_notes_customer_id_id", table_name="customer_notes")
     op.drop_table("customer_notes")
     op.drop_index("ix_order_tags_tag_order_id", table_name="order_tags")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from shared.actors import Actor
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
-from shared.models import AlarmMute, FulfilmentAlarm, Order, PickTask, Shipment, Sku, StockLevel
+from shared.models import AlarmMute, FulfilmentAlarm, Order, PickTask, Shipment, Sku, StockLevel, SyncAlert
 from shared.services import audit
 from shared.services import validation
 from shared.services.errors import Conflict, NotFound, ValidationFailed
@@ -127,8 +127,8 @@ def open_alarms(limit: int = 100) -> list[FulfilmentAlarm]:
                               .order_by(FulfilmentAlarm.raised_at.desc()).limit(limit)).scalars().all()
 
 
-def get_alarm(alarm_id: int) -> FulfilmentAlarm:
-    alarm = db.session.get(FulfilmentAlarm, alarm_id)
+def get_alarm(alarm_id: int, model=FulfilmentAlarm):
+    alarm = db.session.get(model, alarm_id)
     if alarm is None:
         raise NotFound(say(N_("no such alarm")), code="alarm_not_found")
     return alarm
@@ -136,23 +136,31 @@ def get_alarm(alarm_id: int) -> FulfilmentAlarm:
 
 # --- staff's handling: acknowledge, assign, mute -------------------------------------------------------------------
 
-# Kinds staff may mute: the fulfilment steps and stock. A search-rate alarm is the auditor's security signal and
-# cannot be muted (shared/order_search.py raises it).
+# Kinds staff may mute: the fulfilment steps and stock, and channel sync alerts (subject `channel:<code>`). A
+# search-rate alarm is the auditor's security signal and cannot be muted (shared/order_search.py raises it).
 MUTABLE_KINDS = ("not_packed_in_time", "pick_not_packed", "parcel_stalled", "low_stock")
+SYNC_KINDS = ("not_syncing", "failure_rate", "dead_letter")
+MUTABLE = MUTABLE_KINDS + SYNC_KINDS
+
+
+def _entity(alarm) -> str:
+    """How the audit trail names what is handled: a fulfilment alarm or a channel sync alert."""
+    return "sync_alert" if isinstance(alarm, SyncAlert) else "alarm"
 MAX_MUTE = timedelta(days=7)
 
 
-def acknowledge(alarm: FulfilmentAlarm, actor: Actor) -> FulfilmentAlarm:
-    """Seen and being handled: who and when (once; a second acknowledgement is refused)."""
+def acknowledge(alarm, actor: Actor):
+    """Seen and being handled: who and when (once; a second acknowledgement is refused). A FulfilmentAlarm or a
+    SyncAlert."""
     if alarm.acknowledged_at is not None:
         raise Conflict(say(N_("this alarm was already acknowledged")), code="already_acknowledged")
     alarm.acknowledged_at, alarm.acknowledged_by_id = utc_now(), actor.id
-    audit.record(actor, "alarm.acknowledged", "alarm", alarm.id, after={"kind": alarm.kind})
+    audit.record(actor, "alarm.acknowledged", _entity(alarm), alarm.id, after={"kind": alarm.kind})
     return alarm
 
 
-def assign(alarm: FulfilmentAlarm, username, actor: Actor) -> FulfilmentAlarm:
-    """Give the alarm to an active staff user (by username)."""
+def assign(alarm, username, actor: Actor):
+    """Give the alarm (or sync alert) to an active staff user (by username)."""
     from shared.models import StaffUser
 
     name = (username or "").strip()
@@ -164,15 +172,17 @@ def assign(alarm: FulfilmentAlarm, username, actor: Actor) -> FulfilmentAlarm:
     before = {"assignee": alarm.assigned_to.username if alarm.assigned_to else None}
     alarm.assigned_to_id = user.id
     alarm.assigned_to = user
-    audit.record(actor, "alarm.assigned", "alarm", alarm.id, before=before, after={"assignee": user.username})
+    audit.record(actor, "alarm.assigned", _entity(alarm), alarm.id, before=before,
+                 after={"assignee": user.username})
     return alarm
 
 
-def mute(kind, subject, hours, reason, actor: Actor, now: datetime | None = None) -> AlarmMute:
+def mute(kind, subject, hours, reason, actor: Actor, now: datetime | None = None,
+         kinds: tuple = MUTABLE_KINDS) -> AlarmMute:
     """No new alarm of this kind (for this subject, e.g. `sku:TEA` or `order:<order_no>`, when given) until the
     period ends; open alarms stay on the board. Audited `alarm.muted` with the reason."""
     now = now or utc_now()
-    if kind not in MUTABLE_KINDS:
+    if kind not in kinds or kind not in MUTABLE:
         raise ValidationFailed(say(N_("this kind of alarm cannot be muted")), field="kind", code="not_mutable")
     try:
         period = timedelta(hours=int(hours))
@@ -194,6 +204,14 @@ def mute(kind, subject, hours, reason, actor: Actor, now: datetime | None = None
 def active_mutes(now: datetime | None = None) -> list[AlarmMute]:
     now = now or utc_now()
     return list(db.session.scalars(select(AlarmMute).where(AlarmMute.muted_until > now).order_by(AlarmMute.id)))
+
+
+def is_muted(kind: str, subject: str | None, now: datetime | None = None) -> bool:
+    """Whether a mute in force covers a new alarm of this kind and subject (a channel's sync alert)."""
+    now = now or utc_now()
+    return db.session.execute(select(AlarmMute.id).where(
+        AlarmMute.kind == kind, AlarmMute.muted_until > now,
+        (AlarmMute.subject.is_(None)) | (AlarmMute.subject == subject))).first() is not None
 
 
 def _muted(alarms: list[FulfilmentAlarm], now: datetime) -> list[FulfilmentAlarm]:
