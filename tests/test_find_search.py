@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from shared.extensions import db
 from shared.models import AccessLogEntry, Order
-from shared.services import staff
+from shared.services import customers, staff
 from tests.factories import ADMIN
 from tests.portal_client import csrf_token, english_client, sign_in
 
@@ -123,9 +123,12 @@ def test_a_receiver_name_never_travels_in_an_address(browser, api, target):
 
 
 def test_a_platform_masked_receiver_has_no_search_index(create_order):
+    """A platform's masks (张*, 136*******5) are shared by many buyers: they must match nobody."""
     order = create_order(channel_order_id="TM-903")
     assert order.receiver_name_index and order.receiver_last4_index
     assert order.receiver_name_index != order.receiver_last4_index
+    assert customers.receiver_search_indexes("张*", "136*******5", {"kind": "taobao", "buyer_key": "AAF1"}) == {
+        "receiver_name_index": None, "receiver_last4_index": None}
 
 
 def test_the_migration_backfills_the_indexes_in_sets(target, others, monkeypatch):
@@ -139,3 +142,9 @@ def test_the_migration_backfills_the_indexes_in_sets(target, others, monkeypatch
     assert dict(db.session.execute(select(Order.id, Order.receiver_name_index)).all()) == expected
     assert db.session.scalars(select(Order.channel_order_id).where(
         Order.receiver_last4_index == target.receiver_last4_index).order_by(Order.id)).all() == ["TM-900", "TM-902"]
+
+
+def test_a_role_that_sees_no_phone_cannot_search_by_the_last_four(api, target):
+    answer = api("auditor")(phone_last4=LAST4)
+    assert answer.status_code == 403 and answer.get_json()["error"]["code"] == "search_not_allowed"
+    assert [tuple(r) for r in log_rows()] == [("search_refused", "by:phone_last4", "phone")]
