@@ -13,7 +13,8 @@ from sqlalchemy.orm import defer
 
 from portal.access import requires
 from portal.dashboard import bar_chart as chart_bars
-from portal.forms import (AlarmAssignForm, ConfirmForm, ConnectionForm, ImportForm, ReplayFailedForm, SkuMappingForm, SkuUnmapForm,
+from portal.forms import (AlarmAssignForm, ConfirmForm, ConnectionForm, ImportForm, ReplayFailedForm, SkuMappingForm,
+                          SkuUnmapForm,
                           StatusMappingForm, lifecycle_choices, payment_choices, refund_choices)
 from portal.fulfilment import alarm_context, mute_form
 from portal.outcomes import commit_or_refuse, flash_form_errors

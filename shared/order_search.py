@@ -27,11 +27,14 @@ from shared import order_numbers, paging
 from shared.actors import Actor
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
-from shared.models import AccessLogEntry, Channel, ExceptionCase, FulfilmentAlarm, Order, Shipment, Team, Warehouse
+from shared.models import (AccessLogEntry, Channel, ExceptionCase, FulfilmentAlarm, Order, OrderTag, Shipment, Team,
+                           Warehouse)
 from shared.security import crypto
 from shared.security.permissions import Visibility, visibility
 from shared.services import audit
+from shared.services.customers import normalized_name
 from shared.services.errors import ServiceError, ValidationFailed
+from shared.services.order_notes import check_tag
 from shared.services.validation import N_, say
 from shared.timekeeping import parse_aware, utc_now
 
@@ -138,8 +141,6 @@ def _checked(filters: OrderFilters) -> OrderFilters:
     if filters.receiver is not None and len(filters.receiver) > 60:
         raise ValidationFailed(say(N_("the receiver name is too long")), field="receiver")
     if filters.tag is not None:
-        from shared.services.order_notes import check_tag
-
         check_tag(filters.tag, field="tag")
     return filters
 
@@ -359,13 +360,9 @@ def _filtered(query, filters: OrderFilters, zone: str, viewer: Actor | None):
     if filters.phone_last4:
         query = query.where(Order.receiver_last4_index == crypto.blind_index("phone_last4", filters.phone_last4))
     if filters.receiver:
-        from shared.services.customers import normalized_name
-
         query = query.where(Order.receiver_name_index
                             == crypto.blind_index("receiver_name", normalized_name(filters.receiver)))
     if filters.tag:
-        from shared.models import OrderTag
-
         query = query.where(exists().where(OrderTag.order_id == Order.id, OrderTag.tag == filters.tag))
     return query
 

@@ -211,3 +211,20 @@ def test_sync_alerts_are_acknowledged_assigned_and_muted_on_the_channels_page(br
     assert [(e.entity_type, e.entity_id) for e in events("alarm.acknowledged")] == [("sync_alert", str(alert.id))]
     viewer = browser("customer_service")  # channels: view only
     assert post(viewer, f"/channels/alerts/{alert.id}/assign", "/channels/", assignee="ops").status_code == 403
+
+
+def test_the_api_filters_orders_by_tag(portal, create_user, create_order):
+    from shared.services import staff
+    from tests.factories import ADMIN
+
+    tagged, _plain = create_order(channel_order_id="A-1"), create_order(channel_order_id="A-2")
+    order_notes.add_tag(tagged, "urgent", ADMIN)
+    token = staff.issue_token(create_user("api_cs", "customer_service"), ADMIN)
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    listed = portal.test_client().get("/api/v1/orders?tag=urgent", headers=headers)
+    assert [item["channel_order_id"] for item in listed.get_json()["items"]] == ["A-1"]
+    searched = portal.test_client().post("/api/v1/orders/search", json={"tag": "urgent"}, headers=headers)
+    assert [item["channel_order_id"] for item in searched.get_json()["items"]] == ["A-1"]
+    refused = portal.test_client().get("/api/v1/orders?tag=nope", headers=headers)
+    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "unknown_tag"

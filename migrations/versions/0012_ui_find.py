@@ -93,7 +93,8 @@ def upgrade() -> None:
         sa.Column("author_id", sa.Integer(), nullable=True),
         sa.Column("body", sa.String(length=1000), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_customer_notes_customer_id_customers")),
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"],
+                                name=op.f("fk_customer_notes_customer_id_customers")),
         sa.ForeignKeyConstraint(["author_id"], ["staff_users.id"],
                                 name=op.f("fk_customer_notes_author_id_staff_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customer_notes")),
@@ -117,7 +118,8 @@ def upgrade() -> None:
         sa.Column("muted_by_id", sa.Integer(), nullable=True),
         sa.Column("reason", sa.String(length=300), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["muted_by_id"], ["staff_users.id"], name=op.f("fk_alarm_mutes_muted_by_id_staff_users")),
+        sa.ForeignKeyConstraint(["muted_by_id"], ["staff_users.id"],
+                                name=op.f("fk_alarm_mutes_muted_by_id_staff_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alarm_mutes")),
     )
     op.create_index("ix_alarm_mutes_kind_muted_until", "alarm_mutes", ["kind", "muted_until"])

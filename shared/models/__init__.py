@@ -13,7 +13,8 @@ from shared.models.exceptions import (CannedReply, ExceptionCase, ExceptionEvent
                                       ExceptionSlaTarget)
 from shared.models.finance import InvoiceProfile
 from shared.models.invoices import InvoiceLineRow, InvoicePart, InvoiceRequest, InvoiceRequestOrder, RedLetter
-from shared.models.fulfilment import (AlarmMute, Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
+from shared.models.fulfilment import (AlarmMute, Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent,
+                                      Shipment,
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
 from shared.models.parcels import (ParcelCourier, ReturnPickup, ReturnPickupEvent, TransitEstimate,
