@@ -58,9 +58,10 @@ EXCEPTION_TRANSITION_BODY = {"to": "text", "comment": "text", "canned": "text", 
 EXCEPTION_PARAMETERS = {"category": 40, "team": 40, "state": 20, "mine": 8, "breached": 8, "cursor": 512, "limit": 12}
 # Query parameters of the order list and the longest text each may be (cursor and limit have rules of their own).
 LIST_PARAMETERS = {"status": 40, "channel": 40, "warehouse": 64, "updated_since": 64, "date_from": 32, "date_to": 32,
-                   "q": 200, "phone_last4": 8, "sort": 40, "cursor": 100_000, "limit": 100_000}
-SEARCH_FIELDS = ("q", "phone_last4", "status", "channel", "warehouse", "updated_since", "date_from", "date_to", "sort",
-                 "cursor", "limit")
+                   "q": 200, "phone_last4": 8, "receiver": 200, "tag": 40, "sort": 40, "cursor": 100_000,
+                   "limit": 100_000}
+SEARCH_FIELDS = ("q", "phone_last4", "receiver", "tag", "status", "channel", "warehouse", "updated_since", "date_from",
+                 "date_to", "sort", "cursor", "limit")
 
 
 class UnreadableBody(ServiceError):

@@ -4,7 +4,7 @@ import json
 import logging
 from datetime import timedelta
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -13,17 +13,21 @@ from sqlalchemy.orm import defer
 
 from portal.access import requires
 from portal.dashboard import bar_chart as chart_bars
-from portal.forms import (ConfirmForm, ConnectionForm, ImportForm, ReplayFailedForm, SkuMappingForm, SkuUnmapForm,
+from portal.forms import (AlarmAssignForm, ConfirmForm, ConnectionForm, ImportForm, ReplayFailedForm, SkuMappingForm,
+                          SkuUnmapForm,
                           StatusMappingForm, lifecycle_choices, payment_choices, refund_choices)
+from portal.fulfilment import alarm_context, mute_form
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared import dispatch, exports, labels
 from shared.channels import polls, takes_webhooks
 from shared.channels.spreadsheet import COLUMNS, MAX_BYTES, REQUIRED
 from shared.extensions import db
 from shared.history import describe as describe_event
-from shared.models import AuditEvent, Channel, InboxItem, Order, ReconciliationReport, Sku, WebhookRejection
+from shared.models import (AuditEvent, Channel, InboxItem, Order, ReconciliationReport, Sku, SyncAlert,
+                           WebhookRejection)
 from shared.models.channel import DIRECT_KINDS
-from shared.services import audit, channel_settings, inbox, knocking, orders, reconciliation, sync_health
+from shared.services import (alarms, audit, channel_settings, inbox, knocking, orders, reconciliation,
+                             sync_health)
 from shared.services.errors import ServiceError
 from shared.timekeeping import utc_now
 from shared.web import staff_actor
@@ -154,7 +158,51 @@ def index():
     return render_template("portal/channels/index.html", rows=rows, syncable=syncable,
                            bars=chart_bars([(row["channel"].name, row["orders_today"]) for row in rows]),
                            alerts=sync_health.open_alerts(50), rejections=rejections, confirm_form=ConfirmForm(),
-                           refused_hours=knocking.hourly_summary(24))
+                           refused_hours=knocking.hourly_summary(24),
+                           **alarm_context("channels", alarms.SYNC_KINDS, labels.SYNC_ALERT))
+
+
+@bp.post("/alerts/<int:alert_id>/acknowledge")
+@requires("channels", "edit")
+def acknowledge_alert(alert_id: int):
+    """A sync alert seen and being handled: who and when (audited)."""
+    alert = _alert_or_404(alert_id)
+    commit_or_refuse(lambda: alarms.acknowledge(alert, staff_actor(current_user)), _("The alarm was acknowledged."))
+    return redirect(url_for("channels.index") + "#alerts", 303)
+
+
+@bp.post("/alerts/<int:alert_id>/assign")
+@requires("channels", "edit")
+def assign_alert(alert_id: int):
+    alert = _alert_or_404(alert_id)
+    form = AlarmAssignForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+    else:
+        commit_or_refuse(lambda: alarms.assign(alert, form.assignee.data, staff_actor(current_user)),
+                         _("The alarm was assigned."))
+    return redirect(url_for("channels.index") + "#alerts", 303)
+
+
+@bp.post("/alerts/mutes")
+@requires("channels", "edit")
+def mute_alerts():
+    """No new sync alert of a kind (for one channel, subject `channel:<code>`) for some hours; audited."""
+    form = mute_form(alarms.SYNC_KINDS, labels.SYNC_ALERT)
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+    else:
+        commit_or_refuse(lambda: alarms.mute(form.kind.data, form.subject.data, form.hours.data, form.reason.data,
+                                             staff_actor(current_user), kinds=alarms.SYNC_KINDS),
+                         _("The alarms were muted."))
+    return redirect(url_for("channels.index") + "#alerts", 303)
+
+
+def _alert_or_404(alert_id: int) -> SyncAlert:
+    try:
+        return alarms.get_alarm(alert_id, SyncAlert)
+    except ServiceError:
+        abort(404)
 
 
 def _start_job(code: str, dotted: str, extra: tuple, started: str):

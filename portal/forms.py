@@ -161,6 +161,27 @@ class ConfirmForm(FlaskForm):
     """An empty form: only its CSRF token matters (unlock, revoke tokens)."""
 
 
+class NoteForm(FlaskForm):
+    """A staff note on an order or a customer (shared/services/order_notes.py checks it again)."""
+
+    body = TextAreaField(_l("Note"), validators=[DataRequired(), Length(max=1000)])
+
+
+class TagForm(FlaskForm):
+    tag = SelectField(_l("Tag"), choices=[(code, name) for code, name in labels.ORDER_TAG.items()])
+
+
+class AlarmAssignForm(FlaskForm):
+    assignee = StringField(_l("Assign to (username)"), validators=[DataRequired(), Length(max=80)])
+
+
+class AlarmMuteForm(FlaskForm):
+    kind = SelectField(_l("Kind"), choices=[])
+    subject = StringField(_l("Only for (e.g. sku:TEA or order:<order no.>)"), validators=[Optional(), Length(max=80)])
+    hours = IntegerField(_l("Hours"), default=4, validators=[InputRequired(), NumberRange(min=1, max=168)])
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=300)])
+
+
 # --- channels and webhooks ---------------------------------------------------------------------------------
 
 class ConnectionForm(FlaskForm):

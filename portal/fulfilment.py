@@ -13,12 +13,13 @@ from sqlalchemy.orm import joinedload, load_only
 
 from portal.access import requires
 from portal.dashboard import bar_chart as chart_bars
-from portal.forms import ConfirmForm, PlanWavesForm
+from portal.forms import AlarmAssignForm, AlarmMuteForm, ConfirmForm, PlanWavesForm
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared import dispatch, history, labels, paging, snapshots
 from shared.extensions import db
 from shared.models import CarrierAttempt, Device, FulfilmentAlarm, Order, PickTask, ScanEvent, Shipment, Warehouse, Wave
 from shared.security.masking import may_reveal, order_contact
+from shared.security.permissions import can
 from shared.services import platform_privacy
 from shared.services import alarms
 from shared.services import lots as lot_service
@@ -205,8 +206,70 @@ def board():
         if order_ids else {}
     bars = chart_bars([(labels.label(labels.SHIPMENT_STATUS, s), matrix["totals"][s]) for s in STEPS])
     return render_template("portal/fulfilment/board.html", matrix=matrix, alarms=open_alarms, order_nos=order_nos,
-                           bars=bars, counts_age=int(counts.age()), counts_taken_at=counts.taken_at,
+                           **_alarm_forms(), bars=bars, counts_age=int(counts.age()), counts_taken_at=counts.taken_at,
                            counts_max_age=current_app.config["BOARD_COUNTS_MAX_AGE"], **context)
+
+
+def mute_form(kinds: tuple, names: dict) -> AlarmMuteForm:
+    form = AlarmMuteForm()
+    form.kind.choices = [(kind, labels.label(names, kind)) for kind in kinds]
+    return form
+
+
+def alarm_context(resource: str, kinds: tuple, names: dict) -> dict:
+    """What a page needs to show alarms' handling, with the forms for roles that may handle them (`resource`:
+    edit): the fulfilment board (fulfilment alarms) and the channels page (sync alerts)."""
+    forms = None
+    if can(current_user.role, resource, "edit"):
+        forms = {"confirm": ConfirmForm(), "assign": AlarmAssignForm(), "mute": mute_form(kinds, names)}
+    return {"alarm_forms": forms, "mutes": [m for m in alarms.active_mutes() if m.kind in kinds],
+            "kind_names": labels.translated(names)}
+
+
+def _alarm_forms() -> dict:
+    return alarm_context("fulfilment", alarms.MUTABLE_KINDS, labels.FULFILMENT_ALARM)
+
+
+@bp.post("/alarms/<int:alarm_id>/acknowledge")
+@requires("fulfilment", "edit")
+def acknowledge_alarm(alarm_id: int):
+    """Seen and being handled: who and when, shown on the board (audited)."""
+    alarm = _alarm_or_404(alarm_id)
+    commit_or_refuse(lambda: alarms.acknowledge(alarm, staff_actor(current_user)), _("The alarm was acknowledged."))
+    return redirect(url_for("fulfilment.board") + "#alarms", 303)
+
+
+@bp.post("/alarms/<int:alarm_id>/assign")
+@requires("fulfilment", "edit")
+def assign_alarm(alarm_id: int):
+    alarm = _alarm_or_404(alarm_id)
+    form = AlarmAssignForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+    else:
+        commit_or_refuse(lambda: alarms.assign(alarm, form.assignee.data, staff_actor(current_user)),
+                         _("The alarm was assigned."))
+    return redirect(url_for("fulfilment.board") + "#alarms", 303)
+
+
+@bp.post("/alarms/mutes")
+@requires("fulfilment", "edit")
+def mute_alarms():
+    """No new alarm of a kind (for one subject, when given) for some hours; audited with the reason."""
+    form = mute_form(alarms.MUTABLE_KINDS, labels.FULFILMENT_ALARM)
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+    else:
+        commit_or_refuse(lambda: alarms.mute(form.kind.data, form.subject.data, form.hours.data, form.reason.data,
+                                             staff_actor(current_user)), _("The alarms were muted."))
+    return redirect(url_for("fulfilment.board") + "#alarms", 303)
+
+
+def _alarm_or_404(alarm_id: int) -> FulfilmentAlarm:
+    try:
+        return alarms.get_alarm(alarm_id)
+    except ServiceError:
+        abort(404)
 
 
 # --- waves -------------------------------------------------------------------------------------------------

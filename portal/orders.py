@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from portal.access import require_step_up, requires
-from portal.forms import AddressChangeForm, ConfirmForm, PriceChangeForm, RefundForm, TransitionForm
+from portal.forms import (AddressChangeForm, ConfirmForm, NoteForm, PriceChangeForm, RefundForm, TagForm,
+                          TransitionForm)
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.extensions import db
 from shared.history import describe as describe_event
@@ -20,7 +21,7 @@ from shared.order_search import (LIST_COLUMNS, SearchRefused, count_matching, fi
                                  personal_values_in_query)
 from shared.security.masking import may_reveal, order_contact
 from shared.security.permissions import Visibility, can, visibility
-from shared.services import approvals, orders, platform_privacy, retention, second_factor, tracking
+from shared.services import approvals, order_notes, orders, platform_privacy, retention, second_factor, tracking
 from shared.services.errors import ServiceError
 from shared.timekeeping import utc_now
 from shared.verbs import verb
@@ -38,7 +39,7 @@ def _zone() -> str:
     return g.get("timezone") or "Asia/Shanghai"
 
 
-PERSONAL_PARAMS = ("q", "phone_last4")
+PERSONAL_PARAMS = ("q", "phone_last4", "receiver")
 
 
 class PersonalValueInAddress(ServiceError):
@@ -114,6 +115,7 @@ def _list_page(found, matched, filters, error, values, personal, posted):
         "args": link_args, "form_values": values, "personal_search": personal,
         "can_search_phone": may_search_phone(current_user.role), "confirm_form": ConfirmForm(),
         "matched_count": matched[0] if matched else 0, **_bulk_context(rows),
+        "can_search_name": visibility(current_user.role, "name") is Visibility.FULL, "order_tags": order_notes.TAGS,
     }
     status = 422 if error is not None and error.status in (400, 422) else error.status if error else 200
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "order-table":
@@ -218,8 +220,50 @@ def _detail_page(order, transition_form=None, failed_move: str | None = None, st
         approval_trail=approvals.history_for("order", order.order_no), legal_hold=retention.order_hold(order),
         may_edit=can(current_user.role, "order_review", "edit"), address_refusal=orders.address_editable(order),
         price_refusal=orders.price_editable(order), address_form=AddressChangeForm(), price_form=PriceChangeForm(),
-        **_invoice_context(order), **_refund_context(order),
+        **_invoice_context(order), **_refund_context(order), **_notes_context(order),
     ), status
+
+
+def _notes_context(order) -> dict:
+    """Staff notes and tags of the order, and the forms to add them for roles that may edit orders."""
+    editable = can(current_user.role, "orders", "edit")
+    return {"order_notes": order_notes.order_notes(order.id), "tags": order_notes.order_tags(order.id),
+            "note_form": NoteForm() if editable else None, "tag_form": TagForm() if editable else None}
+
+
+@bp.post("/<order_no>/notes")
+@requires("orders", "edit")
+def add_note(order_no: str):
+    """A staff note on the order (audited; the text is escaped wherever it is shown)."""
+    order = _load(order_no)
+    form = NoteForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+    else:
+        commit_or_refuse(lambda: order_notes.add_order_note(order, form.body.data, staff_actor(current_user)),
+                         _("The note was added."))
+    return redirect(url_for("orders.detail", order_no=order_no) + "#notes", 303)
+
+
+@bp.post("/<order_no>/tags")
+@requires("orders", "edit")
+def add_tag(order_no: str):
+    order = _load(order_no)
+    form = TagForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+    else:
+        commit_or_refuse(lambda: order_notes.add_tag(order, form.tag.data, staff_actor(current_user)),
+                         _("The tag was added."))
+    return redirect(url_for("orders.detail", order_no=order_no) + "#notes", 303)
+
+
+@bp.post("/<order_no>/tags/<tag>/remove")
+@requires("orders", "edit")
+def remove_tag(order_no: str, tag: str):
+    order = _load(order_no)  # the CSRF token is checked for every POST (CSRFProtect)
+    commit_or_refuse(lambda: order_notes.remove_tag(order, tag, staff_actor(current_user)), _("The tag was removed."))
+    return redirect(url_for("orders.detail", order_no=order_no) + "#notes", 303)
 
 
 def _refund_context(order) -> dict:

@@ -47,6 +47,13 @@ SENTENCES = {
     "order.refund_status": _l("%(actor)s changed the refund of order %(id)s"),
     "order.address_change": _l("%(actor)s changed the shipping address of order %(id)s"),
     "order.price_change": _l("%(actor)s changed the prices of order %(id)s"),
+    "order.note_added": _l("%(actor)s added a note to order %(id)s"),
+    "order.tag_added": _l("%(actor)s tagged order %(id)s: %(tag)s"),
+    "order.tag_removed": _l("%(actor)s removed the tag %(tag)s from order %(id)s"),
+    "customer.note_added": _l("%(actor)s added a note to customer %(id)s"),
+    "alarm.acknowledged": _l("%(actor)s acknowledged alarm %(id)s"),
+    "alarm.assigned": _l("%(actor)s assigned alarm %(id)s to %(assignee)s"),
+    "alarm.muted": _l("%(actor)s muted alarms %(id)s until %(muted_until)s"),
     "order.guest_lookup_locked": _l("Guest look-ups of order %(id)s were locked until %(locked_until)s"),
     "shipment.allocate": _l("%(actor)s allocated order %(id)s to warehouse %(warehouse)s"),
     "shipment.allocate_split": _l("%(actor)s split order %(id)s into several parcels"),
@@ -250,13 +257,13 @@ STATE_TABLES = {
 VALUE_TABLES = {
     "payment_status": labels.PAYMENT, "refund_status": labels.REFUND, "lifecycle": labels.STATUS,
     "carrier": labels.CARRIER, "resource": labels.RESOURCE, "action": labels.ACTION,
-    "error_code": labels.INBOX_ERROR, "bulk_action": labels.BULK_ACTION,
+    "error_code": labels.INBOX_ERROR, "bulk_action": labels.BULK_ACTION, "tag": labels.ORDER_TAG,
 }
 DECISION = {"approve": _l("approved"), "approved": _l("approved"), "reject": _l("rejected"),
             "rejected": _l("rejected"), "declined": _l("declined")}
 MONEY_KEYS = frozenset({"total", "goods_total", "shipping_fee", "discount", "gross", "total_gross", "unit_price",
                         "amount"})
-TIME_KEYS = frozenset({"at", "locked_until", "confirmed_at", "expires_at", "placed_at", "paid_at"})
+TIME_KEYS = frozenset({"at", "locked_until", "muted_until", "confirmed_at", "expires_at", "placed_at", "paid_at"})
 
 # What a key of before/after is called.
 FIELDS = {
@@ -435,6 +442,8 @@ def value_words(key: str, value, entity_type: str, currency: str | None = None) 
         return labels.role_name(str(value))
     if key == "decision":
         return labels.label(DECISION, str(value))
+    if key == "kind" and entity_type in ("alarm", "alarm_mute", "sync_alert"):
+        return labels.label({**labels.FULFILMENT_ALARM, **labels.SYNC_ALERT}, str(value))
     if key == "kind" and entity_type == "channel":
         return labels.label(labels.CHANNEL_KIND, str(value))
     if key == "kind" and entity_type == "exception":

@@ -246,3 +246,17 @@ RETURN_REFUND_STATE = {"pending_approval": _l("Refund being approved"), "process
                        "rejected": _l("Refund failed: customer service follows up")}
 RETURN_METHOD = {"pickup": _l("Courier pickup (上门取件)"), "drop_off": _l("Drop-off / send it yourself"),
                  "none": _l("No return shipment")}
+
+
+# A time zone as people name it: "北京时间" in Chinese; other zones by their IANA name.
+ZONE_NAMES = {"Asia/Shanghai": _l("Asia/Shanghai")}
+TIME_IN_ZONE = _l("%(time)s (%(zone)s)")
+# Order tags (shared/services/order_notes.py TAGS), in the viewer's language.
+ORDER_TAG = {"vip": _l("VIP"), "urgent": _l("Urgent"), "complaint": _l("Complaint"), "fragile": _l("Fragile"),
+             "gift": _l("Gift"), "callback": _l("Call back"), "address_check": _l("Check the address")}
+# What a date input expects, in the viewer's language (the input itself carries the page's `lang`).
+DATE_FORMAT_HINT = _l("Format: YYYY-MM-DD")
+
+
+def zone_name(zone: str) -> str:
+    return str(ZONE_NAMES[zone]) if zone in ZONE_NAMES else zone

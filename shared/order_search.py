@@ -4,7 +4,9 @@ Search by a personal value must not be an oracle (see docs/SECURITY.md, "Search 
 
 - a role that sees phones masked cannot search by a full phone (else it could try the 10,000 middle digits of
   a masked `173****5372` and read the answer); it searches by the masked form it already sees, or by the last
-  four digits together with an order number or channel order id;
+  four digits (exactly four: the mask shows them, a fifth would not be shown);
+- the receiver's name is searched (exactly, through its blind index) only by a role that sees names in full: a
+  masked role sees `张*` and could otherwise try the common given names and read the answer;
 - every search by a personal value is written to the access log as its kind (never the value) with the number
   of orders found;
 - personal-value searches are limited per user (PERSONAL_SEARCH_LIMIT in PERSONAL_SEARCH_WINDOW, counted in the
@@ -25,11 +27,14 @@ from shared import order_numbers, paging
 from shared.actors import Actor
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
-from shared.models import AccessLogEntry, Channel, ExceptionCase, FulfilmentAlarm, Order, Shipment, Team, Warehouse
+from shared.models import (AccessLogEntry, Channel, ExceptionCase, FulfilmentAlarm, Order, OrderTag, Shipment, Team,
+                           Warehouse)
 from shared.security import crypto
 from shared.security.permissions import Visibility, visibility
 from shared.services import audit
+from shared.services.customers import normalized_name
 from shared.services.errors import ServiceError, ValidationFailed
+from shared.services.order_notes import check_tag
 from shared.services.validation import N_, say
 from shared.timekeeping import parse_aware, utc_now
 
@@ -59,17 +64,22 @@ class OrderFilters:
     team: str | None = None  # owning an exception of the order
     exception_category: str | None = None  # of an exception of the order (with `team`: the same exception)
     q: str | None = None
-    phone_last4: str | None = None  # with an order number or channel order id in q: "is this the caller's order?"
+    phone_last4: str | None = None  # the phone's last four digits (blind index receiver_last4_index)
+    receiver: str | None = None  # the receiver's whole name (blind index receiver_name_index)
+    tag: str | None = None  # an order tag (shared/services/order_notes.py TAGS)
     sort: str = "placed_desc"
     drill_down: bool = False  # read the state cube's filters (parse_filters)
     # Channel and warehouse codes looked up once per request (the page and its count both filter by them).
     resolved: dict = field(default_factory=dict, repr=False, compare=False)
 
     def personal_kind(self) -> str | None:
-        """Which personal value this search uses ("phone", "phone_masked", "phone_last4"), or None."""
-        kind = _kind_of(self.q) if self.q else None
+        """Which personal value this search uses ("phone", "phone_masked", "phone_last4", "receiver_name"), or
+        None; with several, the one the rules weigh most (a full phone, then a name)."""
+        kind = kind_of(self.q) if self.q else None
         if kind in ("phone", "phone_masked"):
             return kind
+        if self.receiver:
+            return "receiver_name"
         return "phone_last4" if self.phone_last4 else None
 
 
@@ -87,7 +97,9 @@ def parse_filters(args, zone: str, drill_down: bool = False) -> OrderFilters:
         raise ValidationFailed(f"unknown sort {sort!r}", field="sort")
     filters = OrderFilters(statuses=statuses, channel=(args.get("channel") or "").strip().upper() or None,
                            warehouse=(args.get("warehouse") or "").strip() or None, q=(args.get("q") or "").strip()
-                           or None, phone_last4=(args.get("phone_last4") or "").strip() or None, sort=sort)
+                           or None, phone_last4=(args.get("phone_last4") or "").strip() or None, sort=sort,
+                           receiver=(args.get("receiver") or "").strip() or None,
+                           tag=(args.get("tag") or "").strip() or None)
     for name in ("date_from", "date_to"):
         raw = args.get(name)
         if raw:
@@ -126,9 +138,10 @@ def _checked(filters: OrderFilters) -> OrderFilters:
         if not re.fullmatch(r"\d{4}", filters.phone_last4):
             raise ValidationFailed("phone_last4 is the last four digits of the phone", field="phone_last4",
                                    code="invalid_phone_last4")
-        if not filters.q or _kind_of(filters.q) not in ("order_no", "channel_order_id", "digits"):
-            raise ValidationFailed("search by the last four digits together with an order number or a channel "
-                                   "order id", field="phone_last4", code="phone_last4_needs_order")
+    if filters.receiver is not None and len(filters.receiver) > 60:
+        raise ValidationFailed(say(N_("the receiver name is too long")), field="receiver")
+    if filters.tag is not None:
+        check_tag(filters.tag, field="tag")
     return filters
 
 
@@ -155,7 +168,7 @@ def _digits(q: str) -> str:
     return re.sub(r"[\s\-+()]", "", q)
 
 
-def _kind_of(q: str) -> str:
+def kind_of(q: str) -> str:
     """order_no, phone_masked, phone (a mobile number), digits (a channel order id, or a phone for roles that
     may see phones) or channel_order_id."""
     if order_numbers.PATTERN.match(q.upper()):
@@ -170,7 +183,7 @@ def _kind_of(q: str) -> str:
     return "channel_order_id"
 
 
-def _masked_candidates(q: str) -> list[str]:
+def masked_candidates(q: str) -> list[str]:
     """The blind indexes of every phone that shows as this masked form (10,000 for an 11-digit mobile):
     the server enumerates what the role may already see, so the answer tells it nothing new."""
     head, tail = MASKED_PHONE.fullmatch(_digits(q)).groups()
@@ -179,11 +192,11 @@ def _masked_candidates(q: str) -> list[str]:
 
 def _search_condition(q: str, role: str | None):
     """Order number, channel order id, or a phone (through its blind index) as the role may search it."""
-    kind = _kind_of(q)
+    kind = kind_of(q)
     if kind == "order_no":
         return Order.order_no == order_numbers.validate(q.upper())
     if kind == "phone_masked":
-        return Order.receiver_phone_index.in_(_masked_candidates(q))
+        return Order.receiver_phone_index.in_(masked_candidates(q))
     phone_allowed = role is not None and visibility(role, "phone") is Visibility.FULL
     if kind == "phone":
         if not phone_allowed:
@@ -201,13 +214,15 @@ def personal_values_in_query(args) -> str | None:
     q = (args.get("q") or "").strip()
     if args.get("phone_last4"):
         return "phone_last4"
-    kind = _kind_of(q) if q else None
+    if args.get("receiver"):
+        return "receiver_name"
+    kind = kind_of(q) if q else None
     return kind if kind in ("phone", "phone_masked") else None
 
 
 REDACTED_DIGITS = re.compile(r"(?<![0-9])(?:\+?86)?1[3-9][0-9]{9}(?![0-9])|[0-9]{3}(?:\*|%2A){4}[0-9]{4}",
                              re.IGNORECASE)
-REDACTED_PARAMS = re.compile(r"((?:^|[?&])(?:q|phone_last4|phone)=)[^&\s\"]*")
+REDACTED_PARAMS = re.compile(r"((?:^|[?&])(?:q|phone_last4|phone|receiver)=)[^&\s\"]*")
 
 
 def redact(line: str) -> str:
@@ -236,6 +251,18 @@ def _raise_rate_alarm(actor: Actor, count: int, now: datetime) -> None:
     audit.record(actor, "search.rate_exceeded", "staff_user", actor.label, after={"searches": count})
 
 
+def check_search_rate(viewer: Actor, kind: str, door: str, entity: str = "orders", fields=("phone",)) -> None:
+    """Refuse (429) a personal-value search past the viewer's limit: one limit over every kind of search (orders
+    and customers), counted in the access log; reaching it raises the auditor's alarm."""
+    now = utc_now()
+    count = _recent_personal_searches(viewer, now)
+    if count >= PERSONAL_SEARCH_LIMIT:
+        audit.log_access(viewer, "search_refused", entity, f"by:{kind}", list(fields), channel=door)
+        _raise_rate_alarm(viewer, count + 1, now)
+        raise SearchRateLimited(f"too many searches by personal values; wait "
+                                f"{int(PERSONAL_SEARCH_WINDOW.total_seconds() // 60)} minutes", field="q")
+
+
 def check_personal_search(filters: OrderFilters, viewer: Actor | None, door: str) -> str | None:
     """Refuse a personal-value search the viewer may not make now; returns its kind (None: not personal)."""
     kind = filters.personal_kind()
@@ -243,25 +270,27 @@ def check_personal_search(filters: OrderFilters, viewer: Actor | None, door: str
         return None
     if viewer is None:
         raise SearchRefused("a search by a personal value needs a signed-in user", field="q")
-    now = utc_now()
-    count = _recent_personal_searches(viewer, now)
-    if count >= PERSONAL_SEARCH_LIMIT:
-        audit.log_access(viewer, "search_refused", "orders", f"by:{kind}", ["phone"], channel=door)
-        _raise_rate_alarm(viewer, count + 1, now)
-        raise SearchRateLimited(f"too many searches by personal values; wait "
-                                f"{int(PERSONAL_SEARCH_WINDOW.total_seconds() // 60)} minutes", field="q")
-    if visibility(viewer.role, "phone") is Visibility.HIDDEN:
+    check_search_rate(viewer, kind, door)
+    uses_phone = kind in ("phone", "phone_masked") or bool(filters.phone_last4)
+    if uses_phone and visibility(viewer.role, "phone") is Visibility.HIDDEN:
         # A role that sees no phone at all learns something from any phone search, even by the masked form.
         audit.log_access(viewer, "search_refused", "orders", f"by:{kind}", ["phone"], channel=door)
         raise SearchRefused("your role does not see phone numbers and cannot search by them", field="q")
     if kind == "phone" and visibility(viewer.role, "phone") is not Visibility.FULL:
         audit.log_access(viewer, "search_refused", "orders", f"by:{kind}", ["phone"], channel=door)
         _search_condition(filters.q, viewer.role)  # raises the refusal with its explanation
+    if filters.receiver and visibility(viewer.role, "name") is not Visibility.FULL:
+        # A masked role sees 张*: an exact search by 张三, 张伟, ... would read the hidden characters back.
+        audit.log_access(viewer, "search_refused", "orders", "by:receiver_name", ["name"], channel=door)
+        raise SearchRefused(say(N_("your role sees receiver names masked and cannot search by them: search by "
+                                   "the order number or the phone's last four digits")), field="receiver")
     return kind
 
 
-def _matches_last4(rows: list[Order], last4: str) -> list[Order]:
-    return [order for order in rows if crypto.normalize_phone(order.receiver_phone or "")[-4:] == last4]
+def _logged_fields(filters: OrderFilters) -> list[str]:
+    """The personal fields a search used, as the access log names them."""
+    phone = filters.phone_last4 or (filters.q and kind_of(filters.q) in ("phone", "phone_masked"))
+    return (["phone"] if phone else []) + (["name"] if filters.receiver else [])
 
 
 def _resolved(filters: OrderFilters, model, code: str) -> int:
@@ -328,6 +357,13 @@ def _filtered(query, filters: OrderFilters, zone: str, viewer: Actor | None):
         query = query.where(Order.updated_at >= filters.updated_since)
     if filters.q:
         query = query.where(_search_condition(filters.q, viewer.role if viewer else None))
+    if filters.phone_last4:
+        query = query.where(Order.receiver_last4_index == crypto.blind_index("phone_last4", filters.phone_last4))
+    if filters.receiver:
+        query = query.where(Order.receiver_name_index
+                            == crypto.blind_index("receiver_name", normalized_name(filters.receiver)))
+    if filters.tag:
+        query = query.where(exists().where(OrderTag.order_id == Order.id, OrderTag.tag == filters.tag))
     return query
 
 
@@ -363,11 +399,9 @@ def find_orders(filters: OrderFilters, zone: str, cursor: str | None = None, lim
     query = _filtered(query, filters, zone, viewer)
     found = paging.window(db.session, query, column, Order.id, cursor, limit, descending, back=back,
                           scalars=not columns)
-    if filters.phone_last4:
-        # q named one order (or one channel order id): compare the last four digits with what is stored.
-        found.rows = _matches_last4(found.rows, filters.phone_last4)
     if kind is not None:
-        audit.log_access(viewer, "search", "orders", f"by:{kind}; found:{len(found.rows)}", ["phone"], channel=door)
+        audit.log_access(viewer, "search", "orders", f"by:{kind}; found:{len(found.rows)}", _logged_fields(filters),
+                         channel=door)
     return found
 
 
@@ -375,8 +409,7 @@ def count_orders(filters: OrderFilters, zone: str, cap: int, viewer: Actor | Non
     """How many orders match, counted exactly up to `cap`: (count, False), or (cap, True) when more match.
 
     The count stops at the cap (`LIMIT cap + 1` under the count), so it costs at most `cap` index entries however
-    many orders there are. Call it after `find_orders`, which checks (and logs) a search by a personal value; a
-    search by the last four digits narrows in Python, so its count is the rows that page found."""
+    many orders there are. Call it after `find_orders`, which checks (and logs) a search by a personal value."""
     if cap < 1:
         raise ValidationFailed("the count cap must be at least 1", field="cap")
     matching = _filtered(select(Order.id), filters, zone, viewer).limit(cap + 1).subquery()
@@ -388,10 +421,9 @@ def count_matching(found: paging.Window, filters: OrderFilters, zone: str, cap: 
                    viewer: Actor | None = None) -> tuple[int, bool]:
     """The list's count of matches for a page `find_orders` read: (count, capped) as `count_orders` says.
 
-    A first page with no next page holds every match, and a search by the last four digits narrows in Python
-    to the rows of its page: then the page is the count and no query runs (a masked-phone search would otherwise
-    send its 10,000 blind indexes a second time)."""
-    if filters.phone_last4 or (first_page and found.next_cursor is None):
+    A first page with no next page holds every match: then the page is the count and no query runs (a
+    masked-phone search would otherwise send its 10,000 blind indexes a second time)."""
+    if first_page and found.next_cursor is None:
         shown = len(found.rows)
         return (cap, True) if shown > cap else (shown, False)
     return count_orders(filters, zone, cap, viewer)

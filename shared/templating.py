@@ -3,6 +3,7 @@ from flask import Flask, g
 
 from shared import labels, verbs
 from shared.money import format_money
+from shared.labels import DATE_FORMAT_HINT, TIME_IN_ZONE, zone_name
 from shared.timekeeping import to_zone
 
 
@@ -15,10 +16,28 @@ def install_common_filters(app: Flask) -> None:
         return f"{currency} {text}".strip()
 
     @app.template_filter("localtime")
-    def _localtime(moment, fmt: str = "%Y-%m-%d %H:%M"):
+    def _localtime(moment, fmt: str = "%Y-%m-%d %H:%M", named: bool = True):
+        """In the viewer's (else the merchant's) zone, the zone named: "2026-12-04 18:30 (北京时间)"."""
         zone = g.get("timezone") or app.config["MERCHANT_TIMEZONE"]
         local = to_zone(moment, zone)
-        return local.strftime(fmt) if local else ""
+        if not local:
+            return ""
+        return str(TIME_IN_ZONE) % {"time": local.strftime(fmt), "zone": zone_name(zone)} if named \
+            else local.strftime(fmt)
+
+    app.add_template_global(lambda: zone_name(g.get("timezone") or app.config["MERCHANT_TIMEZONE"]), "zone_name")
+
+    @app.template_global("date_lang")
+    def _date_lang() -> str:
+        """The `lang` of a date input: the page's language, so the input follows the UI, not the browser."""
+        from shared.appcore import current_language
+
+        return "zh-CN" if current_language() == "zh_CN" else "en"
+
+    @app.template_global("date_hint")
+    def _date_hint() -> str:
+        """The format a date input expects, in the UI language (shown beside it and as its title)."""
+        return str(DATE_FORMAT_HINT)
 
     @app.template_filter("isotime")
     def _isotime(moment):
@@ -36,7 +55,8 @@ def install_common_filters(app: Flask) -> None:
                         ("exception_kind_label", labels.EXCEPTION_KIND),
                         ("exception_state_label", labels.EXCEPTION_STATE),
                         ("exception_move_label", labels.EXCEPTION_MOVE), ("sla_clock_label", labels.SLA_CLOCK),
-                        ("exception_event_label", labels.EXCEPTION_EVENT)):
+                        ("exception_event_label", labels.EXCEPTION_EVENT),
+                        ("order_tag_label", labels.ORDER_TAG)):
         app.add_template_filter(lambda code, table=table: labels.label(table, code), name)
 
     app.add_template_filter(labels.role_name, "role_label")

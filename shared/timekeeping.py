@@ -44,3 +44,16 @@ def to_zone(moment: datetime | None, zone: str) -> datetime | None:
     if moment is None:
         return None
     return as_utc(moment).astimezone(ZoneInfo(zone))
+
+
+def merchant_zone() -> str:
+    """The merchant's zone (MERCHANT_TIMEZONE), Asia/Shanghai outside an app."""
+    from flask import current_app, has_app_context
+
+    return current_app.config["MERCHANT_TIMEZONE"] if has_app_context() else "Asia/Shanghai"
+
+
+def merchant_time_text(moment: datetime, fmt: str = "%Y-%m-%d %H:%M", zone: str | None = None) -> str:
+    """A moment as stored text (alarm messages, robot lines): in the merchant's zone, the zone named."""
+    zone = zone or merchant_zone()
+    return f"{to_zone(moment, zone).strftime(fmt)} ({zone})"

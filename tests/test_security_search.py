@@ -108,19 +108,22 @@ def test_a_masked_role_finds_orders_by_the_masked_form(browser, api, target, cre
     assert_value_never_logged(entries)
 
 
-def test_last_four_digits_only_together_with_an_order_key(browser, api, target):
+def test_last_four_digits_alone_or_with_an_order_key(browser, api, target, create_order):
+    """The mask shows the last four digits, so a masked role searches by them alone (through their blind index);
+    with an order key they narrow to that order."""
+    other = create_order(channel_order_id="TM-779", phone="13900001111")
     client = browser("customer_service")
     assert listed(post_search(client, q=target.order_no, phone_last4=LAST4), target)
     assert not listed(post_search(client, q=target.order_no, phone_last4="0000"), target)
     assert listed(post_search(client, q="TM-778", phone_last4=LAST4), target)
     alone = post_search(client, phone_last4=LAST4)
-    assert alone.status_code == 422 and "together with an order number" in alone.text
+    assert alone.status_code == 200 and listed(alone, target) and not listed(alone, other)
     with_masked = api("customer_service").search(q=MASKED, phone_last4=LAST4)
-    assert with_masked.status_code == 422
-    assert with_masked.get_json()["error"] == {**with_masked.get_json()["error"], "code": "phone_last4_needs_order",
-                                                "field": "phone_last4"}
+    assert [item["order_no"] for item in with_masked.get_json()["items"]] == [target.order_no]
     assert [e.entity_id for e in access_log()] == ["by:phone_last4; found:1", "by:phone_last4; found:0",
-                                                   "by:phone_last4; found:1"]
+                                                   "by:phone_last4; found:1", "by:phone_last4; found:1",
+                                                   "by:phone_masked; found:1"]
+    assert_value_never_logged(access_log())
 
 
 def test_a_role_that_sees_phones_may_search_by_them_and_is_logged(api, target):

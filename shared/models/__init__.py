@@ -14,7 +14,8 @@ from shared.models.exceptions import (CannedReply, ExceptionCase, ExceptionEvent
                                       ExceptionSlaTarget)
 from shared.models.finance import InvoiceProfile
 from shared.models.invoices import InvoiceLineRow, InvoicePart, InvoiceRequest, InvoiceRequestOrder, RedLetter
-from shared.models.fulfilment import (Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent, Shipment,
+from shared.models.fulfilment import (AlarmMute, Bin, CarrierAttempt, Device, FulfilmentAlarm, Lot, PickTask, ScanEvent,
+                                      Shipment,
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
 from shared.models.parcels import (ParcelCourier, ReturnPickup, ReturnPickupEvent, TransitEstimate,
@@ -25,6 +26,7 @@ from shared.models.calendar import BusinessCalendar, BusinessCalendarDay
 from shared.models.retention import LegalHold, RetentionPolicy
 from shared.models.self_service import CustomerNotification, CustomerRequest, GuestCode, OrderMessage
 from shared.models.second_factor import RecoveryCode, SecondFactor, StepUpGrant
+from shared.models.staff_notes import CustomerNote, OrderNote, OrderTag
 from shared.models.staff import ApiToken, PermissionRevision, RoleFieldVisibility, RoleGrant, StaffRole, StaffUser, Team
 from shared.models.stock import Reservation, StockLevel, StockMovement
 from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, PlatformRefund, ReconciliationDifference,
@@ -32,6 +34,7 @@ from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, Platf
                                 WebhookDelivery, WebhookRejection, WebhookRejectionRollup, WebhookSubscription)
 
 __all__ = [
+    "CustomerNote", "OrderNote", "OrderTag", "AlarmMute",
     "AfterSale", "AfterSaleLine", "AfterSalePhoto", "AfterSalePolicy", "AfterSaleReason",
     "InvoiceLineRow", "InvoicePart", "InvoiceRequest", "InvoiceRequestOrder", "RedLetter",
     "AccessLogEntry", "ApiToken", "AuditEvent", "AuditSeal", "AuditVerified", "Channel", "Customer", "CustomerAddress",

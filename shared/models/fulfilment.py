@@ -251,6 +251,28 @@ class FulfilmentAlarm(db.Model):
     raised_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
     resolved_at = mapped_column(UTCDateTime)
     delivered: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Staff's handling of it (shared/services/alarms.py): seen by whom and when, and who is on it.
+    acknowledged_at = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+
+    acknowledged_by = relationship("StaffUser", foreign_keys=[acknowledged_by_id])
+    assigned_to = relationship("StaffUser", foreign_keys=[assigned_to_id])
+
+
+class AlarmMute(db.Model):
+    """Alarms of a kind (and of one subject or order, when `subject` is set) are not raised until `muted_until`."""
+
+    __tablename__ = "alarm_mutes"
+    __table_args__ = (Index("ix_alarm_mutes_kind_muted_until", "kind", "muted_until"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    subject: Mapped[str | None] = mapped_column(String(80))  # an alarm's subject or "order:<order_no>"; None: all
+    muted_until = mapped_column(UTCDateTime, nullable=False)
+    muted_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    reason: Mapped[str] = mapped_column(String(300))
+    created_at = mapped_column(UTCDateTime, default=utc_now, nullable=False)
 
 
 

@@ -33,6 +33,9 @@ class Order(db.Model):
         Index("ix_orders_status_updated_at", "status", "updated_at"),
         Index("ix_orders_channel_order_id", "channel_order_id"),
         Index("ix_orders_receiver_phone_index", "receiver_phone_index"),
+        # the list's search by receiver name and by the phone's last four digits (shared/order_search.py)
+        Index("ix_orders_receiver_name_index", "receiver_name_index"),
+        Index("ix_orders_receiver_last4_index", "receiver_last4_index"),
         Index("ix_orders_customer_id_placed_at", "customer_id", "placed_at"),
         # reconciliation reads ids and platform statuses of a channel's window from this index alone
         Index("ix_orders_channel_id_platform_modified_at_cover", "channel_id", "platform_modified_at",
@@ -66,6 +69,10 @@ class Order(db.Model):
     receiver_name = mapped_column(EncryptedText, nullable=False)
     receiver_phone = mapped_column(EncryptedText, nullable=False)
     receiver_phone_index: Mapped[str] = mapped_column(String(64))
+    # Keyed hashes (blind-index key) of the normalized receiver name and of the phone's last four digits, for the
+    # list's search (customers.receiver_search_indexes); empty for a platform's masked receiver.
+    receiver_name_index: Mapped[str | None] = mapped_column(String(64))
+    receiver_last4_index: Mapped[str | None] = mapped_column(String(64))
     province: Mapped[str] = mapped_column(String(40))
     city: Mapped[str] = mapped_column(String(40))
     district: Mapped[str] = mapped_column(String(40))

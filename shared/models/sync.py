@@ -222,8 +222,14 @@ class SyncAlert(db.Model):
     resolved_at = mapped_column(UTCDateTime)
     delivered: Mapped[bool] = mapped_column(Boolean, default=False)
     delivery_error: Mapped[str | None] = mapped_column(String(500))
+    # Staff's handling of it (shared/services/alarms.py), as for fulfilment alarms.
+    acknowledged_at = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    assigned_to_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
 
     channel = relationship("Channel", lazy="joined")
+    acknowledged_by = relationship("StaffUser", foreign_keys=[acknowledged_by_id])
+    assigned_to = relationship("StaffUser", foreign_keys=[assigned_to_id])
 
 
 class ReconciliationReport(db.Model):

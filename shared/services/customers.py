@@ -1,5 +1,6 @@
 """Customers: found by the blind index of their phone (or of the platform's buyer key), created on first order."""
 import json
+import re
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, insert, select
@@ -55,6 +56,23 @@ def contact_index(phone: str, protected: dict | None) -> str:
         ciphertext = protected.get("ciphertext") or {}
         label = f"{protected['kind']}:" + json.dumps(ciphertext, sort_keys=True, ensure_ascii=False)
     return crypto.blind_index("platform_buyer", label)
+
+
+def normalized_name(name: str) -> str:
+    """A receiver name as the search compares it: case and every kind of white space ignored."""
+    return re.sub(r"\s+", "", name or "").lower()
+
+
+def receiver_search_indexes(name: str, phone: str, protected: dict | None) -> dict:
+    """The order columns the list searches by receiver name and by the phone's last four digits: keyed hashes
+    (never the value), none when the platform sent only masks (a masked name or phone matches nobody)."""
+    digits = crypto.normalize_phone(phone)
+    if protected or not name:
+        name_index = None
+    else:
+        name_index = crypto.blind_index("receiver_name", normalized_name(name))
+    last4 = crypto.blind_index("phone_last4", digits[-4:]) if not protected and len(digits) >= 4 else None
+    return {"receiver_name_index": name_index, "receiver_last4_index": last4}
 
 
 def protected_columns(protected: dict | None) -> dict:

@@ -15,7 +15,7 @@ numerator and a denominator per bucket; the current value is the same ratio over
   event, of the orders shipped. Target: at least (100%).
 """
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
@@ -189,3 +189,55 @@ def board(grain: str = "week", periods=None, now: datetime | None = None, zone: 
         rows.append({"kpi": kpi, "code": code, "target": target, "value": value, "count": denominator,
                      "met": met(kpi, value, target) if target is not None else None, "trend": trend})
     return {"grain": grain, "start": start, "end": end, "buckets": names, "kpis": rows}
+
+
+# --- the dashboard's date range and daily trends -------------------------------------------------------------------
+
+RANGE_MOST_DAYS = 92
+RANGE_DEFAULT_DAYS = 7
+BAD_DAY = N_("%(field)s must be a date like 2026-12-04")
+BAD_RANGE = N_("the range ends before it starts, or is longer than %(most)s days")
+# The dashboard's daily series: what is counted, by the moment the order reached it.
+TREND_SERIES = {"placed": Order.placed_at, "paid": Order.paid_at, "shipped": Order.shipped_at}
+
+
+@dataclass
+class DateRange:
+    first: date  # merchant-local calendar days, both included
+    last: date
+    start: datetime  # the UTC moments [start, end) they cover
+    end: datetime
+
+
+def date_range(date_from, date_to, zone: str, now: datetime | None = None) -> DateRange:
+    """The dashboard's range from two local dates (either may be empty: the last RANGE_DEFAULT_DAYS days up to
+    today); a malformed date or a range past RANGE_MOST_DAYS is a clear error."""
+    today = (now or utc_now()).astimezone(ZoneInfo(zone)).date()
+    days = {}
+    for field, raw in (("date_from", date_from), ("date_to", date_to)):
+        if raw in (None, ""):
+            days[field] = None
+            continue
+        try:
+            days[field] = date.fromisoformat(str(raw))
+        except ValueError:
+            raise ValidationFailed(say(BAD_DAY, field=field), field=field, code="invalid_date") from None
+    last = days["date_to"] or (today if days["date_from"] is None
+                               else min(today, days["date_from"] + timedelta(days=RANGE_DEFAULT_DAYS - 1)))
+    first = days["date_from"] or last - timedelta(days=RANGE_DEFAULT_DAYS - 1)
+    if last < first or (last - first).days >= RANGE_MOST_DAYS:
+        raise ValidationFailed(say(BAD_RANGE, most=RANGE_MOST_DAYS), field="date_to", code="invalid_range")
+    local = ZoneInfo(zone)
+    return DateRange(first, last, datetime.combine(first, time.min, local),
+                     datetime.combine(last + timedelta(days=1), time.min, local))
+
+
+def daily_trend(series: str, span: DateRange, zone: str) -> list[tuple[str, int]]:
+    """(local day, count) for every day of the range, empty days as 0: one grouped query in the database."""
+    column = TREND_SERIES[series]
+    dialect = db.session.get_bind().dialect.name
+    day = time_buckets.bucket(column, "day", zone, dialect, span.start, span.end).label("bucket")
+    counted = dict(db.session.execute(select(day, func.count()).where(column >= span.start, column < span.end)
+                                      .group_by(literal_column("bucket"))).all())
+    return [(label, int(counted.get(label, 0))) for label in time_buckets.labels_between(span.start, span.end, "day",
+                                                                                         zone)]

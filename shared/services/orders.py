@@ -204,6 +204,7 @@ def new_order_values(clean: dict, customer_id: int, order_no: str, now: datetime
         "cash_on_delivery": clean["cash_on_delivery"],
         "receiver_name": clean["receiver"], "receiver_phone": clean["receiver_phone"],
         "receiver_phone_index": customers.contact_index(clean["receiver_phone"], clean["protected"]),
+        **customers.receiver_search_indexes(clean["receiver"], clean["receiver_phone"], clean["protected"]),
         "platform_ciphertext": None, "platform_buyer_key": None, **customers.protected_columns(clean["protected"]),
         "province": clean["province"], "city": clean["city"], "district": clean["district"],
         "street": clean["street"], "postal_code": clean["postal_code"], "placed_at": clean["placed_at"],
@@ -907,6 +908,8 @@ def address_changed(order: Order, actor: Actor, before: dict, after: dict, field
 
     The phone's blind index follows the phone here, so a search by the new number finds the order."""
     order.receiver_phone_index = crypto.blind_index("phone", order.receiver_phone)
+    for column, value in customers.receiver_search_indexes(order.receiver_name, order.receiver_phone, None).items():
+        setattr(order, column, value)
     order.updated_at = utc_now()
     audit.record(actor, "order.address_change", "order", order.order_no, before=before,
                  after={**after, "fields": sorted(fields)},

@@ -225,8 +225,9 @@ def _anonymise_orders(now: datetime) -> int:
     total = 0
     while ids := list(db.session.execute(due).scalars()):
         db.session.execute(update(Order).where(Order.id.in_(ids)).values(
-            receiver_name="", receiver_phone="", receiver_phone_index="", street="", postal_code=None,
-            platform_ciphertext=None, platform_buyer_key=None, anonymised_at=now, version=Order.version + 1)
+            receiver_name="", receiver_phone="", receiver_phone_index="", receiver_name_index=None,
+            receiver_last4_index=None, street="", postal_code=None, platform_ciphertext=None, platform_buyer_key=None,
+            anonymised_at=now, version=Order.version + 1)
             .execution_options(synchronize_session=False))
         db.session.execute(update(ExceptionCase).where(ExceptionCase.order_id.in_(ids)).values(buyer_index=None)
                            .execution_options(synchronize_session=False))

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from shared.channels import polls
 from shared.extensions import db
@@ -82,6 +83,10 @@ def _raise(channel: Channel | None, kind: str, message: str) -> SyncAlert | None
         SyncAlert.resolved_at.is_(None))).scalar_one_or_none()
     if existing is not None:
         return None
+    from shared.services import alarms
+
+    if alarms.is_muted(kind, f"channel:{channel.code}" if channel else None):
+        return None  # staff muted this kind (for this channel) for a while: audited `alarm.muted`
     alert = SyncAlert(channel_id=channel.id if channel else None, kind=kind, message=message[:1000],
                       raised_at=utc_now(), delivered=False)
     db.session.add(alert)
@@ -162,4 +167,5 @@ def deliver(alert: SyncAlert) -> None:
 
 def open_alerts(limit: int = 50) -> list[SyncAlert]:
     return db.session.execute(select(SyncAlert).where(SyncAlert.resolved_at.is_(None))
+                              .options(selectinload(SyncAlert.acknowledged_by), selectinload(SyncAlert.assigned_to))
                               .order_by(SyncAlert.raised_at.desc()).limit(limit)).scalars().all()

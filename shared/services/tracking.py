@@ -25,10 +25,11 @@ from shared.extensions import db
 from shared.floor_lifecycle import SHIPMENT
 from shared.lifecycle import OrderStatus
 from shared.models import Customer, FulfilmentAlarm, Order, OrderLine, Shipment, TrackingEvent, TrackingPush
+from shared.services import alarms
 from shared.services import inbox as inbox_states
 from shared.services import orders as order_service
 from shared.services.errors import NotFound, ServiceError
-from shared.timekeeping import as_utc, utc_now
+from shared.timekeeping import as_utc, merchant_time_text, utc_now
 
 log = logging.getLogger("orderloom.tracking")
 
@@ -250,11 +251,13 @@ def find_stalled(now: datetime | None = None, in_transit: timedelta = STALL_IN_T
         shipped = as_utc(shipment.shipped_at)
         if (last and now - last > in_transit) or (shipped and now - shipped > total):
             shipment.stalled_at = now
+            flagged.append(shipment)
+            if alarms.is_muted("parcel_stalled", f"order:{shipment.order.order_no}", now):
+                continue  # the customer is still told; staff muted the board's alarm for a while
             db.session.add(FulfilmentAlarm(
                 kind="parcel_stalled", order_id=shipment.order_id, shipment_id=shipment.id, role="customer_service",
                 message=f"parcel {shipment.waybill_no} ({shipment.carrier_code}) of {shipment.order.order_no}: no "
-                        f"carrier event since {last:%Y-%m-%d %H:%M} UTC", raised_at=now))
-            flagged.append(shipment)
+                        f"carrier event since {merchant_time_text(last)}", raised_at=now))
     if flagged:
         from shared.services import notifications
 
