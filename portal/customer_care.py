@@ -12,7 +12,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from portal.access import requires
 from portal.outcomes import commit_or_refuse, flash_form_errors
-from shared.labels import CUSTOMER_REQUEST_STATUS, NOTIFICATION_STATUS, label
+from shared.labels import CUSTOMER_REQUEST_STATUS, NOTIFICATION_CHANNEL, NOTIFICATION_EVENT, NOTIFICATION_STATUS, label
 from shared.models import Order
 from shared.extensions import db
 from shared.security.masking import masked_email, masked_phone
@@ -112,4 +112,6 @@ def outbox():
         Order.id.in_({r.order_id for r in rows if r.order_id})).all()} if rows else {}
     return render_template("portal/notifications.html", rows=rows, orders=orders, status=status,
                            statuses={s: label(NOTIFICATION_STATUS, s) for s in notifications.STATUSES},
+                           events={e: label(NOTIFICATION_EVENT, e) for e in notifications.MESSAGES},
+                           channels={c: label(NOTIFICATION_CHANNEL, c) for c in notifications.CHANNELS},
                            recipient=shown_recipient)

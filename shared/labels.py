@@ -204,6 +204,16 @@ EXCEPTION_EVENT = {"raised": _l("Raised"), "assigned": _l("Assigned to"), "trans
 CUSTOMER_REQUEST_STATUS = {"pending": _l("Waiting for the warehouse"), "approved": _l("Approved"),
                            "declined": _l("Declined")}
 NOTIFICATION_STATUS = {"queued": _l("Queued"), "sent": _l("Sent"), "failed": _l("Failed")}
+# What a customer mail is about (shared/services/notifications.py MESSAGES), as staff read it in the outbox.
+NOTIFICATION_EVENT = {
+    "shipped": _l("Shipped"), "out_for_delivery": _l("Out for delivery"), "delivered": _l("Delivered"),
+    "stalled": _l("Parcel stalled"), "after_sales_approved": _l("After-sales approved"),
+    "after_sales_declined": _l("After-sales declined"), "pickup_booked": _l("Pickup booked"),
+    "return_received": _l("Return received"), "refunded": _l("Refunded"), "cancel_approved": _l("Cancel approved"),
+    "cancelled_by_shop": _l("Cancelled by the shop"), "cancel_declined": _l("Cancel declined"),
+    "message_answered": _l("Message answered"), "guest_code": _l("One-time code"),
+}
+NOTIFICATION_CHANNEL = {"email": _l("Email"), "sms": _l("Text message (SMS)")}
 # Invoice profiles (发票抬头): the kinds of buyer, and SKU tax-free flags (issue 12)
 INVOICE_PROFILE_KIND = {"enterprise": _l("Enterprise"), "institution": _l("Government body or public institution"),
                         "individual": _l("Individual"), "other": _l("Other organisation")}

@@ -115,7 +115,13 @@ def test_no_mail_address_the_confirmation_says_so(portal, create_order):
         from flask_login import login_user
         from shared.services import staff
         login_user(staff.create_user("cs_q", "correct-horse-battery", "customer_service", ADMIN))
-        text = cancel_question(order)
+        text = cancel_question(order)  # in the default language, Chinese
+    assert "释放 1 件已预占库存" in text and "不会收到邮件通知" in text
+    from flask_babel import force_locale
+
+    with portal.test_request_context(), force_locale("en"):
+        login_user(staff.create_user("cs_en", "correct-horse-battery", "customer_service", ADMIN, locale="en"))
+        text = cancel_question(order)  # a reader of English
     assert "1 unit of reserved stock" in text and "not told by mail" in text
 
 

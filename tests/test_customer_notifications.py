@@ -242,3 +242,9 @@ def test_the_demo_sink_receives_what_the_smtp_client_sends(customer, create_orde
         assert recipients == ["li.lei@example.com"] and order.order_no in message["Subject"]
     finally:
         sink.stop()
+
+
+def test_every_mail_event_has_a_name_staff_read_in_the_outbox():
+    from shared.labels import NOTIFICATION_EVENT
+
+    assert set(NOTIFICATION_EVENT) == set(notifications.MESSAGES)  # a new event needs its label in both languages

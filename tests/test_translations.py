@@ -113,8 +113,14 @@ def test_the_compiled_mo_holds_exactly_what_the_po_says(locale):
     po = load_po(locale)
     with po_path(locale).with_suffix(".mo").open("rb") as f:
         mo = read_mo(f)
-    expected = {(m.id, m.context): m.string for m in po if m.id and not m.fuzzy and all(strings(m.string))}
-    compiled = {(m.id, m.context): m.string for m in mo if m.id}
+    def key(m):  # a plural message's id is a tuple in a .po and a list in a .mo
+        return (tuple(m.id) if isinstance(m.id, (list, tuple)) else m.id), m.context
+
+    def text(m):
+        return tuple(m.string) if isinstance(m.string, (list, tuple)) else m.string
+
+    expected = {key(m): text(m) for m in po if m.id and not m.fuzzy and all(strings(m.string))}
+    compiled = {key(m): text(m) for m in mo if m.id}
     stale = {key for key in expected.keys() | compiled.keys() if expected.get(key) != compiled.get(key)}
     assert not stale, (f"messages.mo is out of date with messages.po for {len(stale)} message(s), e.g. "
                        f"{sorted(map(str, stale))[:5]}; run scripts/translations.sh")

@@ -142,7 +142,8 @@ def decide_cancel(request: CustomerRequest, approve: bool, reason: str | None, a
     if approve:
         if order.status != S.CANCELLED:
             order_service.transition_order(order, S.CANCELLED, actor,
-                                           reason=f"the customer asked to cancel: {request.reason}"[:500])
+                                           reason=f"the customer asked to cancel: {request.reason}"[:500],
+                                           tell_customer=False)  # the answer below is the customer's one mail
             if order.status != S.CANCELLED:  # an approval rule holds the cancel of a paid order: kept pending,
                 request.approval_request = order.approval_request  # shown approved once the order is cancelled
                 return request

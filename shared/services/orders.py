@@ -706,7 +706,8 @@ def transition_many(orders: list[Order], target: str, actor: Actor, reason: str 
     return [order for order, _before in moved]
 
 
-def transition_order(order: Order, target: str, actor: Actor, reason: str | None = None) -> Order:
+def transition_order(order: Order, target: str, actor: Actor, reason: str | None = None, *,
+                     tell_customer: bool = True) -> Order:
     """Fire one lifecycle transition: declared, allowed for the actor's role, guards passed, audited."""
     reason = check.text(reason, "reason", 500, required=False)
     try:
@@ -728,7 +729,8 @@ def transition_order(order: Order, target: str, actor: Actor, reason: str | None
     if held is not None:  # nothing moved: the move waits for approval
         return order
     _apply(order, transition, actor, reason)
-    if target_status == OrderStatus.CANCELLED and cancel_notifies(order, actor):
+    # One mail per cancel: a caller that tells the customer itself (the answer to their own request) says so.
+    if target_status == OrderStatus.CANCELLED and tell_customer and cancel_notifies(order, actor):
         from shared.services import notifications
 
         notifications.notify_customer(order, "cancelled_by_shop")
