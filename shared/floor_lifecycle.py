@@ -8,6 +8,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from shared import sets
 from shared.services.errors import Conflict
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+CONFLICT = N_("A %(name)s that is %(row_status)s cannot become %(target)s")
+CONFLICT_2 = N_("%(count_skipped)s of %(count_skipped_2)s: %(first)s")
+CONFLICT_3 = N_("%(count_skipped)s of %(count_wanted)s: %(value)s")
 
 SET_CHUNK = 5000  # ids per UPDATE (SQLite binds at most 32,766 values in one statement)
 
@@ -40,7 +46,7 @@ class Lifecycle:
     def move(self, row, target: str) -> None:
         """Set `row.status` to `target`, or refuse (409) when the table has no such transition."""
         if not self.allowed(row.status, target):
-            raise Conflict(f"a {self.name} that is {row.status} cannot become {target}",
+            raise Conflict(say(CONFLICT, name=self.name, row_status=row.status, target=target),
                            code=f"invalid_{self.name}_transition")
         row.status = target
 
@@ -66,7 +72,7 @@ class Lifecycle:
                 result.skipped[row_id] = f"a {self.name} that is {status} cannot become {target}"
         if refuse and result.skipped:
             first = next(iter(result.skipped.values()))
-            raise Conflict(f"{len(result.skipped)} of {len(result.skipped) + len(wanted)}: {first}",
+            raise Conflict(say(CONFLICT_2, count_skipped=len(result.skipped), count_skipped_2=len(result.skipped) + len(wanted), first=first),
                            code=f"invalid_{self.name}_transition")
         table, changes = model.__table__, {"status": target, **(values or {})}
         for start in range(0, len(wanted), SET_CHUNK):
@@ -79,7 +85,7 @@ class Lifecycle:
             result.skipped.update({row_id: f"the {self.name} changed meanwhile; it was not moved to {target}"
                                    for row_id in chunk if row_id in gone})
         if refuse and result.skipped:
-            raise Conflict(f"{len(result.skipped)} of {len(wanted)}: {next(iter(result.skipped.values()))}",
+            raise Conflict(say(CONFLICT_3, count_skipped=len(result.skipped), count_wanted=len(wanted), value=next(iter(result.skipped.values()))),
                            code=f"invalid_{self.name}_transition")
         moved = set(result.moved)
         for obj in list(db.session.identity_map.values()):

@@ -2,6 +2,15 @@
 from decimal import Decimal, InvalidOperation
 
 from shared.services.errors import ValidationFailed
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+INVALID_AMOUNT = N_("%(field)s must be an amount")
+INVALID_AMOUNT_2 = N_("%(field)s must be a finite amount")
+INVALID_AMOUNT_3 = N_("%(field)s has more than two decimals")
+INVALID_AMOUNT_4 = N_("%(field)s must not be negative")
+INVALID_AMOUNT_5 = N_("%(field)s is too large")
+INVALID_AMOUNT_6 = N_("%(field)s must be an amount like 12.50")
 
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("9999999999.99")  # NUMERIC(12,2)
@@ -12,19 +21,19 @@ def parse_money(value, field: str, allow_negative: bool = False) -> Decimal:
     if isinstance(value, float):
         value = repr(value)
     if isinstance(value, bool) or value is None:
-        raise ValidationFailed(f"{field} must be an amount", field=field, code="invalid_amount")
+        raise ValidationFailed(say(INVALID_AMOUNT, field=field), field=field, code="invalid_amount")
     try:
         amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        raise ValidationFailed(f"{field} must be an amount like 12.50", field=field, code="invalid_amount")
+        raise ValidationFailed(say(INVALID_AMOUNT_6, field=field), field=field, code="invalid_amount")
     if not amount.is_finite():
-        raise ValidationFailed(f"{field} must be a finite amount", field=field, code="invalid_amount")
+        raise ValidationFailed(say(INVALID_AMOUNT_2, field=field), field=field, code="invalid_amount")
     if amount.as_tuple().exponent < -2:
-        raise ValidationFailed(f"{field} has more than two decimals", field=field, code="invalid_amount")
+        raise ValidationFailed(say(INVALID_AMOUNT_3, field=field), field=field, code="invalid_amount")
     if amount < 0 and not allow_negative:
-        raise ValidationFailed(f"{field} must not be negative", field=field, code="invalid_amount")
+        raise ValidationFailed(say(INVALID_AMOUNT_4, field=field), field=field, code="invalid_amount")
     if abs(amount) > MAX_AMOUNT:
-        raise ValidationFailed(f"{field} is too large", field=field, code="invalid_amount")
+        raise ValidationFailed(say(INVALID_AMOUNT_5, field=field), field=field, code="invalid_amount")
     return amount.quantize(CENT)
 
 

@@ -10,6 +10,10 @@ from datetime import datetime
 from shared.channels.base import Adapter
 from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, local_time, need,
                                        offset_time, quantity_of, text_of, yuan)
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+INVALID_CURRENCY = N_("%(where)s: currency must be a 3-letter code")
 
 COLUMNS = ("channel_order_id", "placed_at", "paid_at", "currency", "customer_name", "customer_phone", "receiver",
            "receiver_phone", "province", "city", "district", "street", "postal_code", "sku", "quantity",
@@ -130,7 +134,7 @@ class ImportAdapter(Adapter):
         receiver_phone = text_of(need(raw, "receiver_phone"), "receiver_phone", 32)
         currency = (raw.get("currency") or "CNY").upper()
         if len(currency) != 3:
-            raise PayloadProblem(f"{where}: currency must be a 3-letter code", field="currency",
+            raise PayloadProblem(say(INVALID_CURRENCY, where=where), field="currency",
                                  code="invalid_currency")
         placed_at = _time(need(raw, "placed_at"), zone, "placed_at")
         return CanonicalOrder(

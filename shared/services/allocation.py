@@ -19,6 +19,15 @@ from shared.services import orders as order_service
 from shared.services import stock as stock_service
 from shared.services.errors import Conflict, InsufficientStock
 from shared.timekeeping import as_utc, utc_now
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+INSUFFICIENT_STOCK = N_("The stock moved meanwhile; allocate again")
+ALREADY_ALLOCATED = N_("%(order_no)s is already allocated")
+INVALID_TRANSITION = N_("%(order_no)s is %(order_status)s; only confirmed orders are allocated")
+NO_WAREHOUSE = N_("No warehouse holds every line of %(order_no)s: add stock, or allocate it by hand")
+NO_COLD_WAREHOUSE = N_("No cold-chain warehouse holds every line of %(order_no)s: add stock, or allocate it by hand")
+NO_WAREHOUSE_2 = N_("No warehouse holds line %(sku_code)s of %(order_no)s")
 
 S = OrderStatus
 
@@ -83,7 +92,7 @@ def _move_reservations(order: Order, warehouse_id: int, line_ids: set[int] | Non
     held = [r for r in stock_service.active_reservations([order.id])
             if line_ids is None or r.order_line_id in line_ids]
     if stock_service.move_reservations(held, {r.id: warehouse_id for r in held}):
-        raise InsufficientStock("the stock moved meanwhile; allocate again", code="insufficient_stock")
+        raise InsufficientStock(say(INSUFFICIENT_STOCK), code="insufficient_stock")
 
 
 def reroute_unallocated(order: Order, actor: Actor) -> Warehouse | None:
@@ -118,16 +127,16 @@ def allocate(order: Order, actor: Actor, now: datetime | None = None) -> Shipmen
     db.session.refresh(order, with_for_update={"of": Order})
     if order.status == S.ALLOCATED or db.session.execute(select(Shipment.id).where(
             Shipment.order_id == order.id, Shipment.status.in_(OPEN_SHIPMENT_STATES))).first():
-        raise Conflict(f"{order.order_no} is already allocated", field="order_no", code="already_allocated")
+        raise Conflict(say(ALREADY_ALLOCATED, order_no=order.order_no), field="order_no", code="already_allocated")
     if order.status != S.CONFIRMED:
-        raise Conflict(f"{order.order_no} is {order.status}; only confirmed orders are allocated", field="order_no",
+        raise Conflict(say(INVALID_TRANSITION, order_no=order.order_no, order_status=order.status), field="order_no",
                        code="invalid_transition")
     candidates = candidate_warehouses(order)
     if not candidates and current_app.config.get("SPLIT_SHIPMENTS"):
         return _allocate_split(order, actor, now)
     if not candidates:
         cold = any(line.sku.cold_chain for line in order.lines)
-        raise Conflict(f"no {'cold-chain ' if cold else ''}warehouse holds every line of {order.order_no}",
+        raise Conflict(say(NO_COLD_WAREHOUSE if cold else NO_WAREHOUSE, order_no=order.order_no),
                        field="order_no", code="no_warehouse")
     warehouse, distance = candidates[0]
     with db.session.begin_nested():
@@ -161,7 +170,7 @@ def _allocate_split(order: Order, actor: Actor, now: datetime) -> Shipment:
         options = nearest_warehouses({line.sku_id: line.quantity}, line.sku_id in cold_skus, receiver, warehouses,
                                      places, free, mine)
         if not options:
-            raise Conflict(f"no warehouse holds line {line.sku.code} of {order.order_no}", field="order_no",
+            raise Conflict(say(NO_WAREHOUSE_2, sku_code=line.sku.code, order_no=order.order_no), field="order_no",
                            code="no_warehouse")
         warehouse_id = options[0][0].id
         if own is None or own.warehouse_id != warehouse_id:

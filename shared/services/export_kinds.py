@@ -19,6 +19,18 @@ from shared.extensions import db
 from shared.models import AccessLogEntry, AuditEvent, Channel, Customer, Order, ReconciliationReport
 from shared.security.masking import order_contact, shown_value
 from shared.services.errors import ValidationFailed
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+UNKNOWN_EXPORT_KIND = N_("Unknown export kind \"%(code)s\"; known: %(kinds)s")
+INVALID_FILTER = N_("%(name)s is longer than %(max_chars)s characters")
+INVALID_FILTER_2 = N_("%(low)s is after %(high)s")
+INVALID_FILTER_STATUS = N_("Unknown order status \"%(status)s\"")
+INVALID_FILTER_REPORT_ID = N_("A reconciliation export needs the report's number")
+INVALID_FILTER_REPORT_ID_2 = N_("No reconciliation report %(raw)s")
+INVALID_FILTER_DIFFERENCE = N_("Unknown difference kind \"%(difference)s\"")
+INVALID_FILTER_3 = N_("%(name)s is not a date (YYYY-MM-DD)")
+INVALID_FILTER_CHANNEL = N_("No channel \"%(channel)s\"")
 
 BATCH = 500
 
@@ -66,7 +78,7 @@ def register(kind: ExportKind) -> ExportKind:
 def get(code: str) -> ExportKind:
     kind = KINDS.get(code)
     if kind is None:
-        raise ValidationFailed(f"unknown export kind {str(code)[:40]!r}; known: {', '.join(KINDS)}", field="kind",
+        raise ValidationFailed(say(UNKNOWN_EXPORT_KIND, code=str(code)[:40], kinds=', '.join(KINDS)), field="kind",
                                code="unknown_export_kind")
     return kind
 
@@ -79,7 +91,7 @@ def _text(filters: dict, name: str, max_chars: int) -> str | None:
         return None
     value = str(value).strip()
     if len(value) > max_chars:
-        raise ValidationFailed(f"{name} is longer than {max_chars} characters", field=name, code="invalid_filter")
+        raise ValidationFailed(say(INVALID_FILTER, name=name, max_chars=max_chars), field=name, code="invalid_filter")
     return value or None
 
 
@@ -90,13 +102,13 @@ def _day(filters: dict, name: str) -> str | None:
     try:
         return date.fromisoformat(value).isoformat()
     except ValueError:
-        raise ValidationFailed(f"{name} is not a date (YYYY-MM-DD)", field=name, code="invalid_filter") from None
+        raise ValidationFailed(say(INVALID_FILTER_3, name=name), field=name, code="invalid_filter") from None
 
 
 def _day_range(filters: dict, low: str, high: str) -> dict:
     days = {low: _day(filters, low), high: _day(filters, high)}
     if days[low] and days[high] and days[low] > days[high]:
-        raise ValidationFailed(f"{low} is after {high}", field=low, code="invalid_filter")
+        raise ValidationFailed(say(INVALID_FILTER_2, low=low, high=high), field=low, code="invalid_filter")
     return days
 
 
@@ -143,12 +155,12 @@ ORDER_HEADERS = ["order_no", "channel", "channel_order_id", "status", "payment_s
 def _order_filters(filters: dict) -> dict:
     status = _text(filters, "status", 20)
     if status and status not in labels.STATUS:
-        raise ValidationFailed(f"unknown order status {status!r}", field="status", code="invalid_filter")
+        raise ValidationFailed(say(INVALID_FILTER_STATUS, status=status), field="status", code="invalid_filter")
     channel = _text(filters, "channel", 8)
     if channel:
         channel = channel.upper()
         if db.session.execute(select(Channel.id).where(Channel.code == channel)).scalar_one_or_none() is None:
-            raise ValidationFailed(f"no channel {channel!r}", field="channel", code="invalid_filter")
+            raise ValidationFailed(say(INVALID_FILTER_CHANNEL, channel=channel), field="channel", code="invalid_filter")
     return _compact({"status": status, "channel": channel, **_day_range(filters, "placed_from", "placed_to")})
 
 
@@ -291,13 +303,13 @@ register(ExportKind(
 def _reconciliation_filters(filters: dict) -> dict:
     raw = _text(filters, "report_id", 12)
     if raw is None or not raw.isdigit():
-        raise ValidationFailed("a reconciliation export needs the report's number", field="report_id",
+        raise ValidationFailed(say(INVALID_FILTER_REPORT_ID), field="report_id",
                                code="invalid_filter")
     if db.session.get(ReconciliationReport, int(raw)) is None:
-        raise ValidationFailed(f"no reconciliation report {raw}", field="report_id", code="invalid_filter")
+        raise ValidationFailed(say(INVALID_FILTER_REPORT_ID_2, raw=raw), field="report_id", code="invalid_filter")
     difference = _text(filters, "difference", 20)
     if difference and difference not in labels.DIFFERENCE:
-        raise ValidationFailed(f"unknown difference kind {difference!r}", field="difference", code="invalid_filter")
+        raise ValidationFailed(say(INVALID_FILTER_DIFFERENCE, difference=difference), field="difference", code="invalid_filter")
     return _compact({"report_id": int(raw), "difference": difference})
 
 

@@ -29,6 +29,12 @@ from shared.services import inbox as inbox_states
 from shared.services import orders as order_service
 from shared.services.errors import NotFound, ServiceError
 from shared.timekeeping import as_utc, utc_now
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+UNKNOWN_TRACKING_NUMBER = N_("No parcel %(waybill_no)s")
+UNKNOWN_TRACKING_NUMBER_2 = N_("No parcel here has tracking number %(unknown)s")
+TRACKING_PUSH_NOT_FOUND = N_("No tracking push %(push_id)s")
 
 log = logging.getLogger("orderloom.tracking")
 
@@ -266,7 +272,7 @@ def find_stalled(now: datetime | None = None, in_transit: timedelta = STALL_IN_T
 def shipment_by_waybill(waybill_no: str) -> Shipment:
     shipment = db.session.execute(select(Shipment).where(Shipment.waybill_no == waybill_no)).scalar_one_or_none()
     if shipment is None:
-        raise NotFound(f"no parcel {waybill_no}", field="waybill_no", code="unknown_tracking_number")
+        raise NotFound(say(UNKNOWN_TRACKING_NUMBER, waybill_no=waybill_no), field="waybill_no", code="unknown_tracking_number")
     return shipment
 
 
@@ -443,7 +449,7 @@ def _outcome(events: list, outcome: dict) -> dict | ServiceError:
     numbers = {event.waybill_no for event in events}
     unknown = sorted(numbers & set(outcome["unknown_numbers"]))
     if numbers and len(unknown) == len(numbers):
-        return NotFound(f"no parcel here has tracking number {', '.join(unknown)}", field="waybill_no",
+        return NotFound(say(UNKNOWN_TRACKING_NUMBER_2, unknown=', '.join(unknown)), field="waybill_no",
                         code="unknown_tracking_number")
     stored = sum(outcome["new_by_number"].get(number, 0) for number in numbers)
     return {"status": "done", "processed_at": utc_now(), "events_stored": stored,
@@ -466,7 +472,7 @@ def replay_push(push_id: int, actor: Actor) -> TrackingPush:
 def get_push(push_id: int) -> TrackingPush:
     push = db.session.get(TrackingPush, push_id)
     if push is None:
-        raise NotFound(f"no tracking push {push_id}", code="tracking_push_not_found")
+        raise NotFound(say(TRACKING_PUSH_NOT_FOUND, push_id=push_id), code="tracking_push_not_found")
     return push
 
 
