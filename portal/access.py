@@ -16,8 +16,8 @@ from shared.extensions import db
 from shared.security import sessions
 from shared.security.permissions import can
 from shared.services.errors import Forbidden
-from shared.web import error_response, staff_actor
 from shared.services.validation import N_, say
+from shared.web import error_response, staff_actor
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 FORBIDDEN = N_("Your role (%(role)s) may not %(action)s %(resource)s")

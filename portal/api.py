@@ -22,8 +22,8 @@ from shared.services import (audit, catalog, channel_settings, exceptions, invoi
                              second_factor, staff, stock)
 from shared.services.errors import NotFound, ServiceError, ValidationFailed
 from shared.services.validation import check_types, parameter, whole_number
-from shared.web import staff_actor
 from shared.services.validation import N_, say
+from shared.web import staff_actor
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 NOT_JSON = N_("Send the body as JSON with Content-Type: application/json")
@@ -32,12 +32,12 @@ PERSONAL_VALUE_IN_URL = N_("A phone number is never sent in the address: POST /a
 UNKNOWN_FIELD = N_("%(unknown)s is not a connection setting")
 NO_RETURN_ADDRESS = N_("Warehouse %(warehouse_code)s has no return address")
 UNKNOWN_APPROVAL = N_("No such approval request")
-UNKNOWN_PART = N_("Invoice request %(invoice_id)s has no part %(data)s")
+UNKNOWN_PART = N_("Invoice request %(invoice_id)s has no part %(part)s")
 UNREADABLE_BODY = N_("The body is not valid JSON (%(exc)s)")
 UNKNOWN_FIELD_2 = N_("Unknown search field \"%(key)s\"")
 UNKNOWN_USER = N_("No user \"%(name)s\"")
-REQUIRED = N_("%(name)s is required")
-INVALID_TYPE = N_("%(key)s must be text")
+REQUIRED = N_("%(field)s is required")
+INVALID_TYPE = N_("%(field)s must be text")
 
 bp = Blueprint("api", __name__)
 DEFAULT_LIMIT = 50
@@ -255,7 +255,7 @@ def search_orders_by_body():
         values = value if key == "status" and isinstance(value, list) else [value]
         for item in values:
             if item is not None and not isinstance(item, (str, int)) or isinstance(item, bool):
-                raise ValidationFailed(say(INVALID_TYPE, key=key), field=key, code="invalid_type")
+                raise ValidationFailed(say(INVALID_TYPE, field=key), field=key, code="invalid_type")
             if item is not None:
                 args.add(key, str(item))
     return _order_page(args)
@@ -715,7 +715,7 @@ def request_order_invoice(order_no: str):
     data = _json_body(INVOICE_BODY)
     for name in ("profile_id", "kind"):
         if data.get(name) is None:
-            raise ValidationFailed(say(REQUIRED, name=name), field=name, code="required")
+            raise ValidationFailed(say(REQUIRED, field=name), field=name, code="required")
     found = invoices.request_invoice([parameter(order_no, "order_no", 64)], data["profile_id"], data["kind"],
                                      _actor())
     body = {"invoice_request_id": found.id, "status": found.status, **invoices.request_json(found)}
@@ -761,11 +761,11 @@ def open_invoice_red(invoice_id: int):
     data = _json_body(RED_BODY)
     for name in ("part", "reason"):
         if data.get(name) is None:
-            raise ValidationFailed(say(REQUIRED, name=name), field=name, code="required")
+            raise ValidationFailed(say(REQUIRED, field=name), field=name, code="required")
     found = invoices.get_request(invoice_id)
     part = next((p for p in found.parts if p.position == data["part"]), None)
     if part is None:
-        raise NotFound(say(UNKNOWN_PART, invoice_id=invoice_id, data=data['part']), field="part", code="unknown_part")
+        raise NotFound(say(UNKNOWN_PART, invoice_id=invoice_id, part=data['part']), field="part", code="unknown_part")
     amount = data.get("amount")
     red = red_letters.open_red(part.id, data["reason"], None if amount is None else str(amount), _actor())
     body = red_letters.red_json(red)
@@ -803,7 +803,7 @@ def create_after_sale():
     data = _json_body(AFTER_SALE_BODY)
     for name in ("order_no", "type", "lines"):
         if data.get(name) is None:
-            raise ValidationFailed(say(REQUIRED, name=name), field=name, code="required")
+            raise ValidationFailed(say(REQUIRED, field=name), field=name, code="required")
     order = orders.get_order(parameter(data["order_no"], "order_no", 64))
     case = after_sales.request_after_sale(order, data["type"], data["lines"], _actor(), pickup=data.get("pickup"))
     body = after_sales.case_json(case)

@@ -16,8 +16,8 @@ from shared.security.masking import may_reveal
 from shared.services import audit, exports
 from shared.services.errors import NotFound, ServiceError
 from shared import timekeeping
-from shared.web import error_response, staff_actor
 from shared.services.validation import N_, say
+from shared.web import error_response, staff_actor
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 NOT_FOUND = N_("No such export")

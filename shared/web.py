@@ -16,7 +16,7 @@ from shared.services.errors import Conflict, ServiceError
 from shared.services.validation import N_, say
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
-CSRF_FAILED = N_("The form expired or was not sent from this site (%(description)s)")
+CSRF_FAILED = N_("The form expired or was not sent from this site: reload the page and try again")
 CONCURRENT_CHANGE = N_("Someone else changed this order at the same moment; reload and retry")
 
 log = logging.getLogger("orderloom.web")
@@ -123,7 +123,7 @@ def install_edges(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(error):
         db.session.rollback()
-        refused = ServiceError(say(CSRF_FAILED, description=error.description),
+        refused = ServiceError(say(CSRF_FAILED),
                                code="csrf_failed")
         return error_response(refused)
 

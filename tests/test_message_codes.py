@@ -171,3 +171,45 @@ def test_the_allowed_and_pending_lists_name_real_places(classes):
     assert ALLOWED <= findings, sorted(ALLOWED - findings)
 
 
+
+
+# --- The JSON error message follows Accept-Language -------------------------------------------------------------
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture
+def bearer(create_user):
+    from shared.extensions import db
+    from shared.services import staff
+    from tests.factories import ADMIN
+
+    token = staff.issue_token(create_user("api-codes", "admin"), ADMIN)
+    db.session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("method, path, body, status, code", [
+    ("post", "/api/v1/stock/adjustments", {"sku": "SKU-1", "warehouse": "HZ1", "delta": 0, "reason": "r"}, 422,
+     "invalid_quantity"),
+    ("post", "/api/v1/skus", {"sku": "SKU 2", "name": "x"}, 422, "invalid_sku"),
+    ("get", "/api/v1/stock/NO-SUCH", None, 404, "unknown_sku"),
+    ("post", "/api/v1/stock/adjustments", {"sku": "SKU-1", "warehouse": "XX9", "delta": 1, "reason": "r"}, 404,
+     "unknown_warehouse"),
+    ("post", "/api/v1/warehouses", {"code": "HZ1", "name": "x", "province": "x", "city": "x"}, 409,
+     "duplicate_warehouse"),
+    ("post", "/api/v1/stock/adjustments", {"sku": "SKU-1", "warehouse": "HZ1", "delta": -21, "reason": "r"}, 409,
+     "stock_below_zero"),
+])
+def test_an_api_refusal_is_said_in_the_callers_language(portal, stocked, bearer, method, path, body, status, code):
+    said = {}
+    for language in ("zh-CN", "en"):
+        client = portal.test_client()
+        answer = getattr(client, method)(path, json=body, headers=bearer | {"Accept-Language": language})
+        assert answer.status_code == status, answer.get_data(as_text=True)
+        error = answer.get_json()["error"]
+        assert error["code"] == code
+        said[language] = error["message"]
+    assert CJK.search(said["zh-CN"]), said
+    assert not CJK.search(said["en"]), said
+    assert said["en"][:1].isupper() or said["en"][:1].isascii(), said

@@ -364,7 +364,7 @@ def test_reconciliation_report_and_its_downloads(client_for, sync_channels):
     assert rows[1][:2] == ("kind", "channel_order_id") and rows[2][:3] == ("missing_here", "3802000000000002",
                                                                             "WAIT_SELLER_SEND_GOODS")
     missing = start_export(client, "reconciliation", "csv", report_id="999999")
-    assert missing.status_code == 422 and "no reconciliation report 999999" in missing.text
+    assert missing.status_code == 422 and "No reconciliation report 999999" in missing.text
 
 
 def test_poll_now_refuses_a_channel_without_a_platform_api(client_for, sync_channels):

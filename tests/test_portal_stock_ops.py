@@ -216,7 +216,7 @@ BAD_INPUT = [
      "at least 1"),
     ("/stock-ops/receipts", {"sku": "NOPE", "warehouse": "HZ1", "bin": "A-01", "quantity": "5"}, "sku",
      "unknown SKU"),
-    ("/stock-ops/receipts", {"sku": "TEA", "warehouse": "HZ1", "bin": "Z-99", "quantity": "5"}, "bin", "no bin Z-99"),
+    ("/stock-ops/receipts", {"sku": "TEA", "warehouse": "HZ1", "bin": "Z-99", "quantity": "5"}, "bin", "No bin Z-99"),
     ("/stock-ops/receipts", {"sku": "MILK", "warehouse": "HZ1", "bin": "A-01", "quantity": "5", "lot_no": "OLD",
                              "expires_on": (TODAY - timedelta(days=1)).isoformat()}, "expires_on", "expired on"),
     ("/stock-ops/receipts", {"sku": "MILK", "warehouse": "HZ1", "bin": "A-01", "quantity": "5"}, "lot_no",

@@ -24,8 +24,8 @@ from shared.channels.taobao import top_time
 from shared.services.validation import N_, say
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
-NO_LINES = N_("ItemInfoList must list at least one item")
-INVALID_TYPE = N_("CouponDetailList must be a list")
+NO_LINES = N_("%(field)s must list at least one item")
+INVALID_TYPE = N_("%(field)s must be a list")
 
 DECRYPT_METHOD = "jingdong.jos.order.oaid.decrypt"
 DECRYPT_RESPONSE = "jingdong_jos_order_oaid_decrypt_responce"  # JD's own spelling, as in every JOS answer
@@ -56,10 +56,11 @@ class JdAdapter(Adapter):
         consignee = need(raw, "consigneeInfo")
         items = need(raw, "itemInfoList")
         if not isinstance(items, list) or not items:
-            raise PayloadProblem(say(NO_LINES), field="itemInfoList", code="no_lines")
+            raise PayloadProblem(say(NO_LINES, field="itemInfoList"), field="itemInfoList", code="no_lines")
         coupons = raw.get("couponDetailList")
         if coupons not in (None, "") and not isinstance(coupons, list):
-            raise PayloadProblem(say(INVALID_TYPE), field="couponDetailList", code="invalid_type")
+            raise PayloadProblem(say(INVALID_TYPE, field="couponDetailList"), field="couponDetailList",
+                                 code="invalid_type")
         by_sku: dict[str, Decimal] = {}
         for index, coupon in enumerate(coupons or []):
             amount = yuan(need(coupon, "couponPrice", f"couponDetailList[{index}]"),

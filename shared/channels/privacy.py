@@ -12,8 +12,8 @@ from shared.channels.canonical import PayloadProblem, text_of
 from shared.services.validation import N_, say
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
-MISSING_FIELD = N_("%(name)s (platform ciphertext) is missing")
-TOO_LONG = N_("%(name)s is longer than any platform ciphertext")
+MISSING_FIELD = N_("%(field)s (platform ciphertext) is missing")
+TOO_LONG = N_("%(field)s is longer than any platform ciphertext")
 TOO_LONG_BUYER_KEY = N_("The platform's buyer key is longer than 200 characters")
 
 MARKERS = "~$#"
@@ -45,9 +45,9 @@ def ciphertext_of(raw: dict, key: str, where: str = "") -> str:
     value = raw.get(key) if isinstance(raw, dict) else None
     name = f"{where}.{key}" if where else key
     if not isinstance(value, str) or not value.strip():
-        raise PayloadProblem(say(MISSING_FIELD, name=name), field=name, code="missing_field")
+        raise PayloadProblem(say(MISSING_FIELD, field=name), field=name, code="missing_field")
     if len(value) > 4000:
-        raise PayloadProblem(say(TOO_LONG, name=name), field=name, code="too_long")
+        raise PayloadProblem(say(TOO_LONG, field=name), field=name, code="too_long")
     return value
 
 

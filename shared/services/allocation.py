@@ -18,8 +18,8 @@ from shared.services import audit
 from shared.services import orders as order_service
 from shared.services import stock as stock_service
 from shared.services.errors import Conflict, InsufficientStock
-from shared.timekeeping import as_utc, utc_now
 from shared.services.validation import N_, say
+from shared.timekeeping import as_utc, utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 INSUFFICIENT_STOCK = N_("The stock moved meanwhile; allocate again")

@@ -17,7 +17,7 @@ from shared.services.validation import N_, say
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 INVALID_QUANTITY = N_("%(field)s must be zero or a positive whole number")
-INVALID_TYPE_BATCH_TRACKED = N_("Batch_tracked must be true or false")
+INVALID_TYPE_BATCH_TRACKED = N_("%(field)s must be true or false")
 DUPLICATE_SKU = N_("SKU %(code)s exists")
 INVALID_CARRIERS = N_("Name at least one carrier, e.g. [\"SF\", \"YTO\"]")
 UNKNOWN_CARRIER = N_("Unknown carrier \"%(unknown)s\": use %(carrier_names)s")
@@ -50,7 +50,8 @@ def create_sku(data: dict, actor: Actor) -> Sku:
     safety = _non_negative_int(data.get("safety_stock", 0), "safety_stock")
     batch = data.get("batch_tracked", False)
     if not isinstance(batch, bool):
-        raise ValidationFailed(say(INVALID_TYPE_BATCH_TRACKED), field="batch_tracked", code="invalid_type")
+        raise ValidationFailed(say(INVALID_TYPE_BATCH_TRACKED, field="batch_tracked"), field="batch_tracked",
+                               code="invalid_type")
     if db.session.execute(select(Sku.id).where(Sku.code == code)).first():
         raise Conflict(say(DUPLICATE_SKU, code=code), field="sku", code="duplicate_sku")
     sku = Sku(code=code, name=name, safety_stock=safety, batch_tracked=batch, active=True)
@@ -84,7 +85,8 @@ def _carriers(value) -> str:
     codes = [code.strip().upper() for code in value]
     unknown = [code for code in codes if code not in CARRIER_NAMES]
     if unknown:
-        raise ValidationFailed(say(UNKNOWN_CARRIER, unknown=unknown[0], carrier_names=', '.join(CARRIER_NAMES)), field="carriers",
+        raise ValidationFailed(say(UNKNOWN_CARRIER, unknown=unknown[0], carrier_names=', '.join(CARRIER_NAMES)),
+                               field="carriers",
                                code="unknown_carrier")
     if len(set(codes)) != len(codes):
         raise ValidationFailed(say(DUPLICATE_CARRIER), field="carriers", code="duplicate_carrier")
@@ -150,7 +152,8 @@ def _bin_number(value, field: str, default: int, minimum: int) -> int:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= 10_000_000:
-        raise ValidationFailed(say(INVALID_QUANTITY_2, field=field, minimum=minimum), field=field, code="invalid_quantity")
+        raise ValidationFailed(say(INVALID_QUANTITY_2, field=field, minimum=minimum), field=field,
+                               code="invalid_quantity")
     return value
 
 

@@ -21,17 +21,16 @@ from shared.money import format_money
 from shared.services import audit, customers
 from shared.services import orders as order_service
 from shared.services.errors import ServiceError, ValidationFailed
-from shared.timekeeping import as_utc, utc_now
 from shared.services.validation import N_, say
+from shared.timekeeping import as_utc, utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 RESTORED_AFTER_CANCEL = N_("%(order_no)s was cancelled here when %(channel_name)s deleted it (its stock was released); "
                            "the platform restored it as \"%(status_key)s\": re-enter it or cancel it on the platform")
 UNKNOWN_STATUS = N_("Status \"%(status_key)s\" of %(channel_name)s is not in the status mapping")
 UNMAPPED_SKU = N_("Channel SKU %(unmapped)s is not mapped to an internal SKU")
-AMOUNTS_DO_NOT_ADD_UP = N_("Amounts do not add up: goods %(goods_total)s − discount %(discount)s + shipping "
-                           "%(shipping_fee)s + fees %(fees)s + tax %(tax)s = %(paid_amount)s ≠ paid %(paid_amount_2)s "
-                           "(gap %(gap)s)")
+AMOUNTS_DO_NOT_ADD_UP = N_("Amounts do not add up: goods %(goods)s − discount %(discount)s + shipping %(shipping)s + "
+                           "fees %(fees)s + tax %(tax)s = %(computed)s ≠ paid %(paid)s (gap %(gap)s)")
 AMOUNTS_DO_NOT_ADD_UP_2 = N_("Amounts do not add up per line: %(problems)s")
 ADDRESS_CHANGE_TOO_LATE = N_("The address changed on the platform after %(order_no)s was %(order_status)s")
 WAITING_FOR_ORDER = N_("Refund %(refund_id)s is for %(channel_name)s order %(channel_order_id)s, which has not arrived "
@@ -118,7 +117,11 @@ def check(context: ChannelContext, canonical: CanonicalOrder) -> Mapping:
     tolerance = context.adapter.rounding_tolerance
     if abs(gap) > tolerance:
         raise NeedsReview(
-            say(AMOUNTS_DO_NOT_ADD_UP, goods_total=format_money(canonical.goods_total), discount=format_money(canonical.discount), shipping_fee=format_money(canonical.shipping_fee), fees=format_money(canonical.fees), tax=format_money(canonical.tax), paid_amount=format_money(canonical.paid_amount + gap), paid_amount_2=format_money(canonical.paid_amount), gap=format_money(gap)), field="amounts", code="amounts_do_not_add_up")
+            say(AMOUNTS_DO_NOT_ADD_UP, goods=format_money(canonical.goods_total),
+                discount=format_money(canonical.discount), shipping=format_money(canonical.shipping_fee),
+                fees=format_money(canonical.fees), tax=format_money(canonical.tax),
+                computed=format_money(canonical.paid_amount + gap), paid=format_money(canonical.paid_amount),
+                gap=format_money(gap)), field="amounts", code="amounts_do_not_add_up")
     problems = canonical.line_problems()
     if problems and tolerance == 0:
         raise NeedsReview(say(AMOUNTS_DO_NOT_ADD_UP_2, problems='; '.join(problems)), field="amounts",
@@ -295,7 +298,8 @@ def check_restored(context: ChannelContext, canonical: CanonicalOrder) -> None:
         return
     if mapping is not None and mapping.lifecycle == S.CANCELLED:
         return
-    raise NeedsReview(say(RESTORED_AFTER_CANCEL, order_no=order.order_no, channel_name=context.channel.name, status_key=canonical.status_key), field="status", code="restored_after_cancel")
+    raise NeedsReview(say(RESTORED_AFTER_CANCEL, order_no=order.order_no, channel_name=context.channel.name,
+                          status_key=canonical.status_key), field="status", code="restored_after_cancel")
 
 
 def apply_refund(context: ChannelContext, notice: PlatformRefundNotice, inbox_item_id: int | None = None
@@ -307,10 +311,12 @@ def apply_refund(context: ChannelContext, notice: PlatformRefundNotice, inbox_it
     reversed too). A refund for an order not here yet raises WaitingForOrder."""
     order = _locked_order(context, notice.channel_order_id)
     if order is None:
-        raise WaitingForOrder(say(WAITING_FOR_ORDER, refund_id=notice.refund_id, channel_name=context.channel.name, channel_order_id=notice.channel_order_id),
+        raise WaitingForOrder(say(WAITING_FOR_ORDER, refund_id=notice.refund_id, channel_name=context.channel.name,
+                                  channel_order_id=notice.channel_order_id),
                               field="order_id")
     if notice.currency and notice.currency != order.currency:
-        raise NeedsReview(say(CURRENCY_MISMATCH, refund_id=notice.refund_id, currency=notice.currency, order_no=order.order_no, currency_2=order.currency),
+        raise NeedsReview(say(CURRENCY_MISMATCH, refund_id=notice.refund_id, currency=notice.currency,
+                              order_no=order.order_no, currency_2=order.currency),
                           field="currency", code="currency_mismatch")
     from shared.services import refunds
 

@@ -11,8 +11,8 @@ from shared.services import audit
 from shared.services import stock as stock_service
 from shared.services import validation as check
 from shared.services.errors import NotFound, ValidationFailed
-from shared.timekeeping import utc_now
 from shared.services.validation import N_, say
+from shared.timekeeping import utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 INVALID_LIFECYCLE = N_("\"%(lifecycle)s\" is not a status a channel may set")
@@ -26,6 +26,12 @@ UNKNOWN_MAPPING_FILE = N_("The header row needs channel_sku and sku (SKU mapping
                           "(status mappings)")
 INVALID_URL = N_("The API address must start with https:// or http://")
 INVALID_INTERVAL = N_("Poll every 1 to 1440 minutes")
+# A refused mapping file: each bad row with its line, then the whole file refused.
+CELL_EMPTY = N_("%(field)s is empty")
+KEY_TWICE = N_("%(key)s is also on line %(line)s")
+ROW_PROBLEM = N_("line %(line)s: %(problem)s")
+ROWS_REFUSED = N_("%(count)s rows refused, nothing imported: %(shown)s")
+ROWS_REFUSED_MORE = N_("%(count)s rows refused, nothing imported: %(shown)s (and %(more)s more)")
 
 LIFECYCLE_TARGETS = (OrderStatus.PENDING_REVIEW, OrderStatus.CONFIRMED, OrderStatus.ON_HOLD, OrderStatus.SHIPPED,
                      OrderStatus.COMPLETED, OrderStatus.CANCELLED)
@@ -209,9 +215,12 @@ class MappingImportRefused(ValidationFailed):
 
     def __init__(self, problems: list[tuple[int, str]]):
         self.problems = problems
-        shown = "; ".join(f"line {line}: {problem}" for line, problem in problems[:20])
-        more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
-        super().__init__(f"{len(problems)} rows refused, nothing imported: {shown}{more}", field="file")
+        shown = "; ".join(say(ROW_PROBLEM, line=line, problem=problem) for line, problem in problems[:20])
+        if len(problems) > 20:
+            message = say(ROWS_REFUSED_MORE, count=len(problems), shown=shown, more=len(problems) - 20)
+        else:
+            message = say(ROWS_REFUSED, count=len(problems), shown=shown)
+        super().__init__(message, field="file")
 
     def as_json(self) -> dict:
         body = super().as_json()
@@ -243,11 +252,11 @@ def import_mappings(channel: Channel, filename: str, data: bytes, actor: Actor) 
         # An optional key_kind column: code (the default), variant or product id, as on the mapping page.
         key_kind = (row.get("key_kind") or "code").strip() if kind == "sku" else ""
         if not key:
-            problems.append((line, f"{key_column} is empty"))
+            problems.append((line, say(CELL_EMPTY, field=key_column)))
         elif len(key) > 64:
-            problems.append((line, f"{key_column} is longer than 64 characters"))
+            problems.append((line, say(check.TOO_LONG, field=key_column, limit=64)))
         elif (key_kind, key) in first_line:
-            problems.append((line, f"{key} is also on line {first_line[key_kind, key]}"))
+            problems.append((line, say(KEY_TWICE, key=key, line=first_line[key_kind, key])))
         else:
             first_line[key_kind, key] = line
             if kind == "sku":
@@ -262,17 +271,18 @@ def import_mappings(channel: Channel, filename: str, data: bytes, actor: Actor) 
         for line, row in rows:
             code = row.get("sku", "").strip()
             if code not in known:
-                problems.append((line, f"unknown SKU {code!r}" if code else "sku is empty"))
+                problems.append((line, say(stock_service.UNKNOWN_SKU, code=code) if code else say(CELL_EMPTY,
+                                                                                                  field="sku")))
     else:
         for line, row in rows:
             if row.get("lifecycle", "").strip() not in LIFECYCLE_TARGETS:
-                problems.append((line, f"{row.get('lifecycle', '')!r} is not a status a channel may set"))
+                problems.append((line, say(INVALID_LIFECYCLE, lifecycle=row.get("lifecycle", ""))))
             if row.get("payment_status", "").strip() not in PAYMENT_CHOICES:
-                problems.append((line, f"{row.get('payment_status')!r} is not a payment status"))
+                problems.append((line, say(INVALID_PAYMENT_STATUS, payment_status=row.get("payment_status"))))
             if row.get("refund_status", "").strip() not in REFUND_CHOICES:
-                problems.append((line, f"{row.get('refund_status')!r} is not a refund status"))
+                problems.append((line, say(INVALID_REFUND_STATUS, refund_status=row.get("refund_status"))))
             if len(row.get("note", "")) > 200:
-                problems.append((line, "note is longer than 200 characters"))
+                problems.append((line, say(check.TOO_LONG, field="note", limit=200)))
     if problems:
         raise MappingImportRefused(sorted(problems))
     for _line, row in rows:

@@ -18,8 +18,8 @@ from shared.services import audit
 from shared.services import stock as stock_service
 from shared.services import validation as check
 from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from shared.timekeeping import utc_now
 from shared.services.validation import N_, say
+from shared.timekeeping import utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 DEVICE_REFUSED = N_("Unknown, expired or revoked device token")

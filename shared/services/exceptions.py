@@ -33,7 +33,7 @@ from shared.timekeeping import as_utc, utc_now
 EXCEPTION_NOT_FOUND = N_("No exception \"%(exception_id)s\"")
 FORBIDDEN = N_("Your role may not work exceptions")
 INVALID_MONTH = N_("The month is YYYY-MM")
-INVALID_FLAG = N_("%(name)s is true or false")
+INVALID_FLAG = N_("%(field)s must be true or false")
 
 CATEGORIES = ("payment", "logistics", "product_stock", "account_risk", "after_sales", "customer_service")
 # kind → category: the vocabulary, fixed (a new kind is a code change with its detector).
@@ -106,7 +106,8 @@ def get_exception(exception_id, for_update: bool = False) -> ExceptionCase:
         query = select(ExceptionCase).where(ExceptionCase.id == int(exception_id))
         row = db.session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
     if row is None:
-        raise NotFound(say(EXCEPTION_NOT_FOUND, exception_id=str(exception_id)[:40]), field="id", code="exception_not_found")
+        raise NotFound(say(EXCEPTION_NOT_FOUND, exception_id=str(exception_id)[:40]), field="id",
+                       code="exception_not_found")
     return row
 
 
@@ -759,7 +760,7 @@ def parse_filters(args) -> Filters:
     for name in ("mine", "breached"):
         value = (args.get(name) or "").strip().lower()
         if value not in ("", "1", "0", "true", "false", "yes", "no"):
-            raise ValidationFailed(say(INVALID_FLAG, name=name), field=name, code="invalid_flag")
+            raise ValidationFailed(say(INVALID_FLAG, field=name), field=name, code="invalid_flag")
         flags[name] = None if value == "" else value in ("1", "true", "yes")
     return Filters(category=category, team=team, state=state, mine=bool(flags["mine"]), breached=flags["breached"])
 

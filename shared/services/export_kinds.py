@@ -23,13 +23,13 @@ from shared.services.validation import N_, say
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 UNKNOWN_EXPORT_KIND = N_("Unknown export kind \"%(code)s\"; known: %(kinds)s")
-INVALID_FILTER = N_("%(name)s is longer than %(max_chars)s characters")
+INVALID_FILTER = N_("%(field)s is longer than %(limit)s characters")
 INVALID_FILTER_2 = N_("%(low)s is after %(high)s")
 INVALID_FILTER_STATUS = N_("Unknown order status \"%(status)s\"")
 INVALID_FILTER_REPORT_ID = N_("A reconciliation export needs the report's number")
 INVALID_FILTER_REPORT_ID_2 = N_("No reconciliation report %(raw)s")
 INVALID_FILTER_DIFFERENCE = N_("Unknown difference kind \"%(difference)s\"")
-INVALID_FILTER_3 = N_("%(name)s is not a date (YYYY-MM-DD)")
+INVALID_FILTER_3 = N_("%(field)s is not a date (YYYY-MM-DD)")
 INVALID_FILTER_CHANNEL = N_("No channel \"%(channel)s\"")
 
 BATCH = 500
@@ -91,7 +91,7 @@ def _text(filters: dict, name: str, max_chars: int) -> str | None:
         return None
     value = str(value).strip()
     if len(value) > max_chars:
-        raise ValidationFailed(say(INVALID_FILTER, name=name, max_chars=max_chars), field=name, code="invalid_filter")
+        raise ValidationFailed(say(INVALID_FILTER, field=name, limit=max_chars), field=name, code="invalid_filter")
     return value or None
 
 
@@ -102,7 +102,7 @@ def _day(filters: dict, name: str) -> str | None:
     try:
         return date.fromisoformat(value).isoformat()
     except ValueError:
-        raise ValidationFailed(say(INVALID_FILTER_3, name=name), field=name, code="invalid_filter") from None
+        raise ValidationFailed(say(INVALID_FILTER_3, field=name), field=name, code="invalid_filter") from None
 
 
 def _day_range(filters: dict, low: str, high: str) -> dict:
@@ -309,7 +309,8 @@ def _reconciliation_filters(filters: dict) -> dict:
         raise ValidationFailed(say(INVALID_FILTER_REPORT_ID_2, raw=raw), field="report_id", code="invalid_filter")
     difference = _text(filters, "difference", 20)
     if difference and difference not in labels.DIFFERENCE:
-        raise ValidationFailed(say(INVALID_FILTER_DIFFERENCE, difference=difference), field="difference", code="invalid_filter")
+        raise ValidationFailed(say(INVALID_FILTER_DIFFERENCE, difference=difference), field="difference",
+                               code="invalid_filter")
     return _compact({"report_id": int(raw), "difference": difference})
 
 

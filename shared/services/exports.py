@@ -106,11 +106,14 @@ def request_export(kind: str, format: str, filters: dict | None, actor: Actor, p
     now = _now(now)
     export_kind = get(kind)
     if format not in FORMATS or format not in export_kind.formats:
-        raise ValidationFailed(say(UNKNOWN_EXPORT_FORMAT, format=str(format)[:16], export_kind_code=export_kind.code, formats=' or '.join(export_kind.formats)), field="format", code="unknown_export_format")
+        raise ValidationFailed(say(UNKNOWN_EXPORT_FORMAT, format=str(format)[:16], export_kind_code=export_kind.code,
+                                   formats=", ".join(export_kind.formats)),
+                               field="format", code="unknown_export_format")
     filters = dict(filters or {})
     unknown = sorted(set(filters) - set(export_kind.filter_fields))
     if unknown:
-        raise ValidationFailed(say(INVALID_FILTER, export_kind_code=export_kind.code, unknown=unknown[0]), field=unknown[0],
+        raise ValidationFailed(say(INVALID_FILTER, export_kind_code=export_kind.code, unknown=unknown[0]),
+                               field=unknown[0],
                                code="invalid_filter")
     if not may_export(actor.role, export_kind):
         raise Forbidden(say(FORBIDDEN_2, role=actor.role, export_kind_code=export_kind.code), code="forbidden")

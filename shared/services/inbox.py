@@ -43,16 +43,17 @@ from shared.services.channel_orders import (
     check_restored,
 )
 from shared.services.errors import Conflict, NotFound, ServiceError
-from shared.timekeeping import utc_now
 from shared.services.validation import N_, say
+from shared.timekeeping import utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 TOO_DEEP = N_("The payload is nested deeper than %(max_depth)s levels")
 INVALID_JSON = N_("The payload is not a JSON object")
+INBOX_ITEM = N_("Inbox item %(item_id)s")
 INBOX_ITEM_NOT_FOUND = N_("No inbox item %(item_id)s")
-NOT_FAILED = N_("%(what)s is %(item_status)s, only failed or waiting items are replayed")
+NOT_FAILED = N_("%(what)s is %(item_status)s: only failed or waiting items can be replayed")
 INVALID_JSON_2 = N_("The payload is not valid JSON (%(where)s)")
-UNREADABLE_PAYLOAD = N_("The payload could not be read: %(__name__)s: %(error)s")
+UNREADABLE_PAYLOAD = N_("The payload could not be read: %(kind)s: %(error)s")
 
 log = logging.getLogger("orderloom.inbox")
 MAX_ATTEMPTS = 5
@@ -245,7 +246,7 @@ def prepare(ids: list[int]) -> list[tuple[InboxItem, CanonicalOrder | None]]:
         except ServiceError as problem:
             _to_review(item, problem)
         except (TypeError, AttributeError, ValueError, KeyError) as error:  # a shape no adapter rule foresaw
-            _to_review(item, PayloadProblem(say(UNREADABLE_PAYLOAD, __name__=type(error).__name__, error=error),
+            _to_review(item, PayloadProblem(say(UNREADABLE_PAYLOAD, kind=type(error).__name__, error=error),
                                             code="unreadable_payload"))
     parsed.sort(key=_when)
     return parsed
@@ -517,7 +518,7 @@ def replay(item_id: int, actor: Actor) -> InboxItem:
     item = db.session.get(InboxItem, item_id)
     if item is None:
         raise NotFound(say(INBOX_ITEM_NOT_FOUND, item_id=item_id), code="inbox_item_not_found")
-    check_replayable(item, f"inbox item {item_id}")
+    check_replayable(item, say(INBOX_ITEM, item_id=item_id))
     _reset(item, actor)
     return item
 

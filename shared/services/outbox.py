@@ -22,8 +22,8 @@ from shared.order_payloads import order_payload
 from shared.services import audit
 from shared.services import validation as check
 from shared.services.errors import NotFound, ValidationFailed
-from shared.timekeeping import utc_now
 from shared.services.validation import N_, say
+from shared.timekeeping import utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 INVALID_URL = N_("The URL must start with https:// or http://")

@@ -21,8 +21,8 @@ from shared.extensions import db
 from shared.models import Channel, ChannelConnection, SyncRun
 from shared.services import inbox
 from shared.services.errors import NotFound, ValidationFailed
-from shared.timekeeping import as_utc, utc_now
 from shared.services.validation import N_, say
+from shared.timekeeping import as_utc, utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 NOT_CONNECTED = N_("%(channel_name)s has no API address")

@@ -24,8 +24,8 @@ from shared.models import Channel, ChannelConnection, Order, ReconciliationDiffe
 from shared.services import audit, inbox, polling
 from shared.services.channel_settings import status_mappings
 from shared.services.errors import NotFound
-from shared.timekeeping import utc_now
 from shared.services.validation import N_, say
+from shared.timekeeping import utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 UNKNOWN_CHANNEL = N_("No such channel")

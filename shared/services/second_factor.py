@@ -204,7 +204,8 @@ def _refuse_when_locked(factor: SecondFactor, user, actor: Actor, purpose: str, 
     if factor.locked_until is not None and factor.locked_until > now:
         audit.record(actor, "second_factor.refused", "staff_user", user.username,
                      after={"purpose": purpose, "reason": "factor_locked", "locked_until": factor.locked_until})
-        raise CodeRefused(say(FACTOR_LOCKED, locked_until=f"{factor.locked_until:%Y-%m-%d %H:%M}"), field="code", code="factor_locked")
+        raise CodeRefused(say(FACTOR_LOCKED, locked_until=f"{factor.locked_until:%Y-%m-%d %H:%M}"), field="code",
+                          code="factor_locked")
 
 
 def _confirmed_factor(user, actor: Actor, purpose: str) -> SecondFactor:

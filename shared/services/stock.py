@@ -11,8 +11,8 @@ from shared.extensions import db
 from shared.models import Reservation, Sku, StockLevel, StockMovement, Warehouse
 from shared.services import audit
 from shared.services.errors import Conflict, InsufficientStock, NotFound, ValidationFailed
-from shared.timekeeping import utc_now
 from shared.services.validation import N_, say
+from shared.timekeeping import utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 UNKNOWN_SKU = N_("Unknown SKU \"%(code)s\"")
@@ -21,10 +21,10 @@ INVALID_QUANTITY = N_("%(field)s must be a positive whole number")
 INVALID_QUANTITY_2 = N_("%(field)s must not be zero")
 INVALID_QUANTITY_3 = N_("%(field)s is too large")
 REASON_REQUIRED = N_("A reason is required")
-VALIDATION_FAILED = N_("The reason is longer than %(max_reason)s characters")
+REASON_TOO_LONG = N_("The reason is longer than %(max_reason)s characters")
 STOCK_BELOW_ZERO = N_("Stock of %(sku_code)s in %(warehouse_code)s cannot go below what is reserved or held (on hand "
                       "%(on_hand)s, reserved %(reserved)s, held %(held)s)")
-INVALID_QUANTITY_HELD = N_("Held must be zero or a positive whole number")
+INVALID_QUANTITY_HELD = N_("%(field)s must be zero or a positive whole number")
 INSUFFICIENT_STOCK = N_("Cannot hold more than is on hand and not reserved")
 STOCK_BELOW_ZERO_2 = N_("Stock of %(sku_code)s in %(warehouse_code)s cannot go below what is reserved or held")
 INSUFFICIENT_STOCK_2 = N_("Not enough stock of %(sku_code)s: %(quantity)s wanted, %(available)s available")
@@ -93,7 +93,7 @@ def _reason(reason: str | None) -> str:
     if not text:
         raise ValidationFailed(say(REASON_REQUIRED), field="reason", code="reason_required")
     if len(text) > MAX_REASON:
-        raise ValidationFailed(say(VALIDATION_FAILED, max_reason=MAX_REASON), field="reason")
+        raise ValidationFailed(say(REASON_TOO_LONG, max_reason=MAX_REASON), field="reason")
     return text
 
 
@@ -113,7 +113,8 @@ def adjust_stock(sku_code: str, warehouse_code: str, delta, reason: str, actor: 
     if result is None:
         db.session.refresh(level)
         raise Conflict(
-            say(STOCK_BELOW_ZERO, sku_code=sku.code, warehouse_code=warehouse.code, on_hand=level.on_hand, reserved=level.reserved, held=level.held),
+            say(STOCK_BELOW_ZERO, sku_code=sku.code, warehouse_code=warehouse.code, on_hand=level.on_hand,
+                reserved=level.reserved, held=level.held),
             field="delta", code="stock_below_zero")
     movement = StockMovement(sku_id=sku.id, warehouse_id=warehouse.id, delta=delta, on_hand_after=result[0],
                              kind=kind, reason=reason, actor_id=actor.id, order_id=order_id, created_at=utc_now())
@@ -158,7 +159,7 @@ def set_held(sku_code: str, warehouse_code: str, held, reason: str, actor: Actor
     """Set aside stock (e.g. a promotion pool) so that it cannot be sold; never more than is free."""
     sku, warehouse = get_sku(sku_code), get_warehouse(warehouse_code)
     if isinstance(held, bool) or not str(held).strip().lstrip("-").isdigit() or int(str(held)) < 0:
-        raise ValidationFailed(say(INVALID_QUANTITY_HELD), field="held", code="invalid_quantity")
+        raise ValidationFailed(say(INVALID_QUANTITY_HELD, field="held"), field="held", code="invalid_quantity")
     held, reason = int(str(held)), _reason(reason)
     level = _level_row(sku.id, warehouse.id)
     before = level.held
@@ -328,7 +329,8 @@ def plan_lines(lines: list[tuple[Sku, int]], warehouses: dict | None = None,
         options = sorted(((-f, w) for (s, w), f in free.items() if s == sku.id and f >= quantity))
         if not options:
             available = sum(f for (s, _w), f in free.items() if s == sku.id)
-            raise InsufficientStock(say(INSUFFICIENT_STOCK_2, sku_code=sku.code, quantity=quantity, available=available),
+            raise InsufficientStock(say(INSUFFICIENT_STOCK_2, sku_code=sku.code, quantity=quantity,
+                                        available=available),
                                     field="lines", code="insufficient_stock")
         plans.append([w for _f, w in options])
     return plans

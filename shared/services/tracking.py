@@ -28,12 +28,13 @@ from shared.models import Customer, FulfilmentAlarm, Order, OrderLine, Shipment,
 from shared.services import inbox as inbox_states
 from shared.services import orders as order_service
 from shared.services.errors import NotFound, ServiceError
-from shared.timekeeping import as_utc, utc_now
 from shared.services.validation import N_, say
+from shared.timekeeping import as_utc, utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 UNKNOWN_TRACKING_NUMBER = N_("No parcel %(waybill_no)s")
 UNKNOWN_TRACKING_NUMBER_2 = N_("No parcel here has tracking number %(unknown)s")
+TRACKING_PUSH = N_("Tracking push %(push_id)s")
 TRACKING_PUSH_NOT_FOUND = N_("No tracking push %(push_id)s")
 
 log = logging.getLogger("orderloom.tracking")
@@ -272,7 +273,8 @@ def find_stalled(now: datetime | None = None, in_transit: timedelta = STALL_IN_T
 def shipment_by_waybill(waybill_no: str) -> Shipment:
     shipment = db.session.execute(select(Shipment).where(Shipment.waybill_no == waybill_no)).scalar_one_or_none()
     if shipment is None:
-        raise NotFound(say(UNKNOWN_TRACKING_NUMBER, waybill_no=waybill_no), field="waybill_no", code="unknown_tracking_number")
+        raise NotFound(say(UNKNOWN_TRACKING_NUMBER, waybill_no=waybill_no), field="waybill_no",
+                       code="unknown_tracking_number")
     return shipment
 
 
@@ -464,7 +466,7 @@ def sweep_pushes(now: datetime | None = None) -> list[int]:
 def replay_push(push_id: int, actor: Actor) -> TrackingPush:
     """Send a failed push through processing again (after the parcel was registered, or a bug fixed), audited."""
     push = get_push(push_id)
-    inbox_states.check_replayable(push, f"tracking push {push_id}")
+    inbox_states.check_replayable(push, say(TRACKING_PUSH, push_id=push_id))
     inbox_states._reset(push, actor, "tracking_push")
     return push
 

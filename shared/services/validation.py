@@ -190,15 +190,15 @@ def whole_number(value, field: str, low: int, high: int, default: int) -> int:
 
 # --- codes and usernames: one character set per kind, after NFKC ---------------------------------------------
 
-# kind -> (pattern after NFKC, maximum length, what a person is told)
+# kind -> (pattern after NFKC, maximum length, what a person is told: a message code)
 CODE_RULES: dict[str, tuple[re.Pattern, int, str]] = {
     "sku": (re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*"), 64,
-            "a SKU code uses letters A-Z, digits, '.', '_', '-' and '/', and starts with a letter or digit"),
+            N_("A SKU code uses letters A-Z, digits, '.', '_', '-' and '/', and starts with a letter or digit")),
     "warehouse": (re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*"), 32,
-                  "a warehouse code uses letters A-Z, digits, '-' and '_', and starts with a letter or digit"),
+                  N_("A warehouse code uses letters A-Z, digits, '-' and '_', and starts with a letter or digit")),
     "bin": (re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*"), 32,
-            "a bin code uses letters A-Z, digits, '.', '-' and '_', and starts with a letter or digit"),
-    "channel": (re.compile(r"[A-Z]{2}"), 2, "a channel code is two letters A-Z, e.g. TM"),
+            N_("A bin code uses letters A-Z, digits, '.', '-' and '_', and starts with a letter or digit")),
+    "channel": (re.compile(r"[A-Z]{2}"), 2, N_("A channel code is two letters A-Z, e.g. TM")),
 }
 
 
@@ -219,7 +219,7 @@ def code(value, field: str, kind: str) -> str:
     if len(normalised) > max_length and kind != "channel":  # a channel code's length is part of its rule
         raise ValidationFailed(say(TOO_LONG, field=field, limit=max_length), field=field, code="too_long")
     if not pattern.fullmatch(normalised):
-        raise ValidationFailed(rule, field=field, code=CODE_ERRORS.get(kind, "invalid"))
+        raise ValidationFailed(say(rule), field=field, code=CODE_ERRORS.get(kind, "invalid"))
     return normalised
 
 
