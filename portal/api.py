@@ -27,17 +27,17 @@ from shared.web import staff_actor
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 NOT_JSON = N_("Send the body as JSON with Content-Type: application/json")
-INVALID_TYPE_BODY = N_("The body must be a JSON object")
+BODY_NOT_OBJECT = N_("The body must be a JSON object")
 PERSONAL_VALUE_IN_URL = N_("A phone number is never sent in the address: POST /api/v1/orders/search")
-UNKNOWN_FIELD = N_("%(unknown)s is not a connection setting")
+NOT_A_CONNECTION_SETTING = N_("%(unknown)s is not a connection setting")
 NO_RETURN_ADDRESS = N_("Warehouse %(warehouse_code)s has no return address")
 UNKNOWN_APPROVAL = N_("No such approval request")
 UNKNOWN_PART = N_("Invoice request %(invoice_id)s has no part %(part)s")
 UNREADABLE_BODY = N_("The body is not valid JSON (%(exc)s)")
-UNKNOWN_FIELD_2 = N_("Unknown search field \"%(key)s\"")
+UNKNOWN_SEARCH_FIELD = N_("Unknown search field \"%(key)s\"")
 UNKNOWN_USER = N_("No user \"%(name)s\"")
 REQUIRED = N_("%(field)s is required")
-INVALID_TYPE = N_("%(field)s must be text")
+MUST_BE_TEXT = N_("%(field)s must be text")
 
 bp = Blueprint("api", __name__)
 DEFAULT_LIMIT = 50
@@ -136,7 +136,7 @@ def _json_body(schema: dict) -> dict:
     except (ValueError, RecursionError) as exc:
         raise UnreadableBody(say(UNREADABLE_BODY, exc=str(exc)[:120])) from exc
     if not isinstance(data, dict):
-        raise ValidationFailed(say(INVALID_TYPE_BODY), field="body", code="invalid_type")
+        raise ValidationFailed(say(BODY_NOT_OBJECT), field="body", code="invalid_type")
     return check_types(data, schema)
 
 
@@ -251,11 +251,11 @@ def search_orders_by_body():
     args = MultiDict()
     for key, value in data.items():
         if key not in SEARCH_FIELDS:
-            raise ValidationFailed(say(UNKNOWN_FIELD_2, key=key), field=key, code="unknown_field")
+            raise ValidationFailed(say(UNKNOWN_SEARCH_FIELD, key=key), field=key, code="unknown_field")
         values = value if key == "status" and isinstance(value, list) else [value]
         for item in values:
             if item is not None and not isinstance(item, (str, int)) or isinstance(item, bool):
-                raise ValidationFailed(say(INVALID_TYPE, field=key), field=key, code="invalid_type")
+                raise ValidationFailed(say(MUST_BE_TEXT, field=key), field=key, code="invalid_type")
             if item is not None:
                 args.add(key, str(item))
     return _order_page(args)
@@ -449,7 +449,7 @@ def connect_channel(code: str):
     data = _json_body(CONNECTION_BODY)
     unknown = sorted(set(data) - set(channel_settings.CONNECTION_FIELDS))
     if unknown:
-        raise ValidationFailed(say(UNKNOWN_FIELD, unknown=unknown[0]), field=unknown[0], code="unknown_field")
+        raise ValidationFailed(say(NOT_A_CONNECTION_SETTING, unknown=unknown[0]), field=unknown[0], code="unknown_field")
     channel_settings.connect(channel, _actor(), **data)
     db.session.commit()
     return jsonify(_channel_json(channel))

@@ -6,9 +6,9 @@ from shared.services.errors import ValidationFailed
 from shared.services.validation import N_, say
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
-NAIVE_TIMESTAMP = N_("%(field)s has no time zone offset")
-INVALID_TIMESTAMP = N_("%(field)s is out of range")
-INVALID_TIMESTAMP_2 = N_("%(field)s is not an ISO 8601 timestamp")
+NO_OFFSET = N_("%(field)s has no time zone offset")
+OUT_OF_RANGE = N_("%(field)s is out of range")
+NOT_ISO = N_("%(field)s is not an ISO 8601 timestamp")
 
 
 def utc_now() -> datetime:
@@ -24,13 +24,13 @@ def parse_aware(value: str | datetime, field: str) -> datetime:
         try:
             parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ValidationFailed(say(INVALID_TIMESTAMP_2, field=field), field=field, code="invalid_timestamp")
+            raise ValidationFailed(say(NOT_ISO, field=field), field=field, code="invalid_timestamp")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValidationFailed(say(NAIVE_TIMESTAMP, field=field), field=field, code="naive_timestamp")
+        raise ValidationFailed(say(NO_OFFSET, field=field), field=field, code="naive_timestamp")
     try:
         return parsed.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00:00+08:00 is before year 1 in UTC
-        raise ValidationFailed(say(INVALID_TIMESTAMP, field=field), field=field, code="invalid_timestamp") from None
+        raise ValidationFailed(say(OUT_OF_RANGE, field=field), field=field, code="invalid_timestamp") from None
 
 
 def as_utc(value: datetime | None) -> datetime | None:

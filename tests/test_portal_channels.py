@@ -303,10 +303,10 @@ def test_a_csv_upload_creates_the_orders_and_shows_progress(client_for, sync_cha
 
 
 @pytest.mark.parametrize("filename, data, message", [
-    ("orders.xlsx", b"this is not a zip file", "not a readable .xlsx file"),
-    ("orders.csv", b"order,when\nA,today\n", "the header row lacks"),
+    ("orders.xlsx", b"this is not a zip file", "Not a readable .xlsx file"),
+    ("orders.csv", b"order,when\nA,today\n", "The header row lacks"),
     ("orders.pdf", b"%PDF-1.4", "Upload a .csv or .xlsx file."),
-    ("orders.csv", CSV.encode().replace(b"SKU-0001", b"x" * 200_000), "the CSV file cannot be read"),
+    ("orders.csv", CSV.encode().replace(b"SKU-0001", b"x" * 200_000), "The CSV file cannot be read"),
 ])
 def test_an_unreadable_file_gets_a_clear_error_and_stores_nothing(client_for, sync_channels, filename, data,
                                                                    message):

@@ -194,7 +194,7 @@ def test_planning_and_releasing_through_the_pages_creates_pick_tasks(client_for,
     assert 'data-status="released"' in progress and "every 2s" not in progress  # polling stops when released
     # A second release is refused and changes nothing.
     again = post(client, f"/fulfilment/waves/{wave.id}/release")
-    assert "Not released: wave" in client.get(again.headers["Location"]).text
+    assert "Not released: Wave" in client.get(again.headers["Location"]).text
     assert count(PickTask) == 2
 
 
@@ -253,7 +253,7 @@ def test_the_scan_log_says_what_was_scanned_and_why_it_was_refused_in_words(clie
     assert "Refused: wrong bin: go to B-02" in row and "王五" in row and "S-3" in row and "PDA-07" in row
     assert "task=" not in refused and "bin=A-01" not in refused
     assert "<b>P-1</b>" not in refused and "&lt;b&gt;P-1&lt;/b&gt;" in refused  # escaped, what was scanned too
-    assert "No parcel" in refused.split(f'data-testid="scan-{no_parcel.id}"')[1].split("</tr>")[0]
+    assert "no parcel" in refused.split(f'data-testid="scan-{no_parcel.id}"')[1].split("</tr>")[0]
     assert "wrong bin" not in client.get("/fulfilment/scans?result=accepted").text
     picks = client.get(f"/fulfilment/scans?kind=pick&device={device.id}").text
     assert "wrong bin" in picks and "赵六" not in picks

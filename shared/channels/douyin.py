@@ -23,8 +23,8 @@ from shared.money import CENT
 from shared.services.validation import N_, say
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
-MISSING_FIELD = N_("%(field)s is missing")
-NO_LINES_SKU_ORDER_LIST = N_("%(field)s must list at least one item")
+MISSING = N_("%(field)s is missing")
+NO_LINES = N_("%(field)s must list at least one item")
 AMOUNTS_DO_NOT_ADD_UP = N_("%(where)s.origin_amount does not divide into %(quantity)s equal unit prices")
 
 ZERO = Decimal("0.00")
@@ -46,7 +46,7 @@ def _name(value, field_name: str) -> str:
     if isinstance(value, dict):
         value = value.get("name")
     if not value:
-        raise PayloadProblem(say(MISSING_FIELD, field=field_name), field=field_name, code="missing_field")
+        raise PayloadProblem(say(MISSING, field=field_name), field=field_name, code="missing_field")
     return text_of(value, field_name, 40)
 
 
@@ -77,7 +77,7 @@ class DouyinAdapter(Adapter):
         inside promotion_amount), so discounts are allocated per line."""
         items = need(raw, "sku_order_list")
         if not isinstance(items, list) or not items:
-            raise PayloadProblem(say(NO_LINES_SKU_ORDER_LIST, field="sku_order_list"), field="sku_order_list",
+            raise PayloadProblem(say(NO_LINES, field="sku_order_list"), field="sku_order_list",
                                  code="no_lines")
         lines, per_line = [], False
         for where, item in entries(items, "sku_order_list"):

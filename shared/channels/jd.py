@@ -25,7 +25,7 @@ from shared.services.validation import N_, say
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 NO_LINES = N_("%(field)s must list at least one item")
-INVALID_TYPE = N_("%(field)s must be a list")
+MUST_BE_LIST = N_("%(field)s must be a list")
 
 DECRYPT_METHOD = "jingdong.jos.order.oaid.decrypt"
 DECRYPT_RESPONSE = "jingdong_jos_order_oaid_decrypt_responce"  # JD's own spelling, as in every JOS answer
@@ -59,7 +59,7 @@ class JdAdapter(Adapter):
             raise PayloadProblem(say(NO_LINES, field="itemInfoList"), field="itemInfoList", code="no_lines")
         coupons = raw.get("couponDetailList")
         if coupons not in (None, "") and not isinstance(coupons, list):
-            raise PayloadProblem(say(INVALID_TYPE, field="couponDetailList"), field="couponDetailList",
+            raise PayloadProblem(say(MUST_BE_LIST, field="couponDetailList"), field="couponDetailList",
                                  code="invalid_type")
         by_sku: dict[str, Decimal] = {}
         for index, coupon in enumerate(coupons or []):

@@ -8,7 +8,7 @@ from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadPro
 from shared.services.validation import N_, say
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
-NO_LINES_LINE_ITEMS = N_("%(field)s must list at least one item")
+NO_LINES = N_("%(field)s must list at least one item")
 
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 API_VERSION = "2024-10"
@@ -67,7 +67,7 @@ class ShopifyAdapter(Adapter):
         and the shipping lines' discount_allocations, so discounts are allocated per line."""
         items = need(raw, "line_items")
         if not isinstance(items, list) or not items:
-            raise PayloadProblem(say(NO_LINES_LINE_ITEMS, field="line_items"), field="line_items", code="no_lines")
+            raise PayloadProblem(say(NO_LINES, field="line_items"), field="line_items", code="no_lines")
         lines, per_line = [], False
         for where, item in entries(items, "line_items"):
             allocations = item.get("discount_allocations")

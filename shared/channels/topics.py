@@ -20,10 +20,10 @@ from shared.channels.canonical import PayloadProblem, need, offset_time, text_of
 from shared.services.validation import N_, say
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
-UNREADABLE_PAYLOAD = N_("Channels of kind %(kind)s send no refund webhooks")
-UNREADABLE_PAYLOAD_TRANSACTIONS = N_("%(field)s is not a list")
-UNREADABLE_PAYLOAD_TRANSACTIONS_2 = N_("%(field)s[%(index)s] is not an object")
-UNREADABLE_PAYLOAD_2 = N_("%(field)s must be an object")
+NO_REFUND_WEBHOOKS = N_("Channels of kind %(kind)s send no refund webhooks")
+NOT_A_LIST = N_("%(field)s is not a list")
+ITEM_NOT_OBJECT = N_("%(field)s[%(index)s] is not an object")
+NOT_AN_OBJECT = N_("%(field)s must be an object")
 
 ORDER, DELETED, RESTORED, REFUND, IGNORED, UNKNOWN = "order", "deleted", "restored", "refund", "ignored", "unknown"
 MEANINGS = (ORDER, DELETED, RESTORED, REFUND, IGNORED, UNKNOWN)
@@ -111,15 +111,15 @@ def read_refund(kind: str, raw: dict) -> PlatformRefundNotice:
     """A Shopify Refund resource (the refunds/create body) read into one notice; the amount is the sum of its
     successful `refund` transactions (what actually went back to the buyer)."""
     if kind != "shopify":
-        raise PayloadProblem(say(UNREADABLE_PAYLOAD, kind=kind), code="unreadable_payload")
+        raise PayloadProblem(say(NO_REFUND_WEBHOOKS, kind=kind), code="unreadable_payload")
     amount, currency = Decimal("0.00"), None
     transactions = raw.get("transactions") or []
     if not isinstance(transactions, list):
-        raise PayloadProblem(say(UNREADABLE_PAYLOAD_TRANSACTIONS, field="transactions"), field="transactions",
+        raise PayloadProblem(say(NOT_A_LIST, field="transactions"), field="transactions",
                              code="unreadable_payload")
     for index, transaction in enumerate(transactions):
         if not isinstance(transaction, dict):
-            raise PayloadProblem(say(UNREADABLE_PAYLOAD_TRANSACTIONS_2, field="transactions", index=index),
+            raise PayloadProblem(say(ITEM_NOT_OBJECT, field="transactions", index=index),
                                  field="transactions",
                                  code="unreadable_payload")
         if transaction.get("kind") == "refund" and transaction.get("status") == "success":
@@ -129,7 +129,7 @@ def read_refund(kind: str, raw: dict) -> PlatformRefundNotice:
     for index, item in enumerate(raw.get("refund_line_items") or []):
         where = f"refund_line_items[{index}]"
         if not isinstance(item, dict):
-            raise PayloadProblem(say(UNREADABLE_PAYLOAD_2, field=where), field=where, code="unreadable_payload")
+            raise PayloadProblem(say(NOT_AN_OBJECT, field=where), field=where, code="unreadable_payload")
         lines.append((str(item.get("line_item_id") or ""), int(need(item, "quantity", where))))
         restock = restock or item.get("restock_type") in ("return", "cancel", "legacy_restock")
     when = raw.get("processed_at") or need(raw, "created_at")

@@ -8,8 +8,8 @@ from shared.money import CENT
 from shared.services.validation import N_, say
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
-NO_LINES_LINE_ITEMS = N_("%(field)s must list at least one item")
-MISSING_FIELD = N_("%(field)s is missing")
+NO_LINES = N_("%(field)s must list at least one item")
+MISSING = N_("%(field)s is missing")
 AMOUNTS_DO_NOT_ADD_UP = N_("%(where)s.subtotal does not divide into %(quantity)s equal unit prices")
 
 ZERO = Decimal("0.00")
@@ -45,7 +45,7 @@ class WooCommerceAdapter(Adapter):
         line. A fee line may be negative (a discount entered as a fee)."""
         items = need(raw, "line_items")
         if not isinstance(items, list) or not items:
-            raise PayloadProblem(say(NO_LINES_LINE_ITEMS, field="line_items"), field="line_items", code="no_lines")
+            raise PayloadProblem(say(NO_LINES, field="line_items"), field="line_items", code="no_lines")
         lines, per_line = [], True
         for where, item in entries(items, "line_items"):
             quantity = quantity_of(need(item, "quantity", where), f"{where}.quantity")
@@ -73,11 +73,11 @@ class WooCommerceAdapter(Adapter):
         billing, shipping = raw.get("billing") or {}, need(raw, "shipping")
         receiver = " ".join(filter(None, [shipping.get("first_name"), shipping.get("last_name")])).strip()
         if not receiver:
-            raise PayloadProblem(say(MISSING_FIELD, field="shipping.first_name"), field="shipping.first_name",
+            raise PayloadProblem(say(MISSING, field="shipping.first_name"), field="shipping.first_name",
                                  code="missing_field")
         phone = shipping.get("phone") or billing.get("phone")
         if not phone:
-            raise PayloadProblem(say(MISSING_FIELD, field="shipping.phone"), field="shipping.phone",
+            raise PayloadProblem(say(MISSING, field="shipping.phone"), field="shipping.phone",
                                  code="missing_field")
         city = text_of(need(shipping, "city", "shipping"), "shipping.city", 40)
         paid = raw.get("date_paid_gmt")

@@ -40,14 +40,14 @@ from shared.timekeeping import local_date, utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 UNKNOWN_RULE = N_("No such approval rule")
-UNKNOWN_RULE_2 = N_("No approval rule \"%(code)s\"")
+NO_RULE_NAMED = N_("No approval rule \"%(code)s\"")
 INVALID_PRIORITY = N_("Priority is 0 to 1000")
 NO_RULE = N_("No approval rule applies")
 UNKNOWN_APPROVAL = N_("No such approval request")
 INVALID_STATE = N_("State is one of %(states)s")
-REQUIRED_IDS = N_("Choose at least one request")
+CHOOSE_A_REQUEST = N_("Choose at least one request")
 DUPLICATE_RULE = N_("The rule %(code)s exists")
-NO_RULE_2 = N_("No approval rule applies any more")
+NO_RULE_ANY_MORE = N_("No approval rule applies any more")
 
 # --- the vocabulary -----------------------------------------------------------------------------------------------
 
@@ -312,7 +312,7 @@ def get_rule(rule_id) -> ApprovalRule:
 def rule_by_code(code: str) -> ApprovalRule:
     rule = db.session.execute(select(ApprovalRule).where(ApprovalRule.code == code)).scalar_one_or_none()
     if rule is None:
-        raise NotFound(say(UNKNOWN_RULE_2, code=code), field="rule", code="unknown_rule")
+        raise NotFound(say(NO_RULE_NAMED, code=code), field="rule", code="unknown_rule")
     return rule
 
 
@@ -697,7 +697,7 @@ def resubmit(request: ApprovalRequest, actor: Actor, now: datetime | None = None
     if rule is None:  # the rules changed meanwhile: the old rule's steps still stand for this change
         rule = next((r for r in active_rules() if r.id == request.rule_id), None)
         if rule is None:
-            raise Conflict(say(NO_RULE_2), field="approval", code="no_rule")
+            raise Conflict(say(NO_RULE_ANY_MORE), field="approval", code="no_rule")
     return globals()["request"](request.operation, request.entity_id, request.context or {}, request.payload or {},
                                 actor, rule=rule, summary=request.summary, now=now, previous=request)
 
@@ -927,7 +927,7 @@ def decide_many(request_ids: list, user: StaffUser, decision: str, comment: str 
 
     ids = list(dict.fromkeys(request_ids or []))
     if not ids:
-        raise ValidationFailed(say(REQUIRED_IDS), field="ids", code="required")
+        raise ValidationFailed(say(CHOOSE_A_REQUEST), field="ids", code="required")
     if len(ids) > MAX_BULK:
         raise ValidationFailed(say(TOO_MANY, most=MAX_BULK), field="ids", code="too_many")
     results = []

@@ -16,16 +16,15 @@ from shared.services.errors import Conflict, NotFound, ValidationFailed
 from shared.services.validation import N_, say
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
-INVALID_QUANTITY = N_("%(field)s must be zero or a positive whole number")
-INVALID_TYPE_BATCH_TRACKED = N_("%(field)s must be true or false")
+NOT_ZERO_OR_MORE = N_("%(field)s must be zero or a positive whole number")
+NOT_A_FLAG = N_("%(field)s must be true or false")
 DUPLICATE_SKU = N_("SKU %(code)s exists")
 INVALID_CARRIERS = N_("Name at least one carrier, e.g. [\"SF\", \"YTO\"]")
 UNKNOWN_CARRIER = N_("Unknown carrier \"%(unknown)s\": use %(carrier_names)s")
 DUPLICATE_CARRIER = N_("A carrier is named twice")
-INVALID_TYPE = N_("%(field)s must be true or false")
 DUPLICATE_WAREHOUSE = N_("Warehouse %(code)s exists")
-UNKNOWN_FIELD = N_("%(unknown)s cannot be changed")
-INVALID_QUANTITY_2 = N_("%(field)s must be a whole number from %(minimum)s")
+NOT_CHANGEABLE = N_("%(unknown)s cannot be changed")
+WHOLE_FROM = N_("%(field)s must be a whole number from %(minimum)s")
 DUPLICATE_BIN = N_("%(warehouse_code)s has a bin %(code)s already")
 CAPACITY_BELOW_CONTENTS = N_("Bin %(row_code)s holds %(held)s units: capacity cannot be less")
 UNKNOWN_BIN = N_("%(warehouse_code)s has no bin \"%(code)s\"")
@@ -38,7 +37,7 @@ INVALID_TIMEZONE = N_("\"%(zone)s\" is not a time zone (e.g. Asia/Shanghai)")
 
 def _non_negative_int(value, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationFailed(say(INVALID_QUANTITY, field=field), field=field,
+        raise ValidationFailed(say(NOT_ZERO_OR_MORE, field=field), field=field,
                                code="invalid_quantity")
     return value
 
@@ -50,7 +49,7 @@ def create_sku(data: dict, actor: Actor) -> Sku:
     safety = _non_negative_int(data.get("safety_stock", 0), "safety_stock")
     batch = data.get("batch_tracked", False)
     if not isinstance(batch, bool):
-        raise ValidationFailed(say(INVALID_TYPE_BATCH_TRACKED, field="batch_tracked"), field="batch_tracked",
+        raise ValidationFailed(say(NOT_A_FLAG, field="batch_tracked"), field="batch_tracked",
                                code="invalid_type")
     if db.session.execute(select(Sku.id).where(Sku.code == code)).first():
         raise Conflict(say(DUPLICATE_SKU, code=code), field="sku", code="duplicate_sku")
@@ -95,7 +94,7 @@ def _carriers(value) -> str:
 
 def _flag(value, field: str) -> bool:
     if not isinstance(value, bool):
-        raise ValidationFailed(say(INVALID_TYPE, field=field), field=field, code="invalid_type")
+        raise ValidationFailed(say(NOT_A_FLAG, field=field), field=field, code="invalid_type")
     return value
 
 
@@ -126,7 +125,7 @@ def update_warehouse(warehouse: Warehouse, data: dict, actor: Actor) -> Warehous
     check.mapping(data, "body")
     unknown = sorted(set(data) - set(WAREHOUSE_FIELDS))
     if unknown:
-        raise ValidationFailed(say(UNKNOWN_FIELD, unknown=unknown[0]), field=unknown[0], code="unknown_field")
+        raise ValidationFailed(say(NOT_CHANGEABLE, unknown=unknown[0]), field=unknown[0], code="unknown_field")
     before = _warehouse_values(warehouse)
     values = {}
     for field in ("name", "province", "city"):
@@ -152,7 +151,7 @@ def _bin_number(value, field: str, default: int, minimum: int) -> int:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= 10_000_000:
-        raise ValidationFailed(say(INVALID_QUANTITY_2, field=field, minimum=minimum), field=field,
+        raise ValidationFailed(say(WHOLE_FROM, field=field, minimum=minimum), field=field,
                                code="invalid_quantity")
     return value
 
@@ -269,7 +268,7 @@ def update_channel(channel: Channel, data: dict, actor: Actor) -> Channel:
     check.mapping(data, "body")
     unknown = sorted(set(data) - set(CHANNEL_FIELDS))
     if unknown:
-        raise ValidationFailed(say(UNKNOWN_FIELD, unknown=unknown[0]), field=unknown[0], code="unknown_field")
+        raise ValidationFailed(say(NOT_CHANGEABLE, unknown=unknown[0]), field=unknown[0], code="unknown_field")
     before = {field: getattr(channel, field) for field in CHANNEL_FIELDS}
     if "name" in data:
         channel.name = check.text(data["name"], "name", 80)

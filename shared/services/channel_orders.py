@@ -15,6 +15,7 @@ from shared.channels.base import Adapter
 from shared.channels.canonical import CanonicalLine, CanonicalOrder
 from shared.channels.topics import PlatformDeletion, PlatformRefundNotice
 from shared.extensions import db
+from shared.labels import STATUS, label
 from shared.lifecycle import OrderStatus
 from shared.models import Channel, Order, SkuMapping, StatusMapping
 from shared.money import format_money
@@ -31,7 +32,7 @@ UNKNOWN_STATUS = N_("Status \"%(status_key)s\" of %(channel_name)s is not in the
 UNMAPPED_SKU = N_("Channel SKU %(unmapped)s is not mapped to an internal SKU")
 AMOUNTS_DO_NOT_ADD_UP = N_("Amounts do not add up: goods %(goods)s − discount %(discount)s + shipping %(shipping)s + "
                            "fees %(fees)s + tax %(tax)s = %(computed)s ≠ paid %(paid)s (gap %(gap)s)")
-AMOUNTS_DO_NOT_ADD_UP_2 = N_("Amounts do not add up per line: %(problems)s")
+LINE_AMOUNTS_DO_NOT_ADD_UP = N_("Amounts do not add up per line: %(problems)s")
 ADDRESS_CHANGE_TOO_LATE = N_("The address changed on the platform after %(order_no)s was %(order_status)s")
 WAITING_FOR_ORDER = N_("Refund %(refund_id)s is for %(channel_name)s order %(channel_order_id)s, which has not arrived "
                        "yet; it is applied when it does")
@@ -124,7 +125,7 @@ def check(context: ChannelContext, canonical: CanonicalOrder) -> Mapping:
                 gap=format_money(gap)), field="amounts", code="amounts_do_not_add_up")
     problems = canonical.line_problems()
     if problems and tolerance == 0:
-        raise NeedsReview(say(AMOUNTS_DO_NOT_ADD_UP_2, problems='; '.join(problems)), field="amounts",
+        raise NeedsReview(say(LINE_AMOUNTS_DO_NOT_ADD_UP, problems='; '.join(problems)), field="amounts",
                           code="amounts_do_not_add_up")
     return mapping
 
@@ -220,7 +221,8 @@ def _address_changes(order: Order, canonical: CanonicalOrder, kind: str) -> dict
 def _update(order: Order, canonical: CanonicalOrder, mapping: Mapping) -> str:
     changes = _address_changes(order, canonical, order.channel.kind)
     if changes and order.status not in NOT_YET_PACKED and order.status not in FINISHED:
-        raise NeedsReview(say(ADDRESS_CHANGE_TOO_LATE, order_no=order.order_no, order_status=order.status),
+        raise NeedsReview(say(ADDRESS_CHANGE_TOO_LATE, order_no=order.order_no,
+                              order_status=label(STATUS, order.status)),
                           field="shipping_address", code="address_change_too_late")
     before_status = (order.status, order.payment_status, order.refund_status)
     if payment_of(mapping, canonical) == "paid" and order.payment_status == "unpaid" and order.status not in FINISHED:

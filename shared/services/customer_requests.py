@@ -28,7 +28,7 @@ from shared.timekeeping import utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 REQUEST_NOT_FOUND = N_("No such request")
-FORBIDDEN = N_("Your role may not answer customer requests")
+MAY_NOT_ANSWER_REQUESTS = N_("Your role may not answer customer requests")
 
 S = OrderStatus
 # Once allocated the goods are the warehouse's to put back: it decides, until the parcel is packed and labelled
@@ -134,7 +134,7 @@ def decide_cancel(request: CustomerRequest, approve: bool, reason: str | None, a
     permission for that move); declined → with a reason the customer reads. The exception is resolved with the
     answer, the customer mailed. A request answered before is refused."""
     if actor.role != "system" and not can(actor.role, "exceptions", "edit"):
-        raise Forbidden(say(FORBIDDEN), code="forbidden")
+        raise Forbidden(say(MAY_NOT_ANSWER_REQUESTS), code="forbidden")
     db.session.refresh(request, with_for_update=True)
     if request.status != "pending":
         raise Conflict(say(NOT_PENDING), field="request", code="already_decided")

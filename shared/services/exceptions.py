@@ -31,7 +31,7 @@ from shared.timekeeping import as_utc, utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 EXCEPTION_NOT_FOUND = N_("No exception \"%(exception_id)s\"")
-FORBIDDEN = N_("Your role may not work exceptions")
+MAY_NOT_WORK_EXCEPTIONS = N_("Your role may not work exceptions")
 INVALID_MONTH = N_("The month is YYYY-MM")
 INVALID_FLAG = N_("%(field)s must be true or false")
 
@@ -419,7 +419,7 @@ def raise_exception(kind: str, key: str, summary: str, actor: Actor, now: dateti
 
 def _may_work(actor: Actor) -> None:
     if actor.role != SYSTEM_ROLE and not can(actor.role, "exceptions", "edit"):
-        raise Forbidden(say(FORBIDDEN), code="forbidden")
+        raise Forbidden(say(MAY_NOT_WORK_EXCEPTIONS), code="forbidden")
 
 
 def _record(row: ExceptionCase, actor: Actor, kind: str, source: str | None, comment: str | None,

@@ -23,14 +23,14 @@ from shared.services.validation import N_, say
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 UNKNOWN_EXPORT_KIND = N_("Unknown export kind \"%(code)s\"; known: %(kinds)s")
-INVALID_FILTER = N_("%(field)s is longer than %(limit)s characters")
-INVALID_FILTER_2 = N_("%(low)s is after %(high)s")
-INVALID_FILTER_STATUS = N_("Unknown order status \"%(status)s\"")
-INVALID_FILTER_REPORT_ID = N_("A reconciliation export needs the report's number")
-INVALID_FILTER_REPORT_ID_2 = N_("No reconciliation report %(raw)s")
-INVALID_FILTER_DIFFERENCE = N_("Unknown difference kind \"%(difference)s\"")
-INVALID_FILTER_3 = N_("%(field)s is not a date (YYYY-MM-DD)")
-INVALID_FILTER_CHANNEL = N_("No channel \"%(channel)s\"")
+FILTER_TOO_LONG = N_("%(field)s is longer than %(limit)s characters")
+RANGE_REVERSED = N_("%(low)s is after %(high)s")
+UNKNOWN_STATUS = N_("Unknown order status \"%(status)s\"")
+REPORT_NEEDED = N_("A reconciliation export needs the report's number")
+NO_REPORT = N_("No reconciliation report %(raw)s")
+UNKNOWN_DIFFERENCE = N_("Unknown difference kind \"%(difference)s\"")
+NOT_A_DAY = N_("%(field)s is not a date (YYYY-MM-DD)")
+NO_CHANNEL = N_("No channel \"%(channel)s\"")
 
 BATCH = 500
 
@@ -91,7 +91,7 @@ def _text(filters: dict, name: str, max_chars: int) -> str | None:
         return None
     value = str(value).strip()
     if len(value) > max_chars:
-        raise ValidationFailed(say(INVALID_FILTER, field=name, limit=max_chars), field=name, code="invalid_filter")
+        raise ValidationFailed(say(FILTER_TOO_LONG, field=name, limit=max_chars), field=name, code="invalid_filter")
     return value or None
 
 
@@ -102,13 +102,13 @@ def _day(filters: dict, name: str) -> str | None:
     try:
         return date.fromisoformat(value).isoformat()
     except ValueError:
-        raise ValidationFailed(say(INVALID_FILTER_3, field=name), field=name, code="invalid_filter") from None
+        raise ValidationFailed(say(NOT_A_DAY, field=name), field=name, code="invalid_filter") from None
 
 
 def _day_range(filters: dict, low: str, high: str) -> dict:
     days = {low: _day(filters, low), high: _day(filters, high)}
     if days[low] and days[high] and days[low] > days[high]:
-        raise ValidationFailed(say(INVALID_FILTER_2, low=low, high=high), field=low, code="invalid_filter")
+        raise ValidationFailed(say(RANGE_REVERSED, low=low, high=high), field=low, code="invalid_filter")
     return days
 
 
@@ -155,12 +155,12 @@ ORDER_HEADERS = ["order_no", "channel", "channel_order_id", "status", "payment_s
 def _order_filters(filters: dict) -> dict:
     status = _text(filters, "status", 20)
     if status and status not in labels.STATUS:
-        raise ValidationFailed(say(INVALID_FILTER_STATUS, status=status), field="status", code="invalid_filter")
+        raise ValidationFailed(say(UNKNOWN_STATUS, status=status), field="status", code="invalid_filter")
     channel = _text(filters, "channel", 8)
     if channel:
         channel = channel.upper()
         if db.session.execute(select(Channel.id).where(Channel.code == channel)).scalar_one_or_none() is None:
-            raise ValidationFailed(say(INVALID_FILTER_CHANNEL, channel=channel), field="channel", code="invalid_filter")
+            raise ValidationFailed(say(NO_CHANNEL, channel=channel), field="channel", code="invalid_filter")
     return _compact({"status": status, "channel": channel, **_day_range(filters, "placed_from", "placed_to")})
 
 
@@ -303,13 +303,13 @@ register(ExportKind(
 def _reconciliation_filters(filters: dict) -> dict:
     raw = _text(filters, "report_id", 12)
     if raw is None or not raw.isdigit():
-        raise ValidationFailed(say(INVALID_FILTER_REPORT_ID), field="report_id",
+        raise ValidationFailed(say(REPORT_NEEDED), field="report_id",
                                code="invalid_filter")
     if db.session.get(ReconciliationReport, int(raw)) is None:
-        raise ValidationFailed(say(INVALID_FILTER_REPORT_ID_2, raw=raw), field="report_id", code="invalid_filter")
+        raise ValidationFailed(say(NO_REPORT, raw=raw), field="report_id", code="invalid_filter")
     difference = _text(filters, "difference", 20)
     if difference and difference not in labels.DIFFERENCE:
-        raise ValidationFailed(say(INVALID_FILTER_DIFFERENCE, difference=difference), field="difference",
+        raise ValidationFailed(say(UNKNOWN_DIFFERENCE, difference=difference), field="difference",
                                code="invalid_filter")
     return _compact({"report_id": int(raw), "difference": difference})
 

@@ -27,10 +27,10 @@ from shared.services.export_kinds import KINDS, ExportKind, Reader, get
 from shared.services.validation import N_, say
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
-FORBIDDEN = N_("Exports are asked for by a signed-in staff member")
+STAFF_ONLY = N_("Exports are asked for by a signed-in staff member")
 UNKNOWN_EXPORT_FORMAT = N_("Unknown export format \"%(format)s\" for %(export_kind_code)s; use %(formats)s")
-INVALID_FILTER = N_("%(export_kind_code)s exports take no filter \"%(unknown)s\"")
-FORBIDDEN_2 = N_("Your role (%(role)s) may not export %(export_kind_code)s")
+NO_SUCH_FILTER = N_("%(export_kind_code)s exports take no filter \"%(unknown)s\"")
+ROLE_MAY_NOT_EXPORT = N_("Your role (%(role)s) may not export %(export_kind_code)s")
 INVALID_CLEARANCE = N_("Clearance is by step_up or approval, not \"%(by)s\"")
 NO_CLEARANCE_NEEDED = N_("This export has no personal columns: it needs no clearance")
 NOT_AWAITING_CLEARANCE = N_("This export is %(export_status)s: it is not waiting for clearance")
@@ -38,14 +38,14 @@ CLEARANCE_TOO_LATE = N_("Clearance came more than 24 hours after the request: as
 STEP_UP_BY_REQUESTER = N_("Only the requester's own step-up clears an export")
 PERSONAL_NOT_ALLOWED = N_("The requester's role may not see personal data in full")
 EXPORT_NOT_RUNNING = N_("The export is not running")
-NOT_FOUND = N_("No such export of yours")
+NOT_YOURS_OR_NONE = N_("No such export of yours")
 NOT_YOUR_EXPORT = N_("Only the person who asked for an export may download it")
 EXPORT_PURGED = N_("This export's file was purged (files are kept 7 days)")
 EXPORT_EXPIRED = N_("This export's link expired 24 hours after the file was made: ask for a new one")
 EXPORT_NOT_READY = N_("This export is %(export_status)s: there is no file yet")
 DOWNLOAD_LIMIT = N_("This export was downloaded %(max_downloads)s times already: ask for a new one")
 NO_PERSONAL_COLUMNS = N_("%(export_kind_code)s exports have no personal columns")
-PERSONAL_NOT_ALLOWED_2 = N_("Your role (%(role)s) may not see personal data in full, so it cannot export it")
+ROLE_MAY_NOT_SEE_PERSONAL = N_("Your role (%(role)s) may not see personal data in full, so it cannot export it")
 
 RUN_JOB = "jobs.exports.run_export"
 QUEUE = "documents"
@@ -89,7 +89,7 @@ def kinds_for(role: str) -> list[ExportKind]:
 def _requester(actor: Actor) -> StaffUser:
     user = db.session.get(StaffUser, actor.id) if actor.id is not None else None
     if user is None or not user.active:
-        raise Forbidden(say(FORBIDDEN), code="forbidden")
+        raise Forbidden(say(STAFF_ONLY), code="forbidden")
     return user
 
 
@@ -112,18 +112,18 @@ def request_export(kind: str, format: str, filters: dict | None, actor: Actor, p
     filters = dict(filters or {})
     unknown = sorted(set(filters) - set(export_kind.filter_fields))
     if unknown:
-        raise ValidationFailed(say(INVALID_FILTER, export_kind_code=export_kind.code, unknown=unknown[0]),
+        raise ValidationFailed(say(NO_SUCH_FILTER, export_kind_code=export_kind.code, unknown=unknown[0]),
                                field=unknown[0],
                                code="invalid_filter")
     if not may_export(actor.role, export_kind):
-        raise Forbidden(say(FORBIDDEN_2, role=actor.role, export_kind_code=export_kind.code), code="forbidden")
+        raise Forbidden(say(ROLE_MAY_NOT_EXPORT, role=actor.role, export_kind_code=export_kind.code), code="forbidden")
     user = _requester(actor)
     if personal:
         if not export_kind.personal_fields:
             raise ValidationFailed(say(NO_PERSONAL_COLUMNS, export_kind_code=export_kind.code), field="personal",
                                    code="no_personal_columns")
         if not revealable_fields(user.role, export_kind):
-            raise Forbidden(say(PERSONAL_NOT_ALLOWED_2, role=user.role),
+            raise Forbidden(say(ROLE_MAY_NOT_SEE_PERSONAL, role=user.role),
                             code="personal_not_allowed")
     cleaned = export_kind.clean_filters(filters)
     export = ExportRequest(
@@ -331,7 +331,7 @@ def for_requester_or_404(public_id: str, user_id: int) -> ExportRequest:
     """One of the user's own exports (another's is unreachable: not found)."""
     export = by_public_id(public_id)
     if export is None or export.requested_by_id != user_id:
-        raise NotFound(say(NOT_FOUND), code="not_found")
+        raise NotFound(say(NOT_YOURS_OR_NONE), code="not_found")
     return export
 
 

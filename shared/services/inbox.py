@@ -48,11 +48,11 @@ from shared.timekeeping import utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 TOO_DEEP = N_("The payload is nested deeper than %(max_depth)s levels")
-INVALID_JSON = N_("The payload is not a JSON object")
+NOT_AN_OBJECT = N_("The payload is not a JSON object")
 INBOX_ITEM = N_("Inbox item %(item_id)s")
 INBOX_ITEM_NOT_FOUND = N_("No inbox item %(item_id)s")
 NOT_FAILED = N_("%(what)s is %(item_status)s: only failed or waiting items can be replayed")
-INVALID_JSON_2 = N_("The payload is not valid JSON (%(where)s)")
+NOT_VALID_JSON = N_("The payload is not valid JSON (%(where)s)")
 UNREADABLE_PAYLOAD = N_("The payload could not be read: %(kind)s: %(error)s")
 
 log = logging.getLogger("orderloom.inbox")
@@ -86,7 +86,7 @@ def read_json(body: bytes | str):
         raise PayloadProblem(say(TOO_DEEP, max_depth=MAX_DEPTH), code="too_deep") from None
     except ValueError as error:
         where = f"{error.msg} at position {error.pos}" if isinstance(error, json.JSONDecodeError) else str(error)
-        raise PayloadProblem(say(INVALID_JSON_2, where=where[:200]), code="invalid_json") from None
+        raise PayloadProblem(say(NOT_VALID_JSON, where=where[:200]), code="invalid_json") from None
     if _deeper_than(raw, MAX_DEPTH):
         raise PayloadProblem(say(TOO_DEEP, max_depth=MAX_DEPTH), code="too_deep")
     return raw
@@ -209,7 +209,7 @@ def _parse(item: InboxItem):
         return topics.IgnoredTopic(item.topic or "", meaning)
     raw = read_json(item.body)
     if not isinstance(raw, dict):
-        raise PayloadProblem(say(INVALID_JSON), code="invalid_json")
+        raise PayloadProblem(say(NOT_AN_OBJECT), code="invalid_json")
     adapter = adapter_for(kind)
     if adapter.is_ping(raw):
         return None

@@ -18,7 +18,7 @@ from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
-INVALID_QUANTITY_QUANTITY = N_("%(field)s must be a positive whole number")
+NOT_POSITIVE = N_("%(field)s must be a positive whole number")
 UNKNOWN_BIN = N_("No bin %(bin_code)s in %(warehouse_code)s")
 BATCH_REQUIRED = N_("%(sku_code)s is batch-tracked: give the batch number and expiry date")
 EXPIRED_BATCH = N_("Batch %(lot_no)s expired on %(expires_on)s")
@@ -32,7 +32,7 @@ def receive(sku_code: str, warehouse_code: str, bin_code: str, quantity, actor: 
     sku = stock_service.get_sku(sku_code)
     warehouse = stock_service.get_warehouse(warehouse_code)
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-        raise ValidationFailed(say(INVALID_QUANTITY_QUANTITY, field="quantity"), field="quantity",
+        raise ValidationFailed(say(NOT_POSITIVE, field="quantity"), field="quantity",
                                code="invalid_quantity")
     bin_ = db.session.execute(select(Bin).where(Bin.warehouse_id == warehouse.id,
                                                 Bin.code == check.text(bin_code, "bin", 32))).scalar_one_or_none()

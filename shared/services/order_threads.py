@@ -17,7 +17,7 @@ from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
-FORBIDDEN = N_("Your role may not answer customers")
+MAY_NOT_ANSWER = N_("Your role may not answer customers")
 NO_ORDER = N_("This exception has no order to answer on")
 
 KIND = "customer_message"
@@ -79,7 +79,7 @@ def staff_reply(row: ExceptionCase, text, actor: Actor) -> OrderMessage:
     """Staff answer the customer from the exception's page: the answer joins the order's thread, counts as the
     first response (the exception moves into work), and the customer is mailed."""
     if not can(actor.role, "exceptions", "edit"):
-        raise Forbidden(say(FORBIDDEN), code="forbidden")
+        raise Forbidden(say(MAY_NOT_ANSWER), code="forbidden")
     if row.order_id is None:
         raise ValidationFailed(say(NO_ORDER), field="body", code="no_order")
     body = _body(text)

@@ -46,14 +46,14 @@ ALREADY_ENROLLED = N_("A second factor is already set up; another administrator 
 FACTOR_LOCKED = N_("Too many wrong codes: the second factor is locked until %(locked_until)s UTC")
 NO_SECOND_FACTOR = N_("No second factor is set up for this account")
 NOT_ENROLLING = N_("Start the enrolment first")
-ALREADY_ENROLLED_2 = N_("A second factor is already set up")
-NO_SECOND_FACTOR_2 = N_("Set up a second factor first")
-STEP_UP_REQUIRED = N_("A step-up is bound to a signed-in browser session; this request has none")
-STEP_UP_REQUIRED_2 = N_("Confirm with your second factor first: sensitive operations need a verification from this "
+ALREADY_SET_UP = N_("A second factor is already set up")
+SET_UP_FIRST = N_("Set up a second factor first")
+STEP_UP_NEEDS_SESSION = N_("A step-up is bound to a signed-in browser session; this request has none")
+CONFIRM_FIRST = N_("Confirm with your second factor first: sensitive operations need a verification from this "
                         "session within the last 5 minutes")
 OWN_SECOND_FACTOR = N_("Nobody resets their own second factor: ask another administrator")
-FORBIDDEN = N_("Only a user administrator resets a second factor")
-STEP_UP_REQUIRED_3 = N_("Resetting a second factor needs your own fresh step-up in this session")
+ONLY_USER_ADMIN_RESETS = N_("Only a user administrator resets a second factor")
+RESET_NEEDS_STEP_UP = N_("Resetting a second factor needs your own fresh step-up in this session")
 
 ISSUER = "Orderloom"
 DIGITS, INTERVAL, VALID_WINDOW = 6, 30, 1
@@ -263,7 +263,7 @@ def confirm_enrolment(user, code, actor: Actor, now: datetime | None = None) -> 
     if factor is None:
         raise NotFound(say(NOT_ENROLLING), field="code", code="not_enrolling")
     if factor.confirmed:
-        raise Conflict(say(ALREADY_ENROLLED_2), field="code", code="already_enrolled")
+        raise Conflict(say(ALREADY_SET_UP), field="code", code="already_enrolled")
     _refuse_when_locked(factor, user, actor, "enrolment", now)
     cleaned = _clean(code)
     step = _matching_step(factor.secret, cleaned, now) if cleaned.isdigit() and len(cleaned) == DIGITS else None
@@ -323,7 +323,7 @@ def regenerate_recovery_codes(user, actor: Actor, now: datetime | None = None) -
     now = _now(now)
     factor = factor_for(user)
     if factor is None or not factor.confirmed:
-        raise Conflict(say(NO_SECOND_FACTOR_2), code="no_second_factor")
+        raise Conflict(say(SET_UP_FIRST), code="no_second_factor")
     codes = _new_recovery_codes(user, now)
     audit.record(actor, "second_factor.recovery_codes_regenerated", "staff_user", user.username,
                  after={"recovery_codes": len(codes)})
@@ -341,7 +341,7 @@ def grant_step_up(user, session_id: str | None, actor: Actor, method: str = "tot
     """A step-up grant for this one browser session, valid GRANT_LIFETIME (the caller has just verified a code)."""
     now = _now(now)
     if not session_id:
-        raise StepUpRequired(say(STEP_UP_REQUIRED))
+        raise StepUpRequired(say(STEP_UP_NEEDS_SESSION))
     db.session.execute(delete(StepUpGrant).where(StepUpGrant.user_id == user.id, StepUpGrant.expires_at <= now))
     grant = StepUpGrant(user_id=user.id, session_digest=session_digest(session_id), method=method, granted_at=now,
                         expires_at=now + GRANT_LIFETIME)
@@ -375,7 +375,7 @@ def is_fresh(user, session_id: str | None, now: datetime | None = None) -> bool:
 def assert_fresh(user, session_id: str | None, now: datetime | None = None) -> None:
     """Refuse (StepUpRequired, code step_up_required) unless this session verified a code in the last 5 minutes."""
     if not is_fresh(user, session_id, now):
-        raise StepUpRequired(say(STEP_UP_REQUIRED_2))
+        raise StepUpRequired(say(CONFIRM_FIRST))
 
 
 def verify_for_request(user, code, actor: Actor, now: datetime | None = None) -> None:
@@ -409,10 +409,10 @@ def reset_factor(target, actor: Actor, session_id: str | None, now: datetime | N
         reason, error = "own_second_factor", Forbidden(
             say(OWN_SECOND_FACTOR), code="own_second_factor")
     elif not can(actor.role, "users", "edit"):
-        reason, error = "forbidden", Forbidden(say(FORBIDDEN))
+        reason, error = "forbidden", Forbidden(say(ONLY_USER_ADMIN_RESETS))
     elif actor.id is None or not is_fresh(_Account(actor.id), session_id, now):
         reason, error = "step_up_required", StepUpRequired(
-            say(STEP_UP_REQUIRED_3))
+            say(RESET_NEEDS_STEP_UP))
     if reason is not None:
         audit.record(actor, "second_factor.reset_refused", "staff_user", target.username, after={"reason": reason})
         raise error

@@ -17,18 +17,18 @@ from shared.timekeeping import utc_now
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
 UNKNOWN_SKU = N_("Unknown SKU \"%(code)s\"")
 UNKNOWN_WAREHOUSE = N_("Unknown warehouse \"%(code)s\"")
-INVALID_QUANTITY = N_("%(field)s must be a positive whole number")
-INVALID_QUANTITY_2 = N_("%(field)s must not be zero")
-INVALID_QUANTITY_3 = N_("%(field)s is too large")
+NOT_POSITIVE = N_("%(field)s must be a positive whole number")
+NOT_ZERO = N_("%(field)s must not be zero")
+TOO_LARGE = N_("%(field)s is too large")
 REASON_REQUIRED = N_("A reason is required")
 REASON_TOO_LONG = N_("The reason is longer than %(max_reason)s characters")
 STOCK_BELOW_ZERO = N_("Stock of %(sku_code)s in %(warehouse_code)s cannot go below what is reserved or held (on hand "
                       "%(on_hand)s, reserved %(reserved)s, held %(held)s)")
-INVALID_QUANTITY_HELD = N_("%(field)s must be zero or a positive whole number")
-INSUFFICIENT_STOCK = N_("Cannot hold more than is on hand and not reserved")
-STOCK_BELOW_ZERO_2 = N_("Stock of %(sku_code)s in %(warehouse_code)s cannot go below what is reserved or held")
-INSUFFICIENT_STOCK_2 = N_("Not enough stock of %(sku_code)s: %(quantity)s wanted, %(available)s available")
-INVALID_QUANTITY_4 = N_("%(field)s must be a whole number")
+NOT_ZERO_OR_MORE = N_("%(field)s must be zero or a positive whole number")
+HOLD_TOO_MUCH = N_("Cannot hold more than is on hand and not reserved")
+STOCK_BELOW_ZERO_SHORT = N_("Stock of %(sku_code)s in %(warehouse_code)s cannot go below what is reserved or held")
+NOT_ENOUGH_STOCK = N_("Not enough stock of %(sku_code)s: %(quantity)s wanted, %(available)s available")
+NOT_WHOLE = N_("%(field)s must be a whole number")
 
 MAX_REASON = 500
 
@@ -79,12 +79,12 @@ def _check_quantity(value, field: str = "quantity", allow_negative: bool = False
                 raise ValueError
             value = int(str(value).strip())
         except (TypeError, ValueError):
-            raise ValidationFailed(say(INVALID_QUANTITY_4, field=field), field=field, code="invalid_quantity")
+            raise ValidationFailed(say(NOT_WHOLE, field=field), field=field, code="invalid_quantity")
     if value == 0 or (value < 0 and not allow_negative):
-        raise ValidationFailed(say(INVALID_QUANTITY, field=field) if not allow_negative
-                               else say(INVALID_QUANTITY_2, field=field), field=field, code="invalid_quantity")
+        raise ValidationFailed(say(NOT_POSITIVE, field=field) if not allow_negative
+                               else say(NOT_ZERO, field=field), field=field, code="invalid_quantity")
     if abs(value) > 10_000_000:
-        raise ValidationFailed(say(INVALID_QUANTITY_3, field=field), field=field, code="invalid_quantity")
+        raise ValidationFailed(say(TOO_LARGE, field=field), field=field, code="invalid_quantity")
     return value
 
 
@@ -142,7 +142,7 @@ def adjust_many(warehouse: Warehouse, changes: dict[Sku, tuple[int, str]], actor
             .values(on_hand=StockLevel.on_hand + delta, updated_at=now).returning(StockLevel.on_hand)
             .execution_options(synchronize_session=False)).scalar_one_or_none()
         if on_hand_after is None:
-            raise Conflict(say(STOCK_BELOW_ZERO_2, sku_code=sku.code, warehouse_code=warehouse.code),
+            raise Conflict(say(STOCK_BELOW_ZERO_SHORT, sku_code=sku.code, warehouse_code=warehouse.code),
                            field="delta", code="stock_below_zero")
         db.session.expire(level)
         movements.append({"sku_id": sku.id, "warehouse_id": warehouse.id, "delta": delta,
@@ -159,7 +159,7 @@ def set_held(sku_code: str, warehouse_code: str, held, reason: str, actor: Actor
     """Set aside stock (e.g. a promotion pool) so that it cannot be sold; never more than is free."""
     sku, warehouse = get_sku(sku_code), get_warehouse(warehouse_code)
     if isinstance(held, bool) or not str(held).strip().lstrip("-").isdigit() or int(str(held)) < 0:
-        raise ValidationFailed(say(INVALID_QUANTITY_HELD, field="held"), field="held", code="invalid_quantity")
+        raise ValidationFailed(say(NOT_ZERO_OR_MORE, field="held"), field="held", code="invalid_quantity")
     held, reason = int(str(held)), _reason(reason)
     level = _level_row(sku.id, warehouse.id)
     before = level.held
@@ -169,7 +169,7 @@ def set_held(sku_code: str, warehouse_code: str, held, reason: str, actor: Actor
         .values(held=held, updated_at=utc_now())
     )
     if result.rowcount != 1:
-        raise Conflict(say(INSUFFICIENT_STOCK), field="held", code="insufficient_stock")
+        raise Conflict(say(HOLD_TOO_MUCH), field="held", code="insufficient_stock")
     audit.record(actor, "stock.hold", "stock", f"{sku.code}@{warehouse.code}",
                  before={"held": before}, after={"held": held}, reason=reason)
     db.session.expire(level)
@@ -329,7 +329,7 @@ def plan_lines(lines: list[tuple[Sku, int]], warehouses: dict | None = None,
         options = sorted(((-f, w) for (s, w), f in free.items() if s == sku.id and f >= quantity))
         if not options:
             available = sum(f for (s, _w), f in free.items() if s == sku.id)
-            raise InsufficientStock(say(INSUFFICIENT_STOCK_2, sku_code=sku.code, quantity=quantity,
+            raise InsufficientStock(say(NOT_ENOUGH_STOCK, sku_code=sku.code, quantity=quantity,
                                         available=available),
                                     field="lines", code="insufficient_stock")
         plans.append([w for _f, w in options])

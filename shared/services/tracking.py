@@ -32,8 +32,8 @@ from shared.services.validation import N_, say
 from shared.timekeeping import as_utc, utc_now
 
 # What a person reads when this module refuses: message codes, said in the reader's language (say).
-UNKNOWN_TRACKING_NUMBER = N_("No parcel %(waybill_no)s")
-UNKNOWN_TRACKING_NUMBER_2 = N_("No parcel here has tracking number %(unknown)s")
+NO_PARCEL = N_("No parcel %(waybill_no)s")
+NO_PARCEL_HERE = N_("No parcel here has tracking number %(unknown)s")
 TRACKING_PUSH = N_("Tracking push %(push_id)s")
 TRACKING_PUSH_NOT_FOUND = N_("No tracking push %(push_id)s")
 
@@ -273,7 +273,7 @@ def find_stalled(now: datetime | None = None, in_transit: timedelta = STALL_IN_T
 def shipment_by_waybill(waybill_no: str) -> Shipment:
     shipment = db.session.execute(select(Shipment).where(Shipment.waybill_no == waybill_no)).scalar_one_or_none()
     if shipment is None:
-        raise NotFound(say(UNKNOWN_TRACKING_NUMBER, waybill_no=waybill_no), field="waybill_no",
+        raise NotFound(say(NO_PARCEL, waybill_no=waybill_no), field="waybill_no",
                        code="unknown_tracking_number")
     return shipment
 
@@ -451,7 +451,7 @@ def _outcome(events: list, outcome: dict) -> dict | ServiceError:
     numbers = {event.waybill_no for event in events}
     unknown = sorted(numbers & set(outcome["unknown_numbers"]))
     if numbers and len(unknown) == len(numbers):
-        return NotFound(say(UNKNOWN_TRACKING_NUMBER_2, unknown=', '.join(unknown)), field="waybill_no",
+        return NotFound(say(NO_PARCEL_HERE, unknown=', '.join(unknown)), field="waybill_no",
                         code="unknown_tracking_number")
     stored = sum(outcome["new_by_number"].get(number, 0) for number in numbers)
     return {"status": "done", "processed_at": utc_now(), "events_stored": stored,
