@@ -363,7 +363,7 @@ def test_a_bin_code_with_markup_and_a_duplicate_channel_code_are_refused_in_the_
     _submit(driver, form, "the refusal", refused=True)
     assert driver.current_url.endswith("/setup/channels/new")
     assert "Channel TM exists" in _flash(driver)
-    assert _text(driver, "channel-errors") == "Code (two letters): channel TM exists"
+    assert _text(driver, "channel-errors") == "Code (two letters): Channel TM exists"
     assert driver.find_elements(By.CSS_SELECTOR, "main i") == []
     form = driver.find_element(By.CSS_SELECTOR, "[data-testid=channel-form]")
     assert form.find_element(By.NAME, "name").get_attribute("value") == "<i>二号店</i>"
