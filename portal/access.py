@@ -16,7 +16,11 @@ from shared.extensions import db
 from shared.security import sessions
 from shared.security.permissions import can
 from shared.services.errors import Forbidden
+from shared.services.validation import N_, say
 from shared.web import error_response, staff_actor
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+ROLE_MAY_NOT = N_("Your role (%(role)s) may not %(action)s %(resource)s")
 
 PUBLIC_ENDPOINTS: set[str] = {"static", "auth.sign_in", "auth.sign_out", "health", "api_docs.openapi",
                               "api_docs.docs", "set_language", "auth.second_factor", "auth.enrol"}
@@ -54,7 +58,7 @@ def requires(resource: str, action: str, also=None, step_up: bool = False):
                 return _sign_in_required()
             if not can(user.role, resource, action) or (also is not None and not also(user.role)):
                 _record_refusal(user, resource, action)
-                refused = Forbidden(f"your role ({user.role}) may not {action} {resource}", code="forbidden")
+                refused = Forbidden(say(ROLE_MAY_NOT, role=user.role, action=action, resource=resource), code="forbidden")
                 refused.permission = (resource, action)  # the error page names it in words
                 return error_response(refused)
             if step_up:

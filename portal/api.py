@@ -22,7 +22,22 @@ from shared.services import (audit, catalog, channel_settings, exceptions, invoi
                              second_factor, staff, stock)
 from shared.services.errors import NotFound, ServiceError, ValidationFailed
 from shared.services.validation import check_types, parameter, whole_number
+from shared.services.validation import N_, say
 from shared.web import staff_actor
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NOT_JSON = N_("Send the body as JSON with Content-Type: application/json")
+BODY_NOT_OBJECT = N_("The body must be a JSON object")
+PERSONAL_VALUE_IN_URL = N_("A phone number is never sent in the address: POST /api/v1/orders/search")
+NOT_A_CONNECTION_SETTING = N_("%(unknown)s is not a connection setting")
+NO_RETURN_ADDRESS = N_("Warehouse %(warehouse_code)s has no return address")
+UNKNOWN_APPROVAL = N_("No such approval request")
+UNKNOWN_PART = N_("Invoice request %(invoice_id)s has no part %(part)s")
+UNREADABLE_BODY = N_("The body is not valid JSON (%(exc)s)")
+UNKNOWN_SEARCH_FIELD = N_("Unknown search field \"%(key)s\"")
+UNKNOWN_USER = N_("No user \"%(name)s\"")
+REQUIRED = N_("%(field)s is required")
+MUST_BE_TEXT = N_("%(field)s must be text")
 
 bp = Blueprint("api", __name__)
 DEFAULT_LIMIT = 50
@@ -116,13 +131,13 @@ def _json_body(schema: dict) -> dict:
     so no amount is ever rounded."""
     raw = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413 before anything is read
     if not request.is_json:
-        raise NotJson("send the body as JSON with Content-Type: application/json")
+        raise NotJson(say(NOT_JSON))
     try:
         data = json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
-        raise UnreadableBody(f"the body is not valid JSON ({str(exc)[:120]})") from exc
+        raise UnreadableBody(say(UNREADABLE_BODY, exc=str(exc)[:120])) from exc
     if not isinstance(data, dict):
-        raise ValidationFailed("the body must be a JSON object", field="body", code="invalid_type")
+        raise ValidationFailed(say(BODY_NOT_OBJECT), field="body", code="invalid_type")
     return check_types(data, schema)
 
 
@@ -224,7 +239,7 @@ def _order_page(args):
 def list_orders():
     """One page of orders (masked personal data), oldest change first unless another sort is asked for."""
     if personal_values_in_query(request.args):
-        raise ValidationFailed("a phone number is never sent in the address: POST /api/v1/orders/search",
+        raise ValidationFailed(say(PERSONAL_VALUE_IN_URL),
                                field="q", code="personal_value_in_url")
     return _order_page(request.args.copy())
 
@@ -237,11 +252,11 @@ def search_orders_by_body():
     args = MultiDict()
     for key, value in data.items():
         if key not in SEARCH_FIELDS:
-            raise ValidationFailed(f"unknown search field {key!r}", field=key, code="unknown_field")
+            raise ValidationFailed(say(UNKNOWN_SEARCH_FIELD, key=key), field=key, code="unknown_field")
         values = value if key == "status" and isinstance(value, list) else [value]
         for item in values:
             if item is not None and not isinstance(item, (str, int)) or isinstance(item, bool):
-                raise ValidationFailed(f"{key} must be text", field=key, code="invalid_type")
+                raise ValidationFailed(say(MUST_BE_TEXT, field=key), field=key, code="invalid_type")
             if item is not None:
                 args.add(key, str(item))
     return _order_page(args)
@@ -435,7 +450,7 @@ def connect_channel(code: str):
     data = _json_body(CONNECTION_BODY)
     unknown = sorted(set(data) - set(channel_settings.CONNECTION_FIELDS))
     if unknown:
-        raise ValidationFailed(f"{unknown[0]} is not a connection setting", field=unknown[0], code="unknown_field")
+        raise ValidationFailed(say(NOT_A_CONNECTION_SETTING, unknown=unknown[0]), field=unknown[0], code="unknown_field")
     channel_settings.connect(channel, _actor(), **data)
     db.session.commit()
     return jsonify(_channel_json(channel))
@@ -519,7 +534,7 @@ def get_return_address(code: str):
     warehouse = stock.get_warehouse(code)
     row = return_pickups.return_address(warehouse.id)
     if row is None:
-        raise NotFound(f"warehouse {warehouse.code} has no return address", code="no_return_address")
+        raise NotFound(say(NO_RETURN_ADDRESS, warehouse_code=warehouse.code), code="no_return_address")
     return jsonify(_return_address_json(warehouse, row))
 
 
@@ -578,7 +593,7 @@ def transition_exception(exception_id: str):
         name = data.get("assignee")
         assignee = db.session.query(StaffUser).filter(StaffUser.username == name).one_or_none() if name else None
         if name and assignee is None:
-            raise ValidationFailed(f"no user {name[:64]!r}", field="assignee", code="unknown_user")
+            raise ValidationFailed(say(UNKNOWN_USER, name=name[:64]), field="assignee", code="unknown_user")
         exceptions.assign(row, assignee, _actor(), comment=data.get("comment"))
     else:
         exceptions.transition(row, data.get("to"), _actor(), comment=data.get("comment"),
@@ -615,7 +630,7 @@ def approval_detail(approval_id: int):
 
     found = approvals.get_request(approval_id)
     if not may_see(found, staff.get_user(g.api_user.username)):
-        raise NotFound("no such approval request", field="approval", code="unknown_approval")
+        raise NotFound(say(UNKNOWN_APPROVAL), field="approval", code="unknown_approval")
     return jsonify(request_json(found))
 
 
@@ -701,7 +716,7 @@ def request_order_invoice(order_no: str):
     data = _json_body(INVOICE_BODY)
     for name in ("profile_id", "kind"):
         if data.get(name) is None:
-            raise ValidationFailed(f"{name} is required", field=name, code="required")
+            raise ValidationFailed(say(REQUIRED, field=name), field=name, code="required")
     found = invoices.request_invoice([parameter(order_no, "order_no", 64)], data["profile_id"], data["kind"],
                                      _actor())
     body = {"invoice_request_id": found.id, "status": found.status, **invoices.request_json(found)}
@@ -747,11 +762,11 @@ def open_invoice_red(invoice_id: int):
     data = _json_body(RED_BODY)
     for name in ("part", "reason"):
         if data.get(name) is None:
-            raise ValidationFailed(f"{name} is required", field=name, code="required")
+            raise ValidationFailed(say(REQUIRED, field=name), field=name, code="required")
     found = invoices.get_request(invoice_id)
     part = next((p for p in found.parts if p.position == data["part"]), None)
     if part is None:
-        raise NotFound(f"invoice request {invoice_id} has no part {data['part']}", field="part", code="unknown_part")
+        raise NotFound(say(UNKNOWN_PART, invoice_id=invoice_id, part=data['part']), field="part", code="unknown_part")
     amount = data.get("amount")
     red = red_letters.open_red(part.id, data["reason"], None if amount is None else str(amount), _actor())
     body = red_letters.red_json(red)
@@ -789,7 +804,7 @@ def create_after_sale():
     data = _json_body(AFTER_SALE_BODY)
     for name in ("order_no", "type", "lines"):
         if data.get(name) is None:
-            raise ValidationFailed(f"{name} is required", field=name, code="required")
+            raise ValidationFailed(say(REQUIRED, field=name), field=name, code="required")
     order = orders.get_order(parameter(data["order_no"], "order_no", 64))
     case = after_sales.request_after_sale(order, data["type"], data["lines"], _actor(), pickup=data.get("pickup"))
     body = after_sales.case_json(case)

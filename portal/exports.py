@@ -16,7 +16,11 @@ from shared.security.masking import may_reveal
 from shared.services import audit, exports
 from shared.services.errors import NotFound, ServiceError
 from shared import timekeeping
+from shared.services.validation import N_, say
 from shared.web import error_response, staff_actor
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NO_SUCH_EXPORT = N_("No such export")
 
 bp = Blueprint("exports", __name__, url_prefix="/exports")
 log = logging.getLogger("orderloom.portal.exports")
@@ -126,7 +130,7 @@ def download(export_id: str):
     """The file, for its requester only (counted, access-logged); anyone else is refused, even an admin."""
     export = exports.by_public_id(export_id)
     if export is None:
-        return error_response(NotFound("no such export", code="not_found"))
+        return error_response(NotFound(say(NO_SUCH_EXPORT), code="not_found"))
     try:
         content, filename, mimetype = exports.download(export, staff_actor(current_user))
         db.session.commit()

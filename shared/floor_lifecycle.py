@@ -8,6 +8,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from shared import sets
 from shared.services.errors import Conflict
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+CANNOT_BECOME = N_("A %(name)s that is %(status)s cannot become %(target)s")
+CHANGED_MEANWHILE = N_("The %(name)s changed meanwhile; it was not moved to %(target)s: reload and try again")
+SOME_REFUSED = N_("%(refused)s of %(total)s cannot move, so none was moved: %(first)s")
 
 SET_CHUNK = 5000  # ids per UPDATE (SQLite binds at most 32,766 values in one statement)
 
@@ -40,7 +46,7 @@ class Lifecycle:
     def move(self, row, target: str) -> None:
         """Set `row.status` to `target`, or refuse (409) when the table has no such transition."""
         if not self.allowed(row.status, target):
-            raise Conflict(f"a {self.name} that is {row.status} cannot become {target}",
+            raise Conflict(say(CANNOT_BECOME, name=self.name, status=row.status, target=target),
                            code=f"invalid_{self.name}_transition")
         row.status = target
 
@@ -63,10 +69,11 @@ class Lifecycle:
             if self.allowed(status, target):
                 wanted.append(row_id)
             else:
-                result.skipped[row_id] = f"a {self.name} that is {status} cannot become {target}"
+                result.skipped[row_id] = say(CANNOT_BECOME, name=self.name, status=status, target=target)
         if refuse and result.skipped:
             first = next(iter(result.skipped.values()))
-            raise Conflict(f"{len(result.skipped)} of {len(result.skipped) + len(wanted)}: {first}",
+            raise Conflict(say(SOME_REFUSED, refused=len(result.skipped), total=len(result.skipped) + len(wanted),
+                               first=first),
                            code=f"invalid_{self.name}_transition")
         table, changes = model.__table__, {"status": target, **(values or {})}
         for start in range(0, len(wanted), SET_CHUNK):
@@ -76,10 +83,11 @@ class Lifecycle:
                 .values(changes).returning(table.c.id)).scalars().all()
             result.moved += moved
             gone = set(chunk) - set(moved)
-            result.skipped.update({row_id: f"the {self.name} changed meanwhile; it was not moved to {target}"
+            result.skipped.update({row_id: say(CHANGED_MEANWHILE, name=self.name, target=target)
                                    for row_id in chunk if row_id in gone})
         if refuse and result.skipped:
-            raise Conflict(f"{len(result.skipped)} of {len(wanted)}: {next(iter(result.skipped.values()))}",
+            raise Conflict(say(SOME_REFUSED, refused=len(result.skipped), total=len(wanted),
+                               first=next(iter(result.skipped.values()))),
                            code=f"invalid_{self.name}_transition")
         moved = set(result.moved)
         for obj in list(db.session.identity_map.values()):

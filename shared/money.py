@@ -2,6 +2,15 @@
 from decimal import Decimal, InvalidOperation
 
 from shared.services.errors import ValidationFailed
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NOT_AN_AMOUNT = N_("%(field)s must be an amount")
+NOT_FINITE = N_("%(field)s must be a finite amount")
+TOO_MANY_DECIMALS = N_("%(field)s has more than two decimals")
+NEGATIVE = N_("%(field)s must not be negative")
+TOO_LARGE = N_("%(field)s is too large")
+NOT_LIKE_AN_AMOUNT = N_("%(field)s must be an amount like 12.50")
 
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("9999999999.99")  # NUMERIC(12,2)
@@ -12,19 +21,19 @@ def parse_money(value, field: str, allow_negative: bool = False) -> Decimal:
     if isinstance(value, float):
         value = repr(value)
     if isinstance(value, bool) or value is None:
-        raise ValidationFailed(f"{field} must be an amount", field=field, code="invalid_amount")
+        raise ValidationFailed(say(NOT_AN_AMOUNT, field=field), field=field, code="invalid_amount")
     try:
         amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        raise ValidationFailed(f"{field} must be an amount like 12.50", field=field, code="invalid_amount")
+        raise ValidationFailed(say(NOT_LIKE_AN_AMOUNT, field=field), field=field, code="invalid_amount")
     if not amount.is_finite():
-        raise ValidationFailed(f"{field} must be a finite amount", field=field, code="invalid_amount")
+        raise ValidationFailed(say(NOT_FINITE, field=field), field=field, code="invalid_amount")
     if amount.as_tuple().exponent < -2:
-        raise ValidationFailed(f"{field} has more than two decimals", field=field, code="invalid_amount")
+        raise ValidationFailed(say(TOO_MANY_DECIMALS, field=field), field=field, code="invalid_amount")
     if amount < 0 and not allow_negative:
-        raise ValidationFailed(f"{field} must not be negative", field=field, code="invalid_amount")
+        raise ValidationFailed(say(NEGATIVE, field=field), field=field, code="invalid_amount")
     if abs(amount) > MAX_AMOUNT:
-        raise ValidationFailed(f"{field} is too large", field=field, code="invalid_amount")
+        raise ValidationFailed(say(TOO_LARGE, field=field), field=field, code="invalid_amount")
     return amount.quantize(CENT)
 
 

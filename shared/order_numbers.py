@@ -16,6 +16,12 @@ from stdnum.iso7064 import mod_37_36
 from shared.extensions import db
 from shared.models import OrderNumberSequence
 from shared.services.errors import ValidationFailed
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+MALFORMED_ORDER_NO = N_("Not an order number (two letters, 8-digit date, 6-digit sequence, check character)")
+ORDER_NO_CHECK_FAILED = N_("Order number check character does not match: probably mistyped")
+SEQUENCE_EXHAUSTED = N_("The channel's daily order number range is exhausted")
 
 PATTERN = re.compile(r"^[A-Z]{2}\d{8}\d{6}[0-9A-Z]$")
 
@@ -29,10 +35,10 @@ def validate(value: str) -> str:
     """Normalize and check an order number typed by a person or sent by a client."""
     candidate = (value or "").strip().upper()
     if not PATTERN.match(candidate):
-        raise ValidationFailed("not an order number (two letters, 8-digit date, 6-digit sequence, check character)",
+        raise ValidationFailed(say(MALFORMED_ORDER_NO),
                                field="order_no", code="malformed_order_no")
     if not mod_37_36.is_valid(candidate):
-        raise ValidationFailed("order number check character does not match: probably mistyped",
+        raise ValidationFailed(say(ORDER_NO_CHECK_FAILED),
                                field="order_no", code="order_no_check_failed")
     return candidate
 
@@ -128,5 +134,5 @@ def next_number(channel_code: str, local_date: date, block: bool = False) -> str
 
 def _composed(channel_code: str, local_date: date, sequence: int) -> str:
     if sequence > 999_999:
-        raise ValidationFailed("the channel's daily order number range is exhausted", code="sequence_exhausted")
+        raise ValidationFailed(say(SEQUENCE_EXHAUSTED), code="sequence_exhausted")
     return compose(channel_code, local_date, sequence)

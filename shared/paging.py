@@ -16,6 +16,10 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import and_, bindparam, literal, tuple_
 
 from shared.services.errors import ValidationFailed
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+INVALID_CURSOR = N_("The cursor is not valid")
 
 MAX_CURSOR_LENGTH = 512
 MAX_ID = 2 ** 63 - 1  # BIGINT: a larger id would overflow in the database, not just match nothing
@@ -31,7 +35,7 @@ def encode_cursor(value, row_id: int) -> str:
 
 
 def _invalid() -> ValidationFailed:
-    return ValidationFailed("the cursor is not valid", field="cursor", code="invalid_cursor")
+    return ValidationFailed(say(INVALID_CURSOR), field="cursor", code="invalid_cursor")
 
 
 def decode_cursor(cursor: str):

@@ -3,6 +3,12 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from shared.services.errors import ValidationFailed
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NO_OFFSET = N_("%(field)s has no time zone offset")
+OUT_OF_RANGE = N_("%(field)s is out of range")
+NOT_ISO = N_("%(field)s is not an ISO 8601 timestamp")
 
 
 def utc_now() -> datetime:
@@ -18,13 +24,13 @@ def parse_aware(value: str | datetime, field: str) -> datetime:
         try:
             parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ValidationFailed(f"{field} is not an ISO 8601 timestamp", field=field, code="invalid_timestamp")
+            raise ValidationFailed(say(NOT_ISO, field=field), field=field, code="invalid_timestamp")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValidationFailed(f"{field} has no time zone offset", field=field, code="naive_timestamp")
+        raise ValidationFailed(say(NO_OFFSET, field=field), field=field, code="naive_timestamp")
     try:
         return parsed.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00:00+08:00 is before year 1 in UTC
-        raise ValidationFailed(f"{field} is out of range", field=field, code="invalid_timestamp") from None
+        raise ValidationFailed(say(OUT_OF_RANGE, field=field), field=field, code="invalid_timestamp") from None
 
 
 def as_utc(value: datetime | None) -> datetime | None:

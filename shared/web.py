@@ -13,6 +13,11 @@ from shared.actors import Actor
 from shared.appcore import LANGUAGES
 from shared.extensions import db
 from shared.services.errors import Conflict, ServiceError
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+CSRF_FAILED = N_("The form expired or was not sent from this site: reload the page and try again")
+CONCURRENT_CHANGE = N_("Someone else changed this order at the same moment; reload and retry")
 
 log = logging.getLogger("orderloom.web")
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -112,13 +117,13 @@ def install_edges(app: Flask) -> None:
     @app.errorhandler(StaleDataError)
     def _stale(_error):
         db.session.rollback()
-        return error_response(Conflict("someone else changed this order at the same moment; reload and retry",
+        return error_response(Conflict(say(CONCURRENT_CHANGE),
                                        code="concurrent_change"))
 
     @app.errorhandler(CSRFError)
     def _csrf(error):
         db.session.rollback()
-        refused = ServiceError(f"the form expired or was not sent from this site ({error.description})",
+        refused = ServiceError(say(CSRF_FAILED),
                                code="csrf_failed")
         return error_response(refused)
 

@@ -257,7 +257,7 @@ def test_an_admin_fixes_every_missing_step_through_the_pages(live_apps, first_ad
     row = driver.find_element(By.CSS_SELECTOR, "[data-testid=bin-A-01-01]")
     _fill(row, {"capacity": "50"})
     _submit(driver, row, "the capacity to be refused", refused=True)
-    assert "bin A-01-01 holds 120 units" in _flash(driver)
+    assert "Bin A-01-01 holds 120 units" in _flash(driver)
     row = driver.find_element(By.CSS_SELECTOR, "[data-testid=bin-A-01-01]")
     assert row.find_element(By.NAME, "capacity").get_attribute("value") == "500"  # the stored value, unchanged
     _fill(row, {"walk_order": "7", "capacity": "800"})
@@ -347,8 +347,8 @@ def test_a_bin_code_with_markup_and_a_duplicate_channel_code_are_refused_in_the_
     markup = "<b>x</b>"
     _fill(form, {"code": markup, "walk_order": "1", "capacity": "100"})
     _submit(driver, form, "the refusal", refused=True)
-    assert "a bin code uses letters A-Z, digits" in _flash(driver)
-    assert _text(driver, "bin-errors").startswith("Bin code: a bin code uses letters A-Z, digits")  # in the form
+    assert "A bin code uses letters A-Z, digits" in _flash(driver)
+    assert _text(driver, "bin-errors").startswith("Bin code: A bin code uses letters A-Z, digits")  # in the form
     assert driver.find_elements(By.CSS_SELECTOR, "main b") == [], "the bin code was rendered as markup"
     assert driver.find_element(By.CSS_SELECTOR, "[data-testid=bin-form] input[name=code]").get_attribute(
         "value") == markup  # kept in the form to correct, as text
@@ -362,8 +362,8 @@ def test_a_bin_code_with_markup_and_a_duplicate_channel_code_are_refused_in_the_
     _fill(form, {"code": "tm", "name": "<i>二号店</i>", "kind": "JD.com"})
     _submit(driver, form, "the refusal", refused=True)
     assert driver.current_url.endswith("/setup/channels/new")
-    assert "channel TM exists" in _flash(driver)
-    assert _text(driver, "channel-errors") == "Code (two letters): channel TM exists"
+    assert "Channel TM exists" in _flash(driver)
+    assert _text(driver, "channel-errors") == "Code (two letters): Channel TM exists"
     assert driver.find_elements(By.CSS_SELECTOR, "main i") == []
     form = driver.find_element(By.CSS_SELECTOR, "[data-testid=channel-form]")
     assert form.find_element(By.NAME, "name").get_attribute("value") == "<i>二号店</i>"

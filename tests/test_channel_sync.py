@@ -372,10 +372,10 @@ def test_xlsx_import_reads_the_same_rows(sync_channels):
 
 
 @pytest.mark.parametrize("name, data, message", [
-    ("orders.pdf", b"%PDF", "upload a .csv or .xlsx"),
-    ("orders.xlsx", b"not a zip", "not a readable .xlsx"),
-    ("orders.csv", b"sku,quantity\nSKU-1,1\n", "the header row lacks"),
-    ("orders.csv", b"", "the file is empty"),
+    ("orders.pdf", b"%PDF", "Upload a .csv or .xlsx"),
+    ("orders.xlsx", b"not a zip", "Not a readable .xlsx"),
+    ("orders.csv", b"sku,quantity\nSKU-1,1\n", "The header row lacks"),
+    ("orders.csv", b"", "The file is empty"),
     ("orders.csv", b"\xff\xfe\x00bad", "neither UTF-8 nor GB18030"),
 ])
 def test_unreadable_spreadsheets_are_refused_whole(name, data, message):

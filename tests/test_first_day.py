@@ -253,7 +253,7 @@ def test_a_mapping_file_with_unknown_skus_or_duplicate_rows_is_refused_with_line
     with pytest.raises(channel_settings.MappingImportRefused) as refused:
         channel_settings.import_mappings(shop, "map.csv", data, ADMIN)
     db.session.rollback()
-    assert refused.value.problems == [(3, "unknown SKU 'NOPE'"), (4, "5566-A is also on line 2"),
+    assert refused.value.problems == [(3, 'Unknown SKU "NOPE"'), (4, "5566-A is also on line 2"),
                                       (5, "channel_sku is empty")]
     assert "line 3" in refused.value.message and "nothing imported" in refused.value.message
     assert counts() == before
@@ -327,7 +327,7 @@ def test_a_channel_is_created_in_the_portal_and_a_duplicate_re_renders_with_the_
     assert made.status_code == 303 and made.headers["Location"].endswith("/channels/DY#connection")
     before = counts()
     again = ops.post("/setup/channels/new", data=form | {"name": "<b>二号店</b>"})
-    assert again.status_code == 422 and "channel DY exists" in again.get_data(as_text=True)
+    assert again.status_code == 422 and "Channel DY exists" in again.get_data(as_text=True)
     assert "<b>二号店</b>" not in again.get_data(as_text=True)  # what was typed comes back escaped
     assert counts() == before
     no_token = ops.post("/setup/channels/new", data={k: v for k, v in form.items() if k != "csrf_token"} |
@@ -342,7 +342,7 @@ def test_a_bin_with_markup_is_refused_in_the_portal_and_shown_escaped(client_for
     refused = ops.post("/setup/warehouses/HZ1/bins", data={"code": "<b>", "walk_order": "1", "capacity": "100",
                                                             "csrf_token": token})
     page = refused.get_data(as_text=True)
-    assert refused.status_code == 422 and "a bin code uses letters" in page and 'value="&lt;b&gt;"' in page
+    assert refused.status_code == 422 and "A bin code uses letters" in page and 'value="&lt;b&gt;"' in page
     assert counts() == before
     added = ops.post("/setup/warehouses/HZ1/bins", data={"code": "A-01", "walk_order": "1", "capacity": "100",
                                                           "csrf_token": token})
@@ -391,7 +391,7 @@ def test_warehouse_carriers_are_edited_in_the_portal_and_a_handheld_token_is_sho
     assert (warehouse.name, warehouse.carriers, warehouse.cold_chain) == ("杭州冷链仓", "JD,SF", True)
     bad = ops.post("/setup/warehouses/HZ1", data={"name": "x", "province": "浙江省", "city": "杭州市",
                                                    "carriers": "DHL", "active": "y", "csrf_token": token})
-    assert bad.status_code == 422 and "unknown carrier" in bad.get_data(as_text=True)
+    assert bad.status_code == 422 and "Unknown carrier" in bad.get_data(as_text=True)
     db.session.refresh(warehouse)
     assert warehouse.carriers == "JD,SF"
     device = ops.post("/setup/warehouses/HZ1/handhelds", data={"name": "PDA-01", "csrf_token": token})
@@ -472,7 +472,7 @@ def test_the_first_day_path_of_the_readme_works_on_an_empty_database(backend, tm
             assert done.returncode == 0, done.stderr[-2000:]
         assert "created channel OS" in done.stdout
         again = cli(["channels", "create", "os", "--name", "x", "--kind", "own_shop"], env)
-        assert again.returncode != 0 and "channel OS exists" in again.stderr
+        assert again.returncode != 0 and "Channel OS exists" in again.stderr
         bad = cli(["channels", "create", "O", "--name", "x", "--kind", "own_shop"], env)
         assert bad.returncode != 0 and "two letters" in bad.stderr
         listed = cli(["channels", "list"], env)

@@ -496,8 +496,9 @@ def test_a_set_move_checks_every_parcel_against_the_table_and_says_why_it_left_o
                                                         moved_meanwhile: "waved"}
     result = SHIPMENT.move_set(Shipment, rows, "waved")  # skip what may not move, and say why
     assert result.moved == [ready]
-    assert result.skipped == {picking: "a shipment that is picking cannot become waved",
-                              moved_meanwhile: "the shipment changed meanwhile; it was not moved to waved"}
+    assert result.skipped == {picking: "A shipment that is picking cannot become waved",
+                              moved_meanwhile: "The shipment changed meanwhile; it was not moved to waved: reload and "
+                                               "try again"}
     assert _states([ready, picking, moved_meanwhile]) == {ready: "waved", picking: "picking", moved_meanwhile: "waved"}
     assert db.session.get(Shipment, ready).status == "waved"  # a loaded parcel says what its row says
     with pytest.raises(ValueError):

@@ -303,10 +303,10 @@ def test_a_csv_upload_creates_the_orders_and_shows_progress(client_for, sync_cha
 
 
 @pytest.mark.parametrize("filename, data, message", [
-    ("orders.xlsx", b"this is not a zip file", "not a readable .xlsx file"),
-    ("orders.csv", b"order,when\nA,today\n", "the header row lacks"),
+    ("orders.xlsx", b"this is not a zip file", "Not a readable .xlsx file"),
+    ("orders.csv", b"order,when\nA,today\n", "The header row lacks"),
     ("orders.pdf", b"%PDF-1.4", "Upload a .csv or .xlsx file."),
-    ("orders.csv", CSV.encode().replace(b"SKU-0001", b"x" * 200_000), "the CSV file cannot be read"),
+    ("orders.csv", CSV.encode().replace(b"SKU-0001", b"x" * 200_000), "The CSV file cannot be read"),
 ])
 def test_an_unreadable_file_gets_a_clear_error_and_stores_nothing(client_for, sync_channels, filename, data,
                                                                    message):
@@ -364,7 +364,7 @@ def test_reconciliation_report_and_its_downloads(client_for, sync_channels):
     assert rows[1][:2] == ("kind", "channel_order_id") and rows[2][:3] == ("missing_here", "3802000000000002",
                                                                             "WAIT_SELLER_SEND_GOODS")
     missing = start_export(client, "reconciliation", "csv", report_id="999999")
-    assert missing.status_code == 422 and "no reconciliation report 999999" in missing.text
+    assert missing.status_code == 422 and "No reconciliation report 999999" in missing.text
 
 
 def test_poll_now_refuses_a_channel_without_a_platform_api(client_for, sync_channels):

@@ -194,7 +194,7 @@ def test_planning_and_releasing_through_the_pages_creates_pick_tasks(client_for,
     assert 'data-status="released"' in progress and "every 2s" not in progress  # polling stops when released
     # A second release is refused and changes nothing.
     again = post(client, f"/fulfilment/waves/{wave.id}/release")
-    assert "Not released: wave" in client.get(again.headers["Location"]).text
+    assert "Not released: Wave" in client.get(again.headers["Location"]).text
     assert count(PickTask) == 2
 
 

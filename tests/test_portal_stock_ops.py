@@ -215,8 +215,8 @@ BAD_INPUT = [
     ("/stock-ops/receipts", {"sku": "TEA", "warehouse": "HZ1", "bin": "A-01", "quantity": "-5"}, "quantity",
      "at least 1"),
     ("/stock-ops/receipts", {"sku": "NOPE", "warehouse": "HZ1", "bin": "A-01", "quantity": "5"}, "sku",
-     "unknown SKU"),
-    ("/stock-ops/receipts", {"sku": "TEA", "warehouse": "HZ1", "bin": "Z-99", "quantity": "5"}, "bin", "no bin Z-99"),
+     "Unknown SKU"),
+    ("/stock-ops/receipts", {"sku": "TEA", "warehouse": "HZ1", "bin": "Z-99", "quantity": "5"}, "bin", "No bin Z-99"),
     ("/stock-ops/receipts", {"sku": "MILK", "warehouse": "HZ1", "bin": "A-01", "quantity": "5", "lot_no": "OLD",
                              "expires_on": (TODAY - timedelta(days=1)).isoformat()}, "expires_on", "expired on"),
     ("/stock-ops/receipts", {"sku": "MILK", "warehouse": "HZ1", "bin": "A-01", "quantity": "5"}, "lot_no",
@@ -224,7 +224,7 @@ BAD_INPUT = [
     ("/stock-ops/transfers", {"sku": "TEA", "from_warehouse": "HZ1", "to_warehouse": "HZ1", "quantity": "5",
                               "reason": "x"}, "to_warehouse", "two different warehouses"),
     ("/stock-ops/transfers", {"sku": "NOPE", "from_warehouse": "HZ1", "to_warehouse": "SZ1", "quantity": "5",
-                              "reason": "x"}, "sku", "unknown SKU"),
+                              "reason": "x"}, "sku", "Unknown SKU"),
     ("/stock-ops/transfers", {"sku": "TEA", "from_warehouse": "HZ1", "to_warehouse": "SZ1", "quantity": "-3",
                               "reason": "x"}, "quantity", "at least 1"),
     ("/stock-ops/transfers", {"sku": "TEA", "from_warehouse": "SZ1", "to_warehouse": "HZ1", "quantity": "5",
@@ -312,7 +312,7 @@ def test_a_bad_count_is_refused_on_its_row(client_for, floor):
     assert plain.status_code == 422 and 'data-testid="count-error-TEA"' in plain.text
     unknown = post(client, f"{sheet}/count", {"sku": "NOPE", "counted": "3"}, page=sheet)
     assert unknown.status_code == 422 and 'data-testid="found-errors"' in unknown.text  # beside the found-SKU form
-    assert re.search(r'data-field="sku">unknown SKU', unknown.text)
+    assert re.search(r'data-field="sku">Unknown SKU', unknown.text)
     db.session.expire_all()
     assert {line.sku.code: line.counted for line in take.lines} == {"TEA": 480, "MILK": MILK_IN_HZ1}
 

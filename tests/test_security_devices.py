@@ -127,6 +127,6 @@ def test_the_cli_registers_lists_and_revokes_devices(live_apps):
     again = run(["devices", "revoke", "PDA-CLI"], env)
     assert again.returncode != 0 and "already revoked" in again.stderr
     unknown = run(["devices", "revoke", "PDA-NONE"], env)
-    assert unknown.returncode != 0 and "no device" in unknown.stderr
+    assert unknown.returncode != 0 and "No device" in unknown.stderr
     with live_apps.portal.test_client() as client:
         assert client.get("/scan/v1/tasks", headers={"Authorization": f"Bearer {token}"}).status_code == 401

@@ -269,7 +269,7 @@ def test_where_configured_an_order_splits_into_parcels_and_ships_when_the_last_o
     put("MILK", "HZ1", "A-01", 5, lot="M-1", expires=TODAY + timedelta(days=20))
     lines = [{"sku": "TEA", "quantity": 1, "unit_price": "50.00"}, {"sku": "MILK", "quantity": 2, "unit_price": "9.90"}]
     order = order_to(("广东省", "广州市", "天河区"), lines, "SPLIT-1")
-    with pytest.raises(Conflict, match="no cold-chain warehouse"):
+    with pytest.raises(Conflict, match="No cold-chain warehouse"):
         allocation.allocate(order, ADMIN)  # not configured: no warehouse holds both lines
     db.session.rollback()
     apps.core.config["SPLIT_SHIPMENTS"] = True

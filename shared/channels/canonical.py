@@ -10,6 +10,22 @@ from zoneinfo import ZoneInfo
 
 from shared.money import CENT, parse_money
 from shared.services.errors import ValidationFailed
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+MUST_BE_LIST = N_("%(field)s must be a list")
+MUST_BE_OBJECT = N_("%(field)s must be an object")
+MISSING = N_("%(field)s is missing")
+MUST_BE_TEXT = N_("%(field)s must be text")
+TOO_LONG = N_("%(field)s is longer than %(limit)s characters")
+NOT_POSITIVE_WHOLE = N_("%(field)s must be a positive whole number, got \"%(value)s\"")
+NOT_WHOLE_FEN = N_("%(field)s must be a whole number of fen, got \"%(value)s\"")
+MUST_BE_LOCAL_TIME = N_("%(field)s must be a yyyy-MM-dd HH:mm:ss time")
+MUST_BE_ISO_TIME = N_("%(field)s must be an ISO 8601 time")
+NO_OFFSET = N_("%(field)s has no time zone offset: \"%(value)s\"")
+NOT_UNIX_SECONDS = N_("%(field)s must be unix seconds, got \"%(value)s\"")
+NOT_LOCAL_TIME = N_("%(field)s is not a yyyy-MM-dd HH:mm:ss time: \"%(value)s\"")
+NOT_ISO_TIME = N_("%(field)s is not an ISO 8601 time: \"%(value)s\"")
 
 
 class PayloadProblem(ValidationFailed):
@@ -127,7 +143,7 @@ def entries(items: list, where: str):
     for index, item in enumerate(items):
         path = f"{where}[{index}]"
         if not isinstance(item, dict):
-            raise PayloadProblem(f"{path} must be an object", field=path, code="invalid_type")
+            raise PayloadProblem(say(MUST_BE_OBJECT, field=path), field=path, code="invalid_type")
         yield path, item
 
 
@@ -153,7 +169,7 @@ def total_of(items, key: str, where: str, read=None) -> Decimal:
     if items in (None, ""):
         return Decimal("0.00")
     if not isinstance(items, list):
-        raise PayloadProblem(f"{where} must be a list", field=where, code="invalid_type")
+        raise PayloadProblem(say(MUST_BE_LIST, field=where), field=where, code="invalid_type")
     return sum((read(need(item, key, f"{where}[{index}]"), f"{where}[{index}].{key}")
                 for index, item in enumerate(items)), Decimal("0.00"))
 
@@ -168,20 +184,21 @@ def platform_id(value) -> str | None:
 def need(raw: dict, key: str, where: str = ""):
     """A field the order cannot do without; missing or empty is a payload problem naming the field."""
     if not isinstance(raw, dict):
-        raise PayloadProblem(f"{where or 'payload'} must be an object", field=where or "payload", code="invalid_type")
+        raise PayloadProblem(say(MUST_BE_OBJECT, field=where or 'payload'), field=where or "payload",
+                             code="invalid_type")
     value = raw.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         name = f"{where}.{key}" if where else key
-        raise PayloadProblem(f"{name} is missing", field=name, code="missing_field")
+        raise PayloadProblem(say(MISSING, field=name), field=name, code="missing_field")
     return value
 
 
 def text_of(value, field_name: str, max_length: int = 200) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise PayloadProblem(f"{field_name} must be text", field=field_name, code="invalid_type")
+        raise PayloadProblem(say(MUST_BE_TEXT, field=field_name), field=field_name, code="invalid_type")
     text = str(value).strip()
     if len(text) > max_length:
-        raise PayloadProblem(f"{field_name} is longer than {max_length} characters", field=field_name,
+        raise PayloadProblem(say(TOO_LONG, field=field_name, limit=max_length), field=field_name,
                              code="too_long")
     return text
 
@@ -191,7 +208,7 @@ def quantity_of(value, field_name: str) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise PayloadProblem(f"{field_name} must be a positive whole number, got {value!r}", field=field_name,
+        raise PayloadProblem(say(NOT_POSITIVE_WHOLE, field=field_name, value=value), field=field_name,
                              code="invalid_quantity")
     return value
 
@@ -207,7 +224,7 @@ def yuan(value, field_name: str) -> Decimal:
 def fen(value, field_name: str) -> Decimal:
     """An amount in fen (integer hundredths), as Douyin sends money."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise PayloadProblem(f"{field_name} must be a whole number of fen, got {value!r}", field=field_name,
+        raise PayloadProblem(say(NOT_WHOLE_FEN, field=field_name, value=value), field=field_name,
                              code="invalid_amount")
     return yuan(str((Decimal(value) / 100).quantize(CENT)), field_name)
 
@@ -215,23 +232,23 @@ def fen(value, field_name: str) -> Decimal:
 def local_time(value, zone: str, field_name: str) -> datetime:
     """`yyyy-MM-dd HH:mm:ss` in the channel's declared zone (Taobao, JD, Pinduoduo send Beijing time)."""
     if not isinstance(value, str):
-        raise PayloadProblem(f"{field_name} must be a yyyy-MM-dd HH:mm:ss time", field=field_name,
+        raise PayloadProblem(say(MUST_BE_LOCAL_TIME, field=field_name), field=field_name,
                              code="invalid_timestamp")
     try:
         moment = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
     except ValueError:
-        raise PayloadProblem(f"{field_name} is not a yyyy-MM-dd HH:mm:ss time: {value!r}", field=field_name,
+        raise PayloadProblem(say(NOT_LOCAL_TIME, field=field_name, value=value), field=field_name,
                              code="invalid_timestamp") from None
     return moment.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
 def _iso(value, field_name: str) -> datetime:
     if not isinstance(value, str):
-        raise PayloadProblem(f"{field_name} must be an ISO 8601 time", field=field_name, code="invalid_timestamp")
+        raise PayloadProblem(say(MUST_BE_ISO_TIME, field=field_name), field=field_name, code="invalid_timestamp")
     try:
         return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise PayloadProblem(f"{field_name} is not an ISO 8601 time: {value!r}", field=field_name,
+        raise PayloadProblem(say(NOT_ISO_TIME, field=field_name, value=value), field=field_name,
                              code="invalid_timestamp") from None
 
 
@@ -239,7 +256,7 @@ def offset_time(value, field_name: str) -> datetime:
     """ISO 8601 that must carry an offset (Shopify): a naive timestamp is not guessed."""
     moment = _iso(value, field_name)
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise PayloadProblem(f"{field_name} has no time zone offset: {value!r}", field=field_name,
+        raise PayloadProblem(say(NO_OFFSET, field=field_name, value=value), field=field_name,
                              code="naive_timestamp")
     return moment.astimezone(UTC)
 
@@ -255,6 +272,6 @@ def unix_time(value, field_name: str) -> datetime:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise PayloadProblem(f"{field_name} must be unix seconds, got {value!r}", field=field_name,
+        raise PayloadProblem(say(NOT_UNIX_SECONDS, field=field_name, value=value), field=field_name,
                              code="invalid_timestamp")
     return datetime.fromtimestamp(value, UTC)

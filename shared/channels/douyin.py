@@ -20,6 +20,12 @@ from shared.channels.canonical import (
 )
 from shared.channels.privacy import buyer_key_of, ciphertext_of, masked_text, plain_per_field
 from shared.money import CENT
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+MISSING = N_("%(field)s is missing")
+NO_LINES = N_("%(field)s must list at least one item")
+AMOUNTS_DO_NOT_ADD_UP = N_("%(where)s.origin_amount does not divide into %(quantity)s equal unit prices")
 
 ZERO = Decimal("0.00")
 
@@ -40,7 +46,7 @@ def _name(value, field_name: str) -> str:
     if isinstance(value, dict):
         value = value.get("name")
     if not value:
-        raise PayloadProblem(f"{field_name} is missing", field=field_name, code="missing_field")
+        raise PayloadProblem(say(MISSING, field=field_name), field=field_name, code="missing_field")
     return text_of(value, field_name, 40)
 
 
@@ -71,7 +77,7 @@ class DouyinAdapter(Adapter):
         inside promotion_amount), so discounts are allocated per line."""
         items = need(raw, "sku_order_list")
         if not isinstance(items, list) or not items:
-            raise PayloadProblem("sku_order_list must list at least one item", field="sku_order_list",
+            raise PayloadProblem(say(NO_LINES, field="sku_order_list"), field="sku_order_list",
                                  code="no_lines")
         lines, per_line = [], False
         for where, item in entries(items, "sku_order_list"):
@@ -79,7 +85,7 @@ class DouyinAdapter(Adapter):
             line_total = fen(need(item, "origin_amount", where), f"{where}.origin_amount")
             unit = (line_total / quantity).quantize(CENT)
             if unit * quantity != line_total:
-                raise PayloadProblem(f"{where}.origin_amount does not divide into {quantity} equal unit prices",
+                raise PayloadProblem(say(AMOUNTS_DO_NOT_ADD_UP, where=where, quantity=quantity),
                                      field=f"{where}.origin_amount", code="amounts_do_not_add_up")
             per_line = per_line or "promotion_amount" in item
             discount = (fen(item.get("promotion_amount", 0), f"{where}.promotion_amount")

@@ -21,6 +21,11 @@ from shared.channels.canonical import (
 )
 from shared.channels.privacy import NO_MASK, buyer_key_of, ciphertext_of, is_ciphertext, masked_text
 from shared.channels.taobao import top_time
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NO_LINES = N_("%(field)s must list at least one item")
+MUST_BE_LIST = N_("%(field)s must be a list")
 
 DECRYPT_METHOD = "jingdong.jos.order.oaid.decrypt"
 DECRYPT_RESPONSE = "jingdong_jos_order_oaid_decrypt_responce"  # JD's own spelling, as in every JOS answer
@@ -51,10 +56,11 @@ class JdAdapter(Adapter):
         consignee = need(raw, "consigneeInfo")
         items = need(raw, "itemInfoList")
         if not isinstance(items, list) or not items:
-            raise PayloadProblem("itemInfoList must list at least one item", field="itemInfoList", code="no_lines")
+            raise PayloadProblem(say(NO_LINES, field="itemInfoList"), field="itemInfoList", code="no_lines")
         coupons = raw.get("couponDetailList")
         if coupons not in (None, "") and not isinstance(coupons, list):
-            raise PayloadProblem("couponDetailList must be a list", field="couponDetailList", code="invalid_type")
+            raise PayloadProblem(say(MUST_BE_LIST, field="couponDetailList"), field="couponDetailList",
+                                 code="invalid_type")
         by_sku: dict[str, Decimal] = {}
         for index, coupon in enumerate(coupons or []):
             amount = yuan(need(coupon, "couponPrice", f"couponDetailList[{index}]"),

@@ -20,6 +20,10 @@ from shared.channels.canonical import (
     text_of,
 )
 from shared.channels.privacy import buyer_key_of, ciphertext_of, is_ciphertext, masked_text, plain_per_field
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NO_LINES = N_("%(field)s must list at least one item")
 
 _SHIPPED, _RECEIVED = "2", "3"
 DECRYPT_TYPE = "pdd.open.decrypt.batch"
@@ -61,7 +65,7 @@ class PinduoduoAdapter(Adapter):
         yuan as JSON numbers; discount_amount is that same sum where the breakdown is absent."""
         items = need(raw, "item_list")
         if not isinstance(items, list) or not items:
-            raise PayloadProblem("item_list must list at least one item", field="item_list", code="no_lines")
+            raise PayloadProblem(say(NO_LINES, field="item_list"), field="item_list", code="no_lines")
         lines = []
         for where, item in entries(items, "item_list"):
             # outer_id is the SKU's merchant code; a goods without specs has only outer_goods_id.

@@ -9,6 +9,12 @@ decrypts (only the platform's own decrypt API can).
 import re
 
 from shared.channels.canonical import PayloadProblem, text_of
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NO_CIPHERTEXT = N_("%(field)s (platform ciphertext) is missing")
+LONGER_THAN_CIPHERTEXT = N_("%(field)s is longer than any platform ciphertext")
+BUYER_KEY_TOO_LONG = N_("The platform's buyer key is longer than 200 characters")
 
 MARKERS = "~$#"
 NO_MASK = "**"  # what is shown when the platform sends a ciphertext without its masked form
@@ -39,9 +45,9 @@ def ciphertext_of(raw: dict, key: str, where: str = "") -> str:
     value = raw.get(key) if isinstance(raw, dict) else None
     name = f"{where}.{key}" if where else key
     if not isinstance(value, str) or not value.strip():
-        raise PayloadProblem(f"{name} (platform ciphertext) is missing", field=name, code="missing_field")
+        raise PayloadProblem(say(NO_CIPHERTEXT, field=name), field=name, code="missing_field")
     if len(value) > 4000:
-        raise PayloadProblem(f"{name} is longer than any platform ciphertext", field=name, code="too_long")
+        raise PayloadProblem(say(LONGER_THAN_CIPHERTEXT, field=name), field=name, code="too_long")
     return value
 
 
@@ -51,7 +57,7 @@ def buyer_key_of(*values) -> str | None:
         if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
             key = str(value).strip()
             if len(key) > 200:
-                raise PayloadProblem("the platform's buyer key is longer than 200 characters", field="buyer_key",
+                raise PayloadProblem(say(BUYER_KEY_TOO_LONG), field="buyer_key",
                                      code="too_long")
             return key
     return None

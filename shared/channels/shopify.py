@@ -5,6 +5,10 @@ from decimal import Decimal
 from shared.channels.base import Adapter, Credentials, Page
 from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, entries, need, offset_time,
                                        platform_id, quantity_of, text_of, total_of, yuan)
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NO_LINES = N_("%(field)s must list at least one item")
 
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 API_VERSION = "2024-10"
@@ -63,7 +67,7 @@ class ShopifyAdapter(Adapter):
         and the shipping lines' discount_allocations, so discounts are allocated per line."""
         items = need(raw, "line_items")
         if not isinstance(items, list) or not items:
-            raise PayloadProblem("line_items must list at least one item", field="line_items", code="no_lines")
+            raise PayloadProblem(say(NO_LINES, field="line_items"), field="line_items", code="no_lines")
         lines, per_line = [], False
         for where, item in entries(items, "line_items"):
             allocations = item.get("discount_allocations")

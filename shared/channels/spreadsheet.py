@@ -10,6 +10,19 @@ from datetime import datetime
 from shared.channels.base import Adapter
 from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, local_time, need,
                                        offset_time, quantity_of, text_of, yuan)
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+INVALID_CURRENCY = N_("%(where)s: currency must be a 3-letter code")
+# Why a whole file is refused (SpreadsheetError): the importers show these to the person who uploaded it.
+FILE_TOO_LARGE = N_("The file is larger than %(megabytes)s MB: split it and upload the parts")
+NOT_XLSX = N_("Not a readable .xlsx file (%(kind)s): save it again from Excel, or as .csv")
+NOT_UTF8_OR_GB18030 = N_("The CSV file is neither UTF-8 nor GB18030 text: save it again as UTF-8")
+CSV_UNREADABLE = N_("The CSV file cannot be read: %(error)s")
+NOT_CSV_OR_XLSX = N_("Upload a .csv or .xlsx file")
+FILE_EMPTY = N_("The file is empty")
+HEADER_LACKS = N_("The header row lacks: %(columns)s")
+TOO_MANY_ROWS = N_("At most %(limit)s rows per file: split it and upload the parts")
 
 COLUMNS = ("channel_order_id", "placed_at", "paid_at", "currency", "customer_name", "customer_phone", "receiver",
            "receiver_phone", "province", "city", "district", "street", "postal_code", "sku", "quantity",
@@ -43,7 +56,7 @@ def read_rows(filename: str, data: bytes) -> list[dict]:
 def read_table(filename: str, data: bytes, required: tuple[str, ...]) -> list[tuple[int, dict]]:
     """(line number in the file, row keyed by the lower-cased header) for every non-empty row after the header."""
     if len(data) > MAX_BYTES:
-        raise SpreadsheetError(f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB")
+        raise SpreadsheetError(say(FILE_TOO_LARGE, megabytes=MAX_BYTES // (1024 * 1024)))
     name = (filename or "").lower()
     if name.endswith(".xlsx"):
         from openpyxl import load_workbook
@@ -51,7 +64,7 @@ def read_table(filename: str, data: bytes, required: tuple[str, ...]) -> list[tu
         try:
             sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).active
         except Exception as error:  # openpyxl raises many kinds for a damaged file
-            raise SpreadsheetError(f"not a readable .xlsx file ({type(error).__name__})") from None
+            raise SpreadsheetError(say(NOT_XLSX, kind=type(error).__name__)) from None
         table = [[_cell(value) for value in row] for row in sheet.iter_rows(values_only=True)]
     elif name.endswith(".csv"):
         for encoding in ("utf-8-sig", "gb18030"):
@@ -61,22 +74,22 @@ def read_table(filename: str, data: bytes, required: tuple[str, ...]) -> list[tu
             except UnicodeDecodeError:
                 continue
         else:
-            raise SpreadsheetError("the CSV file is neither UTF-8 nor GB18030 text")
+            raise SpreadsheetError(say(NOT_UTF8_OR_GB18030))
         try:
             table = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text))]
         except csv.Error as error:  # a field over the size limit, a NUL byte, a broken quote
-            raise SpreadsheetError(f"the CSV file cannot be read: {error}") from None
+            raise SpreadsheetError(say(CSV_UNREADABLE, error=error)) from None
     else:
-        raise SpreadsheetError("upload a .csv or .xlsx file")
+        raise SpreadsheetError(say(NOT_CSV_OR_XLSX))
     table = [(line, row) for line, row in enumerate(table, start=1) if any(row)]
     if not table:
-        raise SpreadsheetError("the file is empty")
+        raise SpreadsheetError(say(FILE_EMPTY))
     header = [cell.strip().lower() for cell in table[0][1]]
     missing = [column for column in required if column not in header]
     if missing:
-        raise SpreadsheetError(f"the header row lacks: {', '.join(missing)}")
+        raise SpreadsheetError(say(HEADER_LACKS, columns=", ".join(missing)))
     if len(table) - 1 > MAX_ROWS:
-        raise SpreadsheetError(f"at most {MAX_ROWS} rows per file")
+        raise SpreadsheetError(say(TOO_MANY_ROWS, limit=MAX_ROWS))
     return [(line, dict(zip(header, row + [""] * (len(header) - len(row))))) for line, row in table[1:]]
 
 
@@ -130,7 +143,7 @@ class ImportAdapter(Adapter):
         receiver_phone = text_of(need(raw, "receiver_phone"), "receiver_phone", 32)
         currency = (raw.get("currency") or "CNY").upper()
         if len(currency) != 3:
-            raise PayloadProblem(f"{where}: currency must be a 3-letter code", field="currency",
+            raise PayloadProblem(say(INVALID_CURRENCY, where=where), field="currency",
                                  code="invalid_currency")
         placed_at = _time(need(raw, "placed_at"), zone, "placed_at")
         return CanonicalOrder(

@@ -22,6 +22,10 @@ from shared.channels.canonical import (
     yuan,
 )
 from shared.channels.privacy import buyer_key_of, is_ciphertext, masked_text
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NO_LINES = N_("%(field)s must list at least one item")
 
 FIELDS = ("tid,tid_str,status,created,modified,pay_time,buyer_nick,receiver_name,receiver_mobile,receiver_state,"
           "receiver_city,receiver_district,receiver_town,receiver_address,receiver_zip,total_fee,post_fee,"
@@ -64,7 +68,7 @@ class TaobaoAdapter(Adapter):
         tid = text_of(need(raw, "tid_str") if raw.get("tid_str") else need(raw, "tid"), "tid", 64)
         items = need(need(raw, "orders"), "order", "orders")
         if not isinstance(items, list) or not items:
-            raise PayloadProblem("orders.order must list at least one item", field="orders.order", code="no_lines")
+            raise PayloadProblem(say(NO_LINES, field="orders.order"), field="orders.order", code="no_lines")
         lines, adjustments = [], []
         for where, item in entries(items, "orders.order"):
             quantity = quantity_of(need(item, "num", where), f"{where}.num")

@@ -17,6 +17,13 @@ from datetime import datetime
 from decimal import Decimal
 
 from shared.channels.canonical import PayloadProblem, need, offset_time, text_of, yuan
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NO_REFUND_WEBHOOKS = N_("Channels of kind %(kind)s send no refund webhooks")
+NOT_A_LIST = N_("%(field)s is not a list")
+ITEM_NOT_OBJECT = N_("%(field)s[%(index)s] is not an object")
+NOT_AN_OBJECT = N_("%(field)s must be an object")
 
 ORDER, DELETED, RESTORED, REFUND, IGNORED, UNKNOWN = "order", "deleted", "restored", "refund", "ignored", "unknown"
 MEANINGS = (ORDER, DELETED, RESTORED, REFUND, IGNORED, UNKNOWN)
@@ -104,14 +111,16 @@ def read_refund(kind: str, raw: dict) -> PlatformRefundNotice:
     """A Shopify Refund resource (the refunds/create body) read into one notice; the amount is the sum of its
     successful `refund` transactions (what actually went back to the buyer)."""
     if kind != "shopify":
-        raise PayloadProblem(f"{kind} sends no refund webhooks", code="unreadable_payload")
+        raise PayloadProblem(say(NO_REFUND_WEBHOOKS, kind=kind), code="unreadable_payload")
     amount, currency = Decimal("0.00"), None
     transactions = raw.get("transactions") or []
     if not isinstance(transactions, list):
-        raise PayloadProblem("transactions is not a list", field="transactions", code="unreadable_payload")
+        raise PayloadProblem(say(NOT_A_LIST, field="transactions"), field="transactions",
+                             code="unreadable_payload")
     for index, transaction in enumerate(transactions):
         if not isinstance(transaction, dict):
-            raise PayloadProblem(f"transactions[{index}] is not an object", field="transactions",
+            raise PayloadProblem(say(ITEM_NOT_OBJECT, field="transactions", index=index),
+                                 field="transactions",
                                  code="unreadable_payload")
         if transaction.get("kind") == "refund" and transaction.get("status") == "success":
             amount += yuan(need(transaction, "amount", f"transactions[{index}]"), f"transactions[{index}].amount")
@@ -120,7 +129,7 @@ def read_refund(kind: str, raw: dict) -> PlatformRefundNotice:
     for index, item in enumerate(raw.get("refund_line_items") or []):
         where = f"refund_line_items[{index}]"
         if not isinstance(item, dict):
-            raise PayloadProblem(f"{where} is not an object", field=where, code="unreadable_payload")
+            raise PayloadProblem(say(NOT_AN_OBJECT, field=where), field=where, code="unreadable_payload")
         lines.append((str(item.get("line_item_id") or ""), int(need(item, "quantity", where))))
         restock = restock or item.get("restock_type") in ("return", "cancel", "legacy_restock")
     when = raw.get("processed_at") or need(raw, "created_at")

@@ -5,6 +5,12 @@ from shared.channels.base import Adapter, Credentials, Page, PlatformError
 from shared.channels.canonical import (CanonicalLine, CanonicalOrder, PayloadProblem, entries, gmt_time, need,
                                        platform_id, quantity_of, signed_yuan, text_of, total_of, yuan)
 from shared.money import CENT
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NO_LINES = N_("%(field)s must list at least one item")
+MISSING = N_("%(field)s is missing")
+AMOUNTS_DO_NOT_ADD_UP = N_("%(where)s.subtotal does not divide into %(quantity)s equal unit prices")
 
 ZERO = Decimal("0.00")
 
@@ -39,14 +45,14 @@ class WooCommerceAdapter(Adapter):
         line. A fee line may be negative (a discount entered as a fee)."""
         items = need(raw, "line_items")
         if not isinstance(items, list) or not items:
-            raise PayloadProblem("line_items must list at least one item", field="line_items", code="no_lines")
+            raise PayloadProblem(say(NO_LINES, field="line_items"), field="line_items", code="no_lines")
         lines, per_line = [], True
         for where, item in entries(items, "line_items"):
             quantity = quantity_of(need(item, "quantity", where), f"{where}.quantity")
             subtotal = yuan(need(item, "subtotal", where), f"{where}.subtotal")  # the line before discounts
             unit = (subtotal / quantity).quantize(CENT)
             if unit * quantity != subtotal:
-                raise PayloadProblem(f"{where}.subtotal does not divide into {quantity} equal unit prices",
+                raise PayloadProblem(say(AMOUNTS_DO_NOT_ADD_UP, where=where, quantity=quantity),
                                      field=f"{where}.subtotal", code="amounts_do_not_add_up")
             if item.get("total") in (None, ""):
                 per_line, line_discount = False, ZERO
@@ -67,11 +73,12 @@ class WooCommerceAdapter(Adapter):
         billing, shipping = raw.get("billing") or {}, need(raw, "shipping")
         receiver = " ".join(filter(None, [shipping.get("first_name"), shipping.get("last_name")])).strip()
         if not receiver:
-            raise PayloadProblem("shipping.first_name is missing", field="shipping.first_name",
+            raise PayloadProblem(say(MISSING, field="shipping.first_name"), field="shipping.first_name",
                                  code="missing_field")
         phone = shipping.get("phone") or billing.get("phone")
         if not phone:
-            raise PayloadProblem("shipping.phone is missing", field="shipping.phone", code="missing_field")
+            raise PayloadProblem(say(MISSING, field="shipping.phone"), field="shipping.phone",
+                                 code="missing_field")
         city = text_of(need(shipping, "city", "shipping"), "shipping.city", 40)
         paid = raw.get("date_paid_gmt")
         cash_on_delivery = raw.get("payment_method") == "cod"

@@ -11,6 +11,9 @@ from shared.services.errors import NotFound, ValidationFailed
 from shared.services.orders import read_address
 from shared.services.validation import N_, say
 
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+ADDRESS_NOT_FOUND = N_("No such address")
+
 MAX_ADDRESSES = 20
 TOO_MANY = N_("an address book holds at most %(limit)s addresses")
 
@@ -27,7 +30,7 @@ def address_for_customer(customer_id: int, address_id) -> CustomerAddress:
                                                                CustomerAddress.customer_id == customer_id)
                                  ).scalar_one_or_none()
     if row is None:
-        raise NotFound("no such address", field="address", code="address_not_found")
+        raise NotFound(say(ADDRESS_NOT_FOUND), field="address", code="address_not_found")
     return row
 
 

@@ -12,13 +12,23 @@ from shared.actors import Actor
 from shared.data.places import distance_km, locate
 from shared.extensions import db
 from shared.floor_lifecycle import OPEN_SHIPMENT_STATES, SHIPMENT
+from shared.labels import STATUS, label
 from shared.lifecycle import OrderStatus
 from shared.models import Order, Reservation, Shipment, Sku, Warehouse
 from shared.services import audit
 from shared.services import orders as order_service
 from shared.services import stock as stock_service
 from shared.services.errors import Conflict, InsufficientStock
+from shared.services.validation import N_, say
 from shared.timekeeping import as_utc, utc_now
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+STOCK_MOVED = N_("The stock moved meanwhile; allocate again")
+ALREADY_ALLOCATED = N_("%(order_no)s is already allocated")
+ONLY_CONFIRMED = N_("%(order_no)s is %(order_status)s; only confirmed orders are allocated")
+NO_WAREHOUSE = N_("No warehouse holds every line of %(order_no)s: add stock, or allocate it by hand")
+NO_COLD_WAREHOUSE = N_("No cold-chain warehouse holds every line of %(order_no)s: add stock, or allocate it by hand")
+NO_WAREHOUSE_FOR_LINE = N_("No warehouse holds line %(sku_code)s of %(order_no)s")
 
 S = OrderStatus
 
@@ -83,7 +93,7 @@ def _move_reservations(order: Order, warehouse_id: int, line_ids: set[int] | Non
     held = [r for r in stock_service.active_reservations([order.id])
             if line_ids is None or r.order_line_id in line_ids]
     if stock_service.move_reservations(held, {r.id: warehouse_id for r in held}):
-        raise InsufficientStock("the stock moved meanwhile; allocate again", code="insufficient_stock")
+        raise InsufficientStock(say(STOCK_MOVED), code="insufficient_stock")
 
 
 def reroute_unallocated(order: Order, actor: Actor) -> Warehouse | None:
@@ -118,16 +128,16 @@ def allocate(order: Order, actor: Actor, now: datetime | None = None) -> Shipmen
     db.session.refresh(order, with_for_update={"of": Order})
     if order.status == S.ALLOCATED or db.session.execute(select(Shipment.id).where(
             Shipment.order_id == order.id, Shipment.status.in_(OPEN_SHIPMENT_STATES))).first():
-        raise Conflict(f"{order.order_no} is already allocated", field="order_no", code="already_allocated")
+        raise Conflict(say(ALREADY_ALLOCATED, order_no=order.order_no), field="order_no", code="already_allocated")
     if order.status != S.CONFIRMED:
-        raise Conflict(f"{order.order_no} is {order.status}; only confirmed orders are allocated", field="order_no",
-                       code="invalid_transition")
+        raise Conflict(say(ONLY_CONFIRMED, order_no=order.order_no, order_status=label(STATUS, order.status)),
+                       field="order_no", code="invalid_transition")
     candidates = candidate_warehouses(order)
     if not candidates and current_app.config.get("SPLIT_SHIPMENTS"):
         return _allocate_split(order, actor, now)
     if not candidates:
         cold = any(line.sku.cold_chain for line in order.lines)
-        raise Conflict(f"no {'cold-chain ' if cold else ''}warehouse holds every line of {order.order_no}",
+        raise Conflict(say(NO_COLD_WAREHOUSE if cold else NO_WAREHOUSE, order_no=order.order_no),
                        field="order_no", code="no_warehouse")
     warehouse, distance = candidates[0]
     with db.session.begin_nested():
@@ -161,8 +171,8 @@ def _allocate_split(order: Order, actor: Actor, now: datetime) -> Shipment:
         options = nearest_warehouses({line.sku_id: line.quantity}, line.sku_id in cold_skus, receiver, warehouses,
                                      places, free, mine)
         if not options:
-            raise Conflict(f"no warehouse holds line {line.sku.code} of {order.order_no}", field="order_no",
-                           code="no_warehouse")
+            raise Conflict(say(NO_WAREHOUSE_FOR_LINE, sku_code=line.sku.code, order_no=order.order_no),
+                           field="order_no", code="no_warehouse")
         warehouse_id = options[0][0].id
         if own is None or own.warehouse_id != warehouse_id:
             free[(warehouse_id, line.sku_id)] = free.get((warehouse_id, line.sku_id), 0) - line.quantity

@@ -38,6 +38,17 @@ from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFail
 from shared.services.validation import N_, say
 from shared.timekeeping import local_date, utc_now
 
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+UNKNOWN_RULE = N_("No such approval rule")
+NO_RULE_NAMED = N_("No approval rule \"%(code)s\"")
+INVALID_PRIORITY = N_("Priority is 0 to 1000")
+NO_RULE = N_("No approval rule applies")
+UNKNOWN_APPROVAL = N_("No such approval request")
+INVALID_STATE = N_("State is one of %(states)s")
+CHOOSE_A_REQUEST = N_("Choose at least one request")
+DUPLICATE_RULE = N_("The rule %(code)s exists")
+NO_RULE_ANY_MORE = N_("No approval rule applies any more")
+
 # --- the vocabulary -----------------------------------------------------------------------------------------------
 
 
@@ -294,14 +305,14 @@ def get_rule(rule_id) -> ApprovalRule:
     row_id = _row_id(rule_id)
     rule = db.session.get(ApprovalRule, row_id) if row_id is not None else None
     if rule is None:
-        raise NotFound("no such approval rule", field="rule", code="unknown_rule")
+        raise NotFound(say(UNKNOWN_RULE), field="rule", code="unknown_rule")
     return rule
 
 
 def rule_by_code(code: str) -> ApprovalRule:
     rule = db.session.execute(select(ApprovalRule).where(ApprovalRule.code == code)).scalar_one_or_none()
     if rule is None:
-        raise NotFound(f"no approval rule {code!r}", field="rule", code="unknown_rule")
+        raise NotFound(say(NO_RULE_NAMED, code=code), field="rule", code="unknown_rule")
     return rule
 
 
@@ -330,13 +341,13 @@ def save_rule(actor: Actor, rule: ApprovalRule | None = None, *, code: str | Non
         raise ValidationFailed(say(BAD_STALL), field="stall_minutes", code="invalid_stall")
     if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)
                                  or not 0 <= priority <= 1000):
-        raise ValidationFailed("priority is 0 to 1000", field="priority", code="invalid_priority")
+        raise ValidationFailed(say(INVALID_PRIORITY), field="priority", code="invalid_priority")
     if creating:
         code = (code or "").strip().lower()
         if not RULE_CODE.fullmatch(code):
             raise ValidationFailed(say(BAD_RULE_CODE), field="code", code="invalid_rule_code")
         if db.session.execute(select(ApprovalRule.id).where(ApprovalRule.code == code)).first():
-            raise Conflict(f"the rule {code} exists", field="code", code="duplicate_rule")
+            raise Conflict(say(DUPLICATE_RULE, code=code), field="code", code="duplicate_rule")
         rule = ApprovalRule(code=code, operation=operation, conditions={}, priority=0, active=True,
                             stall_minutes=120, calendar="default")
         db.session.add(rule)
@@ -501,7 +512,7 @@ def request(operation: str, entity_id, context: dict, payload: dict, actor: Acto
     spec = OPERATIONS[operation]
     rule = rule or required(operation, context)
     if rule is None:
-        raise ValidationFailed("no approval rule applies", field="operation", code="no_rule")
+        raise ValidationFailed(say(NO_RULE), field="operation", code="no_rule")
     requester = _staff(actor)
     now = now or utc_now()
     made = ApprovalRequest(operation=operation, entity_type=spec.entity_type, entity_id=str(entity_id),
@@ -533,7 +544,7 @@ def get_request(request_id) -> ApprovalRequest:
     row_id = _row_id(request_id)
     found = db.session.get(ApprovalRequest, row_id) if row_id is not None else None
     if found is None:
-        raise NotFound("no such approval request", field="approval", code="unknown_approval")
+        raise NotFound(say(UNKNOWN_APPROVAL), field="approval", code="unknown_approval")
     return found
 
 
@@ -686,7 +697,7 @@ def resubmit(request: ApprovalRequest, actor: Actor, now: datetime | None = None
     if rule is None:  # the rules changed meanwhile: the old rule's steps still stand for this change
         rule = next((r for r in active_rules() if r.id == request.rule_id), None)
         if rule is None:
-            raise Conflict("no approval rule applies any more", field="approval", code="no_rule")
+            raise Conflict(say(NO_RULE_ANY_MORE), field="approval", code="no_rule")
     return globals()["request"](request.operation, request.entity_id, request.context or {}, request.payload or {},
                                 actor, rule=rule, summary=request.summary, now=now, previous=request)
 
@@ -898,7 +909,7 @@ def list_requests(user: StaffUser, state: str | None = None, mine: bool = False,
                   ) -> list[ApprovalRequest]:
     """For the API: with `state` pending, the inbox; otherwise requests the user raised or was named on."""
     if state is not None and state not in STATES:
-        raise ValidationFailed(f"state is one of {', '.join(STATES)}", field="state", code="invalid_state")
+        raise ValidationFailed(say(INVALID_STATE, states=', '.join(STATES)), field="state", code="invalid_state")
     if state == "pending" and not mine:
         return inbox(user, limit=limit)
     named = select(ApprovalStep.request_id).where(_json_contains(ApprovalStep.candidates, user.id))
@@ -916,7 +927,7 @@ def decide_many(request_ids: list, user: StaffUser, decision: str, comment: str 
 
     ids = list(dict.fromkeys(request_ids or []))
     if not ids:
-        raise ValidationFailed("choose at least one request", field="ids", code="required")
+        raise ValidationFailed(say(CHOOSE_A_REQUEST), field="ids", code="required")
     if len(ids) > MAX_BULK:
         raise ValidationFailed(say(TOO_MANY, most=MAX_BULK), field="ids", code="too_many")
     results = []

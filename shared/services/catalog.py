@@ -13,11 +13,31 @@ from shared.services import audit
 from shared.services.channel_settings import seed_status_mappings
 from shared.services import validation as check
 from shared.services.errors import Conflict, NotFound, ValidationFailed
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NOT_ZERO_OR_MORE = N_("%(field)s must be zero or a positive whole number")
+NOT_A_FLAG = N_("%(field)s must be true or false")
+DUPLICATE_SKU = N_("SKU %(code)s exists")
+INVALID_CARRIERS = N_("Name at least one carrier, e.g. [\"SF\", \"YTO\"]")
+UNKNOWN_CARRIER = N_("Unknown carrier \"%(unknown)s\": use %(carrier_names)s")
+DUPLICATE_CARRIER = N_("A carrier is named twice")
+DUPLICATE_WAREHOUSE = N_("Warehouse %(code)s exists")
+NOT_CHANGEABLE = N_("%(unknown)s cannot be changed")
+WHOLE_FROM = N_("%(field)s must be a whole number from %(minimum)s")
+DUPLICATE_BIN = N_("%(warehouse_code)s has a bin %(code)s already")
+CAPACITY_BELOW_CONTENTS = N_("Bin %(row_code)s holds %(held)s units: capacity cannot be less")
+UNKNOWN_BIN = N_("%(warehouse_code)s has no bin \"%(code)s\"")
+INVALID_CURRENCY = N_("A currency is a three-letter ISO 4217 code, e.g. CNY")
+UNKNOWN_CHANNEL = N_("Unknown channel \"%(code)s\"")
+INVALID_KIND = N_("Unknown channel kind \"%(kind)s\": use %(channel_kinds)s")
+DUPLICATE_CHANNEL = N_("Channel %(code)s exists")
+INVALID_TIMEZONE = N_("\"%(zone)s\" is not a time zone (e.g. Asia/Shanghai)")
 
 
 def _non_negative_int(value, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationFailed(f"{field} must be zero or a positive whole number", field=field,
+        raise ValidationFailed(say(NOT_ZERO_OR_MORE, field=field), field=field,
                                code="invalid_quantity")
     return value
 
@@ -29,9 +49,10 @@ def create_sku(data: dict, actor: Actor) -> Sku:
     safety = _non_negative_int(data.get("safety_stock", 0), "safety_stock")
     batch = data.get("batch_tracked", False)
     if not isinstance(batch, bool):
-        raise ValidationFailed("batch_tracked must be true or false", field="batch_tracked", code="invalid_type")
+        raise ValidationFailed(say(NOT_A_FLAG, field="batch_tracked"), field="batch_tracked",
+                               code="invalid_type")
     if db.session.execute(select(Sku.id).where(Sku.code == code)).first():
-        raise Conflict(f"SKU {code} exists", field="sku", code="duplicate_sku")
+        raise Conflict(say(DUPLICATE_SKU, code=code), field="sku", code="duplicate_sku")
     sku = Sku(code=code, name=name, safety_stock=safety, batch_tracked=batch, active=True)
     db.session.add(sku)
     db.session.flush()
@@ -58,21 +79,22 @@ def _carriers(value) -> str:
     if isinstance(value, str):
         value = [part for part in re.split(r"[\s,]+", value) if part]
     if not isinstance(value, list) or not value or not all(isinstance(code, str) for code in value):
-        raise ValidationFailed("name at least one carrier, e.g. [\"SF\", \"YTO\"]", field="carriers",
+        raise ValidationFailed(say(INVALID_CARRIERS), field="carriers",
                                code="invalid_carriers")
     codes = [code.strip().upper() for code in value]
     unknown = [code for code in codes if code not in CARRIER_NAMES]
     if unknown:
-        raise ValidationFailed(f"unknown carrier {unknown[0]!r}: use {', '.join(CARRIER_NAMES)}", field="carriers",
+        raise ValidationFailed(say(UNKNOWN_CARRIER, unknown=unknown[0], carrier_names=', '.join(CARRIER_NAMES)),
+                               field="carriers",
                                code="unknown_carrier")
     if len(set(codes)) != len(codes):
-        raise ValidationFailed("a carrier is named twice", field="carriers", code="duplicate_carrier")
+        raise ValidationFailed(say(DUPLICATE_CARRIER), field="carriers", code="duplicate_carrier")
     return ",".join(codes)
 
 
 def _flag(value, field: str) -> bool:
     if not isinstance(value, bool):
-        raise ValidationFailed(f"{field} must be true or false", field=field, code="invalid_type")
+        raise ValidationFailed(say(NOT_A_FLAG, field=field), field=field, code="invalid_type")
     return value
 
 
@@ -90,7 +112,7 @@ def create_warehouse(data: dict, actor: Actor) -> Warehouse:
     values["carriers"] = _carriers(data["carriers"]) if data.get("carriers") is not None else "SF,YTO"
     values["cold_chain"] = _flag(data.get("cold_chain", False), "cold_chain")
     if db.session.execute(select(Warehouse.id).where(Warehouse.code == code)).first():
-        raise Conflict(f"warehouse {code} exists", field="code", code="duplicate_warehouse")
+        raise Conflict(say(DUPLICATE_WAREHOUSE, code=code), field="code", code="duplicate_warehouse")
     warehouse = Warehouse(code=code, active=True, **values)
     db.session.add(warehouse)
     db.session.flush()
@@ -103,7 +125,7 @@ def update_warehouse(warehouse: Warehouse, data: dict, actor: Actor) -> Warehous
     check.mapping(data, "body")
     unknown = sorted(set(data) - set(WAREHOUSE_FIELDS))
     if unknown:
-        raise ValidationFailed(f"{unknown[0]} cannot be changed", field=unknown[0], code="unknown_field")
+        raise ValidationFailed(say(NOT_CHANGEABLE, unknown=unknown[0]), field=unknown[0], code="unknown_field")
     before = _warehouse_values(warehouse)
     values = {}
     for field in ("name", "province", "city"):
@@ -129,7 +151,8 @@ def _bin_number(value, field: str, default: int, minimum: int) -> int:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= 10_000_000:
-        raise ValidationFailed(f"{field} must be a whole number from {minimum}", field=field, code="invalid_quantity")
+        raise ValidationFailed(say(WHOLE_FROM, field=field, minimum=minimum), field=field,
+                               code="invalid_quantity")
     return value
 
 
@@ -146,7 +169,7 @@ def create_bin(warehouse: Warehouse, data: dict, actor: Actor) -> Bin:
     walk = _bin_number(data.get("walk_order"), "walk_order", default=0, minimum=0)
     capacity = _bin_number(data.get("capacity"), "capacity", default=10_000, minimum=1)
     if db.session.execute(select(Bin.id).where(Bin.warehouse_id == warehouse.id, Bin.code == code)).first():
-        raise Conflict(f"{warehouse.code} has a bin {code} already", field="code", code="duplicate_bin")
+        raise Conflict(say(DUPLICATE_BIN, warehouse_code=warehouse.code, code=code), field="code", code="duplicate_bin")
     row = Bin(warehouse_id=warehouse.id, code=code, walk_order=walk, capacity=capacity)
     db.session.add(row)
     db.session.flush()
@@ -167,7 +190,7 @@ def update_bin(warehouse: Warehouse, row: Bin, data: dict, actor: Actor) -> Bin:
     capacity = _bin_number(data.get("capacity"), "capacity", default=row.capacity, minimum=1)
     held = db.session.execute(select(func.coalesce(func.sum(Lot.quantity), 0)).where(Lot.bin_id == row.id)).scalar()
     if capacity < held:
-        raise ValidationFailed(f"bin {row.code} holds {held} units: capacity cannot be less", field="capacity",
+        raise ValidationFailed(say(CAPACITY_BELOW_CONTENTS, row_code=row.code, held=held), field="capacity",
                                code="capacity_below_contents")
     row.capacity = capacity
     after = {"walk_order": row.walk_order, "capacity": row.capacity}
@@ -182,7 +205,7 @@ def get_bin(warehouse: Warehouse, code: str) -> Bin:
     row = db.session.execute(select(Bin).where(Bin.warehouse_id == warehouse.id, Bin.code == (code or "").strip())
                              ).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"{warehouse.code} has no bin {code!r}", field="bin", code="unknown_bin")
+        raise NotFound(say(UNKNOWN_BIN, warehouse_code=warehouse.code, code=code), field="bin", code="unknown_bin")
     return row
 
 
@@ -191,7 +214,7 @@ def _timezone(value) -> str:
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationFailed(f"{zone!r} is not a time zone (e.g. Asia/Shanghai)", field="timezone",
+        raise ValidationFailed(say(INVALID_TIMEZONE, zone=zone), field="timezone",
                                code="invalid_timezone") from None
     return zone
 
@@ -199,7 +222,7 @@ def _timezone(value) -> str:
 def _currency(value) -> str:
     currency = check.text(value, "currency", 3).upper()
     if not re.fullmatch(r"[A-Z]{3}", currency):
-        raise ValidationFailed("a currency is a three-letter ISO 4217 code, e.g. CNY", field="currency",
+        raise ValidationFailed(say(INVALID_CURRENCY), field="currency",
                                code="invalid_currency")
     return currency
 
@@ -212,7 +235,7 @@ def get_channel(code: str) -> Channel:
     channel = db.session.execute(select(Channel).where(Channel.code == (code or "").strip().upper())
                                  ).scalar_one_or_none()
     if channel is None:
-        raise NotFound(f"unknown channel {code!r}", field="channel", code="unknown_channel")
+        raise NotFound(say(UNKNOWN_CHANNEL, code=code), field="channel", code="unknown_channel")
     return channel
 
 
@@ -221,12 +244,12 @@ def create_channel(code: str, name: str, kind: str, actor: Actor, timezone: str 
     """A sales channel: a two-letter code (the prefix of its order numbers), its platform, zone and currency."""
     code = check.code(code, "code", "channel")
     if kind not in CHANNEL_KINDS:
-        raise ValidationFailed(f"unknown channel kind {kind!r}: use {', '.join(CHANNEL_KINDS)}", field="kind",
+        raise ValidationFailed(say(INVALID_KIND, kind=kind, channel_kinds=', '.join(CHANNEL_KINDS)), field="kind",
                                code="invalid_kind")
     name = check.text(name, "name", 80)
     timezone, currency = _timezone(timezone or "Asia/Shanghai"), _currency(currency or "CNY")
     if db.session.execute(select(Channel.id).where(Channel.code == code)).first():
-        raise Conflict(f"channel {code} exists", field="code", code="duplicate_channel")
+        raise Conflict(say(DUPLICATE_CHANNEL, code=code), field="code", code="duplicate_channel")
     channel = Channel(code=code, name=name, kind=kind, timezone=timezone, currency=currency, active=True)
     db.session.add(channel)
     db.session.flush()
@@ -245,7 +268,7 @@ def update_channel(channel: Channel, data: dict, actor: Actor) -> Channel:
     check.mapping(data, "body")
     unknown = sorted(set(data) - set(CHANNEL_FIELDS))
     if unknown:
-        raise ValidationFailed(f"{unknown[0]} cannot be changed", field=unknown[0], code="unknown_field")
+        raise ValidationFailed(say(NOT_CHANGEABLE, unknown=unknown[0]), field=unknown[0], code="unknown_field")
     before = {field: getattr(channel, field) for field in CHANNEL_FIELDS}
     if "name" in data:
         channel.name = check.text(data["name"], "name", 80)

@@ -15,13 +15,28 @@ from shared.channels.base import Adapter
 from shared.channels.canonical import CanonicalLine, CanonicalOrder
 from shared.channels.topics import PlatformDeletion, PlatformRefundNotice
 from shared.extensions import db
+from shared.labels import STATUS, label
 from shared.lifecycle import OrderStatus
 from shared.models import Channel, Order, SkuMapping, StatusMapping
 from shared.money import format_money
 from shared.services import audit, customers
 from shared.services import orders as order_service
 from shared.services.errors import ServiceError, ValidationFailed
+from shared.services.validation import N_, say
 from shared.timekeeping import as_utc, utc_now
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+RESTORED_AFTER_CANCEL = N_("%(order_no)s was cancelled here when %(channel_name)s deleted it (its stock was released); "
+                           "the platform restored it as \"%(status_key)s\": re-enter it or cancel it on the platform")
+UNKNOWN_STATUS = N_("Status \"%(status_key)s\" of %(channel_name)s is not in the status mapping")
+UNMAPPED_SKU = N_("Channel SKU %(unmapped)s is not mapped to an internal SKU")
+AMOUNTS_DO_NOT_ADD_UP = N_("Amounts do not add up: goods %(goods)s − discount %(discount)s + shipping %(shipping)s + "
+                           "fees %(fees)s + tax %(tax)s = %(computed)s ≠ paid %(paid)s (gap %(gap)s)")
+LINE_AMOUNTS_DO_NOT_ADD_UP = N_("Amounts do not add up per line: %(problems)s")
+ADDRESS_CHANGE_TOO_LATE = N_("The address changed on the platform after %(order_no)s was %(order_status)s")
+WAITING_FOR_ORDER = N_("Refund %(refund_id)s is for %(channel_name)s order %(channel_order_id)s, which has not arrived "
+                       "yet; it is applied when it does")
+CURRENCY_MISMATCH = N_("Refund %(refund_id)s is in %(currency)s, %(order_no)s in %(currency_2)s")
 
 S = OrderStatus
 PLATFORM_HOLD = "platform:"  # hold reasons the channel placed start with this, so the channel may lift them
@@ -92,26 +107,26 @@ def check(context: ChannelContext, canonical: CanonicalOrder) -> Mapping:
     """Everything that sends an order to review, checked before anything is written."""
     mapping = context.statuses.get(canonical.status_key)
     if mapping is None:
-        raise NeedsReview(f"status {canonical.status_key!r} of {context.channel.name} is not in the status mapping",
+        raise NeedsReview(say(UNKNOWN_STATUS, status_key=canonical.status_key, channel_name=context.channel.name),
                           field="status", code="unknown_status")
     if canonical.cash_on_delivery:
         mapping = replace(mapping, lifecycle=cash_on_delivery.lifecycle(mapping.lifecycle, mapping.payment_status))
     unmapped = sorted({line.describe() for line in canonical.lines if context.sku_for(line) is None})
     if unmapped:
-        raise NeedsReview(f"channel SKU {', '.join(unmapped)} is not mapped to an internal SKU", field="sku",
+        raise NeedsReview(say(UNMAPPED_SKU, unmapped=', '.join(unmapped)), field="sku",
                           code="unmapped_sku")
     gap = canonical.amount_gap()
     tolerance = context.adapter.rounding_tolerance
     if abs(gap) > tolerance:
         raise NeedsReview(
-            f"amounts do not add up: goods {format_money(canonical.goods_total)} − discount "
-            f"{format_money(canonical.discount)} + shipping {format_money(canonical.shipping_fee)} + fees "
-            f"{format_money(canonical.fees)} + tax {format_money(canonical.tax)} = "
-            f"{format_money(canonical.paid_amount + gap)} ≠ paid {format_money(canonical.paid_amount)} "
-            f"(gap {format_money(gap)})", field="amounts", code="amounts_do_not_add_up")
+            say(AMOUNTS_DO_NOT_ADD_UP, goods=format_money(canonical.goods_total),
+                discount=format_money(canonical.discount), shipping=format_money(canonical.shipping_fee),
+                fees=format_money(canonical.fees), tax=format_money(canonical.tax),
+                computed=format_money(canonical.paid_amount + gap), paid=format_money(canonical.paid_amount),
+                gap=format_money(gap)), field="amounts", code="amounts_do_not_add_up")
     problems = canonical.line_problems()
     if problems and tolerance == 0:
-        raise NeedsReview(f"amounts do not add up per line: {'; '.join(problems)}", field="amounts",
+        raise NeedsReview(say(LINE_AMOUNTS_DO_NOT_ADD_UP, problems='; '.join(problems)), field="amounts",
                           code="amounts_do_not_add_up")
     return mapping
 
@@ -207,7 +222,8 @@ def _address_changes(order: Order, canonical: CanonicalOrder, kind: str) -> dict
 def _update(order: Order, canonical: CanonicalOrder, mapping: Mapping) -> str:
     changes = _address_changes(order, canonical, order.channel.kind)
     if changes and order.status not in NOT_YET_PACKED and order.status not in FINISHED:
-        raise NeedsReview(f"the address changed on the platform after {order.order_no} was {order.status}",
+        raise NeedsReview(say(ADDRESS_CHANGE_TOO_LATE, order_no=order.order_no,
+                              order_status=label(STATUS, order.status)),
                           field="shipping_address", code="address_change_too_late")
     before_status = (order.status, order.payment_status, order.refund_status)
     if payment_of(mapping, canonical) == "paid" and order.payment_status == "unpaid" and order.status not in FINISHED:
@@ -289,9 +305,8 @@ def check_restored(context: ChannelContext, canonical: CanonicalOrder) -> None:
         return
     if mapping is not None and mapping.lifecycle == S.CANCELLED:
         return
-    raise NeedsReview(f"{order.order_no} was cancelled here when {context.channel.name} deleted it (its stock was "
-                      f"released); the platform restored it as {canonical.status_key!r}: re-enter it or cancel it on "
-                      f"the platform", field="status", code="restored_after_cancel")
+    raise NeedsReview(say(RESTORED_AFTER_CANCEL, order_no=order.order_no, channel_name=context.channel.name,
+                          status_key=canonical.status_key), field="status", code="restored_after_cancel")
 
 
 def apply_refund(context: ChannelContext, notice: PlatformRefundNotice, inbox_item_id: int | None = None
@@ -304,11 +319,12 @@ def apply_refund(context: ChannelContext, notice: PlatformRefundNotice, inbox_it
     (platform_refunds). A refund for an order not here yet raises WaitingForOrder."""
     order = _locked_order(context, notice.channel_order_id)
     if order is None:
-        raise WaitingForOrder(f"refund {notice.refund_id} is for {context.channel.name} order "
-                              f"{notice.channel_order_id}, which has not arrived yet; it is applied when it does",
+        raise WaitingForOrder(say(WAITING_FOR_ORDER, refund_id=notice.refund_id, channel_name=context.channel.name,
+                                  channel_order_id=notice.channel_order_id),
                               field="order_id")
     if notice.currency and notice.currency != order.currency:
-        raise NeedsReview(f"refund {notice.refund_id} is in {notice.currency}, {order.order_no} in {order.currency}",
+        raise NeedsReview(say(CURRENCY_MISMATCH, refund_id=notice.refund_id, currency=notice.currency,
+                              order_no=order.order_no, currency_2=order.currency),
                           field="currency", code="currency_mismatch")
     from shared.services import platform_refunds, refunds
 

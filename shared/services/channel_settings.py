@@ -11,7 +11,27 @@ from shared.services import audit
 from shared.services import stock as stock_service
 from shared.services import validation as check
 from shared.services.errors import NotFound, ValidationFailed
+from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+INVALID_LIFECYCLE = N_("\"%(lifecycle)s\" is not a status a channel may set")
+INVALID_PAYMENT_STATUS = N_("\"%(payment_status)s\" is not a payment status")
+INVALID_REFUND_STATUS = N_("\"%(refund_status)s\" is not a refund status")
+INVALID_KEY_KIND = N_("\"%(kind)s\" is not a mapping key: use a merchant code, a platform variant id or a platform "
+                      "product id")
+INVALID_PLATFORM_ID = N_("A platform %(kind)s id is digits only, not \"%(text)s\"")
+MAPPING_NOT_FOUND = N_("%(channel_sku)s is not mapped")
+UNKNOWN_MAPPING_FILE = N_("The header row needs channel_sku and sku (SKU mappings) or platform_status and lifecycle "
+                          "(status mappings)")
+INVALID_URL = N_("The API address must start with https:// or http://")
+INVALID_INTERVAL = N_("Poll every 1 to 1440 minutes")
+# A refused mapping file: each bad row with its line, then the whole file refused.
+CELL_EMPTY = N_("%(field)s is empty")
+KEY_TWICE = N_("%(key)s is also on line %(line)s")
+ROW_PROBLEM = N_("line %(line)s: %(problem)s")
+ROWS_REFUSED = N_("%(count)s rows refused, nothing imported: %(shown)s")
+ROWS_REFUSED_MORE = N_("%(count)s rows refused, nothing imported: %(shown)s (and %(more)s more)")
 
 LIFECYCLE_TARGETS = (OrderStatus.PENDING_REVIEW, OrderStatus.CONFIRMED, OrderStatus.ON_HOLD, OrderStatus.SHIPPED,
                      OrderStatus.COMPLETED, OrderStatus.CANCELLED)
@@ -50,7 +70,7 @@ def connect(channel: Channel, actor: Actor, base_url: str | None = None, app_key
     if base_url is not None:
         url = check.text(base_url, "base_url", 300)
         if not url.startswith(("https://", "http://")):
-            raise ValidationFailed("the API address must start with https:// or http://", field="base_url",
+            raise ValidationFailed(say(INVALID_URL), field="base_url",
                                    code="invalid_url")
         connection.base_url = url.rstrip("/")
     if app_key is not None:
@@ -63,7 +83,7 @@ def connect(channel: Channel, actor: Actor, base_url: str | None = None, app_key
             changed_secrets.append(name)
     if poll_minutes is not None:
         if isinstance(poll_minutes, bool) or not isinstance(poll_minutes, int) or not 1 <= poll_minutes <= 1440:
-            raise ValidationFailed("poll every 1 to 1440 minutes", field="poll_minutes", code="invalid_interval")
+            raise ValidationFailed(say(INVALID_INTERVAL), field="poll_minutes", code="invalid_interval")
         connection.poll_minutes = poll_minutes
     if polling_enabled is not None:
         connection.polling_enabled = bool(polling_enabled)
@@ -100,13 +120,13 @@ def set_status_mapping(channel: Channel, platform_status: str, lifecycle: str, p
                        refund_status: str | None, actor: Actor, note: str | None = None) -> StatusMapping:
     platform_status = check.text(platform_status, "platform_status", 64)
     if lifecycle not in LIFECYCLE_TARGETS:
-        raise ValidationFailed(f"{lifecycle!r} is not a status a channel may set", field="lifecycle",
+        raise ValidationFailed(say(INVALID_LIFECYCLE, lifecycle=lifecycle), field="lifecycle",
                                code="invalid_lifecycle")
     if (payment_status or "") not in PAYMENT_CHOICES:
-        raise ValidationFailed(f"{payment_status!r} is not a payment status", field="payment_status",
+        raise ValidationFailed(say(INVALID_PAYMENT_STATUS, payment_status=payment_status), field="payment_status",
                                code="invalid_payment_status")
     if (refund_status or "") not in REFUND_CHOICES:
-        raise ValidationFailed(f"{refund_status!r} is not a refund status", field="refund_status",
+        raise ValidationFailed(say(INVALID_REFUND_STATUS, refund_status=refund_status), field="refund_status",
                                code="invalid_refund_status")
     row = db.session.execute(select(StatusMapping).where(StatusMapping.channel_id == channel.id,
                                                          StatusMapping.platform_status == platform_status)
@@ -154,15 +174,14 @@ def sku_mappings(channel: Channel, search: str | None = None, sort: str | None =
 def _key_kind(key_kind: str | None) -> str:
     kind = key_kind or "code"
     if kind not in MAPPING_KEY_KINDS:
-        raise ValidationFailed(f"{kind!r} is not a mapping key: use a merchant code, a platform variant id or a "
-                               "platform product id", field="key_kind", code="invalid_key_kind")
+        raise ValidationFailed(say(INVALID_KEY_KIND, kind=kind), field="key_kind", code="invalid_key_kind")
     return kind
 
 
 def _key_value(value, kind: str) -> str:
     text = check.text(value, "channel_sku", 64)
     if kind != "code" and not text.isdigit():  # every platform's variant and product ids are digits
-        raise ValidationFailed(f"a platform {kind} id is digits only, not {text!r}", field="channel_sku",
+        raise ValidationFailed(say(INVALID_PLATFORM_ID, kind=kind, text=text), field="channel_sku",
                                code="invalid_platform_id")
     return text
 
@@ -194,7 +213,7 @@ def unmap_sku(channel: Channel, channel_sku: str, actor: Actor, key_kind: str = 
     kind = _key_kind(key_kind)
     row = _mapping_row(channel, kind, channel_sku)
     if row is None:
-        raise NotFound(f"{channel_sku} is not mapped", field="channel_sku", code="mapping_not_found")
+        raise NotFound(say(MAPPING_NOT_FOUND, channel_sku=channel_sku), field="channel_sku", code="mapping_not_found")
     audit.record(actor, "channel.sku_unmap", "channel", channel.code,
                  before={"key_kind": kind, "channel_sku": channel_sku, "sku": row.sku.code})
     db.session.delete(row)
@@ -211,9 +230,12 @@ class MappingImportRefused(ValidationFailed):
 
     def __init__(self, problems: list[tuple[int, str]]):
         self.problems = problems
-        shown = "; ".join(f"line {line}: {problem}" for line, problem in problems[:20])
-        more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
-        super().__init__(f"{len(problems)} rows refused, nothing imported: {shown}{more}", field="file")
+        shown = "; ".join(say(ROW_PROBLEM, line=line, problem=problem) for line, problem in problems[:20])
+        if len(problems) > 20:
+            message = say(ROWS_REFUSED_MORE, count=len(problems), shown=shown, more=len(problems) - 20)
+        else:
+            message = say(ROWS_REFUSED, count=len(problems), shown=shown)
+        super().__init__(message, field="file")
 
     def as_json(self) -> dict:
         body = super().as_json()
@@ -236,8 +258,7 @@ def import_mappings(channel: Channel, filename: str, data: bytes, actor: Actor) 
     kind = "sku" if {"channel_sku", "sku"} <= header else "status" if {"platform_status", "lifecycle"} <= header \
         else None
     if kind is None:
-        raise ValidationFailed("the header row needs channel_sku and sku (SKU mappings) or platform_status and "
-                               "lifecycle (status mappings)", field="file", code="unknown_mapping_file")
+        raise ValidationFailed(say(UNKNOWN_MAPPING_FILE), field="file", code="unknown_mapping_file")
     key_column = "channel_sku" if kind == "sku" else "platform_status"
     problems: list[tuple[int, str]] = []
     first_line: dict[tuple[str, str], int] = {}
@@ -246,11 +267,11 @@ def import_mappings(channel: Channel, filename: str, data: bytes, actor: Actor) 
         # An optional key_kind column: code (the default), variant or product id, as on the mapping page.
         key_kind = (row.get("key_kind") or "code").strip() if kind == "sku" else ""
         if not key:
-            problems.append((line, f"{key_column} is empty"))
+            problems.append((line, say(CELL_EMPTY, field=key_column)))
         elif len(key) > 64:
-            problems.append((line, f"{key_column} is longer than 64 characters"))
+            problems.append((line, say(check.TOO_LONG, field=key_column, limit=64)))
         elif (key_kind, key) in first_line:
-            problems.append((line, f"{key} is also on line {first_line[key_kind, key]}"))
+            problems.append((line, say(KEY_TWICE, key=key, line=first_line[key_kind, key])))
         else:
             first_line[key_kind, key] = line
             if kind == "sku":
@@ -265,17 +286,18 @@ def import_mappings(channel: Channel, filename: str, data: bytes, actor: Actor) 
         for line, row in rows:
             code = row.get("sku", "").strip()
             if code not in known:
-                problems.append((line, f"unknown SKU {code!r}" if code else "sku is empty"))
+                problems.append((line, say(stock_service.UNKNOWN_SKU, code=code) if code else say(CELL_EMPTY,
+                                                                                                  field="sku")))
     else:
         for line, row in rows:
             if row.get("lifecycle", "").strip() not in LIFECYCLE_TARGETS:
-                problems.append((line, f"{row.get('lifecycle', '')!r} is not a status a channel may set"))
+                problems.append((line, say(INVALID_LIFECYCLE, lifecycle=row.get("lifecycle", ""))))
             if row.get("payment_status", "").strip() not in PAYMENT_CHOICES:
-                problems.append((line, f"{row.get('payment_status')!r} is not a payment status"))
+                problems.append((line, say(INVALID_PAYMENT_STATUS, payment_status=row.get("payment_status"))))
             if row.get("refund_status", "").strip() not in REFUND_CHOICES:
-                problems.append((line, f"{row.get('refund_status')!r} is not a refund status"))
+                problems.append((line, say(INVALID_REFUND_STATUS, refund_status=row.get("refund_status"))))
             if len(row.get("note", "")) > 200:
-                problems.append((line, "note is longer than 200 characters"))
+                problems.append((line, say(check.TOO_LONG, field="note", limit=200)))
     if problems:
         raise MappingImportRefused(sorted(problems))
     for _line, row in rows:

@@ -26,6 +26,10 @@ from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFail
 from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
 
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+REQUEST_NOT_FOUND = N_("No such request")
+MAY_NOT_ANSWER_REQUESTS = N_("Your role may not answer customer requests")
+
 S = OrderStatus
 # Once allocated the goods are the warehouse's to put back: it decides, until the parcel is packed and labelled
 # (then the way back is a return once it arrives).
@@ -121,7 +125,7 @@ def get_request(request_id, for_update: bool = False) -> CustomerRequest:
     row = db.session.get(CustomerRequest, int(request_id), with_for_update=for_update) \
         if str(request_id).isdigit() else None
     if row is None:
-        raise NotFound("no such request", field="request", code="request_not_found")
+        raise NotFound(say(REQUEST_NOT_FOUND), field="request", code="request_not_found")
     return row
 
 
@@ -130,7 +134,7 @@ def decide_cancel(request: CustomerRequest, approve: bool, reason: str | None, a
     permission for that move); declined → with a reason the customer reads. The exception is resolved with the
     answer, the customer mailed. A request answered before is refused."""
     if actor.role != "system" and not can(actor.role, "exceptions", "edit"):
-        raise Forbidden("your role may not answer customer requests", code="forbidden")
+        raise Forbidden(say(MAY_NOT_ANSWER_REQUESTS), code="forbidden")
     db.session.refresh(request, with_for_update=True)
     if request.status != "pending":
         raise Conflict(say(NOT_PENDING), field="request", code="already_decided")

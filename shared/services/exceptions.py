@@ -29,6 +29,12 @@ from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFail
 from shared.services.validation import N_, say
 from shared.timekeeping import as_utc, utc_now
 
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+EXCEPTION_NOT_FOUND = N_("No exception \"%(exception_id)s\"")
+MAY_NOT_WORK_EXCEPTIONS = N_("Your role may not work exceptions")
+INVALID_MONTH = N_("The month is YYYY-MM")
+INVALID_FLAG = N_("%(field)s must be true or false")
+
 CATEGORIES = ("payment", "logistics", "product_stock", "account_risk", "after_sales", "customer_service")
 # kind → category: the vocabulary, fixed (a new kind is a code change with its detector).
 KINDS = {
@@ -100,7 +106,8 @@ def get_exception(exception_id, for_update: bool = False) -> ExceptionCase:
         query = select(ExceptionCase).where(ExceptionCase.id == int(exception_id))
         row = db.session.execute(query.with_for_update() if for_update else query).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"no exception {str(exception_id)[:40]!r}", field="id", code="exception_not_found")
+        raise NotFound(say(EXCEPTION_NOT_FOUND, exception_id=str(exception_id)[:40]), field="id",
+                       code="exception_not_found")
     return row
 
 
@@ -412,7 +419,7 @@ def raise_exception(kind: str, key: str, summary: str, actor: Actor, now: dateti
 
 def _may_work(actor: Actor) -> None:
     if actor.role != SYSTEM_ROLE and not can(actor.role, "exceptions", "edit"):
-        raise Forbidden("your role may not work exceptions", code="forbidden")
+        raise Forbidden(say(MAY_NOT_WORK_EXCEPTIONS), code="forbidden")
 
 
 def _record(row: ExceptionCase, actor: Actor, kind: str, source: str | None, comment: str | None,
@@ -753,7 +760,7 @@ def parse_filters(args) -> Filters:
     for name in ("mine", "breached"):
         value = (args.get(name) or "").strip().lower()
         if value not in ("", "1", "0", "true", "false", "yes", "no"):
-            raise ValidationFailed(f"{name} is true or false", field=name, code="invalid_flag")
+            raise ValidationFailed(say(INVALID_FLAG, field=name), field=name, code="invalid_flag")
         flags[name] = None if value == "" else value in ("1", "true", "yes")
     return Filters(category=category, team=team, state=state, mine=bool(flags["mine"]), breached=flags["breached"])
 
@@ -810,7 +817,7 @@ class ReportRow:
 
 def month_bounds(year: int, month: int, zone: str) -> tuple[datetime, datetime]:
     if not (2000 <= int(year) <= 2100 and 1 <= int(month) <= 12):
-        raise ValidationFailed("the month is YYYY-MM", field="month", code="invalid_month")
+        raise ValidationFailed(say(INVALID_MONTH), field="month", code="invalid_month")
     tz = ZoneInfo(zone)
     start = datetime.combine(date(year, month, 1), time(0), tz)
     end = datetime.combine(date(year + (month == 12), month % 12 + 1, 1), time(0), tz)

@@ -20,6 +20,19 @@ from shared.models import (AccessLogEntry, AuditEvent, BulkJob, BulkJobItem, Cha
                            ReconciliationReport)
 from shared.security.masking import order_contact, shown_value
 from shared.services.errors import ValidationFailed
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+UNKNOWN_EXPORT_KIND = N_("Unknown export kind \"%(code)s\"; known: %(kinds)s")
+FILTER_TOO_LONG = N_("%(field)s is longer than %(limit)s characters")
+RANGE_REVERSED = N_("%(low)s is after %(high)s")
+UNKNOWN_STATUS = N_("Unknown order status \"%(status)s\"")
+REPORT_NEEDED = N_("A reconciliation export needs the report's number")
+NO_REPORT = N_("No reconciliation report %(raw)s")
+UNKNOWN_DIFFERENCE = N_("Unknown difference kind \"%(difference)s\"")
+NOT_A_DAY = N_("%(field)s is not a date (YYYY-MM-DD)")
+NO_CHANNEL = N_("No channel \"%(channel)s\"")
+NO_BULK_ACTION = N_("No bulk action \"%(bulk)s\"")
 
 BATCH = 500
 
@@ -67,7 +80,7 @@ def register(kind: ExportKind) -> ExportKind:
 def get(code: str) -> ExportKind:
     kind = KINDS.get(code)
     if kind is None:
-        raise ValidationFailed(f"unknown export kind {str(code)[:40]!r}; known: {', '.join(KINDS)}", field="kind",
+        raise ValidationFailed(say(UNKNOWN_EXPORT_KIND, code=str(code)[:40], kinds=', '.join(KINDS)), field="kind",
                                code="unknown_export_kind")
     return kind
 
@@ -80,7 +93,7 @@ def _text(filters: dict, name: str, max_chars: int) -> str | None:
         return None
     value = str(value).strip()
     if len(value) > max_chars:
-        raise ValidationFailed(f"{name} is longer than {max_chars} characters", field=name, code="invalid_filter")
+        raise ValidationFailed(say(FILTER_TOO_LONG, field=name, limit=max_chars), field=name, code="invalid_filter")
     return value or None
 
 
@@ -91,13 +104,13 @@ def _day(filters: dict, name: str) -> str | None:
     try:
         return date.fromisoformat(value).isoformat()
     except ValueError:
-        raise ValidationFailed(f"{name} is not a date (YYYY-MM-DD)", field=name, code="invalid_filter") from None
+        raise ValidationFailed(say(NOT_A_DAY, field=name), field=name, code="invalid_filter") from None
 
 
 def _day_range(filters: dict, low: str, high: str) -> dict:
     days = {low: _day(filters, low), high: _day(filters, high)}
     if days[low] and days[high] and days[low] > days[high]:
-        raise ValidationFailed(f"{low} is after {high}", field=low, code="invalid_filter")
+        raise ValidationFailed(say(RANGE_REVERSED, low=low, high=high), field=low, code="invalid_filter")
     return days
 
 
@@ -144,15 +157,15 @@ ORDER_HEADERS = ["order_no", "channel", "channel_order_id", "status", "payment_s
 def _order_filters(filters: dict) -> dict:
     status = _text(filters, "status", 20)
     if status and status not in labels.STATUS:
-        raise ValidationFailed(f"unknown order status {status!r}", field="status", code="invalid_filter")
+        raise ValidationFailed(say(UNKNOWN_STATUS, status=status), field="status", code="invalid_filter")
     channel = _text(filters, "channel", 8)
     if channel:
         channel = channel.upper()
         if db.session.execute(select(Channel.id).where(Channel.code == channel)).scalar_one_or_none() is None:
-            raise ValidationFailed(f"no channel {channel!r}", field="channel", code="invalid_filter")
+            raise ValidationFailed(say(NO_CHANNEL, channel=channel), field="channel", code="invalid_filter")
     bulk = _text(filters, "bulk", 24)
     if bulk and db.session.execute(select(BulkJob.id).where(BulkJob.public_id == bulk)).scalar_one_or_none() is None:
-        raise ValidationFailed(f"no bulk action {bulk!r}", field="bulk", code="invalid_filter")
+        raise ValidationFailed(say(NO_BULK_ACTION, bulk=bulk), field="bulk", code="invalid_filter")
     return _compact({"status": status, "channel": channel, "bulk": bulk,
                      **_day_range(filters, "placed_from", "placed_to")})
 
@@ -299,13 +312,14 @@ register(ExportKind(
 def _reconciliation_filters(filters: dict) -> dict:
     raw = _text(filters, "report_id", 12)
     if raw is None or not raw.isdigit():
-        raise ValidationFailed("a reconciliation export needs the report's number", field="report_id",
+        raise ValidationFailed(say(REPORT_NEEDED), field="report_id",
                                code="invalid_filter")
     if db.session.get(ReconciliationReport, int(raw)) is None:
-        raise ValidationFailed(f"no reconciliation report {raw}", field="report_id", code="invalid_filter")
+        raise ValidationFailed(say(NO_REPORT, raw=raw), field="report_id", code="invalid_filter")
     difference = _text(filters, "difference", 20)
     if difference and difference not in labels.DIFFERENCE:
-        raise ValidationFailed(f"unknown difference kind {difference!r}", field="difference", code="invalid_filter")
+        raise ValidationFailed(say(UNKNOWN_DIFFERENCE, difference=difference), field="difference",
+                               code="invalid_filter")
     return _compact({"report_id": int(raw), "difference": difference})
 
 

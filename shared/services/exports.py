@@ -24,6 +24,28 @@ from shared.security.permissions import Visibility, can, visibility
 from shared.services import audit
 from shared.services.errors import Conflict, Forbidden, Gone, NotFound, ValidationFailed
 from shared.services.export_kinds import KINDS, ExportKind, Reader, get
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+STAFF_ONLY = N_("Exports are asked for by a signed-in staff member")
+UNKNOWN_EXPORT_FORMAT = N_("Unknown export format \"%(format)s\" for %(export_kind_code)s; use %(formats)s")
+NO_SUCH_FILTER = N_("%(export_kind_code)s exports take no filter \"%(unknown)s\"")
+ROLE_MAY_NOT_EXPORT = N_("Your role (%(role)s) may not export %(export_kind_code)s")
+INVALID_CLEARANCE = N_("Clearance is by step_up or approval, not \"%(by)s\"")
+NO_CLEARANCE_NEEDED = N_("This export has no personal columns: it needs no clearance")
+NOT_AWAITING_CLEARANCE = N_("This export is %(export_status)s: it is not waiting for clearance")
+CLEARANCE_TOO_LATE = N_("Clearance came more than 24 hours after the request: ask again")
+STEP_UP_BY_REQUESTER = N_("Only the requester's own step-up clears an export")
+PERSONAL_NOT_ALLOWED = N_("The requester's role may not see personal data in full")
+EXPORT_NOT_RUNNING = N_("The export is not running")
+NOT_YOURS_OR_NONE = N_("No such export of yours")
+NOT_YOUR_EXPORT = N_("Only the person who asked for an export may download it")
+EXPORT_PURGED = N_("This export's file was purged (files are kept 7 days)")
+EXPORT_EXPIRED = N_("This export's link expired 24 hours after the file was made: ask for a new one")
+EXPORT_NOT_READY = N_("This export is %(export_status)s: there is no file yet")
+DOWNLOAD_LIMIT = N_("This export was downloaded %(max_downloads)s times already: ask for a new one")
+NO_PERSONAL_COLUMNS = N_("%(export_kind_code)s exports have no personal columns")
+ROLE_MAY_NOT_SEE_PERSONAL = N_("Your role (%(role)s) may not see personal data in full, so it cannot export it")
 
 RUN_JOB = "jobs.exports.run_export"
 QUEUE = "documents"
@@ -67,7 +89,7 @@ def kinds_for(role: str) -> list[ExportKind]:
 def _requester(actor: Actor) -> StaffUser:
     user = db.session.get(StaffUser, actor.id) if actor.id is not None else None
     if user is None or not user.active:
-        raise Forbidden("exports are asked for by a signed-in staff member", code="forbidden")
+        raise Forbidden(say(STAFF_ONLY), code="forbidden")
     return user
 
 
@@ -84,22 +106,24 @@ def request_export(kind: str, format: str, filters: dict | None, actor: Actor, p
     now = _now(now)
     export_kind = get(kind)
     if format not in FORMATS or format not in export_kind.formats:
-        raise ValidationFailed(f"unknown export format {str(format)[:16]!r} for {export_kind.code}; use "
-                               f"{' or '.join(export_kind.formats)}", field="format", code="unknown_export_format")
+        raise ValidationFailed(say(UNKNOWN_EXPORT_FORMAT, format=str(format)[:16], export_kind_code=export_kind.code,
+                                   formats=", ".join(export_kind.formats)),
+                               field="format", code="unknown_export_format")
     filters = dict(filters or {})
     unknown = sorted(set(filters) - set(export_kind.filter_fields))
     if unknown:
-        raise ValidationFailed(f"{export_kind.code} exports take no filter {unknown[0]!r}", field=unknown[0],
+        raise ValidationFailed(say(NO_SUCH_FILTER, export_kind_code=export_kind.code, unknown=unknown[0]),
+                               field=unknown[0],
                                code="invalid_filter")
     if not may_export(actor.role, export_kind):
-        raise Forbidden(f"your role ({actor.role}) may not export {export_kind.code}", code="forbidden")
+        raise Forbidden(say(ROLE_MAY_NOT_EXPORT, role=actor.role, export_kind_code=export_kind.code), code="forbidden")
     user = _requester(actor)
     if personal:
         if not export_kind.personal_fields:
-            raise ValidationFailed(f"{export_kind.code} exports have no personal columns", field="personal",
+            raise ValidationFailed(say(NO_PERSONAL_COLUMNS, export_kind_code=export_kind.code), field="personal",
                                    code="no_personal_columns")
         if not revealable_fields(user.role, export_kind):
-            raise Forbidden(f"your role ({user.role}) may not see personal data in full, so it cannot export it",
+            raise Forbidden(say(ROLE_MAY_NOT_SEE_PERSONAL, role=user.role),
                             code="personal_not_allowed")
     cleaned = export_kind.clean_filters(filters)
     export = ExportRequest(
@@ -125,20 +149,20 @@ def clear_export(export: ExportRequest, actor: Actor, by: str, ref: str | None =
     refused here too (and the job checks once more when it writes the file)."""
     now = _now(now)
     if by not in CLEARANCE_KINDS:
-        raise ValidationFailed(f"clearance is by step_up or approval, not {str(by)[:20]!r}", field="by",
+        raise ValidationFailed(say(INVALID_CLEARANCE, by=str(by)[:20]), field="by",
                                code="invalid_clearance")
     if not export.personal:
-        raise Conflict("this export has no personal columns: it needs no clearance", code="no_clearance_needed")
+        raise Conflict(say(NO_CLEARANCE_NEEDED), code="no_clearance_needed")
     if export.status != "awaiting_clearance":
-        raise Conflict(f"this export is {export.status}: it is not waiting for clearance",
+        raise Conflict(say(NOT_AWAITING_CLEARANCE, export_status=export.status),
                        code="not_awaiting_clearance")
     if now >= timekeeping.as_utc(export.created_at) + CLEARANCE_WINDOW:
-        raise Conflict("clearance came more than 24 hours after the request: ask again", code="clearance_too_late")
+        raise Conflict(say(CLEARANCE_TOO_LATE), code="clearance_too_late")
     if by == "step_up" and actor.id != export.requested_by_id:
-        raise Forbidden("only the requester's own step-up clears an export", code="step_up_by_requester")
+        raise Forbidden(say(STEP_UP_BY_REQUESTER), code="step_up_by_requester")
     user = db.session.get(StaffUser, export.requested_by_id)
     if user is None or not user.active or not revealable_fields(user.role, KINDS[export.kind]):
-        raise Forbidden("the requester's role may not see personal data in full", code="personal_not_allowed")
+        raise Forbidden(say(PERSONAL_NOT_ALLOWED), code="personal_not_allowed")
     EXPORT.move(export, "queued")
     export.clearance, export.clearance_ref = by, (str(ref)[:120] if ref else None)
     export.cleared_by_label, export.cleared_at = actor.label, now
@@ -232,7 +256,7 @@ def build(export_id: int, commit, now: datetime | None = None) -> ExportRequest:
     given, now = now, _now(now)
     export = db.session.get(ExportRequest, export_id)
     if export is None or export.status != "running":
-        raise Conflict("the export is not running", code="export_not_running")
+        raise Conflict(say(EXPORT_NOT_RUNNING), code="export_not_running")
     kind = get(export.kind)
     zone = current_app.config.get("MERCHANT_TIMEZONE", "Asia/Shanghai")
     reader, revealed = _reader_for(export, zone)
@@ -307,7 +331,7 @@ def for_requester_or_404(public_id: str, user_id: int) -> ExportRequest:
     """One of the user's own exports (another's is unreachable: not found)."""
     export = by_public_id(public_id)
     if export is None or export.requested_by_id != user_id:
-        raise NotFound("no such export of yours", code="not_found")
+        raise NotFound(say(NOT_YOURS_OR_NONE), code="not_found")
     return export
 
 
@@ -329,20 +353,20 @@ def download(export: ExportRequest, actor: Actor, now: datetime | None = None) -
     a file not made yet, an expired or used-up link, a purged file."""
     now = _now(now)
     if actor.id is None or actor.id != export.requested_by_id:
-        raise Forbidden("only the person who asked for an export may download it", code="not_your_export")
+        raise Forbidden(say(NOT_YOUR_EXPORT), code="not_your_export")
     if export.status == "purged" or (export.purged_at is not None):
-        raise Gone("this export's file was purged (files are kept 7 days)", code="export_purged")
+        raise Gone(say(EXPORT_PURGED), code="export_purged")
     if export.status == "expired" or (export.status == "done" and export.expires_at is not None
                                       and now >= timekeeping.as_utc(export.expires_at)):
         if export.status == "expired" and export.download_count >= MAX_DOWNLOADS:
-            raise Gone(f"this export was downloaded {MAX_DOWNLOADS} times already: ask for a new one",
+            raise Gone(say(DOWNLOAD_LIMIT, max_downloads=MAX_DOWNLOADS),
                        code="download_limit")
-        raise Gone("this export's link expired 24 hours after the file was made: ask for a new one",
+        raise Gone(say(EXPORT_EXPIRED),
                    code="export_expired")
     if export.status != "done":
-        raise Conflict(f"this export is {export.status}: there is no file yet", code="export_not_ready")
+        raise Conflict(say(EXPORT_NOT_READY, export_status=export.status), code="export_not_ready")
     if export.download_count >= MAX_DOWNLOADS:
-        raise Gone(f"this export was downloaded {MAX_DOWNLOADS} times already: ask for a new one",
+        raise Gone(say(DOWNLOAD_LIMIT, max_downloads=MAX_DOWNLOADS),
                    code="download_limit")
     # One conditional UPDATE: two downloads at once cannot both take the last of the three.
     counted = db.session.execute(
@@ -350,7 +374,7 @@ def download(export: ExportRequest, actor: Actor, now: datetime | None = None) -
                                     ExportRequest.download_count < MAX_DOWNLOADS, ExportRequest.expires_at > now)
         .values(download_count=ExportRequest.download_count + 1)).rowcount
     if counted != 1:
-        raise Gone(f"this export was downloaded {MAX_DOWNLOADS} times already: ask for a new one",
+        raise Gone(say(DOWNLOAD_LIMIT, max_downloads=MAX_DOWNLOADS),
                    code="download_limit")
     db.session.refresh(export)
     if export.download_count >= MAX_DOWNLOADS:

@@ -21,6 +21,9 @@ from shared.services.errors import Conflict, ValidationFailed
 from shared.services.validation import N_, say
 from shared.timekeeping import as_utc, utc_now
 
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+INVALID_CHANNEL = N_("Choose where to send the code")
+
 LIFETIME = timedelta(minutes=10)
 MAX_TRIES = 5
 MAX_CODES = 3  # per order within LIFETIME
@@ -51,7 +54,7 @@ def destinations(order: Order) -> dict[str, str]:
 def send_code(order: Order, channel: str, actor: Actor) -> GuestCode:
     """Make a code, keep its hash, queue it to the order's email or phone (the outbox); older codes end."""
     if channel not in destinations(order):
-        raise ValidationFailed("choose where to send the code", field="channel", code="invalid_channel")
+        raise ValidationFailed(say(INVALID_CHANNEL), field="channel", code="invalid_channel")
     now = utc_now()
     recent = db.session.execute(select(func.count()).select_from(GuestCode).where(
         GuestCode.order_id == order.id, GuestCode.created_at > now - LIFETIME)).scalar_one()

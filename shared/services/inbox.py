@@ -43,7 +43,17 @@ from shared.services.channel_orders import (
     check_restored,
 )
 from shared.services.errors import Conflict, NotFound, ServiceError
+from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+TOO_DEEP = N_("The payload is nested deeper than %(max_depth)s levels")
+NOT_AN_OBJECT = N_("The payload is not a JSON object")
+INBOX_ITEM = N_("Inbox item %(item_id)s")
+INBOX_ITEM_NOT_FOUND = N_("No inbox item %(item_id)s")
+NOT_FAILED = N_("%(what)s is %(item_status)s: only failed or waiting items can be replayed")
+NOT_VALID_JSON = N_("The payload is not valid JSON (%(where)s)")
+UNREADABLE_PAYLOAD = N_("The payload could not be read: %(kind)s: %(error)s")
 
 log = logging.getLogger("orderloom.inbox")
 MAX_ATTEMPTS = 5
@@ -73,12 +83,12 @@ def read_json(body: bytes | str):
     try:
         raw = json.loads(body)
     except RecursionError:
-        raise PayloadProblem(f"the payload is nested deeper than {MAX_DEPTH} levels", code="too_deep") from None
+        raise PayloadProblem(say(TOO_DEEP, max_depth=MAX_DEPTH), code="too_deep") from None
     except ValueError as error:
         where = f"{error.msg} at position {error.pos}" if isinstance(error, json.JSONDecodeError) else str(error)
-        raise PayloadProblem(f"the payload is not valid JSON ({where[:200]})", code="invalid_json") from None
+        raise PayloadProblem(say(NOT_VALID_JSON, where=where[:200]), code="invalid_json") from None
     if _deeper_than(raw, MAX_DEPTH):
-        raise PayloadProblem(f"the payload is nested deeper than {MAX_DEPTH} levels", code="too_deep")
+        raise PayloadProblem(say(TOO_DEEP, max_depth=MAX_DEPTH), code="too_deep")
     return raw
 
 
@@ -199,7 +209,7 @@ def _parse(item: InboxItem):
         return topics.IgnoredTopic(item.topic or "", meaning)
     raw = read_json(item.body)
     if not isinstance(raw, dict):
-        raise PayloadProblem("the payload is not a JSON object", code="invalid_json")
+        raise PayloadProblem(say(NOT_AN_OBJECT), code="invalid_json")
     adapter = adapter_for(kind)
     if adapter.is_ping(raw):
         return None
@@ -236,7 +246,7 @@ def prepare(ids: list[int]) -> list[tuple[InboxItem, CanonicalOrder | None]]:
         except ServiceError as problem:
             _to_review(item, problem)
         except (TypeError, AttributeError, ValueError, KeyError) as error:  # a shape no adapter rule foresaw
-            _to_review(item, PayloadProblem(f"the payload could not be read: {type(error).__name__}: {error}",
+            _to_review(item, PayloadProblem(say(UNREADABLE_PAYLOAD, kind=type(error).__name__, error=error),
                                             code="unreadable_payload"))
     parsed.sort(key=_when)
     return parsed
@@ -507,15 +517,15 @@ def replay(item_id: int, actor: Actor) -> InboxItem:
     """Send a failed (or waiting) row through processing again (after the mapping was fixed), audited."""
     item = db.session.get(InboxItem, item_id)
     if item is None:
-        raise NotFound(f"no inbox item {item_id}", code="inbox_item_not_found")
-    check_replayable(item, f"inbox item {item_id}")
+        raise NotFound(say(INBOX_ITEM_NOT_FOUND, item_id=item_id), code="inbox_item_not_found")
+    check_replayable(item, say(INBOX_ITEM, item_id=item_id))
     _reset(item, actor)
     return item
 
 
 def check_replayable(item, what: str) -> None:
     if item.status not in REPLAYABLE:
-        raise Conflict(f"{what} is {item.status}, only failed or waiting items are replayed", code="not_failed")
+        raise Conflict(say(NOT_FAILED, what=what, item_status=item.status), code="not_failed")
 
 
 def replay_failed(actor: Actor, channel_id: int | None = None, limit: int = 10_000) -> list[int]:
@@ -539,7 +549,7 @@ def _reset(item, actor: Actor, entity: str = "inbox_item") -> None:
 def get_item(item_id: int) -> InboxItem:
     item = db.session.get(InboxItem, item_id)
     if item is None:
-        raise NotFound(f"no inbox item {item_id}", code="inbox_item_not_found")
+        raise NotFound(say(INBOX_ITEM_NOT_FOUND, item_id=item_id), code="inbox_item_not_found")
     return item
 
 

@@ -32,6 +32,9 @@ from shared.services.errors import NotFound, ValidationFailed
 from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
 
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+PROFILE_NOT_OBJECT = N_("The profile must be an object")
+
 FIELDS = ("kind", "name", "tax_id", "address", "phone", "bank", "account", "email")
 TEXT_FIELDS = ("name", "address", "phone", "bank", "account")
 LEGACY_KINDS = ("institution", "other")
@@ -66,7 +69,7 @@ def _text(data: dict, field: str) -> str:
 def clean(data: dict) -> dict:
     """The profile's values as they will be stored, or the first refusal (field and code)."""
     if not isinstance(data, dict):
-        raise ValidationFailed("the profile must be an object", field="body", code="invalid_type")
+        raise ValidationFailed(say(PROFILE_NOT_OBJECT), field="body", code="invalid_type")
     kind = data.get("kind")
     if kind not in PROFILE_KINDS:
         raise ValidationFailed(say(UNKNOWN_KIND), field="kind", code="invalid_kind")

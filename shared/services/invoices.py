@@ -29,6 +29,9 @@ from shared.services.errors import Conflict, NotFound, ValidationFailed
 from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
 
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+UNKNOWN_INVOICE = N_("No such invoice request")
+
 log = logging.getLogger("orderloom.invoices")
 KINDS = ("normal", "special")
 MAX_ROW_ID = 2 ** 31 - 1  # 32-bit ids: a larger one names nothing (and would overflow the query)
@@ -230,7 +233,7 @@ def _part_row(serial: str, position: int, part: invoice_math.InvoicePart) -> Inv
 def get_request(request_id: int) -> InvoiceRequest:
     found = db.session.get(InvoiceRequest, request_id) if 0 < request_id <= MAX_ROW_ID else None
     if found is None:
-        raise NotFound("no such invoice request", field="invoice", code="unknown_invoice")
+        raise NotFound(say(UNKNOWN_INVOICE), field="invoice", code="unknown_invoice")
     return found
 
 

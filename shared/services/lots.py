@@ -14,7 +14,16 @@ from shared.services import audit
 from shared.services import stock as stock_service
 from shared.services import validation as check
 from shared.services.errors import Conflict, NotFound, ValidationFailed
+from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NOT_POSITIVE = N_("%(field)s must be a positive whole number")
+UNKNOWN_BIN = N_("No bin %(bin_code)s in %(warehouse_code)s")
+BATCH_REQUIRED = N_("%(sku_code)s is batch-tracked: give the batch number and expiry date")
+EXPIRED_BATCH = N_("Batch %(lot_no)s expired on %(expires_on)s")
+INVALID_DATES = N_("The production date is after the expiry date")
+BIN_FULL = N_("Bin %(bin_code)s holds at most %(capacity)s; %(on_bin)s are in it already")
 
 
 def receive(sku_code: str, warehouse_code: str, bin_code: str, quantity, actor: Actor, lot_no: str | None = None,
@@ -23,23 +32,26 @@ def receive(sku_code: str, warehouse_code: str, bin_code: str, quantity, actor: 
     sku = stock_service.get_sku(sku_code)
     warehouse = stock_service.get_warehouse(warehouse_code)
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-        raise ValidationFailed("quantity must be a positive whole number", field="quantity", code="invalid_quantity")
+        raise ValidationFailed(say(NOT_POSITIVE, field="quantity"), field="quantity",
+                               code="invalid_quantity")
     bin_ = db.session.execute(select(Bin).where(Bin.warehouse_id == warehouse.id,
                                                 Bin.code == check.text(bin_code, "bin", 32))).scalar_one_or_none()
     if bin_ is None:
-        raise NotFound(f"no bin {bin_code} in {warehouse.code}", field="bin", code="unknown_bin")
+        raise NotFound(say(UNKNOWN_BIN, bin_code=bin_code, warehouse_code=warehouse.code), field="bin",
+                       code="unknown_bin")
     if sku.batch_tracked and (not lot_no or expires_on is None):
-        raise ValidationFailed(f"{sku.code} is batch-tracked: give the batch number and expiry date", field="lot_no",
+        raise ValidationFailed(say(BATCH_REQUIRED, sku_code=sku.code), field="lot_no",
                                code="batch_required")
     today = today or merchant_today()
     if expires_on is not None and expires_on <= today:
-        raise ValidationFailed(f"batch {lot_no} expired on {expires_on}", field="expires_on", code="expired_batch")
+        raise ValidationFailed(say(EXPIRED_BATCH, lot_no=lot_no, expires_on=expires_on), field="expires_on",
+                               code="expired_batch")
     if produced_on and expires_on and produced_on >= expires_on:
-        raise ValidationFailed("the production date is after the expiry date", field="produced_on",
+        raise ValidationFailed(say(INVALID_DATES), field="produced_on",
                                code="invalid_dates")
     on_bin = db.session.execute(select(func.coalesce(func.sum(Lot.quantity), 0)).where(Lot.bin_id == bin_.id)).scalar()
     if on_bin + quantity > bin_.capacity:
-        raise Conflict(f"bin {bin_.code} holds {bin_.capacity}; {on_bin} are in it", field="quantity",
+        raise Conflict(say(BIN_FULL, bin_code=bin_.code, capacity=bin_.capacity, on_bin=on_bin), field="quantity",
                        code="bin_full")
     lot = Lot(sku_id=sku.id, warehouse_id=warehouse.id, bin_id=bin_.id, lot_no=check.text(lot_no or "-", "lot_no", 40),
               produced_on=produced_on, expires_on=expires_on, received_at=utc_now(), quantity=quantity, allocated=0)
@@ -74,7 +86,8 @@ def shelve_unplaced(warehouse_code: str, bin_code: str, actor: Actor) -> int:
     bin_ = db.session.execute(select(Bin).where(Bin.warehouse_id == warehouse.id, Bin.code == bin_code)
                               ).scalar_one_or_none()
     if bin_ is None:
-        raise NotFound(f"no bin {bin_code} in {warehouse.code}", field="bin", code="unknown_bin")
+        raise NotFound(say(UNKNOWN_BIN, bin_code=bin_code, warehouse_code=warehouse.code), field="bin",
+                       code="unknown_bin")
     in_lots = dict(db.session.execute(select(Lot.sku_id, func.sum(Lot.quantity)).where(
         Lot.warehouse_id == warehouse.id).group_by(Lot.sku_id)).all())
     placed = 0

@@ -16,6 +16,10 @@ from shared.services.errors import Forbidden, ValidationFailed
 from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
 
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+MAY_NOT_ANSWER = N_("Your role may not answer customers")
+NO_ORDER = N_("This exception has no order to answer on")
+
 KIND = "customer_message"
 MAX_LENGTH = 2000
 MAX_PER_ORDER = 200  # a thread is a conversation, not a storage
@@ -75,9 +79,9 @@ def staff_reply(row: ExceptionCase, text, actor: Actor) -> OrderMessage:
     """Staff answer the customer from the exception's page: the answer joins the order's thread, counts as the
     first response (the exception moves into work), and the customer is mailed."""
     if not can(actor.role, "exceptions", "edit"):
-        raise Forbidden("your role may not answer customers", code="forbidden")
+        raise Forbidden(say(MAY_NOT_ANSWER), code="forbidden")
     if row.order_id is None:
-        raise ValidationFailed("this exception has no order to answer on", field="body", code="no_order")
+        raise ValidationFailed(say(NO_ORDER), field="body", code="no_order")
     body = _body(text)
     now = utc_now()
     order = db.session.get(Order, row.order_id)

@@ -22,7 +22,14 @@ from shared.order_payloads import order_payload
 from shared.services import audit
 from shared.services import validation as check
 from shared.services.errors import NotFound, ValidationFailed
+from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+INVALID_URL = N_("The URL must start with https:// or http://")
+WEAK_SECRET = N_("The secret needs at least 16 characters")
+SUBSCRIPTION_NOT_FOUND = N_("No such webhook subscription")
+DELIVERY_NOT_FOUND = N_("No such delivery")
 
 MAX_ATTEMPTS = 6
 FIRST_RETRY_SECONDS = 30
@@ -79,10 +86,10 @@ def create_subscription(name: str, url: str, secret: str, events: str, actor: Ac
     name = check.text(name, "name", 80)
     url = check.text(url, "url", 500)
     if not url.startswith(("https://", "http://")):
-        raise ValidationFailed("the URL must start with https:// or http://", field="url", code="invalid_url")
+        raise ValidationFailed(say(INVALID_URL), field="url", code="invalid_url")
     secret = check.text(secret, "secret", 200)
     if len(secret) < 16:
-        raise ValidationFailed("the secret needs at least 16 characters", field="secret", code="weak_secret")
+        raise ValidationFailed(say(WEAK_SECRET), field="secret", code="weak_secret")
     events = check.text(events or "order.*", "events", 200)
     subscription = WebhookSubscription(name=name, url=url, secret=secret, events=events, active=True)
     db.session.add(subscription)
@@ -95,7 +102,7 @@ def create_subscription(name: str, url: str, secret: str, events: str, actor: Ac
 def set_active(subscription_id: int, active: bool, actor: Actor) -> WebhookSubscription:
     subscription = db.session.get(WebhookSubscription, subscription_id)
     if subscription is None:
-        raise NotFound("no such webhook subscription", code="subscription_not_found")
+        raise NotFound(say(SUBSCRIPTION_NOT_FOUND), code="subscription_not_found")
     before = {"active": subscription.active}
     subscription.active = active
     audit.record(actor, "webhook.activate" if active else "webhook.deactivate", "webhook_subscription",
@@ -192,7 +199,7 @@ def redeliver(delivery_id: int, actor: Actor) -> WebhookDelivery:
     """Send a dead or delivered event again (a subscriber lost it): a fresh set of attempts, audited."""
     delivery = db.session.get(WebhookDelivery, delivery_id)
     if delivery is None:
-        raise NotFound("no such delivery", code="delivery_not_found")
+        raise NotFound(say(DELIVERY_NOT_FOUND), code="delivery_not_found")
     before = {"status": delivery.status, "attempts": delivery.attempts}
     delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utc_now()
     audit.record(actor, "webhook.redeliver", "webhook_delivery", delivery.id, before=before,

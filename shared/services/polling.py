@@ -21,7 +21,12 @@ from shared.extensions import db
 from shared.models import Channel, ChannelConnection, SyncRun
 from shared.services import inbox
 from shared.services.errors import NotFound, ValidationFailed
+from shared.services.validation import N_, say
 from shared.timekeeping import as_utc, utc_now
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NO_API_ADDRESS = N_("%(channel_name)s has no API address")
+NO_CONNECTION = N_("The channel has no connection")
 
 log = logging.getLogger("orderloom.polling")
 RETRIES = 3
@@ -34,7 +39,7 @@ HTTP_TIMEOUT = 15.0
 
 def credentials(connection: ChannelConnection) -> Credentials:
     if not connection.base_url:
-        raise ValidationFailed(f"{connection.channel.name} has no API address", field="base_url",
+        raise ValidationFailed(say(NO_API_ADDRESS, channel_name=connection.channel.name), field="base_url",
                                code="not_connected")
     return Credentials(connection.base_url, connection.app_key, connection.app_secret, connection.access_token)
 
@@ -86,7 +91,7 @@ def poll(channel_id: int, commit: Callable[[], None], now: datetime | None = Non
     connection = db.session.execute(select(ChannelConnection).where(ChannelConnection.channel_id == channel_id)
                                     ).scalar_one_or_none()
     if connection is None:
-        raise NotFound("the channel has no connection", code="not_connected")
+        raise NotFound(say(NO_CONNECTION), code="not_connected")
     channel, adapter = connection.channel, adapter_for(connection.channel.kind)
     creds = credentials(connection)
     now = now or utc_now()

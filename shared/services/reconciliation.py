@@ -24,7 +24,11 @@ from shared.models import Channel, ChannelConnection, Order, ReconciliationDiffe
 from shared.services import audit, inbox, polling
 from shared.services.channel_settings import status_mappings
 from shared.services.errors import NotFound
+from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+UNKNOWN_CHANNEL = N_("No such channel")
 
 WINDOW = timedelta(hours=72)
 RUN_AT_LOCAL_HOUR = 2  # 02:00 merchant time
@@ -185,7 +189,7 @@ def reconcile(channel_id: int, actor: Actor, commit: Callable[[], None], trigger
     """
     channel = db.session.get(Channel, channel_id)
     if channel is None:
-        raise NotFound("no such channel", code="unknown_channel")
+        raise NotFound(say(UNKNOWN_CHANNEL), code="unknown_channel")
     now = now or utc_now()
     report = ReconciliationReport(channel_id=channel_id, window_start=now - WINDOW, window_end=now, trigger=trigger,
                                   status="running", started_at=utc_now())

@@ -19,6 +19,10 @@ from shared.services import validation as check
 from shared.services.errors import Conflict, NotFound, ValidationFailed
 from shared.services.validation import N_, say
 
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+UNKNOWN_ROLE = N_("No role \"%(code)s\"")
+UNKNOWN_TEAM = N_("No team \"%(team_id)s\"")
+
 ROLE_CODE = re.compile(r"[a-z][a-z0-9_]{1,31}")
 TEAM_CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 RESERVED = {SYSTEM_ROLE, *AUDIENCE_VISIBILITY}
@@ -42,7 +46,7 @@ TEAM_TAKEN = N_("the team %(code)s exists")
 def get_role(code: str) -> StaffRole:
     role = db.session.get(StaffRole, code or "")
     if role is None:
-        raise NotFound(f"no role {code!r}", field="role", code="unknown_role")
+        raise NotFound(say(UNKNOWN_ROLE, code=code), field="role", code="unknown_role")
     return role
 
 
@@ -198,7 +202,7 @@ def users_with_role(code: str) -> list[StaffUser]:
 def get_team(team_id) -> Team:
     team = db.session.get(Team, team_id) if str(team_id or "").isdigit() else None
     if team is None:
-        raise NotFound(f"no team {team_id!r}", field="team", code="unknown_team")
+        raise NotFound(say(UNKNOWN_TEAM, team_id=team_id), field="team", code="unknown_team")
     return team
 
 

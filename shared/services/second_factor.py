@@ -39,6 +39,21 @@ from shared.security import crypto, role_table, sessions
 from shared.security.permissions import can
 from shared.services import audit
 from shared.services.errors import Conflict, Forbidden, NotFound, ServiceError
+from shared.services.validation import N_, say
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+ALREADY_ENROLLED = N_("A second factor is already set up; another administrator must reset it first")
+FACTOR_LOCKED = N_("Too many wrong codes: the second factor is locked until %(locked_until)s UTC")
+NO_SECOND_FACTOR = N_("No second factor is set up for this account")
+NOT_ENROLLING = N_("Start the enrolment first")
+ALREADY_SET_UP = N_("A second factor is already set up")
+SET_UP_FIRST = N_("Set up a second factor first")
+STEP_UP_NEEDS_SESSION = N_("A step-up is bound to a signed-in browser session; this request has none")
+CONFIRM_FIRST = N_("Confirm with your second factor first: sensitive operations need a verification from this "
+                        "session within the last 5 minutes")
+OWN_SECOND_FACTOR = N_("Nobody resets their own second factor: ask another administrator")
+ONLY_USER_ADMIN_RESETS = N_("Only a user administrator resets a second factor")
+RESET_NEEDS_STEP_UP = N_("Resetting a second factor needs your own fresh step-up in this session")
 
 ISSUER = "Orderloom"
 DIGITS, INTERVAL, VALID_WINDOW = 6, 30, 1
@@ -156,7 +171,7 @@ def enrol(user, actor: Actor, now: datetime | None = None) -> Enrolment:
     now = _now(now)
     factor = factor_for(user)
     if factor is not None and factor.confirmed:
-        raise Conflict("a second factor is already set up; another administrator must reset it first",
+        raise Conflict(say(ALREADY_ENROLLED),
                        code="already_enrolled")
     if factor is None:
         factor = SecondFactor(user_id=user.id, secret=pyotp.random_base32(), enrolled_at=now, confirmed=False,
@@ -189,8 +204,8 @@ def _refuse_when_locked(factor: SecondFactor, user, actor: Actor, purpose: str, 
     if factor.locked_until is not None and factor.locked_until > now:
         audit.record(actor, "second_factor.refused", "staff_user", user.username,
                      after={"purpose": purpose, "reason": "factor_locked", "locked_until": factor.locked_until})
-        raise CodeRefused(f"too many wrong codes: the second factor is locked until "
-                          f"{factor.locked_until:%Y-%m-%d %H:%M} UTC", field="code", code="factor_locked")
+        raise CodeRefused(say(FACTOR_LOCKED, locked_until=f"{factor.locked_until:%Y-%m-%d %H:%M}"), field="code",
+                          code="factor_locked")
 
 
 def _confirmed_factor(user, actor: Actor, purpose: str) -> SecondFactor:
@@ -198,7 +213,7 @@ def _confirmed_factor(user, actor: Actor, purpose: str) -> SecondFactor:
     if factor is None or not factor.confirmed:
         audit.record(actor, "second_factor.refused", "staff_user", user.username,
                      after={"purpose": purpose, "reason": "no_second_factor"})
-        raise CodeRefused("no second factor is set up for this account", field="code", code="no_second_factor")
+        raise CodeRefused(say(NO_SECOND_FACTOR), field="code", code="no_second_factor")
     return factor
 
 
@@ -246,9 +261,9 @@ def confirm_enrolment(user, code, actor: Actor, now: datetime | None = None) -> 
     now = _now(now)
     factor = factor_for(user)
     if factor is None:
-        raise NotFound("start the enrolment first", field="code", code="not_enrolling")
+        raise NotFound(say(NOT_ENROLLING), field="code", code="not_enrolling")
     if factor.confirmed:
-        raise Conflict("a second factor is already set up", field="code", code="already_enrolled")
+        raise Conflict(say(ALREADY_SET_UP), field="code", code="already_enrolled")
     _refuse_when_locked(factor, user, actor, "enrolment", now)
     cleaned = _clean(code)
     step = _matching_step(factor.secret, cleaned, now) if cleaned.isdigit() and len(cleaned) == DIGITS else None
@@ -308,7 +323,7 @@ def regenerate_recovery_codes(user, actor: Actor, now: datetime | None = None) -
     now = _now(now)
     factor = factor_for(user)
     if factor is None or not factor.confirmed:
-        raise Conflict("set up a second factor first", code="no_second_factor")
+        raise Conflict(say(SET_UP_FIRST), code="no_second_factor")
     codes = _new_recovery_codes(user, now)
     audit.record(actor, "second_factor.recovery_codes_regenerated", "staff_user", user.username,
                  after={"recovery_codes": len(codes)})
@@ -326,7 +341,7 @@ def grant_step_up(user, session_id: str | None, actor: Actor, method: str = "tot
     """A step-up grant for this one browser session, valid GRANT_LIFETIME (the caller has just verified a code)."""
     now = _now(now)
     if not session_id:
-        raise StepUpRequired("a step-up is bound to a signed-in browser session; this request has none")
+        raise StepUpRequired(say(STEP_UP_NEEDS_SESSION))
     db.session.execute(delete(StepUpGrant).where(StepUpGrant.user_id == user.id, StepUpGrant.expires_at <= now))
     grant = StepUpGrant(user_id=user.id, session_digest=session_digest(session_id), method=method, granted_at=now,
                         expires_at=now + GRANT_LIFETIME)
@@ -360,8 +375,7 @@ def is_fresh(user, session_id: str | None, now: datetime | None = None) -> bool:
 def assert_fresh(user, session_id: str | None, now: datetime | None = None) -> None:
     """Refuse (StepUpRequired, code step_up_required) unless this session verified a code in the last 5 minutes."""
     if not is_fresh(user, session_id, now):
-        raise StepUpRequired("confirm with your second factor first: sensitive operations need a verification from "
-                             "this session within the last 5 minutes")
+        raise StepUpRequired(say(CONFIRM_FIRST))
 
 
 def verify_for_request(user, code, actor: Actor, now: datetime | None = None) -> None:
@@ -393,12 +407,12 @@ def reset_factor(target, actor: Actor, session_id: str | None, now: datetime | N
     reason = None
     if actor.id is not None and actor.id == target.id:
         reason, error = "own_second_factor", Forbidden(
-            "nobody resets their own second factor: ask another administrator", code="own_second_factor")
+            say(OWN_SECOND_FACTOR), code="own_second_factor")
     elif not can(actor.role, "users", "edit"):
-        reason, error = "forbidden", Forbidden("only a user administrator resets a second factor")
+        reason, error = "forbidden", Forbidden(say(ONLY_USER_ADMIN_RESETS))
     elif actor.id is None or not is_fresh(_Account(actor.id), session_id, now):
         reason, error = "step_up_required", StepUpRequired(
-            "resetting a second factor needs your own fresh step-up in this session")
+            say(RESET_NEEDS_STEP_UP))
     if reason is not None:
         audit.record(actor, "second_factor.reset_refused", "staff_user", target.username, after={"reason": reason})
         raise error

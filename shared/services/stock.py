@@ -11,7 +11,24 @@ from shared.extensions import db
 from shared.models import Reservation, Sku, StockLevel, StockMovement, Warehouse
 from shared.services import audit
 from shared.services.errors import Conflict, InsufficientStock, NotFound, ValidationFailed
+from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+UNKNOWN_SKU = N_("Unknown SKU \"%(code)s\"")
+UNKNOWN_WAREHOUSE = N_("Unknown warehouse \"%(code)s\"")
+NOT_POSITIVE = N_("%(field)s must be a positive whole number")
+NOT_ZERO = N_("%(field)s must not be zero")
+TOO_LARGE = N_("%(field)s is too large")
+REASON_REQUIRED = N_("A reason is required")
+REASON_TOO_LONG = N_("The reason is longer than %(max_reason)s characters")
+STOCK_BELOW_ZERO = N_("Stock of %(sku_code)s in %(warehouse_code)s cannot go below what is reserved or held (on hand "
+                      "%(on_hand)s, reserved %(reserved)s, held %(held)s)")
+NOT_ZERO_OR_MORE = N_("%(field)s must be zero or a positive whole number")
+HOLD_TOO_MUCH = N_("Cannot hold more than is on hand and not reserved")
+STOCK_BELOW_ZERO_SHORT = N_("Stock of %(sku_code)s in %(warehouse_code)s cannot go below what is reserved or held")
+NOT_ENOUGH_STOCK = N_("Not enough stock of %(sku_code)s: %(quantity)s wanted, %(available)s available")
+NOT_WHOLE = N_("%(field)s must be a whole number")
 
 MAX_REASON = 500
 
@@ -19,7 +36,7 @@ MAX_REASON = 500
 def get_sku(code: str) -> Sku:
     sku = db.session.execute(select(Sku).where(Sku.code == (code or "").strip())).scalar_one_or_none()
     if sku is None:
-        raise NotFound(f"unknown SKU {code!r}", field="sku", code="unknown_sku")
+        raise NotFound(say(UNKNOWN_SKU, code=code), field="sku", code="unknown_sku")
     return sku
 
 
@@ -28,7 +45,7 @@ def get_skus(codes: list[str]) -> dict[str, Sku]:
     found = {sku.code: sku for sku in db.session.execute(select(Sku).where(Sku.code.in_(set(codes)))).scalars()}
     for code in codes:
         if code not in found:
-            raise NotFound(f"unknown SKU {code!r}", field="sku", code="unknown_sku")
+            raise NotFound(say(UNKNOWN_SKU, code=code), field="sku", code="unknown_sku")
     return found
 
 
@@ -37,7 +54,7 @@ def get_warehouse(code: str) -> Warehouse:
         select(Warehouse).where(Warehouse.code == (code or "").strip())
     ).scalar_one_or_none()
     if warehouse is None:
-        raise NotFound(f"unknown warehouse {code!r}", field="warehouse", code="unknown_warehouse")
+        raise NotFound(say(UNKNOWN_WAREHOUSE, code=code), field="warehouse", code="unknown_warehouse")
     return warehouse
 
 
@@ -62,21 +79,21 @@ def _check_quantity(value, field: str = "quantity", allow_negative: bool = False
                 raise ValueError
             value = int(str(value).strip())
         except (TypeError, ValueError):
-            raise ValidationFailed(f"{field} must be a whole number", field=field, code="invalid_quantity")
+            raise ValidationFailed(say(NOT_WHOLE, field=field), field=field, code="invalid_quantity")
     if value == 0 or (value < 0 and not allow_negative):
-        raise ValidationFailed(f"{field} must be a positive whole number" if not allow_negative
-                               else f"{field} must not be zero", field=field, code="invalid_quantity")
+        raise ValidationFailed(say(NOT_POSITIVE, field=field) if not allow_negative
+                               else say(NOT_ZERO, field=field), field=field, code="invalid_quantity")
     if abs(value) > 10_000_000:
-        raise ValidationFailed(f"{field} is too large", field=field, code="invalid_quantity")
+        raise ValidationFailed(say(TOO_LARGE, field=field), field=field, code="invalid_quantity")
     return value
 
 
 def _reason(reason: str | None) -> str:
     text = (reason or "").strip()
     if not text:
-        raise ValidationFailed("a reason is required", field="reason", code="reason_required")
+        raise ValidationFailed(say(REASON_REQUIRED), field="reason", code="reason_required")
     if len(text) > MAX_REASON:
-        raise ValidationFailed(f"the reason is longer than {MAX_REASON} characters", field="reason")
+        raise ValidationFailed(say(REASON_TOO_LONG, max_reason=MAX_REASON), field="reason")
     return text
 
 
@@ -96,8 +113,8 @@ def adjust_stock(sku_code: str, warehouse_code: str, delta, reason: str, actor: 
     if result is None:
         db.session.refresh(level)
         raise Conflict(
-            f"stock of {sku.code} in {warehouse.code} cannot go below what is reserved or held "
-            f"(on hand {level.on_hand}, reserved {level.reserved}, held {level.held})",
+            say(STOCK_BELOW_ZERO, sku_code=sku.code, warehouse_code=warehouse.code, on_hand=level.on_hand,
+                reserved=level.reserved, held=level.held),
             field="delta", code="stock_below_zero")
     movement = StockMovement(sku_id=sku.id, warehouse_id=warehouse.id, delta=delta, on_hand_after=result[0],
                              kind=kind, reason=reason, actor_id=actor.id, order_id=order_id, created_at=utc_now())
@@ -125,7 +142,7 @@ def adjust_many(warehouse: Warehouse, changes: dict[Sku, tuple[int, str]], actor
             .values(on_hand=StockLevel.on_hand + delta, updated_at=now).returning(StockLevel.on_hand)
             .execution_options(synchronize_session=False)).scalar_one_or_none()
         if on_hand_after is None:
-            raise Conflict(f"stock of {sku.code} in {warehouse.code} cannot go below what is reserved or held",
+            raise Conflict(say(STOCK_BELOW_ZERO_SHORT, sku_code=sku.code, warehouse_code=warehouse.code),
                            field="delta", code="stock_below_zero")
         db.session.expire(level)
         movements.append({"sku_id": sku.id, "warehouse_id": warehouse.id, "delta": delta,
@@ -142,7 +159,7 @@ def set_held(sku_code: str, warehouse_code: str, held, reason: str, actor: Actor
     """Set aside stock (e.g. a promotion pool) so that it cannot be sold; never more than is free."""
     sku, warehouse = get_sku(sku_code), get_warehouse(warehouse_code)
     if isinstance(held, bool) or not str(held).strip().lstrip("-").isdigit() or int(str(held)) < 0:
-        raise ValidationFailed("held must be zero or a positive whole number", field="held", code="invalid_quantity")
+        raise ValidationFailed(say(NOT_ZERO_OR_MORE, field="held"), field="held", code="invalid_quantity")
     held, reason = int(str(held)), _reason(reason)
     level = _level_row(sku.id, warehouse.id)
     before = level.held
@@ -152,7 +169,7 @@ def set_held(sku_code: str, warehouse_code: str, held, reason: str, actor: Actor
         .values(held=held, updated_at=utc_now())
     )
     if result.rowcount != 1:
-        raise Conflict("cannot hold more than is on hand and not reserved", field="held", code="insufficient_stock")
+        raise Conflict(say(HOLD_TOO_MUCH), field="held", code="insufficient_stock")
     audit.record(actor, "stock.hold", "stock", f"{sku.code}@{warehouse.code}",
                  before={"held": before}, after={"held": held}, reason=reason)
     db.session.expire(level)
@@ -312,7 +329,8 @@ def plan_lines(lines: list[tuple[Sku, int]], warehouses: dict | None = None,
         options = sorted(((-f, w) for (s, w), f in free.items() if s == sku.id and f >= quantity))
         if not options:
             available = sum(f for (s, _w), f in free.items() if s == sku.id)
-            raise InsufficientStock(f"not enough stock of {sku.code}: {quantity} wanted, {available} available",
+            raise InsufficientStock(say(NOT_ENOUGH_STOCK, sku_code=sku.code, quantity=quantity,
+                                        available=available),
                                     field="lines", code="insufficient_stock")
         plans.append([w for _f, w in options])
     return plans

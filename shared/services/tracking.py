@@ -29,7 +29,14 @@ from shared.services import alarms
 from shared.services import inbox as inbox_states
 from shared.services import orders as order_service
 from shared.services.errors import NotFound, ServiceError
+from shared.services.validation import N_, say
 from shared.timekeeping import as_utc, merchant_time_text, utc_now
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+NO_PARCEL = N_("No parcel %(waybill_no)s")
+NO_PARCEL_HERE = N_("No parcel here has tracking number %(unknown)s")
+TRACKING_PUSH = N_("Tracking push %(push_id)s")
+TRACKING_PUSH_NOT_FOUND = N_("No tracking push %(push_id)s")
 
 log = logging.getLogger("orderloom.tracking")
 
@@ -269,7 +276,8 @@ def find_stalled(now: datetime | None = None, in_transit: timedelta = STALL_IN_T
 def shipment_by_waybill(waybill_no: str) -> Shipment:
     shipment = db.session.execute(select(Shipment).where(Shipment.waybill_no == waybill_no)).scalar_one_or_none()
     if shipment is None:
-        raise NotFound(f"no parcel {waybill_no}", field="waybill_no", code="unknown_tracking_number")
+        raise NotFound(say(NO_PARCEL, waybill_no=waybill_no), field="waybill_no",
+                       code="unknown_tracking_number")
     return shipment
 
 
@@ -446,7 +454,7 @@ def _outcome(events: list, outcome: dict) -> dict | ServiceError:
     numbers = {event.waybill_no for event in events}
     unknown = sorted(numbers & set(outcome["unknown_numbers"]))
     if numbers and len(unknown) == len(numbers):
-        return NotFound(f"no parcel here has tracking number {', '.join(unknown)}", field="waybill_no",
+        return NotFound(say(NO_PARCEL_HERE, unknown=', '.join(unknown)), field="waybill_no",
                         code="unknown_tracking_number")
     stored = sum(outcome["new_by_number"].get(number, 0) for number in numbers)
     return {"status": "done", "processed_at": utc_now(), "events_stored": stored,
@@ -461,7 +469,7 @@ def sweep_pushes(now: datetime | None = None) -> list[int]:
 def replay_push(push_id: int, actor: Actor) -> TrackingPush:
     """Send a failed push through processing again (after the parcel was registered, or a bug fixed), audited."""
     push = get_push(push_id)
-    inbox_states.check_replayable(push, f"tracking push {push_id}")
+    inbox_states.check_replayable(push, say(TRACKING_PUSH, push_id=push_id))
     inbox_states._reset(push, actor, "tracking_push")
     return push
 
@@ -469,7 +477,7 @@ def replay_push(push_id: int, actor: Actor) -> TrackingPush:
 def get_push(push_id: int) -> TrackingPush:
     push = db.session.get(TrackingPush, push_id)
     if push is None:
-        raise NotFound(f"no tracking push {push_id}", code="tracking_push_not_found")
+        raise NotFound(say(TRACKING_PUSH_NOT_FOUND, push_id=push_id), code="tracking_push_not_found")
     return push
 
 

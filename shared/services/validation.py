@@ -20,15 +20,15 @@ def text(value, field: str, max_length: int, required: bool = True) -> str | Non
     """A trimmed string of bounded length. HTML and SQL are stored as typed and escaped when shown."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise ValidationFailed(f"{field} is required", field=field, code="required")
+            raise ValidationFailed(say(REQUIRED, field=field), field=field, code="required")
         return None
     if not isinstance(value, str):
-        raise ValidationFailed(f"{field} must be text", field=field, code="invalid_type")
+        raise ValidationFailed(say(MUST_BE_TEXT, field=field), field=field, code="invalid_type")
     value = value.strip()
     if len(value) > max_length:
-        raise ValidationFailed(f"{field} is longer than {max_length} characters", field=field, code="too_long")
+        raise ValidationFailed(say(TOO_LONG, field=field, limit=max_length), field=field, code="too_long")
     if _CONTROL.search(value):
-        raise ValidationFailed(f"{field} contains control characters", field=field, code="invalid_characters")
+        raise ValidationFailed(say(HAS_CONTROL, field=field), field=field, code="invalid_characters")
     return value
 
 
@@ -36,20 +36,20 @@ def phone(value, field: str) -> str:
     raw = text(value, field, 32)
     digits = re.sub(r"[\s\-()]", "", raw)
     if not re.fullmatch(r"\+?\d{6,20}", digits):
-        raise ValidationFailed(f"{field} is not a phone number", field=field, code="invalid_phone")
+        raise ValidationFailed(say(NOT_A_PHONE, field=field), field=field, code="invalid_phone")
     return digits
 
 
 def email(value, field: str) -> str | None:
     raw = text(value, field, 254, required=False)
     if raw is not None and not _EMAIL.match(raw):
-        raise ValidationFailed(f"{field} is not an email address", field=field, code="invalid_email")
+        raise ValidationFailed(say(NOT_AN_EMAIL, field=field), field=field, code="invalid_email")
     return raw.lower() if raw else None
 
 
 def mapping(value, field: str) -> dict:
     if not isinstance(value, dict):
-        raise ValidationFailed(f"{field} must be an object", field=field, code="invalid_type")
+        raise ValidationFailed(say(MUST_BE_OBJECT, field=field), field=field, code="invalid_type")
     return value
 
 
@@ -87,6 +87,12 @@ TOO_LONG = N_("%(field)s is longer than %(limit)s characters")
 TOO_MANY = N_("%(field)s has more than %(limit)s items")
 NOT_WHOLE = N_("%(field)s must be a whole number")
 OUT_OF_RANGE = N_("%(field)s must be between %(low)s and %(high)s")
+MUST_BE_TEXT = N_("%(field)s must be text")
+MUST_BE_OBJECT = N_("%(field)s must be an object")
+REQUIRED = N_("%(field)s is required")
+NOT_A_PHONE = N_("%(field)s is not a phone number: give digits only, e.g. 13812345678")
+NOT_AN_EMAIL = N_("%(field)s is not an email address, e.g. name@example.com")
+INVALID_USERNAME = N_("A username uses letters, digits, '.', '-' and '_' only")
 
 
 def _whole(value) -> bool:
@@ -184,15 +190,15 @@ def whole_number(value, field: str, low: int, high: int, default: int) -> int:
 
 # --- codes and usernames: one character set per kind, after NFKC ---------------------------------------------
 
-# kind -> (pattern after NFKC, maximum length, what a person is told)
+# kind -> (pattern after NFKC, maximum length, what a person is told: a message code)
 CODE_RULES: dict[str, tuple[re.Pattern, int, str]] = {
     "sku": (re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*"), 64,
-            "a SKU code uses letters A-Z, digits, '.', '_', '-' and '/', and starts with a letter or digit"),
+            N_("A SKU code uses letters A-Z, digits, '.', '_', '-' and '/', and starts with a letter or digit")),
     "warehouse": (re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*"), 32,
-                  "a warehouse code uses letters A-Z, digits, '-' and '_', and starts with a letter or digit"),
+                  N_("A warehouse code uses letters A-Z, digits, '-' and '_', and starts with a letter or digit")),
     "bin": (re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*"), 32,
-            "a bin code uses letters A-Z, digits, '.', '-' and '_', and starts with a letter or digit"),
-    "channel": (re.compile(r"[A-Z]{2}"), 2, "a channel code is two letters A-Z, e.g. TM"),
+            N_("A bin code uses letters A-Z, digits, '.', '-' and '_', and starts with a letter or digit")),
+    "channel": (re.compile(r"[A-Z]{2}"), 2, N_("A channel code is two letters A-Z, e.g. TM")),
 }
 
 
@@ -204,16 +210,16 @@ def code(value, field: str, kind: str) -> str:
     """A code of one kind, NFKC-normalised (channel codes upper-cased), or a clear refusal."""
     pattern, max_length, rule = CODE_RULES[kind]
     if value is not None and not isinstance(value, str):
-        raise ValidationFailed(f"{field} must be text", field=field, code="invalid_type")
+        raise ValidationFailed(say(MUST_BE_TEXT, field=field), field=field, code="invalid_type")
     normalised = unicodedata.normalize("NFKC", value or "").strip()
     if kind == "channel":
         normalised = normalised.upper()
     if not normalised:
-        raise ValidationFailed(f"{field} is required", field=field, code="required")
+        raise ValidationFailed(say(REQUIRED, field=field), field=field, code="required")
     if len(normalised) > max_length and kind != "channel":  # a channel code's length is part of its rule
-        raise ValidationFailed(f"{field} is longer than {max_length} characters", field=field, code="too_long")
+        raise ValidationFailed(say(TOO_LONG, field=field, limit=max_length), field=field, code="too_long")
     if not pattern.fullmatch(normalised):
-        raise ValidationFailed(rule, field=field, code=CODE_ERRORS.get(kind, "invalid"))
+        raise ValidationFailed(say(rule), field=field, code=CODE_ERRORS.get(kind, "invalid"))
     return normalised
 
 
@@ -230,6 +236,6 @@ def username(value, field: str = "username") -> tuple[str, str]:
     shown = unicodedata.normalize("NFKC", text(value, field, 64))
     key = username_key(shown)
     if not shown.isascii() or not USERNAME.fullmatch(key):
-        raise ValidationFailed("a username uses letters, digits, '.', '-' and '_' only", field=field,
+        raise ValidationFailed(say(INVALID_USERNAME), field=field,
                                code="invalid_username")
     return shown, key

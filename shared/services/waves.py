@@ -18,7 +18,12 @@ from shared.services import audit
 from shared.services import orders as order_service
 from shared.services import stock as stock_service
 from shared.services.errors import Conflict, NotFound
+from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
+
+# What a person reads when this module refuses: message codes, said in the reader's language (say).
+WAVE_NOT_FOUND = N_("No such wave")
+WAVE_NOT_PLANNED = N_("Wave %(wave_id)s is %(wave_status)s")
 
 S = OrderStatus
 
@@ -64,9 +69,9 @@ def plan_waves(warehouse_code: str, actor: Actor, now: datetime | None = None, l
 def start_release(wave_id: int, actor: Actor) -> Wave:
     wave = db.session.execute(select(Wave).where(Wave.id == wave_id).with_for_update(of=Wave)).scalar_one_or_none()
     if wave is None:
-        raise NotFound("no such wave", code="wave_not_found")
+        raise NotFound(say(WAVE_NOT_FOUND), code="wave_not_found")
     if not WAVE.allowed(wave.status, "releasing"):
-        raise Conflict(f"wave {wave.id} is {wave.status}", code="wave_not_planned")
+        raise Conflict(say(WAVE_NOT_PLANNED, wave_id=wave.id, wave_status=wave.status), code="wave_not_planned")
     # A wave left "releasing" by a job that died may be released again: chunks only take unreleased shipments.
     audit.record(actor, "wave.release" if wave.status == "planned" else "wave.resume_release", "wave", wave.id,
                  after={"orders": wave.order_count})
