@@ -23,9 +23,12 @@ from shared.security.masking import may_reveal, order_contact
 from shared.security.permissions import Visibility, can, visibility
 from shared.services import approvals, order_notes, orders, platform_privacy, retention, second_factor, tracking
 from shared.services.errors import ServiceError
+from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
 from shared.verbs import verb
 from shared.web import staff_actor
+
+PHONE_NOT_IN_ADDRESS = N_("Search by phone with the search form: a phone number is never sent in the address")
 
 bp = Blueprint("orders", __name__, url_prefix="/orders")
 PAGE_SIZE = 50
@@ -58,8 +61,7 @@ def index():
     error, personal = None, None
     try:
         if not posted and personal_values_in_query(request.args):
-            raise PersonalValueInAddress("search by phone with the search form: a phone number is never sent in "
-                                         "the address", field="q")
+            raise PersonalValueInAddress(say(PHONE_NOT_IN_ADDRESS), field="q")
         filters = parse_filters(values, _zone(), drill_down=True)
         personal = filters.personal_kind()
         if posted and personal is None and not request.headers.get("HX-Request"):

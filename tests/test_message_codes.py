@@ -32,14 +32,11 @@ ALLOWED = {
 
 # Files other branches are editing in parallel; converted by the lead after the parallel branches merge. Empty this
 # set then: every file here is still scanned for the report, only its findings do not fail the test.
-PENDING = {
+PENDING = {  # converted next (see the closing note): every other file is held to the rule
     "shared/services/orders.py", "shared/services/stock_ops.py", "shared/order_search.py",
-    "shared/services/payments.py", "shared/services/refunds.py", "shared/services/after_sales.py",
-    "shared/services/return_pickups.py", "shared/services/bulk_orders.py", "shared/services/staff.py",
-    "shared/services/alarms.py", "shared/services/customers.py", "portal/orders.py", "portal/fulfilment.py",
-    "portal/stock_ops.py", "portal/dashboard.py", "shared/services/kpis.py",
+    "shared/services/payments.py", "shared/services/staff.py",
 }
-PENDING_FOLDERS = ("shared/payments/",)
+PENDING_FOLDERS = ()
 
 
 def _import_everything():

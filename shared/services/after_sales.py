@@ -36,6 +36,9 @@ from shared.services import audit
 from shared.services import validation as check
 from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.services.validation import N_, say
+NOT_AN_OBJECT = N_("%(field)s must be an object")
+NO_REQUEST = N_("No after-sales request \"%(id)s\"")
+UNKNOWN_SORT = N_("Unknown sort \"%(sort)s\"")
 from shared.timekeeping import as_utc, parse_aware, utc_now
 
 DEFAULT_RETURN_DAYS = 7  # when no policy row applies (the migration seeds the same default as a row)
@@ -237,7 +240,7 @@ def _read_lines(order: Order, raw_lines) -> list[AskedLine]:
     for index, raw in enumerate(raw_lines):
         field = f"lines[{index}]"
         if not isinstance(raw, dict):
-            raise ValidationFailed(f"{field} must be an object", field=field, code="invalid_type")
+            raise ValidationFailed(say(NOT_AN_OBJECT, field=field), field=field, code="invalid_type")
         code = check.text(raw.get("sku"), f"{field}.sku", 64)
         line = by_code.get(code) or by_code.get(code.upper())
         if line is None:
@@ -436,7 +439,7 @@ def get_after_sale(after_sale_id, for_update: bool = False) -> AfterSale:
         query = select(AfterSale).where(AfterSale.id == int(after_sale_id))
         row = db.session.execute(query.with_for_update(of=AfterSale) if for_update else query).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"no after-sales request {str(after_sale_id)[:40]!r}", field="id", code="after_sale_not_found")
+        raise NotFound(say(NO_REQUEST, id=str(after_sale_id)[:40]), field="id", code="after_sale_not_found")
     return row
 
 
@@ -730,7 +733,7 @@ def _inspect(case: AfterSale, inspection, actor: Actor) -> None:
     results = {}
     for index, raw in enumerate(inspection or []):
         if not isinstance(raw, dict):
-            raise ValidationFailed(f"inspection[{index}] must be an object", field="inspection", code="invalid_type")
+            raise ValidationFailed(say(NOT_AN_OBJECT, field=f"inspection[{index}]"), field="inspection", code="invalid_type")
         results[str(raw.get("sku") or "").strip().upper()] = raw
     if set(results) != {line.sku.code.upper() for line in case.lines}:
         _refuse(INSPECT_EVERY_LINE, "inspection_incomplete", "inspection")
@@ -842,7 +845,7 @@ def parse_filters(args) -> Filters:
         raise ValidationFailed(say(NOT_A_MOVE, source="?", target=str(state)[:40]), field="state",
                                code="unknown_state")
     if sort not in SORTS:
-        raise ValidationFailed(f"unknown sort {str(sort)[:20]!r}", field="sort", code="invalid_sort")
+        raise ValidationFailed(say(UNKNOWN_SORT, sort=str(sort)[:20]), field="sort", code="invalid_sort")
     order_no = (args.get("order_no") or "").strip().upper() or None
     return Filters(kind, state, order_no[:40] if order_no else None, args.get("overdue") in ("1", "true", "yes"),
                    sort)

@@ -16,6 +16,9 @@ from shared.services.errors import Conflict, ValidationFailed
 from shared.services.sign_in import check_password, refuse_unknown
 from shared.services import validation as check
 from shared.services.validation import N_, say
+NO_EMAIL_TO_SIGN_IN = N_("The customer has no email to sign in with")
+EMAIL_REQUIRED = N_("An email address is required")
+EMAIL_TAKEN = N_("An account with this email exists")
 
 
 def find_by_phone(phone: str) -> Customer | None:
@@ -150,7 +153,7 @@ _check_password = check_password_strength
 def set_password(customer: Customer, password: str, actor: Actor) -> None:
     """Open a customer-site account or change its password; every earlier session of the customer ends."""
     if not customer.email:
-        raise Conflict("the customer has no email to sign in with", field="email")
+        raise Conflict(say(NO_EMAIL_TO_SIGN_IN), field="email")
     _check_password(password, customer.email)
     customer.password_hash = hash_password(password)
     sessions.end_all(customer)
@@ -168,10 +171,10 @@ def create_account(name, phone, email, password, actor: Actor) -> Customer:
     phone = check.phone(phone, "phone")
     email = check.email(email, "email")
     if not email:
-        raise ValidationFailed("email is required", field="email", code="required")
+        raise ValidationFailed(say(EMAIL_REQUIRED), field="email", code="required")
     _check_password(password, email)  # before anything is written: a refusal leaves no half-made customer
     if db.session.execute(select(Customer.id).where(Customer.email_index == crypto.blind_index("email", email))).first():
-        raise Conflict("an account with this email exists", field="email", code="duplicate_email")
+        raise Conflict(say(EMAIL_TAKEN), field="email", code="duplicate_email")
     customer = find_or_create(name, phone, email, actor)
     if customer.email is None:
         customer.email, customer.email_index = email, crypto.blind_index("email", email)
@@ -191,7 +194,7 @@ def update_profile(customer: Customer, name, email, phone, actor: Actor) -> list
     phone = check.phone(phone, "phone")
     email = check.email(email, "email")
     if customer.password_hash and not email:
-        raise ValidationFailed("email is required", field="email", code="required")
+        raise ValidationFailed(say(EMAIL_REQUIRED), field="email", code="required")
     email_index = crypto.blind_index("email", email) if email else None
     if email_index and email_index != customer.email_index and db.session.execute(
             select(Customer.id).where(Customer.email_index == email_index, Customer.id != customer.id)).first():

@@ -21,6 +21,8 @@ from shared.services import audit
 from shared.services import validation as check
 from shared.services.errors import Conflict, NotFound, ServiceError, ValidationFailed
 from shared.services.validation import N_, say
+NO_PICKUP = N_("No return pickup \"%(id)s\"")
+NO_PICKUP_FOR_ORDER = N_("No return pickup for carrier order %(order)s")
 from shared.timekeeping import utc_now
 
 LIVE = ("booked", "collected", "in_transit")
@@ -220,7 +222,7 @@ def book(order_no: str, address, slot: str, lines_summary: str, actor: Actor, af
 def get_booking(booking_id) -> ReturnPickup:
     row = db.session.get(ReturnPickup, int(booking_id)) if str(booking_id or "").isdigit() else None
     if row is None:
-        raise NotFound(f"no return pickup {str(booking_id)[:20]!r}", field="id", code="unknown_pickup")
+        raise NotFound(say(NO_PICKUP, id=str(booking_id)[:20]), field="id", code="unknown_pickup")
     return row
 
 
@@ -262,7 +264,7 @@ def apply_callback(form: dict, salt: str | None = None) -> ReturnPickup:
     booking = db.session.execute(select(ReturnPickup).where(
         ReturnPickup.provider_order_id == callback.order_id)).scalars().first()
     if booking is None:
-        raise NotFound(f"no return pickup for carrier order {callback.order_id}", code="unknown_pickup")
+        raise NotFound(say(NO_PICKUP_FOR_ORDER, order=callback.order_id), code="unknown_pickup")
     before = {"status": booking.status, "courier": booking.courier_name, "waybill_no": booking.waybill_no}
     if callback.waybill_no and not booking.waybill_no:
         booking.waybill_no = callback.waybill_no
