@@ -103,6 +103,11 @@ def create_app(config: dict | None = None) -> Flask:
 
     @app.before_request
     def _viewer_preferences():
+        if request.path.startswith("/hooks/"):
+            # A platform's or provider's call, read by no person here: what it leaves behind (an inbox item's
+            # reason) is written in English like a job's, not in the default language of a browser
+            g.locale = "en"
+            return
         if request.path.startswith("/api/"):
             return  # the API never looks at the session cookie
         if current_user.is_authenticated and hasattr(current_user, "locale"):

@@ -292,7 +292,7 @@ def test_stock_cannot_go_below_what_is_reserved(api, create_order):
     before = state()
     error = assert_error(api.post("/stock/adjustments", {"sku": "SKU-1", "warehouse": "HZ1", "delta": -6,
                                                          "reason": "盘亏"}), 409, "stock_below_zero")
-    assert "reserved 15" in error["message"]
+    assert "预占 15" in error["message"]  # the caller's language: Chinese by default
     assert state() == before and level() == (20, 15)
 
 
@@ -427,7 +427,7 @@ def test_more_than_available_is_refused_and_reserves_nothing(api, stocked, creat
     db.session.commit()
     before = state()
     error = assert_error(api.post("/orders", order_payload(lines=line(quantity=21))), 409, "insufficient_stock")
-    assert "20 available" in error["message"]
+    assert "可用 20 件" in error["message"]  # the caller's language: Chinese by default
     # All or nothing: the first line fits, the second (no stock at all) does not, so neither is reserved.
     two_lines = [{"sku": "SKU-1", "quantity": 5, "unit_price": "10.00"},
                  {"sku": "SKU-2", "quantity": 1, "unit_price": "10.00"}]
@@ -727,7 +727,7 @@ def test_a_failed_guard_is_a_conflict(api, create_order):
 def test_hold_and_release(api, create_order):
     order_no = create_order(status="allocated").order_no
     url = f"/orders/{order_no}/transitions"
-    assert_error(api.post(url, {"to": "on_hold"}), 422, "required", "reason")  # holding says why
+    assert_error(api.post(url, {"to": "on_hold"}), 422, "reason_required", "reason")  # holding says why
     assert api.post(url, {"to": "on_hold", "reason": "地址待核实"}).get_json()["status"] == "on_hold"
     # releasing needs no reason: the lifecycle asks for none (the hold's reason is what explains it)
     assert api.post(url, {"to": "allocated"}).get_json()["status"] == "allocated"

@@ -41,7 +41,7 @@ def test_one_wrong_figure_saves_nothing_and_each_is_named(floor):
     db.session.rollback()
     assert set(refused.value.errors) == {"MILK", "NOPE", "MILK2"}
     assert "non-negative whole number" in refused.value.errors["MILK"]
-    assert "unknown SKU" in refused.value.errors["NOPE"]
+    assert "Unknown SKU" in refused.value.errors["NOPE"]
     assert refused.value.status == 422 and refused.value.field == "counts"
     assert counts_of(take.id) == {"TEA": None, "MILK": None}
 
