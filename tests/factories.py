@@ -8,6 +8,7 @@ import pytest
 from shared.actors import Actor
 from shared.extensions import db
 from shared.services import catalog, orders, staff, stock
+from shared.services.errors import ServiceError
 from shared.timekeeping import utc_now
 
 ADMIN = Actor(id=None, label="test-admin", role="admin", ip="127.0.0.1")
@@ -184,3 +185,37 @@ def count_queries():
         yield statements
     finally:
         event.remove(bind, "before_cursor_execute", _record)
+
+
+def race(app, clients: int, attempt, success: str, refused=(ServiceError,)) -> list[str]:
+    """Run `attempt(number)` in `clients` threads released together (a barrier), each in its own app context and
+    session with a real commit: returns each one's outcome, `success` or the refusal's code, or "error: ..." for
+    anything else (a bug the caller's assertion shows)."""
+    import threading
+
+    start, lock, outcomes = threading.Barrier(clients), threading.Lock(), []
+
+    def client(number: int):
+        with app.app_context():
+            try:
+                start.wait()
+                attempt(number)
+                db.session.commit()
+                result = success
+            except refused as refusal:
+                db.session.rollback()
+                result = refusal.code
+            except Exception as exc:  # noqa: BLE001  (any other failure is the outcome to assert on)
+                db.session.rollback()
+                result = f"error: {exc!r}"
+            finally:
+                db.session.remove()
+            with lock:
+                outcomes.append(result)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return outcomes

@@ -3,7 +3,6 @@ remains, cannot both be opened: the blue part's row is locked while a red is ope
 exactly one wins and the other is refused over_remaining; the total reserved never exceeds the blue gross. Real
 commits, each thread its own app context and session, started together by a barrier. On PostgreSQL the row lock
 is what stops the second (without `with_for_update` both open); SQLite's single writer serializes them anyway."""
-import threading
 from decimal import Decimal as D
 
 from sqlalchemy import func, select
@@ -13,7 +12,7 @@ from shared.models.invoices import InvoicePart, RedLetter
 from shared.services import invoices, orders, red_letters
 from shared.services.errors import ValidationFailed
 from shared.timekeeping import utc_now
-from tests.factories import ADMIN, open_shop, order_payload
+from tests.factories import ADMIN, open_shop, order_payload, race
 from tests.test_invoices import profile_for, taxed
 
 CLIENTS = 2
@@ -40,33 +39,8 @@ def test_two_reds_at_once_for_more_than_half_each_one_wins(live_apps):
     app = live_apps.core
     part_id, gross = issued_part_id(app)
     asked = (gross / 2 + D("5.00")).quantize(D("0.01"))  # each more than half of what remains (all of it)
-    start = threading.Barrier(CLIENTS)
-    outcomes: list[str] = []
-    lock = threading.Lock()
-
-    def client(number: int):
-        with app.app_context():
-            try:
-                start.wait()
-                red_letters.open_red(part_id, "return", str(asked), ADMIN)
-                db.session.commit()
-                result = "opened"
-            except ValidationFailed as refused:
-                db.session.rollback()
-                result = refused.code
-            except Exception as exc:  # anything else is a bug the assertion below shows
-                db.session.rollback()
-                result = f"error: {exc!r}"
-            finally:
-                db.session.remove()
-            with lock:
-                outcomes.append(result)
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    outcomes = race(app, CLIENTS, lambda _n: red_letters.open_red(part_id, "return", str(asked), ADMIN),
+                    "opened", refused=(ValidationFailed,))
     assert sorted(outcomes) == ["opened", "over_remaining"], outcomes
     with app.app_context():
         reds = db.session.scalars(select(RedLetter)).all()
