@@ -61,7 +61,8 @@ def access_log():
     query = _before(select(AccessLogEntry).order_by(AccessLogEntry.id.desc()), AccessLogEntry.id,
                     request.args.get("before"))
     entries = db.session.execute(query.limit(PAGE)).scalars().all()
-    return render_template("portal/audit/access_log.html", entries=entries,
+    words = [(entry, history.access_words(entry)) for entry in entries]
+    return render_template("portal/audit/access_log.html", entries=words,
                            next_before=entries[-1].id if len(entries) == PAGE else None)
 
 

@@ -590,3 +590,55 @@ def scan_result_words(scan) -> str:
     if scan.accepted:
         return str(ACCEPTED)
     return str(REFUSED) % {"reason": refusal_words(scan.refusal, scan.refusal_params, scan.message)}
+
+
+# --- The access log in words -------------------------------------------------------------------------------------
+
+SEARCH_DETAIL = _l("by %(kind)s")
+SEARCH_FOUND = _l("by %(kind)s, %(count)s found")
+EXPORT_OF = _l("%(entity)s: %(kind)s")
+ACTION_OUTCOME = _l("%(action)s (%(outcome)s)")
+
+
+@dataclass(frozen=True)
+class AccessWords:
+    action: str
+    entity: str
+    fields: str
+    door: str
+
+
+def _search_detail(entity_id: str) -> str | None:
+    """`by:<kind>; found:<n>` (how shared.order_search and shared.customer_search log a search) in words."""
+    parts = dict(part.strip().split(":", 1) for part in entity_id.split(";") if ":" in part)
+    if "by" not in parts:
+        return None
+    kind = labels.label(labels.SEARCH_KIND, parts["by"])
+    if parts.get("found", "").isdigit():
+        return str(SEARCH_FOUND) % {"kind": kind, "count": parts["found"]}
+    return str(SEARCH_DETAIL) % {"kind": kind}
+
+
+def access_words(entry) -> AccessWords:
+    """One access-log entry (shared.models.AccessLogEntry) as the auditor reads it: the action, what it was done to,
+    the personal fields it showed and the door it came through, each in the viewer's language (codes not in the
+    vocabulary are shown as stored, never dropped)."""
+    action, _sep, outcome = (entry.action or "").partition(":")
+    said = labels.label(labels.ACCESS_ACTION, action)
+    if outcome:
+        said = str(ACTION_OUTCOME) % {"action": said, "outcome": labels.label(labels.ACCESS_OUTCOME, outcome)}
+    entity_type = entry.entity_type or ""
+    if entity_type.startswith("export:"):
+        from shared.services.export_kinds import KINDS
+
+        kind = entity_type.split(":", 1)[1]
+        known = KINDS.get(kind)
+        entity = str(EXPORT_OF) % {"entity": labels.label(labels.ACCESS_ENTITY, "export"),
+                                   "kind": str(known.label) if known else kind}
+        entity = f"{entity} {entry.entity_id}"
+    else:
+        detail = _search_detail(entry.entity_id or "") if action.startswith("search") else None
+        entity = f"{labels.label(labels.ACCESS_ENTITY, entity_type)} {detail or entry.entity_id or ''}".strip()
+    fields = str(LIST_SEPARATOR).join(labels.label(labels.PERSONAL_FIELD, code)
+                                      for code in (entry.fields or "").split(",") if code)
+    return AccessWords(action=said, entity=entity, fields=fields, door=labels.label(labels.ACCESS_DOOR, entry.channel))

@@ -270,3 +270,28 @@ DATE_FORMAT_HINT = _l("Format: YYYY-MM-DD")
 
 def zone_name(zone: str) -> str:
     return str(ZONE_NAMES[zone]) if zone in ZONE_NAMES else zone
+
+# The access log (shared.services.audit.log_access): what was done, to what, through which door, in words.
+ACCESS_ACTION = {"view": _l("Viewed in full"), "download": _l("Downloaded"),
+                 "search": _l("Searched by a personal value"),
+                 "search_refused": _l("Search by a personal value refused"), "reveal": _l("Revealed in full"),
+                 "print_label": _l("Printed on a shipping label"), "waybill": _l("Sent to a waybill service"),
+                 "trace": _l("Traced a leaked file"), "export": _l("Exported to a file")}
+# A platform-decrypted reveal is logged as "<action>:<outcome>".
+ACCESS_OUTCOME = {"platform_decrypt": _l("decrypted by the platform"),
+                  "decrypt_refused": _l("the platform refused to decrypt"),
+                  "decrypt_timeout": _l("the platform did not answer"), "decrypt_failed": _l("decrypting failed")}
+ACCESS_ENTITY = {"order": _l("Order"), "orders": _l("Orders"), "customers": _l("Customers"),
+                 "invoice_request": _l("Invoice"), "invoice_profile": _l("Invoice profile"),
+                 "inbox_item": _l("Channel inbox item"), "after_sale_photo": _l("After-sales photo"),
+                 "export": _l("Export")}
+ACCESS_DOOR = {"portal": _l("Portal"), "api": _l("API"), "customer": _l("Customer site"), "export": _l("Export file"),
+               "waybill": _l("Waybill service")}
+SEARCH_KIND = {"phone": _l("full phone number"), "phone_masked": _l("masked phone number"),
+               "phone_last4": _l("last four digits of the phone"), "receiver_name": _l("receiver's name"),
+               "name": _l("name"), "email": _l("email address")}
+PERSONAL_FIELD.update({"receiver": _l("Receiver"), "raw_payload": _l("Raw platform payload"),
+                       "invoice_pdf": _l("Invoice PDF"),
+                       "photo": _l("Photo"), "tax_number": _l("Tax number"), "bank_account": _l("Bank account")})
+APPROVAL_STATE = {"pending": _l("Waiting for approval"), "approved": _l("Approved"), "rejected": _l("Rejected"),
+                  "withdrawn": _l("Withdrawn")}

@@ -38,6 +38,21 @@ from shared.services.order_notes import check_tag
 from shared.services.validation import N_, say
 from shared.timekeeping import parse_aware, utc_now
 
+UNKNOWN_STATUS = N_("Unknown order status \"%(status)s\"")
+UNKNOWN_SORT = N_("Unknown sort \"%(sort)s\"")
+NOT_A_DATE = N_("%(field)s must be a date like 2026-11-21")
+RANGE_BACKWARDS = N_("The end of the time range is before its start")
+FILTER_TOO_LONG = N_("%(field)s is too long")
+SEARCH_TOO_LONG = N_("The search text is too long (at most %(limit)s characters)")
+BAD_LAST4 = N_("Give the last four digits of the phone")
+PHONE_MASKED_FOR_ROLE = N_("Your role sees phone numbers masked: search by the masked form (e.g. 173****5372) or by "
+                           "the last four digits with an order number")
+TOO_MANY_SEARCHES = N_("Too many searches by personal values; wait %(minutes)s minutes")
+SEARCH_NEEDS_USER = N_("A search by a personal value needs a signed-in user")
+PHONE_HIDDEN_FOR_ROLE = N_("Your role does not see phone numbers and cannot search by them")
+BAD_LIMIT = N_("limit must be between 1 and %(limit)s")
+BAD_CAP = N_("The count cap must be at least 1")
+
 SORTS = {
     "placed_desc": (Order.placed_at, True), "placed_asc": (Order.placed_at, False),
     "total_desc": (Order.total, True), "total_asc": (Order.total, False),
@@ -91,10 +106,10 @@ def parse_filters(args, zone: str, drill_down: bool = False) -> OrderFilters:
     statuses = [s for s in args.getlist("status") if s] if hasattr(args, "getlist") else []
     for status in statuses:
         if status not in OrderStatus.__members__.values():
-            raise ValidationFailed(f"unknown status {status!r}", field="status", code="unknown_status")
+            raise ValidationFailed(say(UNKNOWN_STATUS, status=status[:40]), field="status", code="unknown_status")
     sort = args.get("sort") or "placed_desc"
     if sort not in SORTS:
-        raise ValidationFailed(f"unknown sort {sort!r}", field="sort")
+        raise ValidationFailed(say(UNKNOWN_SORT, sort=sort[:40]), field="sort")
     filters = OrderFilters(statuses=statuses, channel=(args.get("channel") or "").strip().upper() or None,
                            warehouse=(args.get("warehouse") or "").strip() or None, q=(args.get("q") or "").strip()
                            or None, phone_last4=(args.get("phone_last4") or "").strip() or None, sort=sort,
@@ -109,7 +124,7 @@ def parse_filters(args, zone: str, drill_down: bool = False) -> OrderFilters:
                     raise ValueError
                 setattr(filters, name, day)
             except (ValueError, TypeError):
-                raise ValidationFailed(f"{name} must be a date like 2026-11-21", field=name, code="invalid_date")
+                raise ValidationFailed(say(NOT_A_DATE, field=name), field=name, code="invalid_date")
     if args.get("updated_since"):
         filters.updated_since = parse_aware(args.get("updated_since"), "updated_since")
     if drill_down:
@@ -123,20 +138,20 @@ def _drill_down_filters(args, filters: OrderFilters) -> None:
         if args.get(name):
             setattr(filters, name, parse_aware(args.get(name), name))
     if filters.placed_from and filters.placed_to and filters.placed_to < filters.placed_from:
-        raise ValidationFailed("placed_to is before placed_from", field="placed_to", code="range_end_before_start")
+        raise ValidationFailed(say(RANGE_BACKWARDS), field="placed_to", code="range_end_before_start")
     for name in ("city", "carrier", "team", "exception_category"):
         value = (args.get(name) or "").strip()
         if len(value) > 40:
-            raise ValidationFailed(f"{name} is too long", field=name)
+            raise ValidationFailed(say(FILTER_TOO_LONG, field=name), field=name)
         setattr(filters, name, value or None)
 
 
 def _checked(filters: OrderFilters) -> OrderFilters:
     if filters.q and len(filters.q) > 64:
-        raise ValidationFailed("search text is too long", field="q")
+        raise ValidationFailed(say(SEARCH_TOO_LONG, limit=64), field="q")
     if filters.phone_last4 is not None:
         if not re.fullmatch(r"\d{4}", filters.phone_last4):
-            raise ValidationFailed("phone_last4 is the last four digits of the phone", field="phone_last4",
+            raise ValidationFailed(say(BAD_LAST4), field="phone_last4",
                                    code="invalid_phone_last4")
     if filters.receiver is not None and len(filters.receiver) > 60:
         raise ValidationFailed(say(N_("the receiver name is too long")), field="receiver")
@@ -200,8 +215,7 @@ def _search_condition(q: str, role: str | None):
     phone_allowed = role is not None and visibility(role, "phone") is Visibility.FULL
     if kind == "phone":
         if not phone_allowed:
-            raise SearchRefused("your role sees phone numbers masked: search by the masked form (e.g. 173****5372) "
-                                "or by the last four digits with an order number", field="q")
+            raise SearchRefused(say(PHONE_MASKED_FOR_ROLE), field="q")
         return Order.receiver_phone_index == crypto.blind_index("phone", _digits(q))
     conditions = [Order.channel_order_id == q]
     if kind == "digits" and phone_allowed:
@@ -259,8 +273,8 @@ def check_search_rate(viewer: Actor, kind: str, door: str, entity: str = "orders
     if count >= PERSONAL_SEARCH_LIMIT:
         audit.log_access(viewer, "search_refused", entity, f"by:{kind}", list(fields), channel=door)
         _raise_rate_alarm(viewer, count + 1, now)
-        raise SearchRateLimited(f"too many searches by personal values; wait "
-                                f"{int(PERSONAL_SEARCH_WINDOW.total_seconds() // 60)} minutes", field="q")
+        raise SearchRateLimited(say(TOO_MANY_SEARCHES, minutes=int(PERSONAL_SEARCH_WINDOW.total_seconds() // 60)),
+                                field="q")
 
 
 def check_personal_search(filters: OrderFilters, viewer: Actor | None, door: str) -> str | None:
@@ -269,13 +283,13 @@ def check_personal_search(filters: OrderFilters, viewer: Actor | None, door: str
     if kind is None:
         return None
     if viewer is None:
-        raise SearchRefused("a search by a personal value needs a signed-in user", field="q")
+        raise SearchRefused(say(SEARCH_NEEDS_USER), field="q")
     check_search_rate(viewer, kind, door)
     uses_phone = kind in ("phone", "phone_masked") or bool(filters.phone_last4)
     if uses_phone and visibility(viewer.role, "phone") is Visibility.HIDDEN:
         # A role that sees no phone at all learns something from any phone search, even by the masked form.
         audit.log_access(viewer, "search_refused", "orders", f"by:{kind}", ["phone"], channel=door)
-        raise SearchRefused("your role does not see phone numbers and cannot search by them", field="q")
+        raise SearchRefused(say(PHONE_HIDDEN_FOR_ROLE), field="q")
     if kind == "phone" and visibility(viewer.role, "phone") is not Visibility.FULL:
         audit.log_access(viewer, "search_refused", "orders", f"by:{kind}", ["phone"], channel=door)
         _search_condition(filters.q, viewer.role)  # raises the refusal with its explanation
@@ -392,7 +406,7 @@ def find_orders(filters: OrderFilters, zone: str, cursor: str | None = None, lim
 
     `back` reads the page before that cursor's row instead of the one after `cursor`. The caller commits."""
     if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationFailed(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+        raise ValidationFailed(say(BAD_LIMIT, limit=MAX_LIMIT), field="limit")
     kind = check_personal_search(filters, viewer, door)
     column, descending = SORTS[filters.sort]
     query = select(*columns) if columns else select(Order).options(selectinload(Order.warehouse))
@@ -411,7 +425,7 @@ def count_orders(filters: OrderFilters, zone: str, cap: int, viewer: Actor | Non
     The count stops at the cap (`LIMIT cap + 1` under the count), so it costs at most `cap` index entries however
     many orders there are. Call it after `find_orders`, which checks (and logs) a search by a personal value."""
     if cap < 1:
-        raise ValidationFailed("the count cap must be at least 1", field="cap")
+        raise ValidationFailed(say(BAD_CAP), field="cap")
     matching = _filtered(select(Order.id), filters, zone, viewer).limit(cap + 1).subquery()
     count = db.session.execute(select(func.count()).select_from(matching)).scalar_one()
     return (cap, True) if count > cap else (count, False)

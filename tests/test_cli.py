@@ -29,7 +29,7 @@ def test_users_create_reads_password_from_stdin_and_token_is_last_line(live_apps
     created = run(["users", "create", "ops1", "--role", "ops_manager"], env, stdin="a-strong-password\n")
     assert created.returncode == 0, created.stderr
     refused = run(["users", "create", "ops2", "--role", "wizard"], env, stdin="a-strong-password\n")
-    assert refused.returncode != 0 and "unknown role" in refused.stderr
+    assert refused.returncode != 0 and 'Unknown role "wizard"' in refused.stderr
     weak = run(["users", "create", "ops3", "--role", "finance"], env, stdin="short\n")
     assert weak.returncode != 0 and "at least 12" in weak.stderr
     issued = run(["users", "token", "ops1"], env)

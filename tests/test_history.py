@@ -223,3 +223,51 @@ def test_a_reason_with_markup_is_escaped_in_the_sentence_and_the_raw_event(clien
                                                                 AuditEvent.reason == MARKUP)).scalar_one()
     assert stored == MARKUP  # stored as typed, escaped when shown
 
+
+
+# --- The access log in words (issue 14 item 1: the viewer showed raw action codes) ------------------------------
+
+ACCESS_CALL = re.compile(r"(?<!def )log_access\(\s*[^,()]+(?:\([^()]*\))?,\s*(?P<action>[^,]+),")
+
+
+def test_every_access_log_action_in_the_code_has_its_words():
+    from shared import labels
+
+    actions = set()
+    for package in SOURCES:
+        for path in (ROOT / package).rglob("*.py"):
+            for found in ACCESS_CALL.finditer(path.read_text(encoding="utf-8")):
+                written = found.group("action").strip()
+                if re.fullmatch(r'"[a-z_]+"', written):
+                    actions.add(written.strip('"'))
+                elif written.startswith('f"{purpose}:'):  # platform_privacy.decrypt: "<purpose>:<outcome>"
+                    assert written[len('f"{purpose}:'):-1] in labels.ACCESS_OUTCOME, written
+                else:
+                    assert written == "purpose", f"{path}: a computed access-log action {written}: list its words"
+    purposes = {"reveal", "print_label", "waybill"}  # platform_privacy's purposes, as its callers pass them
+    assert {"search", "search_refused", "view", "download", "export", "trace"} <= actions
+    assert actions | purposes <= set(labels.ACCESS_ACTION), sorted(actions | purposes - set(labels.ACCESS_ACTION))
+
+
+def test_the_access_log_shows_actions_entities_fields_and_doors_in_words(client_for, create_order):
+    order = create_order(status="confirmed")
+    viewer = Actor(id=None, label="u_cs", role="customer_service")
+    audit.log_access(viewer, "search", "orders", "by:phone_last4; found:3", ["phone"], channel="portal")
+    audit.log_access(viewer, "reveal:platform_decrypt", "order", order.order_no, ["receiver", "phone", "address"],
+                     channel="api")
+    audit.log_access(viewer, "download", "export:orders", "EXP-1", ["name"], channel="export")
+    audit.log_access(viewer, "made_up_action", "something_new", "7", ["odd_field"], channel="portal")
+    db.session.commit()
+    client = client_for("auditor")
+    page = client.get("/audit/access-log").text
+    assert "Searched by a personal value" in page and "Orders by last four digits of the phone, 3 found" in page
+    assert "Revealed in full (decrypted by the platform)" in page and f"Order {order.order_no}" in page
+    assert "Address, Phone, Receiver" in page and ">API<" in page
+    assert "Downloaded" in page and "Export: Orders EXP-1" in page and ">Export file<" in page
+    assert "made_up_action" in page and "something_new 7" in page and "odd_field" in page  # unknown: as stored
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", page)
+    assert not {"search", "reveal:platform_decrypt", "download", "by:phone_last4; found:3", "portal"} & set(cells)
+    client.post("/language", data={"lang": "zh_CN", "csrf_token": csrf_token(client, "/")})
+    chinese = client.get("/audit/access-log").text
+    for words in ("按个人信息搜索", "按手机号后四位，找到 3 条", "完整查看（由平台解密）", "收货地址、手机号、收货人", "下载", "导出：订单 EXP-1"):
+        assert words in chinese, words

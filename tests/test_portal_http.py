@@ -101,7 +101,7 @@ def test_order_list_filters_and_search(signed_in, create_order, create_channel):
 
 
 @pytest.mark.parametrize("query, message", [
-    ("status=teleported", "unknown status"), ("date_from=21/11/2026", "must be a date"),
+    ("status=teleported", "Unknown order status"), ("date_from=21/11/2026", "must be a date"),
     ("cursor=not-a-cursor", "cursor is not valid"), ("q=OS20261121000001Z", "check character"),
 ])
 def test_bad_filters_get_a_clear_message(signed_in, create_order, query, message):
@@ -167,7 +167,7 @@ def test_transition_through_the_form_and_refusal_changes_nothing(signed_in, crea
     assert db.session.get(Order, order.id).status == "picking"
     refused = client.post(f"{detail}/transitions", data={"to": "completed", "csrf_token": csrf_token(client, detail)},
                           follow_redirects=True)
-    assert "cannot become completed" in refused.text
+    assert "cannot become Completed" in refused.text
     db.session.expire_all()
     assert db.session.get(Order, order.id).status == "picking"
 

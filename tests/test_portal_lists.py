@@ -87,7 +87,7 @@ def test_count_stops_at_the_cap(session, create_order):
 def test_bad_filter_shows_the_error_and_no_count(signed_in, create_order):
     create_order()
     page = signed_in().get("/orders/?status=teleported")
-    assert page.status_code == 422 and "unknown status" in page.text
+    assert page.status_code == 422 and "Unknown order status" in page.text
     assert 'data-testid="orders-matched"' not in page.text
 
 

@@ -334,7 +334,7 @@ def test_warehouse_counts_and_submits_but_may_not_approve(client_for, floor):
     # Counting after submission is refused.
     late = post(client, f"{sheet}/count", {"sku": "TEA", "counted": "1"}, page=sheet)
     assert late.status_code == 422 and 'data-testid="count-error-TEA"' in late.text
-    assert "is submitted, not counting" in late.text
+    assert "is at Waiting for approval (this needs: Counting)" in late.text
     found = post(client, f"{sheet}/count", {"sku": "NEW", "counted": "1"}, page=sheet)
     assert found.status_code == 422 and 'data-testid="take-refused"' in found.text
 
@@ -346,7 +346,7 @@ def test_submitting_before_every_sku_is_counted_is_refused(client_for, floor):
     sheet = f"/stock-ops/takes/{take.id}"
     post(client, f"{sheet}/count", {"sku": "TEA", "counted": "480"}, page=sheet)
     refused = post(client, f"{sheet}/submit", page=sheet, follow_redirects=True)
-    assert "Not submitted: not counted yet: MILK" in refused.text
+    assert "Not submitted: Not counted yet: MILK" in refused.text
     db.session.expire_all()
     assert take.status == "counting"
     again = post(client, "/stock-ops/takes", {"warehouse": "HZ1"}, follow_redirects=True)
@@ -379,7 +379,7 @@ def test_the_manager_who_did_not_count_approves_and_the_ledger_shows_the_varianc
     assert count(AuditEvent, AuditEvent.action == "stock_take.approved") == 1
     # Decided once: a second approval changes nothing.
     again = post(manager, f"{sheet}/approve", page=sheet)
-    assert again.status_code == 422 and "is approved, not submitted" in again.text
+    assert again.status_code == 422 and "is at Approved (this needs: Waiting for approval)" in again.text
     assert len(movements("stocktake")) == 2
 
 
@@ -392,7 +392,7 @@ def test_the_manager_who_started_the_count_may_not_approve_it(client_for, floor)
     assert 'data-testid="own-count"' in page and 'data-testid="approve"' not in page
     refused = post(manager, f"{sheet}/approve", page=sheet)
     assert refused.status_code == 422 and 'data-testid="take-refused"' in refused.text
-    assert "the person who counted may not approve" in refused.text
+    assert "The person who counted may not approve" in refused.text
     db.session.expire_all()
     assert take.status == "submitted" and movements("stocktake") == []
 

@@ -40,7 +40,7 @@ def test_one_wrong_figure_saves_nothing_and_each_is_named(floor):
         stock_ops.record_counts(take.id, {"TEA": 480, "MILK": -2, "NOPE": 1, "MILK2": "x"}, ADMIN)
     db.session.rollback()
     assert set(refused.value.errors) == {"MILK", "NOPE", "MILK2"}
-    assert "non-negative whole number" in refused.value.errors["MILK"]
+    assert "must be a whole number, 0 or more" in refused.value.errors["MILK"]
     assert "Unknown SKU" in refused.value.errors["NOPE"]
     assert refused.value.status == 422 and refused.value.field == "counts"
     assert counts_of(take.id) == {"TEA": None, "MILK": None}

@@ -28,6 +28,7 @@ from sqlalchemy import or_, select
 
 from shared import business_hours
 from shared.actors import Actor
+from shared import labels
 from shared.extensions import db
 from shared.models import (ApprovalDecision, ApprovalDelegation, ApprovalRequest, ApprovalRule, ApprovalRuleStep,
                            ApprovalStep, AuditEvent, StaffRole, StaffUser)
@@ -432,7 +433,8 @@ def assert_granted(entity_type: str, entity_id, operation: str) -> None:
     if latest.state == "pending":
         raise Conflict(say(PENDING, entity=f"{entity_type} {entity_id}", id=latest.id,
                            fields=", ".join(latest.guarded_fields or ())), field="approval", code="approval_pending")
-    raise Conflict(say(NOT_GRANTED, entity=f"{entity_type} {entity_id}", id=latest.id, state=latest.state),
+    raise Conflict(say(NOT_GRANTED, entity=f"{entity_type} {entity_id}", id=latest.id,
+                       state=labels.label(labels.APPROVAL_STATE, latest.state)),
                    field="approval", code="approval_not_granted")
 
 
@@ -601,7 +603,8 @@ def assert_may_decide(request: ApprovalRequest, user: StaffUser, actor: Actor, n
     if request.state == "withdrawn":
         raise Conflict(say(WITHDRAWN), field="approval", code="approval_withdrawn")
     if request.state != "pending":
-        raise Conflict(say(CLOSED, state=request.state), field="approval", code="approval_closed")
+        raise Conflict(say(CLOSED, state=labels.label(labels.APPROVAL_STATE, request.state)),
+                       field="approval", code="approval_closed")
     if user.id == request.requester_id:
         _refuse(actor, request, "own_request", SELF)
     if _edited_since(user, request):
@@ -672,7 +675,8 @@ def withdraw(request: ApprovalRequest, actor: Actor, now: datetime | None = None
     if actor.id != request.requester_id:
         raise Forbidden(say(NOT_REQUESTER), field="approval", code="not_requester")
     if request.state != "pending":
-        raise Conflict(say(CLOSED, state=request.state), field="approval", code="approval_closed")
+        raise Conflict(say(CLOSED, state=labels.label(labels.APPROVAL_STATE, request.state)),
+                       field="approval", code="approval_closed")
     for step in request.steps:
         if step.state in ("pending", "waiting"):
             step.state, step.closed_at = "closed", now

@@ -18,7 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from shared import dispatch, timekeeping
 from shared.actors import Actor
 from shared.extensions import db
-from shared.labels import BULK_ACTION, BULK_OUTCOME, BULK_STATUS, STATUS, label
+from shared.labels import BULK_ACTION, BULK_OUTCOME, BULK_STATUS, STATUS, label, role_name
 from shared.lifecycle import TRANSITIONS, OrderStatus, may_fire
 from shared.database import insert_rows
 from shared.models import (Bin, BulkJob, BulkJobItem, Lot, Order, OrderLine, Reservation, Sku, StaffUser,
@@ -126,7 +126,8 @@ def start(action: str, actor: Actor, order_nos: list[str] | None = None, matchin
     if action not in ACTIONS:
         raise ValidationFailed(say(UNKNOWN_ACTION, action=str(action)[:20]), field="action", code="unknown_action")
     if not may_start(actor.role, action):
-        raise Forbidden(say(MAY_NOT, role=actor.role, action=say(ACTION_VERBS[action])), code="bulk_forbidden")
+        raise Forbidden(say(MAY_NOT, role=role_name(actor.role), action=say(ACTION_VERBS[action])),
+                        code="bulk_forbidden")
     user = db.session.get(StaffUser, actor.id) if actor.id is not None else None
     if user is None or not user.active:
         raise Forbidden(say(REFUSALS["account_inactive"]), code="account_inactive")
@@ -170,7 +171,8 @@ def start(action: str, actor: Actor, order_nos: list[str] | None = None, matchin
 def confirm(job: BulkJob, actor: Actor) -> BulkJob:
     """The asker confirmed the stated consequence: the job is queued (audited)."""
     if job.status != "awaiting_confirmation":
-        raise ValidationFailed(say(NOT_WAITING, status=job.status), code="not_awaiting_confirmation")
+        raise ValidationFailed(say(NOT_WAITING, status=label(BULK_STATUS, job.status)),
+                               code="not_awaiting_confirmation")
     if actor.id != job.created_by_id:
         raise NotFound(say(NOT_YOURS), code="not_found")
     job.status = "queued"
@@ -183,7 +185,8 @@ def confirm(job: BulkJob, actor: Actor) -> BulkJob:
 def discard(job: BulkJob, actor: Actor) -> BulkJob:
     """The asker did not confirm: nothing is done to any order (audited)."""
     if job.status != "awaiting_confirmation":
-        raise ValidationFailed(say(NOT_WAITING, status=job.status), code="not_awaiting_confirmation")
+        raise ValidationFailed(say(NOT_WAITING, status=label(BULK_STATUS, job.status)),
+                               code="not_awaiting_confirmation")
     job.status, job.finished_at = "discarded", timekeeping.utc_now()
     audit.record(actor, "bulk.discard", "bulk_job", job.public_id, before={"status": "awaiting_confirmation"},
                  after={"status": "discarded"})

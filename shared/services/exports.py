@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from shared import dispatch, exports, timekeeping
 from shared.actors import SYSTEM, Actor
 from shared.export_lifecycle import EXPORT
+from shared import labels
 from shared.extensions import db
 from shared.models import ExportDownload, ExportRequest, StaffUser
 from shared.security.permissions import Visibility, can, visibility
@@ -116,14 +117,15 @@ def request_export(kind: str, format: str, filters: dict | None, actor: Actor, p
                                field=unknown[0],
                                code="invalid_filter")
     if not may_export(actor.role, export_kind):
-        raise Forbidden(say(ROLE_MAY_NOT_EXPORT, role=actor.role, export_kind_code=export_kind.code), code="forbidden")
+        raise Forbidden(say(ROLE_MAY_NOT_EXPORT, role=labels.role_name(actor.role), export_kind_code=export_kind.code),
+                        code="forbidden")
     user = _requester(actor)
     if personal:
         if not export_kind.personal_fields:
             raise ValidationFailed(say(NO_PERSONAL_COLUMNS, export_kind_code=export_kind.code), field="personal",
                                    code="no_personal_columns")
         if not revealable_fields(user.role, export_kind):
-            raise Forbidden(say(ROLE_MAY_NOT_SEE_PERSONAL, role=user.role),
+            raise Forbidden(say(ROLE_MAY_NOT_SEE_PERSONAL, role=labels.role_name(user.role)),
                             code="personal_not_allowed")
     cleaned = export_kind.clean_filters(filters)
     export = ExportRequest(
@@ -154,7 +156,7 @@ def clear_export(export: ExportRequest, actor: Actor, by: str, ref: str | None =
     if not export.personal:
         raise Conflict(say(NO_CLEARANCE_NEEDED), code="no_clearance_needed")
     if export.status != "awaiting_clearance":
-        raise Conflict(say(NOT_AWAITING_CLEARANCE, export_status=export.status),
+        raise Conflict(say(NOT_AWAITING_CLEARANCE, export_status=labels.label(labels.EXPORT_STATUS, export.status)),
                        code="not_awaiting_clearance")
     if now >= timekeeping.as_utc(export.created_at) + CLEARANCE_WINDOW:
         raise Conflict(say(CLEARANCE_TOO_LATE), code="clearance_too_late")
@@ -364,7 +366,8 @@ def download(export: ExportRequest, actor: Actor, now: datetime | None = None) -
         raise Gone(say(EXPORT_EXPIRED),
                    code="export_expired")
     if export.status != "done":
-        raise Conflict(say(EXPORT_NOT_READY, export_status=export.status), code="export_not_ready")
+        raise Conflict(say(EXPORT_NOT_READY, export_status=labels.label(labels.EXPORT_STATUS, export.status)),
+                       code="export_not_ready")
     if export.download_count >= MAX_DOWNLOADS:
         raise Gone(say(DOWNLOAD_LIMIT, max_downloads=MAX_DOWNLOADS),
                    code="download_limit")

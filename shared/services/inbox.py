@@ -31,6 +31,7 @@ from shared import dispatch
 from shared.actors import Actor
 from shared.channels import adapter_for, topics
 from shared.channels.canonical import CanonicalOrder, PayloadProblem
+from shared import labels
 from shared.extensions import db
 from shared.models import Channel, InboxItem, Order
 from shared.services import audit
@@ -525,7 +526,8 @@ def replay(item_id: int, actor: Actor) -> InboxItem:
 
 def check_replayable(item, what: str) -> None:
     if item.status not in REPLAYABLE:
-        raise Conflict(say(NOT_FAILED, what=what, item_status=item.status), code="not_failed")
+        raise Conflict(say(NOT_FAILED, what=what, item_status=labels.label(labels.INBOX_STATUS, item.status)),
+                       code="not_failed")
 
 
 def replay_failed(actor: Actor, channel_id: int | None = None, limit: int = 10_000) -> list[int]:

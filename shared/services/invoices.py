@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from shared import dispatch
 from shared.actors import SYSTEM, Actor
+from shared import labels
 from shared.extensions import db
 from shared.finance import invoice_math, invoice_pdf
 from shared.finance.invoice_lifecycle import INVOICE_REQUEST
@@ -167,7 +168,9 @@ def request_invoice(order_nos: list[str], profile_id: int, kind: str, actor: Act
         raise ValidationFailed(say(SEVERAL_BUYERS), field="order_nos", code="several_buyers")
     for order in orders:
         if order.status not in INVOICEABLE_ORDER_STATES:
-            raise Conflict(say(NOT_INVOICEABLE, order_no=order.order_no, status=order.status), field="order_no",
+            raise Conflict(say(NOT_INVOICEABLE, order_no=order.order_no, status=labels.label(labels.STATUS,
+                               order.status)),
+                           field="order_no",
                            code="order_not_invoiceable")
     from shared.services.red_letters import fully_reversed
 
@@ -439,7 +442,8 @@ def resubmit(request: InvoiceRequest, actor: Actor, profile_id: int | None = Non
     """A failed request, perhaps with another (or an edited) profile, goes back to requested: its failed parts get
     new serials (the provider keeps the old ones as failed) and are sent again after the commit."""
     if request.status != "failed":
-        raise Conflict(say(NOT_RESUBMITTABLE, status=request.status), code="invalid_invoice_request_transition")
+        raise Conflict(say(NOT_RESUBMITTABLE, status=labels.label(labels.INVOICE_STATUS, request.status)),
+                       code="invalid_invoice_request_transition")
     profile = _profile_for(profile_id if profile_id is not None else request.profile_id, request.customer_id,
                            request.kind)
     _snapshot(request, profile)
@@ -556,7 +560,8 @@ def part_pdf(request: InvoiceRequest, position: int) -> tuple[bytes, str]:
         raise NotFound(say(UNKNOWN_PART, request=request.id, position=position), field="part", code="unknown_part")
     part = parts[position - 1]
     if part.status != "issued":
-        raise Conflict(say(PART_NOT_ISSUED, position=position, request=request.id, status=part.status),
+        raise Conflict(say(PART_NOT_ISSUED, position=position, request=request.id,
+                           status=labels.label(labels.INVOICE_STATUS, part.status)),
                        field="part", code="not_issued")
     content = part.provider_pdf or part.rendered_pdf
     if not content:

@@ -2,6 +2,7 @@
 from sqlalchemy import select
 
 from shared.actors import Actor
+from shared import labels
 from shared.extensions import db
 from shared.models import Order, OrderAssignment, StaffUser, Team
 from shared.security.permissions import can
@@ -52,7 +53,7 @@ def assign(order: Order, actor: Actor, user: StaffUser | None, team: Team | None
     """Assign the order (user and team both None: unassign). Audited as `order.assign` with before and after;
     refused (nothing changed): a role that may not edit orders, or the order already assigned exactly so."""
     if not may_assign(actor.role):
-        raise Forbidden(say(MAY_NOT_ASSIGN, role=actor.role), code="assign_forbidden")
+        raise Forbidden(say(MAY_NOT_ASSIGN, role=labels.role_name(actor.role)), code="assign_forbidden")
     row = assignment_of(order)
     before = _words(row)
     after = {"assignee": user.username if user else None, "team": team.code if team else None}

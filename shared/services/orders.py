@@ -18,6 +18,7 @@ from shared import cash_on_delivery, order_numbers, pending, sets
 from shared.actors import SYSTEM, Actor
 from shared.database import insert_rows, send_rows
 from shared.extensions import db
+from shared.labels import STATUS, label, role_name
 from shared.lifecycle import (RELEASE_HOLD_NEEDS_REASON, TRANSITIONS, OrderStatus, Transition, find_transition,
                               may_fire, transitions_from)
 from shared.models import Channel, Order, OrderLine, Reservation, Warehouse
@@ -36,6 +37,46 @@ from shared.timekeeping import local_date, parse_aware, utc_now
 
 CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY", "GBP")
 MAX_LINES = 200
+
+UNKNOWN_CHANNEL = N_("No channel \"%(channel)s\" (or it is switched off)")
+NO_ORDER = N_("No order %(order_no)s")
+NO_LINES = N_("An order needs at least one line")
+TOO_MANY_LINES = N_("An order has at most %(limit)s lines")
+BAD_LINE_QUANTITY = N_("%(field)s must be a positive whole number")
+LINE_QUANTITY_TOO_LARGE = N_("%(field)s is too large")
+UNSUPPORTED_CURRENCY = N_("The currency \"%(currency)s\" is not supported (%(known)s)")
+PLACED_IN_FUTURE = N_("The order's time (placed_at) is in the future")
+DISCOUNT_TOO_LARGE = N_("The discount is larger than the order")
+TOTAL_TOO_LARGE = N_("The order total is too large")
+NEW_CANNOT_BECOME = N_("A new order cannot become %(target)s")
+GUARD_REFUSED = N_("%(order_no)s cannot become %(target)s: %(problem)s")
+GUARD_NO_LINES = N_("the order has no lines")
+GUARD_NOT_PAID = N_("the order is not paid")
+GUARD_NOT_RESERVED = N_("some lines hold no stock reservation")
+NOT_ENOUGH_STOCK = N_("Not enough stock of %(sku)s: %(wanted)s wanted, %(available)s available")
+NOT_DIRECT_CHANNEL = N_("Orders of %(channel)s arrive through channel sync, not through this API")
+DUPLICATE_ORDER = N_("Channel order %(channel_order_id)s is already order %(order_no)s")
+CANNOT_BECOME = N_("An order that is %(status)s cannot become %(target)s")
+ROLE_MAY_NOT_MOVE_TO = N_("The %(role)s role may not move an order to %(target)s")
+ROLE_MAY_NOT_MOVE = N_("The %(role)s role may not move an order from %(status)s to %(target)s")
+CHANGED_MEANWHILE = N_("Changed by someone else meanwhile, nothing moved: %(orders)s")
+NOT_A_STATUS = N_("\"%(target)s\" is not an order status")
+NEEDS_REASON = N_("This change needs a reason")
+CUSTOMER_CANCEL_TOO_LATE = N_("%(order_no)s is %(status)s: only an order not yet allocated is cancelled at once")
+NOT_ON_HOLD = N_("%(order_no)s is not on hold")
+ROLE_MAY_NOT_RELEASE = N_("The %(role)s role may not release a hold")
+ROLE_MAY_NOT_PAY = N_("The %(role)s role may not record payments")
+ALREADY_PAID = N_("%(order_no)s is already paid")
+ORDER_IS_CLOSED = N_("%(order_no)s is %(status)s")
+NOT_A_REFUND_STATUS = N_("\"%(status)s\" is not a refund status")
+CANNOT_RECORD_AS = N_("%(order_no)s cannot be recorded as %(status)s")
+SAME_ADDRESS = N_("The new address is the one the order has")
+PRICE_LINES_SHAPE = N_("lines must be a list of {id, unit_price}")
+
+
+def _status(code) -> str:
+    """An order status in the reader's words (the refusals name states as the pages do)."""
+    return label(STATUS, getattr(code, "value", code))
 
 
 def get_channel(code: str) -> Channel:
@@ -74,7 +115,7 @@ def _channel_code(code: str) -> str:
 def _open_channel(channel, code: str):
     """The channel orders may name: it exists and is active."""
     if channel is None or not channel.active:
-        raise NotFound(f"unknown channel {code!r}", field="channel", code="unknown_channel")
+        raise NotFound(say(UNKNOWN_CHANNEL, channel=str(code)[:40]), field="channel", code="unknown_channel")
     return channel
 
 
@@ -84,15 +125,15 @@ def get_order(order_no: str, for_update: bool = False) -> Order:
     query = select(Order).where(Order.order_no == number)
     order = db.session.execute(query.with_for_update(of=Order) if for_update else query).scalar_one_or_none()
     if order is None:
-        raise NotFound(f"no order {number}", field="order_no", code="order_not_found")
+        raise NotFound(say(NO_ORDER, order_no=str(number)[:40]), field="order_no", code="order_not_found")
     return order
 
 
 def _read_lines(raw_lines, known_skus: dict | None = None) -> list[tuple]:
     if not isinstance(raw_lines, list) or not raw_lines:
-        raise ValidationFailed("an order needs at least one line", field="lines", code="required")
+        raise ValidationFailed(say(NO_LINES), field="lines", code="required")
     if len(raw_lines) > MAX_LINES:
-        raise ValidationFailed(f"an order has at most {MAX_LINES} lines", field="lines")
+        raise ValidationFailed(say(TOO_MANY_LINES, limit=MAX_LINES), field="lines")
     lines = []
     for index, raw in enumerate(raw_lines):
         field = f"lines[{index}]"
@@ -100,10 +141,11 @@ def _read_lines(raw_lines, known_skus: dict | None = None) -> list[tuple]:
         code = check.text(raw.get("sku"), f"{field}.sku", 64)
         quantity = raw.get("quantity")
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-            raise ValidationFailed(f"{field}.quantity must be a positive whole number", field=f"{field}.quantity",
+            raise ValidationFailed(say(BAD_LINE_QUANTITY, field=f"{field}.quantity"), field=f"{field}.quantity",
                                    code="invalid_quantity")
         if quantity > 100_000:
-            raise ValidationFailed(f"{field}.quantity is too large", field=f"{field}.quantity", code="invalid_quantity")
+            raise ValidationFailed(say(LINE_QUANTITY_TOO_LARGE, field=f"{field}.quantity"),
+                                   field=f"{field}.quantity", code="invalid_quantity")
         unit_price = parse_money(raw.get("unit_price"), f"{field}.unit_price")
         lines.append((code, quantity, unit_price))
     codes = [code for code, _qty, _price in lines]
@@ -126,7 +168,8 @@ def validate_order_data(data: dict, channel: Channel | None = None, skus: dict |
     address = check.mapping(data.get("shipping_address"), "shipping_address")
     currency = check.text(data.get("currency"), "currency", 3).upper()
     if currency not in CURRENCIES:
-        raise ValidationFailed(f"currency {currency!r} is not supported", field="currency", code="invalid_currency")
+        raise ValidationFailed(say(UNSUPPORTED_CURRENCY, currency=str(currency)[:12], known=", ".join(CURRENCIES)),
+                               field="currency", code="invalid_currency")
     protected = data.get("platform_protected")
     # Platform ciphertext arrives with the platform's masked forms in place of the phones ("136*******5"):
     # they are shown, never dialled, so they are checked as text, not as phone numbers.
@@ -150,7 +193,7 @@ def validate_order_data(data: dict, channel: Channel | None = None, skus: dict |
         "cash_on_delivery": data.get("cash_on_delivery") is True,
     }
     if clean["placed_at"] > utc_now() + timedelta(minutes=5):
-        raise ValidationFailed("placed_at is in the future", field="placed_at", code="future_timestamp")
+        raise ValidationFailed(say(PLACED_IN_FUTURE), field="placed_at", code="future_timestamp")
     clean["goods_total"], clean["total"] = order_totals(
         [(qty, price) for _, qty, price in clean["lines"]], clean["shipping_fee"], clean["discount"], clean["fees"],
         clean["tax"])
@@ -182,9 +225,9 @@ def order_totals(lines, shipping_fee: Decimal, discount: Decimal, fees: Decimal,
     goods = sum((line_total(qty, price) for qty, price in lines), Decimal("0.00"))
     total = goods + shipping_fee - discount + fees + tax
     if total < 0:
-        raise ValidationFailed("the discount is larger than the order", field="discount", code="invalid_amount")
+        raise ValidationFailed(say(DISCOUNT_TOO_LARGE), field="discount", code="invalid_amount")
     if total > MAX_AMOUNT:
-        raise ValidationFailed("the order total is too large", field="lines", code="invalid_amount")
+        raise ValidationFailed(say(TOTAL_TOO_LARGE), field="lines", code="invalid_amount")
     return goods, total
 
 
@@ -314,11 +357,13 @@ def settle_new(order: Order, target: str, actor: Actor, reason: str | None, paid
     def fire(to: str, why: str | None) -> None:
         transition = find_transition(order.status, to)
         if transition is None or not may_fire(transition, actor.role):
-            raise InvalidTransition(f"a new order cannot become {to}", field="to", code="invalid_transition")
+            raise InvalidTransition(say(NEW_CANNOT_BECOME, target=_status(to)), field="to", code="invalid_transition")
         for guard in transition.guards:
             problem = GUARDS[guard](order) if guard in IN_MEMORY_GUARDS else None
             if problem:
-                raise InvalidTransition(f"cannot move {order.order_no} to {to}: {problem}", field="to",
+                raise InvalidTransition(say(GUARD_REFUSED, order_no=order.order_no, target=_status(to),
+                                            problem=problem),
+                                        field="to",
                                         code="guard_failed")
         before = audit_snapshot(order)
         if to == OrderStatus.ON_HOLD:
@@ -536,14 +581,14 @@ def _preferred(plan: list[int], warehouse_id: int | None) -> list[int]:
 
 
 def _short(line) -> InsufficientStock:
-    return InsufficientStock(f"not enough stock of {line.sku.code}: {line.quantity} wanted, "
-                             f"{stock_service.available_for(line.sku_id)} available", field="lines",
+    return InsufficientStock(say(NOT_ENOUGH_STOCK, sku=line.sku.code, wanted=line.quantity,
+                                 available=stock_service.available_for(line.sku_id)), field="lines",
                              code="insufficient_stock")
 
 
 def _check_direct(channel: Channel, direct_only: bool) -> None:
     if direct_only and not channel.is_direct:
-        raise ValidationFailed(f"orders of {channel.name} arrive through channel sync, not this API",
+        raise ValidationFailed(say(NOT_DIRECT_CHANNEL, channel=channel.name),
                                field="channel", code="channel_not_direct")
 
 
@@ -582,7 +627,7 @@ def _existing_order_no(channel_id: int, channel_order_id: str) -> str | None:
 
 
 def _duplicate(clean: dict, existing: str | None) -> Conflict:
-    return Conflict(f"channel order {clean['channel_order_id']} is already order {existing}",
+    return Conflict(say(DUPLICATE_ORDER, channel_order_id=clean['channel_order_id'], order_no=existing),
                     field="channel_order_id", code="duplicate_order")
 
 
@@ -593,11 +638,11 @@ def audit_snapshot(order: Order) -> dict:
 
 # Guards: each returns None when the move may go ahead, or the reason it may not.
 def _guard_has_lines(order: Order) -> str | None:
-    return None if order.lines else "the order has no lines"
+    return None if order.lines else say(GUARD_NO_LINES)
 
 
 def _guard_is_paid(order: Order) -> str | None:
-    return None if cash_on_delivery.may_ship(order) else "the order is not paid"
+    return None if cash_on_delivery.may_ship(order) else say(GUARD_NOT_PAID)
 
 
 def _guard_stock_reserved(order: Order) -> str | None:
@@ -605,7 +650,7 @@ def _guard_stock_reserved(order: Order) -> str | None:
         select(Reservation.order_line_id).where(Reservation.order_id == order.id, Reservation.status == "active")
     ).scalars().all()
     missing = {line.id for line in order.lines} - set(reserved)
-    return "some lines hold no stock reservation" if missing else None
+    return say(GUARD_NOT_RESERVED) if missing else None
 
 
 GUARDS = {"has_lines": _guard_has_lines, "is_paid": _guard_is_paid, "stock_reserved": _guard_stock_reserved}
@@ -628,7 +673,8 @@ def _apply(order: Order, transition: Transition, actor: Actor, reason: str | Non
     for guard in transition.guards:
         problem = GUARDS[guard](order)
         if problem:
-            raise InvalidTransition(f"cannot move {order.order_no} to {transition.target}: {problem}",
+            raise InvalidTransition(say(GUARD_REFUSED, order_no=order.order_no, target=_status(transition.target),
+                                        problem=problem),
                                     field="to", code="guard_failed")
     before = audit_snapshot(order)
     for effect in transition.effects:
@@ -665,10 +711,12 @@ def transition_many(orders: list[Order], target: str, actor: Actor, reason: str 
     for order in orders:
         transition = find_transition(order.status, target)
         if transition is None:
-            raise InvalidTransition(f"an order that is {order.status} cannot become {target}", field="to",
+            raise InvalidTransition(say(CANNOT_BECOME, status=_status(order.status), target=_status(target)),
+                                    field="to",
                                     code="invalid_transition")
         if not may_fire(transition, actor.role):
-            raise Forbidden(f"the {actor.role} role may not move an order to {target}", code="transition_forbidden")
+            raise Forbidden(say(ROLE_MAY_NOT_MOVE_TO, role=role_name(actor.role), target=_status(target)),
+                            code="transition_forbidden")
         if transition.effects or (transition.guards and not guards_checked):
             raise ValueError(f"{order.status} → {target} has guards or effects: move these orders one at a time")
         planned.append((order, transition, audit_snapshot(order)))
@@ -688,7 +736,7 @@ def transition_many(orders: list[Order], target: str, actor: Actor, reason: str 
                                                                   returning=["id"], expire=False)}
             if len(moved_ids) < len(rows):
                 stale = sorted(order.order_no for order, _t, _b in planned if order.id not in moved_ids)
-                raise Conflict(f"changed meanwhile, nothing moved: {', '.join(stale[:10])}", code="order_changed")
+                raise Conflict(say(CHANGED_MEANWHILE, orders=", ".join(stale[:10])), code="order_changed")
     moved = []
     for order, transition, before in planned:
         if order.id in moved_ids:
@@ -713,18 +761,19 @@ def transition_order(order: Order, target: str, actor: Actor, reason: str | None
     try:
         target_status = OrderStatus(target)
     except ValueError:
-        raise ValidationFailed(f"{target!r} is not an order status", field="to", code="unknown_status")
+        raise ValidationFailed(say(NOT_A_STATUS, target=str(target)[:40]), field="to", code="unknown_status")
     if order.status == OrderStatus.ON_HOLD and target_status == order.status_before_hold:
         return release_hold(order, actor, reason)
     transition = find_transition(order.status, target_status)
     if transition is None:
-        raise InvalidTransition(f"an order that is {order.status} cannot become {target_status}",
+        raise InvalidTransition(say(CANNOT_BECOME, status=_status(order.status), target=_status(target_status)),
                                 field="to", code="invalid_transition")
     if not may_fire(transition, actor.role):
-        raise Forbidden(f"the {actor.role} role may not move an order from {order.status} to {target_status}",
+        raise Forbidden(say(ROLE_MAY_NOT_MOVE, role=role_name(actor.role), status=_status(order.status),
+                            target=_status(target_status)),
                         field="to", code="transition_forbidden")
     if transition.needs_reason and not reason:
-        raise ValidationFailed("this change needs a reason", field="reason", code="reason_required")
+        raise ValidationFailed(say(NEEDS_REASON), field="reason", code="reason_required")
     held = order.approval_request = _approval_gate(order, target_status, actor, reason)
     if held is not None:  # nothing moved: the move waits for approval
         return order
@@ -821,11 +870,12 @@ def cancel_for_customer(order: Order, actor: Actor, reason: str) -> Order:
     gate staff users only)."""
     reason = check.text(reason, "reason", 500)
     if _standing(order) not in CUSTOMER_CANCELLABLE:
-        raise InvalidTransition(f"{order.order_no} is {order.status}: only an order not yet allocated is cancelled "
-                                "at once", field="to", code="invalid_transition")
+        raise InvalidTransition(say(CUSTOMER_CANCEL_TOO_LATE, order_no=order.order_no, status=_status(order.status)),
+                                field="to", code="invalid_transition")
     transition = find_transition(order.status, OrderStatus.CANCELLED)
     if transition is None:
-        raise InvalidTransition(f"an order that is {order.status} cannot become cancelled", field="to",
+        raise InvalidTransition(say(CANNOT_BECOME, status=_status(order.status), target=_status(OrderStatus.CANCELLED)),
+                                field="to",
                                 code="invalid_transition")
     from shared.services import approvals
 
@@ -835,9 +885,9 @@ def cancel_for_customer(order: Order, actor: Actor, reason: str) -> Order:
 
 def release_hold(order: Order, actor: Actor, reason: str | None) -> Order:
     if order.status != OrderStatus.ON_HOLD:
-        raise InvalidTransition(f"{order.order_no} is not on hold", field="to", code="invalid_transition")
+        raise InvalidTransition(say(NOT_ON_HOLD, order_no=order.order_no), field="to", code="invalid_transition")
     if not can(actor.role, "holds", "approve"):
-        raise Forbidden(f"the {actor.role} role may not release a hold", field="to", code="transition_forbidden")
+        raise Forbidden(say(ROLE_MAY_NOT_RELEASE, role=role_name(actor.role)), field="to", code="transition_forbidden")
     reason = check.text(reason, "reason", 500, required=RELEASE_HOLD_NEEDS_REASON)
     before = audit_snapshot(order)
     order.status, order.status_before_hold, order.hold_reason = order.status_before_hold, None, None
@@ -861,11 +911,11 @@ def allowed_moves(order: Order, role: str) -> list[dict]:
 def record_payment(order: Order, paid_at: datetime, actor: Actor) -> Order:
     """Mark an order paid (e.g. a bank transfer to the own shop); its reservation no longer expires."""
     if not can(actor.role, "payments", "edit"):
-        raise Forbidden(f"the {actor.role} role may not record payments", code="payment_forbidden")
+        raise Forbidden(say(ROLE_MAY_NOT_PAY, role=role_name(actor.role)), code="payment_forbidden")
     if order.payment_status == "paid":
-        raise Conflict(f"{order.order_no} is already paid", code="already_paid")
+        raise Conflict(say(ALREADY_PAID, order_no=order.order_no), code="already_paid")
     if order.status in (OrderStatus.CANCELLED, OrderStatus.CLOSED):
-        raise Conflict(f"{order.order_no} is {order.status}", code="order_closed")
+        raise Conflict(say(ORDER_IS_CLOSED, order_no=order.order_no, status=_status(order.status)), code="order_closed")
     before = audit_snapshot(order)
     order.payment_status, order.paid_at, order.updated_at = "paid", paid_at, utc_now()
     for reservation in order.reservations:
@@ -883,7 +933,7 @@ REFUND_STATUSES = ("none", "requested", "partially_refunded", "refunded")
 def record_refund_status(order: Order, refund_status: str, actor: Actor, reason: str) -> Order:
     """The platform's refund state (requested, partly or fully refunded), audited and announced."""
     if refund_status not in REFUND_STATUSES:
-        raise ValidationFailed(f"{refund_status!r} is not a refund status", field="refund_status")
+        raise ValidationFailed(say(NOT_A_REFUND_STATUS, status=str(refund_status)[:40]), field="refund_status")
     before = audit_snapshot(order)
     order.refund_status, order.updated_at = refund_status, utc_now()
     audit.record(actor, "order.refund_status", "order", order.order_no, before=before, after=audit_snapshot(order),
@@ -895,7 +945,8 @@ def record_refund_status(order: Order, refund_status: str, actor: Actor, reason:
 def record_platform_state(order: Order, status: str, actor: Actor, reason: str) -> Order:
     """An order first seen already shipped or completed elsewhere: recorded as such, with no stock moved."""
     if status not in (OrderStatus.SHIPPED, OrderStatus.COMPLETED) or order.reservations:
-        raise InvalidTransition(f"{order.order_no} cannot be recorded as {status}", code="invalid_transition")
+        raise InvalidTransition(say(CANNOT_RECORD_AS, order_no=order.order_no, status=_status(status)),
+                                code="invalid_transition")
     before = audit_snapshot(order)
     order.status, order.updated_at = status, utc_now()
     audit.record(actor, "order.platform_state", "order", order.order_no, before=before, after=audit_snapshot(order),
@@ -1005,7 +1056,7 @@ def change_address(order: Order, address: dict, actor: Actor, reason: str) -> Or
     approvals.assert_not_locked("order", order.order_no, ("address",))
     changed = sorted(name for name in RECEIVER_COLUMNS if (getattr(order, name) or None) != (values[name] or None))
     if not changed:
-        raise ValidationFailed("the new address is the one the order has", field="shipping_address",
+        raise ValidationFailed(say(SAME_ADDRESS), field="shipping_address",
                                code="no_change")
     order.approval_request = None
     if _standing(order) != OrderStatus.PENDING_REVIEW:
@@ -1058,7 +1109,7 @@ def _read_price_changes(order: Order, changes) -> dict:
     prices = {}
     raw_lines = changes.get("lines") or []
     if not isinstance(raw_lines, list) or len(raw_lines) > MAX_LINES:
-        raise ValidationFailed("lines must be a list of {id, unit_price}", field="lines", code="invalid_type")
+        raise ValidationFailed(say(PRICE_LINES_SHAPE), field="lines", code="invalid_type")
     for index, raw in enumerate(raw_lines):
         field = f"lines[{index}]"
         check.mapping(raw, field)

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from shared import dispatch
 from shared.actors import SYSTEM, Actor
 from shared.extensions import db
+from shared.labels import role_name
 from shared.models import Channel, Order, PlatformRefund
 from shared.models.payments import (PAYMENT_PROVIDERS, Payment, PaymentAccount, PaymentMismatch, PaymentNotice,
                                     PaymentReconciliation)
@@ -41,6 +42,15 @@ from shared.services.errors import Conflict, Forbidden, NotFound, ServiceError, 
 from shared.services.validation import N_, say
 from shared.services.exceptions import Problem, raise_many
 from shared.timekeeping import utc_now
+
+ROLE_MAY_NOT_CONFIGURE = N_("The %(role)s role may not configure payment accounts")
+UNKNOWN_PROVIDER = N_("\"%(provider)s\" is not a payment provider")
+NOT_DIRECT = N_("%(channel)s is not a direct channel: the platform collects its payments")
+BAD_API_URL = N_("The API address is an http(s) URL")
+NO_ACCOUNT = N_("No payment account \"%(id)s\"")
+NO_NOTICE = N_("No payment notice \"%(id)s\"")
+ROLE_MAY_NOT_RECONCILE = N_("The %(role)s role may not reconcile payments")
+NO_RECONCILIATION = N_("No reconciliation \"%(id)s\"")
 
 log = logging.getLogger("orderloom.payments")
 
@@ -66,11 +76,12 @@ def configure_account(channel: Channel, provider: str, actor: Actor, *, merchant
     the secrets). The provider's API (refunds, bill downloads) is called at `api_url` (empty: the provider's own)
     with the merchant's private key, which is kept as it is when not given (it is never shown again)."""
     if not can(actor.role, "channels", "edit"):
-        raise Forbidden(f"the {actor.role} role may not configure payment accounts", code="forbidden")
+        raise Forbidden(say(ROLE_MAY_NOT_CONFIGURE, role=role_name(actor.role)), code="forbidden")
     if provider not in PAYMENT_PROVIDERS:
-        raise ValidationFailed(f"{provider!r} is not a payment provider", field="provider", code="unknown_provider")
+        raise ValidationFailed(say(UNKNOWN_PROVIDER, provider=str(provider)[:40]), field="provider",
+                               code="unknown_provider")
     if not channel.is_direct:
-        raise ValidationFailed(f"{channel.name} is not a direct channel: the platform collects its payments",
+        raise ValidationFailed(say(NOT_DIRECT, channel=channel.name),
                                field="channel", code="not_direct")
     account = db.session.execute(select(PaymentAccount).where(PaymentAccount.channel_id == channel.id,
                                                               PaymentAccount.provider == provider)).scalar_one_or_none()
@@ -84,7 +95,7 @@ def configure_account(channel: Channel, provider: str, actor: Actor, *, merchant
         except PaymentMessageError as error:
             raise ValidationFailed(str(error), field="merchant_private_key", code="bad_key")
     if api_url and not api_url.startswith(("http://", "https://")):
-        raise ValidationFailed("the API address is an http(s) URL", field="api_url", code="bad_url")
+        raise ValidationFailed(say(BAD_API_URL), field="api_url", code="bad_url")
     try:
         if provider == "wechatpay":
             wechatpay.public_key(provider_public_key or "")
@@ -128,7 +139,7 @@ def account_for(channel_code: str, provider: str) -> PaymentAccount | None:
 def get_account(account_id) -> PaymentAccount:
     account = db.session.get(PaymentAccount, int(account_id)) if str(account_id).isdigit() else None
     if account is None:
-        raise NotFound(f"no payment account {str(account_id)[:20]!r}", field="account", code="account_not_found")
+        raise NotFound(say(NO_ACCOUNT, id=str(account_id)[:20]), field="account", code="account_not_found")
     return account
 
 
@@ -332,7 +343,7 @@ def replay(notice_id, actor: Actor) -> PaymentNotice:
 def get_notice(notice_id) -> PaymentNotice:
     notice = db.session.get(PaymentNotice, int(notice_id)) if str(notice_id).isdigit() else None
     if notice is None:
-        raise NotFound(f"no payment notice {str(notice_id)[:20]!r}", field="id", code="notice_not_found")
+        raise NotFound(say(NO_NOTICE, id=str(notice_id)[:20]), field="id", code="notice_not_found")
     return notice
 
 
@@ -389,7 +400,7 @@ def reconcile(account: PaymentAccount, bill_date: date, data: bytes | str, actor
               filename: str | None = None, now: datetime | None = None) -> PaymentReconciliation:
     """Match one day's bill against the orders, payments and refunds here; store and raise every difference."""
     if not can(actor.role, "invoices", "edit") and actor.role != SYSTEM.role:
-        raise Forbidden(f"the {actor.role} role may not reconcile payments", code="forbidden")
+        raise Forbidden(say(ROLE_MAY_NOT_RECONCILE, role=role_name(actor.role)), code="forbidden")
     now = now or utc_now()
     run = PaymentReconciliation(account_id=account.id, provider=account.provider, bill_date=bill_date, source=source,
                                 filename=(filename or "")[:200] or None, started_at=now, status="running",
@@ -590,7 +601,7 @@ def get_reconciliation(run_id) -> PaymentReconciliation:
     run = db.session.get(PaymentReconciliation, int(run_id)) if str(run_id).isdigit() and int(run_id) < 2 ** 31 \
         else None
     if run is None:
-        raise NotFound(f"no reconciliation {str(run_id)[:20]!r}", field="id", code="reconciliation_not_found")
+        raise NotFound(say(NO_RECONCILIATION, id=str(run_id)[:20]), field="id", code="reconciliation_not_found")
     return run
 
 

@@ -20,6 +20,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from shared.actors import SYSTEM, Actor
+from shared import labels
 from shared.extensions import db
 from shared.finance import invoice_math, invoice_pdf
 from shared.finance.invoice_lifecycle import RED_LETTER, RED_REASON_CODES, RED_REASONS
@@ -123,7 +124,9 @@ def open_red(part_id: int, reason: str, amount, actor: Actor) -> RedLetter:
     part = db.session.scalars(select(InvoicePart).where(InvoicePart.id == get_part(part_id).id)
                               .with_for_update()).one()
     if part.status != "issued" or not part.number:
-        raise Conflict(say(PART_NOT_ISSUED, serial=part.serial, status=part.status), field="part", code="not_issued")
+        raise Conflict(say(PART_NOT_ISSUED, serial=part.serial, status=labels.label(labels.INVOICE_STATUS,
+                           part.status)),
+                       field="part", code="not_issued")
     left = remaining(part)
     full = amount is None or str(amount).strip() == ""
     gross = left if full else _amount(amount)
@@ -279,7 +282,8 @@ def red_of_request(request: InvoiceRequest, position: int, red_id: int) -> RedLe
 def red_pdf(red: RedLetter) -> tuple[bytes, str]:
     """The PDF of an issued red invoice: the provider's when it sent one, else ours; with a file name."""
     if red.status != "issued":
-        raise Conflict(say(RED_NOT_ISSUED, serial=red.serial, status=red.status), field="red", code="not_issued")
+        raise Conflict(say(RED_NOT_ISSUED, serial=red.serial, status=labels.label(labels.RED_STATUS, red.status)),
+                       field="red", code="not_issued")
     content = red.provider_pdf or red.rendered_pdf
     if not content:
         raise Conflict(say(RED_PDF_NOT_READY), field="red", code="pdf_not_ready")

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 
 from shared import dispatch
 from shared.actors import SYSTEM, Actor
+from shared import labels
 from shared.extensions import db
 from shared.lifecycle import OrderStatus
 from shared.models import ApprovalRequest, Order, PlatformRefund
@@ -117,7 +118,7 @@ def refund(order_no: str, amount, reason: str, actor: Actor, *, lines=None, good
     # Finance refunds any order; customer service refunds what it decided on an after-sales request.
     if not (can(actor.role, "payments", "edit") or actor.role == SYSTEM.role
             or (after_sale_id is not None and can(actor.role, "after_sales", "approve"))):
-        raise Forbidden(say(NOT_ALLOWED, role=actor.role), code="forbidden")
+        raise Forbidden(say(NOT_ALLOWED, role=labels.role_name(actor.role)), code="forbidden")
     from shared.services import approvals
 
     order = order_service.get_order(order_no, for_update=True)

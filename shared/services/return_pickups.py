@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from shared import sets
 from shared.actors import SYSTEM, Actor
+from shared import labels
 from shared.extensions import db
 from shared.models import Order, ReturnPickup, ReturnPickupEvent, Warehouse, WarehouseReturnAddress
 from shared.services import audit
@@ -232,7 +233,8 @@ def cancel(booking: ReturnPickup | int, actor: Actor, reason: str = "客户取�
 
     booking = booking if isinstance(booking, ReturnPickup) else get_booking(booking)
     if booking.status != "booked":
-        raise Conflict(say(NOT_CANCELLABLE, status=booking.status), code="pickup_not_cancellable")
+        raise Conflict(say(NOT_CANCELLABLE, status=labels.label(labels.RETURN_PICKUP_STATUS, booking.status)),
+                       code="pickup_not_cancellable")
     reason = check.text(reason, "reason", 200)
     own_client = client is None
     client = client or pickup_client()

@@ -27,12 +27,19 @@ TEMPORARY_PASSWORD_BYTES = 12  # 16 URL-safe characters: over the policy's minim
 NOT_OWN_RESET = N_("Change your own password on your account page; a reset is for someone else's account")
 WRONG_CURRENT = N_("The current password is wrong")
 SAME_PASSWORD = N_("The new password must differ from the current one")
+UNKNOWN_ROLE = N_("Unknown role \"%(role)s\"; the roles are: %(roles)s")
+NO_USER = N_("No user \"%(username)s\"")
+UNKNOWN_LANGUAGE = N_("Unknown language \"%(locale)s\"")
+USER_EXISTS = N_("The user \"%(username)s\" exists already")
+NOT_YOURSELF = N_("You cannot deactivate your own account")
+TRY_IT_LIFETIME = N_("A try-it token lives 1 to %(limit)s minutes")
+TOO_MANY_TOKENS = N_("%(username)s already has %(ceiling)s live API tokens; revoke one first")
 
 
 def _role(value: str) -> str:
     known = role_table.current().roles
     if value not in known:
-        raise ValidationFailed(f"unknown role {value!r}; roles: {', '.join(sorted(known))}", field="role",
+        raise ValidationFailed(say(UNKNOWN_ROLE, role=str(value)[:40], roles=", ".join(sorted(known))), field="role",
                                code="unknown_role")
     return value
 
@@ -51,7 +58,7 @@ def _by_name(username: str):
 def get_user(username: str) -> StaffUser:
     user = db.session.execute(_by_name(username or "")).scalar_one_or_none()
     if user is None:
-        raise NotFound(f"no user {username!r}", field="username", code="unknown_user")
+        raise NotFound(say(NO_USER, username=str(username)[:60]), field="username", code="unknown_user")
     return user
 
 
@@ -60,10 +67,10 @@ def create_user(username: str, password: str, role: str, actor: Actor, display_n
     username, key = check.username(username)
     role, password = _role(role), _password(password, username)
     if locale not in LOCALES:
-        raise ValidationFailed(f"unknown language {locale!r}", field="locale")
+        raise ValidationFailed(say(UNKNOWN_LANGUAGE, locale=str(locale)[:20]), field="locale")
     if db.session.execute(select(StaffUser.id).where(StaffUser.username_key == key)).first():
         # "Victim", "victim" and "ｖｉｃｔｉｍ" are one name: nobody can open a look-alike of an account.
-        raise Conflict(f"user {username!r} exists", field="username", code="duplicate_username")
+        raise Conflict(say(USER_EXISTS, username=username), field="username", code="duplicate_username")
     user = StaffUser(username=username, username_key=key, password_hash=hash_password(password), role=role,
                      display_name=check.text(display_name, "display_name", 120, False) or username, locale=locale,
                      active=True, failed_logins=0, session_generation=0)
@@ -101,11 +108,11 @@ def update_user(user: StaffUser, actor: Actor, role: str | None = None, active: 
             user.role = _role(role)
         if active is not None:
             if not active and user.id == actor.id:
-                raise Conflict("you cannot deactivate your own account", field="active")
+                raise Conflict(say(NOT_YOURSELF), field="active")
             user.active = bool(active)
     if locale is not None:
         if locale not in LOCALES:
-            raise ValidationFailed(f"unknown language {locale!r}", field="locale")
+            raise ValidationFailed(say(UNKNOWN_LANGUAGE, locale=str(locale)[:20]), field="locale")
         user.locale = locale
     if display_name is not None:
         user.display_name = check.text(display_name, "display_name", 120)
@@ -198,7 +205,7 @@ def issue_try_it_token(user: StaffUser, actor: Actor, minutes: int) -> tuple[str
 
     It counts against the same ceiling of live tokens as any other, and is audited the same way."""
     if not 0 < minutes <= TRY_IT_MAX_MINUTES:
-        raise ValidationFailed(f"a try-it token lives 1 to {TRY_IT_MAX_MINUTES} minutes", field="minutes",
+        raise ValidationFailed(say(TRY_IT_LIFETIME, limit=TRY_IT_MAX_MINUTES), field="minutes",
                                code="invalid_lifetime")
     return _new_token(user, actor, timedelta(minutes=minutes), purpose="try_it")
 
@@ -206,7 +213,7 @@ def issue_try_it_token(user: StaffUser, actor: Actor, minutes: int) -> tuple[str
 def _new_token(user: StaffUser, actor: Actor, lifetime: timedelta, purpose: str = "api") -> tuple[str, ApiToken]:
     ceiling = current_app.config.get("API_TOKENS_PER_USER", 5)
     if active_token_count(user) >= ceiling:
-        raise Conflict(f"{user.username} already has {ceiling} live API tokens; revoke one first",
+        raise Conflict(say(TOO_MANY_TOKENS, username=user.username, ceiling=ceiling),
                        field="username", code="too_many_tokens")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken(user_id=user.id, token_hash=_digest(token), prefix=token[:10], expires_at=utc_now() + lifetime)

@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 from shared.actors import Actor
 from shared.extensions import db
+from shared.labels import STATUS, STOCK_TAKE_STATUS, label, role_name
 from shared.models import Order, Sku, StockLevel, StockTake, StockTakeLine
 from shared.security.permissions import can
 from shared.services import audit
@@ -14,10 +15,26 @@ from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFail
 from shared.services.validation import N_, say
 from shared.timekeeping import utc_now
 
+POSITIVE_COUNT = N_("%(field)s must be a positive whole number")
+NON_NEGATIVE_COUNT = N_("%(field)s must be a whole number, 0 or more")
+SAME_WAREHOUSE = N_("A transfer needs two different warehouses")
+TRANSFER_BELOW_FREE = N_("Stock of %(sku)s in %(warehouse)s cannot go below what is reserved or held (on hand "
+                         "%(on_hand)s, available %(available)s)")
+NO_RECEIVING_BIN = N_("%(warehouse)s has no bin to receive into")
+TAKE_OPEN = N_("%(warehouse)s already has a stock-take in progress")
+NO_TAKE = N_("No such stock-take")
+TAKE_STATE = N_("Stock-take %(id)s is at %(status)s (this needs: %(wanted)s)")
+NOT_COUNTED = N_("Not counted yet: %(skus)s")
+ROLE_MAY_NOT_APPROVE = N_("The %(role)s role may not approve a stock-take")
+COUNTER_MAY_NOT_APPROVE = N_("The person who counted may not approve the count")
+MORE_THAN_SOLD = N_("%(order_no)s sold %(sold)s of %(sku)s, not %(quantity)s")
+NOT_SHIPPED = N_("%(order_no)s is %(status)s: only shipped orders come back")
+ALREADY_BACK = N_("%(order_no)s sold %(sold)s of %(sku)s and %(already)s came back already")
+
 
 def _count(value, field: str, positive: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < (1 if positive else 0):
-        raise ValidationFailed(f"{field} must be a {'positive' if positive else 'non-negative'} whole number",
+        raise ValidationFailed(say(POSITIVE_COUNT if positive else NON_NEGATIVE_COUNT, field=field),
                                field=field, code="invalid_quantity")
     return value
 
@@ -31,15 +48,15 @@ def transfer(sku_code: str, from_code: str, to_code: str, quantity, reason: str,
 
     quantity = _count(quantity, "quantity", positive=True)
     if from_code == to_code:
-        raise ValidationFailed("a transfer needs two different warehouses", field="to", code="same_warehouse")
+        raise ValidationFailed(say(SAME_WAREHOUSE), field="to", code="same_warehouse")
     reason = check.text(reason, "reason", 500)
     sku = stock_service.get_sku(sku_code)
     source, destination = stock_service.get_warehouse(from_code), stock_service.get_warehouse(to_code)
     level = db.session.execute(select(StockLevel).where(StockLevel.sku_id == sku.id,
                                                         StockLevel.warehouse_id == source.id)).scalar_one_or_none()
     if level is None or level.available < quantity:  # refused now, not after someone approved it
-        raise Conflict(f"stock of {sku.code} in {source.code} cannot go below what is reserved or held "
-                       f"(on hand {level.on_hand if level else 0}, available {level.available if level else 0})",
+        raise Conflict(say(TRANSFER_BELOW_FREE, sku=sku.code, warehouse=source.code,
+                           on_hand=level.on_hand if level else 0, available=level.available if level else 0),
                        field="delta", code="stock_below_zero")
     held = approvals.gate("stock.transfer", sku.code, {"warehouses": [source.code, destination.code]},
                           {"sku": sku.code, "from": source.code, "to": destination.code, "quantity": quantity,
@@ -64,7 +81,7 @@ def _move_lots(sku, source, destination, quantity: int) -> None:
     receiving = db.session.execute(select(Bin).where(Bin.warehouse_id == destination.id)
                                    .order_by(Bin.walk_order, Bin.id).limit(1)).scalar_one_or_none()
     if receiving is None:
-        raise ValidationFailed(f"{destination.code} has no bin to receive into", field="to", code="unknown_bin")
+        raise ValidationFailed(say(NO_RECEIVING_BIN, warehouse=destination.code), field="to", code="unknown_bin")
     lots = db.session.execute(
         select(Lot).where(Lot.sku_id == sku.id, Lot.warehouse_id == source.id, Lot.quantity > Lot.allocated)
         .order_by(Lot.expires_on.is_(None), Lot.expires_on, Lot.received_at, Lot.id).with_for_update(of=Lot)
@@ -90,7 +107,7 @@ def start_stock_take(warehouse_code: str, actor: Actor) -> StockTake:
     warehouse = stock_service.get_warehouse(warehouse_code)
     if db.session.execute(select(StockTake.id).where(StockTake.warehouse_id == warehouse.id,
                                                      StockTake.status.in_(("counting", "submitted")))).first():
-        raise Conflict(f"{warehouse.code} already has a stock-take in progress", code="stock_take_open")
+        raise Conflict(say(TAKE_OPEN, warehouse=warehouse.code), code="stock_take_open")
     take = StockTake(warehouse_id=warehouse.id, status="counting", started_by=actor.label, started_at=utc_now())
     db.session.add(take)
     db.session.flush()
@@ -105,9 +122,10 @@ def start_stock_take(warehouse_code: str, actor: Actor) -> StockTake:
 def _take(take_id: int, status: str) -> StockTake:
     take = db.session.get(StockTake, take_id)
     if take is None:
-        raise NotFound("no such stock-take", code="stock_take_not_found")
+        raise NotFound(say(NO_TAKE), code="stock_take_not_found")
     if take.status != status:
-        raise Conflict(f"stock-take {take.id} is {take.status}, not {status}", code="stock_take_state")
+        raise Conflict(say(TAKE_STATE, id=take.id, status=label(STOCK_TAKE_STATUS, take.status),
+                           wanted=label(STOCK_TAKE_STATUS, status)), code="stock_take_state")
     return take
 
 
@@ -180,7 +198,7 @@ def submit(take_id: int, actor: Actor) -> StockTake:
     take = _take(take_id, "counting")
     uncounted = [line.sku.code for line in take.lines if line.counted is None]
     if uncounted:
-        raise Conflict(f"not counted yet: {', '.join(uncounted[:10])}", code="count_incomplete")
+        raise Conflict(say(NOT_COUNTED, skus=", ".join(uncounted[:10])), code="count_incomplete")
     take.status = "submitted"
     audit.record(actor, "stock_take.submit", "stock_take", take.id,
                  after={"variances": {line.sku.code: line.variance for line in take.lines if line.variance}})
@@ -190,10 +208,10 @@ def submit(take_id: int, actor: Actor) -> StockTake:
 def decide(take_id: int, approve: bool, actor: Actor, note: str | None = None) -> StockTake:
     """A manager approves (each variance becomes a stock-take movement in the ledger) or rejects the count."""
     if not can(actor.role, "stock", "approve"):  # the permission table: who turns counts into adjustments
-        raise Forbidden(f"the {actor.role} role may not approve a stock-take", code="approval_forbidden")
+        raise Forbidden(say(ROLE_MAY_NOT_APPROVE, role=role_name(actor.role)), code="approval_forbidden")
     take = _take(take_id, "submitted")
     if actor.label == take.started_by or actor.label in {line.counted_by for line in take.lines}:
-        raise Forbidden("the person who counted may not approve the count", code="approval_forbidden")
+        raise Forbidden(say(COUNTER_MAY_NOT_APPROVE), code="approval_forbidden")
     note = check.text(note, "note", 500, required=not approve)
     take.approval_request = None
     if approve:
@@ -244,14 +262,16 @@ def restock_return(order_no: str, sku_code: str, warehouse_code: str, quantity, 
     sku = stock_service.get_sku(sku_code)
     sold = sum(line.quantity for line in order.lines if line.sku_id == sku.id)
     if sold < quantity:
-        raise ValidationFailed(f"{order.order_no} sold {sold} of {sku.code}, not {quantity}", field="quantity",
+        raise ValidationFailed(say(MORE_THAN_SOLD, order_no=order.order_no, sold=sold, sku=sku.code, quantity=quantity),
+                               field="quantity",
                                code="more_than_sold")
     if order.status not in ("shipped", "completed", "closed"):
-        raise Conflict(f"{order.order_no} is {order.status}: only shipped orders come back", code="not_shipped")
+        raise Conflict(say(NOT_SHIPPED, order_no=order.order_no, status=label(STATUS, order.status)),
+                       code="not_shipped")
     stock_service.get_warehouse(warehouse_code)  # an unknown warehouse is refused, restocked or not
     already = _returned(order, sku.code)
     if already + quantity > sold:
-        raise ValidationFailed(f"{order.order_no} sold {sold} of {sku.code} and {already} came back already",
+        raise ValidationFailed(say(ALREADY_BACK, order_no=order.order_no, sold=sold, sku=sku.code, already=already),
                                field="quantity", code="more_than_sold")
     if passed_inspection:
         stock_service.adjust_stock(sku.code, warehouse_code, quantity, f"return of {order.order_no}, inspected",

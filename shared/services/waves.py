@@ -10,6 +10,7 @@ from sqlalchemy.orm import defer, selectinload
 
 from shared import sets
 from shared.actors import SYSTEM, Actor
+from shared import labels
 from shared.extensions import db
 from shared.floor_lifecycle import SHIPMENT, WAVE
 from shared.lifecycle import OrderStatus
@@ -71,7 +72,9 @@ def start_release(wave_id: int, actor: Actor) -> Wave:
     if wave is None:
         raise NotFound(say(WAVE_NOT_FOUND), code="wave_not_found")
     if not WAVE.allowed(wave.status, "releasing"):
-        raise Conflict(say(WAVE_NOT_PLANNED, wave_id=wave.id, wave_status=wave.status), code="wave_not_planned")
+        raise Conflict(say(WAVE_NOT_PLANNED, wave_id=wave.id, wave_status=labels.label(labels.WAVE_STATUS,
+                           wave.status)),
+                       code="wave_not_planned")
     # A wave left "releasing" by a job that died may be released again: chunks only take unreleased shipments.
     audit.record(actor, "wave.release" if wave.status == "planned" else "wave.resume_release", "wave", wave.id,
                  after={"orders": wave.order_count})
