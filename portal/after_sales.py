@@ -63,8 +63,10 @@ def _history(case) -> list[AuditEvent]:
 
 
 def render_detail(case, status: int = 200, error: str | None = None):
-    return render_template("portal/after_sales/detail.html", case=case, error=error,
-                           targets=after_sales.allowed_targets(case, current_user.role),
+    targets = after_sales.allowed_targets(case, current_user.role)
+    return render_template("portal/after_sales/detail.html", case=case, error=error, targets=targets,
+                           # what the refund button sends back, asked before it is sent: money cannot be recalled
+                           refund_preview=after_sales.refund_amount(case) if "refunded" in targets else None,
                            needs_reason={m.target for m in lifecycle.moves_from(case.type, case.status)
                                          if m.needs_reason},
                            history=_history(case), overdue=after_sales.overdue(case),
