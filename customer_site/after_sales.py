@@ -163,6 +163,7 @@ def render_detail(order, case, status: int = 200):
                            may_cancel=any(m.target == "cancelled" and m.customer
                                           for m in lifecycle.moves_from(case.type, case.status)),
                            may_book=may_book, slots=slots, no_pickup=no_pickup, booking=after_sales.pickup_of(case),
+                           replacement=after_sales.replacement_of(case),
                            countdown=after_sales.refund_countdown(case), refund=refund,
                            refund_hours=after_sales.refund_promise_hours(),
                            reference=after_sales.return_reference(case),
