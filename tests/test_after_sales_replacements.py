@@ -14,6 +14,8 @@ from shared.services import after_sales, customers, stock
 from shared.services.errors import ServiceError
 from tests.factories import ADMIN
 from tests.test_after_sales import CS, FLOOR, customer_of, deliver, line
+from tests.test_fulfilment import floor  # noqa: F401  (a fixture)
+from tests.test_shipping import carriers, portal_with_carriers  # noqa: F401  (fixtures)
 
 PASSWORD = "correct-horse-battery"
 OWN_PHONE = "13900001111"
@@ -195,7 +197,7 @@ def sign_in(app, email: str):
     return web
 
 
-def test_the_customer_and_staff_pages_show_the_replacement_and_its_waybill(delivered, apps, client_for):
+def test_the_customer_and_staff_pages_show_the_replacement(delivered, apps, client_for):
     customers.create_account("李雷", OWN_PHONE, "li.lei@example.com", PASSWORD, ADMIN)
     db.session.commit()
     order = delivered(phone=OWN_PHONE)
@@ -210,10 +212,46 @@ def test_the_customer_and_staff_pages_show_the_replacement_and_its_waybill(deliv
     assert 'data-testid="replacement"' in shown and replacement.order_no in shown
     assert "Given once the parcel is packed" in shown
     assert web.get(f"/orders/{replacement.order_no}").status_code == 200  # the customer's own order, trackable
-    shipment = db.session.execute(select(Shipment).where(Shipment.order_id == replacement.id)).scalar_one()
-    shipment.waybill_no, shipment.status = "SF1234567890", "packed"  # as the pack scan leaves it
-    db.session.commit()
-    shown = web.get(page).text
-    assert re.search(r'data-testid="replacement-waybill">\s*SF SF1234567890', shown)
     staff = client_for("customer_service").get(f"/after-sales/{case.id}").text
-    assert replacement.order_no in staff and "SF1234567890" in staff
+    assert replacement.order_no in staff and 'data-testid="replacement-status">Allocated' in staff
+
+
+# --- the floor ships it ---------------------------------------------------------------------------------------------
+
+def test_the_floor_picks_packs_and_loads_the_replacement_like_any_order(floor, portal_with_carriers, apps,  # noqa: F811
+                                                                        client_for):
+    from shared.services import orders, waves
+    from tests.test_fulfilment import SHENZHEN, TODAY, order_to, put
+    from tests.test_shipping import scan
+
+    customers.create_account("张伟", "13812345678", "zhang.wei@example.com", PASSWORD, ADMIN)
+    put("TEA", "SZ1", "A-01", 10, lot="T-9")
+    order = order_to(SHENZHEN, [{"sku": "TEA", "quantity": 2, "unit_price": "50.00"}])
+    for step in ("allocated", "picking", "packed", "shipped"):
+        orders.transition_order(order, step, ADMIN)
+    deliver(order)
+    case = after_sales.request_after_sale(order, "resend", [line(1, sku="TEA", reason="missing_item")], CS)
+    after_sales.transition(case, "approved", CS)
+    after_sales.transition(case, "resent", CS)
+    db.session.commit()
+    replacement = after_sales.get_after_sale(case.id).replacement
+    [wave] = waves.plan_waves("SZ1", ADMIN)
+    waves.start_release(wave.id, ADMIN)
+    waves.release_chunk(wave.id, TODAY)
+    db.session.commit()
+    [task] = waves.pick_list(wave.id)
+    client, token = portal_with_carriers.test_client(), floor["token"]
+    assert scan(client, token, "pick", task=task.id, bin="A-01", sku="TEA", lot="T-9", quantity=1).status_code == 200
+    packed = scan(client, token, "pack", order=replacement.order_no, box="BOX-S")
+    assert packed.status_code == 200, packed.get_json()
+    waybill = packed.get_json()["waybill"]
+    assert scan(client, token, "load", parcel=waybill, truck="粤B-12345").status_code == 200
+    db.session.expire_all()
+    shown = after_sales.case_json(after_sales.get_after_sale(case.id))["replacement"]
+    assert shown["status"] == "shipped"
+    assert [(p["waybill_no"], p["status"]) for p in shown["parcels"]] == [(waybill, "shipped")]
+    web = sign_in(apps.customer, "zhang.wei@example.com")
+    page = web.get(f"/orders/{order.order_no}/after-sales/{case.id}").text
+    assert re.search(rf'data-testid="replacement-waybill">\s*SF {waybill}', page) and replacement.order_no in page
+    staff = client_for("customer_service").get(f"/after-sales/{case.id}").text
+    assert f"SF {waybill}" in staff and 'data-testid="replacement-status">Shipped' in staff
