@@ -255,3 +255,37 @@ def test_the_floor_picks_packs_and_loads_the_replacement_like_any_order(floor, p
     assert re.search(rf'data-testid="replacement-waybill">\s*SF {waybill}', page) and replacement.order_no in page
     staff = client_for("customer_service").get(f"/after-sales/{case.id}").text
     assert f"SF {waybill}" in staff and 'data-testid="replacement-status">Shipped' in staff
+
+
+def test_four_clerks_sending_the_same_re_send_at_once_make_one_replacement(live_apps):
+    from datetime import timedelta
+
+    from shared.services import orders
+    from shared.timekeeping import utc_now
+    from tests.factories import open_shop, order_payload, race
+
+    app = live_apps.core
+    with app.app_context():
+        open_shop("SKU-1", 20)
+        order = orders.create_order(order_payload(lines=[{"sku": "SKU-1", "quantity": 2, "unit_price": "59.90"}]),
+                                    ADMIN)
+        for step in ("allocated", "picking", "packed", "shipped"):
+            orders.transition_order(order, step, ADMIN)
+        db.session.add(Shipment(order_id=order.id, warehouse_id=order.warehouse_id, status="delivered",
+                                shipped_at=utc_now() - timedelta(days=2), delivered_at=utc_now() - timedelta(days=1)))
+        case = after_sales.request_after_sale(order, "resend", [line(1, reason="missing_item")], CS)
+        after_sales.transition(case, "approved", CS)
+        db.session.commit()
+        case_id = case.id
+        db.session.remove()
+
+    def attempt(_number: int):
+        after_sales.transition(after_sales.get_after_sale(case_id, for_update=True), "resent", CS)
+
+    outcomes = race(app, 4, attempt, "sent")
+    assert outcomes.count("sent") == 1 and set(outcomes) <= {"sent", "invalid_transition", "duplicate_order"}, outcomes
+    with app.app_context():
+        assert count(Order, Order.channel_order_id == f"AS{case_id}") == 1
+        assert count(Channel, Channel.code == "AS") == 1
+        level_row = level()
+        assert level_row.reserved == count(Reservation, Reservation.status == "active") == 1

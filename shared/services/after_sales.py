@@ -913,10 +913,17 @@ def replacement_channel():
     from shared.models import Channel
     from shared.services import catalog
 
+    from sqlalchemy.exc import IntegrityError
+
     code = (current_app.config.get("AFTER_SALES_CHANNEL") if has_app_context() else None) or "AS"
-    channel = db.session.execute(select(Channel).where(Channel.code == code)).scalar_one_or_none()
+    query = select(Channel).where(Channel.code == code)
+    channel = db.session.execute(query).scalar_one_or_none()
     if channel is None:
-        channel = catalog.create_channel(code, REPLACEMENT_CHANNEL_NAME, "offline", SYSTEM)
+        try:
+            with db.session.begin_nested():  # two first replacements at once: one makes it, the other reads it
+                channel = catalog.create_channel(code, REPLACEMENT_CHANNEL_NAME, "offline", SYSTEM)
+        except IntegrityError:
+            channel = db.session.execute(query).scalar_one()
     return channel
 
 
