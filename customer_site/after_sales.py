@@ -76,7 +76,7 @@ def _order_page_box():
                     "countdowns": _countdowns(after_sales.for_order(order.id)) if verified else {}, **_labels()}
         requests = after_sales.for_order(order.id)
         return {"guest": False, "requests": requests, "may_request": may_request(order), "package": package,
-                "countdowns": _countdowns(requests), **_labels()}
+                "countdowns": _countdowns(requests), "replaces": after_sales.replaced_for(order), **_labels()}
     return {"after_sales_box": after_sales_box}
 
 

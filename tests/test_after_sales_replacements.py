@@ -211,7 +211,9 @@ def test_the_customer_and_staff_pages_show_the_replacement(delivered, apps, clie
     shown = web.get(page).text
     assert 'data-testid="replacement"' in shown and replacement.order_no in shown
     assert "Given once the parcel is packed" in shown
-    assert web.get(f"/orders/{replacement.order_no}").status_code == 200  # the customer's own order, trackable
+    own = web.get(f"/orders/{replacement.order_no}")  # the customer's own order, trackable like any
+    assert own.status_code == 200 and 'data-testid="replaces"' in own.text and order.order_no in own.text
+    assert f"Replacement: order {replacement.order_no}" in web.get(f"/orders/{order.order_no}").text
     staff = client_for("customer_service").get(f"/after-sales/{case.id}").text
     assert replacement.order_no in staff and 'data-testid="replacement-status">Allocated' in staff
 

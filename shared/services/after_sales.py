@@ -1012,6 +1012,12 @@ def replacement_of(case: AfterSale) -> Replacement | None:
                                                  row.shipped_at) for row in allocation.open_parcels(order.id)])
 
 
+def replaced_for(order: Order) -> AfterSale | None:
+    """The request this order is the replacement of (None for any other order)."""
+    return db.session.execute(select(AfterSale).where(AfterSale.replacement_order_id == order.id)
+                              ).scalar_one_or_none()
+
+
 def replacement_json(case: AfterSale) -> dict | None:
     from shared.order_payloads import iso_time
 
