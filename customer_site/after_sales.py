@@ -76,7 +76,7 @@ def _order_page_box():
                     "countdowns": _countdowns(after_sales.for_order(order.id)) if verified else {}, **_labels()}
         requests = after_sales.for_order(order.id)
         return {"guest": False, "requests": requests, "may_request": may_request(order), "package": package,
-                "countdowns": _countdowns(requests), **_labels()}
+                "countdowns": _countdowns(requests), "replaces": after_sales.replaced_for(order), **_labels()}
     return {"after_sales_box": after_sales_box}
 
 
@@ -163,6 +163,7 @@ def render_detail(order, case, status: int = 200):
                            may_cancel=any(m.target == "cancelled" and m.customer
                                           for m in lifecycle.moves_from(case.type, case.status)),
                            may_book=may_book, slots=slots, no_pickup=no_pickup, booking=after_sales.pickup_of(case),
+                           replacement=after_sales.replacement_of(case),
                            countdown=after_sales.refund_countdown(case), refund=refund,
                            refund_hours=after_sales.refund_promise_hours(),
                            reference=after_sales.return_reference(case),

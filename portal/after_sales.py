@@ -71,6 +71,7 @@ def render_detail(case, status: int = 200, error: str | None = None):
                                          if m.needs_reason},
                            history=_history(case), overdue=after_sales.overdue(case),
                            booking=after_sales.pickup_of(case), refund_deadline=after_sales.refund_deadline(case),
+                           replacement=after_sales.replacement_of(case),
                            pickup_states=translated(RETURN_PICKUP_STATUS),
                            may_refund=can(current_user.role, *lifecycle.DECIDE), **_labels()), status
 

@@ -788,7 +788,8 @@ def invoice_credit_line():
 # --- after-sales (issue 13) -----------------------------------------------------------------------------------------
 
 AFTER_SALE_BODY = {"order_no": "text", "type": "text",
-                   "lines": [{"sku": "text", "quantity": "integer", "reason": "text"}], "pickup": {"at": "text"}}
+                   "lines": [{"sku": "text", "quantity": "integer", "reason": "text"}],
+                   "pickup": {"at": "text", "slot": "text"}}
 AFTER_SALE_TRANSITION_BODY = {"to": "text", "reason": "text", "return_method": "text", "pickup_at": "text",
                               "inspection": [{"sku": "text", "passed": "boolean", "restock": "boolean",
                                               "note": "text"}]}
@@ -798,7 +799,10 @@ AFTER_SALE_PARAMETERS = {"order_no": 40, "state": 20, "type": 20, "overdue": 8, 
 @bp.post("/after-sales")
 @requires("after_sales", "edit")
 def create_after_sale():
-    """Open an after-sales request on a customer's behalf; an ineligible one is 422 with the reason's code."""
+    """Open an after-sales request on a customer's behalf; an ineligible one is 422 with the reason's code. With
+    `pickup` (`{"at"}` or `{"slot"}`) the courier is booked with the carrier in the same call (the booking is in the
+    answer's `pickup`); a carrier's refusal or outage creates nothing (422 `pickup_refused`, 503
+    `carrier_unavailable`)."""
     from shared.services import after_sales
 
     data = _json_body(AFTER_SALE_BODY)

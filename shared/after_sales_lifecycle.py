@@ -7,8 +7,10 @@ reason, and the guards and effects (named here, implemented once in shared.servi
                               → received → inspected (pass/fail per line, restocked or not)
                               → refunded (return_refund) | replaced (exchange) → closed;
                               inspected → closed with a reason when nothing passed (no refund, nothing sent)
+                              replaced: the lines that passed go out again as a replacement order
     refund_only:              approved → refunded → closed (nothing comes back)
-    resend (补寄):             approved → resent → closed (nothing comes back)
+    resend (补寄):             approved → resent → closed (nothing comes back; every line goes out again as a
+                              replacement order)
     cancelled: by the customer (or staff for them) from requested, approved or awaiting_return, i.e. before received.
 
 Customer service decides and refunds (`after_sales` approve) and does the rest of the paperwork (`after_sales` edit);
@@ -55,10 +57,11 @@ MOVES: tuple[Move, ...] = (
     Move("awaiting_return", "received", RETURNS, FLOOR),
     Move("received", "inspected", RETURNS, FLOOR, effects=("inspect",)),
     Move("inspected", "refunded", frozenset({"return_refund"}), DECIDE, guards=("some_passed",), effects=("refund",)),
-    Move("inspected", "replaced", frozenset({"exchange"}), WORK, guards=("some_passed",)),
+    Move("inspected", "replaced", frozenset({"exchange"}), WORK, guards=("some_passed",),
+         effects=("send_replacement",)),
     Move("inspected", "closed", RETURNS, WORK, needs_reason=True, guards=("none_passed",)),
     Move("approved", "refunded", frozenset({"refund_only"}), DECIDE, effects=("refund",)),
-    Move("approved", "resent", frozenset({"resend"}), WORK),
+    Move("approved", "resent", frozenset({"resend"}), WORK, effects=("send_replacement",)),
     Move("refunded", "closed", frozenset({"refund_only", "return_refund"}), WORK),
     Move("replaced", "closed", frozenset({"exchange"}), WORK),
     Move("resent", "closed", frozenset({"resend"}), WORK),

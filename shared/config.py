@@ -103,6 +103,7 @@ def load_config(overrides: dict | None = None) -> dict:
         # After-sales (shared/services/after_sales.py): a return is refunded within this many hours of the warehouse
         # receiving it; the customer's countdown and the refund's SLA both read it.
         "AFTER_SALES_REFUND_HOURS": int(env.get("ORDERLOOM_AFTER_SALES_REFUND_HOURS", "48")),
+        "AFTER_SALES_CHANNEL": env.get("ORDERLOOM_AFTER_SALES_CHANNEL", "AS"),
         # Invoices (issue 12, shared/finance/invoice_math.py): shipping is its own line with its own tax code; a
         # request is split into several invoices by rate (where the provider wants one rate per invoice), by the
         # maximum number of lines and by the per-invoice limit on 价税合计 (a conservative reading: a limit on the

@@ -162,6 +162,10 @@ SENTENCES = {
     "after_sale.resent": _l("%(actor)s re-sent the missing items of after-sales request %(id)s"),
     "after_sale.closed": _l("%(actor)s closed after-sales request %(id)s"),
     "after_sale.cancelled": _l("%(actor)s cancelled after-sales request %(id)s"),
+    "after_sale.replacement": _l("%(actor)s sent the goods of after-sales request %(id)s out again as replacement order "
+                                 "%(replacement_order_no)s"),
+    "order.replacement": _l("%(actor)s made order %(id)s the replacement for after-sales request %(after_sale_id)s of "
+                            "order %(original_order_no)s"),
     "after_sale.refund": _l("%(actor)s asked for the refund of after-sales request %(id)s: %(amount)s"),
     "after_sale.reason": _l("%(actor)s edited the after-sales reason %(id)s"),
     "after_sale.policy": _l("%(actor)s edited return policy %(id)s"),

@@ -48,18 +48,20 @@ def error_of(response) -> tuple[int, str, str | None]:
 def test_api_creates_lists_and_moves_a_request(api_as, delivered):
     order = delivered()
     cs, floor, fin = api_as("customer_service"), api_as("warehouse"), api_as("finance")
-    created = cs.post("/after-sales", body(order, pickup={"at": (utc_now() + timedelta(days=1)).isoformat()}))
+    created = cs.post("/after-sales", body(order))  # with a pickup: tests/test_after_sales_api_pickups.py
     assert created.status_code == 201, created.get_json()
     case = created.get_json()
     assert (case["state"], case["type"], case["via"], case["return_method"]) == ("requested", "return_refund",
-                                                                                "staff", "pickup")
+                                                                                "staff", None)
+    assert (case["pickup"], case["replacement"]) == (None, None)
     assert case["lines"] == [{"sku": "SKU-1", "quantity": 1, "reason": "damaged", "passed": None, "restocked": None}]
     url = f"/after-sales/{case['id']}/transitions"
     assert error_of(floor.post(url, {"to": "approved"}))[:2] == (403, "forbidden")
     assert error_of(cs.post(url, {"to": "received"}))[:2] == (409, "invalid_transition")
     assert error_of(cs.post(url, {"to": "declined"}))[:2] == (422, "required")
     assert cs.post(url, {"to": "approved"}).get_json()["state"] == "approved"
-    assert cs.post(url, {"to": "awaiting_return"}).get_json()["return_method"] == "pickup"
+    assert cs.post(url, {"to": "awaiting_return", "return_method": "drop_off"}).get_json()["return_method"] == (
+        "drop_off")
     assert floor.post(url, {"to": "received"}).get_json()["state"] == "received"
     inspected = floor.post(url, {"to": "inspected", "inspection": [{"sku": "SKU-1", "passed": True}]})
     assert inspected.status_code == 200 and inspected.get_json()["lines"][0]["restocked"] is True

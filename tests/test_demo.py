@@ -87,7 +87,8 @@ def test_demo_seed_is_complete_consistent_and_only_once(demo_app):
     # and the first regular customer's orders with a return at each stage (devtools/demo/returns.py)
     from devtools.demo.returns import STAGES
 
-    assert counts["Order"] == SEEDED_ORDERS + 1 + len(B2B_ORDERS) + len(STAGES)
+    # and the replacement order of the exchange among them
+    assert counts["Order"] == SEEDED_ORDERS + 1 + len(B2B_ORDERS) + len(STAGES) + 1
     statuses = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
     # Picking and packed orders come from the floor crew (devtools/demo/floor.py) working the allocated ones.
     assert {status.value for status in OrderStatus} - {"picking", "packed"} <= set(statuses), statuses
@@ -268,17 +269,23 @@ def test_demo_seed_has_a_customer_with_returns_at_every_stage_and_their_mail(dem
     seed_demo_data(SEEDED_ORDERS, report=lambda _line: None)
     email = CUSTOMER_ACCOUNTS[0][1]
     cases = db.session.execute(select(AfterSale).order_by(AfterSale.id)).scalars().all()
-    assert [c.status for c in cases] == ["awaiting_return", "awaiting_return", "inspected", "refunded"]
+    assert [c.status for c in cases] == ["awaiting_return", "awaiting_return", "inspected", "refunded", "replaced"]
     assert {c.order.customer.email for c in cases} == {email}
     pickups = [after_sales.pickup_of(c) for c in cases]
-    assert [p.status for p in pickups] == ["booked", "in_transit", "received", "received"]
+    assert [p.status for p in pickups] == ["booked", "in_transit", "received", "received", "received"]
     assert all(p.waybill_no and p.courier_name for p in pickups)  # the carrier's callback named the courier
     assert pickups[0].slot_end > utc_now()  # the booked pickup is still to come
     countdown = after_sales.refund_countdown(cases[2])
     assert countdown is not None and not countdown.overdue and 41 <= countdown.hours <= 42
     assert cases[3].refund_amount is not None and after_sales.refund_countdown(cases[3]) is None
-    assert db.session.execute(select(func.count()).select_from(ReturnPickup)).scalar() == 4
+    assert db.session.execute(select(func.count()).select_from(ReturnPickup)).scalar() == 5
+    # The exchange: its replacement (zero price, channel AS) went out with a waybill from the carrier simulator.
+    exchange = cases[4]
+    assert exchange.type == "exchange" and exchange.replacement.channel.code == "AS"
+    assert (exchange.replacement.status, str(exchange.replacement.total)) == ("shipped", "0.00")
+    [parcel] = after_sales.replacement_of(exchange).parcels
+    assert parcel.status == "shipped" and parcel.waybill_no
     events = db.session.execute(select(CustomerNotification.event, func.count()).group_by(
         CustomerNotification.event)).all()
-    assert {"after_sales_approved": 4, "pickup_booked": 4, "return_received": 2, "refunded": 1}.items() <= dict(
+    assert {"after_sales_approved": 5, "pickup_booked": 5, "return_received": 3, "refunded": 1}.items() <= dict(
         events).items()

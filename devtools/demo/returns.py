@@ -6,7 +6,10 @@ HTTP, the return parcels' events come back as Kuaidi100 pushes through the track
 - a return parcel collected and on its way back to the warehouse;
 - a return delivered to the warehouse (so received at the carrier's delivery time), inspected, refund due: the
   countdown runs on the customer's request page;
-- a return refunded.
+- a return refunded;
+- an exchange (换货): the parcel came back, passed inspection, and its replacement order (zero price, channel AS)
+  was packed with a waybill from the carrier simulator and loaded, so the customer's request page shows the
+  replacement shipped with its waybill.
 
 Every step queues the customer's mail (approved, pickup booked, return received, refunded); the demo's sweeper
 sends them to the SMTP sink once it runs. Orders placed here are marked in their channel order id (RET-DEMO-…).
@@ -26,13 +29,14 @@ FLOOR = Actor(id=None, label="demo-warehouse", role="warehouse")
 SALT = "demo-pickup-salt"
 # (stage, SKU, unit price): one order each, so every request has its own units to return.
 STAGES = (("booked", "TEA-002", "168.00"), ("coming_back", "TEA-004", "129.00"),
-          ("inspected", "TEA-001", "398.00"), ("refunded", "TEA-002", "168.00"))
+          ("inspected", "TEA-001", "398.00"), ("refunded", "TEA-002", "168.00"), ("exchanged", "TEA-006", "98.00"))
 
 
 @dataclass
 class SeededReturns:
     requests: int = 0
     pickups: int = 0
+    replacements: int = 0
 
 
 def _customer_actor(order) -> Actor:
@@ -100,8 +104,8 @@ def seed_returns(now: datetime, customer_email: str) -> SeededReturns:
         for serial, (stage, sku, price) in enumerate(STAGES, start=1):
             order = _delivered_order(customer, serial, sku, price, now)
             asked_at = now - timedelta(hours=40 if stage != "booked" else 5)
-            case = after_sales.request_after_sale(order, "return_refund", [{"sku": sku, "quantity": 1,
-                                                                            "reason": "damaged"}],
+            kind = "exchange" if stage == "exchanged" else "return_refund"
+            case = after_sales.request_after_sale(order, kind, [{"sku": sku, "quantity": 1, "reason": "damaged"}],
                                                   _customer_actor(order), now=asked_at)
             after_sales.transition(case, "approved", CS, reason="请将商品寄回，我们收到后尽快退款。",
                                    now=asked_at + timedelta(hours=1))
@@ -125,11 +129,38 @@ def seed_returns(now: datetime, customer_email: str) -> SeededReturns:
                                    now=now - timedelta(hours=delivered_hours_ago - 2))
             if stage == "refunded":
                 after_sales.transition(case, "refunded", CS, now=now - timedelta(hours=delivered_hours_ago - 6))
+            if stage == "exchanged":
+                after_sales.transition(case, "replaced", CS, now=now - timedelta(hours=delivered_hours_ago - 6))
+                _ship(after_sales.get_after_sale(case.id).replacement, today)
+                seeded.replacements += 1
     finally:
         earlier.stop()
         today.stop()
     db.session.flush()
     return seeded
+
+
+def _ship(order, simulator) -> None:
+    """The replacement out of the warehouse: its parcel picked (the demo's shortcut, as for its other shipped orders:
+    no pick list), then packed with an e-waybill the carrier simulator issues and loaded, through the scan services
+    with a handheld of that warehouse, as the floor does."""
+    from devtools.simulators.carriers import DEFAULT_CREDENTIALS
+    from shared.carriers.waybills import WaybillClient
+    from shared.floor_lifecycle import SHIPMENT
+    from shared.services import devices, scans
+
+    if order is None or order.status != "allocated":
+        return  # no warehouse held it all: the demo floor allocates and ships it once it runs
+    shipment = db.session.execute(select(Shipment).where(Shipment.order_id == order.id)).scalar_one()
+    device, _token = devices.register_device("PDA-RET-DEMO", shipment.warehouse.code, SYSTEM)
+    orders.transition_order(order, "picking", SYSTEM, reason="demo exchange")
+    for step in ("waved", "picking", "picked"):
+        SHIPMENT.move(shipment, step)
+    db.session.flush()
+    credentials = DEFAULT_CREDENTIALS["kdniao"]
+    with WaybillClient(simulator.base_url, credentials["business_id"], credentials["app_key"]) as client:
+        packed = scans.pack(device, {"order": order.order_no, "box": "BOX-S"}, client, FLOOR)
+    scans.load(device, {"parcel": packed.waybill_no, "truck": f"{shipment.warehouse.code}-TRUCK-1"}, FLOOR)
 
 
 def _email_index(email: str) -> str:

@@ -738,7 +738,8 @@ def seed_demo_data(order_count: int = 2000, report=print, invoicing_url: str | N
     returned = seed_returns(utc_now(), CUSTOMER_ACCOUNTS[0][1])
     db.session.commit()
     report(f"  {returned.requests} returns of {CUSTOMER_ACCOUNTS[0][1]} ({returned.pickups} pickups booked with a "
-           f"carrier simulator, parcels coming back, one inspected with its refund countdown, one refunded)  "
+           f"carrier simulator, parcels coming back, one inspected with its refund countdown, one refunded, "
+           f"{returned.replacements} exchange with its replacement shipped)  "
            f"{time.perf_counter() - returns_started:4.1f} s")
     seconds = time.perf_counter() - started
     report(f"Seeded in {seconds:.1f} s")

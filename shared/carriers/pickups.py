@@ -111,6 +111,12 @@ def pickup_slots(carrier_code: str, now: datetime) -> list[PickupSlot]:
     return [slot for slot in slots if bookable(slot, now)]
 
 
+def slices_on(carrier_code: str, moment: datetime) -> list[PickupSlot]:
+    """The carrier's slices on the day (Beijing time) of `moment`, bookable or not."""
+    day = moment.astimezone(BEIJING).date()
+    return [_slot(day, start, end) for start, end in SLICES.get(carrier_code, ())]
+
+
 def parse_slot(carrier_code: str, key: str) -> PickupSlot:
     """The slot a form named (`YYYY-MM-DD HH:MM-HH:MM`, Beijing time) if it is one of the carrier's slices;
     ValueError otherwise (whether it is still bookable is `bookable`'s question)."""

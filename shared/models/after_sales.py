@@ -48,9 +48,13 @@ class AfterSale(db.Model):
     # due time passed and was raised as an exception, so the check raises each state's breach once.
     due_at = mapped_column(UTCDateTime)
     overdue_state: Mapped[str | None] = mapped_column(String(20))
+    # The goods sent out again (exchange → replaced, resend → resent): a zero-price order of the after-sales channel
+    # that the floor allocates, picks, packs and ships like any other; one per request.
+    replacement_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
-    order = relationship("Order")
+    order = relationship("Order", foreign_keys=[order_id])
+    replacement = relationship("Order", foreign_keys=[replacement_order_id])
     lines = relationship("AfterSaleLine", back_populates="after_sale", order_by="AfterSaleLine.id")
     photos = relationship("AfterSalePhoto", order_by="AfterSalePhoto.id", viewonly=True)
 

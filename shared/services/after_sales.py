@@ -34,7 +34,7 @@ from shared.models import (AfterSale, AfterSaleLine, AfterSalePhoto, AfterSalePo
 from shared.security.permissions import SYSTEM_ROLE
 from shared.services import audit
 from shared.services import validation as check
-from shared.services.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shared.services.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationFailed
 from shared.services.validation import N_, say
 NOT_AN_OBJECT = N_("%(field)s must be an object")
 NO_REQUEST = N_("No after-sales request \"%(id)s\"")
@@ -83,6 +83,14 @@ ALREADY_REFUNDED = N_("this after-sales request was refunded already")
 NO_WAREHOUSE = N_("order %(order_no)s has no warehouse to take the goods back into")
 BAD_DAYS = N_("the return window is a whole number of days from 0 to 365")
 BAD_REASON_CODE = N_("a reason code is lower-case letters, digits and _ (at most 32)")
+ALREADY_REPLACED = N_("after-sales request %(id)s has its replacement already: order %(order_no)s")
+REPLACEMENT_SHORT = N_("not enough stock to send the replacement: %(sku)s, %(wanted)s wanted, %(available)s "
+                       "available; nothing was changed")
+REPLACEMENT_PLATFORM_ADDRESS = N_("the address of order %(order_no)s is held by the platform: send the replacement "
+                                  "through the platform's own after-sales")
+NOTHING_TO_REPLACE = N_("after-sales request %(id)s has nothing to send out again")
+PICKUP_ONE_OF = N_("give the pickup as a time (at) or as one of the offered slots (slot), not both")
+REPLACEMENT_CHANNEL_NAME = "售后补发 After-sales replacements"  # a channel's name is the merchant's data, not a message
 
 
 def _refuse(message: str, code: str, field: str | None = None, **params):
@@ -392,12 +400,45 @@ def _read_pickup(value, now: datetime) -> datetime | None:
     return at
 
 
-def request_after_sale(order: Order, kind: str, lines, actor: Actor, *, photos=None, pickup=None,
+def _pickup_slot(order: Order, pickup, now: datetime) -> str | None:
+    """The carrier slot a request's `pickup` names: `{"slot": "2026-12-05 09:00-12:00"}` (one of the offered slots,
+    Beijing time, as the customer site offers them) or `{"at": ISO time}` (the slot of the warehouse's pickup
+    carrier holding that time). A time or slot already past is 422 `pickup_in_past`; one the carrier's rules do not
+    offer is return_pickups' refusal (`invalid_slot`, `slot_not_bookable`)."""
+    from shared.services import return_pickups
+
+    if pickup is None:
+        return None
+    if not isinstance(pickup, dict):
+        pickup = {"at": pickup}
+    slot, at = pickup.get("slot"), pickup.get("at")
+    if slot not in (None, "") and at not in (None, ""):
+        _refuse(PICKUP_ONE_OF, "invalid_pickup", "pickup")
+    if slot in (None, ""):
+        moment = _read_pickup({"at": at}, now)
+        return return_pickups.slot_holding(order, moment)
+    return return_pickups.check_slot(order, slot, now, PICKUP_IN_PAST)
+
+
+def request_after_sale(order: Order, kind: str, lines, actor: Actor, *, photos=None, pickup=None, client=None,
                        now: datetime | None = None) -> AfterSale:
-    """Open an after-sales request on the customer's order (by the customer, or by staff on their behalf)."""
+    """Open an after-sales request on the customer's order (by the customer, or by staff on their behalf).
+
+    With `pickup` (a time or a slot, _pickup_slot) the courier is booked with the carrier at once, through
+    return_pickups.book as the customer's own booking is (book_pickup): the request waits for its decision with the
+    pickup booked, moves on to awaiting_return when approved and cancels the pickup when declined or cancelled.
+    Refused with nothing written (a savepoint) when the carrier says no (422 `pickup_refused`) or cannot be
+    reached (503 `carrier_unavailable`), as the customer's booking is."""
+    now = now or utc_now()
+    if pickup is not None:
+        with db.session.begin_nested():  # the request and its booking, or neither
+            return _request(order, kind, lines, actor, photos=photos, pickup=pickup, client=client, now=now)
+    return _request(order, kind, lines, actor, photos=photos, pickup=None, client=None, now=now)
+
+
+def _request(order: Order, kind: str, lines, actor: Actor, *, photos, pickup, client, now: datetime) -> AfterSale:
     from shared.services import orders
 
-    now = now or utc_now()
     if kind not in lifecycle.TYPES:
         _refuse(UNKNOWN_TYPE, "invalid_type", "type", type=str(kind)[:40])
     if actor.role != "customer" and actor.role != SYSTEM_ROLE:
@@ -407,15 +448,15 @@ def request_after_sale(order: Order, kind: str, lines, actor: Actor, *, photos=N
             raise Forbidden(say(NOT_YOURS, target="requested"), code="forbidden")
     order = orders.get_order(order.order_no, for_update=True)  # two requests at once count each other's units
     asked = _read_lines(order, lines)
-    pickup_at = _read_pickup(pickup, now)
-    if pickup_at is not None and kind not in lifecycle.RETURNS:
+    if pickup is not None and kind not in lifecycle.RETURNS:
         _refuse(BAD_METHOD, "invalid_return_method", "pickup")
     checked = check_photos(photos)
     check_eligible(order, kind, asked, now)
+    slot = _pickup_slot(order, pickup, now)
     case = AfterSale(order_id=order.id, customer_id=order.customer_id, type=kind, status=lifecycle.INITIAL,
                      requested_by=actor.label, via="customer" if actor.role == "customer" else "staff",
                      currency=order.currency, created_at=now, updated_at=now,
-                     return_method="pickup" if pickup_at else None, pickup_at=pickup_at)
+                     return_method="pickup" if slot else None)
     case.due_at = _due(case, now)
     db.session.add(case)
     db.session.flush()
@@ -430,7 +471,24 @@ def request_after_sale(order: Order, kind: str, lines, actor: Actor, *, photos=N
     audit.record(actor, "after_sale.requested", "after_sale", case.id, before=None, after={
         "order_no": order.order_no, "type": kind, "status": case.status, "photos": len(checked),
         "lines": [{"sku": line.sku_code, "quantity": line.quantity, "reason": line.reason_code} for line in asked]})
+    if slot:
+        _book_with_request(case, slot, actor, client, now)
     return case
+
+
+def _book_with_request(case: AfterSale, slot: str, actor: Actor, client, now: datetime) -> None:
+    """The courier booked for a request as it is opened (return_pickups.book, after_sale_id = the request), the
+    customer mailed the waybill and slot as for their own booking."""
+    from shared.services import return_pickups
+    from shared.services.notifications import notify_customer
+
+    summary = "、".join(f"{line.sku.name}×{line.quantity}" for line in case.lines)[:300]
+    booking = return_pickups.book(case.order.order_no, pickup_address(case.order), slot, summary, actor,
+                                  after_sale_id=case.id, client=client, now=now)
+    case.pickup_at = booking.slot_start
+    db.session.flush()
+    notify_customer(case.order, "pickup_booked", dedupe=f"{case.id}:{booking.id}", waybill_no=booking.waybill_no,
+                    slot=slot_text(booking))
 
 
 def get_after_sale(after_sale_id, for_update: bool = False) -> AfterSale:
@@ -520,8 +578,10 @@ def transition(case: AfterSale, target, actor: Actor, reason: str | None = None,
         raise Conflict(say(refusal), field="to", code="guard_failed")
     if "book_return" in move.effects:
         _book_return(case, return_method, pickup_at, now, booking)
-    if target == "cancelled":
+    if target in ("cancelled", "declined"):
         _cancel_pickup(case, actor)
+    if "send_replacement" in move.effects:
+        send_replacement(case, actor, now=now)
     case.status, case.updated_at = target, now
     if target in ("approved", "declined"):
         case.decided_at = now
@@ -542,9 +602,28 @@ def transition(case: AfterSale, target, actor: Actor, reason: str | None = None,
     audit.record(actor, f"after_sale.{target}", "after_sale", case.id, before=before, after={
         **_state(case), "order_no": case.order.order_no,
         **({"inspection": [{"sku": line.sku.code, "passed": line.passed, "restocked": line.restocked}
-                           for line in case.lines]} if target == "inspected" else {})}, reason=reason)
+                           for line in case.lines]} if target == "inspected" else {}),
+        **({"replacement_order_no": case.replacement.order_no} if "send_replacement" in move.effects else {})},
+        reason=reason)
     _notify(case, target, reason)
+    if target == "approved":
+        _return_already_booked(case, actor, now)
     return case
+
+
+def _return_already_booked(case: AfterSale, actor: Actor, now: datetime) -> None:
+    """A request opened with its pickup booked (the API's `pickup`, request_after_sale) waits for the goods as soon as
+    it is approved: the courier is coming already, so the move to awaiting_return follows the approval at once."""
+    from shared.services import return_pickups
+
+    booking = pickup_of(case)
+    if booking is None or booking.status not in return_pickups.LIVE:
+        return
+    move = lifecycle.find_move(case.type, case.status, "awaiting_return")
+    if move is None:
+        return
+    transition(case, "awaiting_return", actor if lifecycle.may_fire(move, actor.role) else SYSTEM,
+               return_method="pickup", booking=booking, now=now)
 
 
 def _notify(case: AfterSale, target: str, reason: str | None) -> None:
@@ -818,6 +897,152 @@ def issue_refund(case: AfterSale, actor: Actor, now: datetime | None = None) -> 
     return amount
 
 
+# --- the replacement: exchange → replaced, resend → resent ----------------------------------------------------------
+
+def replacement_lines(case: AfterSale) -> list[AfterSaleLine]:
+    """What goes out again: an exchange replaces the lines that passed inspection, a re-send every line."""
+    return [line for line in case.lines if case.type != "exchange" or line.passed]
+
+
+def replacement_channel():
+    """The channel replacement orders belong to (configuration AFTER_SALES_CHANNEL, default AS): an offline channel
+    of our own, made the first time it is needed, so a replacement is never mistaken for the platform's order (the
+    platform's reconciliation does not see it) whichever channel the original came from."""
+    from flask import current_app, has_app_context
+
+    from shared.models import Channel
+    from shared.services import catalog
+
+    from sqlalchemy.exc import IntegrityError
+
+    code = (current_app.config.get("AFTER_SALES_CHANNEL") if has_app_context() else None) or "AS"
+    query = select(Channel).where(Channel.code == code)
+    channel = db.session.execute(query).scalar_one_or_none()
+    if channel is None:
+        try:
+            with db.session.begin_nested():  # two first replacements at once: one makes it, the other reads it
+                channel = catalog.create_channel(code, REPLACEMENT_CHANNEL_NAME, "offline", SYSTEM)
+        except IntegrityError:
+            channel = db.session.execute(query).scalar_one()
+    return channel
+
+
+def send_replacement(case: AfterSale, actor: Actor, now: datetime | None = None) -> Order:
+    """Send the goods of an exchange or a re-send out again: a replacement order on the after-sales channel for the
+    same customer and address, at zero price and paid, its stock reserved by orders.create_order (all lines or
+    nothing) and allocated to the nearest warehouse that can ship it (allocation.allocate), so the floor waves,
+    picks, packs and loads it like any other order; linked from the request (one per request) and audited on both.
+    Refused with nothing changed: a second replacement (409 `already_replaced`), too little stock (409
+    `insufficient_stock`), an address only the platform holds (422 `platform_address`)."""
+    from shared.services import allocation, orders
+    from shared.services import stock as stock_service
+    from shared.services.errors import InsufficientStock
+
+    now = now or utc_now()
+    if case.replacement_order_id is not None:
+        raise Conflict(say(ALREADY_REPLACED, id=case.id, order_no=case.replacement.order_no), field="to",
+                       code="already_replaced")
+    original = case.order
+    if original.platform_ciphertext is not None:
+        _refuse(REPLACEMENT_PLATFORM_ADDRESS, "platform_address", "to", order_no=original.order_no)
+    lines = replacement_lines(case)
+    if not lines:
+        raise Conflict(say(NOTHING_TO_REPLACE, id=case.id), field="to", code="guard_failed")
+    customer = original.customer
+    placed = min(now, utc_now()).isoformat()
+    data = {
+        "channel_order_id": f"AS{case.id}", "placed_at": placed, "paid_at": placed, "currency": original.currency,
+        "customer": {"name": customer.name, "phone": customer.phone, "email": customer.email},
+        "shipping_address": {"receiver": original.receiver_name, "phone": original.receiver_phone,
+                             "province": original.province, "city": original.city, "district": original.district,
+                             "street": original.street, "postal_code": original.postal_code},
+        "lines": [{"sku": line.sku.code, "quantity": line.quantity, "unit_price": "0.00"} for line in lines],
+        "shipping_fee": "0.00", "discount": "0.00"}
+    with db.session.begin_nested():  # the channel made for it, the order, its stock: all, or nothing on a refusal
+        data["channel"] = replacement_channel().code
+        try:
+            replacement = orders.create_order(data, actor, auto_confirm=True)
+        except InsufficientStock:
+            short = next((line for line in lines if stock_service.available_for(line.sku_id) < line.quantity),
+                         lines[0])
+            raise Conflict(say(REPLACEMENT_SHORT, sku=short.sku.code, wanted=short.quantity,
+                               available=max(stock_service.available_for(short.sku_id), 0)), field="lines",
+                           code="insufficient_stock") from None
+        try:
+            allocation.allocate(replacement, SYSTEM, now)
+        except ServiceError:
+            pass  # held for approval, or no one warehouse holds it all: confirmed with its stock, the floor allocates
+        case.replacement = replacement
+        db.session.flush()
+    sent = [{"sku": line.sku.code, "quantity": line.quantity} for line in lines]
+    audit.record(actor, "after_sale.replacement", "after_sale", case.id, after={
+        "order_no": original.order_no, "replacement_order_no": replacement.order_no, "lines": sent})
+    audit.record(actor, "order.replacement", "order", replacement.order_no, after={
+        "after_sale_id": case.id, "original_order_no": original.order_no, "lines": sent})
+    return replacement
+
+
+@dataclass(frozen=True)
+class ReplacementParcel:
+    carrier_code: str | None
+    waybill_no: str | None
+    status: str
+    tracking_step: str | None
+    shipped_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Replacement:
+    order: Order
+    parcels: list[ReplacementParcel]
+
+    @property
+    def waybills(self) -> list[str]:
+        return [parcel.waybill_no for parcel in self.parcels if parcel.waybill_no]
+
+
+def replacement_of(case: AfterSale) -> Replacement | None:
+    """The request's replacement order and its parcels (status, carrier, waybill once packed), or None."""
+    from shared.services import allocation
+
+    order = case.replacement
+    if order is None:
+        return None
+    return Replacement(order, [ReplacementParcel(row.carrier_code, row.waybill_no, row.status, row.tracking_step,
+                                                 row.shipped_at) for row in allocation.open_parcels(order.id)])
+
+
+def replaced_for(order: Order) -> AfterSale | None:
+    """The request this order is the replacement of (None for any other order)."""
+    return db.session.execute(select(AfterSale).where(AfterSale.replacement_order_id == order.id)
+                              ).scalar_one_or_none()
+
+
+def replacement_json(case: AfterSale) -> dict | None:
+    from shared.order_payloads import iso_time
+
+    found = replacement_of(case)
+    if found is None:
+        return None
+    return {"order_no": found.order.order_no, "status": found.order.status,
+            "lines": [{"sku": line.sku.code, "quantity": line.quantity} for line in found.order.lines],
+            "parcels": [{"carrier": p.carrier_code, "waybill_no": p.waybill_no, "status": p.status,
+                         "tracking_step": p.tracking_step, "shipped_at": iso_time(p.shipped_at)}
+                        for p in found.parcels]}
+
+
+def pickup_json(case: AfterSale) -> dict | None:
+    """The request's carrier pickup as the API shows it (None when none was booked)."""
+    from shared.order_payloads import iso_time
+
+    booking = pickup_of(case)
+    if booking is None:
+        return None
+    return {"id": booking.id, "carrier": booking.carrier_code, "waybill_no": booking.waybill_no,
+            "status": booking.status, "slot_start": iso_time(booking.slot_start),
+            "slot_end": iso_time(booking.slot_end), "courier_name": booking.courier_name}
+
+
 # --- lists and the SLA --------------------------------------------------------------------------------------------
 
 SORTS = {"newest": (AfterSale.created_at.desc(), AfterSale.id.desc()),
@@ -917,4 +1142,5 @@ def case_json(case: AfterSale) -> dict:
         "refund_amount": format_money(case.refund_amount), "currency": case.currency,
         "created_at": iso_time(case.created_at), "updated_at": iso_time(case.updated_at),
         "due_at": iso_time(case.due_at), "overdue": overdue(case),
+        "pickup": pickup_json(case), "replacement": replacement_json(case),
     }

@@ -137,6 +137,36 @@ def slots(order: Order, address, now: datetime | None = None) -> list:
     return pickup_slots(carrier, now or utc_now())
 
 
+def slot_holding(order: Order, moment: datetime) -> str:
+    """The key of the pickup slot of the order's warehouse carrier that holds `moment` (its start included, its end
+    not): how a pickup given as a time is booked. A time no slice holds (before 09:00, after the last slice) is
+    refused (422 `invalid_slot`)."""
+    from shared.carriers.pickups import slices_on
+
+    _returnable(order)
+    _warehouse, _return_to, carrier = _destination(order)
+    for slot in slices_on(carrier, moment):
+        if slot.starts_at <= moment < slot.ends_at:
+            return slot.key
+    raise ValidationFailed(say(BAD_SLOT), field="pickup.at", code="invalid_slot")
+
+
+def check_slot(order: Order, key: str, now: datetime, past_message: str) -> str:
+    """A slot key as given (`YYYY-MM-DD HH:MM-HH:MM`, Beijing time) checked against the order's pickup carrier: one
+    of its slices (422 `invalid_slot`), not over already (422 `pickup_in_past`, said with `past_message`)."""
+    from shared.carriers.pickups import parse_slot
+
+    _returnable(order)
+    _warehouse, _return_to, carrier = _destination(order)
+    try:
+        slot = parse_slot(carrier, key)
+    except ValueError:
+        raise ValidationFailed(say(BAD_SLOT), field="pickup.slot", code="invalid_slot") from None
+    if slot.ends_at <= now:
+        raise ValidationFailed(say(past_message), field="pickup.slot", code="pickup_in_past")
+    return slot.key
+
+
 def pickup_client():
     """The Kuaidi100 商家寄件 client from configuration (KUAIDI100_API_URL, _KEY, _SECRET, PICKUP_CALLBACK_URL,
     PICKUP_SALT)."""
