@@ -311,3 +311,32 @@ def test_a_real_worker_runs_the_weekly_job_and_mails_each_supplier_its_xlsx(live
         run = db.session.get(PurchaseRun, result["run"])
         assert run.actor_label == "system" and run.line_count == 2
         assert db.session.execute(select(func.count(StockLevel.id))).scalar_one() == 2  # nothing else touched
+
+
+def test_the_weekly_run_is_computed_once_per_week_and_scheduled(shop):
+    from jobs.schedule import SCHEDULE, TIMEOUTS
+
+    now = utc_now()
+    first = purchasing.weekly(now)
+    assert first is not None and first.week == purchasing.iso_week(now) and first.actor_label == "system"
+    assert purchasing.weekly(now + timedelta(minutes=1)) is None
+    following = purchasing.weekly(now + timedelta(days=7))
+    assert following is not None and following.week != first.week
+    assert ("suggest_purchases", "jobs.purchasing.suggest_purchases", 3600) in {
+        (name, dotted, interval) for name, dotted, interval, _queue in SCHEDULE}
+    assert TIMEOUTS["suggest_purchases"] == 600
+
+
+def test_a_sku_is_removed_from_its_supplier_audited_and_an_unknown_one_is_refused(shop, client_for):
+    client = client_for("warehouse_manager")
+    token = csrf_token(client, f"/purchasing/suppliers/{shop.id}")
+    refused = client.post(f"/purchasing/suppliers/{shop.id}/skus/SKU-2/remove", data={"csrf_token": token},
+                          follow_redirects=True)
+    assert "does not supply SKU SKU-2" in refused.text
+    assert db.session.execute(select(func.count(SupplierSku.id))).scalar_one() == 1
+    removed = client.post(f"/purchasing/suppliers/{shop.id}/skus/SKU-1/remove", data={"csrf_token": token})
+    assert removed.status_code == 303
+    assert db.session.execute(select(func.count(SupplierSku.id))).scalar_one() == 0
+    assert db.session.execute(select(AuditEvent.action).order_by(AuditEvent.id.desc()).limit(1)).scalar_one() == \
+        "supplier.sku_remove"
+    assert client.get("/purchasing/suppliers/999").status_code == 404
