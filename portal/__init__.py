@@ -46,12 +46,12 @@ def create_app(config: dict | None = None) -> Flask:
     from portal import after_sales as after_sales_pages
     from portal import (api, api_docs, approvals, audit, auth, catalog, channels, customers, dashboard, dashboards,
                         devices, exceptions, exports, finance_profiles, fulfilment, hooks, invoices, orders, payments,
-                        retention, roles, security, setup, stock, stock_ops, users, webhooks)
+                        purchasing, retention, roles, security, setup, stock, stock_ops, users, webhooks)
     from portal.templating import install_templating
 
     for module in (auth, dashboard, dashboards, orders, stock, stock_ops, catalog, channels, setup, fulfilment, devices,
                    webhooks, users, roles, approvals, exceptions, audit, exports, retention, payments, api_docs,
-                   security, finance_profiles, invoices, customers):
+                   security, finance_profiles, invoices, customers, purchasing):
         app.register_blueprint(module.bp)
     app.register_blueprint(after_sales_pages.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")

@@ -588,3 +588,24 @@ class RedLetterForm(FlaskForm):
 
 class InvoiceCancelForm(FlaskForm):
     reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=300)])
+
+
+class SupplierForm(FlaskForm):
+    """A supplier (shared/services/purchasing.py checks the values); the lead time may stay empty until known."""
+    code = StringField(_l("Supplier code"), validators=[DataRequired(), Length(max=32)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    email = StringField(_l("Email for purchase suggestions"), validators=[Optional(), Length(max=200)])
+    locale = SelectField(_l("Language of its mail"), choices=[("zh_CN", "中文"), ("en", "English")])
+    lead_time_days = IntegerField(_l("Lead time (days)"), validators=[Optional()])
+    safety_days = IntegerField(_l("Safety stock (days of sales)"), default=7, validators=[InputRequired()])
+    active = BooleanField(_l("Active"), default=True)
+
+
+class SupplierSkuForm(FlaskForm):
+    """A SKU bought from the supplier and its terms; empty fields fall back to the supplier's defaults."""
+    sku = StringField(_l("SKU"), validators=[DataRequired(), Length(max=64)])
+    supplier_code = StringField(_l("Supplier's article"), validators=[Optional(), Length(max=64)])
+    lead_time_days = IntegerField(_l("Own lead time (days)"), validators=[Optional()])
+    safety_units = IntegerField(_l("Safety stock (units, instead of days)"), validators=[Optional()])
+    moq = IntegerField(_l("MOQ"), default=1, validators=[Optional()])
+    pack_size = IntegerField(_l("Pack size"), default=1, validators=[Optional()])

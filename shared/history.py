@@ -75,6 +75,13 @@ SENTENCES = {
     "stock_take.approved": _l("%(actor)s approved stock-take %(id)s"),
     "stock_take.rejected": _l("%(actor)s rejected stock-take %(id)s"),
     "sku.create": _l("%(actor)s created SKU %(id)s"),
+    # purchasing (shared/services/purchasing.py)
+    "supplier.create": _l("%(actor)s created supplier %(id)s"),
+    "supplier.update": _l("%(actor)s changed supplier %(id)s"),
+    "supplier.sku_save": _l("%(actor)s set the terms of SKU %(sku)s bought from supplier %(id)s"),
+    "supplier.sku_remove": _l("%(actor)s removed SKU %(sku)s from supplier %(id)s"),
+    "purchasing.suggest": _l("%(actor)s computed purchase suggestions (run %(id)s): %(to_order)s lines to order"),
+    "purchasing.mail": _l("%(actor)s queued the purchase suggestions of run %(run)s to supplier %(id)s"),
     "sku.update": _l("%(actor)s changed SKU %(id)s"),
     "sku.tax_data": _l("%(actor)s changed the tax data of SKU %(id)s"),
     "warehouse.create": _l("%(actor)s created warehouse %(id)s"),
@@ -317,6 +324,11 @@ FIELDS = {
     "must_change_password": _l("Must change the password"), "tokens_revoked": _l("API tokens revoked"),
     "after_reset": _l("After a reset"), "red_letters": _l("Red-letter reversals"),
     "scope": _l("Selection"), "done": _l("Done"), "bulk_action": _l("Bulk action"),
+    "lead_time_days": _l("Lead time (days)"), "safety_days": _l("Safety stock (days)"),
+    "safety_units": _l("Safety stock (units)"), "moq": _l("MOQ"), "pack_size": _l("Pack size"),
+    "supplier_code": _l("Supplier's article"), "locale": _l("Language"), "week": _l("Week"),
+    "to_order": _l("Lines to order"), "cannot_suggest": _l("Lines that cannot be suggested"), "run": _l("Run"),
+    "to_domain": _l("Mail domain"),
 }
 
 

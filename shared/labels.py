@@ -49,7 +49,7 @@ RESOURCE = {
     "fulfilment": _l("Fulfilment"), "payments": _l("Payments"), "holds": _l("Holds"), "roles": _l("Roles and teams"),
     "approvals": _l("Approvals"), "exceptions": _l("Exceptions"), "exports": _l("Exports"),
     "retention": _l("Retention"), "kpi": _l("Manager dashboards"),
-    "invoices": _l("Invoices"), "after_sales": _l("After-sales"),
+    "invoices": _l("Invoices"), "after_sales": _l("After-sales"), "purchasing": _l("Purchasing"),
 }
 ACTION = {"view": _l("view"), "edit": _l("edit"), "approve": _l("approve"), "delete": _l("delete")}
 VISIBILITY = {"full": _l("full"), "masked": _l("masked"), "hidden": _l("hidden")}
@@ -212,6 +212,7 @@ NOTIFICATION_EVENT = {
     "return_received": _l("Return received"), "refunded": _l("Refunded"), "cancel_approved": _l("Cancel approved"),
     "cancelled_by_shop": _l("Cancelled by the shop"), "cancel_declined": _l("Cancel declined"),
     "message_answered": _l("Message answered"), "guest_code": _l("One-time code"),
+    "purchase_suggestions": _l("Purchase suggestions to a supplier"),
 }
 NOTIFICATION_CHANNEL = {"email": _l("Email"), "sms": _l("Text message (SMS)")}
 # Invoice profiles (发票抬头): the kinds of buyer, and SKU tax-free flags (issue 12)

@@ -11,9 +11,10 @@ from flask import current_app
 log = logging.getLogger("orderloom.mail")
 
 
-def send(to: str, subject: str, body: str) -> bool:
-    """Send one plain-text UTF-8 message; True when the relay accepted it, False when no relay is configured.
-    A relay that refuses or cannot be reached raises (smtplib.SMTPException / OSError): the caller retries."""
+def send(to: str, subject: str, body: str, attachments=()) -> bool:
+    """Send one plain-text UTF-8 message, with `attachments` ((file name, (maintype, subtype), bytes) each) when
+    given; True when the relay accepted it, False when no relay is configured. A relay that refuses or cannot be
+    reached raises (smtplib.SMTPException / OSError): the caller retries."""
     config = current_app.config
     host = config.get("SMTP_HOST") or ""
     if not host:
@@ -25,6 +26,8 @@ def send(to: str, subject: str, body: str) -> bool:
     message["Subject"] = subject
     message["Message-ID"] = make_msgid(domain=config["MAIL_FROM"].split("@")[-1])
     message.set_content(body)
+    for filename, (maintype, subtype), content in attachments:
+        message.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
     with smtplib.SMTP(host, int(config.get("SMTP_PORT") or 25), timeout=float(config.get("SMTP_TIMEOUT") or 10)) as smtp:
         if config.get("SMTP_STARTTLS"):
             smtp.starttls()

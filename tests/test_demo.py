@@ -289,3 +289,23 @@ def test_demo_seed_has_a_customer_with_returns_at_every_stage_and_their_mail(dem
         CustomerNotification.event)).all()
     assert {"after_sales_approved": 5, "pickup_booked": 5, "return_received": 3, "refunded": 1}.items() <= dict(
         events).items()
+
+
+def test_demo_seed_has_suppliers_and_a_purchase_report_with_suggestions_and_a_supplier_without_lead_time(demo_app):
+    from shared.models import CustomerNotification, PurchaseRun, PurchaseSuggestion, Supplier
+    from shared.services import purchasing
+
+    said = []
+    seed_demo_data(SEEDED_ORDERS, report=said.append)
+    (run,) = db.session.execute(select(PurchaseRun)).scalars()
+    assert run.week == purchasing.iso_week(utc_now())  # the weekly job finds this week's run done
+    lines = db.session.execute(select(PurchaseSuggestion)).scalars().all()
+    assert sum(1 for line in lines if line.suggested > 0) >= 5
+    blocked = db.session.execute(select(Supplier).where(Supplier.lead_time_days.is_(None))).scalar_one()
+    assert {line.problem for line in lines if line.supplier_id == blocked.id} == {"no_lead_time"}
+    mailed = db.session.execute(select(CustomerNotification).where(
+        CustomerNotification.event == "purchase_suggestions")).scalars().all()
+    assert len(mailed) >= 2 and blocked.email not in {row.recipient for row in mailed}
+    assert any("purchase suggestions" in line for line in said)
+    _name, (_type, _sub), content = purchasing.mail_attachment(mailed[0].dedupe_key.split(":", 1)[1])
+    assert content.startswith(b"PK")  # an XLSX (a ZIP) made again for the mail

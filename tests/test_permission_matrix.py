@@ -75,7 +75,7 @@ def test_role_matrix(portal, create_order, create_user, role):
                "profile_id": 1, "run_id": 1, "fmt": "csv", "notice_id": 1, "invoice_id": 1,
                "position": 1, "red_id": 1, "after_sale_id": 1, "photo_id": 1,
                "bulk_id": "BK0000000000000000", "filter_id": 1,
-               "tag": "vip", "alarm_id": 1, "alert_id": 1, "customer_id": order.customer_id}
+               "tag": "vip", "alarm_id": 1, "alert_id": 1, "customer_id": order.customer_id, "supplier_id": 1}
     client = english_client(portal)
     assert sign_in(client, user.username).status_code == 302
     if can(role.value, "dashboard", "view"):  # the step-up page is every working role's (a role without it: 403s)

@@ -741,6 +741,14 @@ def seed_demo_data(order_count: int = 2000, report=print, invoicing_url: str | N
            f"carrier simulator, parcels coming back, one inspected with its refund countdown, one refunded, "
            f"{returned.replacements} exchange with its replacement shipped)  "
            f"{time.perf_counter() - returns_started:4.1f} s")
+    purchasing_started = time.perf_counter()
+    from devtools.demo.purchasing import seed_purchasing
+
+    bought = seed_purchasing()
+    db.session.commit()
+    report(f"  {bought.suppliers} suppliers, this week's purchase suggestions: {bought.to_order} of {bought.lines} "
+           f"lines to order, {bought.cannot_suggest} that cannot be suggested (a supplier with no lead time yet), "
+           f"{bought.mails} supplier mails with their XLSX queued  {time.perf_counter() - purchasing_started:4.1f} s")
     seconds = time.perf_counter() - started
     report(f"Seeded in {seconds:.1f} s")
     return SeedOutcome(seeded=True, order_count=order_count, seconds=seconds, statuses=status_counts())

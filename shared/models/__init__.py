@@ -23,6 +23,7 @@ from shared.models.parcels import (ParcelCourier, ReturnPickup, ReturnPickupEven
 from shared.models.payments import (OrderRefund, Payment, PaymentAccount, PaymentMismatch, PaymentNotice,
                                      PaymentReconciliation)
 from shared.models.calendar import BusinessCalendar, BusinessCalendarDay
+from shared.models.purchasing import PurchaseRun, PurchaseSuggestion, Supplier, SupplierSku
 from shared.models.retention import LegalHold, RetentionPolicy
 from shared.models.self_service import CustomerNotification, CustomerRequest, GuestCode, OrderMessage
 from shared.models.second_factor import RecoveryCode, SecondFactor, StepUpGrant
@@ -55,4 +56,5 @@ __all__ = [
     "ParcelCourier", "ReturnPickup", "ReturnPickupEvent", "TransitEstimate", "WarehouseReturnAddress",
     "CustomerNotification", "CustomerRequest", "GuestCode", "OrderMessage",
     "BulkJob", "BulkJobItem", "OrderAssignment", "SavedOrderFilter",
+    "PurchaseRun", "PurchaseSuggestion", "Supplier", "SupplierSku",
 ]

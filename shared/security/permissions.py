@@ -45,9 +45,11 @@ class Visibility(StrEnum):
 # `after_sales`: the after-sales queue (view), opening a request for a customer and the paperwork of one (edit),
 # deciding and refunding one and the reasons and return windows (approve); receiving and inspecting returned goods
 # is the floor's `fulfilment` edit (shared/after_sales_lifecycle.py).
+# `purchasing`: the purchase suggestion report and the suppliers (view); keeping suppliers and their SKUs, computing
+# the suggestions and mailing them to the suppliers (edit).
 RESOURCES = ("dashboard", "orders", "order_review", "stock", "catalog", "customers", "users", "audit", "access_log",
              "channels", "webhooks", "fulfilment", "payments", "holds", "roles", "approvals", "exceptions", "exports",
-             "retention", "kpi", "invoices", "after_sales")
+             "retention", "kpi", "invoices", "after_sales", "purchasing")
 
 PERSONAL_FIELDS = ("name", "phone", "address", "email", "id_number")
 

@@ -7,6 +7,10 @@ decisions, refunds, cancel answers, staff replies); it queues a row in the calle
 sends it after the commit. A row is queued → sent, or → failed once its attempts are used up; a relay that refuses
 or cannot be reached is retried with a growing pause by the sweeper (jobs.notifications), like the invoice mail.
 An event is notified once per order and key (`dedupe_key`): a parcel reported delivered twice mails once.
+
+The same outbox carries mail to others than customers (`queue_mail`: the purchase suggestions to each supplier); a
+row's `attachment` parameter ("<kind>:<reference>") names a file that ATTACHMENTS makes again when it is sent, so
+the outbox never stores the file and a retry sends the same one.
 """
 import json
 import logging
@@ -17,6 +21,7 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
+from werkzeug.utils import import_string
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shared import dispatch, mail, sets
@@ -73,7 +78,15 @@ MESSAGES = {
     "guest_code": (N_("Your code for order %(order_no)s"),
                    N_("Your one-time code for order %(order_no)s is %(code)s. It expires in 10 minutes. If you did "
                       "not ask for it, ignore this message.")),
+    # To a supplier (shared/services/purchasing.py): `supplier`, `week`, `lines`, `units`; the XLSX attached.
+    "purchase_suggestions": (N_("Purchase suggestions for %(week)s"),
+                             N_("Dear %(supplier)s, attached are our suggested order quantities for %(week)s: "
+                                "%(lines)s lines, %(units)s units in all. Each line shows the sales, lead time and "
+                                "safety stock it was computed from. Please confirm quantities and delivery dates.")),
 }
+# Files attached when a row is sent, by the kind its `attachment` parameter names: the dotted path of a function
+# that takes the reference and returns (file name, (maintype, subtype), bytes).
+ATTACHMENTS = {"purchase_suggestions": "shared.services.purchasing.mail_attachment"}
 LINK = N_("Your order: %(link)s")
 
 
@@ -87,7 +100,7 @@ def render(row: CustomerNotification) -> tuple[str, str]:
     subject_id, body_id = MESSAGES[row.event]
     with force_locale(_language(row.locale)):
         values = {"order_no": "", "waybill_no": "—", "reason": "", "amount": "", "currency": "", "code": "",
-                  "slot": "", "hours": "", **params}
+                  "slot": "", "hours": "", "supplier": "", "week": "", "lines": "", "units": "", **params}
         subject = _(subject_id, **values)
         parts = [_(body_id, **values)]
         if values.get("order_no") and row.event != "guest_code":
@@ -120,6 +133,28 @@ def _row(order: Order | None, customer: Customer | None, channel: str, recipient
 
 def _params(order: Order, params: dict) -> dict:
     return {"order_no": order.order_no, **{k: v for k, v in params.items() if v is not None}}
+
+
+def queue_mail(recipient: str, event: str, params: dict, locale: str = "zh_CN",
+               dedupe_key: str | None = None) -> int | None:
+    """Queue a mail to an address that is not a customer's (a supplier): rendered in `locale`, sent after the
+    caller's commit; None when `dedupe_key` was queued before."""
+    if event not in MESSAGES:
+        raise ValueError(f"unknown notification event {event!r}")
+    row = _row(None, None, "email", recipient, event, params, dedupe_key, utc_now())
+    ids = _insert([{**row, "locale": locale}])
+    for row_id in ids:
+        dispatch.after_commit(JOB, row_id, skip_inline=True)
+    return ids[0] if ids else None
+
+
+def attachments(row: CustomerNotification) -> list:
+    """The files a row carries (its `attachment` parameter), made now."""
+    reference = json.loads(row.params or "{}").get("attachment")
+    if not reference:
+        return []
+    kind, _sep, rest = reference.partition(":")
+    return [import_string(ATTACHMENTS[kind])(rest)]
 
 
 def reaches_customer(order: Order) -> bool:
@@ -189,7 +224,9 @@ def deliver(notification_id: int, now: datetime | None = None) -> str | None:
             sent = True
         else:
             subject, body = render(row)
-            sent = mail.send(row.recipient, subject, body)
+            files = attachments(row)
+            sent = mail.send(row.recipient, subject, body, attachments=files) if files else \
+                mail.send(row.recipient, subject, body)
             if not sent:
                 raise smtplib.SMTPException("no SMTP relay configured (ORDERLOOM_SMTP_HOST)")
     except (OSError, smtplib.SMTPException) as error:

@@ -199,6 +199,8 @@ CODE_RULES: dict[str, tuple[re.Pattern, int, str]] = {
     "bin": (re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*"), 32,
             N_("A bin code uses letters A-Z, digits, '.', '-' and '_', and starts with a letter or digit")),
     "channel": (re.compile(r"[A-Z]{2}"), 2, N_("A channel code is two letters A-Z, e.g. TM")),
+    "supplier": (re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*"), 32,
+                 N_("A supplier code uses letters A-Z, digits, '-' and '_', and starts with a letter or digit")),
 }
 
 
