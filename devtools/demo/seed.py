@@ -740,6 +740,13 @@ def seed_demo_data(order_count: int = 2000, report=print, invoicing_url: str | N
     report(f"  {returned.requests} returns of {CUSTOMER_ACCOUNTS[0][1]} ({returned.pickups} pickups booked with a "
            f"carrier simulator, parcels coming back, one inspected with its refund countdown, one refunded)  "
            f"{time.perf_counter() - returns_started:4.1f} s")
+    scores_started = time.perf_counter()
+    from devtools.demo.carriers import seed_carrier_scores
+
+    scored = seed_carrier_scores(utc_now())
+    db.session.commit()
+    report(f"  {scored.parcels} delivered parcels scored by carrier for {', '.join(scored.months) or 'no month'}; "
+           f"de-weighted: {', '.join(scored.deweighted) or 'none'}  {time.perf_counter() - scores_started:4.1f} s")
     seconds = time.perf_counter() - started
     report(f"Seeded in {seconds:.1f} s")
     return SeedOutcome(seeded=True, order_count=order_count, seconds=seconds, statuses=status_counts())
