@@ -379,3 +379,39 @@ def test_the_rules_form_refuses_weights_that_do_not_add_up_and_saves_good_ones(s
 def test_the_job_is_scheduled_daily_with_a_timeout():
     assert ("score_carriers", "jobs.carrier_scores.score_carriers", 86400, "default") in SCHEDULE
     assert TIMEOUTS["score_carriers"] == 600
+
+
+def test_the_pack_scan_skips_a_loaded_carrier_through_the_scan_api(portal, session, simulator):
+    """The scan API with ORDERLOOM_CARRIER_LOAD_CHECK: the 运力 query says YTO is at 0.97, the waybill comes from SF."""
+    from shared.services import lots, waves
+
+    kuaidi100 = DEFAULT_CREDENTIALS["kuaidi100"]
+    portal.config.update(CARRIER_API_URL=simulator.base_url, CARRIER_BUSINESS_ID=KDNIAO["business_id"],
+                         CARRIER_APP_KEY=KDNIAO["app_key"], KUAIDI100_API_URL=simulator.base_url,
+                         KUAIDI100_KEY=kuaidi100["key"], KUAIDI100_SECRET=kuaidi100["secret"], CARRIER_LOAD_CHECK=True)
+    simulator.set_load("YTO", 0.97)
+    catalog.create_channel("OS", "官网商城", "own_shop", ADMIN)
+    warehouse = catalog.create_warehouse({"code": "SZ1", "name": "深圳仓", "province": "广东省", "city": "深圳市",
+                                          "carriers": "YTO,SF"}, ADMIN)
+    catalog.create_bin(warehouse, {"code": "A-01", "walk_order": 1}, ADMIN)
+    catalog.create_sku({"sku": "TEA", "name": "龙井茶"}, ADMIN)
+    lots.receive("TEA", "SZ1", "A-01", 5, ADMIN, lot_no="T-1", expires_on=date.today() + timedelta(days=90))
+    order = orders.create_order(order_payload(lines=[{"sku": "TEA", "quantity": 1, "unit_price": "9.00"}]), ADMIN)
+    assert allocation.allocate(order, ADMIN).carrier_code == "YTO"
+    [wave] = waves.plan_waves("SZ1", ADMIN)
+    waves.start_release(wave.id, ADMIN)
+    waves.release_chunk(wave.id, date.today())
+    _device, token = scans.register_device("PDA-1", "SZ1", ADMIN)
+    [task] = waves.pick_list(wave.id)
+    db.session.commit()
+    client = portal.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    picked = client.post("/scan/v1/pick", headers=headers, json={"operator": "王五", "task": task.id, "bin": "A-01",
+                                                                  "sku": "TEA", "lot": "T-1", "quantity": 1})
+    assert picked.status_code == 200, picked.get_json()
+    packed = client.post("/scan/v1/pack", headers=headers, json={"operator": "王五", "order": order.order_no,
+                                                                  "box": "B"})
+    assert packed.status_code == 200, packed.get_json()
+    assert packed.get_json()["carrier"] == "SF"
+    assert [w.carrier_code for w in simulator.waybills()] == ["SF"]
+    assert events("shipment.carrier_load_skip")[-1].after["skipped"] == "YTO"
