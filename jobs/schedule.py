@@ -40,6 +40,9 @@ SCHEDULE = (
     ("sweep_invoice_requests", "jobs.invoices.sweep_invoice_requests", 60, queues.DEFAULT),
     # Delivery estimates (median and 90th percentile per carrier and route) recomputed from recent deliveries.
     ("refresh_transit_estimates", "jobs.transit_estimates.refresh_transit_estimates", 3600, queues.DEFAULT),
+    # Carrier credibility: checked daily, last month scored once (per carrier and route) and carriers under the line
+    # de-weighted, audited.
+    ("score_carriers", "jobs.carrier_scores.score_carriers", 86400, queues.DEFAULT),
     # After-sales requests past their merchant-side due time raised as exceptions (category after_sales).
     ("check_after_sales_slas", "jobs.after_sales.check_after_sales_slas", 60, queues.DEFAULT),
     # Customer notifications (mail, simulated SMS): what a job did not send, and retries of a relay that was down.
@@ -53,4 +56,4 @@ SCHEDULE = (
 TIMEOUTS = {"seal_audit_logs": 30, "write_audit_checkpoint": 300, "feed_exceptions": 120,
             "check_exception_slas": 60, "escalate_stalled_approvals": 120, "apply_retention": 1800,
             "reconcile_payments": 900, "sweep_invoice_requests": 300, "resolve_processing_refunds": 300,
-            "refresh_transit_estimates": 300, "suggest_purchases": 600}
+            "refresh_transit_estimates": 300, "suggest_purchases": 600, "score_carriers": 600}

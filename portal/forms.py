@@ -270,6 +270,21 @@ class PlanWavesForm(FlaskForm):
     warehouse = StringField(_l("Warehouse"), validators=[DataRequired(), Length(max=32)])
 
 
+class CarrierScoreRulesForm(FlaskForm):
+    """The carrier scoring rules; the service checks the numbers (and that the weights add up to 1)."""
+
+    on_time_weight = StringField(_l("On-time weight"), validators=[DataRequired(), Length(max=12)])
+    stall_weight = StringField(_l("Stall weight"), validators=[DataRequired(), Length(max=12)])
+    photo_weight = StringField(_l("Signed-photo weight"), validators=[DataRequired(), Length(max=12)])
+    response_weight = StringField(_l("Complaint response weight"), validators=[DataRequired(), Length(max=12)])
+    min_route_parcels = StringField(_l("Minimum parcels for a route score"),
+                                    validators=[DataRequired(), Length(max=12)])
+    deweight_below = StringField(_l("De-weight under score"), validators=[DataRequired(), Length(max=12)])
+    load_threshold = StringField(_l("Skip at carrier load"), validators=[DataRequired(), Length(max=12)])
+    response_target_hours = StringField(_l("Complaint answered within (hours)"),
+                                        validators=[DataRequired(), Length(max=12)])
+
+
 # --- stock operations --------------------------------------------------------------------------------------
 # Warehouse choices are filled in by the view (the active warehouses); the services check everything again.
 

@@ -8,12 +8,12 @@ from datetime import date, datetime, timedelta
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import Interval, and_, bindparam, case, func, literal, or_, select, union_all
+from sqlalchemy import and_, bindparam, case, func, or_, select, union_all
 from sqlalchemy.orm import joinedload, load_only
 
 from portal.access import requires
 from portal.dashboard import bar_chart as chart_bars
-from portal.forms import AlarmAssignForm, AlarmMuteForm, ConfirmForm, PlanWavesForm
+from portal.forms import AlarmAssignForm, AlarmMuteForm, CarrierScoreRulesForm, ConfirmForm, PlanWavesForm
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared import dispatch, history, labels, paging, snapshots
 from shared.extensions import db
@@ -22,6 +22,7 @@ from shared.security.masking import may_reveal, order_contact
 from shared.security.permissions import can
 from shared.services import platform_privacy
 from shared.services import alarms
+from shared.services import carrier_scores
 from shared.services import lots as lot_service
 from shared.services import waves as wave_service
 from shared.services.errors import ServiceError
@@ -40,7 +41,6 @@ WAVES_PAGE = 50
 SCANS_PAGE = 100
 ALARMS_SHOWN = 20
 SCORECARD_DAYS = 30
-ON_TIME_WITHIN = timedelta(hours=72)
 EXPIRY_DAYS = 90
 MAX_EXPIRY_DAYS = 730
 
@@ -406,26 +406,13 @@ def scans():
 
 # --- carriers ----------------------------------------------------------------------------------------------
 
-def _within(later, earlier, span: timedelta):
-    """`later` at most `span` after `earlier`, in SQL (SQLite keeps timestamps as text, so it counts in days)."""
-    if db.session.get_bind().dialect.name == "sqlite":
-        return (func.julianday(later) - func.julianday(earlier)) * 86400 <= span.total_seconds()
-    return later <= earlier + literal(span, Interval())
-
-
 @bp.get("/carriers")
 @requires("fulfilment", "view")
 def carriers():
     now = utc_now()
     since = now - timedelta(days=SCORECARD_DAYS)
-    delivered = Shipment.delivered_at.is_not(None)
-    on_time = and_(delivered, _within(Shipment.delivered_at, Shipment.shipped_at, ON_TIME_WITHIN))
-    # A parcel counts for the on-time rate once it is delivered or its 72 hours are over.
-    judged = or_(delivered, Shipment.shipped_at <= now - ON_TIME_WITHIN)
-    # Stalled now, or stalled once and moving again (the alarm stays on record when stalled_at is cleared).
-    stalled = or_(Shipment.stalled_at.is_not(None),
-                  select(FulfilmentAlarm.id).where(FulfilmentAlarm.shipment_id == Shipment.id,
-                                                   FulfilmentAlarm.kind == "parcel_stalled").exists())
+    # The one on-time and stall rule, shared with the monthly scores (shared.services.carrier_scores).
+    delivered, judged, on_time, stalled = carrier_scores.parcel_measures(now)
     shipped = db.session.execute(
         select(Shipment.carrier_code, func.count(), func.sum(case((delivered, 1), else_=0)),
                func.sum(case((on_time, 1), else_=0)), func.sum(case((judged, 1), else_=0)),
@@ -453,9 +440,43 @@ def carriers():
     names = {row["code"]: labels.label(labels.CARRIER, row["code"]) for row in table}
     on_time_bars = [{"label": names[r["code"]], "count": f"{r['on_time_rate'] * 100:.1f} %",
                      "width": round(100 * r["on_time_rate"], 1)} for r in table if r["on_time_rate"] is not None]
+    month, scores = carrier_scores.scorecard(_month_asked())
+    order = request.args.get("sort", "score")
+    scores.sort(key=SCORE_SORTS.get(order, SCORE_SORTS["score"]))
+    rules = carrier_scores.rules()
+    form = CarrierScoreRulesForm(formdata=None, data={name: carrier_scores.plain(getattr(rules, name))
+                                                      for name in carrier_scores.RULE_FIELDS})
     return render_template("portal/fulfilment/carriers.html", rows=table, days=SCORECARD_DAYS,
                            shipped_bars=chart_bars([(names[r["code"]], r["shipped"]) for r in table]),
-                           on_time_bars=on_time_bars)
+                           on_time_bars=on_time_bars, month=month, scores=scores, sort=order, rules=rules,
+                           rules_form=form, may_edit_rules=can(current_user.role, "fulfilment", "approve"))
+
+
+# Sorts of the monthly scores: lowest score first by default (the carriers to look at), de-weighted first, by code.
+SCORE_SORTS = {"score": lambda row: (row["score"], row["code"]), "-score": lambda row: (-row["score"], row["code"]),
+               "parcels": lambda row: (-row["parcels"], row["code"]), "code": lambda row: row["code"],
+               "deweighted": lambda row: (not row["deweighted"], row["score"], row["code"])}
+
+
+def _month_asked() -> date | None:
+    """The month named in the query string (YYYY-MM), or None for the latest scored month."""
+    try:
+        return datetime.strptime(request.args.get("month", ""), "%Y-%m").date()
+    except ValueError:
+        return None
+
+
+@bp.post("/carriers/rules")
+@requires("fulfilment", "approve")
+def carrier_rules():
+    form = CarrierScoreRulesForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+    else:
+        values = {name: getattr(form, name).data for name in carrier_scores.RULE_FIELDS}
+        commit_or_refuse(lambda: carrier_scores.set_rules(values, staff_actor(current_user)), _("Scoring rules saved"),
+                         form=form)
+    return redirect(url_for("fulfilment.carriers"))
 
 
 # --- near expiry -------------------------------------------------------------------------------------------

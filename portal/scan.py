@@ -71,7 +71,13 @@ def scan(kind: str):
             # during the HTTP call; apply_pack locks the order and checks again.
             db.session.commit()
             with carriers() as client:
-                answers = scans.ask_carriers(plan, client)
+                if current_app.config.get("CARRIER_LOAD_CHECK"):
+                    from shared.services.return_pickups import pickup_client
+
+                    with pickup_client() as capacity:  # the 运力 query: a carrier over its load is skipped
+                        answers = scans.ask_carriers(plan, client, capacity)
+                else:
+                    answers = scans.ask_carriers(plan, client)
         with db.session.begin_nested():
             if kind == "pick":
                 task = scans.pick(g.device, payload)

@@ -90,6 +90,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "CARRIER_API_URL": env.get("ORDERLOOM_CARRIER_API_URL", "http://127.0.0.1:5003"),
         "CARRIER_BUSINESS_ID": env.get("ORDERLOOM_CARRIER_BUSINESS_ID", ""),
         "CARRIER_APP_KEY": env.get("ORDERLOOM_CARRIER_APP_KEY", ""),
+        # Before a waybill is asked for, ask Kuaidi100's 运力 query (querymkt, at KUAIDI100_API_URL) for the carriers'
+        # load and skip one at or over the scoring rules' load threshold for the backup carrier.
+        "CARRIER_LOAD_CHECK": env.get("ORDERLOOM_CARRIER_LOAD_CHECK", "0") == "1",
         "KUAIDI100_SALT": env.get("ORDERLOOM_KUAIDI100_SALT", ""),
         "KUAIDI100_API_URL": env.get("ORDERLOOM_KUAIDI100_API_URL", "https://poll.kuaidi100.com"),
         "KUAIDI100_CUSTOMER": env.get("ORDERLOOM_KUAIDI100_CUSTOMER", ""),

@@ -58,6 +58,11 @@ SENTENCES = {
     "shipment.allocate": _l("%(actor)s allocated order %(id)s to warehouse %(warehouse)s"),
     "shipment.allocate_split": _l("%(actor)s split order %(id)s into several parcels"),
     "shipment.backup_carrier": _l("%(actor)s gave order %(id)s to the backup carrier %(carrier)s"),
+    "shipment.carrier_load_skip": _l("%(actor)s skipped carrier %(skipped)s for order %(id)s (the carrier reported "
+                                     "%(load)s) and gave it to %(carrier)s"),
+    "carrier.deweight": _l("%(actor)s de-weighted carrier %(id)s: score %(score)s in %(month)s, under %(line)s"),
+    "carrier.restore": _l("%(actor)s restored carrier %(id)s: score %(score)s in %(month)s, at or over %(line)s"),
+    "carrier.score_rules": _l("%(actor)s changed the carrier scoring rules"),
     "stock.return_inspected": _l("%(actor)s inspected a return of order %(id)s: %(quantity)s × %(sku)s"),
     "customer.create": _l("%(actor)s created customer %(id)s"),
     "customer.set_password": _l("%(actor)s set the password of customer %(id)s"),

@@ -123,7 +123,8 @@ PICK_TASK_STATUS = {"open": _l("Open"), "picking": _l("Picking"), "done": _l("Pi
 SCAN_KIND = {"pick": _l("Pick"), "pack": _l("Pack"), "load": _l("Load")}
 CARRIER = {"SF": _l("SF Express"), "YTO": _l("YTO Express"), "ZTO": _l("ZTO Express"), "STO": _l("STO Express"),
            "YD": _l("Yunda Express"), "JD": _l("JD Logistics"), "EMS": _l("EMS")}
-CARRIER_OUTCOME = {"issued": _l("Waybill issued"), "refused": _l("Refused"), "unavailable": _l("Not reachable")}
+CARRIER_OUTCOME = {"issued": _l("Waybill issued"), "refused": _l("Refused"), "unavailable": _l("Not reachable"),
+                   "skipped": _l("Skipped: carrier at capacity")}
 FULFILMENT_ALARM = {"not_packed_in_time": _l("Not packed within 4 hours"),
                     "pick_not_packed": _l("Picked but not packed"), "parcel_stalled": _l("Parcel stalled"),
                     "low_stock": _l("Below safety stock")}

@@ -309,3 +309,24 @@ def test_demo_seed_has_suppliers_and_a_purchase_report_with_suggestions_and_a_su
     assert any("purchase suggestions" in line for line in said)
     _name, (_type, _sub), content = purchasing.mail_attachment(mailed[0].dedupe_key.split(":", 1)[1])
     assert content.startswith(b"PK")  # an XLSX (a ZIP) made again for the mail
+
+
+def test_demo_seed_de_weights_a_carrier_on_its_scorecard(demo_app):
+    """devtools/demo/carriers.py: the completed orders' parcels are scored by month; SF (late, stalling) ends under
+    85, de-weighted with its reason and audited as the system, and allocation then chooses YTO first."""
+    from shared.models import AuditEvent, CarrierScore, CarrierStanding, Warehouse
+    from shared.models.parcels import ANY
+    from shared.services import carrier_scores
+
+    said = []
+    seed_demo_data(SEEDED_ORDERS, report=said.append)
+    assert any("de-weighted: SF" in line for line in said), said
+    standing = db.session.get(CarrierStanding, "SF")
+    assert standing.deweighted and standing.reason.startswith("Score ") and "is under 85.00" in standing.reason
+    wide = {row.carrier_code: row.score for row in db.session.execute(select(CarrierScore).where(
+        CarrierScore.month == standing.month, CarrierScore.origin_province == ANY)).scalars()}
+    assert wide["SF"] < 85 <= wide["YTO"], wide
+    assert db.session.execute(select(AuditEvent.actor_label).where(
+        AuditEvent.action == "carrier.deweight", AuditEvent.entity_id == "SF")).scalars().all() == ["system"]
+    hangzhou = db.session.execute(select(Warehouse).where(Warehouse.code == "HZ1")).scalar_one()
+    assert hangzhou.carriers == "SF,YTO" and carrier_scores.carriers_for(hangzhou, "北京市") == ("YTO", "SF")

@@ -48,6 +48,8 @@ COMPUTED = {
         "approval_rule.create", "approval_rule.update"],
     ("shared/services/outbox.py", '"webhook.activate" if active else "webhook.deactivate"'): [
         "webhook.activate", "webhook.deactivate"],
+    ("shared/services/carrier_scores.py", '"carrier.deweight" if under else "carrier.restore"'): [
+        "carrier.deweight", "carrier.restore"],
     ("shared/services/after_sales.py", 'f"after_sale.{target}"'): [
         "after_sale.approved", "after_sale.declined", "after_sale.awaiting_return", "after_sale.received",
         "after_sale.inspected", "after_sale.refunded", "after_sale.replaced", "after_sale.resent",

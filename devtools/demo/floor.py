@@ -33,6 +33,7 @@ def configure_carriers(host: str, port: int, portal_url: str | None = None) -> N
     os.environ.setdefault("ORDERLOOM_KUAIDI100_KEY", DEFAULT_CREDENTIALS["kuaidi100"]["key"])
     os.environ.setdefault("ORDERLOOM_KUAIDI100_SECRET", DEFAULT_CREDENTIALS["kuaidi100"]["secret"])
     os.environ.setdefault("ORDERLOOM_PICKUP_SALT", "demo-pickup-salt")
+    os.environ.setdefault("ORDERLOOM_CARRIER_LOAD_CHECK", "1")  # the 运力 query before each waybill (set_load)
     if portal_url:
         os.environ.setdefault("ORDERLOOM_PICKUP_CALLBACK_URL", f"{portal_url}/hooks/pickups/kuaidi100")
 

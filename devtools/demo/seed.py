@@ -749,6 +749,13 @@ def seed_demo_data(order_count: int = 2000, report=print, invoicing_url: str | N
     report(f"  {bought.suppliers} suppliers, this week's purchase suggestions: {bought.to_order} of {bought.lines} "
            f"lines to order, {bought.cannot_suggest} that cannot be suggested (a supplier with no lead time yet), "
            f"{bought.mails} supplier mails with their XLSX queued  {time.perf_counter() - purchasing_started:4.1f} s")
+    scores_started = time.perf_counter()
+    from devtools.demo.carriers import seed_carrier_scores
+
+    scored = seed_carrier_scores(utc_now())
+    db.session.commit()
+    report(f"  {scored.parcels} delivered parcels scored by carrier for {', '.join(scored.months) or 'no month'}; "
+           f"de-weighted: {', '.join(scored.deweighted) or 'none'}  {time.perf_counter() - scores_started:4.1f} s")
     seconds = time.perf_counter() - started
     report(f"Seeded in {seconds:.1f} s")
     return SeedOutcome(seeded=True, order_count=order_count, seconds=seconds, statuses=status_counts())

@@ -245,6 +245,28 @@ class PickupClient:
                            separators=(",", ":"))
         self._call("cancel", param)
 
+    def carrier_loads(self, send_address: str) -> dict[str, float]:
+        """The carriers' current load at a sending address, from 商家寄件运力接口 (method `querymkt`, param
+        `sendAddr`): {carrier code: load, 0..1}. A carrier absent from the answer's `data.mktInfo` has no capacity
+        there and counts as full (1.0); a listed one is 0.0 unless the item carries `loadRate` (Orderloom's
+        simulator adds it; the published answer has no load figure, see tests/fixtures/carriers/kuaidi100_capacity).
+        PickupUnavailable / PickupRefused as `book`."""
+        answer = self._call("querymkt", json.dumps({"sendAddr": send_address}, ensure_ascii=False,
+                                                   separators=(",", ":")))
+        data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
+        items = data.get("mktInfo") if isinstance(data.get("mktInfo"), list) else []
+        codes = {company: code for code, company in KUAIDI100_COMPANIES.items()}
+        loads = dict.fromkeys(KUAIDI100_COMPANIES, 1.0)
+        for item in items:
+            code = codes.get(str((item or {}).get("kuaidiCom") or "")) if isinstance(item, dict) else None
+            if code is None:
+                continue
+            try:
+                loads[code] = min(1.0, max(0.0, float(item.get("loadRate", 0.0))))
+            except (TypeError, ValueError):
+                loads[code] = 0.0
+        return loads
+
     def close(self) -> None:
         self._http.close()
 

@@ -18,6 +18,7 @@ from shared.models.fulfilment import (AlarmMute, Bin, CarrierAttempt, Device, Fu
                                       Shipment,
                                       StockTake, StockTakeLine, TrackingEvent, Wave)
 from shared.models.order import Order, OrderLine
+from shared.models.carrier_scores import CarrierScore, CarrierScoreRules, CarrierStanding
 from shared.models.parcels import (ParcelCourier, ReturnPickup, ReturnPickupEvent, TransitEstimate,
                                     WarehouseReturnAddress)
 from shared.models.payments import (OrderRefund, Payment, PaymentAccount, PaymentMismatch, PaymentNotice,
@@ -53,7 +54,7 @@ __all__ = [
     "ApprovalRule", "ApprovalRuleStep", "ApprovalStep",
     "LegalHold", "RetentionPolicy", "KpiTarget", "InvoiceProfile",
     "OrderRefund", "Payment", "PaymentAccount", "PaymentMismatch", "PaymentNotice", "PaymentReconciliation",
-    "ParcelCourier", "ReturnPickup", "ReturnPickupEvent", "TransitEstimate", "WarehouseReturnAddress",
+    "CarrierScore", "CarrierScoreRules", "CarrierStanding", "ParcelCourier", "ReturnPickup", "ReturnPickupEvent", "TransitEstimate", "WarehouseReturnAddress",
     "CustomerNotification", "CustomerRequest", "GuestCode", "OrderMessage",
     "BulkJob", "BulkJobItem", "OrderAssignment", "SavedOrderFilter",
     "PurchaseRun", "PurchaseSuggestion", "Supplier", "SupplierSku",

@@ -117,6 +117,9 @@ class Shipment(db.Model):
     tracking_flags: Mapped[str | None] = mapped_column(String(120))  # comma-separated exception flags
     last_event_at = mapped_column(UTCDateTime)
     stalled_at = mapped_column(UTCDateTime)
+    # Whether the carrier reported a signed photo (签收图片, Kuaidi100 运单附件 files) at delivery: None where the
+    # carrier reports nothing of the kind (then the parcel does not count for photo compliance).
+    sign_photo: Mapped[bool | None] = mapped_column(Boolean)
 
     order = relationship("Order", lazy="joined")
     warehouse = relationship("Warehouse", lazy="joined")

@@ -44,7 +44,8 @@ class Visibility(StrEnum):
 # cancelling and red-letter reversal, keeping B2B profiles and tax data (edit); payment reconciliation (view/edit).
 # `after_sales`: the after-sales queue (view), opening a request for a customer and the paperwork of one (edit),
 # deciding and refunding one and the reasons and return windows (approve); receiving and inspecting returned goods
-# is the floor's `fulfilment` edit (shared/after_sales_lifecycle.py).
+# is the floor's `fulfilment` edit (shared/after_sales_lifecycle.py); `fulfilment` approve edits the carrier scoring
+# rules (shared/services/carrier_scores.py).
 # `purchasing`: the purchase suggestion report and the suppliers (view); keeping suppliers and their SKUs, computing
 # the suggestions and mailing them to the suppliers (edit).
 RESOURCES = ("dashboard", "orders", "order_review", "stock", "catalog", "customers", "users", "audit", "access_log",

@@ -16,6 +16,7 @@ from shared.labels import STATUS, label
 from shared.lifecycle import OrderStatus
 from shared.models import Order, Reservation, Shipment, Sku, Warehouse
 from shared.services import audit
+from shared.services import carrier_scores
 from shared.services import orders as order_service
 from shared.services import stock as stock_service
 from shared.services.errors import Conflict, InsufficientStock
@@ -147,7 +148,7 @@ def allocate(order: Order, actor: Actor, now: datetime | None = None) -> Shipmen
         shipment = Shipment(order_id=order.id, order=order, warehouse_id=warehouse.id, status=SHIPMENT.initial,
                             priority=priority_of(order, now), allocated_at=now,
                             ship_by=as_utc(order.paid_at or order.placed_at) + SHIP_WITHIN,
-                            carrier_code=(warehouse.carriers or "SF").split(",")[0].strip())
+                            carrier_code=carrier_scores.carriers_for(warehouse, order.province)[0])
         db.session.add(shipment)
         db.session.flush()
     audit.record(actor, "shipment.allocate", "order", order.order_no,
@@ -178,6 +179,7 @@ def _allocate_split(order: Order, actor: Actor, now: datetime) -> Shipment:
             free[(warehouse_id, line.sku_id)] = free.get((warehouse_id, line.sku_id), 0) - line.quantity
         plan[warehouse_id].append(line)
     by_id = {w.id: w for w in warehouses}
+    standing = carrier_scores.ranking()
     shipments = []
     with db.session.begin_nested():
         for warehouse_id, lines in plan.items():
@@ -190,7 +192,7 @@ def _allocate_split(order: Order, actor: Actor, now: datetime) -> Shipment:
                 order_id=order.id, order=order, warehouse_id=warehouse_id, status=SHIPMENT.initial,
                 priority=priority_of(order, now), allocated_at=now, line_ids=[line.id for line in lines],
                 ship_by=as_utc(order.paid_at or order.placed_at) + SHIP_WITHIN,
-                carrier_code=(warehouse.carriers or "SF").split(",")[0].strip()))
+                carrier_code=carrier_scores.carriers_for(warehouse, order.province, standing)[0]))
         db.session.add_all(shipments)
         db.session.flush()
     audit.record(actor, "shipment.allocate_split", "order", order.order_no,
@@ -285,12 +287,13 @@ def allocate_many(order_ids: list[int], actor: Actor, now: datetime | None = Non
         order_service.transition_many(group, S.ALLOCATED, actor, guards_checked=True,
                                       values={"warehouse_id": warehouse_id})
     rows = []
+    standing = carrier_scores.ranking() if allocated else None  # the carriers' scores, read once for the batch
     for order in allocated:
         warehouse, distance = chosen_for[order.id]
         rows.append({"order_id": order.id, "warehouse_id": warehouse.id, "status": SHIPMENT.initial,
                      "priority": priority_of(order, now), "allocated_at": now,
                      "ship_by": as_utc(order.paid_at or order.placed_at) + SHIP_WITHIN,
-                     "carrier_code": (warehouse.carriers or "SF").split(",")[0].strip()})
+                     "carrier_code": carrier_scores.carriers_for(warehouse, order.province, standing)[0]})
         audit.record(actor, "shipment.allocate", "order", order.order_no,
                      after={"warehouse": warehouse.code, "distance_km": round(distance),
                             "priority": rows[-1]["priority"]})

@@ -1,5 +1,6 @@
 """Handheld scans: devices, pick (a unit out of a lot's bin), pack (with a waybill, falling back to a backup
 carrier) and load. Every scan is recorded; the ledger records the shipment when the parcel is loaded."""
+import logging
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -18,6 +19,7 @@ from shared.models import (
     Shipment,
 )
 from shared.services import audit
+from shared.services import carrier_scores
 from shared.services import orders as order_service
 from shared.services import validation as check
 from shared.services.allocation import open_parcels, lines_of
@@ -29,6 +31,7 @@ from shared.services.validation import N_
 from shared.timekeeping import utc_now
 
 S = OrderStatus
+log = logging.getLogger("orderloom.scans")
 
 
 class ScanRefused(Conflict):
@@ -148,6 +151,8 @@ class PackPlan:
     carriers: tuple[str, ...]  # first choice, then the backups
     request: object  # a shared.carriers.waybills.WaybillRequest
     platform_client: object | None = None  # the platform's own e-waybill, for a platform-encrypted receiver
+    load_threshold: float = 1.0  # a carrier whose reported load is at or over this is skipped for the next one
+    send_address: str = ""  # where the parcel is sent from, as the carrier's capacity query takes it
 
 
 @dataclass(frozen=True)
@@ -184,18 +189,40 @@ def plan_pack(device: Device, payload: dict) -> PackPlan:
     platform_client = None
     if order.platform_protected:  # ciphertext for the platform's e-waybill; else decrypted by the platform, logged
         request, platform_client = _protected_request(order, request, None)
+    warehouse = shipment.warehouse
     return PackPlan(shipment_id=shipment.id, order_no=order.order_no, box=box, carriers=codes, request=request,
-                    platform_client=platform_client)
+                    platform_client=platform_client, load_threshold=float(carrier_scores.rules().load_threshold),
+                    send_address=f"{warehouse.province}{warehouse.city}{warehouse.name}")
 
 
-def ask_carriers(plan: PackPlan, carriers) -> list[CarrierAnswer]:
+def ask_carriers(plan: PackPlan, carriers, capacity=None) -> list[CarrierAnswer]:
     """The HTTP calls to the e-waybill API, first choice first, until one issues: no database access here, so
-    the caller runs this outside any transaction (a slow carrier holds no lock)."""
+    the caller runs this outside any transaction (a slow carrier holds no lock).
+
+    With `capacity` (a client with `carrier_loads(send_address)`, the Kuaidi100 运力 query), a carrier whose reported
+    load is at or over the plan's threshold is skipped for the next one (answer `skipped`), unless every carrier is
+    over it (then they are asked in order as usual); a capacity query that fails skips nobody."""
+    from shared.carriers.pickups import PickupRefused, PickupUnavailable
     from shared.carriers.waybills import CarrierRefused, CarrierUnavailable
 
     answers = []
+    order = plan.carriers
+    if capacity is not None and len(order) > 1:
+        try:
+            loads = capacity.carrier_loads(plan.send_address)
+        except (PickupRefused, PickupUnavailable) as error:
+            log.warning("carrier_load=unknown order=%s reason=%s", plan.order_no, str(error)[:200])
+            loads = {}
+        full = carrier_scores.over_load({code: loads[code] for code in order if code in loads}, plan.load_threshold)
+        if full and set(order) - full:
+            for code in order:
+                if code in full:
+                    answers.append(CarrierAnswer(code, "skipped", f"load {loads[code]:.2f} ≥ {plan.load_threshold:.2f}"))
+                    log.warning("carrier_load=skipped order=%s carrier=%s load=%.2f threshold=%.2f", plan.order_no,
+                                code, loads[code], plan.load_threshold)
+            order = tuple(code for code in order if code not in full)
     carriers = plan.platform_client or carriers
-    for code in plan.carriers:
+    for code in order:
         try:
             waybill = carriers.request(replace(plan.request, carrier_code=code))
         except (CarrierRefused, CarrierUnavailable) as error:
@@ -236,7 +263,10 @@ def waybill_request(shipment: Shipment):
     from shared.carriers.waybills import WaybillRequest
 
     order, warehouse = shipment.order, shipment.warehouse
-    codes = tuple(c.strip() for c in (warehouse.carriers or "SF").split(",") if c.strip())
+    # The carrier allocation chose first, then the warehouse's others as the scores rank them now.
+    ranked = carrier_scores.carriers_for(warehouse, order.province)
+    first = shipment.carrier_code if shipment.carrier_code in ranked else ranked[0]
+    codes = (first, *(code for code in ranked if code != first))
     # The e-waybill API answers the same order code with the same waybill (a retry is safe); each parcel of a
     # split order is an order of its own there.
     order_code = order.order_no if shipment.line_ids is None else f"{order.order_no}-{shipment.id}"
@@ -252,21 +282,28 @@ def waybill_request(shipment: Shipment):
 
 def record_waybill(shipment: Shipment, answers: list[CarrierAnswer], actor: Actor) -> None:
     """Log every carrier's answer; the issued waybill goes on the parcel, or the pack is refused."""
-    problems = []
+    problems, skipped = [], []
     for answer in answers:
         db.session.add(CarrierAttempt(shipment_id=shipment.id, carrier_code=answer.carrier_code,
                                       outcome=answer.outcome, message=answer.message, occurred_at=utc_now()))
+        if answer.outcome == "skipped":
+            skipped.append(answer)
+            continue
         if answer.waybill is None:
             problems.append(f"{answer.carrier_code}: {answer.message}")
             continue
         waybill = answer.waybill
         shipment.carrier_code, shipment.waybill_no = answer.carrier_code, waybill.waybill_no
         shipment.sort_code, shipment.label_html = waybill.sort_code, waybill.label_html
+        for skip in skipped:
+            audit.record(actor, "shipment.carrier_load_skip", "order", shipment.order.order_no,
+                         after={"skipped": skip.carrier_code, "carrier": answer.carrier_code, "load": skip.message})
         if problems:
             audit.record(actor, "shipment.backup_carrier", "order", shipment.order.order_no,
                          after={"carrier": answer.carrier_code, "refused": problems})
         return
-    _refuse("no_waybill", "order", code="no_waybill", problems="; ".join(problems))
+    _refuse("no_waybill", "order", code="no_waybill",
+            problems="; ".join(problems + [f"{a.carrier_code}: {a.message}" for a in skipped]))
 
 
 def _protected_request(order, request, carriers):

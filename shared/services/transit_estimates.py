@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, text
 
 from shared.extensions import db
-from shared.models import Shipment, TransitEstimate
+from shared.models import Order, Shipment, TransitEstimate, Warehouse
 from shared.models.parcels import ANY
 from shared.timekeeping import as_utc, utc_now
 
@@ -62,6 +62,12 @@ _SQLITE = """
     GROUP BY carrier_code, origin, destination, n
 """
 GROUPINGS = (("w.province", "o.province"), (f"'{ANY}'", f"'{ANY}'"))  # per route, then carrier-wide
+
+
+def route_ends():
+    """A parcel's route as columns: the shipping warehouse's province → the order's (shipping address) province, the
+    same ends _DELIVERED groups by; the carrier scores (shared.services.carrier_scores) group by these too."""
+    return Warehouse.province, Order.province
 
 
 def refresh(now: datetime | None = None, window: timedelta = WINDOW) -> int:

@@ -91,7 +91,30 @@ def border(simulator, request: Request) -> Response:
         return _book(simulator, param)
     if method == "cancel":
         return _cancel(simulator, param)
+    if method == "querymkt":
+        return _capacity(simulator, param)
     return _error("400", f"参数错误：不支持的 method {method}")
+
+
+def _capacity(simulator, param: dict) -> Response:
+    """method querymkt (商家寄件运力接口): the carriers with capacity at `sendAddr`, in the published answer's shape
+    (data.province/city/district/addr, data.mktInfo[] with serviceType, mktId, kuaidiCom). A carrier set full with
+    `set_load(code, 1.0)` is left out, as Kuaidi100 leaves out a carrier without capacity; each listed item also
+    carries `loadRate` (0..1), the simulator's own addition (not in the published answer)."""
+    from devtools.simulators.carriers.endpoints import json_response
+
+    address = str(param.get("sendAddr") or "").strip()
+    if not address:
+        return _error("400", "参数错误：缺少 sendAddr")
+    parts = split_address(address)
+    with simulator.lock:
+        loads = dict(simulator.carrier_loads)
+    items = [{"serviceType": ["快递包裹"], "mktId": 98959397, "kuaidiCom": company, "bigCustPriceDOList": None,
+              "loadRate": loads.get(code, 0.0)}
+             for code, company in KUAIDI100_COMPANIES.items() if loads.get(code, 0.0) < 1.0]
+    return json_response({"result": True, "returnCode": "200", "message": "success",
+                          "data": {"province": parts["ProvinceName"], "city": parts["CityName"],
+                                   "district": parts["ExpAreaName"], "addr": address, "mktInfo": items}})
 
 
 def _book(simulator, param: dict) -> Response:

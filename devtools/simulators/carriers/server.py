@@ -173,6 +173,7 @@ class CarrierSimulator(LoopbackServing):
         self.pickups: dict[str, pickup_endpoint.SimPickup] = {}  # door pickups (商家寄件) by taskId
         self.pickups_by_third: dict[str, pickup_endpoint.SimPickup] = {}  # by thirdOrderId (idempotency)
         self.pickup_refused_provinces: set[str] = set()
+        self.carrier_loads: dict[str, float] = {}  # carrier code → load (0..1) the 运力 query reports; 1.0: none left
         self.callbacks_sent: dict[str, int] = {}
         self._init_serving()
 
@@ -281,6 +282,12 @@ class CarrierSimulator(LoopbackServing):
             self._refusals.pop(carrier_code, None)
 
     # ------------------------------------------------------------ door pickups (商家寄件)
+    def set_load(self, carrier_code: str, load: float) -> None:
+        """What the 商家寄件运力 query (querymkt) reports for a carrier from now on: 1.0 leaves it out (no capacity)."""
+        _check_carrier(carrier_code)
+        with self.lock:
+            self.carrier_loads[carrier_code] = float(load)
+
     def refuse_pickups_from(self, province: str) -> None:
         """Pickups whose sender is in this province are refused (寄件地址超出服务范围) until allowed again."""
         with self.lock:
