@@ -29,6 +29,7 @@ from shared.models.second_factor import RecoveryCode, SecondFactor, StepUpGrant
 from shared.models.staff_notes import CustomerNote, OrderNote, OrderTag
 from shared.models.staff import ApiToken, PermissionRevision, RoleFieldVisibility, RoleGrant, StaffRole, StaffUser, Team
 from shared.models.stock import Reservation, StockLevel, StockMovement
+from shared.models.stock_offers import CustomerTier, ExpectedReceipt, SkuSubstitute, StockOffer, StockOfferSettings
 from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, PlatformRefund, ReconciliationDifference,
                                 ReconciliationReport, SkuMapping, StatusMapping, SyncAlert, SyncRun, TrackingPush,
                                 WebhookDelivery, WebhookRejection, WebhookRejectionRollup, WebhookSubscription)
@@ -55,4 +56,5 @@ __all__ = [
     "ParcelCourier", "ReturnPickup", "ReturnPickupEvent", "TransitEstimate", "WarehouseReturnAddress",
     "CustomerNotification", "CustomerRequest", "GuestCode", "OrderMessage",
     "BulkJob", "BulkJobItem", "OrderAssignment", "SavedOrderFilter",
+    "CustomerTier", "ExpectedReceipt", "SkuSubstitute", "StockOffer", "StockOfferSettings",
 ]
