@@ -425,6 +425,11 @@ class ExceptionTransitionForm(FlaskForm):
     comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=1000)])
 
 
+class StockOfferForm(FlaskForm):
+    """Accept one out-of-stock offer (its id), or look at the stock again (no offer)."""
+    offer = StringField(_l("Offer"), validators=[Optional(), Length(max=12)])
+
+
 class ExceptionAssignForm(FlaskForm):
     assignee = SelectField(_l("Assign to"), choices=[], validate_choice=False, validators=[DataRequired()])
 

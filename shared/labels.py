@@ -163,6 +163,11 @@ BULK_STATUS = {"awaiting_confirmation": _l("Waiting for your confirmation"), "qu
                "discarded": _l("Not started (not confirmed)")}
 BULK_OUTCOME = {"pending": _l("Waiting"), "done": _l("Done"), "held": _l("Sent for approval"),
                 "refused": _l("Refused")}
+# Out-of-stock choices (shared/services/stock_offers.py).
+STOCK_OFFER_KIND = {"transfer": _l("Transfer from another warehouse"), "pre_order": _l("Pre-order with a coupon"),
+                    "substitute": _l("Substitute")}
+STOCK_OFFER_STATUS = {"open": _l("Open"), "accepted": _l("Accepted"), "stale": _l("No longer needed"),
+                      "withdrawn": _l("Withdrawn")}
 # The exception center (shared/services/exceptions.py, shared/exception_lifecycle.py).
 EXCEPTION_CATEGORY = {"payment": _l("Payment"), "logistics": _l("Logistics"), "product_stock": _l("Product and stock"),
                       "account_risk": _l("Account and risk"), "after_sales": _l("After-sales"),

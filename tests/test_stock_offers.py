@@ -198,3 +198,95 @@ def test_the_receipt_already_promised_is_refused(shop):
     db.session.rollback()
     assert db.session.get(ExpectedReceipt, shop["receipt"].id).promised == 48
     assert offer(order, "pre_order").status == "open"
+
+
+# --- through the API, the portal and the customer site --------------------------------------------------------
+
+def test_the_api_answers_201_on_hold_for_a_priority_customer_and_409_for_others(shop, portal, create_user):
+    from shared.services import staff
+
+    token = staff.issue_token(create_user("api-admin", "admin"), ADMIN)
+    db.session.commit()
+    client = portal.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    waited = client.post("/api/v1/orders", json=vip_order(), headers=headers)
+    assert waited.status_code == 201, waited.text
+    assert waited.json["status"] == "on_hold"
+    count = db.session.scalar(select(func.count()).select_from(Order))
+    refused = client.post("/api/v1/orders", json=vip_order(phone=PLAIN_PHONE, email="plain@example.com"),
+                          headers=headers)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "insufficient_stock"
+    assert db.session.scalar(select(func.count()).select_from(Order)) == count
+
+
+def test_customer_service_sees_the_offers_and_accepts_one_on_the_exception_page(shop, client_for):
+    from tests.portal_client import csrf_token
+
+    order = waiting(shop)
+    problem_id = offer(order, "transfer").exception_id
+    client = client_for("customer_service")
+    page = client.get(f"/exceptions/{problem_id}")
+    assert page.status_code == 200
+    for kind in ("transfer", "pre_order", "substitute"):
+        assert f'data-testid="accept-{kind}"' in page.text
+    assert "SH1" in page.text or "上海仓" in page.text
+    token = csrf_token(client, f"/exceptions/{problem_id}")
+    missing = client.post(f"/exceptions/{problem_id}/offers/accept", data={"csrf_token": token, "offer": "999999"})
+    assert missing.status_code == 404
+    done = client.post(f"/exceptions/{problem_id}/offers/accept",
+                       data={"csrf_token": token, "offer": str(offer(order, "substitute").id)})
+    assert done.status_code == 303
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).status == "confirmed"
+    assert [line.sku.code for line in db.session.get(Order, order.id).lines] == ["SKU-2", "SKU-3"]
+    again = client.post(f"/exceptions/{problem_id}/offers/accept",
+                        data={"csrf_token": token, "offer": str(offer(order, "substitute").id)}, follow_redirects=True)
+    assert "accepted already" in again.text  # accepting twice: said, nothing changed
+    detail = client.get(f"/orders/{order.order_no}")  # the order's history says it in a sentence
+    assert "accepted for order" in detail.text
+
+
+def test_the_customer_chooses_on_their_own_order_only(shop, customer_app):
+    from tests.test_customer_site import PASSWORD, csrf_token, sign_in
+
+    vip = shop["vip"]
+    customers.set_password(vip, PASSWORD, ADMIN)
+    other = customers.create_account("韩梅梅", "13700002222", "han@example.com", PASSWORD, ADMIN)
+    order = waiting(shop)
+    theirs = orders.create_order(order_payload(phone="13700002222", customer=customer("13700002222",
+                                                                                      "han@example.com")), ADMIN)
+    db.session.commit()
+    client = customer_app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    assert sign_in(client, email="vip@example.com").status_code == 302
+    page = client.get(f"/orders/{order.order_no}")
+    assert 'data-testid="customer-offer-pre_order"' in page.text
+    token = csrf_token(client, f"/orders/{order.order_no}")
+    chosen = offer(order, "pre_order").id
+    assert client.post(f"/orders/{theirs.order_no}/offers/accept",
+                       data={"csrf_token": token, "offer": str(chosen)}).status_code == 404
+    other_order = waiting_for_other(other)
+    assert client.post(f"/orders/{order.order_no}/offers/accept",
+                       data={"csrf_token": token, "offer": str(offer(other_order, "pre_order").id)}).status_code == 404
+    db.session.expire_all()
+    assert {o.status for o in stock_offers.offers_of(order.id)} == {"open"}
+    done = client.post(f"/orders/{order.order_no}/offers/accept", data={"csrf_token": token, "offer": str(chosen)})
+    assert done.status_code == 303
+    db.session.expire_all()
+    assert offer(order, "pre_order").status == "accepted"
+    assert offer(order, "pre_order").decided_by == f"customer:{vip.id}"
+
+
+def waiting_for_other(other) -> Order:
+    """Another VIP's waiting order (the offers of someone else)."""
+    customers.set_tier(other, "vip", ADMIN)
+    order = orders.create_order(vip_order(phone="13700002222", email="han@example.com"), ADMIN)
+    db.session.commit()
+    return order
+
+
+def test_a_tier_without_offers_on_the_site_shows_none_to_the_customer(shop):
+    order = waiting(shop)
+    assert stock_offers.shown_to_customer(order)
+    stock_offers.set_tier_rule("vip", True, False, ADMIN)
+    assert stock_offers.shown_to_customer(order) == []
