@@ -44,6 +44,8 @@ SCHEDULE = (
     ("check_after_sales_slas", "jobs.after_sales.check_after_sales_slas", 60, queues.DEFAULT),
     # Customer notifications (mail, simulated SMS): what a job did not send, and retries of a relay that was down.
     ("send_due_notifications", "jobs.notifications.send_due_notifications", 30, queues.DEFAULT),
+    # Out-of-stock orders waiting with offers, reserved as ordered once their stock arrived (stock_offers).
+    ("reserve_arrived_stock", "jobs.stock_offers.reserve_arrived_stock", 300, queues.DEFAULT),
 )
 
 # Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,
@@ -51,4 +53,4 @@ SCHEDULE = (
 TIMEOUTS = {"seal_audit_logs": 30, "write_audit_checkpoint": 300, "feed_exceptions": 120,
             "check_exception_slas": 60, "escalate_stalled_approvals": 120, "apply_retention": 1800,
             "reconcile_payments": 900, "sweep_invoice_requests": 300, "resolve_processing_refunds": 300,
-            "refresh_transit_estimates": 300}
+            "refresh_transit_estimates": 300, "reserve_arrived_stock": 300}

@@ -290,3 +290,46 @@ def test_a_tier_without_offers_on_the_site_shows_none_to_the_customer(shop):
     assert stock_offers.shown_to_customer(order)
     stock_offers.set_tier_rule("vip", True, False, ADMIN)
     assert stock_offers.shown_to_customer(order) == []
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("live_apps", ["postgresql", "sqlite"], indirect=True)
+def test_the_job_reserves_a_pre_order_once_its_receipt_arrived_through_a_worker(live_apps):
+    from rq import Queue
+    from rq.job import Job
+
+    from jobs import queues
+    from tests.test_worker import _redis, _run_worker
+
+    _redis().flushdb()  # only this test's Redis database (TEST_REDIS_URL)
+    with live_apps.core.app_context():
+        catalog.create_channel("OS", "官网商城", "own_shop", ADMIN)
+        catalog.create_warehouse({"code": "HZ1", "name": "杭州仓", "province": "浙江省", "city": "杭州市"}, ADMIN)
+        for code in ("SKU-1", "SKU-3"):
+            catalog.create_sku({"sku": code, "name": code}, ADMIN)
+        stock.adjust_stock("SKU-3", "HZ1", 5, "opening stock", ADMIN, kind="receipt")
+        stock_offers.expect_receipt("SKU-1", "HZ1", (utc_now() + timedelta(days=3)).date(), 20, ADMIN)
+        vip = customers.find_or_create("张伟", VIP_PHONE, "vip@example.com", ADMIN)
+        customers.set_tier(vip, "vip", ADMIN)
+        order = orders.create_order(vip_order(), ADMIN)
+        stock_offers.accept(offer(order, "pre_order"), ADMIN)
+        db.session.commit()
+        order_no = order.order_no
+    redis = _redis()
+    queue = Queue(queues.DEFAULT, connection=redis)
+    first = queue.enqueue("jobs.stock_offers.reserve_arrived_stock")
+    assert _run_worker(live_apps.url, "--simple").returncode == 0
+    assert Job.fetch(first.id, connection=redis).return_value() == {"reserved": [], "released": []}
+    with live_apps.core.app_context():
+        stock.adjust_stock("SKU-1", "HZ1", 20, "receipt arrived", ADMIN, kind="receipt")
+        db.session.commit()
+    second = queue.enqueue("jobs.stock_offers.reserve_arrived_stock")
+    again = queue.enqueue("jobs.stock_offers.reserve_arrived_stock")
+    finished = _run_worker(live_apps.url, "--simple")
+    assert finished.returncode == 0, finished.stderr
+    assert Job.fetch(second.id, connection=redis).return_value() == {"reserved": [order_no], "released": [order_no]}
+    assert Job.fetch(again.id, connection=redis).return_value() == {"reserved": [], "released": []}
+    with live_apps.core.app_context():
+        row = orders.get_order(order_no)
+        assert row.status == "confirmed"
+        assert sum(r.quantity for r in stock.active_reservations([row.id])) == 6

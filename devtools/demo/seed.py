@@ -740,6 +740,13 @@ def seed_demo_data(order_count: int = 2000, report=print, invoicing_url: str | N
     report(f"  {returned.requests} returns of {CUSTOMER_ACCOUNTS[0][1]} ({returned.pickups} pickups booked with a "
            f"carrier simulator, parcels coming back, one inspected with its refund countdown, one refunded)  "
            f"{time.perf_counter() - returns_started:4.1f} s")
+    offers_started = time.perf_counter()
+    from devtools.demo.offers import seed_offers
+
+    offered = seed_offers(utc_now(), CUSTOMER_ACCOUNTS[0][1], SEED_ACTOR)
+    db.session.commit()
+    report(f"  {offered.waiting} out-of-stock orders of VIP {CUSTOMER_ACCOUNTS[0][1]} wait with offers, "
+           f"{offered.accepted} substitute accepted  {time.perf_counter() - offers_started:4.1f} s")
     seconds = time.perf_counter() - started
     report(f"Seeded in {seconds:.1f} s")
     return SeedOutcome(seeded=True, order_count=order_count, seconds=seconds, statuses=status_counts())
