@@ -217,6 +217,8 @@ NOTIFICATION_EVENT = {
     "return_received": _l("Return received"), "refunded": _l("Refunded"), "cancel_approved": _l("Cancel approved"),
     "cancelled_by_shop": _l("Cancelled by the shop"), "cancel_declined": _l("Cancel declined"),
     "message_answered": _l("Message answered"), "guest_code": _l("One-time code"),
+    "stock_offers": _l("Out of stock: choose an offer"), "stock_arrived": _l("Out-of-stock item arrived"),
+    "stock_offer_accepted": _l("Out-of-stock offer accepted"),
 }
 NOTIFICATION_CHANNEL = {"email": _l("Email"), "sms": _l("Text message (SMS)")}
 # Invoice profiles (发票抬头): the kinds of buyer, and SKU tax-free flags (issue 12)
