@@ -161,6 +161,11 @@ class ConfirmForm(FlaskForm):
     """An empty form: only its CSRF token matters (unlock, revoke tokens)."""
 
 
+class CustomerTierForm(FlaskForm):
+    """Move a customer to a tier (the tiers are data: shared.models.CustomerTier)."""
+    tier = SelectField(_l("Tier"), choices=[], validate_choice=False, validators=[DataRequired(), Length(max=16)])
+
+
 class NoteForm(FlaskForm):
     """A staff note on an order or a customer (shared/services/order_notes.py checks it again)."""
 

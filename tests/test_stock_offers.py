@@ -333,3 +333,26 @@ def test_the_job_reserves_a_pre_order_once_its_receipt_arrived_through_a_worker(
         row = orders.get_order(order_no)
         assert row.status == "confirmed"
         assert sum(r.quantity for r in stock.active_reservations([row.id])) == 6
+
+
+def test_staff_move_a_customer_to_a_tier_that_exists_only(shop, client_for):
+    from tests.portal_client import csrf_token
+
+    plain = customers.find_or_create("李四", PLAIN_PHONE, None, ADMIN)
+    db.session.commit()
+    client = client_for("admin")
+    page = client.get(f"/customers/{plain.id}")
+    assert 'data-testid="set-tier"' in page.text
+    token = csrf_token(client, f"/customers/{plain.id}")
+    refused = client.post(f"/customers/{plain.id}/tier", data={"csrf_token": token, "tier": "platinum"},
+                          follow_redirects=True)
+    assert "No customer tier platinum" in refused.text
+    db.session.expire_all()
+    assert db.session.get(type(plain), plain.id).tier == "standard"
+    assert client.post(f"/customers/{plain.id}/tier", data={"csrf_token": token, "tier": "vip"}).status_code == 303
+    db.session.expire_all()
+    assert db.session.get(type(plain), plain.id).tier == "vip"
+    assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "customer.tier", AuditEvent.entity_id == str(plain.id))) == 1
+    waited = orders.create_order(vip_order(phone=PLAIN_PHONE, email="plain@example.com"), ADMIN)
+    assert waited.status == "on_hold"  # the new tier counts from the next order on
