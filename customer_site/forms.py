@@ -78,3 +78,8 @@ class InvoiceRequestForm(FlaskForm):
     profile_id = SelectField(_l("Invoice profile"), coerce=int, choices=[], validate_choice=False)
     kind = SelectField(_l("Kind"), choices=[("normal", _l("Normal VAT invoice (普票)")),
                                             ("special", _l("Special VAT invoice (专票)"))])
+
+
+class StockOfferChoiceForm(FlaskForm):
+    """The customer's choice among the out-of-stock offers of their order."""
+    offer = StringField(_l("Offer"), validators=[DataRequired(), Length(max=12)])

@@ -49,6 +49,8 @@ SCHEDULE = (
     ("send_due_notifications", "jobs.notifications.send_due_notifications", 30, queues.DEFAULT),
     # Purchase suggestions, weekly: checked hourly, computed and mailed to the suppliers once per ISO week.
     ("suggest_purchases", "jobs.purchasing.suggest_purchases", 3600, queues.DEFAULT),
+    # Out-of-stock orders waiting with offers, reserved as ordered once their stock arrived (stock_offers).
+    ("reserve_arrived_stock", "jobs.stock_offers.reserve_arrived_stock", 300, queues.DEFAULT),
 )
 
 # Jobs that need a timeout other than RQ's default (180 s): a sealer that hangs must not hold its log for long,
@@ -56,4 +58,5 @@ SCHEDULE = (
 TIMEOUTS = {"seal_audit_logs": 30, "write_audit_checkpoint": 300, "feed_exceptions": 120,
             "check_exception_slas": 60, "escalate_stalled_approvals": 120, "apply_retention": 1800,
             "reconcile_payments": 900, "sweep_invoice_requests": 300, "resolve_processing_refunds": 300,
-            "refresh_transit_estimates": 300, "suggest_purchases": 600, "score_carriers": 600}
+            "refresh_transit_estimates": 300, "suggest_purchases": 600, "score_carriers": 600,
+            "reserve_arrived_stock": 300}

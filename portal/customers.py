@@ -1,18 +1,19 @@
 """Customers: a search through blind indexes (as the viewer's role may search) and one customer's page: their orders
 across channels, after-sales requests, invoices and staff notes, every personal value masked as the role sees it."""
 from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.access import requires
-from portal.forms import ConfirmForm, NoteForm
+from portal.forms import ConfirmForm, CustomerTierForm, NoteForm
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared import customer_search, labels
 from shared.extensions import db
 from shared.models import Customer
 from shared.security.masking import order_contact, shown_value
 from shared.security.permissions import can
-from shared.services import order_notes
+from shared.services import customers, order_notes, stock_offers
 from shared.services.errors import ServiceError
 from shared.web import staff_actor
 
@@ -62,7 +63,31 @@ def detail(customer_id: int):
         note_form=NoteForm() if can(role, "customers", "edit") else None,
         status_names=labels.translated(labels.STATUS), after_sale_types=labels.translated(labels.AFTER_SALE_TYPE),
         after_sale_states=labels.translated(labels.AFTER_SALE_STATE),
-        invoice_statuses=labels.translated(labels.INVOICE_STATUS))
+        invoice_statuses=labels.translated(labels.INVOICE_STATUS), tier=stock_offers.tier(customer.tier),
+        zh=str(get_locale() or "").startswith("zh"),
+        tier_form=_tier_form(customer) if can(role, "customers", "edit") else None)
+
+
+def _tier_form(customer: Customer) -> CustomerTierForm:
+    form = CustomerTierForm(formdata=None, tier=customer.tier)
+    form.tier.choices = [(t.code, f"{t.name_zh} / {t.name_en}") for t in stock_offers.tiers()]
+    return form
+
+
+@bp.post("/<int:customer_id>/tier")
+@requires("customers", "edit")
+def set_tier(customer_id: int):
+    """Move the customer to another tier (a priority tier's out-of-stock orders wait with offers)."""
+    customer = db.session.get(Customer, customer_id)
+    if customer is None or customer.anonymised_at is not None:
+        abort(404)
+    form = CustomerTierForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+    else:
+        commit_or_refuse(lambda: customers.set_tier(customer, form.tier.data, staff_actor(current_user)),
+                         _("The customer's tier is now %(tier)s.", tier=form.tier.data))
+    return redirect(url_for("customers.detail", customer_id=customer_id), 303)
 
 
 @bp.post("/<int:customer_id>/notes")

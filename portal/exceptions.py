@@ -2,7 +2,7 @@
 / canned-reply settings (for `exceptions` approve) and the monthly closed-loop report."""
 from datetime import timedelta
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -10,14 +10,15 @@ from werkzeug.exceptions import NotFound as HttpNotFound
 
 from portal.access import requires
 from portal.forms import (CannedReplyForm, ExceptionAssignForm, ExceptionRouteForm, ExceptionSlaForm,
-                          ExceptionTransitionForm)
+                          ExceptionTransitionForm, StockOfferForm)
 from portal.outcomes import commit_or_refuse, flash_form_errors
 from shared.exception_lifecycle import EXCEPTION, STATES
 from shared.extensions import db
-from shared.labels import EXCEPTION_CATEGORY, EXCEPTION_KIND, EXCEPTION_STATE, SLA_CLOCK, label
+from shared.labels import (EXCEPTION_CATEGORY, EXCEPTION_KIND, EXCEPTION_STATE, SLA_CLOCK, STOCK_OFFER_KIND,
+                           STOCK_OFFER_STATUS, label, translated)
 from shared.models import StaffUser
 from shared.security.permissions import can
-from shared.services import exceptions, roles
+from shared.services import exceptions, roles, stock_offers
 from shared.services.errors import ServiceError
 from shared.timekeeping import local_date, utc_now
 from shared.web import staff_actor
@@ -104,7 +105,11 @@ def _detail_page(row, refused_form=None, status: int = 200):
                            move_forms=move_forms, assign_form=assign_form, now=utc_now(), countdown=countdown,
                            needs_comment=EXCEPTION.needs_comment,
                            editable=can(current_user.role, "exceptions", "edit"),
-                           assignable=row.status not in ("resolved", "closed"), zh=language == "zh"), status
+                           assignable=row.status not in ("resolved", "closed"), zh=language == "zh",
+                           offers=stock_offers.offers_for_exception(row), describe_offer=stock_offers.describe,
+                           offer_form=StockOfferForm(formdata=None), offer_kinds=translated(STOCK_OFFER_KIND),
+                           offer_states=translated(STOCK_OFFER_STATUS),
+                           may_accept=can(current_user.role, "orders", "edit")), status
 
 
 @bp.post("/<int:exception_id>/transition")
@@ -218,3 +223,50 @@ def report():
     except (ValueError, ServiceError):
         problem = _("The month is written YYYY-MM, e.g. 2026-11.")
     return render_template("portal/exceptions/report.html", rows=rows, month=month, problem=problem)
+
+
+def _offer_outcome(action, exception_id: int):
+    """Run an out-of-stock offer action and commit; a refusal rolls back and says why (nothing changed)."""
+    try:
+        outcome = action()
+        db.session.commit()
+    except ServiceError as refused:
+        db.session.rollback()
+        flash(_("Not saved: %(message)s") % {"message": refused.message}, "error")
+    else:
+        if outcome is None:
+            flash(_("The stock has not arrived yet: the order still waits."), "info")
+        else:
+            said = _("%(outcome)s The order goes on.", outcome=outcome.message) if outcome.released \
+                else outcome.message
+            flash(said, "success")
+    return redirect(url_for("exceptions.detail", exception_id=exception_id), 303)
+
+
+@bp.post("/<int:exception_id>/offers/accept")
+@requires("orders", "edit")
+def accept_offer(exception_id: int):
+    """Customer service accepts one of the offers of an out-of-stock exception (the customer agreed)."""
+    row = _exception_or_404(exception_id)
+    form = StockOfferForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return redirect(url_for("exceptions.detail", exception_id=exception_id), 303)
+    offer = next((o for o in stock_offers.offers_for_exception(row) if str(o.id) == (form.offer.data or "")), None)
+    if offer is None:
+        raise HttpNotFound()
+    return _offer_outcome(lambda: stock_offers.accept(offer, staff_actor(current_user)), exception_id)
+
+
+@bp.post("/<int:exception_id>/offers/recheck")
+@requires("orders", "edit")
+def recheck_offers(exception_id: int):
+    """Look at the stock again for the waiting order (a receipt arrived, an approved transfer was made)."""
+    row = _exception_or_404(exception_id)
+    if row.order is None or not stock_offers.offers_for_exception(row):
+        raise HttpNotFound()
+    form = StockOfferForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return redirect(url_for("exceptions.detail", exception_id=exception_id), 303)
+    return _offer_outcome(lambda: stock_offers.check_stock_again(row.order, staff_actor(current_user)), exception_id)

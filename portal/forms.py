@@ -161,6 +161,11 @@ class ConfirmForm(FlaskForm):
     """An empty form: only its CSRF token matters (unlock, revoke tokens)."""
 
 
+class CustomerTierForm(FlaskForm):
+    """Move a customer to a tier (the tiers are data: shared.models.CustomerTier)."""
+    tier = SelectField(_l("Tier"), choices=[], validate_choice=False, validators=[DataRequired(), Length(max=16)])
+
+
 class NoteForm(FlaskForm):
     """A staff note on an order or a customer (shared/services/order_notes.py checks it again)."""
 
@@ -438,6 +443,11 @@ class ExceptionTransitionForm(FlaskForm):
     to = StringField(validators=[DataRequired(), Length(max=20)])
     canned = SelectField(_l("Canned reply"), choices=[], validate_choice=False)
     comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=1000)])
+
+
+class StockOfferForm(FlaskForm):
+    """Accept one out-of-stock offer (its id), or look at the stock again (no offer)."""
+    offer = StringField(_l("Offer"), validators=[Optional(), Length(max=12)])
 
 
 class ExceptionAssignForm(FlaskForm):

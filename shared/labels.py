@@ -164,6 +164,11 @@ BULK_STATUS = {"awaiting_confirmation": _l("Waiting for your confirmation"), "qu
                "discarded": _l("Not started (not confirmed)")}
 BULK_OUTCOME = {"pending": _l("Waiting"), "done": _l("Done"), "held": _l("Sent for approval"),
                 "refused": _l("Refused")}
+# Out-of-stock choices (shared/services/stock_offers.py).
+STOCK_OFFER_KIND = {"transfer": _l("Transfer from another warehouse"), "pre_order": _l("Pre-order with a coupon"),
+                    "substitute": _l("Substitute")}
+STOCK_OFFER_STATUS = {"open": _l("Open"), "accepted": _l("Accepted"), "stale": _l("No longer needed"),
+                      "withdrawn": _l("Withdrawn")}
 # The exception center (shared/services/exceptions.py, shared/exception_lifecycle.py).
 EXCEPTION_CATEGORY = {"payment": _l("Payment"), "logistics": _l("Logistics"), "product_stock": _l("Product and stock"),
                       "account_risk": _l("Account and risk"), "after_sales": _l("After-sales"),
@@ -214,6 +219,8 @@ NOTIFICATION_EVENT = {
     "cancelled_by_shop": _l("Cancelled by the shop"), "cancel_declined": _l("Cancel declined"),
     "message_answered": _l("Message answered"), "guest_code": _l("One-time code"),
     "purchase_suggestions": _l("Purchase suggestions to a supplier"),
+    "stock_offers": _l("Out of stock: choose an offer"), "stock_arrived": _l("Out-of-stock item arrived"),
+    "stock_offer_accepted": _l("Out-of-stock offer accepted"),
 }
 NOTIFICATION_CHANNEL = {"email": _l("Email"), "sms": _l("Text message (SMS)")}
 # Invoice profiles (发票抬头): the kinds of buyer, and SKU tax-free flags (issue 12)

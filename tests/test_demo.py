@@ -82,13 +82,13 @@ def test_demo_seed_is_complete_consistent_and_only_once(demo_app):
     counts = row_counts()
     assert counts["Channel"] >= 5
     assert counts["Warehouse"] == 3
-    assert counts["Sku"] == 50
+    assert counts["Sku"] == 50 + 2  # and the limited tea and its substitute (devtools/demo/offers.py)
     # and the customer-service order stuck in approval, and the B2B buyer's two invoiced orders
     # and the first regular customer's orders with a return at each stage (devtools/demo/returns.py)
     from devtools.demo.returns import STAGES
 
-    # and the replacement order of the exchange among them
-    assert counts["Order"] == SEEDED_ORDERS + 1 + len(B2B_ORDERS) + len(STAGES) + 1
+    # the replacement order of the exchange among them, and the VIP's two out-of-stock orders (devtools/demo/offers.py)
+    assert counts["Order"] == SEEDED_ORDERS + 1 + len(B2B_ORDERS) + len(STAGES) + 1 + 2
     statuses = dict(db.session.execute(select(Order.status, func.count()).group_by(Order.status)).all())
     # Picking and packed orders come from the floor crew (devtools/demo/floor.py) working the allocated ones.
     assert {status.value for status in OrderStatus} - {"picking", "packed"} <= set(statuses), statuses
@@ -330,3 +330,19 @@ def test_demo_seed_de_weights_a_carrier_on_its_scorecard(demo_app):
         AuditEvent.action == "carrier.deweight", AuditEvent.entity_id == "SF")).scalars().all() == ["system"]
     hangzhou = db.session.execute(select(Warehouse).where(Warehouse.code == "HZ1")).scalar_one()
     assert hangzhou.carriers == "SF,YTO" and carrier_scores.carriers_for(hangzhou, "北京市") == ("YTO", "SF")
+
+
+def test_demo_seed_has_an_out_of_stock_offer_accepted_and_one_waiting(demo_app):
+    from shared.models import Order, StockOffer
+    from shared.services import stock_offers
+
+    seed_demo_data(SEEDED_ORDERS, report=lambda _line: None)
+    demo = db.session.execute(select(Order).where(Order.channel_order_id.like("OOS-DEMO-%"))
+                              .order_by(Order.channel_order_id)).scalars().all()
+    assert [o.status for o in demo] == ["confirmed", "on_hold"]
+    assert [line.sku.code for line in demo[0].lines] == ["TEA-102"]  # the substitute the customer took
+    assert {o.kind: o.status for o in stock_offers.offers_of(demo[0].id)}["substitute"] == "accepted"
+    waiting = stock_offers.offers_of(demo[1].id, open_only=True)
+    assert {o.kind for o in waiting} == {"transfer", "pre_order", "substitute"}
+    assert stock_offers.shown_to_customer(demo[1])  # the VIP sees them on the customer site
+    assert db.session.execute(select(func.count()).select_from(StockOffer)).scalar() == 6

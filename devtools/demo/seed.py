@@ -756,6 +756,13 @@ def seed_demo_data(order_count: int = 2000, report=print, invoicing_url: str | N
     db.session.commit()
     report(f"  {scored.parcels} delivered parcels scored by carrier for {', '.join(scored.months) or 'no month'}; "
            f"de-weighted: {', '.join(scored.deweighted) or 'none'}  {time.perf_counter() - scores_started:4.1f} s")
+    offers_started = time.perf_counter()
+    from devtools.demo.offers import seed_offers
+
+    offered = seed_offers(utc_now(), CUSTOMER_ACCOUNTS[0][1], SEED_ACTOR)
+    db.session.commit()
+    report(f"  {offered.waiting} out-of-stock orders of VIP {CUSTOMER_ACCOUNTS[0][1]} wait with offers, "
+           f"{offered.accepted} substitute accepted  {time.perf_counter() - offers_started:4.1f} s")
     seconds = time.perf_counter() - started
     report(f"Seeded in {seconds:.1f} s")
     return SeedOutcome(seeded=True, order_count=order_count, seconds=seconds, statuses=status_counts())

@@ -31,6 +31,7 @@ from shared.models.second_factor import RecoveryCode, SecondFactor, StepUpGrant
 from shared.models.staff_notes import CustomerNote, OrderNote, OrderTag
 from shared.models.staff import ApiToken, PermissionRevision, RoleFieldVisibility, RoleGrant, StaffRole, StaffUser, Team
 from shared.models.stock import Reservation, StockLevel, StockMovement
+from shared.models.stock_offers import CustomerTier, ExpectedReceipt, SkuSubstitute, StockOffer, StockOfferSettings
 from shared.models.sync import (ChannelConnection, InboxItem, OutboxEvent, PlatformRefund, ReconciliationDifference,
                                 ReconciliationReport, SkuMapping, StatusMapping, SyncAlert, SyncRun, TrackingPush,
                                 WebhookDelivery, WebhookRejection, WebhookRejectionRollup, WebhookSubscription)
@@ -54,8 +55,10 @@ __all__ = [
     "ApprovalRule", "ApprovalRuleStep", "ApprovalStep",
     "LegalHold", "RetentionPolicy", "KpiTarget", "InvoiceProfile",
     "OrderRefund", "Payment", "PaymentAccount", "PaymentMismatch", "PaymentNotice", "PaymentReconciliation",
-    "CarrierScore", "CarrierScoreRules", "CarrierStanding", "ParcelCourier", "ReturnPickup", "ReturnPickupEvent", "TransitEstimate", "WarehouseReturnAddress",
+    "CarrierScore", "CarrierScoreRules", "CarrierStanding",
+    "ParcelCourier", "ReturnPickup", "ReturnPickupEvent", "TransitEstimate", "WarehouseReturnAddress",
     "CustomerNotification", "CustomerRequest", "GuestCode", "OrderMessage",
     "BulkJob", "BulkJobItem", "OrderAssignment", "SavedOrderFilter",
     "PurchaseRun", "PurchaseSuggestion", "Supplier", "SupplierSku",
+    "CustomerTier", "ExpectedReceipt", "SkuSubstitute", "StockOffer", "StockOfferSettings",
 ]

@@ -19,6 +19,7 @@ from shared.services.validation import N_, say
 NO_EMAIL_TO_SIGN_IN = N_("The customer has no email to sign in with")
 EMAIL_REQUIRED = N_("An email address is required")
 EMAIL_TAKEN = N_("An account with this email exists")
+UNKNOWN_TIER = N_("No customer tier %(tier)s")
 
 
 def find_by_phone(phone: str) -> Customer | None:
@@ -220,3 +221,19 @@ def change_password(customer: Customer, current: str, new: str, actor: Actor) ->
         audit.record(actor, "customer.password_refused", "customer", customer.id)
         raise ValidationFailed(say(WRONG_CURRENT), field="current_password", code="wrong_password")
     set_password(customer, new, actor)
+
+
+def set_tier(customer: Customer, tier: str, actor: Actor) -> Customer:
+    """Move a customer to a tier that exists as data (shared.models.CustomerTier), audited."""
+    from shared.models import CustomerTier
+
+    code = (tier or "").strip() if isinstance(tier, str) else ""
+    if not code or db.session.get(CustomerTier, code) is None:
+        raise ValidationFailed(say(UNKNOWN_TIER, tier=str(tier)[:16]), field="tier", code="unknown_tier")
+    if customer.tier == code:
+        return customer
+    before = customer.tier
+    customer.tier = code
+    db.session.flush()
+    audit.record(actor, "customer.tier", "customer", customer.id, before={"tier": before}, after={"tier": code})
+    return customer

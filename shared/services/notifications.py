@@ -75,6 +75,16 @@ MESSAGES = {
     "message_answered": (N_("Customer service answered about order %(order_no)s"),
                          N_("Customer service answered your message about order %(order_no)s. Read it on the "
                             "order page.")),
+    # out-of-stock choices (shared/services/stock_offers.py): `sku`, the accepted `offer` in words
+    "stock_offers": (N_("Order %(order_no)s: an item is out of stock, choose how we go on"),
+                     N_("An item of your order %(order_no)s is out of stock. We can transfer it from another "
+                        "warehouse, let you pre-order it with a coupon, or send a substitute: choose on the order "
+                        "page.")),
+    "stock_arrived": (N_("Order %(order_no)s: the item arrived"),
+                      N_("%(sku)s of your order %(order_no)s is in stock again: we reserved it as you ordered it, "
+                         "and the offers we made are no longer needed.")),
+    "stock_offer_accepted": (N_("Order %(order_no)s: your choice is taken"),
+                             N_("For your order %(order_no)s we go on with: %(offer)s.")),
     "guest_code": (N_("Your code for order %(order_no)s"),
                    N_("Your one-time code for order %(order_no)s is %(code)s. It expires in 10 minutes. If you did "
                       "not ask for it, ignore this message.")),

@@ -401,9 +401,26 @@ def create_order(data: dict, actor: Actor, direct_only: bool = False, reserve: b
     Either way a fixed handful of statements (see docs/PERFORMANCE.md). Stock rows are the contended resource,
     so everything that does not need them happens first and the conditional reservation UPDATEs come last: a
     hot SKU's row stays locked only from its reservation to the commit.
+
+    Refused for stock: an order of a priority customer waits with offers instead (shared.services.stock_offers).
     """
-    if standalone and reserve:
-        return _create_standalone(data, actor, direct_only, auto_confirm)
+    try:
+        if standalone and reserve:
+            return _create_standalone(data, actor, direct_only, auto_confirm)
+        return _create_reserved(data, actor, direct_only, reserve, auto_confirm)
+    except InsufficientStock:
+        if not reserve:
+            raise
+        from shared.services import stock_offers
+
+        waiting = stock_offers.wait_instead(data, actor, direct_only=direct_only, auto_confirm=auto_confirm)
+        if waiting is None:
+            raise
+        return waiting
+
+
+def _create_reserved(data: dict, actor: Actor, direct_only: bool, reserve: bool, auto_confirm: bool | None):
+    """`create_order` in a savepoint, returning a persistent ORM `Order`."""
     clean = validate_order_data(data)
     channel = clean["channel"]
     _check_direct(channel, direct_only)
