@@ -292,7 +292,7 @@ def test_the_portal_refuses_a_role_without_the_action_and_changes_nothing(create
     client, token = _client(portal, "wh1")
     response = client.post("/bulk/", data={"csrf_token": token, "action": "cancel", "reason": "x",
                                            "order": [order.order_no]}, follow_redirects=True)
-    assert "Not started: your role (warehouse) may not cancel orders" in response.text
+    assert "Not started: your role (Warehouse staff) may not cancel orders" in response.text
     assert db.session.execute(select(func.count()).select_from(BulkJob)).scalar_one() == 0
 
 
